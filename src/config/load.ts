@@ -1,0 +1,135 @@
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { resolve, join } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { ConfigError } from '../errors.js';
+import { configSchema, type RawApp, type RawConfig } from './schema.js';
+import { appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
+
+export interface NginxSettings {
+  managed: ManagedNginxPaths | undefined;
+  binary: string;
+  confDir: string;
+  testCmd: string[];
+  reloadCmd: string[];
+}
+
+export type AppConfig = RawApp & { name: string; paths: AppPaths };
+
+export interface Config {
+  file: string;
+  stateDir: string;
+  nginx: NginxSettings;
+  apps: Map<string, AppConfig>;
+}
+
+/** --config FILE, else $DUET_CONFIG, else ./duet.yml, else /etc/duet/duet.yml. */
+export function findConfigFile(explicit: string | undefined, env = process.env, cwd = process.cwd()): string {
+  if (explicit) return resolve(cwd, explicit);
+  if (env.DUET_CONFIG) return resolve(cwd, env.DUET_CONFIG);
+  const local = join(cwd, 'duet.yml');
+  if (existsSync(local)) return local;
+  return '/etc/duet/duet.yml';
+}
+
+export async function loadConfig(file: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new ConfigError(
+      `${file}: cannot read the configuration (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+      'pass --config FILE, set DUET_CONFIG, or create ./duet.yml',
+    );
+  }
+  return parseConfig(text, file);
+}
+
+export function parseConfig(text: string, file: string): Config {
+  const document = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(`${file}: not valid YAML: ${document.errors[0]!.message}`);
+  }
+  const result = configSchema.safeParse(document.toJS() ?? {});
+  if (!result.success) {
+    throw new ConfigError(`${file}: ${formatIssues(result.error.issues)}`, 'see "Configuration" in the README');
+  }
+  checkPortsAreDistinct(result.data, file);
+  return resolveConfig(result.data, file);
+}
+
+function formatIssues(issues: z.core.$ZodIssue[]): string {
+  return issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(top level)'}: ${explain(issue)}`)
+    .join('\n  ');
+}
+
+/** Zod reports a bad record key as "Invalid key in record"; the reason is one level down. */
+function explain(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'invalid_key' && issue.issues[0]) return `invalid name: ${issue.issues[0].message}`;
+  return issue.message;
+}
+
+function checkPortsAreDistinct(raw: RawConfig, file: string): void {
+  const owner = new Map<number, string>();
+  for (const [name, app] of Object.entries(raw.apps)) {
+    const used: Array<[number, string]> = [
+      [app.ports.blue, `apps.${name}.ports.blue`],
+      [app.ports.green, `apps.${name}.ports.green`],
+    ];
+    if (typeof app.listen === 'number') used.push([app.listen, `apps.${name}.listen`]);
+    for (const [port, key] of used) {
+      const previous = owner.get(port);
+      if (previous) throw new ConfigError(`${file}: ${key}: port ${port} is already used by ${previous}`);
+      owner.set(port, key);
+    }
+  }
+}
+
+function resolveConfig(raw: RawConfig, file: string): Config {
+  const stateDir = resolve(raw.state_dir);
+  const apps = new Map<string, AppConfig>();
+  for (const [name, app] of Object.entries(raw.apps)) {
+    apps.set(name, { ...app, name, paths: appPaths(stateDir, name) });
+  }
+  return { file, stateDir, nginx: resolveNginx(raw, stateDir), apps };
+}
+
+function resolveNginx(raw: RawConfig, stateDir: string): NginxSettings {
+  if (!raw.nginx.managed) {
+    return {
+      managed: undefined,
+      binary: raw.nginx.binary,
+      confDir: resolve(raw.nginx.conf_dir),
+      testCmd: raw.nginx.test_cmd,
+      reloadCmd: raw.nginx.reload_cmd,
+    };
+  }
+  // A managed nginx is ours alone: its commands are derived from its prefix, not configured.
+  const paths = managedNginxPaths(stateDir);
+  const base = [raw.nginx.binary, '-p', paths.prefix, '-c', paths.mainConf, '-e', paths.errorLog];
+  return {
+    managed: paths,
+    binary: raw.nginx.binary,
+    confDir: paths.confDir,
+    testCmd: [...base, '-t', '-q'],
+    reloadCmd: [...base, '-s', 'reload'],
+  };
+}
+
+/** The app a command acts on: named, or the only one configured. */
+export function pickApp(config: Config, name: string | undefined): AppConfig {
+  if (name !== undefined) {
+    const app = config.apps.get(name);
+    if (!app) {
+      throw new ConfigError(`no app named "${name}" in ${config.file}`, `configured apps: ${[...config.apps.keys()].join(', ')}`);
+    }
+    return app;
+  }
+  if (config.apps.size === 1) return [...config.apps.values()][0]!;
+  throw new ConfigError(
+    `${config.file} configures ${config.apps.size} apps; name one`,
+    `configured apps: ${[...config.apps.keys()].join(', ')}`,
+  );
+}

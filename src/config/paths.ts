@@ -1,0 +1,58 @@
+import { join } from 'node:path';
+import type { Color } from './schema.js';
+
+/** Where everything of one app lives under state_dir. Derived, never configured, so it cannot drift. */
+export interface AppPaths {
+  root: string;
+  checkout: Record<Color, string>;
+  /** Per-color record of what was prepared there (ref, commit, lockfile hash): outside the checkout. */
+  colorState: Record<Color, string>;
+  /** What the last successful install in a checkout was made from (lockfile hash, command). */
+  installStamp: Record<Color, string>;
+  pidfile: Record<Color, string>;
+  instanceLog: Record<Color, string>;
+  socket: Record<Color, string>;
+  /** The symlink nginx proxies to in socket mode; renaming it is the switch. */
+  liveSocket: string;
+  lock: string;
+  journal: string;
+  deployLogs: string;
+}
+
+export function appPaths(stateDir: string, app: string): AppPaths {
+  const root = join(stateDir, app);
+  const perColor = (make: (c: Color) => string): Record<Color, string> => ({ blue: make('blue'), green: make('green') });
+  return {
+    root,
+    checkout: perColor((c) => join(root, c)),
+    colorState: perColor((c) => join(root, 'run', `${c}.json`)),
+    installStamp: perColor((c) => join(root, 'run', `${c}.install.json`)),
+    pidfile: perColor((c) => join(root, 'run', `${c}.pid`)),
+    instanceLog: perColor((c) => join(root, 'logs', `${c}.log`)),
+    socket: perColor((c) => join(root, 'sockets', `${c}.sock`)),
+    liveSocket: join(root, 'sockets', 'live.sock'),
+    lock: join(root, 'run', 'deploy.lock'),
+    journal: join(root, 'journal.ndjson'),
+    deployLogs: join(root, 'logs', 'deploys'),
+  };
+}
+
+/** The nginx that duet runs itself with `nginx.managed: true` (demo, tests, tiny setups). */
+export interface ManagedNginxPaths {
+  prefix: string;
+  mainConf: string;
+  confDir: string;
+  pidFile: string;
+  errorLog: string;
+}
+
+export function managedNginxPaths(stateDir: string): ManagedNginxPaths {
+  const prefix = join(stateDir, 'nginx');
+  return {
+    prefix,
+    mainConf: join(prefix, 'nginx.conf'),
+    confDir: join(prefix, 'conf.d'),
+    pidFile: join(prefix, 'nginx.pid'),
+    errorLog: join(prefix, 'error.log'),
+  };
+}

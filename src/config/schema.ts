@@ -1,0 +1,95 @@
+import { z } from 'zod';
+
+/**
+ * The shape of duet.yml. Every key has a default an operator would pick, so a minimal file names
+ * only its apps. Objects are strict: a misspelt key is an error, not a silently ignored setting.
+ */
+
+const command = z.array(z.string().min(1)).min(1, 'an argument array such as [nginx, -t]');
+const port = z.number().int().min(1).max(65535);
+const color = z.enum(['blue', 'green']);
+
+/** `8080`, or `"127.0.0.1:8080"` to bind the public server to one address only. */
+const listen = z.union([
+  port,
+  z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'a port, or "address:port"'),
+]);
+
+const healthSchema = z
+  .object({
+    path: z.string().startsWith('/').default('/health'),
+    timeout_s: z.number().positive().default(60),
+  })
+  .strict();
+
+const deployOnSchema = z
+  .object({
+    branches: z.array(z.string().min(1)).default(['main']),
+    tags: z.array(z.string().min(1)).default([]),
+    releases: z.boolean().default(false),
+    prereleases: z.boolean().default(false),
+  })
+  .strict();
+
+export const appSchema = z
+  .object({
+    repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'a GitHub "owner/name"').optional(),
+    clone_url: z.string().min(1),
+    listen: listen.default(8080),
+    server_name: z.string().regex(/^[\w.*-]+$/, 'a host name or _').default('_'),
+    switch: z.enum(['port', 'socket']).default('port'),
+    ports: z.object({ blue: port, green: port }).strict().default({ blue: 20201, green: 20202 }),
+    install: z.string().default('npm ci'),
+    build: z.string().default('npm run build --if-present'),
+    start: z.string().default('npm start'),
+    env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
+    health: healthSchema.default({ path: '/health', timeout_s: 60 }),
+    standby: z.enum(['keep', 'stop']).default('keep'),
+    drain_s: z.number().min(0).default(5),
+    stop_timeout_s: z.number().positive().default(10),
+    deploy_on: deployOnSchema.default({ branches: ['main'], tags: [], releases: false, prereleases: false }),
+  })
+  .strict()
+  .refine((app) => app.ports.blue !== app.ports.green, {
+    message: 'blue and green need different ports',
+    path: ['ports'],
+  });
+
+const nginxSchema = z
+  .object({
+    managed: z.boolean().default(false),
+    conf_dir: z.string().min(1).default('/etc/nginx/conf.d'),
+    test_cmd: command.default(['nginx', '-t']),
+    reload_cmd: command.default(['nginx', '-s', 'reload']),
+    binary: z.string().min(1).default('nginx'),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    state_dir: z.string().min(1).default('/var/lib/duet'),
+    nginx: nginxSchema.default({
+      managed: false,
+      conf_dir: '/etc/nginx/conf.d',
+      test_cmd: ['nginx', '-t'],
+      reload_cmd: ['nginx', '-s', 'reload'],
+      binary: 'nginx',
+    }),
+    apps: z
+      .record(z.string().regex(/^[a-z0-9-]+$/, 'app names use a-z, 0-9 and -'), appSchema)
+      .refine((apps) => Object.keys(apps).length > 0, 'at least one app'),
+  })
+  .strict();
+
+export type Color = z.infer<typeof color>;
+export type RawConfig = z.infer<typeof configSchema>;
+export type RawApp = z.infer<typeof appSchema>;
+export const colors: readonly Color[] = ['blue', 'green'];
+
+export function otherColor(c: Color): Color {
+  return c === 'blue' ? 'green' : 'blue';
+}
+
+export function parseColor(value: string | undefined): Color | undefined {
+  return color.safeParse(value).success ? (value as Color) : undefined;
+}

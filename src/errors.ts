@@ -1,0 +1,56 @@
+/**
+ * Every failure duet reports is a DuetError: it names the step that failed and tells the
+ * operator what to do next. The CLI maps `exitCode` straight to the process exit code.
+ */
+export class DuetError extends Error {
+  readonly step: string;
+  readonly hint: string | undefined;
+  readonly exitCode: 1 | 2;
+
+  constructor(message: string, options: { step: string; hint?: string; exitCode?: 1 | 2; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = new.target.name;
+    this.step = options.step;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? 1;
+  }
+}
+
+/** The configuration file is missing or invalid, or the command line is wrong (exit 2). */
+export class ConfigError extends DuetError {
+  constructor(message: string, hint?: string) {
+    super(message, { step: 'config', hint, exitCode: 2 });
+  }
+}
+
+export class UsageError extends DuetError {
+  constructor(message: string, hint?: string) {
+    super(message, { step: 'usage', hint, exitCode: 2 });
+  }
+}
+
+/** A child command (install, build, nginx -t, git) exited non-zero. */
+export class CommandFailedError extends DuetError {
+  readonly command: string;
+  readonly exitStatus: number | undefined;
+  readonly outputTail: string;
+
+  constructor(options: { step: string; command: string; exitStatus: number | undefined; outputTail: string; hint?: string }) {
+    const how = options.exitStatus === undefined ? 'was killed' : `exited with code ${options.exitStatus}`;
+    const tail = options.outputTail.trim();
+    super(`${options.step}: \`${options.command}\` ${how}${tail ? `\n--- last output ---\n${tail}` : ''}`, {
+      step: options.step,
+      hint: options.hint,
+    });
+    this.command = options.command;
+    this.exitStatus = options.exitStatus;
+    this.outputTail = options.outputTail;
+  }
+}
+
+export function describeError(error: unknown): string {
+  if (error instanceof DuetError) {
+    return error.hint ? `${error.message}\nhint: ${error.hint}` : error.message;
+  }
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}

@@ -1,0 +1,54 @@
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+
+/**
+ * Replace `path` with `content` so that a crash at any instant leaves either the old file or
+ * the new one, never a torn mix: write a temp file beside it, fsync it, rename it over the
+ * target, then fsync the directory so the rename itself survives a power cut.
+ */
+export async function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  const handle = await open(temp, 'w', mode);
+  try {
+    await handle.writeFile(content);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  try {
+    await rename(temp, path);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  await fsyncDirectory(dirname(path));
+}
+
+/** Append one line and fsync, so an acknowledged record is on disk before we go on. */
+export async function appendLineDurably(path: string, line: string): Promise<void> {
+  const handle = await open(path, 'a', 0o644);
+  try {
+    await handle.appendFile(line.endsWith('\n') ? line : `${line}\n`);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function fsyncDirectory(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+export async function readFileIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}

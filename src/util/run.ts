@@ -1,0 +1,77 @@
+import { execa, type Options, type ResultPromise } from 'execa';
+import { CommandFailedError } from '../errors.js';
+
+/** Where a child's combined output goes besides duet's memory: a deploy log, a terminal. */
+export interface OutputSink {
+  write(chunk: string): void;
+}
+
+export interface RunOptions {
+  /** The step name that a failure is reported under ("install", "nginx test", ...). */
+  step: string;
+  cwd?: string;
+  /** Added to duet's own environment. */
+  env?: Record<string, string>;
+  output?: OutputSink;
+  timeoutMs?: number;
+  hint?: string;
+}
+
+const TAIL_LINES = 20;
+
+/**
+ * Run an operator-written command line (install, build) through `sh -c`. The string comes from
+ * duet.yml only; anything from a request travels in `env`, never in the string.
+ */
+export async function runShell(command: string, options: RunOptions): Promise<string> {
+  return collect(execa('sh', ['-c', command], spawnOptions(options)), command, options);
+}
+
+/** Run a program with an argument array: nothing is ever parsed by a shell. */
+export async function runArgv(argv: readonly string[], options: RunOptions): Promise<string> {
+  const [file, ...args] = argv;
+  if (!file) throw new TypeError('runArgv needs a program');
+  return collect(execa(file, args, spawnOptions(options)), argv.join(' '), options);
+}
+
+type SpawnOptions = Options & { all: true; reject: false; stdin: 'ignore' };
+
+function spawnOptions(options: RunOptions): SpawnOptions {
+  return {
+    cwd: options.cwd,
+    env: options.env,
+    extendEnv: true,
+    all: true,
+    reject: false,
+    stdin: 'ignore',
+    timeout: options.timeoutMs,
+    killSignal: 'SIGKILL',
+  };
+}
+
+async function collect(child: ResultPromise<SpawnOptions>, shown: string, options: RunOptions): Promise<string> {
+  let combined = '';
+  child.all?.on('data', (chunk: Buffer) => {
+    const text = chunk.toString();
+    combined += text;
+    // Keep memory bounded on chatty installs: only the tail is ever reported.
+    if (combined.length > 64_000) combined = combined.slice(-32_000);
+    options.output?.write(text);
+  });
+  const result = await child;
+  if (result.failed) {
+    throw new CommandFailedError({
+      step: options.step,
+      command: shown,
+      exitStatus: result.exitCode,
+      outputTail: lastLines(combined || String(result.message ?? ''), TAIL_LINES),
+      hint: options.hint,
+    });
+  }
+  return typeof result.stdout === 'string' ? result.stdout : '';
+}
+
+export function lastLines(text: string, count: number): string {
+  const lines = text.trimEnd().split('\n');
+  return lines.slice(-count).join('\n');
+}

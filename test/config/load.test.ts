@@ -1,0 +1,101 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, loadConfig, findConfigFile, pickApp } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+
+const minimal = `
+state_dir: /tmp/duet-state
+apps:
+  cafeteria:
+    clone_url: /srv/cafeteria.git
+`;
+
+test('a minimal file gets the documented defaults', () => {
+  const config = parseConfig(minimal, 'duet.yml');
+  const app = pickApp(config, undefined);
+  assert.equal(app.name, 'cafeteria');
+  assert.deepEqual(app.ports, { blue: 20201, green: 20202 });
+  assert.equal(app.switch, 'port');
+  assert.equal(app.standby, 'keep');
+  assert.equal(app.health.path, '/health');
+  assert.equal(app.health.timeout_s, 60);
+  assert.equal(app.install, 'npm ci');
+  assert.deepEqual(app.deploy_on.branches, ['main']);
+  assert.equal(config.nginx.managed, undefined);
+  assert.deepEqual(config.nginx.testCmd, ['nginx', '-t']);
+  assert.equal(app.paths.checkout.green, '/tmp/duet-state/cafeteria/green');
+});
+
+test('managed nginx derives its own prefix and commands', () => {
+  const config = parseConfig(`nginx: { managed: true }\n${minimal}`, 'duet.yml');
+  assert.equal(config.nginx.managed?.prefix, '/tmp/duet-state/nginx');
+  assert.equal(config.nginx.confDir, '/tmp/duet-state/nginx/conf.d');
+  assert.deepEqual(config.nginx.reloadCmd.slice(-2), ['-s', 'reload']);
+});
+
+function configError(text: string): ConfigError {
+  try {
+    parseConfig(text, '/etc/duet/duet.yml');
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
+    assert.equal(error.exitCode, 2);
+    return error;
+  }
+  assert.fail('the configuration was accepted');
+}
+
+test('an unknown key is named with its path', () => {
+  const error = configError(`${minimal}    colour: blue\n`);
+  assert.match(error.message, /^\/etc\/duet\/duet\.yml: apps\.cafeteria: .*colour/);
+});
+
+test('a wrong type names the key path and what was expected', () => {
+  const error = configError(`${minimal}    ports: { blue: "20201", green: 20202 }\n`);
+  assert.match(error.message, /apps\.cafeteria\.ports\.blue: .*expected number/);
+});
+
+test('the same port for both colors is refused', () => {
+  const error = configError(`${minimal}    ports: { blue: 20201, green: 20201 }\n`);
+  assert.match(error.message, /apps\.cafeteria\.ports: blue and green need different ports/);
+});
+
+test('a port shared between two apps is refused', () => {
+  const error = configError(`${minimal}  menu:\n    clone_url: /srv/menu.git\n`);
+  assert.match(error.message, /apps\.menu\.ports\.blue: port 20201 is already used by apps\.cafeteria\.ports\.blue/);
+});
+
+test('a missing clone_url, bad app name and missing apps are explained', () => {
+  assert.match(configError('apps:\n  cafeteria: { listen: 8080 }\n').message, /apps\.cafeteria\.clone_url/);
+  assert.match(configError('apps:\n  Cafe_1: { clone_url: x }\n').message, /app names use a-z/);
+  assert.match(configError('state_dir: /x\n').message, /apps: /);
+  assert.match(configError('apps: [\n').message, /not valid YAML/);
+});
+
+test('commands must be argument arrays, not shell strings', () => {
+  assert.match(configError(`nginx: { test_cmd: "nginx -t" }\n${minimal}`).message, /nginx\.test_cmd: .*expected array/);
+});
+
+test('a missing app is a clear error; several apps need a name', () => {
+  const config = parseConfig(`${minimal}  menu:\n    clone_url: /srv/menu.git\n    ports: { blue: 20301, green: 20302 }\n    listen: 8081\n`, 'duet.yml');
+  assert.throws(() => pickApp(config, undefined), /configures 2 apps; name one/);
+  assert.throws(() => pickApp(config, 'kitchen'), /no app named "kitchen"/);
+  assert.equal(pickApp(config, 'menu').ports.blue, 20301);
+});
+
+test('the file is found via --config, then $DUET_CONFIG, then ./duet.yml, then /etc/duet', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'duet-config-'));
+  try {
+    assert.equal(findConfigFile('x.yml', {}, dir), join(dir, 'x.yml'));
+    assert.equal(findConfigFile(undefined, { DUET_CONFIG: '/a/b.yml' }, dir), '/a/b.yml');
+    assert.equal(findConfigFile(undefined, {}, dir), '/etc/duet/duet.yml');
+    await writeFile(join(dir, 'duet.yml'), minimal);
+    assert.equal(findConfigFile(undefined, {}, dir), join(dir, 'duet.yml'));
+    assert.equal(pickApp(await loadConfig(join(dir, 'duet.yml')), undefined).name, 'cafeteria');
+    await assert.rejects(loadConfig(join(dir, 'missing.yml')), /cannot read the configuration \(ENOENT\)/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
