@@ -1,0 +1,25 @@
+import { DuetError } from '../../errors.js';
+import { waitUntilHealthy } from '../../instance/health.js';
+import { readPrepared } from '../../instance/prepared.js';
+import { runningInstance, startInstance as start } from '../../instance/runner.js';
+import { isPrepared } from '../../instance/update.js';
+import { appAndColorFrom, print, type Command } from '../command.js';
+
+export const startInstance: Command = {
+  name: 'start-instance',
+  summary: 'start a color from its prepared checkout and wait until it is healthy',
+  usage: 'start-instance [app] <color>',
+  async run(context) {
+    const { app, color } = await appAndColorFrom(context, startInstance);
+    const prepared = await readPrepared(app, color);
+    if (!prepared || !(await isPrepared(app, color, prepared.sha))) {
+      throw new DuetError(`${color} has no completely prepared checkout to start`, {
+        step: 'start',
+        hint: `prepare it first: duet update-instance ${color} --ref <ref>`,
+      });
+    }
+    const record = await start(app, color, prepared);
+    await waitUntilHealthy(app, color, { isAlive: async () => (await runningInstance(app, color)) !== undefined });
+    print(context.stdout, String(record.pid));
+  },
+};

@@ -1,0 +1,32 @@
+import type { AppStatus } from '../../pipeline/status.js';
+import { appStatus } from '../../pipeline/status.js';
+import { appFrom, print, type Command } from '../command.js';
+
+export const status: Command = {
+  name: 'status',
+  summary: 'which color is live, what each color runs, whether a deploy is in progress',
+  usage: 'status [app] [--json]',
+  options: { json: { type: 'boolean' } },
+  async run(context) {
+    const { config, app } = await appFrom(context, status);
+    const result = await appStatus(config, app);
+    print(context.stdout, context.values.json ? JSON.stringify(result) : render(result));
+  },
+};
+
+function render(s: AppStatus): string {
+  const lines = [`${s.app}: ${s.enabled ? `${s.enabled} is live` : 'nothing is live'}`];
+  if (s.enabled && s.serving && s.serving !== s.enabled) {
+    lines.push(`  warning: duet's nginx config points at ${s.enabled} but the public port is served by ${s.serving} (reload nginx)`);
+  } else if (s.enabled && !s.serving) {
+    lines.push(`  warning: the public port does not answer`);
+  }
+  for (const color of ['blue', 'green'] as const) {
+    const c = s.colors[color];
+    const state = c.running ? `running pid ${c.pid}, ${c.healthy ? 'healthy' : 'UNHEALTHY'}` : 'stopped';
+    const rev = c.revision ? `${c.revision.slice(0, 7)}${c.ref ? ` (${c.ref})` : ''}` : 'no checkout';
+    lines.push(`  ${color === s.enabled ? '*' : ' '} ${color.padEnd(5)} ${String(c.port).padEnd(6)} ${state.padEnd(30)} ${rev}`);
+  }
+  if (s.deploying) lines.push(`  deploying: ${s.deploying.id} ${s.deploying.ref ?? ''} at step ${s.deploying.step ?? 'starting'} (pid ${s.deploying.pid})`);
+  return lines.join('\n');
+}

@@ -1,0 +1,248 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { CommandFailedError, DuetError } from '../errors.js';
+import { lastLines, type OutputSink } from '../util/run.js';
+import { isFullObjectId, validateRefName } from './git-ref.js';
+
+/** A ref pinned to the commit it named when it was resolved. */
+export interface ResolvedRef {
+  /** The commit (for an annotated tag: the tagged commit, not the tag object). */
+  sha: string;
+  /** The full ref name that matched (`refs/tags/v2`), or the sha itself when a sha was asked for. */
+  ref: string;
+}
+
+export interface CheckoutOptions {
+  /** Where git's output goes (a deploy log), each command preceded by a `$ git ...` line. */
+  output?: OutputSink;
+  /** Per git command; a stuck network must not hold the deploy lock forever. Default 10 minutes. */
+  timeoutMs?: number;
+}
+
+const LS_REMOTE_TIMEOUT_MS = 2 * 60_000;
+const FETCH_TIMEOUT_MS = 10 * 60_000;
+const TAIL_LINES = 20;
+
+/**
+ * Resolve `ref` (branch, tag, full ref name or full sha) in the repository at `cloneUrl` to a
+ * commit, without a local clone: `git ls-remote`. Order: the exact name when it starts with
+ * `refs/`, then `refs/heads/<ref>`, then `refs/tags/<ref>`.
+ */
+export async function resolveRef(cloneUrl: string, ref: string): Promise<ResolvedRef> {
+  validateRefName(ref);
+  if (isFullObjectId(ref)) {
+    const sha = ref.toLowerCase();
+    return { sha, ref: sha };
+  }
+  // ls-remote matches patterns against the tail of each name; an annotated tag's commit is listed
+  // as "<name>^{}" and only when a pattern matches that spelling too.
+  const listing = await git(['ls-remote', '--', cloneUrl, ref, `${ref}^{}`], {
+    step: 'resolve',
+    timeoutMs: LS_REMOTE_TIMEOUT_MS,
+    hint: `check clone_url (${redact(cloneUrl)}) and that this host can reach it (network, ssh key, token)`,
+  });
+  const refs = parseLsRemote(listing);
+  const candidates = [...(ref.startsWith('refs/') ? [ref] : []), `refs/heads/${ref}`, `refs/tags/${ref}`];
+  for (const name of candidates) {
+    const sha = refs.get(`${name}^{}`) ?? refs.get(name);
+    if (sha !== undefined) return { sha, ref: name };
+  }
+  throw new DuetError(`ref "${ref}" does not exist in ${redact(cloneUrl)}`, {
+    step: 'resolve',
+    hint: `name a branch or tag that has been pushed there (git ls-remote ${redact(cloneUrl)}), or a full commit sha`,
+  });
+}
+
+/** `git ls-remote` output: "<sha>\t<name>" lines -> name => sha. */
+export function parseLsRemote(text: string): Map<string, string> {
+  const refs = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const match = /^([0-9a-f]{40}|[0-9a-f]{64})\t(\S+)$/.exec(line.trim());
+    if (match) refs.set(match[2]!, match[1]!);
+  }
+  return refs;
+}
+
+/**
+ * Make `dir` a clean checkout of `target.sha`, reusing the repository already there: init and
+ * point `origin` at `cloneUrl` when needed, fetch just that commit shallowly (unless it is already
+ * present), check it out detached, and remove every untracked or ignored file except node_modules
+ * (the install step decides about that one).
+ *
+ * Precondition: the caller holds the app's deploy lock, so no other git process works in `dir`;
+ * lock files a crashed run left in `.git` are removed.
+ */
+export async function prepareCheckout(
+  dir: string,
+  cloneUrl: string,
+  target: ResolvedRef,
+  options: CheckoutOptions = {},
+): Promise<void> {
+  if (!isFullObjectId(target.sha)) {
+    throw new DuetError(`cannot check out "${target.sha}": not a full commit sha`, { step: 'update' });
+  }
+  const sha = target.sha.toLowerCase();
+  const byName = !isFullObjectId(target.ref) ? validateRefName(target.ref) : undefined;
+  const shown = redact(cloneUrl);
+  const run = (args: string[], timeoutMs = options.timeoutMs ?? 60_000, hint?: string): Promise<string> =>
+    git(args, { cwd: dir, step: 'update', output: options.output, timeoutMs, echo: true, hint: hint ?? `in ${dir}` });
+
+  await mkdir(dir, { recursive: true });
+  if (existsSync(join(dir, '.git'))) {
+    await removeStaleLocks(join(dir, '.git'));
+  } else {
+    await run(['-c', 'init.defaultBranch=main', 'init', '--quiet']);
+  }
+
+  const origin = await query(['config', '--get', 'remote.origin.url'], dir);
+  if (origin.exitCode !== 0) {
+    await run(['remote', 'add', '--', 'origin', cloneUrl]);
+  } else if (origin.stdout.trim() !== cloneUrl) {
+    await run(['remote', 'set-url', '--', 'origin', cloneUrl]);
+  }
+
+  if (!(await hasCommit(dir, sha))) {
+    const fetchTimeout = options.timeoutMs ?? FETCH_TIMEOUT_MS;
+    const fetchHint = `check that ${shown} is reachable from this host and still has ${target.ref}`;
+    try {
+      await run(['fetch', '--depth', '1', '--no-tags', 'origin', sha], fetchTimeout, fetchHint);
+    } catch (error) {
+      // Servers speaking only protocol v0 refuse a sha they did not advertise (e.g. the commit of
+      // an annotated tag): fetch the ref by name and check it still names the same commit.
+      if (byName === undefined) throw error;
+      options.output?.write(`duet: fetching ${sha} by id failed; fetching ${byName} instead\n`);
+      await run(['fetch', '--depth', '1', '--no-tags', 'origin', byName], fetchTimeout, fetchHint);
+      if (!(await hasCommit(dir, sha))) {
+        throw new DuetError(`${byName} in ${shown} no longer points at ${sha}`, {
+          step: 'update',
+          hint: 'the ref moved after it was resolved; deploy again to get its new commit',
+        });
+      }
+    }
+  }
+  await run(['checkout', '--quiet', '--force', '--detach', sha]);
+  await run(['clean', '-ffdx', '-e', 'node_modules']);
+}
+
+/** HEAD's commit in `dir`, or undefined when `dir` is no git checkout or has no commit yet. */
+export async function checkedOutRevision(dir: string): Promise<string | undefined> {
+  // Without its own .git, git would answer for whatever repository encloses `dir`.
+  if (!existsSync(join(dir, '.git'))) return undefined;
+  const result = await query(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], dir);
+  const sha = result.stdout.trim();
+  return result.exitCode === 0 && isFullObjectId(sha) ? sha : undefined;
+}
+
+async function hasCommit(dir: string, sha: string): Promise<boolean> {
+  return (await query(['cat-file', '-e', `${sha}^{commit}`], dir)).exitCode === 0;
+}
+
+async function removeStaleLocks(gitDir: string): Promise<void> {
+  for (const name of ['index.lock', 'HEAD.lock', 'config.lock', 'shallow.lock']) {
+    await rm(join(gitDir, name), { force: true });
+  }
+}
+
+// --- running git ---------------------------------------------------------------------------
+
+/**
+ * Variables that point git at another repository (`git rev-parse --local-env-vars`): set when
+ * duet is started from a git hook, they would make every command act on the wrong repository.
+ */
+const REPOSITORY_ENV_VARS = [
+  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
+  'GIT_CONFIG',
+  'GIT_CONFIG_PARAMETERS',
+  'GIT_CONFIG_COUNT',
+  'GIT_OBJECT_DIRECTORY',
+  'GIT_DIR',
+  'GIT_WORK_TREE',
+  'GIT_IMPLICIT_WORK_TREE',
+  'GIT_GRAFT_FILE',
+  'GIT_INDEX_FILE',
+  'GIT_NO_REPLACE_OBJECTS',
+  'GIT_REPLACE_REF_BASE',
+  'GIT_PREFIX',
+  'GIT_INTERNAL_SUPER_PREFIX',
+  'GIT_SHALLOW_FILE',
+  'GIT_COMMON_DIR',
+];
+
+function gitEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0' };
+  for (const name of REPOSITORY_ENV_VARS) delete env[name];
+  return env;
+}
+
+interface GitResult {
+  exitCode: number | undefined;
+  stdout: string;
+  /** stdout and stderr interleaved, or the spawn error when git could not run. */
+  all: string;
+}
+
+async function execGit(
+  args: readonly string[],
+  cwd: string | undefined,
+  output?: OutputSink,
+  timeoutMs?: number,
+): Promise<GitResult> {
+  const child = execa('git', args, {
+    cwd,
+    env: gitEnv(),
+    extendEnv: false,
+    all: true,
+    reject: false,
+    stdin: 'ignore',
+    timeout: timeoutMs,
+    killSignal: 'SIGKILL',
+  });
+  if (output) child.all?.on('data', (chunk: Buffer) => output.write(redact(chunk.toString())));
+  const result = await child;
+  const all = typeof result.all === 'string' ? result.all : '';
+  return {
+    exitCode: result.failed ? (result.exitCode ?? undefined) : 0,
+    stdout: typeof result.stdout === 'string' ? result.stdout : '',
+    all: all || (result.failed ? (result.shortMessage ?? result.message ?? '') : ''),
+  };
+}
+
+/** A read-only question to git; never throws for a non-zero exit. */
+async function query(args: readonly string[], cwd: string): Promise<GitResult> {
+  return execGit(args, cwd);
+}
+
+interface GitOptions {
+  step: string;
+  cwd?: string;
+  output?: OutputSink;
+  timeoutMs?: number;
+  hint?: string;
+  /** Write "$ git ..." to `output` first, so a deploy log shows what ran. */
+  echo?: boolean;
+}
+
+async function git(args: readonly string[], options: GitOptions): Promise<string> {
+  const shown = redact(['git', ...args].join(' '));
+  if (options.echo) options.output?.write(`$ ${shown}\n`);
+  const result = await execGit(args, options.cwd, options.output, options.timeoutMs);
+  if (result.exitCode !== 0) {
+    throw new CommandFailedError({
+      step: options.step,
+      command: shown,
+      exitStatus: result.exitCode,
+      outputTail: lastLines(redact(result.all), TAIL_LINES),
+      hint: options.hint,
+    });
+  }
+  return result.stdout;
+}
+
+/** Hide credentials in URLs (https://TOKEN@host, scheme://user:password@host) in anything shown. */
+export function redact(text: string): string {
+  return text
+    .replace(/\b(https?:\/\/)[^\s/@]+@/gi, '$1***@')
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]+):[^\s/@]+@/gi, '$1:***@');
+}

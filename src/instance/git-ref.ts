@@ -1,0 +1,63 @@
+import { DuetError } from '../errors.js';
+
+/**
+ * Refs arrive from webhooks and command lines. Before one reaches git (or a log line, or an
+ * environment variable of the app) it must be a name git itself would accept, and nothing a shell
+ * or an option parser could read as something else. These are `git check-ref-format` rules
+ * (one-level names such as `main` allowed), plus a ban on shell metacharacters and a length cap.
+ */
+
+export const MAX_REF_LENGTH = 255;
+
+/** A full commit id: SHA-1 (40 hex) or SHA-256 (64 hex). */
+const FULL_OBJECT_ID = /^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/;
+
+/** git check-ref-format: `~ ^ : ? * [ \`; then characters a shell would act upon. */
+const GIT_FORBIDDEN = /[~^:?*[\\]/;
+const SHELL_META = /[;&|$`'"<>(){}!#]/;
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+export function isFullObjectId(ref: string): boolean {
+  return FULL_OBJECT_ID.test(ref);
+}
+
+/** Why `ref` is not acceptable, or undefined when it is. */
+export function refNameProblem(ref: unknown): string | undefined {
+  if (typeof ref !== 'string') return 'not a string';
+  if (ref.length === 0) return 'it is empty';
+  if (ref.length > MAX_REF_LENGTH) return `it is longer than ${MAX_REF_LENGTH} characters`;
+  if (ref.startsWith('-')) return 'it starts with "-"';
+  if (CONTROL.test(ref)) return 'it contains a control character';
+  if (ref.includes(' ')) return 'it contains a space';
+  const forbidden = GIT_FORBIDDEN.exec(ref) ?? SHELL_META.exec(ref);
+  if (forbidden) return `it contains "${forbidden[0]}"`;
+  if (ref.includes('..')) return 'it contains ".."';
+  if (ref.includes('@{')) return 'it contains "@{"';
+  if (ref === '@') return 'it is "@"';
+  if (ref.startsWith('/')) return 'it starts with "/"';
+  if (ref.endsWith('/')) return 'it ends with "/"';
+  if (ref.includes('//')) return 'it contains "//"';
+  if (ref.endsWith('.')) return 'it ends with "."';
+  for (const component of ref.split('/')) {
+    if (component.startsWith('.')) return `its component "${component}" starts with "."`;
+    if (component.endsWith('.lock')) return `its component "${component}" ends with ".lock"`;
+  }
+  return undefined;
+}
+
+/**
+ * Return `ref` unchanged when it is a ref name git accepts (or a full commit sha), else throw a
+ * DuetError (step "resolve", exit code 2: the input is wrong, not the machine).
+ */
+export function validateRefName(ref: string): string {
+  const problem = refNameProblem(ref);
+  if (problem !== undefined) {
+    const shown = typeof ref === 'string' ? JSON.stringify(ref.length > 80 ? `${ref.slice(0, 80)}...` : ref) : String(ref);
+    throw new DuetError(`invalid ref ${shown}: ${problem}`, {
+      step: 'resolve',
+      hint: 'name a branch, a tag or a full commit sha, e.g. main, v1.2.0, refs/tags/v1',
+      exitCode: 2,
+    });
+  }
+  return ref;
+}

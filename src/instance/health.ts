@@ -1,0 +1,69 @@
+import type { AppConfig } from '../config/load.js';
+import type { Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
+import { pollUntil } from '../util/poll.js';
+import { endpointOf, httpGet } from './endpoint.js';
+
+/** What one probe of `health.path` found. */
+export type HealthState = 'healthy' | 'unhealthy' | 'unreachable';
+
+export interface HealthReport {
+  state: HealthState;
+  /** "HTTP 200", "HTTP 503", "ECONNREFUSED": what the operator needs to see. */
+  detail: string;
+}
+
+export async function checkHealth(app: AppConfig, color: Color, timeoutMs = 2000): Promise<HealthReport> {
+  try {
+    const answer = await httpGet(endpointOf(app, color), app.health.path, timeoutMs);
+    const ok = answer.status >= 200 && answer.status < 300;
+    return { state: ok ? 'healthy' : 'unhealthy', detail: `HTTP ${answer.status}` };
+  } catch (error) {
+    return { state: 'unreachable', detail: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+  }
+}
+
+export interface WaitOptions {
+  /** Asked between probes: a process that died will never become healthy, so stop waiting. */
+  isAlive: () => Promise<boolean>;
+  /** Each probe's result goes to the owner (progress display), which decides what to show. */
+  onReport?: (report: HealthReport) => void;
+  timeoutMs?: number;
+}
+
+/**
+ * Probe quickly at first (most apps are up within a second), then back off to one probe a
+ * second, until healthy, the process dies, or `health.timeout_s` passes.
+ */
+export async function waitUntilHealthy(app: AppConfig, color: Color, options: WaitOptions): Promise<HealthReport> {
+  const timeoutMs = options.timeoutMs ?? app.health.timeout_s * 1000;
+  let last: HealthReport = { state: 'unreachable', detail: 'not probed yet' };
+  let died = false;
+  const healthy = await pollUntil(
+    async () => {
+      last = await checkHealth(app, color, Math.min(2000, timeoutMs));
+      options.onReport?.(last);
+      if (last.state === 'healthy') return last;
+      if (!(await options.isAlive())) {
+        died = true;
+        return last;
+      }
+      return undefined;
+    },
+    { timeoutMs, initialIntervalMs: 20, maxIntervalMs: 1000 },
+  );
+  const log = app.paths.instanceLog[color];
+  if (died) {
+    throw new DuetError(`${color} exited before it became healthy (last probe: ${last.detail})`, {
+      step: 'health',
+      hint: `read the end of its log: ${log}`,
+    });
+  }
+  if (!healthy) {
+    throw new DuetError(
+      `${color} did not become healthy within ${timeoutMs / 1000}s: GET ${app.health.path} last answered ${last.detail}`,
+      { step: 'health', hint: `check ${app.health.path} and the log ${log}; raise health.timeout_s if the app is just slow to start` },
+    );
+  }
+  return healthy;
+}

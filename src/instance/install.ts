@@ -1,0 +1,130 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { AppConfig } from '../config/load.js';
+import { otherColor, type Color } from '../config/schema.js';
+import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
+import { runArgv, runShell, type OutputSink } from '../util/run.js';
+
+/**
+ * Dependencies are installed per color, in that color's checkout. An install is skipped when the
+ * checkout's node_modules was made from the same lockfile with the same command, and copied from
+ * the other color when that one was: both are much faster than a fresh `npm ci`, and a copy (never
+ * hardlinks) keeps the live color's files out of reach of whatever the new version does.
+ */
+
+export type InstallOutcome = 'installed' | 'skipped' | 'copied';
+
+export interface InstallOptions {
+  output?: OutputSink;
+  /** Added to duet's environment for the install command. */
+  env?: Record<string, string>;
+}
+
+/** What app.paths.installStamp[color] holds: written only after an install succeeded. */
+export interface InstallStamp {
+  fingerprint: string;
+  installedAt: string;
+  /** Whether the install left a node_modules (a project without dependencies may have none). */
+  nodeModules: boolean;
+  /** The color it was copied from, when it was copied. */
+  copiedFrom?: Color;
+}
+
+/** First one present wins. */
+export const LOCKFILES = ['package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml'] as const;
+
+/** The lockfile of the checkout in `dir`, or undefined when it has none. */
+export function findLockfile(dir: string): string | undefined {
+  return LOCKFILES.map((name) => join(dir, name)).find((path) => existsSync(path));
+}
+
+/** sha256(lockfile bytes + "\0" + install command), hex; undefined without a lockfile. */
+export async function installFingerprint(dir: string, installCommand: string): Promise<string | undefined> {
+  const lockfile = findLockfile(dir);
+  if (lockfile === undefined) return undefined;
+  return createHash('sha256')
+    .update(await readFile(lockfile))
+    .update('\0')
+    .update(installCommand)
+    .digest('hex');
+}
+
+export async function readInstallStamp(path: string): Promise<InstallStamp | undefined> {
+  const text = await readFileIfExists(path);
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as Partial<InstallStamp>;
+    if (typeof value.fingerprint !== 'string') return undefined;
+    return {
+      fingerprint: value.fingerprint,
+      installedAt: String(value.installedAt ?? ''),
+      nodeModules: value.nodeModules !== false,
+      ...(value.copiedFrom ? { copiedFrom: value.copiedFrom } : {}),
+    };
+  } catch {
+    return undefined; // a torn or hand-edited stamp only costs an install
+  }
+}
+
+export async function installDependencies(app: AppConfig, color: Color, options: InstallOptions): Promise<InstallOutcome> {
+  const checkout = app.paths.checkout[color];
+  const stampPath = app.paths.installStamp[color];
+  const nodeModules = join(checkout, 'node_modules');
+  const fingerprint = await installFingerprint(checkout, app.install);
+
+  if (fingerprint === undefined) {
+    // Without a lockfile nothing tells whether the dependencies changed: always install.
+    options.output?.write(`duet: no lockfile in ${checkout}; running the install command\n`);
+    await rm(stampPath, { force: true });
+    await runInstall(app, checkout, options);
+    return 'installed';
+  }
+
+  const stamp = await readInstallStamp(stampPath);
+  if (stamp?.fingerprint === fingerprint && (existsSync(nodeModules) || !stamp.nodeModules)) {
+    options.output?.write(`duet: dependencies of ${color} are up to date (same lockfile and install command)\n`);
+    return 'skipped';
+  }
+
+  // From here on the stamp is stale: remove it first, so a crash mid-way is never taken for done.
+  await rm(stampPath, { force: true });
+  await mkdir(dirname(stampPath), { recursive: true });
+
+  const other = otherColor(color);
+  const otherModules = join(app.paths.checkout[other], 'node_modules');
+  const otherStamp = await readInstallStamp(app.paths.installStamp[other]);
+  if (otherStamp?.fingerprint === fingerprint && existsSync(otherModules)) {
+    options.output?.write(`duet: copying node_modules from ${other} (same lockfile and install command)\n`);
+    await rm(nodeModules, { recursive: true, force: true });
+    // A real copy (reflinked where the filesystem can): the two colors must never share files.
+    await runArgv(['cp', '-a', '--reflink=auto', '--', otherModules, nodeModules], {
+      step: 'install',
+      output: options.output,
+      hint: `copying ${otherModules} failed; check free disk space`,
+    });
+    await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: other });
+    return 'copied';
+  }
+
+  await runInstall(app, checkout, options);
+  await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: existsSync(nodeModules) });
+  return 'installed';
+}
+
+async function runInstall(app: AppConfig, checkout: string, options: InstallOptions): Promise<void> {
+  options.output?.write(`$ ${app.install}\n`);
+  await runShell(app.install, {
+    step: 'install',
+    cwd: checkout,
+    env: options.env,
+    output: options.output,
+    hint: `the install command failed in ${checkout}; fix the app's dependencies or "install" in duet.yml (the live color is untouched)`,
+  });
+}
+
+async function writeStamp(path: string, stamp: InstallStamp): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFileAtomic(path, `${JSON.stringify(stamp, null, 2)}\n`);
+}

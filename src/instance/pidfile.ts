@@ -1,0 +1,40 @@
+import { mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { writeFileAtomic, readFileIfExists } from '../util/atomic-file.js';
+import { isSameProcessAlive, type ProcessIdentity } from './process-identity.js';
+
+/** What duet records when it starts a color: who runs, and which revision it runs. */
+export interface InstanceRecord extends ProcessIdentity {
+  color: string;
+  sha: string;
+  ref: string;
+  startedAt: string;
+}
+
+export async function writePidfile(path: string, record: InstanceRecord): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  await writeFileAtomic(path, `${JSON.stringify(record)}\n`);
+}
+
+/**
+ * The record, but only if its process is alive and is the one duet started: a pidfile left by a
+ * crash or a reboot, whose pid now belongs to a stranger, reads as "not running".
+ */
+export async function readLivePidfile(path: string): Promise<InstanceRecord | undefined> {
+  const text = await readFileIfExists(path);
+  if (text === undefined) return undefined;
+  let record: InstanceRecord;
+  try {
+    record = JSON.parse(text) as InstanceRecord;
+  } catch {
+    return undefined; // torn writes cannot happen (atomic rename), but a hand-edited file can
+  }
+  if (!Number.isInteger(record.pid) || typeof record.startTime !== 'string') return undefined;
+  return (await isSameProcessAlive(record)) ? record : undefined;
+}
+
+export async function removePidfile(path: string): Promise<void> {
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+}

@@ -1,0 +1,45 @@
+import { readFile } from 'node:fs/promises';
+
+/**
+ * A pid alone is not an identity: after a reboot or a long uptime the kernel hands the same
+ * number to an unrelated process. The start time in /proc/<pid>/stat (clock ticks since boot)
+ * is fixed for a process's life, so pid + start time names exactly one process.
+ */
+export interface ProcessIdentity {
+  pid: number;
+  startTime: string;
+}
+
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  let stat: string;
+  try {
+    stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The command name (field 2) may contain spaces and parentheses: parse after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Field 3 (state) is fields[0]; field 22 (starttime) is fields[19].
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined; // a zombie is already dead
+  return fields[19];
+}
+
+export async function identify(pid: number): Promise<ProcessIdentity | undefined> {
+  const startTime = await processStartTime(pid);
+  return startTime === undefined ? undefined : { pid, startTime };
+}
+
+/** True only when `identity.pid` is alive and is still the very process that was recorded. */
+export async function isSameProcessAlive(identity: ProcessIdentity): Promise<boolean> {
+  return (await processStartTime(identity.pid)) === identity.startTime;
+}
+
+/** Whether any process of the group is still alive (signal 0 probes without sending). */
+export function processGroupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,122 @@
+import { spawn } from 'node:child_process';
+import { mkdir, open, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AppConfig } from '../config/load.js';
+import type { Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
+import { pollUntil } from '../util/poll.js';
+import { endpointOf, endpointText, isListening } from './endpoint.js';
+import { identify, processGroupAlive } from './process-identity.js';
+import { readLivePidfile, removePidfile, writePidfile, type InstanceRecord } from './pidfile.js';
+
+export interface Revision {
+  sha: string;
+  ref: string;
+}
+
+/** The running instance of a color, or undefined: the pidfile checked against /proc. */
+export function runningInstance(app: AppConfig, color: Color): Promise<InstanceRecord | undefined> {
+  return readLivePidfile(app.paths.pidfile[color]);
+}
+
+/** Environment variables duet itself reads; an app must not inherit them. */
+const DUET_ONLY_ENV = ['DUET_CRASH_AFTER', 'DUET_CONFIG'];
+
+/**
+ * Start a color detached, in its own session and process group, so it outlives duet (a CLI
+ * that exits, a `duet serve` that restarts) and can be stopped as a whole group later.
+ * Idempotent: a color that already runs is left alone.
+ */
+export async function startInstance(app: AppConfig, color: Color, revision: Revision): Promise<InstanceRecord> {
+  const running = await runningInstance(app, color);
+  if (running) return running;
+
+  const endpoint = endpointOf(app, color);
+  if (await isListening(endpoint)) {
+    throw new DuetError(`${endpointText(endpoint)} is already taken by a process duet did not start`, {
+      step: 'start',
+      hint: `find it with \`ss -ltnp\` (or \`ss -lxp\` for sockets) and stop it, or give ${color} another port in the config`,
+    });
+  }
+  if (endpoint.kind === 'socket') {
+    await mkdir(dirname(endpoint.path), { recursive: true, mode: 0o755 });
+    // A socket file left by a crashed instance makes listen() fail with EADDRINUSE.
+    await unlink(endpoint.path).catch(() => {});
+  }
+
+  const logPath = app.paths.instanceLog[color];
+  await mkdir(dirname(logPath), { recursive: true });
+  const log = await open(logPath, 'a');
+  const env: NodeJS.ProcessEnv = { ...process.env, ...app.env };
+  for (const name of DUET_ONLY_ENV) delete env[name];
+  Object.assign(env, {
+    PORT: endpointText(endpoint),
+    HOST: '127.0.0.1',
+    DUET_COLOR: color,
+    DUET_REVISION: revision.sha,
+    DUET_REF: revision.ref,
+  });
+  try {
+    await log.write(`--- duet: starting ${color} at ${revision.sha} (${revision.ref}) on ${new Date().toISOString()} ---\n`);
+    const child = spawn('sh', ['-c', app.start], {
+      cwd: app.paths.checkout[color],
+      detached: true,
+      stdio: ['ignore', log.fd, log.fd],
+      env,
+    });
+    const pid = await new Promise<number>((resolve, reject) => {
+      child.once('spawn', () => resolve(child.pid!));
+      child.once('error', reject);
+    });
+    child.unref();
+    const identity = await identify(pid);
+    if (!identity) {
+      throw new DuetError(`${color} exited immediately after start`, {
+        step: 'start',
+        hint: `read its log: ${logPath}`,
+      });
+    }
+    const record: InstanceRecord = { ...identity, color, sha: revision.sha, ref: revision.ref, startedAt: new Date().toISOString() };
+    await writePidfile(app.paths.pidfile[color], record);
+    return record;
+  } finally {
+    await log.close();
+  }
+}
+
+export type StopOutcome = 'not-running' | 'stopped' | 'killed';
+
+/**
+ * SIGTERM the color's whole process group (npm start -> sh -> node all go), wait up to
+ * `stop_timeout_s`, then SIGKILL. A pidfile whose process is gone or was reused is only removed:
+ * a pid duet did not start is never signalled.
+ */
+export async function stopInstance(app: AppConfig, color: Color): Promise<StopOutcome> {
+  const record = await runningInstance(app, color);
+  let outcome: StopOutcome = 'not-running';
+  if (record) {
+    outcome = 'stopped';
+    signalGroup(record.pid, 'SIGTERM');
+    const gone = await pollUntil(async () => (processGroupAlive(record.pid) ? undefined : true), {
+      timeoutMs: app.stop_timeout_s * 1000,
+      initialIntervalMs: 5,
+      maxIntervalMs: 100,
+    });
+    if (!gone) {
+      outcome = 'killed';
+      signalGroup(record.pid, 'SIGKILL');
+      await pollUntil(async () => (processGroupAlive(record.pid) ? undefined : true), { timeoutMs: 5000, initialIntervalMs: 5 });
+    }
+  }
+  await removePidfile(app.paths.pidfile[color]);
+  if (app.switch === 'socket') await unlink(app.paths.socket[color]).catch(() => {});
+  return outcome;
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
+  }
+}

@@ -1,0 +1,44 @@
+import type { AppConfig } from '../config/load.js';
+import type { Color } from '../config/schema.js';
+import { runShell, type OutputSink } from '../util/run.js';
+import { checkedOutRevision, prepareCheckout, type ResolvedRef } from './checkout.js';
+import { installDependencies, type InstallOutcome } from './install.js';
+import { clearPrepared, markPrepared, readPrepared } from './prepared.js';
+import { stopInstance } from './runner.js';
+
+export type UpdateOutcome = { kind: 'already-prepared' } | { kind: 'updated'; install: InstallOutcome };
+
+/** The environment of install and build: what is being deployed travels here, never in a command line. */
+export function buildEnv(app: AppConfig, color: Color, target: ResolvedRef): Record<string, string> {
+  return { ...app.env, DUET_COLOR: color, DUET_REVISION: target.sha, DUET_REF: target.ref };
+}
+
+/** Whether the color's checkout already holds `sha`, completely installed and built. */
+export async function isPrepared(app: AppConfig, color: Color, sha: string): Promise<boolean> {
+  const prepared = await readPrepared(app, color);
+  return prepared?.sha === sha && (await checkedOutRevision(app.paths.checkout[color])) === sha;
+}
+
+/**
+ * `update-instance`: stop the color if it runs, check out the commit into its directory, install,
+ * build. Skipped entirely when the checkout is already prepared for that commit.
+ */
+export async function updateInstance(
+  app: AppConfig,
+  color: Color,
+  target: ResolvedRef,
+  output?: OutputSink,
+): Promise<UpdateOutcome> {
+  if (await isPrepared(app, color, target.sha)) return { kind: 'already-prepared' };
+  await stopInstance(app, color);
+  await clearPrepared(app, color);
+  const dir = app.paths.checkout[color];
+  await prepareCheckout(dir, app.clone_url, target, { output });
+  const env = buildEnv(app, color, target);
+  const install = await installDependencies(app, color, { output, env });
+  if (app.build.trim()) {
+    await runShell(app.build, { step: 'build', cwd: dir, env, output, hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched` });
+  }
+  await markPrepared(app, color, { sha: target.sha, ref: target.ref });
+  return { kind: 'updated', install };
+}

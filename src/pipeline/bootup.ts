@@ -1,0 +1,62 @@
+import type { AppConfig, Config } from '../config/load.js';
+import { otherColor, type Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
+import { waitUntilHealthy } from '../instance/health.js';
+import { readPrepared } from '../instance/prepared.js';
+import { runningInstance, startInstance } from '../instance/runner.js';
+import { isPrepared } from '../instance/update.js';
+import { ensureManagedNginx } from '../switch/managed-nginx.js';
+import { reapplyProxy, verifyProxy } from '../switch/proxy.js';
+import { acquireLock } from './lock.js';
+import type { DeployObserver } from './observer.js';
+
+export interface BootupResult {
+  enabled: Color | undefined;
+  standby: 'started' | 'running' | 'none' | 'failed' | 'not-kept';
+}
+
+/**
+ * After a reboot nothing runs but the files on disk say what was live. Start the enabled color,
+ * re-apply the proxy, verify, and with `standby: keep` bring the standby back as well.
+ */
+export async function bootup(config: Config, app: AppConfig, observer: DeployObserver): Promise<BootupResult> {
+  const lock = await acquireLock(app, { command: 'bootup', wait: true, onWait: (h) => observer.note(`waiting for pid ${h.pid} (${h.command})`) });
+  try {
+    await ensureManagedNginx(config);
+    const enabled = await reapplyProxy(app, config);
+    if (!enabled) {
+      observer.note(`${app.name}: nothing was ever deployed; nothing to start`);
+      return { enabled: undefined, standby: 'none' };
+    }
+    if (!(await startPrepared(app, enabled, observer))) {
+      throw new DuetError(`nginx points at ${enabled}, but its checkout holds no completely prepared release`, {
+        step: 'start',
+        hint: 'deploy again: duet deploy --ref <tag>',
+      });
+    }
+    await verifyProxy(app, enabled);
+    observer.note(`${app.name}: ${enabled} is live`);
+    if (app.standby !== 'keep') return { enabled, standby: 'not-kept' };
+    const standby = otherColor(enabled);
+    try {
+      const how = await startPrepared(app, standby, observer);
+      return { enabled, standby: how ?? 'none' };
+    } catch (error) {
+      // A standby that fails to come back costs the instant rollback, not the live service.
+      observer.note(`standby ${standby} did not come back: ${(error as Error).message}`);
+      return { enabled, standby: 'failed' };
+    }
+  } finally {
+    await lock.release();
+  }
+}
+
+async function startPrepared(app: AppConfig, color: Color, observer: DeployObserver): Promise<'started' | 'running' | undefined> {
+  if (await runningInstance(app, color)) return 'running';
+  const prepared = await readPrepared(app, color);
+  if (!prepared || !(await isPrepared(app, color, prepared.sha))) return undefined;
+  observer.note(`starting ${color} at ${prepared.sha.slice(0, 7)} (${prepared.ref})`);
+  await startInstance(app, color, prepared);
+  await waitUntilHealthy(app, color, { isAlive: async () => (await runningInstance(app, color)) !== undefined });
+  return 'started';
+}

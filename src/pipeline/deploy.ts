@@ -1,0 +1,118 @@
+import type { AppConfig, Config } from '../config/load.js';
+import { otherColor, type Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
+import { checkedOutRevision, resolveRef, type ResolvedRef } from '../instance/checkout.js';
+import { runningInstance, stopInstance } from '../instance/runner.js';
+import { isPrepared, updateInstance } from '../instance/update.js';
+import { configuredColor } from '../switch/proxy.js';
+import { goLive } from './go-live.js';
+import { acquireLock } from './lock.js';
+import type { DeployObserver } from './observer.js';
+import { DeployRun } from './run.js';
+
+export interface DeployOptions {
+  ref?: string;
+  /** false: fail at once if another deploy of this app holds the lock. */
+  wait?: boolean;
+  observer: DeployObserver;
+}
+
+export interface DeployResult {
+  id: string;
+  outcome: 'success' | 'noop';
+  color: Color;
+  sha: string;
+  ms: number;
+}
+
+/** The ref deployed when none is given: the tip of the first branch the app deploys from. */
+export function defaultRef(app: AppConfig): string {
+  const branch = app.deploy_on.branches[0];
+  if (!branch) throw new DuetError(`${app.name} has no deploy_on.branches`, { step: 'resolve', exitCode: 2, hint: 'pass --ref REF' });
+  return branch;
+}
+
+/**
+ * lock -> resolve -> pick -> update -> start -> health -> switch -> verify -> retire -> record.
+ * Re-entrant: after a crash at any step, running it again converges, because every step first
+ * checks whether the machine is already in the state it produces.
+ */
+export async function deploy(config: Config, app: AppConfig, options: DeployOptions): Promise<DeployResult> {
+  const requested = options.ref ?? defaultRef(app);
+  const lock = await acquireLock(app, {
+    command: `deploy ${requested}`,
+    wait: options.wait ?? true,
+    onWait: (holder) => options.observer.note(`waiting for the lock held by pid ${holder.pid} (${holder.command}, since ${holder.since})`),
+  });
+  const run = new DeployRun(config, app, 'deploy', options.observer);
+  try {
+    await run.begin(requested);
+    const result = await deploySteps(run, requested);
+    await run.end(result.outcome);
+    return { ...result, id: run.id, ms: run.elapsedMs };
+  } catch (error) {
+    await run.end('failed', error);
+    throw error;
+  } finally {
+    await lock.release();
+  }
+}
+
+async function deploySteps(run: DeployRun, requested: string): Promise<Omit<DeployResult, 'id' | 'ms'>> {
+  const { app, config } = run;
+  const target = await run.step('resolve', `resolve ${requested}`, async () => {
+    const resolved = await resolveRef(app.clone_url, requested);
+    return { value: resolved, detail: `${resolved.ref} is ${resolved.sha}` };
+  });
+  await run.fact({ sha: target.sha, resolvedRef: target.ref });
+
+  const live = await configuredColor(app, config);
+  if (live && (await liveRevision(app, live)) === target.sha) {
+    // Already live: either a repeated deploy, or a re-run after a crash past the switch. Finish
+    // what a crashed run may have left (start, verify, retire) and say so.
+    run.observer.note(`${target.sha.slice(0, 7)} (${requested}) is already live on ${live}`);
+    await run.fact({ from: live, to: live });
+    await goLive(run, live, target);
+    await recordStep(run, `${requested} already live on ${live}`);
+    return { outcome: 'noop', color: live, sha: target.sha };
+  }
+
+  const color = await run.step('pick', 'pick the idle color', async () => {
+    const idle: Color = live ? otherColor(live) : 'blue';
+    return { value: idle, detail: live ? `${live} is live, ${idle} is idle` : `nothing is live yet, starting with ${idle}` };
+  });
+  await run.fact({ from: live ?? null, to: color });
+
+  try {
+    await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
+      if (await isPrepared(app, color, target.sha)) return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
+      const outcome = await updateInstance(app, color, target, run.log);
+      return { value: undefined, detail: outcome.kind === 'updated' ? `install ${outcome.install}` : undefined };
+    });
+    await goLive(run, color, target);
+  } catch (error) {
+    await stopIdleAfterFailure(run, color);
+    throw error;
+  }
+  await recordStep(run, `${requested} live on ${color}`);
+  return { outcome: 'success', color, sha: target.sha };
+}
+
+/** The commit a color runs, or if stopped, the commit checked out in its directory. */
+export async function liveRevision(app: AppConfig, color: Color): Promise<string | undefined> {
+  return (await runningInstance(app, color))?.sha ?? (await checkedOutRevision(app.paths.checkout[color]));
+}
+
+export async function recordStep(run: DeployRun, detail: string): Promise<void> {
+  await run.step('record', 'record the outcome', async () => ({ value: undefined, detail }));
+}
+
+/** A deploy that failed must leave only the live color running: the idle one is stopped. */
+async function stopIdleAfterFailure(run: DeployRun, color: Color): Promise<void> {
+  const live = await configuredColor(run.app, run.config);
+  if (live === color) return; // failed after the switch and could not switch back: keep serving
+  const outcome = await stopInstance(run.app, color).catch(() => 'unknown');
+  run.log.line(`stopped the idle color ${color} after the failure (${outcome})`);
+}
+
+export type { ResolvedRef };

@@ -1,0 +1,152 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { appendLineDurably, readFileIfExists } from '../util/atomic-file.js';
+
+/**
+ * The journal is an append-only file of events, one JSON line each, fsync'd before duet goes on.
+ * Appending never rewrites what is there, so a crash loses at most the line being written, and
+ * a torn last line is skipped on reading. Records are folded from events, never stored whole.
+ */
+
+export type StepName = 'resolve' | 'pick' | 'update' | 'start' | 'health' | 'switch' | 'verify' | 'retire' | 'record';
+export const stepNames: readonly StepName[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'retire', 'record'];
+
+export type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
+export type Outcome = 'success' | 'noop' | 'failed' | 'interrupted';
+export type DeployKind = 'deploy' | 'rollback' | 'bootup';
+
+export type JournalEvent =
+  | { type: 'begin'; id: string; at: string; kind: DeployKind; ref: string | null; pid: number }
+  | { type: 'step'; id: string; at: string; step: StepName; status: StepStatus; ms?: number; detail?: string }
+  | { type: 'fact'; id: string; at: string; sha?: string; resolvedRef?: string; from?: string | null; to?: string }
+  | { type: 'end'; id: string; at: string; outcome: Outcome; error?: string; failedStep?: string };
+
+export interface StepRecord {
+  name: StepName;
+  status: StepStatus;
+  startedAt: string;
+  ms: number | null;
+  detail: string | null;
+}
+
+export interface DeployRecord {
+  id: string;
+  kind: DeployKind;
+  ref: string | null;
+  resolvedRef: string | null;
+  sha: string | null;
+  from: string | null;
+  to: string | null;
+  startedAt: string;
+  endedAt: string | null;
+  outcome: Outcome | null;
+  error: string | null;
+  failedStep: string | null;
+  totalMs: number | null;
+  steps: StepRecord[];
+}
+
+const ID_PATTERN = /^\d{8}-\d{6}-[0-9a-f]{6}$/;
+
+/** Sortable, unique enough for one machine, and safe to use as a file name. */
+export function newDeployId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
+  return `${stamp}-${randomBytes(3).toString('hex')}`;
+}
+
+/** Ids arrive from command lines and URLs: only ours may reach the file system. */
+export function isDeployId(value: string): boolean {
+  return ID_PATTERN.test(value);
+}
+
+export class Journal {
+  constructor(readonly path: string) {}
+
+  async append(event: JournalEvent): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true });
+    await appendLineDurably(this.path, JSON.stringify(event));
+  }
+
+  async events(): Promise<JournalEvent[]> {
+    const text = (await readFileIfExists(this.path)) ?? '';
+    const events: JournalEvent[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        events.push(JSON.parse(line) as JournalEvent);
+      } catch {
+        // a line torn by a crash mid-append: everything before it is intact
+      }
+    }
+    return events;
+  }
+
+  /** All deploys, oldest first. */
+  async records(): Promise<DeployRecord[]> {
+    return foldEvents(await this.events());
+  }
+
+  async record(id: string): Promise<DeployRecord | undefined> {
+    return (await this.records()).find((r) => r.id === id);
+  }
+
+  /** Deploys that began and never ended: their process died. Closed by the next lock holder. */
+  async unfinished(): Promise<DeployRecord[]> {
+    return (await this.records()).filter((r) => r.outcome === null);
+  }
+}
+
+export function foldEvents(events: JournalEvent[]): DeployRecord[] {
+  const byId = new Map<string, DeployRecord>();
+  for (const event of events) {
+    if (event.type === 'begin') {
+      byId.set(event.id, {
+        id: event.id,
+        kind: event.kind,
+        ref: event.ref,
+        resolvedRef: null,
+        sha: null,
+        from: null,
+        to: null,
+        startedAt: event.at,
+        endedAt: null,
+        outcome: null,
+        error: null,
+        failedStep: null,
+        totalMs: null,
+        steps: [],
+      });
+      continue;
+    }
+    const record = byId.get(event.id);
+    if (!record) continue;
+    if (event.type === 'fact') {
+      if (event.sha !== undefined) record.sha = event.sha;
+      if (event.resolvedRef !== undefined) record.resolvedRef = event.resolvedRef;
+      if (event.from !== undefined) record.from = event.from;
+      if (event.to !== undefined) record.to = event.to;
+    } else if (event.type === 'step') {
+      foldStep(record, event);
+    } else {
+      record.endedAt = event.at;
+      record.outcome = event.outcome;
+      record.error = event.error ?? null;
+      record.failedStep = event.failedStep ?? null;
+      record.totalMs = Date.parse(event.at) - Date.parse(record.startedAt);
+      for (const step of record.steps) if (step.status === 'started') step.status = 'failed';
+    }
+  }
+  return [...byId.values()];
+}
+
+function foldStep(record: DeployRecord, event: Extract<JournalEvent, { type: 'step' }>): void {
+  const open = record.steps.findLast((s) => s.name === event.step && s.status === 'started');
+  if (event.status === 'started' || !open) {
+    record.steps.push({ name: event.step, status: event.status, startedAt: event.at, ms: event.ms ?? null, detail: event.detail ?? null });
+    return;
+  }
+  open.status = event.status;
+  open.ms = event.ms ?? null;
+  open.detail = event.detail ?? null;
+}

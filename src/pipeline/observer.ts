@@ -1,0 +1,17 @@
+import type { StepName } from './journal.js';
+
+/**
+ * What a deploy tells whoever started it. The pipeline only reports; the CLI draws a progress
+ * line on a terminal or prints plain lines, and the server (later) streams them.
+ */
+export interface DeployObserver {
+  stepStarted(step: StepName, what: string): void;
+  stepEnded(step: StepName, status: 'done' | 'skipped' | 'failed', ms: number, detail: string | undefined): void;
+  note(text: string): void;
+}
+
+export const silentObserver: DeployObserver = {
+  stepStarted() {},
+  stepEnded() {},
+  note() {},
+};

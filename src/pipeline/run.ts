@@ -1,0 +1,102 @@
+import type { Config, AppConfig } from '../config/load.js';
+import { DuetError } from '../errors.js';
+import { DeployLog, deployLogPath } from './deploy-log.js';
+import { Journal, newDeployId, type DeployKind, type StepName, type JournalEvent } from './journal.js';
+import type { DeployObserver } from './observer.js';
+
+export interface StepResult<T> {
+  value: T;
+  /** The machine was already in the state this step produces. */
+  skipped?: boolean;
+  detail?: string;
+}
+
+/**
+ * One deploy, rollback or bootup in progress: it journals every step's start and end, writes the
+ * deploy log, tells the observer, and implements fault injection for the crash tests.
+ */
+export class DeployRun {
+  readonly id = newDeployId();
+  readonly journal: Journal;
+  readonly log: DeployLog;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    readonly config: Config,
+    readonly app: AppConfig,
+    readonly kind: DeployKind,
+    readonly observer: DeployObserver,
+  ) {
+    this.journal = new Journal(app.paths.journal);
+    this.log = new DeployLog(deployLogPath(app, this.id));
+  }
+
+  async begin(ref: string | null): Promise<void> {
+    await this.closeInterrupted();
+    this.log.line(`${this.kind} ${this.id} of ${this.app.name}${ref ? ` (ref ${ref})` : ''} by pid ${process.pid}`);
+    await this.event({ type: 'begin', kind: this.kind, ref, pid: process.pid });
+  }
+
+  async fact(fact: { sha?: string; resolvedRef?: string; from?: string | null; to?: string }): Promise<void> {
+    await this.event({ type: 'fact', ...fact });
+  }
+
+  async step<T>(name: StepName, what: string, work: () => Promise<StepResult<T>>): Promise<T> {
+    const started = Date.now();
+    this.observer.stepStarted(name, what);
+    this.log.line(`step ${name}: ${what}`);
+    await this.event({ type: 'step', step: name, status: 'started' });
+    let result: StepResult<T>;
+    try {
+      result = await work();
+    } catch (error) {
+      const ms = Date.now() - started;
+      const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
+      this.log.line(`step ${name} failed after ${ms} ms: ${error instanceof Error ? error.message : String(error)}`);
+      await this.event({ type: 'step', step: name, status: 'failed', ms, detail });
+      this.observer.stepEnded(name, 'failed', ms, detail);
+      throw error instanceof DuetError ? error : new DuetError(`${name}: ${detail}`, { step: name, cause: error });
+    }
+    const ms = Date.now() - started;
+    const status = result.skipped ? 'skipped' : 'done';
+    this.log.line(`step ${name} ${status} in ${ms} ms${result.detail ? `: ${result.detail}` : ''}`);
+    await this.event({ type: 'step', step: name, status, ms, ...(result.detail ? { detail: result.detail } : {}) });
+    this.observer.stepEnded(name, status, ms, result.detail);
+    crashIfAsked(name);
+    return result.value;
+  }
+
+  async end(outcome: 'success' | 'noop' | 'failed', error?: unknown): Promise<void> {
+    const failedStep = error instanceof DuetError ? error.step : undefined;
+    const message = error instanceof Error ? error.message : error === undefined ? undefined : String(error);
+    this.log.line(`${this.kind} ${outcome} after ${Date.now() - this.startedAt} ms${message ? `: ${message}` : ''}`);
+    await this.event({ type: 'end', outcome, ...(message ? { error: message } : {}), ...(failedStep ? { failedStep } : {}) });
+    this.log.close();
+  }
+
+  get elapsedMs(): number {
+    return Date.now() - this.startedAt;
+  }
+
+  /** We hold the lock, so a deploy that never ended belongs to a process that died. */
+  private async closeInterrupted(): Promise<void> {
+    for (const record of await this.journal.unfinished()) {
+      this.log.line(`closing deploy ${record.id}: its process died before it finished; this run converges from where it stopped`);
+      await this.journal.append({ type: 'end', id: record.id, at: new Date().toISOString(), outcome: 'interrupted' });
+    }
+  }
+
+  private event(event: DistributiveOmit<JournalEvent, 'id' | 'at'>): Promise<void> {
+    return this.journal.append({ ...event, id: this.id, at: new Date().toISOString() } as JournalEvent);
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+/**
+ * Fault injection: `DUET_CRASH_AFTER=<step>` kills this process as hard as `kill -9` right after
+ * that step is journaled, so tests can prove that a re-run converges from any point.
+ */
+function crashIfAsked(step: StepName): void {
+  if (process.env.DUET_CRASH_AFTER === step) process.kill(process.pid, 'SIGKILL');
+}

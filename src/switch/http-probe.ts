@@ -1,0 +1,55 @@
+import { request } from 'node:http';
+
+export type Target = { host: string; port: number } | { socketPath: string };
+
+export interface ProbeResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+/**
+ * Where to reach an app's public server from this machine. `listen: 8080` makes nginx listen on
+ * every address, so loopback reaches it; a wildcard address is reached through loopback too.
+ */
+export function publicTarget(listen: number | string): { host: string; port: number } {
+  if (typeof listen === 'number') return { host: '127.0.0.1', port: listen };
+  const colon = listen.lastIndexOf(':');
+  let host = listen.slice(0, colon);
+  const port = Number(listen.slice(colon + 1));
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (host === '0.0.0.0') host = '127.0.0.1';
+  if (host === '::') host = '::1';
+  return { host, port };
+}
+
+export function describeTarget(target: Target): string {
+  if ('socketPath' in target) return target.socketPath;
+  return target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+}
+
+/**
+ * One GET on a fresh connection (`agent: false`, `Connection: close`): a pooled keep-alive
+ * connection could still be held by an nginx worker from before a reload and answer with the old
+ * configuration, which would make a verification lie. Resolves undefined on any network error
+ * or timeout: "no answer" is an expected state while nginx or an instance comes up.
+ */
+export function probe(target: Target, path: string, timeoutMs: number): Promise<ProbeResult | undefined> {
+  return new Promise((resolve) => {
+    const req = request(
+      { ...target, path, method: 'GET', agent: false, headers: { Connection: 'close', 'User-Agent': 'duet' }, timeout: timeoutMs },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+        res.on('error', () => resolve(undefined));
+        // After 'end' this is a no-op; without 'end' the body was cut off: no answer.
+        res.on('close', () => resolve(undefined));
+      },
+    );
+    // `timeout` only watches socket inactivity; the timer bounds the whole exchange.
+    const timer = setTimeout(() => req.destroy(), timeoutMs);
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+    req.on('close', () => clearTimeout(timer));
+    req.end();
+  });
+}

@@ -1,0 +1,61 @@
+import { lstat, readlink, rename, symlink, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { AppConfig } from '../config/load.js';
+import { parseColor, type Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
+import { fsyncDirectory } from '../util/atomic-file.js';
+
+/**
+ * Socket mode's switch is the symlink `live.sock -> <color>.sock` that nginx proxies to. Its
+ * target is the truth of which color is enabled; undefined when it was never created.
+ */
+export async function liveSocketColor(app: AppConfig): Promise<Color | undefined> {
+  let target: string;
+  try {
+    target = await readlink(app.paths.liveSocket);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'EINVAL') throw unexpected(app, 'is not a symlink');
+    throw error;
+  }
+  const color = parseColor(/^(\w+)\.sock$/.exec(basename(target))?.[1]);
+  if (!color) throw unexpected(app, `points to ${target}`);
+  return color;
+}
+
+function unexpected(app: AppConfig, what: string): DuetError {
+  return new DuetError(`${app.paths.liveSocket} ${what}, not to blue.sock or green.sock`, {
+    step: 'status',
+    hint: 'it was changed by hand; connect a color again to recreate it',
+  });
+}
+
+/**
+ * Point live.sock at `<color>.sock` in one step: make the new symlink under a temp name, then
+ * rename() it over the old one. rename is atomic, so every connect() nginx makes finds either the
+ * old target or the new one, never nothing; connections already open stay with the old instance
+ * and finish there. The target is relative so the directory can move (a restored backup).
+ */
+export async function pointLiveSocket(app: AppConfig, color: Color): Promise<void> {
+  const live = app.paths.liveSocket;
+  const dir = dirname(live);
+  const temp = join(dir, `.${basename(live)}.${process.pid}.${Date.now()}.tmp`);
+  await symlink(`${color}.sock`, temp);
+  try {
+    await rename(temp, live);
+  } catch (error) {
+    await unlink(temp).catch(() => {});
+    throw error;
+  }
+  // The rename must survive a power cut, or a reboot could bring back the old color.
+  await fsyncDirectory(dir);
+}
+
+export async function isSocket(path: string): Promise<boolean> {
+  try {
+    return (await lstat(path)).isSocket();
+  } catch {
+    return false;
+  }
+}

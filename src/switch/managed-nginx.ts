@@ -1,0 +1,173 @@
+import { readFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/load.js';
+import type { ManagedNginxPaths } from '../config/paths.js';
+import { DuetError } from '../errors.js';
+import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
+import { lastLines, runArgv, type OutputSink } from '../util/run.js';
+import { reloadNginx, testNginx, nginxMessage } from './nginx-conf.js';
+import { pollUntil } from './poll.js';
+import { renderTemplateFile } from './templates.js';
+
+const TEMP_DIRS = ['client_body_temp', 'proxy_temp', 'fastcgi_temp', 'uwsgi_temp', 'scgi_temp'];
+const START_TIMEOUT_MS = 10_000;
+const QUIT_TIMEOUT_MS = 10_000;
+
+export async function renderMainConf(paths: ManagedNginxPaths): Promise<string> {
+  return renderTemplateFile('nginx.conf.template', {
+    prefix: paths.prefix,
+    pid_file: paths.pidFile,
+    error_log: paths.errorLog,
+    conf_dir: paths.confDir,
+  });
+}
+
+/**
+ * Make sure duet's own nginx runs with the current main config. Safe to call before every
+ * command: it only writes when the content differs and only starts nginx when it is not running.
+ */
+export async function ensureManagedNginx(config: Config, options: { output?: OutputSink } = {}): Promise<void> {
+  const paths = config.nginx.managed;
+  if (!paths) return;
+  await mkdir(paths.confDir, { recursive: true });
+  // nginx creates these itself (and chowns them to its worker user); making them here keeps a
+  // first `nginx -t` from failing on a fresh prefix.
+  for (const dir of TEMP_DIRS) await mkdir(join(paths.prefix, dir), { recursive: true });
+
+  const content = await renderMainConf(paths);
+  const changed = (await readFileIfExists(paths.mainConf)) !== content;
+  if (changed) await writeFileAtomic(paths.mainConf, content);
+
+  if ((await managedNginxPid(config)) !== undefined) {
+    // A running nginx keeps its old main config until told; an upgraded duet may have changed it.
+    if (changed) {
+      await testNginx(config, options.output);
+      await reloadNginx(config, options.output);
+    }
+    return;
+  }
+  await startManagedNginx(config, paths, options.output);
+}
+
+async function startManagedNginx(config: Config, paths: ManagedNginxPaths, output?: OutputSink): Promise<void> {
+  // A pid file left by a crash or a reboot -- or the empty one `nginx -t` creates -- must not be
+  // mistaken for the new master's: remove it so that waiting for it means waiting for nginx.
+  await unlink(paths.pidFile).catch(() => {});
+  const hint = `see ${paths.errorLog}; another process may hold a port from ${paths.confDir}`;
+  try {
+    // The master daemonizes (`daemon on`): the command returns once nginx has bound its ports.
+    await runArgv([config.nginx.binary, '-p', paths.prefix, '-c', paths.mainConf, '-e', paths.errorLog], {
+      step: 'nginx start',
+      output,
+      timeoutMs: START_TIMEOUT_MS,
+    });
+  } catch (error) {
+    throw new DuetError(`could not start the managed nginx:\n${nginxMessage(error)}`, { step: 'nginx start', hint, cause: error });
+  }
+  // The daemonized child writes the pid file after the parent has exited.
+  const pid = await pollUntil(() => managedNginxPid(config), { timeoutMs: START_TIMEOUT_MS });
+  if (pid === undefined) {
+    const log = lastLines((await readFileIfExists(paths.errorLog)) ?? '', 5);
+    throw new DuetError(`the managed nginx did not write ${paths.pidFile} within ${START_TIMEOUT_MS / 1000} s\n${log}`, {
+      step: 'nginx start',
+      hint,
+    });
+  }
+  output?.write(`nginx: started the managed nginx (pid ${pid})\n`);
+}
+
+/** Graceful stop (SIGQUIT: finish in-flight requests), then SIGKILL if it takes too long. */
+export async function stopManagedNginx(config: Config): Promise<void> {
+  const paths = config.nginx.managed;
+  if (!paths) return;
+  const pid = await managedNginxPid(config);
+  if (pid === undefined) return;
+  // Collected first: once the master is gone its workers can no longer be found by parent pid.
+  const workers = await childPids(pid);
+  signal(pid, 'SIGQUIT');
+  const gone = await pollUntil(async () => (isAlive(pid) ? undefined : true), { timeoutMs: QUIT_TIMEOUT_MS });
+  if (!gone) {
+    // A killed master does not take its workers along, and they would keep the ports.
+    for (const p of [pid, ...workers]) signal(p, 'SIGKILL');
+  }
+  await pollUntil(async () => ([pid, ...workers].some(isAlive) ? undefined : true), { timeoutMs: QUIT_TIMEOUT_MS });
+  // nginx removes it on a clean exit, not after SIGKILL.
+  await unlink(paths.pidFile).catch(() => {});
+}
+
+/** The master's pid, when the pid file names a live nginx process started with our prefix. */
+export async function managedNginxPid(config: Config): Promise<number | undefined> {
+  const paths = config.nginx.managed;
+  if (!paths) return undefined;
+  const text = await readFileIfExists(paths.pidFile);
+  const pid = text !== undefined && /^\d+\s*$/.test(text) ? Number(text) : undefined;
+  if (pid === undefined || !isAlive(pid)) return undefined;
+  // After a reboot the pid may belong to an unrelated process.
+  const cmdline = await readProc(pid, 'cmdline');
+  if (cmdline !== undefined && !cmdline.includes(paths.prefix)) return undefined;
+  return pid;
+}
+
+/** Alive and not a zombie (a reaped-late master is dead for our purposes). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return procState(pid) !== 'Z';
+}
+
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // Already gone: that is what we wanted.
+  }
+}
+
+/** Direct children of `pid` (nginx's workers), from /proc; empty where there is no /proc. */
+export async function childPids(pid: number): Promise<number[]> {
+  let entries: string[];
+  try {
+    entries = await readdir('/proc');
+  } catch {
+    return [];
+  }
+  const children: number[] = [];
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readProc(Number(entry), 'stat');
+    if (stat !== undefined && parseStat(stat)?.ppid === pid) children.push(Number(entry));
+  }
+  return children.sort((a, b) => a - b);
+}
+
+/** /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may contain spaces and parentheses. */
+function parseStat(stat: string): { state: string; ppid: number } | undefined {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields.length > 1 ? { state: fields[0]!, ppid: Number(fields[1]) } : undefined;
+}
+
+/** Synchronous on purpose: isAlive is a plain predicate, and /proc reads never block. */
+function procState(pid: number): string | undefined {
+  const stat = readFileSyncSafe(`/proc/${pid}/stat`);
+  return stat === undefined ? undefined : parseStat(stat)?.state;
+}
+
+async function readProc(pid: number, file: string): Promise<string | undefined> {
+  try {
+    return (await readFile(`/proc/${pid}/${file}`, 'utf8')).replaceAll('\0', ' ');
+  } catch {
+    return undefined;
+  }
+}
+
+function readFileSyncSafe(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

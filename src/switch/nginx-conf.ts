@@ -1,0 +1,100 @@
+import { unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { AppConfig, Config } from '../config/load.js';
+import type { Color } from '../config/schema.js';
+import { CommandFailedError, DuetError } from '../errors.js';
+import { fsyncDirectory, readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
+import { runArgv, type OutputSink } from '../util/run.js';
+import { renderTemplateFile } from './templates.js';
+
+/** One file per app, named so that `ls conf.d` shows what duet owns. */
+export function appConfPath(app: AppConfig, config: Config): string {
+  return join(config.nginx.confDir, `duet-${app.name}.conf`);
+}
+
+/** The proxy config for `color`. In socket mode it does not depend on the color: the symlink does. */
+export async function renderAppConf(app: AppConfig, color: Color): Promise<string> {
+  const common = { app: app.name, listen: app.listen, server_name: app.server_name };
+  if (app.switch === 'socket') {
+    return renderTemplateFile('app-socket.conf.template', { ...common, live_socket: app.paths.liveSocket });
+  }
+  return renderTemplateFile('app-port.conf.template', { ...common, port: app.ports[color], color });
+}
+
+/** The upstream port duet wrote, read back from the `server 127.0.0.1:<port>` line. */
+export function upstreamPort(conf: string): number | undefined {
+  const match = /^\s*server\s+127\.0\.0\.1:(\d+)\b[^;]*;/m.exec(conf);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** Whether a conf proxies through a unix socket (a socket-mode file). */
+export function proxiesToUnixSocket(conf: string): boolean {
+  return /^\s*proxy_pass\s+http:\/\/unix:/m.test(conf);
+}
+
+export async function testNginx(config: Config, output?: OutputSink): Promise<void> {
+  await runArgv(config.nginx.testCmd, { step: 'nginx test', output });
+}
+
+export async function reloadNginx(config: Config, output?: OutputSink): Promise<void> {
+  await runArgv(config.nginx.reloadCmd, { step: 'nginx reload', output });
+}
+
+export interface InstallOptions {
+  output?: OutputSink;
+  /** Completes the hint after a failure: what nginx still does, e.g. "nginx still serves blue". */
+  stillServing: string;
+}
+
+/**
+ * Put `content` at `path` (undefined: remove it), then `nginx -t` and reload. nginx reads every
+ * file of conf.d, so a bad file left behind would also break the next unrelated reload -- and the
+ * next reboot. Hence on any failure the previous content is put back before the error is thrown:
+ * the disk keeps saying what nginx actually runs. Returns false, touching nothing, when the file
+ * already has exactly this content.
+ */
+export async function installConf(path: string, content: string | undefined, config: Config, options: InstallOptions): Promise<boolean> {
+  const previous = await readFileIfExists(path);
+  if (previous === content) return false;
+  await replace(path, content);
+  const name = basename(path);
+  options.output?.write(`nginx: ${content === undefined ? 'removed' : 'wrote'} ${path}\n`);
+  try {
+    await testNginx(config, options.output);
+  } catch (error) {
+    await replace(path, previous);
+    throw new DuetError(`nginx rejected the configuration with the new ${name}:\n${nginxMessage(error)}`, {
+      step: 'switch',
+      hint: `fix the template, duet.yml or the other nginx config; the previous ${name} was restored and ${options.stillServing}`,
+      cause: error,
+    });
+  }
+  try {
+    await reloadNginx(config, options.output);
+  } catch (error) {
+    await replace(path, previous);
+    throw new DuetError(`nginx did not reload:\n${nginxMessage(error)}`, {
+      step: 'switch',
+      hint: `is nginx running? (systemctl status nginx); the previous ${name} was restored and ${options.stillServing}`,
+      cause: error,
+    });
+  }
+  return true;
+}
+
+async function replace(path: string, content: string | undefined): Promise<void> {
+  if (content !== undefined) return writeFileAtomic(path, content);
+  try {
+    await unlink(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    return;
+  }
+  await fsyncDirectory(dirname(path));
+}
+
+/** nginx's own words (its stderr), not our wrapper's: that is what the operator can act on. */
+export function nginxMessage(error: unknown): string {
+  if (error instanceof CommandFailedError) return error.outputTail.trim() || error.message;
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,182 @@
+import { unlink } from 'node:fs/promises';
+import type { AppConfig, Config } from '../config/load.js';
+import { parseColor, type Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
+import { readFileIfExists } from '../util/atomic-file.js';
+import type { OutputSink } from '../util/run.js';
+import { describeTarget, probe, publicTarget } from './http-probe.js';
+import { isSocket, liveSocketColor, pointLiveSocket } from './live-socket.js';
+import { ensureManagedNginx, managedNginxPid } from './managed-nginx.js';
+import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
+import { pollUntil } from './poll.js';
+
+const DEFAULT_VERIFY_TIMEOUT_MS = 10_000;
+/** One probe never waits longer than this, so a slow answer is retried within the deadline. */
+const PROBE_TIMEOUT_MS = 2_000;
+
+/**
+ * Which color nginx is configured to send the app's traffic to, read from what is on disk (not
+ * from duet's memory or a comment): the `server 127.0.0.1:<port>` line of duet-<app>.conf mapped
+ * back through app.ports, or in socket mode the target of live.sock. A socket-mode file is read
+ * through the symlink even if duet.yml now says port mode, and vice versa, so that changing the
+ * mode does not make the current color unknowable. undefined when nothing was ever connected.
+ */
+export async function configuredColor(app: AppConfig, config: Config): Promise<Color | undefined> {
+  const path = appConfPath(app, config);
+  const conf = await readFileIfExists(path);
+  if (conf === undefined) return app.switch === 'socket' ? liveSocketColor(app) : undefined;
+  if (proxiesToUnixSocket(conf)) return liveSocketColor(app);
+  const port = upstreamPort(conf);
+  if (port === app.ports.blue) return 'blue';
+  if (port === app.ports.green) return 'green';
+  throw new DuetError(
+    `${path} sends ${app.name} to ${port === undefined ? 'no 127.0.0.1 port' : `port ${port}`}, ` +
+      `which is neither blue (${app.ports.blue}) nor green (${app.ports.green})`,
+    { step: 'status', hint: 'ports changed in duet.yml since the last switch, or the file was edited; connect a color again to rewrite it' },
+  );
+}
+
+/**
+ * What the public port actually serves, asked over HTTP (a fresh connection per question).
+ * Port mode: the X-Duet-Color header nginx adds -- it names the color nginx routes to, even when
+ * that instance is down and nginx answers 502: this reports routing, not health.
+ * Socket mode: nginx proxies to a symlink and cannot know the color, so when the public port
+ * answers at all this returns live.sock's target, and undefined when it does not answer.
+ */
+export async function servingColor(app: AppConfig, options: { timeoutMs?: number } = {}): Promise<Color | undefined> {
+  const answer = await probe(publicTarget(app.listen), app.health.path, options.timeoutMs ?? PROBE_TIMEOUT_MS);
+  if (!answer) return undefined;
+  const header = answer.headers['x-duet-color'];
+  const color = parseColor(Array.isArray(header) ? header[0] : header);
+  if (color) return color;
+  return app.switch === 'socket' ? liveSocketColor(app) : undefined;
+}
+
+export interface ConnectOptions {
+  output?: OutputSink;
+  verifyTimeoutMs?: number;
+}
+
+/** Send the app's public traffic to `color`, then check that nginx really does. */
+export async function connectToNginx(app: AppConfig, config: Config, color: Color, options: ConnectOptions = {}): Promise<void> {
+  await switchProxy(app, config, color, options);
+  await verifyProxy(app, color, { output: options.output, timeoutMs: options.verifyTimeoutMs });
+}
+
+/** The switch alone, without verification: connectToNginx is this followed by verifyProxy. */
+export async function switchProxy(app: AppConfig, config: Config, color: Color, options: { output?: OutputSink } = {}): Promise<void> {
+  await ensureManagedNginx(config, options);
+  const before = await describeServing(app, config);
+  const path = appConfPath(app, config);
+  if (app.switch === 'socket') {
+    // Checked before anything changes: a symlink to nothing would turn every request into a 502.
+    if (!(await isSocket(app.paths.socket[color]))) {
+      throw new DuetError(`${app.name}: ${app.paths.socket[color]} does not exist; the ${color} instance is not listening`, {
+        step: 'switch',
+        hint: `start the ${color} instance first; nothing was changed and ${before}`,
+      });
+    }
+    // The file does not depend on the color: written, tested and reloaded only when it changed.
+    await installConf(path, await renderAppConf(app, color), config, { ...options, stillServing: before });
+    await pointLiveSocket(app, color);
+    options.output?.write(`switch: ${app.paths.liveSocket} -> ${color}.sock\n`);
+    return;
+  }
+  const changed = await installConf(path, await renderAppConf(app, color), config, { ...options, stillServing: before });
+  if (changed) options.output?.write(`switch: nginx reloaded with ${app.name} -> ${color} (port ${app.ports[color]})\n`);
+}
+
+/**
+ * How long the new color must answer every probe before a port-mode switch counts as done. On a
+ * reload nginx's master starts the new workers, sleeps 100 ms "to allow new processes to start"
+ * (ngx_master_process_cycle), and only then tells the old ones to stop accepting: for those
+ * ~100 ms a fresh connection may still reach the old color. Measured here: the last old answer
+ * came 70-100 ms after the first new one.
+ */
+const SETTLE_MS = 250;
+
+/**
+ * Check through the public port that nginx serves `color`: port mode polls for X-Duet-Color (and
+ * waits out the reload's overlap, see SETTLE_MS), socket mode for a 2xx on the health path.
+ * Polled, because nginx applies a reload asynchronously. Worth calling even when nothing changed:
+ * the file may be right while nginx runs something else.
+ */
+export async function verifyProxy(app: AppConfig, color: Color, options: { output?: OutputSink; timeoutMs?: number } = {}): Promise<void> {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS;
+  const target = publicTarget(app.listen);
+  let last = 'no answer';
+  let since: number | undefined;
+  const check = async (remaining: number): Promise<true | undefined> => {
+    const probeMs = Math.min(remaining, PROBE_TIMEOUT_MS);
+    if (app.switch === 'socket') {
+      const answer = await probe(target, app.health.path, probeMs);
+      last = answer ? `HTTP ${answer.status}` : 'no answer';
+      return answer !== undefined && answer.status >= 200 && answer.status < 300 ? true : undefined;
+    }
+    const serving = await servingColor(app, { timeoutMs: probeMs });
+    last = serving ? `X-Duet-Color: ${serving}` : 'no answer with X-Duet-Color';
+    if (serving !== color) {
+      since = undefined;
+      return undefined;
+    }
+    since ??= Date.now();
+    return Date.now() - since >= SETTLE_MS ? true : undefined;
+  };
+  const where = describeTarget(target);
+  // Probes at most 50 ms apart, so the settle window is actually observed, not slept through.
+  if (!(await pollUntil(check, { timeoutMs, maxDelayMs: 50 }))) {
+    const what = app.switch === 'socket' ? `a 2xx answer on ${app.health.path}` : `X-Duet-Color: ${color}`;
+    throw new DuetError(`${app.name}: ${where} did not give ${what} within ${timeoutMs / 1000} s after switching to ${color} (last: ${last})`, {
+      step: 'verify',
+      hint: `the config on disk names ${color}; check nginx's error log (a port taken by another process?) and the ${color} instance, then connect again`,
+    });
+  }
+  options.output?.write(`verify: ${where} serves ${app.name} from ${color}\n`);
+}
+
+/**
+ * For bootup: put the proxy config of the color that was enabled before back in place and make
+ * nginx load it. Does not verify -- the instance may not be up yet; the caller verifies.
+ */
+export async function reapplyProxy(app: AppConfig, config: Config, options: { output?: OutputSink } = {}): Promise<Color | undefined> {
+  const color = await configuredColor(app, config);
+  if (color === undefined) return undefined;
+  await ensureManagedNginx(config, options);
+  if (app.switch === 'socket' && (await liveSocketColor(app)) !== color) {
+    // Coming from port mode: the symlink must exist before nginx proxies through it.
+    await pointLiveSocket(app, color);
+  }
+  await installConf(appConfPath(app, config), await renderAppConf(app, color), config, {
+    ...options,
+    stillServing: `nginx still runs its previous config for ${app.name}`,
+  });
+  return color;
+}
+
+/** Stop proxying the app: remove its conf (and live.sock), test and reload. */
+export async function disconnectApp(app: AppConfig, config: Config): Promise<void> {
+  const path = appConfPath(app, config);
+  const stopped = config.nginx.managed !== undefined && (await managedNginxPid(config)) === undefined;
+  if (stopped) {
+    // Nothing to reload; the managed nginx reads conf.d afresh when it starts.
+    await unlink(path).catch(ignoreMissing);
+  } else {
+    await installConf(path, undefined, config, { stillServing: `nginx still serves ${app.name}` });
+  }
+  // After the reload: until then nginx may still proxy through the symlink.
+  await unlink(app.paths.liveSocket).catch(ignoreMissing);
+}
+
+function ignoreMissing(error: NodeJS.ErrnoException): void {
+  if (error.code !== 'ENOENT') throw error;
+}
+
+/** For hints: what nginx does now, without failing when the current state is odd. */
+async function describeServing(app: AppConfig, config: Config): Promise<string> {
+  try {
+    const color = await configuredColor(app, config);
+    return color ? `nginx still serves ${color}` : `${app.name} was not connected before`;
+  } catch {
+    return `nginx still runs its previous config for ${app.name}`;
+  }
+}

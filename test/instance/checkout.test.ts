@@ -1,0 +1,249 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { checkedOutRevision, prepareCheckout, redact, resolveRef } from '../../src/instance/checkout.js';
+import { CommandFailedError, DuetError } from '../../src/errors.js';
+import { createAppRepo, type AppRepo } from '../support/git-repo.js';
+import { tempDir } from '../support/tmp.js';
+
+/** Git questions about a checkout, asked the way an operator would. */
+async function gitIn(dir: string, ...args: string[]): Promise<string> {
+  return (await execa('git', args, { cwd: dir })).stdout.trim();
+}
+
+function collector(): { write(chunk: string): void; text(): string } {
+  let text = '';
+  return { write: (chunk) => void (text += chunk), text: () => text };
+}
+
+async function releases(t: Parameters<typeof createAppRepo>[0]): Promise<{ repo: AppRepo; v1: string; v2: string }> {
+  const repo = await createAppRepo(t);
+  const v1 = await repo.tag('v1');
+  const v2 = await repo.tag('v2', { VERSION: 'v2\n' }, { annotated: true });
+  return { repo, v1, v2 };
+}
+
+test('resolveRef: a branch, lightweight and annotated tags, full names and shas', async (t) => {
+  const { repo, v1, v2 } = await releases(t);
+  const main = await repo.commit({ 'NOTES.md': 'after v2\n' }, 'notes');
+  await repo.git(['branch', 'feature/main', v1]);
+  await repo.git(['push', '--quiet', 'origin', 'feature/main']);
+
+  assert.deepEqual(await resolveRef(repo.bareUrl, 'main'), { sha: main, ref: 'refs/heads/main' });
+  assert.deepEqual(await resolveRef(repo.bareUrl, 'refs/heads/main'), { sha: main, ref: 'refs/heads/main' });
+  assert.deepEqual(await resolveRef(repo.bareUrl, 'v1'), { sha: v1, ref: 'refs/tags/v1' });
+
+  // An annotated tag resolves to the commit, not the tag object.
+  const tagObject = await repo.revParse('v2');
+  const commit = await repo.revParse('v2^{commit}');
+  assert.notEqual(tagObject, commit);
+  assert.equal(v2, commit);
+  assert.deepEqual(await resolveRef(repo.bareUrl, 'v2'), { sha: commit, ref: 'refs/tags/v2' });
+  assert.deepEqual(await resolveRef(repo.bareUrl, 'refs/tags/v2'), { sha: commit, ref: 'refs/tags/v2' });
+
+  // A sha is taken as is (lowercased), without asking the remote.
+  assert.deepEqual(await resolveRef('/nonexistent/repo.git', v1.toUpperCase()), { sha: v1, ref: v1 });
+  // A plain local path works as a clone_url too.
+  assert.deepEqual(await resolveRef(repo.bareDir, 'v1'), { sha: v1, ref: 'refs/tags/v1' });
+});
+
+test('resolveRef: a branch wins over a tag of the same name', async (t) => {
+  const { repo, v1, v2 } = await releases(t);
+  await repo.git(['branch', 'v1', v2]);
+  await repo.git(['push', '--quiet', 'origin', 'refs/heads/v1']);
+  assert.deepEqual(await resolveRef(repo.bareUrl, 'v1'), { sha: v2, ref: 'refs/heads/v1' });
+  assert.deepEqual(await resolveRef(repo.bareUrl, 'refs/tags/v1'), { sha: v1, ref: 'refs/tags/v1' });
+});
+
+test('resolveRef: a missing ref, an invalid ref and an unreachable repo are resolve errors', async (t) => {
+  const { repo } = await releases(t);
+
+  await assert.rejects(resolveRef(repo.bareUrl, 'v9'), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.equal(error.step, 'resolve');
+    assert.match(error.message, /ref "v9" does not exist in file:\/\//);
+    assert.ok(error.hint);
+    return true;
+  });
+  // "ain" is a tail of no ref name; "heads/main" is not a name git would pick either.
+  await assert.rejects(resolveRef(repo.bareUrl, 'ain'), /does not exist/);
+  await assert.rejects(resolveRef(repo.bareUrl, 'refs/tags/main'), /does not exist/);
+
+  await assert.rejects(resolveRef(repo.bareUrl, '--upload-pack=touch /tmp/pwned'), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.equal(error.exitCode, 2);
+    return true;
+  });
+
+  const missing = join(await tempDir(t), 'gone.git');
+  await assert.rejects(resolveRef(missing, 'main'), (error: unknown) => {
+    assert.ok(error instanceof CommandFailedError, String(error));
+    assert.equal(error.step, 'resolve');
+    assert.equal(error.exitStatus, 128);
+    assert.match(error.message, /does not appear to be a git repository/);
+    assert.match(error.hint ?? '', /clone_url/);
+    return true;
+  });
+});
+
+test('prepareCheckout: a fresh dir, then v1 -> v2 -> v1 in the same reused, shallow checkout', async (t) => {
+  const { repo, v1, v2 } = await releases(t);
+  const state = await tempDir(t);
+  const dir = join(state, 'app', 'blue');
+  const output = collector();
+
+  assert.equal(await checkedOutRevision(dir), undefined);
+  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'), { output });
+  assert.equal(await checkedOutRevision(dir), v1);
+  assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v1\n');
+  assert.equal(await gitIn(dir, 'rev-parse', '--is-shallow-repository'), 'true');
+  assert.equal(await gitIn(dir, 'remote', 'get-url', 'origin'), repo.bareUrl);
+  assert.match(output.text(), /\$ git fetch --depth 1 --no-tags origin [0-9a-f]{40}/);
+
+  // Leftovers of the running version: a build output, an ignored file, a nested dir; plus deps.
+  await writeFile(join(dir, '.git', 'duet-marker'), 'same repository\n');
+  await mkdir(join(dir, 'dist', 'deep'), { recursive: true });
+  await writeFile(join(dir, 'dist', 'deep', 'old.js'), 'stale\n');
+  await writeFile(join(dir, '.env.local'), 'SECRET=1\n');
+  await writeFile(join(dir, 'VERSION'), 'edited in place\n');
+  await mkdir(join(dir, 'node_modules', 'dep'), { recursive: true });
+  await writeFile(join(dir, 'node_modules', 'dep', 'index.js'), 'kept\n');
+
+  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v2'), { output });
+  assert.equal(await checkedOutRevision(dir), v2);
+  assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v2\n');
+  assert.equal(await readFile(join(dir, '.git', 'duet-marker'), 'utf8'), 'same repository\n', 'the checkout was recreated');
+  assert.equal(await gitIn(dir, 'rev-parse', '--is-shallow-repository'), 'true');
+  assert.equal(existsSync(join(dir, 'dist')), false, 'untracked build output left behind');
+  assert.equal(existsSync(join(dir, '.env.local')), false);
+  assert.equal(await readFile(join(dir, 'node_modules', 'dep', 'index.js'), 'utf8'), 'kept\n');
+  assert.equal(await gitIn(dir, 'status', '--porcelain', '--ignored', '--untracked-files=all'), '?? node_modules/dep/index.js');
+
+  // Back to v1: its commit is already here, so nothing is fetched; prove it by taking the remote away.
+  await rename(repo.bareDir, `${repo.bareDir}.away`);
+  const before = output.text().length;
+  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' }, { output });
+  assert.equal(await checkedOutRevision(dir), v1);
+  assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v1\n');
+  assert.doesNotMatch(output.text().slice(before), /git fetch/);
+  assert.doesNotMatch(output.text(), /git init/, 'init is for directories without .git only');
+});
+
+test('prepareCheckout: a changed clone_url updates origin', async (t) => {
+  const { repo, v1, v2 } = await releases(t);
+  const dir = join(await tempDir(t), 'green');
+  await prepareCheckout(dir, repo.bareDir, { sha: v1, ref: 'refs/tags/v1' });
+  assert.equal(await gitIn(dir, 'remote', 'get-url', 'origin'), repo.bareDir);
+  await prepareCheckout(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' });
+  assert.equal(await gitIn(dir, 'remote', 'get-url', 'origin'), repo.bareUrl);
+  assert.equal(await checkedOutRevision(dir), v2);
+});
+
+test('prepareCheckout: a commit that is no branch or tag tip is fetched by its sha', async (t) => {
+  const { repo, v1 } = await releases(t);
+  const middle = await repo.commit({ VERSION: 'v1.5\n' }, 'between');
+  await repo.commit({ VERSION: 'v3\n' }, 'after');
+  const dir = join(await tempDir(t), 'blue');
+  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, middle));
+  assert.equal(await checkedOutRevision(dir), middle);
+  assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v1.5\n');
+  assert.notEqual(middle, v1);
+});
+
+test('prepareCheckout: when the server refuses a fetch by sha, the ref is fetched by name', async (t) => {
+  const { repo, v1, v2 } = await releases(t);
+  const dir = join(await tempDir(t), 'blue');
+  const output = collector();
+  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  // Protocol v0 only serves advertised objects: an annotated tag's commit is not one of them
+  // (unless it is also the tip of main, hence the commits after each tag).
+  await repo.commit({ VERSION: 'after v2\n' });
+  await gitIn(dir, 'config', 'protocol.version', '0');
+  await prepareCheckout(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' }, { output });
+  assert.equal(await checkedOutRevision(dir), v2);
+  assert.match(output.text(), /unadvertised object/);
+  assert.match(output.text(), /fetching refs\/tags\/v2 instead/);
+
+  // Without a ref name to fall back on, the refusal is the error.
+  const v3 = await repo.tag('v3', { VERSION: 'v3\n' }, { annotated: true });
+  await repo.commit({ VERSION: 'after v3\n' });
+  await assert.rejects(prepareCheckout(dir, repo.bareUrl, { sha: v3, ref: v3 }), (error: unknown) => {
+    assert.ok(error instanceof CommandFailedError);
+    assert.equal(error.step, 'update');
+    assert.match(error.message, /unadvertised object/);
+    return true;
+  });
+
+  // A ref that moved between resolve and fetch is reported as such.
+  const v4 = await repo.tag('v4', { VERSION: 'v4\n' }, { annotated: true });
+  await repo.git(['tag', '--force', '--annotate', '--message', 'moved', 'v4', v1]);
+  await repo.commit({ VERSION: 'after v4\n' });
+  await assert.rejects(prepareCheckout(dir, repo.bareUrl, { sha: v4, ref: 'refs/tags/v4' }), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.equal(error.step, 'update');
+    assert.match(error.message, /refs\/tags\/v4 in file:\/\/.* no longer points at/);
+    return true;
+  });
+});
+
+test('prepareCheckout: a commit the remote does not have is an update error with git\'s message', async (t) => {
+  const { repo } = await releases(t);
+  const dir = join(await tempDir(t), 'blue');
+  const unknown = 'f'.repeat(40);
+  await assert.rejects(prepareCheckout(dir, repo.bareUrl, { sha: unknown, ref: unknown }), (error: unknown) => {
+    assert.ok(error instanceof CommandFailedError, String(error));
+    assert.equal(error.step, 'update');
+    assert.match(error.message, /git fetch --depth 1 --no-tags origin f{40}/);
+    assert.match(error.outputTail, /not our ref|remote error|couldn't find remote ref|fatal/i);
+    assert.ok(error.hint);
+    return true;
+  });
+  assert.equal(await checkedOutRevision(dir), undefined);
+  await assert.rejects(prepareCheckout(dir, repo.bareUrl, { sha: 'main', ref: 'main' }), /not a full commit sha/);
+});
+
+test('prepareCheckout survives a lock file left by a crashed git', async (t) => {
+  const { repo, v1, v2 } = await releases(t);
+  const dir = join(await tempDir(t), 'blue');
+  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  await writeFile(join(dir, '.git', 'index.lock'), '');
+  await prepareCheckout(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' });
+  assert.equal(await checkedOutRevision(dir), v2);
+});
+
+test('checkedOutRevision: undefined for a dir without its own .git, even inside a repository', async (t) => {
+  const { repo } = await releases(t);
+  const inside = join(repo.workDir, 'sub');
+  await mkdir(inside);
+  assert.equal(await checkedOutRevision(inside), undefined);
+  assert.equal(await checkedOutRevision(join(repo.workDir, 'nope')), undefined);
+  const empty = join(await tempDir(t), 'empty');
+  await mkdir(empty);
+  await gitIn(empty, 'init', '--quiet');
+  assert.equal(await checkedOutRevision(empty), undefined);
+});
+
+test('git runs against the checkout even when GIT_DIR points elsewhere (duet started from a hook)', async (t) => {
+  const { repo, v1 } = await releases(t);
+  const dir = join(await tempDir(t), 'blue');
+  const saved = process.env.GIT_DIR;
+  process.env.GIT_DIR = join(repo.workDir, '.git');
+  t.after(() => {
+    if (saved === undefined) delete process.env.GIT_DIR;
+    else process.env.GIT_DIR = saved;
+  });
+  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  assert.equal(await checkedOutRevision(dir), v1);
+  delete process.env.GIT_DIR;
+  assert.equal(await gitIn(repo.workDir, 'remote', 'get-url', 'origin'), repo.bareDir, 'the work tree repo was touched');
+});
+
+test('credentials in URLs are hidden from messages and logs', () => {
+  assert.equal(redact('https://ghp_secret@github.com/o/r.git'), 'https://***@github.com/o/r.git');
+  assert.equal(redact('fatal: https://x-access-token:abc@github.com/o/r'), 'fatal: https://***@github.com/o/r');
+  assert.equal(redact('ssh://git:pw@host/r.git'), 'ssh://git:***@host/r.git');
+  assert.equal(redact('git@github.com:o/r.git'), 'git@github.com:o/r.git');
+});

@@ -1,0 +1,102 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { validateRefName, refNameProblem, isFullObjectId } from '../../src/instance/git-ref.js';
+import { DuetError } from '../../src/errors.js';
+
+const sha = 'a94a8fe5ccb19ba61c4c0873d391e987982fbbd3';
+
+const accepted = [
+  'main',
+  'v2',
+  'v1.2.0',
+  'release/2026-11',
+  'refs/tags/v1',
+  'refs/heads/main',
+  'feature/x_y-z',
+  'a@b',
+  'v1.lockfile',
+  sha,
+  sha.toUpperCase(),
+  'x'.repeat(255),
+];
+
+const rejected: Array<[string, RegExp]> = [
+  ['', /empty/],
+  ['-x', /starts with "-"/],
+  ['--upload-pack=evil', /starts with "-"/],
+  ['a..b', /"\.\."/],
+  ['a b', /space/],
+  ['a;rm -rf', /space|";"/],
+  ['a;b', /";"/],
+  ['$(x)', /"\$"/],
+  ['`x`', /"`"/],
+  ['a&b', /"&"/],
+  ['a|b', /"\|"/],
+  ["a'b", /"'"/],
+  ['a"b', /"""/],
+  ['a<b', /"<"/],
+  ['a>b', /">"/],
+  ['a(b', /"\("/],
+  ['a{b', /"\{"/],
+  ['a!b', /"!"/],
+  ['a#b', /"#"/],
+  ['x.lock', /ends with "\.lock"/],
+  ['refs/heads/x.lock', /ends with "\.lock"/],
+  ['.hidden', /starts with "\."/],
+  ['refs/tags/.v1', /starts with "\."/],
+  ['a//b', /"\/\/"/],
+  ['a/', /ends with "\/"/],
+  ['/a', /starts with "\/"/],
+  ['a.', /ends with "\."/],
+  ['a\x07b', /control character/],
+  ['a\nb', /control character/],
+  ['a\tb', /control character/],
+  ['a\x7fb', /control character/],
+  ['a~1', /"~"/],
+  ['a^', /"\^"/],
+  ['a:b', /":"/],
+  ['a?', /"\?"/],
+  ['a*', /"\*"/],
+  ['a[b', /"\["/],
+  ['a\\b', /"\\"/],
+  ['@', /"@"/],
+  ['a@{1}', /"@\{"|"\{"/],
+  ['x'.repeat(256), /longer than 255/],
+];
+
+test('names git accepts (and full shas) pass through unchanged', () => {
+  for (const ref of accepted) {
+    assert.equal(refNameProblem(ref), undefined, ref);
+    assert.equal(validateRefName(ref), ref);
+  }
+});
+
+test('bad names are refused with the reason, as a resolve error with exit code 2', () => {
+  for (const [ref, reason] of rejected) {
+    assert.throws(
+      () => validateRefName(ref),
+      (error: unknown) => {
+        assert.ok(error instanceof DuetError, `${JSON.stringify(ref)}: not a DuetError`);
+        assert.equal(error.step, 'resolve');
+        assert.equal(error.exitCode, 2);
+        assert.ok(error.hint);
+        assert.match(error.message, reason, JSON.stringify(ref));
+        return true;
+      },
+      JSON.stringify(ref),
+    );
+  }
+});
+
+test('a non-string from a JSON payload is refused, not crashed on', () => {
+  assert.throws(() => validateRefName(42 as unknown as string), DuetError);
+  assert.throws(() => validateRefName(undefined as unknown as string), DuetError);
+});
+
+test('full object ids are told apart from names', () => {
+  assert.equal(isFullObjectId(sha), true);
+  assert.equal(isFullObjectId('a'.repeat(64)), true);
+  assert.equal(isFullObjectId(sha.slice(0, 12)), false);
+  assert.equal(isFullObjectId(`${sha}0`), false);
+  assert.equal(isFullObjectId('main'), false);
+});

@@ -1,0 +1,198 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
+import type { Color } from '../../src/config/schema.js';
+import { CommandFailedError } from '../../src/errors.js';
+import { prepareCheckout, resolveRef } from '../../src/instance/checkout.js';
+import { findLockfile, installDependencies, readInstallStamp } from '../../src/instance/install.js';
+import { createAppRepo, type AppRepo } from '../support/git-repo.js';
+import { tempDir } from '../support/tmp.js';
+
+/** Counts real runs: each appends the color to <app root>/install-count (the checkout's parent). */
+const COUNTING_INSTALL =
+  'mkdir -p node_modules/dep && echo "$DUET_COLOR" > node_modules/dep/index.js && echo "$DUET_COLOR" >> ../install-count';
+
+interface Fixture {
+  repo: AppRepo;
+  app: AppConfig;
+  /** Check out `ref` in `color`'s dir, as a deploy would. */
+  checkout(color: Color, ref: string): Promise<void>;
+  install(color: Color): ReturnType<typeof installDependencies>;
+  runs(color: Color): Promise<number>;
+}
+
+async function fixture(t: TestContext, install = COUNTING_INSTALL): Promise<Fixture> {
+  const repo = await createAppRepo(t);
+  await repo.tag('v1');
+  const state = await tempDir(t, 'duet-state');
+  const config = parseConfig(
+    `state_dir: ${JSON.stringify(state)}\napps:\n  cafeteria:\n    clone_url: ${JSON.stringify(repo.bareUrl)}\n    install: ${JSON.stringify(install)}\n`,
+    'duet.yml',
+  );
+  const app = pickApp(config, undefined);
+  return {
+    repo,
+    app,
+    checkout: async (color, ref) => prepareCheckout(app.paths.checkout[color], repo.bareUrl, await resolveRef(repo.bareUrl, ref)),
+    install: (color) => installDependencies(app, color, { env: { DUET_COLOR: color } }),
+    runs: async (color) => {
+      const text = existsSync(join(app.paths.root, 'install-count')) ? await readFile(join(app.paths.root, 'install-count'), 'utf8') : '';
+      return text.split('\n').filter((line) => line === color).length;
+    },
+  };
+}
+
+function fingerprint(lockfile: string, install: string): string {
+  return createHash('sha256').update(lockfile).update('\0').update(install).digest('hex');
+}
+
+test('install, then skip while the lockfile is unchanged, across checkouts of new versions', async (t) => {
+  const f = await fixture(t);
+  await f.checkout('blue', 'v1');
+  const output: string[] = [];
+  assert.equal(await installDependencies(f.app, 'blue', { env: { DUET_COLOR: 'blue' }, output: { write: (s) => void output.push(s) } }), 'installed');
+  assert.equal(await f.runs('blue'), 1);
+  assert.match(output.join(''), /\$ mkdir -p node_modules/);
+
+  const stamp = await readInstallStamp(f.app.paths.installStamp.blue);
+  const lockfile = await readFile(join(f.app.paths.checkout.blue, 'package-lock.json'), 'utf8');
+  assert.equal(stamp?.fingerprint, fingerprint(lockfile, COUNTING_INSTALL));
+  assert.equal(stamp?.nodeModules, true);
+  assert.ok(!Number.isNaN(Date.parse(stamp?.installedAt ?? '')));
+
+  assert.equal(await f.install('blue'), 'skipped');
+  // A new version with the same lockfile: node_modules survives the checkout, the install is skipped.
+  await f.repo.tag('v2', { VERSION: 'v2\n' });
+  await f.checkout('blue', 'v2');
+  assert.equal(await readFile(join(f.app.paths.checkout.blue, 'node_modules', 'dep', 'index.js'), 'utf8'), 'blue\n');
+  assert.equal(await f.install('blue'), 'skipped');
+  assert.equal(await f.runs('blue'), 1);
+
+  // node_modules gone (someone cleaned up): the stamp alone is not enough.
+  await rm(join(f.app.paths.checkout.blue, 'node_modules'), { recursive: true });
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await f.runs('blue'), 2);
+});
+
+test('the other color with the same lockfile is copied, as a real copy', async (t) => {
+  const f = await fixture(t);
+  await f.checkout('blue', 'v1');
+  await f.checkout('green', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await f.install('green'), 'copied');
+  assert.equal(await f.runs('green'), 0, 'green ran the install command');
+
+  const blueFile = join(f.app.paths.checkout.blue, 'node_modules', 'dep', 'index.js');
+  const greenFile = join(f.app.paths.checkout.green, 'node_modules', 'dep', 'index.js');
+  assert.equal(await readFile(greenFile, 'utf8'), 'blue\n');
+  const [a, b] = [await stat(blueFile), await stat(greenFile)];
+  assert.notEqual(a.ino, b.ino, 'the colors share a file');
+  assert.equal(a.nlink, 1);
+  assert.equal(b.nlink, 1);
+  await writeFile(greenFile, 'changed by green\n');
+  assert.equal(await readFile(blueFile, 'utf8'), 'blue\n');
+
+  const stamp = await readInstallStamp(f.app.paths.installStamp.green);
+  assert.equal(stamp?.fingerprint, (await readInstallStamp(f.app.paths.installStamp.blue))?.fingerprint);
+  assert.equal(stamp?.copiedFrom, 'blue');
+  assert.equal(await f.install('green'), 'skipped');
+
+  // A stale node_modules in the target is replaced, not merged into.
+  await rm(f.app.paths.installStamp.green);
+  await writeFile(join(f.app.paths.checkout.green, 'node_modules', 'stale.js'), 'old\n');
+  assert.equal(await f.install('green'), 'copied');
+  assert.equal(existsSync(join(f.app.paths.checkout.green, 'node_modules', 'stale.js')), false);
+  assert.equal(existsSync(join(f.app.paths.checkout.green, 'node_modules', 'node_modules')), false);
+});
+
+test('a changed lockfile or install command means a real install', async (t) => {
+  const f = await fixture(t);
+  await f.checkout('blue', 'v1');
+  await f.checkout('green', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+
+  const lock = JSON.parse(await readFile(join(f.repo.workDir, 'package-lock.json'), 'utf8')) as { version: string };
+  lock.version = '2.0.0';
+  await f.repo.tag('v2', { VERSION: 'v2\n', 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+  await f.checkout('green', 'v2');
+  assert.equal(await f.install('green'), 'installed', 'blue has other dependencies: no copy');
+  assert.equal(await f.runs('green'), 1);
+  await f.checkout('blue', 'v2');
+  assert.equal(await f.install('blue'), 'copied');
+  assert.equal(await f.runs('blue'), 1);
+
+  // Same lockfile, another command: the fingerprint covers the command too.
+  const changed: AppConfig = { ...f.app, install: `${COUNTING_INSTALL} && true` };
+  assert.equal(await installDependencies(changed, 'blue', { env: { DUET_COLOR: 'blue' } }), 'installed');
+  assert.equal(await f.runs('blue'), 2);
+});
+
+test('a failing install reports exit code and output, and leaves no stamp', async (t) => {
+  const f = await fixture(t);
+  await f.checkout('blue', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.ok(existsSync(f.app.paths.installStamp.blue));
+
+  await f.repo.tag('v2', { 'package-lock.json': '{"lockfileVersion":3,"packages":{}}\n' });
+  await f.checkout('blue', 'v2');
+  const failing: AppConfig = { ...f.app, install: 'echo "npm ERR! something broke"; echo to-stderr >&2; exit 7' };
+  await assert.rejects(installDependencies(failing, 'blue', {}), (error: unknown) => {
+    assert.ok(error instanceof CommandFailedError, String(error));
+    assert.equal(error.step, 'install');
+    assert.equal(error.exitStatus, 7);
+    assert.match(error.outputTail, /npm ERR! something broke/);
+    assert.match(error.outputTail, /to-stderr/);
+    assert.match(error.message, /exited with code 7/);
+    assert.ok(error.hint);
+    return true;
+  });
+  assert.equal(existsSync(f.app.paths.installStamp.blue), false, 'a stale stamp survived a failed install');
+  // And so the next attempt installs again even though node_modules is there.
+  assert.equal(await f.install('blue'), 'installed');
+});
+
+test('without a lockfile the install always runs and no stamp is written', async (t) => {
+  const f = await fixture(t);
+  await f.repo.tag('nolock', { 'package-lock.json': null });
+  await f.checkout('blue', 'nolock');
+  await f.checkout('green', 'nolock');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await f.install('green'), 'installed');
+  assert.equal(await f.runs('blue'), 2);
+  assert.equal(await f.runs('green'), 1);
+  assert.equal(existsSync(f.app.paths.installStamp.blue), false);
+});
+
+test('a project whose install creates no node_modules is skipped the second time', async (t) => {
+  const f = await fixture(t, 'echo "$DUET_COLOR" >> ../install-count');
+  await f.checkout('blue', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal((await readInstallStamp(f.app.paths.installStamp.blue))?.nodeModules, false);
+  assert.equal(await f.install('blue'), 'skipped');
+  assert.equal(await f.runs('blue'), 1);
+  // Nothing to copy from blue: green installs for itself.
+  await f.checkout('green', 'v1');
+  assert.equal(await f.install('green'), 'installed');
+});
+
+test('npm ci on the fixture lockfile (no dependencies) installs, then skips', async (t) => {
+  const f = await fixture(t, 'npm ci --no-audit --no-fund --offline');
+  await f.checkout('blue', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await f.install('blue'), 'skipped');
+});
+
+test('the lockfile is the first present of npm, shrinkwrap, yarn and pnpm ones', async (t) => {
+  const dir = await tempDir(t);
+  await mkdir(dir, { recursive: true });
+  assert.equal(findLockfile(dir), undefined);
+  for (const name of ['pnpm-lock.yaml', 'yarn.lock', 'npm-shrinkwrap.json', 'package-lock.json']) {
+    await writeFile(join(dir, name), name);
+    assert.equal(findLockfile(dir), join(dir, name));
+  }
+});

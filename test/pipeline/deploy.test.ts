@@ -1,0 +1,56 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setupDuet } from '../support/duet.js';
+
+for (const switchMode of ['port', 'socket'] as const) {
+  test(`deploy v1 -> v2 -> rollback in ${switchMode} mode, checking the public port at each point`, async (t) => {
+    const setup = await setupDuet(t, { switchMode });
+    const { duet, get } = setup;
+    const v1 = await setup.repo.revParse('v1^{commit}');
+    const v2 = await setup.repo.revParse('v2^{commit}');
+
+    assert.equal((await duet(['enabled-instance'])).code, 1, 'nothing is enabled before the first deploy');
+
+    const first = await duet(['deploy', '--ref', 'v1']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stdout, new RegExp(`${v1.slice(0, 7)} live on blue`));
+    let page = await get('/');
+    assert.match(page.body, /cafeteria v1/);
+    if (switchMode === 'port') assert.equal(page.color, 'blue');
+    assert.equal((await duet(['enabled-instance'])).stdout, 'blue\n');
+
+    const second = await duet(['deploy', '--ref', 'v2']);
+    assert.equal(second.code, 0, second.stderr);
+    page = await get('/');
+    assert.match(page.body, /cafeteria v2/);
+    assert.match(page.body, /color green/);
+    assert.equal((await duet(['enabled-instance'])).stdout, 'green\n');
+    assert.equal((await duet(['disabled-instance'])).stdout, 'blue\n');
+
+    const status = JSON.parse((await duet(['status', '--json'])).stdout);
+    assert.equal(status.app, 'cafeteria');
+    assert.equal(status.enabled, 'green');
+    assert.equal(status.colors.green.revision, v2);
+    assert.equal(status.colors.green.ref, 'refs/tags/v2');
+    assert.equal(status.colors.green.healthy, true);
+    assert.equal(status.colors.blue.revision, v1);
+    assert.equal(status.colors.blue.running, true, 'standby: keep leaves blue warm');
+    assert.equal(status.deploying, null);
+
+    const again = await duet(['deploy', '--ref', 'v2']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /already live on green; nothing to do/);
+
+    const back = await duet(['rollback']);
+    assert.equal(back.code, 0, back.stderr);
+    page = await get('/');
+    assert.match(page.body, /cafeteria v1/);
+    assert.equal((await duet(['enabled-instance'])).stdout, 'blue\n');
+
+    const history = JSON.parse((await duet(['history', '--json'])).stdout);
+    assert.deepEqual(
+      history.map((r: { kind: string; outcome: string }) => `${r.kind}:${r.outcome}`),
+      ['rollback:success', 'deploy:noop', 'deploy:success', 'deploy:success'],
+    );
+  });
+}

@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setupDuet, type DuetSetup } from '../support/duet.js';
+
+/** After a failed deploy, v1 on blue must still serve and green must not be left running. */
+async function assertOldColorStillServes(setup: DuetSetup): Promise<void> {
+  const page = await setup.get('/');
+  assert.equal(page.status, 200);
+  assert.match(page.body, /cafeteria v1/);
+  assert.equal(page.color, 'blue');
+  assert.equal((await setup.duet(['enabled-instance'])).stdout, 'blue\n');
+  assert.equal((await setup.duet(['pid', 'green'])).code, 1, 'the idle color was stopped after the failure');
+}
+
+async function deployFailing(setup: DuetSetup): Promise<string> {
+  assert.equal((await setup.duet(['deploy', '--ref', 'v1'])).code, 0);
+  const failed = await setup.duet(['deploy', '--ref', 'v2']);
+  assert.equal(failed.code, 1, failed.stderr);
+  await assertOldColorStillServes(setup);
+  const history = JSON.parse((await setup.duet(['history', '--json'])).stdout);
+  assert.equal(history[0].outcome, 'failed');
+  return failed.stderr;
+}
+
+const failingInstall = 'if [ -f fail-install ]; then echo "npm ERR! simulated install failure" >&2; exit 1; fi; mkdir -p node_modules';
+
+test('install exits 1: the error names the step, the command, its exit code and its output', async (t) => {
+  const setup = await setupDuet(t, { app: { install: `'${failingInstall}'` }, tags: {
+      v1: {},
+      // A new lockfile: with an unchanged one the install would be skipped (or copied) instead.
+      v2: { VERSION: 'v2\n', 'fail-install': '', 'package-lock.json': '{"name":"sample-app","lockfileVersion":3,"packages":{}}\n' },
+    }, });
+  const stderr = await deployFailing(setup);
+  assert.match(stderr, /install: .*exited with code 1/);
+  assert.match(stderr, /npm ERR! simulated install failure/);
+});
+
+test('the app crashes at start: reported quickly, not after the health timeout', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashOnStart":true}' } } });
+  const started = Date.now();
+  const stderr = await deployFailing(setup);
+  assert.match(stderr, /health: green exited before it became healthy/);
+  assert.ok(Date.now() - started < 9000, 'a dead process is not waited on for health.timeout_s');
+});
+
+test('health never passes: the deploy fails after health.timeout_s with the last answer', async (t) => {
+  const setup = await setupDuet(t, {
+    app: { health: '{ path: /health, timeout_s: 1.5 }' },
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"healthStatus":503}' } },
+  });
+  const stderr = await deployFailing(setup);
+  assert.match(stderr, /green did not become healthy within 1.5s: GET \/health last answered HTTP 503/);
+});
+
+test('health times out: an app too slow to listen fails the deploy', async (t) => {
+  const setup = await setupDuet(t, {
+    app: { health: '{ path: /health, timeout_s: 1 }' },
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":5000}' } },
+  });
+  const stderr = await deployFailing(setup);
+  assert.match(stderr, /did not become healthy within 1s: GET \/health last answered ECONNREFUSED/);
+});
+
+test('nginx config test fails: the previous file is restored and the old color keeps serving', async (t) => {
+  const setup = await setupDuet(t);
+  assert.equal((await setup.duet(['deploy', '--ref', 'v1'])).code, 0);
+  // Someone drops a broken file next to duet's: nginx -t now fails for any change.
+  await writeFile(join(setup.config.nginx.confDir, 'broken.conf'), 'server { listen 1.2.3.4:99999; }\n');
+  const failed = await setup.duet(['deploy', '--ref', 'v2']);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /switch: /);
+  assert.match(failed.stderr, /invalid port|host not found|99999/);
+  await assertOldColorStillServes(setup);
+});
+
+test('an app that ignores SIGTERM is killed after stop_timeout_s when it is retired', async (t) => {
+  const setup = await setupDuet(t, {
+    standby: 'stop',
+    tags: { v1: { 'behaviour.json': '{"ignoreSigterm":true}' }, v2: { VERSION: 'v2\n', 'behaviour.json': '{}' } },
+  });
+  assert.equal((await setup.duet(['deploy', '--ref', 'v1'])).code, 0);
+  const deployed = await setup.duet(['deploy', '--ref', 'v2']);
+  assert.equal(deployed.code, 0, deployed.stderr);
+  assert.match(deployed.stderr, /retire: done .*blue killed/);
+  assert.match((await setup.get('/')).body, /cafeteria v2/);
+  assert.equal((await setup.duet(['pid', 'blue'])).code, 1);
+});

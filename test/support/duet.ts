@@ -1,0 +1,137 @@
+import { writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { execa } from 'execa';
+import { parseConfig, pickApp, type AppConfig, type Config } from '../../src/config/load.js';
+import { stopInstance } from '../../src/instance/runner.js';
+import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
+import { createAppRepo, repoRoot, type AppRepo } from './git-repo.js';
+import { freePort } from './ports.js';
+import { tempDir } from './tmp.js';
+
+/**
+ * A whole duet setup for one test: the sample app's repository with tags, a duet.yml with a
+ * managed nginx on free loopback ports, and the real `duet` binary run as a child process.
+ * Everything it starts (both colors, nginx) is stopped when the test ends, pass or fail.
+ */
+export interface DuetSetup {
+  dir: string;
+  configPath: string;
+  config: Config;
+  app: AppConfig;
+  repo: AppRepo;
+  listenPort: number;
+  duet(args: string[], env?: Record<string, string>): Promise<CliResult>;
+  /** GET through nginx's public port with Connection: close. */
+  get(path?: string): Promise<PublicAnswer>;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface PublicAnswer {
+  status: number;
+  body: string;
+  color: string | undefined;
+}
+
+export interface SetupOptions {
+  switchMode?: 'port' | 'socket';
+  standby?: 'keep' | 'stop';
+  /** App keys to set or override: key -> YAML value, e.g. { health: '{ path: /health, timeout_s: 1 }' }. */
+  app?: Record<string, string>;
+  /** Tags to create: name -> files changed in that version. v1 and v2 by default. */
+  tags?: Record<string, Record<string, string>>;
+}
+
+export const cliPath = (): string => join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+
+export async function setupDuet(t: TestContext, options: SetupOptions = {}): Promise<DuetSetup> {
+  let config: Config | undefined;
+  // Registered before the temp dirs: node:test runs `after` hooks in order, and the processes
+  // must be gone before their directories are removed.
+  t.after(async () => {
+    if (!config) return;
+    for (const app of config.apps.values()) {
+      await stopInstance(app, 'blue').catch(() => {});
+      await stopInstance(app, 'green').catch(() => {});
+    }
+    await stopManagedNginx(config).catch(() => {});
+  });
+  const repo = await createAppRepo(t);
+  const tags = options.tags ?? { v1: {}, v2: { VERSION: 'v2\n' } };
+  for (const [name, files] of Object.entries(tags)) await repo.tag(name, files);
+
+  const dir = await tempDir(t, 'duet-state');
+  const listenPort = await freePort();
+  const [blue, green] = [await freePort(), await freePort()];
+  const appKeys: Record<string, string> = {
+    repo: 'inu-appcenter/cafeteria-server',
+    clone_url: repo.bareUrl,
+    listen: `"127.0.0.1:${listenPort}"`,
+    switch: options.switchMode ?? 'port',
+    ports: `{ blue: ${blue}, green: ${green} }`,
+    // Fast stand-ins for npm: the fixture has no dependencies and nothing to build.
+    install: 'mkdir -p node_modules',
+    build: '""',
+    start: 'exec node server.js',
+    health: '{ path: /health, timeout_s: 10 }',
+    standby: options.standby ?? 'keep',
+    drain_s: '0',
+    stop_timeout_s: '2',
+    ...options.app,
+  };
+  const yaml = [
+    `state_dir: ${join(dir, 'state')}`,
+    'nginx: { managed: true }',
+    'apps:',
+    '  cafeteria:',
+    ...Object.entries(appKeys).map(([key, value]) => `    ${key}: ${value}`),
+  ].join('\n');
+  const configPath = join(dir, 'duet.yml');
+  await writeFile(configPath, `${yaml}\n`);
+  config = parseConfig(yaml, configPath);
+  const app = pickApp(config, 'cafeteria');
+
+  return {
+    dir,
+    configPath,
+    config,
+    app,
+    repo,
+    listenPort,
+    async duet(args, env = {}) {
+      const result = await execa('node', [cliPath(), '--config', configPath, ...args], {
+        reject: false,
+        stdin: 'ignore',
+        env: { ...env },
+        extendEnv: true,
+        timeout: 60_000,
+        stripFinalNewline: false,
+      });
+      return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+    },
+    get: (path = '/') => getPublic(listenPort, path),
+  };
+}
+
+export function getPublic(port: number, path = '/'): Promise<PublicAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false, headers: { connection: 'close' }, timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => {
+        const color = res.headers['x-duet-color'];
+        resolve({ status: res.statusCode ?? 0, body, color: Array.isArray(color) ? color[0] : color });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}

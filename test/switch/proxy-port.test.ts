@@ -1,0 +1,147 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { pickApp } from '../../src/config/load.js';
+import { DuetError } from '../../src/errors.js';
+import { managedNginxPid, stopManagedNginx } from '../../src/switch/managed-nginx.js';
+import { appConfPath } from '../../src/switch/nginx-conf.js';
+import { pollUntil } from '../../src/switch/poll.js';
+import {
+  configuredColor,
+  connectToNginx,
+  disconnectApp,
+  reapplyProxy,
+  servingColor,
+  verifyProxy,
+} from '../../src/switch/proxy.js';
+import { freePort } from '../support/ports.js';
+import { closeServer, collectOutput, get, makeConfig, startBackend, switchFixture, workerPid } from './fixture.js';
+
+test('port mode: connecting blue, then green, moves the public port; disk and HTTP agree', async (t) => {
+  const f = await switchFixture(t);
+  await startBackend(f, 'blue');
+  await startBackend(f, 'green');
+  assert.equal(await configuredColor(f.app, f.config), undefined);
+  assert.equal(await servingColor(f.app, { timeoutMs: 500 }), undefined);
+
+  await connectToNginx(f.app, f.config, 'blue');
+  assert.equal(await configuredColor(f.app, f.config), 'blue');
+  assert.equal(await servingColor(f.app), 'blue');
+  assert.deepEqual(await get(f.app), { status: 200, body: 'blue', color: 'blue' });
+
+  await connectToNginx(f.app, f.config, 'green');
+  assert.equal(await configuredColor(f.app, f.config), 'green');
+  assert.equal(await servingColor(f.app), 'green');
+  assert.deepEqual(await get(f.app), { status: 200, body: 'green', color: 'green' });
+  assert.match(await readFile(appConfPath(f.app, f.config), 'utf8'), new RegExp(`server 127\\.0\\.0\\.1:${f.app.ports.green};`));
+});
+
+test('port mode: connecting the connected color again writes and reloads nothing, but verifies', async (t) => {
+  const f = await switchFixture(t);
+  await startBackend(f, 'blue');
+  await connectToNginx(f.app, f.config, 'blue');
+  const worker = await workerPid(f.config);
+  const before = await stat(appConfPath(f.app, f.config));
+
+  const output = collectOutput();
+  await connectToNginx(f.app, f.config, 'blue', { output });
+  const after = await stat(appConfPath(f.app, f.config));
+  assert.equal(after.ino, before.ino, 'the file was not replaced');
+  assert.equal(after.mtimeMs, before.mtimeMs);
+  assert.equal(await workerPid(f.config), worker, 'nginx was not reloaded');
+  assert.doesNotMatch(output.text(), /nginx: wrote/);
+  assert.match(output.text(), /verify: 127\.0\.0\.1:\d+ serves shop from blue/);
+
+  // The verification is a real question to the public port: with nginx gone it fails.
+  await stopManagedNginx(f.config);
+  await assert.rejects(verifyProxy(f.app, 'blue', { timeoutMs: 200 }), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.equal(error.step, 'verify');
+    assert.match(error.message, /did not give X-Duet-Color: blue/);
+    return true;
+  });
+});
+
+test('port mode: a config nginx rejects is rolled back and blue keeps serving', async (t) => {
+  const f = await switchFixture(t);
+  await startBackend(f, 'blue');
+  await startBackend(f, 'green');
+  await connectToNginx(f.app, f.config, 'blue');
+  const path = appConfPath(f.app, f.config);
+  const good = await readFile(path, 'utf8');
+  const worker = await workerPid(f.config);
+
+  // An address the schema lets through but no machine has: only `nginx -t` can catch it.
+  const typo = makeConfig(f.stateDir, { listen: `999.1.1.1:${f.listenPort}`, ports: f.app.ports });
+  await assert.rejects(connectToNginx(pickApp(typo, 'shop'), typo, 'green'), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.equal(error.step, 'switch');
+    assert.match(error.message, /host not found in "999\.1\.1\.1:\d+" of the "listen" directive/);
+    assert.match(error.hint ?? '', /restored and nginx still serves blue/);
+    return true;
+  });
+  assert.equal(await readFile(path, 'utf8'), good);
+  assert.deepEqual(await readdir(f.config.nginx.confDir), ['duet-shop.conf'], 'no temp file left behind');
+  assert.equal(await configuredColor(f.app, f.config), 'blue');
+  assert.deepEqual(await get(f.app), { status: 200, body: 'blue', color: 'blue' });
+  assert.equal(await workerPid(f.config), worker, 'nginx was not reloaded');
+});
+
+test('port mode: a rejected first config leaves no file behind', async (t) => {
+  const f = await switchFixture(t, { listen: '999.1.1.1:8080' });
+  await startBackend(f, 'blue');
+  await assert.rejects(connectToNginx(f.app, f.config, 'blue'), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.match(error.hint ?? '', /shop was not connected before/);
+    return true;
+  });
+  assert.deepEqual(await readdir(f.config.nginx.confDir), []);
+  assert.equal(await configuredColor(f.app, f.config), undefined);
+});
+
+test('port mode: a public port held by another process fails verification', async (t) => {
+  const f = await switchFixture(t);
+  await startBackend(f, 'blue');
+  // nginx -t does not bind, so the config passes; the reload then cannot bind and nginx keeps
+  // its old config. Only asking the port reveals it.
+  const squatter = createServer((_req, res) => res.end('not nginx\n'));
+  const port = await freePort();
+  await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+  f.cleanup(() => closeServer(squatter));
+  const taken = makeConfig(f.stateDir, { listen: `127.0.0.1:${port}`, ports: f.app.ports });
+  await assert.rejects(connectToNginx(pickApp(taken, 'shop'), taken, 'blue', { verifyTimeoutMs: 500 }), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.equal(error.step, 'verify');
+    return true;
+  });
+});
+
+test('port mode: reapplyProxy brings the connected color back after nginx was stopped', async (t) => {
+  const f = await switchFixture(t);
+  assert.equal(await reapplyProxy(f.app, f.config), undefined);
+  assert.equal(await managedNginxPid(f.config), undefined, 'nothing connected: nginx not started');
+
+  await startBackend(f, 'blue');
+  await startBackend(f, 'green');
+  await connectToNginx(f.app, f.config, 'green');
+  await stopManagedNginx(f.config);
+  await assert.rejects(get(f.app), /ECONNREFUSED/);
+
+  assert.equal(await reapplyProxy(f.app, f.config), 'green');
+  await verifyProxy(f.app, 'green');
+  assert.deepEqual(await get(f.app), { status: 200, body: 'green', color: 'green' });
+});
+
+test('port mode: disconnectApp removes the app from nginx', async (t) => {
+  const f = await switchFixture(t);
+  await startBackend(f, 'blue');
+  await connectToNginx(f.app, f.config, 'blue');
+  await disconnectApp(f.app, f.config);
+  assert.equal(await configuredColor(f.app, f.config), undefined);
+  assert.deepEqual(await readdir(f.config.nginx.confDir), []);
+  const gone = await pollUntil(async () => ((await servingColor(f.app, { timeoutMs: 500 })) === undefined ? true : undefined), {
+    timeoutMs: 10_000,
+  });
+  assert.ok(gone, 'the public port still answers');
+});

@@ -1,0 +1,114 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
+import { readlink } from 'node:fs/promises';
+import type { Color } from '../../src/config/schema.js';
+import { DuetError } from '../../src/errors.js';
+import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
+import { pollUntil } from '../../src/switch/poll.js';
+import { configuredColor, connectToNginx, reapplyProxy, servingColor, verifyProxy } from '../../src/switch/proxy.js';
+import { get, startBackend, switchFixture, workerPid } from './fixture.js';
+
+test('socket mode: switching renames the symlink, nginx follows without a reload', async (t) => {
+  const f = await switchFixture(t, { mode: 'socket' });
+  await startBackend(f, 'blue');
+  await startBackend(f, 'green');
+  assert.equal(await configuredColor(f.app, f.config), undefined);
+
+  await connectToNginx(f.app, f.config, 'blue');
+  assert.equal(await readlink(f.app.paths.liveSocket), 'blue.sock');
+  assert.equal(await configuredColor(f.app, f.config), 'blue');
+  assert.equal(await servingColor(f.app), 'blue');
+  assert.deepEqual(await get(f.app), { status: 200, body: 'blue', color: undefined });
+  const worker = await workerPid(f.config);
+
+  await connectToNginx(f.app, f.config, 'green');
+  assert.equal(await readlink(f.app.paths.liveSocket), 'green.sock');
+  assert.equal(await configuredColor(f.app, f.config), 'green');
+  assert.equal(await servingColor(f.app), 'green');
+  // The very next request already reaches green: nothing asynchronous is left to wait for.
+  assert.equal((await get(f.app)).body, 'green');
+  assert.equal(await workerPid(f.config), worker, 'the switch did not reload nginx');
+});
+
+test('socket mode: a color whose socket does not exist is refused and nothing changes', async (t) => {
+  const f = await switchFixture(t, { mode: 'socket' });
+  await startBackend(f, 'blue');
+  await connectToNginx(f.app, f.config, 'blue');
+  await assert.rejects(connectToNginx(f.app, f.config, 'green'), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.equal(error.step, 'switch');
+    assert.match(error.message, /green\.sock does not exist/);
+    assert.match(error.hint ?? '', /nginx still serves blue/);
+    return true;
+  });
+  assert.equal(await readlink(f.app.paths.liveSocket), 'blue.sock');
+  assert.equal((await get(f.app)).body, 'blue');
+});
+
+test('socket mode: keep-alive clients see no failure across 5 switches', async (t) => {
+  const f = await switchFixture(t, { mode: 'socket' });
+  await startBackend(f, 'blue');
+  await startBackend(f, 'green');
+  await connectToNginx(f.app, f.config, 'blue');
+  const worker = await workerPid(f.config);
+
+  // Four clients on pooled keep-alive connections: the connections opened before a switch are
+  // reused after it, which is exactly what a reload would break and a symlink rename does not.
+  const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+  t.after(() => agent.destroy());
+  const seen: Record<string, number> = { blue: 0, green: 0 };
+  const failures: string[] = [];
+  let total = 0;
+  let reused = 0;
+  let running = true;
+  const client = async (): Promise<void> => {
+    while (running) {
+      try {
+        const answer = await get(f.app, '/', agent, (yes) => void (reused += yes ? 1 : 0));
+        if (answer.status !== 200) failures.push(`status ${answer.status}`);
+        seen[answer.body] = (seen[answer.body] ?? 0) + 1;
+      } catch (error) {
+        failures.push(String(error));
+      }
+      total += 1;
+    }
+  };
+  const clients = Promise.all([client(), client(), client(), client()]);
+  /** Wait (by polling, not sleeping) until the clients got `count` more answers from `color`. */
+  const answered = async (color: Color, count: number): Promise<void> => {
+    const goal = (seen[color] ?? 0) + count;
+    const ok = await pollUntil(async () => ((seen[color] ?? 0) >= goal || failures.length > 0 ? true : undefined), { timeoutMs: 10_000 });
+    assert.ok(ok, `no ${count} answers from ${color}`);
+  };
+  try {
+    await answered('blue', 50);
+    for (const color of ['green', 'blue', 'green', 'blue', 'green'] as const) {
+      await connectToNginx(f.app, f.config, color);
+      await answered(color, 50);
+    }
+  } finally {
+    running = false;
+    await clients;
+  }
+  assert.deepEqual(failures, [], `${failures.length} of ${total} requests failed`);
+  assert.ok(total >= 300, `only ${total} requests`);
+  assert.ok(reused > total / 2, `only ${reused} of ${total} requests reused a connection`);
+  assert.deepEqual(Object.keys(seen).sort(), ['blue', 'green'], 'every answer came from blue or green');
+  assert.equal(await workerPid(f.config), worker, 'no switch reloaded nginx');
+});
+
+test('socket mode: reapplyProxy brings the connected color back after nginx was stopped', async (t) => {
+  const f = await switchFixture(t, { mode: 'socket' });
+  await startBackend(f, 'blue');
+  await startBackend(f, 'green');
+  await connectToNginx(f.app, f.config, 'green');
+  await stopManagedNginx(f.config);
+  await assert.rejects(get(f.app), /ECONNREFUSED/);
+  assert.equal(await servingColor(f.app, { timeoutMs: 500 }), undefined, 'no answer, no color');
+
+  assert.equal(await reapplyProxy(f.app, f.config), 'green');
+  await verifyProxy(f.app, 'green');
+  assert.equal((await get(f.app)).body, 'green');
+  assert.equal(await servingColor(f.app), 'green');
+});

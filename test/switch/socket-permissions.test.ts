@@ -1,0 +1,44 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import { chmod, mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DuetError } from '../../src/errors.js';
+import { makeSocketReachable } from '../../src/switch/socket-permissions.js';
+import { tempDir } from '../support/tmp.js';
+
+async function listenOn(t: { after(fn: () => unknown): void }, path: string): Promise<void> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+}
+
+const mode = async (path: string): Promise<number> => (await stat(path)).mode & 0o777;
+
+test('makeSocketReachable opens the socket and lets others pass through its directories', async (t) => {
+  const root = join(await tempDir(t), 'shop');
+  const socket = join(root, 'sockets', 'blue.sock');
+  await mkdir(join(root, 'sockets'), { recursive: true, mode: 0o700 });
+  await chmod(root, 0o700);
+  await listenOn(t, socket);
+
+  await makeSocketReachable(socket, root);
+  assert.equal(await mode(socket), 0o666);
+  assert.equal(await mode(root), 0o701, 'search only: others cannot list the app dir');
+  assert.equal(await mode(join(root, 'sockets')), 0o701);
+});
+
+test('makeSocketReachable names a closed directory above the app root', { skip: process.getuid?.() !== 0 && 'needs root' }, async (t) => {
+  const closed = join(await tempDir(t), 'private');
+  const root = join(closed, 'shop');
+  const socket = join(root, 'sockets', 'blue.sock');
+  await mkdir(join(root, 'sockets'), { recursive: true });
+  await chmod(closed, 0o700);
+  await listenOn(t, socket);
+  await assert.rejects(makeSocketReachable(socket, root), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.match(error.message, /private is not searchable by other users/);
+    assert.match(error.hint ?? '', /chmod o\+x .*private/);
+    return true;
+  });
+});

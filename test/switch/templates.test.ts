@@ -1,0 +1,49 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfig, pickApp } from '../../src/config/load.js';
+import { DuetError } from '../../src/errors.js';
+import { renderAppConf, upstreamPort, proxiesToUnixSocket } from '../../src/switch/nginx-conf.js';
+import { packageRoot, renderTemplate } from '../../src/switch/templates.js';
+
+test('the package root is found from sources and from dist alike', () => {
+  const root = packageRoot();
+  assert.ok(existsSync(join(root, 'package.json')));
+  assert.ok(existsSync(join(root, 'nginx', 'app-port.conf.template')));
+  assert.equal(packageRoot(join(root, 'src', 'switch', 'templates.ts')), root);
+  assert.equal(packageRoot(join(root, 'dist', 'src', 'switch', 'templates.js')), root);
+});
+
+test('placeholders are replaced; a missing value is an error, not an empty string', () => {
+  assert.equal(renderTemplate('listen {{listen}}; # {{ app }}', { listen: 8080, app: 'shop' }), 'listen 8080; # shop');
+  assert.throws(() => renderTemplate('server_name {{server_name}};', {}), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.match(error.message, /no value for the placeholder \{\{server_name\}\}/);
+    return true;
+  });
+});
+
+test('a value that could change the nginx syntax is refused, never escaped', () => {
+  for (const bad of ['a;b', 'a b', 'a{', '}', '"x"', "'x'", 'a\nb', '$host', '', 'a#b']) {
+    assert.throws(() => renderTemplate('x {{v}};', { v: bad }), /refusing to put/, JSON.stringify(bad));
+  }
+});
+
+test('the rendered confs carry what duet reads back', async () => {
+  const config = parseConfig(
+    'state_dir: /var/lib/duet\napps:\n  shop: { clone_url: x, ports: { blue: 3001, green: 3002 }, listen: "127.0.0.1:8080" }\n',
+    'test.yml',
+  );
+  const app = pickApp(config, 'shop');
+  const green = await renderAppConf(app, 'green');
+  assert.equal(upstreamPort(green), 3002);
+  assert.match(green, /listen 127\.0\.0\.1:8080;/);
+  assert.match(green, /add_header X-Duet-Color green always;/);
+  assert.equal(proxiesToUnixSocket(green), false);
+
+  const socket = await renderAppConf({ ...app, switch: 'socket' }, 'blue');
+  assert.match(socket, /proxy_pass http:\/\/unix:\/var\/lib\/duet\/shop\/sockets\/live\.sock:;/);
+  assert.equal(upstreamPort(socket), undefined);
+  assert.equal(proxiesToUnixSocket(socket), true);
+});
