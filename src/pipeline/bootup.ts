@@ -6,7 +6,7 @@ import { readPrepared } from '../instance/prepared.js';
 import { runningInstance, startInstance } from '../instance/runner.js';
 import { isPrepared } from '../instance/update.js';
 import { ensureManagedNginx } from '../switch/managed-nginx.js';
-import { reapplyProxy, verifyProxy } from '../switch/proxy.js';
+import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
 
@@ -23,7 +23,7 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
   const lock = await acquireLock(app, { command: 'bootup', wait: true, onWait: (h) => observer.note(`waiting for pid ${h.pid} (${h.command})`) });
   try {
     await ensureManagedNginx(config);
-    const enabled = await reapplyProxy(app, config);
+    const enabled = await configuredColor(app, config);
     if (!enabled) {
       observer.note(`${app.name}: nothing was ever deployed; nothing to start`);
       return { enabled: undefined, standby: 'none' };
@@ -34,6 +34,8 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
         hint: 'deploy again: duet deploy --ref <tag>',
       });
     }
+    // Re-applied after the start: in socket mode the new socket must be opened up for nginx.
+    await switchProxy(app, config, enabled);
     await verifyProxy(app, enabled);
     observer.note(`${app.name}: ${enabled} is live`);
     if (app.standby !== 'keep') return { enabled, standby: 'not-kept' };

@@ -9,10 +9,12 @@ import { isSocket, liveSocketColor, pointLiveSocket } from './live-socket.js';
 import { ensureManagedNginx, managedNginxPid } from './managed-nginx.js';
 import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from './poll.js';
+import { makeSocketReachable } from './socket-permissions.js';
 
 const DEFAULT_VERIFY_TIMEOUT_MS = 10_000;
 /** One probe never waits longer than this, so a slow answer is retried within the deadline. */
 const PROBE_TIMEOUT_MS = 2_000;
+const MIN_PROBE_MS = 250;
 
 /**
  * Which color nginx is configured to send the app's traffic to, read from what is on disk (not
@@ -78,6 +80,8 @@ export async function switchProxy(app: AppConfig, config: Config, color: Color, 
     }
     // The file does not depend on the color: written, tested and reloaded only when it changed.
     await installConf(path, await renderAppConf(app, color), config, { ...options, stillServing: before });
+    // The app created its socket with its own umask; nginx's workers run as another user.
+    await makeSocketReachable(app.paths.socket[color], app.paths.root);
     await pointLiveSocket(app, color);
     options.output?.write(`switch: ${app.paths.liveSocket} -> ${color}.sock\n`);
     return;
@@ -107,7 +111,9 @@ export async function verifyProxy(app: AppConfig, color: Color, options: { outpu
   let last = 'no answer';
   let since: number | undefined;
   const check = async (remaining: number): Promise<true | undefined> => {
-    const probeMs = Math.min(remaining, PROBE_TIMEOUT_MS);
+    // Never a too-short last question: a probe cut off by the deadline would report "no answer"
+    // where nginx did answer (say, 502), and hide the reason from the operator.
+    const probeMs = Math.max(Math.min(remaining, PROBE_TIMEOUT_MS), MIN_PROBE_MS);
     if (app.switch === 'socket') {
       const answer = await probe(target, app.health.path, probeMs);
       last = answer ? `HTTP ${answer.status}` : 'no answer';
@@ -126,9 +132,13 @@ export async function verifyProxy(app: AppConfig, color: Color, options: { outpu
   // Probes at most 50 ms apart, so the settle window is actually observed, not slept through.
   if (!(await pollUntil(check, { timeoutMs, maxDelayMs: 50 }))) {
     const what = app.switch === 'socket' ? `a 2xx answer on ${app.health.path}` : `X-Duet-Color: ${color}`;
+    const socketHint =
+      app.switch === 'socket' && last === 'HTTP 502'
+        ? `nginx cannot reach ${app.paths.socket[color]}: its workers (nobody/www-data) need write permission on the socket and o+x on its directories (makeSocketReachable); `
+        : '';
     throw new DuetError(`${app.name}: ${where} did not give ${what} within ${timeoutMs / 1000} s after switching to ${color} (last: ${last})`, {
       step: 'verify',
-      hint: `the config on disk names ${color}; check nginx's error log (a port taken by another process?) and the ${color} instance, then connect again`,
+      hint: `${socketHint}the config on disk names ${color}; check nginx's error log (a port taken by another process?) and the ${color} instance, then connect again`,
     });
   }
   options.output?.write(`verify: ${where} serves ${app.name} from ${color}\n`);

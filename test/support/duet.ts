@@ -113,6 +113,7 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
         timeout: 60_000,
         stripFinalNewline: false,
       });
+      if (process.env.DUET_TEST_TIMING) process.stderr.write(`duet ${args.join(" ")}: ${result.durationMs.toFixed(0)} ms\n`);
       return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
     },
     get: (path = '/') => getPublic(listenPort, path),

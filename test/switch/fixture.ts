@@ -68,9 +68,10 @@ apps:
 
 /**
  * A stand-in instance: answers every request with 200 and its color as the body. In socket mode
- * it listens where duet expects the color's socket and is made reachable for nginx's workers.
+ * it listens where duet expects the color's socket and is made reachable for nginx's workers
+ * (unless `reachable: false`: then the socket keeps the umask's 0755, which nobody cannot use).
  */
-export async function startBackend(f: Fixture, color: Color): Promise<Server> {
+export async function startBackend(f: Fixture, color: Color, options: { reachable?: boolean } = {}): Promise<Server> {
   const server = createServer((req, res) => {
     res.setHeader('Content-Type', 'text/plain');
     res.end(`${color}\n`);
@@ -80,7 +81,7 @@ export async function startBackend(f: Fixture, color: Color): Promise<Server> {
     const path = f.app.paths.socket[color];
     await mkdir(dirname(path), { recursive: true });
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
-    await makeSocketReachable(path, f.app.paths.root);
+    if (options.reachable !== false) await makeSocketReachable(path, f.app.paths.root);
   } else {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(f.app.ports[color], '127.0.0.1', resolve));
   }

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
-import { readlink } from 'node:fs/promises';
+import { chmod, readlink, stat } from 'node:fs/promises';
 import type { Color } from '../../src/config/schema.js';
 import { DuetError } from '../../src/errors.js';
 import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
@@ -111,4 +111,21 @@ test('socket mode: reapplyProxy brings the connected color back after nginx was 
   await verifyProxy(f.app, 'green');
   assert.equal((await get(f.app)).body, 'green');
   assert.equal(await servingColor(f.app), 'green');
+});
+
+test('socket mode: the switch opens the socket to nginx; a socket closed again fails verification', async (t) => {
+  const f = await switchFixture(t, { mode: 'socket' });
+  await startBackend(f, 'blue', { reachable: false });
+  await connectToNginx(f.app, f.config, 'blue');
+  assert.equal((await stat(f.app.paths.socket.blue)).mode & 0o777, 0o666);
+
+  // As if the instance restarted and re-created its socket under its umask.
+  await chmod(f.app.paths.socket.blue, 0o755);
+  await assert.rejects(verifyProxy(f.app, 'blue', { timeoutMs: 300 }), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.equal(error.step, 'verify');
+    assert.match(error.message, /last: HTTP 502/);
+    assert.match(error.hint ?? '', /need write permission on the socket/);
+    return true;
+  });
 });

@@ -1,0 +1,32 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setupDuet } from '../support/duet.js';
+
+for (const switchMode of ['port', 'socket'] as const) {
+  test(`bootup after a "reboot" brings back the live color, its standby and the proxy (${switchMode})`, async (t) => {
+    const { duet, get } = await setupDuet(t, { switchMode });
+    const nothing = await duet(['bootup']);
+    assert.equal(nothing.code, 0, nothing.stderr);
+    assert.match(nothing.stdout, /nothing deployed yet/);
+
+    assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
+    assert.equal((await duet(['deploy', '--ref', 'v2'])).code, 0);
+    // A reboot: every process is gone, the files stay.
+    const down = await duet(['down']);
+    assert.equal(down.code, 0, down.stderr);
+    await assert.rejects(get('/'), 'nothing answers after the "reboot"');
+    assert.equal((await duet(['pid', 'green'])).code, 1);
+
+    const up = await duet(['bootup']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stdout, /cafeteria: green live, standby started/);
+    assert.match((await get('/')).body, /cafeteria v2/);
+    const status = JSON.parse((await duet(['status', '--json'])).stdout);
+    assert.equal(status.enabled, 'green');
+    assert.equal(status.colors.green.healthy, true);
+    assert.equal(status.colors.blue.healthy, true, 'standby: keep brings the standby back for instant rollback');
+
+    const again = await duet(['bootup']);
+    assert.match(again.stdout, /green live, standby running/, 'bootup is idempotent');
+  });
+}

@@ -1,0 +1,40 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { pollUntil } from '../../src/util/poll.js';
+import { setupDuet } from '../support/duet.js';
+
+test('a second deploy waits for the lock; --no-wait fails at once naming the holder', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":1500}' } } });
+  const { duet, app } = setup;
+  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
+
+  const first = duet(['deploy', '--ref', 'v2']);
+  const locked = await pollUntil(async () => (existsSync(app.paths.lock) ? true : undefined), { timeoutMs: 10_000 });
+  assert.ok(locked, 'the first deploy takes the lock');
+
+  const impatient = await duet(['deploy', '--ref', 'v2', '--no-wait']);
+  assert.equal(impatient.code, 1);
+  assert.match(impatient.stderr, /cafeteria is locked by pid \d+ \(deploy v2, since /);
+
+  const second = await duet(['deploy', '--ref', 'v2']);
+  assert.equal(second.code, 0, second.stderr);
+  assert.match(second.stderr, /waiting for the lock held by pid \d+ \(deploy v2/);
+  assert.equal((await first).code, 0);
+  assert.match(second.stdout, /already live on green/, 'the waiter saw the first deploy finished');
+});
+
+test('a lock left by a dead process is taken over', async (t) => {
+  const { duet, app, get } = await setupDuet(t, { tags: { v1: {} } });
+  // A real pid that no longer runs, with the start time it had.
+  const dead = spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim();
+  await mkdir(dirname(app.paths.lock), { recursive: true });
+  await writeFile(app.paths.lock, JSON.stringify({ pid: Number(dead), startTime: '1', command: 'deploy v0', since: '2026-01-01T00:00:00Z' }));
+  const result = await duet(['deploy', '--ref', 'v1', '--no-wait']);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match((await get('/')).body, /cafeteria v1/);
+  assert.equal(existsSync(app.paths.lock), false);
+});

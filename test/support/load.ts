@@ -1,0 +1,64 @@
+import { Agent, request } from 'node:http';
+
+export interface LoadReport {
+  requests: number;
+  ok: number;
+  non2xx: number;
+  errors: number;
+  /** Body text of the first line each version answered with, counted. */
+  versions: Record<string, number>;
+  firstError: string | undefined;
+}
+
+/**
+ * A request loop through nginx: `concurrency` loops, each sending GET / back to back until
+ * stopped. keepAlive reuses connections (what browsers do); without it every request opens and
+ * closes its own, which hides the keep-alive race of an nginx reload.
+ */
+export function startLoad(port: number, options: { concurrency: number; keepAlive: boolean }) {
+  const agent = new Agent({ keepAlive: options.keepAlive, maxSockets: options.concurrency });
+  const report: LoadReport = { requests: 0, ok: 0, non2xx: 0, errors: 0, versions: {}, firstError: undefined };
+  let running = true;
+
+  const once = () =>
+    new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: '/', agent, headers: options.keepAlive ? {} : { connection: 'close' } }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (body += chunk));
+        res.on('end', () => {
+          report.requests += 1;
+          if (res.statusCode && res.statusCode >= 200 && res.statusCode < 300) {
+            report.ok += 1;
+            const version = /cafeteria (v\d+)/.exec(body)?.[1] ?? 'other';
+            report.versions[version] = (report.versions[version] ?? 0) + 1;
+          } else {
+            report.non2xx += 1;
+            report.firstError ??= `HTTP ${res.statusCode}`;
+          }
+          resolve();
+        });
+      });
+      req.on('error', (error) => {
+        report.requests += 1;
+        report.errors += 1;
+        report.firstError ??= error.message;
+        resolve();
+      });
+      req.end();
+    });
+
+  const loops = Array.from({ length: options.concurrency }, async () => {
+    while (running) await once();
+  });
+
+  return {
+    report,
+    async stop(): Promise<LoadReport> {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+      return report;
+    },
+  };
+}
