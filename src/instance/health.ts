@@ -2,7 +2,10 @@ import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { pollUntil } from '../util/poll.js';
+import { readFileIfExists } from '../util/atomic-file.js';
+import { lastLines } from '../util/run.js';
 import { endpointOf, httpGet } from './endpoint.js';
+import { START_MARKER } from './runner.js';
 
 /** What one probe of `health.path` found. */
 export type HealthState = 'healthy' | 'unhealthy' | 'unreachable';
@@ -54,7 +57,8 @@ export async function waitUntilHealthy(app: AppConfig, color: Color, options: Wa
   );
   const log = app.paths.instanceLog[color];
   if (died) {
-    throw new DuetError(`${color} exited before it became healthy (last probe: ${last.detail})`, {
+    const tail = await instanceLogTail(log);
+    throw new DuetError(`${color} exited before it became healthy (last probe: ${last.detail})${tail ? `\n--- end of ${log} ---\n${tail}` : ''}`, {
       step: 'health',
       hint: `read the end of its log: ${log}`,
     });
@@ -66,4 +70,12 @@ export async function waitUntilHealthy(app: AppConfig, color: Color, options: Wa
     );
   }
   return healthy;
+}
+
+/** What the instance printed since duet last started it: the reason it died is usually there. */
+async function instanceLogTail(path: string): Promise<string> {
+  const text = (await readFileIfExists(path)) ?? '';
+  const start = text.lastIndexOf(START_MARKER);
+  const sinceStart = start < 0 ? text : text.slice(text.indexOf('\n', start) + 1);
+  return lastLines(sinceStart, 20).trim();
 }

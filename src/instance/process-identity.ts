@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /**
  * A pid alone is not an identity: after a reboot or a long uptime the kernel hands the same
@@ -34,12 +34,24 @@ export async function isSameProcessAlive(identity: ProcessIdentity): Promise<boo
   return (await processStartTime(identity.pid)) === identity.startTime;
 }
 
-/** Whether any process of the group is still alive (signal 0 probes without sending). */
-export function processGroupAlive(pgid: number): boolean {
+/**
+ * Whether any process of the group still runs. `kill(-pgid, 0)` is not enough: it counts
+ * zombies, and an exited instance stays a zombie until its parent (init, or a slow reaper in a
+ * container) collects it. So the group's members are looked up in /proc and zombies ignored.
+ */
+export async function processGroupAlive(pgid: number): Promise<boolean> {
   try {
     process.kill(-pgid, 0);
-    return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, 'utf8').catch(() => undefined);
+    if (!stat) continue;
+    // After the command name: state (field 3), ppid (4), pgrp (5).
+    const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') return true;
+  }
+  return false;
 }

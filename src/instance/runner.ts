@@ -19,6 +19,9 @@ export function runningInstance(app: AppConfig, color: Color): Promise<InstanceR
   return readLivePidfile(app.paths.pidfile[color]);
 }
 
+/** Written to the instance log before each start, so a failure can show only this start's output. */
+export const START_MARKER = '--- duet: starting ';
+
 /** Environment variables duet itself reads; an app must not inherit them. */
 const DUET_ONLY_ENV = ['DUET_CRASH_AFTER', 'DUET_CONFIG'];
 
@@ -57,7 +60,7 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
     DUET_REF: revision.ref,
   });
   try {
-    await log.write(`--- duet: starting ${color} at ${revision.sha} (${revision.ref}) on ${new Date().toISOString()} ---\n`);
+    await log.write(`${START_MARKER}${color} at ${revision.sha} (${revision.ref}) on ${new Date().toISOString()} ---\n`);
     const child = spawn('sh', ['-c', app.start], {
       cwd: app.paths.checkout[color],
       detached: true,
@@ -97,7 +100,7 @@ export async function stopInstance(app: AppConfig, color: Color): Promise<StopOu
   if (record) {
     outcome = 'stopped';
     signalGroup(record.pid, 'SIGTERM');
-    const gone = await pollUntil(async () => (processGroupAlive(record.pid) ? undefined : true), {
+    const gone = await pollUntil(async () => ((await processGroupAlive(record.pid)) ? undefined : true), {
       timeoutMs: app.stop_timeout_s * 1000,
       initialIntervalMs: 5,
       maxIntervalMs: 100,
@@ -105,7 +108,7 @@ export async function stopInstance(app: AppConfig, color: Color): Promise<StopOu
     if (!gone) {
       outcome = 'killed';
       signalGroup(record.pid, 'SIGKILL');
-      await pollUntil(async () => (processGroupAlive(record.pid) ? undefined : true), { timeoutMs: 5000, initialIntervalMs: 5 });
+      await pollUntil(async () => ((await processGroupAlive(record.pid)) ? undefined : true), { timeoutMs: 5000, initialIntervalMs: 5 });
     }
   }
   await removePidfile(app.paths.pidfile[color]);

@@ -38,11 +38,15 @@ test('install exits 1: the error names the step, the command, its exit code and 
 });
 
 test('the app crashes at start: reported quickly, not after the health timeout', async (t) => {
-  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashOnStart":true}' } } });
+  const setup = await setupDuet(t, {
+    app: { health: '{ path: /health, timeout_s: 60 }' },
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashOnStart":true}' } },
+  });
   const started = Date.now();
   const stderr = await deployFailing(setup);
   assert.match(stderr, /health: green exited before it became healthy/);
-  assert.ok(Date.now() - started < 9000, 'a dead process is not waited on for health.timeout_s');
+  assert.match(stderr, /sample-app: crashing on start/, 'the error shows the end of the instance log');
+  assert.ok(Date.now() - started < 30_000, 'a dead process is not waited on for health.timeout_s');
 });
 
 test('health never passes: the deploy fails after health.timeout_s with the last answer', async (t) => {
