@@ -4,7 +4,8 @@ import { DuetError } from '../errors.js';
 import { pollUntil } from '../util/poll.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import { lastLines } from '../util/run.js';
-import { endpointOf, httpGet } from './endpoint.js';
+import { httpGet } from '../util/http-probe.js';
+import { endpointOf, endpointTarget } from './endpoint.js';
 import { START_MARKER } from './runner.js';
 
 /** What one probe of `health.path` found. */
@@ -18,7 +19,7 @@ export interface HealthReport {
 
 export async function checkHealth(app: AppConfig, color: Color, timeoutMs = 2000): Promise<HealthReport> {
   try {
-    const answer = await httpGet(endpointOf(app, color), app.health.path, timeoutMs);
+    const answer = await httpGet(endpointTarget(endpointOf(app, color)), app.health.path, timeoutMs);
     const ok = answer.status >= 200 && answer.status < 300;
     return { state: ok ? 'healthy' : 'unhealthy', detail: `HTTP ${answer.status}` };
   } catch (error) {

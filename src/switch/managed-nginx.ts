@@ -7,7 +7,7 @@ import { DuetError } from '../errors.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { lastLines, runArgv, type OutputSink } from '../util/run.js';
 import { reloadNginx, testNginx, nginxMessage } from './nginx-conf.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../util/poll.js';
 import { renderTemplateFile } from './templates.js';
 
 const TEMP_DIRS = ['client_body_temp', 'proxy_temp', 'fastcgi_temp', 'uwsgi_temp', 'scgi_temp'];

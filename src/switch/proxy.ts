@@ -4,11 +4,11 @@ import { parseColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import type { OutputSink } from '../util/run.js';
-import { describeTarget, probe, publicTarget } from './http-probe.js';
+import { describeTarget, probe, publicTarget } from '../util/http-probe.js';
 import { isSocket, liveSocketColor, pointLiveSocket } from './live-socket.js';
 import { ensureManagedNginx, managedNginxPid } from './managed-nginx.js';
 import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../util/poll.js';
 import { makeSocketReachable } from './socket-permissions.js';
 
 const DEFAULT_VERIFY_TIMEOUT_MS = 10_000;
@@ -130,7 +130,7 @@ export async function verifyProxy(app: AppConfig, color: Color, options: { outpu
   };
   const where = describeTarget(target);
   // Probes at most 50 ms apart, so the settle window is actually observed, not slept through.
-  if (!(await pollUntil(check, { timeoutMs, maxDelayMs: 50 }))) {
+  if (!(await pollUntil(check, { timeoutMs, maxIntervalMs: 50 }))) {
     const what = app.switch === 'socket' ? `a 2xx answer on ${app.health.path}` : `X-Duet-Color: ${color}`;
     const socketHint =
       app.switch === 'socket' && last === 'HTTP 502'

@@ -24,11 +24,21 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
   await fsyncDirectory(dirname(path));
 }
 
-/** Append one line and fsync, so an acknowledged record is on disk before we go on. */
+/**
+ * Append one line and fsync, so an acknowledged record is on disk before we go on. A line torn
+ * by an earlier crash gets its newline first, so this line is not glued onto the fragment.
+ */
 export async function appendLineDurably(path: string, line: string): Promise<void> {
-  const handle = await open(path, 'a', 0o644);
+  const handle = await open(path, 'a+', 0o644);
   try {
-    await handle.appendFile(line.endsWith('\n') ? line : `${line}\n`);
+    const { size } = await handle.stat();
+    let prefix = '';
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      await handle.read(last, 0, 1, size - 1);
+      if (last[0] !== 0x0a) prefix = '\n';
+    }
+    await handle.appendFile(`${prefix}${line}${line.endsWith('\n') ? '' : '\n'}`);
     await handle.sync();
   } finally {
     await handle.close();

@@ -6,7 +6,7 @@ import { pickApp } from '../../src/config/load.js';
 import { DuetError } from '../../src/errors.js';
 import { managedNginxPid, stopManagedNginx } from '../../src/switch/managed-nginx.js';
 import { appConfPath } from '../../src/switch/nginx-conf.js';
-import { pollUntil } from '../../src/switch/poll.js';
+import { pollUntil } from '../../src/util/poll.js';
 import {
   configuredColor,
   connectToNginx,

@@ -5,7 +5,7 @@ import { chmod, readlink, stat } from 'node:fs/promises';
 import type { Color } from '../../src/config/schema.js';
 import { DuetError } from '../../src/errors.js';
 import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
-import { pollUntil } from '../../src/switch/poll.js';
+import { pollUntil } from '../../src/util/poll.js';
 import { configuredColor, connectToNginx, reapplyProxy, servingColor, verifyProxy } from '../../src/switch/proxy.js';
 import { get, startBackend, switchFixture, workerPid } from './fixture.js';
 

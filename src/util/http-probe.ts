@@ -30,26 +30,31 @@ export function describeTarget(target: Target): string {
 /**
  * One GET on a fresh connection (`agent: false`, `Connection: close`): a pooled keep-alive
  * connection could still be held by an nginx worker from before a reload and answer with the old
- * configuration, which would make a verification lie. Resolves undefined on any network error
- * or timeout: "no answer" is an expected state while nginx or an instance comes up.
+ * configuration, which would make a verification lie. Rejects with the network error (its code,
+ * such as ECONNREFUSED, is what an operator needs to see) or on timeout.
  */
-export function probe(target: Target, path: string, timeoutMs: number): Promise<ProbeResult | undefined> {
-  return new Promise((resolve) => {
+export function httpGet(target: Target, path: string, timeoutMs: number): Promise<ProbeResult> {
+  return new Promise((resolve, reject) => {
     const req = request(
       { ...target, path, method: 'GET', agent: false, headers: { Connection: 'close', 'User-Agent': 'duet' }, timeout: timeoutMs },
       (res) => {
         res.resume();
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-        res.on('error', () => resolve(undefined));
+        res.on('error', reject);
         // After 'end' this is a no-op; without 'end' the body was cut off: no answer.
-        res.on('close', () => resolve(undefined));
+        res.on('close', () => reject(new Error('the answer was cut off')));
       },
     );
     // `timeout` only watches socket inactivity; the timer bounds the whole exchange.
-    const timer = setTimeout(() => req.destroy(), timeoutMs);
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve(undefined));
+    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
     req.on('close', () => clearTimeout(timer));
     req.end();
   });
+}
+
+/** httpGet for polling: "no answer" is an expected state while nginx or an instance comes up. */
+export function probe(target: Target, path: string, timeoutMs: number): Promise<ProbeResult | undefined> {
+  return httpGet(target, path, timeoutMs).catch(() => undefined);
 }
