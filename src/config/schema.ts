@@ -47,6 +47,7 @@ export const appSchema = z
     standby: z.enum(['keep', 'stop']).default('keep'),
     drain_s: z.number().min(0).default(5),
     stop_timeout_s: z.number().positive().default(10),
+    verify_timeout_s: z.number().positive().default(10),
     deploy_on: deployOnSchema.default({ branches: ['main'], tags: [], releases: false, prereleases: false }),
   })
   .strict()

@@ -11,7 +11,6 @@ import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamP
 import { pollUntil } from '../util/poll.js';
 import { makeSocketReachable } from './socket-permissions.js';
 
-const DEFAULT_VERIFY_TIMEOUT_MS = 10_000;
 /** One probe never waits longer than this, so a slow answer is retried within the deadline. */
 const PROBE_TIMEOUT_MS = 2_000;
 const MIN_PROBE_MS = 250;
@@ -106,7 +105,7 @@ const SETTLE_MS = 250;
  * the file may be right while nginx runs something else.
  */
 export async function verifyProxy(app: AppConfig, color: Color, options: { output?: OutputSink; timeoutMs?: number } = {}): Promise<void> {
-  const timeoutMs = options.timeoutMs ?? DEFAULT_VERIFY_TIMEOUT_MS;
+  const timeoutMs = options.timeoutMs ?? app.verify_timeout_s * 1000;
   const target = publicTarget(app.listen);
   let last = 'no answer';
   let since: number | undefined;

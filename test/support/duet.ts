@@ -44,6 +44,8 @@ export interface SetupOptions {
   standby?: 'keep' | 'stop';
   /** App keys to set or override: key -> YAML value, e.g. { health: '{ path: /health, timeout_s: 1 }' }. */
   app?: Record<string, string>;
+  /** The `nginx:` value (YAML flow map); a managed nginx by default. */
+  nginx?: string;
   /** Tags to create: name -> files changed in that version. v1 and v2 by default. */
   tags?: Record<string, Record<string, string>>;
 }
@@ -87,7 +89,7 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
   };
   const yaml = [
     `state_dir: ${join(dir, 'state')}`,
-    'nginx: { managed: true }',
+    `nginx: ${options.nginx ?? '{ managed: true }'}`,
     'apps:',
     '  cafeteria:',
     ...Object.entries(appKeys).map(([key, value]) => `    ${key}: ${value}`),

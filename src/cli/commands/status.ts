@@ -21,11 +21,12 @@ function render(s: AppStatus): string {
   } else if (s.enabled && !s.serving) {
     lines.push(`  warning: the public port does not answer`);
   }
+  const portWidth = Math.max(...Object.values(s.colors).map((c) => String(c.port).length));
   for (const color of ['blue', 'green'] as const) {
     const c = s.colors[color];
     const state = c.running ? `running pid ${c.pid}, ${c.healthy ? 'healthy' : 'UNHEALTHY'}` : 'stopped';
     const rev = c.revision ? `${c.revision.slice(0, 7)}${c.ref ? ` (${c.ref})` : ''}` : 'no checkout';
-    lines.push(`  ${color === s.enabled ? '*' : ' '} ${color.padEnd(5)} ${String(c.port).padEnd(6)} ${state.padEnd(30)} ${rev}`);
+    lines.push(`  ${color === s.enabled ? '*' : ' '} ${color.padEnd(5)} ${String(c.port).padEnd(portWidth)} ${state.padEnd(30)} ${rev}`);
   }
   if (s.deploying) lines.push(`  deploying: ${s.deploying.id} ${s.deploying.ref ?? ''} at step ${s.deploying.step ?? 'starting'} (pid ${s.deploying.pid})`);
   return lines.join('\n');
