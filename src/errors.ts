@@ -54,3 +54,10 @@ export function describeError(error: unknown): string {
   }
   return error instanceof Error ? (error.stack ?? error.message) : String(error);
 }
+
+/** A trigger or request named an app the configuration does not have (HTTP 404). */
+export class UnknownAppError extends DuetError {
+  constructor(app: string) {
+    super(`no app named "${app}" is configured`, { step: 'trigger', hint: 'check the app name, or add it to duet.yml' });
+  }
+}

@@ -21,6 +21,8 @@ export interface Config {
   file: string;
   stateDir: string;
   nginx: NginxSettings;
+  server: RawConfig['server'];
+  github: RawConfig['github'];
   apps: Map<string, AppConfig>;
 }
 
@@ -93,7 +95,7 @@ function resolveConfig(raw: RawConfig, file: string): Config {
   for (const [name, app] of Object.entries(raw.apps)) {
     apps.set(name, { ...app, name, paths: appPaths(stateDir, name) });
   }
-  return { file, stateDir, nginx: resolveNginx(raw, stateDir), apps };
+  return { file, stateDir, nginx: resolveNginx(raw, stateDir), server: raw.server, github: raw.github, apps };
 }
 
 function resolveNginx(raw: RawConfig, stateDir: string): NginxSettings {

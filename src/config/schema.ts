@@ -66,6 +66,27 @@ const nginxSchema = z
   })
   .strict();
 
+const serverSchema = z
+  .object({
+    /** Where `duet serve` listens: behind nginx or a tunnel in production, so loopback by default. */
+    listen: z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, '"address:port"').default('127.0.0.1:9100'),
+    /** The URL GitHub users reach duet at; commit statuses link to <public_url>/deploys/<id>. */
+    public_url: z.string().url().optional(),
+    /** true: the dashboard at / needs no sign-in (the API always needs the token). */
+    public_dashboard: z.boolean().default(false),
+  })
+  .strict();
+
+const githubSchema = z
+  .object({
+    api_url: z.string().url().default('https://api.github.com'),
+    /** `{app}` is replaced by the app's name. */
+    status_context: z.string().min(1).max(100).default('duet/{app}'),
+    /** Also create GitHub Deployments (environment production) and their statuses. */
+    deployments: z.boolean().default(false),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     state_dir: z.string().min(1).default('/var/lib/duet'),
@@ -76,6 +97,8 @@ export const configSchema = z
       reload_cmd: ['nginx', '-s', 'reload'],
       binary: 'nginx',
     }),
+    server: serverSchema.default({ listen: '127.0.0.1:9100', public_dashboard: false }),
+    github: githubSchema.default({ api_url: 'https://api.github.com', status_context: 'duet/{app}', deployments: false }),
     apps: z
       .record(z.string().regex(/^[a-z0-9-]+$/, 'app names use a-z, 0-9 and -'), appSchema)
       .refine((apps) => Object.keys(apps).length > 0, 'at least one app'),

@@ -2,6 +2,7 @@ import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { checkedOutRevision, resolveRef, type ResolvedRef } from '../instance/checkout.js';
+import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { isPrepared, updateInstance } from '../instance/update.js';
 import { configuredColor } from '../switch/proxy.js';
@@ -12,6 +13,10 @@ import { DeployRun } from './run.js';
 
 export interface DeployOptions {
   ref?: string;
+  /** The commit the trigger already named (a push): deployed as is, no lookup. */
+  pinnedSha?: string;
+  /** An id handed out earlier (the queue's trigger id); a new one otherwise. */
+  id?: string;
   /** false: fail at once if another deploy of this app holds the lock. */
   wait?: boolean;
   observer: DeployObserver;
@@ -39,15 +44,18 @@ export function defaultRef(app: AppConfig): string {
  */
 export async function deploy(config: Config, app: AppConfig, options: DeployOptions): Promise<DeployResult> {
   const requested = options.ref ?? defaultRef(app);
+  if (options.pinnedSha !== undefined && !isFullObjectId(options.pinnedSha)) {
+    throw new DuetError(`"${options.pinnedSha}" is not a full commit sha`, { step: 'resolve', exitCode: 2 });
+  }
   const lock = await acquireLock(app, {
     command: `deploy ${requested}`,
     wait: options.wait ?? true,
     onWait: (holder) => options.observer.note(`waiting for the lock held by pid ${holder.pid} (${holder.command}, since ${holder.since})`),
   });
-  const run = new DeployRun(config, app, 'deploy', options.observer);
+  const run = new DeployRun(config, app, 'deploy', options.observer, options.id);
   try {
     await run.begin(requested);
-    const result = await deploySteps(run, requested);
+    const result = await deploySteps(run, requested, options.pinnedSha);
     await run.end(result.outcome);
     return { ...result, id: run.id, ms: run.elapsedMs };
   } catch (error) {
@@ -58,9 +66,13 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   }
 }
 
-async function deploySteps(run: DeployRun, requested: string): Promise<Omit<DeployResult, 'id' | 'ms'>> {
+async function deploySteps(run: DeployRun, requested: string, pinnedSha: string | undefined): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app, config } = run;
   const target = await run.step('resolve', `resolve ${requested}`, async () => {
+    if (pinnedSha) {
+      validateRefName(requested);
+      return { value: { sha: pinnedSha, ref: requested }, detail: `${requested} is ${pinnedSha} (named by the trigger)` };
+    }
     const resolved = await resolveRef(app.clone_url, requested);
     return { value: resolved, detail: `${resolved.ref} is ${resolved.sha}` };
   });

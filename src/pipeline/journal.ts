@@ -101,6 +101,13 @@ export function foldEvents(events: JournalEvent[]): DeployRecord[] {
   const byId = new Map<string, DeployRecord>();
   for (const event of events) {
     if (event.type === 'begin') {
+      const earlier = byId.get(event.id);
+      if (earlier) {
+        // The same deploy run again after its process died (a resumed trigger): one record,
+        // the steps of every attempt in order.
+        Object.assign(earlier, { endedAt: null, outcome: null, error: null, failedStep: null, totalMs: null });
+        continue;
+      }
       byId.set(event.id, {
         id: event.id,
         kind: event.kind,

@@ -14,13 +14,13 @@ import { DeployRun } from './run.js';
  * Switch back to the other color, which still holds the previous release: start it if it was
  * stopped, health-check it, switch. Nothing is fetched or built.
  */
-export async function rollback(config: Config, app: AppConfig, options: { wait?: boolean; observer: DeployObserver }): Promise<DeployResult> {
+export async function rollback(config: Config, app: AppConfig, options: { wait?: boolean; observer: DeployObserver; id?: string }): Promise<DeployResult> {
   const lock = await acquireLock(app, {
     command: 'rollback',
     wait: options.wait ?? true,
     onWait: (holder) => options.observer.note(`waiting for the lock held by pid ${holder.pid} (${holder.command})`),
   });
-  const run = new DeployRun(config, app, 'rollback', options.observer);
+  const run = new DeployRun(config, app, 'rollback', options.observer, options.id);
   try {
     await run.begin(null);
     const live = await configuredColor(app, config);

@@ -16,7 +16,7 @@ export interface StepResult<T> {
  * deploy log, tells the observer, and implements fault injection for the crash tests.
  */
 export class DeployRun {
-  readonly id = newDeployId();
+  readonly id: string;
   readonly journal: Journal;
   readonly log: DeployLog;
   private readonly startedAt = Date.now();
@@ -26,7 +26,10 @@ export class DeployRun {
     readonly app: AppConfig,
     readonly kind: DeployKind,
     readonly observer: DeployObserver,
+    /** Given when the id was handed out before the run (a queued trigger); else a new one. */
+    id?: string,
   ) {
+    this.id = id ?? newDeployId();
     this.journal = new Journal(app.paths.journal);
     this.log = new DeployLog(deployLogPath(app, this.id));
   }

@@ -1,0 +1,291 @@
+import PQueue from 'p-queue';
+import type { Logger } from 'pino';
+import type { AppConfig, Config } from '../config/load.js';
+import { otherColor } from '../config/schema.js';
+import { DuetError, UnknownAppError } from '../errors.js';
+import { resolveRef } from '../instance/checkout.js';
+import { configuredColor } from '../switch/proxy.js';
+import { defaultRef, deploy } from './deploy.js';
+import { newDeployId } from './journal.js';
+import type { DeployObserver } from './observer.js';
+import { rollback } from './rollback.js';
+import { TriggerStore } from './trigger-store.js';
+import type { SubmitResult, TriggerObserver, TriggerQueue, TriggerRecord, TriggerRequest } from './trigger.js';
+
+/** Per app: one deploy at a time (p-queue, concurrency 1) and at most one trigger waiting. */
+interface Lane {
+  runner: PQueue;
+  waiting: string | undefined;
+  running: string | undefined;
+}
+
+export interface DeployQueueOptions {
+  config: Config;
+  observers?: TriggerObserver[];
+  logger?: Logger;
+}
+
+/**
+ * The deploy queue of `duet serve`. Triggers are durably recorded before they are acknowledged,
+ * deploy one at a time per app and in parallel across apps, and coalesce: while an app deploys,
+ * a newer trigger replaces the waiting one, which ends as superseded. After a restart the queue
+ * converges an interrupted deploy, then runs what was waiting.
+ */
+export class DeployQueue implements TriggerQueue {
+  private readonly store: TriggerStore;
+  private readonly lanes = new Map<string, Lane>();
+  private readonly observers: TriggerObserver[];
+  /** Each trigger's "queued" announcement, so that "started" and "finished" never overtake it. */
+  private readonly announced = new Map<string, Promise<void>>();
+  private closed = false;
+
+  private constructor(private readonly options: DeployQueueOptions) {
+    this.store = new TriggerStore(`${options.config.stateDir}/triggers.ndjson`);
+    this.observers = [...(options.observers ?? [])];
+  }
+
+  static async open(options: DeployQueueOptions): Promise<DeployQueue> {
+    const queue = new DeployQueue(options);
+    await queue.store.open();
+    await queue.resume();
+    return queue;
+  }
+
+  addObserver(observer: TriggerObserver): void {
+    this.observers.push(observer);
+  }
+
+  async submit(request: TriggerRequest): Promise<SubmitResult> {
+    if (this.closed) throw new DuetError('duet is shutting down', { step: 'trigger', hint: 'send it again in a moment' });
+    const app = this.app(request.app);
+    if (request.deliveryId) {
+      const seen = this.store.byDelivery(request.deliveryId);
+      if (seen) return { id: seen.id, created: false, reason: `delivery ${request.deliveryId} was already accepted` };
+    }
+    const lane = this.lane(app.name);
+    const same = [lane.waiting, lane.running].map((id) => id && this.store.get(id)).find((t) => t && coversSameDeploy(t, request));
+    if (same) {
+      if (request.deliveryId) await this.store.alias(request.deliveryId, same.id);
+      return { id: same.id, created: false, reason: `the same deploy is already ${same.state}` };
+    }
+    const record: TriggerRecord = {
+      ...request,
+      id: newDeployId(),
+      state: 'queued',
+      receivedAt: new Date().toISOString(),
+      resolvedSha: request.sha,
+      supersededBy: null,
+      summary: null,
+      startedAt: null,
+      finishedAt: null,
+      color: null,
+    };
+    await this.store.accept(record);
+    await this.enqueue(app, record);
+    return { id: record.id, created: true };
+  }
+
+  get(id: string): TriggerRecord | undefined {
+    const record = this.store.get(id);
+    return record && { ...record };
+  }
+
+  list(options: { app?: string; limit?: number } = {}): TriggerRecord[] {
+    return this.store
+      .all()
+      .filter((r) => options.app === undefined || r.app === options.app)
+      .sort((a, b) => b.id.localeCompare(a.id))
+      .slice(0, options.limit ?? 50)
+      .map((r) => ({ ...r }));
+  }
+
+  depth(app?: string): number {
+    const lanes = app === undefined ? [...this.lanes.values()] : [this.lanes.get(app)].filter((l) => l !== undefined);
+    return lanes.filter((lane) => lane.waiting !== undefined).length;
+  }
+
+  /** Resolves when nothing runs or waits (tests, shutdown). */
+  async drain(): Promise<void> {
+    while ([...this.lanes.values()].some((l) => l.running || l.waiting || l.runner.size || l.runner.pending)) {
+      await Promise.all([...this.lanes.values()].map((l) => l.runner.onIdle()));
+    }
+  }
+
+  /** Stop accepting triggers and let the running deploys finish; waiting ones stay recorded. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const lane of this.lanes.values()) lane.runner.clear();
+    await Promise.all([...this.lanes.values()].map((l) => l.runner.onIdle()));
+  }
+
+  private app(name: string): AppConfig {
+    const app = this.options.config.apps.get(name);
+    if (!app) throw new UnknownAppError(name);
+    return app;
+  }
+
+  private lane(app: string): Lane {
+    let lane = this.lanes.get(app);
+    if (!lane) {
+      lane = { runner: new PQueue({ concurrency: 1 }), waiting: undefined, running: undefined };
+      this.lanes.set(app, lane);
+    }
+    return lane;
+  }
+
+  /** Make `record` the app's waiting trigger, superseding the one that waited before. */
+  private async enqueue(app: AppConfig, record: TriggerRecord): Promise<void> {
+    const lane = this.lane(app.name);
+    const replaced = lane.waiting;
+    lane.waiting = record.id;
+    if (replaced) {
+      const by = record.resolvedSha ? record.resolvedSha.slice(0, 7) : (record.ref ?? 'a newer trigger');
+      const finished = await this.store.update(replaced, {
+        state: 'superseded',
+        supersededBy: record.id,
+        summary: `Superseded by ${by}`,
+        finishedAt: new Date().toISOString(),
+      });
+      void this.afterAnnounced(replaced, () => this.notify('finished', finished));
+    } else {
+      // One job per waiting slot: it runs whichever trigger waits when its turn comes.
+      void lane.runner.add(() => this.runWaiting(app));
+    }
+    this.announced.set(record.id, this.announce(app, record));
+  }
+
+  private async afterAnnounced(id: string, then: () => void): Promise<void> {
+    await this.announced.get(id);
+    this.announced.delete(id);
+    then();
+  }
+
+  /** Tell observers it is queued, after finding its commit when the sender did not name it. */
+  private async announce(app: AppConfig, record: TriggerRecord): Promise<void> {
+    if (!record.resolvedSha && record.kind === 'deploy') {
+      try {
+        const resolved = await resolveRef(app.clone_url, record.ref ?? defaultRef(app));
+        if (this.store.get(record.id)?.resolvedSha === null) await this.store.update(record.id, { resolvedSha: resolved.sha });
+      } catch (error) {
+        this.options.logger?.warn({ app: app.name, deploy: record.id, err: (error as Error).message }, 'could not resolve the ref yet');
+      }
+    }
+    this.notify('queued', this.store.get(record.id)!);
+  }
+
+  private async runWaiting(app: AppConfig): Promise<void> {
+    const lane = this.lane(app.name);
+    const id = lane.waiting;
+    lane.waiting = undefined;
+    if (!id || this.closed) return;
+    lane.running = id;
+    try {
+      await this.run(app, this.store.get(id)!);
+    } finally {
+      lane.running = undefined;
+    }
+  }
+
+  private async run(app: AppConfig, record: TriggerRecord): Promise<void> {
+    const live = await configuredColor(app, this.options.config).catch(() => undefined);
+    // Both a deploy and a rollback go to the color that is not live now.
+    const color = live ? otherColor(live) : record.kind === 'deploy' ? 'blue' : null;
+    let current = await this.store.update(record.id, { state: 'running', startedAt: new Date().toISOString(), color });
+    await this.afterAnnounced(record.id, () => this.notify('started', current));
+    const observer = this.deployObserver(current);
+    try {
+      const result =
+        record.kind === 'rollback'
+          ? await rollback(this.options.config, app, { observer, id: record.id })
+          : await deploy(this.options.config, app, {
+              ref: record.ref ?? undefined,
+              pinnedSha: record.sha ?? undefined,
+              id: record.id,
+              observer,
+            });
+      const seconds = (result.ms / 1000).toFixed(1);
+      current = await this.store.update(record.id, {
+        state: 'succeeded',
+        resolvedSha: result.sha,
+        color: result.color,
+        finishedAt: new Date().toISOString(),
+        summary:
+          record.kind === 'rollback'
+            ? `Rolled back to ${result.sha.slice(0, 7)} on ${result.color} in ${seconds}s`
+            : result.outcome === 'noop'
+              ? `Already live on ${result.color}`
+              : `Live on ${result.color} in ${seconds}s`,
+      });
+    } catch (error) {
+      const step = error instanceof DuetError ? error.step : 'internal';
+      const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
+      current = await this.store.update(record.id, { state: 'failed', finishedAt: new Date().toISOString(), summary: `${step} failed: ${reason}` });
+      this.options.logger?.error({ app: app.name, deploy: record.id, step, err: reason }, 'deploy failed');
+    }
+    this.notify('finished', current);
+  }
+
+  /** One log line per deploy step, and the trigger's color once the deploy picked it. */
+  private deployObserver(record: TriggerRecord): DeployObserver {
+    const log = this.options.logger?.child({ app: record.app, deploy: record.id });
+    return {
+      stepStarted: (step, what) => log?.info({ step }, what),
+      stepEnded: (step, status, ms, detail) => log?.info({ step, status, ms }, detail ?? `${step} ${status}`),
+      note: (text) => log?.info(text),
+    };
+  }
+
+  /** Resume after a restart: an interrupted deploy first (it converges), then what waited. */
+  private async resume(): Promise<void> {
+    const unfinished = this.store
+      .all()
+      .filter((r) => r.state === 'queued' || r.state === 'running')
+      .sort((a, b) => a.id.localeCompare(b.id));
+    for (const record of unfinished.filter((r) => r.state === 'running')) {
+      this.options.logger?.info({ app: record.app, deploy: record.id }, 'resuming an interrupted deploy');
+      const lane = this.lane(record.app);
+      const app = this.options.config.apps.get(record.app);
+      if (!app) {
+        await this.abandon(record, 'the app is no longer configured');
+        continue;
+      }
+      void lane.runner.add(() => this.run(app, this.store.get(record.id)!));
+    }
+    for (const record of unfinished.filter((r) => r.state === 'queued')) {
+      const app = this.options.config.apps.get(record.app);
+      if (app) await this.enqueue(app, record);
+      else await this.abandon(record, 'the app is no longer configured');
+    }
+  }
+
+  private async abandon(record: TriggerRecord, why: string): Promise<void> {
+    this.notify('finished', await this.store.update(record.id, { state: 'failed', summary: `internal failed: ${why}`, finishedAt: new Date().toISOString() }));
+  }
+
+  private notify(event: 'queued' | 'finished', record: TriggerRecord): void;
+  private notify(event: 'started', record: TriggerRecord): void;
+  private notify(event: keyof TriggerObserver, record: TriggerRecord): void {
+    for (const observer of this.observers) {
+      try {
+        if (event === 'started') observer.started({ ...record }, record.color);
+        else observer[event]({ ...record });
+      } catch (error) {
+        // An observer (status reporter, metrics) must never break the queue.
+        this.options.logger?.error({ err: (error as Error).message, event }, 'trigger observer failed');
+      }
+    }
+  }
+}
+
+/**
+ * Whether an already waiting or running trigger deploys exactly what `request` asks for: the
+ * same ref and the same commit. Tags do not move, so the same tag is the same deploy even when
+ * one side (a release) did not name the commit; a branch without a commit may have moved.
+ */
+function coversSameDeploy(existing: TriggerRecord, request: TriggerRequest): boolean {
+  if (existing.kind !== request.kind) return false;
+  if (request.kind === 'rollback') return existing.state === 'queued';
+  if (existing.ref !== request.ref) return false;
+  if (existing.sha && request.sha) return existing.sha === request.sha;
+  return (request.ref ?? '').startsWith('refs/tags/');
+}

@@ -1,0 +1,99 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { appendLineDurably, readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
+import type { TriggerRecord } from './trigger.js';
+
+/**
+ * Every accepted trigger and each change of its state, as fsync'd lines in
+ * `<state_dir>/triggers.ndjson`. A trigger is acknowledged (202) only after its line is on disk,
+ * so a crash right after the answer loses nothing; on start the file is folded back into records
+ * and unfinished ones are resumed.
+ */
+type StoreEvent =
+  | { op: 'accepted'; record: TriggerRecord }
+  | { op: 'update'; id: string; patch: Partial<TriggerRecord> }
+  /** A delivery that was merged into an existing trigger: its id must still count as seen. */
+  | { op: 'alias'; deliveryId: string; id: string };
+
+/** Finished triggers kept when the file is compacted at start: enough for the dashboard and redeliveries. */
+const KEEP_FINISHED = 500;
+
+export class TriggerStore {
+  private readonly records = new Map<string, TriggerRecord>();
+  private readonly deliveries = new Map<string, string>();
+
+  constructor(readonly path: string) {}
+
+  async open(): Promise<void> {
+    await mkdir(dirname(this.path), { recursive: true });
+    const text = (await readFileIfExists(this.path)) ?? '';
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      try {
+        this.apply(JSON.parse(line) as StoreEvent);
+      } catch {
+        // a line torn by a crash mid-append; its trigger was never acknowledged
+      }
+    }
+    await this.compact();
+  }
+
+  all(): TriggerRecord[] {
+    return [...this.records.values()];
+  }
+
+  get(id: string): TriggerRecord | undefined {
+    return this.records.get(id);
+  }
+
+  byDelivery(deliveryId: string): TriggerRecord | undefined {
+    const id = this.deliveries.get(deliveryId);
+    return id === undefined ? undefined : this.records.get(id);
+  }
+
+  async accept(record: TriggerRecord): Promise<void> {
+    await this.write({ op: 'accepted', record });
+  }
+
+  async update(id: string, patch: Partial<TriggerRecord>): Promise<TriggerRecord> {
+    await this.write({ op: 'update', id, patch });
+    return this.records.get(id)!;
+  }
+
+  async alias(deliveryId: string, id: string): Promise<void> {
+    await this.write({ op: 'alias', deliveryId, id });
+  }
+
+  private async write(event: StoreEvent): Promise<void> {
+    await appendLineDurably(this.path, JSON.stringify(event));
+    this.apply(event);
+  }
+
+  private apply(event: StoreEvent): void {
+    if (event.op === 'accepted') {
+      this.records.set(event.record.id, { ...event.record });
+      if (event.record.deliveryId) this.deliveries.set(event.record.deliveryId, event.record.id);
+    } else if (event.op === 'update') {
+      const record = this.records.get(event.id);
+      if (record) Object.assign(record, event.patch);
+    } else {
+      this.deliveries.set(event.deliveryId, event.id);
+    }
+  }
+
+  /** Rewrite the file with what is still worth knowing (atomically: temp, fsync, rename). */
+  private async compact(): Promise<void> {
+    const all = [...this.records.values()].sort((a, b) => a.id.localeCompare(b.id));
+    const finished = all.filter((r) => r.finishedAt !== null);
+    if (finished.length <= KEEP_FINISHED * 2) return;
+    const drop = new Set(finished.slice(0, finished.length - KEEP_FINISHED).map((r) => r.id));
+    const kept = all.filter((r) => !drop.has(r.id));
+    const lines = kept.map((record) => JSON.stringify({ op: 'accepted', record } satisfies StoreEvent));
+    for (const [deliveryId, id] of this.deliveries) {
+      if (!drop.has(id) && this.records.get(id)?.deliveryId !== deliveryId) lines.push(JSON.stringify({ op: 'alias', deliveryId, id }));
+    }
+    await writeFileAtomic(this.path, lines.map((l) => `${l}\n`).join(''));
+    for (const id of drop) this.records.delete(id);
+    for (const [deliveryId, id] of this.deliveries) if (drop.has(id)) this.deliveries.delete(deliveryId);
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * A trigger is a request to deploy (or roll back) an app, from a webhook, the manual API or the
+ * CLI. Once accepted it is durably recorded and has the id its deploy will carry, so the
+ * acknowledgement, the commit status link, the journal and the log all name the same thing.
+ */
+
+export type TriggerSource = 'push' | 'release' | 'manual' | 'resume';
+export type TriggerKind = 'deploy' | 'rollback';
+
+export interface TriggerRequest {
+  app: string;
+  kind: TriggerKind;
+  /** What to deploy: a branch, tag or full ref name (refs/tags/v2), or a sha. Validated before. */
+  ref: string | null;
+  /** The commit, when the sender already knows it (a push names its head commit). */
+  sha: string | null;
+  source: TriggerSource;
+  /** X-GitHub-Delivery: a delivery is accepted once. */
+  deliveryId: string | null;
+  /** Who asked, for the record: "push by octocat", "API token", ... */
+  requestedBy: string | null;
+}
+
+export type TriggerState = 'queued' | 'running' | 'succeeded' | 'failed' | 'superseded';
+
+export interface TriggerRecord extends TriggerRequest {
+  id: string;
+  state: TriggerState;
+  receivedAt: string;
+  /** The commit resolved for the ref (known before the deploy when the sender named it). */
+  resolvedSha: string | null;
+  /** For superseded triggers: the id that replaced it. */
+  supersededBy: string | null;
+  /** A final one-line outcome: "live on green in 8.2s", "health failed: ...". */
+  summary: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** The color it went live on (or was going to), once known. */
+  color: string | null;
+}
+
+export interface SubmitResult {
+  id: string;
+  /** false when an earlier trigger already covers this one (same delivery, same queued ref). */
+  created: boolean;
+  /** Why it was merged into an existing trigger. */
+  reason?: string;
+}
+
+/** Told about every change of a trigger's state; the commit status reporter is one. */
+export interface TriggerObserver {
+  queued(trigger: TriggerRecord): void;
+  started(trigger: TriggerRecord, color: string | null): void;
+  finished(trigger: TriggerRecord): void;
+}
+
+/** What the HTTP side needs of the deploy queue (src/pipeline/queue.ts implements it). */
+export interface TriggerQueue {
+  /** Durably records the trigger (fsync) before resolving: a 202 after this is a promise kept. */
+  submit(request: TriggerRequest): Promise<SubmitResult>;
+  get(id: string): TriggerRecord | undefined;
+  /** Newest first. */
+  list(options?: { app?: string; limit?: number }): TriggerRecord[];
+  /** Triggers waiting (not running) for one app or all. */
+  depth(app?: string): number;
+}

@@ -1,0 +1,108 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { Journal } from '../../src/pipeline/journal.js';
+import { DeployQueue } from '../../src/pipeline/queue.js';
+import type { TriggerObserver, TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
+import { setupDuet } from '../support/duet.js';
+
+function push(sha: string, ref = 'refs/heads/main', deliveryId: string | null = null): TriggerRequest {
+  return { app: 'cafeteria', kind: 'deploy', ref, sha, source: 'push', deliveryId, requestedBy: 'test' };
+}
+
+function recordingObserver(): TriggerObserver & { events: string[] } {
+  const events: string[] = [];
+  return {
+    events,
+    queued: (t: TriggerRecord) => events.push(`queued ${t.id} ${t.resolvedSha?.slice(0, 7)}`),
+    started: (t: TriggerRecord, color: string | null) => events.push(`started ${t.id} ${color}`),
+    finished: (t: TriggerRecord) => events.push(`${t.state} ${t.id} ${t.summary}`),
+  };
+}
+
+test('a burst of 50 pushes deploys at most twice, and the last push is what ends up live', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {} } });
+  const shas: string[] = [];
+  for (let i = 2; i <= 51; i += 1) shas.push(await setup.repo.commit({ VERSION: `v${i}\n` }, `v${i}`, { push: false }));
+  await setup.repo.push();
+  const observer = recordingObserver();
+  const queue = await DeployQueue.open({ config: setup.config, observers: [observer] });
+  t.after(() => queue.close());
+
+  const ids = [];
+  for (const sha of shas) ids.push((await queue.submit(push(sha))).id);
+  await queue.drain();
+
+  const records = await new Journal(setup.app.paths.journal).records();
+  assert.ok(records.length <= 2, `${records.length} deploys ran`);
+  assert.equal(records.at(-1)?.sha, shas.at(-1));
+  assert.match((await setup.get('/')).body, /cafeteria v51/);
+  const states = ids.map((id) => queue.get(id)!.state);
+  assert.equal(states.at(-1), 'succeeded');
+  assert.equal(states.filter((s) => s === 'superseded').length, 50 - records.length);
+  const superseded = queue.get(ids[1]!)!;
+  assert.match(superseded.summary ?? '', /^Superseded by [0-9a-f]{7}$/);
+  assert.ok(observer.events.includes(`succeeded ${ids.at(-1)} ${queue.get(ids.at(-1)!)!.summary}`));
+});
+
+test('a delivery is accepted once; a release and the tag push of the same tag deploy once', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n' } } });
+  const queue = await DeployQueue.open({ config: setup.config });
+  t.after(() => queue.close());
+  const v2 = await setup.repo.revParse('v2^{commit}');
+
+  const first = await queue.submit(push(v2, 'refs/tags/v2', 'delivery-1'));
+  assert.equal(first.created, true);
+  const again = await queue.submit(push(v2, 'refs/tags/v2', 'delivery-1'));
+  assert.deepEqual([again.id, again.created], [first.id, false]);
+  const release = await queue.submit({ ...push(v2, 'refs/tags/v2', 'delivery-2'), sha: null, source: 'release' });
+  assert.deepEqual([release.id, release.created], [first.id, false]);
+  await queue.drain();
+  const redelivered = await queue.submit({ ...push(v2, 'refs/tags/v2', 'delivery-2'), sha: null, source: 'release' });
+  assert.equal(redelivered.created, false, 'a merged delivery still counts as seen');
+  assert.equal((await new Journal(setup.app.paths.journal).records()).length, 1);
+  assert.equal(queue.get(first.id)!.state, 'succeeded');
+  assert.match((await setup.get('/')).body, /cafeteria v2/);
+});
+
+test('observers see queued, started and finished, with the resolved commit; failures carry the step', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashOnStart":true}' } } });
+  const observer = recordingObserver();
+  const queue = await DeployQueue.open({ config: setup.config, observers: [observer] });
+  t.after(() => queue.close());
+  const v1 = await setup.repo.revParse('v1^{commit}');
+
+  const ok = await queue.submit({ ...push('', 'v1'), sha: null, source: 'manual' });
+  await queue.drain();
+  const bad = await queue.submit({ ...push('', 'v2'), sha: null, source: 'manual' });
+  await queue.drain();
+  assert.deepEqual(observer.events.slice(0, 3), [
+    `queued ${ok.id} ${v1.slice(0, 7)}`,
+    `started ${ok.id} blue`,
+    `succeeded ${ok.id} ${queue.get(ok.id)!.summary}`,
+  ]);
+  assert.match(queue.get(ok.id)!.summary!, /^Live on blue in \d+\.\ds$/);
+  assert.equal(queue.get(bad.id)!.state, 'failed');
+  assert.match(queue.get(bad.id)!.summary!, /^health failed: green exited before it became healthy/);
+  assert.match((await setup.get('/')).body, /cafeteria v1/);
+  await assert.rejects(queue.submit({ ...push('x'), app: 'kitchen' }), /no app named "kitchen"/);
+});
+
+test('after a restart, an interrupted deploy is converged and a waiting trigger runs', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n' } } });
+  const [v1, v2] = [await setup.repo.revParse('v1^{commit}'), await setup.repo.revParse('v2^{commit}')];
+  const base = { app: 'cafeteria', kind: 'deploy', source: 'push', deliveryId: null, requestedBy: 'test', supersededBy: null, summary: null, finishedAt: null, color: null };
+  const lines = [
+    { op: 'accepted', record: { ...base, id: '20261125-100000-aaaaaa', ref: 'refs/tags/v1', sha: v1, resolvedSha: v1, state: 'running', receivedAt: '2026-11-25T10:00:00Z', startedAt: '2026-11-25T10:00:00Z' } },
+    { op: 'accepted', record: { ...base, id: '20261125-100001-bbbbbb', ref: 'refs/tags/v2', sha: v2, resolvedSha: v2, state: 'queued', receivedAt: '2026-11-25T10:00:01Z', startedAt: null } },
+  ];
+  await mkdir(setup.config.stateDir, { recursive: true });
+  await writeFile(`${setup.config.stateDir}/triggers.ndjson`, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  const queue = await DeployQueue.open({ config: setup.config });
+  t.after(() => queue.close());
+  await queue.drain();
+  assert.equal(queue.get('20261125-100000-aaaaaa')!.state, 'succeeded');
+  assert.equal(queue.get('20261125-100001-bbbbbb')!.state, 'succeeded');
+  assert.match((await setup.get('/')).body, /cafeteria v2/);
+  assert.equal(queue.list().filter((r) => r.finishedAt === null).length, 0, 'nothing stays pending');
+});
