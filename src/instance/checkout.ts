@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { simpleGit } from 'simple-git';
 import { CommandFailedError, DuetError } from '../errors.js';
 import { lastLines, type OutputSink } from '../util/run.js';
 import { isFullObjectId, validateRefName } from './git-ref.js';
@@ -147,71 +147,56 @@ async function removeStaleLocks(gitDir: string): Promise<void> {
 
 // --- running git ---------------------------------------------------------------------------
 
-/**
- * Variables that point git at another repository (`git rev-parse --local-env-vars`): set when
- * duet is started from a git hook, they would make every command act on the wrong repository.
- */
-const REPOSITORY_ENV_VARS = [
-  'GIT_ALTERNATE_OBJECT_DIRECTORIES',
-  'GIT_CONFIG',
-  'GIT_CONFIG_PARAMETERS',
-  'GIT_CONFIG_COUNT',
-  'GIT_OBJECT_DIRECTORY',
-  'GIT_DIR',
-  'GIT_WORK_TREE',
-  'GIT_IMPLICIT_WORK_TREE',
-  'GIT_GRAFT_FILE',
-  'GIT_INDEX_FILE',
-  'GIT_NO_REPLACE_OBJECTS',
-  'GIT_REPLACE_REF_BASE',
-  'GIT_PREFIX',
-  'GIT_INTERNAL_SUPER_PREFIX',
-  'GIT_SHALLOW_FILE',
-  'GIT_COMMON_DIR',
-];
-
-function gitEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0' };
-  for (const name of REPOSITORY_ENV_VARS) delete env[name];
-  return env;
-}
+// simple-git strips GIT_DIR & co. only from an inherited env and rejects them in ours (needed for GIT_TERMINAL_PROMPT).
+const GUARDED_ENV = /^(GIT_.*|EDITOR|VISUAL|PAGER|PREFIX|SSH_ASKPASS)$/i;
 
 interface GitResult {
+  /** undefined when git was killed (timeout) or did not run. */
   exitCode: number | undefined;
   stdout: string;
-  /** stdout and stderr interleaved, or the spawn error when git could not run. */
+  /** stdout and stderr interleaved, or why git did not run. */
   all: string;
 }
 
-async function execGit(
+/** Run git; never throws for a non-zero exit (for the read-only queries that is an answer). */
+async function query(
   args: readonly string[],
-  cwd: string | undefined,
+  cwd = process.cwd(),
   output?: OutputSink,
   timeoutMs?: number,
 ): Promise<GitResult> {
-  const child = execa('git', args, {
-    cwd,
-    env: gitEnv(),
-    extendEnv: false,
-    all: true,
-    reject: false,
-    stdin: 'ignore',
-    timeout: timeoutMs,
-    killSignal: 'SIGKILL',
-  });
-  if (output) child.all?.on('data', (chunk: Buffer) => output.write(redact(chunk.toString())));
-  const result = await child;
-  const all = typeof result.all === 'string' ? result.all : '';
-  return {
-    exitCode: result.failed ? (result.exitCode ?? undefined) : 0,
-    stdout: typeof result.stdout === 'string' ? result.stdout : '',
-    all: all || (result.failed ? (result.shortMessage ?? result.message ?? '') : ''),
-  };
-}
-
-/** A read-only question to git; never throws for a non-zero exit. */
-async function query(args: readonly string[], cwd: string): Promise<GitResult> {
-  return execGit(args, cwd);
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !GUARDED_ENV.test(name)));
+  const chunks: Buffer[] = [];
+  let exitCode: number | undefined;
+  let failure = '';
+  let stdout = '';
+  try {
+    stdout = await simpleGit({
+      baseDir: cwd,
+      allowEnvironment: ['GIT_TERMINAL_PROMPT'],
+      // Output must not extend the limit: a trickling fetch would otherwise hold the lock forever.
+      ...(timeoutMs !== undefined && { timeout: { block: timeoutMs, stdOut: false, stdErr: false } }),
+      errors: (error, result) => {
+        // exitCode is null after a kill (timeout); a rejected task never passes for success.
+        exitCode = error instanceof Error && result.exitCode === 0 ? undefined : (result.exitCode ?? undefined);
+        failure = error instanceof Error ? error.message : '';
+        return undefined;
+      },
+    })
+      .env({ ...env, GIT_TERMINAL_PROMPT: '0' })
+      .outputHandler((_command, out, err) => {
+        for (const stream of [out, err]) {
+          stream.on('data', (chunk: Buffer) => {
+            chunks.push(chunk);
+            output?.write(redact(chunk.toString()));
+          });
+        }
+      })
+      .raw([...args]);
+  } catch (error) {
+    failure = error instanceof Error ? error.message : String(error);
+  }
+  return { exitCode, stdout, all: Buffer.concat(chunks).toString() || failure };
 }
 
 interface GitOptions {
@@ -227,7 +212,7 @@ interface GitOptions {
 async function git(args: readonly string[], options: GitOptions): Promise<string> {
   const shown = redact(['git', ...args].join(' '));
   if (options.echo) options.output?.write(`$ ${shown}\n`);
-  const result = await execGit(args, options.cwd, options.output, options.timeoutMs);
+  const result = await query(args, options.cwd, options.output, options.timeoutMs);
   if (result.exitCode !== 0) {
     throw new CommandFailedError({
       step: options.step,

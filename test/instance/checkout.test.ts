@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -239,6 +241,68 @@ test('git runs against the checkout even when GIT_DIR points elsewhere (duet sta
   assert.equal(await checkedOutRevision(dir), v1);
   delete process.env.GIT_DIR;
   assert.equal(await gitIn(repo.workDir, 'remote', 'get-url', 'origin'), repo.bareDir, 'the work tree repo was touched');
+});
+
+/** An HTTP git server that answers every request with `respond` (or never, without it). */
+async function httpRemote(t: Parameters<typeof createAppRepo>[0], respond?: Parameters<typeof createServer>[1]): Promise<string> {
+  const server: Server = createServer(respond ?? (() => {}));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  return `127.0.0.1:${(server.address() as AddressInfo).port}/app.git`;
+}
+
+test('git never waits for a password, and a token in clone_url stays out of the error', async (t) => {
+  const host = await httpRemote(t, (_request, response) => {
+    response.writeHead(401, { 'WWW-Authenticate': 'Basic realm="git"' }).end();
+  });
+  await assert.rejects(resolveRef(`http://${host}`, 'main'), (error: unknown) => {
+    assert.ok(error instanceof CommandFailedError, String(error));
+    assert.equal(error.exitStatus, 128);
+    assert.match(error.outputTail, /terminal prompts disabled/);
+    return true;
+  });
+  await assert.rejects(resolveRef(`http://ghp_secret@${host}`, 'main'), (error: unknown) => {
+    assert.ok(error instanceof CommandFailedError, String(error));
+    assert.match(error.command, /^git ls-remote -- http:\/\/\*\*\*@127\.0\.0\.1/);
+    assert.match(error.outputTail, /terminal prompts disabled/);
+    assert.doesNotMatch(`${error.message}\n${error.hint}`, /ghp_secret/);
+    return true;
+  });
+});
+
+test('prepareCheckout: a git command that outlives timeoutMs is killed', { timeout: 30_000 }, async (t) => {
+  const host = await httpRemote(t);
+  const dir = join(await tempDir(t), 'blue');
+  const output = collector();
+  const sha = 'a'.repeat(40);
+  const started = Date.now();
+  await assert.rejects(prepareCheckout(dir, `http://${host}`, { sha, ref: sha }, { output, timeoutMs: 1000 }), (error: unknown) => {
+    assert.ok(error instanceof CommandFailedError, String(error));
+    assert.equal(error.step, 'update');
+    assert.equal(error.exitStatus, undefined);
+    assert.match(error.message, /`git fetch --depth 1 --no-tags origin a{40}` was killed/);
+    return true;
+  });
+  assert.ok(Date.now() - started < 10_000, 'the timeout did not apply');
+  assert.match(output.text(), /\$ git fetch/);
+});
+
+test('variables simple-git refuses to pass on (EDITOR, GIT_SSH_COMMAND) do not stop git', async (t) => {
+  const { repo, v1 } = await releases(t);
+  const saved = { EDITOR: process.env.EDITOR, GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND };
+  Object.assign(process.env, { EDITOR: 'vi', GIT_SSH_COMMAND: 'false' });
+  t.after(() => {
+    for (const [name, value] of Object.entries(saved)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+  const dir = join(await tempDir(t), 'blue');
+  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'));
+  assert.equal(await checkedOutRevision(dir), v1);
 });
 
 test('credentials in URLs are hidden from messages and logs', () => {
