@@ -11,6 +11,7 @@ import { history } from './commands/history.js';
 import { disabledInstance, disabledPort, enabledInstance, enabledPort, pid } from './commands/identify.js';
 import { logs } from './commands/logs.js';
 import { rollback } from './commands/rollback.js';
+import { serve } from './commands/serve.js';
 import { startInstance } from './commands/start-instance.js';
 import { status } from './commands/status.js';
 import { stopInstance } from './commands/stop-instance.js';
@@ -33,6 +34,7 @@ export const commands: readonly Command[] = [
   history,
   logs,
   down,
+  serve,
 ];
 
 function usage(): string {

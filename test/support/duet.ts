@@ -46,6 +46,8 @@ export interface SetupOptions {
   app?: Record<string, string>;
   /** The `nginx:` value (YAML flow map); a managed nginx by default. */
   nginx?: string;
+  /** Extra top-level keys: key -> YAML value, e.g. { server: '{ listen: "127.0.0.1:9100" }' }. */
+  top?: Record<string, string>;
   /** Tags to create: name -> files changed in that version. v1 and v2 by default. */
   tags?: Record<string, Record<string, string>>;
 }
@@ -90,6 +92,7 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
   const yaml = [
     `state_dir: ${join(dir, 'state')}`,
     `nginx: ${options.nginx ?? '{ managed: true }'}`,
+    ...Object.entries(options.top ?? {}).map(([key, value]) => `${key}: ${value}`),
     'apps:',
     '  cafeteria:',
     ...Object.entries(appKeys).map(([key, value]) => `    ${key}: ${value}`),

@@ -1,0 +1,137 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { appendLineDurably, readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
+import { isFinalDeploymentState, type Report } from './reports.js';
+
+/**
+ * The reporter's outbox: an append-only ndjson file, so a report that could not be delivered
+ * before a restart (GitHub down, process killed) is sent by the next process. Records:
+ *
+ *   {op:'enqueue', key, id, report}     a report to deliver; only the last one per key counts
+ *   {op:'done', key, id}                that report was delivered (or given up on)
+ *   {op:'deployment', key, deploymentId} the GitHub Deployment created for a deployment key
+ *
+ * `done` names the report's id rather than just the key: an `enqueue` for the same key may have
+ * been appended while the earlier one was in flight, and must not be cancelled by its `done`.
+ */
+
+export type OutboxRecord =
+  | { op: 'enqueue'; key: string; id: string; report: Report }
+  | { op: 'done'; key: string; id: string }
+  | { op: 'deployment'; key: string; deploymentId: number };
+
+export interface OutboxContents {
+  /** Per key, the newest report, when it was not delivered. */
+  pending: Map<string, { id: string; report: Report }>;
+  /** Deployments created and not yet given a final status. */
+  deployments: Map<string, number>;
+}
+
+export async function readOutbox(path: string, logger: Logger): Promise<OutboxContents> {
+  const text = (await readFileIfExists(path)) ?? '';
+  const last = new Map<string, { id: string; report: Report }>();
+  const done = new Set<string>();
+  const deployments = new Map<string, number>();
+  let skipped = 0;
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const record = parseRecord(line);
+    if (!record) {
+      // A line torn by a crash mid-append: its report, if any, was never acknowledged.
+      skipped += 1;
+      continue;
+    }
+    if (record.op === 'enqueue') last.set(record.key, { id: record.id, report: record.report });
+    else if (record.op === 'done') done.add(record.id);
+    else deployments.set(record.key, record.deploymentId);
+  }
+  if (skipped > 0) logger.warn({ outbox: path, skipped }, 'github outbox: skipped unreadable lines');
+
+  const pending = new Map<string, { id: string; report: Report }>();
+  for (const [key, entry] of last) {
+    if (!done.has(entry.id)) {
+      pending.set(key, entry);
+    } else if (entry.report.type === 'deployment' && isFinalDeploymentState(entry.report.state)) {
+      deployments.delete(key);
+    }
+  }
+  return { pending, deployments };
+}
+
+function parseRecord(line: string): OutboxRecord | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const record = value as Record<string, unknown>;
+  if (typeof record.key !== 'string') return undefined;
+  if (record.op === 'enqueue' && typeof record.id === 'string' && isReport(record.report)) return record as OutboxRecord;
+  if (record.op === 'done' && typeof record.id === 'string') return record as OutboxRecord;
+  if (record.op === 'deployment' && typeof record.deploymentId === 'number') return record as OutboxRecord;
+  return undefined;
+}
+
+function isReport(value: unknown): value is Report {
+  if (typeof value !== 'object' || value === null) return false;
+  const report = value as Record<string, unknown>;
+  return (
+    (report.type === 'status' || report.type === 'deployment') &&
+    ['owner', 'repo', 'sha', 'state', 'description', 'triggerId'].every((field) => typeof report[field] === 'string')
+  );
+}
+
+/**
+ * Serialises every write to the file: appends land in the order they were asked for, and a
+ * compaction never interleaves with an append. A failed write is logged and does not stop
+ * delivery; the report then just would not survive a restart.
+ */
+export class OutboxWriter {
+  private chain: Promise<void> = Promise.resolve();
+  private dirReady = false;
+
+  constructor(
+    private readonly path: string,
+    private readonly logger: Logger,
+  ) {}
+
+  append(record: OutboxRecord): void {
+    this.run('append', async () => {
+      await this.ensureDir();
+      await appendLineDurably(this.path, JSON.stringify(record));
+    });
+  }
+
+  /** `build` runs when the compaction's turn comes, so it sees the state of that moment; null skips. */
+  compact(build: () => OutboxRecord[] | null): void {
+    this.run('compact', async () => {
+      const records = build();
+      if (records === null) return;
+      await this.ensureDir();
+      await writeFileAtomic(this.path, records.map((record) => `${JSON.stringify(record)}\n`).join(''));
+    });
+  }
+
+  /** Resolves once every write asked for so far has finished. */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
+  private run(what: string, operation: () => Promise<void>): void {
+    this.chain = this.chain.then(operation).catch((error: unknown) => {
+      this.logger.error(
+        { outbox: this.path, error: error instanceof Error ? error.message : String(error) },
+        `github outbox: ${what} failed; reports are still sent but would not survive a restart`,
+      );
+    });
+  }
+
+  private async ensureDir(): Promise<void> {
+    if (this.dirReady) return;
+    await mkdir(dirname(this.path), { recursive: true });
+    this.dirReady = true;
+  }
+}

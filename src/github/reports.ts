@@ -1,0 +1,161 @@
+import type { Config } from '../config/load.js';
+import type { TriggerRecord } from '../pipeline/trigger.js';
+
+/**
+ * What the reporter sends to GitHub, as plain JSON: these objects are also written to the outbox
+ * file, so a report enqueued before a restart can be sent by the next process.
+ */
+
+export type CommitState = 'pending' | 'success' | 'failure' | 'error';
+export type DeploymentState = 'in_progress' | 'success' | 'failure' | 'error';
+
+interface ReportBase {
+  triggerId: string;
+  owner: string;
+  repo: string;
+  sha: string;
+  description: string;
+}
+
+export interface CommitStatusReport extends ReportBase {
+  type: 'status';
+  state: CommitState;
+  context: string;
+  targetUrl?: string;
+}
+
+export interface DeploymentReport extends ReportBase {
+  type: 'deployment';
+  state: DeploymentState;
+  environment: string;
+  logUrl?: string;
+}
+
+export type Report = CommitStatusReport | DeploymentReport;
+
+/** GitHub answers 422 to a status description longer than this. */
+export const DESCRIPTION_LIMIT = 140;
+
+/**
+ * Reports with the same key are delivered in order and only the newest one matters. A commit
+ * status is keyed by what GitHub keys it by (repo, sha, context), so a redeploy of the same commit
+ * queues behind the earlier one; a deployment by its trigger, since each trigger creates its own.
+ */
+export function reportKey(report: Report): string {
+  const repo = `${report.owner}/${report.repo}`;
+  return report.type === 'status'
+    ? `status ${repo} ${report.sha} ${report.context}`
+    : `deployment ${repo} ${report.triggerId}`;
+}
+
+export function isFinalDeploymentState(state: DeploymentState): boolean {
+  return state !== 'in_progress';
+}
+
+/**
+ * Cut to the limit with an ellipsis. Counted both in code points and in UTF-16 units, so the cut
+ * never splits an emoji and stays short whichever of the two GitHub counts.
+ */
+export function truncateDescription(text: string, limit = DESCRIPTION_LIMIT): string {
+  const oneLine = text.replace(/\s+/g, ' ').trim();
+  const points = Array.from(oneLine);
+  if (points.length <= limit && oneLine.length <= limit) return oneLine;
+  let cut = '';
+  let count = 0;
+  for (const point of points) {
+    if (count + 1 > limit - 1 || cut.length + point.length > limit - 1) break;
+    cut += point;
+    count += 1;
+  }
+  return `${cut.trimEnd()}…`;
+}
+
+/** refs/tags/v2 -> v2, refs/heads/main -> main, a sha -> its first 7 characters. */
+export function shortRef(ref: string | null, sha: string | null): string {
+  if (ref) {
+    if (/^[0-9a-f]{40}$/i.test(ref)) return ref.slice(0, 7);
+    return ref.replace(/^refs\/(?:heads|tags)\//, '');
+  }
+  return sha ? sha.slice(0, 7) : 'unknown ref';
+}
+
+export interface ReportTarget {
+  owner: string;
+  repo: string;
+  sha: string;
+  context: string;
+  targetUrl: string | undefined;
+}
+
+/** Where a trigger's statuses go, or why they go nowhere. */
+export function resolveTarget(config: Config, trigger: TriggerRecord): { target: ReportTarget } | { skip: string } {
+  const app = config.apps.get(trigger.app);
+  if (!app) return { skip: `app "${trigger.app}" is not in the configuration` };
+  if (!app.repo) return { skip: `app "${trigger.app}" has no repo configured` };
+  if (!trigger.resolvedSha) return { skip: 'no commit is known for this trigger yet' };
+  const [owner, repo] = app.repo.split('/') as [string, string];
+  const base = config.server.public_url?.replace(/\/+$/, '');
+  return {
+    target: {
+      owner,
+      repo,
+      sha: trigger.resolvedSha,
+      context: config.github.status_context.replaceAll('{app}', app.name),
+      targetUrl: base ? `${base}/deploys/${encodeURIComponent(trigger.id)}` : undefined,
+    },
+  };
+}
+
+export type Phase = 'queued' | 'started' | 'finished';
+
+/** The state and text for one observer call. The summary is a final outcome, so only `finished` uses it. */
+export function describe(trigger: TriggerRecord, phase: Phase, color: string | null): { state: CommitState; description: string } {
+  if (phase === 'queued') return { state: 'pending', description: 'Queued' };
+  if (phase === 'started') {
+    const ref = shortRef(trigger.ref, trigger.resolvedSha);
+    const verb = trigger.kind === 'rollback' ? 'Rolling back to' : 'Deploying';
+    return { state: 'pending', description: color ? `${verb} ${ref} to ${color}` : `${verb} ${ref}` };
+  }
+  const summary = trigger.summary?.trim() || null;
+  switch (trigger.state) {
+    case 'succeeded':
+      return { state: 'success', description: summary ?? (trigger.color ? `Live on ${trigger.color}` : 'Live') };
+    case 'failed':
+      return { state: 'failure', description: summary ?? 'Deploy failed' };
+    case 'superseded':
+      return { state: 'error', description: summary ?? `Superseded by ${trigger.supersededBy ?? 'a newer deploy'}` };
+    default:
+      // finished() with a state that is not final is a caller's bug; reporting it as still
+      // pending is the one answer that does not claim an outcome that did not happen.
+      return { state: 'pending', description: summary ?? 'Deploying' };
+  }
+}
+
+export function statusReport(trigger: TriggerRecord, target: ReportTarget, phase: Phase, color: string | null): CommitStatusReport {
+  const { state, description } = describe(trigger, phase, color);
+  return {
+    type: 'status',
+    triggerId: trigger.id,
+    owner: target.owner,
+    repo: target.repo,
+    sha: target.sha,
+    state,
+    context: target.context,
+    description: truncateDescription(description),
+    ...(target.targetUrl ? { targetUrl: target.targetUrl } : {}),
+  };
+}
+
+export function deploymentReport(status: CommitStatusReport, target: ReportTarget): DeploymentReport {
+  return {
+    type: 'deployment',
+    triggerId: status.triggerId,
+    owner: status.owner,
+    repo: status.repo,
+    sha: status.sha,
+    state: status.state === 'pending' ? 'in_progress' : status.state,
+    environment: 'production',
+    description: status.description,
+    ...(target.targetUrl ? { logUrl: target.targetUrl } : {}),
+  };
+}

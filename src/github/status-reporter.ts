@@ -1,0 +1,297 @@
+import { randomUUID } from 'node:crypto';
+import type { Octokit } from '@octokit/rest';
+import type { Logger } from 'pino';
+import type { Config } from '../config/load.js';
+import type { TriggerObserver, TriggerRecord } from '../pipeline/trigger.js';
+import { classifyFailure, createDeployment, sendCommitStatus, sendDeploymentStatus } from './deliver.js';
+import { OutboxWriter, readOutbox, type OutboxRecord } from './outbox.js';
+import { deploymentReport, isFinalDeploymentState, reportKey, resolveTarget, statusReport } from './reports.js';
+import type { Phase, Report } from './reports.js';
+
+export interface StatusReporterOptions {
+  config: Config;
+  client: Octokit;
+  logger: Logger;
+  /** ndjson outbox, e.g. <state_dir>/github-outbox.ndjson. */
+  outboxPath: string;
+  /** First retry delay; doubles per failure up to 5 minutes. */
+  retryBaseMs?: number;
+}
+
+const MAX_BACKOFF_MS = 5 * 60_000;
+/** A rate limit reset can be far off, but not further than GitHub's hourly window. */
+const MAX_WAIT_MS = 60 * 60_000;
+
+interface Entry {
+  seq: number;
+  id: string;
+  key: string;
+  report: Report;
+}
+
+/** The reports of one key, delivered one at a time so a late "pending" never overwrites "success". */
+interface Lane {
+  key: string;
+  entries: Entry[];
+  draining: Promise<void> | undefined;
+  timer: NodeJS.Timeout | undefined;
+  wake: (() => void) | undefined;
+}
+
+/** `retry` carries what GitHub asked us to wait (Retry-After, rate limit reset), if anything. */
+type Outcome = 'delivered' | 'dropped' | { retry: number | undefined };
+
+/**
+ * Reports each trigger's progress as a commit status (and, when configured, a GitHub Deployment).
+ * It never blocks or fails a deploy: the observer methods only enqueue, delivery runs in the
+ * background, failures are logged and retried, and the outbox file carries undelivered reports
+ * across a restart.
+ */
+export class GitHubStatusReporter implements TriggerObserver {
+  private readonly config: Config;
+  private readonly client: Octokit;
+  private readonly logger: Logger;
+  private readonly outboxPath: string;
+  private readonly retryBaseMs: number;
+  private readonly outbox: OutboxWriter;
+  private readonly lanes = new Map<string, Lane>();
+  /** Deployment ids per deployment key; kept until a final status is delivered. */
+  private readonly deployments = new Map<string, number>();
+  /** Triggers that started here with deployments on: their end must close the deployment. */
+  private readonly deployingTriggers = new Set<string>();
+  private readonly unsettled = new Set<number>();
+  private waiters: Array<{ upTo: number; resolve: () => void }> = [];
+  private seq = 0;
+  /** Something was written since the last compaction. */
+  private dirty = false;
+  private closed = false;
+  /** Until resume() has read the file, it holds reports from before a restart: never compact it. */
+  private resumed = false;
+
+  constructor(options: StatusReporterOptions) {
+    this.config = options.config;
+    this.client = options.client;
+    this.logger = options.logger.child({ component: 'github-status' });
+    this.outboxPath = options.outboxPath;
+    this.retryBaseMs = options.retryBaseMs ?? 1000;
+    this.outbox = new OutboxWriter(options.outboxPath, this.logger);
+  }
+
+  queued(trigger: TriggerRecord): void {
+    this.observe(trigger, 'queued', null);
+  }
+
+  started(trigger: TriggerRecord, color: string | null): void {
+    this.observe(trigger, 'started', color);
+  }
+
+  finished(trigger: TriggerRecord): void {
+    this.observe(trigger, 'finished', trigger.color);
+  }
+
+  /** Resolves when every report queued so far was delivered or given up on, or after timeoutMs. */
+  async flush(timeoutMs?: number): Promise<void> {
+    const upTo = this.seq;
+    if (!this.settledUpTo(upTo)) {
+      await new Promise<void>((resolve) => {
+        const waiter = { upTo, resolve: () => {} };
+        const timer = timeoutMs === undefined ? undefined : setTimeout(() => done(true), timeoutMs);
+        const done = (timedOut: boolean): void => {
+          clearTimeout(timer);
+          this.waiters = this.waiters.filter((w) => w !== waiter);
+          if (timedOut) this.logger.warn({ undelivered: this.unsettled.size }, 'github: flush timed out; reports stay in the outbox');
+          resolve();
+        };
+        waiter.resolve = () => done(false);
+        this.waiters.push(waiter);
+      });
+    }
+    await this.outbox.idle();
+  }
+
+  /**
+   * Re-send what the outbox holds from before a restart: per key, only the newest report. Call it
+   * once at startup; until it has run the outbox is only appended to, never compacted.
+   */
+  async resume(): Promise<void> {
+    // Reports of this process must be in the file first: a key it already reported then reads
+    // as delivered (or is in a lane) and the older state from before the restart is not re-sent.
+    await this.outbox.idle();
+    const contents = await readOutbox(this.outboxPath, this.logger);
+    for (const [key, deploymentId] of contents.deployments) {
+      if (!this.deployments.has(key)) this.deployments.set(key, deploymentId);
+    }
+    let replayed = 0;
+    for (const [key, { id, report }] of contents.pending) {
+      // A report enqueued by this process already is newer than anything from before the restart.
+      if (this.lanes.has(key)) continue;
+      this.push({ seq: ++this.seq, id, key, report });
+      replayed += 1;
+    }
+    if (replayed > 0) this.logger.info({ replayed }, 'github: re-sending reports left undelivered before the restart');
+    this.resumed = true;
+    this.dirty = true;
+    this.maybeCompact();
+  }
+
+  /** Stops delivering (shutdown, tests). Undelivered reports stay in the outbox for resume(). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const lane of this.lanes.values()) {
+      clearTimeout(lane.timer);
+      lane.wake?.();
+    }
+    await Promise.all([...this.lanes.values()].map((lane) => lane.draining));
+    await this.outbox.idle();
+    for (const waiter of this.waiters) waiter.resolve();
+  }
+
+  private observe(trigger: TriggerRecord, phase: Phase, color: string | null): void {
+    try {
+      const resolved = resolveTarget(this.config, trigger);
+      if ('skip' in resolved) {
+        this.logger.info({ trigger: trigger.id, app: trigger.app, phase }, `github: no commit status: ${resolved.skip}`);
+        return;
+      }
+      const status = statusReport(trigger, resolved.target, phase, color);
+      this.enqueue(status);
+      if (!this.config.github.deployments || phase === 'queued') return;
+      const deployment = deploymentReport(status, resolved.target);
+      const key = reportKey(deployment);
+      if (phase === 'started') {
+        this.deployingTriggers.add(trigger.id);
+        this.enqueue(deployment);
+      } else if (this.deployingTriggers.delete(trigger.id) || this.deployments.has(key) || trigger.startedAt !== null) {
+        // A trigger superseded while still queued never had a deployment; one that started did,
+        // perhaps in the process before a restart (its id is then known from the outbox).
+        this.enqueue(deployment);
+      }
+    } catch (error) {
+      // Reporting is a side show: whatever goes wrong here must not reach the deploy.
+      this.logger.error({ trigger: trigger.id, error: String(error) }, 'github: could not queue a report');
+    }
+  }
+
+  private enqueue(report: Report): void {
+    if (this.closed) return;
+    const entry: Entry = { seq: ++this.seq, id: randomUUID(), key: reportKey(report), report };
+    this.write({ op: 'enqueue', key: entry.key, id: entry.id, report });
+    this.push(entry);
+  }
+
+  private push(entry: Entry): void {
+    let lane = this.lanes.get(entry.key);
+    if (!lane) {
+      lane = { key: entry.key, entries: [], draining: undefined, timer: undefined, wake: undefined };
+      this.lanes.set(entry.key, lane);
+    }
+    lane.entries.push(entry);
+    this.unsettled.add(entry.seq);
+    if (!lane.draining && !this.closed) lane.draining = this.drain(lane);
+  }
+
+  private async drain(lane: Lane): Promise<void> {
+    let attempt = 0;
+    try {
+      while (!this.closed && lane.entries.length > 0) {
+        const entry = lane.entries[0]!;
+        const outcome = await this.deliver(entry, attempt);
+        if (typeof outcome === 'object') {
+          attempt += 1;
+          await this.sleep(lane, attempt, outcome.retry);
+          // Only the newest state is worth sending after a failure: the ones in between are
+          // history nobody would see, and each costs a request against a struggling GitHub.
+          for (const dropped of lane.entries.splice(0, lane.entries.length - 1)) this.settle(dropped.seq);
+          continue;
+        }
+        attempt = 0;
+        lane.entries.shift();
+        this.write({ op: 'done', key: entry.key, id: entry.id });
+        this.settle(entry.seq);
+      }
+    } catch (error) {
+      this.logger.error({ key: lane.key, error: String(error) }, 'github: delivery loop failed');
+    } finally {
+      lane.draining = undefined;
+      if (lane.entries.length === 0 && this.lanes.get(lane.key) === lane) this.lanes.delete(lane.key);
+      this.maybeCompact();
+    }
+  }
+
+  private async deliver(entry: Entry, attempt: number): Promise<Outcome> {
+    const { report } = entry;
+    const fields = { key: entry.key, trigger: report.triggerId, state: report.state, attempt: attempt + 1 };
+    try {
+      if (report.type === 'status') {
+        await sendCommitStatus(this.client, report);
+      } else {
+        let deploymentId = this.deployments.get(entry.key);
+        if (deploymentId === undefined) {
+          deploymentId = await createDeployment(this.client, report);
+          this.deployments.set(entry.key, deploymentId);
+          this.write({ op: 'deployment', key: entry.key, deploymentId });
+        }
+        await sendDeploymentStatus(this.client, report, deploymentId);
+        if (isFinalDeploymentState(report.state)) this.deployments.delete(entry.key);
+      }
+      this.logger.debug(fields, 'github: report delivered');
+      return 'delivered';
+    } catch (error) {
+      const failure = classifyFailure(error);
+      const detail = { ...fields, status: failure.status, github: failure.message };
+      if (failure.permanent) {
+        this.logger.error(detail, `github: report rejected (HTTP ${failure.status ?? '?'}): ${failure.message}; not retrying`);
+        if (report.type === 'deployment' && isFinalDeploymentState(report.state)) this.deployments.delete(entry.key);
+        return 'dropped';
+      }
+      this.logger.warn(detail, `github: report not delivered: ${failure.message}; retrying`);
+      return { retry: failure.waitMs };
+    }
+  }
+
+  private sleep(lane: Lane, attempt: number, askedMs: number | undefined): Promise<void> {
+    const backoff = Math.min(this.retryBaseMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+    const delay = Math.min(Math.max(backoff, askedMs ?? 0), MAX_WAIT_MS);
+    return new Promise((resolve) => {
+      if (this.closed) return resolve();
+      lane.wake = () => {
+        lane.wake = undefined;
+        lane.timer = undefined;
+        resolve();
+      };
+      // A pending retry must not be what keeps a process alive: the outbox keeps the report.
+      lane.timer = setTimeout(lane.wake, delay);
+      lane.timer.unref();
+    });
+  }
+
+  private write(record: OutboxRecord): void {
+    this.dirty = true;
+    this.outbox.append(record);
+  }
+
+  private settle(seq: number): void {
+    this.unsettled.delete(seq);
+    for (const waiter of [...this.waiters]) {
+      if (this.settledUpTo(waiter.upTo)) waiter.resolve();
+    }
+  }
+
+  private settledUpTo(upTo: number): boolean {
+    for (const seq of this.unsettled) if (seq <= upTo) return false;
+    return true;
+  }
+
+  /**
+   * Once nothing is waiting, the outbox is rewritten to what a restart still needs: nothing but
+   * the ids of deployments still in progress (their final status must go to the same one).
+   */
+  private maybeCompact(): void {
+    if (!this.resumed || !this.dirty || this.closed || this.lanes.size > 0) return;
+    this.outbox.compact(() => {
+      if (this.closed || this.lanes.size > 0) return null;
+      this.dirty = false;
+      return [...this.deployments].map(([key, deploymentId]): OutboxRecord => ({ op: 'deployment', key, deploymentId }));
+    });
+  }
+}

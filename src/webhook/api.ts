@@ -1,0 +1,146 @@
+import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
+import type { Logger } from 'pino';
+import type { AppConfig, Config } from '../config/load.js';
+import { DuetError } from '../errors.js';
+import { refNameProblem } from '../instance/git-ref.js';
+import { appStatus } from '../pipeline/status.js';
+import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
+import { requireToken } from './auth.js';
+import { findDeploy, viewOf } from './deploys.js';
+import { streamDeployLog } from './log-tail.js';
+import { Metrics } from './metrics.js';
+
+/**
+ * The manual and read API of `duet serve`. Every route carries its own middleware instead of
+ * `router.use(...)`: the router may share a mount point with the dashboard, and router-wide
+ * middleware would run (and answer 401) for the dashboard's requests too.
+ */
+
+export interface ApiOptions {
+  config: Config;
+  queue: TriggerQueue;
+  token: string | undefined;
+  logger: Logger;
+  /** The instance registered as the queue's observer; without one, deploy counters stay at 0. */
+  metrics?: Metrics;
+  /** Log tailing poll interval (tests shorten it). */
+  logPollMs?: number;
+}
+
+/** Thrown by handlers, turned into a JSON answer by the router's error handler. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function apiRouter(options: ApiOptions): express.Router {
+  const { config, queue, logger } = options;
+  const metrics = options.metrics ?? new Metrics(config, queue);
+  const router = express.Router();
+  const auth = requireToken(options.token);
+  const json = express.json({ limit: '16kb' });
+
+  const appOf = (req: Request): AppConfig => {
+    const app = config.apps.get(String(req.params.app));
+    if (!app) throw new HttpError(404, `no app named ${JSON.stringify(req.params.app)}`);
+    return app;
+  };
+
+  const submit = (kind: TriggerKind): RequestHandler => async (req, res) => {
+    const app = appOf(req);
+    // A body that is not JSON (a form post, say) would be ignored and deploy the default branch.
+    // (An empty body, Content-Length: 0, is fine: it means "the default branch".)
+    if (req.is('application/json') === false && req.get('content-length') !== '0') {
+      throw new HttpError(415, 'send the body as application/json');
+    }
+    const ref = kind === 'deploy' ? refFromBody(req.body) : null;
+    const result = await queue.submit({ app: app.name, kind, ref, sha: null, source: 'manual', deliveryId: null, requestedBy: 'API' });
+    logger.info({ app: app.name, kind, ref, deploy: result.id, created: result.created, ip: req.ip }, 'manual trigger accepted');
+    res
+      .status(202)
+      .location(`${req.baseUrl}/deploys/${result.id}`)
+      .json({ deploy: result.id, created: result.created, ...(result.reason ? { reason: result.reason } : {}) });
+  };
+
+  router.get('/healthz', (_req, res) => {
+    res.json({ ok: true });
+  });
+
+  router.post('/apps/:app/deploy', auth, json, submit('deploy'));
+  router.post('/apps/:app/rollback', auth, json, submit('rollback'));
+
+  router.get('/apps/:app/status', auth, async (req, res) => {
+    res.json(await appStatus(config, appOf(req)));
+  });
+
+  router.get('/deploys/:id', auth, async (req, res) => {
+    const found = await findDeploy(config, queue, String(req.params.id));
+    if (!found) throw new HttpError(404, 'no such deploy');
+    res.json({ ...viewOf(found), log: `${req.baseUrl}/deploys/${found.id}/log` });
+  });
+
+  router.get('/deploys/:id/log', auth, async (req, res) => {
+    const found = await findDeploy(config, queue, String(req.params.id));
+    if (!found) throw new HttpError(404, 'no such deploy');
+    await streamDeployLog(res, { config, queue, found, pollMs: options.logPollMs });
+  });
+
+  router.get('/metrics', auth, async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.text());
+  });
+
+  router.use(apiErrors(logger));
+  return router;
+}
+
+function refFromBody(body: unknown): string | null {
+  if (body === undefined) return null;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'the body must be a JSON object such as {"ref": "v1.2.0"}');
+  const unknown = Object.keys(body).filter((key) => key !== 'ref');
+  if (unknown.length > 0) throw new HttpError(400, `unknown field ${JSON.stringify(unknown[0])}: the body takes only "ref"`);
+  const ref = (body as { ref?: unknown }).ref;
+  if (ref === undefined || ref === null) return null;
+  const problem = refNameProblem(ref);
+  if (problem !== undefined) throw new HttpError(400, `invalid ref: ${problem}`);
+  return ref as string;
+}
+
+/** Errors of this router as JSON; internal details go to the log, not to the client. */
+function apiErrors(logger: Logger): ErrorRequestHandler {
+  return (error: unknown, req: Request, res: Response, _next) => {
+    if (res.headersSent) {
+      // A log stream failed halfway: the status line is gone, all we can do is cut it short.
+      logger.error({ err: error, url: req.originalUrl }, 'API response failed after it started');
+      res.destroy();
+      return;
+    }
+    if (error instanceof HttpError) {
+      res.status(error.status).json({ error: error.message });
+      return;
+    }
+    // express.json: malformed JSON, body too large, unsupported charset.
+    const status = (error as { status?: unknown }).status;
+    const type = (error as { type?: unknown }).type;
+    if (typeof status === 'number' && status >= 400 && status < 500 && typeof type === 'string') {
+      res.status(status).json({ error: (error as Error).message });
+      return;
+    }
+    // The queue refusing a trigger for a reason it explains: the caller is authenticated, tell it.
+    if (error instanceof DuetError) {
+      logger.warn({ err: error, url: req.originalUrl }, 'API request refused');
+      res.status(error.exitCode === 2 ? 400 : 500).json({ error: error.message, ...(error.hint ? { hint: error.hint } : {}) });
+      return;
+    }
+    logger.error({ err: error, url: req.originalUrl }, 'API request failed');
+    res.status(500).json({ error: 'internal error; see the duet serve log' });
+  };
+}
+
+/** Mount last: unknown paths answer JSON rather than express's HTML page. */
+export const jsonNotFound: RequestHandler = (_req, res) => {
+  res.status(404).json({ error: 'not found' });
+};

@@ -1,0 +1,109 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+
+/**
+ * Who may use the API and the dashboard: whoever knows DUET_API_TOKEN. Scripts send it as a bearer
+ * token; a browser signs in once and then carries a session cookie derived from it. Without a
+ * configured token nothing is open: duet deploys code, so "no token" must never mean "no check".
+ */
+
+export const SESSION_COOKIE = 'duet_session';
+/** A stolen cookie stops working after this; rotating the token invalidates every session at once. */
+export const SESSION_MAX_AGE_S = 30 * 24 * 3600;
+
+/**
+ * Compare two secrets in constant time. Hashing first gives both sides the same length, so neither
+ * the comparison nor an early length mismatch tells an attacker how long the token is.
+ */
+export function safeEqual(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given, 'utf8').digest();
+  const b = createHash('sha256').update(expected, 'utf8').digest();
+  return timingSafeEqual(a, b);
+}
+
+/** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 6750). */
+export function bearerToken(req: Request): string | undefined {
+  const header = req.get('authorization');
+  const match = header ? /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(header) : null;
+  return match?.[1];
+}
+
+function sessionMac(token: string, expires: number): string {
+  // Keyed by the token itself: the server keeps no session store, and the cookie never holds the token.
+  return createHmac('sha256', token).update(`duet-dashboard-session:v1:${expires}`).digest('base64url');
+}
+
+/** A cookie value proving the holder knew `token` until `expires` (unix seconds). */
+export function makeSession(token: string, now = Date.now()): string {
+  const expires = Math.floor(now / 1000) + SESSION_MAX_AGE_S;
+  return `v1.${expires}.${sessionMac(token, expires)}`;
+}
+
+export function isValidSession(value: string | undefined, token: string, now = Date.now()): boolean {
+  const match = value ? /^v1\.(\d{1,12})\.([\w-]{43})$/.exec(value) : null;
+  if (!match) return false;
+  const expires = Number(match[1]);
+  if (expires * 1000 <= now) return false;
+  return safeEqual(match[2]!, sessionMac(token, expires));
+}
+
+/** One cookie from the Cookie header; a tiny parser because cookie-parser is not a dependency. */
+export function readCookie(req: Request, name: string): string | undefined {
+  const header = req.get('cookie');
+  if (!header) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** The request reached us over https (directly, or through a proxy that says so). */
+export function cameOverHttps(req: Request): boolean {
+  const forwarded = req.get('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
+  return req.secure || forwarded === 'https';
+}
+
+export function sessionCookie(req: Request, value: string, maxAgeS: number): string {
+  // Path=/ so that the API (possibly mounted elsewhere) sees it for the dashboard's own GETs.
+  const parts = [`${SESSION_COOKIE}=${value}`, 'Path=/', `Max-Age=${maxAgeS}`, 'HttpOnly', 'SameSite=Strict'];
+  if (cameOverHttps(req)) parts.push('Secure');
+  return parts.join('; ');
+}
+
+export type Credential = 'bearer' | 'session' | undefined;
+
+/** How the request proves it knows the token, if it does. */
+export function credentialOf(req: Request, token: string): Credential {
+  const bearer = bearerToken(req);
+  if (bearer !== undefined && safeEqual(bearer, token)) return 'bearer';
+  if (isValidSession(readCookie(req, SESSION_COOKIE), token)) return 'session';
+  return undefined;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD']);
+
+export const TOKEN_UNSET_MESSAGE = 'the API is disabled: set DUET_API_TOKEN in the environment of duet serve';
+
+/**
+ * Express middleware for the API. The session cookie counts only for reading (GET/HEAD): a deploy
+ * is always asked for with the bearer token, so no page in any browser can trigger one (CSRF).
+ */
+export function requireToken(token: string | undefined): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    if (!token) {
+      res.status(503).json({ error: TOKEN_UNSET_MESSAGE });
+      return;
+    }
+    const credential = credentialOf(req, token);
+    if (credential === 'bearer' || (credential === 'session' && SAFE_METHODS.has(req.method))) {
+      next();
+      return;
+    }
+    const sent = bearerToken(req) !== undefined;
+    res
+      .status(401)
+      .set('WWW-Authenticate', sent ? 'Bearer realm="duet", error="invalid_token"' : 'Bearer realm="duet"')
+      .json({ error: sent ? 'wrong bearer token' : 'missing bearer token: send "Authorization: Bearer $DUET_API_TOKEN"' });
+  };
+}

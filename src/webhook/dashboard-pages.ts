@@ -1,0 +1,123 @@
+import { colors, type Color } from '../config/schema.js';
+import type { AppStatus, ColorStatus } from '../pipeline/status.js';
+import { isDeployId, type StepRecord } from '../pipeline/journal.js';
+import type { DeployView } from './deploys.js';
+import { html, type Html } from './html.js';
+
+/** The dashboard's page bodies. Pure functions of their data, so the router stays about HTTP. */
+
+export interface AppPanel {
+  name: string;
+  status: AppStatus | { error: string };
+  queued: number;
+  running: DeployView | undefined;
+  deploys: DeployView[];
+}
+
+/** Builds links relative to wherever the dashboard is mounted. */
+export type Link = (path: string) => string;
+
+export function formatMs(ms: number | null): string {
+  if (ms === null || !Number.isFinite(ms)) return '';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${Math.round(s - m * 60)} s`;
+}
+
+export function formatUptime(startedAt: string | null, now = Date.now()): string {
+  if (!startedAt) return '';
+  let s = Math.max(0, Math.floor((now - Date.parse(startedAt)) / 1000));
+  if (!Number.isFinite(s)) return '';
+  const d = Math.floor(s / 86400);
+  s -= d * 86400;
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  if (d > 0) return `${d}d ${h}h`;
+  if (h > 0) return `${h}h ${m}m`;
+  return m > 0 ? `${m}m ${s - m * 60}s` : `${s}s`;
+}
+
+/** "2026-11-25 16:23 UTC": one unambiguous zone for a team reading the page from anywhere. */
+function when(iso: string | null): string {
+  return iso ? `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` : '';
+}
+
+const STATE_CLASS: Record<string, string> = { succeeded: 'ok', failed: 'bad', running: 'warn', queued: 'muted', superseded: 'muted' };
+
+export function stateBadge(state: string): Html {
+  return html`<span class="badge ${STATE_CLASS[state] ?? 'muted'}">${state}</span>`;
+}
+
+function colorCard(color: Color, c: ColorStatus, enabled: Color | null): Html {
+  const health = !c.running ? html`<span class="badge muted">stopped</span>` : c.healthy ? html`<span class="badge ok">healthy</span>` : html`<span class="badge bad">unhealthy</span>`;
+  return html`<div class="color c-${color}">
+<div class="name">${color} ${enabled === color ? html`<span class="badge live">live</span>` : html`<span class="badge muted">idle</span>`} ${health}</div>
+<dl><dt>revision</dt><dd>${c.revision ? html`<code>${c.revision.slice(0, 7)}</code>` : html`<span class="muted">none</span>`}${c.ref ? html` <code>${c.ref}</code>` : ''}</dd>
+<dt>uptime</dt><dd>${c.running ? formatUptime(c.startedAt) || 'running' : html`<span class="muted">not running</span>`}</dd>
+<dt>endpoint</dt><dd><code>${String(c.port)}</code>${c.pid ? html` <span class="muted">pid ${c.pid}</span>` : ''}</dd></dl>
+</div>`;
+}
+
+export function deploysTable(deploys: DeployView[], link: Link): Html {
+  if (deploys.length === 0) return html`<p class="muted">No deploys yet.</p>`;
+  const rows = deploys.map(
+    (d) => html`<tr><td><a href="${link(`/deploys/${d.id}/view`)}">${d.kind} ${d.ref ?? d.resolvedRef ?? 'default branch'}</a>${d.sha ? html` <code>${d.sha.slice(0, 7)}</code>` : ''}</td>
+<td>${stateBadge(d.state)}</td><td class="num">${formatMs(d.durationMs)}</td><td class="when">${when(d.startedAt ?? d.receivedAt)}${d.to ? ` → ${d.to}` : ''}${d.error ? html` <span class="bad">${d.failedStep ? `${d.failedStep}: ` : ''}${d.error.split('\n')[0]}</span>` : ''}</td></tr>`,
+  );
+  return html`<table class="deploys"><thead><tr><th>deploy</th><th>result</th><th class="num">took</th><th>when</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+
+function appSection(panel: AppPanel, link: Link): Html {
+  const { status } = panel;
+  const running = 'error' in status ? undefined : status.deploying;
+  const current = panel.running;
+  // status.deploying.id is "starting" while the lock is held but nothing is journaled yet.
+  const followId = current?.id ?? (running && isDeployId(running.id) ? running.id : undefined);
+  return html`<section class="card"><h2>${panel.name}${'error' in status ? '' : status.enabled ? html` <span class="badge b-${status.enabled}">serving ${status.enabled}</span>` : html` <span class="badge muted">not connected</span>`}${panel.queued > 0 ? html` <span class="badge warn">${panel.queued} queued</span>` : ''}</h2>
+${'error' in status ? html`<p class="bad">status unavailable: ${status.error}</p>` : html`<div class="colors">${colors.map((c) => colorCard(c, status.colors[c], status.enabled))}</div>`}
+${running || current ? html`<div class="running"><strong>Deploying</strong> ${current?.ref ?? running?.ref ?? ''} — step <code>${running?.step ?? current?.steps.at(-1)?.name ?? 'starting'}</code>${followId ? html` · <a href="${link(`/deploys/${followId}/view`)}">follow the log</a>` : ''}</div>` : ''}
+<h3>Recent deploys</h3>${deploysTable(panel.deploys, link)}</section>`;
+}
+
+export function indexBody(panels: AppPanel[], link: Link): Html {
+  return html`${panels.map((p) => appSection(p, link))}`;
+}
+
+function stepsTable(steps: StepRecord[]): Html {
+  if (steps.length === 0) return html`<p class="muted">No steps yet.</p>`;
+  const cls: Record<string, string> = { done: 'ok', skipped: 'muted', failed: 'bad', started: 'warn' };
+  return html`<table><thead><tr><th>step</th><th>status</th><th class="num">took</th><th>detail</th></tr></thead><tbody>${steps.map(
+    (s) => html`<tr><td><code>${s.name}</code></td><td><span class="badge ${cls[s.status] ?? 'muted'}">${s.status}</span></td><td class="num">${formatMs(s.ms)}</td><td>${s.detail ?? ''}</td></tr>`,
+  )}</tbody></table>`;
+}
+
+export function deployBody(d: DeployView, log: { text: string; truncated: boolean } | undefined, link: Link): Html {
+  const facts: Array<[string, Html | string | null]> = [
+    ['app', d.app],
+    ['ref', d.ref ?? (d.kind === 'deploy' ? 'default branch' : null)],
+    ['commit', d.sha ? html`<code>${d.sha}</code>` : null],
+    ['colors', d.to ? (d.from ? `${d.from} → ${d.to}` : `→ ${d.to}`) : null],
+    ['requested by', d.requestedBy ?? d.source],
+    ['started', when(d.startedAt ?? d.receivedAt) || null],
+    ['took', formatMs(d.durationMs) || null],
+    ['summary', d.summary],
+    ['superseded by', d.supersededBy ? html`<a href="${link(`/deploys/${d.supersededBy}/view`)}">${d.supersededBy}</a>` : null],
+    ['error', d.error ? html`<span class="bad">${d.failedStep ? `${d.failedStep}: ` : ''}${d.error}</span>` : null],
+  ];
+  return html`<section class="card"><h2>${d.kind} <code>${d.id}</code> ${stateBadge(d.state)}</h2>
+<dl>${facts.filter(([, v]) => v !== null && v !== '').map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
+<h3>Steps</h3>${stepsTable(d.steps)}
+<h3>Log</h3>${log ? html`${log.truncated ? html`<p class="muted">Showing the end of the log. <a href="${link(`/deploys/${d.id}/log.txt`)}">Full log</a></p>` : ''}<pre>${log.text}</pre>` : html`<p class="muted">${d.state === 'queued' ? 'Waiting for the deploy to start.' : 'No log.'}</p>`}
+<p><a href="${link(`/deploys/${d.id}/log.txt`)}">Raw log</a> · <a href="${link('/')}">All apps</a></p></section>`;
+}
+
+export function loginBody(action: string, error: string | undefined): Html {
+  return html`<section class="card login"><h2>Sign in</h2>
+${error ? html`<p class="error">${error}</p>` : ''}
+<form method="post" action="${action}"><label for="token">API token (DUET_API_TOKEN)</label>
+<input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
+<button class="primary" type="submit">Sign in</button></form></section>`;
+}

@@ -1,0 +1,135 @@
+import type { AppConfig, Config } from '../config/load.js';
+import { Journal, isDeployId, type DeployRecord, type StepRecord } from '../pipeline/journal.js';
+import { lockHolder } from '../pipeline/lock.js';
+import type { TriggerQueue, TriggerRecord, TriggerState } from '../pipeline/trigger.js';
+
+/**
+ * One deploy as the HTTP side shows it. Two sources know about a deploy: the queue (everything
+ * `duet serve` accepted, including triggers that have not started or never will) and the journal
+ * (everything that ran, including deploys started from the CLI). Both use the same id.
+ */
+
+export interface DeployView {
+  id: string;
+  app: string;
+  kind: string;
+  /** The trigger's state, or one derived from the journal for deploys the queue never saw. */
+  state: TriggerState;
+  ref: string | null;
+  resolvedRef: string | null;
+  sha: string | null;
+  source: string | null;
+  requestedBy: string | null;
+  deliveryId: string | null;
+  receivedAt: string | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  summary: string | null;
+  supersededBy: string | null;
+  from: string | null;
+  to: string | null;
+  outcome: DeployRecord['outcome'];
+  error: string | null;
+  failedStep: string | null;
+  durationMs: number | null;
+  steps: StepRecord[];
+}
+
+export interface FoundDeploy {
+  id: string;
+  app: AppConfig;
+  trigger: TriggerRecord | undefined;
+  record: DeployRecord | undefined;
+}
+
+const TERMINAL: ReadonlySet<TriggerState> = new Set(['succeeded', 'failed', 'superseded']);
+
+export function isTerminal(state: TriggerState): boolean {
+  return TERMINAL.has(state);
+}
+
+/**
+ * Find a deploy by id. The id is checked before anything else, so a URL such as
+ * /deploys/..%2f..%2fetc never gets near a path.
+ */
+export async function findDeploy(config: Config, queue: TriggerQueue, id: string): Promise<FoundDeploy | undefined> {
+  if (!isDeployId(id)) return undefined;
+  const trigger = queue.get(id);
+  if (trigger) {
+    const app = config.apps.get(trigger.app);
+    if (!app) return undefined; // an app since removed from the config
+    return { id, app, trigger, record: await new Journal(app.paths.journal).record(id) };
+  }
+  for (const app of config.apps.values()) {
+    const record = await new Journal(app.paths.journal).record(id);
+    if (record) return { id, app, trigger: undefined, record };
+  }
+  return undefined;
+}
+
+function stateFromOutcome(outcome: DeployRecord['outcome']): TriggerState {
+  if (outcome === null) return 'running';
+  return outcome === 'success' || outcome === 'noop' ? 'succeeded' : 'failed';
+}
+
+export function viewOf(found: FoundDeploy): DeployView {
+  const { app, trigger: t, record: r } = found;
+  const startedAt = t?.startedAt ?? r?.startedAt ?? null;
+  const finishedAt = t?.finishedAt ?? r?.endedAt ?? null;
+  const durationMs = r?.totalMs ?? (startedAt && finishedAt ? Date.parse(finishedAt) - Date.parse(startedAt) : null);
+  return {
+    id: found.id,
+    app: app.name,
+    kind: t?.kind ?? r?.kind ?? 'deploy',
+    // The queue's state wins while it lags the journal by a moment; once the journal has an
+    // outcome the deploy is over whatever the queue says.
+    state: t && (isTerminal(t.state) || !r?.outcome) ? t.state : stateFromOutcome(r?.outcome ?? null),
+    ref: t?.ref ?? r?.ref ?? null,
+    resolvedRef: r?.resolvedRef ?? null,
+    sha: r?.sha ?? t?.resolvedSha ?? t?.sha ?? null,
+    source: t?.source ?? (r ? 'cli' : null),
+    requestedBy: t?.requestedBy ?? null,
+    deliveryId: t?.deliveryId ?? null,
+    receivedAt: t?.receivedAt ?? null,
+    startedAt,
+    finishedAt,
+    summary: t?.summary ?? null,
+    supersededBy: t?.supersededBy ?? null,
+    from: r?.from ?? null,
+    to: r?.to ?? t?.color ?? null,
+    outcome: r?.outcome ?? null,
+    error: r?.error ?? null,
+    failedStep: r?.failedStep ?? null,
+    durationMs: Number.isFinite(durationMs) ? durationMs : null,
+    steps: r?.steps ?? [],
+  };
+}
+
+/**
+ * Whether a deploy can still write to its log. A deploy the queue does not know was started by
+ * the CLI: it is over once journaled as ended, or once no live process holds the app's lock
+ * (it was killed; the next deploy will journal it as interrupted).
+ */
+export async function isOver(config: Config, queue: TriggerQueue, found: FoundDeploy): Promise<boolean> {
+  const trigger = queue.get(found.id);
+  if (trigger && isTerminal(trigger.state)) return true;
+  const record = await new Journal(found.app.paths.journal).record(found.id);
+  if (record?.outcome) return true;
+  if (trigger) return false;
+  return (await lockHolder(found.app)) === undefined;
+}
+
+/** The newest deploys of an app from both sources, newest first (ids sort by time). */
+export async function recentDeploys(queue: TriggerQueue, app: AppConfig, limit: number): Promise<DeployView[]> {
+  const records = await new Journal(app.paths.journal).records();
+  const byId = new Map<string, FoundDeploy>();
+  for (const record of records.slice(-limit)) byId.set(record.id, { id: record.id, app, trigger: undefined, record });
+  for (const trigger of queue.list({ app: app.name, limit })) {
+    const record = byId.get(trigger.id)?.record ?? records.find((r) => r.id === trigger.id);
+    byId.set(trigger.id, { id: trigger.id, app, trigger, record });
+  }
+  return [...byId.values()]
+    .map(viewOf)
+    .sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
+    .slice(0, limit);
+}

@@ -1,0 +1,81 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Config } from '../config/load.js';
+import type { TriggerObserver, TriggerQueue, TriggerRecord } from '../pipeline/trigger.js';
+
+/**
+ * Prometheus metrics of `duet serve`. Its own registry rather than prom-client's global one, so
+ * that tests (and a second server in one process) each count from zero and nothing registered by
+ * some library ends up on /metrics by accident.
+ */
+export class Metrics implements TriggerObserver {
+  readonly registry = new Registry();
+  private readonly deploys: Counter<'app' | 'result'>;
+  private readonly duration: Histogram<'app'>;
+  private readonly deliveries: Counter<'outcome'>;
+
+  constructor(config: Config, queue: TriggerQueue) {
+    const registers = [this.registry];
+    this.deploys = new Counter({
+      name: 'duet_deploys_total',
+      help: 'Deploys and rollbacks that finished, by result (succeeded, failed, superseded)',
+      labelNames: ['app', 'result'],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: 'duet_deploy_duration_seconds',
+      help: 'Time from a deploy starting to it finishing',
+      labelNames: ['app'],
+      // Deploys run from seconds (no install) to many minutes (a cold npm ci and build).
+      buckets: [1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200],
+      registers,
+    });
+    new Gauge({
+      name: 'duet_queue_depth',
+      help: 'Triggers waiting to run, per app',
+      labelNames: ['app'],
+      registers,
+      // Read at scrape time: the queue is the truth, a gauge kept in step could drift from it.
+      collect() {
+        for (const app of config.apps.keys()) this.set({ app }, queue.depth(app));
+      },
+    });
+    this.deliveries = new Counter({
+      name: 'duet_webhook_deliveries_total',
+      help: 'GitHub webhook deliveries received, by outcome',
+      labelNames: ['outcome'],
+      registers,
+    });
+    collectDefaultMetrics({ register: this.registry });
+    // Start every app's series at 0 so that rate() and absent() work before the first deploy.
+    for (const app of config.apps.keys()) {
+      for (const result of ['succeeded', 'failed', 'superseded']) this.deploys.inc({ app, result }, 0);
+    }
+  }
+
+  queued(_trigger: TriggerRecord): void {}
+
+  started(_trigger: TriggerRecord, _color: string | null): void {}
+
+  finished(trigger: TriggerRecord): void {
+    const result = trigger.state;
+    if (result !== 'succeeded' && result !== 'failed' && result !== 'superseded') return;
+    this.deploys.inc({ app: trigger.app, result });
+    if (trigger.startedAt && trigger.finishedAt) {
+      const seconds = (Date.parse(trigger.finishedAt) - Date.parse(trigger.startedAt)) / 1000;
+      if (Number.isFinite(seconds) && seconds >= 0) this.duration.observe({ app: trigger.app }, seconds);
+    }
+  }
+
+  /** Called by the webhook receiver for each delivery: accepted, ignored, duplicate, bad-signature, ... */
+  recordDelivery(outcome: string): void {
+    this.deliveries.inc({ outcome });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

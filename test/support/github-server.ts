@@ -1,0 +1,176 @@
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { TestContext } from 'node:test';
+import { freePort } from './ports.js';
+
+/**
+ * A stand-in for the GitHub REST API on a loopback port. Octokit 7 uses the native fetch, which
+ * nock cannot intercept, so the tests talk real HTTP to this. It records every request and answers
+ * from per-route queues of programmed responses, falling back to a plausible 201.
+ *
+ *   const github = await startGitHubServer(t, { prefix: '/api/v3' });
+ *   github.respond('POST', /\/statuses\//, 500, 201);          // first fails, second succeeds
+ *   github.respond('POST', /\/statuses\//, { status: 422, body: { message: 'Validation Failed' } });
+ *   github.respond('POST', /\/statuses\//, 'reset');            // drop the connection
+ *   createGitHubClient({ apiUrl: github.url, token: 'x', retries: 0 });
+ */
+
+export interface RecordedRequest {
+  method: string;
+  /** The URL as received, prefix included. */
+  url: string;
+  /** The URL without the prefix: /repos/o/r/statuses/sha. */
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: unknown;
+}
+
+export interface FakeResponse {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Answer after this long, to make in-flight overlap visible. */
+  delayMs?: number;
+}
+
+/** A status code, a full response, or 'reset' to destroy the connection (a network error). */
+export type ProgrammedResponse = number | FakeResponse | 'reset';
+
+export interface GitHubServer {
+  /** What to pass as apiUrl: http://127.0.0.1:<port><prefix>. */
+  url: string;
+  port: number;
+  requests: RecordedRequest[];
+  /** Queue responses for requests whose method matches and whose path matches `path`. */
+  respond(method: string, path: RegExp, ...responses: ProgrammedResponse[]): void;
+  /** Every request from now on matching `path` gets `response`; undefined clears it. Queued answers go first. */
+  respondAlways(method: string, path: RegExp, response: ProgrammedResponse | undefined): void;
+  /** Requests whose path matches, in arrival order. */
+  matching(path: RegExp, method?: string): RecordedRequest[];
+  /** Polls until `predicate` holds for the recorded requests; fails after timeoutMs. */
+  waitFor(predicate: (requests: RecordedRequest[]) => boolean, timeoutMs?: number): Promise<void>;
+  /** Most requests on one path in flight at once, per path. */
+  maxInFlight(path: RegExp): number;
+}
+
+interface Route {
+  method: string;
+  path: RegExp;
+  queue: ProgrammedResponse[];
+  always?: ProgrammedResponse;
+}
+
+export async function startGitHubServer(t: TestContext, options: { prefix?: string } = {}): Promise<GitHubServer> {
+  const prefix = (options.prefix ?? '').replace(/\/+$/, '');
+  const requests: RecordedRequest[] = [];
+  const routes: Route[] = [];
+  const inFlight = new Map<string, number>();
+  const peak: Array<{ path: string; count: number }> = [];
+  let nextId = 1000;
+
+  const pick = (method: string, path: string): ProgrammedResponse | undefined => {
+    const matches = routes.filter((route) => route.method === method && route.path.test(path));
+    const queued = matches.find((route) => route.queue.length > 0);
+    if (queued) return queued.queue.shift();
+    // The newest standing answer wins, so a test can switch the server from failing to working.
+    return matches.reverse().find((route) => route.always !== undefined)?.always;
+  };
+
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body: unknown = text;
+      try {
+        body = text ? JSON.parse(text) : null;
+      } catch {
+        // Recorded as the raw text; a test asserting on it will say what arrived.
+      }
+      const url = req.url ?? '/';
+      const method = req.method ?? 'GET';
+      if (!url.startsWith(`${prefix}/`)) {
+        requests.push({ method, url, path: url, headers: req.headers, body });
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ message: 'Not Found (outside the API prefix)' }));
+        return;
+      }
+      const path = url.slice(prefix.length).split('?')[0]!;
+      requests.push({ method, url, path, headers: req.headers, body });
+      const now = (inFlight.get(path) ?? 0) + 1;
+      inFlight.set(path, now);
+      peak.push({ path, count: now });
+      const programmed = pick(method, path) ?? 201;
+      const finish = (): void => {
+        inFlight.set(path, (inFlight.get(path) ?? 1) - 1);
+        if (programmed === 'reset') {
+          req.socket.destroy();
+          return;
+        }
+        const response = typeof programmed === 'number' ? defaultBody(programmed, method, path, body, () => nextId++) : programmed;
+        res
+          .writeHead(response.status, { 'content-type': 'application/json', ...response.headers })
+          .end(response.body === undefined ? '' : JSON.stringify(response.body));
+      };
+      const delay = typeof programmed === 'object' ? (programmed.delayMs ?? 0) : 0;
+      if (delay > 0) setTimeout(finish, delay);
+      else finish();
+    });
+  });
+
+  const port = await freePort();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve());
+  });
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+
+  return {
+    url: `http://127.0.0.1:${port}${prefix}`,
+    port,
+    requests,
+    respond(method, path, ...responses) {
+      routes.push({ method, path, queue: responses });
+    },
+    respondAlways(method, path, response) {
+      for (const route of routes) if (route.method === method && String(route.path) === String(path)) route.always = undefined;
+      if (response !== undefined) routes.push({ method, path, queue: [], always: response });
+    },
+    matching(path, method) {
+      return requests.filter((request) => path.test(request.path) && (method === undefined || request.method === method));
+    },
+    async waitFor(predicate, timeoutMs = 5000) {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate(requests)) {
+        if (Date.now() > deadline) throw new Error(`waitFor timed out; requests: ${requests.map((r) => `${r.method} ${r.url}`).join(', ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    },
+    maxInFlight(path) {
+      return Math.max(0, ...peak.filter((entry) => path.test(entry.path)).map((entry) => entry.count));
+    },
+  };
+}
+
+/** A bare status code gets the body GitHub would send with it. */
+function defaultBody(status: number, method: string, path: string, body: unknown, id: () => number): FakeResponse {
+  if (status === 201 && method === 'POST' && /\/deployments$/.test(path)) {
+    return { status, body: { id: id(), sha: (body as { ref?: string }).ref, environment: 'production' } };
+  }
+  if (status >= 200 && status < 300) return { status, body: { id: id() } };
+  const messages: Record<number, string> = {
+    401: 'Bad credentials',
+    403: 'Resource not accessible by integration',
+    404: 'Not Found',
+    422: 'Validation Failed',
+    429: 'API rate limit exceeded',
+  };
+  return {
+    status,
+    body: { message: messages[status] ?? 'Server Error', documentation_url: 'https://docs.github.com/rest' },
+  };
+}

@@ -1,0 +1,157 @@
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import express from 'express';
+import { pino } from 'pino';
+import { parseConfig, type Config } from '../../src/config/load.js';
+import { newDeployId } from '../../src/pipeline/journal.js';
+import type { SubmitResult, TriggerQueue, TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
+import { apiRouter, jsonNotFound } from '../../src/webhook/api.js';
+import { dashboardRouter } from '../../src/webhook/dashboard.js';
+import { Metrics } from '../../src/webhook/metrics.js';
+import { freePort } from '../support/ports.js';
+import { tempDir } from '../support/tmp.js';
+
+/**
+ * A real express server with the API and the dashboard on a loopback port, over a queue that only
+ * records what it is asked (the real queue is tested end to end elsewhere).
+ */
+
+export class RecordingQueue implements TriggerQueue {
+  readonly submitted: TriggerRequest[] = [];
+  /** Every id `get` was asked about: proves a bad id never got as far as a lookup. */
+  readonly lookedUp: string[] = [];
+  readonly records = new Map<string, TriggerRecord>();
+
+  async submit(request: TriggerRequest): Promise<SubmitResult> {
+    this.submitted.push(request);
+    const record = trigger({ ...request });
+    this.records.set(record.id, record);
+    return { id: record.id, created: true };
+  }
+
+  get(id: string): TriggerRecord | undefined {
+    this.lookedUp.push(id);
+    return this.records.get(id);
+  }
+
+  list(options: { app?: string; limit?: number } = {}): TriggerRecord[] {
+    const all = [...this.records.values()].filter((r) => !options.app || r.app === options.app);
+    return all.sort((a, b) => (a.id < b.id ? 1 : -1)).slice(0, options.limit ?? Infinity);
+  }
+
+  depth(app?: string): number {
+    return [...this.records.values()].filter((r) => r.state === 'queued' && (!app || r.app === app)).length;
+  }
+
+  add(fields: Partial<TriggerRecord>): TriggerRecord {
+    const record = trigger(fields);
+    this.records.set(record.id, record);
+    return record;
+  }
+}
+
+export function trigger(fields: Partial<TriggerRecord>): TriggerRecord {
+  return {
+    id: newDeployId(),
+    app: 'cafeteria',
+    kind: 'deploy',
+    ref: null,
+    sha: null,
+    source: 'manual',
+    deliveryId: null,
+    requestedBy: 'API',
+    state: 'queued',
+    receivedAt: new Date().toISOString(),
+    resolvedSha: null,
+    supersededBy: null,
+    summary: null,
+    startedAt: null,
+    finishedAt: null,
+    color: null,
+    ...fields,
+  };
+}
+
+export interface Harness {
+  base: string;
+  port: number;
+  config: Config;
+  queue: RecordingQueue;
+  metrics: Metrics;
+  stateDir: string;
+  ports: { blue: number; green: number; listen: number };
+}
+
+export interface HarnessOptions {
+  token?: string | undefined;
+  publicDashboard?: boolean;
+}
+
+export const TOKEN = 'test-token-4f1c2b9e8d7a6c5b';
+
+export async function startHarness(t: TestContext, options: HarnessOptions = {}): Promise<Harness> {
+  const dir = await tempDir(t, 'duet-webhook');
+  const stateDir = join(dir, 'state');
+  const ports = { blue: await freePort(), green: await freePort(), listen: await freePort() };
+  const [menuBlue, menuGreen, menuListen] = [await freePort(), await freePort(), await freePort()];
+  const yaml = [
+    `state_dir: ${stateDir}`,
+    'nginx: { managed: true }',
+    `server: { public_dashboard: ${options.publicDashboard ?? false} }`,
+    'apps:',
+    '  cafeteria:',
+    '    clone_url: /nonexistent/cafeteria.git',
+    `    listen: "127.0.0.1:${ports.listen}"`,
+    `    ports: { blue: ${ports.blue}, green: ${ports.green} }`,
+    '  menu:',
+    '    clone_url: /nonexistent/menu.git',
+    `    listen: "127.0.0.1:${menuListen}"`,
+    `    ports: { blue: ${menuBlue}, green: ${menuGreen} }`,
+  ].join('\n');
+  const config = parseConfig(yaml, join(dir, 'duet.yml'));
+  const queue = new RecordingQueue();
+  const metrics = new Metrics(config, queue);
+  const logger = pino({ level: 'silent' });
+  const token = 'token' in options ? options.token : TOKEN;
+
+  const app = express();
+  // The dashboard first: it answers browsers at /deploys/<id> and passes API clients on.
+  app.use(dashboardRouter({ config, queue, token, logger }));
+  app.use(apiRouter({ config, queue, token, logger, metrics, logPollMs: 50 }));
+  app.use(jsonNotFound);
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => server.once('listening', resolve).once('error', reject));
+  const port = (server.address() as AddressInfo).port;
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
+  return { base: `http://127.0.0.1:${port}`, port, config, queue, metrics, stateDir, ports };
+}
+
+export interface RawAnswer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** A request with the path sent exactly as written: fetch() would resolve `..` before sending. */
+export function rawGet(port: number, path: string, headers: Record<string, string> = {}): Promise<RawAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export const bearer = (token = TOKEN): Record<string, string> => ({ authorization: `Bearer ${token}` });
