@@ -41,6 +41,13 @@ export async function appFrom(context: CommandContext, command: Command): Promis
   return { config, app: pickApp(config, context.positionals[0]) };
 }
 
+/** `[app]` for commands that act on every app when none is named (bootup, down). */
+export async function appsFrom(context: CommandContext): Promise<{ config: Config; apps: AppConfig[]; all: boolean }> {
+  const config = await contextConfig(context);
+  const all = context.positionals.length === 0;
+  return { config, apps: all ? [...config.apps.values()] : [pickApp(config, context.positionals[0])], all };
+}
+
 /** `[app] <color>`: the app may be left out when the config has only one. */
 export async function appAndColorFrom(context: CommandContext, command: Command): Promise<{ config: Config; app: AppConfig; color: Color }> {
   const args = context.positionals;

@@ -3,7 +3,7 @@ import type { Color } from '../config/schema.js';
 import { runShell, type OutputSink } from '../util/run.js';
 import { checkedOutRevision, prepareCheckout, type ResolvedRef } from './checkout.js';
 import { installDependencies, type InstallOutcome } from './install.js';
-import { clearPrepared, markPrepared, readPrepared } from './prepared.js';
+import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { stopInstance } from './runner.js';
 
 export type UpdateOutcome = { kind: 'already-prepared' } | { kind: 'updated'; install: InstallOutcome };
@@ -13,10 +13,16 @@ export function buildEnv(app: AppConfig, color: Color, target: ResolvedRef): Rec
   return { ...app.env, DUET_COLOR: color, DUET_REVISION: target.sha, DUET_REF: target.ref };
 }
 
+/** The release a color's checkout holds, if it was completely prepared and is still checked out. */
+export async function preparedRelease(app: AppConfig, color: Color): Promise<PreparedRecord | undefined> {
+  const prepared = await readPrepared(app, color);
+  if (!prepared) return undefined;
+  return (await checkedOutRevision(app.paths.checkout[color])) === prepared.sha ? prepared : undefined;
+}
+
 /** Whether the color's checkout already holds `sha`, completely installed and built. */
 export async function isPrepared(app: AppConfig, color: Color, sha: string): Promise<boolean> {
-  const prepared = await readPrepared(app, color);
-  return prepared?.sha === sha && (await checkedOutRevision(app.paths.checkout[color])) === sha;
+  return (await preparedRelease(app, color))?.sha === sha;
 }
 
 /**

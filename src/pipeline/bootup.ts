@@ -2,9 +2,8 @@ import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { waitUntilHealthy } from '../instance/health.js';
-import { readPrepared } from '../instance/prepared.js';
 import { runningInstance, startInstance } from '../instance/runner.js';
-import { isPrepared } from '../instance/update.js';
+import { preparedRelease } from '../instance/update.js';
 import { ensureManagedNginx } from '../switch/managed-nginx.js';
 import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
 import { acquireLock } from './lock.js';
@@ -55,8 +54,8 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
 
 async function startPrepared(app: AppConfig, color: Color, observer: DeployObserver): Promise<'started' | 'running' | undefined> {
   if (await runningInstance(app, color)) return 'running';
-  const prepared = await readPrepared(app, color);
-  if (!prepared || !(await isPrepared(app, color, prepared.sha))) return undefined;
+  const prepared = await preparedRelease(app, color);
+  if (!prepared) return undefined;
   observer.note(`starting ${color} at ${prepared.sha.slice(0, 7)} (${prepared.ref})`);
   await startInstance(app, color, prepared);
   await waitUntilHealthy(app, color, { isAlive: async () => (await runningInstance(app, color)) !== undefined });

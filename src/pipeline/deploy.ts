@@ -1,7 +1,7 @@
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
-import { checkedOutRevision, resolveRef, type ResolvedRef } from '../instance/checkout.js';
+import { checkedOutRevision, resolveRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { isPrepared, updateInstance } from '../instance/update.js';
@@ -127,4 +127,3 @@ async function stopIdleAfterFailure(run: DeployRun, color: Color): Promise<void>
   run.log.line(`stopped the idle color ${color} after the failure (${outcome})`);
 }
 
-export type { ResolvedRef };

@@ -1,8 +1,7 @@
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor } from '../config/schema.js';
 import { DuetError } from '../errors.js';
-import { readPrepared } from '../instance/prepared.js';
-import { isPrepared } from '../instance/update.js';
+import { preparedRelease } from '../instance/update.js';
 import { configuredColor } from '../switch/proxy.js';
 import { liveRevision, recordStep, type DeployResult } from './deploy.js';
 import { goLive } from './go-live.js';
@@ -27,8 +26,8 @@ export async function rollback(config: Config, app: AppConfig, options: { wait?:
     if (!live) throw new DuetError(`nothing is live for ${app.name}: there is nothing to roll back from`, { step: 'pick', hint: 'run `duet deploy` first' });
     const target = otherColor(live);
     const prepared = await run.step('pick', `check that ${target} holds the previous release`, async () => {
-      const record = await readPrepared(app, target);
-      if (!record || !(await isPrepared(app, target, record.sha))) {
+      const record = await preparedRelease(app, target);
+      if (!record) {
         throw new DuetError(`${target} holds no completely prepared release to roll back to`, {
           step: 'pick',
           hint: `deploy a known-good ref instead: duet deploy --ref <tag>`,

@@ -1,6 +1,5 @@
-import { pickApp } from '../../config/load.js';
 import { bootup as runBootup } from '../../pipeline/bootup.js';
-import { contextConfig, print, type Command } from '../command.js';
+import { appsFrom, print, type Command } from '../command.js';
 import { progressObserver } from '../progress.js';
 
 export const bootup: Command = {
@@ -8,8 +7,7 @@ export const bootup: Command = {
   summary: 'after a reboot: start the enabled color (and the standby), re-apply the proxy; all apps by default',
   usage: 'bootup [app]',
   async run(context) {
-    const config = await contextConfig(context);
-    const apps = context.positionals.length ? [pickApp(config, context.positionals[0])] : [...config.apps.values()];
+    const { config, apps } = await appsFrom(context);
     const observer = progressObserver(context.stderr);
     let failed = 0;
     try {

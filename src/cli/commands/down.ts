@@ -1,16 +1,14 @@
 import { stopInstance } from '../../instance/runner.js';
 import { acquireLock } from '../../pipeline/lock.js';
 import { stopManagedNginx } from '../../switch/managed-nginx.js';
-import { contextConfig, print, type Command } from '../command.js';
-import { pickApp } from '../../config/load.js';
+import { appsFrom, print, type Command } from '../command.js';
 
 export const down: Command = {
   name: 'down',
   summary: 'stop both colors of every app (or one), and the managed nginx; files stay for bootup',
   usage: 'down [app]',
   async run(context) {
-    const config = await contextConfig(context);
-    const apps = context.positionals.length ? [pickApp(config, context.positionals[0])] : [...config.apps.values()];
+    const { config, apps, all } = await appsFrom(context);
     for (const app of apps) {
       const lock = await acquireLock(app, { command: 'down', wait: true });
       try {
@@ -19,7 +17,7 @@ export const down: Command = {
         await lock.release();
       }
     }
-    if (config.nginx.managed && !context.positionals.length) {
+    if (config.nginx.managed && all) {
       await stopManagedNginx(config);
       print(context.stdout, 'nginx: stopped');
     }

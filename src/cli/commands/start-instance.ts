@@ -1,8 +1,7 @@
 import { DuetError } from '../../errors.js';
 import { waitUntilHealthy } from '../../instance/health.js';
-import { readPrepared } from '../../instance/prepared.js';
 import { runningInstance, startInstance as start } from '../../instance/runner.js';
-import { isPrepared } from '../../instance/update.js';
+import { preparedRelease } from '../../instance/update.js';
 import { appAndColorFrom, print, type Command } from '../command.js';
 
 export const startInstance: Command = {
@@ -11,8 +10,8 @@ export const startInstance: Command = {
   usage: 'start-instance [app] <color>',
   async run(context) {
     const { app, color } = await appAndColorFrom(context, startInstance);
-    const prepared = await readPrepared(app, color);
-    if (!prepared || !(await isPrepared(app, color, prepared.sha))) {
+    const prepared = await preparedRelease(app, color);
+    if (!prepared) {
       throw new DuetError(`${color} has no completely prepared checkout to start`, {
         step: 'start',
         hint: `prepare it first: duet update-instance ${color} --ref <ref>`,
