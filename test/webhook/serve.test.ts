@@ -4,7 +4,10 @@ import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
-import { getJson, postWebhook, startServe, tagPush, WEBHOOK_SECRET } from '../support/serve.js';
+import { examples, getJson, postWebhook, sign, startServe, tagPush, WEBHOOK_SECRET } from '../support/serve.js';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { Journal } from '../../src/pipeline/journal.js';
 
 const REPO = 'inu-appcenter/cafeteria-server';
 
@@ -90,4 +93,60 @@ test('duet serve killed mid-deploy resumes it after a restart; the CLI and the s
   await github.waitFor((requests) => requests.some((r) => (r.body as any)?.state === 'success'));
   assert.equal(statusesFor(github, v2).at(-1)?.state, 'success', 'no status stays pending');
   await second.stop();
+});
+
+test('GitHub example payloads through a real duet serve: what deploys, what is ignored, what is refused', async (t) => {
+  const { setup, port } = await serveSetup(t);
+  const serve = await startServe(t, setup.configPath, port);
+  const post = (event: string, payload: unknown, delivery: string) => postWebhook(serve.url, event, payload, delivery);
+  const triggers = async () => (await readFile(`${setup.config.stateDir}/triggers.ndjson`, 'utf8').catch(() => '')).trim();
+
+  assert.equal((await post('ping', examples('ping')[0], 'd-ping')).status, 200);
+  for (const event of ['issues', 'pull_request', 'workflow_run']) {
+    const response = await post(event, examples(event)[0], `d-${event.replace('_', '-')}`);
+    assert.equal(response.status, 202, event);
+    assert.ok(((await response.json()) as { ignored?: string }).ignored, event);
+  }
+  const draft = examples('release').find((e) => e.action === 'created')!;
+  draft.repository.full_name = REPO;
+  draft.release.draft = true;
+  assert.equal((await post('release', draft, 'd-draft')).status, 202);
+  const v2 = await setup.repo.revParse('v2^{commit}');
+  const hostile = tagPush(REPO, 'v2', v2);
+  hostile.ref = 'refs/tags/v2;touch${IFS}/tmp/pwned';
+  const refusedRef = await post('push', hostile, 'd-hostile');
+  assert.equal(refusedRef.status, 202);
+  assert.match(((await refusedRef.json()) as { ignored: string }).ignored, /v2;touch/);
+  assert.equal((await post('push', tagPush('someone/else', 'v2', v2), 'd-stranger')).status, 202);
+
+  const body = JSON.stringify(tagPush(REPO, 'v2', v2));
+  const refused = [
+    await fetch(`${serve.url}/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': sign(body, 'wrong secret') }, body }),
+    await fetch(`${serve.url}/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'push' }, body }),
+    await fetch(`${serve.url}/webhook`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-github-event': 'push', 'x-hub-signature-256': sign(`payload=${encodeURIComponent(body)}`) }, body: `payload=${encodeURIComponent(body)}` }),
+    await fetch(`${serve.url}/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': sign('{"ref": ') }, body: '{"ref": ' }),
+  ];
+  assert.deepEqual(refused.map((r) => r.status), [401, 401, 415, 400]);
+  assert.equal(await triggers(), '', 'nothing was queued by any of the above');
+  assert.equal(existsSync(setup.app.paths.journal), false, 'nothing ran');
+
+  // A push to main (GitHub's branch example, turned from "created" into an update).
+  const v3 = await setup.repo.commit({ VERSION: 'v3\n' }, 'v3');
+  const branch = examples('push').find((e) => String(e.ref).startsWith('refs/heads/'))!;
+  Object.assign(branch, { ref: 'refs/heads/main', before: v2, after: v3, created: false, deleted: false, head_commit: { ...branch.head_commit, id: v3 } });
+  branch.repository.full_name = REPO;
+  const pushed = (await (await post('push', branch, 'd-main')).json()) as { deploy: string };
+  assert.equal((await waitForState(serve.url, pushed.deploy, ['succeeded', 'failed'])).state, 'succeeded');
+  assert.match((await setup.get('/')).body, /cafeteria v3/);
+
+  // Publishing a release fires the release and the push of its tag: one deploy.
+  const release = examples('release').find((e) => e.action === 'published')!;
+  release.repository.full_name = REPO;
+  Object.assign(release.release, { tag_name: 'v2', draft: false, prerelease: false, target_commitish: 'not-used' });
+  const fromRelease = (await (await post('release', release, 'd-release')).json()) as { deploy: string };
+  const fromTag = (await (await post('push', tagPush(REPO, 'v2', v2), 'd-tag')).json()) as { deploy: string; duplicate?: boolean };
+  assert.deepEqual(fromTag, { deploy: fromRelease.deploy, duplicate: true });
+  assert.equal((await waitForState(serve.url, fromRelease.deploy, ['succeeded', 'failed'])).state, 'succeeded');
+  assert.match((await setup.get('/')).body, /cafeteria v2/);
+  assert.equal((await new Journal(setup.app.paths.journal).records()).length, 2, 'two deploys in all');
 });
