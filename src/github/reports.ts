@@ -122,6 +122,8 @@ export function describe(trigger: TriggerRecord, phase: Phase, color: string | n
       return { state: 'success', description: summary ?? (trigger.color ? `Live on ${trigger.color}` : 'Live') };
     case 'failed':
       return { state: 'failure', description: summary ?? 'Deploy failed' };
+    case 'errored':
+      return { state: 'error', description: summary ?? 'duet failed internally' };
     case 'superseded':
       return { state: 'error', description: summary ?? `Superseded by ${trigger.supersededBy ?? 'a newer deploy'}` };
     default:

@@ -217,10 +217,15 @@ export class DeployQueue implements TriggerQueue {
               : `Live on ${result.color} in ${seconds}s`,
       });
     } catch (error) {
-      const step = error instanceof DuetError ? error.step : 'internal';
+      // A step that failed is the deploy's failure; anything else is duet's own error.
       const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
-      current = await this.store.update(record.id, { state: 'failed', finishedAt: new Date().toISOString(), summary: `${step} failed: ${reason}` });
-      this.options.logger?.error({ app: app.name, deploy: record.id, step, err: reason }, 'deploy failed');
+      const failed = error instanceof DuetError;
+      current = await this.store.update(record.id, {
+        state: failed ? 'failed' : 'errored',
+        finishedAt: new Date().toISOString(),
+        summary: failed ? `${error.step} failed: ${reason}` : `internal error: ${reason}`,
+      });
+      this.options.logger?.error({ app: app.name, deploy: record.id, err: reason }, failed ? 'deploy failed' : 'deploy errored');
     }
     this.notify('finished', current);
   }
@@ -259,7 +264,7 @@ export class DeployQueue implements TriggerQueue {
   }
 
   private async abandon(record: TriggerRecord, why: string): Promise<void> {
-    this.notify('finished', await this.store.update(record.id, { state: 'failed', summary: `internal failed: ${why}`, finishedAt: new Date().toISOString() }));
+    this.notify('finished', await this.store.update(record.id, { state: 'errored', summary: `internal error: ${why}`, finishedAt: new Date().toISOString() }));
   }
 
   private notify(event: 'queued' | 'finished', record: TriggerRecord): void;

@@ -21,7 +21,8 @@ export interface TriggerRequest {
   requestedBy: string | null;
 }
 
-export type TriggerState = 'queued' | 'running' | 'succeeded' | 'failed' | 'superseded';
+/** failed: a deploy step failed (GitHub: failure). errored: duet itself broke (GitHub: error). */
+export type TriggerState = 'queued' | 'running' | 'succeeded' | 'failed' | 'errored' | 'superseded';
 
 export interface TriggerRecord extends TriggerRequest {
   id: string;

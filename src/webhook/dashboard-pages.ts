@@ -45,7 +45,7 @@ function when(iso: string | null): string {
   return iso ? `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` : '';
 }
 
-const STATE_CLASS: Record<string, string> = { succeeded: 'ok', failed: 'bad', running: 'warn', queued: 'muted', superseded: 'muted' };
+const STATE_CLASS: Record<string, string> = { succeeded: 'ok', failed: 'bad', errored: 'bad', running: 'warn', queued: 'muted', superseded: 'muted' };
 
 export function stateBadge(state: string): Html {
   return html`<span class="badge ${STATE_CLASS[state] ?? 'muted'}">${state}</span>`;

@@ -42,7 +42,7 @@ export interface FoundDeploy {
   record: DeployRecord | undefined;
 }
 
-const TERMINAL: ReadonlySet<TriggerState> = new Set(['succeeded', 'failed', 'superseded']);
+const TERMINAL: ReadonlySet<TriggerState> = new Set(['succeeded', 'failed', 'errored', 'superseded']);
 
 export function isTerminal(state: TriggerState): boolean {
   return TERMINAL.has(state);

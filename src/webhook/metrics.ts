@@ -48,7 +48,7 @@ export class Metrics implements TriggerObserver {
     collectDefaultMetrics({ register: this.registry });
     // Start every app's series at 0 so that rate() and absent() work before the first deploy.
     for (const app of config.apps.keys()) {
-      for (const result of ['succeeded', 'failed', 'superseded']) this.deploys.inc({ app, result }, 0);
+      for (const result of ['succeeded', 'failed', 'errored', 'superseded']) this.deploys.inc({ app, result }, 0);
     }
   }
 
@@ -58,7 +58,7 @@ export class Metrics implements TriggerObserver {
 
   finished(trigger: TriggerRecord): void {
     const result = trigger.state;
-    if (result !== 'succeeded' && result !== 'failed' && result !== 'superseded') return;
+    if (result !== 'succeeded' && result !== 'failed' && result !== 'errored' && result !== 'superseded') return;
     this.deploys.inc({ app: trigger.app, result });
     if (trigger.startedAt && trigger.finishedAt) {
       const seconds = (Date.parse(trigger.finishedAt) - Date.parse(trigger.startedAt)) / 1000;

@@ -77,17 +77,19 @@ test('a description over 140 characters is cut with an ellipsis', async (t) => {
   assert.equal(truncateDescription('x'.repeat(140)), 'x'.repeat(140), 'exactly 140 is left alone');
 });
 
-test('failed maps to failure and superseded to error', async (t) => {
+test('failed maps to failure, superseded and internal errors to error', async (t) => {
   const { github, reporter } = await rig(t);
   reporter.finished(trigger({ state: 'failed', summary: 'health failed: GET /health answered 503' }));
   reporter.finished(trigger({ id: 'd-0002', state: 'superseded', supersededBy: 'd-0003', resolvedSha: OTHER_SHA }));
   reporter.finished(trigger({ id: 'd-0004', state: 'superseded', summary: 'Superseded by ffeeddc', resolvedSha: OTHER_SHA }));
+  reporter.finished(trigger({ id: 'd-0005', state: 'errored', summary: 'internal error: EACCES', resolvedSha: OTHER_SHA }));
   await reporter.flush();
   const bodies = github.requests.map((request) => [request.path, request.body]);
   assert.deepEqual(bodies, [
     [`/repos/inu-appcenter/cafeteria-server/statuses/${SHA}`, { state: 'failure', description: 'health failed: GET /health answered 503', context: 'duet/cafeteria' }],
     [`/repos/inu-appcenter/cafeteria-server/statuses/${OTHER_SHA}`, { state: 'error', description: 'Superseded by d-0003', context: 'duet/cafeteria' }],
     [`/repos/inu-appcenter/cafeteria-server/statuses/${OTHER_SHA}`, { state: 'error', description: 'Superseded by ffeeddc', context: 'duet/cafeteria' }],
+    [`/repos/inu-appcenter/cafeteria-server/statuses/${OTHER_SHA}`, { state: 'error', description: 'internal error: EACCES', context: 'duet/cafeteria' }],
   ]);
 });
 
