@@ -1,0 +1,60 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
+import type { Config } from '../config/load.js';
+import type { Secrets } from '../config/secrets.js';
+import { createGitHubClient } from '../github/client.js';
+import { GitHubStatusReporter } from '../github/status-reporter.js';
+import { DeployQueue } from '../pipeline/queue.js';
+import type { TriggerObserver } from '../pipeline/trigger.js';
+import { publicTarget } from '../util/http-probe.js';
+import { Metrics } from '../webhook/metrics.js';
+import { createServerApp } from '../webhook/server.js';
+
+/**
+ * `duet serve` wired together: the queue, its observers (commit statuses, metrics) and the HTTP
+ * side. Loaded only by `serve`, so that express and Octokit do not slow down every other command.
+ */
+export async function runServer(config: Config, secrets: Secrets & { webhookSecret: string }, tty: boolean): Promise<void> {
+  const logger = makeLogger(tty);
+  const observers: TriggerObserver[] = [];
+  let reporter: GitHubStatusReporter | undefined;
+  if (secrets.githubToken) {
+    const client = createGitHubClient({ apiUrl: config.github.api_url, token: secrets.githubToken });
+    reporter = new GitHubStatusReporter({ config, client, logger, outboxPath: join(config.stateDir, 'github-outbox.ndjson') });
+    observers.push(reporter);
+    void reporter.resume();
+  } else {
+    logger.warn('DUET_GITHUB_TOKEN is not set: no commit statuses are reported to GitHub');
+  }
+  if (!secrets.apiToken) logger.warn('DUET_API_TOKEN is not set: the manual API and the dashboard are disabled');
+
+  const queue = await DeployQueue.open({ config, observers, logger });
+  const metrics = new Metrics(config, queue);
+  queue.addObserver(metrics);
+  const app = createServerApp({ config, queue, secrets, logger, metrics });
+  const { host, port } = publicTarget(config.server.listen);
+  const server: Server = app.listen(port, host);
+  await once(server, 'listening');
+  logger.info({ listen: `${host}:${port}`, apps: [...config.apps.keys()] }, 'duet serve is listening');
+
+  // Stop taking requests, let a running deploy finish (it holds the lock and a half-done
+  // deploy would converge on the next start anyway), deliver what statuses we can, exit.
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info({ signal }, 'shutting down: waiting for a running deploy to finish');
+  server.close();
+  server.closeAllConnections();
+  await queue.close();
+  await reporter?.flush(5000);
+  await reporter?.close();
+  logger.info('stopped');
+}
+
+/** JSON lines on stdout for journald and log shippers; readable lines for a person at a terminal. */
+function makeLogger(tty: boolean): Logger {
+  return tty ? pino({ transport: { target: 'pino-pretty', options: { destination: 1 } } }) : pino(pino.destination(1));
+}
