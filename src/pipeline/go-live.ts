@@ -31,8 +31,10 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
 
   const wasLive = await configuredColor(app, config);
   await run.step('switch', `point nginx at ${target}`, async () => {
-    if (wasLive === target) return { value: undefined, skipped: true, detail: `nginx already points at ${target}` };
+    // Applied even when the config already names the target: idempotent, and it brings back a
+    // managed nginx that is not running or a socket nginx's workers cannot reach.
     await switchProxy(app, config, target, { output: run.log });
+    if (wasLive === target) return { value: undefined, skipped: true, detail: `nginx already points at ${target}` };
     return { value: undefined, detail: app.switch === 'socket' ? 'symlink renamed' : 'nginx reloaded' };
   });
 

@@ -30,3 +30,13 @@ for (const switchMode of ['port', 'socket'] as const) {
     assert.match(again.stdout, /green live, standby running/, 'bootup is idempotent');
   });
 }
+
+test('deploying the live commit again after everything stopped converges too', async (t) => {
+  const { duet, get } = await setupDuet(t, { tags: { v1: {} } });
+  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
+  assert.equal((await duet(['down'])).code, 0);
+  const again = await duet(['deploy', '--ref', 'v1']);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(again.stdout, /already live on blue/);
+  assert.match((await get('/')).body, /cafeteria v1/);
+});
