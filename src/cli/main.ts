@@ -6,8 +6,10 @@ import { parseCommandArgs, type Command, type CommandContext } from './command.j
 import { bootup } from './commands/bootup.js';
 import { connectToNginx } from './commands/connect-to-nginx.js';
 import { deploy } from './commands/deploy.js';
+import { doctor } from './commands/doctor.js';
 import { down } from './commands/down.js';
 import { history } from './commands/history.js';
+import { install } from './commands/install.js';
 import { disabledInstance, disabledPort, enabledInstance, enabledPort, pid } from './commands/identify.js';
 import { logs } from './commands/logs.js';
 import { rollback } from './commands/rollback.js';
@@ -35,6 +37,8 @@ export const commands: readonly Command[] = [
   logs,
   down,
   serve,
+  install,
+  doctor,
 ];
 
 function usage(): string {

@@ -23,6 +23,9 @@ export interface Config {
   nginx: NginxSettings;
   server: RawConfig['server'];
   github: RawConfig['github'];
+  /** The system user the units run as (duet install, doctor). */
+  user: string;
+  runner: RawConfig['runner'];
   apps: Map<string, AppConfig>;
 }
 
@@ -95,7 +98,7 @@ function resolveConfig(raw: RawConfig, file: string): Config {
   for (const [name, app] of Object.entries(raw.apps)) {
     apps.set(name, { ...app, name, paths: appPaths(stateDir, name) });
   }
-  return { file, stateDir, nginx: resolveNginx(raw, stateDir), server: raw.server, github: raw.github, apps };
+  return { file, stateDir, nginx: resolveNginx(raw, stateDir), server: raw.server, github: raw.github, user: raw.user, runner: raw.runner, apps };
 }
 
 function resolveNginx(raw: RawConfig, stateDir: string): NginxSettings {

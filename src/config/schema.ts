@@ -90,6 +90,10 @@ const githubSchema = z
 export const configSchema = z
   .object({
     state_dir: z.string().min(1).default('/var/lib/duet'),
+    /** The system user `duet install` creates and the systemd units run duet (and the apps) as. */
+    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a system user name such as duet').default('duet'),
+    /** process: detached process groups (works without systemd); systemd: one duet-app@ unit per color. */
+    runner: z.enum(['process', 'systemd']).default('process'),
     nginx: nginxSchema.default({
       managed: false,
       conf_dir: '/etc/nginx/conf.d',

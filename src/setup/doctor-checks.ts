@@ -1,0 +1,121 @@
+import { constants } from 'node:fs';
+import { access, readFile, stat, statfs } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AppConfig } from '../config/load.js';
+import { colors } from '../config/schema.js';
+import { createGitHubClient } from '../github/client.js';
+import { redact } from '../instance/checkout.js';
+import { checkStatusAccess } from './github-access.js';
+import { capture, fail, oneLine, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
+import { UNIT_DIR, underRoot } from './layout.js';
+import { isEnabled, isRoot, lookupUser, userName } from './system.js';
+import { ENABLED_UNITS, renderUnits } from './units.js';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+
+export async function checkStateDir(ctx: DoctorContext): Promise<CheckResult> {
+  const dir = ctx.setup.config.stateDir;
+  const { user } = ctx.setup;
+  const s = await stat(dir).catch(() => undefined);
+  if (!s) return fail('state dir', `${dir} does not exist`, 'sudo duet install (creates it for the service user)');
+  if (!s.isDirectory()) return fail('state dir', `${dir} is not a directory`, 'move it away and run sudo duet install');
+  const writable = await access(dir, constants.W_OK).then(() => true, () => false);
+  if (!writable) return fail('state dir', `${dir} is not writable by ${isRoot() ? 'root' : 'this user'}`, `sudo chown -R ${user}: ${dir}`);
+  if (isRoot() && user !== 'root') {
+    // Root can write anywhere; what matters is whether the service user can.
+    const ids = await lookupUser(user);
+    if (!ids) return fail('state dir', `the user ${user} does not exist`, 'sudo duet install (creates it)');
+    if (s.uid !== ids.uid) return fail('state dir', `${dir} belongs to ${await userName(s.uid)}, not ${user}`, `sudo chown -R ${user}: ${dir}`);
+  }
+  return pass('state dir', `${dir} is writable by ${user}`);
+}
+
+/** `git ls-remote` as the service user would run it: with its ssh keys, never prompting. */
+export async function checkCloneUrl(ctx: DoctorContext, app: AppConfig): Promise<CheckResult> {
+  const name = `repo ${app.name}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes' };
+  if (ctx.runAs) env.HOME = ctx.runAs.home;
+  const { code, output } = await capture(['git', 'ls-remote', '--heads', '--', app.clone_url], {
+    env,
+    timeoutMs: 60_000,
+    uid: ctx.runAs?.uid,
+    gid: ctx.runAs?.gid,
+  });
+  const url = redact(app.clone_url);
+  const as = ctx.runAs ? ` as ${ctx.setup.user}` : '';
+  const branches = output.split('\n').filter(Boolean).length;
+  if (code === 0) return pass(name, `${url} is reachable${as} (${branches} branch${branches === 1 ? '' : 'es'})`);
+  return fail(
+    name,
+    `git ls-remote ${url} fails${as}: ${redact(oneLine(output))}`,
+    `check apps.${app.name}.clone_url; a private repository needs a deploy key in ${join(ctx.setup.config.stateDir, '.ssh')} (the ${ctx.setup.user} user's home)`,
+  );
+}
+
+export async function checkGitHubToken(ctx: DoctorContext, app: AppConfig): Promise<CheckResult> {
+  const name = `github ${app.name}`;
+  if (!app.repo) return pass(name, 'no repo configured: no webhooks or commit statuses for this app');
+  const tokenFile = join(ctx.layout.credentialsDir, 'github-token');
+  if (ctx.secrets instanceof Error) return fail(name, ctx.secrets.message, 'fix the secret variables or files named above');
+  const token = ctx.secrets.githubToken;
+  if (!token) {
+    const unsure = isRoot() ? '' : ' or unreadable (run sudo duet doctor)';
+    return fail(name, `no GitHub token (DUET_GITHUB_TOKEN or its file${unsure}): no commit statuses`, `put a token with "Commit statuses: write" in ${tokenFile}, then sudo duet install`);
+  }
+  const client = createGitHubClient({ apiUrl: ctx.setup.config.github.api_url, token, retries: 0, timeoutMs: 15_000 });
+  const result = await checkStatusAccess(client, app.repo, { deployments: ctx.setup.config.github.deployments, tokenFile });
+  return { name, ...result };
+}
+
+export function checkWebhookSecret(ctx: DoctorContext): CheckResult {
+  const file = join(ctx.layout.credentialsDir, 'webhook-secret');
+  if (ctx.secrets instanceof Error) return fail('webhook secret', ctx.secrets.message, 'fix the secret variables or files named above');
+  if (!ctx.secrets.webhookSecret) {
+    // The credentials dir is root's: a non-root doctor cannot tell "missing" from "unreadable".
+    const unsure = isRoot() ? '' : ` (or unreadable: run sudo duet doctor to read ${ctx.layout.credentialsDir})`;
+    return fail('webhook secret', `not set${unsure}: duet serve refuses to start without it`, `sudo sh -c 'umask 077; openssl rand -hex 32 > ${file}', and the same value on GitHub`);
+  }
+  const source = ctx.env.DUET_WEBHOOK_SECRET ? 'DUET_WEBHOOK_SECRET' : `${ctx.env.DUET_WEBHOOK_SECRET_FILE}`;
+  return pass('webhook secret', `set (${source})`);
+}
+
+/**
+ * A deploy rewrites one checkout while the other stays, and install may rebuild node_modules
+ * there: the free space should hold two copies of the largest checkout (or, before the first
+ * deploy, two of minCheckoutBytes).
+ */
+export async function checkDisk(ctx: DoctorContext): Promise<CheckResult> {
+  const dir = ctx.setup.config.stateDir;
+  const fs = await statfs(dir).catch(() => undefined);
+  if (!fs) return fail('disk', `cannot measure the file system of ${dir}`, 'sudo duet install (creates the state dir)');
+  let largest = 0;
+  for (const app of ctx.setup.config.apps.values()) {
+    for (const color of colors) {
+      const { code, output } = await capture(['du', '-sk', app.paths.checkout[color]]);
+      if (code === 0) largest = Math.max(largest, Number(output.split(/\s/)[0]) * 1024);
+    }
+  }
+  const need = 2 * Math.max(largest, ctx.minCheckoutBytes);
+  const free = fs.bavail * fs.bsize;
+  const show = (bytes: number): string => (bytes >= GiB ? `${(bytes / GiB).toFixed(1)} GiB` : `${Math.ceil(bytes / MiB)} MiB`);
+  const basis = largest > ctx.minCheckoutBytes ? `two checkouts of ${show(largest)}` : `two checkouts of at least ${show(ctx.minCheckoutBytes)}`;
+  if (free < need) return fail('disk', `${show(free)} free on ${dir}, need ${show(need)} (${basis})`, 'free some space (old logs: <state_dir>/<app>/logs, npm cache) or grow the disk');
+  return pass('disk', `${show(free)} free on ${dir} (${basis}: ${show(need)})`);
+}
+
+/** The units are the ones this duet and config would install, and enabled (linked in .wants). */
+export async function checkUnits(ctx: DoctorContext): Promise<CheckResult> {
+  const expected = await renderUnits(ctx.setup, ctx.layout, ctx.root);
+  const problems: string[] = [];
+  for (const unit of expected) {
+    const onDisk = await readFile(underRoot(ctx.root, join(UNIT_DIR, unit.name)), 'utf8').catch(() => undefined);
+    if (onDisk === undefined) problems.push(`${unit.name} is not installed`);
+    else if (onDisk !== unit.content) problems.push(`${unit.name} differs from what duet install writes now`);
+  }
+  if (problems.length) return fail('units', problems.join('; '), 'sudo duet install (then systemctl daemon-reload is run for you)');
+  const disabled: string[] = [];
+  for (const unit of ENABLED_UNITS) if (!(await isEnabled(unit, ctx.root))) disabled.push(unit);
+  if (disabled.length) return fail('units', `${disabled.join(', ')} not enabled: nothing starts duet at boot`, `sudo systemctl enable ${disabled.join(' ')}`);
+  return pass('units', `${expected.map((u) => u.name).join(', ')} installed; ${ENABLED_UNITS.join(', ')} enabled`);
+}

@@ -1,0 +1,74 @@
+import { existsSync } from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
+import { packageRoot } from '../switch/templates.js';
+import type { SetupConfig } from './settings.js';
+
+/**
+ * Where `duet install` puts things, as the machine sees them (before --root is prepended).
+ * Fixed paths rather than settings: they are the places systemd, sudo and nginx look in.
+ */
+export const UNIT_DIR = '/etc/systemd/system';
+export const WANTS_DIR = `${UNIT_DIR}/multi-user.target.wants`;
+export const SUDOERS_FILE = '/etc/sudoers.d/duet';
+/** conf.d rather than sites-enabled: both Debian's and nginx.org's nginx.conf include conf.d/*.conf. */
+export const SITE_FILE = '/etc/nginx/conf.d/duet.conf';
+export const DEFAULT_CONFIG = '/etc/duet/duet.yml';
+
+export const SERVICE_UNIT = 'duet.service';
+export const BOOTUP_UNIT = 'duet-bootup.service';
+export const APP_UNIT_TEMPLATE = 'duet-app@.service';
+
+/** The secret files systemd hands to `duet serve` (LoadCredential=), and the variables naming them. */
+export const CREDENTIALS = [
+  { file: 'webhook-secret', env: 'DUET_WEBHOOK_SECRET', required: true },
+  { file: 'api-token', env: 'DUET_API_TOKEN', required: false },
+  { file: 'github-token', env: 'DUET_GITHUB_TOKEN', required: false },
+] as const;
+
+export interface InstallLayout {
+  configFile: string;
+  configDir: string;
+  credentialsDir: string;
+}
+
+export function installLayout(configFile: string): InstallLayout {
+  const configDir = dirname(configFile);
+  return { configFile, configDir, credentialsDir: join(configDir, 'credentials') };
+}
+
+/** Prepend --root to a machine path (join keeps it inside the root). */
+export function underRoot(root: string, path: string): string {
+  return root === '/' ? path : join(root, path);
+}
+
+/**
+ * Reloads go through the system nginx only in port mode: a socket-mode switch renames a symlink,
+ * and a managed nginx belongs to duet's own user.
+ */
+export function needsNginxReload(setup: SetupConfig): boolean {
+  if (setup.config.nginx.managed) return false;
+  return [...setup.config.apps.values()].some((app) => app.switch === 'port');
+}
+
+/** Whether the service runs anything as root (nginx -t and reload, systemctl): that costs hardening. */
+export function needsRootCommands(setup: SetupConfig): boolean {
+  return needsNginxReload(setup) || setup.runner === 'systemd';
+}
+
+/** Through sudo, unless the service user is root already. */
+export function needsSudo(setup: SetupConfig): boolean {
+  return setup.user !== 'root' && needsRootCommands(setup);
+}
+
+/** What ExecStart= runs: this very node and this very duet, so an upgrade in place keeps working. */
+export function duetCommand(): { node: string; main: string } {
+  return { node: process.execPath, main: join(packageRoot(), 'dist', 'src', 'cli', 'main.js') };
+}
+
+/** A program's absolute path from PATH (plus the sbin dirs root has), or the fallback. */
+export function findProgram(name: string, fallback: string, path = process.env.PATH ?? ''): string {
+  for (const dir of [...path.split(delimiter), '/usr/sbin', '/usr/bin', '/sbin', '/bin']) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return fallback;
+}

@@ -1,0 +1,119 @@
+import { join, relative, isAbsolute } from 'node:path';
+import { ConfigError } from '../errors.js';
+import { renderAppConf } from '../switch/nginx-conf.js';
+import { renderTemplateFile } from '../switch/templates.js';
+import { APP_UNIT_TEMPLATE, SITE_FILE, SUDOERS_FILE, UNIT_DIR, type InstallLayout } from './layout.js';
+import type { SetupConfig } from './settings.js';
+import { renderSudoers, sudoersCommands } from './sudoers.js';
+import { ENABLED_UNITS, renderUnits } from './units.js';
+
+/**
+ * What a finished install looks like, independent of what is on disk now: the directories and
+ * files with their modes and owners, files that must not exist, and the commands that follow
+ * changes. apply.ts compares it with the disk and does (or, with --dry-run, prints) the rest.
+ */
+export interface Owner {
+  user: string;
+  group: string;
+}
+
+/** Which follow-up a change of the file needs: units a daemon-reload, nginx files a test and reload. */
+export type Role = 'config' | 'unit' | 'nginx' | 'sudoers';
+
+export type Entry =
+  /** enforce: an existing directory gets this mode and owner too; otherwise it is only created. */
+  | { kind: 'dir'; path: string; mode: number; owner: Owner; enforce: boolean }
+  /**
+   * keep: an existing file keeps its content (the operator's duet.yml); keepIf: an existing file
+   * keeps its content when this says so (a port-mode app conf is duet's live state). enforce
+   * false: an existing file's mode and owner are left alone too.
+   */
+  | { kind: 'file'; path: string; mode: number; owner: Owner; content: string; role: Role; keep?: boolean; enforce?: boolean; keepIf?: (current: string) => boolean; note?: string }
+  | { kind: 'absent'; path: string; role: Role; note: string };
+
+export interface DesiredState {
+  user: string;
+  /** The service user's home: the state dir (SSH deploy keys go in <state_dir>/.ssh). */
+  home: string;
+  entries: Entry[];
+  /** Run (as root) after any nginx file changed; undefined with a managed nginx. */
+  nginx: { test: string[]; reload: string[] } | undefined;
+  enable: string[];
+  /** sudoers content to validate with visudo before it is written. */
+  sudoers: string | undefined;
+}
+
+const root = (): Owner => ({ user: 'root', group: 'root' });
+
+export async function desiredState(setup: SetupConfig, layout: InstallLayout, rootDir: string, starter: string): Promise<DesiredState> {
+  const { config, user } = setup;
+  const own: Owner = { user, group: user };
+  const managedEtc = layout.configDir === '/etc/duet';
+  const entries: Entry[] = [
+    { kind: 'dir', path: layout.configDir, mode: 0o750, owner: { user: 'root', group: user }, enforce: managedEtc },
+    { kind: 'file', path: layout.configFile, mode: 0o640, owner: { user: 'root', group: user }, content: starter, role: 'config', keep: true, enforce: managedEtc, note: 'starter config' },
+    { kind: 'dir', path: layout.credentialsDir, mode: 0o700, owner: root(), enforce: true },
+  ];
+  // Socket mode: nginx's workers (www-data) must pass through state_dir to reach the sockets.
+  // o+x without o+r lets them pass, not list.
+  const socketApps = [...config.apps.values()].filter((app) => app.switch === 'socket');
+  entries.push({ kind: 'dir', path: config.stateDir, mode: socketApps.length ? 0o711 : 0o750, owner: own, enforce: true });
+  for (const app of config.apps.values()) {
+    // Created only: duet manages these itself afterwards (makeSocketReachable adds o+x).
+    entries.push({ kind: 'dir', path: app.paths.root, mode: 0o750, owner: own, enforce: false });
+    entries.push({ kind: 'dir', path: join(app.paths.root, 'logs'), mode: 0o750, owner: own, enforce: false });
+  }
+
+  let nginx: DesiredState['nginx'];
+  if (!config.nginx.managed) {
+    const confDir = config.nginx.confDir;
+    checkIncludeDir(confDir);
+    entries.push({ kind: 'dir', path: confDir, mode: 0o750, owner: own, enforce: true });
+    const site = await renderTemplateFile('duet-site.conf.template', { conf_dir: confDir, config_file: layout.configFile });
+    entries.push({ kind: 'file', path: SITE_FILE, mode: 0o644, owner: root(), content: site, role: 'nginx' });
+    for (const app of socketApps) {
+      // Color-independent in socket mode, so written now: the first switch finds it in place and
+      // needs no reload. A port-mode file there (the app changed mode) is live state: left alone.
+      entries.push({
+        kind: 'file',
+        path: join(confDir, `duet-${app.name}.conf`),
+        mode: 0o644,
+        owner: own,
+        content: await renderAppConf(app, 'blue'),
+        role: 'nginx',
+        keepIf: (current) => !/^\s*proxy_pass\s+http:\/\/unix:/m.test(current),
+      });
+    }
+    nginx = { test: config.nginx.testCmd, reload: config.nginx.reloadCmd };
+  }
+
+  const commands = sudoersCommands(setup);
+  const sudoers = commands ? renderSudoers(setup, layout, commands) : undefined;
+  entries.push(
+    sudoers
+      ? { kind: 'file', path: SUDOERS_FILE, mode: 0o440, owner: root(), content: sudoers, role: 'sudoers' }
+      : { kind: 'absent', path: SUDOERS_FILE, role: 'sudoers', note: 'nothing needs root: no sudoers drop-in' },
+  );
+
+  for (const unit of await renderUnits(setup, layout, rootDir)) {
+    entries.push({ kind: 'file', path: unit.path, mode: 0o644, owner: root(), content: unit.content, role: 'unit' });
+  }
+  if (setup.runner !== 'systemd') {
+    entries.push({ kind: 'absent', path: join(UNIT_DIR, APP_UNIT_TEMPLATE), role: 'unit', note: 'runner: process needs no app units' });
+  }
+  return { user, home: config.stateDir, entries, nginx, enable: ENABLED_UNITS, sudoers };
+}
+
+/**
+ * The include dir must be duet's own: inside /etc/nginx, duet would need write access there,
+ * and the site's `include <dir>/*.conf` placed in that same directory would include itself.
+ */
+function checkIncludeDir(confDir: string): void {
+  const inside = relative('/etc/nginx', confDir);
+  if (inside === '' || (!inside.startsWith('..') && !isAbsolute(inside))) {
+    throw new ConfigError(
+      `nginx.conf_dir is ${confDir}: duet would need write access to /etc/nginx`,
+      'set nginx.conf_dir to a directory of its own, e.g. /etc/duet/nginx.d; duet install includes it from /etc/nginx/conf.d/duet.conf',
+    );
+  }
+}

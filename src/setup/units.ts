@@ -1,0 +1,54 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { APP_UNIT_TEMPLATE, BOOTUP_UNIT, SERVICE_UNIT, UNIT_DIR, duetCommand, needsRootCommands, underRoot, type InstallLayout } from './layout.js';
+import { renderSystemdTemplate, systemdArg, systemdPath } from './render.js';
+import type { SetupConfig } from './settings.js';
+
+export interface UnitFile {
+  name: string;
+  /** The machine path, /etc/systemd/system/<name>. */
+  path: string;
+  content: string;
+}
+
+/** Paths duet writes at run time: the state dir, and the include dir of the system nginx. */
+export function writablePaths(setup: SetupConfig): string[] {
+  const { config } = setup;
+  const paths = [config.stateDir];
+  // A managed nginx's conf.d is inside the state dir already.
+  if (!config.nginx.managed && !paths.includes(config.nginx.confDir)) paths.push(config.nginx.confDir);
+  return paths;
+}
+
+/**
+ * The units for this config: duet.service and duet-bootup.service always, duet-app@.service with
+ * `runner: systemd`. The optional secrets are loaded only when their files exist under `root`,
+ * because systemd refuses to start a unit whose LoadCredential= file is missing: adding a token
+ * later means running `duet install` again (doctor says so).
+ */
+export async function renderUnits(setup: SetupConfig, layout: InstallLayout, root: string): Promise<UnitFile[]> {
+  const { node, main } = duetCommand();
+  const exec = [node, main, '--config', layout.configFile].map(systemdArg).join(' ');
+  const has = (file: string): boolean => existsSync(underRoot(root, join(layout.credentialsDir, file)));
+  const values = {
+    user: setup.user,
+    exec,
+    credentials_dir: systemdPath(layout.credentialsDir),
+    writable: writablePaths(setup).map(systemdPath).join(' '),
+    state_dir: systemdPath(setup.config.stateDir),
+    // The relaxed sandbox also for user: root: nginx -t needs /run and /var/log writable either way.
+    sudo: needsRootCommands(setup),
+    process_runner: setup.runner === 'process',
+    api_token: has('api-token'),
+    github_token: has('github-token'),
+  };
+  const names = [SERVICE_UNIT, BOOTUP_UNIT, ...(setup.runner === 'systemd' ? [APP_UNIT_TEMPLATE] : [])];
+  const units: UnitFile[] = [];
+  for (const name of names) {
+    units.push({ name, path: join(UNIT_DIR, name), content: await renderSystemdTemplate(`${name}.template`, values) });
+  }
+  return units;
+}
+
+/** The units `systemctl enable` links into multi-user.target.wants. */
+export const ENABLED_UNITS = [SERVICE_UNIT, BOOTUP_UNIT];

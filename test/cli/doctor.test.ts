@@ -1,0 +1,162 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { dirname, join } from 'node:path';
+import { setupDuet, type CliResult, type DuetSetup } from '../support/duet.js';
+import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
+import { tempDir } from '../support/tmp.js';
+import { installInto, runDuet, runTool, which } from '../setup/helpers.js';
+
+const REPO = /^\/repos\/inu-appcenter\/cafeteria-server$/;
+const SECRETS = { DUET_WEBHOOK_SECRET: 'webhook-secret-for-tests', DUET_GITHUB_TOKEN: 'ghp_doctortest' };
+const ALL_CHECKS = ['config', 'nginx installed', 'nginx config test', 'nginx include', 'ports cafeteria', 'state dir', 'repo cafeteria', 'github cafeteria', 'webhook secret', 'disk', 'units'];
+
+interface Line {
+  ok: boolean;
+  text: string;
+}
+
+/** "✓ name: detail" / "✗ name: detail — fix" lines by check name. */
+function lines(result: CliResult): Map<string, Line> {
+  const out = new Map<string, Line>();
+  for (const text of result.stdout.split('\n').filter(Boolean)) {
+    const match = /^([✓✗]) ([^:]+): /.exec(text);
+    assert.ok(match, `not a check line: ${text}`);
+    out.set(match[2]!, { ok: match[1] === '✓', text });
+  }
+  return out;
+}
+
+function failing(result: CliResult): string[] {
+  return [...lines(result)].filter(([, line]) => !line.ok).map(([name]) => name);
+}
+
+/**
+ * A healthy server in miniature: a deployed app (blue runs behind a managed nginx), a GitHub
+ * stand-in that says the token may write statuses, and the units `duet install --root` wrote,
+ * enabled the way `systemctl enable` links them.
+ */
+async function healthySetup(t: Parameters<typeof setupDuet>[0]): Promise<{ s: DuetSetup; root: string; github: GitHubServer; doctor(env?: Record<string, string>, args?: string[]): Promise<CliResult> }> {
+  const github = await startGitHubServer(t);
+  github.respondAlways('GET', REPO, {
+    status: 200,
+    body: { full_name: 'inu-appcenter/cafeteria-server', private: true, default_branch: 'main', permissions: { admin: false, maintain: false, push: true, triage: true, pull: true } },
+    headers: { 'x-oauth-scopes': 'repo' },
+  });
+  // user: root -- the tests run as root and own the state dir; the default `duet` user does not exist here.
+  const s = await setupDuet(t, { top: { user: 'root', github: `{ api_url: "${github.url}" }` } });
+  const deployed = await s.duet(['deploy', '--ref', 'v1']);
+  assert.equal(deployed.code, 0, deployed.stderr);
+
+  const root = await tempDir(t, 'duet-doctor-root');
+  await mkdir(join(root, dirname(s.configPath)), { recursive: true });
+  await copyFile(s.configPath, join(root, s.configPath));
+  await installInto(root, s.configPath);
+  const systemctl = which('systemctl');
+  if (systemctl) {
+    const enabled = await runTool(systemctl, [`--root=${root}`, 'enable', 'duet.service', 'duet-bootup.service']);
+    assert.equal(enabled.code, 0, enabled.output);
+  } else {
+    t.diagnostic('systemctl is not installed (apt-get install systemd): enabling by hand-made symlinks, as systemctl enable makes them');
+    const wants = join(root, 'etc/systemd/system/multi-user.target.wants');
+    await mkdir(wants, { recursive: true });
+    for (const unit of ['duet.service', 'duet-bootup.service']) await symlink(`/etc/systemd/system/${unit}`, join(wants, unit));
+  }
+  return { s, root, github, doctor: (env = SECRETS, args = []) => s.duet(['doctor', '--root', root, ...args], env) };
+}
+
+test('doctor passes a healthy setup and fails exactly the broken check, with its fix', async (t) => {
+  const { s, root, doctor } = await healthySetup(t);
+
+  const healthy = await doctor();
+  assert.equal(healthy.code, 0, healthy.stdout + healthy.stderr);
+  assert.deepEqual([...lines(healthy).keys()], ALL_CHECKS);
+  assert.deepEqual(failing(healthy), []);
+  assert.match(lines(healthy).get('ports cafeteria')!.text, new RegExp(`public ${s.listenPort} nginx, blue ${s.app.ports.blue} duet's blue \\(pid \\d+\\), green ${s.app.ports.green} free`));
+  assert.match(lines(healthy).get('github cafeteria')!.text, /classic token, scopes repo/);
+  assert.match(lines(healthy).get('webhook secret')!.text, /set \(DUET_WEBHOOK_SECRET\)/);
+  assert.doesNotMatch(healthy.stdout, /webhook-secret-for-tests|ghp_doctortest/, 'secrets are never printed');
+
+  const json = await doctor(SECRETS, ['--json']);
+  assert.equal(json.code, 0);
+  const parsed = JSON.parse(json.stdout) as Array<{ name: string; ok: boolean; detail: string; fix: string }>;
+  assert.deepEqual(parsed.map((r) => r.name), ALL_CHECKS);
+  assert.ok(parsed.every((r) => r.ok && r.fix === '' && r.detail.length > 0));
+
+  // The webhook secret is missing (the credentials file does not exist either).
+  const noSecret = await doctor({ DUET_GITHUB_TOKEN: SECRETS.DUET_GITHUB_TOKEN });
+  assert.equal(noSecret.code, 1);
+  assert.deepEqual(failing(noSecret), ['webhook secret']);
+  assert.match(lines(noSecret).get('webhook secret')!.text, /✗ webhook secret: not set: duet serve refuses to start without it — .*openssl rand/);
+
+  // A stranger took green's port.
+  const stranger = createServer();
+  await new Promise<void>((resolve) => stranger.listen(s.app.ports.green, '127.0.0.1', resolve));
+  try {
+    const taken = await doctor();
+    assert.equal(taken.code, 1);
+    assert.deepEqual(failing(taken), ['ports cafeteria']);
+    assert.match(lines(taken).get('ports cafeteria')!.text, new RegExp(`green port ${s.app.ports.green} is taken by pid ${process.pid} \\(node\\) — find it with \`ss -ltnp 'sport = :${s.app.ports.green}'\``));
+  } finally {
+    await new Promise((resolve) => stranger.close(resolve));
+  }
+
+  // nginx's config test fails (and so does the dump the include check reads).
+  const broken = join(s.config.nginx.confDir, 'broken.conf');
+  await writeFile(broken, 'this is not nginx;\n');
+  try {
+    const bad = await doctor();
+    assert.equal(bad.code, 1);
+    assert.deepEqual(failing(bad), ['nginx config test', 'nginx include']);
+    assert.match(lines(bad).get('nginx config test')!.text, /fails: .*broken\.conf/);
+  } finally {
+    await rm(broken);
+  }
+
+  // The repository cannot be reached.
+  const original = await readFile(s.configPath, 'utf8');
+  await writeFile(s.configPath, original.replace(s.repo.bareUrl, 'file:///nonexistent/cafeteria.git'));
+  try {
+    const unreachable = await doctor();
+    assert.equal(unreachable.code, 1);
+    assert.deepEqual(failing(unreachable), ['repo cafeteria']);
+    assert.match(lines(unreachable).get('repo cafeteria')!.text, /git ls-remote file:\/\/\/nonexistent\/cafeteria\.git fails: .* — check apps\.cafeteria\.clone_url/);
+  } finally {
+    await writeFile(s.configPath, original);
+  }
+
+  // The units are installed but not enabled.
+  await unlink(join(root, 'etc/systemd/system/multi-user.target.wants/duet.service'));
+  const disabled = await doctor();
+  assert.deepEqual(failing(disabled), ['units']);
+  assert.match(lines(disabled).get('units')!.text, /duet\.service not enabled.* — sudo systemctl enable duet\.service/);
+});
+
+test('doctor: a missing GitHub token, or one without the status scope, fails the github line', async (t) => {
+  const { doctor, github } = await healthySetup(t);
+  const noToken = await doctor({ DUET_WEBHOOK_SECRET: SECRETS.DUET_WEBHOOK_SECRET });
+  assert.equal(noToken.code, 1);
+  assert.deepEqual(failing(noToken), ['github cafeteria']);
+  assert.match(lines(noToken).get('github cafeteria')!.text, /no GitHub token .* — put a token with "Commit statuses: write" in /);
+
+  github.respond('GET', REPO, { status: 200, body: { full_name: 'inu-appcenter/cafeteria-server', permissions: { push: true } }, headers: { 'x-oauth-scopes': 'public_repo' } });
+  const weak = await doctor();
+  assert.deepEqual(failing(weak), ['github cafeteria']);
+  assert.match(lines(weak).get('github cafeteria')!.text, /without the repo:status scope/);
+  assert.deepEqual(github.requests.filter((r) => r.method !== 'GET'), [], 'doctor never writes to GitHub');
+});
+
+test('doctor: an invalid config is one failing line and exit 2', async (t) => {
+  const dir = await tempDir(t, 'duet-doctor-bad');
+  const file = join(dir, 'duet.yml');
+  await writeFile(file, 'apps:\n  cafeteria:\n    clone_url: x\n    colour: blue\n');
+  const result = await runDuet(['--config', file, 'doctor']);
+  assert.equal(result.code, 2, result.stderr);
+  const all = lines(result);
+  assert.deepEqual([...all.keys()], ['config']);
+  assert.match(all.get('config')!.text, /^✗ config: .*apps\.cafeteria: Unrecognized key: "colour" — fix /);
+  const json = await runDuet(['--config', file, 'doctor', '--json']);
+  assert.equal(json.code, 2);
+  assert.equal((JSON.parse(json.stdout) as Array<{ ok: boolean }>)[0]!.ok, false);
+});

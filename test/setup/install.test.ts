@@ -1,0 +1,182 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, readdir, writeFile, chmod, appendFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { parseConfig } from '../../src/config/load.js';
+import { cliPath } from '../support/duet.js';
+import { tempDir } from '../support/tmp.js';
+import { configText, installInto, runDuet, snapshot, writeConfig } from './helpers.js';
+
+const mode = async (path: string): Promise<string> => ((await stat(path)).mode & 0o7777).toString(8);
+
+test('install --root twice: the files and modes of a server, and the second run changes nothing', async (t) => {
+  const root = await tempDir(t, 'duet-install');
+  const first = await installInto(root);
+
+  const expected: Record<string, string> = {
+    '/etc/duet': '750',
+    '/etc/duet/duet.yml': '640',
+    '/etc/duet/credentials': '700',
+    '/etc/duet/nginx.d': '750',
+    '/var/lib/duet': '750',
+    '/var/lib/duet/myapp/logs': '750',
+    '/etc/nginx/conf.d/duet.conf': '644',
+    '/etc/sudoers.d/duet': '440',
+    '/etc/systemd/system/duet.service': '644',
+    '/etc/systemd/system/duet-bootup.service': '644',
+  };
+  for (const [path, want] of Object.entries(expected)) assert.equal(await mode(join(root, path)), want, path);
+  await assert.rejects(stat(join(root, 'etc/systemd/system/duet-app@.service')), 'no app units with runner: process');
+
+  const starter = await readFile(join(root, 'etc/duet/duet.yml'), 'utf8');
+  assert.doesNotThrow(() => parseConfig(starter, 'starter'), 'the starter config is valid as written');
+  const site = await readFile(join(root, 'etc/nginx/conf.d/duet.conf'), 'utf8');
+  assert.match(site, /^include \/etc\/duet\/nginx\.d\/\*\.conf;$/m);
+  const sudoers = await readFile(join(root, 'etc/sudoers.d/duet'), 'utf8');
+  assert.match(sudoers, /^duet ALL=\(root\) NOPASSWD: \/usr\/sbin\/nginx -t, \\\n {4}\/usr\/sbin\/nginx -s reload$/m, 'exactly test_cmd and reload_cmd');
+
+  const unit = await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8');
+  for (const line of ['User=duet', 'Restart=on-failure', 'ProtectHome=yes', 'PrivateTmp=yes', 'ReadWritePaths=/var/lib/duet /etc/duet/nginx.d', 'KillMode=process',
+    'LoadCredential=webhook-secret:/etc/duet/credentials/webhook-secret', 'Environment=DUET_WEBHOOK_SECRET_FILE=%d/webhook-secret']) {
+    assert.ok(unit.split('\n').includes(line), `duet.service has ${line}`);
+  }
+  assert.match(unit, /^ExecStart=\S+node\S* \S+\/dist\/src\/cli\/main\.js --config \/etc\/duet\/duet\.yml serve$/m);
+  const bootup = await readFile(join(root, 'etc/systemd/system/duet-bootup.service'), 'utf8');
+  assert.match(bootup, /^Type=oneshot$/m);
+  assert.match(bootup, /^After=network-online\.target nginx\.service$/m);
+  assert.match(bootup, /^Before=duet\.service$/m);
+  assert.match(bootup, / bootup$/m);
+
+  // Under --root nothing outside the tree is touched: the commands are listed, not run.
+  assert.match(first.stdout, /skip +useradd --system --user-group --home-dir \/var\/lib\/duet --no-create-home --shell \/usr\/sbin\/nologin duet/);
+  assert.match(first.stdout, /skip +chown duet:duet \/var\/lib\/duet /);
+  assert.match(first.stdout, /skip +systemctl daemon-reload/);
+  assert.match(first.stdout, /skip +systemctl enable duet\.service duet-bootup\.service/);
+  assert.match(first.stdout, /skip +sudo -n \/usr\/sbin\/nginx -t/);
+  assert.match(first.stdout, /Content type: +application\/json/);
+  assert.match(first.stdout, /Which events: .*Pushes/);
+
+  const before = await snapshot(root);
+  const second = await installInto(root);
+  assert.deepEqual(await snapshot(root), before, 'no file written, no mode changed, no inode replaced');
+  assert.doesNotMatch(second.stdout, /^ {2}(create|update|chmod|chown|remove|run) /m, second.stdout);
+  assert.match(second.stdout, /^nothing to change/m);
+  assert.doesNotMatch(second.stdout, /daemon-reload/, 'no unit changed: no reload');
+});
+
+test('--dry-run prints diffs and commands and writes nothing; a real run then repairs drift', async (t) => {
+  const root = await tempDir(t, 'duet-dry');
+  const dry = await installInto(root, undefined, ['--dry-run']);
+  assert.deepEqual(await readdir(root), [], 'nothing written');
+  assert.match(dry.stdout, /dry run: nothing is changed/);
+  assert.match(dry.stdout, /^ +\+\+\+ \/etc\/systemd\/system\/duet\.service$/m);
+  assert.match(dry.stdout, /^ +\+ExecStart=.* serve$/m);
+  assert.match(dry.stdout, /^ +\+duet ALL=\(root\) NOPASSWD: /m);
+  assert.match(dry.stdout, /would be made/);
+
+  await installInto(root);
+  const unitPath = join(root, 'etc/systemd/system/duet.service');
+  const unit = await readFile(unitPath, 'utf8');
+  await appendFile(unitPath, 'ExecStartPre=/bin/true\n');
+  await chmod(join(root, 'etc/duet/credentials'), 0o755);
+  const drift = await installInto(root, undefined, ['--dry-run']);
+  assert.match(drift.stdout, /update +\/etc\/systemd\/system\/duet\.service/);
+  assert.match(drift.stdout, /^ +-ExecStartPre=\/bin\/true$/m);
+  assert.match(drift.stdout, /chmod +\/etc\/duet\/credentials +0755 -> 0700/);
+  assert.match(drift.stdout, /skip +systemctl daemon-reload/);
+  assert.notEqual(await readFile(unitPath, 'utf8'), unit, 'the dry run left the drift alone');
+
+  await installInto(root);
+  assert.equal(await readFile(unitPath, 'utf8'), unit);
+  assert.equal(await mode(join(root, 'etc/duet/credentials')), '700');
+});
+
+test('an existing duet.yml is kept; optional secrets are loaded once their files exist', async (t) => {
+  const root = await tempDir(t, 'duet-keep');
+  const config = configText();
+  await writeConfig(root, config);
+  await installInto(root);
+  assert.equal(await readFile(join(root, 'etc/duet/duet.yml'), 'utf8'), config);
+  const unitPath = join(root, 'etc/systemd/system/duet.service');
+  assert.doesNotMatch(await readFile(unitPath, 'utf8'), /github-token/);
+
+  await writeFile(join(root, 'etc/duet/credentials/github-token'), 'ghp_x\n', { mode: 0o600 });
+  const again = await installInto(root);
+  assert.match(again.stdout, /update +\/etc\/systemd\/system\/duet\.service/);
+  const unit = await readFile(unitPath, 'utf8');
+  assert.match(unit, /^LoadCredential=github-token:\/etc\/duet\/credentials\/github-token$/m);
+  assert.match(unit, /^Environment=DUET_GITHUB_TOKEN_FILE=%d\/github-token$/m);
+  assert.doesNotMatch(unit, /api-token/);
+});
+
+test('switch: socket needs no reload: no sudoers, the strict sandbox, the app conf in place', async (t) => {
+  const root = await tempDir(t, 'duet-socket');
+  await installInto(root);
+  assert.ok((await readdir(join(root, 'etc/sudoers.d'))).includes('duet'));
+
+  await writeConfig(root, configText({ top: ['nginx: { conf_dir: /etc/duet/nginx.d }'], app: ['switch: socket', 'listen: 8080'] }));
+  const result = await installInto(root);
+  assert.match(result.stdout, /remove +\/etc\/sudoers\.d\/duet/);
+  assert.deepEqual(await readdir(join(root, 'etc/sudoers.d')), []);
+  const unit = await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8');
+  for (const line of ['NoNewPrivileges=yes', 'ProtectSystem=strict', 'CapabilityBoundingSet=']) assert.ok(unit.split('\n').includes(line), line);
+  assert.equal(await mode(join(root, 'var/lib/duet')), '711', 'nginx workers pass through to the sockets');
+  const conf = await readFile(join(root, 'etc/duet/nginx.d/duet-cafeteria.conf'), 'utf8');
+  assert.match(conf, /proxy_pass http:\/\/unix:\/var\/lib\/duet\/cafeteria\/sockets\/live\.sock:;/);
+  assert.match(result.stdout, /skip +nginx -t /, 'install itself tests and reloads once, as root, for the new files');
+});
+
+test('runner: systemd installs the app unit template and lets sudo start exactly its units', async (t) => {
+  const root = await tempDir(t, 'duet-runner');
+  await writeConfig(root, configText({ name: 'my-app', top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'], app: ['switch: socket'] }));
+  await installInto(root);
+  const template = await readFile(join(root, 'etc/systemd/system/duet-app@.service'), 'utf8');
+  assert.match(template, /^WorkingDirectory=\/var\/lib\/duet\/%I$/m);
+  assert.match(template, /^EnvironmentFile=\/var\/lib\/duet\/%I\.env$/m);
+  assert.match(template, /^ExecStart=\/bin\/sh -c \$\{DUET_START\}$/m);
+  assert.match(template, /^Restart=on-failure$/m);
+  const unit = await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8');
+  assert.doesNotMatch(unit, /KillMode/, 'the instances live in their own units');
+  const sudoers = await readFile(join(root, 'etc/sudoers.d/duet'), 'utf8');
+  // Four backslashes: one layer for sudoers' parser, one for fnmatch (see sudoersCommand).
+  assert.ok(sudoers.includes('/systemctl start duet-app@my\\\\\\\\x2dapp-blue.service'), sudoers);
+  assert.ok(sudoers.includes('/systemctl stop duet-app@my\\\\\\\\x2dapp-green.service'), sudoers);
+  assert.doesNotMatch(sudoers, /nginx -t|reload/, 'socket mode: no nginx commands');
+});
+
+test('install refuses configs that would need write access to /etc/nginx or cannot reload', async (t) => {
+  const root = await tempDir(t, 'duet-refuse');
+  await writeConfig(root, configText({ top: ['nginx: { conf_dir: /etc/nginx/conf.d }'], app: ['switch: socket'] }));
+  const inside = await runDuet(['--config', '/etc/duet/duet.yml', 'install', '--root', root]);
+  assert.equal(inside.code, 2, inside.stderr);
+  assert.match(inside.stderr, /nginx\.conf_dir is \/etc\/nginx\/conf\.d: duet would need write access to \/etc\/nginx/);
+
+  await writeConfig(root, configText({ top: ['nginx: { conf_dir: /etc/duet/nginx.d }'] }));
+  const noSudo = await runDuet(['--config', '/etc/duet/duet.yml', 'install', '--root', root]);
+  assert.equal(noSudo.code, 2);
+  assert.match(noSudo.stderr, /run as user duet, who cannot test or reload the system nginx/);
+  assert.match(noSudo.stderr, /hint: prefix them with sudo/);
+  assert.deepEqual(await readdir(root), ['etc'], 'nothing but the config was there, nothing was added');
+  assert.deepEqual(await readdir(join(root, 'etc')), ['duet']);
+});
+
+test('install on the machine itself needs root; --dry-run does not', async (t) => {
+  const args = await runDuet(['install', 'extra']);
+  assert.equal(args.code, 2);
+  const help = await runDuet(['help', 'install']);
+  assert.match(help.stdout, /--root DIR .*useradd, chown, systemctl/s);
+  if (process.getuid?.() !== 0) {
+    t.diagnostic('not running as root: cannot drop to nobody to check the refusal');
+    return;
+  }
+  // As nobody, against the real / : refused before anything is read or written.
+  const asNobody = { uid: 65534, gid: 65534 };
+  const refused = await execa('node', [cliPath(), 'install'], { ...asNobody, reject: false, stdin: 'ignore' });
+  assert.equal(refused.exitCode, 1);
+  assert.match(String(refused.stderr), /must run as root/);
+  const dry = await execa('node', [cliPath(), '--config', '/nonexistent/duet.yml', 'install', '--dry-run'], { ...asNobody, reject: false, stdin: 'ignore' });
+  assert.equal(dry.exitCode, 0, String(dry.stderr));
+  assert.match(String(dry.stdout), /dry run: nothing is changed/);
+  assert.match(String(dry.stdout), /create +\/nonexistent\/duet\.yml +0640 root:duet \(starter config\)/);
+});
