@@ -1,0 +1,69 @@
+// The app the benchmark deploys. It behaves like a small real service at start: it loads its
+// code and dependencies (CPU work), connects to its backing services (waiting), and only then
+// listens, so /health answers once it can serve. The version it serves comes from VERSION.
+//
+// BENCH_APP_LOG (optional): a file to which it appends one JSON line when it listens (the
+// wall-clock time its process started and the time it began to listen) and one when it exits
+// after a stop signal (when the signal came, when it exited). The benchmark uses them to tell
+// "waiting on the app" apart from the deploy tool's own time.
+'use strict';
+const spawnedAt = Date.now() - process.uptime() * 1000;
+const http = require('node:http');
+const fs = require('node:fs');
+const path = require('node:path');
+const crypto = require('node:crypto');
+
+const version = fs.readFileSync(path.join(__dirname, 'VERSION'), 'utf8').trim();
+const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, 'package.json'), 'utf8'));
+
+// "Load the code": require the real dependencies when there are any, then ~120 ms of CPU work
+// standing in for parsing and compiling an app's own modules.
+for (const dep of Object.keys(pkg.dependencies ?? {})) require(dep);
+const busyUntil = Date.now() + 120;
+let sink = 0;
+while (Date.now() < busyUntil) sink += crypto.createHash('sha256').update(String(sink)).digest()[0];
+
+const page = `<h1>bench app ${version}</h1>\n<p>${'lorem ipsum dolor sit amet '.repeat(20)}</p>\n`;
+const server = http.createServer((req, res) => {
+  if (req.url === '/health') {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.end('ok\n');
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'x-app-version': version });
+  res.end(page);
+});
+server.keepAliveTimeout = 65_000;
+
+// Finish requests in flight, close idle keep-alive connections, exit. pm2 sends SIGINT, duet and
+// the naive restart SIGTERM: both are handled the same way.
+let signalAt;
+function shutdown() {
+  if (signalAt === undefined) {
+    signalAt = Date.now();
+    process.on('exit', () => appLog({ event: 'stopped', signalAt, exitAt: Date.now() }));
+  }
+  server.close(() => process.exit(0));
+  server.closeIdleConnections();
+  setTimeout(() => process.exit(0), 5000).unref();
+}
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);
+
+function appLog(fields) {
+  const log = process.env.BENCH_APP_LOG;
+  if (!log) return;
+  const line = { version, color: process.env.DUET_COLOR ?? null, pid: process.pid, ...fields };
+  fs.appendFileSync(log, `${JSON.stringify(line)}\n`);
+}
+
+const port = process.env.PORT ?? '3000';
+const where = /^\d+$/.test(port) ? { port: Number(port), host: process.env.HOST ?? '127.0.0.1' } : { path: port };
+
+// "Connect to the database": ~250 ms of waiting before the app can serve.
+setTimeout(() => {
+  server.listen(where, () => {
+    appLog({ event: 'listening', spawnedAt, listeningAt: Date.now() });
+    console.log(`bench app ${version} listening on ${port}`);
+  });
+}, 250);

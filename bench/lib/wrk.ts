@@ -1,0 +1,185 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { track } from './cleanup.js';
+
+/**
+ * wrk runs and their results. wrk is started with a long duration and stopped with SIGINT (it then
+ * prints its summary and runs the script's done()), so a load covers exactly the deploys it
+ * surrounds. The Lua scripts count what wrk's summary does not: every non-2xx (wrk only counts
+ * status > 399), which versions answered, and for webhooks the acknowledgements.
+ */
+
+export interface WrkResult {
+  requests: number;
+  /** Responses whose status is not 2xx. */
+  non2xx: number;
+  /** Socket errors as wrk counts them. */
+  errors: { connect: number; read: number; write: number; timeout: number };
+  socketErrors: number;
+  p50Ms: number;
+  p90Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  durationS: number;
+  requestsPerS: number;
+  /** Load script: requests answered per X-App-Version. Webhook script: count per status code. */
+  counts: Record<string, number>;
+}
+
+const DONE = `
+function done(summary, latency, requests)
+  local non2xx = 0
+  local counts = {}
+  for _, t in ipairs(threads) do
+    non2xx = non2xx + t:get("non2xx")
+    for k, c in pairs(t:get("counts")) do counts[k] = (counts[k] or 0) + c end
+  end
+  local parts = {}
+  for k, c in pairs(counts) do table.insert(parts, string.format('"%s":%d', k, c)) end
+  io.write(string.format(
+    'BENCHJSON {"requests":%d,"non2xx":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,' ..
+    '"p50":%d,"p90":%d,"p99":%d,"max":%d,"duration_us":%d,"counts":{%s}}\\n',
+    summary.requests, non2xx, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max, summary.duration, table.concat(parts, ",")))
+end
+`;
+
+/** GET / through nginx; BENCH_CONN_CLOSE=1 adds `Connection: close` (a new connection per request). */
+const LOAD_LUA = `
+if os.getenv("BENCH_CONN_CLOSE") == "1" then wrk.headers["Connection"] = "close" end
+threads = {}
+function setup(thread) table.insert(threads, thread) end
+non2xx = 0
+counts = {}
+function response(status, headers, body)
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+  local v = headers["x-app-version"] or ("status-" .. status)
+  counts[v] = (counts[v] or 0) + 1
+end
+${DONE}`;
+
+/**
+ * A signed GitHub push delivery: the body and its X-Hub-Signature-256 are computed once (they do
+ * not change); X-GitHub-Delivery is unique per request: <prefix>-<thread>-<counter>.
+ */
+const WEBHOOK_LUA = `
+local f = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
+local body = f:read("*a")
+f:close()
+local signature = os.getenv("BENCH_SIGNATURE")
+local prefix = os.getenv("BENCH_DELIVERY_PREFIX")
+local path = os.getenv("BENCH_PATH")
+threads = {}
+local next_id = 0
+function setup(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+  table.insert(threads, thread)
+end
+non2xx = 0
+counts = {}
+local n = 0
+function request()
+  n = n + 1
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["User-Agent"] = "GitHub-Hookshot/bench",
+    ["X-GitHub-Event"] = "push",
+    ["X-Hub-Signature-256"] = signature,
+    ["X-GitHub-Delivery"] = prefix .. "-" .. tid .. "-" .. n,
+  }
+  return wrk.format("POST", path, headers, body)
+end
+function response(status, headers, body)
+  if status < 200 or status > 299 then non2xx = non2xx + 1 end
+  local k = tostring(status)
+  counts[k] = (counts[k] or 0) + 1
+end
+${DONE}`;
+
+export async function writeLuaScripts(dir: string): Promise<{ load: string; webhook: string }> {
+  const load = join(dir, 'load.lua');
+  const webhook = join(dir, 'webhook.lua');
+  await writeFile(load, LOAD_LUA);
+  await writeFile(webhook, WEBHOOK_LUA);
+  return { load, webhook };
+}
+
+export interface WrkOptions {
+  url: string;
+  script: string;
+  threads: number;
+  connections: number;
+  env?: Record<string, string>;
+  /** Without stop(), wrk ends by itself after this long. */
+  durationS?: number;
+  timeoutS?: number;
+}
+
+export interface WrkRun {
+  stop(): Promise<WrkResult>;
+  /** Resolves when wrk ended by itself (durationS). */
+  done(): Promise<WrkResult>;
+}
+
+export function startWrk(options: WrkOptions): WrkRun {
+  const args = [
+    `-t${options.threads}`,
+    `-c${options.connections}`,
+    `-d${options.durationS ?? 3600}s`,
+    `--timeout`,
+    `${options.timeoutS ?? 2}s`,
+    '-s',
+    options.script,
+    options.url,
+  ];
+  const child: ResultPromise = execa('wrk', args, { reject: false, stdin: 'ignore', env: options.env, extendEnv: true });
+  track(child, child);
+  const finish = async (): Promise<WrkResult> => {
+    const result = await child;
+    return parseWrk(String(result.stdout), `wrk ${args.join(' ')} exited ${result.exitCode}: ${String(result.stderr)}`);
+  };
+  return {
+    async stop() {
+      child.kill('SIGINT');
+      return finish();
+    },
+    done: finish,
+  };
+}
+
+export function parseWrk(stdout: string, context: string): WrkResult {
+  const line = stdout.split('\n').find((l) => l.startsWith('BENCHJSON '));
+  if (!line) throw new Error(`no result from wrk (${context})\n${stdout}`);
+  const raw = JSON.parse(line.slice('BENCHJSON '.length)) as {
+    requests: number;
+    non2xx: number;
+    connect: number;
+    read: number;
+    write: number;
+    timeout: number;
+    p50: number;
+    p90: number;
+    p99: number;
+    max: number;
+    duration_us: number;
+    counts: Record<string, number>;
+  };
+  const durationS = raw.duration_us / 1e6;
+  const errors = { connect: raw.connect, read: raw.read, write: raw.write, timeout: raw.timeout };
+  return {
+    requests: raw.requests,
+    non2xx: raw.non2xx,
+    errors,
+    socketErrors: errors.connect + errors.read + errors.write + errors.timeout,
+    p50Ms: raw.p50 / 1000,
+    p90Ms: raw.p90 / 1000,
+    p99Ms: raw.p99 / 1000,
+    maxMs: raw.max / 1000,
+    durationS,
+    requestsPerS: durationS > 0 ? raw.requests / durationS : 0,
+    counts: raw.counts,
+  };
+}

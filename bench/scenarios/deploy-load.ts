@@ -1,0 +1,177 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { execa } from 'execa';
+import type { Baseline } from '../lib/baseline.js';
+import { mustCli, now, type DuetEnv } from '../lib/duet-env.js';
+import { log } from '../lib/log.js';
+import { startWrk, type WrkResult } from '../lib/wrk.js';
+import { NAIVE, PM2, RELOAD, RELOAD_AMID } from '../table.js';
+import { appConfPath, renderAppConf } from '../../src/switch/nginx-conf.js';
+import { writeFileAtomic } from '../../src/util/atomic-file.js';
+import { otherColor } from '../../src/config/schema.js';
+import { configuredColor } from '../../src/switch/proxy.js';
+import { waitForVersion } from '../lib/http.js';
+
+/**
+ * Section 1: failed requests while deploying. wrk loads the public port through nginx for the
+ * whole of N consecutive deploys (each a new commit), once with keep-alive clients and once with
+ * `Connection: close` clients.
+ */
+
+export interface LoadSettings {
+  deploys: number;
+  threads: number;
+  connections: number;
+  /** Load before the first deploy and after the last one. */
+  warmMs: number;
+  tailMs: number;
+  /** Pause between two deploys. */
+  gapMs: number;
+  wrkScript: string;
+}
+
+export interface LoadRow {
+  system: string;
+  connection: ClientKind;
+  /** Deploys (or reloads) during the load. */
+  events: number;
+  /** Wall time of each deploy (or reload). */
+  eventMs: number[];
+  wrk: WrkResult;
+  /** Versions that answered, with counts: proof the deploys switched what users see. */
+  versions: Record<string, number>;
+  /** Client kinds that loaded the same deploys at the same time (--quick), if any. */
+  concurrentWith: ClientKind[];
+  extra?: Record<string, unknown>;
+}
+
+export type ClientKind = 'keep-alive' | 'close';
+
+/**
+ * Runs `deploys` one after another while wrk loads `port`: one wrk per client kind. With two kinds
+ * (--quick) both load the same deploys at the same time, each with half the connections.
+ */
+async function underLoad(
+  port: number,
+  kinds: ClientKind[],
+  settings: LoadSettings,
+  deploys: Array<() => Promise<number>>,
+): Promise<{ wrk: Map<ClientKind, WrkResult>; eventMs: number[] }> {
+  const runs = kinds.map((kind) => ({
+    kind,
+    run: startWrk({
+      url: `http://127.0.0.1:${port}/`,
+      script: settings.wrkScript,
+      threads: Math.max(1, Math.floor(settings.threads / kinds.length)),
+      connections: Math.floor(settings.connections / kinds.length),
+      env: { BENCH_CONN_CLOSE: kind === 'close' ? '1' : '0' },
+    }),
+  }));
+  const eventMs: number[] = [];
+  try {
+    await sleep(settings.warmMs);
+    for (const [index, deploy] of deploys.entries()) {
+      if (index > 0) await sleep(settings.gapMs);
+      eventMs.push(await deploy());
+    }
+    await sleep(settings.tailMs);
+  } catch (error) {
+    for (const { run } of runs) await run.stop().catch(() => {});
+    throw error;
+  }
+  const wrk = new Map<ClientKind, WrkResult>();
+  for (const { kind, run } of runs) wrk.set(kind, await run.stop());
+  return { wrk, eventMs };
+}
+
+function rows(system: string, kinds: ClientKind[], load: { wrk: Map<ClientKind, WrkResult>; eventMs: number[] }, extra?: Record<string, unknown>): LoadRow[] {
+  return kinds.map((kind) => {
+    const wrk = load.wrk.get(kind)!;
+    const row: LoadRow = {
+      system,
+      connection: kind,
+      events: load.eventMs.length,
+      eventMs: load.eventMs,
+      wrk,
+      versions: versionsOf(wrk),
+      concurrentWith: kinds.filter((k) => k !== kind),
+      ...(extra ? { extra } : {}),
+    };
+    log(`  ${summary(row)}`);
+    return row;
+  });
+}
+
+function versionsOf(wrk: WrkResult): Record<string, number> {
+  return Object.fromEntries(Object.entries(wrk.counts).filter(([key]) => !key.startsWith('status-')));
+}
+
+function summary(row: LoadRow): string {
+  const w = row.wrk;
+  return (
+    `${row.system} ${row.connection}: ${w.requests} requests, non-2xx ${w.non2xx}, socket errors ${w.socketErrors} ` +
+    `(connect ${w.errors.connect}, read ${w.errors.read}, write ${w.errors.write}, timeout ${w.errors.timeout}), ` +
+    `p50 ${w.p50Ms.toFixed(2)} ms p99 ${w.p99Ms.toFixed(2)} ms`
+  );
+}
+
+/** duet deploys, each `duet deploy --ref <tag>` run to completion, one after another. */
+export async function duetLoadRows(env: DuetEnv, system: string, tags: string[], kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
+  const deploys = tags.map((tag) => async () => (await mustCli(env, ['deploy', '--ref', tag])).wallMs);
+  return rows(system, kinds, await underLoad(env.setup.listenPort, kinds, settings, deploys));
+}
+
+/**
+ * A bare `nginx -s reload` of the same nginx (duet's managed one, port mode, same app live), as
+ * many times as duet switched, spaced like duet's deploys: what nginx alone costs keep-alive
+ * clients. The config does not change; a reload starts new workers and retires the old ones either way.
+ */
+export async function reloadRows(env: DuetEnv, count: number, spacingMs: number, kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
+  const [file, ...args] = env.setup.config.nginx.reloadCmd;
+  const reloads = Array.from({ length: count }, () => async () => {
+    await sleep(spacingMs);
+    const started = now();
+    await execa(file!, args, { stdin: 'ignore' });
+    return now() - started;
+  });
+  return rows(RELOAD, kinds, await underLoad(env.setup.listenPort, kinds, settings, reloads), { spacingMs });
+}
+
+/**
+ * The same deploy work as duet's (duet's own `update-instance` and `start-instance` commands on the
+ * idle color), but the switch is the benchmark writing the nginx config duet would write and a
+ * bare `nginx -s reload`. Same CPU contention around the reload as in duet's row, without duet's
+ * switch: the fair reference for "duet adds nothing on top of nginx" (a reload's keep-alive errors
+ * grow when the machine is busy).
+ */
+export async function reloadAmidDeployRows(env: DuetEnv, tags: string[], kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
+  const { app, config } = env.setup;
+  const [file, ...args] = config.nginx.reloadCmd;
+  const deploys = tags.map((tag) => async () => {
+    const started = now();
+    const live = await configuredColor(app, config);
+    if (!live) throw new Error('nothing is live: the setup deploys first');
+    const idle = otherColor(live);
+    await mustCli(env, ['update-instance', idle, '--ref', tag]);
+    await mustCli(env, ['start-instance', idle]);
+    await writeFileAtomic(appConfPath(app, config), await renderAppConf(app, idle));
+    await execa(file!, args, { stdin: 'ignore' });
+    if (!(await waitForVersion(env.setup.listenPort, tag, 10_000))) throw new Error(`the public port did not serve ${tag} after the reload`);
+    return now() - started;
+  });
+  return rows(RELOAD_AMID, kinds, await underLoad(env.setup.listenPort, kinds, settings, deploys));
+}
+
+export async function naiveRows(baseline: Baseline, tags: string[], kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
+  const downMs: number[] = [];
+  const deploys = tags.map((tag) => async () => {
+    const result = await baseline.naive.deploy(tag);
+    downMs.push(result.downMs);
+    return result.totalMs;
+  });
+  return rows(NAIVE, kinds, await underLoad(baseline.publicPort, kinds, settings, deploys), { downMs });
+}
+
+export async function pm2Rows(baseline: Baseline, tags: string[], kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
+  const deploys = tags.map((tag) => async () => (await baseline.pm2.deploy(tag)).totalMs);
+  return rows(PM2, kinds, await underLoad(baseline.publicPort, kinds, settings, deploys));
+}

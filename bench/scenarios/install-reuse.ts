@@ -1,0 +1,96 @@
+import type { DeployBreakdown } from '../lib/analyze.js';
+import { depsAppManifests, DEPENDENCIES } from '../lib/app.js';
+import type { DuetEnv } from '../lib/duet-env.js';
+import { log } from '../lib/log.js';
+import { median } from '../lib/stats.js';
+import { measured } from './breakdown.js';
+
+/**
+ * Section 3: deploying again with the same dependencies. Per round, three deploys of an app with
+ * real npm dependencies:
+ *   cold   a lockfile neither color has (dependencies added, or a new lockfile): `npm ci`
+ *   other  a code change, same lockfile, into the other color: duet copies node_modules over
+ *   same   a code change into the color that already has that lockfile: duet skips the install
+ * The round's cost of each is its install phase (see analyze.ts), compared with the cold `npm ci`.
+ */
+
+export interface InstallCase {
+  case: 'cold' | 'other-color' | 'same-lockfile';
+  tag: string;
+  color: string | null;
+  outcome: string | null;
+  installPhaseMs: number | null;
+  npmCiMs: number | null;
+  copyMs: number | null;
+  /** installPhaseMs / the round's cold npm ci. */
+  ratio: number | null;
+  deploy: DeployBreakdown;
+}
+
+export interface InstallResult {
+  dependencies: readonly string[];
+  packages: number;
+  rounds: InstallCase[][];
+  summary: { coldNpmCiMs: number | null; otherColorMs: number | null; sameLockfileMs: number | null; otherRatio: number | null; sameRatio: number | null };
+}
+
+export async function runInstallReuse(env: DuetEnv, rounds: number): Promise<InstallResult> {
+  const all: InstallCase[][] = [];
+  let packages = 0;
+  for (let round = 1; round <= rounds; round += 1) {
+    const manifests = depsAppManifests(round);
+    packages = manifests.count;
+    const coldTag = `r${round}-cold`;
+    await env.tag(coldTag, { 'package.json': manifests['package.json'], 'package-lock.json': manifests['package-lock.json'] });
+    const otherTag = `r${round}-other`;
+    const sameTag = `r${round}-same`;
+    await env.tag(otherTag);
+    await env.tag(sameTag);
+
+    const cases: InstallCase[] = [];
+    for (const [kind, tag] of [
+      ['cold', coldTag],
+      ['other-color', otherTag],
+      ['same-lockfile', sameTag],
+    ] as const) {
+      const deploy = await measured(env, ['deploy', '--ref', tag], 'deploy', tag);
+      const records = await env.records();
+      const color = records.find((r) => r.id === deploy.id)?.to ?? null;
+      cases.push({
+        case: kind,
+        tag,
+        color,
+        outcome: deploy.installOutcome,
+        installPhaseMs: deploy.installPhaseMs,
+        npmCiMs: deploy.npmCiMs,
+        copyMs: deploy.copyMs,
+        ratio: null,
+        deploy,
+      });
+    }
+    const cold = cases[0]!.npmCiMs;
+    for (const entry of cases) entry.ratio = cold && entry.installPhaseMs !== null ? entry.installPhaseMs / cold : null;
+    for (const entry of cases) {
+      log(
+        `  round ${round} ${entry.case.padEnd(13)} -> ${entry.color} install ${entry.outcome}: phase ${entry.installPhaseMs?.toFixed(1)} ms` +
+          (entry.npmCiMs !== null ? ` (npm ci ${entry.npmCiMs.toFixed(0)} ms)` : '') +
+          (entry.copyMs !== null ? ` (cp ${entry.copyMs.toFixed(1)} ms)` : '') +
+          (entry.ratio !== null ? ` = ${(entry.ratio * 100).toFixed(2)}% of cold` : ''),
+      );
+    }
+    all.push(cases);
+  }
+  const pick = (kind: InstallCase['case'], key: 'installPhaseMs' | 'ratio' | 'npmCiMs') => median(all.map((r) => r.find((c) => c.case === kind)?.[key] ?? null));
+  return {
+    dependencies: DEPENDENCIES,
+    packages,
+    rounds: all,
+    summary: {
+      coldNpmCiMs: pick('cold', 'npmCiMs'),
+      otherColorMs: pick('other-color', 'installPhaseMs'),
+      sameLockfileMs: pick('same-lockfile', 'installPhaseMs'),
+      otherRatio: pick('other-color', 'ratio'),
+      sameRatio: pick('same-lockfile', 'ratio'),
+    },
+  };
+}

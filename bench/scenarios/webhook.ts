@@ -1,0 +1,403 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { Agent, request } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../test/support/ports.js';
+import { acquireLock } from '../../src/pipeline/lock.js';
+import { examples, sign } from '../../test/support/serve.js';
+import type { Scope } from '../lib/cleanup.js';
+import { appendCommits } from '../lib/git-fast.js';
+import { now, type DuetEnv } from '../lib/duet-env.js';
+import { pacedLoad, type PacedRequest, type PacedResult } from '../lib/http.js';
+import { log } from '../lib/log.js';
+import { cpuMs, fsyncProbe, rssMb, sampleRss, waitForNoChildren } from '../lib/proc.js';
+import { ensureWebhookTool, startDuetServe, startWebhookTool, type Server } from '../lib/servers.js';
+import { median } from '../lib/stats.js';
+import { startWrk, type WrkResult } from '../lib/wrk.js';
+
+/**
+ * Section 4 (webhook intake) and section 5 (footprint).
+ *
+ * Every delivery is a signed GitHub push of `main` naming the commit that is already live, so the
+ * body and its signature are the same for all and only X-GitHub-Delivery differs: duet verifies,
+ * records durably (fsync) and answers 202. While the load runs the benchmark holds the deploy
+ * lock (see below), so the queued deploy waits and intake is measured alone. Then a burst of 100
+ * pushes of 100 real, different commits shows how the queue coalesces them, deploys running.
+ */
+
+export interface WebhookSettings {
+  rates: number[];
+  stepMs: number;
+  maxDurationS: number;
+  maxConnections: number;
+  burst: number;
+  wrkScript: string;
+  /** How long a server sits idle before its idle RSS is read. */
+  idleWaitMs: number;
+}
+
+export interface CpuUse {
+  /** CPU time of the server process and the children it reaped (webhook's commands) during the step. */
+  cpuMs: number | null;
+  cpuMsPerAck: number | null;
+}
+
+export interface IntakeSteps {
+  paced: Array<PacedResult & CpuUse>;
+  max: WrkResult | null;
+  maxCpu?: CpuUse;
+}
+
+export interface SystemIntake extends IntakeSteps {
+  system: string;
+  version?: string;
+  rssIdleMb: number | null;
+  /** Every acknowledged delivery is in triggers.ndjson (duet only). */
+  durable?: { acked: number; recorded: number; missing: number };
+}
+
+export interface BurstResult {
+  pushes: number;
+  acked: number;
+  accepted: number;
+  duplicates: number;
+  deploys: number;
+  superseded: number;
+  deployedShas: string[];
+  lastPushSha: string;
+  drainedMs: number;
+  rssPeakMb: number | null;
+}
+
+export interface WebhookResult {
+  duet: SystemIntake;
+  webhook: SystemIntake | { system: string; skipped: string };
+  burst: BurstResult;
+  duetRssAfterLoadMb: number | null;
+  /** One small durable append (open, append, fsync, close) before and after the max loads. */
+  fsync: {
+    /** Before any load. */
+    baselineP50Ms: number | null;
+    before: { p50Ms: number | null; p99Ms: number | null };
+    after: { p50Ms: number | null; p99Ms: number | null };
+    /** Total time spent between steps waiting for fsync latency to come back. */
+    settleWaitMs: number;
+  };
+}
+
+function pushPayload(fullName: string, sha: string, before: string): Record<string, any> {
+  const example = examples('push').find((e) => String(e.ref).startsWith('refs/heads/') && !e.deleted);
+  if (!example) throw new Error('no branch push example in @octokit/webhooks-examples');
+  example.ref = 'refs/heads/main';
+  example.before = before;
+  example.after = sha;
+  example.created = false;
+  example.deleted = false;
+  example.forced = false;
+  example.head_commit = { ...(example.head_commit ?? {}), id: sha };
+  example.repository.full_name = fullName;
+  return example;
+}
+
+function deliveryHeaders(body: string, id: string): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'user-agent': 'GitHub-Hookshot/bench',
+    'x-github-event': 'push',
+    'x-github-delivery': id,
+    'x-hub-signature-256': sign(body),
+  };
+}
+
+/** Delivery ids duet recorded in triggers.ndjson (as a trigger of its own or merged into one). */
+async function recordedDeliveries(path: string): Promise<Set<string>> {
+  const ids = new Set<string>();
+  if (!existsSync(path)) return ids;
+  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const event = JSON.parse(line) as { op: string; record?: { deliveryId?: string | null }; deliveryId?: string };
+      if (event.op === 'accepted' && event.record?.deliveryId) ids.add(event.record.deliveryId);
+      if (event.op === 'alias' && event.deliveryId) ids.add(event.deliveryId);
+    } catch {
+      // torn line
+    }
+  }
+  return ids;
+}
+
+interface TriggerState {
+  id: string;
+  state: string;
+  deliveryId: string | null;
+}
+
+async function triggerStates(path: string): Promise<Map<string, TriggerState>> {
+  const states = new Map<string, TriggerState>();
+  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const event = JSON.parse(line) as { op: string; id?: string; record?: TriggerState; patch?: { state?: string } };
+      if (event.op === 'accepted' && event.record) states.set(event.record.id, { ...event.record });
+      if (event.op === 'update' && event.id && event.patch?.state) {
+        const record = states.get(event.id);
+        if (record) record.state = event.patch.state;
+      }
+    } catch {
+      // torn line
+    }
+  }
+  return states;
+}
+
+/**
+ * Between two steps: until the server has no child processes left (webhook runs a command per
+ * delivery, and at high rates those outlast the step), then a short pause, so that one step's
+ * leftovers do not load the next one.
+ */
+async function settle(server: Server, disk: DiskSettle): Promise<void> {
+  await waitForNoChildren(server.pid, 30_000);
+  await sleep(300);
+  // A burst of process starts (webhook's commands) leaves the disk slow to fsync for a few
+  // seconds, and duet fsyncs per delivery: wait until fsync latency is back near where it was.
+  const started = Date.now();
+  for (;;) {
+    const probe = await fsyncProbe(disk.dir, 10);
+    if (probe.p50Ms === null || disk.baselineP50Ms === null || probe.p50Ms <= disk.baselineP50Ms * 2 + 0.5) break;
+    if (Date.now() - started > 15_000) {
+      log(`  (fsync still slow after 15 s: p50 ${probe.p50Ms.toFixed(2)} ms; going on)`);
+      break;
+    }
+    await sleep(500);
+  }
+  disk.waitedMs += Date.now() - started;
+}
+
+interface DiskSettle {
+  dir: string;
+  baselineP50Ms: number | null;
+  waitedMs: number;
+}
+
+function cpuUsed(server: Server, before: number | null, acks: number): CpuUse {
+  const after = cpuMs(server.pid);
+  const used = before === null || after === null ? null : after - before;
+  return { cpuMs: used, cpuMsPerAck: used === null || acks === 0 ? null : used / acks };
+}
+
+const FINAL = new Set(['succeeded', 'failed', 'errored', 'superseded']);
+
+/** Until every trigger in the store has a final state (the deploy that waited for the lock ran). */
+async function drained(path: string, timeoutMs: number, ids?: Set<string>): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const states = await triggerStates(path);
+    const pending = [...(ids ?? states.keys())].some((id) => !FINAL.has(states.get(id)?.state ?? 'unknown'));
+    if (!pending) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(100);
+  }
+}
+
+async function idleRss(pid: number, waitMs: number): Promise<number | null> {
+  await sleep(waitMs);
+  const samples: number[] = [];
+  for (let i = 0; i < 5; i += 1) {
+    const value = rssMb(pid);
+    if (value !== null) samples.push(value);
+    await sleep(100);
+  }
+  return median(samples);
+}
+
+export async function runWebhook(scope: Scope, root: string, env: DuetEnv, settings: WebhookSettings, servePort: number): Promise<WebhookResult> {
+  const dir = join(root, 'webhook');
+  await mkdir(dir, { recursive: true });
+  const fullName = env.setup.app.repo!;
+  const liveSha = await env.setup.repo.revParse('main');
+  const body = JSON.stringify(pushPayload(fullName, liveSha, liveSha));
+  const bodyBuffer = Buffer.from(body);
+  const bodyFile = join(dir, 'push.json');
+  await writeFile(bodyFile, body);
+  const triggersPath = join(env.setup.config.stateDir, 'triggers.ndjson');
+
+  log('  starting duet serve');
+  const serve = await startDuetServe(scope, env.setup.configPath, servePort, join(dir, 'serve.log'));
+  const duetIdle = await idleRss(serve.pid, settings.idleWaitMs);
+  log(`  duet serve idle RSS ${duetIdle?.toFixed(1)} MB`);
+
+  const tool = await ensureWebhookTool();
+  let webhook: Server | undefined;
+  let webhookIdle: number | null = null;
+  if (tool.ok) {
+    webhook = await startWebhookTool(scope, dir, await freePort());
+    webhookIdle = await idleRss(webhook.pid, settings.idleWaitMs);
+    log(`  ${tool.version} idle RSS ${webhookIdle?.toFixed(1)} MB`);
+  } else {
+    log(`  SKIPPED the webhook (adnanh) row: ${tool.note}`);
+  }
+
+  // The benchmark holds the app's deploy lock during the intake load, as a long deploy would: the
+  // first delivery becomes a trigger whose deploy waits for the lock, every later one is recorded
+  // as merged into it. So each delivery costs what intake costs (verify, parse, dedupe, one
+  // fsync'd line, 202) and no deploy competes with it; the burst below has deploys running.
+  const held = await acquireLock(env.setup.app, { command: 'bench: webhook intake load', wait: false });
+  let released = false;
+  const release = async (): Promise<void> => {
+    if (released) return;
+    released = true;
+    await held.release();
+  };
+  scope.first(release);
+
+  const disk: DiskSettle = { dir: env.setup.config.stateDir, baselineP50Ms: (await fsyncProbe(env.setup.config.stateDir)).p50Ms, waitedMs: 0 };
+  const targets: Array<{ name: string; server: Server; path: string }> = [{ name: 'duet', server: serve, path: '/webhook' }];
+  if (webhook) targets.push({ name: 'webhook', server: webhook, path: '/hooks/deploy' });
+  const steps = new Map<string, IntakeSteps>(targets.map((t) => [t.name, { paced: [], max: null }]));
+  const duetAcked = new Set<string>();
+
+  // Paced steps, each rate for both systems back to back, so drift of the machine hits both alike.
+  for (const rate of settings.rates) {
+    for (const target of targets) {
+      const prefix = `${target.name}-r${rate}-${Date.now().toString(36)}`;
+      const make = (index: number): PacedRequest => {
+        const id = `${prefix}-${index}`;
+        return { method: 'POST', path: target.path, headers: deliveryHeaders(body, id), body: bodyBuffer, id };
+      };
+      const cpuBefore = cpuMs(target.server.pid);
+      const result = await pacedLoad({ port: target.server.port, ratePerS: rate, durationMs: settings.stepMs, make });
+      await settle(target.server, disk);
+      const cpu = cpuUsed(target.server, cpuBefore, result.acks);
+      if (target.name === 'duet') for (const id of result.ackedIds) duetAcked.add(id);
+      steps.get(target.name)!.paced.push({ ...result, ackedIds: [], ...cpu });
+      log(
+        `  ${target.name.padEnd(7)} ${String(rate).padStart(4)}/s: ${result.acks}/${result.sent} acked, ${result.acksPerS.toFixed(0)} acks/s, ` +
+          `p50 ${result.p50Ms?.toFixed(2)} ms p99 ${result.p99Ms?.toFixed(2)} ms, errors ${result.errors} ${JSON.stringify(result.statuses)}, ` +
+          `CPU ${cpu.cpuMsPerAck?.toFixed(2)} ms per ack`,
+      );
+    }
+  }
+
+  // Closed loop at full speed: wrk with a precomputed signature, unique delivery ids. duet's
+  // intake is bound by one fsync per delivery, so the disk's fsync latency is taken just before.
+  const fsyncBefore = await fsyncProbe(env.setup.config.stateDir);
+  log(`  fsync of a small append on this disk: p50 ${fsyncBefore.p50Ms?.toFixed(2)} ms, p99 ${fsyncBefore.p99Ms?.toFixed(2)} ms`);
+  let wrkAcked = 0;
+  const wrkPrefixes: string[] = [];
+  for (const target of targets) {
+    const prefix = `${target.name}-max-${Date.now().toString(36)}`;
+    if (target.name === 'duet') wrkPrefixes.push(prefix);
+    const wrk = startWrk({
+      url: `http://127.0.0.1:${target.server.port}${target.path}`,
+      script: settings.wrkScript,
+      threads: 1,
+      connections: settings.maxConnections,
+      timeoutS: 5,
+      env: { BENCH_BODY_FILE: bodyFile, BENCH_SIGNATURE: sign(body), BENCH_DELIVERY_PREFIX: prefix, BENCH_PATH: target.path },
+    });
+    const cpuBefore = cpuMs(target.server.pid);
+    await sleep(settings.maxDurationS * 1000);
+    const result = await wrk.stop();
+    const acks = Object.entries(result.counts).filter(([status]) => /^2\d\d$/.test(status)).reduce((s, [, c]) => s + c, 0);
+    await settle(target.server, disk);
+    steps.get(target.name)!.max = result;
+    steps.get(target.name)!.maxCpu = cpuUsed(target.server, cpuBefore, acks);
+    if (target.name === 'duet') wrkAcked = acks;
+    log(
+      `  ${target.name.padEnd(7)} max (wrk -c${settings.maxConnections}): ${(acks / result.durationS).toFixed(0)} acks/s, ` +
+        `p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms, statuses ${JSON.stringify(result.counts)}, socket errors ${result.socketErrors}, ` +
+        `CPU ${steps.get(target.name)!.maxCpu?.cpuMsPerAck?.toFixed(2)} ms per ack`,
+    );
+  }
+
+  const fsyncAfter = await fsyncProbe(env.setup.config.stateDir);
+
+  // Durability: every delivery duet acknowledged is in triggers.ndjson.
+  const recorded = await recordedDeliveries(triggersPath);
+  // Paced: the exact ids answered 202. wrk: the count (its ids are not reported back), so what is
+  // checked is that at least as many of its deliveries are on disk as it saw acknowledged.
+  const pacedRecorded = [...duetAcked].filter((id) => recorded.has(id)).length;
+  const wrkRecorded = [...recorded].filter((id) => wrkPrefixes.some((p) => id.startsWith(`${p}-`))).length;
+  const durable = {
+    acked: duetAcked.size + wrkAcked,
+    recorded: pacedRecorded + Math.min(wrkRecorded, wrkAcked),
+    missing: duetAcked.size - pacedRecorded + Math.max(0, wrkAcked - wrkRecorded),
+  };
+  log(`  duet durability: ${durable.recorded} of ${durable.acked} acknowledged deliveries found in triggers.ndjson`);
+  const duetRssAfterLoadMb = rssMb(serve.pid);
+  await release();
+  await drained(triggersPath, 60_000);
+
+  // Burst: 100 pushes of 100 different commits, all at once, to the one app.
+  const burst = await runBurst(env, serve, settings.burst, triggersPath);
+
+  const duet: SystemIntake = { system: 'duet serve', ...steps.get('duet')!, rssIdleMb: duetIdle, durable };
+  const other: WebhookResult['webhook'] = webhook
+    ? { system: 'webhook (adnanh)', version: tool.ok ? tool.version : undefined, ...steps.get('webhook')!, rssIdleMb: webhookIdle }
+    : { system: 'webhook (adnanh)', skipped: tool.ok ? 'not started' : tool.note };
+  await serve.stop();
+  await webhook?.stop();
+  return { duet, webhook: other, burst, duetRssAfterLoadMb, fsync: { baselineP50Ms: disk.baselineP50Ms, before: fsyncBefore, after: fsyncAfter, settleWaitMs: disk.waitedMs } };
+}
+
+async function runBurst(env: DuetEnv, serve: Server, count: number, triggersPath: string): Promise<BurstResult> {
+  const shas = await appendCommits(env.setup.repo, Array.from({ length: count }, (_, i) => ({ files: { VERSION: `burst${i + 1}\n` }, message: `burst ${i + 1}` })));
+  const fullName = env.setup.app.repo!;
+  const bodies = shas.map((sha, i) => JSON.stringify(pushPayload(fullName, sha, i === 0 ? sha : shas[i - 1]!)));
+  const rss = sampleRss(serve.pid, 50);
+  const started = now();
+  const startedIso = new Date(started - 5).toISOString();
+  const agent = new Agent({ keepAlive: true, maxSockets: count });
+  const prefix = `burst-${Date.now().toString(36)}`;
+  const answers = await Promise.all(
+    bodies.map(
+      (body, i) =>
+        new Promise<{ status: number; body: string }>((resolve) => {
+          const req = request(
+            { host: '127.0.0.1', port: serve.port, method: 'POST', path: '/webhook', agent, headers: { ...deliveryHeaders(body, `${prefix}-${i}`), 'content-length': String(Buffer.byteLength(body)) } },
+            (res) => {
+              let text = '';
+              res.setEncoding('utf8');
+              res.on('data', (chunk: string) => (text += chunk));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+            },
+          );
+          req.on('error', (error) => resolve({ status: 0, body: error.message }));
+          req.end(body);
+        }),
+    ),
+  );
+  agent.destroy();
+  const acked = answers.filter((a) => a.status === 202);
+  const ids = new Set<string>();
+  let duplicates = 0;
+  for (const answer of acked) {
+    const parsed = JSON.parse(answer.body) as { deploy?: string; duplicate?: boolean };
+    if (parsed.deploy) ids.add(parsed.deploy);
+    if (parsed.duplicate) duplicates += 1;
+  }
+  log(`  burst: ${acked.length}/${count} acknowledged in ${(now() - started).toFixed(0)} ms; waiting for the queue to drain`);
+
+  // Drained: every trigger of the burst has a final state.
+  if (!(await drained(triggersPath, 120_000, ids))) throw new Error('the burst did not drain within 120 s');
+  const states = await triggerStates(triggersPath);
+  const drainedMs = now() - started;
+  const peak = await rss.stop();
+  const records = (await env.records()).filter((r) => r.kind === 'deploy' && r.startedAt >= startedIso);
+  const superseded = [...ids].filter((id) => states.get(id)?.state === 'superseded').length;
+  const result: BurstResult = {
+    pushes: count,
+    acked: acked.length,
+    accepted: acked.length - duplicates,
+    duplicates,
+    deploys: records.length,
+    superseded,
+    deployedShas: records.map((r) => r.sha ?? '?'),
+    lastPushSha: shas.at(-1)!,
+    drainedMs,
+    rssPeakMb: peak.length ? Math.max(...peak) : null,
+  };
+  log(`  burst: ${result.deploys} deploys (${records.map((r) => `${r.outcome} ${r.sha?.slice(0, 7)}`).join(', ')}), ${superseded} superseded, drained in ${drainedMs.toFixed(0)} ms, peak RSS ${result.rssPeakMb?.toFixed(1)} MB`);
+  return result;
+}

@@ -1,0 +1,360 @@
+import type { DeployBreakdown } from './lib/analyze.js';
+import type { PacedResult } from './lib/http.js';
+import type { WrkResult } from './lib/wrk.js';
+import type { Results } from './results.js';
+import type { BreakdownResult } from './scenarios/breakdown.js';
+import type { LoadRow } from './scenarios/deploy-load.js';
+import type { SystemIntake } from './scenarios/webhook.js';
+import { median } from './lib/stats.js';
+
+/**
+ * The Markdown report. Every number comes from `Results`; nothing is typed in. "—" means the
+ * figure does not apply to that system, "n/a" that it was not measured (the reason is listed under
+ * the table). A duet figure with a goal shows the goal and ✓ or ✗.
+ */
+
+export const DUET_SOCKET = 'duet (switch: socket)';
+export const DUET_PORT = 'duet (switch: port)';
+export const RELOAD = 'nginx -s reload';
+export const RELOAD_AMID = 'nginx -s reload amid the same deploy work';
+export const NAIVE = 'naive restart';
+export const PM2 = 'pm2 reload (cluster)';
+
+const NA = 'n/a';
+const DASH = '—';
+
+type Check = boolean | null;
+
+function num(value: number | null | undefined, digits?: number): string {
+  if (value === null || value === undefined || !Number.isFinite(value)) return NA;
+  const d = digits ?? (Math.abs(value) < 10 ? 1 : 0);
+  return value.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+}
+
+const ms = (value: number | null | undefined, digits?: number): string => (value === null || value === undefined ? NA : `${num(value, digits)} ms`);
+const pct = (ratio: number | null | undefined): string => (ratio === null || ratio === undefined ? NA : `${(ratio * 100).toFixed(ratio < 0.01 ? 2 : 1)}%`);
+
+function goal(text: string, check: Check, goalText: string): string {
+  const mark = check === null ? '?' : check ? '✓' : '✗';
+  return `${text} (goal ${goalText}) ${mark}`;
+}
+
+const below = (value: number | null | undefined, limit: number): Check => (value === null || value === undefined ? null : value < limit);
+
+function loadRow(results: Results, system: string, connection: 'keep-alive' | 'close'): LoadRow | undefined {
+  return results.load.find((r) => r.system === system && r.connection === connection);
+}
+
+const failed = (w: WrkResult): string => `${num(w.non2xx, 0)} / ${num(w.socketErrors, 0)}`;
+
+function loadCells(results: Results, system: string): [string, string, string] {
+  const ka = loadRow(results, system, 'keep-alive');
+  const close = loadRow(results, system, 'close');
+  const reloadKa = loadRow(results, RELOAD, 'keep-alive');
+  let kaCell = ka ? failed(ka.wrk) : NA;
+  let closeCell = close ? failed(close.wrk) : NA;
+  if (system === DUET_SOCKET) {
+    kaCell = goal(kaCell, ka ? ka.wrk.non2xx === 0 && ka.wrk.socketErrors === 0 : null, '0 / 0');
+    closeCell = goal(closeCell, close ? close.wrk.non2xx === 0 && close.wrk.socketErrors === 0 : null, '0 / 0');
+  } else if (system === DUET_PORT) {
+    const limit = reloadKa ? reloadKa.wrk.socketErrors : null;
+    kaCell = goal(kaCell, ka && limit !== null ? ka.wrk.non2xx === 0 && ka.wrk.socketErrors <= limit : null, `0 / ≤ ${limit ?? NA} as a bare nginx -s reload`);
+    const amid = loadRow(results, RELOAD_AMID, 'keep-alive');
+    if (ka && amid) {
+      const ok = ka.wrk.non2xx === 0 && ka.wrk.socketErrors <= amid.wrk.socketErrors;
+      kaCell += `; ≤ ${amid.wrk.socketErrors} as a reload amid the same deploy work ${ok ? '✓' : '✗'}`;
+    }
+    closeCell = goal(closeCell, close ? close.wrk.non2xx === 0 && close.wrk.socketErrors === 0 : null, '0 / 0');
+  }
+  const latency = ka ? `${num(ka.wrk.p50Ms, 1)} / ${num(ka.wrk.p99Ms, 1)} ms` : NA;
+  return [kaCell, closeCell, latency];
+}
+
+function breakdownCells(b: BreakdownResult | undefined, mode: 'socket' | 'port'): [string, string, string] {
+  if (!b) return [NA, NA, NA];
+  const s = b.summary;
+  const limit = mode === 'socket' ? 10 : 100;
+  return [
+    goal(ms(s.overheadMs), below(s.overheadMs, 250), '< 250 ms'),
+    goal(ms(s.healthyToPublicMs), below(s.healthyToPublicMs, limit), `< ${limit} ms`),
+    goal(`${ms(s.rollbackCliMs)} CLI, ${ms(s.rollbackJournalMs)} in journal`, below(s.rollbackCliMs, 200), '< 200 ms end to end'),
+  ];
+}
+
+function installCell(results: Results): string {
+  const s = results.install?.summary;
+  if (!s) return NA;
+  return goal(`${pct(s.sameRatio)} / ${pct(s.otherRatio)}`, s.sameRatio === null || s.otherRatio === null ? null : s.sameRatio < 0.05 && s.otherRatio < 0.05, '< 5% each');
+}
+
+function maxAcks(intake: SystemIntake | undefined): number | null {
+  const max = intake?.max;
+  if (!max) return null;
+  const acks = Object.entries(max.counts).filter(([status]) => /^2\d\d$/.test(status)).reduce((s, [, c]) => s + c, 0);
+  return max.durationS > 0 ? acks / max.durationS : null;
+}
+
+const at200 = (intake: SystemIntake | undefined): PacedResult | undefined => intake?.paced.find((p) => p.offeredPerS === 200);
+
+function webhookIntake(results: Results): { duet?: SystemIntake; other?: SystemIntake; skipped?: string } {
+  const w = results.webhook;
+  if (!w) return {};
+  return 'skipped' in w.webhook ? { duet: w.duet, skipped: w.webhook.skipped } : { duet: w.duet, other: w.webhook };
+}
+
+export function renderSummary(results: Results): string {
+  const { duet, other, skipped } = webhookIntake(results);
+  const duetMax = maxAcks(duet);
+  const otherMax = maxAcks(other);
+  const burst = results.webhook?.burst;
+  const header = [
+    'system',
+    'failed while deploying, keep-alive (non-2xx / socket errors)',
+    'failed, `Connection: close`',
+    'latency p50 / p99 (keep-alive)',
+    "duet's overhead per deploy",
+    'healthy → public port answers',
+    'rollback to warm standby',
+    'install: same lockfile / other color (of cold `npm ci`)',
+    'webhook acks/s (max)',
+    'p99 at 200 deliveries/s',
+    'burst of 100 pushes',
+    'RSS idle / during deploys',
+  ];
+  const rows: string[][] = [];
+  for (const [system, mode] of [
+    [DUET_SOCKET, 'socket'],
+    [DUET_PORT, 'port'],
+  ] as const) {
+    rows.push([
+      system,
+      ...loadCells(results, system),
+      ...breakdownCells(results.breakdown[mode], mode),
+      mode === 'port' ? installCell(results) : DASH,
+      DASH,
+      DASH,
+      DASH,
+      DASH,
+    ]);
+  }
+  for (const system of [RELOAD, RELOAD_AMID, NAIVE, PM2]) rows.push([system, ...loadCells(results, system), DASH, DASH, DASH, DASH, DASH, DASH, DASH, DASH]);
+
+  const duet200 = at200(duet);
+  const other200 = at200(other);
+  rows.push([
+    'duet serve',
+    DASH,
+    DASH,
+    DASH,
+    DASH,
+    DASH,
+    DASH,
+    DASH,
+    duet ? goal(num(duetMax, 0), duetMax !== null && otherMax !== null ? duetMax >= otherMax : null, `≥ webhook's ${num(otherMax, 0)}`) : NA,
+    duet ? goal(ms(duet200?.p99Ms), below(duet200?.p99Ms, 10), '< 10 ms') : NA,
+    burst ? goal(`${burst.deploys} deploys`, burst.deploys <= 2, '≤ 2') : NA,
+    duet ? `${goal(`${num(duet.rssIdleMb)} MB`, below(duet.rssIdleMb, 80), '< 80 MB idle')} / ${num(burst?.rssPeakMb)} MB` : NA,
+  ]);
+  rows.push([
+    'webhook (adnanh)',
+    DASH,
+    DASH,
+    DASH,
+    DASH,
+    DASH,
+    DASH,
+    DASH,
+    other ? num(otherMax, 0) : NA,
+    other ? ms(other200?.p99Ms) : NA,
+    DASH,
+    other ? `${num(other.rssIdleMb)} MB / ${DASH}` : NA,
+  ]);
+
+  const lines = [markdownTable(header, rows)];
+  const notes: string[] = [];
+  if (skipped) notes.push(`webhook (adnanh): not measured: ${skipped}`);
+  for (const [section, why] of Object.entries(results.failures)) notes.push(`${section}: not measured: ${why}`);
+  if (notes.length) lines.push('', ...notes.map((n) => `- n/a: ${n}`));
+  return lines.join('\n');
+}
+
+export function markdownTable(header: string[], rows: string[][]): string {
+  const escape = (cell: string): string => cell.replaceAll('|', '\\|');
+  return [
+    `| ${header.map(escape).join(' | ')} |`,
+    `| ${header.map(() => '---').join(' | ')} |`,
+    ...rows.map((row) => `| ${row.map(escape).join(' | ')} |`),
+  ].join('\n');
+}
+
+function loadDetails(results: Results): string {
+  const header = ['system', 'clients', 'deploys', 'requests', 'req/s', 'non-2xx', 'connect', 'read', 'write', 'timeout', 'p50', 'p99', 'max', 'versions answered', 'deploy (mean)'];
+  const rows = results.load.map((r) => {
+    const w = r.wrk;
+    const versions = Object.entries(r.versions)
+      .map(([v, c]) => `${v}: ${c}`)
+      .join(', ');
+    const mean = r.eventMs.length ? r.eventMs.reduce((a, b) => a + b, 0) / r.eventMs.length : null;
+    return [
+      r.system,
+      r.concurrentWith?.length ? `${r.connection} (same deploys as ${r.concurrentWith.join(', ')})` : r.connection,
+      String(r.events),
+      num(w.requests, 0),
+      num(w.requestsPerS, 0),
+      num(w.non2xx, 0),
+      num(w.errors.connect, 0),
+      num(w.errors.read, 0),
+      num(w.errors.write, 0),
+      num(w.errors.timeout, 0),
+      ms(w.p50Ms, 2),
+      ms(w.p99Ms, 2),
+      ms(w.maxMs, 0),
+      versions,
+      r.system === RELOAD ? `${ms(mean)} (reload)` : ms(mean),
+    ];
+  });
+  return markdownTable(header, rows);
+}
+
+function stepRows(deploys: DeployBreakdown[]): Array<[string, number | null]> {
+  const m = (pick: (d: DeployBreakdown) => number | null | undefined): number | null => median(deploys.map(pick));
+  return [
+    ['resolve', m((d) => d.steps.resolve)],
+    ['pick', m((d) => d.steps.pick)],
+    ['update', m((d) => d.steps.update)],
+    ['  the old idle color stopping (signal → exit)', m((d) => d.appStopMs)],
+    ['  fetch (git)', m((d) => d.fetchMs)],
+    ['  install (phase)', m((d) => d.installPhaseMs)],
+    ['  build', m((d) => d.buildMs)],
+    ['start → healthy', m((d) => d.startToHealthyMs)],
+    ["  the app's own start (spawn → listening)", m((d) => d.appStartMs)],
+    ['  listening → duet saw it healthy', m((d) => d.healthNoticedAfterMs)],
+    ['switch', m((d) => d.steps.switch)],
+    ['verify', m((d) => d.steps.verify)],
+    ['retire', m((d) => d.steps.retire)],
+    ['record', m((d) => d.steps.record)],
+    ['total (journal)', m((d) => d.journalTotalMs)],
+    ['total (CLI wall)', m((d) => d.cliWallMs)],
+    ['time in child processes', m((d) => d.childMs)],
+    ['waiting on the app', m((d) => d.appWaitMs)],
+    ["**duet's overhead** (journal total − children − waiting)", m((d) => d.overheadMs)],
+    ['CLI outside the journal (node start, imports, config, lock)', m((d) => d.cliOutsideJournalMs)],
+    ['overhead including the CLI', m((d) => d.overheadWithCliMs)],
+    ['**healthy → public port answers new version**', m((d) => d.healthyToPublicMs)],
+    ['healthy → public port answers only the new version', m((d) => d.healthyToOnlyNewMs)],
+  ];
+}
+
+function breakdownDetails(results: Results): string {
+  const socket = results.breakdown.socket;
+  const port = results.breakdown.port;
+  const socketRows = socket ? stepRows(socket.deploys) : [];
+  const portRows = port ? stepRows(port.deploys) : [];
+  const labels = (socketRows.length ? socketRows : portRows).map(([label]) => label);
+  const n = (b: BreakdownResult | undefined): string => (b ? `${b.deploys.length}` : '0');
+  const header = ['step (median)', `socket (n=${n(socket)})`, `port (n=${n(port)})`];
+  const rows = labels.map((label, i) => [label, socketRows.length ? ms(socketRows[i]![1]) : NA, portRows.length ? ms(portRows[i]![1]) : NA]);
+  const rollback = (b: BreakdownResult | undefined, pick: (d: DeployBreakdown) => number | null | undefined): string => (b ? ms(median(b.rollbacks.map(pick))) : NA);
+  rows.push(['rollback: CLI wall (end to end)', rollback(socket, (d) => d.cliWallMs), rollback(port, (d) => d.cliWallMs)]);
+  rows.push(['rollback: journal total', rollback(socket, (d) => d.journalTotalMs), rollback(port, (d) => d.journalTotalMs)]);
+  rows.push(['rollback: healthy → public', rollback(socket, (d) => d.healthyToPublicMs), rollback(port, (d) => d.healthyToPublicMs)]);
+  rows.push(['rollback: CLI outside the journal', rollback(socket, (d) => d.cliOutsideJournalMs), rollback(port, (d) => d.cliOutsideJournalMs)]);
+  const children = (b: BreakdownResult | undefined): string =>
+    b
+      ? Object.entries(b.deploys[0]?.children ?? {})
+          .map(([label, c]) => `${label} ×${c.calls} ${num(c.ms)} ms`)
+          .join(', ')
+      : NA;
+  rows.push(['child processes of the first deploy', children(socket), children(port)]);
+  return markdownTable(header, rows);
+}
+
+function installDetails(results: Results): string {
+  const install = results.install;
+  if (!install) return `${NA}: ${results.failures.install ?? 'not run'}`;
+  const header = ['round', 'deploy', 'color', 'install', 'install phase', 'npm ci', 'cp', 'of cold npm ci'];
+  const rows = install.rounds.flatMap((round, i) =>
+    round.map((c) => [String(i + 1), c.case, c.color ?? NA, c.outcome ?? NA, ms(c.installPhaseMs), c.npmCiMs === null ? DASH : ms(c.npmCiMs), c.copyMs === null ? DASH : ms(c.copyMs), pct(c.ratio)]),
+  );
+  return `Dependencies: ${install.dependencies.join(', ')} (${install.packages} packages).\n\n${markdownTable(header, rows)}`;
+}
+
+function webhookDetails(results: Results): string {
+  const w = results.webhook;
+  if (!w) return `${NA}: ${results.failures.webhook ?? 'not run'}`;
+  const { duet, other, skipped } = webhookIntake(results);
+  const header = ['offered', 'duet: acks/s', 'duet: p50', 'duet: p99', 'duet: CPU per ack', 'webhook: acks/s', 'webhook: p50', 'webhook: p99', 'webhook: CPU per ack'];
+  const rows = (duet?.paced ?? []).map((d) => {
+    const o = other?.paced.find((p) => p.offeredPerS === d.offeredPerS);
+    return [
+      `${d.offeredPerS}/s for ${num(d.sent / d.offeredPerS, 1)} s`,
+      `${num(d.acksPerS, 0)} (${d.acks}/${d.sent})`,
+      ms(d.p50Ms, 2),
+      ms(d.p99Ms, 2),
+      ms(d.cpuMsPerAck, 2),
+      o ? `${num(o.acksPerS, 0)} (${o.acks}/${o.sent})` : NA,
+      o ? ms(o.p50Ms, 2) : NA,
+      o ? ms(o.p99Ms, 2) : NA,
+      o ? ms(o.cpuMsPerAck, 2) : NA,
+    ];
+  });
+  const maxRow = (intake: SystemIntake | undefined): [string, string, string, string] =>
+    intake?.max ? [num(maxAcks(intake), 0), ms(intake.max.p50Ms, 2), ms(intake.max.p99Ms, 2), ms(intake.maxCpu?.cpuMsPerAck, 2)] : [NA, NA, NA, NA];
+  rows.push([`max (wrk, ${results.meta.settings.webhookConnections} connections)`, ...maxRow(duet), ...maxRow(other)]);
+  const lines = [markdownTable(header, rows), ''];
+  if (skipped) lines.push(`webhook (adnanh) not measured: ${skipped}`, '');
+  lines.push(
+    `The disk: one small durable append (open, append, fsync, close; duet does one per delivery) took p50 ${ms(w.fsync.baselineP50Ms, 2)} before the loads, ` +
+      `p50 ${ms(w.fsync.before.p50Ms, 2)} / p99 ${ms(w.fsync.before.p99Ms, 2)} right before the maximum loads and p50 ${ms(w.fsync.after.p50Ms, 2)} / p99 ${ms(w.fsync.after.p99Ms, 2)} after them; ` +
+      `between steps the benchmark waited ${ms(w.fsync.settleWaitMs)} in all for it to come back near its level before the loads.`,
+  );
+  if (duet?.durable) {
+    lines.push(`Durability: ${duet.durable.recorded} of ${duet.durable.acked} deliveries duet acknowledged are in \`triggers.ndjson\` (${duet.durable.missing} missing).`);
+  }
+  const b = w.burst;
+  lines.push(
+    `Burst: ${b.pushes} pushes of ${b.pushes} different commits sent at once: ${b.acked} acknowledged (${b.accepted} new triggers, ${b.duplicates} merged), ` +
+      `${b.superseded} superseded, **${b.deploys} deploys** (${b.deployedShas.map((s) => s.slice(0, 7)).join(', ')}; last push ${b.lastPushSha.slice(0, 7)}), queue drained after ${ms(b.drainedMs)}.`,
+  );
+  lines.push(
+    `Footprint: duet serve RSS ${num(duet?.rssIdleMb)} MB idle, ${num(w.duetRssAfterLoadMb)} MB after the intake load, ${num(b.rssPeakMb)} MB peak during the burst's deploys` +
+      (other ? `; webhook (adnanh) ${num(other.rssIdleMb)} MB idle.` : '.'),
+  );
+  return lines.join('\n');
+}
+
+export function renderReport(results: Results): string {
+  const m = results.meta;
+  return [
+    `## duet benchmark${m.quick ? ' (--quick: smaller counts, not the run to quote)' : ''}`,
+    '',
+    `${m.startedAt}, ${m.cpus} × ${m.cpuModel}, node ${m.node}, ${m.nginx ?? 'nginx ?'}, ${m.wrk ?? 'wrk ?'}; ` +
+      `run took ${num(m.durationS, 0)} s; load average ${m.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')} before, ${m.loadAverageAfter.map((l) => l.toFixed(2)).join(' ')} after` +
+      ` (1-minute load average as each part began: ${Object.entries(m.loadByPart).map(([part, l]) => `${part} ${l.toFixed(1)}`).join(', ')}).`,
+    '',
+    renderSummary(results),
+    '',
+    '— not applicable, n/a not measured, ✓ goal met, ✗ goal missed, ? goal not checkable. Non-2xx / socket errors are counted by wrk over the whole load; see bench/README.md for each figure.',
+    '',
+    '### 1. Failed requests while deploying',
+    '',
+    loadDetails(results),
+    '',
+    "### 2. Where a deploy's time goes",
+    '',
+    breakdownDetails(results),
+    '',
+    `Child-process timing shims: ${num(m.calibration.shimMs, 2)} ms per shimmed call and ${num(m.calibration.shellMs, 2)} ms per shell-wrapped call outside the logged window (calibrated, counted as child time). ` +
+      `Startup floor on this machine during the run: \`node -e 0\` ${ms(m.startup.nodeMs)}, \`duet help\` ${ms(m.startup.duetHelpMs)}. ` +
+      `One git command through simple-git: ${ms(m.simpleGit.printingMs)} when it prints, ${ms(m.simpleGit.silentMs)} when it prints nothing.`,
+    '',
+    '### 3. Deploying again with the same dependencies',
+    '',
+    installDetails(results),
+    '',
+    '### 4. Webhook intake and 5. footprint',
+    '',
+    webhookDetails(results),
+    '',
+  ].join('\n');
+}
