@@ -8,7 +8,9 @@ import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
 
 test('a second deploy waits for the lock; --no-wait fails at once naming the holder', async (t) => {
-  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":1500}' } } });
+  // v2 takes 6 s to listen, so the first deploy surely holds the lock while two more CLI
+  // processes start, even on a loaded 2-core machine where each start takes a second or more.
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":6000}' } } });
   const { duet, app } = setup;
   assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
 
