@@ -36,7 +36,7 @@ import { DUET_PORT, DUET_SOCKET, renderReport } from './table.js';
 const quick = process.argv.includes('--quick');
 
 const settings = quick
-  ? { deploysPerRow: 1, warmMs: 300, tailMs: 300, gapMs: 300, breakdownReps: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, maxDurationS: 1.5, idleWaitMs: 500, startupRuns: 1 }
+  ? { deploysPerRow: 1, warmMs: 250, tailMs: 250, gapMs: 300, breakdownReps: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, maxDurationS: 1.5, idleWaitMs: 300, startupRuns: 1 }
   : { deploysPerRow: 5, warmMs: 1000, tailMs: 1000, gapMs: 500, breakdownReps: 3, installRounds: 2, rates: [50, 100, 200, 400, 800], stepMs: 4000, maxDurationS: 4, idleWaitMs: 2000, startupRuns: 5 };
 const LOAD = { threads: 2, connections: 32 };
 /**

@@ -4,6 +4,7 @@ import type { DuetEnv } from '../lib/duet-env.js';
 import { log } from '../lib/log.js';
 import { median } from '../lib/stats.js';
 import { measured } from './breakdown.js';
+import { appendCommits, versionTags } from '../lib/git-fast.js';
 
 /**
  * Section 3: deploying again with the same dependencies. Per round, three deploys of an app with
@@ -40,12 +41,13 @@ export async function runInstallReuse(env: DuetEnv, rounds: number): Promise<Ins
   for (let round = 1; round <= rounds; round += 1) {
     const manifests = depsAppManifests(round);
     packages = manifests.count;
-    const coldTag = `r${round}-cold`;
-    await env.tag(coldTag, { 'package.json': manifests['package.json'], 'package-lock.json': manifests['package-lock.json'] });
-    const otherTag = `r${round}-other`;
-    const sameTag = `r${round}-same`;
-    await env.tag(otherTag);
-    await env.tag(sameTag);
+    const coldTag = `i${round}-cold`;
+    const otherTag = `i${round}-other`;
+    const sameTag = `i${round}-same`;
+    await appendCommits(env.setup.repo, [
+      { tag: coldTag, files: { VERSION: `${coldTag}\n`, 'package.json': manifests['package.json'], 'package-lock.json': manifests['package-lock.json'] } },
+      ...versionTags([otherTag, sameTag]),
+    ]);
 
     const cases: InstallCase[] = [];
     for (const [kind, tag] of [

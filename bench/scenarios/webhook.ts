@@ -158,7 +158,7 @@ async function triggerStates(path: string): Promise<Map<string, TriggerState>> {
  */
 async function settle(server: Server, disk: DiskSettle): Promise<void> {
   await waitForNoChildren(server.pid, 30_000);
-  await sleep(300);
+  await sleep(150);
   // A burst of process starts (webhook's commands) leaves the disk slow to fsync for a few
   // seconds, and duet fsyncs per delivery: wait until fsync latency is back near where it was.
   const started = Date.now();
