@@ -35,6 +35,11 @@ export interface WebhookSettings {
   wrkScript: string;
   /** How long a server sits idle before its idle RSS is read. */
   idleWaitMs: number;
+  /**
+   * Wait for the last system's commands to finish after its maximum load, to count their CPU time
+   * (--quick does not: `webhook`'s backlog of commands takes seconds; its CPU per ack is then n/a).
+   */
+  settleAfterLast: boolean;
 }
 
 export interface CpuUse {
@@ -65,7 +70,8 @@ export interface BurstResult {
   deploys: number;
   superseded: number;
   deployedShas: string[];
-  lastPushSha: string;
+  /** The commit of the push duet accepted last (pushes sent at once arrive in any order). */
+  lastAcceptedSha: string | null;
   drainedMs: number;
   rssPeakMb: number | null;
 }
@@ -78,11 +84,10 @@ export interface WebhookResult {
   /** One small durable append (open, append, fsync, close) before and after the max loads. */
   fsync: {
     /** Before any load. */
-    baselineP50Ms: number | null;
-    before: { p50Ms: number | null; p99Ms: number | null };
+    baseline: { p50Ms: number | null; p99Ms: number | null };
+    /** Right before each system's maximum load. */
+    beforeMax: Record<string, { p50Ms: number | null; p99Ms: number | null }>;
     after: { p50Ms: number | null; p99Ms: number | null };
-    /** Total time spent between steps waiting for fsync latency to come back. */
-    settleWaitMs: number;
   };
 }
 
@@ -131,6 +136,7 @@ interface TriggerState {
   id: string;
   state: string;
   deliveryId: string | null;
+  sha: string | null;
 }
 
 async function triggerStates(path: string): Promise<Map<string, TriggerState>> {
@@ -152,32 +158,13 @@ async function triggerStates(path: string): Promise<Map<string, TriggerState>> {
 }
 
 /**
- * Between two steps: until the server has no child processes left (webhook runs a command per
- * delivery, and at high rates those outlast the step), then a short pause, so that one step's
- * leftovers do not load the next one.
+ * Between two steps: until the server has no child process left (webhook runs a command per
+ * delivery, and at high rates those outlast the step; their CPU time counts once they are reaped),
+ * then a short pause.
  */
-async function settle(server: Server, disk: DiskSettle): Promise<void> {
-  await waitForNoChildren(server.pid, 30_000);
+async function settle(server: Server): Promise<void> {
+  await waitForNoChildren(server.pid, 15_000);
   await sleep(150);
-  // A burst of process starts (webhook's commands) leaves the disk slow to fsync for a few
-  // seconds, and duet fsyncs per delivery: wait until fsync latency is back near where it was.
-  const started = Date.now();
-  for (;;) {
-    const probe = await fsyncProbe(disk.dir, 10);
-    if (probe.p50Ms === null || disk.baselineP50Ms === null || probe.p50Ms <= disk.baselineP50Ms * 2 + 0.5) break;
-    if (Date.now() - started > 15_000) {
-      log(`  (fsync still slow after 15 s: p50 ${probe.p50Ms.toFixed(2)} ms; going on)`);
-      break;
-    }
-    await sleep(500);
-  }
-  disk.waitedMs += Date.now() - started;
-}
-
-interface DiskSettle {
-  dir: string;
-  baselineP50Ms: number | null;
-  waitedMs: number;
 }
 
 function cpuUsed(server: Server, before: number | null, acks: number): CpuUse {
@@ -251,15 +238,20 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
   };
   scope.first(release);
 
-  const disk: DiskSettle = { dir: env.setup.config.stateDir, baselineP50Ms: (await fsyncProbe(env.setup.config.stateDir)).p50Ms, waitedMs: 0 };
+  const fsyncBaseline = await fsyncProbe(env.setup.config.stateDir);
   const targets: Array<{ name: string; server: Server; path: string }> = [{ name: 'duet', server: serve, path: '/webhook' }];
   if (webhook) targets.push({ name: 'webhook', server: webhook, path: '/hooks/deploy' });
   const steps = new Map<string, IntakeSteps>(targets.map((t) => [t.name, { paced: [], max: null }]));
   const duetAcked = new Set<string>();
 
-  // Paced steps, each rate for both systems back to back, so drift of the machine hits both alike.
-  for (const rate of settings.rates) {
-    for (const target of targets) {
+  // Each system gets its block: the paced steps at increasing rates, then the maximum. Not
+  // interleaved: thousands of process starts (webhook runs a command per delivery) leave the disk
+  // slow to fsync for seconds, which would land on duet's next step.
+  let wrkAcked = 0;
+  const wrkPrefixes: string[] = [];
+  const fsyncBeforeMax: Record<string, { p50Ms: number | null; p99Ms: number | null }> = {};
+  for (const target of targets) {
+    for (const rate of settings.rates) {
       const prefix = `${target.name}-r${rate}-${Date.now().toString(36)}`;
       const make = (index: number): PacedRequest => {
         const id = `${prefix}-${index}`;
@@ -267,25 +259,22 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
       };
       const cpuBefore = cpuMs(target.server.pid);
       const result = await pacedLoad({ port: target.server.port, ratePerS: rate, durationMs: settings.stepMs, make });
-      await settle(target.server, disk);
+      await settle(target.server);
       const cpu = cpuUsed(target.server, cpuBefore, result.acks);
       if (target.name === 'duet') for (const id of result.ackedIds) duetAcked.add(id);
       steps.get(target.name)!.paced.push({ ...result, ackedIds: [], ...cpu });
       log(
         `  ${target.name.padEnd(7)} ${String(rate).padStart(4)}/s: ${result.acks}/${result.sent} acked, ${result.acksPerS.toFixed(0)} acks/s, ` +
           `p50 ${result.p50Ms?.toFixed(2)} ms p99 ${result.p99Ms?.toFixed(2)} ms, errors ${result.errors} ${JSON.stringify(result.statuses)}, ` +
-          `CPU ${cpu.cpuMsPerAck?.toFixed(2)} ms per ack`,
+          `CPU ${cpu.cpuMsPerAck?.toFixed(2) ?? "n/a"} ms per ack`,
       );
     }
-  }
 
-  // Closed loop at full speed: wrk with a precomputed signature, unique delivery ids. duet's
-  // intake is bound by one fsync per delivery, so the disk's fsync latency is taken just before.
-  const fsyncBefore = await fsyncProbe(env.setup.config.stateDir);
-  log(`  fsync of a small append on this disk: p50 ${fsyncBefore.p50Ms?.toFixed(2)} ms, p99 ${fsyncBefore.p99Ms?.toFixed(2)} ms`);
-  let wrkAcked = 0;
-  const wrkPrefixes: string[] = [];
-  for (const target of targets) {
+    // Closed loop at full speed: wrk with a precomputed signature, unique delivery ids. duet's
+    // intake is bound by one fsync per delivery, so the disk's fsync latency is taken just before.
+    const fsync = await fsyncProbe(env.setup.config.stateDir);
+    fsyncBeforeMax[target.name] = fsync;
+    log(`  fsync of a small append on this disk: p50 ${fsync.p50Ms?.toFixed(2)} ms, p99 ${fsync.p99Ms?.toFixed(2)} ms`);
     const prefix = `${target.name}-max-${Date.now().toString(36)}`;
     if (target.name === 'duet') wrkPrefixes.push(prefix);
     const wrk = startWrk({
@@ -299,18 +288,18 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
     const cpuBefore = cpuMs(target.server.pid);
     await sleep(settings.maxDurationS * 1000);
     const result = await wrk.stop();
-    const acks = Object.entries(result.counts).filter(([status]) => /^2\d\d$/.test(status)).reduce((s, [, c]) => s + c, 0);
-    await settle(target.server, disk);
+    const acks = Object.entries(result.counts).filter(([status]) => /^2\d\d$/.test(status)).reduce((sum, [, c]) => sum + c, 0);
+    const last = target === targets.at(-1);
+    if (!last || settings.settleAfterLast) await settle(target.server);
     steps.get(target.name)!.max = result;
-    steps.get(target.name)!.maxCpu = cpuUsed(target.server, cpuBefore, acks);
+    steps.get(target.name)!.maxCpu = !last || settings.settleAfterLast ? cpuUsed(target.server, cpuBefore, acks) : { cpuMs: null, cpuMsPerAck: null };
     if (target.name === 'duet') wrkAcked = acks;
     log(
       `  ${target.name.padEnd(7)} max (wrk -c${settings.maxConnections}): ${(acks / result.durationS).toFixed(0)} acks/s, ` +
         `p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms, statuses ${JSON.stringify(result.counts)}, socket errors ${result.socketErrors}, ` +
-        `CPU ${steps.get(target.name)!.maxCpu?.cpuMsPerAck?.toFixed(2)} ms per ack`,
+        `CPU ${steps.get(target.name)!.maxCpu?.cpuMsPerAck?.toFixed(2) ?? "n/a"} ms per ack`,
     );
   }
-
   const fsyncAfter = await fsyncProbe(env.setup.config.stateDir);
 
   // Durability: every delivery duet acknowledged is in triggers.ndjson.
@@ -338,7 +327,7 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
     : { system: 'webhook (adnanh)', skipped: tool.ok ? 'not started' : tool.note };
   await serve.stop();
   await webhook?.stop();
-  return { duet, webhook: other, burst, duetRssAfterLoadMb, fsync: { baselineP50Ms: disk.baselineP50Ms, before: fsyncBefore, after: fsyncAfter, settleWaitMs: disk.waitedMs } };
+  return { duet, webhook: other, burst, duetRssAfterLoadMb, fsync: { baseline: fsyncBaseline, beforeMax: fsyncBeforeMax, after: fsyncAfter } };
 }
 
 async function runBurst(env: DuetEnv, serve: Server, count: number, triggersPath: string): Promise<BurstResult> {
@@ -385,6 +374,8 @@ async function runBurst(env: DuetEnv, serve: Server, count: number, triggersPath
   const drainedMs = now() - started;
   const peak = await rss.stop();
   const records = (await env.records()).filter((r) => r.kind === 'deploy' && r.startedAt >= startedIso);
+  // The store lists triggers in the order duet accepted them: the last one is the newest push.
+  const lastAccepted = [...states.values()].filter((t) => ids.has(t.id)).at(-1);
   const superseded = [...ids].filter((id) => states.get(id)?.state === 'superseded').length;
   const result: BurstResult = {
     pushes: count,
@@ -394,7 +385,7 @@ async function runBurst(env: DuetEnv, serve: Server, count: number, triggersPath
     deploys: records.length,
     superseded,
     deployedShas: records.map((r) => r.sha ?? '?'),
-    lastPushSha: shas.at(-1)!,
+    lastAcceptedSha: lastAccepted?.sha ?? null,
     drainedMs,
     rssPeakMb: peak.length ? Math.max(...peak) : null,
   };
