@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseConfig } from '../../src/config/load.js';
+import { parseConfig, type Config } from '../../src/config/load.js';
 import { ensureManagedNginx, stopManagedNginx } from '../../src/switch/managed-nginx.js';
 import { setupDuet } from '../support/duet.js';
 import { tempDir } from '../support/tmp.js';
@@ -12,9 +12,12 @@ import { tempDir } from '../support/tmp.js';
  * configured test and reload commands. The "system" nginx here is one the test starts itself.
  */
 async function systemNginx(t: import('node:test').TestContext) {
+  // Registered before the temp dir: after hooks run in order, and nginx must be stopped while
+  // its pid file still exists.
+  let system: Config | undefined;
+  t.after(() => system && stopManagedNginx(system));
   const dir = await tempDir(t, 'duet-system-nginx');
-  const system = parseConfig(`state_dir: ${dir}\nnginx: { managed: true }\napps:\n  placeholder: { clone_url: x, ports: { blue: 1, green: 2 }, listen: 3 }\n`, 'system.yml');
-  t.after(() => stopManagedNginx(system));
+  system = parseConfig(`state_dir: ${dir}\nnginx: { managed: true }\napps:\n  placeholder: { clone_url: x, ports: { blue: 1, green: 2 }, listen: 3 }\n`, 'system.yml');
   await ensureManagedNginx(system);
   const yamlList = (argv: string[]) => `[${argv.map((a) => JSON.stringify(a)).join(', ')}]`;
   return {
