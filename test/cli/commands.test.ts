@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setupDuet } from '../support/duet.js';
 
 test('identify commands print one bare value, or exit 1 with nothing on stdout', async (t) => {
-  const { duet, app } = await setupDuet(t);
+  const { duet, succeed, app } = await setupDuet(t);
   for (const command of ['enabled-instance', 'disabled-instance', 'enabled-port', 'disabled-port']) {
     const result = await duet([command]);
     assert.equal(result.code, 1, command);
@@ -14,7 +14,7 @@ test('identify commands print one bare value, or exit 1 with nothing on stdout',
   }
   assert.equal((await duet(['pid', 'blue'])).code, 1);
 
-  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
+  await succeed(['deploy', '--ref', 'v1']);
   assert.equal((await duet(['enabled-instance'])).stdout, 'blue\n');
   assert.equal((await duet(['disabled-instance'])).stdout, 'green\n');
   assert.equal((await duet(['enabled-port'])).stdout, `${app.ports.blue}\n`);
@@ -27,8 +27,8 @@ test('identify commands print one bare value, or exit 1 with nothing on stdout',
 });
 
 test('the instance commands prepare, start, connect and stop a color by hand', async (t) => {
-  const { duet, get, repo } = await setupDuet(t);
-  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
+  const { duet, succeed, get, repo } = await setupDuet(t);
+  await succeed(['deploy', '--ref', 'v1']);
   const v2 = await repo.revParse('v2^{commit}');
 
   const refused = await duet(['connect-to-nginx', 'green']);
@@ -45,7 +45,7 @@ test('the instance commands prepare, start, connect and stop a color by hand', a
   assert.equal((await duet(['pid', 'green'])).stdout, started.stdout);
   assert.match((await get('/')).body, /cafeteria v1/, 'starting green does not switch traffic');
 
-  assert.equal((await duet(['connect-to-nginx', 'green'])).code, 0);
+  await succeed(['connect-to-nginx', 'green']);
   assert.match((await get('/')).body, /cafeteria v2/);
   assert.equal((await duet(['enabled-instance'])).stdout, 'green\n');
 
@@ -60,7 +60,7 @@ test('the instance commands prepare, start, connect and stop a color by hand', a
 });
 
 test('usage and config errors exit 2 with a clear message', async (t) => {
-  const { duet, dir, configPath } = await setupDuet(t, { tags: { v1: {} } });
+  const { duet, succeed, dir, configPath } = await setupDuet(t, { tags: { v1: {} } });
   const cases: Array<[string[], RegExp]> = [
     [['frobnicate'], /unknown command "frobnicate"/],
     [['pid'], /expected \[app\] <color>/],
@@ -85,8 +85,8 @@ test('usage and config errors exit 2 with a clear message', async (t) => {
 });
 
 test('history and logs read the journal and the per-deploy log', async (t) => {
-  const { duet } = await setupDuet(t);
-  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
+  const { duet, succeed } = await setupDuet(t);
+  await succeed(['deploy', '--ref', 'v1']);
   const failed = await duet(['deploy', '--ref', 'no-such-tag']);
   assert.equal(failed.code, 1);
   assert.match(failed.stderr, /no-such-tag/);

@@ -4,13 +4,13 @@ import { setupDuet } from '../support/duet.js';
 
 for (const switchMode of ['port', 'socket'] as const) {
   test(`bootup after a "reboot" brings back the live color, its standby and the proxy (${switchMode})`, async (t) => {
-    const { duet, get } = await setupDuet(t, { switchMode });
+    const { duet, succeed, get } = await setupDuet(t, { switchMode });
     const nothing = await duet(['bootup']);
     assert.equal(nothing.code, 0, nothing.stderr);
     assert.match(nothing.stdout, /nothing deployed yet/);
 
-    assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
-    assert.equal((await duet(['deploy', '--ref', 'v2'])).code, 0);
+    await succeed(['deploy', '--ref', 'v1']);
+    await succeed(['deploy', '--ref', 'v2']);
     // A reboot: every process is gone, the files stay.
     const down = await duet(['down']);
     assert.equal(down.code, 0, down.stderr);
@@ -32,9 +32,9 @@ for (const switchMode of ['port', 'socket'] as const) {
 }
 
 test('deploying the live commit again after everything stopped converges too', async (t) => {
-  const { duet, get } = await setupDuet(t, { tags: { v1: {} } });
-  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
-  assert.equal((await duet(['down'])).code, 0);
+  const { duet, succeed, get } = await setupDuet(t, { tags: { v1: {} } });
+  await succeed(['deploy', '--ref', 'v1']);
+  await succeed(['down']);
   const again = await duet(['deploy', '--ref', 'v1']);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stdout, /already live on blue/);

@@ -7,8 +7,8 @@ import { setupDuet } from '../support/duet.js';
 
 test('a deploy killed after any step converges when deploy runs again', async (t) => {
   const setup = await setupDuet(t, { standby: 'stop' });
-  const { duet, get, app } = setup;
-  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
+  const { duet, succeed, get, app } = setup;
+  await succeed(['deploy', '--ref', 'v1']);
   let live = { version: 'v1', color: 'blue' };
 
   for (const step of stepNames) {

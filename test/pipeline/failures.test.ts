@@ -15,7 +15,7 @@ async function assertOldColorStillServes(setup: DuetSetup): Promise<void> {
 }
 
 async function deployFailing(setup: DuetSetup): Promise<string> {
-  assert.equal((await setup.duet(['deploy', '--ref', 'v1'])).code, 0);
+  await setup.succeed(['deploy', '--ref', 'v1']);
   const failed = await setup.duet(['deploy', '--ref', 'v2']);
   assert.equal(failed.code, 1, failed.stderr);
   await assertOldColorStillServes(setup);
@@ -69,7 +69,7 @@ test('health times out: an app too slow to listen fails the deploy', async (t) =
 
 test('nginx config test fails: the previous file is restored and the old color keeps serving', async (t) => {
   const setup = await setupDuet(t);
-  assert.equal((await setup.duet(['deploy', '--ref', 'v1'])).code, 0);
+  await setup.succeed(['deploy', '--ref', 'v1']);
   // Someone drops a broken file next to duet's: nginx -t now fails for any change.
   await writeFile(join(setup.config.nginx.confDir, 'broken.conf'), 'server { listen 1.2.3.4:99999; }\n');
   const failed = await setup.duet(['deploy', '--ref', 'v2']);
@@ -84,7 +84,7 @@ test('an app that ignores SIGTERM is killed after stop_timeout_s when it is reti
     standby: 'stop',
     tags: { v1: { 'behaviour.json': '{"ignoreSigterm":true}' }, v2: { VERSION: 'v2\n', 'behaviour.json': '{}' } },
   });
-  assert.equal((await setup.duet(['deploy', '--ref', 'v1'])).code, 0);
+  await setup.succeed(['deploy', '--ref', 'v1']);
   const deployed = await setup.duet(['deploy', '--ref', 'v2']);
   assert.equal(deployed.code, 0, deployed.stderr);
   assert.match(deployed.stderr, /retire: done .*blue killed/);

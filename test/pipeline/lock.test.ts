@@ -11,8 +11,8 @@ test('a second deploy waits for the lock; --no-wait fails at once naming the hol
   // v2 takes 6 s to listen, so the first deploy surely holds the lock while two more CLI
   // processes start, even on a loaded 2-core machine where each start takes a second or more.
   const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":6000}' } } });
-  const { duet, app } = setup;
-  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
+  const { duet, succeed, app } = setup;
+  await succeed(['deploy', '--ref', 'v1']);
 
   const first = duet(['deploy', '--ref', 'v2']);
   const locked = await pollUntil(async () => (existsSync(app.paths.lock) ? true : undefined), { timeoutMs: 10_000 });
@@ -30,7 +30,7 @@ test('a second deploy waits for the lock; --no-wait fails at once naming the hol
 });
 
 test('a lock left by a dead process is taken over', async (t) => {
-  const { duet, app, get } = await setupDuet(t, { tags: { v1: {} } });
+  const { duet, succeed, app, get } = await setupDuet(t, { tags: { v1: {} } });
   // A real pid that no longer runs, with the start time it had.
   const dead = spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim();
   await mkdir(dirname(app.paths.lock), { recursive: true });

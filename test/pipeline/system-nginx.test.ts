@@ -29,9 +29,9 @@ async function systemNginx(t: import('node:test').TestContext) {
 
 test('an unmanaged nginx: duet writes its file into conf_dir and runs the configured commands', async (t) => {
   const nginx = await systemNginx(t);
-  const { duet, get } = await setupDuet(t, { nginx: nginx.nginxYaml() });
-  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
-  assert.equal((await duet(['deploy', '--ref', 'v2'])).code, 0);
+  const { duet, succeed, get } = await setupDuet(t, { nginx: nginx.nginxYaml() });
+  await succeed(['deploy', '--ref', 'v1']);
+  await succeed(['deploy', '--ref', 'v2']);
   const page = await get('/');
   assert.match(page.body, /cafeteria v2/);
   assert.equal(page.color, 'green');
@@ -42,8 +42,8 @@ test('an unmanaged nginx: duet writes its file into conf_dir and runs the config
 test('a switch that nginx does not pick up fails verify and is switched back', async (t) => {
   const nginx = await systemNginx(t);
   const setup = await setupDuet(t, { nginx: nginx.nginxYaml(), app: { verify_timeout_s: '1' } });
-  const { duet, get, configPath } = setup;
-  assert.equal((await duet(['deploy', '--ref', 'v1'])).code, 0);
+  const { duet, succeed, get, configPath } = setup;
+  await succeed(['deploy', '--ref', 'v1']);
   // A reload command that does nothing: the file changes, what nginx serves does not.
   const yaml = await readFile(configPath, 'utf8');
   await writeFile(configPath, yaml.replace(/^nginx: .*$/m, `nginx: ${nginx.nginxYaml(['true'])}`));

@@ -17,12 +17,12 @@ for (const { switchMode, keepAlive } of cases) {
       switchMode,
       tags: { v1: { 'behaviour.json': '{"startDelayMs":200}' }, v2: { VERSION: 'v2\n' } },
     });
-    assert.equal((await setup.duet(['deploy', '--ref', 'v1'])).code, 0);
+    await setup.succeed(['deploy', '--ref', 'v1']);
     const load = startLoad(setup.listenPort, { concurrency: 4, keepAlive });
     try {
-      assert.equal((await setup.duet(['deploy', '--ref', 'v2'])).code, 0);
-      assert.equal((await setup.duet(['rollback'])).code, 0);
-      assert.equal((await setup.duet(['deploy', '--ref', 'v2'])).code, 0);
+      await setup.succeed(['deploy', '--ref', 'v2']);
+      await setup.succeed(['rollback']);
+      await setup.succeed(['deploy', '--ref', 'v2']);
     } finally {
       await load.stop();
     }

@@ -23,6 +23,8 @@ export interface DuetSetup {
   repo: AppRepo;
   listenPort: number;
   duet(args: string[], env?: Record<string, string>): Promise<CliResult>;
+  /** Like duet(), but fails the test with duet's own output when it does not exit 0. */
+  succeed(args: string[], env?: Record<string, string>): Promise<CliResult>;
   /** GET through nginx's public port with Connection: close. */
   get(path?: string): Promise<PublicAnswer>;
 }
@@ -102,6 +104,19 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
   config = parseConfig(yaml, configPath);
   const app = pickApp(config, 'cafeteria');
 
+  const duet = async (args: string[], env: Record<string, string> = {}): Promise<CliResult> => {
+    const result = await execa('node', [cliPath(), '--config', configPath, ...args], {
+      reject: false,
+      stdin: 'ignore',
+      env: { ...env },
+      extendEnv: true,
+      timeout: 60_000,
+      stripFinalNewline: false,
+    });
+    if (process.env.DUET_TEST_TIMING) process.stderr.write(`duet ${args.join(' ')}: ${result.durationMs.toFixed(0)} ms\n`);
+    return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+  };
+
   return {
     dir,
     configPath,
@@ -109,17 +124,13 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
     app,
     repo,
     listenPort,
-    async duet(args, env = {}) {
-      const result = await execa('node', [cliPath(), '--config', configPath, ...args], {
-        reject: false,
-        stdin: 'ignore',
-        env: { ...env },
-        extendEnv: true,
-        timeout: 60_000,
-        stripFinalNewline: false,
-      });
-      if (process.env.DUET_TEST_TIMING) process.stderr.write(`duet ${args.join(" ")}: ${result.durationMs.toFixed(0)} ms\n`);
-      return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+    duet,
+    async succeed(args, env) {
+      const result = await duet(args, env);
+      if (result.code !== 0) {
+        throw new Error(`duet ${args.join(' ')} exited ${result.code}\n--- stderr ---\n${result.stderr}--- stdout ---\n${result.stdout}`);
+      }
+      return result;
     },
     get: (path = '/') => getPublic(listenPort, path),
   };

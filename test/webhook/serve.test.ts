@@ -70,7 +70,7 @@ test('duet serve killed mid-deploy resumes it after a restart; the CLI and the s
     v1: {},
     v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":2500}' },
   });
-  assert.equal((await setup.duet(['deploy', '--ref', 'v1'])).code, 0);
+  await setup.succeed(['deploy', '--ref', 'v1']);
   const v2 = await setup.repo.revParse('v2^{commit}');
   const env = { DUET_GITHUB_TOKEN: 'ghs_test' };
   const first = await startServe(t, setup.configPath, port, env);
