@@ -3,45 +3,43 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describeError, DuetError, UsageError } from '../errors.js';
 import { parseCommandArgs, type Command, type CommandContext } from './command.js';
-import { bootup } from './commands/bootup.js';
-import { connectToNginx } from './commands/connect-to-nginx.js';
-import { deploy } from './commands/deploy.js';
-import { doctor } from './commands/doctor.js';
-import { down } from './commands/down.js';
-import { history } from './commands/history.js';
-import { install } from './commands/install.js';
-import { disabledInstance, disabledPort, enabledInstance, enabledPort, pid } from './commands/identify.js';
-import { logs } from './commands/logs.js';
-import { rollback } from './commands/rollback.js';
-import { serve } from './commands/serve.js';
-import { startInstance } from './commands/start-instance.js';
-import { status } from './commands/status.js';
-import { stopInstance } from './commands/stop-instance.js';
-import { updateInstance } from './commands/update-instance.js';
 
-export const commands: readonly Command[] = [
-  enabledInstance,
-  disabledInstance,
-  enabledPort,
-  disabledPort,
-  pid,
-  startInstance,
-  stopInstance,
-  updateInstance,
-  connectToNginx,
-  deploy,
-  rollback,
-  status,
-  bootup,
-  history,
-  logs,
-  down,
-  serve,
-  install,
-  doctor,
+/**
+ * Every command, in the order `duet help` lists them. A command's module (and the libraries it
+ * pulls in: execa, simple-git, express, Octokit) is imported only when that command runs, so a
+ * `duet rollback` does not pay for loading what `duet serve` needs.
+ */
+const registry: ReadonlyArray<readonly [name: string, load: () => Promise<Command>]> = [
+  ['enabled-instance', async () => (await import('./commands/identify.js')).enabledInstance],
+  ['disabled-instance', async () => (await import('./commands/identify.js')).disabledInstance],
+  ['enabled-port', async () => (await import('./commands/identify.js')).enabledPort],
+  ['disabled-port', async () => (await import('./commands/identify.js')).disabledPort],
+  ['pid', async () => (await import('./commands/identify.js')).pid],
+  ['start-instance', async () => (await import('./commands/start-instance.js')).startInstance],
+  ['stop-instance', async () => (await import('./commands/stop-instance.js')).stopInstance],
+  ['update-instance', async () => (await import('./commands/update-instance.js')).updateInstance],
+  ['connect-to-nginx', async () => (await import('./commands/connect-to-nginx.js')).connectToNginx],
+  ['deploy', async () => (await import('./commands/deploy.js')).deploy],
+  ['rollback', async () => (await import('./commands/rollback.js')).rollback],
+  ['status', async () => (await import('./commands/status.js')).status],
+  ['bootup', async () => (await import('./commands/bootup.js')).bootup],
+  ['history', async () => (await import('./commands/history.js')).history],
+  ['logs', async () => (await import('./commands/logs.js')).logs],
+  ['down', async () => (await import('./commands/down.js')).down],
+  ['serve', async () => (await import('./commands/serve.js')).serve],
+  ['install', async () => (await import('./commands/install.js')).install],
+  ['doctor', async () => (await import('./commands/doctor.js')).doctor],
 ];
 
-function usage(): string {
+
+/** The command named `name`, loaded; undefined for a name duet does not know. */
+export async function loadCommand(name: string): Promise<Command | undefined> {
+  const entry = registry.find(([known]) => known === name);
+  return entry && (await entry[1]());
+}
+
+async function usage(): Promise<string> {
+  const commands = await Promise.all(registry.map(([, load]) => load()));
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'usage: duet [--config FILE] <command> [app] [args]',
@@ -80,11 +78,11 @@ export async function main(argv: string[], io: Pick<CommandContext, 'stdout' | '
     const { configPath, rest } = splitGlobal(argv);
     const [name, ...args] = rest;
     if (name === undefined || name === 'help') {
-      const about = args[0] && commands.find((c) => c.name === args[0]);
-      io.stdout.write(`${about ? `usage: duet ${about.usage}\n\n${about.summary}` : usage()}\n`);
+      const about = args[0] === undefined ? undefined : await loadCommand(args[0]);
+      io.stdout.write(`${about ? `usage: duet ${about.usage}\n\n${about.summary}` : await usage()}\n`);
       return name === undefined ? 2 : 0;
     }
-    const command = commands.find((c) => c.name === name);
+    const command = await loadCommand(name);
     if (!command) throw new UsageError(`unknown command "${name}"`, 'run `duet help` for the list');
     const parsed = parseCommandArgs(command, args);
     const code = await command.run({ configPath, ...parsed, ...io });

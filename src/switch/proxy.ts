@@ -1,4 +1,3 @@
-import { unlink } from 'node:fs/promises';
 import type { AppConfig, Config } from '../config/load.js';
 import { parseColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
@@ -6,7 +5,7 @@ import { readFileIfExists } from '../util/atomic-file.js';
 import type { OutputSink } from '../util/run.js';
 import { describeTarget, probe, publicTarget } from '../util/http-probe.js';
 import { isSocket, liveSocketColor, pointLiveSocket } from './live-socket.js';
-import { ensureManagedNginx, managedNginxPid } from './managed-nginx.js';
+import { ensureManagedNginx } from './managed-nginx.js';
 import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
 import { makeSocketReachable } from './socket-permissions.js';
@@ -141,43 +140,6 @@ export async function verifyProxy(app: AppConfig, color: Color, options: { outpu
     });
   }
   options.output?.write(`verify: ${where} serves ${app.name} from ${color}\n`);
-}
-
-/**
- * For bootup: put the proxy config of the color that was enabled before back in place and make
- * nginx load it. Does not verify -- the instance may not be up yet; the caller verifies.
- */
-export async function reapplyProxy(app: AppConfig, config: Config, options: { output?: OutputSink } = {}): Promise<Color | undefined> {
-  const color = await configuredColor(app, config);
-  if (color === undefined) return undefined;
-  await ensureManagedNginx(config, options);
-  if (app.switch === 'socket' && (await liveSocketColor(app)) !== color) {
-    // Coming from port mode: the symlink must exist before nginx proxies through it.
-    await pointLiveSocket(app, color);
-  }
-  await installConf(appConfPath(app, config), await renderAppConf(app, color), config, {
-    ...options,
-    stillServing: `nginx still runs its previous config for ${app.name}`,
-  });
-  return color;
-}
-
-/** Stop proxying the app: remove its conf (and live.sock), test and reload. */
-export async function disconnectApp(app: AppConfig, config: Config): Promise<void> {
-  const path = appConfPath(app, config);
-  const stopped = config.nginx.managed !== undefined && (await managedNginxPid(config)) === undefined;
-  if (stopped) {
-    // Nothing to reload; the managed nginx reads conf.d afresh when it starts.
-    await unlink(path).catch(ignoreMissing);
-  } else {
-    await installConf(path, undefined, config, { stillServing: `nginx still serves ${app.name}` });
-  }
-  // After the reload: until then nginx may still proxy through the symlink.
-  await unlink(app.paths.liveSocket).catch(ignoreMissing);
-}
-
-function ignoreMissing(error: NodeJS.ErrnoException): void {
-  if (error.code !== 'ENOENT') throw error;
 }
 
 /** For hints: what nginx does now, without failing when the current state is odd. */

@@ -86,7 +86,7 @@ export function apiRouter(options: ApiOptions): express.Router {
   router.get('/deploys/:id/log', auth, async (req, res) => {
     const found = await findDeploy(config, queue, String(req.params.id));
     if (!found) throw new HttpError(404, 'no such deploy');
-    await streamDeployLog(res, { config, queue, found, pollMs: options.logPollMs });
+    await streamDeployLog(res, { queue, found, pollMs: options.logPollMs });
   });
 
   router.get('/metrics', auth, async (_req, res) => {

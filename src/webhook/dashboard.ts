@@ -104,7 +104,7 @@ export function dashboardRouter(options: DashboardOptions): express.Router {
   router.get('/deploys/:id/log.txt', gate, async (req, res) => {
     const found = await findDeploy(config, queue, String(req.params.id));
     if (!found) return render(req, res, 404, 'duet: no such deploy', html`<section class="card"><h2>No such deploy</h2></section>`);
-    await streamDeployLog(res, { config, queue, found });
+    await streamDeployLog(res, { queue, found });
   });
 
   router.use(dashboardErrors(logger));

@@ -110,7 +110,7 @@ export function viewOf(found: FoundDeploy): DeployView {
  * the CLI: it is over once journaled as ended, or once no live process holds the app's lock
  * (it was killed; the next deploy will journal it as interrupted).
  */
-export async function isOver(config: Config, queue: TriggerQueue, found: FoundDeploy): Promise<boolean> {
+export async function isOver(queue: TriggerQueue, found: FoundDeploy): Promise<boolean> {
   const trigger = queue.get(found.id);
   if (trigger && isTerminal(trigger.state)) return true;
   const record = await new Journal(found.app.paths.journal).record(found.id);

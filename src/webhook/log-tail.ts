@@ -2,7 +2,6 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Response } from 'express';
-import type { Config } from '../config/load.js';
 import { deployLogPath } from '../pipeline/deploy-log.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
 import { isOver, isTerminal, type FoundDeploy } from './deploys.js';
@@ -15,7 +14,6 @@ import { isOver, isTerminal, type FoundDeploy } from './deploys.js';
  */
 
 export interface TailOptions {
-  config: Config;
   queue: TriggerQueue;
   found: FoundDeploy;
   pollMs?: number;
@@ -36,12 +34,12 @@ async function openIfExists(path: string): Promise<FileHandle | undefined> {
 
 /** Answers the request itself: 404 JSON when a finished deploy left no log, else 200 text/plain. */
 export async function streamDeployLog(res: Response, options: TailOptions): Promise<void> {
-  const { config, queue, found } = options;
+  const { queue, found } = options;
   const pollMs = options.pollMs ?? 200;
   const journalCheckMs = options.journalCheckMs ?? 1000;
   const path = deployLogPath(found.app, found.id);
   let handle = await openIfExists(path);
-  if (!handle && (await isOver(config, queue, found))) {
+  if (!handle && (await isOver(queue, found))) {
     const superseded = found.trigger?.supersededBy;
     res.status(404).json({ error: superseded ? `deploy ${found.id} was superseded by ${superseded} and never ran` : `deploy ${found.id} has no log` });
     return;
@@ -75,7 +73,7 @@ export async function streamDeployLog(res: Response, options: TailOptions): Prom
       const checkJournal = Date.now() - lastJournalCheck >= journalCheckMs;
       if ((trigger && isTerminal(trigger.state)) || checkJournal) {
         lastJournalCheck = Date.now();
-        over = await isOver(config, queue, found);
+        over = await isOver(queue, found);
       }
       handle ??= await openIfExists(path);
       if (handle) {

@@ -163,7 +163,7 @@ export function webhookRouter(options: WebhookOptions): express.Router {
   }
 
   /** Errors of express.raw (and anything receive did not expect) become JSON, never HTML. */
-  function failed(error: unknown, req: Request, res: Response, next: NextFunction): void {
+  function failed(error: unknown, _req: Request, res: Response, next: NextFunction): void {
     if (res.headersSent) return next(error);
     const { status, type } = error as { status?: number; type?: string };
     if (type === 'entity.too.large') {

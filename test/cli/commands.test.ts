@@ -60,7 +60,7 @@ test('the instance commands prepare, start, connect and stop a color by hand', a
 });
 
 test('usage and config errors exit 2 with a clear message', async (t) => {
-  const { duet, succeed, dir, configPath } = await setupDuet(t, { tags: { v1: {} } });
+  const { duet, dir, configPath } = await setupDuet(t, { tags: { v1: {} } });
   const cases: Array<[string[], RegExp]> = [
     [['frobnicate'], /unknown command "frobnicate"/],
     [['pid'], /expected \[app\] <color>/],

@@ -30,7 +30,7 @@ test('a second deploy waits for the lock; --no-wait fails at once naming the hol
 });
 
 test('a lock left by a dead process is taken over', async (t) => {
-  const { duet, succeed, app, get } = await setupDuet(t, { tags: { v1: {} } });
+  const { duet, app, get } = await setupDuet(t, { tags: { v1: {} } });
   // A real pid that no longer runs, with the start time it had.
   const dead = spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim();
   await mkdir(dirname(app.paths.lock), { recursive: true });

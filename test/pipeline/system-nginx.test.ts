@@ -29,7 +29,7 @@ async function systemNginx(t: import('node:test').TestContext) {
 
 test('an unmanaged nginx: duet writes its file into conf_dir and runs the configured commands', async (t) => {
   const nginx = await systemNginx(t);
-  const { duet, succeed, get } = await setupDuet(t, { nginx: nginx.nginxYaml() });
+  const { succeed, get } = await setupDuet(t, { nginx: nginx.nginxYaml() });
   await succeed(['deploy', '--ref', 'v1']);
   await succeed(['deploy', '--ref', 'v2']);
   const page = await get('/');

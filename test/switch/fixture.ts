@@ -72,7 +72,7 @@ apps:
  * (unless `reachable: false`: then the socket keeps the umask's 0755, which nobody cannot use).
  */
 export async function startBackend(f: Fixture, color: Color, options: { reachable?: boolean } = {}): Promise<Server> {
-  const server = createServer((req, res) => {
+  const server = createServer((_req, res) => {
     res.setHeader('Content-Type', 'text/plain');
     res.end(`${color}\n`);
   });

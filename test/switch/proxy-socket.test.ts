@@ -6,7 +6,7 @@ import type { Color } from '../../src/config/schema.js';
 import { DuetError } from '../../src/errors.js';
 import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
 import { pollUntil } from '../../src/util/poll.js';
-import { configuredColor, connectToNginx, reapplyProxy, servingColor, verifyProxy } from '../../src/switch/proxy.js';
+import { configuredColor, connectToNginx, servingColor, switchProxy, verifyProxy } from '../../src/switch/proxy.js';
 import { get, startBackend, switchFixture, workerPid } from './fixture.js';
 
 test('socket mode: switching renames the symlink, nginx follows without a reload', async (t) => {
@@ -98,7 +98,7 @@ test('socket mode: keep-alive clients see no failure across 5 switches', async (
   assert.equal(await workerPid(f.config), worker, 'no switch reloaded nginx');
 });
 
-test('socket mode: reapplyProxy brings the connected color back after nginx was stopped', async (t) => {
+test('socket mode: switching to the configured color again brings it back after nginx was stopped (bootup)', async (t) => {
   const f = await switchFixture(t, { mode: 'socket' });
   await startBackend(f, 'blue');
   await startBackend(f, 'green');
@@ -107,7 +107,8 @@ test('socket mode: reapplyProxy brings the connected color back after nginx was 
   await assert.rejects(get(f.app), /ECONNREFUSED/);
   assert.equal(await servingColor(f.app, { timeoutMs: 500 }), undefined, 'no answer, no color');
 
-  assert.equal(await reapplyProxy(f.app, f.config), 'green');
+  assert.equal(await configuredColor(f.app, f.config), 'green', 'the files still name green');
+  await switchProxy(f.app, f.config, 'green');
   await verifyProxy(f.app, 'green');
   assert.equal((await get(f.app)).body, 'green');
   assert.equal(await servingColor(f.app), 'green');

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pollUntil } from '../../src/util/poll.js';
-import { setupDuet, type DuetSetup } from '../support/duet.js';
+import { setupDuet } from '../support/duet.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
 import { examples, getJson, postWebhook, sign, startServe, tagPush, WEBHOOK_SECRET } from '../support/serve.js';
