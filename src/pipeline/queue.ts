@@ -38,6 +38,8 @@ export class DeployQueue implements TriggerQueue {
   /** Each trigger's "queued" announcement, so that "started" and "finished" never overtake it. */
   private readonly announced = new Map<string, Promise<void>>();
   private closed = false;
+  /** Superseded-state writes in flight (not awaited by add()); close() waits for them. */
+  private readonly superseding = new Set<Promise<void>>();
 
   private constructor(private readonly options: DeployQueueOptions) {
     this.store = new TriggerStore(`${options.config.stateDir}/triggers.ndjson`);
@@ -109,6 +111,7 @@ export class DeployQueue implements TriggerQueue {
     while ([...this.lanes.values()].some((l) => l.running || l.waiting || l.runner.size || l.runner.pending)) {
       await Promise.all([...this.lanes.values()].map((l) => l.runner.onIdle()));
     }
+    await Promise.all(this.superseding);
   }
 
   /** Stop accepting triggers and let the running deploys finish; waiting ones stay recorded. */
@@ -116,6 +119,8 @@ export class DeployQueue implements TriggerQueue {
     this.closed = true;
     for (const lane of this.lanes.values()) lane.runner.clear();
     await Promise.all([...this.lanes.values()].map((l) => l.runner.onIdle()));
+    await Promise.all(this.superseding);
+    await this.store.close();
   }
 
   private app(name: string): AppConfig {
@@ -139,19 +144,33 @@ export class DeployQueue implements TriggerQueue {
     const replaced = lane.waiting;
     lane.waiting = record.id;
     if (replaced) {
-      const by = record.resolvedSha ? record.resolvedSha.slice(0, 7) : (record.ref ?? 'a newer trigger');
-      const finished = await this.store.update(replaced, {
-        state: 'superseded',
-        supersededBy: record.id,
-        summary: `Superseded by ${by}`,
-        finishedAt: new Date().toISOString(),
-      });
-      void this.afterAnnounced(replaced, () => this.notify('finished', finished));
+      // Not awaited: the new trigger is on disk already, which is all its 202 promises. Were duet
+      // to stop before this line is written, the replaced trigger is still "queued" on disk, and
+      // resume() enqueues both in order, superseding it again.
+      const writing = this.supersede(replaced, record);
+      this.superseding.add(writing);
+      void writing.finally(() => this.superseding.delete(writing));
     } else {
       // One job per waiting slot: it runs whichever trigger waits when its turn comes.
       void lane.runner.add(() => this.runWaiting(app));
     }
     this.announced.set(record.id, this.announce(app, record));
+  }
+
+  private async supersede(replaced: string, by: TriggerRecord): Promise<void> {
+    const sha = by.resolvedSha ? by.resolvedSha.slice(0, 7) : (by.ref ?? 'a newer trigger');
+    try {
+      const finished = await this.store.update(replaced, {
+        state: 'superseded',
+        supersededBy: by.id,
+        summary: `Superseded by ${sha}`,
+        finishedAt: new Date().toISOString(),
+      });
+      void this.afterAnnounced(replaced, () => this.notify('finished', finished));
+    } catch (error) {
+      // It stays "queued" on disk; the next start of duet serve supersedes it again.
+      this.options.logger?.error({ deploy: replaced, err: (error as Error).message }, 'could not record a superseded trigger');
+    }
   }
 
   private async afterAnnounced(id: string, then: () => void): Promise<void> {

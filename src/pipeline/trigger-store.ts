@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { appendLineDurably, readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
+import { AppendLog } from '../util/append-log.js';
+import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import type { TriggerRecord } from './trigger.js';
 
 /**
@@ -21,8 +22,11 @@ const KEEP_FINISHED = 500;
 export class TriggerStore {
   private readonly records = new Map<string, TriggerRecord>();
   private readonly deliveries = new Map<string, string>();
+  private readonly log: AppendLog;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    this.log = new AppendLog(path);
+  }
 
   async open(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
@@ -65,8 +69,13 @@ export class TriggerStore {
   }
 
   private async write(event: StoreEvent): Promise<void> {
-    await appendLineDurably(this.path, JSON.stringify(event));
+    await this.log.append(JSON.stringify(event));
     this.apply(event);
+  }
+
+  /** After the last write (shutdown); the file is complete on disk. */
+  async close(): Promise<void> {
+    await this.log.close();
   }
 
   private apply(event: StoreEvent): void {

@@ -88,13 +88,15 @@ test('observers see queued, started and finished, with the resolved commit; fail
   await assert.rejects(queue.submit({ ...push('x'), app: 'kitchen' }), /no app named "kitchen"/);
 });
 
-test('after a restart, an interrupted deploy is converged and a waiting trigger runs', async (t) => {
+test('after a restart, an interrupted deploy is converged, the newest waiting trigger runs, an older one is superseded', async (t) => {
   const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n' } } });
   const [v1, v2] = [await setup.repo.revParse('v1^{commit}'), await setup.repo.revParse('v2^{commit}')];
   const base = { app: 'cafeteria', kind: 'deploy', source: 'push', deliveryId: null, requestedBy: 'test', supersededBy: null, summary: null, finishedAt: null, color: null };
   const lines = [
     { op: 'accepted', record: { ...base, id: '20261125-100000-aaaaaa', ref: 'refs/tags/v1', sha: v1, resolvedSha: v1, state: 'running', receivedAt: '2026-11-25T10:00:00Z', startedAt: '2026-11-25T10:00:00Z' } },
-    { op: 'accepted', record: { ...base, id: '20261125-100001-bbbbbb', ref: 'refs/tags/v2', sha: v2, resolvedSha: v2, state: 'queued', receivedAt: '2026-11-25T10:00:01Z', startedAt: null } },
+    // Superseded by the next one, but duet stopped before that was written (it is not awaited).
+    { op: 'accepted', record: { ...base, id: '20261125-100001-bbbbbb', ref: 'refs/tags/v1', sha: v1, resolvedSha: v1, state: 'queued', receivedAt: '2026-11-25T10:00:01Z', startedAt: null } },
+    { op: 'accepted', record: { ...base, id: '20261125-100002-cccccc', ref: 'refs/tags/v2', sha: v2, resolvedSha: v2, state: 'queued', receivedAt: '2026-11-25T10:00:02Z', startedAt: null } },
   ];
   await mkdir(setup.config.stateDir, { recursive: true });
   await writeFile(`${setup.config.stateDir}/triggers.ndjson`, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
@@ -102,7 +104,9 @@ test('after a restart, an interrupted deploy is converged and a waiting trigger 
   t.after(() => queue.close());
   await queue.drain();
   assert.equal(queue.get('20261125-100000-aaaaaa')!.state, 'succeeded');
-  assert.equal(queue.get('20261125-100001-bbbbbb')!.state, 'succeeded');
+  assert.equal(queue.get('20261125-100001-bbbbbb')!.state, 'superseded');
+  assert.equal(queue.get('20261125-100001-bbbbbb')!.supersededBy, '20261125-100002-cccccc');
+  assert.equal(queue.get('20261125-100002-cccccc')!.state, 'succeeded');
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   assert.equal(queue.list().filter((r) => r.finishedAt === null).length, 0, 'nothing stays pending');
 });

@@ -1,0 +1,79 @@
+import { open, type FileHandle } from 'node:fs/promises';
+
+interface Waiting {
+  line: string;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * An append-only file of lines where `append` resolves once the line is on disk (fsync'd), and
+ * lines appended while a flush is under way share the next write and fsync (group commit). One
+ * open handle for the life of the log, instead of open/stat/read/write/fsync/close per line: a
+ * burst of webhook deliveries costs a few fsyncs, not two per delivery. Only for files one
+ * process writes (the trigger store); the deploy journal, shared by the CLI and `duet serve`,
+ * keeps appendLineDurably.
+ */
+export class AppendLog {
+  private handle: FileHandle | undefined;
+  private waiting: Waiting[] = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(readonly path: string) {}
+
+  append(line: string): Promise<void> {
+    const text = line.endsWith('\n') ? line : `${line}\n`;
+    return new Promise<void>((resolve, reject) => {
+      this.waiting.push({ line: text, resolve, reject });
+      this.flushing ??= this.flush();
+    });
+  }
+
+  /** Waits for what was appended, then closes the file; a later append opens it again. */
+  async close(): Promise<void> {
+    await this.flushing;
+    await this.handle?.close();
+    this.handle = undefined;
+  }
+
+  private async flush(): Promise<void> {
+    while (this.waiting.length > 0) {
+      const batch = this.waiting;
+      this.waiting = [];
+      try {
+        const handle = await this.opened();
+        await handle.write(batch.map((w) => w.line).join(''));
+        await handle.sync();
+        for (const w of batch) w.resolve();
+      } catch (error) {
+        for (const w of batch) w.reject(error);
+        // A handle that failed (disk full, file removed) is not trusted with the next batch.
+        await this.handle?.close().catch(() => {});
+        this.handle = undefined;
+      }
+    }
+    this.flushing = undefined;
+  }
+
+  /**
+   * Opened on first use. A line torn by a crash (no final newline) gets its newline first, so
+   * the next line is not glued onto the fragment.
+   */
+  private async opened(): Promise<FileHandle> {
+    if (this.handle) return this.handle;
+    const handle = await open(this.path, 'a+', 0o644);
+    try {
+      const { size } = await handle.stat();
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        await handle.read(last, 0, 1, size - 1);
+        if (last[0] !== 0x0a) await handle.write('\n');
+      }
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+    this.handle = handle;
+    return handle;
+  }
+}
