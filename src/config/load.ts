@@ -15,7 +15,12 @@ export interface NginxSettings {
   reloadCmd: string[];
 }
 
-export type AppConfig = RawApp & { name: string; paths: AppPaths };
+export type AppConfig = RawApp & {
+  name: string;
+  paths: AppPaths;
+  /** The top-level `runner`, carried by each app so the instance code needs only the app. */
+  runner: RawConfig['runner'];
+};
 
 export interface Config {
   file: string;
@@ -96,7 +101,7 @@ function resolveConfig(raw: RawConfig, file: string): Config {
   const stateDir = resolve(raw.state_dir);
   const apps = new Map<string, AppConfig>();
   for (const [name, app] of Object.entries(raw.apps)) {
-    apps.set(name, { ...app, name, paths: appPaths(stateDir, name) });
+    apps.set(name, { ...app, name, paths: appPaths(stateDir, name), runner: raw.runner });
   }
   return { file, stateDir, nginx: resolveNginx(raw, stateDir), server: raw.server, github: raw.github, user: raw.user, runner: raw.runner, apps };
 }

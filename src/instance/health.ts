@@ -2,11 +2,9 @@ import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { pollUntil } from '../util/poll.js';
-import { readFileIfExists } from '../util/atomic-file.js';
-import { lastLines } from '../util/run.js';
 import { httpGet } from '../util/http-probe.js';
 import { endpointOf, endpointTarget } from './endpoint.js';
-import { START_MARKER } from './runner.js';
+import { instanceOutputHint, instanceOutputTail } from './runner.js';
 
 /** What one probe of `health.path` found. */
 export type HealthState = 'healthy' | 'unhealthy' | 'unreachable';
@@ -36,8 +34,10 @@ export interface WaitOptions {
 }
 
 /**
- * Probe quickly at first (most apps are up within a second), then back off to one probe a
- * second, until healthy, the process dies, or `health.timeout_s` passes.
+ * Probe every 10-100 ms until healthy, the process dies, or `health.timeout_s` passes. The
+ * interval is the delay between "the app is ready" and "duet noticed": a backoff to one probe
+ * a second cost a deploy up to a second, while a refused connect or a GET on loopback costs
+ * the app next to nothing.
  */
 export async function waitUntilHealthy(app: AppConfig, color: Color, options: WaitOptions): Promise<HealthReport> {
   const timeoutMs = options.timeoutMs ?? app.health.timeout_s * 1000;
@@ -54,11 +54,11 @@ export async function waitUntilHealthy(app: AppConfig, color: Color, options: Wa
       }
       return undefined;
     },
-    { timeoutMs, initialIntervalMs: 20, maxIntervalMs: 1000 },
+    { timeoutMs, initialIntervalMs: 10, maxIntervalMs: 100 },
   );
-  const log = app.paths.instanceLog[color];
+  const log = instanceOutputHint(app, color);
   if (died) {
-    const tail = await instanceLogTail(log);
+    const tail = await instanceOutputTail(app, color);
     throw new DuetError(`${color} exited before it became healthy (last probe: ${last.detail})${tail ? `\n--- end of ${log} ---\n${tail}` : ''}`, {
       step: 'health',
       hint: `read the end of its log: ${log}`,
@@ -71,12 +71,4 @@ export async function waitUntilHealthy(app: AppConfig, color: Color, options: Wa
     );
   }
   return healthy;
-}
-
-/** What the instance printed since duet last started it: the reason it died is usually there. */
-async function instanceLogTail(path: string): Promise<string> {
-  const text = (await readFileIfExists(path)) ?? '';
-  const start = text.lastIndexOf(START_MARKER);
-  const sinceStart = start < 0 ? text : text.slice(text.indexOf('\n', start) + 1);
-  return lastLines(sinceStart, 20).trim();
 }

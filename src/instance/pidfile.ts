@@ -3,6 +3,13 @@ import { dirname } from 'node:path';
 import { writeFileAtomic, readFileIfExists } from '../util/atomic-file.js';
 import { isSameProcessAlive, type ProcessIdentity } from './process-identity.js';
 
+export interface Revision {
+  sha: string;
+  ref: string;
+}
+
+export type StopOutcome = 'not-running' | 'stopped' | 'killed';
+
 /** What duet records when it starts a color: who runs, and which revision it runs. */
 export interface InstanceRecord extends ProcessIdentity {
   color: string;
@@ -21,6 +28,12 @@ export async function writePidfile(path: string, record: InstanceRecord): Promis
  * crash or a reboot, whose pid now belongs to a stranger, reads as "not running".
  */
 export async function readLivePidfile(path: string): Promise<InstanceRecord | undefined> {
+  const record = await readPidfile(path);
+  return record && (await isSameProcessAlive(record)) ? record : undefined;
+}
+
+/** The record as written, alive or not; undefined when missing or not a record. */
+export async function readPidfile(path: string): Promise<InstanceRecord | undefined> {
   const text = await readFileIfExists(path);
   if (text === undefined) return undefined;
   let record: InstanceRecord;
@@ -29,8 +42,7 @@ export async function readLivePidfile(path: string): Promise<InstanceRecord | un
   } catch {
     return undefined; // torn writes cannot happen (atomic rename), but a hand-edited file can
   }
-  if (!Number.isInteger(record.pid) || typeof record.startTime !== 'string') return undefined;
-  return (await isSameProcessAlive(record)) ? record : undefined;
+  return Number.isInteger(record.pid) && typeof record.startTime === 'string' ? record : undefined;
 }
 
 export async function removePidfile(path: string): Promise<void> {

@@ -1,26 +1,28 @@
 import { spawn } from 'node:child_process';
-import { mkdir, open, unlink } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
+import { readFileIfExists } from '../util/atomic-file.js';
 import { pollUntil } from '../util/poll.js';
-import { endpointOf, endpointText, isListening } from './endpoint.js';
+import { lastLines } from '../util/run.js';
+import { endpointOf, endpointText } from './endpoint.js';
 import { identify, processGroupAlive } from './process-identity.js';
-import { readLivePidfile, removePidfile, writePidfile, type InstanceRecord } from './pidfile.js';
+import { readLivePidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 
-export interface Revision {
-  sha: string;
-  ref: string;
-}
+/**
+ * `runner: process`, the default: each color is a detached process group that duet starts and
+ * signals itself, with a pidfile that records pid + start time and the revision it runs.
+ */
 
 /** The running instance of a color, or undefined: the pidfile checked against /proc. */
-export function runningInstance(app: AppConfig, color: Color): Promise<InstanceRecord | undefined> {
+export function runningProcess(app: AppConfig, color: Color): Promise<InstanceRecord | undefined> {
   return readLivePidfile(app.paths.pidfile[color]);
 }
 
 /** Written to the instance log before each start, so a failure can show only this start's output. */
-export const START_MARKER = '--- duet: starting ';
+const START_MARKER = '--- duet: starting ';
 
 /** Environment variables duet itself reads; an app must not inherit them. */
 const DUET_ONLY_ENV = ['DUET_CRASH_AFTER', 'DUET_CONFIG'];
@@ -28,25 +30,9 @@ const DUET_ONLY_ENV = ['DUET_CRASH_AFTER', 'DUET_CONFIG'];
 /**
  * Start a color detached, in its own session and process group, so it outlives duet (a CLI
  * that exits, a `duet serve` that restarts) and can be stopped as a whole group later.
- * Idempotent: a color that already runs is left alone.
  */
-export async function startInstance(app: AppConfig, color: Color, revision: Revision): Promise<InstanceRecord> {
-  const running = await runningInstance(app, color);
-  if (running) return running;
-
+export async function startProcess(app: AppConfig, color: Color, revision: Revision): Promise<InstanceRecord> {
   const endpoint = endpointOf(app, color);
-  if (await isListening(endpoint)) {
-    throw new DuetError(`${endpointText(endpoint)} is already taken by a process duet did not start`, {
-      step: 'start',
-      hint: `find it with \`ss -ltnp\` (or \`ss -lxp\` for sockets) and stop it, or give ${color} another port in the config`,
-    });
-  }
-  if (endpoint.kind === 'socket') {
-    await mkdir(dirname(endpoint.path), { recursive: true, mode: 0o755 });
-    // A socket file left by a crashed instance makes listen() fail with EADDRINUSE.
-    await unlink(endpoint.path).catch(() => {});
-  }
-
   const logPath = app.paths.instanceLog[color];
   await mkdir(dirname(logPath), { recursive: true });
   const log = await open(logPath, 'a');
@@ -87,15 +73,13 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
   }
 }
 
-export type StopOutcome = 'not-running' | 'stopped' | 'killed';
-
 /**
  * SIGTERM the color's whole process group (npm start -> sh -> node all go), wait up to
  * `stop_timeout_s`, then SIGKILL. A pidfile whose process is gone or was reused is only removed:
  * a pid duet did not start is never signalled.
  */
-export async function stopInstance(app: AppConfig, color: Color): Promise<StopOutcome> {
-  const record = await runningInstance(app, color);
+export async function stopProcess(app: AppConfig, color: Color): Promise<StopOutcome> {
+  const record = await runningProcess(app, color);
   let outcome: StopOutcome = 'not-running';
   if (record) {
     outcome = 'stopped';
@@ -112,7 +96,6 @@ export async function stopInstance(app: AppConfig, color: Color): Promise<StopOu
     }
   }
   await removePidfile(app.paths.pidfile[color]);
-  if (app.switch === 'socket') await unlink(app.paths.socket[color]).catch(() => {});
   return outcome;
 }
 
@@ -122,4 +105,12 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
   }
+}
+
+/** What the instance printed since duet last started it: the reason it died is usually there. */
+export async function processLogTail(app: AppConfig, color: Color, lines = 20): Promise<string> {
+  const text = (await readFileIfExists(app.paths.instanceLog[color])) ?? '';
+  const start = text.lastIndexOf(START_MARKER);
+  const sinceStart = start < 0 ? text : text.slice(text.indexOf('\n', start) + 1);
+  return lastLines(sinceStart, lines).trim();
 }

@@ -1,20 +1,20 @@
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
-import { endpointOf, endpointText } from '../instance/endpoint.js';
-import type { Revision } from '../instance/runner.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
+import { pollUntil } from '../util/poll.js';
+import { lastLines, runArgv } from '../util/run.js';
+import { endpointOf, endpointText } from './endpoint.js';
 
 /**
- * `runner: systemd`: each color runs as duet-app@<app>-<color>.service, so systemd restarts a
- * crashed instance and journald keeps its output. This module is what duet needs to drive those
- * units -- their names, the environment file the unit reads, the systemctl argument arrays and
- * the parsing of `systemctl show` -- behind a small interface with the command execution
- * injected. It is NOT wired into the deploy pipeline yet (src/instance/runner.ts stays the only
- * runner the pipeline calls), and live supervision is untested: the test machine has no
- * systemd as PID 1.
+ * `runner: systemd`: each color runs as duet-app@<app>-<color>.service in the service user's own
+ * systemd instance (`systemctl --user`, kept running without a login by `loginctl
+ * enable-linger`). systemd restarts a crashed color and journald keeps its output, and duet
+ * needs no root for it: no sudo, no polkit rule. The unit template is
+ * /etc/systemd/user/duet-app@.service, written by `duet install`.
  */
 
 /**
@@ -29,17 +29,17 @@ export function appUnitName(app: string, color: Color): string {
 }
 
 /** EnvironmentFile=<state_dir>/%I.env of the unit template: <state_dir>/<app>/<color>.env. */
-export function instanceEnvPath(stateDir: string, app: string, color: Color): string {
-  return join(stateDir, app, `${color}.env`);
+export function instanceEnvPath(app: AppConfig, color: Color): string {
+  return join(app.paths.root, `${color}.env`);
 }
 
 /**
- * The environment the unit starts the color with: what runner.ts gives a detached instance, plus
+ * The environment the unit starts the color with: what a detached instance gets, plus
  * DUET_START, the operator's start command, which the unit runs as `/bin/sh -c ${DUET_START}`.
  * Values are double-quoted with \ " ` $ escaped, the quoting systemd's EnvironmentFile= parser
  * undoes; a line break would end the assignment, so it is refused.
  */
-export function renderInstanceEnv(app: AppConfig, color: Color, revision: Revision): string {
+export function renderInstanceEnv(app: AppConfig, color: Color, revision: { sha: string; ref: string }): string {
   const vars: Record<string, string> = {
     ...app.env,
     PORT: endpointText(endpointOf(app, color)),
@@ -92,47 +92,75 @@ export function parseShow(text: string): UnitState {
   };
 }
 
-/** Runs one argument array and returns its stdout; throws on a non-zero exit. */
-export type Exec = (argv: string[]) => Promise<string>;
-
-export interface SystemdRunnerOptions {
-  stateDir: string;
-  /** Absolute path of systemctl; the same path the sudoers drop-in names. */
-  systemctl: string;
-  /** Start and stop through `sudo -n` (the service user may not manage units itself). */
-  sudo: boolean;
-  exec: Exec;
+/** The argv of one `systemctl --user` call; exported so tests and doctor show the same. */
+export function systemctlArgv(verb: 'start' | 'stop' | 'show', app: string, color: Color): string[] {
+  const unit = appUnitName(app, color);
+  return verb === 'show'
+    ? ['systemctl', '--user', 'show', `--property=${SHOW_PROPERTIES.join(',')}`, unit]
+    : ['systemctl', '--user', verb, unit];
 }
 
-export class SystemdRunner {
-  constructor(private readonly options: SystemdRunnerOptions) {}
+/**
+ * systemctl finds the user's manager through XDG_RUNTIME_DIR. A login session sets it; `sudo -u
+ * duet duet deploy` and a system unit do not, so it defaults to where logind puts it.
+ */
+function userManagerEnv(): Record<string, string> {
+  return { XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR || `/run/user/${process.getuid?.() ?? 0}` };
+}
 
-  /** The argv for a state-changing verb; exactly what the sudoers drop-in allows. */
-  verbArgv(verb: 'start' | 'stop' | 'restart', app: string, color: Color): string[] {
-    const argv = [this.options.systemctl, verb, appUnitName(app, color)];
-    return this.options.sudo ? ['sudo', '-n', ...argv] : argv;
-  }
+const MANAGER_HINT =
+  "is the service user's systemd running? `loginctl enable-linger <user>` starts it at boot (duet install does that), and `systemctl --user` needs XDG_RUNTIME_DIR=/run/user/<uid>";
 
-  /** Reading needs no privilege, so it never goes through sudo. */
-  showArgv(app: string, color: Color): string[] {
-    return [this.options.systemctl, 'show', `--property=${SHOW_PROPERTIES.join(',')}`, appUnitName(app, color)];
-  }
+async function systemctl(argv: string[], step: string): Promise<string> {
+  return runArgv(argv, { step, env: userManagerEnv(), timeoutMs: 90_000, hint: MANAGER_HINT });
+}
 
-  /** Writes the environment file, then starts the unit (a no-op for systemd when it runs). */
-  async start(app: AppConfig, color: Color, revision: Revision): Promise<UnitState> {
-    const envPath = instanceEnvPath(this.options.stateDir, app.name, color);
-    await mkdir(dirname(envPath), { recursive: true });
-    // 0600: the app's env may hold its own secrets; only the service user reads it.
-    await writeFileAtomic(envPath, renderInstanceEnv(app, color, revision), 0o600);
-    await this.options.exec(this.verbArgv('start', app.name, color));
-    return this.state(app.name, color);
-  }
+/**
+ * At boot, duet-bootup.service may run before logind has started the service user's systemd
+ * (lingering starts it, but in no order with other units): wait for its socket.
+ */
+export async function waitForUserManager(timeoutMs = 90_000): Promise<void> {
+  const socket = join(userManagerEnv().XDG_RUNTIME_DIR!, 'systemd', 'private');
+  const up = await pollUntil(async () => (existsSync(socket) ? true : undefined), { timeoutMs, initialIntervalMs: 50, maxIntervalMs: 1000 });
+  if (!up) throw new DuetError(`the service user's systemd did not come up within ${timeoutMs / 1000} s (no ${socket})`, { step: 'start', hint: MANAGER_HINT });
+}
 
-  async stop(app: string, color: Color): Promise<void> {
-    await this.options.exec(this.verbArgv('stop', app, color));
-  }
+export async function unitState(app: AppConfig, color: Color): Promise<UnitState> {
+  return parseShow(await systemctl(systemctlArgv('show', app.name, color), 'status'));
+}
 
-  async state(app: string, color: Color): Promise<UnitState> {
-    return parseShow(await this.options.exec(this.showArgv(app, color)));
+/**
+ * Write the environment file, then start the unit. `systemctl start` of a Type=simple unit
+ * returns once the process is forked; whether it stays up is for the health check to see.
+ */
+export async function startUnit(app: AppConfig, color: Color, revision: { sha: string; ref: string }): Promise<UnitState> {
+  const envPath = instanceEnvPath(app, color);
+  await mkdir(app.paths.root, { recursive: true });
+  // 0600: the app's env may hold its own secrets; only the service user reads it.
+  await writeFileAtomic(envPath, renderInstanceEnv(app, color, revision), 0o600);
+  await systemctl(systemctlArgv('start', app.name, color), 'start');
+  return unitState(app, color);
+}
+
+/**
+ * Stop the unit whatever its state: a color that crashed is "activating" (auto-restart) or
+ * "failed", and systemd would bring it back later unless it is stopped. systemd sends SIGTERM to
+ * every process of the unit and SIGKILL after its TimeoutStopSec.
+ */
+export async function stopUnit(app: AppConfig, color: Color): Promise<void> {
+  await systemctl(systemctlArgv('stop', app.name, color), 'stop');
+}
+
+/** The color's last lines in the journal, or '' when journald has none (or is not readable). */
+export async function unitLogTail(app: AppConfig, color: Color, lines = 20): Promise<string> {
+  const argv = ['journalctl', '--user', '--unit', appUnitName(app.name, color), '--lines', String(lines), '--output', 'cat', '--no-pager'];
+  try {
+    return lastLines(await runArgv(argv, { step: 'health', env: userManagerEnv(), timeoutMs: 5000 }), lines).trim();
+  } catch {
+    return '';
   }
+}
+
+export function unitLogHint(app: AppConfig, color: Color): string {
+  return `journalctl --user -u '${appUnitName(app.name, color)}'`;
 }

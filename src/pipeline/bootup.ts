@@ -2,7 +2,7 @@ import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { waitUntilHealthy } from '../instance/health.js';
-import { runningInstance, startInstance } from '../instance/runner.js';
+import { runnerReady, runningInstance, startInstance } from '../instance/runner.js';
 import { preparedRelease } from '../instance/update.js';
 import { ensureManagedNginx } from '../switch/managed-nginx.js';
 import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
@@ -22,6 +22,7 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
   const lock = await acquireLock(app, { command: 'bootup', wait: true, onWait: (h) => observer.note(`waiting for pid ${h.pid} (${h.command})`) });
   try {
     await ensureManagedNginx(config);
+    await runnerReady(app);
     const enabled = await configuredColor(app, config);
     if (!enabled) {
       observer.note(`${app.name}: nothing was ever deployed; nothing to start`);

@@ -67,6 +67,11 @@ export async function inspect(desired: DesiredState, options: InspectOptions): P
     const disabled: string[] = [];
     for (const unit of desired.enable) if (!(await isEnabled(unit, root))) disabled.push(unit);
     if (disabled.length) ops.push(command(['systemctl', 'enable', ...disabled], 'started at boot'));
+    if (changed('linger')) ops.push(command(['loginctl', 'enable-linger', desired.user], `${desired.user}'s systemd starts now and at every boot`));
+    else if (changed('user-unit') && desired.user !== 'root') {
+      // A running user manager keeps the unit it loaded until told to read it again.
+      ops.push(command(['systemctl', '--user', '--machine', `${desired.user}@`, 'daemon-reload'], `${desired.user}'s systemd reads the changed app unit`));
+    }
   }
   // Last: a stopped nginx fails the reload, and that must not keep the units from being installed.
   if (desired.nginx && changed('nginx')) {

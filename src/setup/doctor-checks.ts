@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { access, readFile, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
@@ -7,7 +7,7 @@ import { createGitHubClient } from '../github/client.js';
 import { redact } from '../instance/checkout.js';
 import { checkStatusAccess } from './github-access.js';
 import { capture, fail, oneLine, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
-import { UNIT_DIR, underRoot } from './layout.js';
+import { LINGER_DIR, underRoot } from './layout.js';
 import { isEnabled, isRoot, lookupUser, userName } from './system.js';
 import { ENABLED_UNITS, renderUnits } from './units.js';
 
@@ -109,9 +109,12 @@ export async function checkUnits(ctx: DoctorContext): Promise<CheckResult> {
   const expected = await renderUnits(ctx.setup, ctx.layout, ctx.root);
   const problems: string[] = [];
   for (const unit of expected) {
-    const onDisk = await readFile(underRoot(ctx.root, join(UNIT_DIR, unit.name)), 'utf8').catch(() => undefined);
+    const onDisk = await readFile(underRoot(ctx.root, unit.path), 'utf8').catch(() => undefined);
     if (onDisk === undefined) problems.push(`${unit.name} is not installed`);
     else if (onDisk !== unit.content) problems.push(`${unit.name} differs from what duet install writes now`);
+  }
+  if (ctx.setup.runner === 'systemd' && !existsSync(underRoot(ctx.root, join(LINGER_DIR, ctx.setup.user)))) {
+    problems.push(`lingering is off for ${ctx.setup.user}: its systemd, which runs the app units, does not start at boot`);
   }
   if (problems.length) return fail('units', problems.join('; '), 'sudo duet install (then systemctl daemon-reload is run for you)');
   const disabled: string[] = [];

@@ -9,6 +9,10 @@ import type { SetupConfig } from './settings.js';
  */
 export const UNIT_DIR = '/etc/systemd/system';
 export const WANTS_DIR = `${UNIT_DIR}/multi-user.target.wants`;
+/** Units for users' own systemd instances; duet-app@.service (runner: systemd) goes here. */
+export const USER_UNIT_DIR = '/etc/systemd/user';
+/** A file named for a user here keeps that user's systemd running without a login (loginctl enable-linger). */
+export const LINGER_DIR = '/var/lib/systemd/linger';
 export const SUDOERS_FILE = '/etc/sudoers.d/duet';
 /** conf.d rather than sites-enabled: both Debian's and nginx.org's nginx.conf include conf.d/*.conf. */
 export const SITE_FILE = '/etc/nginx/conf.d/duet.conf';
@@ -50,9 +54,12 @@ export function needsNginxReload(setup: SetupConfig): boolean {
   return [...setup.config.apps.values()].some((app) => app.switch === 'port');
 }
 
-/** Whether the service runs anything as root (nginx -t and reload, systemctl): that costs hardening. */
+/**
+ * Whether the service runs anything as root (nginx -t and reload): that costs hardening.
+ * `runner: systemd` does not: the app units run in the service user's own systemd.
+ */
 export function needsRootCommands(setup: SetupConfig): boolean {
-  return needsNginxReload(setup) || setup.runner === 'systemd';
+  return needsNginxReload(setup);
 }
 
 /** Through sudo, unless the service user is root already. */

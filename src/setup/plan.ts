@@ -2,7 +2,7 @@ import { join, relative, isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { renderAppConf } from '../switch/nginx-conf.js';
 import { renderTemplateFile } from '../switch/templates.js';
-import { APP_UNIT_TEMPLATE, SITE_FILE, SUDOERS_FILE, UNIT_DIR, type InstallLayout } from './layout.js';
+import { APP_UNIT_TEMPLATE, LINGER_DIR, SITE_FILE, SUDOERS_FILE, UNIT_DIR, USER_UNIT_DIR, type InstallLayout } from './layout.js';
 import type { SetupConfig } from './settings.js';
 import { renderSudoers, sudoersCommands } from './sudoers.js';
 import { ENABLED_UNITS, renderUnits } from './units.js';
@@ -17,8 +17,12 @@ export interface Owner {
   group: string;
 }
 
-/** Which follow-up a change of the file needs: units a daemon-reload, nginx files a test and reload. */
-export type Role = 'config' | 'unit' | 'nginx' | 'sudoers';
+/**
+ * Which follow-up a change of the file needs: units a daemon-reload (of the system's systemd, or
+ * the service user's for user units), nginx files a test and reload, the linger file a start of
+ * the user's systemd.
+ */
+export type Role = 'config' | 'unit' | 'user-unit' | 'nginx' | 'sudoers' | 'linger';
 
 export type Entry =
   /** enforce: an existing directory gets this mode and owner too; otherwise it is only created. */
@@ -96,10 +100,18 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
   );
 
   for (const unit of await renderUnits(setup, layout, rootDir)) {
-    entries.push({ kind: 'file', path: unit.path, mode: 0o644, owner: root(), content: unit.content, role: 'unit' });
+    const role = unit.path.startsWith(`${USER_UNIT_DIR}/`) ? 'user-unit' : 'unit';
+    entries.push({ kind: 'file', path: unit.path, mode: 0o644, owner: root(), content: unit.content, role });
   }
-  if (setup.runner !== 'systemd') {
-    entries.push({ kind: 'absent', path: join(UNIT_DIR, APP_UNIT_TEMPLATE), role: 'unit', note: 'runner: process needs no app units' });
+  // Where duet before 0.2 put it, as a system unit started through sudo.
+  entries.push({ kind: 'absent', path: join(UNIT_DIR, APP_UNIT_TEMPLATE), role: 'unit', note: 'app units are user units now' });
+  if (setup.runner === 'systemd') {
+    // What `loginctl enable-linger` writes: the user's systemd starts at boot, not at a login.
+    // Left in place when the runner changes back: the operator may rely on it for more.
+    const linger = join(LINGER_DIR, user);
+    entries.push({ kind: 'file', path: linger, mode: 0o644, owner: root(), content: '', role: 'linger', note: `${user}'s systemd runs the app units` });
+  } else {
+    entries.push({ kind: 'absent', path: join(USER_UNIT_DIR, APP_UNIT_TEMPLATE), role: 'user-unit', note: 'runner: process needs no app units' });
   }
   return { user, home: config.stateDir, entries, nginx, enable: ENABLED_UNITS, sudoers };
 }

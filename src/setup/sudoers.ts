@@ -1,9 +1,7 @@
 import { basename, isAbsolute } from 'node:path';
-import { colors } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import { findProgram, needsNginxReload, needsSudo, type InstallLayout } from './layout.js';
+import { findProgram, needsSudo, type InstallLayout } from './layout.js';
 import type { SetupConfig } from './settings.js';
-import { appUnitName } from './systemd-runner.js';
 
 /** sudo options duet.yml may use: only "never ask for a password". Anything else (-u, -E) is refused. */
 const ALLOWED_SUDO_OPTIONS = new Set(['-n', '--non-interactive']);
@@ -50,45 +48,29 @@ export function sudoersCommand(argv: readonly string[]): string {
 }
 
 /**
- * The commands the service user may run as root: exactly nginx.test_cmd and nginx.reload_cmd
- * (with `runner: systemd` also start/stop/restart of each app's two color units), or
- * undefined when nothing needs root and no drop-in should exist.
+ * The commands the service user may run as root: exactly nginx.test_cmd and nginx.reload_cmd,
+ * or undefined when nothing needs root and no drop-in should exist. (`runner: systemd` needs
+ * none: the app units run in the service user's own systemd.)
  */
 export function sudoersCommands(setup: SetupConfig): string[][] | undefined {
   if (!needsSudo(setup)) return undefined;
-  const commands: string[][] = [];
-  if (needsNginxReload(setup)) {
-    const { testCmd, reloadCmd } = setup.config.nginx;
-    const test = commandBehindSudo(testCmd, 'nginx.test_cmd');
-    const reload = commandBehindSudo(reloadCmd, 'nginx.reload_cmd');
-    if (!test || !reload) {
-      throw new ConfigError(
-        `nginx.test_cmd and nginx.reload_cmd run as user ${setup.user}, who cannot test or reload the system nginx`,
-        `prefix them with sudo: test_cmd: [sudo, -n, ${findProgram('nginx', '/usr/sbin/nginx')}, -t]; ` +
-          `or use switch: socket, which needs no reload`,
-      );
-    }
-    commands.push(test, reload);
+  const { testCmd, reloadCmd } = setup.config.nginx;
+  const test = commandBehindSudo(testCmd, 'nginx.test_cmd');
+  const reload = commandBehindSudo(reloadCmd, 'nginx.reload_cmd');
+  if (!test || !reload) {
+    throw new ConfigError(
+      `nginx.test_cmd and nginx.reload_cmd run as user ${setup.user}, who cannot test or reload the system nginx`,
+      `prefix them with sudo: test_cmd: [sudo, -n, ${findProgram('nginx', '/usr/sbin/nginx')}, -t]; ` +
+        `or use switch: socket, which needs no reload`,
+    );
   }
-  if (setup.runner === 'systemd') {
-    const systemctl = findProgram('systemctl', '/usr/bin/systemctl');
-    for (const app of setup.config.apps.values()) {
-      for (const color of colors) {
-        for (const verb of ['start', 'stop', 'restart']) commands.push([systemctl, verb, appUnitName(app.name, color)]);
-      }
-    }
-  }
-  return commands;
+  return [test, reload];
 }
 
 export function renderSudoers(setup: SetupConfig, layout: InstallLayout, commands: string[][]): string {
-  const what = [
-    ...(needsNginxReload(setup) ? [`nginx.test_cmd and nginx.reload_cmd of ${layout.configFile}`] : []),
-    ...(setup.runner === 'systemd' ? ['start, stop and restart of the app units (runner: systemd)'] : []),
-  ];
   return [
     `# Written by \`duet install\`: lets the user ${setup.user} run exactly these commands as root and`,
-    `# nothing else: ${what.join('; ')}.`,
+    `# nothing else: nginx.test_cmd and nginx.reload_cmd of ${layout.configFile}.`,
     '# Every install rewrites it; change duet.yml and run `duet install` instead of editing it.',
     `${setup.user} ALL=(root) NOPASSWD: ${commands.map(sudoersCommand).join(', \\\n    ')}`,
     '',

@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { APP_UNIT_TEMPLATE, BOOTUP_UNIT, SERVICE_UNIT, UNIT_DIR, duetCommand, needsRootCommands, underRoot, type InstallLayout } from './layout.js';
+import { APP_UNIT_TEMPLATE, BOOTUP_UNIT, SERVICE_UNIT, UNIT_DIR, USER_UNIT_DIR, duetCommand, needsRootCommands, underRoot, type InstallLayout } from './layout.js';
 import { renderSystemdTemplate, systemdArg, systemdPath } from './render.js';
 import type { SetupConfig } from './settings.js';
 
 export interface UnitFile {
   name: string;
-  /** The machine path, /etc/systemd/system/<name>. */
+  /** The machine path: /etc/systemd/system/<name>, or /etc/systemd/user/ for the app template. */
   path: string;
   content: string;
 }
@@ -39,13 +39,15 @@ export async function renderUnits(setup: SetupConfig, layout: InstallLayout, roo
     // The relaxed sandbox also for user: root: nginx -t needs /run and /var/log writable either way.
     sudo: needsRootCommands(setup),
     process_runner: setup.runner === 'process',
+    systemd_runner: setup.runner === 'systemd',
     api_token: has('api-token'),
     github_token: has('github-token'),
   };
   const names = [SERVICE_UNIT, BOOTUP_UNIT, ...(setup.runner === 'systemd' ? [APP_UNIT_TEMPLATE] : [])];
   const units: UnitFile[] = [];
   for (const name of names) {
-    units.push({ name, path: join(UNIT_DIR, name), content: await renderSystemdTemplate(`${name}.template`, values) });
+    const dir = name === APP_UNIT_TEMPLATE ? USER_UNIT_DIR : UNIT_DIR;
+    units.push({ name, path: join(dir, name), content: await renderSystemdTemplate(`${name}.template`, values) });
   }
   return units;
 }

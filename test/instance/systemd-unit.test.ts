@@ -1,18 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { parseSetupConfig } from '../../src/setup/settings.js';
 import { sudoersCommands } from '../../src/setup/sudoers.js';
-import { appUnitName, instanceEnvPath, parseShow, renderInstanceEnv, SystemdRunner } from '../../src/setup/systemd-runner.js';
+import { appUnitName, instanceEnvPath, parseShow, renderInstanceEnv, systemctlArgv } from '../../src/instance/systemd-unit.js';
 import { tempDir } from '../support/tmp.js';
-import { requireBinary, runTool } from './helpers.js';
+import { requireBinary, runTool } from '../setup/helpers.js';
 
 /**
- * runner: systemd, as far as it can be tested without systemd as PID 1: unit names, the
- * environment file, the systemctl argument arrays and the parsing of `systemctl show`. Starting
- * and supervising real units is NOT tested here.
+ * The pieces of runner: systemd that need no running systemd: unit names, the environment file,
+ * the systemctl argument arrays and the parsing of `systemctl show`. The runner itself runs
+ * against a real systemd user manager in test/pipeline/systemd-runner.test.ts.
  */
 
 const config = (stateDir: string) =>
@@ -69,40 +68,23 @@ test('the environment file carries what runner.ts gives an instance, quoted for 
   assert.throws(() => renderInstanceEnv(multiline, 'blue', { sha: 'c', ref: 'r' }), /spans lines/);
 });
 
-test('SystemdRunner: start writes the env file, then runs exactly what sudoers allows; show needs no sudo', async (t) => {
+test('systemctl --user, never sudo: the service user starts and stops its own units', async (t) => {
   const stateDir = await tempDir(t, 'duet-sd-run');
-  const parsed = config(stateDir);
-  const app = pickApp(parsed, 'my-app');
-  const calls: string[][] = [];
-  const runner = new SystemdRunner({
-    stateDir,
-    systemctl: '/usr/bin/systemctl',
-    sudo: true,
-    exec: async (argv) => {
-      calls.push(argv);
-      return argv.includes('show') ? 'ActiveState=active\nSubState=running\nMainPID=4711\n' : '';
-    },
-  });
-  const state = await runner.start(app, 'green', { sha: 'd'.repeat(40), ref: 'refs/heads/main' });
-  assert.deepEqual(state, { active: true, pid: 4711, activeState: 'active', subState: 'running' });
-  assert.deepEqual(calls, [
-    ['sudo', '-n', '/usr/bin/systemctl', 'start', 'duet-app@my\\x2dapp-green.service'],
-    ['/usr/bin/systemctl', 'show', '--property=ActiveState,SubState,MainPID', 'duet-app@my\\x2dapp-green.service'],
+  const app = pickApp(config(stateDir), 'my-app');
+  assert.deepEqual(systemctlArgv('start', app.name, 'green'), ['systemctl', '--user', 'start', 'duet-app@my\\x2dapp-green.service']);
+  assert.deepEqual(systemctlArgv('stop', app.name, 'blue'), ['systemctl', '--user', 'stop', 'duet-app@my\\x2dapp-blue.service']);
+  assert.deepEqual(systemctlArgv('show', app.name, 'blue'), [
+    'systemctl',
+    '--user',
+    'show',
+    '--property=ActiveState,SubState,MainPID',
+    'duet-app@my\\x2dapp-blue.service',
   ]);
-  const envPath = instanceEnvPath(stateDir, 'my-app', 'green');
-  assert.equal(envPath, join(stateDir, 'my-app', 'green.env'), 'EnvironmentFile=<state_dir>/%I.env with %I = my-app/green');
-  assert.equal((await stat(envPath)).mode & 0o777, 0o600);
-  assert.match(await readFile(envPath, 'utf8'), /^DUET_COLOR="green"$/m);
-  await runner.stop('my-app', 'green');
-  assert.deepEqual(calls.at(-1), ['sudo', '-n', '/usr/bin/systemctl', 'stop', 'duet-app@my\\x2dapp-green.service']);
+  assert.equal(instanceEnvPath(app, 'green'), join(stateDir, 'my-app', 'green.env'), 'EnvironmentFile=<state_dir>/%I.env with %I = my-app/green');
 
-  // The sudoers drop-in lists exactly these commands (without the sudo prefix).
+  // No sudoers drop-in for it: socket mode with runner: systemd needs nothing as root.
   const setup = parseSetupConfig(`state_dir: ${stateDir}\nrunner: systemd\nnginx: { conf_dir: /etc/duet/nginx.d }\napps:\n  my-app: { clone_url: x, switch: socket }\n`, 'duet.yml');
-  const allowed = (sudoersCommands(setup) ?? []).map((argv) => argv.join(' '));
-  for (const verb of ['start', 'stop', 'restart'] as const) {
-    const argv = runner.verbArgv(verb, 'my-app', 'blue').slice(2);
-    assert.ok(allowed.some((line) => line.endsWith(argv.slice(1).join(' '))), `${argv.join(' ')} is allowed`);
-  }
+  assert.equal(sudoersCommands(setup), undefined);
 });
 
 test('parseShow: a crashed, restarting or stopped unit is not running', () => {

@@ -27,7 +27,8 @@ test('install --root twice: the files and modes of a server, and the second run 
     '/etc/systemd/system/duet-bootup.service': '644',
   };
   for (const [path, want] of Object.entries(expected)) assert.equal(await mode(join(root, path)), want, path);
-  await assert.rejects(stat(join(root, 'etc/systemd/system/duet-app@.service')), 'no app units with runner: process');
+  await assert.rejects(stat(join(root, 'etc/systemd/user/duet-app@.service')), 'no app units with runner: process');
+  await assert.rejects(stat(join(root, 'var/lib/systemd/linger/duet')), 'no lingering with runner: process');
 
   const starter = await readFile(join(root, 'etc/duet/duet.yml'), 'utf8');
   assert.doesNotThrow(() => parseConfig(starter, 'starter'), 'the starter config is valid as written');
@@ -127,22 +128,24 @@ test('switch: socket needs no reload: no sudoers, the strict sandbox, the app co
   assert.match(result.stdout, /skip +nginx -t /, 'install itself tests and reloads once, as root, for the new files');
 });
 
-test('runner: systemd installs the app unit template and lets sudo start exactly its units', async (t) => {
+test('runner: systemd installs the app unit as a user unit and turns lingering on; no sudo', async (t) => {
   const root = await tempDir(t, 'duet-runner');
   await writeConfig(root, configText({ name: 'my-app', top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'], app: ['switch: socket'] }));
-  await installInto(root);
-  const template = await readFile(join(root, 'etc/systemd/system/duet-app@.service'), 'utf8');
+  const result = await installInto(root);
+  const template = await readFile(join(root, 'etc/systemd/user/duet-app@.service'), 'utf8');
+  assert.doesNotMatch(template, /^User=/m, "the service user's own systemd runs it");
   assert.match(template, /^WorkingDirectory=\/var\/lib\/duet\/%I$/m);
   assert.match(template, /^EnvironmentFile=\/var\/lib\/duet\/%I\.env$/m);
   assert.match(template, /^ExecStart=\/bin\/sh -c \$\{DUET_START\}$/m);
   assert.match(template, /^Restart=on-failure$/m);
+  await assert.rejects(stat(join(root, 'etc/systemd/system/duet-app@.service')), 'not a system unit');
+  assert.equal(await readFile(join(root, 'var/lib/systemd/linger/duet'), 'utf8'), '', 'what loginctl enable-linger writes');
+  assert.match(result.stdout, /skip +loginctl enable-linger duet/);
   const unit = await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8');
   assert.doesNotMatch(unit, /KillMode/, 'the instances live in their own units');
-  const sudoers = await readFile(join(root, 'etc/sudoers.d/duet'), 'utf8');
-  // Four backslashes: one layer for sudoers' parser, one for fnmatch (see sudoersCommand).
-  assert.ok(sudoers.includes('/systemctl start duet-app@my\\\\\\\\x2dapp-blue.service'), sudoers);
-  assert.ok(sudoers.includes('/systemctl stop duet-app@my\\\\\\\\x2dapp-green.service'), sudoers);
-  assert.doesNotMatch(sudoers, /nginx -t|reload/, 'socket mode: no nginx commands');
+  assert.match(unit, /^ProtectHome=read-only$/m, 'systemctl --user reaches the manager under /run/user');
+  assert.match(unit, /^NoNewPrivileges=yes$/m, 'no sudo, so the full sandbox');
+  await assert.rejects(stat(join(root, 'etc/sudoers.d/duet')), 'socket mode and runner: systemd need nothing as root');
 });
 
 test('install refuses configs that would need write access to /etc/nginx or cannot reload', async (t) => {

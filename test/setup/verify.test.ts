@@ -31,14 +31,15 @@ test('the generated units pass systemd-analyze verify', async (t) => {
     await installInto(root);
     const dir = join(root, 'etc/systemd/system');
     const units = ['duet.service', 'duet-bootup.service'];
+    const paths = units.map((unit) => join(dir, unit));
     if (config.includes('runner: systemd')) {
-      units.push('duet-app@.service');
       // An instance as duet would start it: the template under the escaped instance name.
-      const instance = 'duet-app@my\\x2dapp-blue.service';
-      await copyFile(join(dir, 'duet-app@.service'), join(dir, instance));
-      units.push(instance);
+      const userDir = join(root, 'etc/systemd/user');
+      const instance = join(userDir, 'duet-app@my\\x2dapp-blue.service');
+      await copyFile(join(userDir, 'duet-app@.service'), instance);
+      paths.push(join(userDir, 'duet-app@.service'), instance);
     }
-    const result = await runTool(analyze, ['verify', '--man=no', ...units.map((unit) => join(dir, unit))]);
+    const result = await runTool(analyze, ['verify', '--man=no', ...paths]);
     // verify exits 0 on mere warnings (an unknown key, a bad value it ignores), so its output must be empty too.
     assert.equal(result.code, 0, `${name}: ${result.output}`);
     assert.equal(result.output.trim(), '', `${name}: systemd-analyze had something to say:\n${result.output}`);

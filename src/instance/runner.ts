@@ -1,0 +1,96 @@
+import { mkdir, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { AppConfig } from '../config/load.js';
+import type { Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
+import { endpointOf, endpointText, isListening } from './endpoint.js';
+import { readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
+import { processLogTail, runningProcess, startProcess, stopProcess } from './process-runner.js';
+import { identify } from './process-identity.js';
+import { startUnit, stopUnit, unitLogHint, unitLogTail, unitState, waitForUserManager } from './systemd-unit.js';
+
+export type { InstanceRecord, Revision, StopOutcome };
+
+/**
+ * Start, stop and find a color, whichever runner the config names: `process` (detached process
+ * groups duet signals itself) or `systemd` (a unit per color in the service user's systemd).
+ * Everything above this module -- deploy, rollback, bootup, status, the CLI -- is the same for
+ * both.
+ */
+
+/** The running instance of a color, or undefined. */
+export async function runningInstance(app: AppConfig, color: Color): Promise<InstanceRecord | undefined> {
+  if (app.runner === 'process') return runningProcess(app, color);
+  const state = await unitState(app, color);
+  const identity = state.active && state.pid !== undefined ? await identify(state.pid) : undefined;
+  if (!identity) return undefined;
+  // The pid is systemd's (it changes when systemd restarts a crashed color); the revision is
+  // what duet recorded when it started the unit.
+  const record = await readPidfile(app.paths.pidfile[color]);
+  return { color, sha: 'unknown', ref: 'started outside duet', startedAt: '', ...record, ...identity };
+}
+
+/**
+ * Start a color at `revision`. Idempotent: a color that already runs is left alone. A port (or
+ * socket) held by a process duet did not start is refused, not fought over.
+ */
+export async function startInstance(app: AppConfig, color: Color, revision: Revision): Promise<InstanceRecord> {
+  const running = await runningInstance(app, color);
+  if (running) return running;
+
+  const endpoint = endpointOf(app, color);
+  if (await isListening(endpoint)) {
+    throw new DuetError(`${endpointText(endpoint)} is already taken by a process duet did not start`, {
+      step: 'start',
+      hint: `find it with \`ss -ltnp\` (or \`ss -lxp\` for sockets) and stop it, or give ${color} another port in the config`,
+    });
+  }
+  if (endpoint.kind === 'socket') {
+    await mkdir(dirname(endpoint.path), { recursive: true, mode: 0o755 });
+    // A socket file left by a crashed instance makes listen() fail with EADDRINUSE.
+    await unlink(endpoint.path).catch(() => {});
+  }
+  if (app.runner === 'process') return startProcess(app, color, revision);
+
+  const state = await startUnit(app, color, revision);
+  const identity = state.pid === undefined ? undefined : await identify(state.pid);
+  if (!identity) {
+    throw new DuetError(`${color} exited immediately after start (${state.activeState}/${state.subState})`, {
+      step: 'start',
+      hint: `read its output: ${unitLogHint(app, color)}`,
+    });
+  }
+  const record: InstanceRecord = { ...identity, color, sha: revision.sha, ref: revision.ref, startedAt: new Date().toISOString() };
+  await writePidfile(app.paths.pidfile[color], record);
+  return record;
+}
+
+/** Stop a color; stopping one that does not run is harmless. */
+export async function stopInstance(app: AppConfig, color: Color): Promise<StopOutcome> {
+  let outcome: StopOutcome;
+  if (app.runner === 'process') {
+    outcome = await stopProcess(app, color);
+  } else {
+    const running = await runningInstance(app, color);
+    await stopUnit(app, color);
+    await removePidfile(app.paths.pidfile[color]);
+    outcome = running ? 'stopped' : 'not-running';
+  }
+  if (app.switch === 'socket') await unlink(app.paths.socket[color]).catch(() => {});
+  return outcome;
+}
+
+/** Wait until the runner can start colors: at boot, the service user's systemd may come up late. */
+export async function runnerReady(app: AppConfig): Promise<void> {
+  if (app.runner === 'systemd') await waitForUserManager();
+}
+
+/** The color's output since its last start (runner: process) or its last journal lines (systemd). */
+export function instanceOutputTail(app: AppConfig, color: Color): Promise<string> {
+  return app.runner === 'process' ? processLogTail(app, color) : unitLogTail(app, color);
+}
+
+/** Where the operator reads a color's output. */
+export function instanceOutputHint(app: AppConfig, color: Color): string {
+  return app.runner === 'process' ? app.paths.instanceLog[color] : unitLogHint(app, color);
+}

@@ -1,0 +1,78 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { stat } from 'node:fs/promises';
+import { appUnitName, instanceEnvPath } from '../../src/instance/systemd-unit.js';
+import { pollUntil } from '../../src/util/poll.js';
+import { setupDuet } from '../support/duet.js';
+import { startUserSystemd } from '../support/user-systemd.js';
+
+/**
+ * runner: systemd against a real systemd user manager: every start, stop and pid goes through
+ * `systemctl --user`, and systemd -- not duet -- brings back a color that crashed.
+ */
+const systemdApp = { env: `{ PATH: ${JSON.stringify(process.env.PATH ?? '/usr/bin:/bin')} }` };
+
+test('runner: systemd: deploy, crash and restart by systemd, rollback and stop, all through systemctl --user', async (t) => {
+  const systemd = await startUserSystemd(t);
+  if (!systemd) return;
+  const setup = await setupDuet(t, { top: { runner: 'systemd' }, app: systemdApp });
+  const { succeed, duet, get, app } = setup;
+  await systemd.installAppUnit(setup.config.stateDir);
+  const env = systemd.env;
+  const mainPid = async (color: 'blue' | 'green'): Promise<string> =>
+    (await systemd.systemctl(['show', '--property=MainPID', '--value', appUnitName(app.name, color)])).trim();
+
+  await succeed(['deploy', '--ref', 'v1'], env);
+  assert.match((await get('/')).body, /cafeteria v1/);
+  assert.equal((await duet(['pid', 'blue'], env)).stdout, `${await mainPid('blue')}\n`, 'duet reads the pid from systemd');
+  assert.equal((await stat(instanceEnvPath(app, 'blue'))).mode & 0o777, 0o600, 'the env file is the service user\'s only');
+
+  await succeed(['deploy', '--ref', 'v2'], env);
+  assert.match((await get('/')).body, /cafeteria v2/);
+  assert.equal(await systemd.systemctl(['is-active', appUnitName(app.name, 'blue')]).catch(() => 'inactive'), 'active', 'blue stays warm');
+
+  // A crash: systemd restarts green (Restart=on-failure), and duet follows the new pid.
+  const crashed = Number(await mainPid('green'));
+  process.kill(crashed, 'SIGKILL');
+  const restarted = await pollUntil(
+    async () => {
+      const pid = Number(await mainPid('green'));
+      if (pid === 0 || pid === crashed) return undefined;
+      return (await get('/').catch(() => undefined))?.body.includes('cafeteria v2') ? pid : undefined;
+    },
+    { timeoutMs: 15_000, maxIntervalMs: 100 },
+  );
+  assert.ok(restarted, 'systemd brought green back');
+  assert.equal((await duet(['pid', 'green'], env)).stdout, `${restarted}\n`);
+  const status = JSON.parse((await succeed(['status', '--json'], env)).stdout);
+  const live = Array.isArray(status) ? status[0] : status;
+  assert.equal(live.colors.green.running, true);
+  assert.equal(live.colors.green.revision, await setup.repo.revParse('v2^{commit}'), 'the revision duet recorded survives the restart');
+
+  await succeed(['rollback'], env);
+  assert.match((await get('/')).body, /cafeteria v1/);
+  assert.equal((await succeed(['stop-instance', 'green'], env)).stdout, 'stopped\n');
+  assert.equal(await systemd.systemctl(['is-active', appUnitName(app.name, 'green')]).catch(() => 'inactive'), 'inactive');
+  assert.equal((await duet(['pid', 'green'], env)).code, 1);
+});
+
+test('runner: systemd: a color that crashes on start fails the deploy and is stopped, not left restarting', async (t) => {
+  const systemd = await startUserSystemd(t);
+  if (!systemd) return;
+  const setup = await setupDuet(t, {
+    top: { runner: 'systemd' },
+    app: systemdApp,
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashOnStart":true}' } },
+  });
+  await systemd.installAppUnit(setup.config.stateDir);
+  await setup.succeed(['deploy', '--ref', 'v1'], systemd.env);
+
+  const failed = await setup.duet(['deploy', '--ref', 'v2'], systemd.env);
+  assert.equal(failed.code, 1, failed.stderr);
+  // Seen at start (gone before duet looked at its pid) or at health (gone while duet probed it).
+  assert.match(failed.stderr, /(start: green exited immediately after start|health: green exited before it became healthy)/);
+  assert.match(failed.stderr, /journalctl --user -u 'duet-app@cafeteria-green\.service'/, 'the operator is told where its output is');
+  const state = await systemd.systemctl(['show', '--property=ActiveState', '--value', appUnitName('cafeteria', 'green')]);
+  assert.equal(state.trim(), 'inactive', 'stopped, so systemd does not keep restarting it');
+  assert.match((await setup.get('/')).body, /cafeteria v1/, 'live traffic never moved');
+});
