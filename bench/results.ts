@@ -23,7 +23,7 @@ export interface Results {
     /** Medians of `node -e 0` and `duet help`: the floor under every CLI run. */
     startup: { nodeMs: number | null; duetHelpMs: number | null };
     /** The same git command through simple-git when it prints nothing and when it prints. */
-    simpleGit: { silentMs: number | null; printingMs: number | null };
+    simpleGit: { silentMs: number | null; printingMs: number | null; duetSilentMs?: number | null };
     settings: Record<string, unknown>;
   };
   load: LoadRow[];

@@ -2,7 +2,7 @@ import type { DeployBreakdown } from './lib/analyze.js';
 import type { PacedResult } from './lib/http.js';
 import type { WrkResult } from './lib/wrk.js';
 import type { Results } from './results.js';
-import type { BreakdownResult } from './scenarios/breakdown.js';
+import type { ApiRollback, BreakdownResult } from './scenarios/breakdown.js';
 import type { LoadRow } from './scenarios/deploy-load.js';
 import type { SystemIntake } from './scenarios/webhook.js';
 import { median } from './lib/stats.js';
@@ -78,7 +78,8 @@ function breakdownCells(b: BreakdownResult | undefined, mode: 'socket' | 'port')
   return [
     goal(ms(s.overheadMs), below(s.overheadMs, 250), '< 250 ms'),
     goal(ms(s.healthyToPublicMs), below(s.healthyToPublicMs, limit), `< ${limit} ms`),
-    goal(`${ms(s.rollbackCliMs)} CLI, ${ms(s.rollbackJournalMs)} in journal`, below(s.rollbackCliMs, 200), '< 200 ms end to end'),
+    // The goal is checked on the request to a running duet serve; the CLI adds node's start-up.
+    goal(`${ms(s.apiRollbackMs)} via serve's API; CLI ${ms(s.rollbackCliMs)} (${ms(s.rollbackJournalMs)} in journal)`, below(s.apiRollbackMs, 200), '< 200 ms end to end'),
   ];
 }
 
@@ -256,6 +257,10 @@ function breakdownDetails(results: Results): string {
   const header = ['step (median)', `socket (n=${n(socket)})`, `port (n=${n(port)})`];
   const rows = labels.map((label, i) => [label, socketRows.length ? ms(socketRows[i]![1]) : NA, portRows.length ? ms(portRows[i]![1]) : NA]);
   const rollback = (b: BreakdownResult | undefined, pick: (d: DeployBreakdown) => number | null | undefined): string => (b ? ms(median(b.rollbacks.map(pick))) : NA);
+  const api = (b: BreakdownResult | undefined, pick: (r: ApiRollback) => number | null): string => (b ? ms(median(b.apiRollbacks.map(pick))) : NA);
+  rows.push(['**rollback via duet serve: request → public port answers the previous version**', api(socket, (r) => r.endToEndMs), api(port, (r) => r.endToEndMs)]);
+  rows.push(['  its 202', api(socket, (r) => r.ackMs), api(port, (r) => r.ackMs)]);
+  rows.push(['  its journal total', api(socket, (r) => r.journalTotalMs), api(port, (r) => r.journalTotalMs)]);
   rows.push(['rollback: CLI wall (end to end)', rollback(socket, (d) => d.cliWallMs), rollback(port, (d) => d.cliWallMs)]);
   rows.push(['rollback: journal total', rollback(socket, (d) => d.journalTotalMs), rollback(port, (d) => d.journalTotalMs)]);
   rows.push(['rollback: healthy → public', rollback(socket, (d) => d.healthyToPublicMs), rollback(port, (d) => d.healthyToPublicMs)]);
@@ -349,7 +354,7 @@ export function renderReport(results: Results): string {
     '',
     `Child-process timing shims: ${num(m.calibration.shimMs, 2)} ms per shimmed call and ${num(m.calibration.shellMs, 2)} ms per shell-wrapped call outside the logged window (calibrated, counted as child time). ` +
       `Startup floor on this machine during the run: \`node -e 0\` ${ms(m.startup.nodeMs)}, \`duet help\` ${ms(m.startup.duetHelpMs)}. ` +
-      `One git command through simple-git: ${ms(m.simpleGit.printingMs)} when it prints, ${ms(m.simpleGit.silentMs)} when it prints nothing.`,
+      `One git command through simple-git: ${ms(m.simpleGit.printingMs)} when it prints, ${ms(m.simpleGit.silentMs)} when it prints nothing; a silent one through duet's wrapper, which avoids simple-git's wait: ${ms(m.simpleGit.duetSilentMs ?? null)}.`,
     '',
     '### 3. Deploying again with the same dependencies',
     '',

@@ -74,7 +74,7 @@ function projectRoot(): string {
 }
 
 const root = projectRoot();
-const cliPath = join(root, 'dist', 'src', 'cli', 'main.js');
+const cliPath = join(root, 'dist', 'bin', 'duet.mjs');
 const appSource = join(root, 'demo', 'app');
 
 /** A TCP port that was free a moment ago: listen on port 0, read the port, close. */
@@ -282,7 +282,7 @@ function checkInterrupted(): void {
 async function run(): Promise<void> {
   const demoStarted = Date.now();
   say(bold(`duet demo: a zero-downtime blue/green deploy (switch: ${switchMode})`));
-  if (!existsSync(cliPath)) throw new DemoFailure(`${cliPath} is missing`, ['build first: npx tsc -p . (npm run demo does)']);
+  if (!existsSync(cliPath)) throw new DemoFailure(`${cliPath} is missing`, ['build first: npm run build (npm run demo does)']);
 
   section('Creating a scratch directory');
   setup.dir = await mkdtemp(join(tmpdir(), 'duet-demo-'));

@@ -134,7 +134,8 @@ export async function checkedOutRevision(dir: string): Promise<string | undefine
   return result.exitCode === 0 && isFullObjectId(sha) ? sha : undefined;
 }
 
-async function hasCommit(dir: string, sha: string): Promise<boolean> {
+/** Whether `dir`'s repository has the commit (git prints nothing either way). */
+export async function hasCommit(dir: string, sha: string): Promise<boolean> {
   return (await query(['cat-file', '-e', `${sha}^{commit}`], dir)).exitCode === 0;
 }
 

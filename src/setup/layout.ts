@@ -69,7 +69,7 @@ export function needsSudo(setup: SetupConfig): boolean {
 
 /** What ExecStart= runs: this very node and this very duet, so an upgrade in place keeps working. */
 export function duetCommand(): { node: string; main: string } {
-  return { node: process.execPath, main: join(packageRoot(), 'dist', 'src', 'cli', 'main.js') };
+  return { node: process.execPath, main: join(packageRoot(), 'dist', 'bin', 'duet.mjs') };
 }
 
 /** A program's absolute path from PATH (plus the sbin dirs root has), or the fallback. */

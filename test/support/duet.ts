@@ -54,7 +54,8 @@ export interface SetupOptions {
   tags?: Record<string, Record<string, string>>;
 }
 
-export const cliPath = (): string => join(repoRoot(), 'dist', 'src', 'cli', 'main.js');
+/** The bundle `npm run build` makes, which is what the `duet` binary runs. */
+export const cliPath = (): string => join(repoRoot(), 'dist', 'bin', 'duet.mjs');
 
 export async function setupDuet(t: TestContext, options: SetupOptions = {}): Promise<DuetSetup> {
   let config: Config | undefined;
