@@ -86,8 +86,9 @@ export async function stopProcess(app: AppConfig, color: Color): Promise<StopOut
     signalGroup(record.pid, 'SIGTERM');
     const gone = await pollUntil(async () => ((await processGroupAlive(record.pid)) ? undefined : true), {
       timeoutMs: app.stop_timeout_s * 1000,
-      initialIntervalMs: 5,
-      maxIntervalMs: 100,
+      // Most apps exit within tens of ms of SIGTERM, and a deploy waits on this: look often.
+      initialIntervalMs: 2,
+      maxIntervalMs: 20,
     });
     if (!gone) {
       outcome = 'killed';

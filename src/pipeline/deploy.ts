@@ -4,7 +4,7 @@ import { DuetError } from '../errors.js';
 import { checkedOutRevision, resolveRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
-import { isPrepared, updateInstance } from '../instance/update.js';
+import { updateInstance } from '../instance/update.js';
 import { configuredColor } from '../switch/proxy.js';
 import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
@@ -97,9 +97,9 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
 
   try {
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
-      if (await isPrepared(app, color, target.sha)) return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
       const outcome = await updateInstance(app, color, target, run.log);
-      return { value: undefined, detail: outcome.kind === 'updated' ? `install ${outcome.install}` : undefined };
+      if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
+      return { value: undefined, detail: `install ${outcome.install}` };
     });
     await goLive(run, color, target);
   } catch (error) {

@@ -29,6 +29,14 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
  * by an earlier crash gets its newline first, so this line is not glued onto the fragment.
  */
 export async function appendLineDurably(path: string, line: string): Promise<void> {
+  await appendLine(path, line, { fsync: true });
+}
+
+/**
+ * appendLineDurably, with the fsync optional. Without it the line is in the kernel's page cache
+ * when this returns: it survives the process being killed (kill -9, a crash), not a power cut.
+ */
+export async function appendLine(path: string, line: string, options: { fsync: boolean }): Promise<void> {
   const handle = await open(path, 'a+', 0o644);
   try {
     const { size } = await handle.stat();
@@ -39,7 +47,7 @@ export async function appendLineDurably(path: string, line: string): Promise<voi
       if (last[0] !== 0x0a) prefix = '\n';
     }
     await handle.appendFile(`${prefix}${line}${line.endsWith('\n') ? '' : '\n'}`);
-    await handle.sync();
+    if (options.fsync) await handle.sync();
   } finally {
     await handle.close();
   }
