@@ -122,3 +122,25 @@ export async function checkUnits(ctx: DoctorContext): Promise<CheckResult> {
   if (disabled.length) return fail('units', `${disabled.join(', ')} not enabled: nothing starts duet at boot`, `sudo systemctl enable ${disabled.join(' ')}`);
   return pass('units', `${expected.map((u) => u.name).join(', ')} installed; ${ENABLED_UNITS.join(', ')} enabled`);
 }
+
+/**
+ * runner: systemd: the service user's own systemd answers. As that user (or with XDG_RUNTIME_DIR
+ * set), its own manager is asked; as root, the user's manager through `--machine <user>@`.
+ */
+export async function checkUserSystemd(ctx: DoctorContext): Promise<CheckResult> {
+  const name = 'user systemd';
+  const { user } = ctx.setup;
+  const own = !isRoot() || user === 'root' || Boolean(ctx.env.XDG_RUNTIME_DIR);
+  // `show`, not `is-system-running`: that one answers "offline" without asking on a machine not
+  // booted with systemd, which is where the tests run a user manager.
+  const query = ['show', '--property=SystemState', '--value'];
+  const argv = own ? ['systemctl', '--user', ...query] : ['systemctl', '--user', '--machine', `${user}@`, ...query];
+  const env = own && !ctx.env.XDG_RUNTIME_DIR ? { ...ctx.env, XDG_RUNTIME_DIR: `/run/user/${process.getuid?.() ?? 0}` } : ctx.env;
+  const { output } = await capture(argv, { env, timeoutMs: 10_000 });
+  const state = output.trim().split('\n').at(-1)?.trim() ?? '';
+  // degraded: it runs, and some unit failed (an app color that crashed, say): still reachable.
+  if (['running', 'degraded', 'starting', 'initializing'].includes(state)) {
+    return pass(name, `${user}'s systemd is ${state}; it runs the app units (runner: systemd)`);
+  }
+  return fail(name, `${user}'s systemd does not answer (${argv.join(' ')}: ${oneLine(output) || 'no output'})`, `sudo loginctl enable-linger ${user} (duet install does), then run doctor again`);
+}

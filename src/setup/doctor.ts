@@ -1,7 +1,7 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import { findConfigFile } from '../config/load.js';
 import { describeError } from '../errors.js';
-import { checkCloneUrl, checkDisk, checkGitHubToken, checkStateDir, checkUnits, checkWebhookSecret } from './doctor-checks.js';
+import { checkCloneUrl, checkDisk, checkGitHubToken, checkStateDir, checkUnits, checkUserSystemd, checkWebhookSecret } from './doctor-checks.js';
 import { doctorContext, fail, pass, type CheckResult } from './doctor-context.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
 import { installLayout } from './layout.js';
@@ -60,6 +60,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     ['webhook secret', () => checkWebhookSecret(ctx)],
     ['disk', () => checkDisk(ctx)],
     ['units', () => checkUnits(ctx)],
+    ...(setup.runner === 'systemd' ? [['user systemd', () => checkUserSystemd(ctx)] as [string, () => Promise<CheckResult>]] : []),
   ];
   const results = await Promise.all(
     checks.map(async ([name, check]) => {

@@ -54,6 +54,16 @@ test('runner: systemd: deploy, crash and restart by systemd, rollback and stop, 
   assert.equal((await succeed(['stop-instance', 'green'], env)).stdout, 'stopped\n');
   assert.equal(await systemd.systemctl(['is-active', appUnitName(app.name, 'green')]).catch(() => 'inactive'), 'inactive');
   assert.equal((await duet(['pid', 'green'], env)).code, 1);
+
+  // doctor asks the same systemd, and says what to do when it does not answer.
+  const line = async (runtimeDir: string) => {
+    const report = JSON.parse((await duet(['doctor', '--json'], { XDG_RUNTIME_DIR: runtimeDir })).stdout) as Array<{ name: string; ok: boolean; detail: string; fix: string }>;
+    return report.find((r) => r.name === 'user systemd');
+  };
+  assert.equal((await line(env.XDG_RUNTIME_DIR!))?.ok, true);
+  const down = await line(setup.dir);
+  assert.equal(down?.ok, false);
+  assert.match(down!.fix, /loginctl enable-linger/);
 });
 
 test('runner: systemd: a color that crashes on start fails the deploy and is stopped, not left restarting', async (t) => {
