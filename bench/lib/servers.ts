@@ -4,6 +4,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
+import { SERVE_NODE_FLAGS } from '../../src/setup/layout.js';
 import { cliPath } from '../../test/support/duet.js';
 import { API_TOKEN, WEBHOOK_SECRET } from '../../test/support/serve.js';
 import { track, type Scope } from './cleanup.js';
@@ -62,7 +63,8 @@ export async function startDuetServe(scope: Scope, configPath: string, port: num
     scope,
     'duet serve',
     'node',
-    [cliPath(), '--config', configPath, 'serve'],
+    // As the installed unit runs it (src/setup/layout.ts).
+    [...SERVE_NODE_FLAGS, cliPath(), '--config', configPath, 'serve'],
     { DUET_WEBHOOK_SECRET: WEBHOOK_SECRET, DUET_API_TOKEN: API_TOKEN },
     logPath,
     `http://127.0.0.1:${port}/healthz`,

@@ -38,6 +38,9 @@ export async function runServer(config: Config, secrets: Secrets & { webhookSecr
   const server: Server = app.listen(port, host);
   await once(server, 'listening');
   logger.info({ listen: `${host}:${port}`, apps: [...config.apps.keys()] }, 'duet serve is listening');
+  // What every deploy needs (git, child processes) is loaded now, while nothing waits: the first
+  // webhook or API rollback after a start should not pay for it.
+  await Promise.all([import('execa'), import('simple-git')]);
 
   // Stop taking requests, let a running deploy finish (it holds the lock and a half-done
   // deploy would converge on the next start anyway), deliver what statuses we can, exit.

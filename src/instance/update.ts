@@ -4,7 +4,7 @@ import { runShell, type OutputSink } from '../util/run.js';
 import { checkedOutRevision, prepareCheckout, type ResolvedRef } from './checkout.js';
 import { installDependencies, type InstallOutcome } from './install.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
-import { stopInstance } from './runner.js';
+import { runningInstance, stopInstance } from './runner.js';
 
 export type UpdateOutcome = { kind: 'already-prepared' } | { kind: 'updated'; install: InstallOutcome };
 
@@ -17,6 +17,10 @@ export function buildEnv(app: AppConfig, color: Color, target: ResolvedRef): Rec
 export async function preparedRelease(app: AppConfig, color: Color): Promise<PreparedRecord | undefined> {
   const prepared = await readPrepared(app, color);
   if (!prepared) return undefined;
+  // A color that runs the prepared commit was started from this checkout, and duet stops a color
+  // before it touches its checkout: git need not be asked (a rollback to a warm standby is
+  // ~50 ms faster without it).
+  if ((await runningInstance(app, color))?.sha === prepared.sha) return prepared;
   return (await checkedOutRevision(app.paths.checkout[color])) === prepared.sha ? prepared : undefined;
 }
 

@@ -67,9 +67,17 @@ export function needsSudo(setup: SetupConfig): boolean {
   return setup.user !== 'root' && needsRootCommands(setup);
 }
 
+/**
+ * Node flags for the long-running `duet serve` (and the units): a 1 MB young generation instead
+ * of 16 MB. duet serve is idle nearly always and handles small requests when not; smaller
+ * semi-spaces mean more, cheaper scavenges and about 5 MB less resident memory (measured 79.9 ->
+ * 74.5 MB idle). The benchmark starts duet serve with the same flags.
+ */
+export const SERVE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
 /** What ExecStart= runs: this very node and this very duet, so an upgrade in place keeps working. */
-export function duetCommand(): { node: string; main: string } {
-  return { node: process.execPath, main: join(packageRoot(), 'dist', 'bin', 'duet.mjs') };
+export function duetCommand(): { node: string; main: string; nodeFlags: readonly string[] } {
+  return { node: process.execPath, main: join(packageRoot(), 'dist', 'bin', 'duet.mjs'), nodeFlags: SERVE_NODE_FLAGS };
 }
 
 /** A program's absolute path from PATH (plus the sbin dirs root has), or the fallback. */

@@ -27,8 +27,8 @@ export function writablePaths(setup: SetupConfig): string[] {
  * later means running `duet install` again (doctor says so).
  */
 export async function renderUnits(setup: SetupConfig, layout: InstallLayout, root: string): Promise<UnitFile[]> {
-  const { node, main } = duetCommand();
-  const exec = [node, main, '--config', layout.configFile].map(systemdArg).join(' ');
+  const { node, main, nodeFlags } = duetCommand();
+  const exec = [node, ...nodeFlags, main, '--config', layout.configFile].map(systemdArg).join(' ');
   const has = (file: string): boolean => existsSync(underRoot(root, join(layout.credentialsDir, file)));
   const values = {
     user: setup.user,
