@@ -158,6 +158,11 @@ interface GitResult {
   all: string;
 }
 
+/** Start loading simple-git without waiting (see preloadRun). */
+export function preloadGit(): void {
+  import('simple-git').catch(() => {});
+}
+
 /** Run git; never throws for a non-zero exit (for the read-only queries that is an answer). */
 async function query(
   args: readonly string[],

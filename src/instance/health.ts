@@ -34,7 +34,7 @@ export interface WaitOptions {
 }
 
 /**
- * Probe every 10-50 ms until healthy, the process dies, or `health.timeout_s` passes. The
+ * Probe every 5-25 ms until healthy, the process dies, or `health.timeout_s` passes. The
  * interval is the delay between "the app is ready" and "duet noticed": a backoff to one probe
  * a second cost a deploy up to a second, while a refused connect or a GET on loopback costs
  * the app next to nothing.
@@ -54,7 +54,7 @@ export async function waitUntilHealthy(app: AppConfig, color: Color, options: Wa
       }
       return undefined;
     },
-    { timeoutMs, initialIntervalMs: 10, maxIntervalMs: 50 },
+    { timeoutMs, initialIntervalMs: 5, maxIntervalMs: 25 },
   );
   const log = instanceOutputHint(app, color);
   if (died) {

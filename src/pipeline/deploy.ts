@@ -1,7 +1,7 @@
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
-import { checkedOutRevision, resolveRef } from '../instance/checkout.js';
+import { checkedOutRevision, preloadGit, resolveRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
@@ -10,6 +10,7 @@ import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
 import { DeployRun } from './run.js';
+import { preloadRun } from '../util/run.js';
 
 export interface DeployOptions {
   ref?: string;
@@ -47,6 +48,8 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   if (options.pinnedSha !== undefined && !isFullObjectId(options.pinnedSha)) {
     throw new DuetError(`"${options.pinnedSha}" is not a full commit sha`, { step: 'resolve', exitCode: 2 });
   }
+  preloadGit();
+  preloadRun();
   const lock = await acquireLock(app, {
     command: `deploy ${requested}`,
     wait: options.wait ?? true,

@@ -24,6 +24,14 @@ const TAIL_LINES = 20;
 const loadExeca = async () => (await import('execa')).execa;
 
 /**
+ * Start loading what runShell and runArgv need, without waiting: a deploy calls this first, so
+ * the module loads while it takes the lock and git runs, not when its first build starts.
+ */
+export function preloadRun(): void {
+  loadExeca().catch(() => {});
+}
+
+/**
  * Run an operator-written command line (install, build) through `sh -c`. The string comes from
  * duet.yml only; anything from a request travels in `env`, never in the string.
  */
