@@ -64,7 +64,8 @@ test('port mode: a config nginx rejects is rolled back and blue keeps serving', 
   const good = await readFile(path, 'utf8');
   const worker = await workerPid(f.config);
 
-  // An address the schema lets through but no machine has: only `nginx -t` can catch it.
+  // An address the schema lets through but no machine has: only nginx can catch it (`nginx -s
+  // reload` parses the whole configuration before it signals the master).
   const typo = makeConfig(f.stateDir, { listen: `999.1.1.1:${f.listenPort}`, ports: f.app.ports });
   await assert.rejects(connectToNginx(pickApp(typo, 'shop'), typo, 'green'), (error: unknown) => {
     assert.ok(error instanceof DuetError);
@@ -95,8 +96,8 @@ test('port mode: a rejected first config leaves no file behind', async (t) => {
 test('port mode: a public port held by another process fails verification', async (t) => {
   const f = await switchFixture(t);
   await startBackend(f, 'blue');
-  // nginx -t does not bind, so the config passes; the reload then cannot bind and nginx keeps
-  // its old config. Only asking the port reveals it.
+  // nginx checks the config without binding, so the reload command succeeds; the master then
+  // cannot bind and keeps its old config. Only asking the port reveals it.
   const squatter = createServer((_req, res) => res.end('not nginx\n'));
   const port = await freePort();
   await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
