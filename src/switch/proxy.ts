@@ -5,7 +5,7 @@ import { readFileIfExists } from '../util/atomic-file.js';
 import type { OutputSink } from '../util/run.js';
 import { describeTarget, probe, publicTarget } from '../util/http-probe.js';
 import { isSocket, liveSocketColor, pointLiveSocket } from './live-socket.js';
-import { ensureManagedNginx } from './managed-nginx.js';
+import { ensureManagedNginx, managedNginxPid } from './managed-nginx.js';
 import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
 import { makeSocketReachable } from './socket-permissions.js';
@@ -65,27 +65,41 @@ export async function connectToNginx(app: AppConfig, config: Config, color: Colo
 
 /** The switch alone, without verification: connectToNginx is this followed by verifyProxy. */
 export async function switchProxy(app: AppConfig, config: Config, color: Color, options: { output?: OutputSink } = {}): Promise<void> {
+  if (app.switch === 'socket') return switchSocket(app, config, color, options);
   await ensureManagedNginx(config, options);
   const before = await describeServing(app, config);
   const path = appConfPath(app, config);
-  if (app.switch === 'socket') {
-    // Checked before anything changes: a symlink to nothing would turn every request into a 502.
-    if (!(await isSocket(app.paths.socket[color]))) {
-      throw new DuetError(`${app.name}: ${app.paths.socket[color]} does not exist; the ${color} instance is not listening`, {
-        step: 'switch',
-        hint: `start the ${color} instance first; nothing was changed and ${before}`,
-      });
-    }
-    // The file does not depend on the color: written, tested and reloaded only when it changed.
-    await installConf(path, await renderAppConf(app, color), config, { ...options, stillServing: before });
-    // The app created its socket with its own umask; nginx's workers run as another user.
-    await makeSocketReachable(app.paths.socket[color], app.paths.root);
-    await pointLiveSocket(app, color);
-    options.output?.write(`switch: ${app.paths.liveSocket} -> ${color}.sock\n`);
-    return;
-  }
   const changed = await installConf(path, await renderAppConf(app, color), config, { ...options, stillServing: before });
   if (changed) options.output?.write(`switch: nginx reloaded with ${app.name} -> ${color} (port ${app.ports[color]})\n`);
+}
+
+/**
+ * Socket mode: the rename of live.sock is the switch. In the usual case -- nginx runs and already
+ * proxies through live.sock -- it happens first and the rest (a managed nginx's main config)
+ * after, so the new color gets traffic a few ms after it was found healthy.
+ */
+async function switchSocket(app: AppConfig, config: Config, color: Color, options: { output?: OutputSink }): Promise<void> {
+  const path = appConfPath(app, config);
+  // Checked before anything changes: a symlink to nothing would turn every request into a 502.
+  if (!(await isSocket(app.paths.socket[color]))) {
+    throw new DuetError(`${app.name}: ${app.paths.socket[color]} does not exist; the ${color} instance is not listening`, {
+      step: 'switch',
+      hint: `start the ${color} instance first; nothing was changed and ${await describeServing(app, config)}`,
+    });
+  }
+  // The app created its socket with its own umask; nginx's workers run as another user.
+  await makeSocketReachable(app.paths.socket[color], app.paths.root);
+  const content = await renderAppConf(app, color);
+  const nginxReady = (await readFileIfExists(path)) === content && (!config.nginx.managed || (await managedNginxPid(config)) !== undefined);
+  if (!nginxReady) {
+    await ensureManagedNginx(config, options);
+    // The file does not depend on the color: written and reloaded only when it changed.
+    await installConf(path, content, config, { ...options, stillServing: await describeServing(app, config) });
+  }
+  await pointLiveSocket(app, color);
+  options.output?.write(`switch: ${app.paths.liveSocket} -> ${color}.sock\n`);
+  // An upgraded duet may have changed the managed nginx's main config: applied after the switch.
+  if (nginxReady) await ensureManagedNginx(config, options);
 }
 
 /**
