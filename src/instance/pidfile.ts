@@ -20,7 +20,8 @@ export interface InstanceRecord extends ProcessIdentity {
 
 export async function writePidfile(path: string, record: InstanceRecord): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
-  await writeFileAtomic(path, `${JSON.stringify(record)}\n`);
+  // No fsync: after a power cut no process in it is alive anyway.
+  await writeFileAtomic(path, `${JSON.stringify(record)}\n`, 0o644, { fsync: false });
 }
 
 /**

@@ -4,14 +4,17 @@ import { dirname, basename, join } from 'node:path';
 /**
  * Replace `path` with `content` so that a crash at any instant leaves either the old file or
  * the new one, never a torn mix: write a temp file beside it, fsync it, rename it over the
- * target, then fsync the directory so the rename itself survives a power cut.
+ * target, then fsync the directory so the rename itself survives a power cut. With `fsync:
+ * false` it is still never torn (the rename), but may be lost in a power cut: for files that
+ * mean nothing after one, like a pidfile.
  */
-export async function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o644, options: { fsync?: boolean } = {}): Promise<void> {
+  const durable = options.fsync ?? true;
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   const handle = await open(temp, 'w', mode);
   try {
     await handle.writeFile(content);
-    await handle.sync();
+    if (durable) await handle.sync();
   } finally {
     await handle.close();
   }
@@ -21,7 +24,7 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
     await unlink(temp).catch(() => {});
     throw error;
   }
-  await fsyncDirectory(dirname(path));
+  if (durable) await fsyncDirectory(dirname(path));
 }
 
 /**
