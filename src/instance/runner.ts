@@ -6,7 +6,7 @@ import { DuetError } from '../errors.js';
 import { endpointOf, endpointText, isListening } from './endpoint.js';
 import { readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { processLogTail, runningProcess, startProcess, stopProcess } from './process-runner.js';
-import { identify } from './process-identity.js';
+import { identify, isSameProcessAlive } from './process-identity.js';
 import { startUnit, stopUnit, unitLogHint, unitLogTail, unitState, waitForUserManager } from './systemd-unit.js';
 
 export type { InstanceRecord, Revision, StopOutcome };
@@ -78,6 +78,15 @@ export async function stopInstance(app: AppConfig, color: Color): Promise<StopOu
   }
   if (app.switch === 'socket') await unlink(app.paths.socket[color]).catch(() => {});
   return outcome;
+}
+
+/**
+ * For waitUntilHealthy: whether the instance that was started is still the one running. One
+ * /proc read per probe, whichever the runner (asking systemctl each time would cost a process
+ * per probe); a color that systemd restarted after a crash is a new process, and counts as died.
+ */
+export function stillRunning(instance: InstanceRecord | undefined): () => Promise<boolean> {
+  return async () => instance !== undefined && (await isSameProcessAlive(instance));
 }
 
 /** Wait until the runner can start colors: at boot, the service user's systemd may come up late. */

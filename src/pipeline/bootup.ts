@@ -2,7 +2,7 @@ import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { waitUntilHealthy } from '../instance/health.js';
-import { runnerReady, runningInstance, startInstance } from '../instance/runner.js';
+import { runnerReady, runningInstance, startInstance, stillRunning } from '../instance/runner.js';
 import { preparedRelease } from '../instance/update.js';
 import { ensureManagedNginx } from '../switch/managed-nginx.js';
 import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
@@ -58,7 +58,7 @@ async function startPrepared(app: AppConfig, color: Color, observer: DeployObser
   const prepared = await preparedRelease(app, color);
   if (!prepared) return undefined;
   observer.note(`starting ${color} at ${prepared.sha.slice(0, 7)} (${prepared.ref})`);
-  await startInstance(app, color, prepared);
-  await waitUntilHealthy(app, color, { isAlive: async () => (await runningInstance(app, color)) !== undefined });
+  const started = await startInstance(app, color, prepared);
+  await waitUntilHealthy(app, color, { isAlive: stillRunning(started) });
   return 'started';
 }

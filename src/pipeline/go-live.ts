@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { otherColor, type Color } from '../config/schema.js';
 import { waitUntilHealthy } from '../instance/health.js';
-import { runningInstance, startInstance, stopInstance, type Revision } from '../instance/runner.js';
+import { runningInstance, startInstance, stillRunning, stopInstance, type Revision } from '../instance/runner.js';
 import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
 import type { DeployRun } from './run.js';
 
@@ -23,9 +23,7 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   });
 
   await run.step('health', `wait for ${target} to answer ${app.health.path}`, async () => {
-    const report = await waitUntilHealthy(app, target, {
-      isAlive: async () => (await runningInstance(app, target)) !== undefined,
-    });
+    const report = await waitUntilHealthy(app, target, { isAlive: stillRunning(await runningInstance(app, target)) });
     return { value: undefined, detail: report.detail };
   });
 

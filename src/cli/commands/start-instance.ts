@@ -1,6 +1,6 @@
 import { DuetError } from '../../errors.js';
 import { waitUntilHealthy } from '../../instance/health.js';
-import { runningInstance, startInstance as start } from '../../instance/runner.js';
+import { startInstance as start, stillRunning } from '../../instance/runner.js';
 import { preparedRelease } from '../../instance/update.js';
 import { appAndColorFrom, print, type Command } from '../command.js';
 
@@ -18,7 +18,7 @@ export const startInstance: Command = {
       });
     }
     const record = await start(app, color, prepared);
-    await waitUntilHealthy(app, color, { isAlive: async () => (await runningInstance(app, color)) !== undefined });
+    await waitUntilHealthy(app, color, { isAlive: stillRunning(record) });
     print(context.stdout, String(record.pid));
   },
 };
