@@ -107,9 +107,11 @@ async function switchSocket(app: AppConfig, config: Config, color: Color, option
  * reload nginx's master starts the new workers, sleeps 100 ms "to allow new processes to start"
  * (ngx_master_process_cycle), and only then tells the old ones to stop accepting: for those
  * ~100 ms a fresh connection may still reach the old color. Measured here: the last old answer
- * came 70-100 ms after the first new one.
+ * came 70-100 ms after the first new one (the benchmark's "healthy -> only the new version"
+ * minus "healthy -> public", 76-85 ms over three full runs). An old answer inside the window
+ * starts it again, so a slow machine makes verify wait longer, never pass early.
  */
-const SETTLE_MS = 250;
+const SETTLE_MS = 150;
 
 /**
  * Check through the public port that nginx serves `color`: port mode polls for X-Duet-Color (and
