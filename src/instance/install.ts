@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
@@ -20,6 +20,53 @@ export interface InstallOptions {
   output?: OutputSink;
   /** Added to duet's environment for the install command. */
   env?: Record<string, string>;
+  /** A copy of the other color's node_modules begun before the checkout (startEarlyCopy). */
+  early?: EarlyCopy;
+}
+
+/**
+ * A copy of the other color's node_modules, begun before the new commit is even fetched, on the
+ * bet that its lockfile is the other color's: it then runs alongside fetch and checkout instead
+ * of after them. Made only when this color's dependencies differ from the other's -- right
+ * after a deploy that changed them, the case where the next deploy into this color copies -- so
+ * the usual deploy (both colors on the same lockfile: a skip) never pays for one.
+ */
+export interface EarlyCopy {
+  fingerprint: string;
+  from: Color;
+  path: string;
+  /** Resolves true when the copy is complete, false when it failed (the plain path then runs). */
+  done: Promise<boolean>;
+}
+
+/** Where an early copy is made: beside the checkouts, on the same file system, for a rename. */
+export function earlyCopyPath(app: AppConfig, color: Color): string {
+  return join(app.paths.root, 'run', `${color}.node_modules.next`);
+}
+
+export async function startEarlyCopy(app: AppConfig, color: Color): Promise<EarlyCopy | undefined> {
+  const path = earlyCopyPath(app, color);
+  // A copy (or an old tree) a crashed deploy left behind is never trusted.
+  await rm(path, { recursive: true, force: true });
+  await rm(`${path}.old`, { recursive: true, force: true });
+  const from = otherColor(color);
+  const theirs = await readInstallStamp(app.paths.installStamp[from]);
+  const ours = await readInstallStamp(app.paths.installStamp[color]);
+  const source = join(app.paths.checkout[from], 'node_modules');
+  if (!theirs?.nodeModules || theirs.fingerprint === ours?.fingerprint || !existsSync(source)) return undefined;
+  await mkdir(dirname(path), { recursive: true });
+  const done = runArgv(['cp', '-a', '--reflink=auto', '--', source, path], { step: 'install' }).then(
+    () => true,
+    () => false,
+  );
+  return { fingerprint: theirs.fingerprint, from, path, done };
+}
+
+/** Wait for an early copy that is not used, and remove it. */
+export async function discardEarlyCopy(copy: EarlyCopy | undefined): Promise<void> {
+  if (!copy) return;
+  await copy.done;
+  await rm(copy.path, { recursive: true, force: true });
 }
 
 /** What app.paths.installStamp[color] holds: written only after an install succeeded. */
@@ -84,6 +131,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
 
   const stamp = await readInstallStamp(stampPath);
   if (stamp?.fingerprint === fingerprint && (existsSync(nodeModules) || !stamp.nodeModules)) {
+    await discardEarlyCopy(options.early);
     options.output?.write(`duet: dependencies of ${color} are up to date (same lockfile and install command)\n`);
     return 'skipped';
   }
@@ -91,6 +139,20 @@ export async function installDependencies(app: AppConfig, color: Color, options:
   // From here on the stamp is stale: remove it first, so a crash mid-way is never taken for done.
   await rm(stampPath, { force: true });
   await mkdir(dirname(stampPath), { recursive: true });
+
+  const early = options.early;
+  if (early?.fingerprint === fingerprint && (await early.done)) {
+    options.output?.write(`duet: node_modules copied from ${early.from} while the checkout was made (same lockfile and install command)\n`);
+    // Renamed aside, not removed first: the old tree goes once the new one is in place.
+    const old = `${early.path}.old`;
+    await rm(old, { recursive: true, force: true });
+    if (existsSync(nodeModules)) await rename(nodeModules, old);
+    await rename(early.path, nodeModules);
+    await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: early.from });
+    await rm(old, { recursive: true, force: true });
+    return 'copied';
+  }
+  await discardEarlyCopy(early);
 
   const other = otherColor(color);
   const otherModules = join(app.paths.checkout[other], 'node_modules');

@@ -2,7 +2,7 @@ import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { runShell, type OutputSink } from '../util/run.js';
 import { checkedOutRevision, prepareCheckout, type ResolvedRef } from './checkout.js';
-import { installDependencies, type InstallOutcome } from './install.js';
+import { discardEarlyCopy, installDependencies, startEarlyCopy, type InstallOutcome } from './install.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { runningInstance, stopInstance } from './runner.js';
 
@@ -43,9 +43,17 @@ export async function updateInstance(
   await stopInstance(app, color);
   await clearPrepared(app, color);
   const dir = app.paths.checkout[color];
-  await prepareCheckout(dir, app.clone_url, target, { output });
   const env = buildEnv(app, color, target);
-  const install = await installDependencies(app, color, { output, env });
+  // Runs while git fetches and checks out; used by the install when the lockfile matches.
+  const early = await startEarlyCopy(app, color);
+  let install: InstallOutcome;
+  try {
+    await prepareCheckout(dir, app.clone_url, target, { output });
+    install = await installDependencies(app, color, { output, env, early });
+  } finally {
+    // Whatever happened, an early copy that was not used goes (a no-op when it was).
+    await discardEarlyCopy(early);
+  }
   if (app.build.trim()) {
     await runShell(app.build, { step: 'build', cwd: dir, env, output, hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched` });
   }

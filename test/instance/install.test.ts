@@ -8,7 +8,7 @@ import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { CommandFailedError } from '../../src/errors.js';
 import { prepareCheckout, resolveRef } from '../../src/instance/checkout.js';
-import { findLockfile, installDependencies, readInstallStamp } from '../../src/instance/install.js';
+import { discardEarlyCopy, earlyCopyPath, findLockfile, installDependencies, readInstallStamp, startEarlyCopy } from '../../src/instance/install.js';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -129,6 +129,48 @@ test('a changed lockfile or install command means a real install', async (t) => 
   const changed: AppConfig = { ...f.app, install: `${COUNTING_INSTALL} && true` };
   assert.equal(await installDependencies(changed, 'blue', { env: { DUET_COLOR: 'blue' } }), 'installed');
   assert.equal(await f.runs('blue'), 2);
+});
+
+test('after a dependency change, the next deploy into the other color copies while the checkout is made', async (t) => {
+  const f = await fixture(t);
+  await f.checkout('blue', 'v1');
+  await f.checkout('green', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await f.install('green'), 'copied');
+  assert.equal(await startEarlyCopy(f.app, 'blue'), undefined, 'both colors on one lockfile: no early copy');
+
+  const lock = JSON.parse(await readFile(join(f.repo.workDir, 'package-lock.json'), 'utf8')) as { version: string };
+  lock.version = '2.0.0';
+  await f.repo.tag('v2', { VERSION: 'v2\n', 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+  await f.checkout('blue', 'v2');
+  assert.equal(await f.install('blue'), 'installed');
+
+  // green still has v1's dependencies: the copy of blue's starts before green's checkout.
+  const early = await startEarlyCopy(f.app, 'green');
+  assert.ok(early, 'an early copy is made');
+  await f.checkout('green', 'v2');
+  assert.equal(await installDependencies(f.app, 'green', { env: { DUET_COLOR: 'green' }, early }), 'copied');
+  assert.equal(await f.runs('green'), 0, 'no install ran in green');
+  assert.equal(await readFile(join(f.app.paths.checkout.green, 'node_modules', 'dep', 'index.js'), 'utf8'), 'blue\n');
+  assert.equal((await readInstallStamp(f.app.paths.installStamp.green))?.copiedFrom, 'blue');
+  assert.equal(existsSync(earlyCopyPath(f.app, 'green')), false, 'moved into place');
+  assert.equal(existsSync(`${earlyCopyPath(f.app, 'green')}.old`), false, 'the old tree is gone');
+
+  // A bet that loses: blue moves on to other dependencies, green's early copy (of blue's v2
+  // tree) does not match what green is deployed with, and is discarded for a real install.
+  lock.version = '3.0.0';
+  await f.repo.tag('v3', { VERSION: 'v3\n', 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+  await f.checkout('blue', 'v3');
+  assert.equal(await f.install('blue'), 'installed');
+  lock.version = '4.0.0';
+  await f.repo.tag('v4', { VERSION: 'v4\n', 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+  const lost = await startEarlyCopy(f.app, 'green');
+  assert.ok(lost);
+  await f.checkout('green', 'v4');
+  assert.equal(await installDependencies(f.app, 'green', { env: { DUET_COLOR: 'green' }, early: lost }), 'installed');
+  await discardEarlyCopy(lost);
+  assert.equal(await f.runs('green'), 1);
+  assert.equal(existsSync(earlyCopyPath(f.app, 'green')), false, 'the unused copy is removed');
 });
 
 test('a failing install reports exit code and output, and leaves no stamp', async (t) => {
