@@ -1,6 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { AppendLog } from '../util/append-log.js';
 import { appendLine, readFileIfExists } from '../util/atomic-file.js';
 
 /**
@@ -61,6 +62,8 @@ export function isDeployId(value: string): boolean {
 }
 
 export class Journal {
+  private writer: AppendLog | undefined;
+
   constructor(readonly path: string) {}
 
   /**
@@ -70,8 +73,27 @@ export class Journal {
    * converges whatever step lines are missing, because every step checks the machine first.
    */
   async append(event: JournalEvent): Promise<void> {
+    const line = JSON.stringify(event);
+    const fsync = event.type === 'begin' || event.type === 'end';
+    if (this.writer) return this.writer.append(line, { fsync });
     await mkdir(dirname(this.path), { recursive: true });
-    await appendLine(this.path, JSON.stringify(event), { fsync: event.type === 'begin' || event.type === 'end' });
+    await appendLine(this.path, line, { fsync });
+  }
+
+  /**
+   * Keep the file open for the appends that follow, until close(): a deploy (which holds the
+   * app's lock, so it is the only writer) appends some twenty lines, and each would otherwise
+   * open, stat, read, write and close the file.
+   */
+  async hold(): Promise<void> {
+    if (this.writer) return;
+    await mkdir(dirname(this.path), { recursive: true });
+    this.writer = new AppendLog(this.path);
+  }
+
+  async close(): Promise<void> {
+    await this.writer?.close();
+    this.writer = undefined;
   }
 
   async events(): Promise<JournalEvent[]> {

@@ -35,6 +35,7 @@ export class DeployRun {
   }
 
   async begin(ref: string | null): Promise<void> {
+    await this.journal.hold();
     await this.closeInterrupted();
     this.log.line(`${this.kind} ${this.id} of ${this.app.name}${ref ? ` (ref ${ref})` : ''} by pid ${process.pid}`);
     await this.event({ type: 'begin', kind: this.kind, ref, pid: process.pid });
@@ -73,8 +74,12 @@ export class DeployRun {
     const failedStep = error instanceof DuetError ? error.step : undefined;
     const message = error instanceof Error ? error.message : error === undefined ? undefined : String(error);
     this.log.line(`${this.kind} ${outcome} after ${Date.now() - this.startedAt} ms${message ? `: ${message}` : ''}`);
-    await this.event({ type: 'end', outcome, ...(message ? { error: message } : {}), ...(failedStep ? { failedStep } : {}) });
-    this.log.close();
+    try {
+      await this.event({ type: 'end', outcome, ...(message ? { error: message } : {}), ...(failedStep ? { failedStep } : {}) });
+    } finally {
+      await this.journal.close();
+      this.log.close();
+    }
   }
 
   get elapsedMs(): number {

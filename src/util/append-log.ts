@@ -2,6 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 
 interface Waiting {
   line: string;
+  fsync: boolean;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -10,9 +11,9 @@ interface Waiting {
  * An append-only file of lines where `append` resolves once the line is on disk (fsync'd), and
  * lines appended while a flush is under way share the next write and fsync (group commit). One
  * open handle for the life of the log, instead of open/stat/read/write/fsync/close per line: a
- * burst of webhook deliveries costs a few fsyncs, not two per delivery. Only for files one
- * process writes (the trigger store); the deploy journal, shared by the CLI and `duet serve`,
- * keeps appendLineDurably.
+ * burst of webhook deliveries costs a few fsyncs, not two per delivery. Only while one process
+ * writes the file: the trigger store (duet serve's own), a deploy's journal lines (under the
+ * app's lock, closed when the deploy ends).
  */
 export class AppendLog {
   private handle: FileHandle | undefined;
@@ -21,10 +22,14 @@ export class AppendLog {
 
   constructor(readonly path: string) {}
 
-  append(line: string): Promise<void> {
+  /**
+   * With `fsync: false` the line is written (a killed process loses none) but not synced; a
+   * later synced line syncs it too.
+   */
+  append(line: string, options: { fsync?: boolean } = {}): Promise<void> {
     const text = line.endsWith('\n') ? line : `${line}\n`;
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ line: text, resolve, reject });
+      this.waiting.push({ line: text, fsync: options.fsync ?? true, resolve, reject });
       this.flushing ??= this.flush();
     });
   }
@@ -43,7 +48,7 @@ export class AppendLog {
       try {
         const handle = await this.opened();
         await handle.write(batch.map((w) => w.line).join(''));
-        await handle.sync();
+        if (batch.some((w) => w.fsync)) await handle.sync();
         for (const w of batch) w.resolve();
       } catch (error) {
         for (const w of batch) w.reject(error);
