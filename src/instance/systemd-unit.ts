@@ -73,7 +73,7 @@ export interface UnitState {
   subState: string;
 }
 
-export const SHOW_PROPERTIES = ['ActiveState', 'SubState', 'MainPID'] as const;
+const SHOW_PROPERTIES = ['ActiveState', 'SubState', 'MainPID'] as const;
 
 export function parseShow(text: string): UnitState {
   const props = new Map<string, string>();

@@ -6,7 +6,7 @@ import type { ManagedNginxPaths } from '../config/paths.js';
 import { DuetError } from '../errors.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { lastLines, runArgv, type OutputSink } from '../util/run.js';
-import { reloadNginx, testNginx, nginxMessage } from './nginx-conf.js';
+import { reloadNginx, nginxMessage } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
 import { renderTemplateFile } from './templates.js';
 
@@ -41,10 +41,8 @@ export async function ensureManagedNginx(config: Config, options: { output?: Out
 
   if ((await managedNginxPid(config)) !== undefined) {
     // A running nginx keeps its old main config until told; an upgraded duet may have changed it.
-    if (changed) {
-      await testNginx(config, options.output);
-      await reloadNginx(config, options.output);
-    }
+    // The reload checks the config first (see installConf) and leaves nginx as it was if broken.
+    if (changed) await reloadNginx(config, options.output);
     return;
   }
   await startManagedNginx(config, paths, options.output);

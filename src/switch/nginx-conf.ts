@@ -32,10 +32,6 @@ export function proxiesToUnixSocket(conf: string): boolean {
   return /^\s*proxy_pass\s+http:\/\/unix:/m.test(conf);
 }
 
-export async function testNginx(config: Config, output?: OutputSink): Promise<void> {
-  await runArgv(config.nginx.testCmd, { step: 'nginx test', output });
-}
-
 export async function reloadNginx(config: Config, output?: OutputSink): Promise<void> {
   await runArgv(config.nginx.reloadCmd, { step: 'nginx reload', output });
 }

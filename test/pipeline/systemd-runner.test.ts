@@ -45,9 +45,9 @@ test('runner: systemd: deploy, crash and restart by systemd, rollback and stop, 
   assert.ok(restarted, 'systemd brought green back');
   assert.equal((await duet(['pid', 'green'], env)).stdout, `${restarted}\n`);
   const status = JSON.parse((await succeed(['status', '--json'], env)).stdout);
-  const live = Array.isArray(status) ? status[0] : status;
-  assert.equal(live.colors.green.running, true);
-  assert.equal(live.colors.green.revision, await setup.repo.revParse('v2^{commit}'), 'the revision duet recorded survives the restart');
+  assert.equal(status.colors.green.running, true);
+  assert.equal(status.colors.green.pid, restarted);
+  assert.equal(status.colors.green.revision, await setup.repo.revParse('v2^{commit}'), 'the revision duet recorded survives the restart');
 
   await succeed(['rollback'], env);
   assert.match((await get('/')).body, /cafeteria v1/);
