@@ -134,6 +134,7 @@ export function foldEvents(events: JournalEvent[]): DeployRecord[] {
         // The same deploy run again after its process died (a resumed trigger): one record,
         // the steps of every attempt in order.
         Object.assign(earlier, { endedAt: null, outcome: null, error: null, failedStep: null, totalMs: null });
+        markOpenStepsFailed(earlier);
         continue;
       }
       byId.set(event.id, {
@@ -169,10 +170,15 @@ export function foldEvents(events: JournalEvent[]): DeployRecord[] {
       record.error = event.error ?? null;
       record.failedStep = event.failedStep ?? null;
       record.totalMs = Date.parse(event.at) - Date.parse(record.startedAt);
-      for (const step of record.steps) if (step.status === 'started') step.status = 'failed';
+      markOpenStepsFailed(record);
     }
   }
   return [...byId.values()];
+}
+
+/** A step still open when its deploy ended, or was begun again, never finished. */
+function markOpenStepsFailed(record: DeployRecord): void {
+  for (const step of record.steps) if (step.status === 'started') step.status = 'failed';
 }
 
 function foldStep(record: DeployRecord, event: Extract<JournalEvent, { type: 'step' }>): void {

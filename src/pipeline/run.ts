@@ -86,9 +86,17 @@ export class DeployRun {
     return Date.now() - this.startedAt;
   }
 
-  /** We hold the lock, so a deploy that never ended belongs to a process that died. */
+  /**
+   * We hold the lock, so a deploy that never ended belongs to a process that died. A resumed
+   * trigger runs under its own id again: its new begin reopens the record, and closing it first
+   * would show it as failed to anyone reading in between.
+   */
   private async closeInterrupted(): Promise<void> {
     for (const record of await this.journal.unfinished()) {
+      if (record.id === this.id) {
+        this.log.line(`resuming deploy ${record.id}: its process died before it finished; this run converges from where it stopped`);
+        continue;
+      }
       this.log.line(`closing deploy ${record.id}: its process died before it finished; this run converges from where it stopped`);
       await this.journal.append({ type: 'end', id: record.id, at: new Date().toISOString(), outcome: 'interrupted' });
     }

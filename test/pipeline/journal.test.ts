@@ -38,3 +38,17 @@ test('records fold from events; a line torn by a crash is skipped, not fatal', a
   assert.equal(closed?.outcome, 'interrupted');
   assert.equal(closed?.steps[0]?.status, 'failed', 'a step that never ended is shown as failed');
 });
+
+test('a deploy begun again under its own id (a resumed trigger) is one open record; the dead attempt\'s open step shows as failed', async (t) => {
+  const journal = new Journal(join(await tempDir(t), 'app', 'journal.ndjson'));
+  const at = (s: number) => new Date(Date.UTC(2026, 10, 25, 16, 0, s)).toISOString();
+  await journal.append({ type: 'begin', id: 'r', at: at(0), kind: 'deploy', ref: 'v2', pid: 1 });
+  await journal.append({ type: 'step', id: 'r', at: at(1), step: 'health', status: 'started' });
+  await journal.append({ type: 'begin', id: 'r', at: at(5), kind: 'deploy', ref: 'v2', pid: 2 });
+  await journal.append({ type: 'step', id: 'r', at: at(6), step: 'health', status: 'started' });
+
+  const records = await journal.records();
+  assert.equal(records.length, 1);
+  assert.equal(records[0]?.outcome, null, 'still running, never shown as ended in between');
+  assert.deepEqual(records[0]?.steps.map((s) => s.status), ['failed', 'started']);
+});

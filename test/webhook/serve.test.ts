@@ -89,6 +89,7 @@ test('duet serve killed mid-deploy resumes it after a restart; the CLI and the s
   const second = await startServe(t, setup.configPath, port, env);
   const record = await waitForState(second.url, id, ['succeeded', 'failed']);
   assert.equal(record.state, 'succeeded', JSON.stringify(record));
+  assert.equal(record.outcome, 'success', 'the resumed deploy is one record, never closed as interrupted on the way');
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   await github.waitFor((requests) => requests.some((r) => (r.body as any)?.state === 'success'));
   assert.equal(statusesFor(github, v2).at(-1)?.state, 'success', 'no status stays pending');
