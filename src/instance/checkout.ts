@@ -37,8 +37,9 @@ export async function resolveRef(cloneUrl: string, ref: string): Promise<Resolve
   }
   // ls-remote matches patterns against the tail of each name; an annotated tag's commit is listed
   // as "<name>^{}" and only when a pattern matches that spelling too.
-  const listing = await git(['ls-remote', '--', cloneUrl, ref, `${ref}^{}`], {
+  const listing = await git(['ls-remote', '--', CLONE_REMOTE, ref, `${ref}^{}`], {
     step: 'resolve',
+    cloneUrl,
     timeoutMs: LS_REMOTE_TIMEOUT_MS,
     hint: `check clone_url (${redact(cloneUrl)}) and that this host can reach it (network, ssh key, token)`,
   });
@@ -65,13 +66,9 @@ export function parseLsRemote(text: string): Map<string, string> {
 }
 
 /**
- * Make `dir` a clean checkout of `target.sha`, reusing the repository already there: init and
- * point `origin` at `cloneUrl` when needed, fetch just that commit shallowly (unless it is already
- * present), check it out detached, and remove every untracked or ignored file except node_modules
- * (the install step decides about that one).
+ * Make `dir` a clean checkout of `target.sha`: fetchCommit, then checkOutCommit.
  *
- * Precondition: the caller holds the app's deploy lock, so no other git process works in `dir`;
- * lock files a crashed run left in `.git` are removed.
+ * Precondition: the caller holds the app's deploy lock, so no other git process works in `dir`.
  */
 export async function prepareCheckout(
   dir: string,
@@ -79,64 +76,89 @@ export async function prepareCheckout(
   target: ResolvedRef,
   options: CheckoutOptions = {},
 ): Promise<void> {
-  if (!isFullObjectId(target.sha)) {
-    throw new DuetError(`cannot check out "${target.sha}": not a full commit sha`, { step: 'update' });
-  }
-  const sha = target.sha.toLowerCase();
+  await fetchCommit(dir, cloneUrl, target, options);
+  await checkOutCommit(dir, target, options);
+}
+
+/**
+ * Bring `target.sha` into the repository in `dir` (made with `git init` when it has none), from
+ * `cloneUrl` itself, shallowly, unless it is already there. It touches only `.git`, so it may run
+ * while an instance still serves from `dir`. Fetched by URL, not through a remote: what is fetched
+ * always comes from the configured clone_url, and no `git config` call is needed to check a remote.
+ * Lock files a crashed run left in `.git` are removed.
+ */
+export async function fetchCommit(dir: string, cloneUrl: string, target: ResolvedRef, options: CheckoutOptions = {}): Promise<void> {
+  const sha = fullSha(target);
   const byName = !isFullObjectId(target.ref) ? validateRefName(target.ref) : undefined;
   const shown = redact(cloneUrl);
-  const run = (args: string[], timeoutMs = options.timeoutMs ?? 60_000, hint?: string): Promise<string> =>
-    git(args, { cwd: dir, step: 'update', output: options.output, timeoutMs, echo: true, hint: hint ?? `in ${dir}` });
-
   await mkdir(dir, { recursive: true });
   if (existsSync(join(dir, '.git'))) {
     await removeStaleLocks(join(dir, '.git'));
   } else {
-    await run(['-c', 'init.defaultBranch=main', 'init', '--quiet']);
+    await runIn(dir, options, ['-c', 'init.defaultBranch=main', 'init', '--quiet']);
   }
+  if (await hasCommit(dir, sha)) return;
 
-  const origin = await query(['config', '--get', 'remote.origin.url'], dir);
-  if (origin.exitCode !== 0) {
-    await run(['remote', 'add', '--', 'origin', cloneUrl]);
-  } else if (origin.stdout.trim() !== cloneUrl) {
-    await run(['remote', 'set-url', '--', 'origin', cloneUrl]);
-  }
-
-  if (!(await hasCommit(dir, sha))) {
-    const fetchTimeout = options.timeoutMs ?? FETCH_TIMEOUT_MS;
-    const fetchHint = `check that ${shown} is reachable from this host and still has ${target.ref}`;
-    try {
-      await run(['fetch', '--depth', '1', '--no-tags', 'origin', sha], fetchTimeout, fetchHint);
-    } catch (error) {
-      // Servers speaking only protocol v0 refuse a sha they did not advertise (e.g. the commit of
-      // an annotated tag): fetch the ref by name and check it still names the same commit.
-      if (byName === undefined) throw error;
-      options.output?.write(`duet: fetching ${sha} by id failed; fetching ${byName} instead\n`);
-      await run(['fetch', '--depth', '1', '--no-tags', 'origin', byName], fetchTimeout, fetchHint);
-      if (!(await hasCommit(dir, sha))) {
-        throw new DuetError(`${byName} in ${shown} no longer points at ${sha}`, {
-          step: 'update',
-          hint: 'the ref moved after it was resolved; deploy again to get its new commit',
-        });
-      }
+  const fetchTimeout = options.timeoutMs ?? FETCH_TIMEOUT_MS;
+  const fetchHint = `check that ${shown} is reachable from this host and still has ${target.ref}`;
+  try {
+    await runIn(dir, options, ['fetch', '--depth', '1', '--no-tags', CLONE_REMOTE, sha], fetchTimeout, fetchHint, cloneUrl);
+  } catch (error) {
+    // Servers speaking only protocol v0 refuse a sha they did not advertise (e.g. the commit of
+    // an annotated tag): fetch the ref by name and check it still names the same commit.
+    if (byName === undefined) throw error;
+    options.output?.write(`duet: fetching ${sha} by id failed; fetching ${byName} instead\n`);
+    await runIn(dir, options, ['fetch', '--depth', '1', '--no-tags', CLONE_REMOTE, byName], fetchTimeout, fetchHint, cloneUrl);
+    if (!(await hasCommit(dir, sha))) {
+      throw new DuetError(`${byName} in ${shown} no longer points at ${sha}`, {
+        step: 'update',
+        hint: 'the ref moved after it was resolved; deploy again to get its new commit',
+      });
     }
   }
-  await run(['checkout', '--quiet', '--force', '--detach', sha]);
-  await run(['clean', '-ffdx', '-e', 'node_modules']);
+}
+
+/**
+ * Check out a fetched commit, detached, and remove every untracked or ignored file except
+ * node_modules (the install step decides about that one). The instance must not be running.
+ */
+export async function checkOutCommit(dir: string, target: ResolvedRef, options: CheckoutOptions = {}): Promise<void> {
+  const sha = fullSha(target);
+  await runIn(dir, options, ['checkout', '--quiet', '--force', '--detach', sha]);
+  await runIn(dir, options, ['clean', '-ffdx', '-e', 'node_modules']);
+}
+
+function fullSha(target: ResolvedRef): string {
+  if (!isFullObjectId(target.sha)) {
+    throw new DuetError(`cannot check out "${target.sha}": not a full commit sha`, { step: 'update' });
+  }
+  return target.sha.toLowerCase();
+}
+
+/** A git command of the update step in `dir`, echoed to the deploy log. */
+function runIn(
+  dir: string,
+  options: CheckoutOptions,
+  args: string[],
+  timeoutMs = options.timeoutMs ?? 60_000,
+  hint = `in ${dir}`,
+  cloneUrl?: string,
+): Promise<string> {
+  return git(args, { cwd: dir, step: 'update', output: options.output, timeoutMs, echo: true, hint, cloneUrl });
 }
 
 /** HEAD's commit in `dir`, or undefined when `dir` is no git checkout or has no commit yet. */
 export async function checkedOutRevision(dir: string): Promise<string | undefined> {
   // Without its own .git, git would answer for whatever repository encloses `dir`.
   if (!existsSync(join(dir, '.git'))) return undefined;
-  const result = await query(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], dir);
+  const result = await query(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { cwd: dir });
   const sha = result.stdout.trim();
   return result.exitCode === 0 && isFullObjectId(sha) ? sha : undefined;
 }
 
 /** Whether `dir`'s repository has the commit (git prints nothing either way). */
 export async function hasCommit(dir: string, sha: string): Promise<boolean> {
-  return (await query(['cat-file', '-e', `${sha}^{commit}`], dir)).exitCode === 0;
+  return (await query(['cat-file', '-e', `${sha}^{commit}`], { cwd: dir })).exitCode === 0;
 }
 
 async function removeStaleLocks(gitDir: string): Promise<void> {
@@ -163,14 +185,32 @@ export function preloadGit(): void {
   import('simple-git').catch(() => {});
 }
 
+/**
+ * The name under which git reaches clone_url. The URL travels in git's environment
+ * (GIT_CONFIG_COUNT and friends), never on its command line: a token in an https URL would
+ * otherwise be readable by every local user in /proc/<pid>/cmdline, and the environment is
+ * readable only by duet's own user. It also means no remote is stored in the checkouts.
+ */
+export const CLONE_REMOTE = 'duet-clone-url';
+
+/** The environment that defines CLONE_REMOTE for one git command. */
+export function cloneRemoteEnv(cloneUrl: string): Record<string, string> {
+  return { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: `remote.${CLONE_REMOTE}.url`, GIT_CONFIG_VALUE_0: cloneUrl };
+}
+
+interface QueryOptions {
+  cwd?: string;
+  output?: OutputSink;
+  timeoutMs?: number;
+  /** Defines CLONE_REMOTE for this command. */
+  cloneUrl?: string;
+}
+
 /** Run git; never throws for a non-zero exit (for the read-only queries that is an answer). */
-async function query(
-  args: readonly string[],
-  cwd = process.cwd(),
-  output?: OutputSink,
-  timeoutMs?: number,
-): Promise<GitResult> {
+async function query(args: readonly string[], options: QueryOptions = {}): Promise<GitResult> {
+  const { cwd = process.cwd(), output, timeoutMs, cloneUrl } = options;
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !GUARDED_ENV.test(name)));
+  const remote = cloneUrl === undefined ? {} : cloneRemoteEnv(cloneUrl);
   const chunks: Buffer[] = [];
   let exitCode: number | undefined;
   let failure = '';
@@ -180,7 +220,9 @@ async function query(
     const { simpleGit } = await import('simple-git');
     stdout = await simpleGit({
       baseDir: cwd,
-      allowEnvironment: ['GIT_TERMINAL_PROMPT'],
+      allowEnvironment: ['GIT_TERMINAL_PROMPT', ...Object.keys(remote)],
+      // Only ever our one key (remote.<CLONE_REMOTE>.url), its value clone_url from duet.yml.
+      ...(cloneUrl !== undefined && { unsafe: { allowUnsafeConfigEnvCount: true } }),
       // Output must not extend the limit: a trickling fetch would otherwise hold the lock forever.
       ...(timeoutMs !== undefined && { timeout: { block: timeoutMs, stdOut: false, stdErr: false } }),
       errors: (error, result) => {
@@ -190,7 +232,7 @@ async function query(
         return undefined;
       },
     })
-      .env({ ...env, GIT_TERMINAL_PROMPT: '0' })
+      .env({ ...env, ...remote, GIT_TERMINAL_PROMPT: '0' })
       .outputHandler((_command, out, err) => {
         // simple-git waits a fixed 50 ms after a git that printed nothing (its completion
         // plugin, not configurable), which added ~200 ms to each deploy. An empty chunk once
@@ -218,12 +260,15 @@ interface GitOptions {
   hint?: string;
   /** Write "$ git ..." to `output` first, so a deploy log shows what ran. */
   echo?: boolean;
+  /** Defines CLONE_REMOTE for this command. */
+  cloneUrl?: string;
 }
 
 async function git(args: readonly string[], options: GitOptions): Promise<string> {
-  const shown = redact(['git', ...args].join(' '));
+  const url = options.cloneUrl === undefined ? '' : ` (${CLONE_REMOTE} = ${redact(options.cloneUrl)})`;
+  const shown = `${redact(['git', ...args].join(' '))}${url}`;
   if (options.echo) options.output?.write(`$ ${shown}\n`);
-  const result = await query(args, options.cwd, options.output, options.timeoutMs);
+  const result = await query(args, options);
   if (result.exitCode !== 0) {
     throw new CommandFailedError({
       step: options.step,

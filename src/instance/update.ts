@@ -1,12 +1,21 @@
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { runShell, type OutputSink } from '../util/run.js';
-import { checkedOutRevision, prepareCheckout, type ResolvedRef } from './checkout.js';
+import { checkedOutRevision, checkOutCommit, fetchCommit, type ResolvedRef } from './checkout.js';
 import { discardEarlyCopy, installDependencies, startEarlyCopy, type InstallOutcome } from './install.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { runningInstance, stopInstance } from './runner.js';
 
 export type UpdateOutcome = { kind: 'already-prepared' } | { kind: 'updated'; install: InstallOutcome };
+
+/**
+ * Wait for every one of `work`, then throw the first failure: nothing is left running in the
+ * background (a git still writing .git after the deploy gave up and released the lock).
+ */
+async function allSettled(work: Promise<unknown>[]): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
 
 /** The environment of install and build: what is being deployed travels here, never in a command line. */
 export function buildEnv(app: AppConfig, color: Color, target: ResolvedRef): Record<string, string> {
@@ -30,8 +39,9 @@ export async function isPrepared(app: AppConfig, color: Color, sha: string): Pro
 }
 
 /**
- * `update-instance`: stop the color if it runs, check out the commit into its directory, install,
- * build. Skipped entirely when the checkout is already prepared for that commit.
+ * `update-instance`: stop the color if it runs (while the commit is fetched), check out the commit
+ * into its directory, install, build. Skipped entirely when the checkout is already prepared for
+ * that commit.
  */
 export async function updateInstance(
   app: AppConfig,
@@ -40,7 +50,6 @@ export async function updateInstance(
   output?: OutputSink,
 ): Promise<UpdateOutcome> {
   if (await isPrepared(app, color, target.sha)) return { kind: 'already-prepared' };
-  await stopInstance(app, color);
   await clearPrepared(app, color);
   const dir = app.paths.checkout[color];
   const env = buildEnv(app, color, target);
@@ -48,7 +57,9 @@ export async function updateInstance(
   const early = await startEarlyCopy(app, color);
   let install: InstallOutcome;
   try {
-    await prepareCheckout(dir, app.clone_url, target, { output });
+    // The fetch writes only .git, so the old instance stops meanwhile; the checkout waits for both.
+    await allSettled([stopInstance(app, color), fetchCommit(dir, app.clone_url, target, { output })]);
+    await checkOutCommit(dir, target, { output });
     install = await installDependencies(app, color, { output, env, early });
   } finally {
     // Whatever happened, an early copy that was not used goes (a no-op when it was).

@@ -13,6 +13,8 @@ import type { DeployRun } from './run.js';
 export async function goLive(run: DeployRun, target: Color, revision: Revision): Promise<void> {
   const { app, config } = run;
   const previous = otherColor(target);
+  // Read now, not between "healthy" and the switch, where every ms delays the new color.
+  const wasLive = await configuredColor(app, config);
 
   await run.step('start', `start ${target} at ${revision.sha.slice(0, 7)}`, async () => {
     const running = await runningInstance(app, target);
@@ -27,7 +29,6 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
     return { value: undefined, detail: report.detail };
   });
 
-  const wasLive = await configuredColor(app, config);
   await run.step('switch', `point nginx at ${target}`, async () => {
     // Applied even when the config already names the target: idempotent, and it brings back a
     // managed nginx that is not running or a socket nginx's workers cannot reach.

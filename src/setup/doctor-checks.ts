@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { colors } from '../config/schema.js';
 import { createGitHubClient } from '../github/client.js';
-import { redact } from '../instance/checkout.js';
+import { CLONE_REMOTE, cloneRemoteEnv, redact } from '../instance/checkout.js';
 import { checkStatusAccess } from './github-access.js';
 import { capture, fail, oneLine, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { LINGER_DIR, underRoot } from './layout.js';
@@ -34,9 +34,14 @@ export async function checkStateDir(ctx: DoctorContext): Promise<CheckResult> {
 /** `git ls-remote` as the service user would run it: with its ssh keys, never prompting. */
 export async function checkCloneUrl(ctx: DoctorContext, app: AppConfig): Promise<CheckResult> {
   const name = `repo ${app.name}`;
-  const env: NodeJS.ProcessEnv = { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    ...cloneRemoteEnv(app.clone_url),
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_SSH_COMMAND: process.env.GIT_SSH_COMMAND ?? 'ssh -o BatchMode=yes',
+  };
   if (ctx.runAs) env.HOME = ctx.runAs.home;
-  const { code, output } = await capture(['git', 'ls-remote', '--heads', '--', app.clone_url], {
+  const { code, output } = await capture(['git', 'ls-remote', '--heads', '--', CLONE_REMOTE], {
     env,
     timeoutMs: 60_000,
     uid: ctx.runAs?.uid,

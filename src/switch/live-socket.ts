@@ -1,4 +1,5 @@
-import { lstat, readlink, rename, symlink, unlink } from 'node:fs/promises';
+import { lstatSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
+import { readlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { parseColor, type Color } from '../config/schema.js';
@@ -36,25 +37,31 @@ function unexpected(app: AppConfig, what: string): DuetError {
  * rename() it over the old one. rename is atomic, so every connect() nginx makes finds either the
  * old target or the new one, never nothing; connections already open stay with the old instance
  * and finish there. The target is relative so the directory can move (a restored backup).
+ * The symlink and the rename are synchronous: they are the switch itself, the moment traffic
+ * moves, and each async call would add a thread-pool round trip between "healthy" and live.
  */
 export async function pointLiveSocket(app: AppConfig, color: Color): Promise<void> {
   const live = app.paths.liveSocket;
   const dir = dirname(live);
   const temp = join(dir, `.${basename(live)}.${process.pid}.${Date.now()}.tmp`);
-  await symlink(`${color}.sock`, temp);
+  symlinkSync(`${color}.sock`, temp);
   try {
-    await rename(temp, live);
+    renameSync(temp, live);
   } catch (error) {
-    await unlink(temp).catch(() => {});
+    try {
+      unlinkSync(temp);
+    } catch {
+      // the rename's error is the one worth reporting
+    }
     throw error;
   }
   // The rename must survive a power cut, or a reboot could bring back the old color.
   await fsyncDirectory(dir);
 }
 
-export async function isSocket(path: string): Promise<boolean> {
+export function isSocket(path: string): boolean {
   try {
-    return (await lstat(path)).isSocket();
+    return lstatSync(path).isSocket();
   } catch {
     return false;
   }

@@ -5,7 +5,7 @@ import { readFileIfExists } from '../util/atomic-file.js';
 import type { OutputSink } from '../util/run.js';
 import { describeTarget, probe, publicTarget } from '../util/http-probe.js';
 import { isSocket, liveSocketColor, pointLiveSocket } from './live-socket.js';
-import { ensureManagedNginx, managedNginxPid } from './managed-nginx.js';
+import { ensureManagedNginx } from './managed-nginx.js';
 import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
 import { makeSocketReachable } from './socket-permissions.js';
@@ -74,32 +74,32 @@ export async function switchProxy(app: AppConfig, config: Config, color: Color, 
 }
 
 /**
- * Socket mode: the rename of live.sock is the switch. In the usual case -- nginx runs and already
- * proxies through live.sock -- it happens first and the rest (a managed nginx's main config)
- * after, so the new color gets traffic a few ms after it was found healthy.
+ * Socket mode: the rename of live.sock is the switch, and it comes first, a few ms after the new
+ * color was found healthy. That is safe whatever nginx runs: a nginx that proxies through
+ * live.sock sends new connections to the new color at once, and one that does not yet (a first
+ * connect, a managed nginx that is down, a change from port mode) is not touched by the rename and
+ * is brought to it next. Until then the truth stays what nginx's conf says (configuredColor).
  */
 async function switchSocket(app: AppConfig, config: Config, color: Color, options: { output?: OutputSink }): Promise<void> {
-  const path = appConfPath(app, config);
   // Checked before anything changes: a symlink to nothing would turn every request into a 502.
-  if (!(await isSocket(app.paths.socket[color]))) {
+  if (!isSocket(app.paths.socket[color])) {
     throw new DuetError(`${app.name}: ${app.paths.socket[color]} does not exist; the ${color} instance is not listening`, {
       step: 'switch',
       hint: `start the ${color} instance first; nothing was changed and ${await describeServing(app, config)}`,
     });
   }
   // The app created its socket with its own umask; nginx's workers run as another user.
-  await makeSocketReachable(app.paths.socket[color], app.paths.root);
-  const content = await renderAppConf(app, color);
-  const nginxReady = (await readFileIfExists(path)) === content && (!config.nginx.managed || (await managedNginxPid(config)) !== undefined);
-  if (!nginxReady) {
-    await ensureManagedNginx(config, options);
-    // The file does not depend on the color: written and reloaded only when it changed.
-    await installConf(path, content, config, { ...options, stillServing: await describeServing(app, config) });
-  }
+  makeSocketReachable(app.paths.socket[color], app.paths.root);
   await pointLiveSocket(app, color);
   options.output?.write(`switch: ${app.paths.liveSocket} -> ${color}.sock\n`);
-  // An upgraded duet may have changed the managed nginx's main config: applied after the switch.
-  if (nginxReady) await ensureManagedNginx(config, options);
+  // A managed nginx that is down is started; one whose main config an upgraded duet changed is reloaded.
+  await ensureManagedNginx(config, options);
+  const path = appConfPath(app, config);
+  const content = await renderAppConf(app, color);
+  // The file does not depend on the color: written and reloaded only when it changed.
+  if ((await readFileIfExists(path)) !== content) {
+    await installConf(path, content, config, { ...options, stillServing: await describeServing(app, config) });
+  }
 }
 
 /**

@@ -1,4 +1,4 @@
-import { chmod, stat } from 'node:fs/promises';
+import { chmodSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DuetError } from '../errors.js';
 
@@ -16,27 +16,30 @@ import { DuetError } from '../errors.js';
  * directories above it belong to the operator and are only checked: when duet runs as root the
  * workers certainly run as someone else, and a closed directory there would make every request a
  * 502 with "Permission denied" buried in nginx's error log -- better said here, up front.
+ *
+ * Synchronous: it runs between "healthy" and the switch, and these are a few metadata calls on a
+ * local file system, each a microsecond done directly and a thread-pool round trip done async.
  */
-export async function makeSocketReachable(path: string, root: string = dirname(dirname(path))): Promise<void> {
+export function makeSocketReachable(path: string, root: string = dirname(dirname(path))): void {
   const socketPath = resolve(path);
   const top = resolve(root);
   const below = relative(top, dirname(socketPath));
   if (below.startsWith('..') || isAbsolute(below)) {
     throw new Error(`makeSocketReachable: ${socketPath} is not under ${top}`);
   }
-  await chmod(socketPath, 0o666);
+  chmodSync(socketPath, 0o666);
   let dir = top;
   for (const part of ['', ...(below ? below.split(sep) : [])]) {
     dir = part ? `${dir}${sep}${part}` : dir;
-    const mode = (await stat(dir)).mode & 0o7777;
-    if ((mode & 0o001) === 0) await chmod(dir, mode | 0o001);
+    const mode = statSync(dir).mode & 0o7777;
+    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
   }
-  if (process.getuid?.() === 0) await checkAncestors(top, socketPath);
+  if (process.getuid?.() === 0) checkAncestors(top, socketPath);
 }
 
-async function checkAncestors(top: string, socketPath: string): Promise<void> {
+function checkAncestors(top: string, socketPath: string): void {
   for (let dir = dirname(top); ; dir = dirname(dir)) {
-    const mode = (await stat(dir)).mode;
+    const mode = statSync(dir).mode;
     if ((mode & 0o001) === 0) {
       throw new DuetError(`nginx's workers cannot reach ${socketPath}: ${dir} is not searchable by other users`, {
         step: 'socket permissions',

@@ -102,8 +102,7 @@ test('prepareCheckout: a fresh dir, then v1 -> v2 -> v1 in the same reused, shal
   assert.equal(await checkedOutRevision(dir), v1);
   assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v1\n');
   assert.equal(await gitIn(dir, 'rev-parse', '--is-shallow-repository'), 'true');
-  assert.equal(await gitIn(dir, 'remote', 'get-url', 'origin'), repo.bareUrl);
-  assert.match(output.text(), /\$ git fetch --depth 1 --no-tags origin [0-9a-f]{40}/);
+  assert.match(output.text(), /\$ git fetch --depth 1 --no-tags duet-clone-url [0-9a-f]{40} \(duet-clone-url = file:\S+\)/);
 
   // Leftovers of the running version: a build output, an ignored file, a nested dir; plus deps.
   await writeFile(join(dir, '.git', 'duet-marker'), 'same repository\n');
@@ -134,14 +133,36 @@ test('prepareCheckout: a fresh dir, then v1 -> v2 -> v1 in the same reused, shal
   assert.doesNotMatch(output.text(), /git init/, 'init is for directories without .git only');
 });
 
-test('prepareCheckout: a changed clone_url updates origin', async (t) => {
-  const { repo, v1, v2 } = await releases(t);
+test('prepareCheckout fetches from clone_url itself: a changed clone_url takes effect, no remote is kept', async (t) => {
+  const { repo, v1 } = await releases(t);
   const dir = join(await tempDir(t), 'green');
   await prepareCheckout(dir, repo.bareDir, { sha: v1, ref: 'refs/tags/v1' });
-  assert.equal(await gitIn(dir, 'remote', 'get-url', 'origin'), repo.bareDir);
-  await prepareCheckout(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' });
-  assert.equal(await gitIn(dir, 'remote', 'get-url', 'origin'), repo.bareUrl);
-  assert.equal(await checkedOutRevision(dir), v2);
+  // The repository moved (a fork, a new host): a commit only the new place has.
+  const moved = await createAppRepo(t);
+  const elsewhere = await moved.tag('v9', { VERSION: 'v9\n' });
+  await prepareCheckout(dir, moved.bareUrl, { sha: elsewhere, ref: 'refs/tags/v9' });
+  assert.equal(await checkedOutRevision(dir), elsewhere);
+  assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v9\n');
+  assert.equal(await gitIn(dir, 'remote'), '', 'no remote to drift from duet.yml');
+});
+
+test('clone_url never reaches git\'s command line, where a token in it would be visible to every local user', async (t) => {
+  const { repo, v1 } = await releases(t);
+  const bin = await tempDir(t);
+  const argvLog = join(bin, 'argv.log');
+  const realGit = (await execa('sh', ['-c', 'command -v git'])).stdout.trim();
+  await writeFile(join(bin, 'git'), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${argvLog}'\nexec '${realGit}' "$@"\n`, { mode: 0o755 });
+  const path = process.env.PATH;
+  process.env.PATH = `${bin}:${path}`;
+  t.after(() => void (process.env.PATH = path));
+
+  const dir = join(await tempDir(t), 'blue');
+  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'));
+  assert.equal(await checkedOutRevision(dir), v1);
+  const argv = await readFile(argvLog, 'utf8');
+  assert.match(argv, /^ls-remote /m);
+  assert.match(argv, /^fetch /m);
+  assert.ok(!argv.includes(repo.bareDir), `the URL is not in any git command line:\n${argv}`);
 });
 
 test('prepareCheckout: a commit that is no branch or tag tip is fetched by its sha', async (t) => {
@@ -198,7 +219,7 @@ test('prepareCheckout: a commit the remote does not have is an update error with
   await assert.rejects(prepareCheckout(dir, repo.bareUrl, { sha: unknown, ref: unknown }), (error: unknown) => {
     assert.ok(error instanceof CommandFailedError, String(error));
     assert.equal(error.step, 'update');
-    assert.match(error.message, /git fetch --depth 1 --no-tags origin f{40}/);
+    assert.match(error.message, /git fetch --depth 1 --no-tags duet-clone-url f{40} \(duet-clone-url = file:\S+\)/);
     assert.match(error.outputTail, /not our ref|remote error|couldn't find remote ref|fatal/i);
     assert.ok(error.hint);
     return true;
@@ -266,7 +287,7 @@ test('git never waits for a password, and a token in clone_url stays out of the 
   });
   await assert.rejects(resolveRef(`http://ghp_secret@${host}`, 'main'), (error: unknown) => {
     assert.ok(error instanceof CommandFailedError, String(error));
-    assert.match(error.command, /^git ls-remote -- http:\/\/\*\*\*@127\.0\.0\.1/);
+    assert.match(error.command, /^git ls-remote -- duet-clone-url main main\^\{\} \(duet-clone-url = http:\/\/\*\*\*@127\.0\.0\.1/);
     assert.match(error.outputTail, /terminal prompts disabled/);
     assert.doesNotMatch(`${error.message}\n${error.hint}`, /ghp_secret/);
     return true;
@@ -283,7 +304,7 @@ test('prepareCheckout: a git command that outlives timeoutMs is killed', { timeo
     assert.ok(error instanceof CommandFailedError, String(error));
     assert.equal(error.step, 'update');
     assert.equal(error.exitStatus, undefined);
-    assert.match(error.message, /`git fetch --depth 1 --no-tags origin a{40}` was killed/);
+    assert.match(error.message, /`git fetch --depth 1 --no-tags duet-clone-url a{40} \(duet-clone-url = http:\S+\)` was killed/);
     return true;
   });
   assert.ok(Date.now() - started < 10_000, 'the timeout did not apply');

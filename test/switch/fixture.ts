@@ -81,7 +81,7 @@ export async function startBackend(f: Fixture, color: Color, options: { reachabl
     const path = f.app.paths.socket[color];
     await mkdir(dirname(path), { recursive: true });
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(path, resolve));
-    if (options.reachable !== false) await makeSocketReachable(path, f.app.paths.root);
+    if (options.reachable !== false) makeSocketReachable(path, f.app.paths.root);
   } else {
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(f.app.ports[color], '127.0.0.1', resolve));
   }

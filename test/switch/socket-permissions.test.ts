@@ -22,7 +22,7 @@ test('makeSocketReachable opens the socket and lets others pass through its dire
   await chmod(root, 0o700);
   await listenOn(t, socket);
 
-  await makeSocketReachable(socket, root);
+  makeSocketReachable(socket, root);
   assert.equal(await mode(socket), 0o666);
   assert.equal(await mode(root), 0o701, 'search only: others cannot list the app dir');
   assert.equal(await mode(join(root, 'sockets')), 0o701);
@@ -35,7 +35,7 @@ test('makeSocketReachable names a closed directory above the app root', { skip: 
   await mkdir(join(root, 'sockets'), { recursive: true });
   await chmod(closed, 0o700);
   await listenOn(t, socket);
-  await assert.rejects(makeSocketReachable(socket, root), (error: unknown) => {
+  assert.throws(() => makeSocketReachable(socket, root), (error: unknown) => {
     assert.ok(error instanceof DuetError);
     assert.match(error.message, /private is not searchable by other users/);
     assert.match(error.hint ?? '', /chmod o\+x .*private/);
