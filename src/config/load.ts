@@ -13,6 +13,8 @@ export interface NginxSettings {
   confDir: string;
   testCmd: string[];
   reloadCmd: string[];
+  /** Where the master's pid is: the managed one's, or nginx.pid_file. */
+  pidFile: string;
 }
 
 export type AppConfig = RawApp & {
@@ -114,6 +116,7 @@ function resolveNginx(raw: RawConfig, stateDir: string): NginxSettings {
       confDir: resolve(raw.nginx.conf_dir),
       testCmd: raw.nginx.test_cmd,
       reloadCmd: raw.nginx.reload_cmd,
+      pidFile: resolve(raw.nginx.pid_file),
     };
   }
   // A managed nginx is ours alone: its commands are derived from its prefix, not configured.
@@ -125,6 +128,7 @@ function resolveNginx(raw: RawConfig, stateDir: string): NginxSettings {
     confDir: paths.confDir,
     testCmd: [...base, '-t', '-q'],
     reloadCmd: [...base, '-s', 'reload'],
+    pidFile: paths.pidFile,
   };
 }
 

@@ -63,6 +63,8 @@ const nginxSchema = z
     test_cmd: command.default(['nginx', '-t']),
     reload_cmd: command.default(['nginx', '-s', 'reload']),
     binary: z.string().min(1).default('nginx'),
+    /** The system nginx's master pid file: lets a port-mode verify see when a reload is complete. */
+    pid_file: z.string().min(1).default('/run/nginx.pid'),
   })
   .strict();
 
@@ -100,6 +102,7 @@ export const configSchema = z
       test_cmd: ['nginx', '-t'],
       reload_cmd: ['nginx', '-s', 'reload'],
       binary: 'nginx',
+      pid_file: '/run/nginx.pid',
     }),
     server: serverSchema.default({ listen: '127.0.0.1:9100', public_dashboard: false }),
     github: githubSchema.default({ api_url: 'https://api.github.com', status_context: 'duet/{app}', deployments: false }),

@@ -5,7 +5,7 @@ import { waitUntilHealthy } from '../instance/health.js';
 import { runnerReady, runningInstance, startInstance, stillRunning } from '../instance/runner.js';
 import { preparedRelease } from '../instance/update.js';
 import { ensureManagedNginx } from '../switch/managed-nginx.js';
-import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
+import { configuredColor, connectToNginx } from '../switch/proxy.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
 
@@ -35,8 +35,7 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
       });
     }
     // Re-applied after the start: in socket mode the new socket must be opened up for nginx.
-    await switchProxy(app, config, enabled);
-    await verifyProxy(app, enabled);
+    await connectToNginx(app, config, enabled);
     observer.note(`${app.name}: ${enabled} is live`);
     if (app.standby !== 'keep') return { enabled, standby: 'not-kept' };
     const standby = otherColor(enabled);

@@ -29,17 +29,17 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
     return { value: undefined, detail: report.detail };
   });
 
-  await run.step('switch', `point nginx at ${target}`, async () => {
+  const switched = await run.step('switch', `point nginx at ${target}`, async () => {
     // Applied even when the config already names the target: idempotent, and it brings back a
     // managed nginx that is not running or a socket nginx's workers cannot reach.
-    await switchProxy(app, config, target, { output: run.log });
-    if (wasLive === target) return { value: undefined, skipped: true, detail: `nginx already points at ${target}` };
-    return { value: undefined, detail: app.switch === 'socket' ? 'symlink renamed' : 'nginx reloaded' };
+    const value = await switchProxy(app, config, target, { output: run.log });
+    if (wasLive === target) return { value, skipped: true, detail: `nginx already points at ${target}` };
+    return { value, detail: app.switch === 'socket' ? 'symlink renamed' : 'nginx reloaded' };
   });
 
   await run.step('verify', `check that the public port is served by ${target}`, async () => {
     try {
-      await verifyProxy(app, target);
+      await verifyProxy(app, target, { reload: switched.reload });
     } catch (error) {
       await switchBack(run, wasLive, target);
       throw error;

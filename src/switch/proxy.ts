@@ -8,6 +8,7 @@ import { isSocket, liveSocketColor, pointLiveSocket } from './live-socket.js';
 import { ensureManagedNginx } from './managed-nginx.js';
 import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
+import { markBeforeReload, stillAccepting, type ReloadMark } from './nginx-workers.js';
 import { makeSocketReachable } from './socket-permissions.js';
 
 /** One probe never waits longer than this, so a slow answer is retried within the deadline. */
@@ -59,18 +60,30 @@ export interface ConnectOptions {
 
 /** Send the app's public traffic to `color`, then check that nginx really does. */
 export async function connectToNginx(app: AppConfig, config: Config, color: Color, options: ConnectOptions = {}): Promise<void> {
-  await switchProxy(app, config, color, options);
-  await verifyProxy(app, color, { output: options.output, timeoutMs: options.verifyTimeoutMs });
+  const switched = await switchProxy(app, config, color, options);
+  await verifyProxy(app, color, { output: options.output, timeoutMs: options.verifyTimeoutMs, reload: switched.reload });
+}
+
+/** What a switch did, for the verify after it. */
+export interface Switched {
+  /** A port-mode switch that reloaded nginx: the workers that must stop accepting. */
+  reload?: ReloadMark;
 }
 
 /** The switch alone, without verification: connectToNginx is this followed by verifyProxy. */
-export async function switchProxy(app: AppConfig, config: Config, color: Color, options: { output?: OutputSink } = {}): Promise<void> {
-  if (app.switch === 'socket') return switchSocket(app, config, color, options);
+export async function switchProxy(app: AppConfig, config: Config, color: Color, options: { output?: OutputSink } = {}): Promise<Switched> {
+  if (app.switch === 'socket') {
+    await switchSocket(app, config, color, options);
+    return {};
+  }
   await ensureManagedNginx(config, options);
   const before = await describeServing(app, config);
   const path = appConfPath(app, config);
+  const mark = markBeforeReload(config);
   const changed = await installConf(path, await renderAppConf(app, color), config, { ...options, stillServing: before });
-  if (changed) options.output?.write(`switch: nginx reloaded with ${app.name} -> ${color} (port ${app.ports[color]})\n`);
+  if (!changed) return {};
+  options.output?.write(`switch: nginx reloaded with ${app.name} -> ${color} (port ${app.ports[color]})\n`);
+  return { reload: mark };
 }
 
 /**
@@ -103,23 +116,31 @@ async function switchSocket(app: AppConfig, config: Config, color: Color, option
 }
 
 /**
- * How long the new color must answer every probe before a port-mode switch counts as done. On a
- * reload nginx's master starts the new workers, sleeps 100 ms "to allow new processes to start"
- * (ngx_master_process_cycle), and only then tells the old ones to stop accepting: for those
- * ~100 ms a fresh connection may still reach the old color. Measured here: the last old answer
- * came 70-100 ms after the first new one (the benchmark's "healthy -> only the new version"
- * minus "healthy -> public", 76-85 ms over three full runs). An old answer inside the window
- * starts it again, so a slow machine makes verify wait longer, never pass early.
+ * How long the new color must answer every probe before a port-mode switch counts as done when
+ * the reload's old workers cannot be watched (nginx-workers.ts; a system nginx whose pid file is
+ * not at nginx.pid_file, or a reload by an earlier run). For ~100 ms after a reload a fresh
+ * connection may still reach an old worker. Measured here: the last old answer came 70-100 ms
+ * after the first new one (the benchmark's "healthy -> only the new version" minus "healthy ->
+ * public", 76-85 ms over three full runs). An old answer inside the window starts it again, so a
+ * slow machine makes verify wait longer, never pass early.
  */
 const SETTLE_MS = 150;
 
+export interface VerifyOptions {
+  output?: OutputSink;
+  timeoutMs?: number;
+  /** The switch's reload: verify waits for exactly its old workers instead of SETTLE_MS. */
+  reload?: ReloadMark;
+}
+
 /**
- * Check through the public port that nginx serves `color`: port mode polls for X-Duet-Color (and
- * waits out the reload's overlap, see SETTLE_MS), socket mode for a 2xx on the health path.
- * Polled, because nginx applies a reload asynchronously. Worth calling even when nothing changed:
- * the file may be right while nginx runs something else.
+ * Check through the public port that nginx serves `color`: port mode polls for X-Duet-Color and
+ * waits until the reload's old workers stopped accepting (or, when they cannot be watched, for
+ * SETTLE_MS of answers from `color`); socket mode polls for a 2xx on the health path. Polled,
+ * because nginx applies a reload asynchronously. Worth calling even when nothing changed: the
+ * file may be right while nginx runs something else.
  */
-export async function verifyProxy(app: AppConfig, color: Color, options: { output?: OutputSink; timeoutMs?: number } = {}): Promise<void> {
+export async function verifyProxy(app: AppConfig, color: Color, options: VerifyOptions = {}): Promise<void> {
   const timeoutMs = options.timeoutMs ?? app.verify_timeout_s * 1000;
   const target = publicTarget(app.listen);
   let last = 'no answer';
@@ -133,18 +154,29 @@ export async function verifyProxy(app: AppConfig, color: Color, options: { outpu
       last = answer ? `HTTP ${answer.status}` : 'no answer';
       return answer !== undefined && answer.status >= 200 && answer.status < 300 ? true : undefined;
     }
+    if (options.reload) {
+      // Cheap /proc reads first; the answer through the public port is asked once they are done.
+      const old = stillAccepting(options.reload);
+      if (old.length > 0) {
+        last = `nginx workers from before the reload still accepting: ${old.join(', ')}`;
+        return undefined;
+      }
+    }
     const serving = await servingColor(app, { timeoutMs: probeMs });
     last = serving ? `X-Duet-Color: ${serving}` : 'no answer with X-Duet-Color';
     if (serving !== color) {
       since = undefined;
       return undefined;
     }
+    if (options.reload) return true;
     since ??= Date.now();
     return Date.now() - since >= SETTLE_MS ? true : undefined;
   };
   const where = describeTarget(target);
-  // Probes at most 50 ms apart, so the settle window is actually observed, not slept through.
-  if (!(await pollUntil(check, { timeoutMs, maxIntervalMs: 50 }))) {
+  // Probes at most 50 ms apart, so the settle window is actually observed, not slept through;
+  // old workers are looked at every few ms, since verify ends the moment they are done.
+  const every = options.reload ? { initialIntervalMs: 5, maxIntervalMs: 5 } : { maxIntervalMs: 50 };
+  if (!(await pollUntil(check, { timeoutMs, ...every }))) {
     const what = app.switch === 'socket' ? `a 2xx answer on ${app.health.path}` : `X-Duet-Color: ${color}`;
     const socketHint =
       app.switch === 'socket' && last === 'HTTP 502'

@@ -20,8 +20,8 @@ export const connectToNginx: Command = {
           hint: `start it (duet start-instance ${color}) or pass --force`,
         });
       }
-      await switchProxy(app, config, color, { output: context.stderr });
-      if (health.state === 'healthy') await verifyProxy(app, color);
+      const switched = await switchProxy(app, config, color, { output: context.stderr });
+      if (health.state === 'healthy') await verifyProxy(app, color, { reload: switched.reload });
       print(context.stdout, color);
     } finally {
       await lock.release();

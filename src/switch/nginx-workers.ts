@@ -1,0 +1,89 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import type { Config } from '../config/load.js';
+
+/**
+ * When a reload is done for new connections. On `nginx -s reload` the master starts new workers,
+ * sleeps 100 ms "to allow new processes to start" and only then tells the old ones to quit
+ * (ngx_master_process_cycle): until then a new connection may still reach an old worker and the
+ * old config. An old worker told to quit retitles itself "nginx: worker process is shutting down"
+ * (ngx_setproctitle, read back from /proc/<pid>/cmdline) and closes its listening sockets in the
+ * same step. So once every worker that accepted before the reload is gone or says so, only the
+ * new config takes new connections. Connections it already has finish on the old color, which
+ * is still running.
+ *
+ * /proc is read synchronously, as in process-identity.ts: kernel-made files, microseconds each.
+ */
+
+/** The workers that were accepting connections just before a reload. */
+export interface ReloadMark {
+  master: number;
+  /** Each with its start time, so a pid the kernel reused is never taken for an old worker. */
+  workers: Array<{ pid: number; startTime: string }>;
+}
+
+/** Taken right before a reload; undefined when the master cannot be found (verify then waits by time). */
+export function markBeforeReload(config: Config): ReloadMark | undefined {
+  const master = nginxMasterPid(config.nginx.pidFile);
+  if (master === undefined) return undefined;
+  const workers = childrenOf(master)
+    .map((pid) => ({ pid, proc: readProc(pid) }))
+    .filter((w) => w.proc !== undefined && isAcceptingTitle(w.proc.title))
+    .map((w) => ({ pid: w.pid, startTime: w.proc!.startTime }));
+  return { master, workers };
+}
+
+/** The marked workers that still take new connections. */
+export function stillAccepting(mark: ReloadMark): number[] {
+  return mark.workers
+    .filter(({ pid, startTime }) => {
+      const proc = readProc(pid);
+      return proc !== undefined && proc.ppid === mark.master && proc.startTime === startTime && isAcceptingTitle(proc.title);
+    })
+    .map((w) => w.pid);
+}
+
+/** The master named by `pidFile`, if that process is alive and is an nginx master. */
+export function nginxMasterPid(pidFile: string): number | undefined {
+  const text = readOrUndefined(pidFile);
+  if (text === undefined || !/^\d+\s*$/.test(text)) return undefined;
+  const pid = Number(text);
+  return readProc(pid)?.title.startsWith('nginx: master process') ? pid : undefined;
+}
+
+function isAcceptingTitle(title: string): boolean {
+  return title.startsWith('nginx: worker process') && !title.includes('is shutting down');
+}
+
+interface ProcInfo {
+  title: string;
+  ppid: number;
+  startTime: string;
+}
+
+function readProc(pid: number): ProcInfo | undefined {
+  const stat = readOrUndefined(`/proc/${pid}/stat`);
+  const cmdline = readOrUndefined(`/proc/${pid}/cmdline`);
+  if (stat === undefined || cmdline === undefined) return undefined;
+  // After the command name (which may hold spaces and parentheses): state, ppid, ...; starttime is field 22.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+  return { title: cmdline.replaceAll('\0', ' ').trim(), ppid: Number(fields[1]), startTime: fields[19] ?? '' };
+}
+
+/** The master's children: its task's `children` file where the kernel has one, else a scan. */
+function childrenOf(pid: number): number[] {
+  const listed = readOrUndefined(`/proc/${pid}/task/${pid}/children`);
+  if (listed !== undefined) return listed.split(' ').filter(Boolean).map(Number);
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((child) => readProc(child)?.ppid === pid);
+}
+
+function readOrUndefined(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ensureManagedNginx } from '../../src/switch/managed-nginx.js';
+import { reloadNginx } from '../../src/switch/nginx-conf.js';
+import { markBeforeReload, nginxMasterPid, stillAccepting } from '../../src/switch/nginx-workers.js';
+import { pollUntil } from '../../src/util/poll.js';
+import { switchFixture } from './fixture.js';
+import { tempDir } from '../support/tmp.js';
+
+const title = (pid: number): string => {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+  } catch {
+    return '(gone)';
+  }
+};
+
+test('a reload is done for new connections once every worker from before it is gone or shutting down', async (t) => {
+  const f = await switchFixture(t);
+  await ensureManagedNginx(f.config);
+  const mark = markBeforeReload(f.config);
+  assert.ok(mark, 'the managed master is found through its pid file');
+  assert.ok(mark.workers.length > 0, 'it has workers');
+  assert.deepEqual(stillAccepting(mark), mark.workers.map((w) => w.pid), 'before the reload they all accept');
+
+  await reloadNginx(f.config);
+  const done = await pollUntil(async () => (stillAccepting(mark).length === 0 ? true : undefined), { timeoutMs: 10_000, maxIntervalMs: 5 });
+  assert.ok(done, 'the old workers stop accepting');
+  for (const { pid } of mark.workers) assert.match(title(pid), /^\(gone\)$|is shutting down/, `old worker ${pid}`);
+  const fresh = markBeforeReload(f.config)!;
+  assert.ok(fresh.workers.length > 0 && fresh.workers.every((w) => !mark.workers.some((old) => old.pid === w.pid)), 'new workers took over');
+});
+
+test('nginxMasterPid names only a live nginx master', async (t) => {
+  const dir = await tempDir(t);
+  const pidFile = join(dir, 'nginx.pid');
+  assert.equal(nginxMasterPid(pidFile), undefined, 'no pid file');
+  await writeFile(pidFile, `${process.pid}\n`);
+  assert.equal(nginxMasterPid(pidFile), undefined, 'a live process that is not nginx');
+  await writeFile(pidFile, 'garbage\n');
+  assert.equal(nginxMasterPid(pidFile), undefined, 'not a pid');
+});
