@@ -239,6 +239,7 @@ function stepRows(deploys: DeployBreakdown[]): Array<[string, number | null]> {
     ['total (CLI wall)', m((d) => d.cliWallMs)],
     ['time in child processes', m((d) => d.childMs)],
     ['waiting on the app', m((d) => d.appWaitMs)],
+    ["waiting on nginx's reload (old workers still accepting)", m((d) => d.nginxSettleMs)],
     ["**duet's overhead** (journal total − children − waiting)", m((d) => d.overheadMs)],
     ['CLI outside the journal (node start, imports, config, lock)', m((d) => d.cliOutsideJournalMs)],
     ['overhead including the CLI', m((d) => d.overheadWithCliMs)],

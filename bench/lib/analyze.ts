@@ -53,7 +53,13 @@ export interface DeployBreakdown {
   childMs: number;
   /** Waiting on the app: from its process start (or the health step's start) to health done, and old colors stopping. */
   appWaitMs: number;
-  /** journal total - (child time + app wait): duet's own time inside the deploy. */
+  /**
+   * Port mode: waiting on nginx's reload to finish, from the end of `nginx -s reload` to the first
+   * probe after which the public port answered only the new version (nginx's old workers accept
+   * for its fixed ~100 ms; verify waits that out). Seen from outside, in the probe loop.
+   */
+  nginxSettleMs: number | null;
+  /** journal total - (child time + app wait + nginx settle): duet's own time inside the deploy. */
   overheadMs: number | null;
   /** CLI wall - journal total: node start, module loading, config, lock, exit. */
   cliOutsideJournalMs: number | null;
@@ -145,6 +151,7 @@ export function analyzeDeploy(input: {
 
   let healthyToPublicMs: number | null = null;
   let healthyToOnlyNewMs: number | null = null;
+  let onlyNewAt: number | undefined;
   if (input.probes && healthDone !== undefined) {
     const probes = input.probes.filter((p) => p.sentAt >= run.startedAt);
     const first = probes.find((p) => p.version === input.version && p.status === 200);
@@ -152,7 +159,10 @@ export function analyzeDeploy(input: {
     // From then on only the new version: the first probe after the last one that was not new.
     const lastOther = probes.findLastIndex((p) => p.version !== input.version || p.status !== 200);
     const settled = probes[lastOther + 1];
-    if (first && settled) healthyToOnlyNewMs = settled.answeredAt - healthDone;
+    if (first && settled) {
+      healthyToOnlyNewMs = settled.answeredAt - healthDone;
+      onlyNewAt = settled.answeredAt;
+    }
   }
 
   const children: Record<string, ChildSummary> = {};
@@ -167,6 +177,9 @@ export function analyzeDeploy(input: {
     const from = appStart ? appStart.spawnedAt : at(health!.startedAt);
     waiting.push({ start: from, end: healthDone });
   }
+  const reload = calls.findLast((c) => c.label === 'nginx' && / -s reload\b/.test(` ${c.args}`) && c.start >= begin - 1 && c.end <= end + 1);
+  const settle = reload && onlyNewAt !== undefined && onlyNewAt > reload.end ? { start: reload.end, end: onlyNewAt } : undefined;
+  if (settle) waiting.push(settle);
   const childIntervals = calls.map(interval);
   const childMs = unionLength(childIntervals, begin, end);
   const appWaitMs = unionLength(waiting, begin, end);
@@ -210,6 +223,7 @@ export function analyzeDeploy(input: {
     children,
     childMs,
     appWaitMs,
+    nginxSettleMs: settle ? settle.end - settle.start : null,
     overheadMs,
     cliOutsideJournalMs: journalTotalMs === null ? null : run.wallMs - journalTotalMs,
     overheadWithCliMs,
