@@ -1,4 +1,4 @@
-import { lstatSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
+import { lstatSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
@@ -37,16 +37,33 @@ function unexpected(app: AppConfig, what: string): DuetError {
  * rename() it over the old one. rename is atomic, so every connect() nginx makes finds either the
  * old target or the new one, never nothing; connections already open stay with the old instance
  * and finish there. The target is relative so the directory can move (a restored backup).
- * The symlink and the rename are synchronous: they are the switch itself, the moment traffic
- * moves, and each async call would add a thread-pool round trip between "healthy" and live.
+ * The calls are synchronous: they are the switch itself, the moment traffic moves, and each
+ * async call would add a thread-pool round trip between "healthy" and live.
+ * Returns what live.sock pointed to before (undefined: nothing), for restoreLiveSocket.
  */
-export async function pointLiveSocket(app: AppConfig, color: Color): Promise<void> {
-  const live = app.paths.liveSocket;
-  const dir = dirname(live);
-  const temp = join(dir, `.${basename(live)}.${process.pid}.${Date.now()}.tmp`);
-  symlinkSync(`${color}.sock`, temp);
+export async function pointLiveSocket(app: AppConfig, color: Color): Promise<string | undefined> {
+  const before = linkTarget(app.paths.liveSocket);
+  await replaceLink(app.paths.liveSocket, `${color}.sock`);
+  return before;
+}
+
+/** Undo pointLiveSocket: live.sock points where it did before, or is gone if it was. */
+export async function restoreLiveSocket(app: AppConfig, before: string | undefined): Promise<void> {
+  if (before !== undefined) return replaceLink(app.paths.liveSocket, before);
   try {
-    renameSync(temp, live);
+    unlinkSync(app.paths.liveSocket);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  await fsyncDirectory(dirname(app.paths.liveSocket));
+}
+
+async function replaceLink(path: string, target: string): Promise<void> {
+  const dir = dirname(path);
+  const temp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+  symlinkSync(target, temp);
+  try {
+    renameSync(temp, path);
   } catch (error) {
     try {
       unlinkSync(temp);
@@ -57,6 +74,14 @@ export async function pointLiveSocket(app: AppConfig, color: Color): Promise<voi
   }
   // The rename must survive a power cut, or a reboot could bring back the old color.
   await fsyncDirectory(dir);
+}
+
+function linkTarget(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 export function isSocket(path: string): boolean {

@@ -50,7 +50,12 @@ export function nginxMasterPid(pidFile: string): number | undefined {
   return readProc(pid)?.title.startsWith('nginx: master process') ? pid : undefined;
 }
 
+/**
+ * A worker that takes new connections. A child forked a moment ago still carries the master's
+ * title until it sets its own, and is counted too: it may be a worker of the old config.
+ */
 function isAcceptingTitle(title: string): boolean {
+  if (title.startsWith('nginx: master process')) return true;
   return title.startsWith('nginx: worker process') && !title.includes('is shutting down');
 }
 

@@ -4,7 +4,7 @@ import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import type { OutputSink } from '../util/run.js';
 import { describeTarget, probe, publicTarget } from '../util/http-probe.js';
-import { isSocket, liveSocketColor, pointLiveSocket } from './live-socket.js';
+import { isSocket, liveSocketColor, pointLiveSocket, restoreLiveSocket } from './live-socket.js';
 import { ensureManagedNginx } from './managed-nginx.js';
 import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
@@ -103,15 +103,22 @@ async function switchSocket(app: AppConfig, config: Config, color: Color, option
   }
   // The app created its socket with its own umask; nginx's workers run as another user.
   makeSocketReachable(app.paths.socket[color], app.paths.root);
-  await pointLiveSocket(app, color);
+  const before = await pointLiveSocket(app, color);
   options.output?.write(`switch: ${app.paths.liveSocket} -> ${color}.sock\n`);
-  // A managed nginx that is down is started; one whose main config an upgraded duet changed is reloaded.
-  await ensureManagedNginx(config, options);
-  const path = appConfPath(app, config);
-  const content = await renderAppConf(app, color);
-  // The file does not depend on the color: written and reloaded only when it changed.
-  if ((await readFileIfExists(path)) !== content) {
-    await installConf(path, content, config, { ...options, stillServing: await describeServing(app, config) });
+  try {
+    // A managed nginx that is down is started; one whose main config an upgraded duet changed is reloaded.
+    await ensureManagedNginx(config, options);
+    const path = appConfPath(app, config);
+    const content = await renderAppConf(app, color);
+    // The file does not depend on the color: written and reloaded only when it changed.
+    if ((await readFileIfExists(path)) !== content) {
+      // Not describeServing: live.sock already names the new color, and is put back below.
+      await installConf(path, content, config, { ...options, stillServing: `nginx still runs its previous config for ${app.name}` });
+    }
+  } catch (error) {
+    // nginx was not brought to live.sock: it points where it did, so the state stays one story.
+    await restoreLiveSocket(app, before);
+    throw error;
   }
 }
 

@@ -46,6 +46,19 @@ test('socket mode: a color whose socket does not exist is refused and nothing ch
   assert.equal((await get(f.app)).body, 'blue');
 });
 
+test('socket mode: the rename comes first, and is undone when nginx then rejects its config', async (t) => {
+  const f = await switchFixture(t, { mode: 'socket', listen: '999.1.1.1:8080' });
+  await startBackend(f, 'blue');
+  await assert.rejects(connectToNginx(f.app, f.config, 'blue'), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.equal(error.step, 'switch');
+    assert.match(error.message, /host not found in "999\.1\.1\.1:8080"/);
+    return true;
+  });
+  await assert.rejects(readlink(f.app.paths.liveSocket), /ENOENT/, 'a first live.sock is removed again');
+  assert.equal(await configuredColor(f.app, f.config), undefined);
+});
+
 test('socket mode: keep-alive clients see no failure across 5 switches', async (t) => {
   const f = await switchFixture(t, { mode: 'socket' });
   await startBackend(f, 'blue');
