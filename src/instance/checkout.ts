@@ -82,9 +82,9 @@ export async function prepareCheckout(
 
 /**
  * Bring `target.sha` into the repository in `dir` (made with `git init` when it has none), from
- * `cloneUrl` itself, shallowly, unless it is already there. It touches only `.git`, so it may run
- * while an instance still serves from `dir`. Fetched by URL, not through a remote: what is fetched
- * always comes from the configured clone_url, and no `git config` call is needed to check a remote.
+ * `cloneUrl`, shallowly, unless it is already there. It touches only `.git`, so it may run while an
+ * instance still serves from `dir`. Fetched through CLONE_REMOTE, defined for the one command, never
+ * a remote stored in the checkout: what is fetched always comes from the configured clone_url.
  * Lock files a crashed run left in `.git` are removed.
  */
 export async function fetchCommit(dir: string, cloneUrl: string, target: ResolvedRef, options: CheckoutOptions = {}): Promise<void> {

@@ -7,6 +7,7 @@ import { DuetError } from '../../src/errors.js';
 import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
 import { appConfPath } from '../../src/switch/nginx-conf.js';
 import { configuredColor, connectToNginx, servingColor, switchProxy, verifyProxy } from '../../src/switch/proxy.js';
+import { stillAccepting } from '../../src/switch/nginx-workers.js';
 import { freePort } from '../support/ports.js';
 import { closeServer, collectOutput, get, makeConfig, startBackend, switchFixture, workerPid } from './fixture.js';
 
@@ -27,6 +28,20 @@ test('port mode: connecting blue, then green, moves the public port; disk and HT
   assert.equal(await servingColor(f.app), 'green');
   assert.deepEqual(await get(f.app), { status: 200, body: 'green', color: 'green' });
   assert.match(await readFile(appConfPath(f.app, f.config), 'utf8'), new RegExp(`server 127\\.0\\.0\\.1:${f.app.ports.green};`));
+});
+
+test('port mode: verify returns only once no worker from before the reload accepts; every new connection then gets the new color', async (t) => {
+  const f = await switchFixture(t);
+  await startBackend(f, 'blue');
+  await startBackend(f, 'green');
+  await connectToNginx(f.app, f.config, 'blue');
+
+  const switched = await switchProxy(f.app, f.config, 'green');
+  assert.ok(switched.reload && switched.reload.workers.length > 0, "the reload's old workers were noted");
+  await verifyProxy(f.app, 'green', { reload: switched.reload });
+  assert.deepEqual(stillAccepting(switched.reload), [], 'verify waited for the old workers');
+  for (let i = 0; i < 30; i += 1) assert.equal((await get(f.app)).color, 'green', `request ${i}`);
+  assert.deepEqual(await switchProxy(f.app, f.config, 'green'), {}, 'no reload, nothing to wait for');
 });
 
 test('port mode: connecting the connected color again writes and reloads nothing, but verifies', async (t) => {
