@@ -1,4 +1,5 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { procStat } from '../util/proc.js';
 
 /**
  * Who listens on a TCP port, from /proc: the listening sockets' inodes from /proc/net/tcp{,6},
@@ -60,10 +61,7 @@ export async function portHolders(port: number): Promise<PortHolders> {
 
 async function describe(pid: number): Promise<PortHolder> {
   const comm = (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '?')).trim();
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
-  // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { pid, comm, pgid: Number(fields[2] ?? 0) };
+  return { pid, comm, pgid: procStat(pid)?.pgrp ?? 0 };
 }
 
 export function describeHolders(holders: PortHolder[]): string {

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/load.js';
 import type { ManagedNginxPaths } from '../config/paths.js';
@@ -8,6 +7,7 @@ import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { lastLines, runArgv, type OutputSink } from '../util/run.js';
 import { reloadNginx, nginxMessage } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
+import { childrenOf, hasExited, procCmdline, procStat } from '../util/proc.js';
 import { renderTemplateFile } from './templates.js';
 
 const TEMP_DIRS = ['client_body_temp', 'proxy_temp', 'fastcgi_temp', 'uwsgi_temp', 'scgi_temp'];
@@ -82,7 +82,7 @@ export async function stopManagedNginx(config: Config): Promise<void> {
   const pid = await managedNginxPid(config);
   if (pid === undefined) return;
   // Collected first: once the master is gone its workers can no longer be found by parent pid.
-  const workers = await childPids(pid);
+  const workers = childrenOf(pid);
   signal(pid, 'SIGQUIT');
   const gone = await pollUntil(async () => (isAlive(pid) ? undefined : true), { timeoutMs: QUIT_TIMEOUT_MS });
   if (!gone) {
@@ -102,7 +102,7 @@ export async function managedNginxPid(config: Config): Promise<number | undefine
   const pid = text !== undefined && /^\d+\s*$/.test(text) ? Number(text) : undefined;
   if (pid === undefined || !isAlive(pid)) return undefined;
   // After a reboot the pid may belong to an unrelated process.
-  const cmdline = await readProc(pid, 'cmdline');
+  const cmdline = procCmdline(pid);
   if (cmdline !== undefined && !cmdline.includes(paths.prefix)) return undefined;
   return pid;
 }
@@ -114,7 +114,8 @@ export function isAlive(pid: number): boolean {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  return procState(pid) !== 'Z';
+  const stat = procStat(pid);
+  return stat === undefined || !hasExited(stat);
 }
 
 function signal(pid: number, name: NodeJS.Signals): void {
@@ -122,50 +123,5 @@ function signal(pid: number, name: NodeJS.Signals): void {
     process.kill(pid, name);
   } catch {
     // Already gone: that is what we wanted.
-  }
-}
-
-/** Direct children of `pid` (nginx's workers), from /proc; empty where there is no /proc. */
-export async function childPids(pid: number): Promise<number[]> {
-  let entries: string[];
-  try {
-    entries = await readdir('/proc');
-  } catch {
-    return [];
-  }
-  const children: number[] = [];
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = await readProc(Number(entry), 'stat');
-    if (stat !== undefined && parseStat(stat)?.ppid === pid) children.push(Number(entry));
-  }
-  return children.sort((a, b) => a - b);
-}
-
-/** /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may contain spaces and parentheses. */
-function parseStat(stat: string): { state: string; ppid: number } | undefined {
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return fields.length > 1 ? { state: fields[0]!, ppid: Number(fields[1]) } : undefined;
-}
-
-/** Synchronous on purpose: isAlive is a plain predicate, and /proc reads never block. */
-function procState(pid: number): string | undefined {
-  const stat = readFileSyncSafe(`/proc/${pid}/stat`);
-  return stat === undefined ? undefined : parseStat(stat)?.state;
-}
-
-async function readProc(pid: number, file: string): Promise<string | undefined> {
-  try {
-    return (await readFile(`/proc/${pid}/${file}`, 'utf8')).replaceAll('\0', ' ');
-  } catch {
-    return undefined;
-  }
-}
-
-function readFileSyncSafe(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
   }
 }

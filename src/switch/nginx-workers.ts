@@ -1,5 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Config } from '../config/load.js';
+import { childrenOf, hasExited, procCmdline, procStat } from '../util/proc.js';
 
 /**
  * When a reload is done for new connections. On `nginx -s reload` the master starts new workers,
@@ -10,8 +11,6 @@ import type { Config } from '../config/load.js';
  * same step. So once every worker that accepted before the reload is gone or says so, only the
  * new config takes new connections. Connections it already has finish on the old color, which
  * is still running.
- *
- * /proc is read synchronously, as in process-identity.ts: kernel-made files, microseconds each.
  */
 
 /** The workers that were accepting connections just before a reload. */
@@ -66,23 +65,10 @@ interface ProcInfo {
 }
 
 function readProc(pid: number): ProcInfo | undefined {
-  const stat = readOrUndefined(`/proc/${pid}/stat`);
-  const cmdline = readOrUndefined(`/proc/${pid}/cmdline`);
-  if (stat === undefined || cmdline === undefined) return undefined;
-  // After the command name (which may hold spaces and parentheses): state, ppid, ...; starttime is field 22.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
-  return { title: cmdline.replaceAll('\0', ' ').trim(), ppid: Number(fields[1]), startTime: fields[19] ?? '' };
-}
-
-/** The master's children: its task's `children` file where the kernel has one, else a scan. */
-function childrenOf(pid: number): number[] {
-  const listed = readOrUndefined(`/proc/${pid}/task/${pid}/children`);
-  if (listed !== undefined) return listed.split(' ').filter(Boolean).map(Number);
-  return readdirSync('/proc')
-    .filter((entry) => /^\d+$/.test(entry))
-    .map(Number)
-    .filter((child) => readProc(child)?.ppid === pid);
+  const stat = procStat(pid);
+  const title = procCmdline(pid);
+  if (stat === undefined || title === undefined || hasExited(stat)) return undefined;
+  return { title, ppid: stat.ppid, startTime: stat.startTime };
 }
 
 function readOrUndefined(path: string): string | undefined {

@@ -4,7 +4,8 @@ import { dirname } from 'node:path';
 import type { TestContext } from 'node:test';
 import { parseConfig, pickApp, type AppConfig, type Config } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
-import { childPids, managedNginxPid, stopManagedNginx } from '../../src/switch/managed-nginx.js';
+import { managedNginxPid, stopManagedNginx } from '../../src/switch/managed-nginx.js';
+import { childrenOf } from '../../src/util/proc.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { publicTarget } from '../../src/util/http-probe.js';
 import { makeSocketReachable } from '../../src/switch/socket-permissions.js';
@@ -134,7 +135,7 @@ export async function workerPid(config: Config): Promise<number> {
   const master = await managedNginxPid(config);
   if (master === undefined) throw new Error('the managed nginx is not running');
   const pid = await pollUntil(async () => {
-    const workers = await childPids(master);
+    const workers = childrenOf(master);
     return workers.length === 1 ? workers[0] : undefined;
   }, { timeoutMs: 10_000 });
   if (pid === undefined) throw new Error(`nginx ${master} does not settle on one worker`);
