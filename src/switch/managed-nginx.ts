@@ -6,6 +6,7 @@ import { DuetError } from '../errors.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { lastLines, runArgv, type OutputSink } from '../util/run.js';
 import { reloadNginx, nginxMessage } from './nginx-conf.js';
+import { nginxMasterPid } from './nginx-workers.js';
 import { pollUntil } from '../util/poll.js';
 import { childrenOf, hasExited, procCmdline, procStat } from '../util/proc.js';
 import { renderTemplateFile } from './templates.js';
@@ -94,17 +95,13 @@ export async function stopManagedNginx(config: Config): Promise<void> {
   await unlink(paths.pidFile).catch(() => {});
 }
 
-/** The master's pid, when the pid file names a live nginx process started with our prefix. */
+/** The master's pid, when the pid file names a live nginx master started with our prefix. */
 export async function managedNginxPid(config: Config): Promise<number | undefined> {
   const paths = config.nginx.managed;
   if (!paths) return undefined;
-  const text = await readFileIfExists(paths.pidFile);
-  const pid = text !== undefined && /^\d+\s*$/.test(text) ? Number(text) : undefined;
-  if (pid === undefined || !isAlive(pid)) return undefined;
-  // After a reboot the pid may belong to an unrelated process.
-  const cmdline = procCmdline(pid);
-  if (cmdline !== undefined && !cmdline.includes(paths.prefix)) return undefined;
-  return pid;
+  const pid = nginxMasterPid(paths.pidFile);
+  // After a reboot the pid may belong to another nginx master (its title holds its command line).
+  return pid !== undefined && procCmdline(pid)?.includes(paths.prefix) ? pid : undefined;
 }
 
 /** Alive and not a zombie (a reaped-late master is dead for our purposes). */
