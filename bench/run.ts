@@ -24,7 +24,7 @@ import { runWebhook } from './scenarios/webhook.js';
 import { DUET_PORT, DUET_SOCKET, renderReport } from './table.js';
 
 /**
- * `npm run bench [-- --quick]`: every figure of bench/README.md, measured on this machine in one
+ * `npm run bench [-- --quick] [--only part,...]`: every figure of bench/README.md, measured on this machine in one
  * run, printed as Markdown on stdout and written with all raw numbers to bench/results.json.
  * Progress goes to stderr. Everything started is stopped and every temp dir removed, also on
  * failure and Ctrl-C.
@@ -35,6 +35,27 @@ import { DUET_PORT, DUET_SOCKET, renderReport } from './table.js';
  */
 
 const quick = process.argv.includes('--quick');
+
+/** The measured parts, in run order; `--only webhook,port` runs a subset (to iterate on one). */
+const PARTS = ['socket', 'port', 'baseline', 'install', 'webhook'] as const;
+type Part = (typeof PARTS)[number];
+const only = parseOnly(process.argv);
+const runs = (name: Part): boolean => only === null || only.has(name);
+/** Why a setup that no part asked for (--only) was not prepared. */
+const NOT_RUN = Symbol('not run');
+
+function parseOnly(argv: string[]): Set<Part> | null {
+  const index = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (index < 0) return null;
+  const value = argv[index]!.includes('=') ? argv[index]!.slice('--only='.length) : argv[index + 1];
+  const names = (value ?? '').split(',').filter(Boolean);
+  const unknown = names.filter((n) => !(PARTS as readonly string[]).includes(n));
+  if (names.length === 0 || unknown.length > 0) {
+    process.stderr.write(`--only takes a comma-separated list of ${PARTS.join(', ')}${unknown.length ? `; not a part: ${unknown.join(', ')}` : ''}\n`);
+    process.exit(2);
+  }
+  return new Set(names as Part[]);
+}
 
 const settings = quick
   ? { deploysPerRow: 1, warmMs: 250, tailMs: 250, gapMs: 300, breakdownReps: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, maxDurationS: 1, idleWaitMs: 300, startupRuns: 1 }
@@ -217,13 +238,16 @@ async function main(): Promise<number> {
   const baselineScope = openScope('baseline');
   const servePort = await freePort();
   const portServePort = await freePort();
+  // A setup is prepared only for the parts that use it (all of them unless --only).
+  const notNeeded = Promise.reject(NOT_RUN);
+  notNeeded.catch(() => undefined);
   const [socketSetup, portSetup, baselineSetup] = await Promise.allSettled([
-    prepareDuet(socketScope, root, shims, 'socket', { server: `{ listen: "127.0.0.1:${servePort}" }` }),
-    prepareDuet(portScope, root, shims, 'port', { server: `{ listen: "127.0.0.1:${portServePort}" }` }),
-    prepareBaseline(baselineScope, root),
+    runs('socket') || runs('webhook') ? prepareDuet(socketScope, root, shims, 'socket', { server: `{ listen: "127.0.0.1:${servePort}" }` }) : notNeeded,
+    runs('port') || runs('install') ? prepareDuet(portScope, root, shims, 'port', { server: `{ listen: "127.0.0.1:${portServePort}" }` }) : notNeeded,
+    runs('baseline') ? prepareBaseline(baselineScope, root) : notNeeded,
   ]);
   const failedSetup = (name: string, outcome: PromiseSettledResult<unknown>): void => {
-    if (outcome.status === 'rejected') {
+    if (outcome.status === 'rejected' && outcome.reason !== NOT_RUN) {
       const message = outcome.reason instanceof Error ? outcome.reason.message : String(outcome.reason);
       results.failures[name] = `setup failed: ${message.split('\n')[0]}`;
       log(`  ${name} setup FAILED: ${message}`);
@@ -234,7 +258,7 @@ async function main(): Promise<number> {
   failedSetup('baseline', baselineSetup);
 
   // --- duet, switch: socket: sections 2 and 1 ---------------------------------------------
-  if (socketSetup.status === 'fulfilled') {
+  if (socketSetup.status === 'fulfilled' && runs('socket')) {
     const { env, breakdown, load } = socketSetup.value;
     await part(results, 'socket', 'duet, switch: socket: where a deploy goes, then deploys under load', async () => {
       results.breakdown.socket = await runBreakdown(env, 'socket', breakdown, 'w0', { scope: socketScope, port: servePort });
@@ -243,7 +267,7 @@ async function main(): Promise<number> {
   }
 
   // --- duet, switch: port, and a bare nginx -s reload of the same nginx -----------------------
-  if (portSetup.status === 'fulfilled') {
+  if (portSetup.status === 'fulfilled' && runs('port')) {
     const { env, breakdown, load, amid } = portSetup.value;
     await part(results, 'port', 'duet, switch: port: where a deploy goes, deploys under load; nginx -s reload', async () => {
       results.breakdown.port = await runBreakdown(env, 'port', breakdown, 'w0', { scope: portScope, port: portServePort });
@@ -258,7 +282,7 @@ async function main(): Promise<number> {
   }
 
   // --- no tool, and pm2 ------------------------------------------------------------------
-  if (baselineSetup.status === 'fulfilled') {
+  if (baselineSetup.status === 'fulfilled' && runs('baseline')) {
     const { baseline, tags } = baselineSetup.value;
     await part(results, 'baseline', 'naive in-place restart; pm2 reload (cluster mode)', async () => {
       await baseline.naive.start();
@@ -273,7 +297,9 @@ async function main(): Promise<number> {
   await closeScope(baselineScope);
 
   // --- section 3: install reuse, on the port setup -----------------------------------------
-  if (portSetup.status === 'fulfilled') {
+  if (!runs('install')) {
+    // not asked for
+  } else if (portSetup.status === 'fulfilled') {
     await part(results, 'install', 'deploying again with the same dependencies (switch: port)', async () => {
       results.install = await runInstallReuse(portSetup.value.env, settings.installRounds);
     });
@@ -283,7 +309,9 @@ async function main(): Promise<number> {
   await closeScope(portScope);
 
   // --- sections 4 and 5: webhook intake, footprint, on the socket setup ----------------------
-  if (socketSetup.status === 'fulfilled') {
+  if (!runs('webhook')) {
+    // not asked for
+  } else if (socketSetup.status === 'fulfilled') {
     await part(results, 'webhook', 'webhook intake: duet serve and webhook (adnanh); footprint', async () => {
       const { env } = socketSetup.value;
       // The pushes name the tip of main: make sure that is what runs, so their deploys are no-ops.
@@ -314,8 +342,9 @@ async function main(): Promise<number> {
   for (const problem of await closeAll()) log(`  ${problem}`);
 
   const report = renderReport(results);
-  // --quick does not overwrite the numbers of the last full run, the ones to quote.
-  const out = join(repoRoot(), 'bench', quick ? 'results-quick.json' : 'results.json');
+  // --quick does not overwrite the numbers of the last full run, the ones to quote, nor does a
+  // partial run (--only).
+  const out = join(repoRoot(), 'bench', only ? 'results-partial.json' : quick ? 'results-quick.json' : 'results.json');
   await writeFile(out, `${JSON.stringify(results, null, 2)}\n`);
   process.stdout.write(`${report}\n`);
   log(`wrote ${out}; the run took ${elapsedS().toFixed(0)} s`);

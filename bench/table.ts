@@ -290,7 +290,7 @@ function webhookDetails(results: Results): string {
   const w = results.webhook;
   if (!w) return `${NA}: ${results.failures.webhook ?? 'not run'}`;
   const { duet, other, skipped } = webhookIntake(results);
-  const header = ['offered', 'duet: acks/s', 'duet: p50', 'duet: p99', 'duet: CPU per ack', 'webhook: acks/s', 'webhook: p50', 'webhook: p99', 'webhook: CPU per ack'];
+  const header = ['offered', 'duet: acks/s', 'duet: p50', 'duet: p99', 'in duet: p50 / p99', 'duet: CPU per ack', 'webhook: acks/s', 'webhook: p50', 'webhook: p99', 'webhook: CPU per ack'];
   const rows = (duet?.paced ?? []).map((d) => {
     const o = other?.paced.find((p) => p.offeredPerS === d.offeredPerS);
     return [
@@ -298,6 +298,7 @@ function webhookDetails(results: Results): string {
       `${num(d.acksPerS, 0)} (${d.acks}/${d.sent})`,
       ms(d.p50Ms, 2),
       ms(d.p99Ms, 2),
+      d.serverP99Ms === undefined ? NA : `${ms(d.serverP50Ms, 1)} / ${ms(d.serverP99Ms, 1)}`,
       ms(d.cpuMsPerAck, 2),
       o ? `${num(o.acksPerS, 0)} (${o.acks}/${o.sent})` : NA,
       o ? ms(o.p50Ms, 2) : NA,
@@ -307,7 +308,8 @@ function webhookDetails(results: Results): string {
   });
   const maxRow = (intake: SystemIntake | undefined): [string, string, string, string] =>
     intake?.max ? [num(maxAcks(intake), 0), ms(intake.max.p50Ms, 2), ms(intake.max.p99Ms, 2), ms(intake.maxCpu?.cpuMsPerAck, 2)] : [NA, NA, NA, NA];
-  rows.push([`max (wrk, ${results.meta.settings.webhookConnections} connections)`, ...maxRow(duet), ...maxRow(other)]);
+  const [duetAcks, duetP50, duetP99, duetCpu] = maxRow(duet);
+  rows.push([`max (wrk, ${results.meta.settings.webhookConnections} connections)`, duetAcks, duetP50, duetP99, NA, duetCpu, ...maxRow(other)]);
   const lines = [markdownTable(header, rows), ''];
   if (skipped) lines.push(`webhook (adnanh) not measured: ${skipped}`, '');
   lines.push(

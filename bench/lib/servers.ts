@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync } from 'node:fs';
+import { createWriteStream, existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -32,10 +32,20 @@ async function waitForHttp(url: string, timeoutMs: number, alive: () => boolean)
   return false;
 }
 
+/**
+ * The server's output goes through a pipe, which the benchmark copies to `logPath`, as the unit
+ * gives it to journald: a server writing its log straight to a file on the disk it fsyncs would
+ * wait, on its event loop, for the journal commits its own fsyncs start (ext4 holds appends
+ * behind a commit), which no installed duet does.
+ */
 async function startProcess(scope: Scope, name: string, file: string, args: string[], env: Record<string, string>, logPath: string, readyUrl: string, port: number): Promise<Server> {
-  const out = openSync(logPath, 'a');
-  const child = spawn(file, args, { stdio: ['ignore', out, out], env: { ...process.env, ...env } });
-  closeSync(out);
+  const out = createWriteStream(logPath, { flags: 'a' });
+  const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  child.stdout!.pipe(out, { end: false });
+  child.stderr!.pipe(out, { end: false });
+  // 'close' (the pipes drained), not just 'exit', ends the copy; not waited for, in case a child
+  // of the server still holds a pipe open.
+  child.once('close', () => out.end());
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => resolve());
     child.once('error', () => resolve());

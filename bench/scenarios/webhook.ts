@@ -13,7 +13,7 @@ import { pacedLoad, type PacedRequest, type PacedResult } from '../lib/http.js';
 import { log } from '../lib/log.js';
 import { cpuMs, fsyncProbe, rssMb, sampleRss, waitForNoChildren } from '../lib/proc.js';
 import { ensureWebhookTool, startDuetServe, startWebhookTool, type Server } from '../lib/servers.js';
-import { median } from '../lib/stats.js';
+import { median, percentile } from '../lib/stats.js';
 import { startWrk, type WrkResult } from '../lib/wrk.js';
 
 /**
@@ -48,8 +48,17 @@ export interface CpuUse {
   cpuMsPerAck: number | null;
 }
 
+/**
+ * duet's own time per delivery, from its log (`ms`: from the request's route to its answer), so a
+ * client-side p99 can be told apart from the time duet spent. Null for `webhook`, which logs none.
+ */
+export interface ServerTime {
+  serverP50Ms: number | null;
+  serverP99Ms: number | null;
+}
+
 export interface IntakeSteps {
-  paced: Array<PacedResult & CpuUse>;
+  paced: Array<PacedResult & CpuUse & ServerTime>;
   max: WrkResult | null;
   maxCpu?: CpuUse;
 }
@@ -187,6 +196,29 @@ async function drained(path: string, timeoutMs: number, ids?: Set<string>): Prom
   }
 }
 
+/**
+ * The `ms` duet logged for each delivery whose id starts with `prefix`. Its log reaches the file
+ * through a pipe the benchmark copies, so the last lines may lag: read until every acknowledged
+ * delivery is there (or 2 s).
+ */
+async function serverTimes(logPath: string, prefix: string, expected: number): Promise<ServerTime> {
+  const deadline = Date.now() + 2000;
+  for (;;) {
+    const times: number[] = [];
+    for (const line of (await readFile(logPath, 'utf8')).split('\n')) {
+      if (!line.includes(prefix)) continue;
+      try {
+        const entry = JSON.parse(line) as { delivery?: string; ms?: number };
+        if (entry.delivery?.startsWith(prefix) && typeof entry.ms === 'number') times.push(entry.ms);
+      } catch {
+        // not a JSON line, or one still being copied
+      }
+    }
+    if (times.length >= expected || Date.now() > deadline) return { serverP50Ms: percentile(times, 50), serverP99Ms: percentile(times, 99) };
+    await sleep(50);
+  }
+}
+
 async function idleRss(pid: number, waitMs: number): Promise<number | null> {
   await sleep(waitMs);
   const samples: number[] = [];
@@ -210,7 +242,8 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
   const triggersPath = join(env.setup.config.stateDir, 'triggers.ndjson');
 
   log('  starting duet serve');
-  const serve = await startDuetServe(scope, env.setup.configPath, servePort, join(dir, 'serve.log'));
+  const serveLog = join(dir, 'serve.log');
+  const serve = await startDuetServe(scope, env.setup.configPath, servePort, serveLog);
   const duetIdle = await idleRss(serve.pid, settings.idleWaitMs);
   log(`  duet serve idle RSS ${duetIdle?.toFixed(1)} MB`);
 
@@ -261,11 +294,13 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
       const result = await pacedLoad({ port: target.server.port, ratePerS: rate, durationMs: settings.stepMs, make });
       await settle(target.server);
       const cpu = cpuUsed(target.server, cpuBefore, result.acks);
+      const server = target.name === 'duet' ? await serverTimes(serveLog, prefix, result.acks) : { serverP50Ms: null, serverP99Ms: null };
       if (target.name === 'duet') for (const id of result.ackedIds) duetAcked.add(id);
-      steps.get(target.name)!.paced.push({ ...result, ackedIds: [], ...cpu });
+      steps.get(target.name)!.paced.push({ ...result, ackedIds: [], ...cpu, ...server });
+      const inServer = server.serverP99Ms === null ? '' : ` (in duet: p50 ${server.serverP50Ms?.toFixed(2)} ms p99 ${server.serverP99Ms.toFixed(2)} ms)`;
       log(
         `  ${target.name.padEnd(7)} ${String(rate).padStart(4)}/s: ${result.acks}/${result.sent} acked, ${result.acksPerS.toFixed(0)} acks/s, ` +
-          `p50 ${result.p50Ms?.toFixed(2)} ms p99 ${result.p99Ms?.toFixed(2)} ms, errors ${result.errors} ${JSON.stringify(result.statuses)}, ` +
+          `p50 ${result.p50Ms?.toFixed(2)} ms p99 ${result.p99Ms?.toFixed(2)} ms${inServer}, errors ${result.errors} ${JSON.stringify(result.statuses)}, ` +
           `CPU ${cpu.cpuMsPerAck?.toFixed(2) ?? "n/a"} ms per ack`,
       );
     }

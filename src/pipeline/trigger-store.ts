@@ -25,7 +25,7 @@ export class TriggerStore {
   private readonly log: AppendLog;
 
   constructor(readonly path: string) {
-    this.log = new AppendLog(path);
+    this.log = new AppendLog(path, { everyWriteDurable: true });
   }
 
   async open(): Promise<void> {

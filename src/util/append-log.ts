@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 interface Waiting {
@@ -20,7 +21,17 @@ export class AppendLog {
   private waiting: Waiting[] = [];
   private flushing: Promise<void> | undefined;
 
-  constructor(readonly path: string) {}
+  /**
+   * `everyWriteDurable`: every line is fsync'd (`fsync: false` is ignored), and the file is opened
+   * with O_DSYNC so that a batch costs one system call, the write, instead of a write and an
+   * fsync: one trip through libuv's thread pool and back to the event loop, not two. For a log
+   * whose every line is acknowledged to someone (webhook deliveries). O_DSYNC also syncs the file
+   * size, which is all an append changes besides data.
+   */
+  constructor(
+    readonly path: string,
+    private readonly options: { everyWriteDurable?: boolean } = {},
+  ) {}
 
   /**
    * With `fsync: false` the line is written (a killed process loses none) but not synced; a
@@ -48,7 +59,7 @@ export class AppendLog {
       try {
         const handle = await this.opened();
         await handle.write(batch.map((w) => w.line).join(''));
-        if (batch.some((w) => w.fsync)) await handle.sync();
+        if (!this.options.everyWriteDurable && batch.some((w) => w.fsync)) await handle.sync();
         for (const w of batch) w.resolve();
       } catch (error) {
         for (const w of batch) w.reject(error);
@@ -66,7 +77,8 @@ export class AppendLog {
    */
   private async opened(): Promise<FileHandle> {
     if (this.handle) return this.handle;
-    const handle = await open(this.path, 'a+', 0o644);
+    const flags = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | (this.options.everyWriteDurable ? constants.O_DSYNC : 0);
+    const handle = await open(this.path, flags, 0o644);
     try {
       const { size } = await handle.stat();
       if (size > 0) {

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppendLog } from '../../src/util/append-log.js';
 import { tempDir } from '../support/tmp.js';
@@ -31,4 +32,35 @@ test('AppendLog: a write that fails rejects its callers, and the next append tri
   const log = new AppendLog(join(dir, 'missing-dir', 'log.ndjson'));
   await assert.rejects(log.append('x'), /ENOENT/);
   await assert.rejects(log.append('y'), /ENOENT/, 'still failing, still reported');
+});
+
+/** The open flags of this process's descriptor for `path`, from /proc/self/fdinfo. */
+async function openFlags(path: string): Promise<number[]> {
+  const flags: number[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target !== path) continue;
+    const info = await readFile(`/proc/self/fdinfo/${fd}`, 'utf8').catch(() => '');
+    const octal = /^flags:\s+([0-7]+)$/m.exec(info)?.[1];
+    if (octal) flags.push(parseInt(octal, 8));
+  }
+  return flags;
+}
+
+test('AppendLog: everyWriteDurable opens the file O_DSYNC (the write is the sync) and keeps each line', async (t) => {
+  const dir = await tempDir(t, 'duet-append-dsync');
+  const durable = new AppendLog(join(dir, 'durable.ndjson'), { everyWriteDurable: true });
+  const plain = new AppendLog(join(dir, 'plain.ndjson'));
+  await Promise.all([durable.append('{"a":1}'), durable.append('{"b":2}', { fsync: false }), plain.append('{"c":3}')]);
+
+  const [durableFlags] = await openFlags(join(dir, 'durable.ndjson'));
+  const [plainFlags] = await openFlags(join(dir, 'plain.ndjson'));
+  assert.ok(durableFlags !== undefined && plainFlags !== undefined, 'both logs hold their file open');
+  assert.equal(durableFlags & constants.O_DSYNC, constants.O_DSYNC, 'the durable log syncs on every write');
+  assert.equal(durableFlags & constants.O_APPEND, constants.O_APPEND);
+  assert.equal(plainFlags & constants.O_DSYNC, 0, 'the plain log syncs only when asked');
+
+  await Promise.all([durable.close(), plain.close()]);
+  assert.equal(await readFile(join(dir, 'durable.ndjson'), 'utf8'), '{"a":1}\n{"b":2}\n');
+  assert.deepEqual(await openFlags(join(dir, 'durable.ndjson')), [], 'closed');
 });
