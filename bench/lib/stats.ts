@@ -50,3 +50,26 @@ export function unionLength(intervals: readonly Interval[], from = -Infinity, to
   if (current) total += current.end - current.start;
   return total;
 }
+
+/** The mean of a sample and its standard error (sample standard deviation / √n). */
+export interface MeanWithError {
+  n: number;
+  mean: number;
+  standardError: number;
+}
+
+export function meanWithError(values: readonly number[]): MeanWithError | null {
+  const n = values.length;
+  if (n === 0) return null;
+  const mean = sum(values) / n;
+  const variance = n > 1 ? values.reduce((t, v) => t + (v - mean) ** 2, 0) / (n - 1) : 0;
+  return { n, mean, standardError: Math.sqrt(variance / n) };
+}
+
+/**
+ * Whether `a`'s mean exceeds `b`'s by more than two standard errors of the difference: a
+ * difference the samples' own spread cannot explain (about 95% one-sided for these small samples).
+ */
+export function clearlyAbove(a: MeanWithError, b: MeanWithError): boolean {
+  return a.mean - b.mean > 2 * Math.sqrt(a.standardError ** 2 + b.standardError ** 2);
+}

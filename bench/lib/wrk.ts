@@ -25,7 +25,15 @@ export interface WrkResult {
   requestsPerS: number;
   /** Load script: requests answered per X-App-Version. Webhook script: count per status code. */
   counts: Record<string, number>;
+  /** Latency (µs) at each percentile of QUANTILE_GRID: only to merge runs, not kept in results. */
+  quantilesUs?: number[];
 }
+
+/**
+ * The percentiles each wrk run reports besides p50/p90/p99, so that the runs of one row (one per
+ * deploy) merge into one distribution (mergeWrk): every half percent, finer towards the tail.
+ */
+export const QUANTILE_GRID: readonly number[] = [...Array.from({ length: 199 }, (_, i) => (i + 1) / 2), 99.6, 99.7, 99.8, 99.9, 99.95, 99.99];
 
 const DONE = `
 function done(summary, latency, requests)
@@ -37,12 +45,14 @@ function done(summary, latency, requests)
   end
   local parts = {}
   for k, c in pairs(counts) do table.insert(parts, string.format('"%s":%d', k, c)) end
+  local q = {}
+  for _, p in ipairs({${QUANTILE_GRID.join(', ')}}) do table.insert(q, string.format('%d', latency:percentile(p))) end
   io.write(string.format(
     'BENCHJSON {"requests":%d,"non2xx":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,' ..
-    '"p50":%d,"p90":%d,"p99":%d,"max":%d,"duration_us":%d,"counts":{%s}}\\n',
+    '"p50":%d,"p90":%d,"p99":%d,"max":%d,"duration_us":%d,"counts":{%s},"q":[%s]}\\n',
     summary.requests, non2xx, summary.errors.connect, summary.errors.read, summary.errors.write,
     summary.errors.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
-    latency.max, summary.duration, table.concat(parts, ",")))
+    latency.max, summary.duration, table.concat(parts, ","), table.concat(q, ",")))
 end
 `;
 
@@ -166,6 +176,7 @@ export function parseWrk(stdout: string, context: string): WrkResult {
     max: number;
     duration_us: number;
     counts: Record<string, number>;
+    q: number[];
   };
   const durationS = raw.duration_us / 1e6;
   const errors = { connect: raw.connect, read: raw.read, write: raw.write, timeout: raw.timeout };
@@ -181,5 +192,73 @@ export function parseWrk(stdout: string, context: string): WrkResult {
     durationS,
     requestsPerS: durationS > 0 ? raw.requests / durationS : 0,
     counts: raw.counts,
+    quantilesUs: raw.q,
+  };
+}
+
+/**
+ * Several wrk runs as one: counts add up, and the percentiles are those of the mixture of the
+ * runs' latency distributions, each weighted by its requests (each run's distribution is known at
+ * the QUANTILE_GRID points and interpolated linearly between them).
+ */
+export function mergeWrk(runs: readonly WrkResult[]): WrkResult {
+  if (runs.length === 0) throw new Error('mergeWrk: no runs');
+  const sum = (pick: (w: WrkResult) => number): number => runs.reduce((total, w) => total + pick(w), 0);
+  const counts: Record<string, number> = {};
+  for (const w of runs) for (const [k, c] of Object.entries(w.counts)) counts[k] = (counts[k] ?? 0) + c;
+  const errors = {
+    connect: sum((w) => w.errors.connect),
+    read: sum((w) => w.errors.read),
+    write: sum((w) => w.errors.write),
+    timeout: sum((w) => w.errors.timeout),
+  };
+  const requests = sum((w) => w.requests);
+  const durationS = sum((w) => w.durationS);
+  const maxMs = Math.max(...runs.map((w) => w.maxMs));
+  const quantile = mixtureQuantile(runs);
+  return {
+    requests,
+    non2xx: sum((w) => w.non2xx),
+    errors,
+    socketErrors: sum((w) => w.socketErrors),
+    p50Ms: quantile(50) ?? runs[0]!.p50Ms,
+    p90Ms: quantile(90) ?? runs[0]!.p90Ms,
+    p99Ms: quantile(99) ?? runs[0]!.p99Ms,
+    maxMs,
+    durationS,
+    requestsPerS: durationS > 0 ? requests / durationS : 0,
+    counts,
+  };
+}
+
+/** p -> latency (ms) of the request-weighted mixture of the runs, or null without their quantiles. */
+function mixtureQuantile(runs: readonly WrkResult[]): (p: number) => number | null {
+  const parts = runs
+    .filter((w) => w.requests > 0 && w.quantilesUs?.length === QUANTILE_GRID.length)
+    .map((w) => ({ weight: w.requests, xs: [...w.quantilesUs!.map((us) => us / 1000), w.maxMs], ps: [...QUANTILE_GRID, 100] }));
+  const total = parts.reduce((t, part) => t + part.weight, 0);
+  if (parts.length === 0 || total === 0) return () => null;
+  // One run's CDF (in percent) at x, linear between its known points.
+  const cdf = (xs: number[], ps: number[], x: number): number => {
+    if (x < xs[0]!) return 0;
+    if (x >= xs.at(-1)!) return 100;
+    let i = 1;
+    while (xs[i]! <= x) i += 1;
+    const [x0, x1, p0, p1] = [xs[i - 1]!, xs[i]!, ps[i - 1]!, ps[i]!];
+    return x1 === x0 ? p1 : p0 + ((p1 - p0) * (x - x0)) / (x1 - x0);
+  };
+  const mixed = (x: number): number => parts.reduce((t, part) => t + (part.weight / total) * cdf(part.xs, part.ps, x), 0);
+  const candidates = [...new Set(parts.flatMap((part) => part.xs))].sort((a, b) => a - b);
+  return (p) => {
+    let previous = candidates[0]!;
+    for (const x of candidates) {
+      const at = mixed(x);
+      if (at >= p) {
+        const before = mixed(previous);
+        return at === before ? x : previous + ((x - previous) * (p - before)) / (at - before);
+      }
+      previous = x;
+    }
+    return candidates.at(-1)!;
   };
 }

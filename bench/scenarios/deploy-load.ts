@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import type { Baseline } from '../lib/baseline.js';
 import { mustCli, now, type DuetEnv } from '../lib/duet-env.js';
 import { log } from '../lib/log.js';
-import { startWrk, type WrkResult } from '../lib/wrk.js';
+import { mergeWrk, startWrk, type WrkResult } from '../lib/wrk.js';
 import { NAIVE, PM2, RELOAD, RELOAD_AMID } from '../table.js';
 import { appConfPath, renderAppConf } from '../../src/switch/nginx-conf.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
@@ -12,21 +12,29 @@ import { configuredColor } from '../../src/switch/proxy.js';
 import { waitForVersion } from '../lib/http.js';
 
 /**
- * Section 1: failed requests while deploying. wrk loads the public port through nginx for the
- * whole of N consecutive deploys (each a new commit), once with keep-alive clients and once with
- * `Connection: close` clients.
+ * Section 1: failed requests while deploying. wrk loads the public port through nginx around each
+ * of N consecutive deploys (each a new commit), once with keep-alive clients and once with
+ * `Connection: close` clients. One wrk run per deploy (load before it, during it, after it), so
+ * that each deploy's failures are known: a keep-alive client's errors during an nginx reload vary
+ * a lot from one reload to the next, and only the spread tells a real difference from that noise.
  */
 
 export interface LoadSettings {
   deploys: number;
   threads: number;
   connections: number;
-  /** Load before the first deploy and after the last one. */
+  /** Load before each deploy and after it. */
   warmMs: number;
   tailMs: number;
-  /** Pause between two deploys. */
-  gapMs: number;
   wrkScript: string;
+}
+
+/** One deploy (or reload) and what its wrk run counted. */
+export interface LoadEvent {
+  ms: number;
+  requests: number;
+  non2xx: number;
+  socketErrors: number;
 }
 
 export interface LoadRow {
@@ -36,6 +44,9 @@ export interface LoadRow {
   events: number;
   /** Wall time of each deploy (or reload). */
   eventMs: number[];
+  /** Each deploy's own wrk run, in order. */
+  perEvent: LoadEvent[];
+  /** The runs of all deploys as one (counts added, latency percentiles of the whole). */
   wrk: WrkResult;
   /** Versions that answered, with counts: proof the deploys switched what users see. */
   versions: Record<string, number>;
@@ -46,51 +57,53 @@ export interface LoadRow {
 
 export type ClientKind = 'keep-alive' | 'close';
 
-/**
- * Runs `deploys` one after another while wrk loads `port`: one wrk per client kind. With two kinds
- * (--quick) both load the same deploys at the same time, each with half the connections.
- */
-async function underLoad(
-  port: number,
-  kinds: ClientKind[],
-  settings: LoadSettings,
-  deploys: Array<() => Promise<number>>,
-): Promise<{ wrk: Map<ClientKind, WrkResult>; eventMs: number[] }> {
-  const runs = kinds.map((kind) => ({
-    kind,
-    run: startWrk({
-      url: `http://127.0.0.1:${port}/`,
-      script: settings.wrkScript,
-      threads: Math.max(1, Math.floor(settings.threads / kinds.length)),
-      connections: Math.floor(settings.connections / kinds.length),
-      env: { BENCH_CONN_CLOSE: kind === 'close' ? '1' : '0' },
-    }),
-  }));
-  const eventMs: number[] = [];
-  try {
-    await sleep(settings.warmMs);
-    for (const [index, deploy] of deploys.entries()) {
-      if (index > 0) await sleep(settings.gapMs);
-      eventMs.push(await deploy());
-    }
-    await sleep(settings.tailMs);
-  } catch (error) {
-    for (const { run } of runs) await run.stop().catch(() => {});
-    throw error;
-  }
-  const wrk = new Map<ClientKind, WrkResult>();
-  for (const { kind, run } of runs) wrk.set(kind, await run.stop());
-  return { wrk, eventMs };
+interface Loaded {
+  eventMs: number[];
+  /** Per client kind, one wrk result per event. */
+  runs: Map<ClientKind, WrkResult[]>;
 }
 
-function rows(system: string, kinds: ClientKind[], load: { wrk: Map<ClientKind, WrkResult>; eventMs: number[] }, extra?: Record<string, unknown>): LoadRow[] {
+/**
+ * Runs `deploys` one after another, each under its own load: one wrk per client kind, started
+ * `warmMs` before the deploy and stopped `tailMs` after it. With two kinds (--quick) both load
+ * the same deploys at the same time, each with half the connections.
+ */
+async function underLoad(port: number, kinds: ClientKind[], settings: LoadSettings, deploys: Array<() => Promise<number>>): Promise<Loaded> {
+  const loaded: Loaded = { eventMs: [], runs: new Map(kinds.map((kind) => [kind, []])) };
+  for (const deploy of deploys) {
+    const runs = kinds.map((kind) => ({
+      kind,
+      run: startWrk({
+        url: `http://127.0.0.1:${port}/`,
+        script: settings.wrkScript,
+        threads: Math.max(1, Math.floor(settings.threads / kinds.length)),
+        connections: Math.floor(settings.connections / kinds.length),
+        env: { BENCH_CONN_CLOSE: kind === 'close' ? '1' : '0' },
+      }),
+    }));
+    try {
+      await sleep(settings.warmMs);
+      loaded.eventMs.push(await deploy());
+      await sleep(settings.tailMs);
+    } catch (error) {
+      for (const { run } of runs) await run.stop().catch(() => {});
+      throw error;
+    }
+    for (const { kind, run } of runs) loaded.runs.get(kind)!.push(await run.stop());
+  }
+  return loaded;
+}
+
+function rows(system: string, kinds: ClientKind[], loaded: Loaded, extra?: Record<string, unknown>): LoadRow[] {
   return kinds.map((kind) => {
-    const wrk = load.wrk.get(kind)!;
+    const runs = loaded.runs.get(kind)!;
+    const wrk = mergeWrk(runs);
     const row: LoadRow = {
       system,
       connection: kind,
-      events: load.eventMs.length,
-      eventMs: load.eventMs,
+      events: loaded.eventMs.length,
+      eventMs: loaded.eventMs,
+      perEvent: runs.map((run, i) => ({ ms: loaded.eventMs[i]!, requests: run.requests, non2xx: run.non2xx, socketErrors: run.socketErrors })),
       wrk,
       versions: versionsOf(wrk),
       concurrentWith: kinds.filter((k) => k !== kind),
@@ -110,7 +123,7 @@ function summary(row: LoadRow): string {
   return (
     `${row.system} ${row.connection}: ${w.requests} requests, non-2xx ${w.non2xx}, socket errors ${w.socketErrors} ` +
     `(connect ${w.errors.connect}, read ${w.errors.read}, write ${w.errors.write}, timeout ${w.errors.timeout}), ` +
-    `p50 ${w.p50Ms.toFixed(2)} ms p99 ${w.p99Ms.toFixed(2)} ms`
+    `p50 ${w.p50Ms.toFixed(2)} ms p99 ${w.p99Ms.toFixed(2)} ms; socket errors per event: ${row.perEvent.map((e) => e.socketErrors).join(', ')}`
   );
 }
 
@@ -122,18 +135,18 @@ export async function duetLoadRows(env: DuetEnv, system: string, tags: string[],
 
 /**
  * A bare `nginx -s reload` of the same nginx (duet's managed one, port mode, same app live), as
- * many times as duet switched, spaced like duet's deploys: what nginx alone costs keep-alive
- * clients. The config does not change; a reload starts new workers and retires the old ones either way.
+ * many times as duet switched, each under its own load like duet's deploys: what nginx alone
+ * costs keep-alive clients. The config does not change; a reload starts new workers and retires
+ * the old ones either way.
  */
-export async function reloadRows(env: DuetEnv, count: number, spacingMs: number, kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
+export async function reloadRows(env: DuetEnv, count: number, kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
   const [file, ...args] = env.setup.config.nginx.reloadCmd;
   const reloads = Array.from({ length: count }, () => async () => {
-    await sleep(spacingMs);
     const started = now();
     await execa(file!, args, { stdin: 'ignore' });
     return now() - started;
   });
-  return rows(RELOAD, kinds, await underLoad(env.setup.listenPort, kinds, settings, reloads), { spacingMs });
+  return rows(RELOAD, kinds, await underLoad(env.setup.listenPort, kinds, settings, reloads));
 }
 
 /**
