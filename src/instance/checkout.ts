@@ -92,7 +92,7 @@ export async function fetchCommit(dir: string, cloneUrl: string, target: Resolve
   const byName = !isFullObjectId(target.ref) ? validateRefName(target.ref) : undefined;
   const shown = redact(cloneUrl);
   await mkdir(dir, { recursive: true });
-  if (existsSync(join(dir, '.git'))) {
+  if (hasOwnRepository(dir)) {
     await removeStaleLocks(join(dir, '.git'));
   } else {
     await runIn(dir, options, ['-c', 'init.defaultBranch=main', 'init', '--quiet']);
@@ -121,11 +121,33 @@ export async function fetchCommit(dir: string, cloneUrl: string, target: Resolve
 /**
  * Check out a fetched commit, detached, and remove every untracked or ignored file except
  * node_modules (the install step decides about that one). The instance must not be running.
+ * `alreadyCleaned`: cleanCheckout ran since the instance stopped, so the clean is not repeated.
  */
-export async function checkOutCommit(dir: string, target: ResolvedRef, options: CheckoutOptions = {}): Promise<void> {
+export async function checkOutCommit(dir: string, target: ResolvedRef, options: CheckoutOptions & { alreadyCleaned?: boolean } = {}): Promise<void> {
   const sha = fullSha(target);
   await runIn(dir, options, ['checkout', '--quiet', '--force', '--detach', sha]);
-  await runIn(dir, options, ['clean', '-ffdx', '-e', 'node_modules']);
+  if (!options.alreadyCleaned) await runIn(dir, options, CLEAN_ARGS);
+}
+
+const CLEAN_ARGS = ['clean', '-ffdx', '-e', 'node_modules'];
+
+/** Whether `dir` has a repository of its own (a checkout duet made before), not just a parent's. */
+export function hasOwnRepository(dir: string): boolean {
+  return existsSync(join(dir, '.git'));
+}
+
+/**
+ * The clean of checkOutCommit, before the checkout instead of after it, so that it can run while
+ * the next commit is fetched (the fetch writes only .git). The tree ends the same: a forced
+ * checkout deletes the files the old commit tracked and the new one does not, and creates no
+ * untracked ones. The instance must not be running, and `dir` must have its own repository
+ * (hasOwnRepository): elsewhere git would clean the repository around it, so that is refused.
+ */
+export async function cleanCheckout(dir: string, options: CheckoutOptions = {}): Promise<void> {
+  if (!hasOwnRepository(dir)) {
+    throw new DuetError(`${dir} has no repository of its own to clean`, { step: 'update', hint: 'deploy again: the checkout is made anew' });
+  }
+  await runIn(dir, options, CLEAN_ARGS);
 }
 
 function fullSha(target: ResolvedRef): string {

@@ -34,10 +34,11 @@ export interface WaitOptions {
 }
 
 /**
- * Probe every 5-25 ms until healthy, the process dies, or `health.timeout_s` passes. The
+ * Probe every 5-10 ms until healthy, the process dies, or `health.timeout_s` passes. The
  * interval is the delay between "the app is ready" and "duet noticed": a backoff to one probe
  * a second cost a deploy up to a second, while a refused connect or a GET on loopback costs
- * the app next to nothing.
+ * the app next to nothing (a 500 ms start sees about 50 of them). With probes up to 25 ms apart
+ * the bench measured 26-35 ms from the app's "listening" to duet's "healthy".
  */
 export async function waitUntilHealthy(app: AppConfig, color: Color, options: WaitOptions): Promise<HealthReport> {
   const timeoutMs = options.timeoutMs ?? app.health.timeout_s * 1000;
@@ -54,7 +55,7 @@ export async function waitUntilHealthy(app: AppConfig, color: Color, options: Wa
       }
       return undefined;
     },
-    { timeoutMs, initialIntervalMs: 5, maxIntervalMs: 25 },
+    { timeoutMs, initialIntervalMs: 5, maxIntervalMs: 10 },
   );
   const log = instanceOutputHint(app, color);
   if (died) {

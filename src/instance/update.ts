@@ -1,7 +1,7 @@
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { runShell, type OutputSink } from '../util/run.js';
-import { checkedOutRevision, checkOutCommit, fetchCommit, type ResolvedRef } from './checkout.js';
+import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
 import { discardEarlyCopy, installDependencies, startEarlyCopy, type InstallOutcome } from './install.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { runningInstance, stopInstance } from './runner.js';
@@ -57,9 +57,16 @@ export async function updateInstance(
   const early = await startEarlyCopy(app, color);
   let install: InstallOutcome;
   try {
-    // The fetch writes only .git, so the old instance stops meanwhile; the checkout waits for both.
-    await allSettled([stopInstance(app, color), fetchCommit(dir, app.clone_url, target, { output })]);
-    await checkOutCommit(dir, target, { output });
+    // The fetch writes only .git, so meanwhile the old instance stops and then its leftovers are
+    // cleaned away (the clean is a git process of its own, ~25 ms); the checkout waits for both.
+    // Decided before the fetch starts, which runs `git init` in a directory without a repository.
+    const cleanFirst = hasOwnRepository(dir);
+    const stopThenClean = async (): Promise<void> => {
+      await stopInstance(app, color);
+      if (cleanFirst) await cleanCheckout(dir, { output });
+    };
+    await allSettled([stopThenClean(), fetchCommit(dir, app.clone_url, target, { output })]);
+    await checkOutCommit(dir, target, { output, alreadyCleaned: cleanFirst });
     install = await installDependencies(app, color, { output, env, early });
   } finally {
     // Whatever happened, an early copy that was not used goes (a no-op when it was).
