@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CommandFailedError, DuetError } from '../errors.js';
@@ -94,10 +94,11 @@ export async function fetchCommit(dir: string, cloneUrl: string, target: Resolve
   await mkdir(dir, { recursive: true });
   if (hasOwnRepository(dir)) {
     await removeStaleLocks(join(dir, '.git'));
+    if (mayHaveCommit(dir, sha) && (await hasCommit(dir, sha))) return;
   } else {
+    // A new repository has no commit to look for.
     await runIn(dir, options, ['-c', 'init.defaultBranch=main', 'init', '--quiet']);
   }
-  if (await hasCommit(dir, sha)) return;
 
   const fetchTimeout = options.timeoutMs ?? FETCH_TIMEOUT_MS;
   const fetchHint = `check that ${shown} is reachable from this host and still has ${target.ref}`;
@@ -179,6 +180,20 @@ export async function checkedOutRevision(dir: string): Promise<string | undefine
 }
 
 /** Whether `dir`'s repository has the commit (git prints nothing either way). */
+/**
+ * Whether the repository in `dir` may already hold `sha`, without running git: every commit duet
+ * fetches (`--depth 1`) is a shallow boundary, listed in .git/shallow. A commit not listed there
+ * is fetched without asking git first, which spares a deploy of a new commit one git process
+ * (a `cat-file`, ~35 ms on this machine); were it there after all, the fetch only costs more. A
+ * listed one is asked of git (hasCommit): the list is git's, not a promise that the objects exist.
+ * A repository without the list (not shallow: not one duet made) is always asked.
+ */
+function mayHaveCommit(dir: string, sha: string): boolean {
+  const shallow = join(dir, '.git', 'shallow');
+  if (!existsSync(shallow)) return true;
+  return readFileSync(shallow, 'utf8').split('\n').includes(sha);
+}
+
 export async function hasCommit(dir: string, sha: string): Promise<boolean> {
   return (await query(['cat-file', '-e', `${sha}^{commit}`], { cwd: dir })).exitCode === 0;
 }

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -146,8 +146,11 @@ test('prepareCheckout fetches from clone_url itself: a changed clone_url takes e
   assert.equal(await gitIn(dir, 'remote'), '', 'no remote to drift from duet.yml');
 });
 
-test('clone_url never reaches git\'s command line, where a token in it would be visible to every local user', async (t) => {
-  const { repo, v1 } = await releases(t);
+/**
+ * A `git` first in PATH that appends its arguments to a log, then runs the real one. Returns a
+ * reader of the command lines logged since the previous read.
+ */
+async function recordGitCommands(t: TestContext): Promise<() => Promise<string>> {
   const bin = await tempDir(t);
   const argvLog = join(bin, 'argv.log');
   const realGit = (await execa('sh', ['-c', 'command -v git'])).stdout.trim();
@@ -155,14 +158,46 @@ test('clone_url never reaches git\'s command line, where a token in it would be 
   const path = process.env.PATH;
   process.env.PATH = `${bin}:${path}`;
   t.after(() => void (process.env.PATH = path));
+  let seen = 0;
+  return async () => {
+    const all = existsSync(argvLog) ? await readFile(argvLog, 'utf8') : '';
+    const fresh = all.slice(seen);
+    seen = all.length;
+    return fresh;
+  };
+}
+
+test('clone_url never reaches git\'s command line, where a token in it would be visible to every local user', async (t) => {
+  const { repo, v1 } = await releases(t);
+  const commands = await recordGitCommands(t);
 
   const dir = join(await tempDir(t), 'blue');
   await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'));
   assert.equal(await checkedOutRevision(dir), v1);
-  const argv = await readFile(argvLog, 'utf8');
+  const argv = await commands();
   assert.match(argv, /^ls-remote /m);
   assert.match(argv, /^fetch /m);
   assert.ok(!argv.includes(repo.bareDir), `the URL is not in any git command line:\n${argv}`);
+});
+
+test('git is asked whether a commit is there only when .git/shallow lists it: a new commit is fetched at once', async (t) => {
+  const { repo, v1, v2 } = await releases(t);
+  const commands = await recordGitCommands(t);
+  const dir = join(await tempDir(t), 'blue');
+
+  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  assert.doesNotMatch(await commands(), /^cat-file /m, 'a new repository has nothing to look for');
+  await prepareCheckout(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' });
+  const second = await commands();
+  assert.doesNotMatch(second, /^cat-file /m, 'v2 is not listed in .git/shallow');
+  assert.match(second, /^fetch /m);
+
+  assert.deepEqual((await readFile(join(dir, '.git', 'shallow'), 'utf8')).trim().split('\n').sort(), [v1, v2].sort());
+  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  const third = await commands();
+  assert.match(third, /^cat-file -e /m, 'v1 is listed: git is asked');
+  assert.doesNotMatch(third, /^fetch /m, 'and it has it');
+  assert.equal(await checkedOutRevision(dir), v1);
 });
 
 test('prepareCheckout: a commit that is no branch or tag tip is fetched by its sha', async (t) => {
