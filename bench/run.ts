@@ -24,8 +24,9 @@ import { runWebhook } from './scenarios/webhook.js';
 import { DUET_PORT, DUET_SOCKET, renderReport } from './table.js';
 
 /**
- * `npm run bench [-- --quick] [--only part,...]`: every figure of bench/README.md, measured on this machine in one
- * run, printed as Markdown on stdout and written with all raw numbers to bench/results.json.
+ * `npm run bench [-- --quick] [--only part,...]`: every figure of bench/README.md, measured on
+ * this machine in one run, printed as Markdown on stdout and written with all raw numbers to
+ * bench/results.json.
  * Progress goes to stderr. Everything started is stopped and every temp dir removed, also on
  * failure and Ctrl-C.
  *

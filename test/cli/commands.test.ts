@@ -1,10 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { setupDuet } from '../support/duet.js';
+import { assertLeftoversGone, leaveLeftovers } from '../support/leftovers.js';
 
 test('identify commands print one bare value, or exit 1 with nothing on stdout', async (t) => {
   const { duet, succeed, app } = await setupDuet(t);
@@ -67,13 +66,8 @@ test('update-instance leaves the tree of the new commit: the old build output, s
   await succeed(['update-instance', 'green', '--ref', 'v2']);
   const dir = app.paths.checkout.green;
 
-  // What a build and a running version leave behind, cleaned away while the next commit is fetched.
-  await mkdir(join(dir, 'dist', 'deep'), { recursive: true });
-  await writeFile(join(dir, 'dist', 'deep', 'old.js'), 'stale\n');
-  await writeFile(join(dir, '.env.local'), 'SECRET=1\n');
-  await writeFile(join(dir, 'VERSION'), 'edited in place\n');
-  await mkdir(join(dir, 'node_modules', 'dep'), { recursive: true });
-  await writeFile(join(dir, 'node_modules', 'dep', 'index.js'), 'kept\n');
+  // Cleaned away while the next commit is fetched.
+  await leaveLeftovers(dir);
 
   const updated = await succeed(['update-instance', 'green', '--ref', 'v1']);
   const commands = updated.stderr
@@ -84,11 +78,7 @@ test('update-instance leaves the tree of the new commit: the old build output, s
   assert.deepEqual(commands.filter((c) => c !== 'fetch'), ['clean', 'checkout'], commands.join(', '));
   assert.ok(commands.includes('fetch'), 'green never had v1');
   assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), await readFile(join(app.paths.checkout.blue, 'VERSION'), 'utf8'));
-  assert.equal(existsSync(join(dir, 'dist')), false, 'untracked build output left behind');
-  assert.equal(existsSync(join(dir, '.env.local')), false, 'a file the commit does not have left behind');
-  assert.equal(await readFile(join(dir, 'node_modules', 'dep', 'index.js'), 'utf8'), 'kept\n');
-  const status = await execa('git', ['status', '--porcelain', '--ignored', '--untracked-files=all'], { cwd: dir });
-  assert.equal(status.stdout, '?? node_modules/dep/index.js');
+  await assertLeftoversGone(dir);
 });
 
 test('usage and config errors exit 2 with a clear message', async (t) => {

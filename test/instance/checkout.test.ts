@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import { checkedOutRevision, prepareCheckout, redact, resolveRef } from '../../src/instance/checkout.js';
 import { CommandFailedError, DuetError } from '../../src/errors.js';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
+import { assertLeftoversGone, leaveLeftovers } from '../support/leftovers.js';
 import { tempDir } from '../support/tmp.js';
 
 /** Git questions about a checkout, asked the way an operator would. */
@@ -104,24 +105,15 @@ test('prepareCheckout: a fresh dir, then v1 -> v2 -> v1 in the same reused, shal
   assert.equal(await gitIn(dir, 'rev-parse', '--is-shallow-repository'), 'true');
   assert.match(output.text(), /\$ git fetch --depth 1 --no-tags duet-clone-url [0-9a-f]{40} \(duet-clone-url = file:\S+\)/);
 
-  // Leftovers of the running version: a build output, an ignored file, a nested dir; plus deps.
   await writeFile(join(dir, '.git', 'duet-marker'), 'same repository\n');
-  await mkdir(join(dir, 'dist', 'deep'), { recursive: true });
-  await writeFile(join(dir, 'dist', 'deep', 'old.js'), 'stale\n');
-  await writeFile(join(dir, '.env.local'), 'SECRET=1\n');
-  await writeFile(join(dir, 'VERSION'), 'edited in place\n');
-  await mkdir(join(dir, 'node_modules', 'dep'), { recursive: true });
-  await writeFile(join(dir, 'node_modules', 'dep', 'index.js'), 'kept\n');
+  await leaveLeftovers(dir);
 
   await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v2'), { output });
   assert.equal(await checkedOutRevision(dir), v2);
   assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v2\n');
   assert.equal(await readFile(join(dir, '.git', 'duet-marker'), 'utf8'), 'same repository\n', 'the checkout was recreated');
   assert.equal(await gitIn(dir, 'rev-parse', '--is-shallow-repository'), 'true');
-  assert.equal(existsSync(join(dir, 'dist')), false, 'untracked build output left behind');
-  assert.equal(existsSync(join(dir, '.env.local')), false);
-  assert.equal(await readFile(join(dir, 'node_modules', 'dep', 'index.js'), 'utf8'), 'kept\n');
-  assert.equal(await gitIn(dir, 'status', '--porcelain', '--ignored', '--untracked-files=all'), '?? node_modules/dep/index.js');
+  await assertLeftoversGone(dir);
 
   // Back to v1: its commit is already here, so nothing is fetched; prove it by taking the remote away.
   await rename(repo.bareDir, `${repo.bareDir}.away`);
