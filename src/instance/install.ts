@@ -48,7 +48,7 @@ export async function startEarlyCopy(app: AppConfig, color: Color): Promise<Earl
   const path = earlyCopyPath(app, color);
   // A copy (or an old tree) a crashed deploy left behind is never trusted.
   await rm(path, { recursive: true, force: true });
-  await rm(`${path}.old`, { recursive: true, force: true });
+  await removeReplacedModules(app, color);
   const from = otherColor(color);
   const theirs = await readInstallStamp(app.paths.installStamp[from]);
   const ours = await readInstallStamp(app.paths.installStamp[color]);
@@ -60,6 +60,20 @@ export async function startEarlyCopy(app: AppConfig, color: Color): Promise<Earl
     () => false,
   );
   return { fingerprint: theirs.fingerprint, from, path, done };
+}
+
+/** Where the node_modules an early copy replaced waits to be removed (beside the early copy). */
+function replacedModulesPath(app: AppConfig, color: Color): string {
+  return `${earlyCopyPath(app, color)}.old`;
+}
+
+/**
+ * Remove the node_modules an early copy replaced. Its thousands of files took ~180 ms to remove
+ * here, on the deploy's path between the checkout and the build; the update now runs this
+ * alongside the build instead, and waits for it before the color counts as prepared.
+ */
+export async function removeReplacedModules(app: AppConfig, color: Color): Promise<void> {
+  await rm(replacedModulesPath(app, color), { recursive: true, force: true });
 }
 
 /** Wait for an early copy that is not used, and remove it. */
@@ -143,13 +157,13 @@ export async function installDependencies(app: AppConfig, color: Color, options:
   const early = options.early;
   if (early?.fingerprint === fingerprint && (await early.done)) {
     options.output?.write(`duet: node_modules copied from ${early.from} while the checkout was made (same lockfile and install command)\n`);
-    // Renamed aside, not removed first: the old tree goes once the new one is in place.
-    const old = `${early.path}.old`;
+    // Renamed aside, not removed first: the new tree is in place at once, and the old one is
+    // removed by removeReplacedModules, which the update runs alongside the build.
+    const old = replacedModulesPath(app, color);
     await rm(old, { recursive: true, force: true });
     if (existsSync(nodeModules)) await rename(nodeModules, old);
     await rename(early.path, nodeModules);
     await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: early.from });
-    await rm(old, { recursive: true, force: true });
     return 'copied';
   }
   await discardEarlyCopy(early);

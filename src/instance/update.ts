@@ -2,7 +2,7 @@ import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { runShell, type OutputSink } from '../util/run.js';
 import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
-import { discardEarlyCopy, installDependencies, startEarlyCopy, type InstallOutcome } from './install.js';
+import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { runningInstance, stopInstance } from './runner.js';
 
@@ -72,8 +72,14 @@ export async function updateInstance(
     // Whatever happened, an early copy that was not used goes (a no-op when it was).
     await discardEarlyCopy(early);
   }
-  if (app.build.trim()) {
-    await runShell(app.build, { step: 'build', cwd: dir, env, output, hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched` });
+  // The node_modules an early copy replaced is removed while the build runs (it is outside the checkout).
+  const removal = removeReplacedModules(app, color);
+  try {
+    if (app.build.trim()) {
+      await runShell(app.build, { step: 'build', cwd: dir, env, output, hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched` });
+    }
+  } finally {
+    await removal;
   }
   await markPrepared(app, color, { sha: target.sha, ref: target.ref });
   return { kind: 'updated', install };

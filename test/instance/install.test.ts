@@ -8,7 +8,7 @@ import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { CommandFailedError } from '../../src/errors.js';
 import { prepareCheckout, resolveRef } from '../../src/instance/checkout.js';
-import { discardEarlyCopy, earlyCopyPath, findLockfile, installDependencies, readInstallStamp, startEarlyCopy } from '../../src/instance/install.js';
+import { discardEarlyCopy, earlyCopyPath, findLockfile, installDependencies, readInstallStamp, removeReplacedModules, startEarlyCopy } from '../../src/instance/install.js';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -154,6 +154,8 @@ test('after a dependency change, the next deploy into the other color copies whi
   assert.equal(await readFile(join(f.app.paths.checkout.green, 'node_modules', 'dep', 'index.js'), 'utf8'), 'blue\n');
   assert.equal((await readInstallStamp(f.app.paths.installStamp.green))?.copiedFrom, 'blue');
   assert.equal(existsSync(earlyCopyPath(f.app, 'green')), false, 'moved into place');
+  assert.equal(existsSync(`${earlyCopyPath(f.app, 'green')}.old`), true, 'the old tree waits aside, out of the checkout');
+  await removeReplacedModules(f.app, 'green');
   assert.equal(existsSync(`${earlyCopyPath(f.app, 'green')}.old`), false, 'the old tree is gone');
 
   // A bet that loses: blue moves on to other dependencies, green's early copy (of blue's v2
