@@ -356,7 +356,7 @@ export function renderReport(results: Results): string {
     '',
     renderSummary(results),
     '',
-    '— not applicable, n/a not measured, ✓ goal met, ✗ goal missed, ? goal not checkable. Non-2xx / socket errors are counted by wrk over the whole load; see bench/README.md for each figure.',
+    '— not applicable, n/a not measured, ✓ goal met, ✗ goal missed, ? goal not checkable. Non-2xx / socket errors are counted by wrk, one run around each deploy, added up; see bench/README.md for each figure.',
     '',
     '### 1. Failed requests while deploying',
     '',
