@@ -179,7 +179,6 @@ export async function checkedOutRevision(dir: string): Promise<string | undefine
   return result.exitCode === 0 && isFullObjectId(sha) ? sha : undefined;
 }
 
-/** Whether `dir`'s repository has the commit (git prints nothing either way). */
 /**
  * Whether the repository in `dir` may already hold `sha`, without running git: every commit duet
  * fetches (`--depth 1`) is a shallow boundary, listed in .git/shallow. A commit not listed there
@@ -194,6 +193,7 @@ function mayHaveCommit(dir: string, sha: string): boolean {
   return readFileSync(shallow, 'utf8').split('\n').includes(sha);
 }
 
+/** Whether `dir`'s repository has the commit (git prints nothing either way). */
 export async function hasCommit(dir: string, sha: string): Promise<boolean> {
   return (await query(['cat-file', '-e', `${sha}^{commit}`], { cwd: dir })).exitCode === 0;
 }
