@@ -207,7 +207,7 @@ async function main(): Promise<number> {
   const shims: Shims = await createShims(root);
   const lua = await writeLuaScripts(root);
   const n = settings.deploysPerRow;
-  const loadSettings: LoadSettings = { deploys: n, ...LOAD, warmMs: settings.warmMs, tailMs: settings.tailMs, wrkScript: lua.load };
+  const loadSettings: LoadSettings = { ...LOAD, warmMs: settings.warmMs, tailMs: settings.tailMs, wrkScript: lua.load };
   const results: Results = {
     meta: {
       startedAt: startedAt.toISOString(),

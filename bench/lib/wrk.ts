@@ -221,9 +221,9 @@ export function mergeWrk(runs: readonly WrkResult[]): WrkResult {
     non2xx: sum((w) => w.non2xx),
     errors,
     socketErrors: sum((w) => w.socketErrors),
-    p50Ms: quantile(50) ?? runs[0]!.p50Ms,
-    p90Ms: quantile(90) ?? runs[0]!.p90Ms,
-    p99Ms: quantile(99) ?? runs[0]!.p99Ms,
+    p50Ms: quantile(50),
+    p90Ms: quantile(90),
+    p99Ms: quantile(99),
     maxMs,
     durationS,
     requestsPerS: durationS > 0 ? requests / durationS : 0,
@@ -231,13 +231,17 @@ export function mergeWrk(runs: readonly WrkResult[]): WrkResult {
   };
 }
 
-/** p -> latency (ms) of the request-weighted mixture of the runs, or null without their quantiles. */
-function mixtureQuantile(runs: readonly WrkResult[]): (p: number) => number | null {
-  const parts = runs
-    .filter((w) => w.requests > 0 && w.quantilesUs?.length === QUANTILE_GRID.length)
-    .map((w) => ({ weight: w.requests, xs: [...w.quantilesUs!.map((us) => us / 1000), w.maxMs], ps: [...QUANTILE_GRID, 100] }));
+/**
+ * p -> latency (ms) of the request-weighted mixture of the runs; NaN (shown as n/a) when no run
+ * answered a request. A run that answered some but lacks its percentile grid is an error, not
+ * left out: the merge would lean towards the others.
+ */
+function mixtureQuantile(runs: readonly WrkResult[]): (p: number) => number {
+  const answered = runs.filter((w) => w.requests > 0);
+  if (answered.some((w) => w.quantilesUs?.length !== QUANTILE_GRID.length)) throw new Error('mergeWrk: a wrk run without its percentile grid');
+  const parts = answered.map((w) => ({ weight: w.requests, xs: [...w.quantilesUs!.map((us) => us / 1000), w.maxMs], ps: [...QUANTILE_GRID, 100] }));
   const total = parts.reduce((t, part) => t + part.weight, 0);
-  if (parts.length === 0 || total === 0) return () => null;
+  if (total === 0) return () => Number.NaN;
   // One run's CDF (in percent) at x, linear between its known points.
   const cdf = (xs: number[], ps: number[], x: number): number => {
     if (x < xs[0]!) return 0;

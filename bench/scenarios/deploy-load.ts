@@ -20,7 +20,6 @@ import { waitForVersion } from '../lib/http.js';
  */
 
 export interface LoadSettings {
-  deploys: number;
   threads: number;
   connections: number;
   /** Load before each deploy and after it. */

@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CommandFailedError, DuetError } from '../errors.js';
+import { readFileOrUndefinedSync } from '../util/atomic-file.js';
 import { lastLines, type OutputSink } from '../util/run.js';
 import { isFullObjectId, validateRefName } from './git-ref.js';
 
@@ -66,7 +67,8 @@ export function parseLsRemote(text: string): Map<string, string> {
 }
 
 /**
- * Make `dir` a clean checkout of `target.sha`: fetchCommit, then checkOutCommit.
+ * Make `dir` a clean checkout of `target.sha`: fetchCommit, checkOutCommit, then cleanCheckout (the
+ * update runs the same steps, with the clean while the fetch runs).
  *
  * Precondition: the caller holds the app's deploy lock, so no other git process works in `dir`.
  */
@@ -78,6 +80,7 @@ export async function prepareCheckout(
 ): Promise<void> {
   await fetchCommit(dir, cloneUrl, target, options);
   await checkOutCommit(dir, target, options);
+  await cleanCheckout(dir, options);
 }
 
 /**
@@ -120,17 +123,12 @@ export async function fetchCommit(dir: string, cloneUrl: string, target: Resolve
 }
 
 /**
- * Check out a fetched commit, detached, and remove every untracked or ignored file except
- * node_modules (the install step decides about that one). The instance must not be running.
- * `alreadyCleaned`: cleanCheckout ran since the instance stopped, so the clean is not repeated.
+ * Check out a fetched commit, detached, over whatever the tracked files hold. Untracked files are
+ * cleanCheckout's. The instance must not be running.
  */
-export async function checkOutCommit(dir: string, target: ResolvedRef, options: CheckoutOptions & { alreadyCleaned?: boolean } = {}): Promise<void> {
-  const sha = fullSha(target);
-  await runIn(dir, options, ['checkout', '--quiet', '--force', '--detach', sha]);
-  if (!options.alreadyCleaned) await runIn(dir, options, CLEAN_ARGS);
+export async function checkOutCommit(dir: string, target: ResolvedRef, options: CheckoutOptions = {}): Promise<void> {
+  await runIn(dir, options, ['checkout', '--quiet', '--force', '--detach', fullSha(target)]);
 }
-
-const CLEAN_ARGS = ['clean', '-ffdx', '-e', 'node_modules'];
 
 /** Whether `dir` has a repository of its own (a checkout duet made before), not just a parent's. */
 export function hasOwnRepository(dir: string): boolean {
@@ -138,17 +136,18 @@ export function hasOwnRepository(dir: string): boolean {
 }
 
 /**
- * The clean of checkOutCommit, before the checkout instead of after it, so that it can run while
- * the next commit is fetched (the fetch writes only .git). The tree ends the same: a forced
- * checkout deletes the files the old commit tracked and the new one does not, and creates no
- * untracked ones. The instance must not be running, and `dir` must have its own repository
- * (hasOwnRepository): elsewhere git would clean the repository around it, so that is refused.
+ * Remove every untracked or ignored file except node_modules (the install step decides about
+ * that one). Before a checkout or after it, the tree ends the same: a forced checkout deletes the
+ * files the old commit tracked and the new one does not, and creates no untracked ones; so the
+ * update cleans while the next commit is fetched (the fetch writes only .git). The instance must
+ * not be running, and `dir` must have its own repository (hasOwnRepository): elsewhere git would
+ * clean the repository around it, so that is refused.
  */
 export async function cleanCheckout(dir: string, options: CheckoutOptions = {}): Promise<void> {
   if (!hasOwnRepository(dir)) {
     throw new DuetError(`${dir} has no repository of its own to clean`, { step: 'update', hint: 'deploy again: the checkout is made anew' });
   }
-  await runIn(dir, options, CLEAN_ARGS);
+  await runIn(dir, options, ['clean', '-ffdx', '-e', 'node_modules']);
 }
 
 function fullSha(target: ResolvedRef): string {
@@ -188,9 +187,7 @@ export async function checkedOutRevision(dir: string): Promise<string | undefine
  * A repository without the list (not shallow: not one duet made) is always asked.
  */
 function mayHaveCommit(dir: string, sha: string): boolean {
-  const shallow = join(dir, '.git', 'shallow');
-  if (!existsSync(shallow)) return true;
-  return readFileSync(shallow, 'utf8').split('\n').includes(sha);
+  return readFileOrUndefinedSync(join(dir, '.git', 'shallow'))?.split('\n').includes(sha) ?? true;
 }
 
 /** Whether `dir`'s repository has the commit (git prints nothing either way). */

@@ -66,7 +66,9 @@ export async function updateInstance(
       if (cleanFirst) await cleanCheckout(dir, { output });
     };
     await allSettled([stopThenClean(), fetchCommit(dir, app.clone_url, target, { output })]);
-    await checkOutCommit(dir, target, { output, alreadyCleaned: cleanFirst });
+    await checkOutCommit(dir, target, { output });
+    // A new repository is cleaned after its first checkout: its directory may hold strays.
+    if (!cleanFirst) await cleanCheckout(dir, { output });
     install = await installDependencies(app, color, { output, env, early });
   } finally {
     // Whatever happened, an early copy that was not used goes (a no-op when it was).

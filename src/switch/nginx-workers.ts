@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { Config } from '../config/load.js';
+import { readFileOrUndefinedSync } from '../util/atomic-file.js';
 import { childrenOf, hasExited, procCmdline, procStat } from '../util/proc.js';
 
 /**
@@ -43,7 +43,7 @@ export function stillAccepting(mark: ReloadMark): number[] {
 
 /** The master named by `pidFile`, if that process is alive and is an nginx master. */
 export function nginxMasterPid(pidFile: string): number | undefined {
-  const text = readOrUndefined(pidFile);
+  const text = readFileOrUndefinedSync(pidFile);
   if (text === undefined || !/^\d+\s*$/.test(text)) return undefined;
   const pid = Number(text);
   return readProc(pid)?.title.startsWith('nginx: master process') ? pid : undefined;
@@ -69,12 +69,4 @@ function readProc(pid: number): ProcInfo | undefined {
   const title = procCmdline(pid);
   if (stat === undefined || title === undefined || hasExited(stat)) return undefined;
   return { title, ppid: stat.ppid, startTime: stat.startTime };
-}
-
-function readOrUndefined(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, basename, join } from 'node:path';
 
@@ -62,6 +63,18 @@ export async function fsyncDirectory(path: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/**
+ * For files the kernel or another program writes and that may be gone or unreadable at any
+ * moment (/proc entries, a pid file, git's .git/shallow): their text, or undefined for any error.
+ */
+export function readFileOrUndefinedSync(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
   }
 }
 

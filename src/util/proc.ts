@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { readFileOrUndefinedSync } from './atomic-file.js';
 
 /**
  * Processes as Linux's /proc shows them. Read synchronously: these files are made by the kernel
@@ -17,7 +18,7 @@ export interface ProcStat {
 
 /** /proc/<pid>/stat, or undefined when there is no such process (or no /proc). */
 export function procStat(pid: number | string): ProcStat | undefined {
-  const text = readOrUndefined(`/proc/${pid}/stat`);
+  const text = readFileOrUndefinedSync(`/proc/${pid}/stat`);
   if (text === undefined) return undefined;
   // "pid (comm) state ppid pgrp ... starttime(22) ...": comm may hold spaces and parentheses,
   // so the fields are counted after the last ')'. state is field 3, starttime field 22.
@@ -32,7 +33,7 @@ export function hasExited(stat: ProcStat): boolean {
 
 /** The command line with its NULs as spaces; a process may rewrite it (nginx's titles). */
 export function procCmdline(pid: number): string | undefined {
-  return readOrUndefined(`/proc/${pid}/cmdline`)?.replaceAll('\0', ' ').trim();
+  return readFileOrUndefinedSync(`/proc/${pid}/cmdline`)?.replaceAll('\0', ' ').trim();
 }
 
 /** Every pid there is now. */
@@ -48,15 +49,7 @@ export function allPids(): number[] {
 
 /** Direct children of `pid`: its task's `children` file where the kernel has one, else a scan. */
 export function childrenOf(pid: number): number[] {
-  const listed = readOrUndefined(`/proc/${pid}/task/${pid}/children`);
+  const listed = readFileOrUndefinedSync(`/proc/${pid}/task/${pid}/children`);
   const children = listed !== undefined ? listed.split(' ').filter(Boolean).map(Number) : allPids().filter((child) => procStat(child)?.ppid === pid);
   return children.sort((a, b) => a - b);
-}
-
-function readOrUndefined(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
 }

@@ -48,6 +48,13 @@ test('mergeWrk: a run is weighted by its requests', () => {
   assert.ok(Math.abs(merged.p99Ms - 11.9) <= 0.01, `p99 ${merged.p99Ms}`);
 });
 
+test('mergeWrk: no requests gives no percentiles, and a run without its grid is refused', () => {
+  const empty = uniformRun(0, 0, 0);
+  assert.ok(Number.isNaN(mergeWrk([empty, empty]).p99Ms));
+  const { quantilesUs: _grid, ...bare } = uniformRun(100, 1, 2);
+  assert.throws(() => mergeWrk([uniformRun(100, 1, 2), bare]), /without its percentile grid/);
+});
+
 test('meanWithError and clearlyAbove: a difference counts only beyond the spread of the samples', () => {
   const noisyNginx = meanWithError([0, 12, 3, 25, 5])!;
   assert.equal(noisyNginx.mean, 9);
