@@ -59,8 +59,8 @@ function parseOnly(argv: string[]): Set<Part> | null {
 }
 
 const settings = quick
-  ? { deploysPerRow: 1, warmMs: 250, tailMs: 250, breakdownReps: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, maxDurationS: 1, idleWaitMs: 300, startupRuns: 1 }
-  : { deploysPerRow: 5, warmMs: 500, tailMs: 500, breakdownReps: 3, installRounds: 2, rates: [50, 100, 200, 400, 800], stepMs: 4000, maxDurationS: 4, idleWaitMs: 2000, startupRuns: 5 };
+  ? { deploysPerRow: 1, warmMs: 250, tailMs: 250, breakdownReps: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, goalStepMs: 2000, maxDurationS: 1, idleWaitMs: 300, startupRuns: 1 }
+  : { deploysPerRow: 5, warmMs: 500, tailMs: 500, breakdownReps: 3, installRounds: 2, rates: [50, 100, 200, 400, 800], stepMs: 4000, goalStepMs: 10_000, maxDurationS: 4, idleWaitMs: 2000, startupRuns: 5 };
 const LOAD = { threads: 2, connections: 32 };
 /**
  * Which client kinds load which deploys: the full run gives keep-alive and `Connection: close`
@@ -321,6 +321,7 @@ async function main(): Promise<number> {
       results.webhook = await runWebhook(socketScope, root, env, {
         rates: settings.rates,
         stepMs: settings.stepMs,
+        goalStepMs: settings.goalStepMs,
         maxDurationS: settings.maxDurationS,
         maxConnections: WEBHOOK.connections,
         burst: WEBHOOK.burst,
