@@ -163,7 +163,7 @@ export function renderSummary(results: Results): string {
     DASH,
     DASH,
     duet ? goal(num(duetMax, 0), duetMax !== null && otherMax !== null ? duetMax >= otherMax : null, `≥ webhook's ${num(otherMax, 0)}`) : NA,
-    duet ? goal(ms(duet200?.sentP99Ms), below(duet200?.sentP99Ms, 10), '< 10 ms') : NA,
+    duet ? `${goal(ms(duet200?.sentP99Ms), below(duet200?.sentP99Ms, 10), '< 10 ms')}; the floor: ${ms(results.webhook?.floor?.sentP99Ms)}` : NA,
     burst ? goal(`${burst.deploys} deploys`, burst.deploys <= 2, '≤ 2') : NA,
     duet ? `${goal(`${num(duet.rssIdleMb)} MB`, below(duet.rssIdleMb, 80), '< 80 MB idle')} / ${num(burst?.rssPeakMb)} MB` : NA,
   ]);
@@ -334,6 +334,13 @@ function webhookDetails(results: Results): string {
   rows.push([`max (wrk, ${results.meta.settings.webhookConnections} connections)`, duetAcks, duetLatency, duetFromDue, NA, duetCpu, ...maxRow(other)]);
   const lines = [markdownTable(header, rows), ''];
   if (skipped) lines.push(`webhook (adnanh) not measured: ${skipped}`, '');
+  if (w.floor) {
+    const [floorLatency, floorFromDue] = latency(w.floor);
+    lines.push(
+      `The floor at ${w.floor.offeredPerS}/s, right after duet's step: a bare node HTTP server that makes one durable append per request (duet's AppendLog) and answers 202, ` +
+        `nothing else: p50 / p99 ${floorLatency}, p99 from due ${floorFromDue}.`,
+    );
+  }
   lines.push(
     `The disk: one small durable append (open, append, fsync, close; duet does one per delivery) took p50 ${ms(w.fsync.baseline.p50Ms, 2)} / p99 ${ms(w.fsync.baseline.p99Ms, 2)} before the loads, ` +
       Object.entries(w.fsync.beforeMax)

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { SERVE_NODE_FLAGS } from '../../src/setup/layout.js';
@@ -142,4 +143,11 @@ export async function startWebhookTool(scope: Scope, dir: string, port: number):
     `http://127.0.0.1:${port}/`,
     port,
   );
+}
+
+/** The intake floor (floor-server.ts): node's HTTP server and one durable append per request. */
+export async function startFloorServer(scope: Scope, dir: string, port: number): Promise<Server> {
+  const script = fileURLToPath(new URL('./floor-server.js', import.meta.url));
+  // With duet serve's node flags, so that the two differ only in what runs on them.
+  return startProcess(scope, 'floor server', 'node', [...SERVE_NODE_FLAGS, script, String(port), join(dir, 'floor.ndjson')], {}, join(dir, 'floor.log'), `http://127.0.0.1:${port}/`, port);
 }

@@ -12,7 +12,7 @@ import { now, type DuetEnv } from '../lib/duet-env.js';
 import { pacedLoad, type PacedResult } from '../lib/paced-load.js';
 import { log } from '../lib/log.js';
 import { cpuMs, fsyncProbe, rssMb, sampleRss, waitForNoChildren } from '../lib/proc.js';
-import { ensureWebhookTool, startDuetServe, startWebhookTool, type Server } from '../lib/servers.js';
+import { ensureWebhookTool, startDuetServe, startFloorServer, startWebhookTool, type Server } from '../lib/servers.js';
 import { median, percentile } from '../lib/stats.js';
 import { startWrk, type WrkResult } from '../lib/wrk.js';
 
@@ -94,6 +94,11 @@ export interface WebhookResult {
   duet: SystemIntake;
   webhook: SystemIntake | { system: string; skipped: string };
   burst: BurstResult;
+  /**
+   * The floor: the same paced load at the goal rate, right after duet's step at that rate, against
+   * a bare node server that makes one durable append per request (lib/floor-server.ts).
+   */
+  floor: PacedResult | null;
   /** The peak of duet's RSS sampled every 50 ms through its own paced and maximum loads. */
   duetRssPeakUnderLoadMb: number | null;
   /** One small durable append (open, append, fsync, close) before and after the max loads. */
@@ -284,6 +289,9 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
   };
   scope.first(release);
 
+  const floorServer = await startFloorServer(scope, dir, await freePort());
+  let floor: PacedResult | null = null;
+
   const fsyncBaseline = await fsyncProbe(env.setup.config.stateDir);
   const targets: Array<{ name: string; server: Server; path: string }> = [{ name: 'duet', server: serve, path: '/webhook' }];
   if (webhook) targets.push({ name: 'webhook', server: webhook, path: '/hooks/deploy' });
@@ -303,7 +311,8 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
       const prefix = `${target.name}-r${rate}-${Date.now().toString(36)}`;
       const template = { method: 'POST', path: target.path, headers: signedHeaders(body), body: bodyBuffer, idHeader: 'x-github-delivery', idPrefix: prefix };
       const cpuBefore = cpuMs(target.server.pid);
-      const result = await pacedLoad({ port: target.server.port, ratePerS: rate, durationMs: rate === GOAL_RATE ? settings.goalStepMs : settings.stepMs, request: template });
+      const durationMs = rate === GOAL_RATE ? settings.goalStepMs : settings.stepMs;
+      const result = await pacedLoad({ port: target.server.port, ratePerS: rate, durationMs, request: template });
       await settle(target.server);
       const cpu = cpuUsed(target.server, cpuBefore, result.acks);
       const server = target.name === 'duet' ? await serverTimes(serveLog, prefix, result.acks) : { serverP50Ms: null, serverP99Ms: null };
@@ -315,6 +324,11 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
           `p50 ${result.p50Ms?.toFixed(2)} ms p99 ${result.p99Ms?.toFixed(2)} ms (from send: p50 ${result.sentP50Ms?.toFixed(2)} ms p99 ${result.sentP99Ms?.toFixed(2)} ms, sent late p99 ${result.sendLateP99Ms?.toFixed(2)} ms)${inServer}, errors ${result.errors} ${JSON.stringify(result.statuses)}, ` +
           `CPU ${cpu.cpuMsPerAck?.toFixed(2) ?? "n/a"} ms per ack`,
       );
+      if (target.name === 'duet' && rate === GOAL_RATE) {
+        floor = await pacedLoad({ port: floorServer.port, ratePerS: rate, durationMs, request: { ...template, path: '/', idPrefix: `floor-${prefix}` } });
+        log(`  floor   ${String(rate).padStart(4)}/s: ${floor.acks}/${floor.sent} acked, from send: p50 ${floor.sentP50Ms?.toFixed(2)} ms p99 ${floor.sentP99Ms?.toFixed(2)} ms`);
+        await floorServer.stop();
+      }
     }
 
     // Closed loop at full speed: wrk with a precomputed signature, unique delivery ids. duet's
@@ -378,7 +392,7 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
     : { system: 'webhook (adnanh)', skipped: tool.ok ? 'not started' : tool.note };
   await serve.stop();
   await webhook?.stop();
-  return { duet, webhook: other, burst, duetRssPeakUnderLoadMb, fsync: { baseline: fsyncBaseline, beforeMax: fsyncBeforeMax, after: fsyncAfter } };
+  return { duet, webhook: other, burst, floor, duetRssPeakUnderLoadMb, fsync: { baseline: fsyncBaseline, beforeMax: fsyncBeforeMax, after: fsyncAfter } };
 }
 
 async function runBurst(env: DuetEnv, serve: Server, count: number, triggersPath: string): Promise<BurstResult> {
