@@ -1,20 +1,19 @@
-import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { Agent, request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../test/support/ports.js';
 import { acquireLock } from '../../src/pipeline/lock.js';
-import { examples, sign } from '../../test/support/serve.js';
+import { sign } from '../../test/support/serve.js';
 import type { Scope } from '../lib/cleanup.js';
-import { appendCommits } from '../lib/git-fast.js';
-import { now, type DuetEnv } from '../lib/duet-env.js';
+import type { DuetEnv } from '../lib/duet-env.js';
 import { pacedLoad, type PacedResult } from '../lib/paced-load.js';
 import { log } from '../lib/log.js';
 import { cpuMs, fsyncProbe, rssMb, sampleRss, waitForNoChildren } from '../lib/proc.js';
 import { ensureWebhookTool, startDuetServe, startFloorServer, startWebhookTool, type Server } from '../lib/servers.js';
 import { median, percentile } from '../lib/stats.js';
 import { startWrk, type WrkResult } from '../lib/wrk.js';
+import { runBurst, type BurstResult } from './webhook-burst.js';
+import { drained, pushPayload, recordedDeliveries, signedHeaders } from './webhook-deliveries.js';
 
 /**
  * Section 4 (webhook intake) and section 5 (footprint).
@@ -76,20 +75,6 @@ export interface SystemIntake extends IntakeSteps {
   durable?: { acked: number; recorded: number; missing: number };
 }
 
-export interface BurstResult {
-  pushes: number;
-  acked: number;
-  accepted: number;
-  duplicates: number;
-  deploys: number;
-  superseded: number;
-  deployedShas: string[];
-  /** The commit of the push duet accepted last (pushes sent at once arrive in any order). */
-  lastAcceptedSha: string | null;
-  drainedMs: number;
-  rssPeakMb: number | null;
-}
-
 export interface WebhookResult {
   duet: SystemIntake;
   webhook: SystemIntake | { system: string; skipped: string };
@@ -111,76 +96,6 @@ export interface WebhookResult {
   };
 }
 
-function pushPayload(fullName: string, sha: string, before: string): Record<string, any> {
-  const example = examples('push').find((e) => String(e.ref).startsWith('refs/heads/') && !e.deleted);
-  if (!example) throw new Error('no branch push example in @octokit/webhooks-examples');
-  example.ref = 'refs/heads/main';
-  example.before = before;
-  example.after = sha;
-  example.created = false;
-  example.deleted = false;
-  example.forced = false;
-  example.head_commit = { ...(example.head_commit ?? {}), id: sha };
-  example.repository.full_name = fullName;
-  return example;
-}
-
-/** GitHub's headers for a push delivery of `body`, all but its id. */
-function signedHeaders(body: string): Record<string, string> {
-  return {
-    'content-type': 'application/json',
-    'user-agent': 'GitHub-Hookshot/bench',
-    'x-github-event': 'push',
-    'x-hub-signature-256': sign(body),
-  };
-}
-
-function deliveryHeaders(body: string, id: string): Record<string, string> {
-  return { ...signedHeaders(body), 'x-github-delivery': id };
-}
-
-/** Delivery ids duet recorded in triggers.ndjson (as a trigger of its own or merged into one). */
-async function recordedDeliveries(path: string): Promise<Set<string>> {
-  const ids = new Set<string>();
-  if (!existsSync(path)) return ids;
-  for (const line of (await readFile(path, 'utf8')).split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const event = JSON.parse(line) as { op: string; record?: { deliveryId?: string | null }; deliveryId?: string };
-      if (event.op === 'accepted' && event.record?.deliveryId) ids.add(event.record.deliveryId);
-      if (event.op === 'alias' && event.deliveryId) ids.add(event.deliveryId);
-    } catch {
-      // torn line
-    }
-  }
-  return ids;
-}
-
-interface TriggerState {
-  id: string;
-  state: string;
-  deliveryId: string | null;
-  sha: string | null;
-}
-
-async function triggerStates(path: string): Promise<Map<string, TriggerState>> {
-  const states = new Map<string, TriggerState>();
-  for (const line of (await readFile(path, 'utf8')).split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const event = JSON.parse(line) as { op: string; id?: string; record?: TriggerState; patch?: { state?: string } };
-      if (event.op === 'accepted' && event.record) states.set(event.record.id, { ...event.record });
-      if (event.op === 'update' && event.id && event.patch?.state) {
-        const record = states.get(event.id);
-        if (record) record.state = event.patch.state;
-      }
-    } catch {
-      // torn line
-    }
-  }
-  return states;
-}
-
 /**
  * Between two steps: until the server has no child process left (webhook runs a command per
  * delivery, and at high rates those outlast the step; their CPU time counts once they are reaped),
@@ -199,20 +114,6 @@ function cpuUsed(server: Server, before: number | null, acks: number): CpuUse {
 
 /** The rate of the p99 goal (deliveries per second). */
 export const GOAL_RATE = 200;
-
-const FINAL = new Set(['succeeded', 'failed', 'errored', 'superseded']);
-
-/** Until every trigger in the store has a final state (the deploy that waited for the lock ran). */
-async function drained(path: string, timeoutMs: number, ids?: Set<string>): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const states = await triggerStates(path);
-    const pending = [...(ids ?? states.keys())].some((id) => !FINAL.has(states.get(id)?.state ?? 'unknown'));
-    if (!pending) return true;
-    if (Date.now() > deadline) return false;
-    await sleep(100);
-  }
-}
 
 /**
  * The `ms` duet logged for each delivery whose id starts with `prefix`. Its log reaches the file
@@ -395,65 +296,3 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
   return { duet, webhook: other, burst, floor, duetRssPeakUnderLoadMb, fsync: { baseline: fsyncBaseline, beforeMax: fsyncBeforeMax, after: fsyncAfter } };
 }
 
-async function runBurst(env: DuetEnv, serve: Server, count: number, triggersPath: string): Promise<BurstResult> {
-  const shas = await appendCommits(env.setup.repo, Array.from({ length: count }, (_, i) => ({ files: { VERSION: `burst${i + 1}\n` }, message: `burst ${i + 1}` })));
-  const fullName = env.setup.app.repo!;
-  const bodies = shas.map((sha, i) => JSON.stringify(pushPayload(fullName, sha, i === 0 ? sha : shas[i - 1]!)));
-  const rss = sampleRss(serve.pid, 50);
-  const started = now();
-  const startedIso = new Date(started - 5).toISOString();
-  const agent = new Agent({ keepAlive: true, maxSockets: count });
-  const prefix = `burst-${Date.now().toString(36)}`;
-  const answers = await Promise.all(
-    bodies.map(
-      (body, i) =>
-        new Promise<{ status: number; body: string }>((resolve) => {
-          const req = request(
-            { host: '127.0.0.1', port: serve.port, method: 'POST', path: '/webhook', agent, headers: { ...deliveryHeaders(body, `${prefix}-${i}`), 'content-length': String(Buffer.byteLength(body)) } },
-            (res) => {
-              let text = '';
-              res.setEncoding('utf8');
-              res.on('data', (chunk: string) => (text += chunk));
-              res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-            },
-          );
-          req.on('error', (error) => resolve({ status: 0, body: error.message }));
-          req.end(body);
-        }),
-    ),
-  );
-  agent.destroy();
-  const acked = answers.filter((a) => a.status === 202);
-  const ids = new Set<string>();
-  let duplicates = 0;
-  for (const answer of acked) {
-    const parsed = JSON.parse(answer.body) as { deploy?: string; duplicate?: boolean };
-    if (parsed.deploy) ids.add(parsed.deploy);
-    if (parsed.duplicate) duplicates += 1;
-  }
-  log(`  burst: ${acked.length}/${count} acknowledged in ${(now() - started).toFixed(0)} ms; waiting for the queue to drain`);
-
-  // Drained: every trigger of the burst has a final state.
-  if (!(await drained(triggersPath, 120_000, ids))) throw new Error('the burst did not drain within 120 s');
-  const states = await triggerStates(triggersPath);
-  const drainedMs = now() - started;
-  const peak = await rss.stop();
-  const records = (await env.records()).filter((r) => r.kind === 'deploy' && r.startedAt >= startedIso);
-  // The store lists triggers in the order duet accepted them: the last one is the newest push.
-  const lastAccepted = [...states.values()].filter((t) => ids.has(t.id)).at(-1);
-  const superseded = [...ids].filter((id) => states.get(id)?.state === 'superseded').length;
-  const result: BurstResult = {
-    pushes: count,
-    acked: acked.length,
-    accepted: acked.length - duplicates,
-    duplicates,
-    deploys: records.length,
-    superseded,
-    deployedShas: records.map((r) => r.sha ?? '?'),
-    lastAcceptedSha: lastAccepted?.sha ?? null,
-    drainedMs,
-    rssPeakMb: peak.length ? Math.max(...peak) : null,
-  };
-  log(`  burst: ${result.deploys} deploys (${records.map((r) => `${r.outcome} ${r.sha?.slice(0, 7)}`).join(', ')}), ${superseded} superseded, drained in ${drainedMs.toFixed(0)} ms, peak RSS ${result.rssPeakMb?.toFixed(1)} MB`);
-  return result;
-}

@@ -1,0 +1,93 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { examples, sign } from '../../test/support/serve.js';
+
+/**
+ * The signed push deliveries of section 4, and what duet made of them, read back from its
+ * trigger store (`triggers.ndjson`).
+ */
+
+export function pushPayload(fullName: string, sha: string, before: string): Record<string, any> {
+  const example = examples('push').find((e) => String(e.ref).startsWith('refs/heads/') && !e.deleted);
+  if (!example) throw new Error('no branch push example in @octokit/webhooks-examples');
+  example.ref = 'refs/heads/main';
+  example.before = before;
+  example.after = sha;
+  example.created = false;
+  example.deleted = false;
+  example.forced = false;
+  example.head_commit = { ...(example.head_commit ?? {}), id: sha };
+  example.repository.full_name = fullName;
+  return example;
+}
+
+/** GitHub's headers for a push delivery of `body`, all but its id. */
+export function signedHeaders(body: string): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'user-agent': 'GitHub-Hookshot/bench',
+    'x-github-event': 'push',
+    'x-hub-signature-256': sign(body),
+  };
+}
+
+export function deliveryHeaders(body: string, id: string): Record<string, string> {
+  return { ...signedHeaders(body), 'x-github-delivery': id };
+}
+
+/** Delivery ids duet recorded in triggers.ndjson (as a trigger of its own or merged into one). */
+export async function recordedDeliveries(path: string): Promise<Set<string>> {
+  const ids = new Set<string>();
+  if (!existsSync(path)) return ids;
+  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const event = JSON.parse(line) as { op: string; record?: { deliveryId?: string | null }; deliveryId?: string };
+      if (event.op === 'accepted' && event.record?.deliveryId) ids.add(event.record.deliveryId);
+      if (event.op === 'alias' && event.deliveryId) ids.add(event.deliveryId);
+    } catch {
+      // torn line
+    }
+  }
+  return ids;
+}
+
+interface TriggerState {
+  id: string;
+  state: string;
+  deliveryId: string | null;
+  sha: string | null;
+}
+
+export async function triggerStates(path: string): Promise<Map<string, TriggerState>> {
+  const states = new Map<string, TriggerState>();
+  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const event = JSON.parse(line) as { op: string; id?: string; record?: TriggerState; patch?: { state?: string } };
+      if (event.op === 'accepted' && event.record) states.set(event.record.id, { ...event.record });
+      if (event.op === 'update' && event.id && event.patch?.state) {
+        const record = states.get(event.id);
+        if (record) record.state = event.patch.state;
+      }
+    } catch {
+      // torn line
+    }
+  }
+  return states;
+}
+
+const FINAL = new Set(['succeeded', 'failed', 'errored', 'superseded']);
+
+/** Until every trigger in the store has a final state (the deploy that waited for the lock ran). */
+export async function drained(path: string, timeoutMs: number, ids?: Set<string>): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const states = await triggerStates(path);
+    const pending = [...(ids ?? states.keys())].some((id) => !FINAL.has(states.get(id)?.state ?? 'unknown'));
+    if (!pending) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(100);
+  }
+}
