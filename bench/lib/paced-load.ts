@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
  * small heap. On the benchmark's main thread it shared the event loop with the copying of the
  * servers' logs and the heap with everything else: one 36 ms mark-compact pause of that heap sent
  * requests up to 35 ms late and saw answers 45 ms late, all counted as the server's latency. On
- * its own thread it sends 99% of requests within 1-3 ms of when they are due at up to 200/s.
+ * its own thread it sends 99% of requests within 1-4 ms of when they are due at up to 200/s.
  */
 
 export interface PacedTemplate {
