@@ -1,7 +1,7 @@
 import type { DeployRecord, StepName, StepRecord } from '../../src/pipeline/journal.js';
 import type { Probe } from './http.js';
 import type { AppEvent, CliRun } from './duet-env.js';
-import { unloggedMs, type Calibration, type ChildCall } from './shims.js';
+import { shimStartDelayWithin, unloggedMs, type Calibration, type ChildCall } from './shims.js';
 import { unionLength, type Interval } from './stats.js';
 
 /**
@@ -155,12 +155,15 @@ export function analyzeDeploy(input: {
   if (input.probes && healthDone !== undefined) {
     const probes = input.probes.filter((p) => p.sentAt >= run.startedAt);
     const first = probes.find((p) => p.version === input.version && p.status === 200);
-    if (first) healthyToPublicMs = first.answeredAt - healthDone;
+    // A shimmed child in between (port mode: the nginx reload) started later than it would have
+    // without the benchmark's shims; that delay is the benchmark's, not duet's.
+    const shimDelay = (to: number): number => shimStartDelayWithin(calls, healthDone, to, calibration);
+    if (first) healthyToPublicMs = first.answeredAt - healthDone - shimDelay(first.answeredAt);
     // From then on only the new version: the first probe after the last one that was not new.
     const lastOther = probes.findLastIndex((p) => p.version !== input.version || p.status !== 200);
     const settled = probes[lastOther + 1];
     if (first && settled) {
-      healthyToOnlyNewMs = settled.answeredAt - healthDone;
+      healthyToOnlyNewMs = settled.answeredAt - healthDone - shimDelay(settled.answeredAt);
       onlyNewAt = settled.answeredAt;
     }
   }
