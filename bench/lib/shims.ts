@@ -131,7 +131,8 @@ async function calibrate(root: string, binDir: string, timed: string, samples = 
   const shim = await measure(join(binDir, 'calib'), []);
   const shell = await measure('sh', ['-c', `${timed} calib true`]);
   // When a program starts, from node's spawn: through the shim (its logged start), and directly
-  // (`date` printing the time it runs at, its own start-up well under a millisecond).
+  // (`date` printing the time it runs at). date's own start-up counts as part of the direct
+  // start, so the delay taken off is, if anything, too small.
   const shimStarts: number[] = [];
   const directStarts: number[] = [];
   for (let i = 0; i < samples; i += 1) {
