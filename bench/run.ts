@@ -59,8 +59,8 @@ function parseOnly(argv: string[]): Set<Part> | null {
 }
 
 const settings = quick
-  ? { deploysPerRow: 1, warmMs: 250, tailMs: 250, breakdownReps: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, goalStepMs: 2000, maxDurationS: 1, idleWaitMs: 300, startupRuns: 1 }
-  : { deploysPerRow: 5, warmMs: 500, tailMs: 500, breakdownReps: 3, installRounds: 2, rates: [50, 100, 200, 400, 800], stepMs: 4000, goalStepMs: 10_000, maxDurationS: 4, idleWaitMs: 2000, startupRuns: 5 };
+  ? { deploysPerRow: 1, warmMs: 250, tailMs: 250, breakdownReps: 1, apiRollbackRounds: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, goalStepMs: 2000, maxDurationS: 1, idleWaitMs: 300, startupRuns: 1 }
+  : { deploysPerRow: 5, warmMs: 500, tailMs: 500, breakdownReps: 3, apiRollbackRounds: 2, installRounds: 2, rates: [50, 100, 200, 400, 800], stepMs: 4000, goalStepMs: 10_000, maxDurationS: 4, idleWaitMs: 2000, startupRuns: 5 };
 const LOAD = { threads: 2, connections: 32 };
 /**
  * Which client kinds load which deploys: the full run gives keep-alive and `Connection: close`
@@ -262,7 +262,7 @@ async function main(): Promise<number> {
   if (socketSetup.status === 'fulfilled' && runs('socket')) {
     const { env, breakdown, load } = socketSetup.value;
     await part(results, 'socket', 'duet, switch: socket: where a deploy goes, then deploys under load', async () => {
-      results.breakdown.socket = await runBreakdown(env, 'socket', breakdown, 'w0', { scope: socketScope, port: servePort });
+      results.breakdown.socket = await runBreakdown(env, 'socket', breakdown, 'w0', { scope: socketScope, port: servePort, rounds: settings.apiRollbackRounds });
       for (const [i, kinds] of KIND_GROUPS.entries()) results.load.push(...(await duetLoadRows(env, DUET_SOCKET, load[i]!, kinds, loadSettings)));
     });
   }
@@ -271,7 +271,7 @@ async function main(): Promise<number> {
   if (portSetup.status === 'fulfilled' && runs('port')) {
     const { env, breakdown, load, amid } = portSetup.value;
     await part(results, 'port', 'duet, switch: port: where a deploy goes, deploys under load; nginx -s reload', async () => {
-      results.breakdown.port = await runBreakdown(env, 'port', breakdown, 'w0', { scope: portScope, port: portServePort });
+      results.breakdown.port = await runBreakdown(env, 'port', breakdown, 'w0', { scope: portScope, port: portServePort, rounds: settings.apiRollbackRounds });
       for (const [i, kinds] of KIND_GROUPS.entries()) results.load.push(...(await duetLoadRows(env, DUET_PORT, load[i]!, kinds, loadSettings)));
       // As many bare reloads as duet switched, each under its own load like duet's deploys.
       for (const kinds of KIND_GROUPS) results.load.push(...(await reloadRows(env, n, kinds, loadSettings)));

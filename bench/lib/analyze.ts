@@ -54,9 +54,12 @@ export interface DeployBreakdown {
   /** Waiting on the app: from its process start (or the health step's start) to health done, and old colors stopping. */
   appWaitMs: number;
   /**
-   * Port mode: waiting on nginx's reload to finish, from the end of `nginx -s reload` to the first
+   * Port mode: waiting on nginx's reload to finish, from the reload being applied to the first
    * probe after which the public port answered only the new version (nginx's old workers accept
-   * for its fixed ~100 ms; verify waits that out). Seen from outside, in the probe loop.
+   * for its fixed ~100 ms; verify waits that out). Seen from outside, in the probe loop. Applied:
+   * the end of `nginx -s reload` where duet runs it (reload_cmd), else the end of the switch step
+   * (duet signalled its managed nginx and saw the new workers forked; that wait stays in duet's
+   * overhead, since the benchmark cannot see the signal).
    */
   nginxSettleMs: number | null;
   /** journal total - (child time + app wait + nginx settle): duet's own time inside the deploy. */
@@ -181,7 +184,9 @@ export function analyzeDeploy(input: {
     waiting.push({ start: from, end: healthDone });
   }
   const reload = calls.findLast((c) => c.label === 'nginx' && / -s reload\b/.test(` ${c.args}`) && c.start >= begin - 1 && c.end <= end + 1);
-  const settle = reload && onlyNewAt !== undefined && onlyNewAt > reload.end ? { start: reload.end, end: onlyNewAt } : undefined;
+  const switched = firstStep.get('switch');
+  const reloadedAt = reload?.end ?? (switched?.status === 'done' && switched.detail === 'nginx reloaded' ? stepEnd(switched) : undefined);
+  const settle = reloadedAt !== undefined && onlyNewAt !== undefined && onlyNewAt > reloadedAt ? { start: reloadedAt, end: onlyNewAt } : undefined;
   if (settle) waiting.push(settle);
   const childIntervals = calls.map(interval);
   const childMs = unionLength(childIntervals, begin, end);

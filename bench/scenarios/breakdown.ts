@@ -76,13 +76,24 @@ async function apiRollback(env: DuetEnv, baseUrl: string, version: string): Prom
   return { endToEndMs: first ? first.answeredAt - sentAt : null, ackMs, journalTotalMs: record?.totalMs ?? null };
 }
 
-/** Start `duet serve` on the env's config (server.listen: 127.0.0.1:<port>), roll back there and back. */
-async function apiRollbacks(env: DuetEnv, serve: { scope: Scope; port: number }, versions: [string, string]): Promise<ApiRollback[]> {
+/** How `duet serve` is reached, and how many times to roll back there and back through it. */
+export interface ServeRollbacks {
+  scope: Scope;
+  port: number;
+  rounds: number;
+}
+
+/**
+ * Start `duet serve` on the env's config (server.listen: 127.0.0.1:<port>), roll back there and
+ * back `rounds` times. The first request of a fresh serve is the slowest (its code runs for the
+ * first time); it is one sample of the median like the others, not thrown away.
+ */
+async function apiRollbacks(env: DuetEnv, serve: ServeRollbacks, versions: [string, string]): Promise<ApiRollback[]> {
   const server = await startDuetServe(serve.scope, env.setup.configPath, serve.port, join(env.setup.dir, 'serve-rollback.log'));
   const baseUrl = `http://127.0.0.1:${serve.port}`;
   try {
     const results: ApiRollback[] = [];
-    for (const version of [versions[0], versions[1]]) {
+    for (const version of Array.from({ length: serve.rounds }, () => versions).flat()) {
       const result = await apiRollback(env, baseUrl, version);
       results.push(result);
       log(`  API rollback to ${version}: ${result.endToEndMs?.toFixed(0) ?? 'n/a'} ms to the public port (202 after ${result.ackMs.toFixed(1)} ms, journal ${result.journalTotalMs} ms)`);
@@ -115,7 +126,7 @@ export async function measured(env: DuetEnv, args: string[], kind: 'deploy' | 'r
  * `reps` times: deploy a new version (tags made beforehand), then roll back to the previous one,
  * which the standby color still runs (standby: keep). Starts from `live` being served.
  */
-export async function runBreakdown(env: DuetEnv, mode: 'port' | 'socket', tags: string[], live: string, serve: { scope: Scope; port: number }): Promise<BreakdownResult> {
+export async function runBreakdown(env: DuetEnv, mode: 'port' | 'socket', tags: string[], live: string, serve: ServeRollbacks): Promise<BreakdownResult> {
   const deploys: DeployBreakdown[] = [];
   const rollbacks: DeployBreakdown[] = [];
   for (const tag of tags) {

@@ -5,10 +5,11 @@ import type { ManagedNginxPaths } from '../config/paths.js';
 import { DuetError } from '../errors.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { lastLines, runArgv, type OutputSink } from '../util/run.js';
-import { reloadNginx, nginxMessage } from './nginx-conf.js';
-import { nginxMasterPid } from './nginx-workers.js';
+import { nginxMessage } from './nginx-conf.js';
+import { reloadNginx } from './nginx-reload.js';
+import { managedNginxPid } from './nginx-workers.js';
 import { pollUntil } from '../util/poll.js';
-import { childrenOf, hasExited, procCmdline, procStat } from '../util/proc.js';
+import { childrenOf, hasExited, procStat } from '../util/proc.js';
 import { renderTemplateFile } from './templates.js';
 
 const TEMP_DIRS = ['client_body_temp', 'proxy_temp', 'fastcgi_temp', 'uwsgi_temp', 'scgi_temp'];
@@ -40,7 +41,7 @@ export async function ensureManagedNginx(config: Config, options: { output?: Out
   const changed = (await readFileIfExists(paths.mainConf)) !== content;
   if (changed) await writeFileAtomic(paths.mainConf, content);
 
-  if ((await managedNginxPid(config)) !== undefined) {
+  if (managedNginxPid(config) !== undefined) {
     // A running nginx keeps its old main config until told; an upgraded duet may have changed it.
     // The reload checks the config first (see installConf) and leaves nginx as it was if broken.
     if (changed) await reloadNginx(config, options.output);
@@ -65,7 +66,7 @@ async function startManagedNginx(config: Config, paths: ManagedNginxPaths, outpu
     throw new DuetError(`could not start the managed nginx:\n${nginxMessage(error)}`, { step: 'nginx start', hint, cause: error });
   }
   // The daemonized child writes the pid file after the parent has exited.
-  const pid = await pollUntil(() => managedNginxPid(config), { timeoutMs: START_TIMEOUT_MS });
+  const pid = await pollUntil(async () => managedNginxPid(config), { timeoutMs: START_TIMEOUT_MS });
   if (pid === undefined) {
     const log = lastLines((await readFileIfExists(paths.errorLog)) ?? '', 5);
     throw new DuetError(`the managed nginx did not write ${paths.pidFile} within ${START_TIMEOUT_MS / 1000} s\n${log}`, {
@@ -80,7 +81,7 @@ async function startManagedNginx(config: Config, paths: ManagedNginxPaths, outpu
 export async function stopManagedNginx(config: Config): Promise<void> {
   const paths = config.nginx.managed;
   if (!paths) return;
-  const pid = await managedNginxPid(config);
+  const pid = managedNginxPid(config);
   if (pid === undefined) return;
   // Collected first: once the master is gone its workers can no longer be found by parent pid.
   const workers = childrenOf(pid);
@@ -93,15 +94,6 @@ export async function stopManagedNginx(config: Config): Promise<void> {
   await pollUntil(async () => ([pid, ...workers].some(isAlive) ? undefined : true), { timeoutMs: QUIT_TIMEOUT_MS });
   // nginx removes it on a clean exit, not after SIGKILL.
   await unlink(paths.pidFile).catch(() => {});
-}
-
-/** The master's pid, when the pid file names a live nginx master started with our prefix. */
-export async function managedNginxPid(config: Config): Promise<number | undefined> {
-  const paths = config.nginx.managed;
-  if (!paths) return undefined;
-  const pid = nginxMasterPid(paths.pidFile);
-  // After a reboot the pid may belong to another nginx master (its title holds its command line).
-  return pid !== undefined && procCmdline(pid)?.includes(paths.prefix) ? pid : undefined;
 }
 
 /** Alive and not a zombie (a reaped-late master is dead for our purposes). */

@@ -4,7 +4,8 @@ import type { AppConfig, Config } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { CommandFailedError, DuetError } from '../errors.js';
 import { fsyncDirectory, readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
-import { runArgv, type OutputSink } from '../util/run.js';
+import type { OutputSink } from '../util/run.js';
+import { reloadNginx } from './nginx-reload.js';
 import { renderTemplateFile } from './templates.js';
 
 /** One file per app, named so that `ls conf.d` shows what duet owns. */
@@ -32,10 +33,6 @@ export function proxiesToUnixSocket(conf: string): boolean {
   return /^\s*proxy_pass\s+http:\/\/unix:/m.test(conf);
 }
 
-export async function reloadNginx(config: Config, output?: OutputSink): Promise<void> {
-  await runArgv(config.nginx.reloadCmd, { step: 'nginx reload', output });
-}
-
 export interface InstallOptions {
   output?: OutputSink;
   /** Completes the hint after a failure: what nginx still does, e.g. "nginx still serves blue". */
@@ -49,12 +46,11 @@ export interface InstallOptions {
  * disk keeps saying what nginx actually runs. Returns false, touching nothing, when the file
  * already has exactly this content.
  *
- * No separate `nginx -t` first: `nginx -s reload` (and `systemctl reload nginx`, which runs it)
- * parses and checks the whole configuration before it signals the master, and refuses a config
- * nginx cannot load with exit 1 and nginx's own message, leaving the running nginx untouched.
- * The test was a second parse and a second process on every switch (20-40 ms). A reload_cmd
- * that signals without checking (a bare kill -HUP) is still safe: nginx keeps its old config,
- * and the verify step, which asks the public port, sees it and switches back.
+ * No separate `nginx -t` first: a reload refuses a configuration nginx cannot load, with nginx's
+ * own message, and leaves the running nginx untouched (reloadNginx). The test was a second parse
+ * and a second process on every switch (20-40 ms). A reload_cmd that signals without checking
+ * (a bare kill -HUP) is still safe: nginx keeps its old config, and the verify step, which asks
+ * the public port, sees it and switches back.
  */
 export async function installConf(path: string, content: string | undefined, config: Config, options: InstallOptions): Promise<boolean> {
   const previous = await readFileIfExists(path);

@@ -41,6 +41,15 @@ export function stillAccepting(mark: ReloadMark): number[] {
     .map((w) => w.pid);
 }
 
+/** duet's own nginx master (nginx.managed), when its pid file names a live master started with our prefix. */
+export function managedNginxPid(config: Config): number | undefined {
+  const paths = config.nginx.managed;
+  if (!paths) return undefined;
+  const pid = nginxMasterPid(paths.pidFile);
+  // After a reboot the pid may belong to another nginx master (its title holds its command line).
+  return pid !== undefined && procCmdline(pid)?.includes(paths.prefix) ? pid : undefined;
+}
+
 /** The master named by `pidFile`, if that process is alive and is an nginx master. */
 export function nginxMasterPid(pidFile: string): number | undefined {
   const text = readFileOrUndefinedSync(pidFile);

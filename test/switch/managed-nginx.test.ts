@@ -5,7 +5,8 @@ import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseConfig } from '../../src/config/load.js';
-import { ensureManagedNginx, isAlive, managedNginxPid, renderMainConf, stopManagedNginx } from '../../src/switch/managed-nginx.js';
+import { ensureManagedNginx, isAlive, renderMainConf, stopManagedNginx } from '../../src/switch/managed-nginx.js';
+import { managedNginxPid } from '../../src/switch/nginx-workers.js';
 import { switchFixture, workerPid } from './fixture.js';
 
 /** pids whose command line names `text` (pgrep -f); pgrep itself exits 1 when there are none. */

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureManagedNginx } from '../../src/switch/managed-nginx.js';
-import { reloadNginx } from '../../src/switch/nginx-conf.js';
+import { reloadNginx } from '../../src/switch/nginx-reload.js';
 import { markBeforeReload, nginxMasterPid, stillAccepting } from '../../src/switch/nginx-workers.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { switchFixture } from './fixture.js';

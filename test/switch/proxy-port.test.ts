@@ -79,8 +79,8 @@ test('port mode: a config nginx rejects is rolled back and blue keeps serving', 
   const good = await readFile(path, 'utf8');
   const worker = await workerPid(f.config);
 
-  // An address the schema lets through but no machine has: only nginx can catch it (`nginx -s
-  // reload` parses the whole configuration before it signals the master).
+  // An address the schema lets through but no machine has: only nginx can catch it (the managed
+  // master, told to reload, refuses the configuration and logs why).
   const typo = makeConfig(f.stateDir, { listen: `999.1.1.1:${f.listenPort}`, ports: f.app.ports });
   await assert.rejects(connectToNginx(pickApp(typo, 'shop'), typo, 'green'), (error: unknown) => {
     assert.ok(error instanceof DuetError);
@@ -108,21 +108,23 @@ test('port mode: a rejected first config leaves no file behind', async (t) => {
   assert.equal(await configuredColor(f.app, f.config), undefined);
 });
 
-test('port mode: a public port held by another process fails verification', async (t) => {
+test('port mode: a public port held by another process is refused by nginx, and no file is left', async (t) => {
   const f = await switchFixture(t);
   await startBackend(f, 'blue');
-  // nginx checks the config without binding, so the reload command succeeds; the master then
-  // cannot bind and keeps its old config. Only asking the port reveals it.
+  // A config nginx can parse but not run: only the master finds out, when it tries to bind.
   const squatter = createServer((_req, res) => res.end('not nginx\n'));
   const port = await freePort();
   await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
   f.cleanup(() => closeServer(squatter));
   const taken = makeConfig(f.stateDir, { listen: `127.0.0.1:${port}`, ports: f.app.ports });
-  await assert.rejects(connectToNginx(pickApp(taken, 'shop'), taken, 'blue', { verifyTimeoutMs: 500 }), (error: unknown) => {
+  await assert.rejects(connectToNginx(pickApp(taken, 'shop'), taken, 'blue'), (error: unknown) => {
     assert.ok(error instanceof DuetError);
-    assert.equal(error.step, 'verify');
+    assert.equal(error.step, 'switch');
+    assert.match(error.message, /bind\(\) to 127\.0\.0\.1:\d+ failed \(98: Address already in use\)[^]*still could not bind\(\)/);
+    assert.match(error.hint ?? '', /shop was not connected before/);
     return true;
   });
+  assert.deepEqual(await readdir(f.config.nginx.confDir), []);
 });
 
 test('port mode: switching to the configured color again brings it back after nginx was stopped (bootup)', async (t) => {
