@@ -291,9 +291,10 @@ function breakdownDetails(results: Results): string {
 function installDetails(results: Results): string {
   const install = results.install;
   if (!install) return `${NA}: ${results.failures.install ?? 'not run'}`;
-  const header = ['round', 'deploy', 'color', 'install', 'install phase', 'npm ci', 'cp', 'of cold npm ci'];
+  const header = ['round', 'deploy', 'color', 'install', 'install phase', 'npm ci', 'cp during the deploy', 'cp after its end (copied ahead)', 'of cold npm ci'];
+  const maybe = (value: number | null | undefined): string => (value === null || value === undefined ? DASH : ms(value));
   const rows = install.rounds.flatMap((round, i) =>
-    round.map((c) => [String(i + 1), c.case, c.color ?? NA, c.outcome ?? NA, ms(c.installPhaseMs), c.npmCiMs === null ? DASH : ms(c.npmCiMs), c.copyMs === null ? DASH : ms(c.copyMs), pct(c.ratio)]),
+    round.map((c) => [String(i + 1), c.case, c.color ?? NA, c.outcome ?? NA, ms(c.installPhaseMs), maybe(c.npmCiMs), maybe(c.copyMs), maybe(c.copyAheadMs), pct(c.ratio)]),
   );
   return `Dependencies: ${install.dependencies.join(', ')} (${install.packages} packages).\n\n${markdownTable(header, rows)}`;
 }

@@ -34,6 +34,8 @@ export interface DeployBreakdown {
   npmCiMs: number | null;
   /** cp's own wall time (when node_modules was copied from the other color). */
   copyMs: number | null;
+  /** cp's wall time after the journal's end: node_modules copied ahead for the next deploy (copyAhead). */
+  copyAheadMs: number | null;
   installOutcome: string | null;
   buildMs: number | null;
   /** start + health steps. */
@@ -171,6 +173,9 @@ export function analyzeDeploy(input: {
     }
   }
 
+  const ahead = calls.filter((c) => c.label === 'cp' && c.start >= end - 1);
+  const copyAheadMs = ahead.length ? unionLength(ahead.map(interval)) : null;
+
   const children: Record<string, ChildSummary> = {};
   for (const call of calls.filter((c) => c.start >= begin - 1 && c.end <= end + 1)) {
     const entry = (children[call.label] ??= { calls: 0, ms: 0 });
@@ -220,6 +225,7 @@ export function analyzeDeploy(input: {
     installPhaseMs,
     npmCiMs,
     copyMs,
+    copyAheadMs,
     installOutcome,
     buildMs,
     startToHealthyMs,

@@ -23,6 +23,8 @@ export interface InstallCase {
   installPhaseMs: number | null;
   npmCiMs: number | null;
   copyMs: number | null;
+  /** After the deploy's end: the copy made ahead for the next deploy into the other color. */
+  copyAheadMs: number | null;
   /** installPhaseMs / the round's cold npm ci. */
   ratio: number | null;
   deploy: DeployBreakdown;
@@ -66,6 +68,7 @@ export async function runInstallReuse(env: DuetEnv, rounds: number): Promise<Ins
         installPhaseMs: deploy.installPhaseMs,
         npmCiMs: deploy.npmCiMs,
         copyMs: deploy.copyMs,
+        copyAheadMs: deploy.copyAheadMs,
         ratio: null,
         deploy,
       });
@@ -77,6 +80,7 @@ export async function runInstallReuse(env: DuetEnv, rounds: number): Promise<Ins
         `  round ${round} ${entry.case.padEnd(13)} -> ${entry.color} install ${entry.outcome}: phase ${entry.installPhaseMs?.toFixed(1)} ms` +
           (entry.npmCiMs !== null ? ` (npm ci ${entry.npmCiMs.toFixed(0)} ms)` : '') +
           (entry.copyMs !== null ? ` (cp ${entry.copyMs.toFixed(1)} ms)` : '') +
+          (entry.copyAheadMs !== null ? ` (then cp ahead for the other color ${entry.copyAheadMs.toFixed(0)} ms)` : '') +
           (entry.ratio !== null ? ` = ${(entry.ratio * 100).toFixed(2)}% of cold` : ''),
       );
     }

@@ -25,11 +25,12 @@ export interface InstallOptions {
 }
 
 /**
- * A copy of the other color's node_modules, begun before the new commit is even fetched, on the
- * bet that its lockfile is the other color's: it then runs alongside fetch and checkout instead
- * of after them. Made only when this color's dependencies differ from the other's -- right
- * after a deploy that changed them, the case where the next deploy into this color copies -- so
- * the usual deploy (both colors on the same lockfile: a skip) never pays for one.
+ * A copy of the other color's node_modules, made before the new commit is even fetched, on the
+ * bet that its lockfile is the other color's: at the end of the deploy that changed the other
+ * color's dependencies (copyAhead), or else begun at the start of this color's update, to run
+ * alongside fetch and checkout instead of after them. Made only when this color's dependencies
+ * differ from the other's -- the case where the next deploy into this color copies -- so the
+ * usual deploy (both colors on the same lockfile: a skip) never pays for one.
  */
 export interface EarlyCopy {
   fingerprint: string;
@@ -44,22 +45,77 @@ export function earlyCopyPath(app: AppConfig, color: Color): string {
   return join(app.paths.root, 'run', `${color}.node_modules.next`);
 }
 
+/** Written once a copy made ahead (copyAhead) is complete, beside it: what it is a copy of. */
+const markerOf = (copyPath: string): string => `${copyPath}.json`;
+
+function readyMarkerPath(app: AppConfig, color: Color): string {
+  return markerOf(earlyCopyPath(app, color));
+}
+
+interface ReadyMarker {
+  fingerprint: string;
+  from: Color;
+}
+
+/**
+ * Start copying the other color's node_modules for `color`, when their dependencies differ; or
+ * hand out the copy made ahead by copyAhead when it is of exactly the tree the other color has
+ * now. undefined when there is nothing to copy.
+ */
 export async function startEarlyCopy(app: AppConfig, color: Color): Promise<EarlyCopy | undefined> {
   const path = earlyCopyPath(app, color);
-  // A copy (or an old tree) a crashed deploy left behind is never trusted.
-  await rm(path, { recursive: true, force: true });
-  await removeReplacedModules(app, color);
   const from = otherColor(color);
   const theirs = await readInstallStamp(app.paths.installStamp[from]);
   const ours = await readInstallStamp(app.paths.installStamp[color]);
   const source = join(app.paths.checkout[from], 'node_modules');
-  if (!theirs?.nodeModules || theirs.fingerprint === ours?.fingerprint || !existsSync(source)) return undefined;
+  const wanted = theirs?.nodeModules && theirs.fingerprint !== ours?.fingerprint && existsSync(source);
+  const ready = await readReadyMarker(app, color);
+  if (wanted && ready?.fingerprint === theirs.fingerprint && ready.from === from && existsSync(path)) {
+    return { fingerprint: ready.fingerprint, from, path, done: Promise.resolve(true) };
+  }
+  // Anything else there -- a copy a crashed deploy left half-made, one of a tree the other color
+  // no longer has -- is never trusted. The marker goes first: a crash in between leaves no
+  // marker beside a half-removed tree.
+  await rm(readyMarkerPath(app, color), { force: true });
+  await rm(path, { recursive: true, force: true });
+  await removeReplacedModules(app, color);
+  if (!wanted) return undefined;
   await mkdir(dirname(path), { recursive: true });
   const done = runArgv(['cp', '-a', '--reflink=auto', '--', source, path], { step: 'install' }).then(
     () => true,
     () => false,
   );
   return { fingerprint: theirs.fingerprint, from, path, done };
+}
+
+/**
+ * After a deploy into the other color changed its dependencies, copy them for `color` now, while
+ * nobody waits on a switch, instead of during `color`'s next deploy: that deploy then only renames
+ * the copy into place (when its lockfile is the one copied; otherwise the copy is removed). The
+ * marker is written, temp-fsync-rename, only once the copy is complete, so a copy cut short by a
+ * crash is never used. Returns whether a copy is ready; never throws: it only saves time later.
+ */
+export async function copyAhead(app: AppConfig, color: Color): Promise<boolean> {
+  try {
+    const copy = await startEarlyCopy(app, color);
+    if (!copy || !(await copy.done)) return false;
+    const marker: ReadyMarker = { fingerprint: copy.fingerprint, from: copy.from };
+    await writeFileAtomic(readyMarkerPath(app, color), `${JSON.stringify(marker)}\n`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readReadyMarker(app: AppConfig, color: Color): Promise<ReadyMarker | undefined> {
+  const text = await readFileIfExists(readyMarkerPath(app, color));
+  if (text === undefined) return undefined;
+  try {
+    const value = JSON.parse(text) as Partial<ReadyMarker>;
+    return typeof value.fingerprint === 'string' && (value.from === 'blue' || value.from === 'green') ? { fingerprint: value.fingerprint, from: value.from } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Where the node_modules an early copy replaced waits to be removed (beside the early copy). */
@@ -80,6 +136,7 @@ export async function removeReplacedModules(app: AppConfig, color: Color): Promi
 export async function discardEarlyCopy(copy: EarlyCopy | undefined): Promise<void> {
   if (!copy) return;
   await copy.done;
+  await rm(markerOf(copy.path), { force: true });
   await rm(copy.path, { recursive: true, force: true });
 }
 
@@ -162,6 +219,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
     const old = replacedModulesPath(app, color);
     await rm(old, { recursive: true, force: true });
     if (existsSync(nodeModules)) await rename(nodeModules, old);
+    await rm(markerOf(early.path), { force: true });
     await rename(early.path, nodeModules);
     await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: early.from });
     return 'copied';

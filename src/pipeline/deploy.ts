@@ -3,6 +3,7 @@ import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { checkedOutRevision, preloadGit, resolveRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
+import { copyAhead } from '../instance/install.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
 import { configuredColor } from '../switch/proxy.js';
@@ -60,7 +61,9 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
     await run.begin(requested);
     const result = await deploySteps(run, requested, options.pinnedSha);
     await run.end(result.outcome);
-    return { ...result, id: run.id, ms: run.elapsedMs };
+    const ms = run.elapsedMs;
+    if (result.outcome === 'success') await copyAheadForNextDeploy(run, result.color);
+    return { ...result, id: run.id, ms };
   } catch (error) {
     await run.end('failed', error);
     throw error;
@@ -111,6 +114,19 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
   }
   await recordStep(run, `${requested} live on ${color}`);
   return { outcome: 'success', color, sha: target.sha };
+}
+
+/**
+ * The color just left is the next deploy's target. When this deploy changed the dependencies,
+ * they are copied for it now, after the switch and the journal's end (nobody waits on traffic),
+ * but before the lock is released, so that no deploy touches either color meanwhile.
+ */
+async function copyAheadForNextDeploy(run: DeployRun, live: Color): Promise<void> {
+  const next = otherColor(live);
+  const started = Date.now();
+  if (await copyAhead(run.app, next)) {
+    run.observer.note(`copied ${live}'s node_modules for ${next}'s next deploy in ${Date.now() - started} ms (it only renames them into place if its lockfile is the same)`);
+  }
 }
 
 /** The commit a color runs, or if stopped, the commit checked out in its directory. */

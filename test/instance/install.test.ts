@@ -8,7 +8,7 @@ import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { CommandFailedError } from '../../src/errors.js';
 import { prepareCheckout, resolveRef } from '../../src/instance/checkout.js';
-import { discardEarlyCopy, earlyCopyPath, findLockfile, installDependencies, readInstallStamp, removeReplacedModules, startEarlyCopy } from '../../src/instance/install.js';
+import { copyAhead, discardEarlyCopy, earlyCopyPath, findLockfile, installDependencies, readInstallStamp, removeReplacedModules, startEarlyCopy } from '../../src/instance/install.js';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -173,6 +173,72 @@ test('after a dependency change, the next deploy into the other color copies whi
   await discardEarlyCopy(lost);
   assert.equal(await f.runs('green'), 1);
   assert.equal(existsSync(earlyCopyPath(f.app, 'green')), false, 'the unused copy is removed');
+});
+
+/** A new lockfile version in a new tag: a dependency change. */
+async function tagNewLockfile(f: Fixture, tag: string, version: string): Promise<void> {
+  const lock = JSON.parse(await readFile(join(f.repo.workDir, 'package-lock.json'), 'utf8')) as { version: string };
+  lock.version = version;
+  await f.repo.tag(tag, { VERSION: `${tag}\n`, 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+}
+
+test('a copy made ahead, after the other color changed its dependencies, is what the next install renames into place', async (t) => {
+  const f = await fixture(t);
+  await f.checkout('blue', 'v1');
+  await f.checkout('green', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await f.install('green'), 'copied');
+  assert.equal(await copyAhead(f.app, 'blue'), false, 'both colors on one lockfile: nothing to copy ahead');
+  assert.equal(existsSync(earlyCopyPath(f.app, 'blue')), false);
+
+  await tagNewLockfile(f, 'v2', '2.0.0');
+  await f.checkout('blue', 'v2');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await copyAhead(f.app, 'green'), true, 'green still has v1 dependencies: copied ahead');
+  // Marks this very tree, to tell it from a copy made later.
+  await writeFile(join(earlyCopyPath(f.app, 'green'), 'made-ahead'), '');
+
+  const early = await startEarlyCopy(f.app, 'green');
+  assert.ok(early, 'the copy made ahead is handed out');
+  await f.checkout('green', 'v2');
+  assert.equal(await installDependencies(f.app, 'green', { env: { DUET_COLOR: 'green' }, early }), 'copied');
+  assert.equal(existsSync(join(f.app.paths.checkout.green, 'node_modules', 'made-ahead')), true, 'the tree copied ahead, not a new copy');
+  assert.equal(await readFile(join(f.app.paths.checkout.green, 'node_modules', 'dep', 'index.js'), 'utf8'), 'blue\n');
+  assert.equal(await f.runs('green'), 0);
+  assert.equal(existsSync(`${earlyCopyPath(f.app, 'green')}.json`), false, 'its marker went with it');
+});
+
+test('a copy made ahead is not trusted without its marker, nor once the other color moved on', async (t) => {
+  const f = await fixture(t);
+  await f.checkout('blue', 'v1');
+  await f.checkout('green', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await f.install('green'), 'copied');
+  await tagNewLockfile(f, 'v2', '2.0.0');
+  await f.checkout('blue', 'v2');
+  assert.equal(await f.install('blue'), 'installed');
+
+  // A copy cut short by a crash: the tree is there, the marker never was.
+  assert.equal(await copyAhead(f.app, 'green'), true);
+  await rm(`${earlyCopyPath(f.app, 'green')}.json`);
+  await writeFile(join(earlyCopyPath(f.app, 'green'), 'half-made'), '');
+  const fresh = await startEarlyCopy(f.app, 'green');
+  assert.ok(fresh && (await fresh.done));
+  assert.equal(existsSync(join(fresh.path, 'half-made')), false, 'copied again from scratch');
+  await discardEarlyCopy(fresh);
+
+  // A complete copy of a tree blue no longer has.
+  assert.equal(await copyAhead(f.app, 'green'), true);
+  await writeFile(join(earlyCopyPath(f.app, 'green'), 'of-v2'), '');
+  await tagNewLockfile(f, 'v3', '3.0.0');
+  await f.checkout('blue', 'v3');
+  assert.equal(await f.install('blue'), 'installed');
+  const again = await startEarlyCopy(f.app, 'green');
+  assert.ok(again && (await again.done));
+  assert.equal(existsSync(join(again.path, 'of-v2')), false, 'the stale copy was replaced');
+  assert.equal(again.fingerprint, (await readInstallStamp(f.app.paths.installStamp.blue))?.fingerprint);
+  await discardEarlyCopy(again);
+  assert.equal(existsSync(earlyCopyPath(f.app, 'green')), false);
 });
 
 test('a failing install reports exit code and output, and leaves no stamp', async (t) => {

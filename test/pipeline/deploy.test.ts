@@ -1,5 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { earlyCopyPath } from '../../src/instance/install.js';
 import { setupDuet } from '../support/duet.js';
 
 for (const switchMode of ['port', 'socket'] as const) {
@@ -54,3 +58,24 @@ for (const switchMode of ['port', 'socket'] as const) {
     );
   });
 }
+
+test('a deploy that changed the dependencies copies them for the next deploy, which only renames them into place', async (t) => {
+  const lockfile = (version: string): string => `${JSON.stringify({ name: 'cafeteria', version, lockfileVersion: 3, packages: {} }, null, 2)}\n`;
+  const setup = await setupDuet(t, {
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'package-lock.json': lockfile('2.0.0') }, v3: { VERSION: 'v3\n' } },
+  });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const changed = await setup.succeed(['deploy', '--ref', 'v2']);
+  assert.match(changed.stderr, /copied green's node_modules for blue's next deploy in \d+ ms/);
+  const ready = `${earlyCopyPath(setup.app, 'blue')}.json`;
+  assert.ok(existsSync(ready), 'the copy made ahead is marked complete');
+  // Marks this very tree, to tell it from a copy made during the next deploy.
+  await writeFile(join(earlyCopyPath(setup.app, 'blue'), 'made-ahead'), '');
+
+  const next = await setup.succeed(['deploy', '--ref', 'v3']);
+  assert.match(next.stderr, /update: done in [\d.]+s \(install copied\)/);
+  assert.ok(existsSync(join(setup.app.paths.checkout.blue, 'node_modules', 'made-ahead')), 'the copy made ahead was used');
+  assert.equal(existsSync(ready), false, 'its marker went with it');
+  assert.doesNotMatch(next.stderr, /copied blue's node_modules/, 'both colors have one lockfile now: nothing to copy ahead');
+  assert.match((await setup.get('/')).body, /cafeteria v3/);
+});
