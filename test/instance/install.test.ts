@@ -50,6 +50,21 @@ function fingerprint(lockfile: string, install: string): string {
   return createHash('sha256').update(lockfile).update('\0').update(install).digest('hex');
 }
 
+/** A new lockfile version in a new tag: a dependency change. */
+async function tagNewLockfile(f: Fixture, tag: string, version: string): Promise<void> {
+  const lock = JSON.parse(await readFile(join(f.repo.workDir, 'package-lock.json'), 'utf8')) as { version: string };
+  lock.version = version;
+  await f.repo.tag(tag, { VERSION: `${tag}\n`, 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+}
+
+/** Both colors on v1's dependencies: blue installed them, green copied them. */
+async function bothColorsOnV1(f: Fixture): Promise<void> {
+  await f.checkout('blue', 'v1');
+  await f.checkout('green', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await f.install('green'), 'copied');
+}
+
 test('install, then skip while the lockfile is unchanged, across checkouts of new versions', async (t) => {
   const f = await fixture(t);
   await f.checkout('blue', 'v1');
@@ -80,10 +95,7 @@ test('install, then skip while the lockfile is unchanged, across checkouts of ne
 
 test('the other color with the same lockfile is copied, as a real copy', async (t) => {
   const f = await fixture(t);
-  await f.checkout('blue', 'v1');
-  await f.checkout('green', 'v1');
-  assert.equal(await f.install('blue'), 'installed');
-  assert.equal(await f.install('green'), 'copied');
+  await bothColorsOnV1(f);
   assert.equal(await f.runs('green'), 0, 'green ran the install command');
 
   const blueFile = join(f.app.paths.checkout.blue, 'node_modules', 'dep', 'index.js');
@@ -115,9 +127,7 @@ test('a changed lockfile or install command means a real install', async (t) => 
   await f.checkout('green', 'v1');
   assert.equal(await f.install('blue'), 'installed');
 
-  const lock = JSON.parse(await readFile(join(f.repo.workDir, 'package-lock.json'), 'utf8')) as { version: string };
-  lock.version = '2.0.0';
-  await f.repo.tag('v2', { VERSION: 'v2\n', 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+  await tagNewLockfile(f, 'v2', '2.0.0');
   await f.checkout('green', 'v2');
   assert.equal(await f.install('green'), 'installed', 'blue has other dependencies: no copy');
   assert.equal(await f.runs('green'), 1);
@@ -133,15 +143,10 @@ test('a changed lockfile or install command means a real install', async (t) => 
 
 test('after a dependency change, the next deploy into the other color copies while the checkout is made', async (t) => {
   const f = await fixture(t);
-  await f.checkout('blue', 'v1');
-  await f.checkout('green', 'v1');
-  assert.equal(await f.install('blue'), 'installed');
-  assert.equal(await f.install('green'), 'copied');
+  await bothColorsOnV1(f);
   assert.equal(await startEarlyCopy(f.app, 'blue'), undefined, 'both colors on one lockfile: no early copy');
 
-  const lock = JSON.parse(await readFile(join(f.repo.workDir, 'package-lock.json'), 'utf8')) as { version: string };
-  lock.version = '2.0.0';
-  await f.repo.tag('v2', { VERSION: 'v2\n', 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+  await tagNewLockfile(f, 'v2', '2.0.0');
   await f.checkout('blue', 'v2');
   assert.equal(await f.install('blue'), 'installed');
 
@@ -160,12 +165,10 @@ test('after a dependency change, the next deploy into the other color copies whi
 
   // A bet that loses: blue moves on to other dependencies, green's early copy (of blue's v2
   // tree) does not match what green is deployed with, and is discarded for a real install.
-  lock.version = '3.0.0';
-  await f.repo.tag('v3', { VERSION: 'v3\n', 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+  await tagNewLockfile(f, 'v3', '3.0.0');
   await f.checkout('blue', 'v3');
   assert.equal(await f.install('blue'), 'installed');
-  lock.version = '4.0.0';
-  await f.repo.tag('v4', { VERSION: 'v4\n', 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
+  await tagNewLockfile(f, 'v4', '4.0.0');
   const lost = await startEarlyCopy(f.app, 'green');
   assert.ok(lost);
   await f.checkout('green', 'v4');
@@ -175,19 +178,9 @@ test('after a dependency change, the next deploy into the other color copies whi
   assert.equal(existsSync(earlyCopyPath(f.app, 'green')), false, 'the unused copy is removed');
 });
 
-/** A new lockfile version in a new tag: a dependency change. */
-async function tagNewLockfile(f: Fixture, tag: string, version: string): Promise<void> {
-  const lock = JSON.parse(await readFile(join(f.repo.workDir, 'package-lock.json'), 'utf8')) as { version: string };
-  lock.version = version;
-  await f.repo.tag(tag, { VERSION: `${tag}\n`, 'package-lock.json': `${JSON.stringify(lock, null, 2)}\n` });
-}
-
 test('a copy made ahead, after the other color changed its dependencies, is what the next install renames into place', async (t) => {
   const f = await fixture(t);
-  await f.checkout('blue', 'v1');
-  await f.checkout('green', 'v1');
-  assert.equal(await f.install('blue'), 'installed');
-  assert.equal(await f.install('green'), 'copied');
+  await bothColorsOnV1(f);
   assert.equal(await copyAhead(f.app, 'blue'), false, 'both colors on one lockfile: nothing to copy ahead');
   assert.equal(existsSync(earlyCopyPath(f.app, 'blue')), false);
 
@@ -210,10 +203,7 @@ test('a copy made ahead, after the other color changed its dependencies, is what
 
 test('a copy made ahead is not trusted without its marker, nor once the other color moved on', async (t) => {
   const f = await fixture(t);
-  await f.checkout('blue', 'v1');
-  await f.checkout('green', 'v1');
-  assert.equal(await f.install('blue'), 'installed');
-  assert.equal(await f.install('green'), 'copied');
+  await bothColorsOnV1(f);
   await tagNewLockfile(f, 'v2', '2.0.0');
   await f.checkout('blue', 'v2');
   assert.equal(await f.install('blue'), 'installed');
