@@ -38,6 +38,8 @@ export interface EarlyCopy {
   path: string;
   /** Resolves true when the copy is complete, false when it failed (the plain path then runs). */
   done: Promise<boolean>;
+  /** Made by copyAhead at the end of an earlier deploy, complete when handed out. */
+  madeAhead?: true;
 }
 
 /** Where an early copy is made: beside the checkouts, on the same file system, for a rename. */
@@ -71,7 +73,7 @@ export async function startEarlyCopy(app: AppConfig, color: Color): Promise<Earl
   const wanted = theirs?.nodeModules && theirs.fingerprint !== ours?.fingerprint && existsSync(source);
   const ready = await readReadyMarker(app, color);
   if (wanted && ready?.fingerprint === theirs.fingerprint && ready.from === from && existsSync(path)) {
-    return { fingerprint: ready.fingerprint, from, path, done: Promise.resolve(true) };
+    return { fingerprint: ready.fingerprint, from, path, done: Promise.resolve(true), madeAhead: true };
   }
   // Anything else there -- a copy a crashed deploy left half-made, one of a tree the other color
   // no longer has -- is never trusted. The marker goes first: a crash in between leaves no
@@ -93,12 +95,13 @@ export async function startEarlyCopy(app: AppConfig, color: Color): Promise<Earl
  * nobody waits on a switch, instead of during `color`'s next deploy: that deploy then only renames
  * the copy into place (when its lockfile is the one copied; otherwise the copy is removed). The
  * marker is written, temp-fsync-rename, only once the copy is complete, so a copy cut short by a
- * crash is never used. Returns whether a copy is ready; never throws: it only saves time later.
+ * crash is never used. Returns whether it made one (false too when one was ready already);
+ * never throws: it only saves time later.
  */
 export async function copyAhead(app: AppConfig, color: Color): Promise<boolean> {
   try {
     const copy = await startEarlyCopy(app, color);
-    if (!copy || !(await copy.done)) return false;
+    if (!copy || copy.madeAhead || !(await copy.done)) return false;
     const marker: ReadyMarker = { fingerprint: copy.fingerprint, from: copy.from };
     await writeFileAtomic(readyMarkerPath(app, color), `${JSON.stringify(marker)}\n`);
     return true;

@@ -190,6 +190,7 @@ test('a copy made ahead, after the other color changed its dependencies, is what
   assert.equal(await copyAhead(f.app, 'green'), true, 'green still has v1 dependencies: copied ahead');
   // Marks this very tree, to tell it from a copy made later.
   await writeFile(join(earlyCopyPath(f.app, 'green'), 'made-ahead'), '');
+  assert.equal(await copyAhead(f.app, 'green'), false, 'one is ready: none is made again');
 
   const early = await startEarlyCopy(f.app, 'green');
   assert.ok(early, 'the copy made ahead is handed out');
