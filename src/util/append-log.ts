@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 interface Waiting {
@@ -9,7 +9,8 @@ interface Waiting {
 }
 
 /**
- * An append-only file of lines where `append` resolves once the line is on disk (fsync'd), and
+ * An append-only file of lines where `append` resolves once the line is on disk (fsync'd; with
+ * `fsync: false`, once it is written, often before append returns: see writeNow), and
  * lines appended while a flush is under way share the next write and fsync (group commit). One
  * open handle for the life of the log, instead of open/stat/read/write/fsync/close per line: a
  * burst of webhook deliveries costs a few fsyncs, not two per delivery. Only while one process
@@ -39,10 +40,33 @@ export class AppendLog {
    */
   append(line: string, options: { fsync?: boolean } = {}): Promise<void> {
     const text = line.endsWith('\n') ? line : `${line}\n`;
+    const fsync = options.fsync ?? true;
+    if (!fsync && !this.options.everyWriteDurable && this.handle && !this.flushing) return this.writeNow(this.handle, text);
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ line: text, fsync: options.fsync ?? true, resolve, reject });
+      this.waiting.push({ line: text, fsync, resolve, reject });
       this.flushing ??= this.flush();
     });
+  }
+
+  /**
+   * A line that need not be synced, with nothing queued ahead of it, is written at once: into the
+   * page cache that takes microseconds, where a trip through libuv's thread pool and back took
+   * 0.6-0.9 ms, and 3-8 ms when both cores were busy (measured between a deploy's "healthy" and
+   * its switch, which two such lines separate). Lines that are synced stay off the event loop.
+   */
+  private writeNow(handle: FileHandle, text: string): Promise<void> {
+    try {
+      const bytes = Buffer.from(text);
+      // A regular file takes all of it or fails; a short count (disk full) is tried again, and
+      // its error is the one reported.
+      for (let done = 0; done < bytes.length; ) done += writeSync(handle.fd, bytes, done);
+      return Promise.resolve();
+    } catch (error) {
+      // As in flush: a handle that failed is not trusted with the next line.
+      this.handle = undefined;
+      handle.close().catch(() => {});
+      return Promise.reject(error);
+    }
   }
 
   /** Waits for what was appended, then closes the file; a later append opens it again. */
