@@ -1,4 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import type { Config } from '../config/load.js';
 import { DuetError } from '../errors.js';
 import { pollUntil } from '../util/poll.js';
@@ -48,11 +48,15 @@ function signal(master: number): boolean {
 }
 
 async function awaitReload(master: number, before: Set<string>, errorLog: string, logOffset: number): Promise<void> {
+  const log = new LogTail(errorLog, logOffset);
+  const emerg: string[] = [];
   const outcome = await pollUntil(
     async () => {
       // Workers are forked only once the new configuration is loaded; a refusal forks none.
       if ([...childSet(master)].some((child) => !before.has(child))) return { applied: true as const };
-      const refusal = masterRefusal(readFrom(errorLog, logOffset), master);
+      // Only the master's [emerg] lines are kept: workers may log a lot meanwhile (upstream errors).
+      emerg.push(...log.newLines().filter((line) => line.includes(`[emerg] ${master}#`)));
+      const refusal = masterRefusal(emerg.join('\n'), master);
       if (refusal !== undefined) return { applied: false as const, refusal };
       const stat = procStat(master);
       if (stat === undefined || hasExited(stat)) return { applied: false as const, refusal: `the nginx master (pid ${master}) exited` };
@@ -86,19 +90,32 @@ function fileSize(path: string): number {
   return statSync(path, { throwIfNoEntry: false })?.size ?? 0;
 }
 
-/** What was appended to `path` after `offset`; empty when there is nothing (yet). */
-function readFrom(path: string, offset: number): string {
-  let fd: number | undefined;
-  try {
-    fd = openSync(path, 'r');
-    const size = fstatSync(fd).size;
-    if (size <= offset) return '';
-    const buffer = Buffer.alloc(Math.min(size - offset, 64 * 1024));
-    const read = readSync(fd, buffer, 0, buffer.length, offset);
-    return buffer.subarray(0, read).toString('utf8');
-  } catch {
-    return '';
-  } finally {
-    if (fd !== undefined) closeSync(fd);
+/** The whole lines appended to a file since `offset`, a read at a time. */
+class LogTail {
+  constructor(
+    private readonly path: string,
+    private offset: number,
+  ) {}
+
+  newLines(): string[] {
+    const lines: string[] = [];
+    let fd: number | undefined;
+    try {
+      fd = openSync(this.path, 'r');
+      const buffer = Buffer.alloc(64 * 1024);
+      for (;;) {
+        const read = readSync(fd, buffer, 0, buffer.length, this.offset);
+        const end = buffer.subarray(0, read).lastIndexOf(0x0a);
+        // A line still being written is left for the next read; so is one longer than the buffer,
+        // which no nginx line is.
+        if (end < 0) return lines;
+        lines.push(...buffer.subarray(0, end).toString('utf8').split('\n'));
+        this.offset += end + 1;
+      }
+    } catch {
+      return lines;
+    } finally {
+      if (fd !== undefined) closeSync(fd);
+    }
   }
 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { appendFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../../src/config/load.js';
@@ -43,7 +44,7 @@ test('a configuration the managed master refuses is reported in its own words, a
   assert.equal(await workerPid(f.config), worker, 'the old worker still serves');
 });
 
-test('a port nginx cannot bind is a refusal too, once nginx stops retrying it', async (t) => {
+test('a port nginx cannot bind is a refusal too, once nginx stops retrying it, found behind a flood of other log lines', async (t) => {
   const f = await switchFixture(t);
   await ensureManagedNginx(f.config);
   const port = await freePort();
@@ -52,7 +53,12 @@ test('a port nginx cannot bind is a refusal too, once nginx stops retrying it', 
   t.after(() => new Promise((resolve) => holder.close(resolve)));
   await writeFile(join(f.config.nginx.confDir, 'taken.conf'), `server { listen 127.0.0.1:${port}; }\n`);
 
-  await assert.rejects(reloadNginx(f.config), (error: unknown) => {
+  const reloading = reloadNginx(f.config);
+  // While nginx retries (2.5 s), 200 kB of worker-like errors land between its first failed
+  // bind() and its final word.
+  const line = `2026/11/26 03:44:33 [error] 1#1: *1 connect() failed (111: Connection refused) while connecting to upstream${' '.repeat(100)}\n`;
+  appendFileSync(f.config.nginx.managed!.errorLog, line.repeat(Math.ceil(200_000 / line.length)));
+  await assert.rejects(reloading, (error: unknown) => {
     assert.ok(error instanceof DuetError);
     assert.match(error.message, /bind\(\) to 127\.0\.0\.1:\d+ failed \(98: Address already in use\)/);
     assert.match(error.message, /still could not bind\(\)/);
