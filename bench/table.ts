@@ -386,8 +386,7 @@ export function renderReport(results: Results): string {
     '',
     breakdownDetails(results),
     '',
-    `Child-process timing shims: ${num(m.calibration.shimMs, 2)} ms per shimmed call and ${num(m.calibration.shellMs, 2)} ms per shell-wrapped call outside the logged window (calibrated, counted as child time); ` +
-      `a program run through a shim starts ${num(m.calibration.startDelayMs, 2)} ms later than one node spawns itself, taken off the healthy → public figures for each shimmed call in between (a reload_cmd; none with the managed nginx measured here, which duet signals itself). ` +
+    `Child-process timing shims: ${num(m.calibration.shimMs, 2)} ms per shimmed call and ${num(m.calibration.shellMs, 2)} ms per shell-wrapped call outside the logged window (calibrated, counted as child time). ` +
       `Startup floor on this machine during the run: \`node -e 0\` ${ms(m.startup.nodeMs)}, \`duet help\` ${ms(m.startup.duetHelpMs)}. ` +
       `One git command through simple-git: ${ms(m.simpleGit.printingMs)} when it prints, ${ms(m.simpleGit.silentMs)} when it prints nothing; a silent one through duet's wrapper, which avoids simple-git's wait: ${ms(m.simpleGit.duetSilentMs ?? null)}.`,
     '',

@@ -1,7 +1,7 @@
 import type { DeployRecord, StepName, StepRecord } from '../../src/pipeline/journal.js';
 import type { Probe } from './http.js';
 import type { AppEvent, CliRun } from './duet-env.js';
-import { shimStartDelayWithin, unloggedMs, type Calibration, type ChildCall } from './shims.js';
+import { unloggedMs, type Calibration, type ChildCall } from './shims.js';
 import { unionLength, type Interval } from './stats.js';
 
 /**
@@ -59,9 +59,8 @@ export interface DeployBreakdown {
    * Port mode: waiting on nginx's reload to finish, from the reload being applied to the first
    * probe after which the public port answered only the new version (nginx's old workers accept
    * for its fixed ~100 ms; verify waits that out). Seen from outside, in the probe loop. Applied:
-   * the end of `nginx -s reload` where duet runs it (reload_cmd), else the end of the switch step
-   * (duet signalled its managed nginx and saw the new workers forked; that wait stays in duet's
-   * overhead, since the benchmark cannot see the signal).
+   * the end of the switch step (duet signalled its managed nginx and saw the new workers forked;
+   * that wait stays in duet's overhead, since the benchmark cannot see the signal).
    */
   nginxSettleMs: number | null;
   /** journal total - (child time + app wait + nginx settle): duet's own time inside the deploy. */
@@ -160,15 +159,13 @@ export function analyzeDeploy(input: {
   if (input.probes && healthDone !== undefined) {
     const probes = input.probes.filter((p) => p.sentAt >= run.startedAt);
     const first = probes.find((p) => p.version === input.version && p.status === 200);
-    // A shimmed child in between (port mode: the nginx reload) started later than it would have
-    // without the benchmark's shims; that delay is the benchmark's, not duet's.
-    const shimDelay = (to: number): number => shimStartDelayWithin(calls, healthDone, to, calibration);
-    if (first) healthyToPublicMs = first.answeredAt - healthDone - shimDelay(first.answeredAt);
+    // No child process runs in between: duet reloads its managed nginx by signal.
+    if (first) healthyToPublicMs = first.answeredAt - healthDone;
     // From then on only the new version: the first probe after the last one that was not new.
     const lastOther = probes.findLastIndex((p) => p.version !== input.version || p.status !== 200);
     const settled = probes[lastOther + 1];
     if (first && settled) {
-      healthyToOnlyNewMs = settled.answeredAt - healthDone - shimDelay(settled.answeredAt);
+      healthyToOnlyNewMs = settled.answeredAt - healthDone;
       onlyNewAt = settled.answeredAt;
     }
   }
@@ -188,9 +185,8 @@ export function analyzeDeploy(input: {
     const from = appStart ? appStart.spawnedAt : at(health!.startedAt);
     waiting.push({ start: from, end: healthDone });
   }
-  const reload = calls.findLast((c) => c.label === 'nginx' && / -s reload\b/.test(` ${c.args}`) && c.start >= begin - 1 && c.end <= end + 1);
   const switched = firstStep.get('switch');
-  const reloadedAt = reload?.end ?? (switched?.status === 'done' && switched.detail === 'nginx reloaded' ? stepEnd(switched) : undefined);
+  const reloadedAt = switched?.status === 'done' && switched.detail === 'nginx reloaded' ? stepEnd(switched) : undefined;
   const settle = reloadedAt !== undefined && onlyNewAt !== undefined && onlyNewAt > reloadedAt ? { start: reloadedAt, end: onlyNewAt } : undefined;
   if (settle) waiting.push(settle);
   const childIntervals = calls.map(interval);

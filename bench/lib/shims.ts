@@ -8,10 +8,10 @@ import { median } from './stats.js';
 /**
  * Timing of duet's child processes, measured from outside duet without changing it.
  *
- * duet runs git (simple-git), nginx (-t, -s reload) and cp (node_modules copies) by name, so a
- * directory of shims put first in the PATH of the duet process catches each call: the shim notes
- * the wall-clock time, runs the real program, notes the time again and appends one line to
- * $BENCH_CHILD_LOG. install and build are shell commands in duet.yml, wrapped by `timed <label>`.
+ * duet runs git (simple-git), nginx (starting its managed one) and cp (node_modules copies) by
+ * name, so a directory of shims put first in the PATH of the duet process catches each call: the
+ * shim notes the wall-clock time, runs the real program, notes the time again and appends one
+ * line to $BENCH_CHILD_LOG. install and build are shell commands in duet.yml, wrapped by `timed <label>`.
  * The shims use bash's $EPOCHREALTIME, so taking the time forks nothing.
  *
  * What the logged window misses (node's spawn, bash starting, the line being written) is
@@ -43,12 +43,6 @@ export interface Calibration {
   shimMs: number;
   /** Per `sh -c 'timed ...'` (install, build): the same. */
   shellMs: number;
-  /**
-   * How much later a program starts through a shim than when node spawns it itself (bash starting
-   * and forking it), median. A shimmed `nginx -s reload` takes effect that much later than duet's
-   * own would, which the public-port figures take off.
-   */
-  startDelayMs: number;
   samples: number;
 }
 
@@ -130,23 +124,7 @@ async function calibrate(root: string, binDir: string, timed: string, samples = 
   };
   const shim = await measure(join(binDir, 'calib'), []);
   const shell = await measure('sh', ['-c', `${timed} calib true`]);
-  // When a program starts, from node's spawn: through the shim (its logged start), and directly
-  // (`date` printing the time it runs at). date's own start-up counts as part of the direct
-  // start, so the delay taken off is, if anything, too small.
-  const shimStarts: number[] = [];
-  const directStarts: number[] = [];
-  for (let i = 0; i < samples; i += 1) {
-    await writeFile(calibLog, '');
-    let before = performance.timeOrigin + performance.now();
-    await execa(join(binDir, 'calib'), [], { env, extendEnv: true, stdin: 'ignore' });
-    const [call] = parseChildLog(await readFile(calibLog, 'utf8'));
-    if (call) shimStarts.push(call.start - before);
-    before = performance.timeOrigin + performance.now();
-    const { stdout } = await execa('date', ['+%s.%N'], { stdin: 'ignore' });
-    directStarts.push(Number(stdout.trim()) * 1000 - before);
-  }
-  const startDelayMs = Math.max(0, (median(shimStarts) ?? 0) - (median(directStarts) ?? 0));
-  return { shimMs: median(shim) ?? 0, shellMs: median(shell) ?? 0, startDelayMs, samples };
+  return { shimMs: median(shim) ?? 0, shellMs: median(shell) ?? 0, samples };
 }
 
 /** "label start end rc args..." lines; start and end in seconds with microseconds. */
@@ -169,15 +147,6 @@ export function parseChildLog(text: string): ChildCall[] {
 export async function readChildCalls(shims: Shims): Promise<ChildCall[]> {
   if (!existsSync(shims.childLog)) return [];
   return parseChildLog(await readFile(shims.childLog, 'utf8'));
-}
-
-/**
- * The shims' start delay in calls that began within [from, to]: what a figure measured across
- * them has on top of what it would be without the shims.
- */
-export function shimStartDelayWithin(calls: readonly ChildCall[], from: number, to: number, calibration: Calibration): number {
-  const shimmed = calls.filter((c) => (SHIMMED as readonly string[]).includes(c.label) && c.start >= from && c.start <= to);
-  return shimmed.length * calibration.startDelayMs;
 }
 
 /** The calibrated per-call cost the logged window misses, by how the call was started. */
