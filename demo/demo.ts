@@ -323,6 +323,7 @@ async function run(): Promise<void> {
     '    build: ""',
     '    start: node server.js',
     '    standby: keep   # the previous color stays warm for an instant rollback',
+    '    health: { path: /health, watch_s: 3 }   # after the switch, 3 s of watching before success (default 10)',
   ].join('\n');
   setup.configPath = join(setup.dir, 'duet.yml');
   setup.errorLog = join(stateDir, 'nginx', 'error.log');

@@ -14,6 +14,8 @@ export interface AppPaths {
   socket: Record<Color, string>;
   /** The symlink nginx proxies to in socket mode; renaming it is the switch. */
   liveSocket: string;
+  /** Socket mode with `fallback`: the symlink to the other color, nginx's backup server. */
+  standbySocket: string;
   lock: string;
   journal: string;
   deployLogs: string;
@@ -31,6 +33,7 @@ export function appPaths(stateDir: string, app: string): AppPaths {
     instanceLog: perColor((c) => join(root, 'logs', `${c}.log`)),
     socket: perColor((c) => join(root, 'sockets', `${c}.sock`)),
     liveSocket: join(root, 'sockets', 'live.sock'),
+    standbySocket: join(root, 'sockets', 'standby.sock'),
     lock: join(root, 'run', 'deploy.lock'),
     journal: join(root, 'journal.ndjson'),
     deployLogs: join(root, 'logs', 'deploys'),

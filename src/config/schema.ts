@@ -19,6 +19,8 @@ const healthSchema = z
   .object({
     path: z.string().startsWith('/').default('/health'),
     timeout_s: z.number().positive().default(60),
+    /** After the switch, how long the new color is watched before the deploy counts as a success; 0: no watch. */
+    watch_s: z.number().min(0).default(10),
   })
   .strict();
 
@@ -43,7 +45,9 @@ export const appSchema = z
     build: z.string().default('npm run build --if-present'),
     start: z.string().default('npm start'),
     env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
-    health: healthSchema.default({ path: '/health', timeout_s: 60 }),
+    health: healthSchema.default({ path: '/health', timeout_s: 60, watch_s: 10 }),
+    /** The other color as nginx's backup server: tried when the live one refuses a connection. */
+    fallback: z.boolean().default(true),
     standby: z.enum(['keep', 'stop']).default('keep'),
     drain_s: z.number().min(0).default(5),
     stop_timeout_s: z.number().positive().default(10),

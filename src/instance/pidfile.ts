@@ -16,6 +16,8 @@ export interface InstanceRecord extends ProcessIdentity {
   sha: string;
   ref: string;
   startedAt: string;
+  /** When this process started serving as the live color (the watch after a switch counts from it). */
+  liveSince?: string;
 }
 
 export async function writePidfile(path: string, record: InstanceRecord): Promise<void> {

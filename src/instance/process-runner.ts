@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AppConfig } from '../config/load.js';
@@ -58,6 +58,7 @@ export async function startProcess(app: AppConfig, color: Color, revision: Revis
       child.once('error', reject);
     });
     child.unref();
+    recordExit(pid, child);
     const identity = await identify(pid);
     if (!identity) {
       throw new DuetError(`${color} exited immediately after start`, {
@@ -98,6 +99,34 @@ export async function stopProcess(app: AppConfig, color: Color): Promise<StopOut
   }
   await removePidfile(app.paths.pidfile[color]);
   return outcome;
+}
+
+/** How a process ended: its exit code, or the signal that killed it. */
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/**
+ * The exits of the instances this process started, by pid. Only a parent learns a child's exit
+ * status; a color started by an earlier duet process is only seen to be gone.
+ */
+const exits = new Map<number, Promise<ExitStatus>>();
+
+function recordExit(pid: number, child: ChildProcess): void {
+  const exited = new Promise<ExitStatus>((resolve) =>
+    child.once('exit', (code, signal) => {
+      resolve({ code, signal });
+      // Kept a while for whoever asks after the fact, then forgotten: duet serve runs for months.
+      setTimeout(() => exits.delete(pid), 60_000).unref();
+    }),
+  );
+  exits.set(pid, exited);
+}
+
+/** Resolves when the instance with this pid, started by this process, exits; undefined for any other. */
+export function exitOf(pid: number): Promise<ExitStatus> | undefined {
+  return exits.get(pid);
 }
 
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {

@@ -1,15 +1,16 @@
 import { mkdir, unlink } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { endpointOf, endpointText, isListening } from './endpoint.js';
 import { readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
-import { processLogTail, runningProcess, startProcess, stopProcess } from './process-runner.js';
+import { exitOf, processLogTail, runningProcess, startProcess, stopProcess, type ExitStatus } from './process-runner.js';
 import { identify, isSameProcessAlive } from './process-identity.js';
 import { startUnit, stopUnit, unitLogHint, unitLogTail, unitState, waitForUserManager } from './systemd-unit.js';
 
-export type { InstanceRecord, Revision, StopOutcome };
+export type { ExitStatus, InstanceRecord, Revision, StopOutcome };
 
 /**
  * Start, stop and find a color, whichever runner the config names: `process` (detached process
@@ -27,7 +28,23 @@ export async function runningInstance(app: AppConfig, color: Color): Promise<Ins
   // The pid is systemd's (it changes when systemd restarts a crashed color); the revision is
   // what duet recorded when it started the unit.
   const record = await readPidfile(app.paths.pidfile[color]);
-  return { color, sha: 'unknown', ref: 'started outside duet', startedAt: '', ...record, ...identity };
+  const merged: InstanceRecord = { color, sha: 'unknown', ref: 'started outside duet', startedAt: '', ...record, ...identity };
+  // A process systemd restarted did not go live; the one that did is gone.
+  if (record?.pid !== identity.pid) delete merged.liveSince;
+  return merged;
+}
+
+/**
+ * Note on the instance's record when it went live, once: a deploy re-run after a crash during
+ * the watch goes on watching from there instead of starting over. Returns that moment.
+ */
+export async function markLive(app: AppConfig, instance: InstanceRecord, at = new Date()): Promise<Date> {
+  if (instance.liveSince) return new Date(instance.liveSince);
+  const record = await readPidfile(app.paths.pidfile[instance.color as Color]);
+  if (record && record.pid === instance.pid && record.startTime === instance.startTime) {
+    await writePidfile(app.paths.pidfile[instance.color as Color], { ...record, liveSince: at.toISOString() });
+  }
+  return at;
 }
 
 /**
@@ -87,6 +104,28 @@ export async function stopInstance(app: AppConfig, color: Color): Promise<StopOu
  */
 export function stillRunning(instance: InstanceRecord | undefined): () => Promise<boolean> {
   return async () => instance !== undefined && (await isSameProcessAlive(instance));
+}
+
+/**
+ * How an instance that is gone ended, when that can be known: the exit status of a process this
+ * duet started (runner: process), or systemd's record of the unit's last main process. undefined
+ * for a process started by another duet process, or when systemd has already restarted it.
+ */
+export async function exitStatus(app: AppConfig, instance: InstanceRecord): Promise<ExitStatus | undefined> {
+  if (app.runner === 'process') {
+    const exited = exitOf(instance.pid);
+    // Not awaited for long: the process is gone, its exit event is due within milliseconds.
+    return exited && (await Promise.race([exited, sleep(100).then(() => undefined)]));
+  }
+  const last = (await unitState(app, instance.color as Color).catch(() => undefined))?.lastExit;
+  return last?.pid === instance.pid ? { code: last.code, signal: last.signal } : undefined;
+}
+
+/** "exited with code 1", "was killed by SIGKILL", or "exited" when the status is unknown. */
+export function describeExit(status: ExitStatus | undefined): string {
+  if (status?.signal) return `was killed by ${status.signal}`;
+  if (status && status.code !== null) return `exited with code ${status.code}`;
+  return 'exited';
 }
 
 /** Wait until the runner can start colors: at boot, the service user's systemd may come up late. */

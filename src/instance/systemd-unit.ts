@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { constants } from 'node:os';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
@@ -65,15 +66,36 @@ export function renderInstanceEnv(app: AppConfig, color: Color, revision: { sha:
   return `${lines.join('\n')}\n`;
 }
 
+/** How the unit's main process last ended, when systemd knows (ExecMainCode/ExecMainStatus). */
+export interface UnitExit {
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 /** What `systemctl show` says about a unit, reduced to what duet asks. */
 export interface UnitState {
   active: boolean;
   pid: number | undefined;
   activeState: string;
   subState: string;
+  lastExit: UnitExit | undefined;
 }
 
-const SHOW_PROPERTIES = ['ActiveState', 'SubState', 'MainPID'] as const;
+const SHOW_PROPERTIES = ['ActiveState', 'SubState', 'MainPID', 'ExecMainPID', 'ExecMainCode', 'ExecMainStatus'] as const;
+
+/** siginfo's si_code for ExecMainCode: the process exited, or a signal killed it (with or without a core). */
+const CLD_EXITED = 1;
+
+function parseExit(props: Map<string, string>): UnitExit | undefined {
+  const pid = Number(props.get('ExecMainPID') ?? 0);
+  const how = Number(props.get('ExecMainCode') ?? 0);
+  const status = Number(props.get('ExecMainStatus') ?? 0);
+  if (!(pid > 0) || !(how > 0)) return undefined;
+  if (how === CLD_EXITED) return { pid, code: status, signal: null };
+  const signal = Object.entries(constants.signals).find(([, number]) => number === status)?.[0] as NodeJS.Signals | undefined;
+  return { pid, code: null, signal: signal ?? null };
+}
 
 export function parseShow(text: string): UnitState {
   const props = new Map<string, string>();
@@ -89,6 +111,7 @@ export function parseShow(text: string): UnitState {
     // "activating" (auto-restart after a crash) is not running: the health check must wait.
     active: activeState === 'active',
     pid: Number.isInteger(pid) && pid > 0 ? pid : undefined,
+    lastExit: parseExit(props),
   };
 }
 

@@ -1,9 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { otherColor, type Color } from '../config/schema.js';
-import { waitUntilHealthy } from '../instance/health.js';
-import { runningInstance, startInstance, stillRunning, stopInstance, type Revision } from '../instance/runner.js';
+import { DuetError } from '../errors.js';
+import { checkHealth, waitUntilHealthy } from '../instance/health.js';
+import { instanceOutputHint, instanceOutputTail, markLive, runningInstance, startInstance, stillRunning, stopInstance, type Revision } from '../instance/runner.js';
+import { WATCH_PROBE_TIMEOUT_MS, watchInstance } from '../instance/watch.js';
 import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
-import type { DeployRun } from './run.js';
+import type { DeployRun, StepResult } from './run.js';
 
 /**
  * The second half of every deploy and of a rollback: start the target color, wait for health,
@@ -47,6 +49,8 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
     return { value: undefined };
   });
 
+  await run.step('watch', `watch ${target} for ${app.health.watch_s} s`, () => watchAfterSwitch(run, target));
+
   await run.step('retire', `retire ${previous} (standby: ${app.standby})`, async () => {
     const running = await runningInstance(app, previous);
     if (!running) return { value: undefined, skipped: true, detail: `${previous} is not running` };
@@ -69,4 +73,54 @@ async function switchBack(run: DeployRun, wasLive: Color | undefined, target: Co
   run.observer.note(`verify failed: switching back to ${wasLive}`);
   await switchProxy(app, config, wasLive, { output: run.log });
   await stopInstance(app, target);
+}
+
+/**
+ * The new color has passed one health check and serves traffic; a bug that shows only under
+ * traffic, or a crash a moment after start, shows now. Watched for health.watch_s from the moment
+ * it went live (a re-run after a crash goes on from there), with the previous color still
+ * running: on a verdict, traffic goes back to it and the new color is stopped.
+ */
+async function watchAfterSwitch(run: DeployRun, target: Color): Promise<StepResult<undefined>> {
+  const { app } = run;
+  const durationMs = app.health.watch_s * 1000;
+  if (durationMs === 0) return { value: undefined, skipped: true, detail: 'health.watch_s is 0' };
+  const instance = await runningInstance(app, target);
+  const since = instance ? (await markLive(app, instance)).getTime() : Date.now();
+  if (instance && Date.now() - since >= durationMs) {
+    return { value: undefined, skipped: true, detail: `live and watched since ${new Date(since).toISOString()}` };
+  }
+  const verdict = instance
+    ? await watchInstance(app, target, instance, durationMs, since)
+    : ({ state: 'exited', afterMs: 0, detail: 'is not running' } as const);
+  if (verdict.state === 'healthy') {
+    return { value: undefined, detail: `healthy for ${app.health.watch_s} s (${verdict.probes} probes, slowest ${verdict.slowestMs} ms)` };
+  }
+  const tail = await instanceOutputTail(app, target);
+  const back = await switchBackAfterWatch(run, target, verdict.detail);
+  throw new DuetError(`${target} ${verdict.detail}; ${back}${tail ? `\n--- end of ${instanceOutputHint(app, target)} ---\n${tail}` : ''}`, {
+    step: 'watch',
+    hint: `read the end of its log (${instanceOutputHint(app, target)}); raise health.watch_s or fix the health path if it was only slow`,
+  });
+}
+
+/**
+ * After a failed watch: traffic goes back to the other color when it runs and is healthy, and the
+ * failed color is stopped. With nothing healthy to go back to, the failed color stays live (a
+ * restart may still bring it back) and the error says so. Returns what was done, for the error.
+ */
+async function switchBackAfterWatch(run: DeployRun, failed: Color, why: string): Promise<string> {
+  const { app, config } = run;
+  const other = otherColor(failed);
+  const standby = await runningInstance(app, other);
+  if (!standby || (await checkHealth(app, other, WATCH_PROBE_TIMEOUT_MS)).state !== 'healthy') {
+    run.log.line(`watch failed (${why}) and ${other} is not running and healthy: ${failed} stays live`);
+    return `${other} is not running and healthy, so ${failed} stays live`;
+  }
+  run.observer.note(`watch failed: switching back to ${other}`);
+  run.log.line(`watch failed (${why}): switching back to ${other}`);
+  const switched = await switchProxy(app, config, other, { output: run.log });
+  await verifyProxy(app, other, { reload: switched.reload, output: run.log });
+  await stopInstance(app, failed);
+  return `switched back to ${other} (${standby.sha.slice(0, 7)}) and stopped ${failed}`;
 }

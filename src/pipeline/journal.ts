@@ -10,8 +10,8 @@ import { appendLine, readFileIfExists } from '../util/atomic-file.js';
  * a torn last line is skipped on reading. Records are folded from events, never stored whole.
  */
 
-export type StepName = 'resolve' | 'pick' | 'update' | 'start' | 'health' | 'switch' | 'verify' | 'retire' | 'record';
-export const stepNames: readonly StepName[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'retire', 'record'];
+export type StepName = 'resolve' | 'pick' | 'update' | 'start' | 'health' | 'switch' | 'verify' | 'watch' | 'retire' | 'record';
+export const stepNames: readonly StepName[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
 
 export type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
 export type Outcome = 'success' | 'noop' | 'failed' | 'interrupted';

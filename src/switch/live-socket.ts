@@ -2,7 +2,7 @@ import { lstatSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'no
 import { readlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
-import { parseColor, type Color } from '../config/schema.js';
+import { otherColor, parseColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { fsyncDirectory } from '../util/atomic-file.js';
 
@@ -32,35 +32,54 @@ function unexpected(app: AppConfig, what: string): DuetError {
   });
 }
 
+/** What the two symlinks pointed to before a switch (undefined: nothing), for restoreSockets. */
+export interface SocketLinks {
+  live: string | undefined;
+  standby: string | undefined;
+}
+
 /**
  * Point live.sock at `<color>.sock` in one step: make the new symlink under a temp name, then
  * rename() it over the old one. rename is atomic, so every connect() nginx makes finds either the
  * old target or the new one, never nothing; connections already open stay with the old instance
- * and finish there. The target is relative so the directory can move (a restored backup).
+ * and finish there. Then standby.sock, nginx's backup server, at the other color (removed with
+ * `fallback: false`): between the two renames both name the new color, which is only ever asked
+ * when live.sock fails. Targets are relative so the directory can move (a restored backup).
  * The calls are synchronous: they are the switch itself, the moment traffic moves, and each
  * async call would add a thread-pool round trip between "healthy" and live.
- * Returns what live.sock pointed to before (undefined: nothing), for restoreLiveSocket.
  */
-export async function pointLiveSocket(app: AppConfig, color: Color): Promise<string | undefined> {
-  const before = linkTarget(app.paths.liveSocket);
-  await replaceLink(app.paths.liveSocket, `${color}.sock`);
+export async function pointSockets(app: AppConfig, color: Color): Promise<SocketLinks> {
+  const before = { live: linkTarget(app.paths.liveSocket), standby: linkTarget(app.paths.standbySocket) };
+  replaceLink(app.paths.liveSocket, `${color}.sock`);
+  if (app.fallback) replaceLink(app.paths.standbySocket, `${otherColor(color)}.sock`);
+  else removeLink(app.paths.standbySocket);
+  // The renames must survive a power cut, or a reboot could bring back the old color.
+  await fsyncDirectory(dirname(app.paths.liveSocket));
   return before;
 }
 
-/** Undo pointLiveSocket: live.sock points where it did before, or is gone if it was. */
-export async function restoreLiveSocket(app: AppConfig, before: string | undefined): Promise<void> {
-  if (before !== undefined) return replaceLink(app.paths.liveSocket, before);
-  try {
-    unlinkSync(app.paths.liveSocket);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+/** Undo pointSockets: each symlink points where it did before, or is gone if it was. */
+export async function restoreSockets(app: AppConfig, before: SocketLinks): Promise<void> {
+  for (const [path, target] of [
+    [app.paths.liveSocket, before.live],
+    [app.paths.standbySocket, before.standby],
+  ] as const) {
+    if (target !== undefined) replaceLink(path, target);
+    else removeLink(path);
   }
   await fsyncDirectory(dirname(app.paths.liveSocket));
 }
 
-async function replaceLink(path: string, target: string): Promise<void> {
-  const dir = dirname(path);
-  const temp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
+function removeLink(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+function replaceLink(path: string, target: string): void {
+  const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   symlinkSync(target, temp);
   try {
     renameSync(temp, path);
@@ -72,8 +91,6 @@ async function replaceLink(path: string, target: string): Promise<void> {
     }
     throw error;
   }
-  // The rename must survive a power cut, or a reboot could bring back the old color.
-  await fsyncDirectory(dir);
 }
 
 function linkTarget(path: string): string | undefined {

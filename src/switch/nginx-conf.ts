@@ -1,7 +1,7 @@
 import { unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AppConfig, Config } from '../config/load.js';
-import type { Color } from '../config/schema.js';
+import { otherColor, type Color } from '../config/schema.js';
 import { CommandFailedError, DuetError } from '../errors.js';
 import { fsyncDirectory, readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import type { OutputSink } from '../util/run.js';
@@ -13,24 +13,38 @@ export function appConfPath(app: AppConfig, config: Config): string {
   return join(config.nginx.confDir, `duet-${app.name}.conf`);
 }
 
-/** The proxy config for `color`. In socket mode it does not depend on the color: the symlink does. */
+/** Template lines that exist only for the fallback (`fallback: true`): the backup server. */
+const FALLBACK_MARK = '# duet:fallback';
+
+/**
+ * The proxy config for `color`, with the other color as the backup server unless `fallback` is
+ * off. In socket mode it does not depend on the color: the symlinks do.
+ */
 export async function renderAppConf(app: AppConfig, color: Color): Promise<string> {
-  const common = { app: app.name, listen: app.listen, server_name: app.server_name };
-  if (app.switch === 'socket') {
-    return renderTemplateFile('app-socket.conf.template', { ...common, live_socket: app.paths.liveSocket });
-  }
-  return renderTemplateFile('app-port.conf.template', { ...common, port: app.ports[color], color });
+  const standby = otherColor(color);
+  // nginx variable names allow [A-Za-z0-9_]; app names are [a-z0-9-], so this cannot collide.
+  const common = { app: app.name, app_var: app.name.replaceAll('-', '_'), listen: app.listen, server_name: app.server_name };
+  const conf =
+    app.switch === 'socket'
+      ? await renderTemplateFile('app-socket.conf.template', { ...common, live_socket: app.paths.liveSocket, standby_socket: app.paths.standbySocket })
+      : await renderTemplateFile('app-port.conf.template', { ...common, port: app.ports[color], color, standby_port: app.ports[standby], standby_color: standby });
+  if (app.fallback) return conf;
+  return conf
+    .split('\n')
+    .filter((line) => !line.includes(FALLBACK_MARK))
+    .join('\n');
 }
 
-/** The upstream port duet wrote, read back from the `server 127.0.0.1:<port>` line. */
+/** The upstream port duet wrote, read back from the first `server 127.0.0.1:<port>` line that is not a backup. */
 export function upstreamPort(conf: string): number | undefined {
-  const match = /^\s*server\s+127\.0\.0\.1:(\d+)\b[^;]*;/m.exec(conf);
+  const match = /^\s*server\s+127\.0\.0\.1:(\d+)\b(?![^;]*\bbackup\b)[^;]*;/m.exec(conf);
   return match ? Number(match[1]) : undefined;
 }
 
 /** Whether a conf proxies through a unix socket (a socket-mode file). */
 export function proxiesToUnixSocket(conf: string): boolean {
-  return /^\s*proxy_pass\s+http:\/\/unix:/m.test(conf);
+  // An upstream of unix: servers, or (written by duet before the fallback) a direct proxy_pass.
+  return /^\s*(?:server\s+unix:|proxy_pass\s+http:\/\/unix:)/m.test(conf);
 }
 
 export interface InstallOptions {

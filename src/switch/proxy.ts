@@ -1,10 +1,10 @@
 import type { AppConfig, Config } from '../config/load.js';
-import { parseColor, type Color } from '../config/schema.js';
+import { otherColor, parseColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import type { OutputSink } from '../util/run.js';
 import { describeTarget, probe, publicTarget } from '../util/http-probe.js';
-import { isSocket, liveSocketColor, pointLiveSocket, restoreLiveSocket } from './live-socket.js';
+import { isSocket, liveSocketColor, pointSockets, restoreSockets } from './live-socket.js';
 import { ensureManagedNginx } from './managed-nginx.js';
 import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
@@ -39,18 +39,29 @@ export async function configuredColor(app: AppConfig, config: Config): Promise<C
 
 /**
  * What the public port actually serves, asked over HTTP (a fresh connection per question).
- * Port mode: the X-Duet-Color header nginx adds -- it names the color nginx routes to, even when
- * that instance is down and nginx answers 502: this reports routing, not health.
- * Socket mode: nginx proxies to a symlink and cannot know the color, so when the public port
- * answers at all this returns live.sock's target, and undefined when it does not answer.
+ * Port mode: the X-Duet-Color header nginx adds -- the color whose address nginx tried last, so
+ * the fallback when the live color refused, and on a 502 the last one nginx tried.
+ * Socket mode: nginx proxies to symlinks and cannot know the color; X-Duet-Upstream says whether
+ * live.sock or standby.sock answered, mapped back through live.sock's target. undefined when the
+ * public port does not answer.
  */
 export async function servingColor(app: AppConfig, options: { timeoutMs?: number } = {}): Promise<Color | undefined> {
   const answer = await probe(publicTarget(app.listen), app.health.path, options.timeoutMs ?? PROBE_TIMEOUT_MS);
   if (!answer) return undefined;
-  const header = answer.headers['x-duet-color'];
-  const color = parseColor(Array.isArray(header) ? header[0] : header);
+  const color = parseColor(headerValue(answer.headers['x-duet-color']));
   if (color) return color;
-  return app.switch === 'socket' ? liveSocketColor(app) : undefined;
+  if (app.switch !== 'socket') return undefined;
+  const live = await liveSocketColor(app);
+  return live && viaStandby(answer.headers) ? otherColor(live) : live;
+}
+
+function headerValue(header: string | string[] | undefined): string | undefined {
+  return Array.isArray(header) ? header[0] : header;
+}
+
+/** Socket mode: the answer came from standby.sock, nginx's fallback, not from live.sock. */
+function viaStandby(headers: Record<string, string | string[] | undefined>): boolean {
+  return headerValue(headers['x-duet-upstream']) === 'standby';
 }
 
 export interface ConnectOptions {
@@ -101,9 +112,12 @@ async function switchSocket(app: AppConfig, config: Config, color: Color, option
       hint: `start the ${color} instance first; nothing was changed and ${await describeServing(app, config)}`,
     });
   }
-  // The app created its socket with its own umask; nginx's workers run as another user.
+  // The app created its socket with its own umask; nginx's workers run as another user. The
+  // other color's socket too, when it runs: it is nginx's fallback.
   makeSocketReachable(app.paths.socket[color], app.paths.root);
-  const before = await pointLiveSocket(app, color);
+  const standby = app.paths.socket[otherColor(color)];
+  if (app.fallback && isSocket(standby)) makeSocketReachable(standby, app.paths.root);
+  const before = await pointSockets(app, color);
   options.output?.write(`switch: ${app.paths.liveSocket} -> ${color}.sock\n`);
   try {
     // A managed nginx that is down is started; one whose main config an upgraded duet changed is reloaded.
@@ -117,7 +131,7 @@ async function switchSocket(app: AppConfig, config: Config, color: Color, option
     }
   } catch (error) {
     // nginx was not brought to live.sock: it points where it did, so the state stays one story.
-    await restoreLiveSocket(app, before);
+    await restoreSockets(app, before);
     throw error;
   }
 }
@@ -158,8 +172,14 @@ export async function verifyProxy(app: AppConfig, color: Color, options: VerifyO
     const probeMs = Math.max(Math.min(remaining, PROBE_TIMEOUT_MS), MIN_PROBE_MS);
     if (app.switch === 'socket') {
       const answer = await probe(target, app.health.path, probeMs);
-      last = answer ? `HTTP ${answer.status}` : 'no answer';
-      return answer !== undefined && answer.status >= 200 && answer.status < 300 ? true : undefined;
+      if (!answer) {
+        last = 'no answer';
+        return undefined;
+      }
+      // An answer through standby.sock means live.sock refused the connection: not verified.
+      const fallback = viaStandby(answer.headers);
+      last = `HTTP ${answer.status}${fallback ? ' through standby.sock (live.sock refused the connection)' : ''}`;
+      return !fallback && answer.status >= 200 && answer.status < 300 ? true : undefined;
     }
     if (options.reload) {
       // Cheap /proc reads first; the answer through the public port is asked once they are done.
@@ -186,7 +206,7 @@ export async function verifyProxy(app: AppConfig, color: Color, options: VerifyO
   if (!(await pollUntil(check, { timeoutMs, ...every }))) {
     const what = app.switch === 'socket' ? `a 2xx answer on ${app.health.path}` : `X-Duet-Color: ${color}`;
     const socketHint =
-      app.switch === 'socket' && last === 'HTTP 502'
+      app.switch === 'socket' && last.startsWith('HTTP 502')
         ? `nginx cannot reach ${app.paths.socket[color]}: its workers (nobody/www-data) need write permission on the socket and o+x on its directories (makeSocketReachable); `
         : '';
     throw new DuetError(`${app.name}: ${where} did not give ${what} within ${timeoutMs / 1000} s after switching to ${color} (last: ${last})`, {

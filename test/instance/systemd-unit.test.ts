@@ -77,7 +77,7 @@ test('systemctl --user, never sudo: the service user starts and stops its own un
     'systemctl',
     '--user',
     'show',
-    '--property=ActiveState,SubState,MainPID',
+    '--property=ActiveState,SubState,MainPID,ExecMainPID,ExecMainCode,ExecMainStatus',
     'duet-app@my\\x2dapp-blue.service',
   ]);
   assert.equal(instanceEnvPath(app, 'green'), join(stateDir, 'my-app', 'green.env'), 'EnvironmentFile=<state_dir>/%I.env with %I = my-app/green');
@@ -88,7 +88,11 @@ test('systemctl --user, never sudo: the service user starts and stops its own un
 });
 
 test('parseShow: a crashed, restarting or stopped unit is not running', () => {
-  assert.deepEqual(parseShow('ActiveState=activating\nSubState=auto-restart\nMainPID=0\n'), { active: false, pid: undefined, activeState: 'activating', subState: 'auto-restart' });
-  assert.deepEqual(parseShow('ActiveState=inactive\nSubState=dead\nMainPID=0'), { active: false, pid: undefined, activeState: 'inactive', subState: 'dead' });
+  assert.deepEqual(parseShow('ActiveState=activating\nSubState=auto-restart\nMainPID=0\n'), { active: false, pid: undefined, activeState: 'activating', subState: 'auto-restart', lastExit: undefined });
+  assert.deepEqual(parseShow('ActiveState=inactive\nSubState=dead\nMainPID=0'), { active: false, pid: undefined, activeState: 'inactive', subState: 'dead', lastExit: undefined });
   assert.equal(parseShow('').activeState, 'unknown');
+  // How the last main process ended: an exit code, or the signal that killed it.
+  assert.deepEqual(parseShow('ActiveState=activating\nExecMainPID=4711\nExecMainCode=1\nExecMainStatus=3\n').lastExit, { pid: 4711, code: 3, signal: null });
+  assert.deepEqual(parseShow('ExecMainPID=4711\nExecMainCode=2\nExecMainStatus=9\n').lastExit, { pid: 4711, code: null, signal: 'SIGKILL' });
+  assert.equal(parseShow('ExecMainPID=4711\nExecMainCode=0\nExecMainStatus=0\n').lastExit, undefined, 'still running');
 });

@@ -36,7 +36,7 @@ test('an unmanaged nginx: duet writes its file into conf_dir and runs the config
   assert.match(page.body, /cafeteria v2/);
   assert.equal(page.color, 'green');
   const conf = await readFile(join(nginx.confDir, 'duet-cafeteria.conf'), 'utf8');
-  assert.match(conf, /X-Duet-Color green/);
+  assert.match(conf, /default green;/);
 });
 
 test('a switch that nginx does not pick up fails verify and is switched back', async (t) => {

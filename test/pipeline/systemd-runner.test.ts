@@ -86,3 +86,20 @@ test('runner: systemd: a color that crashes on start fails the deploy and is sto
   assert.equal(state.trim(), 'inactive', 'stopped, so systemd does not keep restarting it');
   assert.match((await setup.get('/')).body, /cafeteria v1/, 'live traffic never moved');
 });
+
+test('runner: systemd: a version that crashes after going live is switched back and its unit stopped, not left restarting', async (t) => {
+  const systemd = await startUserSystemd(t);
+  if (!systemd) return;
+  const setup = await setupDuet(t, {
+    top: { runner: 'systemd' },
+    app: { ...systemdApp, health: '{ path: /health, timeout_s: 10, watch_s: 4 }' },
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashAfterMs":800,"crashExitCode":5}' } },
+  });
+  await systemd.installAppUnit(setup.config.stateDir);
+  await setup.succeed(['deploy', '--ref', 'v1'], systemd.env);
+  const failed = await setup.duet(['deploy', '--ref', 'v2'], systemd.env);
+  assert.equal(failed.code, 1, failed.stderr);
+  assert.match(failed.stderr, /watch: green exited with code 5 \d\.\d s after going live; switched back to blue/);
+  assert.match((await setup.get('/')).body, /cafeteria v1/);
+  assert.equal(await systemd.systemctl(['is-active', appUnitName(setup.app.name, 'green')]).catch(() => 'inactive'), 'inactive');
+});

@@ -124,7 +124,7 @@ test('switch: socket needs no reload: no sudoers, the strict sandbox, the app co
   for (const line of ['NoNewPrivileges=yes', 'ProtectSystem=strict', 'CapabilityBoundingSet=']) assert.ok(unit.split('\n').includes(line), line);
   assert.equal(await mode(join(root, 'var/lib/duet')), '711', 'nginx workers pass through to the sockets');
   const conf = await readFile(join(root, 'etc/duet/nginx.d/duet-cafeteria.conf'), 'utf8');
-  assert.match(conf, /proxy_pass http:\/\/unix:\/var\/lib\/duet\/cafeteria\/sockets\/live\.sock:;/);
+  assert.match(conf, /server unix:\/var\/lib\/duet\/cafeteria\/sockets\/live\.sock max_fails=0;/);
   assert.match(result.stdout, /skip +nginx -t /, 'install itself tests and reloads once, as root, for the new files');
 });
 

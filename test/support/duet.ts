@@ -86,7 +86,8 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
     install: 'mkdir -p node_modules',
     build: '""',
     start: 'exec node server.js',
-    health: '{ path: /health, timeout_s: 10 }',
+    // A short watch: every deploy in the tests goes through it, none waits the default 10 s.
+    health: '{ path: /health, timeout_s: 10, watch_s: 0.3 }',
     standby: options.standby ?? 'keep',
     drain_s: '0',
     stop_timeout_s: '2',

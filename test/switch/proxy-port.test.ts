@@ -27,7 +27,7 @@ test('port mode: connecting blue, then green, moves the public port; disk and HT
   assert.equal(await configuredColor(f.app, f.config), 'green');
   assert.equal(await servingColor(f.app), 'green');
   assert.deepEqual(await get(f.app), { status: 200, body: 'green', color: 'green' });
-  assert.match(await readFile(appConfPath(f.app, f.config), 'utf8'), new RegExp(`server 127\\.0\\.0\\.1:${f.app.ports.green};`));
+  assert.match(await readFile(appConfPath(f.app, f.config), 'utf8'), new RegExp(`server 127\\.0\\.0\\.1:${f.app.ports.green} max_fails=0;`));
 });
 
 test('port mode: verify returns only once no worker from before the reload accepts; every new connection then gets the new color', async (t) => {

@@ -1,0 +1,142 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { execa } from 'execa';
+import { pollUntil } from '../../src/util/poll.js';
+import { cliPath, setupDuet, type DuetSetup } from '../support/duet.js';
+import { startLoad, type LoadReport } from '../support/load.js';
+
+/** v1 live on blue, then v2 (which misbehaves after going live) deployed under load: the deploy fails at watch. */
+async function deployBadV2(setup: DuetSetup, keepAlive: boolean): Promise<{ stderr: string; load: LoadReport }> {
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const load = startLoad(setup.listenPort, { concurrency: 4, keepAlive });
+  let failed;
+  try {
+    failed = await setup.duet(['deploy', '--ref', 'v2']);
+  } finally {
+    await load.stop();
+  }
+  assert.equal(failed.code, 1, `the deploy fails: ${failed.stdout}${failed.stderr}`);
+  return { stderr: failed.stderr, load: load.report };
+}
+
+async function assertBackOnBlue(setup: DuetSetup): Promise<void> {
+  assert.equal((await setup.duet(['enabled-instance'])).stdout, 'blue\n');
+  assert.equal((await setup.duet(['pid', 'green'])).code, 1, 'the failed color was stopped');
+  const page = await setup.get('/');
+  assert.match(page.body, /cafeteria v1/);
+  const [last] = JSON.parse((await setup.duet(['history', '--json'])).stdout);
+  assert.equal(last.outcome, 'failed');
+  assert.equal(last.failedStep, 'watch');
+}
+
+function assertNoFailedRequests(report: LoadReport): void {
+  assert.equal(report.errors + report.non2xx, 0, `failed requests: ${report.errors} errors, ${report.non2xx} non-2xx of ${report.requests}, first: ${report.firstError}`);
+  assert.ok((report.versions.v2 ?? 0) > 0, `v2 did go live: ${JSON.stringify(report.versions)}`);
+}
+
+const modes = [
+  { switchMode: 'port', keepAlive: false },
+  { switchMode: 'socket', keepAlive: true },
+] as const;
+
+for (const { switchMode, keepAlive } of modes) {
+  test(`${switchMode} mode: a version that crashes 0.2 s after going live is switched back, no request fails`, async (t) => {
+    const setup = await setupDuet(t, {
+      switchMode,
+      app: { health: '{ path: /health, timeout_s: 10, watch_s: 3 }' },
+      tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashAfterFirstRequestMs":200}' } },
+    });
+    const { stderr, load } = await deployBadV2(setup, keepAlive);
+    assert.match(stderr, /watch: green exited with code 1 0\.\d s after going live; switched back to blue \([0-9a-f]{7}\) and stopped green/);
+    assert.match(stderr, /sample-app: crashing 200 ms after the first request/, 'the end of its log');
+    assertNoFailedRequests(load);
+    await assertBackOnBlue(setup);
+  });
+
+  test(`${switchMode} mode: a version that crashes 3 s after going live is switched back, no request fails`, async (t) => {
+    const setup = await setupDuet(t, {
+      switchMode,
+      app: { health: '{ path: /health, timeout_s: 10, watch_s: 6 }' },
+      tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashAfterMs":3000,"crashExitCode":7}' } },
+    });
+    const { stderr, load } = await deployBadV2(setup, keepAlive);
+    assert.match(stderr, /watch: green exited with code 7 [23]\.\d s after going live/);
+    assertNoFailedRequests(load);
+    await assertBackOnBlue(setup);
+  });
+}
+
+test('a version whose health check starts failing after going live is switched back', async (t) => {
+  const setup = await setupDuet(t, {
+    app: { health: '{ path: /health, timeout_s: 10, watch_s: 5 }' },
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"healthFailAfterMs":500}' } },
+  });
+  const { stderr } = await deployBadV2(setup, false);
+  assert.match(stderr, /watch: green GET \/health answered HTTP 500 3 times in a row, \d\.\d s after going live; switched back to blue/);
+  await assertBackOnBlue(setup);
+});
+
+test('a version that hangs after going live (alive, answering nothing) is switched back', async (t) => {
+  const setup = await setupDuet(t, {
+    app: { health: '{ path: /health, timeout_s: 10, watch_s: 10 }' },
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"hangAfterMs":300}' } },
+  });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const failed = await setup.duet(['deploy', '--ref', 'v2']);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /watch: green GET \/health got no answer \(no answer within 2000 ms\) 3 times in a row/);
+  await assertBackOnBlue(setup);
+});
+
+test('a healthy version passes the watch; deploy reports success only after it', async (t) => {
+  const setup = await setupDuet(t, { app: { health: '{ path: /health, timeout_s: 10, watch_s: 1 }' } });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const started = Date.now();
+  await setup.succeed(['deploy', '--ref', 'v2']);
+  assert.ok(Date.now() - started >= 1000, 'the deploy waited for the watch');
+  const [last] = JSON.parse((await setup.duet(['history', '--json'])).stdout);
+  assert.equal(last.outcome, 'success');
+  const watch = last.steps.find((step: { name: string }) => step.name === 'watch');
+  assert.match(watch.detail, /healthy for 1 s \(\d+ probes, slowest \d+ ms\)/);
+  // A repeated deploy of what is live does not watch again.
+  const again = await setup.succeed(['deploy', '--ref', 'v2']);
+  assert.match(again.stdout + again.stderr, /already live/);
+  const [noop] = JSON.parse((await setup.duet(['history', '--json'])).stdout);
+  assert.match(noop.steps.find((step: { name: string }) => step.name === 'watch').detail, /live and watched since/);
+});
+
+test('health.watch_s: 0 turns the watch off', async (t) => {
+  const setup = await setupDuet(t, {
+    app: { health: '{ path: /health, timeout_s: 10, watch_s: 0 }' },
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashAfterMs":1500}' } },
+  });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  await setup.succeed(['deploy', '--ref', 'v2']);
+  const [last] = JSON.parse((await setup.duet(['history', '--json'])).stdout);
+  assert.equal(last.steps.find((step: { name: string }) => step.name === 'watch').status, 'skipped');
+});
+
+test('duet killed during the watch: a re-run goes on watching from the switch and converges', async (t) => {
+  const setup = await setupDuet(t, {
+    app: { health: '{ path: /health, timeout_s: 10, watch_s: 4 }' },
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashAfterMs":2500}' } },
+  });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const journal = setup.app.paths.journal;
+  const watchStarts = async (): Promise<number> => (await readFile(journal, 'utf8')).split('"step":"watch","status":"started"').length - 1;
+  const before = await watchStarts();
+  const deploying = execa('node', [cliPath(), '--config', setup.configPath, 'deploy', '--ref', 'v2'], { reject: false, stdin: 'ignore' });
+  const watching = await pollUntil(async () => ((await watchStarts()) > before ? true : undefined), { timeoutMs: 20_000 });
+  assert.ok(watching, 'the deploy reached the watch');
+  deploying.kill('SIGKILL');
+  await deploying;
+  assert.equal((await setup.duet(['enabled-instance'])).stdout, 'green\n', 'killed while green is live');
+
+  const rerun = await setup.duet(['deploy', '--ref', 'v2']);
+  assert.equal(rerun.code, 1, 'the re-run watched on and saw the crash');
+  assert.match(rerun.stderr, /watch: green exited/);
+  await assertBackOnBlue(setup);
+  const history = JSON.parse((await setup.duet(['history', '--json'])).stdout);
+  assert.equal(history[1].outcome, 'interrupted');
+});
