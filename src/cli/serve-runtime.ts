@@ -7,6 +7,7 @@ import type { Secrets } from '../config/secrets.js';
 import { createGitHubClient } from '../github/client.js';
 import { GitHubStatusReporter } from '../github/status-reporter.js';
 import { DeployQueue } from '../pipeline/queue.js';
+import { Supervisor, type SupervisionObserver } from '../pipeline/supervisor.js';
 import type { TriggerObserver } from '../pipeline/trigger.js';
 import { publicTarget } from '../util/http-probe.js';
 import { Metrics } from '../webhook/metrics.js';
@@ -33,6 +34,7 @@ export async function runServer(config: Config, secrets: Secrets & { webhookSecr
   const queue = await DeployQueue.open({ config, observers, logger });
   const metrics = new Metrics(config, queue);
   queue.addObserver(metrics);
+  const supervisor = await Supervisor.start(config, supervisionObserver(logger, metrics, reporter));
   const app = createServerApp({ config, queue, secrets, logger, metrics });
   const { host, port } = publicTarget(config.server.listen);
   const server: Server = app.listen(port, host);
@@ -52,10 +54,37 @@ export async function runServer(config: Config, secrets: Secrets & { webhookSecr
   logger.info({ signal }, 'shutting down: waiting for a running deploy to finish');
   server.close();
   server.closeAllConnections();
+  await supervisor.stop();
   await queue.close();
   await reporter?.flush(5000);
   await reporter?.close();
   logger.info('stopped');
+}
+
+/** Supervision's news: a log line each, counted in the metrics, a failover also to GitHub. */
+function supervisionObserver(logger: Logger, metrics: Metrics, reporter: GitHubStatusReporter | undefined): SupervisionObserver {
+  const log = logger.child({ component: 'supervision' });
+  return {
+    colorDown(app, color, role, detail) {
+      metrics.colorDown(app.name, color, role);
+      log.warn({ app: app.name, color, role }, `${app.name}: ${color} (${role}) ${detail}`);
+    },
+    colorRestarted(app, color, role, pid, restarts) {
+      metrics.colorRestarted(app.name, color);
+      log.info({ app: app.name, color, role, pid, restarts }, `${app.name}: restarted ${color} (${role}) as pid ${pid}`);
+    },
+    colorBack(app, color, role, downMs) {
+      log.info({ app: app.name, color, role, downMs }, `${app.name}: ${color} (${role}) is healthy again after ${(downMs / 1000).toFixed(1)} s`);
+    },
+    failedOver(app, result, reason) {
+      metrics.failedOver(app.name);
+      log.error({ app: app.name, from: result.from, to: result.to, deploy: result.id, reason }, `${app.name}: FAILOVER from ${result.from} to ${result.to}: ${reason}`);
+      reporter?.failedOver(app, result, reason);
+    },
+    problem(app, message) {
+      log.error({ app: app.name }, `${app.name}: ${message}`);
+    },
+  };
 }
 
 /**

@@ -17,6 +17,8 @@ export interface AppPaths {
   /** Socket mode with `fallback`: the symlink to the other color, nginx's backup server. */
   standbySocket: string;
   lock: string;
+  /** What duet serve's supervision saw of each color: restarts, down since, the last failover. */
+  supervision: string;
   journal: string;
   deployLogs: string;
 }
@@ -35,6 +37,7 @@ export function appPaths(stateDir: string, app: string): AppPaths {
     liveSocket: join(root, 'sockets', 'live.sock'),
     standbySocket: join(root, 'sockets', 'standby.sock'),
     lock: join(root, 'run', 'deploy.lock'),
+    supervision: join(root, 'run', 'supervision.json'),
     journal: join(root, 'journal.ndjson'),
     deployLogs: join(root, 'logs', 'deploys'),
   };

@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Octokit } from '@octokit/rest';
 import type { Logger } from 'pino';
-import type { Config } from '../config/load.js';
+import type { AppConfig, Config } from '../config/load.js';
 import type { TriggerObserver, TriggerRecord } from '../pipeline/trigger.js';
 import { classifyFailure, createDeployment, sendCommitStatus, sendDeploymentStatus } from './deliver.js';
 import { OutboxWriter, readOutbox, type OutboxRecord } from './outbox.js';
-import { deploymentReport, isFinalDeploymentState, reportKey, resolveTarget, statusReport } from './reports.js';
+import { deploymentReport, isFinalDeploymentState, reportKey, resolveTarget, statusReport, truncateDescription } from './reports.js';
 import type { Phase, Report } from './reports.js';
 
 export interface StatusReporterOptions {
@@ -87,6 +87,31 @@ export class GitHubStatusReporter implements TriggerObserver {
 
   finished(trigger: TriggerRecord): void {
     this.observe(trigger, 'finished', trigger.color);
+  }
+
+  /**
+   * duet serve failed the app over to its standby: with `github.deployments`, the environment
+   * gets a Deployment of the commit that now serves, saying why.
+   */
+  failedOver(app: AppConfig, failover: { id: string; to: string; sha: string }, reason: string): void {
+    try {
+      if (!this.config.github.deployments || !app.repo) return;
+      const [owner, repo] = app.repo.split('/') as [string, string];
+      const base = this.config.server.public_url?.replace(/\/+$/, '');
+      this.enqueue({
+        type: 'deployment',
+        triggerId: failover.id,
+        owner,
+        repo,
+        sha: failover.sha,
+        state: 'success',
+        environment: 'production',
+        description: truncateDescription(`Failover to ${failover.to}: ${reason}`),
+        ...(base ? { logUrl: `${base}/deploys/${encodeURIComponent(failover.id)}` } : {}),
+      });
+    } catch (error) {
+      this.logger.error({ app: app.name, error: String(error) }, 'github: could not queue the failover report');
+    }
   }
 
   /** Resolves when every report queued so far was delivered or given up on, or after timeoutMs. */

@@ -44,8 +44,8 @@ export class FailureStreak {
     return this.count >= this.threshold ? this.describe() : undefined;
   }
 
-  get failures(): number {
-    return this.count;
+  reset(): void {
+    this.count = 0;
   }
 
   private describe(): string {

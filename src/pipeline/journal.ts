@@ -15,10 +15,10 @@ export const stepNames: readonly StepName[] = ['resolve', 'pick', 'update', 'sta
 
 export type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
 export type Outcome = 'success' | 'noop' | 'failed' | 'interrupted';
-export type DeployKind = 'deploy' | 'rollback' | 'bootup';
+export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover';
 
 export type JournalEvent =
-  | { type: 'begin'; id: string; at: string; kind: DeployKind; ref: string | null; pid: number }
+  | { type: 'begin'; id: string; at: string; kind: DeployKind; ref: string | null; pid: number; reason?: string }
   | { type: 'step'; id: string; at: string; step: StepName; status: StepStatus; ms?: number; detail?: string }
   | { type: 'fact'; id: string; at: string; sha?: string; resolvedRef?: string; from?: string | null; to?: string }
   | { type: 'end'; id: string; at: string; outcome: Outcome; error?: string; failedStep?: string };
@@ -35,6 +35,8 @@ export interface DeployRecord {
   id: string;
   kind: DeployKind;
   ref: string | null;
+  /** Why duet acted on its own (a failover): what it saw. */
+  reason: string | null;
   resolvedRef: string | null;
   sha: string | null;
   from: string | null;
@@ -141,6 +143,7 @@ export function foldEvents(events: JournalEvent[]): DeployRecord[] {
         id: event.id,
         kind: event.kind,
         ref: event.ref,
+        reason: event.reason ?? null,
         resolvedRef: null,
         sha: null,
         from: null,

@@ -34,11 +34,11 @@ export class DeployRun {
     this.log = new DeployLog(deployLogPath(app, this.id));
   }
 
-  async begin(ref: string | null): Promise<void> {
+  async begin(ref: string | null, reason?: string): Promise<void> {
     await this.journal.hold();
     await this.closeInterrupted();
-    this.log.line(`${this.kind} ${this.id} of ${this.app.name}${ref ? ` (ref ${ref})` : ''} by pid ${process.pid}`);
-    await this.event({ type: 'begin', kind: this.kind, ref, pid: process.pid });
+    this.log.line(`${this.kind} ${this.id} of ${this.app.name}${ref ? ` (ref ${ref})` : ''} by pid ${process.pid}${reason ? `: ${reason}` : ''}`);
+    await this.event({ type: 'begin', kind: this.kind, ref, pid: process.pid, ...(reason ? { reason } : {}) });
   }
 
   async fact(fact: { sha?: string; resolvedRef?: string; from?: string | null; to?: string }): Promise<void> {

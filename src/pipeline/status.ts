@@ -6,14 +6,29 @@ import { checkHealth } from '../instance/health.js';
 import { readPrepared } from '../instance/prepared.js';
 import { runningInstance } from '../instance/runner.js';
 import { configuredColor, servingColor } from '../switch/proxy.js';
+import { readPidfile } from '../instance/pidfile.js';
+import { isSameProcessAlive } from '../instance/process-identity.js';
 import { Journal } from './journal.js';
+import { readSupervision, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
 import { lockHolder } from './lock.js';
+
+/**
+ * What a color is, read from the machine: `down` means duet started it and its process is gone
+ * (its pidfile is still there; every stop by duet removes it), `stopped` that nobody wants it
+ * running.
+ */
+export type ColorState = 'healthy' | 'unhealthy' | 'down' | 'stopped';
 
 export interface ColorStatus {
   port: number | string;
   pid: number | null;
+  state: ColorState;
   running: boolean;
   healthy: boolean;
+  /** From duet serve's supervision (null without it): restarts it made or saw, since when down, why. */
+  restarts: number | null;
+  downSince: string | null;
+  lastProblem: string | null;
   revision: string | null;
   ref: string | null;
   startedAt: string | null;
@@ -26,32 +41,51 @@ export interface AppStatus {
   serving: Color | null;
   colors: Record<Color, ColorStatus>;
   deploying: { id: string; ref: string | null; step: string | null; pid: number } | null;
+  /** The pid of the duet serve that supervises the app, or null when none runs. */
+  supervisedBy: number | null;
+  lastFailover: FailoverRecord | null;
 }
 
 /** Everything read from the machine at this moment: nginx's config, /proc, the checkouts. */
 export async function appStatus(config: Config, app: AppConfig): Promise<AppStatus> {
+  const supervision = await readSupervision(app);
   const [enabled, serving, blue, green, deploying] = await Promise.all([
     configuredColor(app, config),
     servingColor(app, { timeoutMs: 1000 }),
-    colorStatus(app, 'blue'),
-    colorStatus(app, 'green'),
+    colorStatus(app, 'blue', supervision),
+    colorStatus(app, 'green', supervision),
     currentDeploy(app),
   ]);
-  return { app: app.name, enabled: enabled ?? null, serving: serving ?? null, colors: { blue, green }, deploying };
+  const supervisor = supervision && (await isSameProcessAlive(supervision)) ? supervision.pid : null;
+  return {
+    app: app.name,
+    enabled: enabled ?? null,
+    serving: serving ?? null,
+    colors: { blue, green },
+    deploying,
+    supervisedBy: supervisor,
+    lastFailover: supervision?.lastFailover ?? null,
+  };
 }
 
-async function colorStatus(app: AppConfig, color: Color): Promise<ColorStatus> {
-  const [running, revision, prepared] = await Promise.all([
+async function colorStatus(app: AppConfig, color: Color, supervision: SupervisionRecord | undefined): Promise<ColorStatus> {
+  const [running, revision, prepared, record] = await Promise.all([
     runningInstance(app, color),
     checkedOutRevision(app.paths.checkout[color]),
     readPrepared(app, color),
+    readPidfile(app.paths.pidfile[color]),
   ]);
   const healthy = running ? (await checkHealth(app, color, 1000)).state === 'healthy' : false;
+  const watched = supervision?.colors[color];
   return {
     port: endpointOf(app, color).kind === 'port' ? app.ports[color] : endpointText(endpointOf(app, color)),
     pid: running?.pid ?? null,
+    state: running ? (healthy ? 'healthy' : 'unhealthy') : record ? 'down' : 'stopped',
     running: running !== undefined,
     healthy,
+    restarts: watched?.restarts ?? null,
+    downSince: healthy ? null : (watched?.downSince ?? null),
+    lastProblem: watched?.lastProblem ?? null,
     revision: running?.sha ?? revision ?? null,
     ref: running?.ref ?? (prepared && prepared.sha === revision ? prepared.ref : null),
     startedAt: running?.startedAt ?? null,

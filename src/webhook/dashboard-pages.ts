@@ -51,14 +51,31 @@ export function stateBadge(state: string): Html {
   return html`<span class="badge ${STATE_CLASS[state] ?? 'muted'}">${state}</span>`;
 }
 
+const HEALTH_CLASS: Record<ColorStatus['state'], string> = { healthy: 'ok', unhealthy: 'bad', down: 'bad', stopped: 'muted' };
+
 function colorCard(color: Color, c: ColorStatus, enabled: Color | null): Html {
-  const health = !c.running ? html`<span class="badge muted">stopped</span>` : c.healthy ? html`<span class="badge ok">healthy</span>` : html`<span class="badge bad">unhealthy</span>`;
+  const health = html`<span class="badge ${HEALTH_CLASS[c.state]}">${c.state}</span>`;
+  const trouble = c.state === 'healthy' && !c.restarts ? '' : html`<dt>supervision</dt><dd>${c.restarts ? `${c.restarts} restart${c.restarts === 1 ? '' : 's'}` : ''}${c.downSince ? html` <span class="bad">down since ${when(c.downSince)}</span>` : ''}${c.lastProblem ? html` <span class="muted">last: ${c.lastProblem}</span>` : ''}</dd>`;
   return html`<div class="color c-${color}">
 <div class="name">${color} ${enabled === color ? html`<span class="badge live">live</span>` : html`<span class="badge muted">idle</span>`} ${health}</div>
 <dl><dt>revision</dt><dd>${c.revision ? html`<code>${c.revision.slice(0, 7)}</code>` : html`<span class="muted">none</span>`}${c.ref ? html` <code>${c.ref}</code>` : ''}</dd>
 <dt>uptime</dt><dd>${c.running ? formatUptime(c.startedAt) || 'running' : html`<span class="muted">not running</span>`}</dd>
-<dt>endpoint</dt><dd><code>${String(c.port)}</code>${c.pid ? html` <span class="muted">pid ${c.pid}</span>` : ''}</dd></dl>
+<dt>endpoint</dt><dd><code>${String(c.port)}</code>${c.pid ? html` <span class="muted">pid ${c.pid}</span>` : ''}</dd>${trouble}</dl>
 </div>`;
+}
+
+/** A live color that is down, or a failover: what the team must see first. */
+function alerts(status: AppStatus, link: Link): Html {
+  const live = status.enabled ? status.colors[status.enabled] : undefined;
+  const down =
+    status.enabled && live && live.state !== 'healthy'
+      ? html`<p class="alert bad"><strong>${status.enabled} (live) is ${live.state}</strong>${live.downSince ? ` since ${when(live.downSince)}` : ''}${live.lastProblem ? `: ${live.lastProblem}` : ''}${status.serving && status.serving !== status.enabled ? ` — ${status.serving} answers through nginx's fallback` : ''}</p>`
+      : '';
+  const failover = status.lastFailover
+    ? html`<p class="alert warn">Failed over from ${status.lastFailover.from} to ${status.lastFailover.to} at ${when(status.lastFailover.at)}: ${status.lastFailover.reason} · <a href="${link(`/deploys/${status.lastFailover.id}/view`)}">details</a></p>`
+    : '';
+  const unsupervised = status.supervisedBy === null ? html`<p class="muted">Not supervised: duet serve's supervision has not run for this app yet.</p>` : '';
+  return html`${down}${failover}${unsupervised}`;
 }
 
 export function deploysTable(deploys: DeployView[], link: Link): Html {
@@ -77,7 +94,7 @@ function appSection(panel: AppPanel, link: Link): Html {
   // status.deploying.id is "starting" while the lock is held but nothing is journaled yet.
   const followId = current?.id ?? (running && isDeployId(running.id) ? running.id : undefined);
   return html`<section class="card"><h2>${panel.name}${'error' in status ? '' : status.enabled ? html` <span class="badge b-${status.enabled}">serving ${status.enabled}</span>` : html` <span class="badge muted">not connected</span>`}${panel.queued > 0 ? html` <span class="badge warn">${panel.queued} queued</span>` : ''}</h2>
-${'error' in status ? html`<p class="bad">status unavailable: ${status.error}</p>` : html`<div class="colors">${colors.map((c) => colorCard(c, status.colors[c], status.enabled))}</div>`}
+${'error' in status ? html`<p class="bad">status unavailable: ${status.error}</p>` : html`${alerts(status, link)}<div class="colors">${colors.map((c) => colorCard(c, status.colors[c], status.enabled))}</div>`}
 ${running || current ? html`<div class="running"><strong>Deploying</strong> ${current?.ref ?? running?.ref ?? ''} — step <code>${running?.step ?? current?.steps.at(-1)?.name ?? 'starting'}</code>${followId ? html` · <a href="${link(`/deploys/${followId}/view`)}">follow the log</a>` : ''}</div>` : ''}
 <h3>Recent deploys</h3>${deploysTable(panel.deploys, link)}</section>`;
 }

@@ -93,7 +93,7 @@ export function viewOf(found: FoundDeploy): DeployView {
     receivedAt: t?.receivedAt ?? null,
     startedAt,
     finishedAt,
-    summary: t?.summary ?? null,
+    summary: t?.summary ?? r?.reason ?? null,
     supersededBy: t?.supersededBy ?? null,
     from: r?.from ?? null,
     to: r?.to ?? t?.color ?? null,

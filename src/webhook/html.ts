@@ -59,6 +59,7 @@ a{color:var(--blue)}
 dl{display:grid;grid-template-columns:auto 1fr;gap:2px 10px;margin:6px 0 0;font-size:14px}
 dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
 .badge{display:inline-block;font-size:12px;font-weight:600;padding:1px 8px;border-radius:999px;border:1px solid currentColor;white-space:nowrap}
+.alert{padding:6px 10px;border:1px solid currentColor;border-radius:6px;margin:8px 0}
 .live{color:var(--green)}.ok{color:var(--green)}.bad{color:var(--bad)}.warn{color:var(--warn)}.muted{color:var(--muted)}
 .b-blue{color:var(--blue)}.b-green{color:var(--green)}
 code,pre{font:13px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}

@@ -12,6 +12,9 @@ export class Metrics implements TriggerObserver {
   private readonly deploys: Counter<'app' | 'result'>;
   private readonly duration: Histogram<'app'>;
   private readonly deliveries: Counter<'outcome'>;
+  private readonly restarts: Counter<'app' | 'color'>;
+  private readonly downs: Counter<'app' | 'color' | 'role'>;
+  private readonly failovers: Counter<'app'>;
 
   constructor(config: Config, queue: TriggerQueue) {
     const registers = [this.registry];
@@ -45,11 +48,42 @@ export class Metrics implements TriggerObserver {
       labelNames: ['outcome'],
       registers,
     });
+    this.restarts = new Counter({
+      name: 'duet_instance_restarts_total',
+      help: 'Colors duet serve restarted after a crash or a hang',
+      labelNames: ['app', 'color'],
+      registers,
+    });
+    this.downs = new Counter({
+      name: 'duet_instance_down_total',
+      help: 'Times a color was seen to exit or to fail its health check, by its role then',
+      labelNames: ['app', 'color', 'role'],
+      registers,
+    });
+    this.failovers = new Counter({
+      name: 'duet_failovers_total',
+      help: 'Failovers of the live color to the standby',
+      labelNames: ['app'],
+      registers,
+    });
     collectDefaultMetrics({ register: this.registry });
     // Start every app's series at 0 so that rate() and absent() work before the first deploy.
     for (const app of config.apps.keys()) {
+      this.failovers.inc({ app }, 0);
       for (const result of ['succeeded', 'failed', 'errored', 'superseded']) this.deploys.inc({ app, result }, 0);
     }
+  }
+
+  colorRestarted(app: string, color: string): void {
+    this.restarts.inc({ app, color });
+  }
+
+  colorDown(app: string, color: string, role: string): void {
+    this.downs.inc({ app, color, role });
+  }
+
+  failedOver(app: string): void {
+    this.failovers.inc({ app });
   }
 
   queued(_trigger: TriggerRecord): void {}

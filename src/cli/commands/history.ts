@@ -3,7 +3,7 @@ import { appFrom, print, type Command } from '../command.js';
 
 export const history: Command = {
   name: 'history',
-  summary: 'past deploys, rollbacks and their outcomes, newest first',
+  summary: 'past deploys, rollbacks, bootups and failovers and their outcomes, newest first',
   usage: 'history [app] [--json] [--limit N]',
   options: { json: { type: 'boolean' }, limit: { type: 'string' } },
   async run(context) {
@@ -20,7 +20,7 @@ export const history: Command = {
       const where = r.to ? `${r.from ?? '-'} -> ${r.to}` : '';
       print(
         context.stdout,
-        [r.id, (r.outcome ?? 'running').padEnd(11), what.padEnd(20), (r.sha ?? '').slice(0, 7).padEnd(7), where.padEnd(14), took.padStart(6), r.error ? ` ${r.failedStep}: ${r.error.split('\n')[0]}` : '']
+        [r.id, (r.outcome ?? 'running').padEnd(11), what.padEnd(20), (r.sha ?? '').slice(0, 7).padEnd(7), where.padEnd(14), took.padStart(6), r.error ? ` ${r.failedStep}: ${r.error.split('\n')[0]}` : r.reason ? ` ${r.reason}` : '']
           .join('  ')
           .trimEnd(),
       );

@@ -16,7 +16,13 @@ export const status: Command = {
 
 function render(s: AppStatus): string {
   const lines = [`${s.app}: ${s.enabled ? `${s.enabled} is live` : 'nothing is live'}`];
-  if (s.enabled && s.serving && s.serving !== s.enabled) {
+  const live = s.enabled ? s.colors[s.enabled] : undefined;
+  if (s.enabled && live && live.state !== 'healthy') {
+    const since = live.downSince ? ` since ${live.downSince}` : '';
+    const why = live.lastProblem ? ` (${live.lastProblem})` : '';
+    const answering = s.serving && s.serving !== s.enabled ? `; ${s.serving} answers through nginx's fallback` : s.serving ? '' : '; the public port does not answer';
+    lines.push(`  warning: ${s.enabled} (live) is ${live.state.toUpperCase()}${since}${why}${answering}`);
+  } else if (s.enabled && s.serving && s.serving !== s.enabled) {
     lines.push(`  warning: duet's nginx config points at ${s.enabled} but the public port is served by ${s.serving} (reload nginx)`);
   } else if (s.enabled && !s.serving) {
     lines.push(`  warning: the public port does not answer`);
@@ -24,10 +30,13 @@ function render(s: AppStatus): string {
   const portWidth = Math.max(...Object.values(s.colors).map((c) => String(c.port).length));
   for (const color of ['blue', 'green'] as const) {
     const c = s.colors[color];
-    const state = c.running ? `running pid ${c.pid}, ${c.healthy ? 'healthy' : 'UNHEALTHY'}` : 'stopped';
+    const state = c.running ? `running pid ${c.pid}, ${c.healthy ? 'healthy' : 'UNHEALTHY'}` : c.state === 'down' ? 'DOWN (exited)' : 'stopped';
     const rev = c.revision ? `${c.revision.slice(0, 7)}${c.ref ? ` (${c.ref})` : ''}` : 'no checkout';
-    lines.push(`  ${color === s.enabled ? '*' : ' '} ${color.padEnd(5)} ${String(c.port).padEnd(portWidth)} ${state.padEnd(30)} ${rev}`);
+    const restarts = c.restarts ? `, ${c.restarts} restart${c.restarts === 1 ? '' : 's'}` : '';
+    lines.push(`  ${color === s.enabled ? '*' : ' '} ${color.padEnd(5)} ${String(c.port).padEnd(portWidth)} ${state.padEnd(30)} ${rev}${restarts}`);
   }
   if (s.deploying) lines.push(`  deploying: ${s.deploying.id} ${s.deploying.ref ?? ''} at step ${s.deploying.step ?? 'starting'} (pid ${s.deploying.pid})`);
+  if (s.lastFailover) lines.push(`  last failover: ${s.lastFailover.at} from ${s.lastFailover.from} to ${s.lastFailover.to}: ${s.lastFailover.reason}`);
+  lines.push(s.supervisedBy ? `  supervised by duet serve (pid ${s.supervisedBy})` : '  not supervised: duet serve is not running (crashed colors are not restarted)');
   return lines.join('\n');
 }

@@ -1,0 +1,66 @@
+import type { AppConfig, Config } from '../config/load.js';
+import { otherColor, type Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
+import { checkHealth } from '../instance/health.js';
+import { runningInstance } from '../instance/runner.js';
+import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
+import { recordStep } from './deploy.js';
+import { acquireLock } from './lock.js';
+import type { DeployObserver } from './observer.js';
+import { DeployRun } from './run.js';
+
+export interface FailoverResult {
+  id: string;
+  from: Color;
+  to: Color;
+  sha: string;
+  ref: string;
+}
+
+/**
+ * Send the app's traffic from the live color `from`, which does not come back healthy, to the
+ * warm standby: the switch and verify of a deploy, and nothing else (nothing is fetched, built or
+ * started). Journaled as a run of kind `failover` with the reason, so history, the dashboard and
+ * `duet status` show it. Never waits for the lock: a deploy that holds it owns the colors.
+ */
+export async function failover(config: Config, app: AppConfig, options: { from: Color; reason: string; observer: DeployObserver }): Promise<FailoverResult> {
+  const { from, reason } = options;
+  const to = otherColor(from);
+  const lock = await acquireLock(app, { command: `failover from ${from}`, wait: false });
+  const run = new DeployRun(config, app, 'failover', options.observer);
+  try {
+    await run.begin(null, reason);
+    const standby = await run.step('health', `check that ${to} runs and is healthy`, async () => {
+      const live = await configuredColor(app, config);
+      if (live !== from) {
+        throw new DuetError(`${from} is no longer live (nginx points at ${live ?? 'nothing'}): nothing to fail over`, { step: 'health' });
+      }
+      const instance = await runningInstance(app, to);
+      const report = instance ? await checkHealth(app, to) : undefined;
+      if (!instance || report?.state !== 'healthy') {
+        throw new DuetError(`${to} cannot take over: ${instance ? `GET ${app.health.path} answered ${report?.detail}` : 'it is not running'}`, {
+          step: 'health',
+          hint: `bring ${to} back (duet start-instance ${app.name} ${to}) or deploy a working version`,
+        });
+      }
+      return { value: instance, detail: `${to} runs ${instance.sha.slice(0, 7)} (${instance.ref}) and answers ${report.detail}` };
+    });
+    await run.fact({ sha: standby.sha, resolvedRef: standby.ref, from, to });
+    const switched = await run.step('switch', `point nginx at ${to}`, async () => ({
+      value: await switchProxy(app, config, to, { output: run.log }),
+      detail: app.switch === 'socket' ? 'symlinks renamed' : 'nginx reloaded',
+    }));
+    await run.step('verify', `check that the public port is served by ${to}`, async () => {
+      await verifyProxy(app, to, { reload: switched.reload, output: run.log });
+      return { value: undefined };
+    });
+    await recordStep(run, `failed over from ${from} to ${to}: ${reason}`);
+    await run.end('success');
+    return { id: run.id, from, to, sha: standby.sha, ref: standby.ref };
+  } catch (error) {
+    await run.end('failed', error);
+    throw error;
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,41 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { indexBody } from '../../src/webhook/dashboard-pages.js';
+import type { AppStatus, ColorStatus } from '../../src/pipeline/status.js';
+
+const color = (over: Partial<ColorStatus>): ColorStatus => ({
+  port: 20201,
+  pid: 4711,
+  state: 'healthy',
+  running: true,
+  healthy: true,
+  restarts: 0,
+  downSince: null,
+  lastProblem: null,
+  revision: 'a'.repeat(40),
+  ref: 'refs/tags/v1',
+  startedAt: '2026-12-03T08:00:00.000Z',
+  ...over,
+});
+
+test('the dashboard puts a live color that is down, and the last failover, first', () => {
+  const status: AppStatus = {
+    app: 'cafeteria',
+    enabled: 'green',
+    serving: 'blue',
+    colors: {
+      blue: color({ restarts: 1, lastProblem: 'was killed by SIGKILL' }),
+      green: color({ pid: null, state: 'down', running: false, healthy: false, restarts: 2, downSince: '2026-12-03T08:10:00.000Z', lastProblem: 'exited with code 1' }),
+    },
+    deploying: null,
+    supervisedBy: 4242,
+    lastFailover: { id: '20261203-081000-abcdef', at: '2026-12-03T08:10:05.000Z', from: 'green', to: 'blue', reason: 'green exited 3 times within 60 s' },
+  };
+  const page = String(indexBody([{ name: 'cafeteria', status, queued: 0, running: undefined, deploys: [] }], (path) => path));
+  assert.match(page, /<strong>green \(live\) is down<\/strong> since 2026-12-03 08:10 UTC: exited with code 1 — blue answers through nginx/);
+  assert.match(page, /Failed over from green to blue at 2026-12-03 08:10 UTC: green exited 3 times within 60 s/);
+  assert.match(page, /href="\/deploys\/20261203-081000-abcdef\/view"/);
+  assert.match(page, /2 restarts/);
+  assert.match(page, /1 restart\b/);
+  assert.match(page, /badge bad">down</);
+});
