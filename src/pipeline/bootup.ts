@@ -6,6 +6,7 @@ import { runnerReady, runningInstance, startInstance, stillRunning } from '../in
 import { preparedRelease } from '../instance/update.js';
 import { ensureManagedNginx } from '../switch/managed-nginx.js';
 import { configuredColor, connectToNginx } from '../switch/proxy.js';
+import { makeSocketReachable } from '../switch/socket-permissions.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
 
@@ -41,6 +42,8 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
     const standby = otherColor(enabled);
     try {
       const how = await startPrepared(app, standby, observer);
+      // Its new socket has the app's umask: opened to nginx's workers, it is the fallback again.
+      if (how && app.switch === 'socket' && app.fallback) makeSocketReachable(app.paths.socket[standby], app.paths.root);
       return { enabled, standby: how ?? 'none' };
     } catch (error) {
       // A standby that fails to come back costs the instant rollback, not the live service.

@@ -49,6 +49,8 @@ export class ColorWatch {
   private nextRestartAt = 0;
   /** A verdict waiting for a restart (or a failover): the color will not recover by itself. */
   private needsRestart = false;
+  /** The process it runs exited since it was adopted: the next one is a restart (systemd's). */
+  private exitedSinceAdopt = false;
 
   constructor(
     private readonly app: AppConfig,
@@ -133,14 +135,15 @@ export class ColorWatch {
         const detail = describeExit(await exitStatus(this.app, previous));
         this.exits.push(now);
         this.nextRestartAt = now + restartDelayMs(this.recentExits(now));
+        this.exitedSinceAdopt = true;
         this.problem(detail, now);
         findings.push({ kind: 'exited', detail });
       }
       this.instance = undefined;
       if (current && current.pid !== previous?.pid) {
         // systemd restarted it (runner: systemd): counted, and starting again.
+        if (this.exitedSinceAdopt) this.state.restarts += 1;
         this.adopt(current, now);
-        if (previous) this.state.restarts += 1;
       }
     }
     if (!this.instance) {
@@ -190,6 +193,7 @@ export class ColorWatch {
 
   private adopt(instance: InstanceRecord, now: number): void {
     this.instance = instance;
+    this.exitedSinceAdopt = false;
     this.startingSince = now;
     this.healthySince = undefined;
     this.streak.reset();

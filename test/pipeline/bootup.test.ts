@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
 
 for (const switchMode of ['port', 'socket'] as const) {
@@ -28,6 +29,25 @@ for (const switchMode of ['port', 'socket'] as const) {
 
     const again = await duet(['bootup']);
     assert.match(again.stdout, /green live, standby running/, 'bootup is idempotent');
+
+    // kill -9 of the live color without duet serve: nothing restarts it, but nginx's fallback,
+    // the standby bootup brought back, answers every request.
+    process.kill(status.colors.green.pid, 'SIGKILL');
+    const dead = await pollUntil(async () => {
+      const now = JSON.parse((await duet(['status', '--json'])).stdout);
+      return now.colors.green.state === 'down' ? now : undefined;
+    }, { timeoutMs: 10_000 });
+    assert.ok(dead, 'status says the live color is down');
+    assert.equal(dead.serving, 'blue');
+    assert.equal(dead.supervisedBy, null);
+    for (let i = 0; i < 10; i += 1) {
+      const page = await get('/');
+      assert.equal(page.status, 200);
+      assert.match(page.body, /cafeteria v1/);
+    }
+    const text = (await duet(['status'])).stdout;
+    assert.match(text, /warning: green \(live\) is DOWN.*blue answers through nginx's fallback/);
+    assert.match(text, /not supervised: duet serve is not running/);
   });
 }
 

@@ -4,6 +4,8 @@ import { stat } from 'node:fs/promises';
 import { appUnitName, instanceEnvPath } from '../../src/instance/systemd-unit.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
+import { freePort } from '../support/ports.js';
+import { startServe, type ServeProcess } from '../support/serve.js';
 import { startUserSystemd } from '../support/user-systemd.js';
 
 /**
@@ -102,4 +104,32 @@ test('runner: systemd: a version that crashes after going live is switched back 
   assert.match(failed.stderr, /watch: green exited with code 5 \d\.\d s after going live; switched back to blue/);
   assert.match((await setup.get('/')).body, /cafeteria v1/);
   assert.equal(await systemd.systemctl(['is-active', appUnitName(setup.app.name, 'green')]).catch(() => 'inactive'), 'inactive');
+});
+
+test('runner: systemd under duet serve: systemd restarts a crashing live color, duet counts it and fails over a crash loop', async (t) => {
+  const systemd = await startUserSystemd(t);
+  if (!systemd) return;
+  let serve: ServeProcess | undefined;
+  t.after(async () => serve?.crash());
+  const port = await freePort();
+  const setup = await setupDuet(t, {
+    switchMode: 'socket',
+    top: { runner: 'systemd', server: `{ listen: "127.0.0.1:${port}" }` },
+    app: systemdApp,
+    // v2 passes its deploy's short watch, then crashes 1.5 s after each start.
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashAfterMs":1500}' } },
+  });
+  await systemd.installAppUnit(setup.config.stateDir);
+  await setup.succeed(['deploy', '--ref', 'v1'], systemd.env);
+  await setup.succeed(['deploy', '--ref', 'v2'], systemd.env);
+  serve = await startServe(t, setup.configPath, port, systemd.env);
+  const status = await pollUntil(async () => {
+    const now = JSON.parse((await setup.succeed(['status', '--json'], systemd.env)).stdout);
+    return now.enabled === 'blue' && now.lastFailover ? now : undefined;
+  }, { timeoutMs: 40_000, maxIntervalMs: 200 });
+  assert.ok(status, `failed over from the crash loop:\n${serve.output()}`);
+  assert.match(status.lastFailover.reason, /green exited 3 times within 60 s/, serve.output());
+  assert.ok(status.colors.green.restarts >= 2, `systemd's restarts were counted: ${JSON.stringify(status.colors.green)}`);
+  assert.doesNotMatch(serve.output(), /restarted green/, 'duet left the restarts to systemd');
+  assert.match((await setup.get('/')).body, /cafeteria v1/);
 });

@@ -140,3 +140,14 @@ test('duet killed during the watch: a re-run goes on watching from the switch an
   const history = JSON.parse((await setup.duet(['history', '--json'])).stdout);
   assert.equal(history[1].outcome, 'interrupted');
 });
+
+test('standby: stop: the previous color is stopped only after the watch, so a crash during it still switches back', async (t) => {
+  const setup = await setupDuet(t, {
+    standby: 'stop',
+    app: { health: '{ path: /health, timeout_s: 10, watch_s: 4 }' },
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashAfterMs":1500}' } },
+  });
+  const { stderr } = await deployBadV2(setup, false);
+  assert.match(stderr, /watch: green exited with code 1 .*; switched back to blue/);
+  await assertBackOnBlue(setup);
+});
