@@ -9,8 +9,9 @@ import type { DeployRun, StepResult } from './run.js';
 
 /**
  * The second half of every deploy and of a rollback: start the target color, wait for health,
- * point nginx at it, verify through the public port, retire the previous color. Each step looks
- * at the machine first and is skipped when its result is already there.
+ * point nginx at it, verify through the public port, watch it serve for health.watch_s, retire
+ * the previous color. Each step looks at the machine first and is skipped when its result is
+ * already there.
  */
 export async function goLive(run: DeployRun, target: Color, revision: Revision): Promise<void> {
   const { app, config } = run;
@@ -119,8 +120,13 @@ async function switchBackAfterWatch(run: DeployRun, failed: Color, why: string):
   }
   run.observer.note(`watch failed: switching back to ${other}`);
   run.log.line(`watch failed (${why}): switching back to ${other}`);
-  const switched = await switchProxy(app, config, other, { output: run.log });
-  await verifyProxy(app, other, { reload: switched.reload, output: run.log });
+  try {
+    const switched = await switchProxy(app, config, other, { output: run.log });
+    await verifyProxy(app, other, { reload: switched.reload, output: run.log });
+  } catch (error) {
+    // The watch's verdict stays the headline; the failed switch back is what to fix first.
+    return `switching back to ${other} failed (${(error as Error).message.split('\n')[0]}), so ${failed} stays live`;
+  }
   await stopInstance(app, failed);
   return `switched back to ${other} (${standby.sha.slice(0, 7)}) and stopped ${failed}`;
 }

@@ -15,7 +15,7 @@ export type ColorHealth = 'healthy' | 'starting' | 'unhealthy' | 'down' | 'stopp
 
 export interface ColorSupervision {
   health: ColorHealth;
-  /** Restarts since duet serve started watching: its own (runner: process) or systemd's it saw. */
+  /** Restarts duet serve made (runner: process) or saw systemd make; kept across its own restarts. */
   restarts: number;
   /** When it stopped answering: exited, or its health checks began failing. null while healthy. */
   downSince: string | null;

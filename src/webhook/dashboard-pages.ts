@@ -81,7 +81,7 @@ function alerts(status: AppStatus, link: Link): Html {
 export function deploysTable(deploys: DeployView[], link: Link): Html {
   if (deploys.length === 0) return html`<p class="muted">No deploys yet.</p>`;
   const rows = deploys.map(
-    (d) => html`<tr><td><a href="${link(`/deploys/${d.id}/view`)}">${d.kind} ${d.ref ?? d.resolvedRef ?? 'default branch'}</a>${d.sha ? html` <code>${d.sha.slice(0, 7)}</code>` : ''}</td>
+    (d) => html`<tr><td><a href="${link(`/deploys/${d.id}/view`)}">${d.kind} ${d.ref ?? d.resolvedRef ?? (d.kind === 'deploy' ? 'default branch' : '')}</a>${d.sha ? html` <code>${d.sha.slice(0, 7)}</code>` : ''}</td>
 <td>${stateBadge(d.state)}</td><td class="num">${formatMs(d.durationMs)}</td><td class="when">${when(d.startedAt ?? d.receivedAt)}${d.to ? ` → ${d.to}` : ''}${d.error ? html` <span class="bad">${d.failedStep ? `${d.failedStep}: ` : ''}${d.error.split('\n')[0]}</span>` : ''}</td></tr>`,
   );
   return html`<table class="deploys"><thead><tr><th>deploy</th><th>result</th><th class="num">took</th><th>when</th></tr></thead><tbody>${rows}</tbody></table>`;

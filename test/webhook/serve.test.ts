@@ -151,3 +151,31 @@ test('GitHub example payloads through a real duet serve: what deploys, what is i
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   assert.equal((await new Journal(setup.app.paths.journal).records()).length, 2, 'two deploys in all');
 });
+
+test('a pushed version that crashes after going live: switched back, and GitHub hears failure, on the status and the Deployment', async (t) => {
+  const github = await startGitHubServer(t, { prefix: '/api/v3' });
+  const port = await freePort();
+  const setup = await setupDuet(t, {
+    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"crashAfterMs":600}' } },
+    app: { deploy_on: '{ branches: [main], tags: ["v*"] }', health: '{ path: /health, timeout_s: 10, watch_s: 3 }' },
+    top: {
+      server: `{ listen: "127.0.0.1:${port}", public_url: "https://deploy.example.com" }`,
+      github: `{ api_url: "${github.url}", deployments: true }`,
+    },
+  });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const serve = await startServe(t, setup.configPath, port, { DUET_GITHUB_TOKEN: 'ghs_test' });
+  const v2 = await setup.repo.revParse('v2^{commit}');
+  const response = await postWebhook(serve.url, 'push', tagPush(REPO, 'v2', v2), 'delivery-crashing-v2');
+  const { deploy: id } = (await response.json()) as { deploy: string };
+  const record = await waitForState(serve.url, id, ['succeeded', 'failed']);
+  assert.equal(record.state, 'failed');
+  assert.equal(record.failedStep, 'watch');
+  assert.match((await setup.get('/')).body, /cafeteria v1/);
+
+  await github.waitFor((requests) => requests.some((r) => (r.body as any)?.state === 'failure' && /\/deployments\/\d+\/statuses$/.test(r.path)));
+  const last = statusesFor(github, v2).at(-1)!;
+  assert.equal(last.state, 'failure');
+  assert.match(last.description, /^watch failed: green exited with code 1/);
+  await serve.stop();
+});
