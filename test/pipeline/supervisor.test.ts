@@ -155,3 +155,25 @@ test('a color stopped on purpose is not restarted', async (t) => {
   assert.equal(status.colors.blue.state, 'stopped');
   assert.equal(status.colors.blue.restarts ?? 0, 0);
 });
+
+test('duet never fails back on its own: traffic that came to blue by a failover stays there when blue fails too', async (t) => {
+  // green (v2) hangs once, is failed over to blue and restarted as a healthy standby.
+  const s = await supervised(t, { switchMode: 'socket', v2: { 'behaviour.json': '{"hangAfterMs":800,"hangOnce":true}' } });
+  await until('the failover to blue', async () => ((await s.status()).lastFailover ? true : undefined));
+  await until('green is a healthy standby again', async () => ((await s.status()).colors.green.state === 'healthy' ? true : undefined));
+
+  // Now blue hangs: green is healthy, but moving traffic back would be a flap.
+  const blue = (await s.pidOf('blue'))!;
+  process.kill(blue, 'SIGSTOP');
+  t.after(() => {
+    try {
+      process.kill(blue, 'SIGCONT');
+    } catch {
+      // restarted and gone already
+    }
+  });
+  await until('supervision judged blue', () => Promise.resolve(/blue \(live\) .*there is no failover: traffic came to blue by a failover from green/.test(s.serve.output()) || undefined));
+  const status = await s.status();
+  assert.equal(status.enabled, 'blue');
+  assert.equal((await new Journal(s.setup.app.paths.journal).records()).filter((r) => r.kind === 'failover').length, 1);
+});
