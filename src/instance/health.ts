@@ -19,7 +19,8 @@ export async function checkHealth(app: AppConfig, color: Color, timeoutMs = 2000
   try {
     const answer = await httpGet(endpointTarget(endpointOf(app, color)), app.health.path, timeoutMs);
     const ok = answer.status >= 200 && answer.status < 300;
-    return { state: ok ? 'healthy' : 'unhealthy', detail: `HTTP ${answer.status}` };
+    const location = answer.status >= 300 && answer.status < 400 ? answer.headers.location : undefined;
+    return { state: ok ? 'healthy' : 'unhealthy', detail: `HTTP ${answer.status}${typeof location === 'string' ? ` to ${location}` : ''}` };
   } catch (error) {
     return { state: 'unreachable', detail: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
   }
@@ -66,10 +67,13 @@ export async function waitUntilHealthy(app: AppConfig, color: Color, options: Wa
     });
   }
   if (!healthy) {
-    throw new DuetError(
-      `${color} did not become healthy within ${timeoutMs / 1000}s: GET ${app.health.path} last answered ${last.detail}`,
-      { step: 'health', hint: `check ${app.health.path} and the log ${log}; raise health.timeout_s if the app is just slow to start` },
-    );
+    const redirect = /^HTTP 3\d\d/.test(last.detail);
+    throw new DuetError(`${color} did not become healthy within ${timeoutMs / 1000}s: GET ${app.health.path} last answered ${last.detail}`, {
+      step: 'health',
+      hint: redirect
+        ? `a redirect is not healthy: point health.path at a route that answers 2xx itself (an app that redirects to https or to a login page needs a health route that does not)`
+        : `check ${app.health.path} and the log ${log}; raise health.timeout_s if the app is just slow to start`,
+    });
   }
   return healthy;
 }

@@ -74,15 +74,26 @@ async function collect(child: ResultPromise<SpawnOptions>, shown: string, option
   });
   const result = await child;
   if (result.failed) {
+    const notFound = result.exitCode === 127 ? commandNotFoundHint(combined) : undefined;
     throw new CommandFailedError({
       step: options.step,
       command: shown,
       exitStatus: result.exitCode,
       outputTail: lastLines(combined || String(result.message ?? ''), TAIL_LINES),
-      hint: options.hint,
+      hint: notFound && options.hint ? `${notFound}; ${options.hint}` : (notFound ?? options.hint),
     });
   }
   return typeof result.stdout === 'string' ? result.stdout : '';
+}
+
+/**
+ * Exit code 127 is the shell's "command not found". In a build that is nearly always a tool from
+ * devDependencies (`tsc`, `nest`, `vite`) that the install left out, or a binary not on PATH.
+ */
+export function commandNotFoundHint(output: string): string {
+  const missing = /(?:^|\n)(?:.*?: )?(?:\d+: )?([^\s:]+): (?:command )?not found/.exec(output)?.[1];
+  const what = missing ? `\`${missing}\` was not found (exit 127)` : 'a command was not found (exit 127)';
+  return `${what}: a devDependency the install left out (npm ci leaves them out when NODE_ENV=production is in the app's env), or a program not on PATH`;
 }
 
 export function lastLines(text: string, count: number): string {

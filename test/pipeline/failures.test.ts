@@ -91,3 +91,22 @@ test('an app that ignores SIGTERM is killed after stop_timeout_s when it is reti
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   assert.equal((await setup.duet(['pid', 'blue'])).code, 1);
 });
+
+test('a build tool that is not installed (exit 127): the error names it and the likely cause', async (t) => {
+  const setup = await setupDuet(t, { app: { build: "'tsc -p .'" } });
+  const failed = await setup.duet(['deploy', '--ref', 'v1']);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /build: `tsc -p \.` exited with code 127/);
+  assert.match(failed.stderr, /hint: `tsc` was not found \(exit 127\): a devDependency the install left out \(npm ci leaves them out when NODE_ENV=production/);
+});
+
+test('a health check that gets a redirect says so, and where to point health.path', async (t) => {
+  const setup = await setupDuet(t, {
+    app: { health: '{ path: /health, timeout_s: 1 }' },
+    tags: { v1: { 'behaviour.json': '{"healthRedirect":"https://cafeteria.example.com/health"}' } },
+  });
+  const failed = await setup.duet(['deploy', '--ref', 'v1']);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /GET \/health last answered HTTP 301 to https:\/\/cafeteria\.example\.com\/health/);
+  assert.match(failed.stderr, /hint: a redirect is not healthy: point health\.path at a route that answers 2xx/);
+});
