@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { homedir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { runArgv, runShell, type OutputSink } from '../util/run.js';
+import { nodeRuntime, type NodeRuntime } from './node-runtime.js';
 
 /**
  * Dependencies are installed per color, in that color's checkout. An install is skipped when the
@@ -22,6 +24,8 @@ export interface InstallOptions {
   env?: Record<string, string>;
   /** A copy of the other color's node_modules begun before the checkout (startEarlyCopy). */
   early?: EarlyCopy;
+  /** The Node.js the install runs, asked ahead (nodeRuntime); asked here when not given. */
+  runtime?: Promise<NodeRuntime>;
 }
 
 /**
@@ -161,15 +165,41 @@ export function findLockfile(dir: string): string | undefined {
   return LOCKFILES.map((name) => join(dir, name)).find((path) => existsSync(path));
 }
 
-/** sha256(lockfile bytes + "\0" + install command), hex; undefined without a lockfile. */
-export async function installFingerprint(dir: string, installCommand: string): Promise<string | undefined> {
+/** Set per deploy for the app: they change with every deploy, never what an install produces. */
+const PER_DEPLOY_ENV = new Set(['DUET_COLOR', 'DUET_REVISION', 'DUET_REF']);
+
+/** The part of the install's environment that can change its result: the app's env, npm's settings, NODE_ENV. */
+function keyedEnv(env: Record<string, string>): Array<[string, string]> {
+  const fromDuet = Object.entries(process.env).filter(([name]) => name === 'NODE_ENV' || /^npm_config_/i.test(name));
+  const all = new Map<string, string>([...fromDuet.map(([k, v]): [string, string] => [k, v ?? '']), ...Object.entries(env)]);
+  return [...all].filter(([name]) => !PER_DEPLOY_ENV.has(name)).sort(([a], [b]) => a.localeCompare(b));
+}
+
+/**
+ * The install cache's key: everything that changes what a fresh install produces. The lockfile,
+ * package.json (its scripts and overrides run or apply at install time), the project's and the
+ * user's .npmrc, the install command and its environment, and the Node.js that runs it (version,
+ * ABI, platform: native addons are built for exactly these). undefined without a lockfile.
+ */
+export async function installFingerprint(dir: string, inputs: { command: string; env: Record<string, string>; runtime: NodeRuntime }): Promise<string | undefined> {
   const lockfile = findLockfile(dir);
   if (lockfile === undefined) return undefined;
-  return createHash('sha256')
-    .update(await readFile(lockfile))
-    .update('\0')
-    .update(installCommand)
-    .digest('hex');
+  const hash = createHash('sha256');
+  const part = (name: string, value: string | Buffer): void => void hash.update(name).update('\0').update(value).update('\0');
+  part('lockfile', basename(lockfile));
+  part('lockfile bytes', await readFile(lockfile));
+  for (const [name, path] of [
+    ['package.json', join(dir, 'package.json')],
+    ['.npmrc', join(dir, '.npmrc')],
+    ['~/.npmrc', join(homedir(), '.npmrc')],
+  ] as const) {
+    part(name, (await readFileIfExists(path)) ?? '(none)');
+  }
+  part('command', inputs.command);
+  part('env', JSON.stringify(keyedEnv(inputs.env)));
+  const { version, modules, platform, arch } = inputs.runtime;
+  part('node', JSON.stringify({ version, modules, platform, arch }));
+  return hash.digest('hex');
 }
 
 export async function readInstallStamp(path: string): Promise<InstallStamp | undefined> {
@@ -193,11 +223,16 @@ export async function installDependencies(app: AppConfig, color: Color, options:
   const checkout = app.paths.checkout[color];
   const stampPath = app.paths.installStamp[color];
   const nodeModules = join(checkout, 'node_modules');
-  const fingerprint = await installFingerprint(checkout, app.install);
+  const env = options.env ?? {};
+  const runtime = await (options.runtime ?? nodeRuntime(env.PATH ?? process.env.PATH)).catch((error: Error) => {
+    options.output?.write(`duet: cannot tell which Node.js runs the install (${error.message}); not using the install cache\n`);
+    return undefined;
+  });
+  const fingerprint = runtime && (await installFingerprint(checkout, { command: app.install, env, runtime }));
 
   if (fingerprint === undefined) {
     // Without a lockfile nothing tells whether the dependencies changed: always install.
-    options.output?.write(`duet: no lockfile in ${checkout}; running the install command\n`);
+    if (runtime) options.output?.write(`duet: no lockfile in ${checkout}; running the install command\n`);
     await rm(stampPath, { force: true });
     await runInstall(app, checkout, options);
     return 'installed';
@@ -206,7 +241,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
   const stamp = await readInstallStamp(stampPath);
   if (stamp?.fingerprint === fingerprint && (existsSync(nodeModules) || !stamp.nodeModules)) {
     await discardEarlyCopy(options.early);
-    options.output?.write(`duet: dependencies of ${color} are up to date (same lockfile and install command)\n`);
+    options.output?.write(`duet: dependencies of ${color} are up to date (same lockfile, package.json, .npmrc, install command and environment, Node.js ${runtime?.version})\n`);
     return 'skipped';
   }
 

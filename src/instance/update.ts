@@ -3,6 +3,7 @@ import type { Color } from '../config/schema.js';
 import { runShell, type OutputSink } from '../util/run.js';
 import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
 import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
+import { nodeRuntime } from './node-runtime.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { runningInstance, stopInstance } from './runner.js';
 
@@ -53,8 +54,11 @@ export async function updateInstance(
   await clearPrepared(app, color);
   const dir = app.paths.checkout[color];
   const env = buildEnv(app, color, target);
-  // Runs while git fetches and checks out; used by the install when the lockfile matches.
+  // Run while git fetches and checks out: a copy used by the install when the lockfile matches,
+  // and the question which Node.js the install runs (part of the install cache's key).
   const early = await startEarlyCopy(app, color);
+  const runtime = nodeRuntime(env.PATH ?? process.env.PATH);
+  runtime.catch(() => {}); // reported by the install, which awaits it
   let install: InstallOutcome;
   try {
     // The fetch writes only .git, so meanwhile the old instance stops and then its leftovers are
@@ -69,7 +73,7 @@ export async function updateInstance(
     await checkOutCommit(dir, target, { output });
     // A new repository is cleaned after its first checkout: its directory may hold strays.
     if (!cleanFirst) await cleanCheckout(dir, { output });
-    install = await installDependencies(app, color, { output, env, early });
+    install = await installDependencies(app, color, { output, env, early, runtime });
   } finally {
     // Whatever happened, an early copy that was not used goes (a no-op when it was).
     await discardEarlyCopy(early);

@@ -1,6 +1,5 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -8,7 +7,8 @@ import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { CommandFailedError } from '../../src/errors.js';
 import { prepareCheckout, resolveRef } from '../../src/instance/checkout.js';
-import { copyAhead, discardEarlyCopy, earlyCopyPath, findLockfile, installDependencies, readInstallStamp, removeReplacedModules, startEarlyCopy } from '../../src/instance/install.js';
+import { copyAhead, discardEarlyCopy, earlyCopyPath, findLockfile, installDependencies, installFingerprint, readInstallStamp, removeReplacedModules, startEarlyCopy } from '../../src/instance/install.js';
+import { nodeRuntime } from '../../src/instance/node-runtime.js';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -46,9 +46,6 @@ async function fixture(t: TestContext, install = COUNTING_INSTALL): Promise<Fixt
   };
 }
 
-function fingerprint(lockfile: string, install: string): string {
-  return createHash('sha256').update(lockfile).update('\0').update(install).digest('hex');
-}
 
 /** A new lockfile version in a new tag: a dependency change. */
 async function tagNewLockfile(f: Fixture, tag: string, version: string): Promise<void> {
@@ -74,8 +71,9 @@ test('install, then skip while the lockfile is unchanged, across checkouts of ne
   assert.match(output.join(''), /\$ mkdir -p node_modules/);
 
   const stamp = await readInstallStamp(f.app.paths.installStamp.blue);
-  const lockfile = await readFile(join(f.app.paths.checkout.blue, 'package-lock.json'), 'utf8');
-  assert.equal(stamp?.fingerprint, fingerprint(lockfile, COUNTING_INSTALL));
+  const runtime = await nodeRuntime(process.env.PATH);
+  assert.equal(runtime.version, process.version, 'the node on PATH is the one running the tests');
+  assert.equal(stamp?.fingerprint, await installFingerprint(f.app.paths.checkout.blue, { command: COUNTING_INSTALL, env: { DUET_COLOR: 'blue' }, runtime }));
   assert.equal(stamp?.nodeModules, true);
   assert.ok(!Number.isNaN(Date.parse(stamp?.installedAt ?? '')));
 
@@ -296,4 +294,44 @@ test('the lockfile is the first present of npm, shrinkwrap, yarn and pnpm ones',
     await writeFile(join(dir, name), name);
     assert.equal(findLockfile(dir), join(dir, name));
   }
+});
+
+/** A `node` on PATH that claims another version when asked (as duet asks), and runs the real one otherwise. */
+async function fakeNode(t: TestContext, version: string, modules: string): Promise<string> {
+  const dir = await tempDir(t, 'fake-node');
+  const answer = JSON.stringify({ version, modules, platform: process.platform, arch: process.arch });
+  await writeFile(join(dir, 'node'), `#!/bin/sh\nif [ "$1" = -p ]; then echo '${answer}'; else exec ${process.execPath} "$@"; fi\n`, { mode: 0o755 });
+  return `${dir}:${process.env.PATH}`;
+}
+
+test("the install cache's key: package.json, .npmrc, the install's environment and the Node.js that runs it", async (t) => {
+  const f = await fixture(t);
+  await f.checkout('blue', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  const again = (env: Record<string, string> = {}) => installDependencies(f.app, 'blue', { env: { DUET_COLOR: 'blue', ...env } });
+  assert.equal(await again({ DUET_REVISION: 'a'.repeat(40) }), 'skipped', "a deploy's own variables are not part of the key");
+
+  // Same lockfile, another package.json (a changed script runs at install time).
+  const pkg = JSON.parse(await readFile(join(f.repo.workDir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  await f.repo.tag('v2', { 'package.json': `${JSON.stringify({ ...pkg, scripts: { ...pkg.scripts, postinstall: 'true' } }, null, 2)}\n` });
+  await f.checkout('blue', 'v2');
+  assert.equal(await again(), 'installed');
+  assert.equal(await again(), 'skipped');
+
+  await f.repo.tag('v3', { '.npmrc': 'legacy-peer-deps=true\n' });
+  await f.checkout('blue', 'v3');
+  assert.equal(await again(), 'installed', 'a changed .npmrc');
+
+  assert.equal(await again({ NODE_ENV: 'production' }), 'installed', "the app's env reaches the install");
+  assert.equal(await again({ NODE_ENV: 'production' }), 'skipped');
+
+  const upgraded = await fakeNode(t, 'v22.11.0', '127');
+  assert.equal((await nodeRuntime(upgraded)).modules, '127');
+  assert.equal(await again({ NODE_ENV: 'production', PATH: upgraded }), 'installed', 'another Node.js ABI: native addons must be rebuilt');
+  assert.equal(await f.runs('blue'), 5);
+
+  // The other color, on the old Node.js, does not get this tree copied.
+  await f.checkout('green', 'v3');
+  assert.equal(await installDependencies(f.app, 'green', { env: { DUET_COLOR: 'green', NODE_ENV: 'production' } }), 'installed');
+  assert.equal(await installDependencies(f.app, 'green', { env: { DUET_COLOR: 'green', NODE_ENV: 'production', PATH: upgraded } }), 'copied');
 });
