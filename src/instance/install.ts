@@ -1,13 +1,15 @@
-import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { runArgv, runShell, type OutputSink } from '../util/run.js';
+import { findLockfile, installFingerprint } from './install-key.js';
+import { installScripts } from './install-scripts.js';
 import { nodeRuntime, type NodeRuntime } from './node-runtime.js';
+
+export { findLockfile, installFingerprint, LOCKFILES } from './install-key.js';
 
 /**
  * Dependencies are installed per color, in that color's checkout. An install is skipped when the
@@ -157,51 +159,6 @@ export interface InstallStamp {
   copiedFrom?: Color;
 }
 
-/** First one present wins. */
-export const LOCKFILES = ['package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml'] as const;
-
-/** The lockfile of the checkout in `dir`, or undefined when it has none. */
-export function findLockfile(dir: string): string | undefined {
-  return LOCKFILES.map((name) => join(dir, name)).find((path) => existsSync(path));
-}
-
-/** Set per deploy for the app: they change with every deploy, never what an install produces. */
-const PER_DEPLOY_ENV = new Set(['DUET_COLOR', 'DUET_REVISION', 'DUET_REF']);
-
-/** The part of the install's environment that can change its result: the app's env, npm's settings, NODE_ENV. */
-function keyedEnv(env: Record<string, string>): Array<[string, string]> {
-  const fromDuet = Object.entries(process.env).filter(([name]) => name === 'NODE_ENV' || /^npm_config_/i.test(name));
-  const all = new Map<string, string>([...fromDuet.map(([k, v]): [string, string] => [k, v ?? '']), ...Object.entries(env)]);
-  return [...all].filter(([name]) => !PER_DEPLOY_ENV.has(name)).sort(([a], [b]) => a.localeCompare(b));
-}
-
-/**
- * The install cache's key: everything that changes what a fresh install produces. The lockfile,
- * package.json (its scripts and overrides run or apply at install time), the project's and the
- * user's .npmrc, the install command and its environment, and the Node.js that runs it (version,
- * ABI, platform: native addons are built for exactly these). undefined without a lockfile.
- */
-export async function installFingerprint(dir: string, inputs: { command: string; env: Record<string, string>; runtime: NodeRuntime }): Promise<string | undefined> {
-  const lockfile = findLockfile(dir);
-  if (lockfile === undefined) return undefined;
-  const hash = createHash('sha256');
-  const part = (name: string, value: string | Buffer): void => void hash.update(name).update('\0').update(value).update('\0');
-  part('lockfile', basename(lockfile));
-  part('lockfile bytes', await readFile(lockfile));
-  for (const [name, path] of [
-    ['package.json', join(dir, 'package.json')],
-    ['.npmrc', join(dir, '.npmrc')],
-    ['~/.npmrc', join(homedir(), '.npmrc')],
-  ] as const) {
-    part(name, (await readFileIfExists(path)) ?? '(none)');
-  }
-  part('command', inputs.command);
-  part('env', JSON.stringify(keyedEnv(inputs.env)));
-  const { version, modules, platform, arch } = inputs.runtime;
-  part('node', JSON.stringify({ version, modules, platform, arch }));
-  return hash.digest('hex');
-}
-
 export async function readInstallStamp(path: string): Promise<InstallStamp | undefined> {
   const text = await readFileIfExists(path);
   if (text === undefined) return undefined;
@@ -238,10 +195,31 @@ export async function installDependencies(app: AppConfig, color: Color, options:
     return 'installed';
   }
 
+  const scripts = await installScripts(checkout, findLockfile(checkout)!);
+  const noCache = !scripts.known
+    ? `${basename(findLockfile(checkout)!)} does not say which dependencies run install scripts`
+    : scripts.root.length > 0
+      ? `package.json runs ${scripts.root.join(', ')} at install time, whose result may depend on this commit's files`
+      : undefined;
+  if (noCache) {
+    await discardEarlyCopy(options.early);
+    options.output?.write(`duet: not using the install cache: ${noCache}; a fresh install runs it for this commit\n`);
+    await rm(stampPath, { force: true });
+    await runInstall(app, checkout, options);
+    await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: existsSync(nodeModules) });
+    return 'installed';
+  }
+
   const stamp = await readInstallStamp(stampPath);
   if (stamp?.fingerprint === fingerprint && (existsSync(nodeModules) || !stamp.nodeModules)) {
     await discardEarlyCopy(options.early);
     options.output?.write(`duet: dependencies of ${color} are up to date (same lockfile, package.json, .npmrc, install command and environment, Node.js ${runtime?.version})\n`);
+    if (scripts.dependencies.length > 0) {
+      // A failure half-way must not leave a tree that the next deploy takes for done.
+      await rm(stampPath, { force: true });
+      await rerunDependencyScripts(checkout, scripts.dependencies, options);
+      await writeStamp(stampPath, stamp);
+    }
     return 'skipped';
   }
 
@@ -259,6 +237,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
     if (existsSync(nodeModules)) await rename(nodeModules, old);
     await rm(markerOf(early.path), { force: true });
     await rename(early.path, nodeModules);
+    await rerunDependencyScripts(checkout, scripts.dependencies, options);
     await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: early.from });
     return 'copied';
   }
@@ -276,6 +255,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
       output: options.output,
       hint: `copying ${otherModules} failed; check free disk space`,
     });
+    await rerunDependencyScripts(checkout, scripts.dependencies, options);
     await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: other });
     return 'copied';
   }
@@ -293,6 +273,22 @@ async function runInstall(app: AppConfig, checkout: string, options: InstallOpti
     env: options.env,
     output: options.output,
     hint: `the install command failed in ${checkout}; fix the app's dependencies or "install" in duet.yml (the live color is untouched)`,
+  });
+}
+
+/**
+ * A skipped or copied tree holds what the dependencies' install scripts made for another commit
+ * (Prisma's client from another schema): they run again, as a fresh install would run them.
+ */
+async function rerunDependencyScripts(checkout: string, names: string[], options: InstallOptions): Promise<void> {
+  if (names.length === 0) return;
+  options.output?.write(`duet: running the install scripts of ${names.join(', ')} again for this commit\n$ npm rebuild ${names.join(' ')}\n`);
+  await runArgv(['npm', 'rebuild', ...names], {
+    step: 'install',
+    cwd: checkout,
+    env: options.env,
+    output: options.output,
+    hint: `an install script of a dependency failed in ${checkout} (the live color is untouched)`,
   });
 }
 

@@ -311,9 +311,9 @@ test("the install cache's key: package.json, .npmrc, the install's environment a
   const again = (env: Record<string, string> = {}) => installDependencies(f.app, 'blue', { env: { DUET_COLOR: 'blue', ...env } });
   assert.equal(await again({ DUET_REVISION: 'a'.repeat(40) }), 'skipped', "a deploy's own variables are not part of the key");
 
-  // Same lockfile, another package.json (a changed script runs at install time).
+  // Same lockfile, another package.json (its scripts, overrides, engines).
   const pkg = JSON.parse(await readFile(join(f.repo.workDir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-  await f.repo.tag('v2', { 'package.json': `${JSON.stringify({ ...pkg, scripts: { ...pkg.scripts, postinstall: 'true' } }, null, 2)}\n` });
+  await f.repo.tag('v2', { 'package.json': `${JSON.stringify({ ...pkg, scripts: { ...pkg.scripts, build: 'node -e 0' } }, null, 2)}\n` });
   await f.checkout('blue', 'v2');
   assert.equal(await again(), 'installed');
   assert.equal(await again(), 'skipped');

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 
@@ -93,11 +93,12 @@ test('an app that ignores SIGTERM is killed after stop_timeout_s when it is reti
 });
 
 test('a build tool that is not installed (exit 127): the error names it and the likely cause', async (t) => {
-  const setup = await setupDuet(t, { app: { build: "'tsc -p .'" } });
+  // Not tsc: npm test puts node_modules/.bin, where this project's tsc is, on PATH.
+  const setup = await setupDuet(t, { app: { build: "'no-such-build-tool -p .'" } });
   const failed = await setup.duet(['deploy', '--ref', 'v1']);
   assert.equal(failed.code, 1);
-  assert.match(failed.stderr, /build: `tsc -p \.` exited with code 127/);
-  assert.match(failed.stderr, /hint: `tsc` was not found \(exit 127\): a devDependency the install left out \(npm ci leaves them out when NODE_ENV=production/);
+  assert.match(failed.stderr, /build: `no-such-build-tool -p \.` exited with code 127/);
+  assert.match(failed.stderr, /hint: `no-such-build-tool` was not found \(exit 127\): a devDependency the install left out \(npm ci leaves them out when NODE_ENV=production/);
 });
 
 test('a health check that gets a redirect says so, and where to point health.path', async (t) => {
@@ -109,4 +110,26 @@ test('a health check that gets a redirect says so, and where to point health.pat
   assert.equal(failed.code, 1);
   assert.match(failed.stderr, /GET \/health last answered HTTP 301 to https:\/\/cafeteria\.example\.com\/health/);
   assert.match(failed.stderr, /hint: a redirect is not healthy: point health\.path at a route that answers 2xx/);
+});
+
+test('install scripts run for every commit: a changed postinstall and a failing preinstall with an unchanged lockfile (real npm ci)', async (t) => {
+  const pkg = (scripts: Record<string, string>) => `${JSON.stringify({ name: 'sample-app', version: '1.0.0', private: true, scripts: { start: 'node server.js', ...scripts } }, null, 2)}\n`;
+  const setup = await setupDuet(t, {
+    app: { install: "'npm ci --no-audit --no-fund --offline'" },
+    tags: {
+      v1: { 'package.json': pkg({ postinstall: 'echo v1 > postinstall-ran' }) },
+      v2: { VERSION: 'v2\n', 'package.json': pkg({ postinstall: 'echo v2 > postinstall-ran' }) },
+      v3: { VERSION: 'v3\n', 'package.json': pkg({ preinstall: 'echo preinstall refuses this machine >&2; exit 1' }) },
+    },
+  });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const v2 = await setup.succeed(['deploy', '--ref', 'v2']);
+  assert.equal(await readFile(join(setup.app.paths.checkout.green, 'postinstall-ran'), 'utf8'), 'v2\n', "v2's own postinstall ran");
+  assert.match((await setup.duet(['logs'])).stdout, /not using the install cache: package\.json runs postinstall at install time/);
+  assert.ok(v2);
+  const failed = await setup.duet(['deploy', '--ref', 'v3']);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /update: .*install: `npm ci[^`]*` exited with code 1|install: `npm ci[^`]*` exited with code 1/);
+  assert.match(failed.stderr, /preinstall refuses this machine/);
+  assert.match((await setup.get('/')).body, /cafeteria v2/);
 });
