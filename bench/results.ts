@@ -2,6 +2,7 @@ import type { BreakdownResult } from './scenarios/breakdown.js';
 import type { LoadRow } from './scenarios/deploy-load.js';
 import type { InstallResult } from './scenarios/install-reuse.js';
 import type { WebhookResult } from './scenarios/webhook.js';
+import type { FailsResult } from './scenarios/app-fails.js';
 import type { Calibration } from './lib/shims.js';
 
 /** Everything one run measured: written to bench/results.json, rendered by table.ts. */
@@ -30,6 +31,8 @@ export interface Results {
   breakdown: { socket?: BreakdownResult; port?: BreakdownResult };
   install?: InstallResult;
   webhook?: WebhookResult;
+  /** Section 6: the app fails (kill -9 under load, a version that crashes after going live). */
+  fails?: FailsResult;
   /** Sections that failed, with why: their cells show n/a. */
   failures: Record<string, string>;
 }

@@ -21,7 +21,8 @@ import { runBreakdown } from './scenarios/breakdown.js';
 import { duetLoadRows, naiveRows, pm2Rows, reloadAmidDeployRows, reloadRows, type ClientKind, type LoadSettings } from './scenarios/deploy-load.js';
 import { runInstallReuse } from './scenarios/install-reuse.js';
 import { runWebhook } from './scenarios/webhook.js';
-import { DUET_PORT, DUET_SOCKET, renderReport } from './table.js';
+import { CRASH_AFTER_MS, crashingVersion, duetFails, naiveFails, pm2Fails, WATCH_S, type BaselineFailsSetup, type DuetFailsSetup, type FailsResult, type FailsSettings, type FailsSystem } from './scenarios/app-fails.js';
+import { DUET_PORT, DUET_SOCKET, NAIVE_SETUP, PM2_CLUSTER, renderReport } from './table.js';
 
 /**
  * `npm run bench [-- --quick] [--only part,...]`: every figure of bench/README.md, measured on
@@ -38,7 +39,7 @@ import { DUET_PORT, DUET_SOCKET, renderReport } from './table.js';
 const quick = process.argv.includes('--quick');
 
 /** The measured parts, in run order; `--only webhook,port` runs a subset (to iterate on one). */
-const PARTS = ['socket', 'port', 'baseline', 'install', 'webhook'] as const;
+const PARTS = ['socket', 'port', 'baseline', 'install', 'webhook', 'fails'] as const;
 type Part = (typeof PARTS)[number];
 const only = parseOnly(process.argv);
 const runs = (name: Part): boolean => only === null || only.has(name);
@@ -59,8 +60,8 @@ function parseOnly(argv: string[]): Set<Part> | null {
 }
 
 const settings = quick
-  ? { deploysPerRow: 1, warmMs: 250, tailMs: 250, breakdownReps: 1, apiRollbackRounds: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, goalStepMs: 2000, maxDurationS: 1, idleWaitMs: 300, startupRuns: 1 }
-  : { deploysPerRow: 5, warmMs: 500, tailMs: 500, breakdownReps: 3, apiRollbackRounds: 2, installRounds: 2, rates: [50, 100, 200, 400, 800], stepMs: 4000, goalStepMs: 10_000, maxDurationS: 4, idleWaitMs: 2000, startupRuns: 5 };
+  ? { deploysPerRow: 1, warmMs: 250, tailMs: 250, breakdownReps: 1, apiRollbackRounds: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, goalStepMs: 2000, maxDurationS: 1, idleWaitMs: 300, startupRuns: 1, kills: 1 }
+  : { deploysPerRow: 5, warmMs: 500, tailMs: 500, breakdownReps: 3, apiRollbackRounds: 2, installRounds: 2, rates: [50, 100, 200, 400, 800], stepMs: 4000, goalStepMs: 10_000, maxDurationS: 4, idleWaitMs: 2000, startupRuns: 5, kills: 3 };
 const LOAD = { threads: 2, connections: 32 };
 /**
  * Which client kinds load which deploys: the full run gives keep-alive and `Connection: close`
@@ -70,6 +71,11 @@ const KIND_GROUPS: ClientKind[][] = quick ? [['keep-alive', 'close']] : [['keep-
 /** Tags for the loaded deploys of one system: one series per kind group. */
 const loadSeries = (prefix: string[]): string[][] => KIND_GROUPS.map((_, i) => series(prefix[i]!, settings.deploysPerRow));
 const WEBHOOK = { connections: 16, burst: 100 };
+/**
+ * Section 6: both client kinds at once, 16 connections each (32 in all, as the load rows), each
+ * request recorded; the windows are the same in --quick (only the number of kills differs).
+ */
+const FAILS: FailsSettings = { kills: settings.kills, connections: 16, kinds: ['keep-alive', 'close'], warmMs: 500, afterKillMs: 5000, duetTailMs: 5000, otherTailMs: 10_000 };
 
 async function versionOf(file: string, args: string[]): Promise<string | null> {
   const result = await execa(file, args, { reject: false, stdin: 'ignore', all: true });
@@ -192,6 +198,44 @@ async function prepareBaseline(scope: Scope, root: string): Promise<BaselineSetu
   return { repo, baseline, tags };
 }
 
+interface FailsSetups {
+  socket: DuetFailsSetup;
+  port: DuetFailsSetup;
+  baseline: BaselineFailsSetup;
+}
+
+/**
+ * Section 6's own setups: duet with the watch on (health.watch_s as installed; the timing rows
+ * turn it off), each with a `duet serve` port, both colors warm (v0 the standby, f1 live, fx the
+ * version that crashes, committed last since every later commit would inherit its
+ * behaviour.json); and the baseline app (v0; nx crashes) behind its own nginx, with its app log.
+ */
+async function prepareFails(scope: Scope, root: string, shims: Shims): Promise<FailsSetups> {
+  const duet = async (mode: 'socket' | 'port', system: string): Promise<DuetFailsSetup> => {
+    const servePort = await freePort();
+    const env = await createDuetEnv(scope, root, shims, {
+      name: `fails-${mode}`,
+      switchMode: mode,
+      app: { health: `{ path: /health, timeout_s: 30, watch_s: ${WATCH_S} }` },
+      top: { server: `{ listen: "127.0.0.1:${servePort}" }` },
+    });
+    await appendCommits(env.setup.repo, [...versionTags(['f1']), crashingVersion('fx')]);
+    await mustCli(env, ['deploy', '--ref', env.initialTag]);
+    await mustCli(env, ['deploy', '--ref', 'f1']);
+    return { env, mode, system, servePort, live: 'f1', crashTag: 'fx' };
+  };
+  const baseline = async (): Promise<BaselineFailsSetup> => {
+    const repo = await createAppRepo(scope.context, { files: appFiles('v0') });
+    ownDir(join(repo.bareDir, '..'));
+    await repo.tag('v0');
+    await appendCommits(repo, [crashingVersion('nx')]);
+    const appLog = join(root, 'fails-baseline-app.ndjson');
+    return { baseline: await createBaseline(scope, root, repo, 'v0', { name: 'fails-baseline', appLog }), appLog, good: 'v0', crashTag: 'nx' };
+  };
+  const [socket, port, base] = await Promise.all([duet('socket', DUET_SOCKET), duet('port', DUET_PORT), baseline()]);
+  return { socket, port, baseline: base };
+}
+
 async function main(): Promise<number> {
   handleSignals();
   const startedAt = new Date();
@@ -224,7 +268,7 @@ async function main(): Promise<number> {
       calibration: shims.calibration,
       startup: await startupFloor(settings.startupRuns),
       simpleGit: await simpleGitSilentPenalty(settings.startupRuns * 2 + 1),
-      settings: { ...settings, kindGroups: KIND_GROUPS, loadThreads: LOAD.threads, loadConnections: LOAD.connections, webhookConnections: WEBHOOK.connections, burst: WEBHOOK.burst },
+      settings: { ...settings, kindGroups: KIND_GROUPS, loadThreads: LOAD.threads, loadConnections: LOAD.connections, webhookConnections: WEBHOOK.connections, burst: WEBHOOK.burst, fails: FAILS },
     },
     load: [],
     breakdown: {},
@@ -232,20 +276,22 @@ async function main(): Promise<number> {
   };
 
   // --- setups, concurrently ----------------------------------------------------------------
-  log('\n== preparing: duet (socket), duet (port), the baseline app');
+  log(`\n== preparing: duet (socket), duet (port), the baseline app${runs('fails') ? '; for "the app fails": duet (socket, port) with the watch on, the baseline app' : ''}`);
   results.meta.loadByPart.setup = loadavg()[0]!;
   const socketScope = openScope('socket');
   const portScope = openScope('port');
   const baselineScope = openScope('baseline');
+  const failsScope = openScope('fails');
   const servePort = await freePort();
   const portServePort = await freePort();
   // A setup is prepared only for the parts that use it (all of them unless --only).
   const notNeeded = Promise.reject(NOT_RUN);
   notNeeded.catch(() => undefined);
-  const [socketSetup, portSetup, baselineSetup] = await Promise.allSettled([
+  const [socketSetup, portSetup, baselineSetup, failsSetup] = await Promise.allSettled([
     runs('socket') || runs('webhook') ? prepareDuet(socketScope, root, shims, 'socket', { server: `{ listen: "127.0.0.1:${servePort}" }` }) : notNeeded,
     runs('port') || runs('install') ? prepareDuet(portScope, root, shims, 'port', { server: `{ listen: "127.0.0.1:${portServePort}" }` }) : notNeeded,
     runs('baseline') ? prepareBaseline(baselineScope, root) : notNeeded,
+    runs('fails') ? prepareFails(failsScope, root, shims) : notNeeded,
   ]);
   const failedSetup = (name: string, outcome: PromiseSettledResult<unknown>): void => {
     if (outcome.status === 'rejected' && outcome.reason !== NOT_RUN) {
@@ -257,6 +303,7 @@ async function main(): Promise<number> {
   failedSetup('socket', socketSetup);
   failedSetup('port', portSetup);
   failedSetup('baseline', baselineSetup);
+  failedSetup('fails', failsSetup);
 
   // --- duet, switch: socket: sections 2 and 1 ---------------------------------------------
   if (socketSetup.status === 'fulfilled' && runs('socket')) {
@@ -334,6 +381,33 @@ async function main(): Promise<number> {
     results.failures.webhook = 'the socket setup failed';
   }
   await closeScope(socketScope);
+
+  // --- section 6: the app fails, on its own setups -------------------------------------------
+  if (failsSetup.status === 'fulfilled' && runs('fails')) {
+    const setups = failsSetup.value;
+    await part(results, 'fails', 'the app fails: kill -9 of the live instance under load; a version that crashes after going live', async () => {
+      const fails: FailsResult = { crashAfterMs: CRASH_AFTER_MS, watchS: WATCH_S, settings: FAILS, systems: [] };
+      results.fails = fails;
+      // One system's failure is recorded (its cells show n/a) and the others are still measured.
+      const measure = async (system: string, work: () => Promise<FailsSystem>): Promise<void> => {
+        if (isInterrupted()) return;
+        log(`  -- ${system}`);
+        try {
+          fails.systems.push(await work());
+        } catch (error) {
+          if (isInterrupted()) return;
+          const message = error instanceof Error ? error.message : String(error);
+          results.failures[`fails, ${system}`] = message.split('\n')[0]!;
+          log(`  FAILED: ${message}`);
+        }
+      };
+      await measure(DUET_SOCKET, () => duetFails(failsScope, setups.socket, FAILS));
+      await measure(DUET_PORT, () => duetFails(failsScope, setups.port, FAILS));
+      await measure(PM2_CLUSTER, () => pm2Fails(setups.baseline, PM2_CLUSTER, FAILS));
+      await measure(NAIVE_SETUP, () => naiveFails(setups.baseline, NAIVE_SETUP, FAILS));
+    });
+  }
+  await closeScope(failsScope);
 
   results.meta.durationS = elapsedS();
   results.meta.loadAverageAfter = loadavg();

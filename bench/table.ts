@@ -5,6 +5,7 @@ import type { Results } from './results.js';
 import type { ApiRollback, BreakdownResult } from './scenarios/breakdown.js';
 import type { LoadRow } from './scenarios/deploy-load.js';
 import { GOAL_RATE, type SystemIntake } from './scenarios/webhook.js';
+import type { CrashRun, FailsSystem, KillRun } from './scenarios/app-fails.js';
 import { clearlyAbove, meanWithError, median, type MeanWithError } from './lib/stats.js';
 
 /**
@@ -19,6 +20,9 @@ export const RELOAD = 'nginx -s reload';
 export const RELOAD_AMID = 'nginx -s reload amid the same deploy work';
 export const NAIVE = 'naive restart';
 export const PM2 = 'pm2 reload (cluster)';
+/** Section 6's systems besides duet's two: what runs them when the app fails, not how they deploy. */
+export const PM2_CLUSTER = 'pm2 (cluster, 2 instances)';
+export const NAIVE_SETUP = 'naive (one process, nothing restarts it)';
 
 const NA = 'n/a';
 const DASH = '—';
@@ -365,6 +369,159 @@ function webhookDetails(results: Results): string {
   return lines.join('\n');
 }
 
+// --- section 6: the app fails ----------------------------------------------------------------
+
+const failsSystem = (results: Results, system: string): FailsSystem | undefined => results.fails?.systems.find((s) => s.system === system);
+const list = (values: Array<number | null>, digits = 0): string => values.map((v) => num(v, digits)).join(', ');
+const maxOf = (values: Array<number | null>): number | null => (values.some((v) => v === null) || values.length === 0 ? null : Math.max(...(values as number[])));
+const byKind = (run: { window: KillRun['window'] }): string => `${num(run.window.byKind['keep-alive']?.failed ?? 0, 0)} / ${num(run.window.byKind.close?.failed ?? 0, 0)}`;
+const causes = (c: Record<string, number>): string => Object.entries(c).map(([k, n]) => `${k}: ${n}`).join(', ') || DASH;
+/** The open connections of the process(es) that crashed in a crashing deploy's window. */
+const crashedConnections = (crash: CrashRun): number | null => (crash.crashes.length && crash.crashes.every((c) => c.connections !== null) ? crash.crashes.reduce((t, c) => t + c.connections!, 0) : null);
+
+function killCells(sys: FailsSystem | undefined): [string, string, string] {
+  if (!sys || sys.kills.length === 0) return [NA, NA, NA];
+  const kills = sys.kills;
+  const failedText = `${list(kills.map((k) => k.window.failed))} in ${kills.length} kill${kills.length > 1 ? 's' : ''}`;
+  let failedCell = failedText;
+  if (sys.system === DUET_SOCKET) failedCell = goal(failedText, kills.every((k) => k.window.failed === 0), '0');
+  else if (sys.system === DUET_PORT) {
+    const check = kills.every((k) => k.openConnections !== null) ? kills.every((k) => k.window.failed <= k.openConnections!) : null;
+    failedCell = goal(failedText, check, `≤ the killed process's open connections: ${list(kills.map((k) => k.openConnections))}`);
+  }
+  if (!sys.mode) {
+    const back = kills.map((k) => k.restartListeningMs);
+    const again = back.every((b) => b === null) ? 'never within 5 s: nothing restarts it' : `its replacement listening after ${list(back)} ms`;
+    return [failedCell, DASH, again];
+  }
+  const fallback = kills.map((k) => k.firstFallbackMs);
+  const worst = maxOf(fallback);
+  return [failedCell, goal(`${list(fallback, 1)} ms`, worst === null ? null : worst < 50, '< 50 ms, each kill'), `${list(kills.map((k) => k.liveBackMs))} ms (restarted by duet serve)`];
+}
+
+function crashCells(sys: FailsSystem | undefined): [string, string] {
+  const crash = sys?.crash;
+  if (!sys || !crash) return [NA, NA];
+  const failedCount = crash.window.failed;
+  const connections = crashedConnections(crash);
+  let failedCell = num(failedCount, 0);
+  if (sys.system === DUET_SOCKET) failedCell = goal(failedCell, failedCount === 0, '0');
+  else if (sys.system === DUET_PORT) {
+    // A client's connection to nginx lost under it is nginx's reload (the switch, the switch
+    // back), as in section 1, not the crash: nginx stays up when an app dies.
+    const atCrash = failedCount - crash.window.lost;
+    failedCell =
+      `${num(failedCount, 0)}: ${goal(`${num(atCrash, 0)} at the crash`, connections === null ? null : atCrash <= connections, `≤ the crashed process's open connections: ${num(connections, 0)}`)}; ` +
+      `${num(crash.window.lost, 0)} keep-alive connections closed by nginx's reloads (${num(crash.lostAfterSwitch, 0)} after the switch, ${num(crash.lostAfterCrash, 0)} after the crash, when duet switched back)`;
+  }
+  const crashes = `${crash.crashes.length} crash${crash.crashes.length === 1 ? '' : 'es'} in the window`;
+  if (!sys.mode) return [failedCell, `${sys.system.startsWith('pm2') ? '`pm2 reload`' : 'the restart'} returned after ${ms(crash.wallMs, 0)}; ${crashes}`];
+  const after = Object.keys(crash.versionsAfter);
+  const switchedBack = crash.failedStep === 'watch' && crash.exitCode === 1 && after.length === 1 && after[0] === crash.previous;
+  return [
+    failedCell,
+    goal(`exit ${crash.exitCode} at \`${crash.failedStep ?? NA}\` after ${ms(crash.wallMs, 0)}; then only ${after.join(', ') || NA} answered`, switchedBack, `fails at \`watch\`, ${crash.previous} serves`),
+  ];
+}
+
+function renderFailsSummary(results: Results): string {
+  const header = [
+    'the app fails',
+    'kill -9 of the live instance under load: failed requests',
+    'kill → first answer of the fallback',
+    'kill → the killed instance answers again',
+    `a version crashing ${num((results.fails?.crashAfterMs ?? 3000) / 1000, 0)} s after going live, deployed under load: failed requests`,
+    'that deploy',
+  ];
+  const rows = [DUET_SOCKET, DUET_PORT, PM2_CLUSTER, NAIVE_SETUP].map((system) => {
+    const sys = failsSystem(results, system);
+    return [system, ...killCells(sys), ...crashCells(sys)];
+  });
+  return markdownTable(header, rows);
+}
+
+function failsDetails(results: Results): string {
+  const f = results.fails;
+  if (!f) return `${NA}: ${results.failures.fails ?? 'not run'}`;
+  const s = f.settings;
+  const killHeader = [
+    'system',
+    'kill',
+    'requests',
+    'failed: keep-alive / close',
+    'causes',
+    'open connections of the killed process',
+    'client requests in flight at the kill',
+    'kill → first fallback answer',
+    'fallback answers',
+    'kill → killed color answers again',
+    'kill → restarted process listening',
+    'kill → last failure',
+    'kill → process gone',
+  ];
+  const killRows = f.systems.flatMap((sys) =>
+    sys.kills.map((k, i) => [
+      sys.system,
+      `${i + 1}: pid ${k.pid}${k.color ? ` (${k.color})` : ''}`,
+      num(k.window.requests, 0),
+      byKind(k),
+      causes(k.window.causes),
+      k.openConnections === null ? 'unix sockets' : num(k.openConnections, 0),
+      num(k.clientInFlight, 0),
+      sys.mode ? ms(k.firstFallbackMs, 2) : DASH,
+      sys.mode ? num(k.fallbackAnswers, 0) : DASH,
+      sys.mode ? ms(k.liveBackMs, 0) : DASH,
+      ms(k.restartListeningMs, 0),
+      ms(k.lastFailureMs, 0),
+      ms(k.goneMs, 1),
+    ]),
+  );
+  const crashHeader = [
+    'system',
+    'deploy',
+    'requests',
+    'failed: keep-alive / close',
+    'causes',
+    'of which connections to nginx lost',
+    'switch / first crash / watch ended (from the start)',
+    'crashes (open connections of each)',
+    'crash → previous version answers',
+    'versions answered in the window',
+    'after the deploy returned',
+  ];
+  const crashRows = f.systems.flatMap((sys) => {
+    const c = sys.crash;
+    if (!c) return [];
+    const versions = (v: Record<string, number>): string => Object.entries(v).map(([k, n]) => `${k}: ${n}`).join(', ') || DASH;
+    return [
+      [
+        sys.system,
+        sys.mode ? `exit ${c.exitCode}, ${c.outcome ?? NA} at \`${c.failedStep ?? NA}\`, ${ms(c.wallMs, 0)}: ${c.error ?? ''}` : `returned after ${ms(c.wallMs, 0)}`,
+        num(c.window.requests, 0),
+        byKind(c),
+        causes(c.window.causes),
+        num(c.window.lost, 0),
+        `${sys.mode ? ms(c.switchMs, 0) : DASH} / ${ms(c.crashes[0] ? c.crashes[0].at - c.startedAt : null, 0)} / ${sys.mode ? ms(c.watchEndMs, 0) : DASH}`,
+        c.crashes.length ? `${c.crashes.length} (${c.crashes.map((x) => num(x.connections, 0)).join(', ')})` : '0',
+        sys.mode ? ms(c.previousAfterCrashMs, 2) : DASH,
+        versions(c.window.versions),
+        versions(c.versionsAfter),
+      ],
+    ];
+  });
+  const problems = f.systems.flatMap((sys) => sys.problems.map((p) => `- ${sys.system}: ${p}`));
+  return [
+    `A. kill -9 under load (${s.kinds.join(' and ')} clients, ${s.connections} connections each, at once): failed requests from ${num(s.warmMs / 1000, 1)} s before each kill to ${num(s.afterKillMs / 1000, 0)} s after it.`,
+    '',
+    markdownTable(killHeader, killRows),
+    '',
+    `B. a version that crashes ${num(f.crashAfterMs / 1000, 0)} s after it listens, deployed under the same load (duet: health.watch_s ${f.watchS}): failed requests from the deploy's start to ${num(s.duetTailMs / 1000, 0)} s (duet) or ${num(s.otherTailMs / 1000, 0)} s (pm2, naive: their crash comes after they return) after it returned.`,
+    '',
+    markdownTable(crashHeader, crashRows),
+    ...(problems.length ? ['', ...problems] : []),
+  ].join('\n');
+}
+
 export function renderReport(results: Results): string {
   const m = results.meta;
   return [
@@ -378,6 +535,7 @@ export function renderReport(results: Results): string {
     '',
     '— not applicable, n/a not measured, ✓ goal met, ✗ goal missed, ? goal not checkable. Non-2xx / socket errors are counted by wrk, one run around each deploy, added up; see bench/README.md for each figure.',
     '',
+    ...(results.fails ? [renderFailsSummary(results), '', 'Failed: no answer, or a status not 2xx, counted from each request the load generator recorded (section 6).', ''] : []),
     '### 1. Failed requests while deploying',
     '',
     loadDetails(results),
@@ -397,6 +555,10 @@ export function renderReport(results: Results): string {
     '### 4. Webhook intake and 5. footprint',
     '',
     webhookDetails(results),
+    '',
+    '### 6. When the app fails',
+    '',
+    failsDetails(results),
     '',
   ].join('\n');
 }

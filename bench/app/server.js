@@ -6,6 +6,12 @@
 // wall-clock time its process started and the time it began to listen) and one when it exits
 // after a stop signal (when the signal came, when it exited). The benchmark uses them to tell
 // "waiting on the app" apart from the deploy tool's own time.
+//
+// behaviour.json (optional, committed only in a version meant to fail): `crashAfterMs` makes it
+// exit with code 1 that long after it began to listen, as a version with a bug that shows only a
+// moment after start would (the benchmark's "the app fails" section). Without the file nothing
+// changes. Before it exits it logs how many connections it had open: every request it answers is
+// answered synchronously, so what a crash takes down is what waits on those connections.
 'use strict';
 const spawnedAt = Date.now() - process.uptime() * 1000;
 const http = require('node:http');
@@ -15,6 +21,8 @@ const crypto = require('node:crypto');
 
 const version = fs.readFileSync(path.join(__dirname, 'VERSION'), 'utf8').trim();
 const pkg = JSON.parse(fs.readFileSync(path.join(__dirname, 'package.json'), 'utf8'));
+const behaviourFile = path.join(__dirname, 'behaviour.json');
+const behaviour = fs.existsSync(behaviourFile) ? JSON.parse(fs.readFileSync(behaviourFile, 'utf8')) : {};
 
 // "Load the code": require the real dependencies when there are any, then ~120 ms of CPU work
 // standing in for parsing and compiling an app's own modules.
@@ -65,5 +73,16 @@ setTimeout(() => {
   server.listen(where, () => {
     appLog({ event: 'listening', spawnedAt, listeningAt: Date.now() });
     console.log(`bench app ${version} listening on ${port}`);
+    if (behaviour.crashAfterMs !== undefined) crashIn(behaviour.crashAfterMs);
   });
 }, 250);
+
+function crashIn(ms) {
+  setTimeout(() => {
+    server.getConnections((_error, connections) => {
+      appLog({ event: 'crashed', crashAt: Date.now(), connections: connections ?? null });
+      console.error(`bench app ${version}: crashing ${ms} ms after listening, as behaviour.json asks`);
+      process.exit(1);
+    });
+  }, ms);
+}

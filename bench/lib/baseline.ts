@@ -30,19 +30,31 @@ export interface Baseline {
     /** stop, update, install, build, start, wait until healthy. Returns ms from stop to healthy. */
     deploy(tag: string): Promise<{ totalMs: number; downMs: number }>;
     stop(): Promise<void>;
+    /** The app's pid while it runs. */
+    pid(): number | undefined;
   };
   pm2: {
     start(): Promise<void>;
     /** update, install, build, `pm2 reload`. */
     deploy(tag: string): Promise<{ totalMs: number }>;
     stop(): Promise<void>;
+    /** Pids of the workers pm2 lists as online. */
+    workers(): Promise<number[]>;
   };
 }
 
 const INSTALL = 'npm ci --offline --no-audit --no-fund';
 
-export async function createBaseline(scope: Scope, root: string, repo: AppRepo, firstTag: string): Promise<Baseline> {
-  const dir = join(root, 'baseline');
+export interface BaselineOptions {
+  /** Its directory under the scratch dir ("baseline" by default): two baselines need two. */
+  name?: string;
+  /** BENCH_APP_LOG for the app (bench/app/server.js appends a line when it listens, stops or crashes on purpose). */
+  appLog?: string;
+}
+
+export async function createBaseline(scope: Scope, root: string, repo: AppRepo, firstTag: string, options: BaselineOptions = {}): Promise<Baseline> {
+  const { appLog } = options;
+  const dir = join(root, options.name ?? 'baseline');
   const stateDir = join(dir, 'state');
   const appDir = join(dir, 'app');
   const pm2Home = join(dir, 'pm2');
@@ -61,13 +73,23 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
     `    listen: "127.0.0.1:${publicPort}"`,
   ].join('\n');
   const config: Config = parseConfig(yaml, join(dir, 'duet.yml'));
-  const site = await renderTemplateFile('app-port.conf.template', {
-    app: 'baseline',
-    port: appPort,
-    listen: `127.0.0.1:${publicPort}`,
-    server_name: '_',
-    color: 'blue',
-  });
+  // One server and no backup: the lines only duet's fallback needs are left out, as duet does
+  // with `fallback: false` (the standby values fill placeholders on those lines only).
+  const site = (
+    await renderTemplateFile('app-port.conf.template', {
+      app: 'baseline',
+      app_var: 'baseline',
+      port: appPort,
+      listen: `127.0.0.1:${publicPort}`,
+      server_name: '_',
+      color: 'blue',
+      standby_port: appPort,
+      standby_color: 'green',
+    })
+  )
+    .split('\n')
+    .filter((line) => !line.includes('# duet:fallback'))
+    .join('\n');
   await mkdir(config.nginx.managed!.confDir, { recursive: true });
   await writeFile(join(config.nginx.managed!.confDir, 'baseline.conf'), site);
   scope.after(() => stopManagedNginx(config));
@@ -91,6 +113,8 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
   await git(['clone', '--quiet', '--no-checkout', repo.bareDir, appDir], dir);
   await update(firstTag);
 
+  const logEnv: Record<string, string> = appLog ? { BENCH_APP_LOG: appLog } : {};
+
   // --- naive: one process on one port, restarted in place ---------------------------------
   let pid: number | undefined;
   const startNaive = async (): Promise<void> => {
@@ -99,7 +123,7 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
       cwd: appDir,
       detached: true,
       stdio: ['ignore', out, out],
-      env: { ...process.env, PORT: String(appPort), HOST: '127.0.0.1' },
+      env: { ...process.env, PORT: String(appPort), HOST: '127.0.0.1', ...logEnv },
     });
     closeSync(out);
     child.unref();
@@ -122,14 +146,15 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
     ecosystem,
     `module.exports = { apps: [{ name: 'bench-app', script: 'server.js', cwd: ${JSON.stringify(appDir)}, ` +
       `instances: 2, exec_mode: 'cluster', autorestart: true, ` +
-      `env: { PORT: '${appPort}', HOST: '127.0.0.1' } }] };\n`,
+      `env: ${JSON.stringify({ PORT: String(appPort), HOST: '127.0.0.1', ...logEnv })} }] };\n`,
   );
   let pm2Started = false;
-  const pm2 = async (args: string[]): Promise<void> => {
-    const child = execa(pm2Bin, args, { env: pm2Env, extendEnv: true, stdin: 'ignore', reject: false, all: true, timeout: 60_000 });
+  const pm2 = async (args: string[]): Promise<string> => {
+    const child = execa(pm2Bin, args, { env: pm2Env, extendEnv: true, stdin: 'ignore', reject: false, timeout: 60_000 });
     track(child, child);
     const result = await child;
-    if (result.exitCode !== 0) throw new Error(`pm2 ${args.join(' ')} exited ${result.exitCode}:\n${String(result.all).slice(-2000)}`);
+    if (result.exitCode !== 0) throw new Error(`pm2 ${args.join(' ')} exited ${result.exitCode}:\n${`${String(result.stdout)}\n${String(result.stderr)}`.slice(-2000)}`);
+    return String(result.stdout);
   };
   const stopPm2 = async (): Promise<void> => {
     if (!pm2Started) return;
@@ -154,6 +179,7 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
         return { totalMs: healthy - started, downMs: healthy - started };
       },
       stop: stopNaive,
+      pid: () => (pid !== undefined && isAlive(pid) ? pid : undefined),
     },
     pm2: {
       async start() {
@@ -168,6 +194,10 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
         return { totalMs: now() - started };
       },
       stop: stopPm2,
+      async workers() {
+        const list = JSON.parse(await pm2(['jlist'])) as Array<{ pid: number; pm2_env?: { status?: string } }>;
+        return list.filter((w) => w.pm2_env?.status === 'online' && w.pid > 0).map((w) => w.pid);
+      },
     },
   };
 }

@@ -39,10 +39,14 @@ export interface CliRun {
   wallMs: number;
 }
 
-/** Lines of BENCH_APP_LOG, written by bench/app/server.js when it listens and when it exits. */
+/**
+ * Lines of BENCH_APP_LOG, written by bench/app/server.js when it listens, when it exits after a
+ * stop signal, and when it crashes as its behaviour.json asks (with its open connections).
+ */
 export type AppEvent =
   | { event: 'listening'; version: string; color: string | null; pid: number; spawnedAt: number; listeningAt: number }
-  | { event: 'stopped'; version: string; color: string | null; pid: number; signalAt: number; exitAt: number };
+  | { event: 'stopped'; version: string; color: string | null; pid: number; signalAt: number; exitAt: number }
+  | { event: 'crashed'; version: string; color: string | null; pid: number; crashAt: number; connections: number | null };
 
 export interface DuetEnv {
   name: string;
@@ -113,12 +117,14 @@ export async function createDuetEnv(scope: Scope, root: string, shims: Shims, op
     cli,
     tag: (name, files = {}) => setup.repo.tag(name, { VERSION: `${name}\n`, ...files }),
     records: () => new Journal(setup.app.paths.journal).records(),
-    async appEvents() {
-      if (!existsSync(appLog)) return [];
-      const lines = (await readFile(appLog, 'utf8')).split('\n').filter((l) => l.trim());
-      return lines.map((l) => JSON.parse(l) as AppEvent);
-    },
+    appEvents: () => readAppEvents(appLog),
   };
+}
+
+export async function readAppEvents(appLog: string): Promise<AppEvent[]> {
+  if (!existsSync(appLog)) return [];
+  const lines = (await readFile(appLog, 'utf8')).split('\n').filter((l) => l.trim());
+  return lines.map((l) => JSON.parse(l) as AppEvent);
 }
 
 /** Run a CLI command and fail loudly: the benchmark must never report numbers of a broken run. */

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -116,4 +116,39 @@ export function cpuMs(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Established TCP connections `pid` holds (its socket fds matched with /proc/net/tcp and tcp6 by
+ * inode): what a kill -9 of it cuts. Null when the process cannot be read.
+ */
+export function tcpConnections(pid: number): number | null {
+  const inodes = new Set<string>();
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        const match = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (match) inodes.add(match[1]!);
+      } catch {
+        // closed meanwhile
+      }
+    }
+  } catch {
+    return null;
+  }
+  let count = 0;
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(table, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // st (field 3) 01 is ESTABLISHED; field 9 is the inode.
+      if (fields[3] === '01' && inodes.has(fields[9]!)) count += 1;
+    }
+  }
+  return count;
 }
