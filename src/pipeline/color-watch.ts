@@ -86,11 +86,6 @@ export class ColorWatch {
     return this.state.health === 'down' && this.app.runner === 'process';
   }
 
-  /** The instance to stop before a restart, if it is still alive (a hung one). */
-  get running(): InstanceRecord | undefined {
-    return this.instance;
-  }
-
   /** A restart that failed (the port taken, the checkout moved on): tried again after the backoff. */
   restartFailed(detail: string, now: number): void {
     this.exits.push(now);
