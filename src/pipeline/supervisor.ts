@@ -7,6 +7,7 @@ import { readPidfile } from '../instance/pidfile.js';
 import { identify, type ProcessIdentity } from '../instance/process-identity.js';
 import { startInstance, stopInstance } from '../instance/runner.js';
 import { configuredColor } from '../switch/proxy.js';
+import { SocketOpener } from '../switch/socket-opener.js';
 import { makeSocketReachable } from '../switch/socket-permissions.js';
 import { ColorWatch, type Finding } from './color-watch.js';
 import { failover, type FailoverResult } from './failover.js';
@@ -46,6 +47,7 @@ export class AppSupervisor {
   private readonly watches: Record<Color, ColorWatch>;
   private lastFailover: FailoverRecord | null;
   private readonly told = new Set<string>();
+  private readonly opener: SocketOpener | undefined;
 
   constructor(
     private readonly config: Config,
@@ -56,6 +58,9 @@ export class AppSupervisor {
   ) {
     this.watches = { blue: new ColorWatch(app, 'blue', persisted?.colors.blue), green: new ColorWatch(app, 'green', persisted?.colors.green) };
     this.lastFailover = persisted?.lastFailover ?? null;
+    if (app.switch === 'socket') {
+      this.opener = new SocketOpener(app, (socket, error) => this.tellOnce(`socket ${socket}`, `cannot open ${socket} to nginx: ${error.message}`));
+    }
   }
 
   static async open(config: Config, app: AppConfig, observer: SupervisionObserver): Promise<AppSupervisor> {
@@ -65,6 +70,7 @@ export class AppSupervisor {
   }
 
   async tick(now = Date.now()): Promise<void> {
+    this.opener?.start();
     if (await lockHolder(this.app)) return;
     const live = await configuredColor(this.app, this.config);
     if (!live) return;
@@ -74,6 +80,10 @@ export class AppSupervisor {
     }
     await this.act(live, now);
     if (this.snapshot() !== before) await writeSupervision(this.app, this.record());
+  }
+
+  close(): void {
+    this.opener?.close();
   }
 
   /** What the record says, without its time stamp: written only when this changes. */
@@ -175,7 +185,7 @@ export class AppSupervisor {
     if (finding.kind === 'exited' || finding.kind === 'unhealthy') {
       this.observer.colorDown(this.app, color, role, finding.detail);
     } else if (finding.kind === 'healthy') {
-      // A socket the app made anew has its umask's mode; nginx's workers must reach it (fallback included).
+      // The SocketOpener opened it when it appeared; this covers a watch that could not start (no inotify).
       if (this.app.switch === 'socket') this.openSocket(color);
       if (finding.downMs !== undefined) this.observer.colorBack(this.app, color, role, finding.downMs);
       this.told.clear();
@@ -201,10 +211,12 @@ export class AppSupervisor {
 export class Supervisor {
   private readonly abort = new AbortController();
   private loops: Array<Promise<void>> = [];
+  private apps: AppSupervisor[] = [];
 
   static async start(config: Config, observer: SupervisionObserver, intervalMs = SUPERVISE_INTERVAL_MS): Promise<Supervisor> {
     const apps = await Promise.all([...config.apps.values()].map((app) => AppSupervisor.open(config, app, observer)));
     const supervisor = new Supervisor();
+    supervisor.apps = apps;
     supervisor.loops = apps.map((app) => supervisor.loop(app, observer, intervalMs));
     return supervisor;
   }
@@ -213,6 +225,7 @@ export class Supervisor {
   async stop(): Promise<void> {
     this.abort.abort();
     await Promise.all(this.loops);
+    for (const app of this.apps) app.close();
   }
 
   private async loop(app: AppSupervisor, observer: SupervisionObserver, intervalMs: number): Promise<void> {
