@@ -41,7 +41,13 @@ export const appSchema = z
     server_name: z.string().regex(/^[\w.*-]+$/, 'a host name or _').default('_'),
     switch: z.enum(['port', 'socket']).default('port'),
     ports: z.object({ blue: port, green: port }).strict().default({ blue: 20201, green: 20202 }),
-    install: z.string().default('npm ci'),
+    /** Unset: the package manager's own, chosen by the lockfile (npm ci, pnpm or yarn through corepack). */
+    install: z
+      .string()
+      .nullish()
+      .transform((value) => value ?? undefined),
+    /** Remove the devDependencies after the build (npm prune --omit=dev). */
+    prune: z.boolean().default(true),
     build: z.string().default('npm run build --if-present'),
     start: z.string().default('npm start'),
     env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),

@@ -5,11 +5,15 @@ import type { AppConfig } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { runArgv, runShell, type OutputSink } from '../util/run.js';
+import { missingDevPackages, restoreDevDependencies } from './dev-dependencies.js';
 import { findLockfile, installFingerprint } from './install-key.js';
 import { installScripts } from './install-scripts.js';
+import { readInstallStamp, writeInstallStamp } from './install-stamp.js';
 import { nodeRuntime, type NodeRuntime } from './node-runtime.js';
+import { installCommand, installEnv } from './package-manager.js';
 
 export { findLockfile, installFingerprint, LOCKFILES } from './install-key.js';
+export { readInstallStamp, type InstallStamp } from './install-stamp.js';
 
 /**
  * Dependencies are installed per color, in that color's checkout. An install is skipped when the
@@ -149,49 +153,24 @@ export async function discardEarlyCopy(copy: EarlyCopy | undefined): Promise<voi
   await rm(copy.path, { recursive: true, force: true });
 }
 
-/** What app.paths.installStamp[color] holds: written only after an install succeeded. */
-export interface InstallStamp {
-  fingerprint: string;
-  installedAt: string;
-  /** Whether the install left a node_modules (a project without dependencies may have none). */
-  nodeModules: boolean;
-  /** The color it was copied from, when it was copied. */
-  copiedFrom?: Color;
-}
-
-export async function readInstallStamp(path: string): Promise<InstallStamp | undefined> {
-  const text = await readFileIfExists(path);
-  if (text === undefined) return undefined;
-  try {
-    const value = JSON.parse(text) as Partial<InstallStamp>;
-    if (typeof value.fingerprint !== 'string') return undefined;
-    return {
-      fingerprint: value.fingerprint,
-      installedAt: String(value.installedAt ?? ''),
-      nodeModules: value.nodeModules !== false,
-      ...(value.copiedFrom ? { copiedFrom: value.copiedFrom } : {}),
-    };
-  } catch {
-    return undefined; // a torn or hand-edited stamp only costs an install
-  }
-}
-
 export async function installDependencies(app: AppConfig, color: Color, options: InstallOptions): Promise<InstallOutcome> {
   const checkout = app.paths.checkout[color];
   const stampPath = app.paths.installStamp[color];
   const nodeModules = join(checkout, 'node_modules');
-  const env = options.env ?? {};
+  const command = installCommand(app, checkout);
+  const { env, withDev } = installEnv(options.env ?? {}, checkout, command);
+  const run: InstallRun = { command, env, withDev, output: options.output };
   const runtime = await (options.runtime ?? nodeRuntime(env.PATH ?? process.env.PATH)).catch((error: Error) => {
     options.output?.write(`duet: cannot tell which Node.js runs the install (${error.message}); not using the install cache\n`);
     return undefined;
   });
-  const fingerprint = runtime && (await installFingerprint(checkout, { command: app.install, env, runtime }));
+  const fingerprint = runtime && (await installFingerprint(checkout, { command, env, runtime }));
 
   if (fingerprint === undefined) {
     // Without a lockfile nothing tells whether the dependencies changed: always install.
     if (runtime) options.output?.write(`duet: no lockfile in ${checkout}; running the install command\n`);
     await rm(stampPath, { force: true });
-    await runInstall(app, checkout, options);
+    await runInstall(checkout, run);
     return 'installed';
   }
 
@@ -205,8 +184,8 @@ export async function installDependencies(app: AppConfig, color: Color, options:
     await discardEarlyCopy(options.early);
     options.output?.write(`duet: not using the install cache: ${noCache}; a fresh install runs it for this commit\n`);
     await rm(stampPath, { force: true });
-    await runInstall(app, checkout, options);
-    await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: existsSync(nodeModules) });
+    await runInstall(checkout, run);
+    await writeInstallStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: existsSync(nodeModules) });
     return 'installed';
   }
 
@@ -214,11 +193,13 @@ export async function installDependencies(app: AppConfig, color: Color, options:
   if (stamp?.fingerprint === fingerprint && (existsSync(nodeModules) || !stamp.nodeModules)) {
     await discardEarlyCopy(options.early);
     options.output?.write(`duet: dependencies of ${color} are up to date (same lockfile, package.json, .npmrc, install command and environment, Node.js ${runtime?.version})\n`);
-    if (scripts.dependencies.length > 0) {
+    const missing = withDev ? await missingDevPackages(checkout) : [];
+    if (scripts.dependencies.length > 0 || missing.length > 0) {
       // A failure half-way must not leave a tree that the next deploy takes for done.
       await rm(stampPath, { force: true });
-      await rerunDependencyScripts(checkout, scripts.dependencies, options);
-      await writeStamp(stampPath, stamp);
+      await completeReusedTree(checkout, scripts.dependencies, missing, run);
+      const { pruned: _, ...unpruned } = stamp;
+      await writeInstallStamp(stampPath, missing.length > 0 ? unpruned : stamp);
     }
     return 'skipped';
   }
@@ -237,8 +218,8 @@ export async function installDependencies(app: AppConfig, color: Color, options:
     if (existsSync(nodeModules)) await rename(nodeModules, old);
     await rm(markerOf(early.path), { force: true });
     await rename(early.path, nodeModules);
-    await rerunDependencyScripts(checkout, scripts.dependencies, options);
-    await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: early.from });
+    await completeReusedTree(checkout, scripts.dependencies, withDev ? await missingDevPackages(checkout) : [], run);
+    await writeInstallStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: early.from });
     return 'copied';
   }
   await discardEarlyCopy(early);
@@ -255,44 +236,57 @@ export async function installDependencies(app: AppConfig, color: Color, options:
       output: options.output,
       hint: `copying ${otherModules} failed; check free disk space`,
     });
-    await rerunDependencyScripts(checkout, scripts.dependencies, options);
-    await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: other });
+    await completeReusedTree(checkout, scripts.dependencies, withDev ? await missingDevPackages(checkout) : [], run);
+    await writeInstallStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: true, copiedFrom: other });
     return 'copied';
   }
 
-  await runInstall(app, checkout, options);
-  await writeStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: existsSync(nodeModules) });
+  await runInstall(checkout, run);
+  await writeInstallStamp(stampPath, { fingerprint, installedAt: new Date().toISOString(), nodeModules: existsSync(nodeModules) });
   return 'installed';
 }
 
-async function runInstall(app: AppConfig, checkout: string, options: InstallOptions): Promise<void> {
-  options.output?.write(`$ ${app.install}\n`);
-  await runShell(app.install, {
+/** One install's command and environment, as the cache key saw them. */
+interface InstallRun {
+  command: string;
+  env: Record<string, string>;
+  /** The environment asks for the devDependencies (the operator did not choose otherwise). */
+  withDev: boolean;
+  output?: OutputSink;
+}
+
+async function runInstall(checkout: string, run: InstallRun): Promise<void> {
+  const dev = run.withDev && Object.keys(run.env).includes('npm_config_include') ? ' (with npm_config_include=dev: the build gets the devDependencies)' : '';
+  run.output?.write(`$ ${run.command}${dev}\n`);
+  await runShell(run.command, {
     step: 'install',
     cwd: checkout,
-    env: options.env,
-    output: options.output,
+    env: run.env,
+    output: run.output,
     hint: `the install command failed in ${checkout}; fix the app's dependencies or "install" in duet.yml (the live color is untouched)`,
   });
 }
 
 /**
- * A skipped or copied tree holds what the dependencies' install scripts made for another commit
- * (Prisma's client from another schema): they run again, as a fresh install would run them.
+ * A skipped or copied tree is made equal to a fresh install's: the devDependencies a prune
+ * removed come back, and the dependencies' install scripts run again, since what they made
+ * belongs to another commit (Prisma's client from another schema). Those just put back ran theirs.
  */
-async function rerunDependencyScripts(checkout: string, names: string[], options: InstallOptions): Promise<void> {
+async function completeReusedTree(checkout: string, scriptNames: string[], missingDev: string[], run: InstallRun): Promise<void> {
+  if (missingDev.length > 0) await restoreDevDependencies(checkout, missingDev, run);
+  const restored = new Set(missingDev.map(packageNameOf));
+  const names = scriptNames.filter((name) => !restored.has(name));
   if (names.length === 0) return;
-  options.output?.write(`duet: running the install scripts of ${names.join(', ')} again for this commit\n$ npm rebuild ${names.join(' ')}\n`);
+  run.output?.write(`duet: running the install scripts of ${names.join(', ')} again for this commit\n$ npm rebuild ${names.join(' ')}\n`);
   await runArgv(['npm', 'rebuild', ...names], {
     step: 'install',
     cwd: checkout,
-    env: options.env,
-    output: options.output,
+    env: run.env,
+    output: run.output,
     hint: `an install script of a dependency failed in ${checkout} (the live color is untouched)`,
   });
 }
 
-async function writeStamp(path: string, stamp: InstallStamp): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  await writeFileAtomic(path, `${JSON.stringify(stamp, null, 2)}\n`);
+function packageNameOf(path: string): string {
+  return path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length).replace(/\/$/, '');
 }

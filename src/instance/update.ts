@@ -2,12 +2,13 @@ import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { runShell, type OutputSink } from '../util/run.js';
 import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
+import { pruneDevDependencies, type PruneOutcome } from './dev-dependencies.js';
 import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
 import { nodeRuntime } from './node-runtime.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { runningInstance, stopInstance } from './runner.js';
 
-export type UpdateOutcome = { kind: 'already-prepared' } | { kind: 'updated'; install: InstallOutcome };
+export type UpdateOutcome = { kind: 'already-prepared' } | { kind: 'updated'; install: InstallOutcome; prune: PruneOutcome };
 
 /**
  * Wait for every one of `work`, then throw the first failure: nothing is left running in the
@@ -41,7 +42,7 @@ export async function isPrepared(app: AppConfig, color: Color, sha: string): Pro
 
 /**
  * `update-instance`: stop the color if it runs (while the commit is fetched), check out the commit
- * into its directory, install, build. Skipped entirely when the checkout is already prepared for
+ * into its directory, install (with the devDependencies), build, prune them. Skipped entirely when the checkout is already prepared for
  * that commit.
  */
 export async function updateInstance(
@@ -87,6 +88,7 @@ export async function updateInstance(
   } finally {
     await removal;
   }
+  const prune = await pruneDevDependencies(app, color, { env, output });
   await markPrepared(app, color, { sha: target.sha, ref: target.ref });
-  return { kind: 'updated', install };
+  return { kind: 'updated', install, prune };
 }

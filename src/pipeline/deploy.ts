@@ -105,7 +105,7 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
       const outcome = await updateInstance(app, color, target, run.log);
       if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
-      return { value: undefined, detail: `install ${outcome.install}` };
+      return { value: undefined, detail: `install ${outcome.install}${outcome.prune === 'pruned' ? ', devDependencies pruned' : ''}` };
     });
     await goLive(run, color, target);
   } catch (error) {

@@ -5,6 +5,7 @@ import type { AppConfig } from '../config/load.js';
 import { colors } from '../config/schema.js';
 import { createGitHubClient } from '../github/client.js';
 import { CLONE_REMOTE, cloneRemoteEnv, redact } from '../instance/checkout.js';
+import { packageManagerOf } from '../instance/package-manager.js';
 import { checkStatusAccess } from './github-access.js';
 import { capture, fail, oneLine, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { LINGER_DIR, underRoot } from './layout.js';
@@ -148,4 +149,35 @@ export async function checkUserSystemd(ctx: DoctorContext): Promise<CheckResult>
     return pass(name, `${user}'s systemd is ${state}; it runs the app units (runner: systemd)`);
   }
   return fail(name, `${user}'s systemd does not answer (${argv.join(' ')}: ${oneLine(output) || 'no output'})`, `sudo loginctl enable-linger ${user} (duet install does), then run doctor again`);
+}
+
+/**
+ * The package manager each checkout's lockfile asks for can run, as the service user would run
+ * it: npm, or pnpm/yarn through corepack (which downloads the version `packageManager` names on
+ * first use, so this also tells a registry that corepack cannot verify). Before the first deploy
+ * there is no checkout: then npm and corepack themselves.
+ */
+export async function checkPackageManager(ctx: DoctorContext, app: AppConfig): Promise<CheckResult> {
+  const name = `package manager ${app.name}`;
+  const checkouts = colors.map((color) => app.paths.checkout[color]).filter((dir) => existsSync(join(dir, 'package.json')));
+  const asked = checkouts.length > 0 ? checkouts.map((dir) => ({ dir, manager: packageManagerOf(dir) })) : [{ dir: undefined, manager: undefined }];
+  const found: string[] = [];
+  for (const { dir, manager } of asked) {
+    const argv = manager?.versionCommand ?? ['corepack', '--version'];
+    const env = { ...process.env, ...manager?.toolEnv, ...(ctx.runAs ? { HOME: ctx.runAs.home } : {}) };
+    const [npm, tool] = await Promise.all([
+      capture(['npm', '--version'], { env, uid: ctx.runAs?.uid, gid: ctx.runAs?.gid }),
+      capture(argv, { env, cwd: dir, timeoutMs: 120_000, uid: ctx.runAs?.uid, gid: ctx.runAs?.gid }),
+    ]);
+    if (npm.code !== 0) return fail(name, `npm does not run: ${oneLine(npm.output)}`, 'install Node.js 20 with npm (Debian: apt-get install nodejs npm)');
+    if (tool.code !== 0) {
+      const where = dir ? ` for ${dir} (its lockfile asks for ${manager?.name})` : '';
+      const hint = /signature/i.test(tool.output)
+        ? 'your registry serves no signatures corepack can check: pin the version with its hash in package.json ("packageManager": "pnpm@9.15.9+sha512.<hex>")'
+        : 'corepack ships with Node.js 20: reinstall Node.js, or set apps.<name>.install to a command that works';
+      return fail(name, `\`${argv.join(' ')}\` fails${where}: ${oneLine(tool.output)}`, hint);
+    }
+    found.push(`${manager?.name ?? 'corepack'} ${oneLine(tool.output, 1)}${dir ? ` (${dir})` : ''}`);
+  }
+  return pass(name, found.join(', '));
 }

@@ -66,7 +66,7 @@ export interface Captured {
 }
 
 /** Run an argv and keep everything it says; never throws (a missing program is code 127). */
-export async function capture(argv: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; uid?: number; gid?: number } = {}): Promise<Captured> {
+export async function capture(argv: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; uid?: number; gid?: number; cwd?: string } = {}): Promise<Captured> {
   const [file, ...args] = argv;
   const result = await execa(file!, args, {
     all: true,
@@ -77,6 +77,7 @@ export async function capture(argv: readonly string[], options: { timeoutMs?: nu
     extendEnv: options.env === undefined,
     uid: options.uid,
     gid: options.gid,
+    cwd: options.cwd,
   });
   const code = result.exitCode ?? (result.failed ? 127 : 0);
   return { code, output: String(result.all ?? result.message ?? '') };

@@ -1,7 +1,7 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import { findConfigFile } from '../config/load.js';
 import { describeError } from '../errors.js';
-import { checkCloneUrl, checkDisk, checkGitHubToken, checkStateDir, checkUnits, checkUserSystemd, checkWebhookSecret } from './doctor-checks.js';
+import { checkCloneUrl, checkDisk, checkGitHubToken, checkPackageManager, checkStateDir, checkUnits, checkUserSystemd, checkWebhookSecret } from './doctor-checks.js';
 import { doctorContext, fail, pass, type CheckResult } from './doctor-context.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
 import { installLayout } from './layout.js';
@@ -57,6 +57,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     ['state dir', () => checkStateDir(ctx)],
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`repo ${app.name}`, () => checkCloneUrl(ctx, app)]),
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`github ${app.name}`, () => checkGitHubToken(ctx, app)]),
+    ...apps.map((app): [string, () => Promise<CheckResult>] => [`package manager ${app.name}`, () => checkPackageManager(ctx, app)]),
     ['webhook secret', () => checkWebhookSecret(ctx)],
     ['disk', () => checkDisk(ctx)],
     ['units', () => checkUnits(ctx)],

@@ -88,12 +88,12 @@ async function collect(child: ResultPromise<SpawnOptions>, shown: string, option
 
 /**
  * Exit code 127 is the shell's "command not found". In a build that is nearly always a tool from
- * devDependencies (`tsc`, `nest`, `vite`) that the install left out, or a binary not on PATH.
+ * devDependencies (`tsc`, `nest`, `vite`) that is not listed or was left out, or a binary not on PATH.
  */
 export function commandNotFoundHint(output: string): string {
   const missing = /(?:^|\n)(?:.*?: )?(?:\d+: )?([^\s:]+): (?:command )?not found/.exec(output)?.[1];
   const what = missing ? `\`${missing}\` was not found (exit 127)` : 'a command was not found (exit 127)';
-  return `${what}: a devDependency the install left out (npm ci leaves them out when NODE_ENV=production is in the app's env), or a program not on PATH`;
+  return `${what}: a tool the build needs that package.json does not list (duet installs the devDependencies for the build unless the install command or env sets --omit/--production), or a program not on PATH`;
 }
 
 export function lastLines(text: string, count: number): string {

@@ -10,7 +10,7 @@ import { installInto, runDuet, runTool, which } from '../setup/helpers.js';
 
 const REPO = /^\/repos\/inu-appcenter\/cafeteria-server$/;
 const SECRETS = { DUET_WEBHOOK_SECRET: 'webhook-secret-for-tests', DUET_GITHUB_TOKEN: 'ghp_doctortest' };
-const ALL_CHECKS = ['config', 'nginx installed', 'nginx config test', 'nginx include', 'ports cafeteria', 'state dir', 'repo cafeteria', 'github cafeteria', 'webhook secret', 'disk', 'units'];
+const ALL_CHECKS = ['config', 'nginx installed', 'nginx config test', 'nginx include', 'ports cafeteria', 'state dir', 'repo cafeteria', 'github cafeteria', 'package manager cafeteria', 'webhook secret', 'disk', 'units'];
 
 interface Line {
   ok: boolean;
@@ -76,6 +76,7 @@ test('doctor passes a healthy setup and fails exactly the broken check, with its
   assert.match(lines(healthy).get('ports cafeteria')!.text, new RegExp(`public ${s.listenPort} nginx, blue ${s.app.ports.blue} duet's blue \\(pid \\d+\\), green ${s.app.ports.green} free`));
   assert.match(lines(healthy).get('github cafeteria')!.text, /classic token, scopes repo/);
   assert.match(lines(healthy).get('webhook secret')!.text, /set \(DUET_WEBHOOK_SECRET\)/);
+  assert.match(lines(healthy).get('package manager cafeteria')!.text, /✓ package manager cafeteria: npm \d+\.\d+\.\d+ \(.*blue\)/);
   assert.doesNotMatch(healthy.stdout, /webhook-secret-for-tests|ghp_doctortest/, 'secrets are never printed');
 
   const json = await doctor(SECRETS, ['--json']);

@@ -22,7 +22,8 @@ test('a minimal file gets the documented defaults', () => {
   assert.equal(app.standby, 'keep');
   assert.equal(app.health.path, '/health');
   assert.equal(app.health.timeout_s, 60);
-  assert.equal(app.install, 'npm ci');
+  assert.equal(app.install, undefined, "unset: the lockfile's package manager chooses");
+  assert.equal(app.prune, true);
   assert.deepEqual(app.deploy_on.branches, ['main']);
   assert.equal(config.nginx.managed, undefined);
   assert.deepEqual(config.nginx.testCmd, ['nginx', '-t']);

@@ -9,6 +9,7 @@ import { CommandFailedError } from '../../src/errors.js';
 import { prepareCheckout, resolveRef } from '../../src/instance/checkout.js';
 import { copyAhead, discardEarlyCopy, earlyCopyPath, findLockfile, installDependencies, installFingerprint, readInstallStamp, removeReplacedModules, startEarlyCopy } from '../../src/instance/install.js';
 import { nodeRuntime } from '../../src/instance/node-runtime.js';
+import { pruneDevDependencies } from '../../src/instance/dev-dependencies.js';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -73,7 +74,8 @@ test('install, then skip while the lockfile is unchanged, across checkouts of ne
   const stamp = await readInstallStamp(f.app.paths.installStamp.blue);
   const runtime = await nodeRuntime(process.env.PATH);
   assert.equal(runtime.version, process.version, 'the node on PATH is the one running the tests');
-  assert.equal(stamp?.fingerprint, await installFingerprint(f.app.paths.checkout.blue, { command: COUNTING_INSTALL, env: { DUET_COLOR: 'blue' }, runtime }));
+  // The key is of the environment the install ran with: the app's, and what asks npm for the devDependencies.
+  assert.equal(stamp?.fingerprint, await installFingerprint(f.app.paths.checkout.blue, { command: COUNTING_INSTALL, env: { DUET_COLOR: 'blue', npm_config_include: 'dev' }, runtime }));
   assert.equal(stamp?.nodeModules, true);
   assert.ok(!Number.isNaN(Date.parse(stamp?.installedAt ?? '')));
 
@@ -334,4 +336,13 @@ test("the install cache's key: package.json, .npmrc, the install's environment a
   await f.checkout('green', 'v3');
   assert.equal(await installDependencies(f.app, 'green', { env: { DUET_COLOR: 'green', NODE_ENV: 'production' } }), 'installed');
   assert.equal(await installDependencies(f.app, 'green', { env: { DUET_COLOR: 'green', NODE_ENV: 'production', PATH: upgraded } }), 'copied');
+});
+
+test('prune: off when the app says so; nothing to prune (and no npm run) when the lockfile lists no devDependency', async (t) => {
+  const f = await fixture(t);
+  await f.checkout('blue', 'v1');
+  assert.equal(await f.install('blue'), 'installed');
+  assert.equal(await pruneDevDependencies({ ...f.app, prune: false }, 'blue', { env: {} }), 'off');
+  assert.equal(await pruneDevDependencies(f.app, 'blue', { env: {} }), 'nothing to prune');
+  assert.equal((await readInstallStamp(f.app.paths.installStamp.blue))?.pruned, undefined, 'the stamp still describes a full tree');
 });

@@ -6,7 +6,7 @@ import { execa } from 'execa';
 import { parseConfig, pickApp, type AppConfig, type Config } from '../../src/config/load.js';
 import { stopInstance } from '../../src/instance/runner.js';
 import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
-import { createAppRepo, repoRoot, type AppRepo } from './git-repo.js';
+import { createAppRepo, repoRoot, type AppRepo, type FileChanges } from './git-repo.js';
 import { freePort } from './ports.js';
 import { tempDir } from './tmp.js';
 
@@ -51,7 +51,7 @@ export interface SetupOptions {
   /** Extra top-level keys: key -> YAML value, e.g. { server: '{ listen: "127.0.0.1:9100" }' }. */
   top?: Record<string, string>;
   /** Tags to create: name -> files changed in that version. v1 and v2 by default. */
-  tags?: Record<string, Record<string, string>>;
+  tags?: Record<string, FileChanges>;
 }
 
 /** The bundle `npm run build` makes, which is what the `duet` binary runs. */
