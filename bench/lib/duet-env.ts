@@ -75,7 +75,8 @@ export async function createDuetEnv(scope: Scope, root: string, shims: Shims, op
       install: JSON.stringify(`${shims.timed} install npm ci --offline --no-audit --no-fund`),
       build: JSON.stringify(`${shims.timed} build node build.js`),
       start: JSON.stringify('exec node server.js'),
-      env: `{ BENCH_APP_LOG: ${JSON.stringify(appLog)} }`,
+      // BENCH_CHILD_LOG for the `timed` shim of install and build: those get the app's env, not duet's.
+      env: `{ BENCH_APP_LOG: ${JSON.stringify(appLog)}, BENCH_CHILD_LOG: ${JSON.stringify(shims.childLog)} }`,
       // The watch after a switch is deliberate waiting, not overhead: off for the timing rows (the
       // "app fails" section turns it on).
       health: '{ path: /health, timeout_s: 30, watch_s: 0 }',

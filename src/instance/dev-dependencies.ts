@@ -50,6 +50,7 @@ export async function restoreDevDependencies(checkout: string, missing: string[]
   await runArgv(argv, {
     step: 'install',
     cwd: checkout,
+    forApp: true,
     env: options.env,
     output: options.output,
     hint: `putting back the devDependencies in ${checkout} failed (the live color is untouched); a deploy after \`rm -rf ${join(checkout, 'node_modules')}\` installs afresh`,
@@ -84,6 +85,7 @@ export async function pruneDevDependencies(app: AppConfig, color: Color, options
   await runArgv(manager.prune, {
     step: 'prune',
     cwd: checkout,
+    forApp: true,
     env: pruneEnv(options.env, manager),
     output: options.output,
     hint: `pruning devDependencies in ${checkout} failed (the live color is untouched); set prune: false to run with them`,

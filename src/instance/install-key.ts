@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, join } from 'node:path';
 import { readFileIfExists } from '../util/atomic-file.js';
+import { inheritedEnv } from '../util/child-env.js';
 import type { NodeRuntime } from './node-runtime.js';
 
 /** First one present wins. */
@@ -17,9 +18,10 @@ export function findLockfile(dir: string): string | undefined {
 /** Set per deploy for the app: they change with every deploy, never what an install produces. */
 const PER_DEPLOY_ENV = new Set(['DUET_COLOR', 'DUET_REVISION', 'DUET_REF']);
 
-/** The part of the install's environment that can change its result: the app's env, npm's settings, NODE_ENV. */
+/** The part of the install's environment that can change its result: the app's env (NODE_ENV included), npm's settings. */
 function keyedEnv(env: Record<string, string>): Array<[string, string]> {
-  const fromDuet = Object.entries(process.env).filter(([name]) => name === 'NODE_ENV' || /^npm_config_/i.test(name));
+  // What reaches the install from duet's own environment (inheritedEnv): npm's settings.
+  const fromDuet = Object.entries(inheritedEnv()).filter(([name]) => /^npm_config_/i.test(name));
   const all = new Map<string, string>([...fromDuet.map(([k, v]): [string, string] => [k, v ?? '']), ...Object.entries(env)]);
   return [...all].filter(([name]) => !PER_DEPLOY_ENV.has(name)).sort(([a], [b]) => a.localeCompare(b));
 }

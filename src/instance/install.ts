@@ -261,6 +261,7 @@ async function runInstall(checkout: string, run: InstallRun): Promise<void> {
   await runShell(run.command, {
     step: 'install',
     cwd: checkout,
+    forApp: true,
     env: run.env,
     output: run.output,
     hint: `the install command failed in ${checkout}; fix the app's dependencies or "install" in duet.yml (the live color is untouched)`,
@@ -281,6 +282,7 @@ async function completeReusedTree(checkout: string, scriptNames: string[], missi
   await runArgv(['npm', 'rebuild', ...names], {
     step: 'install',
     cwd: checkout,
+    forApp: true,
     env: run.env,
     output: run.output,
     hint: `an install script of a dependency failed in ${checkout} (the live color is untouched)`,

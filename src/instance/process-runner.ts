@@ -6,6 +6,7 @@ import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import { pollUntil } from '../util/poll.js';
+import { inheritedEnv } from '../util/child-env.js';
 import { lastLines } from '../util/run.js';
 import { endpointOf, endpointText } from './endpoint.js';
 import { identify, processGroupAlive } from './process-identity.js';
@@ -24,9 +25,6 @@ export function runningProcess(app: AppConfig, color: Color): Promise<InstanceRe
 /** Written to the instance log before each start, so a failure can show only this start's output. */
 const START_MARKER = '--- duet: starting ';
 
-/** Environment variables duet itself reads; an app must not inherit them. */
-const DUET_ONLY_ENV = ['DUET_CRASH_AFTER', 'DUET_CONFIG'];
-
 /**
  * Start a color detached, in its own session and process group, so it outlives duet (a CLI
  * that exits, a `duet serve` that restarts) and can be stopped as a whole group later.
@@ -36,8 +34,8 @@ export async function startProcess(app: AppConfig, color: Color, revision: Revis
   const logPath = app.paths.instanceLog[color];
   await mkdir(dirname(logPath), { recursive: true });
   const log = await open(logPath, 'a');
-  const env: NodeJS.ProcessEnv = { ...process.env, ...app.env };
-  for (const name of DUET_ONLY_ENV) delete env[name];
+  // Never duet's own environment: it holds duet's secrets (see inheritedEnv).
+  const env: NodeJS.ProcessEnv = { ...inheritedEnv(), ...app.env };
   Object.assign(env, {
     PORT: endpointText(endpoint),
     HOST: '127.0.0.1',

@@ -83,7 +83,7 @@ export async function updateInstance(
   const removal = removeReplacedModules(app, color);
   try {
     if (app.build.trim()) {
-      await runShell(app.build, { step: 'build', cwd: dir, env, output, hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched` });
+      await runShell(app.build, { step: 'build', cwd: dir, env, forApp: true, output, hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched` });
     }
   } finally {
     await removal;

@@ -1,5 +1,6 @@
 import type { Options, ResultPromise } from 'execa';
 import { CommandFailedError } from '../errors.js';
+import { inheritedEnv } from './child-env.js';
 
 /** Where a child's combined output goes besides duet's memory: a deploy log, a terminal. */
 export interface OutputSink {
@@ -10,8 +11,10 @@ export interface RunOptions {
   /** The step name that a failure is reported under ("install", "nginx test", ...). */
   step: string;
   cwd?: string;
-  /** Added to duet's own environment. */
+  /** Added to duet's own environment (to inheritedEnv() with forApp). */
   env?: Record<string, string>;
+  /** The command runs the app's code (install, build): it gets a built environment, never duet's secrets. */
+  forApp?: boolean;
   output?: OutputSink;
   timeoutMs?: number;
   hint?: string;
@@ -53,8 +56,8 @@ type SpawnOptions = Options & { all: true; reject: false; stdin: 'ignore' };
 function spawnOptions(options: RunOptions): SpawnOptions {
   return {
     cwd: options.cwd,
-    env: options.env,
-    extendEnv: true,
+    env: options.forApp ? { ...inheritedEnv(), ...options.env } : options.env,
+    extendEnv: !options.forApp,
     all: true,
     reject: false,
     stdin: 'ignore',
