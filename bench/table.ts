@@ -100,7 +100,11 @@ function breakdownCells(b: BreakdownResult | undefined, mode: 'socket' | 'port')
 function installCell(results: Results): string {
   const s = results.install?.summary;
   if (!s) return NA;
-  return goal(`${pct(s.sameRatio)} / ${pct(s.otherRatio)}`, s.sameRatio === null || s.otherRatio === null ? null : s.sameRatio < 0.05 && s.otherRatio < 0.05, '< 5% each');
+  const cell = goal(`${pct(s.sameRatio)} / ${pct(s.otherRatio)}`, s.sameRatio === null || s.otherRatio === null ? null : s.sameRatio < 0.05 && s.otherRatio < 0.05, '< 5% each');
+  const scripted = results.install?.withInstallScript;
+  if (!scripted) return cell;
+  // No goal: the dependency's own install script runs for every commit, and costs what it costs.
+  return `${cell}; with an install script (${scripted.dependency}, rebuilt per commit): ${pct(scripted.summary.sameRatio)} / ${pct(scripted.summary.otherRatio)}`;
 }
 
 function maxAcks(intake: SystemIntake | undefined): number | null {
@@ -297,10 +301,18 @@ function installDetails(results: Results): string {
   if (!install) return `${NA}: ${results.failures.install ?? 'not run'}`;
   const header = ['round', 'deploy', 'color', 'install', 'install phase', 'npm ci', 'cp during the deploy', 'cp after its end (copied ahead)', 'of cold npm ci'];
   const maybe = (value: number | null | undefined): string => (value === null || value === undefined ? DASH : ms(value));
-  const rows = install.rounds.flatMap((round, i) =>
-    round.map((c) => [String(i + 1), c.case, c.color ?? NA, c.outcome ?? NA, ms(c.installPhaseMs), maybe(c.npmCiMs), maybe(c.copyMs), maybe(c.copyAheadMs), pct(c.ratio)]),
-  );
-  return `Dependencies: ${install.dependencies.join(', ')} (${install.packages} packages).\n\n${markdownTable(header, rows)}`;
+  const table = (rounds: typeof install.rounds): string =>
+    markdownTable(
+      header,
+      rounds.flatMap((round, i) =>
+        round.map((c) => [String(i + 1), c.case, c.color ?? NA, c.outcome ?? NA, ms(c.installPhaseMs), maybe(c.npmCiMs), maybe(c.copyMs), maybe(c.copyAheadMs), pct(c.ratio)]),
+      ),
+    );
+  const scripted = install.withInstallScript;
+  const second = scripted
+    ? `\n\nThe same plus ${scripted.dependency}, whose install script \`npm rebuild\` runs again after each skip or copy (${scripted.packages} packages).\n\n${table(scripted.rounds)}`
+    : '';
+  return `Dependencies: ${install.dependencies.join(', ')} (${install.packages} packages).\n\n${table(install.rounds)}${second}`;
 }
 
 function webhookDetails(results: Results): string {

@@ -39,9 +39,11 @@ interface LockEntry {
  * without a network and measures the install, not the download.
  *
  * `variant` changes the lockfile's bytes (the root version) without changing what is installed:
- * a new lockfile fingerprint, so duet must install again.
+ * a new lockfile fingerprint, so duet must install again. `extra` adds dependencies (one with an
+ * install script, for the install section's second app).
  */
-export function depsAppManifests(variant: number): { 'package.json': string; 'package-lock.json': string; count: number } {
+export function depsAppManifests(variant: number, extra: readonly string[] = []): { 'package.json': string; 'package-lock.json': string; count: number } {
+  const wanted = [...DEPENDENCIES, ...extra];
   const lock = JSON.parse(readFileSync(join(repoRoot(), 'package-lock.json'), 'utf8')) as { packages: Record<string, LockEntry> };
   const packages = lock.packages;
   const resolve = (from: string, name: string): string | undefined => {
@@ -55,7 +57,7 @@ export function depsAppManifests(variant: number): { 'package.json': string; 'pa
     }
   };
   const seen = new Set<string>();
-  const queue = DEPENDENCIES.map((name) => resolve('', name));
+  const queue = wanted.map((name) => resolve('', name));
   while (queue.length > 0) {
     const path = queue.pop();
     if (!path || seen.has(path)) continue;
@@ -63,10 +65,10 @@ export function depsAppManifests(variant: number): { 'package.json': string; 'pa
     const entry = packages[path]!;
     for (const dep of Object.keys({ ...entry.dependencies, ...entry.optionalDependencies })) queue.push(resolve(path, dep));
   }
-  const missing = DEPENDENCIES.filter((name) => !packages[`node_modules/${name}`]);
+  const missing = wanted.filter((name) => !packages[`node_modules/${name}`]);
   if (missing.length) throw new Error(`duet's package-lock.json has no ${missing.join(', ')}`);
 
-  const dependencies = Object.fromEntries(DEPENDENCIES.map((name) => [name, `^${packages[`node_modules/${name}`]!.version}`]));
+  const dependencies = Object.fromEntries(wanted.map((name) => [name, `^${packages[`node_modules/${name}`]!.version}`]));
   const version = `1.0.${variant}`;
   const manifest = {
     name: 'bench-deps-app',

@@ -13,7 +13,12 @@ import { appendCommits, versionTags } from '../lib/git-fast.js';
  *   other  a code change, same lockfile, into the other color: duet copies node_modules over
  *   same   a code change into the color that already has that lockfile: duet skips the install
  * The round's cost of each is its install phase (see analyze.ts), compared with the cold `npm ci`.
+ * Then the same for a second app that also depends on a package with an install script
+ * (WITH_INSTALL_SCRIPT): its skip and copy run `npm rebuild <it>` for each commit, and cost that.
  */
+
+/** In duet's own lockfile (so in the npm cache), marked hasInstallScript: its postinstall checks its binary. */
+export const WITH_INSTALL_SCRIPT = 'esbuild';
 
 export interface InstallCase {
   case: 'cold' | 'other-color' | 'same-lockfile';
@@ -30,22 +35,43 @@ export interface InstallCase {
   deploy: DeployBreakdown;
 }
 
+export interface InstallSummary {
+  coldNpmCiMs: number | null;
+  otherColorMs: number | null;
+  sameLockfileMs: number | null;
+  otherRatio: number | null;
+  sameRatio: number | null;
+}
+
 export interface InstallResult {
   dependencies: readonly string[];
   packages: number;
   rounds: InstallCase[][];
-  summary: { coldNpmCiMs: number | null; otherColorMs: number | null; sameLockfileMs: number | null; otherRatio: number | null; sameRatio: number | null };
+  summary: InstallSummary;
+  /** The second app: the same dependencies plus WITH_INSTALL_SCRIPT. */
+  withInstallScript?: { dependency: string; packages: number; rounds: InstallCase[][]; summary: InstallSummary };
 }
 
 export async function runInstallReuse(env: DuetEnv, rounds: number): Promise<InstallResult> {
+  const plain = await runRounds(env, rounds, [], 'i');
+  const scripted = await runRounds(env, rounds, [WITH_INSTALL_SCRIPT], 's');
+  return {
+    dependencies: DEPENDENCIES,
+    ...plain,
+    withInstallScript: { dependency: WITH_INSTALL_SCRIPT, ...scripted },
+  };
+}
+
+async function runRounds(env: DuetEnv, rounds: number, extra: readonly string[], prefix: string): Promise<{ packages: number; rounds: InstallCase[][]; summary: InstallSummary }> {
   const all: InstallCase[][] = [];
   let packages = 0;
   for (let round = 1; round <= rounds; round += 1) {
-    const manifests = depsAppManifests(round);
+    // Variants of the second app start at 100: never a lockfile the first app's rounds made.
+    const manifests = depsAppManifests(extra.length > 0 ? 100 + round : round, extra);
     packages = manifests.count;
-    const coldTag = `i${round}-cold`;
-    const otherTag = `i${round}-other`;
-    const sameTag = `i${round}-same`;
+    const coldTag = `${prefix}${round}-cold`;
+    const otherTag = `${prefix}${round}-other`;
+    const sameTag = `${prefix}${round}-same`;
     await appendCommits(env.setup.repo, [
       { tag: coldTag, files: { VERSION: `${coldTag}\n`, 'package.json': manifests['package.json'], 'package-lock.json': manifests['package-lock.json'] } },
       ...versionTags([otherTag, sameTag]),
@@ -77,7 +103,7 @@ export async function runInstallReuse(env: DuetEnv, rounds: number): Promise<Ins
     for (const entry of cases) entry.ratio = cold && entry.installPhaseMs !== null ? entry.installPhaseMs / cold : null;
     for (const entry of cases) {
       log(
-        `  round ${round} ${entry.case.padEnd(13)} -> ${entry.color} install ${entry.outcome}: phase ${entry.installPhaseMs?.toFixed(1)} ms` +
+        `  ${extra.length > 0 ? `with ${extra.join(', ')}: ` : ''}round ${round} ${entry.case.padEnd(13)} -> ${entry.color} install ${entry.outcome}: phase ${entry.installPhaseMs?.toFixed(1)} ms` +
           (entry.npmCiMs !== null ? ` (npm ci ${entry.npmCiMs.toFixed(0)} ms)` : '') +
           (entry.copyMs !== null ? ` (cp ${entry.copyMs.toFixed(1)} ms)` : '') +
           (entry.copyAheadMs !== null ? ` (then cp ahead for the other color ${entry.copyAheadMs.toFixed(0)} ms)` : '') +
@@ -88,7 +114,6 @@ export async function runInstallReuse(env: DuetEnv, rounds: number): Promise<Ins
   }
   const pick = (kind: InstallCase['case'], key: 'installPhaseMs' | 'ratio' | 'npmCiMs') => median(all.map((r) => r.find((c) => c.case === kind)?.[key] ?? null));
   return {
-    dependencies: DEPENDENCIES,
     packages,
     rounds: all,
     summary: {
