@@ -33,6 +33,9 @@ const deployOnSchema = z
   })
   .strict();
 
+/** Directories of state_dir that duet itself uses or may use: an app of that name would share it. */
+const RESERVED_APP_NAMES = new Set(['nginx', 'run', 'logs', 'tmp', 'cache', 'sockets', 'credentials', 'ssh', 'serve']);
+
 export const appSchema = z
   .object({
     repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'a GitHub "owner/name"').optional(),
@@ -96,6 +99,8 @@ const githubSchema = z
     status_context: z.string().min(1).max(100).default('duet/{app}'),
     /** Also create GitHub Deployments (environment production) and their statuses. */
     deployments: z.boolean().default(false),
+    /** GitHub's secondary rate limit for requests that create content (statuses, deployments). */
+    writes_per_minute: z.number().int().positive().default(80),
   })
   .strict();
 
@@ -115,9 +120,15 @@ export const configSchema = z
       pid_file: '/run/nginx.pid',
     }),
     server: serverSchema.default({ listen: '127.0.0.1:9100', public_dashboard: false }),
-    github: githubSchema.default({ api_url: 'https://api.github.com', status_context: 'duet/{app}', deployments: false }),
+    github: githubSchema.default({ api_url: 'https://api.github.com', status_context: 'duet/{app}', deployments: false, writes_per_minute: 80 }),
     apps: z
-      .record(z.string().regex(/^[a-z0-9-]+$/, 'app names use a-z, 0-9 and -'), appSchema)
+      .record(
+        z
+          .string()
+          .regex(/^[a-z0-9-]+$/, 'app names use a-z, 0-9 and -')
+          .refine((name) => !RESERVED_APP_NAMES.has(name), `is reserved: duet keeps its own files in <state_dir>/<that name> (reserved: ${[...RESERVED_APP_NAMES].join(', ')}); rename the app`),
+        appSchema,
+      )
       .refine((apps) => Object.keys(apps).length > 0, 'at least one app'),
   })
   .strict();

@@ -9,7 +9,7 @@ import { ensureManagedNginx } from './managed-nginx.js';
 import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
 import { markBeforeReload, stillAccepting, type ReloadMark } from './nginx-workers.js';
-import { makeSocketReachable } from './socket-permissions.js';
+import { keepAppRootPrivate, makeSocketReachable } from './socket-permissions.js';
 
 /** One probe never waits longer than this, so a slow answer is retried within the deadline. */
 const PROBE_TIMEOUT_MS = 2_000;
@@ -88,6 +88,8 @@ export async function switchProxy(app: AppConfig, config: Config, color: Color, 
     return {};
   }
   await ensureManagedNginx(config, options);
+  // Nobody but duet's user needs the app root in port mode (socket mode opens the way to the sockets).
+  keepAppRootPrivate(app.paths.root);
   const before = await describeServing(app, config);
   const path = appConfPath(app, config);
   const mark = markBeforeReload(config);

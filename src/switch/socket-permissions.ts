@@ -1,5 +1,5 @@
-import { chmodSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { chmodSync, existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { DuetError } from '../errors.js';
 
 /**
@@ -8,7 +8,7 @@ import { DuetError } from '../errors.js';
  * needs write permission on the socket and search (x) permission on every directory above it.
  *
  * So the socket becomes 0666 and the directories from the app's root down to the socket's
- * directory get o+x. That grants nothing a port would not: any local user can connect to a
+ * directory get o+x, and everything else in the app's root loses what others could do with it. That grants nothing a port would not: any local user can connect to a
  * loopback TCP port just as well, and in port mode that is exactly what the instances expose.
  * o+x without o+r lets nobody list the directories, only pass through them.
  *
@@ -29,12 +29,39 @@ export function makeSocketReachable(path: string, root: string = dirname(dirname
   }
   chmodSync(socketPath, 0o666);
   let dir = top;
-  for (const part of ['', ...(below ? below.split(sep) : [])]) {
+  const parts = below ? below.split(sep) : [];
+  for (const part of ['', ...parts]) {
     dir = part ? `${dir}${sep}${part}` : dir;
+    // Pass through only: others may not list or write these directories.
     const mode = statSync(dir).mode & 0o7777;
-    if ((mode & 0o001) === 0) chmodSync(dir, mode | 0o001);
+    if ((mode & 0o007) !== 0o001) chmodSync(dir, (mode & ~0o007) | 0o001);
   }
+  if (parts[0]) closeSiblings(top, parts[0]);
   if (process.getuid?.() === 0) checkAncestors(top, socketPath);
+}
+
+/** Port mode: the app root and everything in it closed to other local users. */
+export function keepAppRootPrivate(root: string): void {
+  if (!existsSync(root)) return; // nothing of the app's kept by duet (an instance started by hand)
+  const mode = statSync(root).mode & 0o7777;
+  if ((mode & 0o007) !== 0) chmodSync(root, mode & ~0o007);
+  closeSiblings(root, undefined);
+}
+
+/**
+ * The app root is passable for nginx's workers now, so whatever in it others may read could be
+ * read by path: the checkouts (the app's code and its .env files), the journal, the logs. Only
+ * the way to the sockets stays open. Done on every switch: git, npm and the app create what they
+ * create with their own umask (a shell's usual 022 makes it readable by all), and the top-level
+ * entries closed here keep everything below them out of reach whatever its own mode.
+ */
+function closeSiblings(root: string, open: string | undefined): void {
+  for (const entry of readdirSync(root, { withFileTypes: true })) {
+    if (entry.name === open || entry.isSymbolicLink()) continue;
+    const path = join(root, entry.name);
+    const mode = lstatSync(path).mode & 0o7777;
+    if ((mode & 0o007) !== 0) chmodSync(path, mode & ~0o007);
+  }
 }
 
 function checkAncestors(top: string, socketPath: string): void {
