@@ -5,6 +5,7 @@ import type { AppConfig, Config } from '../config/load.js';
 import type { TriggerObserver, TriggerRecord } from '../pipeline/trigger.js';
 import { classifyFailure, createDeployment, sendCommitStatus, sendDeploymentStatus } from './deliver.js';
 import { OutboxWriter, readOutbox, type OutboxRecord } from './outbox.js';
+import { Pacer } from './pacer.js';
 import { deploymentReport, isFinalDeploymentState, reportKey, resolveTarget, statusReport, truncateDescription } from './reports.js';
 import type { Phase, Report } from './reports.js';
 
@@ -16,6 +17,8 @@ export interface StatusReporterOptions {
   outboxPath: string;
   /** First retry delay; doubles per failure up to 5 minutes. */
   retryBaseMs?: number;
+  /** The window writes_per_minute is counted in (PACE_WINDOW_MS; shorter in tests). */
+  paceWindowMs?: number;
 }
 
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -55,6 +58,8 @@ export class GitHubStatusReporter implements TriggerObserver {
   private readonly retryBaseMs: number;
   private readonly outbox: OutboxWriter;
   private readonly lanes = new Map<string, Lane>();
+  /** Every request to GitHub waits its turn here: serial, and within writes_per_minute. */
+  private readonly pacer: Pacer;
   /** Deployment ids per deployment key; kept until a final status is delivered. */
   private readonly deployments = new Map<string, number>();
   /** Triggers that started here with deployments on: their end must close the deployment. */
@@ -75,6 +80,7 @@ export class GitHubStatusReporter implements TriggerObserver {
     this.outboxPath = options.outboxPath;
     this.retryBaseMs = options.retryBaseMs ?? 1000;
     this.outbox = new OutboxWriter(options.outboxPath, this.logger);
+    this.pacer = new Pacer(this.config.github.writes_per_minute, options.paceWindowMs);
   }
 
   queued(trigger: TriggerRecord): void {
@@ -162,6 +168,7 @@ export class GitHubStatusReporter implements TriggerObserver {
   /** Stops delivering (shutdown, tests). Undelivered reports stay in the outbox for resume(). */
   async close(): Promise<void> {
     this.closed = true;
+    this.pacer.close();
     for (const lane of this.lanes.values()) {
       clearTimeout(lane.timer);
       lane.wake?.();
@@ -219,14 +226,21 @@ export class GitHubStatusReporter implements TriggerObserver {
     let attempt = 0;
     try {
       while (!this.closed && lane.entries.length > 0) {
-        const entry = lane.entries[0]!;
-        const outcome = await this.deliver(entry, attempt);
+        // Chosen when its turn comes, not before: what queued up meanwhile (a trigger's pending,
+        // then its superseded, within one burst of pushes) is sent as its newest state only.
+        const turn = await this.pacer.turn(async () => {
+          this.coalesce(lane);
+          const next = lane.entries[0]!;
+          const outcome = await this.deliver(next, attempt);
+          // Within the turn, so that no other request starts before the pause does.
+          if (typeof outcome === 'object' && outcome.retry !== undefined) this.pacer.pause(outcome.retry);
+          return { entry: next, outcome };
+        });
+        if (!turn) break; // closed while waiting for its turn: the outbox keeps the report
+        const { entry, outcome } = turn;
         if (typeof outcome === 'object') {
           attempt += 1;
           await this.sleep(lane, attempt, outcome.retry);
-          // Only the newest state is worth sending after a failure: the ones in between are
-          // history nobody would see, and each costs a request against a struggling GitHub.
-          for (const dropped of lane.entries.splice(0, lane.entries.length - 1)) this.settle(dropped.seq);
           continue;
         }
         attempt = 0;
@@ -240,6 +254,14 @@ export class GitHubStatusReporter implements TriggerObserver {
       lane.draining = undefined;
       if (lane.entries.length === 0 && this.lanes.get(lane.key) === lane) this.lanes.delete(lane.key);
       this.maybeCompact();
+    }
+  }
+
+  /** Only the newest state of a key is worth a request: the ones before it are history nobody would see. */
+  private coalesce(lane: Lane): void {
+    for (const dropped of lane.entries.splice(0, lane.entries.length - 1)) {
+      this.write({ op: 'done', key: dropped.key, id: dropped.id });
+      this.settle(dropped.seq);
     }
   }
 

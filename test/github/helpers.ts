@@ -15,8 +15,9 @@ export const OTHER_SHA = 'ffeeddccbbaa99887766554433221100ffeeddcc';
 export const TOKEN = 'ghp_testtoken0123456789';
 export const STATUS_PATH = new RegExp(`^/repos/inu-appcenter/cafeteria-server/statuses/${SHA}$`);
 
-export function testConfig(options: { publicUrl?: string; deployments?: boolean; context?: string } = {}): Config {
+export function testConfig(options: { publicUrl?: string; deployments?: boolean; context?: string; writesPerMinute?: number } = {}): Config {
   const github = [`deployments: ${options.deployments ?? false}`];
+  if (options.writesPerMinute) github.push(`writes_per_minute: ${options.writesPerMinute}`);
   if (options.context) github.push(`status_context: "${options.context}"`);
   const yaml = [
     'state_dir: /tmp/duet-github-test',
@@ -81,7 +82,7 @@ export interface Rig {
 
 export async function rig(
   t: TestContext,
-  options: { prefix?: string; publicUrl?: string; deployments?: boolean; context?: string; outboxPath?: string } = {},
+  options: { prefix?: string; publicUrl?: string; deployments?: boolean; context?: string; outboxPath?: string; writesPerMinute?: number; paceWindowMs?: number } = {},
 ): Promise<Rig> {
   // Registered before the server's hook: node:test runs `after` hooks in order, and a reporter
   // still retrying must stop before the port it talks to closes.
@@ -93,7 +94,7 @@ export async function rig(
   const outboxPath = options.outboxPath ?? join(await tempDir(t, 'duet-github'), 'state', 'github-outbox.ndjson');
   const make = (): GitHubStatusReporter => {
     const client = createGitHubClient({ apiUrl: github.url, token: TOKEN, retries: 0, userAgent: 'duet-test' });
-    const reporter = new GitHubStatusReporter({ config, client, logger: log.logger, outboxPath, retryBaseMs: 10 });
+    const reporter = new GitHubStatusReporter({ config, client, logger: log.logger, outboxPath, retryBaseMs: 10, ...(options.paceWindowMs ? { paceWindowMs: options.paceWindowMs } : {}) });
     reporters.push(reporter);
     return reporter;
   };

@@ -14,9 +14,12 @@ test('queued, started and finished post pending, pending, success in order on th
   github.respond('POST', STATUS_PATH, { status: 201, body: {}, delayMs: 40 }, { status: 201, body: {}, delayMs: 20 });
 
   assert.equal(reporter.queued(trigger()), undefined);
-  assert.equal(reporter.started(trigger(started), 'green'), undefined);
-  assert.equal(reporter.finished(trigger({ ...started, state: 'succeeded', summary: 'Live on green in 8.2s' })), undefined);
   assert.equal(github.requests.length, 0, 'the observer only enqueues; delivery happens later');
+  // Each next state comes while the one before is in flight (as a deploy's do, seconds apart).
+  await github.waitFor((requests) => requests.length === 1);
+  assert.equal(reporter.started(trigger(started), 'green'), undefined);
+  await github.waitFor((requests) => requests.length === 2);
+  assert.equal(reporter.finished(trigger({ ...started, state: 'succeeded', summary: 'Live on green in 8.2s' })), undefined);
 
   await reporter.flush();
   const statuses = github.matching(STATUS_PATH, 'POST');
@@ -79,11 +82,16 @@ test('a description over 140 characters is cut with an ellipsis', async (t) => {
 
 test('failed maps to failure, superseded and internal errors to error', async (t) => {
   const { github, reporter } = await rig(t);
-  reporter.finished(trigger({ state: 'failed', summary: 'health failed: GET /health answered 503' }));
-  reporter.finished(trigger({ id: 'd-0002', state: 'superseded', supersededBy: 'd-0003', resolvedSha: OTHER_SHA }));
-  reporter.finished(trigger({ id: 'd-0004', state: 'superseded', summary: 'Superseded by ffeeddc', resolvedSha: OTHER_SHA }));
-  reporter.finished(trigger({ id: 'd-0005', state: 'errored', summary: 'internal error: EACCES', resolvedSha: OTHER_SHA }));
-  await reporter.flush();
+  // One at a time: reports of one commit that wait together are sent as the newest only.
+  for (const finished of [
+    trigger({ state: 'failed', summary: 'health failed: GET /health answered 503' }),
+    trigger({ id: 'd-0002', state: 'superseded', supersededBy: 'd-0003', resolvedSha: OTHER_SHA }),
+    trigger({ id: 'd-0004', state: 'superseded', summary: 'Superseded by ffeeddc', resolvedSha: OTHER_SHA }),
+    trigger({ id: 'd-0005', state: 'errored', summary: 'internal error: EACCES', resolvedSha: OTHER_SHA }),
+  ]) {
+    reporter.finished(finished);
+    await reporter.flush();
+  }
   const bodies = github.requests.map((request) => [request.path, request.body]);
   assert.deepEqual(bodies, [
     [`/repos/inu-appcenter/cafeteria-server/statuses/${SHA}`, { state: 'failure', description: 'health failed: GET /health answered 503', context: 'duet/cafeteria' }],
@@ -190,4 +198,41 @@ test('flush gives up after its timeout while GitHub keeps failing', async (t) =>
   assert.ok(Date.now() - begun < 2000);
   assert.ok(github.matching(STATUS_PATH).length >= 2, 'still retrying');
   assert.ok(log.lines.some((line) => /flush timed out/.test(line.msg)));
+});
+
+test('a burst of pushes: a report still waiting for its turn is replaced by its newer state, and requests go one at a time within writes_per_minute', async (t) => {
+  // 1 request per 100 ms window: 600 a minute.
+  const { github, reporter } = await rig(t, { writesPerMinute: 600, paceWindowMs: 100 });
+  const shas = Array.from({ length: 12 }, (_, i) => `${String(i).padStart(2, '0')}${SHA.slice(2)}`);
+  const started = performance.now();
+  for (const [i, sha] of shas.entries()) {
+    const pushed = trigger({ id: `d-${i}`, sha, resolvedSha: sha });
+    reporter.queued(pushed);
+    // Superseded by the next push before its turn came.
+    reporter.finished({ ...pushed, state: 'superseded', supersededBy: `d-${i + 1}`, summary: 'Superseded by a newer push' });
+  }
+  await reporter.flush();
+  const elapsed = performance.now() - started;
+  const statuses = github.matching(/\/statuses\//, 'POST');
+  // The first push's "Queued" went out at once, before its superseded state existed.
+  assert.equal(statuses.length, shas.length + 1, `one request per commit, not two: ${statuses.length}`);
+  for (const sha of shas) {
+    const last = statuses.filter((request) => request.path.endsWith(sha)).at(-1);
+    assert.equal((last?.body as { state?: string }).state, 'error', `${sha.slice(0, 7)} ends as superseded`);
+  }
+  assert.ok(elapsed >= (statuses.length - 1) * 100 - 50, `paced: ${statuses.length} requests took ${elapsed.toFixed(0)} ms, at most 1 per 100 ms`);
+});
+
+test('a secondary rate limit answer (Retry-After) holds every request, not only its own', async (t) => {
+  const { github, reporter } = await rig(t);
+  github.respond('POST', STATUS_PATH, { status: 403, body: { message: 'You have exceeded a secondary rate limit.' }, headers: { 'retry-after': '1' } });
+  const started = performance.now();
+  reporter.queued(trigger());
+  await github.waitFor((requests) => requests.length === 1);
+  reporter.queued(trigger({ id: 'd-0002', sha: OTHER_SHA, resolvedSha: OTHER_SHA }));
+  await github.waitFor((requests) => requests.some((request) => request.path.endsWith(OTHER_SHA)), 10_000);
+  const waited = performance.now() - started;
+  assert.ok(waited >= 900, `the other commit's status waited for the 1 s GitHub asked for (went after ${waited.toFixed(0)} ms)`);
+  await reporter.flush(10_000);
+  assert.equal(github.matching(STATUS_PATH).length, 2, 'and the rate-limited one was sent again');
 });
