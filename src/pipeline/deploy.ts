@@ -75,9 +75,19 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
 async function deploySteps(run: DeployRun, requested: string, pinnedSha: string | undefined): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app, config } = run;
   const target = await run.step('resolve', `resolve ${requested}`, async () => {
-    if (pinnedSha) {
+    if (pinnedSha && !requested.startsWith('refs/heads/')) {
       validateRefName(requested);
       return { value: { sha: pinnedSha, ref: requested }, detail: `${requested} is ${pinnedSha} (named by the trigger)` };
+    }
+    if (pinnedSha) {
+      // A branch push deploys the branch as it is now, never an older commit: a push whose turn
+      // comes after a newer one (or an old signed body sent again under a new delivery id) must
+      // not roll production back. The ls-remote costs what an unpinned resolve does.
+      validateRefName(requested);
+      const tip = await resolveRef(app.clone_url, requested);
+      if (tip.sha === pinnedSha) return { value: tip, detail: `${requested} is ${pinnedSha} (named by the trigger, still the tip)` };
+      run.observer.note(`${requested} moved on since this push: it named ${pinnedSha.slice(0, 7)}, the branch is now at ${tip.sha.slice(0, 7)}; deploying the tip`);
+      return { value: tip, detail: `${requested} is ${tip.sha} (the push named ${pinnedSha}, no longer the tip)` };
     }
     const resolved = await resolveRef(app.clone_url, requested);
     return { value: resolved, detail: `${resolved.ref} is ${resolved.sha}` };

@@ -179,3 +179,32 @@ test('a pushed version that crashes after going live: switched back, and GitHub 
   assert.match(last.description, /^watch failed: green exited with code 1/);
   await serve.stop();
 });
+
+test('a signed push replayed under a new delivery id does not roll main back: its turn deploys the branch tip', async (t) => {
+  const { setup, port } = await serveSetup(t);
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const serve = await startServe(t, setup.configPath, port);
+  const pushOf = (before: string, after: string) => {
+    const push = examples('push').find((e) => String(e.ref).startsWith('refs/heads/'))!;
+    Object.assign(push, { ref: 'refs/heads/main', before, after, created: false, deleted: false, head_commit: { ...push.head_commit, id: after } });
+    push.repository.full_name = REPO;
+    return push;
+  };
+  const a = await setup.repo.commit({ VERSION: 'vA\n' }, 'A');
+  const first = (await (await postWebhook(serve.url, 'push', pushOf(a, a), 'delivery-a')).json()) as { deploy: string };
+  assert.equal((await waitForState(serve.url, first.deploy, ['succeeded', 'failed'])).state, 'succeeded');
+  const b = await setup.repo.commit({ VERSION: 'vB\n' }, 'B');
+  const second = (await (await postWebhook(serve.url, 'push', pushOf(a, b), 'delivery-b')).json()) as { deploy: string };
+  assert.equal((await waitForState(serve.url, second.deploy, ['succeeded', 'failed'])).state, 'succeeded');
+  assert.match((await setup.get('/')).body, /cafeteria vB/);
+
+  // The first push's body, signed as GitHub signed it, under a delivery id never seen.
+  const replay = await postWebhook(serve.url, 'push', pushOf(a, a), 'delivery-a-again');
+  assert.equal(replay.status, 202);
+  const replayed = (await replay.json()) as { deploy: string };
+  if (replayed.deploy !== first.deploy) await waitForState(serve.url, replayed.deploy, ['succeeded', 'failed']);
+  assert.match((await setup.get('/')).body, /cafeteria vB/, 'main is still at B');
+  const journal = await new Journal(setup.app.paths.journal).records();
+  const last = journal.at(-1)!;
+  assert.equal(last.sha, b, 'the replay deployed (found live) the tip, not A');
+});
