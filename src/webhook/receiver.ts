@@ -1,21 +1,25 @@
 import { performance } from 'node:perf_hooks';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { Webhooks } from '@octokit/webhooks';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
 import { decideEvent, WebhookPayloadError, type EventDecision } from './events.js';
+import { BodyBudget, BUSY_RETRY_AFTER_S, readSignedBody, UNVERIFIED_BUDGET_BYTES, type BodyRefusal } from './signed-body.js';
 
 /**
  * POST /webhook: GitHub deliveries in, triggers out.
  *
  * The order of checks, each answered with JSON GitHub shows in the delivery view:
- *   415  content type is not application/json: answered from the headers, before the body is
- *        read; nothing is processed, so it needs no signature (and it names the fix in GitHub).
- *   413  body over 25 MB (GitHub's own cap), from express.raw on this route only.
- *   400  empty body, or not UTF-8: no payload GitHub signs looks like that.
- *   401  X-Hub-Signature-256 missing or wrong, verified over the exact bytes received. Nothing
- *        below runs for an unsigned request: no JSON parse, no queue.
+ *   415  content type is not application/json, or a Content-Encoding: answered from the headers,
+ *        before the body is read (and it names the fix in GitHub).
+ *   401  X-Hub-Signature-256 missing: also from the headers, so an unsigned request costs no read.
+ *   413  body over 25 MB (GitHub's own cap): from Content-Length, or counted while reading.
+ *   503  the budget for unverified bodies of all requests together is spent (+ Retry-After).
+ *   408  the body took longer than GitHub ever would.
+ *   400  empty body.
+ *   401  X-Hub-Signature-256 wrong, verified over the exact bytes received. Nothing below runs
+ *        for an unsigned request: no UTF-8 decode, no JSON parse, no queue.
+ *   400  not UTF-8: a lenient decode would hand on a different text than the one signed.
  *   400  X-GitHub-Event missing, malformed JSON, a payload without the fields duet reads.
  *   200  ping -> {"pong": true}; 202 ignored -> {"ignored": reason};
  *   202  trigger -> {"deploy": id} (+ "duplicate": true for a delivery the queue already has).
@@ -31,6 +35,7 @@ export type DeliveryOutcome =
   | 'bad_request'
   | 'unsupported_media_type'
   | 'too_large'
+  | 'busy'
   | 'error';
 
 export interface WebhookOptions {
@@ -39,9 +44,13 @@ export interface WebhookOptions {
   queue: Pick<TriggerQueue, 'submit'>;
   logger: Logger;
   onDelivery?: (outcome: DeliveryOutcome) => void;
+  /** Shared by every request of this router; tests pass a small one. */
+  budget?: BodyBudget;
+  /** How long a body may take to arrive (BODY_DEADLINE_MS by default). */
+  bodyDeadlineMs?: number;
 }
 
-/** GitHub caps payloads at 25 MB; "25mb" is 25 MiB in express, a little above that. */
+/** GitHub caps payloads at 25 MB; duet takes 25 MiB, a little above that. */
 export const WEBHOOK_BODY_LIMIT = '25mb';
 
 /** A delivery id goes into records and logs; GitHub's are GUIDs. */
@@ -57,8 +66,10 @@ interface Delivery {
 
 export function webhookRouter(options: WebhookOptions): express.Router {
   const { config, queue, logger, onDelivery } = options;
-  // Throws on an empty secret: a receiver that accepts anything must not start.
-  const webhooks = new Webhooks({ secret: options.secret });
+  // A receiver that accepts anything must not start.
+  if (!options.secret) throw new Error('the webhook secret is empty');
+  const { secret } = options;
+  const budget = options.budget ?? new BodyBudget(UNVERIFIED_BUDGET_BYTES, giveMemoryBack);
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
   function reply(
@@ -93,31 +104,63 @@ export function webhookRouter(options: WebhookOptions): express.Router {
 
   function requireJson(req: Request, res: Response, next: NextFunction): void {
     const type = (req.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type === 'application/json') return next();
-    reply(res, 415, { error: "set the webhook's content type to application/json" }, 'unsupported_media_type', {
-      contentType: headerForLog(req.get('content-type')),
-    });
+    if (type !== 'application/json') {
+      return refuseUnread(res, 415, { error: "set the webhook's content type to application/json" }, 'unsupported_media_type', {
+        contentType: headerForLog(req.get('content-type')),
+      });
+    }
+    const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
+    if (encoding !== 'identity') {
+      return refuseUnread(res, 415, { error: 'compressed bodies are not accepted (Content-Encoding)' }, 'unsupported_media_type');
+    }
+    next();
+  }
+
+  function requireSignature(req: Request, res: Response, next: NextFunction): void {
+    if (req.get('x-hub-signature-256')) return next();
+    refuseUnread(res, 401, { error: 'missing X-Hub-Signature-256: set the same secret on the webhook and in duet' }, 'unauthorized');
+  }
+
+  /**
+   * An answer before the body is read: the connection is closed after it, so the rest of an
+   * unwanted body is never read (Node would otherwise read and discard it to reuse the socket).
+   */
+  function refuseUnread(res: Response, status: number, body: Record<string, unknown>, outcome: DeliveryOutcome, fields: Record<string, unknown> = {}): void {
+    res.set('Connection', 'close');
+    reply(res, status, body, outcome, fields);
+  }
+
+  function refused(res: Response, refusal: BodyRefusal): void {
+    switch (refusal.reason) {
+      case 'too_large':
+        return refuseUnread(res, 413, { error: `the body is larger than ${WEBHOOK_BODY_LIMIT}, GitHub's own cap` }, 'too_large');
+      case 'busy':
+        res.set('Retry-After', String(BUSY_RETRY_AFTER_S));
+        return refuseUnread(res, 503, { error: 'too many webhook bodies are being received at once; redeliver in a moment' }, 'busy');
+      case 'too_slow':
+        return refuseUnread(res, 408, { error: 'the body took too long to arrive' }, 'bad_request');
+      case 'aborted':
+        return refuseUnread(res, 400, { error: 'the client stopped sending the body' }, 'bad_request');
+    }
   }
 
   async function receive(req: Request, res: Response): Promise<void> {
-    const raw: unknown = req.body;
-    if (!Buffer.isBuffer(raw) || raw.length === 0) {
+    const signature = req.get('x-hub-signature-256')!;
+    const read = await readSignedBody(req, { secret, signature, budget, deadlineMs: options.bodyDeadlineMs });
+    if (!read.ok) return refused(res, read.refusal);
+    if (read.length === 0) {
       return reply(res, 400, { error: 'empty body' }, 'bad_request');
+    }
+    const raw = read.body;
+    if (!raw) {
+      return reply(res, 401, { error: 'X-Hub-Signature-256 does not match the body: the webhook secret differs from duet\'s' }, 'unauthorized');
     }
     let text: string;
     try {
-      // Decoded strictly: a lenient decode would replace bad bytes and sign a different text.
+      // Decoded strictly: a lenient decode would replace bad bytes and hand on a different text.
       text = utf8.decode(raw);
     } catch {
       return reply(res, 400, { error: 'the body is not valid UTF-8' }, 'bad_request');
-    }
-
-    const signature = req.get('x-hub-signature-256');
-    if (!signature) {
-      return reply(res, 401, { error: 'missing X-Hub-Signature-256: set the same secret on the webhook and in duet' }, 'unauthorized');
-    }
-    if (!(await webhooks.verify(text, signature))) {
-      return reply(res, 401, { error: 'X-Hub-Signature-256 does not match the body: the webhook secret differs from duet\'s' }, 'unauthorized');
     }
 
     // Headers are not covered by the signature: check their shape before they are used or stored.
@@ -162,19 +205,9 @@ export function webhookRouter(options: WebhookOptions): express.Router {
     }
   }
 
-  /** Errors of express.raw (and anything receive did not expect) become JSON, never HTML. */
+  /** Anything receive did not expect becomes JSON, never HTML. */
   function failed(error: unknown, _req: Request, res: Response, next: NextFunction): void {
     if (res.headersSent) return next(error);
-    const { status, type } = error as { status?: number; type?: string };
-    if (type === 'entity.too.large') {
-      return reply(res, 413, { error: `the body is larger than ${WEBHOOK_BODY_LIMIT}, GitHub's own cap` }, 'too_large');
-    }
-    if (type === 'encoding.unsupported') {
-      return reply(res, 415, { error: 'compressed bodies are not accepted (Content-Encoding)' }, 'unsupported_media_type');
-    }
-    if (status !== undefined && status >= 400 && status < 500) {
-      return reply(res, 400, { error: `could not read the body: ${(error as Error).message}` }, 'bad_request');
-    }
     const message = error instanceof Error ? error.message : String(error);
     reply(res, 500, { error: `webhook failed: ${message}` }, 'error', { err: error });
   }
@@ -184,13 +217,22 @@ export function webhookRouter(options: WebhookOptions): express.Router {
     '/webhook',
     begin,
     requireJson,
-    // Raw bytes, on this route only: the signature covers the exact body, so nothing may parse first.
-    // inflate off: GitHub does not compress, and the 25 MB cap should bound what is held in memory.
-    express.raw({ type: () => true, limit: WEBHOOK_BODY_LIMIT, inflate: false }),
+    requireSignature,
+    // The raw bytes, read here and nowhere else: the signature covers the exact body.
     receive,
     failed,
   );
   return router;
+}
+
+/**
+ * After a burst of large bodies the buffers are garbage, but an idle process allocates nothing
+ * and V8 would not collect them for a long time; the unit runs node with --expose-gc.
+ */
+function giveMemoryBack(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  // A moment later: the sockets of the refused requests are still closing when the budget drains.
+  if (gc) setTimeout(gc, 500).unref();
 }
 
 function headerForLog(value: string | undefined): string | undefined {

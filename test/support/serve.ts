@@ -18,9 +18,10 @@ export interface ServeProcess {
   output(): string;
 }
 
-export async function startServe(t: TestContext, configPath: string, port: number, env: Record<string, string> = {}): Promise<ServeProcess> {
+/** `nodeFlags`: node's own options before the script, e.g. SERVE_NODE_FLAGS as the units run it. */
+export async function startServe(t: TestContext, configPath: string, port: number, env: Record<string, string> = {}, nodeFlags: readonly string[] = []): Promise<ServeProcess> {
   let output = '';
-  const child = execa('node', [cliPath(), '--config', configPath, 'serve'], {
+  const child = execa('node', [...nodeFlags, cliPath(), '--config', configPath, 'serve'], {
     reject: false,
     stdin: 'ignore',
     all: true,
