@@ -64,10 +64,14 @@ export function cameOverHttps(req: Request): boolean {
   return req.secure || forwarded === 'https';
 }
 
-export function sessionCookie(req: Request, value: string, maxAgeS: number): string {
+/**
+ * `httpsPublic`: server.public_url is https. Then the cookie is Secure whatever the proxy in front
+ * says, so that a proxy that does not send X-Forwarded-Proto cannot leave it readable over http.
+ */
+export function sessionCookie(req: Request, value: string, maxAgeS: number, httpsPublic = false): string {
   // Path=/ so that the API (possibly mounted elsewhere) sees it for the dashboard's own GETs.
   const parts = [`${SESSION_COOKIE}=${value}`, 'Path=/', `Max-Age=${maxAgeS}`, 'HttpOnly', 'SameSite=Strict'];
-  if (cameOverHttps(req)) parts.push('Secure');
+  if (httpsPublic || cameOverHttps(req)) parts.push('Secure');
   return parts.join('; ');
 }
 

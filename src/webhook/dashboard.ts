@@ -9,6 +9,7 @@ import { credentialOf, makeSession, safeEqual, SESSION_MAX_AGE_S, sessionCookie,
 import { deployBody, indexBody, loginBody, type AppPanel, type Link } from './dashboard-pages.js';
 import { findDeploy, isTerminal, recentDeploys, viewOf, type FoundDeploy } from './deploys.js';
 import { html, page, sendPage, type Html } from './html.js';
+import { sameOriginForms, SignInLimiter } from './sign-in-guard.js';
 import { streamDeployLog } from './log-tail.js';
 
 /**
@@ -24,6 +25,7 @@ export interface DashboardOptions {
   logger: Logger;
   /** How many recent deploys each app lists. */
   recent?: number;
+  signInLimiter?: SignInLimiter;
 }
 
 /** The deploy page shows the end of the log inline; the raw log link has all of it. */
@@ -36,6 +38,9 @@ export function dashboardRouter(options: DashboardOptions): express.Router {
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 5 });
   const link = (req: Request): Link => (path) => `${req.baseUrl}${path}`;
+  const httpsPublic = config.server.public_url?.startsWith('https:') ?? false;
+  const sameOrigin = sameOriginForms(config.server.public_url);
+  const limiter = options.signInLimiter ?? new SignInLimiter();
 
   const render = (req: Request, res: Response, status: number, title: string, body: Html, refreshS?: number): void => {
     const signedIn = !isPublic && token !== undefined && credentialOf(req, token) === 'session';
@@ -55,18 +60,26 @@ export function dashboardRouter(options: DashboardOptions): express.Router {
     render(req, res, 200, 'duet: sign in', loginBody(link(req)('/login'), undefined));
   });
 
-  router.post('/login', form, (req, res) => {
+  router.post('/login', sameOrigin, form, (req, res) => {
     if (!token) return render(req, res, 503, 'duet: not configured', html`<section class="card login"><h2>Sign-in disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
+    const client = req.ip ?? 'unknown';
+    const waitS = limiter.retryAfterS(client);
+    if (waitS > 0) {
+      res.set('Retry-After', String(waitS));
+      return render(req, res, 429, 'duet: sign in', loginBody(link(req)('/login'), `Too many wrong tokens: try again in ${waitS} s.`));
+    }
     const given = (req.body as Record<string, unknown> | undefined)?.token;
     if (typeof given !== 'string' || !safeEqual(given, token)) {
-      logger.warn({ ip: req.ip }, 'dashboard sign-in with a wrong token');
+      limiter.failed(client);
+      logger.warn({ ip: client }, 'dashboard sign-in with a wrong token');
       return render(req, res, 401, 'duet: sign in', loginBody(link(req)('/login'), 'That is not the token duet serve was started with.'));
     }
-    res.set('Set-Cookie', sessionCookie(req, makeSession(token), SESSION_MAX_AGE_S)).redirect(303, link(req)('/'));
+    limiter.succeeded(client);
+    res.set('Set-Cookie', sessionCookie(req, makeSession(token), SESSION_MAX_AGE_S, httpsPublic)).redirect(303, link(req)('/'));
   });
 
-  router.post('/logout', (req, res) => {
-    res.set('Set-Cookie', sessionCookie(req, '', 0)).redirect(303, link(req)(isPublic ? '/' : '/login'));
+  router.post('/logout', sameOrigin, (req, res) => {
+    res.set('Set-Cookie', sessionCookie(req, '', 0, httpsPublic)).redirect(303, link(req)(isPublic ? '/' : '/login'));
   });
 
   router.get('/', gate, async (req, res) => {

@@ -27,6 +27,11 @@ export function createServerApp(options: ServerOptions): express.Express {
   app.disable('x-powered-by');
   // Behind nginx or a tunnel: the client's scheme (for Secure cookies) comes from the proxy.
   app.set('trust proxy', 'loopback');
+  // JSON and text answers too (the dashboard's pages set it themselves): nothing is sniffed as HTML.
+  app.use((_req, res, next) => {
+    res.set('X-Content-Type-Options', 'nosniff');
+    next();
+  });
   app.use(
     webhookRouter({
       config,

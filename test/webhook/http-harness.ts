@@ -87,6 +87,7 @@ export interface Harness {
 export interface HarnessOptions {
   token?: string | undefined;
   publicDashboard?: boolean;
+  publicUrl?: string;
 }
 
 export const TOKEN = 'test-token-4f1c2b9e8d7a6c5b';
@@ -99,7 +100,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
   const yaml = [
     `state_dir: ${stateDir}`,
     'nginx: { managed: true }',
-    `server: { public_dashboard: ${options.publicDashboard ?? false} }`,
+    `server: { public_dashboard: ${options.publicDashboard ?? false}${options.publicUrl ? `, public_url: "${options.publicUrl}"` : ''} }`,
     'apps:',
     '  cafeteria:',
     '    clone_url: /nonexistent/cafeteria.git',
@@ -117,6 +118,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
   const token = 'token' in options ? options.token : TOKEN;
 
   const app = express();
+  app.set('trust proxy', 'loopback'); // as createServerApp: X-Forwarded-For from nginx names the client
   // The dashboard first: it answers browsers at /deploys/<id> and passes API clients on.
   app.use(dashboardRouter({ config, queue, token, logger }));
   app.use(apiRouter({ config, queue, token, logger, metrics, logPollMs: 50 }));
