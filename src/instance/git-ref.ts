@@ -15,7 +15,23 @@ const FULL_OBJECT_ID = /^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/;
 /** git check-ref-format: `~ ^ : ? * [ \`; then characters a shell would act upon. */
 const GIT_FORBIDDEN = /[~^:?*[\\]/;
 const SHELL_META = /[;&|$`'"<>(){}!#]/;
-const CONTROL = /[\x00-\x1f\x7f]/;
+/** C0, DEL and C1 controls: a terminal may act on them, and no one types them into a ref. */
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
+/**
+ * Characters that change how the text around them is shown: bidi controls reorder it (U+202E
+ * shows "v1\u202e3.2.1" as "v11.2.3"), line and paragraph separators break a log line or a
+ * status. git accepts them; a ref that displays as something else must not deploy.
+ */
+const DISPLAY_CONTROL = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
+const UNSHOWABLE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+
+const codePoint = (c: string): string => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+
+/** `ref` quoted for a message, its invisible and reordering characters written as \uXXXX. */
+export function shownRef(ref: string, max = 80): string {
+  const cut = ref.length > max ? `${ref.slice(0, max)}...` : ref;
+  return JSON.stringify(cut).replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 export function isFullObjectId(ref: string): boolean {
   return FULL_OBJECT_ID.test(ref);
@@ -27,7 +43,10 @@ export function refNameProblem(ref: unknown): string | undefined {
   if (ref.length === 0) return 'it is empty';
   if (ref.length > MAX_REF_LENGTH) return `it is longer than ${MAX_REF_LENGTH} characters`;
   if (ref.startsWith('-')) return 'it starts with "-"';
-  if (CONTROL.test(ref)) return 'it contains a control character';
+  const control = CONTROL.exec(ref);
+  if (control) return `it contains the control character ${codePoint(control[0])}`;
+  const display = DISPLAY_CONTROL.exec(ref);
+  if (display) return `it contains ${codePoint(display[0])}, which changes how the text around it is displayed (bidirectional override or line separator)`;
   if (ref.includes(' ')) return 'it contains a space';
   const forbidden = GIT_FORBIDDEN.exec(ref) ?? SHELL_META.exec(ref);
   if (forbidden) return `it contains "${forbidden[0]}"`;
@@ -52,7 +71,7 @@ export function refNameProblem(ref: unknown): string | undefined {
 export function validateRefName(ref: string): string {
   const problem = refNameProblem(ref);
   if (problem !== undefined) {
-    const shown = typeof ref === 'string' ? JSON.stringify(ref.length > 80 ? `${ref.slice(0, 80)}...` : ref) : String(ref);
+    const shown = typeof ref === 'string' ? shownRef(ref) : String(ref);
     throw new DuetError(`invalid ref ${shown}: ${problem}`, {
       step: 'resolve',
       hint: 'name a branch, a tag or a full commit sha, e.g. main, v1.2.0, refs/tags/v1',

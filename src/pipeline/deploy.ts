@@ -45,7 +45,8 @@ export function defaultRef(app: AppConfig): string {
  * checks whether the machine is already in the state it produces.
  */
 export async function deploy(config: Config, app: AppConfig, options: DeployOptions): Promise<DeployResult> {
-  const requested = options.ref ?? defaultRef(app);
+  // Refused before anything prints, locks or journals it: a bad ref is the caller's input error.
+  const requested = validateRefName(options.ref ?? defaultRef(app));
   if (options.pinnedSha !== undefined && !isFullObjectId(options.pinnedSha)) {
     throw new DuetError(`"${options.pinnedSha}" is not a full commit sha`, { step: 'resolve', exitCode: 2 });
   }

@@ -2,7 +2,7 @@ import picomatch from 'picomatch';
 import { z } from 'zod';
 import type { AppConfig, Config } from '../config/load.js';
 import { DuetError } from '../errors.js';
-import { refNameProblem } from '../instance/git-ref.js';
+import { refNameProblem, shownRef } from '../instance/git-ref.js';
 import type { TriggerRequest } from '../pipeline/trigger.js';
 
 /**
@@ -171,5 +171,5 @@ function parse<T>(schema: z.ZodType<T>, eventName: string, payload: unknown): T 
 
 /** Names from a payload go into responses and logs: quote them, and cut very long ones. */
 function shown(value: string): string {
-  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
+  return shownRef(value);
 }
