@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { Webhooks } from '@octokit/webhooks';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
@@ -69,6 +70,10 @@ export function webhookRouter(options: WebhookOptions): express.Router {
   // A receiver that accepts anything must not start.
   if (!options.secret) throw new Error('the webhook secret is empty');
   const { secret } = options;
+  // The authority on GitHub's signature format. It takes the whole body as a string, so it runs
+  // only on a body the streaming HMAC of readSignedBody already matched: a forged one is never
+  // joined or decoded, and the memory a flood could claim stays within the budget.
+  const webhooks = new Webhooks({ secret });
   const budget = options.budget ?? new BodyBudget(UNVERIFIED_BUDGET_BYTES, giveMemoryBack);
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
@@ -161,6 +166,9 @@ export function webhookRouter(options: WebhookOptions): express.Router {
       text = utf8.decode(raw);
     } catch {
       return reply(res, 400, { error: 'the body is not valid UTF-8' }, 'bad_request');
+    }
+    if (!(await webhooks.verify(text, signature))) {
+      return reply(res, 401, { error: 'X-Hub-Signature-256 does not match the body: the webhook secret differs from duet\'s' }, 'unauthorized');
     }
 
     // Headers are not covered by the signature: check their shape before they are used or stored.
