@@ -7,6 +7,7 @@ import type { Secrets } from '../config/secrets.js';
 import { createGitHubClient } from '../github/client.js';
 import { GitHubStatusReporter } from '../github/status-reporter.js';
 import { DeployQueue } from '../pipeline/queue.js';
+import { acquireServeLock } from '../pipeline/serve-lock.js';
 import { Supervisor, type SupervisionObserver } from '../pipeline/supervisor.js';
 import type { TriggerObserver } from '../pipeline/trigger.js';
 import { publicTarget } from '../util/http-probe.js';
@@ -18,6 +19,17 @@ import { createServerApp } from '../webhook/server.js';
  * side. Loaded only by `serve`, so that express and Octokit do not slow down every other command.
  */
 export async function runServer(config: Config, secrets: Secrets & { webhookSecret: string }, tty: boolean): Promise<void> {
+  // First of all: a second server must refuse before it reads the queue or the outbox.
+  const lock = await acquireServeLock(config);
+  try {
+    await serveUntilSignalled(config, secrets, tty);
+  } finally {
+    // Left behind, it names a process that is gone once this one exits: the next server takes it over.
+    await lock.release().catch(() => {});
+  }
+}
+
+async function serveUntilSignalled(config: Config, secrets: Secrets & { webhookSecret: string }, tty: boolean): Promise<void> {
   const logger = makeLogger(tty);
   const observers: TriggerObserver[] = [];
   let reporter: GitHubStatusReporter | undefined;
