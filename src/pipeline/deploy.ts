@@ -21,6 +21,8 @@ export interface DeployOptions {
   id?: string;
   /** false: fail at once if another deploy of this app holds the lock. */
   wait?: boolean;
+  /** Gives up waiting for the lock (duet serve stopping); a deploy that holds it runs on. */
+  signal?: AbortSignal;
   observer: DeployObserver;
 }
 
@@ -56,6 +58,8 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
     command: `deploy ${requested}`,
     wait: options.wait ?? true,
     onWait: (holder) => options.observer.note(`waiting for the lock held by pid ${holder.pid} (${holder.command}, since ${holder.since})`),
+    onReleaseFailed: (error) => options.observer.note(releaseFailedNote(error)),
+    signal: options.signal,
   });
   const run = new DeployRun(config, app, 'deploy', options.observer, options.id);
   try {
@@ -138,6 +142,10 @@ async function copyAheadForNextDeploy(run: DeployRun, live: Color): Promise<void
   if (await copyAhead(run.app, next)) {
     run.observer.note(`copied ${live}'s node_modules for ${next}'s next deploy in ${Date.now() - started} ms (it only renames them into place if its lockfile is the same)`);
   }
+}
+
+export function releaseFailedNote(error: Error): string {
+  return `could not remove the deploy lock (${error.message}); duet retries until the state dir is writable again`;
 }
 
 /** The commit a color runs, or if stopped, the commit checked out in its directory. */

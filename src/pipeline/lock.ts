@@ -1,20 +1,19 @@
-import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppConfig } from '../config/load.js';
 import { DuetError } from '../errors.js';
-import { identify, isSameProcessAlive, type ProcessIdentity } from '../instance/process-identity.js';
+import { identify, isSameProcessAlive } from '../instance/process-identity.js';
+import { readHolder, removeIfUnchanged, tryCreate, type LockOwner } from './lock-file.js';
 
-/** Who holds an app's deploy lock: enough to tell the waiting operator and to detect death. */
-export interface LockOwner extends ProcessIdentity {
-  command: string;
-  since: string;
-}
+export type { LockOwner };
 
 export interface DeployLock {
   owner: LockOwner;
   /** Set when the lock was taken over from a process that died holding it. */
   takenOverFrom: LockOwner | undefined;
+  /** Never throws: a lock that cannot be removed now is removed in the background (see below). */
   release(): Promise<void>;
 }
 
@@ -23,36 +22,52 @@ export interface AcquireOptions {
   /** false: fail at once when another live process holds the lock (`--no-wait`). */
   wait: boolean;
   onWait?: (holder: LockOwner) => void;
+  /** Told when the lock could not be removed; duet goes on retrying it in the background. */
+  onReleaseFailed?: (error: Error) => void;
+  /** Stops waiting (duet serve shutting down): acquireLock rejects with LockWaitAborted. */
+  signal?: AbortSignal;
   pollMs?: number;
 }
 
-/** A lock file being written right now is empty for a moment; older than this, it is debris. */
-const EMPTY_LOCK_GRACE_MS = 5000;
+/** The wait for a lock was given up because duet is stopping; nothing was started. */
+export class LockWaitAborted extends DuetError {
+  constructor(app: string) {
+    super(`stopped waiting for the lock of ${app}: duet is shutting down`, { step: 'lock', hint: 'the deploy runs again when duet serve starts' });
+  }
+}
+
+/** The tokens of the locks this process holds right now, by lock path. */
+const heldHere = new Map<string, Set<string>>();
 
 /**
  * One deploy or switch per app at a time, across processes: the CLI in a shell and `duet serve`
  * take the same lock file, created with O_EXCL. A holder that died (kill -9, reboot) is detected
- * by pid + start time and its lock taken over, so a crash never needs manual cleanup.
+ * by pid + start time and its lock taken over, so a crash never needs manual cleanup. A lock
+ * naming this very process but none of the acquisitions it holds now is one it failed to remove
+ * (the state dir was read-only for a moment): taken over too, or duet serve would wait on itself.
  */
 export async function acquireLock(app: AppConfig, options: AcquireOptions): Promise<DeployLock> {
   const path = app.paths.lock;
   await mkdir(dirname(path), { recursive: true });
   const me = await identify(process.pid);
   if (!me) throw new Error('cannot read this process in /proc');
-  const owner: LockOwner = { ...me, command: options.command, since: new Date().toISOString() };
+  const owner: LockOwner = { ...me, command: options.command, since: new Date().toISOString(), token: randomUUID() };
   let takenOverFrom: LockOwner | undefined;
   let announced = false;
 
   for (;;) {
-    if (await tryCreate(path, owner)) {
-      return { owner, takenOverFrom, release: () => releaseIfOurs(path, owner) };
+    if (options.signal?.aborted) throw new LockWaitAborted(app.name);
+    if (await create(app, path, owner)) {
+      hold(path, owner.token!);
+      return { owner, takenOverFrom, release: () => release(path, owner, options) };
     }
     const current = await readHolder(path);
     if (current === 'gone') continue;
-    if (current === 'being-written' || (await isSameProcessAlive(current))) {
+    if (current === 'being-written' || (await isHeld(current, me.pid))) {
       if (current !== 'being-written') {
         if (!options.wait) {
-          throw new DuetError(`${app.name} is locked by pid ${current.pid} (${current.command}, since ${current.since})`, {
+          const who = current.pid === me.pid ? 'this duet process' : `pid ${current.pid}`;
+          throw new DuetError(`${app.name} is locked by ${who} (${current.command}, since ${current.since})`, {
             step: 'lock',
             hint: 'wait for it to finish, or run again without --no-wait to queue behind it',
           });
@@ -60,11 +75,13 @@ export async function acquireLock(app: AppConfig, options: AcquireOptions): Prom
         if (!announced) options.onWait?.(current);
         announced = true;
       }
-      await sleep(options.pollMs ?? 100);
+      await sleep(options.pollMs ?? 100, undefined, { signal: options.signal }).catch(() => {});
       continue;
     }
     takenOverFrom = current;
-    await removeIfUnchanged(path, current);
+    await removeIfUnchanged(path, current).catch((error: unknown) => {
+      throw unwritable(app, path, error);
+    });
   }
 }
 
@@ -72,60 +89,59 @@ export async function acquireLock(app: AppConfig, options: AcquireOptions): Prom
 export async function lockHolder(app: AppConfig): Promise<LockOwner | undefined> {
   const current = await readHolder(app.paths.lock);
   if (current === 'gone' || current === 'being-written') return undefined;
-  return (await isSameProcessAlive(current)) ? current : undefined;
+  return (await isHeld(current, process.pid)) ? current : undefined;
 }
 
-async function tryCreate(path: string, owner: LockOwner): Promise<boolean> {
-  let handle;
-  try {
-    handle = await open(path, 'wx', 0o644);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return false;
-    throw error;
-  }
-  try {
-    await handle.writeFile(JSON.stringify(owner));
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  return true;
+async function isHeld(holder: LockOwner, myPid: number): Promise<boolean> {
+  if (!(await isSameProcessAlive(holder))) return false;
+  if (holder.pid !== myPid) return true;
+  return holder.token !== undefined && [...heldHere.values()].some((tokens) => tokens.has(holder.token!));
 }
 
-type Holder = LockOwner | 'gone' | 'being-written';
-
-async function readHolder(path: string): Promise<Holder> {
-  let text: string;
+async function create(app: AppConfig, path: string, owner: LockOwner): Promise<boolean> {
   try {
-    text = await readFile(path, 'utf8');
+    return await tryCreate(path, owner);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'gone';
-    throw error;
+    throw unwritable(app, path, error);
   }
-  try {
-    const parsed = JSON.parse(text) as LockOwner;
-    if (Number.isInteger(parsed.pid) && typeof parsed.startTime === 'string') return parsed;
-  } catch {
-    // fall through: empty or torn
-  }
-  const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => Infinity);
-  return age < EMPTY_LOCK_GRACE_MS ? 'being-written' : { pid: 0, startTime: 'unreadable', command: 'unknown', since: 'unknown' };
+}
+
+function unwritable(app: AppConfig, path: string, error: unknown): DuetError {
+  const code = (error as NodeJS.ErrnoException).code ?? 'error';
+  return new DuetError(`cannot write the lock of ${app.name} (${path}): ${code}`, {
+    step: 'lock',
+    cause: error,
+    hint: 'the state dir must be writable (a full or read-only file system?); check `df` and `mount`, then run again',
+  });
+}
+
+function hold(path: string, token: string): void {
+  const tokens = heldHere.get(path) ?? new Set<string>();
+  tokens.add(token);
+  heldHere.set(path, tokens);
 }
 
 /**
- * Remove a dead holder's lock only if it is still that holder's: between reading and unlinking,
- * another waiter may already have taken over and written its own.
+ * Once release is called the lock counts as free for this process at once, whether or not its
+ * file could be removed. When the removal fails, it is retried in the background until it
+ * succeeds: other processes (a CLI deploy, the next duet serve) see a live holder meanwhile, and
+ * must not wait for longer than the state dir stays read-only.
  */
-async function removeIfUnchanged(path: string, dead: LockOwner): Promise<void> {
-  const again = await readHolder(path);
-  if (again !== 'gone' && again !== 'being-written' && again.pid === dead.pid && again.startTime === dead.startTime) {
-    await unlink(path).catch(() => {});
+async function release(path: string, owner: LockOwner, options: AcquireOptions): Promise<void> {
+  heldHere.get(path)?.delete(owner.token!);
+  try {
+    await removeIfUnchanged(path, owner);
+  } catch (error) {
+    options.onReleaseFailed?.(error as Error);
+    retryRemoval(path, owner);
   }
 }
 
-async function releaseIfOurs(path: string, owner: LockOwner): Promise<void> {
-  const current = await readHolder(path);
-  if (current !== 'gone' && current !== 'being-written' && current.pid === owner.pid && current.startTime === owner.startTime) {
-    await unlink(path);
-  }
+const RETRY_MAX_MS = 1000;
+
+function retryRemoval(path: string, owner: LockOwner, delayMs = 50): void {
+  // unref'd: a CLI that exits leaves a dead holder's lock, which the next taker removes anyway.
+  setTimeout(() => {
+    removeIfUnchanged(path, owner).catch(() => retryRemoval(path, owner, Math.min(delayMs * 2, RETRY_MAX_MS)));
+  }, delayMs).unref();
 }

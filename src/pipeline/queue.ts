@@ -8,6 +8,7 @@ import { configuredColor } from '../switch/proxy.js';
 import { defaultRef, deploy } from './deploy.js';
 import { newDeployId } from './journal.js';
 import type { DeployObserver } from './observer.js';
+import { LockWaitAborted } from './lock.js';
 import { rollback } from './rollback.js';
 import { TriggerStore } from './trigger-store.js';
 import type { SubmitResult, TriggerObserver, TriggerQueue, TriggerRecord, TriggerRequest } from './trigger.js';
@@ -38,6 +39,8 @@ export class DeployQueue implements TriggerQueue {
   /** Each trigger's "queued" announcement, so that "started" and "finished" never overtake it. */
   private readonly announced = new Map<string, Promise<void>>();
   private closed = false;
+  /** Aborted by close(): a deploy still waiting for its app's lock must not hold up shutdown. */
+  private readonly stopping = new AbortController();
   /** Superseded-state writes in flight (not awaited by add()); close() waits for them. */
   private readonly superseding = new Set<Promise<void>>();
 
@@ -117,6 +120,7 @@ export class DeployQueue implements TriggerQueue {
   /** Stop accepting triggers and let the running deploys finish; waiting ones stay recorded. */
   async close(): Promise<void> {
     this.closed = true;
+    this.stopping.abort();
     for (const lane of this.lanes.values()) lane.runner.clear();
     await Promise.all([...this.lanes.values()].map((l) => l.runner.onIdle()));
     await Promise.all(this.superseding);
@@ -215,12 +219,13 @@ export class DeployQueue implements TriggerQueue {
     try {
       const result =
         record.kind === 'rollback'
-          ? await rollback(this.options.config, app, { observer, id: record.id })
+          ? await rollback(this.options.config, app, { observer, id: record.id, signal: this.stopping.signal })
           : await deploy(this.options.config, app, {
               ref: record.ref ?? undefined,
               pinnedSha: record.sha ?? undefined,
               id: record.id,
               observer,
+              signal: this.stopping.signal,
             });
       const seconds = (result.ms / 1000).toFixed(1);
       current = await this.store.update(record.id, {
@@ -236,6 +241,11 @@ export class DeployQueue implements TriggerQueue {
               : `Live on ${result.color} in ${seconds}s`,
       });
     } catch (error) {
+      if (error instanceof LockWaitAborted) {
+        // Nothing was started: it stays "running" on disk and resume() runs it at the next start.
+        this.options.logger?.info({ app: app.name, deploy: record.id }, error.message);
+        return;
+      }
       // A step that failed is the deploy's failure; anything else is duet's own error.
       const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
       const failed = error instanceof DuetError;

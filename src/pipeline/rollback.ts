@@ -3,7 +3,7 @@ import { otherColor } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { preparedRelease } from '../instance/update.js';
 import { configuredColor } from '../switch/proxy.js';
-import { liveRevision, recordStep, type DeployResult } from './deploy.js';
+import { liveRevision, recordStep, releaseFailedNote, type DeployResult } from './deploy.js';
 import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
@@ -13,11 +13,13 @@ import { DeployRun } from './run.js';
  * Switch back to the other color, which still holds the previous release: start it if it was
  * stopped, health-check it, switch. Nothing is fetched or built.
  */
-export async function rollback(config: Config, app: AppConfig, options: { wait?: boolean; observer: DeployObserver; id?: string }): Promise<DeployResult> {
+export async function rollback(config: Config, app: AppConfig, options: { wait?: boolean; signal?: AbortSignal; observer: DeployObserver; id?: string }): Promise<DeployResult> {
   const lock = await acquireLock(app, {
     command: 'rollback',
     wait: options.wait ?? true,
     onWait: (holder) => options.observer.note(`waiting for the lock held by pid ${holder.pid} (${holder.command})`),
+    onReleaseFailed: (error) => options.observer.note(releaseFailedNote(error)),
+    signal: options.signal,
   });
   const run = new DeployRun(config, app, 'rollback', options.observer, options.id);
   try {

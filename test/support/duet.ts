@@ -27,6 +27,8 @@ export interface DuetSetup {
   succeed(args: string[], env?: Record<string, string>): Promise<CliResult>;
   /** GET through nginx's public port with Connection: close. */
   get(path?: string): Promise<PublicAnswer>;
+  /** Run `cleanup` when the test ends, after the colors and nginx stopped, before the dirs go (an unmount). */
+  afterStop(cleanup: () => Promise<void>): void;
 }
 
 export interface CliResult {
@@ -59,15 +61,18 @@ export const cliPath = (): string => join(repoRoot(), 'dist', 'bin', 'duet.mjs')
 
 export async function setupDuet(t: TestContext, options: SetupOptions = {}): Promise<DuetSetup> {
   let config: Config | undefined;
+  const afterStop: Array<() => Promise<void>> = [];
   // Registered before the temp dirs: node:test runs `after` hooks in order, and the processes
   // must be gone before their directories are removed.
   t.after(async () => {
-    if (!config) return;
-    for (const app of config.apps.values()) {
-      await stopInstance(app, 'blue').catch(() => {});
-      await stopInstance(app, 'green').catch(() => {});
+    if (config) {
+      for (const app of config.apps.values()) {
+        await stopInstance(app, 'blue').catch(() => {});
+        await stopInstance(app, 'green').catch(() => {});
+      }
+      await stopManagedNginx(config).catch(() => {});
     }
-    await stopManagedNginx(config).catch(() => {});
+    for (const cleanup of afterStop) await cleanup();
   });
   const repo = await createAppRepo(t);
   const tags = options.tags ?? { v1: {}, v2: { VERSION: 'v2\n' } };
@@ -135,6 +140,7 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
       return result;
     },
     get: (path = '/') => getPublic(listenPort, path),
+    afterStop: (cleanup) => void afterStop.push(cleanup),
   };
 }
 
