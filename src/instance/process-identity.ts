@@ -42,6 +42,29 @@ export async function processGroupAlive(pgid: number): Promise<boolean> {
   return allPids().some((pid) => isLiveMember(pid, pgid));
 }
 
+/**
+ * Whether the process group a recorded leader started still has a live member, even when the
+ * leader itself is gone: a `kill -9` of the `sh -c` (or of npm) leaves the app it started running
+ * in the group, holding the port. A leader's pid that now names another process means the group
+ * is empty: the kernel hands out no pid that is still some group's id.
+ */
+export function recordedGroupAlive(leader: ProcessIdentity): boolean {
+  const stat = procStat(leader.pid);
+  if (stat && stat.startTime !== leader.startTime) return false;
+  if (stat && !hasExited(stat)) return true;
+  return groupMembers(leader.pid).length > 0;
+}
+
+/** The live (not zombie) processes of a group, oldest first. */
+export function groupMembers(pgid: number): number[] {
+  const starts = new Map<number, number>();
+  for (const pid of allPids()) {
+    const stat = procStat(pid);
+    if (stat && stat.pgrp === pgid && !hasExited(stat)) starts.set(pid, Number(stat.startTime));
+  }
+  return [...starts.keys()].sort((a, b) => starts.get(a)! - starts.get(b)! || a - b);
+}
+
 function isLiveMember(pid: number, pgid: number): boolean {
   const stat = procStat(pid);
   return stat !== undefined && stat.pgrp === pgid && !hasExited(stat);

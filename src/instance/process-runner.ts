@@ -9,8 +9,8 @@ import { pollUntil } from '../util/poll.js';
 import { inheritedEnv } from '../util/child-env.js';
 import { lastLines } from '../util/run.js';
 import { endpointOf, endpointText } from './endpoint.js';
-import { identify, processGroupAlive } from './process-identity.js';
-import { readLivePidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
+import { identify, processGroupAlive, recordedGroupAlive } from './process-identity.js';
+import { readLivePidfile, readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 
 /**
  * `runner: process`, the default: each color is a detached process group that duet starts and
@@ -74,13 +74,14 @@ export async function startProcess(app: AppConfig, color: Color, revision: Revis
 
 /**
  * SIGTERM the color's whole process group (npm start -> sh -> node all go), wait up to
- * `stop_timeout_s`, then SIGKILL. A pidfile whose process is gone or was reused is only removed:
- * a pid duet did not start is never signalled.
+ * `stop_timeout_s`, then SIGKILL. The group is stopped even when its leader is gone (killed -9,
+ * or crashed) and others of it still run. A pidfile whose pid was reused is only removed: a
+ * process duet did not start is never signalled.
  */
 export async function stopProcess(app: AppConfig, color: Color): Promise<StopOutcome> {
-  const record = await runningProcess(app, color);
+  const record = await readPidfile(app.paths.pidfile[color]);
   let outcome: StopOutcome = 'not-running';
-  if (record) {
+  if (record && recordedGroupAlive(record)) {
     outcome = 'stopped';
     signalGroup(record.pid, 'SIGTERM');
     const gone = await pollUntil(async () => ((await processGroupAlive(record.pid)) ? undefined : true), {

@@ -5,6 +5,7 @@ import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { endpointOf, endpointText, isListening } from './endpoint.js';
+import { listenerInGroup } from './listener.js';
 import { readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { exitOf, processLogTail, runningProcess, startProcess, stopProcess, type ExitStatus } from './process-runner.js';
 import { identify, isSameProcessAlive } from './process-identity.js';
@@ -35,6 +36,16 @@ export async function runningInstance(app: AppConfig, color: Color): Promise<Ins
 }
 
 /**
+ * The app's own process: the one of the color's process group that listens on its port or
+ * socket, else (not listening yet, or runner: systemd, whose main pid it is already) the one
+ * duet started.
+ */
+export function appPid(app: AppConfig, color: Color, instance: InstanceRecord): number {
+  if (app.runner !== 'process') return instance.pid;
+  return listenerInGroup(instance.pid, endpointOf(app, color)) ?? instance.pid;
+}
+
+/**
  * Note on the instance's record when it went live, once: a deploy re-run after a crash during
  * the watch goes on watching from there instead of starting over. Returns that moment.
  */
@@ -54,6 +65,9 @@ export async function markLive(app: AppConfig, instance: InstanceRecord, at = ne
 export async function startInstance(app: AppConfig, color: Color, revision: Revision): Promise<InstanceRecord> {
   const running = await runningInstance(app, color);
   if (running) return running;
+  // What the last start left running after its leader died (a kill -9 of the `sh -c`) still
+  // holds the port: it is duet's to stop, not a stranger's to refuse over.
+  if (app.runner === 'process') await stopProcess(app, color);
 
   const endpoint = endpointOf(app, color);
   if (await isListening(endpoint)) {

@@ -1,7 +1,7 @@
 import { otherColor, type Color } from '../../config/schema.js';
 import type { AppConfig, Config } from '../../config/load.js';
 import { endpointOf, endpointText } from '../../instance/endpoint.js';
-import { runningInstance } from '../../instance/runner.js';
+import { appPid, runningInstance } from '../../instance/runner.js';
 import { configuredColor } from '../../switch/proxy.js';
 import { appAndColorFrom, appFrom, print, type Command, type CommandContext } from '../command.js';
 
@@ -48,7 +48,7 @@ export const disabledPort = identifyCommand('disabled-port', 'the port (or socke
 
 export const pid: Command = {
   name: 'pid',
-  summary: 'the pid of a running color (exit 1 if it is not running)',
+  summary: "the pid of a running color's app process, the one that listens (exit 1 if it is not running)",
   usage: 'pid [app] <color>',
   async run(context) {
     const { app, color } = await appAndColorFrom(context, pid);
@@ -57,7 +57,7 @@ export const pid: Command = {
       print(context.stderr, `duet: ${app.name}: ${color} is not running`);
       return 1;
     }
-    print(context.stdout, String(running.pid));
+    print(context.stdout, String(appPid(app, color, running)));
     return 0;
   },
 };
