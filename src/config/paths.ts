@@ -10,6 +10,8 @@ export interface AppPaths {
   /** What the last successful install in a checkout was made from (lockfile hash, command). */
   installStamp: Record<Color, string>;
   pidfile: Record<Color, string>;
+  /** The process group of the install or build running in a checkout now, for a resumed deploy to stop. */
+  stepGroup: Record<Color, string>;
   instanceLog: Record<Color, string>;
   socket: Record<Color, string>;
   /** The symlink nginx proxies to in socket mode; renaming it is the switch. */
@@ -32,6 +34,7 @@ export function appPaths(stateDir: string, app: string): AppPaths {
     colorState: perColor((c) => join(root, 'run', `${c}.json`)),
     installStamp: perColor((c) => join(root, 'run', `${c}.install.json`)),
     pidfile: perColor((c) => join(root, 'run', `${c}.pid`)),
+    stepGroup: perColor((c) => join(root, 'run', `${c}.step.pid`)),
     instanceLog: perColor((c) => join(root, 'logs', `${c}.log`)),
     socket: perColor((c) => join(root, 'sockets', `${c}.sock`)),
     liveSocket: join(root, 'sockets', 'live.sock'),

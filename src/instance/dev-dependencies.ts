@@ -44,7 +44,7 @@ export async function missingDevPackages(checkout: string): Promise<string[]> {
  * missing, from the lockfile, and runs the install scripts of what it adds; `--no-save` leaves the
  * lockfile as committed. Much cheaper than installing everything again (see the bench).
  */
-export async function restoreDevDependencies(checkout: string, missing: string[], options: { env: Record<string, string>; output?: OutputSink }): Promise<void> {
+export async function restoreDevDependencies(checkout: string, missing: string[], options: { env: Record<string, string>; output?: OutputSink; group?: string }): Promise<void> {
   const argv = ['npm', 'install', '--include=dev', '--no-save', '--no-audit', '--no-fund', '--prefer-offline'];
   options.output?.write(`duet: ${missing.length} devDependencies were pruned after the last build here; putting them back for the build\n$ ${argv.join(' ')}\n`);
   await runArgv(argv, {
@@ -53,6 +53,7 @@ export async function restoreDevDependencies(checkout: string, missing: string[]
     forApp: true,
     env: options.env,
     output: options.output,
+    group: options.group,
     hint: `putting back the devDependencies in ${checkout} failed (the live color is untouched); a deploy after \`rm -rf ${join(checkout, 'node_modules')}\` installs afresh`,
   });
 }
@@ -86,6 +87,7 @@ export async function pruneDevDependencies(app: AppConfig, color: Color, options
     step: 'prune',
     cwd: checkout,
     forApp: true,
+    group: app.paths.stepGroup[color],
     env: pruneEnv(options.env, manager),
     output: options.output,
     hint: `pruning devDependencies in ${checkout} failed (the live color is untouched); set prune: false to run with them`,

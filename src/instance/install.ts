@@ -159,7 +159,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
   const nodeModules = join(checkout, 'node_modules');
   const command = installCommand(app, checkout);
   const { env, withDev } = installEnv(options.env ?? {}, checkout, command);
-  const run: InstallRun = { command, env, withDev, output: options.output };
+  const run: InstallRun = { command, env, withDev, output: options.output, group: app.paths.stepGroup[color] };
   const runtime = await (options.runtime ?? nodeRuntime(env.PATH ?? process.env.PATH)).catch((error: Error) => {
     options.output?.write(`duet: cannot tell which Node.js runs the install (${error.message}); not using the install cache\n`);
     return undefined;
@@ -234,6 +234,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
     await runArgv(['cp', '-a', '--reflink=auto', '--', otherModules, nodeModules], {
       step: 'install',
       output: options.output,
+      group: run.group,
       hint: `copying ${otherModules} failed; check free disk space`,
     });
     await completeReusedTree(checkout, scripts.dependencies, withDev ? await missingDevPackages(checkout) : [], run);
@@ -253,6 +254,8 @@ interface InstallRun {
   /** The environment asks for the devDependencies (the operator did not choose otherwise). */
   withDev: boolean;
   output?: OutputSink;
+  /** Where the running command's process group is recorded (the color's stepGroup). */
+  group: string;
 }
 
 async function runInstall(checkout: string, run: InstallRun): Promise<void> {
@@ -264,6 +267,7 @@ async function runInstall(checkout: string, run: InstallRun): Promise<void> {
     forApp: true,
     env: run.env,
     output: run.output,
+    group: run.group,
     hint: `the install command failed in ${checkout}; fix the app's dependencies or "install" in duet.yml (the live color is untouched)`,
   });
 }
@@ -285,6 +289,7 @@ async function completeReusedTree(checkout: string, scriptNames: string[], missi
     forApp: true,
     env: run.env,
     output: run.output,
+    group: run.group,
     hint: `an install script of a dependency failed in ${checkout} (the live color is untouched)`,
   });
 }

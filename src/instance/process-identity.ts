@@ -1,4 +1,6 @@
-import { allPids, hasExited, procStat } from '../util/proc.js';
+import { allPids, groupMembers, hasExited, procStat } from '../util/proc.js';
+
+export { groupMembers };
 
 /**
  * A pid alone is not an identity: after a reboot or a long uptime the kernel hands the same
@@ -53,16 +55,6 @@ export function recordedGroupAlive(leader: ProcessIdentity): boolean {
   if (stat && stat.startTime !== leader.startTime) return false;
   if (stat && !hasExited(stat)) return true;
   return groupMembers(leader.pid).length > 0;
-}
-
-/** The live (not zombie) processes of a group, oldest first. */
-export function groupMembers(pgid: number): number[] {
-  const starts = new Map<number, number>();
-  for (const pid of allPids()) {
-    const stat = procStat(pid);
-    if (stat && stat.pgrp === pgid && !hasExited(stat)) starts.set(pid, Number(stat.startTime));
-  }
-  return [...starts.keys()].sort((a, b) => starts.get(a)! - starts.get(b)! || a - b);
 }
 
 function isLiveMember(pid: number, pgid: number): boolean {

@@ -1,6 +1,7 @@
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { runShell, type OutputSink } from '../util/run.js';
+import { stopRecordedGroup } from '../util/step-group.js';
 import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
 import { pruneDevDependencies, type PruneOutcome } from './dev-dependencies.js';
 import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
@@ -51,6 +52,9 @@ export async function updateInstance(
   target: ResolvedRef,
   output?: OutputSink,
 ): Promise<UpdateOutcome> {
+  // First: an install or build that a killed duet left running would race this one in the checkout.
+  const leftover = await stopRecordedGroup(app.paths.stepGroup[color]);
+  if (leftover) output?.write(`duet: stopped \`${leftover.command}\` (process group ${leftover.pgid}, since ${leftover.since}), left running in ${color} by a duet that died\n`);
   if (await isPrepared(app, color, target.sha)) return { kind: 'already-prepared' };
   await clearPrepared(app, color);
   const dir = app.paths.checkout[color];
@@ -83,7 +87,7 @@ export async function updateInstance(
   const removal = removeReplacedModules(app, color);
   try {
     if (app.build.trim()) {
-      await runShell(app.build, { step: 'build', cwd: dir, env, forApp: true, output, hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched` });
+      await runShell(app.build, { step: 'build', cwd: dir, env, forApp: true, output, group: app.paths.stepGroup[color], hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched` });
     }
   } finally {
     await removal;

@@ -53,3 +53,13 @@ export function childrenOf(pid: number): number[] {
   const children = listed !== undefined ? listed.split(' ').filter(Boolean).map(Number) : allPids().filter((child) => procStat(child)?.ppid === pid);
   return children.sort((a, b) => a - b);
 }
+
+/** The live (not zombie) processes of a process group, oldest first. */
+export function groupMembers(pgid: number): number[] {
+  const starts = new Map<number, number>();
+  for (const pid of allPids()) {
+    const stat = procStat(pid);
+    if (stat && stat.pgrp === pgid && !hasExited(stat)) starts.set(pid, Number(stat.startTime));
+  }
+  return [...starts.keys()].sort((a, b) => starts.get(a)! - starts.get(b)! || a - b);
+}

@@ -1,6 +1,8 @@
 import type { Options, ResultPromise } from 'execa';
+import { rm } from 'node:fs/promises';
 import { CommandFailedError } from '../errors.js';
 import { inheritedEnv } from './child-env.js';
+import { killGroup, recordStepGroup } from './step-group.js';
 
 /** Where a child's combined output goes besides duet's memory: a deploy log, a terminal. */
 export interface OutputSink {
@@ -18,6 +20,11 @@ export interface RunOptions {
   output?: OutputSink;
   timeoutMs?: number;
   hint?: string;
+  /**
+   * Run in a process group of its own, recorded at this path while it runs (see step-group.ts),
+   * and killed whole when the command returns or times out: for installs and builds.
+   */
+  group?: string;
 }
 
 const TAIL_LINES = 20;
@@ -63,10 +70,26 @@ function spawnOptions(options: RunOptions): SpawnOptions {
     stdin: 'ignore',
     timeout: options.timeoutMs,
     killSignal: 'SIGKILL',
+    // Its own session and group: what it starts can be found and stopped as one, even by the
+    // next duet process after this one was killed.
+    detached: options.group !== undefined,
   };
 }
 
 async function collect(child: ResultPromise<SpawnOptions>, shown: string, options: RunOptions): Promise<string> {
+  const pgid = options.group === undefined ? undefined : child.pid;
+  if (pgid === undefined) return collectOutput(child, shown, options);
+  try {
+    await recordStepGroup(options.group!, pgid, shown);
+    return await collectOutput(child, shown, options);
+  } finally {
+    // A timeout kills only the shell execa started; a background job would outlive a success.
+    killGroup(pgid);
+    await rm(options.group!, { force: true });
+  }
+}
+
+async function collectOutput(child: ResultPromise<SpawnOptions>, shown: string, options: RunOptions): Promise<string> {
   let combined = '';
   child.all?.on('data', (chunk: Buffer) => {
     const text = chunk.toString();
