@@ -79,10 +79,19 @@ function spawnOptions(options: RunOptions): SpawnOptions {
 async function collect(child: ResultPromise<SpawnOptions>, shown: string, options: RunOptions): Promise<string> {
   const pgid = options.group === undefined ? undefined : child.pid;
   if (pgid === undefined) return collectOutput(child, shown, options);
+  // Its own session: a Ctrl-C at the terminal no longer reaches it. Passed on, then duet stops
+  // as it would have (unless it handles SIGINT itself, as duet serve does: then serve decides).
+  const alone = process.listenerCount('SIGINT') === 0;
+  const onInterrupt = (): void => {
+    killGroup(pgid);
+    if (alone) process.kill(process.pid, 'SIGINT');
+  };
+  process.once('SIGINT', onInterrupt);
   try {
     await recordStepGroup(options.group!, pgid, shown);
     return await collectOutput(child, shown, options);
   } finally {
+    process.off('SIGINT', onInterrupt);
     // A timeout kills only the shell execa started; a background job would outlive a success.
     killGroup(pgid);
     await rm(options.group!, { force: true });

@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { processStartTime } from '../../src/instance/process-identity.js';
 import { pollUntil } from '../../src/util/poll.js';
-import { setupDuet } from '../support/duet.js';
+import { execa } from 'execa';
+import { cliPath, setupDuet } from '../support/duet.js';
 import { freePort } from '../support/ports.js';
 import { API_TOKEN, getJson, startServe } from '../support/serve.js';
 
@@ -46,4 +47,28 @@ test('duet serve killed -9 during the install: the resumed deploy first stops th
   assert.match(log, new RegExp(`stopped \`.*\` \\(process group ${pids[0]}, since [^)]+\\), left running in blue by a duet that died`));
   assert.match((await setup.get('/')).body, /cafeteria v1/);
   await second.stop();
+});
+
+test('Ctrl-C on a `duet deploy` at the terminal stops its install too, though the install runs in a session of its own', async (t) => {
+  const install = `'echo $$ > ../install.pids; sleep 120 & echo $! >> ../install.pids; wait'`;
+  const setup = await setupDuet(t, { tags: { v1: {} }, app: { install } });
+  const pidsFile = join(setup.app.paths.root, 'install.pids');
+  const deploying = execa('node', [cliPath(), '--config', setup.configPath, 'deploy', '--ref', 'v1'], { reject: false, stdin: 'ignore' });
+  t.after(() => void deploying.kill('SIGKILL'));
+  const pids = await pollUntil(async () => {
+    const listed = (await readFile(pidsFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+    return listed.length === 2 ? listed : undefined;
+  }, { timeoutMs: 30_000 });
+  assert.ok(pids, 'the install runs');
+  const starts = await Promise.all(pids.map((pid) => processStartTime(pid)));
+  t.after(async () => {
+    for (const [i, pid] of pids.entries()) if (starts[i] && (await processStartTime(pid)) === starts[i]) process.kill(pid, 'SIGKILL');
+  });
+  deploying.kill('SIGINT');
+  const result = await deploying;
+  assert.notEqual(result.exitCode, 0, 'the deploy did not finish');
+  for (const pid of pids) {
+    const gone = await pollUntil(async () => ((await processStartTime(pid)) === undefined ? true : undefined), { timeoutMs: 5000 });
+    assert.ok(gone, `install process ${pid} was stopped with duet`);
+  }
 });
