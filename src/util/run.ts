@@ -87,9 +87,12 @@ async function collect(child: ResultPromise<SpawnOptions>, shown: string, option
     if (alone) process.kill(process.pid, 'SIGINT');
   };
   process.once('SIGINT', onInterrupt);
+  // Listening first: output written while the record is saved would be lost to the error's tail.
+  const collecting = collectOutput(child, shown, options);
   try {
-    await recordStepGroup(options.group!, pgid, shown);
-    return await collectOutput(child, shown, options);
+    // Without the record only the cleanup after a crash of duet is lost: never a reason to fail.
+    await recordStepGroup(options.group!, pgid, shown).catch(() => {});
+    return await collecting;
   } finally {
     process.off('SIGINT', onInterrupt);
     // A timeout kills only the shell execa started; a background job would outlive a success.
