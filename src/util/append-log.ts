@@ -1,4 +1,4 @@
-import { constants, writeSync } from 'node:fs';
+import { constants, fstatSync, ftruncateSync, fsyncSync, writeSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 interface Waiting {
@@ -55,17 +55,29 @@ export class AppendLog {
    * its switch, which two such lines separate). Lines that are synced stay off the event loop.
    */
   private writeNow(handle: FileHandle, text: string): Promise<void> {
+    const bytes = Buffer.from(text);
+    let done = 0;
     try {
-      const bytes = Buffer.from(text);
       // A regular file takes all of it or fails; a short count (disk full) is tried again, and
       // its error is the one reported.
-      for (let done = 0; done < bytes.length; ) done += writeSync(handle.fd, bytes, done);
+      while (done < bytes.length) done += nonZero(writeSync(handle.fd, bytes, done));
       return Promise.resolve();
     } catch (error) {
+      if (done > 0) this.cutSync(handle, done);
       // As in flush: a handle that failed is not trusted with the next line.
       this.handle = undefined;
       handle.close().catch(() => {});
       return Promise.reject(error);
+    }
+  }
+
+  /** writeNow's cut: the part of a line a full disk let through is taken off again. */
+  private cutSync(handle: FileHandle, written: number): void {
+    try {
+      ftruncateSync(handle.fd, fstatSync(handle.fd).size - written);
+      fsyncSync(handle.fd);
+    } catch {
+      // The fragment stays; opened() gives it its newline before the next line, and readers skip it.
     }
   }
 
@@ -82,7 +94,7 @@ export class AppendLog {
       this.waiting = [];
       try {
         const handle = await this.opened();
-        await handle.write(batch.map((w) => w.line).join(''));
+        await this.writeAll(handle, Buffer.from(batch.map((w) => w.line).join('')));
         if (!this.options.everyWriteDurable && batch.some((w) => w.fsync)) await handle.sync();
         for (const w of batch) w.resolve();
       } catch (error) {
@@ -93,6 +105,30 @@ export class AppendLog {
       }
     }
     this.flushing = undefined;
+  }
+
+  /**
+   * All of `bytes`, or none: a full disk takes part of a write (a short count) and fails the
+   * next, and the callers of a batch that failed are told so (a webhook answered 503, redelivered
+   * later), so the part that did land is cut off again. Left on disk it would be a line nobody
+   * was promised, or worse, glued to the front of the next record.
+   */
+  private async writeAll(handle: FileHandle, bytes: Buffer): Promise<void> {
+    let done = 0;
+    try {
+      while (done < bytes.length) done += nonZero((await handle.write(bytes, done, bytes.length - done)).bytesWritten);
+    } catch (error) {
+      if (done > 0) {
+        // Measured from the end, not from a remembered size: O_APPEND put the bytes there.
+        // Should the cut fail too, the handle is dropped (flush) and opened() deals with the fragment.
+        await handle
+          .stat()
+          .then(({ size }) => handle.truncate(size - done))
+          .then(() => handle.sync())
+          .catch(() => {});
+      }
+      throw error;
+    }
   }
 
   /**
@@ -117,4 +153,10 @@ export class AppendLog {
     this.handle = handle;
     return handle;
   }
+}
+
+/** A write that took nothing and reported no error would loop forever: treat it as the error it is. */
+function nonZero(bytesWritten: number): number {
+  if (bytesWritten > 0) return bytesWritten;
+  throw Object.assign(new Error('ENOSPC: the write took no bytes'), { code: 'ENOSPC' });
 }

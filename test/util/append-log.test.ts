@@ -5,6 +5,7 @@ import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppendLog } from '../../src/util/append-log.js';
 import { tempDir } from '../support/tmp.js';
+import { fillDisk, mountTmpfs } from '../support/tmpfs.js';
 
 test('AppendLog: concurrent appends all land, whole and in order', async (t) => {
   const path = join(await tempDir(t, 'duet-append'), 'log.ndjson');
@@ -80,3 +81,28 @@ test('AppendLog: an unsynced line with nothing queued ahead is written before ap
   await log.close();
   assert.equal(await readFile(path, 'utf8'), '{"begin":1}\n{"step":2}\n{"end":3}\n{"next":4}\n');
 });
+
+for (const durable of [true, false]) {
+  test(`AppendLog on a full disk (${durable ? 'everyWriteDurable' : 'unsynced line'}): the append fails and leaves no part of its line`, async (t) => {
+    const dir = await mountTmpfs(t, '64k', { label: 'duet-append-full' });
+    const path = join(dir, 'log.ndjson');
+    const log = new AppendLog(path, { everyWriteDurable: durable });
+    t.after(() => log.close().catch(() => {}));
+    // 12 bytes short of a page: once the disk is full, the next write lands 12 bytes and stops.
+    const first = `${JSON.stringify({ first: 'x'.repeat(4096 - 12 - 13) })}`;
+    await log.append(first);
+    assert.equal((await readFile(path)).length, 4096 - 12);
+    const free = await fillDisk(dir);
+
+    const line = JSON.stringify({ op: 'accepted', pad: 'y'.repeat(200) });
+    await assert.rejects(log.append(line, { fsync: durable }), { code: 'ENOSPC' });
+    assert.equal(await readFile(path, 'utf8'), `${first}\n`, 'the 12 bytes that fitted were cut off again');
+    await assert.rejects(log.append(line, { fsync: durable }), { code: 'ENOSPC' }, 'still full, still refused');
+    assert.equal(await readFile(path, 'utf8'), `${first}\n`);
+
+    await free();
+    await log.append('{"after":1}', { fsync: durable });
+    await log.close();
+    assert.equal(await readFile(path, 'utf8'), `${first}\n{"after":1}\n`, 'the next record starts on a line of its own');
+  });
+}
