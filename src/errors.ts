@@ -61,3 +61,22 @@ export class UnknownAppError extends DuetError {
     super(`no app named "${app}" is configured`, { step: 'trigger', hint: 'check the app name, or add it to duet.yml' });
   }
 }
+
+/**
+ * A record duet answers for (an accepted trigger, a change of its state) could not be written
+ * whole and synced: a full or read-only disk. Nothing was promised on it, so the HTTP side
+ * answers 503 and GitHub shows the delivery as failed, to be redelivered once there is room.
+ */
+export class NotSavedError extends DuetError {
+  readonly path: string;
+
+  constructor(what: string, path: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`could not save ${what} in ${path}: ${reason}`, {
+      step: 'trigger',
+      cause,
+      hint: `free space on the disk holding ${path} (df -h), or make it writable again; then redeliver from the webhook's Recent Deliveries on GitHub, or send the request again`,
+    });
+    this.path = path;
+  }
+}

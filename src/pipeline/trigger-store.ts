@@ -1,5 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { NotSavedError } from '../errors.js';
 import { AppendLog } from '../util/append-log.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import type { TriggerRecord } from './trigger.js';
@@ -68,8 +69,13 @@ export class TriggerStore {
     await this.write({ op: 'alias', deliveryId, id });
   }
 
+  /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
   private async write(event: StoreEvent): Promise<void> {
-    await this.log.append(JSON.stringify(event));
+    try {
+      await this.log.append(JSON.stringify(event));
+    } catch (error) {
+      throw new NotSavedError(event.op === 'update' ? `the state of trigger ${event.id}` : 'the trigger', this.path, error);
+    }
     this.apply(event);
   }
 

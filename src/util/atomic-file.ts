@@ -16,9 +16,13 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
   try {
     await handle.writeFile(content);
     if (durable) await handle.sync();
-  } finally {
-    await handle.close();
+  } catch (error) {
+    // A temp file half written on a full disk would keep the disk full.
+    await handle.close().catch(() => {});
+    await unlink(temp).catch(() => {});
+    throw error;
   }
+  await handle.close();
   try {
     await rename(temp, path);
   } catch (error) {

@@ -52,6 +52,8 @@ export interface SetupOptions {
   nginx?: string;
   /** Extra top-level keys: key -> YAML value, e.g. { server: '{ listen: "127.0.0.1:9100" }' }. */
   top?: Record<string, string>;
+  /** Where state_dir is (a tmpfs the test mounted, say); `<dir>/state` by default. */
+  stateDir?: string;
   /** Tags to create: name -> files changed in that version. v1 and v2 by default. */
   tags?: Record<string, FileChanges>;
 }
@@ -99,7 +101,7 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
     ...options.app,
   };
   const yaml = [
-    `state_dir: ${join(dir, 'state')}`,
+    `state_dir: ${options.stateDir ?? join(dir, 'state')}`,
     `nginx: ${options.nginx ?? '{ managed: true }'}`,
     ...Object.entries(options.top ?? {}).map(([key, value]) => `${key}: ${value}`),
     'apps:',
