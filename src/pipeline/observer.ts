@@ -1,3 +1,4 @@
+import type { Logger } from 'pino';
 import type { StepName } from './journal.js';
 
 /**
@@ -15,3 +16,12 @@ export const silentObserver: DeployObserver = {
   stepEnded() {},
   note() {},
 };
+
+/** One log line per deploy step (duet serve's deploys, which nobody watches on a terminal). */
+export function loggingObserver(log: Logger | undefined): DeployObserver {
+  return {
+    stepStarted: (step, what) => log?.info({ step }, what),
+    stepEnded: (step, status, ms, detail) => log?.info({ step, status, ms }, detail ?? `${step} ${status}`),
+    note: (text) => log?.info(text),
+  };
+}

@@ -5,13 +5,11 @@ import { otherColor } from '../config/schema.js';
 import { DuetError, UnknownAppError } from '../errors.js';
 import { resolveRef } from '../instance/checkout.js';
 import { configuredColor } from '../switch/proxy.js';
-import { defaultRef, deploy } from './deploy.js';
+import { defaultRef } from './deploy.js';
 import { newDeployId } from './journal.js';
-import type { DeployObserver } from './observer.js';
-import { LockWaitAborted } from './lock.js';
-import { rollback } from './rollback.js';
+import { runTrigger } from './queue-run.js';
 import { TriggerStore } from './trigger-store.js';
-import type { SubmitResult, TriggerObserver, TriggerQueue, TriggerRecord, TriggerRequest } from './trigger.js';
+import { coversSameDeploy, type SubmitResult, type TriggerObserver, type TriggerQueue, type TriggerRecord, type TriggerRequest } from './trigger.js';
 
 /** Per app: one deploy at a time (p-queue, concurrency 1) and at most one trigger waiting. */
 interface Lane {
@@ -45,7 +43,9 @@ export class DeployQueue implements TriggerQueue {
   private readonly superseding = new Set<Promise<void>>();
 
   private constructor(private readonly options: DeployQueueOptions) {
-    this.store = new TriggerStore(`${options.config.stateDir}/triggers.ndjson`);
+    this.store = new TriggerStore(`${options.config.stateDir}/triggers.ndjson`, {
+      onCompactFailed: (error) => options.logger?.error({ err: (error as Error).message }, 'could not compact the trigger file; it is kept as it is'),
+    });
     this.observers = [...(options.observers ?? [])];
   }
 
@@ -156,7 +156,7 @@ export class DeployQueue implements TriggerQueue {
       void writing.finally(() => this.superseding.delete(writing));
     } else {
       // One job per waiting slot: it runs whichever trigger waits when its turn comes.
-      void lane.runner.add(() => this.runWaiting(app));
+      void lane.runner.add(() => this.guarded(app.name, () => this.runWaiting(app)));
     }
     this.announced.set(record.id, this.announce(app, record));
   }
@@ -213,60 +213,26 @@ export class DeployQueue implements TriggerQueue {
     const live = await configuredColor(app, this.options.config).catch(() => undefined);
     // Both a deploy and a rollback go to the color that is not live now.
     const color = live ? otherColor(live) : record.kind === 'deploy' ? 'blue' : null;
-    let current = await this.store.update(record.id, { state: 'running', startedAt: new Date().toISOString(), color });
-    await this.afterAnnounced(record.id, () => this.notify('started', current));
-    const observer = this.deployObserver(current);
-    try {
-      const result =
-        record.kind === 'rollback'
-          ? await rollback(this.options.config, app, { observer, id: record.id, signal: this.stopping.signal })
-          : await deploy(this.options.config, app, {
-              ref: record.ref ?? undefined,
-              pinnedSha: record.sha ?? undefined,
-              id: record.id,
-              observer,
-              signal: this.stopping.signal,
-            });
-      const seconds = (result.ms / 1000).toFixed(1);
-      current = await this.store.update(record.id, {
-        state: 'succeeded',
-        resolvedSha: result.sha,
-        color: result.color,
+    const started = await this.save(record.id, { state: 'running', startedAt: new Date().toISOString(), color });
+    if (started.unsaved) {
+      // A deploy whose start is not on disk would be re-run from scratch by the next duet serve
+      // anyway, most likely onto the same full disk: it does not start now.
+      const finished = this.store.mark(record.id, {
+        state: 'errored',
         finishedAt: new Date().toISOString(),
-        summary:
-          record.kind === 'rollback'
-            ? `Rolled back to ${result.sha.slice(0, 7)} on ${result.color} in ${seconds}s`
-            : result.outcome === 'noop'
-              ? `Already live on ${result.color}`
-              : `Live on ${result.color} in ${seconds}s`,
+        summary: `internal error: the deploy did not start, ${started.unsaved}`,
       });
-    } catch (error) {
-      if (error instanceof LockWaitAborted) {
-        // Nothing was started: it stays "running" on disk and resume() runs it at the next start.
-        this.options.logger?.info({ app: app.name, deploy: record.id }, error.message);
-        return;
-      }
-      // A step that failed is the deploy's failure; anything else is duet's own error.
-      const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
-      const failed = error instanceof DuetError;
-      current = await this.store.update(record.id, {
-        state: failed ? 'failed' : 'errored',
-        finishedAt: new Date().toISOString(),
-        summary: failed ? `${error.step} failed: ${reason}` : `internal error: ${reason}`,
-      });
-      this.options.logger?.error({ app: app.name, deploy: record.id, err: reason }, failed ? 'deploy failed' : 'deploy errored');
+      await this.afterAnnounced(record.id, () => this.notify('finished', finished));
+      return;
     }
+    let current = started.record;
+    await this.afterAnnounced(record.id, () => this.notify('started', current));
+    const outcome = await runTrigger(this.options.config, app, record, { logger: this.options.logger, signal: this.stopping.signal });
+    // undefined: shutdown came while it waited for its app's lock. Nothing was started: it stays
+    // "running" on disk and resume() runs it at the next start.
+    if (!outcome) return;
+    current = await this.saveFinal(record.id, outcome);
     this.notify('finished', current);
-  }
-
-  /** One log line per deploy step, and the trigger's color once the deploy picked it. */
-  private deployObserver(record: TriggerRecord): DeployObserver {
-    const log = this.options.logger?.child({ app: record.app, deploy: record.id });
-    return {
-      stepStarted: (step, what) => log?.info({ step }, what),
-      stepEnded: (step, status, ms, detail) => log?.info({ step, status, ms }, detail ?? `${step} ${status}`),
-      note: (text) => log?.info(text),
-    };
   }
 
   /** Resume after a restart: an interrupted deploy first (it converges), then what waited. */
@@ -283,7 +249,7 @@ export class DeployQueue implements TriggerQueue {
         await this.abandon(record, 'the app is no longer configured');
         continue;
       }
-      void lane.runner.add(() => this.run(app, this.store.get(record.id)!));
+      void lane.runner.add(() => this.guarded(app.name, () => this.run(app, this.store.get(record.id)!)));
     }
     for (const record of unfinished.filter((r) => r.state === 'queued')) {
       const app = this.options.config.apps.get(record.app);
@@ -293,7 +259,37 @@ export class DeployQueue implements TriggerQueue {
   }
 
   private async abandon(record: TriggerRecord, why: string): Promise<void> {
-    this.notify('finished', await this.store.update(record.id, { state: 'errored', summary: `internal error: ${why}`, finishedAt: new Date().toISOString() }));
+    this.notify('finished', await this.saveFinal(record.id, { state: 'errored', summary: `internal error: ${why}`, finishedAt: new Date().toISOString() }));
+  }
+
+  /** The store's updateOrMark, and the error log line when the file could not take it. */
+  private async save(id: string, patch: Partial<TriggerRecord>): Promise<{ record: TriggerRecord; unsaved?: string }> {
+    const result = await this.store.updateOrMark(id, patch);
+    if (result.error) {
+      const { app } = result.record;
+      this.options.logger?.error({ app, deploy: id, err: result.error.message, hint: result.error.hint }, 'could not save the state of a deploy');
+    }
+    return result;
+  }
+
+  /** save() for a deploy's outcome: the summary says when the file does not have it. */
+  private async saveFinal(id: string, patch: Partial<TriggerRecord>): Promise<TriggerRecord> {
+    const { record, unsaved } = await this.save(id, patch);
+    if (!unsaved) return record;
+    return this.store.mark(id, { summary: `${record.summary ?? record.state}; ${unsaved}: duet serve re-runs it at its next start` });
+  }
+
+  /**
+   * The one place a lane's job ends: whatever a deploy throws that run() did not expect is
+   * logged here, never left as an unhandled rejection, which would stop duet serve and every
+   * other app's deploys with it.
+   */
+  private async guarded(app: string, job: () => Promise<void>): Promise<void> {
+    try {
+      await job();
+    } catch (error) {
+      this.options.logger?.error({ app, err: error instanceof Error ? error.message : String(error) }, 'deploy job failed');
+    }
   }
 
   private notify(event: 'queued' | 'finished', record: TriggerRecord): void;
@@ -309,17 +305,4 @@ export class DeployQueue implements TriggerQueue {
       }
     }
   }
-}
-
-/**
- * Whether an already waiting or running trigger deploys exactly what `request` asks for: the
- * same ref and the same commit. Tags do not move, so the same tag is the same deploy even when
- * one side (a release) did not name the commit; a branch without a commit may have moved.
- */
-function coversSameDeploy(existing: TriggerRecord, request: TriggerRequest): boolean {
-  if (existing.kind !== request.kind) return false;
-  if (request.kind === 'rollback') return existing.state === 'queued';
-  if (existing.ref !== request.ref) return false;
-  if (existing.sha && request.sha) return existing.sha === request.sha;
-  return (request.ref ?? '').startsWith('refs/tags/');
 }

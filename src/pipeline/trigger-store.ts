@@ -17,16 +17,26 @@ type StoreEvent =
   /** A delivery that was merged into an existing trigger: its id must still count as seen. */
   | { op: 'alias'; deliveryId: string; id: string };
 
-/** Finished triggers kept when the file is compacted at start: enough for the dashboard and redeliveries. */
-const KEEP_FINISHED = 500;
+export interface TriggerStoreOptions {
+  /** Finished triggers kept by a compaction: enough for the dashboard and redeliveries. */
+  keepFinished?: number;
+  /** A compaction failed (the file stays as it was, appends go on). */
+  onCompactFailed?: (error: unknown) => void;
+}
+
 
 export class TriggerStore {
   private readonly records = new Map<string, TriggerRecord>();
   private readonly deliveries = new Map<string, string>();
   private readonly log: AppendLog;
+  private readonly keepFinished: number;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    private readonly options: TriggerStoreOptions = {},
+  ) {
     this.log = new AppendLog(path, { everyWriteDurable: true });
+    this.keepFinished = options.keepFinished ?? 500;
   }
 
   async open(): Promise<void> {
@@ -40,7 +50,8 @@ export class TriggerStore {
         // a line torn by a crash mid-append; its trigger was never acknowledged
       }
     }
-    await this.compact();
+    // A full disk at start must not keep duet serve from starting: the file works uncompacted.
+    await this.compact().catch((error: unknown) => this.options.onCompactFailed?.(error));
   }
 
   all(): TriggerRecord[] {
@@ -69,8 +80,37 @@ export class TriggerStore {
     await this.write({ op: 'alias', deliveryId, id });
   }
 
-  /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
+  /**
+   * update(), and when the file cannot take it (a full disk), the change applied in memory
+   * anyway, marked with why (`unsaved`): a deploy that ran did run, and the dashboard, the API
+   * and the commit status should say so while the file lags. What it lags on, the next start of
+   * duet serve re-runs (a deploy converges) from the state the file does have.
+   */
+  async updateOrMark(id: string, patch: Partial<TriggerRecord>): Promise<{ record: TriggerRecord; unsaved?: string; error?: NotSavedError }> {
+    try {
+      return { record: await this.update(id, patch) };
+    } catch (error) {
+      if (!(error instanceof NotSavedError)) throw error;
+      const reason = (error.cause instanceof Error ? error.cause.message : error.message).split('\n')[0];
+      return { record: this.mark(id, patch), unsaved: `not saved (${reason})`, error };
+    }
+  }
+
+  /**
+   * A change the file could not take (a full disk), applied in memory only, so that what duet
+   * shows matches what happened; the next compaction that succeeds writes it down.
+   */
+  mark(id: string, patch: Partial<TriggerRecord>): TriggerRecord {
+    this.apply({ op: 'update', id, patch });
+    return this.records.get(id)!;
+  }
+
   private async write(event: StoreEvent): Promise<void> {
+    await this.appendAndApply(event);
+  }
+
+  /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
+  private async appendAndApply(event: StoreEvent): Promise<void> {
     try {
       await this.log.append(JSON.stringify(event));
     } catch (error) {
@@ -96,12 +136,15 @@ export class TriggerStore {
     }
   }
 
-  /** Rewrite the file with what is still worth knowing (atomically: temp, fsync, rename). */
+  /**
+   * Rewrite the file with what is still worth knowing (atomically: temp, fsync, rename). Memory
+   * is only trimmed once the new file is in place: a failed rewrite loses nothing.
+   */
   private async compact(): Promise<void> {
     const all = [...this.records.values()].sort((a, b) => a.id.localeCompare(b.id));
     const finished = all.filter((r) => r.finishedAt !== null);
-    if (finished.length <= KEEP_FINISHED * 2) return;
-    const drop = new Set(finished.slice(0, finished.length - KEEP_FINISHED).map((r) => r.id));
+    if (finished.length <= this.keepFinished * 2) return;
+    const drop = new Set(finished.slice(0, finished.length - this.keepFinished).map((r) => r.id));
     const kept = all.filter((r) => !drop.has(r.id));
     const lines = kept.map((record) => JSON.stringify({ op: 'accepted', record } satisfies StoreEvent));
     for (const [deliveryId, id] of this.deliveries) {

@@ -65,3 +65,16 @@ export interface TriggerQueue {
   /** Triggers waiting (not running) for one app or all. */
   depth(app?: string): number;
 }
+
+/**
+ * Whether an already waiting or running trigger deploys exactly what `request` asks for: the
+ * same ref and the same commit. Tags do not move, so the same tag is the same deploy even when
+ * one side (a release) did not name the commit; a branch without a commit may have moved.
+ */
+export function coversSameDeploy(existing: TriggerRecord, request: TriggerRequest): boolean {
+  if (existing.kind !== request.kind) return false;
+  if (request.kind === 'rollback') return existing.state === 'queued';
+  if (existing.ref !== request.ref) return false;
+  if (existing.sha && request.sha) return existing.sha === request.sha;
+  return (request.ref ?? '').startsWith('refs/tags/');
+}

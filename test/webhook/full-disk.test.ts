@@ -1,17 +1,17 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
 import { freePort } from '../support/ports.js';
-import { getJson, postWebhook, startServe, tagPush } from '../support/serve.js';
-import { fillDisk, mountTmpfs } from '../support/tmpfs.js';
+import { getJson, postWebhook, startServe, tagPush, type ServeProcess } from '../support/serve.js';
+import { fileOnTmpfs, fillDisk, mountTmpfs } from '../support/tmpfs.js';
 
 /**
  * duet serve with its whole state_dir on a small tmpfs, filled to the last block while it runs:
- * what a full disk does to the intake (issue 15, #2).
+ * what a full disk does to the intake (issue 15, #2) and to a deploy under way (#3).
  */
 
 const REPO = 'inu-appcenter/cafeteria-server';
@@ -26,12 +26,13 @@ async function onTmpfs(t: TestContext, tags: Record<string, Record<string, strin
   return { setup, port, stateDir, triggers: join(stateDir, 'triggers.ndjson') };
 }
 
-async function waitForState(url: string, id: string, states: string[]): Promise<any> {
+async function waitForState(serve: ServeProcess, id: string, states: string[]): Promise<any> {
   const record = await pollUntil(async () => {
-    const { body } = await getJson(`${url}/deploys/${id}`).catch(() => ({ body: undefined }));
+    if (serve.child.exitCode !== null) return { exited: serve.child.exitCode };
+    const { body } = await getJson(`${serve.url}/deploys/${id}`).catch(() => ({ body: undefined }));
     return states.includes(body?.state) ? body : undefined;
   }, { timeoutMs: 60_000, maxIntervalMs: 200 });
-  assert.ok(record, `deploy ${id} did not reach ${states.join('/')}`);
+  assert.ok(record && !('exited' in record), `deploy ${id} did not reach ${states.join('/')}: ${JSON.stringify(record)}\n${serve.output()}`);
   return record;
 }
 
@@ -66,7 +67,7 @@ test('a full disk: a signed delivery is answered 503 with nothing of it on disk;
   assert.equal(redelivered.status, 202);
   const accepted = (await redelivered.json()) as { deploy: string; duplicate?: boolean };
   assert.equal(accepted.duplicate, undefined, 'the refused delivery was never taken as seen');
-  assert.equal((await waitForState(serve.url, accepted.deploy, ['succeeded', 'failed', 'errored'])).state, 'succeeded');
+  assert.equal((await waitForState(serve, accepted.deploy, ['succeeded', 'failed', 'errored'])).state, 'succeeded');
   assert.ok((await triggerRecords(triggers)).length >= 2, 'every line whole');
 
   await serve.stop();
@@ -74,4 +75,42 @@ test('a full disk: a signed delivery is answered 503 with nothing of it on disk;
   const { body } = await getJson(`${again.url}/deploys/${accepted.deploy}`);
   assert.equal(body?.state, 'succeeded', 'known after the restart');
   await again.stop();
+});
+
+test('the trigger file full during a deploy: duet serve stays up, logs it, marks the deploy and answers 503 until there is room', async (t) => {
+  const port = await freePort();
+  const stateDir = await mkdtemp(join(tmpdir(), 'duet-full-state-'));
+  const tags = { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":1500}' } };
+  const setup = await setupDuet(t, { tags, stateDir, app: { deploy_on: '{ tags: ["v*"] }' }, top: { server: `{ listen: "127.0.0.1:${port}" }` } });
+  // Only the trigger file is on the full disk: the deploy itself goes through, and only the
+  // record of its outcome cannot be written, which is what used to stop duet serve.
+  const triggers = join(stateDir, 'triggers.ndjson');
+  const small = await fileOnTmpfs(t, triggers, '64k');
+  t.after(() => rm(stateDir, { recursive: true, force: true }));
+  const serve = await startServe(t, setup.configPath, port);
+  const [v1, v2] = [await setup.repo.revParse('v1^{commit}'), await setup.repo.revParse('v2^{commit}')];
+
+  const { deploy: id } = (await (await postWebhook(serve.url, 'push', tagPush(REPO, 'v2', v2), 'delivery-v2')).json()) as { deploy: string };
+  const inHealth = await pollUntil(async () => ((await getJson(`${serve.url}/deploys/${id}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined), { timeoutMs: 30_000 });
+  assert.ok(inHealth, 'the deploy reached its health step');
+  const free = await fillDisk(small, { slackOf: [triggers] });
+
+  const record = await waitForState(serve, id, ['succeeded', 'failed', 'errored']);
+  assert.equal(record.state, 'succeeded', JSON.stringify(record));
+  assert.match(record.summary ?? '', /^Live on blue in [\d.]+s; not saved \(ENOSPC.*re-runs it at its next start$/);
+  assert.match((await setup.get('/')).body, /cafeteria v2/);
+  assert.equal(serve.child.exitCode, null, 'duet serve is still running');
+  assert.equal((await fetch(`${serve.url}/healthz`)).status, 200);
+  assert.match(serve.output(), /could not save the state of a deploy/);
+  const whileFull = await postWebhook(serve.url, 'push', tagPush(REPO, 'v1', v1), 'delivery-v1-full');
+  assert.equal(whileFull.status, 503);
+
+  await free();
+  const later = await postWebhook(serve.url, 'push', tagPush(REPO, 'v1', v1), 'delivery-v1');
+  assert.equal(later.status, 202);
+  const { deploy: next } = (await later.json()) as { deploy: string };
+  const done = await waitForState(serve, next, ['succeeded', 'failed', 'errored']);
+  assert.equal(done.state, 'succeeded', JSON.stringify(done));
+  assert.match((await setup.get('/')).body, /cafeteria v1/);
+  await serve.stop();
 });
