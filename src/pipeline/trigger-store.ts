@@ -20,7 +20,7 @@ type StoreEvent =
 export interface TriggerStoreOptions {
   /** Finished triggers kept by a compaction: enough for the dashboard and redeliveries. */
   keepFinished?: number;
-  /** A compaction failed (the file stays as it was, appends go on). */
+  /** A compaction while running failed (the file stays as it was, appends go on). */
   onCompactFailed?: (error: unknown) => void;
 }
 
@@ -30,6 +30,11 @@ export class TriggerStore {
   private readonly deliveries = new Map<string, string>();
   private readonly log: AppendLog;
   private readonly keepFinished: number;
+  private appendedSinceCheck = 0;
+  /** Appends in flight, each until its line is on disk and applied: a compaction waits for them. */
+  private readonly writing = new Set<Promise<void>>();
+  /** A compaction under way: appends wait for it, so none lands in the file being replaced. */
+  private compacting: Promise<void> | undefined;
 
   constructor(
     readonly path: string,
@@ -106,7 +111,20 @@ export class TriggerStore {
   }
 
   private async write(event: StoreEvent): Promise<void> {
-    await this.appendAndApply(event);
+    while (this.compacting) await this.compacting;
+    const writing = this.appendAndApply(event);
+    this.writing.add(writing);
+    try {
+      await writing;
+    } finally {
+      this.writing.delete(writing);
+    }
+    // Counting finished triggers walks them all: done every keepFinished/2 lines, not per line.
+    if (++this.appendedSinceCheck >= Math.ceil(this.keepFinished / 2)) {
+      this.appendedSinceCheck = 0;
+      // An append that was in flight when a compaction began ends here while it still runs.
+      if (!this.compacting && this.dueForCompaction()) this.compactInBackground();
+    }
   }
 
   /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
@@ -121,7 +139,33 @@ export class TriggerStore {
 
   /** After the last write (shutdown); the file is complete on disk. */
   async close(): Promise<void> {
+    while (this.compacting) await this.compacting;
     await this.log.close();
+  }
+
+  /**
+   * While running, not only at start: a duet serve that runs for months took every trigger it
+   * ever saw into memory and into a file it read whole at the next start. Not awaited by the
+   * append that found it due: its caller (a webhook's 202) does not wait for a rewrite.
+   */
+  private compactInBackground(): void {
+    const inFlight = [...this.writing];
+    this.compacting = (async () => {
+      await Promise.allSettled(inFlight);
+      // The log's handle is on the file about to be replaced; the next append opens the new one.
+      await this.log.close();
+      await this.compact();
+    })()
+      .catch((error: unknown) => this.options.onCompactFailed?.(error))
+      .finally(() => {
+        this.compacting = undefined;
+      });
+  }
+
+  private dueForCompaction(): boolean {
+    let finished = 0;
+    for (const record of this.records.values()) if (record.finishedAt !== null) finished += 1;
+    return finished > this.keepFinished * 2;
   }
 
   private apply(event: StoreEvent): void {
@@ -137,8 +181,9 @@ export class TriggerStore {
   }
 
   /**
-   * Rewrite the file with what is still worth knowing (atomically: temp, fsync, rename). Memory
-   * is only trimmed once the new file is in place: a failed rewrite loses nothing.
+   * Rewrite the file with what is still worth knowing (atomically: temp, fsync, rename), from
+   * memory, which holds exactly what the file does once no append is in flight. Memory is only
+   * trimmed once the new file is in place: a failed rewrite loses nothing.
    */
   private async compact(): Promise<void> {
     const all = [...this.records.values()].sort((a, b) => a.id.localeCompare(b.id));
