@@ -129,54 +129,57 @@ export class Journal {
 
 export function foldEvents(events: JournalEvent[]): DeployRecord[] {
   const byId = new Map<string, DeployRecord>();
-  for (const event of events) {
-    if (event.type === 'begin') {
-      const earlier = byId.get(event.id);
-      if (earlier) {
-        // The same deploy run again after its process died (a resumed trigger): one record,
-        // the steps of every attempt in order.
-        Object.assign(earlier, { endedAt: null, outcome: null, error: null, failedStep: null, totalMs: null });
-        markOpenStepsFailed(earlier);
-        continue;
-      }
-      byId.set(event.id, {
-        id: event.id,
-        kind: event.kind,
-        ref: event.ref,
-        reason: event.reason ?? null,
-        resolvedRef: null,
-        sha: null,
-        from: null,
-        to: null,
-        startedAt: event.at,
-        endedAt: null,
-        outcome: null,
-        error: null,
-        failedStep: null,
-        totalMs: null,
-        steps: [],
-      });
-      continue;
-    }
-    const record = byId.get(event.id);
-    if (!record) continue;
-    if (event.type === 'fact') {
-      if (event.sha !== undefined) record.sha = event.sha;
-      if (event.resolvedRef !== undefined) record.resolvedRef = event.resolvedRef;
-      if (event.from !== undefined) record.from = event.from;
-      if (event.to !== undefined) record.to = event.to;
-    } else if (event.type === 'step') {
-      foldStep(record, event);
-    } else {
-      record.endedAt = event.at;
-      record.outcome = event.outcome;
-      record.error = event.error ?? null;
-      record.failedStep = event.failedStep ?? null;
-      record.totalMs = Date.parse(event.at) - Date.parse(record.startedAt);
-      markOpenStepsFailed(record);
-    }
-  }
+  for (const event of events) foldEvent(byId, event);
   return [...byId.values()];
+}
+
+/** One event into the records by id; a Map keeps them in the order they began, oldest first. */
+export function foldEvent(byId: Map<string, DeployRecord>, event: JournalEvent): void {
+  if (event.type === 'begin') {
+    const earlier = byId.get(event.id);
+    if (earlier) {
+      // The same deploy run again after its process died (a resumed trigger): one record,
+      // the steps of every attempt in order.
+      Object.assign(earlier, { endedAt: null, outcome: null, error: null, failedStep: null, totalMs: null });
+      markOpenStepsFailed(earlier);
+      return;
+    }
+    byId.set(event.id, {
+      id: event.id,
+      kind: event.kind,
+      ref: event.ref,
+      reason: event.reason ?? null,
+      resolvedRef: null,
+      sha: null,
+      from: null,
+      to: null,
+      startedAt: event.at,
+      endedAt: null,
+      outcome: null,
+      error: null,
+      failedStep: null,
+      totalMs: null,
+      steps: [],
+    });
+    return;
+  }
+  const record = byId.get(event.id);
+  if (!record) return;
+  if (event.type === 'fact') {
+    if (event.sha !== undefined) record.sha = event.sha;
+    if (event.resolvedRef !== undefined) record.resolvedRef = event.resolvedRef;
+    if (event.from !== undefined) record.from = event.from;
+    if (event.to !== undefined) record.to = event.to;
+  } else if (event.type === 'step') {
+    foldStep(record, event);
+  } else {
+    record.endedAt = event.at;
+    record.outcome = event.outcome;
+    record.error = event.error ?? null;
+    record.failedStep = event.failedStep ?? null;
+    record.totalMs = Date.parse(event.at) - Date.parse(record.startedAt);
+    markOpenStepsFailed(record);
+  }
 }
 
 /** A step still open when its deploy ended, or was begun again, never finished. */

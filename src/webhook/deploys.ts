@@ -1,5 +1,6 @@
 import type { AppConfig, Config } from '../config/load.js';
-import { Journal, isDeployId, type DeployRecord, type StepRecord } from '../pipeline/journal.js';
+import { isDeployId, type DeployRecord, type StepRecord } from '../pipeline/journal.js';
+import { JournalIndex } from '../pipeline/journal-index.js';
 import { lockHolder } from '../pipeline/lock.js';
 import type { TriggerQueue, TriggerRecord, TriggerState } from '../pipeline/trigger.js';
 
@@ -42,6 +43,18 @@ export interface FoundDeploy {
   record: DeployRecord | undefined;
 }
 
+/** One index per journal for the life of duet serve: a request reads what was appended since the last. */
+const indexes = new Map<string, JournalIndex>();
+
+export function journalOf(app: AppConfig): JournalIndex {
+  let index = indexes.get(app.paths.journal);
+  if (!index) {
+    index = new JournalIndex(app.paths.journal);
+    indexes.set(app.paths.journal, index);
+  }
+  return index;
+}
+
 const TERMINAL: ReadonlySet<TriggerState> = new Set(['succeeded', 'failed', 'errored', 'superseded']);
 
 export function isTerminal(state: TriggerState): boolean {
@@ -58,10 +71,10 @@ export async function findDeploy(config: Config, queue: TriggerQueue, id: string
   if (trigger) {
     const app = config.apps.get(trigger.app);
     if (!app) return undefined; // an app since removed from the config
-    return { id, app, trigger, record: await new Journal(app.paths.journal).record(id) };
+    return { id, app, trigger, record: await journalOf(app).record(id) };
   }
   for (const app of config.apps.values()) {
-    const record = await new Journal(app.paths.journal).record(id);
+    const record = await journalOf(app).record(id);
     if (record) return { id, app, trigger: undefined, record };
   }
   return undefined;
@@ -113,7 +126,7 @@ export function viewOf(found: FoundDeploy): DeployView {
 export async function isOver(queue: TriggerQueue, found: FoundDeploy): Promise<boolean> {
   const trigger = queue.get(found.id);
   if (trigger && isTerminal(trigger.state)) return true;
-  const record = await new Journal(found.app.paths.journal).record(found.id);
+  const record = await journalOf(found.app).record(found.id);
   if (record?.outcome) return true;
   if (trigger) return false;
   return (await lockHolder(found.app)) === undefined;
@@ -121,11 +134,11 @@ export async function isOver(queue: TriggerQueue, found: FoundDeploy): Promise<b
 
 /** The newest deploys of an app from both sources, newest first (ids sort by time). */
 export async function recentDeploys(queue: TriggerQueue, app: AppConfig, limit: number): Promise<DeployView[]> {
-  const records = await new Journal(app.paths.journal).records();
+  const journal = journalOf(app);
   const byId = new Map<string, FoundDeploy>();
-  for (const record of records.slice(-limit)) byId.set(record.id, { id: record.id, app, trigger: undefined, record });
+  for (const record of await journal.recent(limit)) byId.set(record.id, { id: record.id, app, trigger: undefined, record });
   for (const trigger of queue.list({ app: app.name, limit })) {
-    const record = byId.get(trigger.id)?.record ?? records.find((r) => r.id === trigger.id);
+    const record = byId.get(trigger.id)?.record ?? (await journal.record(trigger.id));
     byId.set(trigger.id, { id: trigger.id, app, trigger, record });
   }
   return [...byId.values()]
