@@ -30,7 +30,8 @@ async function waitForState(serve: ServeProcess, id: string, states: string[]): 
   const record = await pollUntil(async () => {
     if (serve.child.exitCode !== null) return { exited: serve.child.exitCode };
     const { body } = await getJson(`${serve.url}/deploys/${id}`).catch(() => ({ body: undefined }));
-    return states.includes(body?.state) ? body : undefined;
+    // The journal may show the end a moment before the queue records it: wait for the summary.
+    return states.includes(body?.state) && body?.summary ? body : undefined;
   }, { timeoutMs: 60_000, maxIntervalMs: 200 });
   assert.ok(record && !('exited' in record), `deploy ${id} did not reach ${states.join('/')}: ${JSON.stringify(record)}\n${serve.output()}`);
   return record;
@@ -80,7 +81,8 @@ test('a full disk: a signed delivery is answered 503 with nothing of it on disk;
 test('the trigger file full during a deploy: duet serve stays up, logs it, marks the deploy and answers 503 until there is room', async (t) => {
   const port = await freePort();
   const stateDir = await mkdtemp(join(tmpdir(), 'duet-full-state-'));
-  const tags = { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":1500}' } };
+  // The health step lasts 3 s: room to fill the disk before the outcome is written, under load too.
+  const tags = { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":3000}' } };
   const setup = await setupDuet(t, { tags, stateDir, app: { deploy_on: '{ tags: ["v*"] }' }, top: { server: `{ listen: "127.0.0.1:${port}" }` } });
   // Only the trigger file is on the full disk: the deploy itself goes through, and only the
   // record of its outcome cannot be written, which is what used to stop duet serve.
@@ -91,7 +93,7 @@ test('the trigger file full during a deploy: duet serve stays up, logs it, marks
   const [v1, v2] = [await setup.repo.revParse('v1^{commit}'), await setup.repo.revParse('v2^{commit}')];
 
   const { deploy: id } = (await (await postWebhook(serve.url, 'push', tagPush(REPO, 'v2', v2), 'delivery-v2')).json()) as { deploy: string };
-  const inHealth = await pollUntil(async () => ((await getJson(`${serve.url}/deploys/${id}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined), { timeoutMs: 30_000 });
+  const inHealth = await pollUntil(async () => ((await getJson(`${serve.url}/deploys/${id}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined), { timeoutMs: 30_000, maxIntervalMs: 100 });
   assert.ok(inHealth, 'the deploy reached its health step');
   const free = await fillDisk(small, { slackOf: [triggers] });
 
