@@ -15,8 +15,21 @@ export class DeployLog implements OutputSink {
     this.fd = openSync(path, 'a', 0o644);
   }
 
+  /** Why the log stopped taking output (a full disk), if it did. */
+  lost: Error | undefined;
+
+  /**
+   * Called from output listeners (an install's stdout): a throw here would be uncaught and stop
+   * duet serve. A log the disk no longer takes stops taking output; the deploy goes on, and its
+   * outcome (kept elsewhere) says what happened.
+   */
   write(chunk: string): void {
-    if (this.fd !== undefined) writeSync(this.fd, chunk);
+    if (this.fd === undefined || this.lost) return;
+    try {
+      writeSync(this.fd, chunk);
+    } catch (error) {
+      this.lost = error as Error;
+    }
   }
 
   line(text: string): void {

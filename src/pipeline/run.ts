@@ -74,6 +74,7 @@ export class DeployRun {
     const failedStep = error instanceof DuetError ? error.step : undefined;
     const message = error instanceof Error ? error.message : error === undefined ? undefined : String(error);
     this.log.line(`${this.kind} ${outcome} after ${Date.now() - this.startedAt} ms${message ? `: ${message}` : ''}`);
+    if (this.log.lost) this.observer.note(`the deploy log ${this.log.path} is incomplete: ${this.log.lost.message}`);
     try {
       await this.event({ type: 'end', outcome, ...(message ? { error: message } : {}), ...(failedStep ? { failedStep } : {}) });
     } finally {

@@ -89,6 +89,8 @@ async function collect(child: ResultPromise<SpawnOptions>, shown: string, option
   process.once('SIGINT', onInterrupt);
   // Listening first: output written while the record is saved would be lost to the error's tail.
   const collecting = collectOutput(child, shown, options);
+  // Awaited below, after the record is saved: a failure meanwhile is not unhandled.
+  collecting.catch(() => {});
   try {
     // Without the record only the cleanup after a crash of duet is lost: never a reason to fail.
     await recordStepGroup(options.group!, pgid, shown).catch(() => {});
