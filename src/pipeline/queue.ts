@@ -67,6 +67,10 @@ export class DeployQueue implements TriggerQueue {
       const seen = this.store.byDelivery(request.deliveryId);
       if (seen) return { id: seen.id, created: false, reason: `delivery ${request.deliveryId} was already accepted` };
     }
+    if (request.bodyDigest) {
+      const seen = this.store.byBody(request.bodyDigest);
+      if (seen) return { id: seen.id, created: false, reason: `this signed body was already accepted (delivery ${seen.deliveryId ?? 'unknown'}); a new delivery id does not make it a new push` };
+    }
     const lane = this.lane(app.name);
     const same = [lane.waiting, lane.running].map((id) => id && this.store.get(id)).find((t) => t && coversSameDeploy(t, request));
     if (same) {

@@ -67,6 +67,11 @@ export class TriggerStore {
     return this.records.get(id);
   }
 
+  /** The trigger accepted from this very signed body, under whatever delivery id. */
+  byBody(digest: string): TriggerRecord | undefined {
+    return this.byDelivery(bodyKey(digest));
+  }
+
   byDelivery(deliveryId: string): TriggerRecord | undefined {
     const id = this.deliveries.get(deliveryId);
     return id === undefined ? undefined : this.records.get(id);
@@ -172,6 +177,7 @@ export class TriggerStore {
     if (event.op === 'accepted') {
       this.records.set(event.record.id, { ...event.record });
       if (event.record.deliveryId) this.deliveries.set(event.record.deliveryId, event.record.id);
+      if (event.record.bodyDigest) this.deliveries.set(bodyKey(event.record.bodyDigest), event.record.id);
     } else if (event.op === 'update') {
       const record = this.records.get(event.id);
       if (record) Object.assign(record, event.patch);
@@ -199,4 +205,9 @@ export class TriggerStore {
     for (const id of drop) this.records.delete(id);
     for (const [deliveryId, id] of this.deliveries) if (drop.has(id)) this.deliveries.delete(deliveryId);
   }
+}
+
+/** Body digests share the deliveries index; the prefix keeps them apart from GitHub's GUIDs. */
+function bodyKey(digest: string): string {
+  return `body:${digest}`;
 }

@@ -17,6 +17,11 @@ export interface TriggerRequest {
   source: TriggerSource;
   /** X-GitHub-Delivery: a delivery is accepted once. */
   deliveryId: string | null;
+  /**
+   * sha256 of the signed webhook body. The delivery id is not signed: an old body sent again
+   * under a new id is the same delivery, and is accepted once too.
+   */
+  bodyDigest?: string;
   /** Who asked, for the record: "push by octocat", "API token", ... */
   requestedBy: string | null;
 }

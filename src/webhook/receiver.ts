@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Webhooks } from '@octokit/webhooks';
 import express, { type NextFunction, type Request, type Response } from 'express';
@@ -207,7 +208,7 @@ export function webhookRouter(options: WebhookOptions): express.Router {
     const { trigger } = decision;
     const where = { app: trigger.app, ref: trigger.ref, sha: trigger.sha };
     try {
-      const result = await queue.submit({ ...trigger, deliveryId });
+      const result = await queue.submit({ ...trigger, deliveryId, bodyDigest: createHash('sha256').update(raw).digest('hex') });
       if (result.created) return reply(res, 202, { deploy: result.id }, 'accepted', { ...where, deploy: result.id });
       return reply(res, 202, { deploy: result.id, duplicate: true }, 'duplicate', { ...where, deploy: result.id, reason: result.reason });
     } catch (error) {

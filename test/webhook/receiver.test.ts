@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -107,10 +108,13 @@ test("GitHub's test vector: @octokit/webhooks accepts it, and so does the router
 
 test('a pushed tag is queued with app, full ref, head commit and delivery id', async (t) => {
   const r = await startReceiver(t);
+  const body = JSON.stringify(tagPush('v2'));
   const { status, json } = await deliver(r, 'push', tagPush('v2'), { delivery: 'aaaa-1' });
   assert.deepEqual([status, json], [202, { deploy: 'deploy-1' }]);
+  // The digest of the exact signed bytes: an old body under a new delivery id is the same delivery.
+  const bodyDigest = createHash('sha256').update(body).digest('hex');
   assert.deepEqual(r.queue.requests, [
-    { app: 'cafeteria', kind: 'deploy', ref: 'refs/tags/v2', sha: COMMIT, source: 'push', deliveryId: 'aaaa-1', requestedBy: 'push by Codertocat' },
+    { app: 'cafeteria', kind: 'deploy', ref: 'refs/tags/v2', sha: COMMIT, source: 'push', deliveryId: 'aaaa-1', bodyDigest, requestedBy: 'push by Codertocat' },
   ]);
   assert.deepEqual(r.outcomes, ['accepted']);
   const logs = r.logs();

@@ -180,7 +180,7 @@ test('a pushed version that crashes after going live: switched back, and GitHub 
   await serve.stop();
 });
 
-test('a signed push replayed under a new delivery id does not roll main back: its turn deploys the branch tip', async (t) => {
+test('a signed push replayed under a new delivery id is the same delivery, and a push naming an old commit deploys the branch tip: main never rolls back', async (t) => {
   const { setup, port } = await serveSetup(t);
   await setup.succeed(['deploy', '--ref', 'v1']);
   const serve = await startServe(t, setup.configPath, port);
@@ -198,13 +198,18 @@ test('a signed push replayed under a new delivery id does not roll main back: it
   assert.equal((await waitForState(serve.url, second.deploy, ['succeeded', 'failed'])).state, 'succeeded');
   assert.match((await setup.get('/')).body, /cafeteria vB/);
 
-  // The first push's body, signed as GitHub signed it, under a delivery id never seen.
+  // The first push's body, signed as GitHub signed it, under a delivery id never seen: the same delivery.
   const replay = await postWebhook(serve.url, 'push', pushOf(a, a), 'delivery-a-again');
   assert.equal(replay.status, 202);
-  const replayed = (await replay.json()) as { deploy: string };
-  if (replayed.deploy !== first.deploy) await waitForState(serve.url, replayed.deploy, ['succeeded', 'failed']);
+  assert.deepEqual(await replay.json(), { deploy: first.deploy, duplicate: true });
+
+  // A signed push that names A once main is at B (another body: deliveries out of order, or one
+  // replayed after its digest was compacted away): its turn deploys the tip.
+  const late = await postWebhook(serve.url, 'push', { ...pushOf(a, a), compare: 'https://github.com/late' }, 'delivery-a-late');
+  const lateId = ((await late.json()) as { deploy: string }).deploy;
+  assert.notEqual(lateId, first.deploy);
+  await waitForState(serve.url, lateId, ['succeeded', 'failed']);
   assert.match((await setup.get('/')).body, /cafeteria vB/, 'main is still at B');
-  const journal = await new Journal(setup.app.paths.journal).records();
-  const last = journal.at(-1)!;
-  assert.equal(last.sha, b, 'the replay deployed (found live) the tip, not A');
+  const last = (await new Journal(setup.app.paths.journal).records()).at(-1)!;
+  assert.equal(last.sha, b, 'the late push deployed (found live) the tip, not A');
 });
