@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
-import { mountTmpfs } from '../support/mount.js';
+import { mountTmpfsOver } from '../support/tmpfs.js';
 
 /** After a failed deploy, v1 on blue must still serve and green must not be left running. */
 async function assertOldColorStillServes(setup: DuetSetup): Promise<void> {
@@ -137,7 +137,7 @@ test('install scripts run for every commit: a changed postinstall and a failing 
 
 test('a deploy log the disk no longer takes does not stop the deploy (a chatty install, a full disk)', { skip: process.getuid?.() !== 0 && 'needs root (mounts a tmpfs)' }, async (t) => {
   const setup = await setupDuet(t, { app: { install: "'mkdir -p node_modules && yes duet-install-output | head -c 300000'" } });
-  await mountTmpfs(setup, setup.app.paths.deployLogs, '64k');
+  await mountTmpfsOver(setup, setup.app.paths.deployLogs, '64k');
   const result = await setup.duet(['deploy', '--ref', 'v1']);
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /the deploy log .* is incomplete: ENOSPC/);

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
-import { mountTmpfs } from '../support/mount.js';
+import { mountTmpfsOver } from '../support/tmpfs.js';
 import { freePort } from '../support/ports.js';
 import { API_TOKEN, getJson, startServe, type ServeProcess } from '../support/serve.js';
 
@@ -44,7 +44,7 @@ test('a lock duet serve could not remove (read-only state dir) wedges nothing: r
   await setup.succeed(['deploy', '--ref', 'v2']);
   // Only run/ (the lock, the pidfiles) goes read-only: the rest of the state dir has files open
   // for writing (logs, the queue), and the kernel refuses to remount those read-only.
-  const run = await mountTmpfs(setup, dirname(app.paths.lock));
+  const run = await mountTmpfsOver(setup, dirname(app.paths.lock));
   const serve = await startServe(t, setup.configPath, port);
 
   const v2 = await submit(serve, 'v3');
