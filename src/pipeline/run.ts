@@ -1,5 +1,7 @@
+import { rm } from 'node:fs/promises';
 import type { Config, AppConfig } from '../config/load.js';
 import { DuetError } from '../errors.js';
+import { compactJournal } from './journal-compaction.js';
 import { DeployLog, deployLogPath } from './deploy-log.js';
 import { Journal, newDeployId, type DeployKind, type StepName, type JournalEvent } from './journal.js';
 import type { DeployObserver } from './observer.js';
@@ -80,6 +82,12 @@ export class DeployRun {
     } finally {
       await this.journal.close();
       this.log.close();
+    }
+    // Still under the app's lock, so no other writer: the journal is kept to its recent deploys.
+    try {
+      for (const id of await compactJournal(this.journal)) await rm(deployLogPath(this.app, id), { force: true });
+    } catch (compactError) {
+      this.observer.note(`the journal was not compacted: ${(compactError as Error).message}`);
     }
   }
 
