@@ -63,11 +63,24 @@ export class UnknownAppError extends DuetError {
 }
 
 /**
+ * duet cannot take the request now, but will: HTTP answers 503, so GitHub shows the delivery as
+ * failed and it can be redelivered (a full disk, a server shutting down).
+ */
+export class UnavailableError extends DuetError {}
+
+/** duet serve is stopping: a trigger that comes now is not accepted; the next serve takes it. */
+export class ShuttingDownError extends UnavailableError {
+  constructor() {
+    super('duet is shutting down', { step: 'trigger', hint: 'send it again in a moment: the restarted duet serve takes it' });
+  }
+}
+
+/**
  * A record duet answers for (an accepted trigger, a change of its state) could not be written
  * whole and synced: a full or read-only disk. Nothing was promised on it, so the HTTP side
  * answers 503 and GitHub shows the delivery as failed, to be redelivered once there is room.
  */
-export class NotSavedError extends DuetError {
+export class NotSavedError extends UnavailableError {
   readonly path: string;
 
   constructor(what: string, path: string, cause: unknown) {

@@ -2,7 +2,7 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor } from '../config/schema.js';
-import { DuetError, UnknownAppError } from '../errors.js';
+import { ShuttingDownError, UnknownAppError } from '../errors.js';
 import { resolveRef } from '../instance/checkout.js';
 import { configuredColor } from '../switch/proxy.js';
 import { defaultRef } from './deploy.js';
@@ -61,7 +61,7 @@ export class DeployQueue implements TriggerQueue {
   }
 
   async submit(request: TriggerRequest): Promise<SubmitResult> {
-    if (this.closed) throw new DuetError('duet is shutting down', { step: 'trigger', hint: 'send it again in a moment' });
+    if (this.closed) throw new ShuttingDownError();
     const app = this.app(request.app);
     if (request.deliveryId) {
       const seen = this.store.byDelivery(request.deliveryId);

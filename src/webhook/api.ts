@@ -1,7 +1,7 @@
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import { DuetError, NotSavedError } from '../errors.js';
+import { DuetError, UnavailableError } from '../errors.js';
 import { refNameProblem } from '../instance/git-ref.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
@@ -133,7 +133,7 @@ function apiErrors(logger: Logger): ErrorRequestHandler {
     if (error instanceof DuetError) {
       logger.warn({ err: error, url: req.originalUrl }, 'API request refused');
       // Not saved (a full disk): nothing was queued, and sending it again later is the fix.
-      const status = error instanceof NotSavedError ? 503 : error.exitCode === 2 ? 400 : 500;
+      const status = error instanceof UnavailableError ? 503 : error.exitCode === 2 ? 400 : 500;
       res.status(status).json({ error: error.message, ...(error.hint ? { hint: error.hint } : {}) });
       return;
     }

@@ -4,7 +4,7 @@ import { Webhooks } from '@octokit/webhooks';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
-import { NotSavedError } from '../errors.js';
+import { UnavailableError } from '../errors.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
 import { decideEvent, WebhookPayloadError, type EventDecision } from './events.js';
 import { BodyBudget, BUSY_RETRY_AFTER_S, readSignedBody, UNVERIFIED_BUDGET_BYTES, type BodyRefusal } from './signed-body.js';
@@ -26,8 +26,8 @@ import { BodyBudget, BUSY_RETRY_AFTER_S, readSignedBody, UNVERIFIED_BUDGET_BYTES
  *   400  X-GitHub-Event missing, malformed JSON, a payload without the fields duet reads.
  *   200  ping -> {"pong": true}; 202 ignored -> {"ignored": reason};
  *   202  trigger -> {"deploy": id} (+ "duplicate": true for a delivery the queue already has).
- *   503  the trigger could not be saved whole (a full disk) -> {"error", "hint"}: nothing was
- *        queued, and GitHub's delivery view offers the redelivery.
+ *   503  the trigger could not be saved whole (a full disk), or duet serve is shutting down ->
+ *        {"error", "hint"}: nothing was queued, and GitHub's delivery view offers the redelivery.
  *   500  the queue could not record the trigger for another reason -> {"error": message}.
  */
 
@@ -212,7 +212,7 @@ export function webhookRouter(options: WebhookOptions): express.Router {
       if (result.created) return reply(res, 202, { deploy: result.id }, 'accepted', { ...where, deploy: result.id });
       return reply(res, 202, { deploy: result.id, duplicate: true }, 'duplicate', { ...where, deploy: result.id, reason: result.reason });
     } catch (error) {
-      if (error instanceof NotSavedError) {
+      if (error instanceof UnavailableError) {
         return reply(res, 503, { error: `could not queue the deploy of ${trigger.app}: ${error.message}`, hint: error.hint }, 'error', { ...where, err: error });
       }
       const message = error instanceof Error ? error.message : String(error);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ShuttingDownError } from '../../src/errors.js';
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -292,6 +293,14 @@ test('a queue that cannot record the trigger is a 500 with the reason', async (t
   assert.deepEqual([status, json], [500, { error: 'could not queue the deploy of cafeteria: disk full' }]);
   assert.deepEqual(r.outcomes, ['error']);
   assert.equal(r.logs()[0]!.level, 50); // error
+});
+
+test('a queue that is shutting down is a 503 with a hint: GitHub shows the delivery failed, to be redelivered', async (t) => {
+  const r = await startReceiver(t);
+  r.queue.failWith = new ShuttingDownError();
+  const { status, json } = await deliver(r, 'push', tagPush());
+  assert.equal(status, 503);
+  assert.deepEqual(json, { error: 'could not queue the deploy of cafeteria: duet is shutting down', hint: 'send it again in a moment: the restarted duet serve takes it' });
 });
 
 test('an empty secret is refused when the router is built', () => {
