@@ -21,7 +21,19 @@ import { runBreakdown } from './scenarios/breakdown.js';
 import { duetLoadRows, naiveRows, pm2Rows, reloadAmidDeployRows, reloadRows, type ClientKind, type LoadSettings } from './scenarios/deploy-load.js';
 import { runInstallReuse } from './scenarios/install-reuse.js';
 import { runWebhook } from './scenarios/webhook.js';
-import { CRASH_AFTER_MS, crashingVersion, duetFails, naiveFails, pm2Fails, WATCH_S, type BaselineFailsSetup, type DuetFailsSetup, type FailsResult, type FailsSettings, type FailsSystem } from './scenarios/app-fails.js';
+import {
+  CRASH_AFTER_MS,
+  crashingVersion,
+  duetFails,
+  naiveFails,
+  pm2Fails,
+  WATCH_S,
+  type BaselineFailsSetup,
+  type DuetFailsSetup,
+  type FailsResult,
+  type FailsSettings,
+  type FailsSystem,
+} from './scenarios/app-fails.js';
 import { DUET_PORT, DUET_SOCKET, NAIVE_SETUP, PM2_CLUSTER, renderReport } from './table.js';
 
 /**
@@ -44,7 +56,7 @@ type Part = (typeof PARTS)[number];
 const only = parseOnly(process.argv);
 const runs = (name: Part): boolean => only === null || only.has(name);
 /** Why a setup that no part asked for (--only) was not prepared. */
-const NOT_RUN = Symbol('not run');
+const NOT_RUN = new Error('not run');
 
 function parseOnly(argv: string[]): Set<Part> | null {
   const index = argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
@@ -60,8 +72,36 @@ function parseOnly(argv: string[]): Set<Part> | null {
 }
 
 const settings = quick
-  ? { deploysPerRow: 1, warmMs: 250, tailMs: 250, breakdownReps: 1, apiRollbackRounds: 1, installRounds: 1, rates: [100, 200], stepMs: 1000, goalStepMs: 2000, maxDurationS: 1, idleWaitMs: 300, startupRuns: 1, kills: 1 }
-  : { deploysPerRow: 5, warmMs: 500, tailMs: 500, breakdownReps: 3, apiRollbackRounds: 2, installRounds: 2, rates: [50, 100, 200, 400, 800], stepMs: 4000, goalStepMs: 10_000, maxDurationS: 4, idleWaitMs: 2000, startupRuns: 5, kills: 3 };
+  ? {
+      deploysPerRow: 1,
+      warmMs: 250,
+      tailMs: 250,
+      breakdownReps: 1,
+      apiRollbackRounds: 1,
+      installRounds: 1,
+      rates: [100, 200],
+      stepMs: 1000,
+      goalStepMs: 2000,
+      maxDurationS: 1,
+      idleWaitMs: 300,
+      startupRuns: 1,
+      kills: 1,
+    }
+  : {
+      deploysPerRow: 5,
+      warmMs: 500,
+      tailMs: 500,
+      breakdownReps: 3,
+      apiRollbackRounds: 2,
+      installRounds: 2,
+      rates: [50, 100, 200, 400, 800],
+      stepMs: 4000,
+      goalStepMs: 10_000,
+      maxDurationS: 4,
+      idleWaitMs: 2000,
+      startupRuns: 5,
+      kills: 3,
+    };
 const LOAD = { threads: 2, connections: 32 };
 /**
  * Which client kinds load which deploys: the full run gives keep-alive and `Connection: close`
@@ -75,11 +115,21 @@ const WEBHOOK = { connections: 16, burst: 100 };
  * Section 6: both client kinds at once, 16 connections each (32 in all, as the load rows), each
  * request recorded; the windows are the same in --quick (only the number of kills differs).
  */
-const FAILS: FailsSettings = { kills: settings.kills, connections: 16, kinds: ['keep-alive', 'close'], warmMs: 500, afterKillMs: 5000, duetTailMs: 5000, otherTailMs: 10_000 };
+const FAILS: FailsSettings = {
+  kills: settings.kills,
+  connections: 16,
+  kinds: ['keep-alive', 'close'],
+  warmMs: 500,
+  afterKillMs: 5000,
+  duetTailMs: 5000,
+  otherTailMs: 10_000,
+};
 
 async function versionOf(file: string, args: string[]): Promise<string | null> {
   const result = await execa(file, args, { reject: false, stdin: 'ignore', all: true });
-  const text = String(result.all ?? '').trim().split('\n')[0];
+  const text = String(result.all ?? '')
+    .trim()
+    .split('\n')[0];
   return text ? text.replace(/^nginx version: /, '') : null;
 }
 
@@ -132,7 +182,11 @@ async function startupFloor(runs: number): Promise<{ nodeMs: number | null; duet
 async function simpleGitSilentPenalty(runs: number): Promise<{ silentMs: number | null; printingMs: number | null; duetSilentMs: number | null }> {
   const { simpleGit } = await import('simple-git');
   const cwd = repoRoot();
-  const head = (await simpleGit({ baseDir: cwd }).revparse(['HEAD']).catch(() => undefined))?.trim();
+  const head = (
+    await simpleGit({ baseDir: cwd })
+      .revparse(['HEAD'])
+      .catch(() => undefined)
+  )?.trim();
   const time = async (args: string[]): Promise<number | undefined> => {
     const started = performance.now();
     try {
@@ -175,7 +229,11 @@ interface DuetSetupResult {
  */
 async function prepareDuet(scope: Scope, root: string, shims: Shims, mode: 'socket' | 'port', top?: Record<string, string>): Promise<DuetSetupResult> {
   const env = await createDuetEnv(scope, root, shims, { name: mode, switchMode: mode, top });
-  const names = { breakdown: series('b', settings.breakdownReps), load: loadSeries(['k', 'c']), amid: mode === 'port' ? [series('r', settings.deploysPerRow)] : [] };
+  const names = {
+    breakdown: series('b', settings.breakdownReps),
+    load: loadSeries(['k', 'c']),
+    amid: mode === 'port' ? [series('r', settings.deploysPerRow)] : [],
+  };
   await appendCommits(env.setup.repo, versionTags(['w0', ...names.breakdown, ...names.load.flat(), ...names.amid.flat()]));
   await mustCli(env, ['deploy', '--ref', env.initialTag]);
   await mustCli(env, ['deploy', '--ref', 'w0']);
@@ -268,7 +326,15 @@ async function main(): Promise<number> {
       calibration: shims.calibration,
       startup: await startupFloor(settings.startupRuns),
       simpleGit: await simpleGitSilentPenalty(settings.startupRuns * 2 + 1),
-      settings: { ...settings, kindGroups: KIND_GROUPS, loadThreads: LOAD.threads, loadConnections: LOAD.connections, webhookConnections: WEBHOOK.connections, burst: WEBHOOK.burst, fails: FAILS },
+      settings: {
+        ...settings,
+        kindGroups: KIND_GROUPS,
+        loadThreads: LOAD.threads,
+        loadConnections: LOAD.connections,
+        webhookConnections: WEBHOOK.connections,
+        burst: WEBHOOK.burst,
+        fails: FAILS,
+      },
     },
     load: [],
     breakdown: {},
@@ -276,7 +342,9 @@ async function main(): Promise<number> {
   };
 
   // --- setups, concurrently ----------------------------------------------------------------
-  log(`\n== preparing: duet (socket), duet (port), the baseline app${runs('fails') ? '; for "the app fails": duet (socket, port) with the watch on, the baseline app' : ''}`);
+  log(
+    `\n== preparing: duet (socket), duet (port), the baseline app${runs('fails') ? '; for "the app fails": duet (socket, port) with the watch on, the baseline app' : ''}`,
+  );
   results.meta.loadByPart.setup = loadavg()[0]!;
   const socketScope = openScope('socket');
   const portScope = openScope('port');
@@ -309,7 +377,11 @@ async function main(): Promise<number> {
   if (socketSetup.status === 'fulfilled' && runs('socket')) {
     const { env, breakdown, load } = socketSetup.value;
     await part(results, 'socket', 'duet, switch: socket: where a deploy goes, then deploys under load', async () => {
-      results.breakdown.socket = await runBreakdown(env, 'socket', breakdown, 'w0', { scope: socketScope, port: servePort, rounds: settings.apiRollbackRounds });
+      results.breakdown.socket = await runBreakdown(env, 'socket', breakdown, 'w0', {
+        scope: socketScope,
+        port: servePort,
+        rounds: settings.apiRollbackRounds,
+      });
       for (const [i, kinds] of KIND_GROUPS.entries()) results.load.push(...(await duetLoadRows(env, DUET_SOCKET, load[i]!, kinds, loadSettings)));
     });
   }
@@ -365,17 +437,23 @@ async function main(): Promise<number> {
       const main = await env.setup.repo.revParse('main');
       const last = (await env.records()).filter((r) => r.outcome === 'success').at(-1);
       if (last?.sha !== main) await mustCli(env, ['deploy', '--ref', 'main']);
-      results.webhook = await runWebhook(socketScope, root, env, {
-        rates: settings.rates,
-        stepMs: settings.stepMs,
-        goalStepMs: settings.goalStepMs,
-        maxDurationS: settings.maxDurationS,
-        maxConnections: WEBHOOK.connections,
-        burst: WEBHOOK.burst,
-        wrkScript: lua.webhook,
-        idleWaitMs: settings.idleWaitMs,
-        settleAfterLast: !quick,
-      }, servePort);
+      results.webhook = await runWebhook(
+        socketScope,
+        root,
+        env,
+        {
+          rates: settings.rates,
+          stepMs: settings.stepMs,
+          goalStepMs: settings.goalStepMs,
+          maxDurationS: settings.maxDurationS,
+          maxConnections: WEBHOOK.connections,
+          burst: WEBHOOK.burst,
+          wrkScript: lua.webhook,
+          idleWaitMs: settings.idleWaitMs,
+          settleAfterLast: !quick,
+        },
+        servePort,
+      );
     });
   } else {
     results.failures.webhook = 'the socket setup failed';

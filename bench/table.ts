@@ -93,14 +93,22 @@ function breakdownCells(b: BreakdownResult | undefined, mode: 'socket' | 'port')
     goal(ms(s.overheadMs), below(s.overheadMs, 250), '< 250 ms'),
     goal(ms(s.healthyToPublicMs), below(s.healthyToPublicMs, limit), `< ${limit} ms`),
     // The goal is checked on the request to a running duet serve; the CLI adds node's start-up.
-    goal(`${ms(s.apiRollbackMs)} via serve's API; CLI ${ms(s.rollbackCliMs)} (${ms(s.rollbackJournalMs)} in journal)`, below(s.apiRollbackMs, 200), '< 200 ms end to end'),
+    goal(
+      `${ms(s.apiRollbackMs)} via serve's API; CLI ${ms(s.rollbackCliMs)} (${ms(s.rollbackJournalMs)} in journal)`,
+      below(s.apiRollbackMs, 200),
+      '< 200 ms end to end',
+    ),
   ];
 }
 
 function installCell(results: Results): string {
   const s = results.install?.summary;
   if (!s) return NA;
-  const cell = goal(`${pct(s.sameRatio)} / ${pct(s.otherRatio)}`, s.sameRatio === null || s.otherRatio === null ? null : s.sameRatio < 0.05 && s.otherRatio < 0.05, '< 5% each');
+  const cell = goal(
+    `${pct(s.sameRatio)} / ${pct(s.otherRatio)}`,
+    s.sameRatio === null || s.otherRatio === null ? null : s.sameRatio < 0.05 && s.otherRatio < 0.05,
+    '< 5% each',
+  );
   const scripted = results.install?.withInstallScript;
   if (!scripted) return cell;
   // No goal: the dependency's own install script runs for every commit, and costs what it costs.
@@ -110,7 +118,9 @@ function installCell(results: Results): string {
 function maxAcks(intake: SystemIntake | undefined): number | null {
   const max = intake?.max;
   if (!max) return null;
-  const acks = Object.entries(max.counts).filter(([status]) => /^2\d\d$/.test(status)).reduce((s, [, c]) => s + c, 0);
+  const acks = Object.entries(max.counts)
+    .filter(([status]) => /^2\d\d$/.test(status))
+    .reduce((s, [, c]) => s + c, 0);
   return max.durationS > 0 ? acks / max.durationS : null;
 }
 
@@ -209,7 +219,24 @@ export function markdownTable(header: string[], rows: string[][]): string {
 }
 
 function loadDetails(results: Results): string {
-  const header = ['system', 'clients', 'deploys', 'requests', 'req/s', 'non-2xx', 'connect', 'read', 'write', 'timeout', 'failed per deploy', 'p50', 'p99', 'max', 'versions answered', 'deploy (mean)'];
+  const header = [
+    'system',
+    'clients',
+    'deploys',
+    'requests',
+    'req/s',
+    'non-2xx',
+    'connect',
+    'read',
+    'write',
+    'timeout',
+    'failed per deploy',
+    'p50',
+    'p99',
+    'max',
+    'versions answered',
+    'deploy (mean)',
+  ];
   const rows = results.load.map((r) => {
     const w = r.wrk;
     const versions = Object.entries(r.versions)
@@ -277,9 +304,14 @@ function breakdownDetails(results: Results): string {
   const n = (b: BreakdownResult | undefined): string => (b ? `${b.deploys.length}` : '0');
   const header = ['step (median)', `socket (n=${n(socket)})`, `port (n=${n(port)})`];
   const rows = labels.map((label, i) => [label, socketRows.length ? ms(socketRows[i]![1]) : NA, portRows.length ? ms(portRows[i]![1]) : NA]);
-  const rollback = (b: BreakdownResult | undefined, pick: (d: DeployBreakdown) => number | null | undefined): string => (b ? ms(median(b.rollbacks.map(pick))) : NA);
+  const rollback = (b: BreakdownResult | undefined, pick: (d: DeployBreakdown) => number | null | undefined): string =>
+    b ? ms(median(b.rollbacks.map(pick))) : NA;
   const api = (b: BreakdownResult | undefined, pick: (r: ApiRollback) => number | null): string => (b ? ms(median(b.apiRollbacks.map(pick))) : NA);
-  rows.push(['**rollback via duet serve: request → public port answers the previous version**', api(socket, (r) => r.endToEndMs), api(port, (r) => r.endToEndMs)]);
+  rows.push([
+    '**rollback via duet serve: request → public port answers the previous version**',
+    api(socket, (r) => r.endToEndMs),
+    api(port, (r) => r.endToEndMs),
+  ]);
   rows.push(['  its 202', api(socket, (r) => r.ackMs), api(port, (r) => r.ackMs)]);
   rows.push(['  its journal total', api(socket, (r) => r.journalTotalMs), api(port, (r) => r.journalTotalMs)]);
   rows.push(['rollback: CLI wall (end to end)', rollback(socket, (d) => d.cliWallMs), rollback(port, (d) => d.cliWallMs)]);
@@ -299,13 +331,33 @@ function breakdownDetails(results: Results): string {
 function installDetails(results: Results): string {
   const install = results.install;
   if (!install) return `${NA}: ${results.failures.install ?? 'not run'}`;
-  const header = ['round', 'deploy', 'color', 'install', 'install phase', 'npm ci', 'cp during the deploy', 'cp after its end (copied ahead)', 'of cold npm ci'];
+  const header = [
+    'round',
+    'deploy',
+    'color',
+    'install',
+    'install phase',
+    'npm ci',
+    'cp during the deploy',
+    'cp after its end (copied ahead)',
+    'of cold npm ci',
+  ];
   const maybe = (value: number | null | undefined): string => (value === null || value === undefined ? DASH : ms(value));
   const table = (rounds: typeof install.rounds): string =>
     markdownTable(
       header,
       rounds.flatMap((round, i) =>
-        round.map((c) => [String(i + 1), c.case, c.color ?? NA, c.outcome ?? NA, ms(c.installPhaseMs), maybe(c.npmCiMs), maybe(c.copyMs), maybe(c.copyAheadMs), pct(c.ratio)]),
+        round.map((c) => [
+          String(i + 1),
+          c.case,
+          c.color ?? NA,
+          c.outcome ?? NA,
+          ms(c.installPhaseMs),
+          maybe(c.npmCiMs),
+          maybe(c.copyMs),
+          maybe(c.copyAheadMs),
+          pct(c.ratio),
+        ]),
       ),
     );
   const scripted = install.withInstallScript;
@@ -347,9 +399,11 @@ function webhookDetails(results: Results): string {
   });
   // wrk is closed-loop: it times each request from its send, and nothing is due.
   const maxRow = (intake: SystemIntake | undefined): [string, string, string, string] =>
-    intake?.max ? [num(maxAcks(intake), 0), `${ms(intake.max.p50Ms, 2)} / ${ms(intake.max.p99Ms, 2)}`, DASH, ms(intake.maxCpu?.cpuMsPerAck, 2)] : [NA, NA, NA, NA];
+    intake?.max
+      ? [num(maxAcks(intake), 0), `${ms(intake.max.p50Ms, 2)} / ${ms(intake.max.p99Ms, 2)}`, DASH, ms(intake.maxCpu?.cpuMsPerAck, 2)]
+      : [NA, NA, NA, NA];
   const [duetAcks, duetLatency, duetFromDue, duetCpu] = maxRow(duet);
-  rows.push([`max (wrk, ${results.meta.settings.webhookConnections} connections)`, duetAcks, duetLatency, duetFromDue, NA, duetCpu, ...maxRow(other)]);
+  rows.push([`max (wrk, ${String(results.meta.settings.webhookConnections)} connections)`, duetAcks, duetLatency, duetFromDue, NA, duetCpu, ...maxRow(other)]);
   const lines = [markdownTable(header, rows), ''];
   if (skipped) lines.push(`webhook (adnanh) not measured: ${skipped}`, '');
   if (w.floor) {
@@ -367,7 +421,9 @@ function webhookDetails(results: Results): string {
       `, p50 ${ms(w.fsync.after.p50Ms, 2)} / p99 ${ms(w.fsync.after.p99Ms, 2)} after the loads.`,
   );
   if (duet?.durable) {
-    lines.push(`Durability: ${duet.durable.recorded} of ${duet.durable.acked} deliveries duet acknowledged are in \`triggers.ndjson\` (${duet.durable.missing} missing).`);
+    lines.push(
+      `Durability: ${duet.durable.recorded} of ${duet.durable.acked} deliveries duet acknowledged are in \`triggers.ndjson\` (${duet.durable.missing} missing).`,
+    );
   }
   const b = w.burst;
   lines.push(
@@ -385,18 +441,29 @@ function webhookDetails(results: Results): string {
 
 const failsSystem = (results: Results, system: string): FailsSystem | undefined => results.fails?.systems.find((s) => s.system === system);
 const list = (values: Array<number | null>, digits = 0): string => values.map((v) => num(v, digits)).join(', ');
-const maxOf = (values: Array<number | null>): number | null => (values.some((v) => v === null) || values.length === 0 ? null : Math.max(...(values as number[])));
-const byKind = (run: { window: KillRun['window'] }): string => `${num(run.window.byKind['keep-alive']?.failed ?? 0, 0)} / ${num(run.window.byKind.close?.failed ?? 0, 0)}`;
-const causes = (c: Record<string, number>): string => Object.entries(c).map(([k, n]) => `${k}: ${n}`).join(', ') || DASH;
+const maxOf = (values: Array<number | null>): number | null =>
+  values.some((v) => v === null) || values.length === 0 ? null : Math.max(...(values as number[]));
+const byKind = (run: { window: KillRun['window'] }): string =>
+  `${num(run.window.byKind['keep-alive']?.failed ?? 0, 0)} / ${num(run.window.byKind.close?.failed ?? 0, 0)}`;
+const causes = (c: Record<string, number>): string =>
+  Object.entries(c)
+    .map(([k, n]) => `${k}: ${n}`)
+    .join(', ') || DASH;
 /** The open connections of the process(es) that crashed in a crashing deploy's window. */
-const crashedConnections = (crash: CrashRun): number | null => (crash.crashes.length && crash.crashes.every((c) => c.connections !== null) ? crash.crashes.reduce((t, c) => t + c.connections!, 0) : null);
+const crashedConnections = (crash: CrashRun): number | null =>
+  crash.crashes.length && crash.crashes.every((c) => c.connections !== null) ? crash.crashes.reduce((t, c) => t + c.connections!, 0) : null;
 
 function killCells(sys: FailsSystem | undefined): [string, string, string] {
   if (!sys || sys.kills.length === 0) return [NA, NA, NA];
   const kills = sys.kills;
   const failedText = `${list(kills.map((k) => k.window.failed))} in ${kills.length} kill${kills.length > 1 ? 's' : ''}`;
   let failedCell = failedText;
-  if (sys.system === DUET_SOCKET) failedCell = goal(failedText, kills.every((k) => k.window.failed === 0), '0');
+  if (sys.system === DUET_SOCKET)
+    failedCell = goal(
+      failedText,
+      kills.every((k) => k.window.failed === 0),
+      '0',
+    );
   else if (sys.system === DUET_PORT) {
     const check = kills.every((k) => k.openConnections !== null) ? kills.every((k) => k.window.failed <= k.openConnections!) : null;
     failedCell = goal(failedText, check, `≤ the killed process's open connections: ${list(kills.map((k) => k.openConnections))}`);
@@ -408,7 +475,11 @@ function killCells(sys: FailsSystem | undefined): [string, string, string] {
   }
   const fallback = kills.map((k) => k.firstFallbackMs);
   const worst = maxOf(fallback);
-  return [failedCell, goal(`${list(fallback, 1)} ms`, worst === null ? null : worst < 50, '< 50 ms, each kill'), `${list(kills.map((k) => k.liveBackMs))} ms (restarted by duet serve)`];
+  return [
+    failedCell,
+    goal(`${list(fallback, 1)} ms`, worst === null ? null : worst < 50, '< 50 ms, each kill'),
+    `${list(kills.map((k) => k.liveBackMs))} ms (restarted by duet serve)`,
+  ];
 }
 
 function crashCells(sys: FailsSystem | undefined): [string, string] {
@@ -432,7 +503,11 @@ function crashCells(sys: FailsSystem | undefined): [string, string] {
   const switchedBack = crash.failedStep === 'watch' && crash.exitCode === 1 && after.length === 1 && after[0] === crash.previous;
   return [
     failedCell,
-    goal(`exit ${crash.exitCode} at \`${crash.failedStep ?? NA}\` after ${ms(crash.wallMs, 0)}; then only ${after.join(', ') || NA} answered`, switchedBack, `fails at \`watch\`, ${crash.previous} serves`),
+    goal(
+      `exit ${crash.exitCode} at \`${crash.failedStep ?? NA}\` after ${ms(crash.wallMs, 0)}; then only ${after.join(', ') || NA} answered`,
+      switchedBack,
+      `fails at \`watch\`, ${crash.previous} serves`,
+    ),
   ];
 }
 
@@ -504,11 +579,16 @@ function failsDetails(results: Results): string {
   const crashRows = f.systems.flatMap((sys) => {
     const c = sys.crash;
     if (!c) return [];
-    const versions = (v: Record<string, number>): string => Object.entries(v).map(([k, n]) => `${k}: ${n}`).join(', ') || DASH;
+    const versions = (v: Record<string, number>): string =>
+      Object.entries(v)
+        .map(([k, n]) => `${k}: ${n}`)
+        .join(', ') || DASH;
     return [
       [
         sys.system,
-        sys.mode ? `exit ${c.exitCode}, ${c.outcome ?? NA} at \`${c.failedStep ?? NA}\`, ${ms(c.wallMs, 0)}: ${c.error ?? ''}` : `returned after ${ms(c.wallMs, 0)}`,
+        sys.mode
+          ? `exit ${c.exitCode}, ${c.outcome ?? NA} at \`${c.failedStep ?? NA}\`, ${ms(c.wallMs, 0)}: ${c.error ?? ''}`
+          : `returned after ${ms(c.wallMs, 0)}`,
         num(c.window.requests, 0),
         byKind(c),
         causes(c.window.causes),
@@ -541,13 +621,17 @@ export function renderReport(results: Results): string {
     '',
     `${m.startedAt}, ${m.cpus} × ${m.cpuModel}, node ${m.node}, ${m.nginx ?? 'nginx ?'}, ${m.wrk ?? 'wrk ?'}; ` +
       `run took ${num(m.durationS, 0)} s; load average ${m.loadAverageBefore.map((l) => l.toFixed(2)).join(' ')} before, ${m.loadAverageAfter.map((l) => l.toFixed(2)).join(' ')} after` +
-      ` (1-minute load average as each part began: ${Object.entries(m.loadByPart).map(([part, l]) => `${part} ${l.toFixed(1)}`).join(', ')}).`,
+      ` (1-minute load average as each part began: ${Object.entries(m.loadByPart)
+        .map(([part, l]) => `${part} ${l.toFixed(1)}`)
+        .join(', ')}).`,
     '',
     renderSummary(results),
     '',
     '— not applicable, n/a not measured, ✓ goal met, ✗ goal missed, ? goal not checkable. Non-2xx / socket errors are counted by wrk, one run around each deploy, added up; see bench/README.md for each figure.',
     '',
-    ...(results.fails ? [renderFailsSummary(results), '', 'Failed: no answer, or a status not 2xx, counted from each request the load generator recorded (section 6).', ''] : []),
+    ...(results.fails
+      ? [renderFailsSummary(results), '', 'Failed: no answer, or a status not 2xx, counted from each request the load generator recorded (section 6).', '']
+      : []),
     '### 1. Failed requests while deploying',
     '',
     loadDetails(results),

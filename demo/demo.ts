@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
+import { describeError } from '../src/errors.js';
 import { loadConfig } from '../src/config/load.js';
 import { stopInstance } from '../src/instance/runner.js';
 import { stopManagedNginx } from '../src/switch/managed-nginx.js';
@@ -304,7 +305,7 @@ async function run(): Promise<void> {
   await git(workDir, ['tag', 'v2']);
   await git(workDir, ['push', '--quiet', bareDir, 'main', '--tags']);
   const cloneUrl = pathToFileURL(bareDir).href;
-  for (const tag of ['v1', 'v2']) say(`    ${tag}  ${(await git(bareDir, ['rev-parse', '--short', `${tag}^{commit}`]))}  VERSION=${tag}`);
+  for (const tag of ['v1', 'v2']) say(`    ${tag}  ${await git(bareDir, ['rev-parse', '--short', `${tag}^{commit}`])}  VERSION=${tag}`);
   say(`    clone_url: ${cloneUrl}`);
 
   section('Writing duet.yml');
@@ -360,7 +361,10 @@ async function run(): Promise<void> {
   row('failed requests', failed === 0 ? green('0') : red(`${failed} (non-2xx ${stats.non2xx}, errors ${stats.errors})`));
   for (const [reason, count] of stats.problems) row('', red(`${count} x ${reason}`));
   for (const version of [...stats.byVersion.keys()].sort()) row(`answered by ${version}`, (stats.byVersion.get(version) ?? 0).toLocaleString('en'));
-  row('deploy of v2', duetSeconds ? `${duetSeconds} s ${dim(`(${(second.ms / 1000).toFixed(1)} s with the CLI starting up)`)}` : `${(second.ms / 1000).toFixed(1)} s`);
+  row(
+    'deploy of v2',
+    duetSeconds ? `${duetSeconds} s ${dim(`(${(second.ms / 1000).toFixed(1)} s with the CLI starting up)`)}` : `${(second.ms / 1000).toFixed(1)} s`,
+  );
   if (failed > 0) throw new DemoFailure(`${failed} request(s) failed during the deploy of v2`);
   if (!stats.byVersion.get('v1') || !stats.byVersion.get('v2')) {
     throw new DemoFailure('the load should have been answered by v1 before the switch and by v2 after it');
@@ -424,7 +428,7 @@ async function main(): Promise<number> {
   });
 
   let failure: unknown;
-  let cleanUpProblems: string[] = [];
+  let cleanUpProblems: string[];
   try {
     await run();
   } catch (error) {
@@ -440,7 +444,7 @@ async function main(): Promise<number> {
       say(`    ${failure.message}`);
       for (const line of failure.details) say(indent(line));
     } else if (failure) {
-      say(indent(failure instanceof Error ? (failure.stack ?? failure.message) : String(failure)));
+      say(indent(describeError(failure)));
     }
     for (const problem of cleanUpProblems) say(`    ${problem}`);
     return 1;

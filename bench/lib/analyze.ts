@@ -144,7 +144,8 @@ export function analyzeDeploy(input: {
   const healthDone = health && health.status === 'done' ? stepEnd(health) : undefined;
   const startToHealthyMs = start && health ? (start.ms ?? 0) + (health.ms ?? 0) : null;
   const appStart = input.appEvents.find(
-    (a): a is Extract<AppEvent, { event: 'listening' }> => a.event === 'listening' && a.version === input.version && a.spawnedAt >= run.startedAt - 50 && a.spawnedAt <= end,
+    (a): a is Extract<AppEvent, { event: 'listening' }> =>
+      a.event === 'listening' && a.version === input.version && a.spawnedAt >= run.startedAt - 50 && a.spawnedAt <= end,
   );
   // An old color stopped during this deploy: duet waited on it to exit.
   const appStops = input.appEvents.filter(
@@ -199,9 +200,15 @@ export function analyzeDeploy(input: {
   const t0 = run.startedAt;
   const timeline: TimelineEntry[] = [
     { at: begin - t0, ms: null, what: `journal: ${record.kind} begins` },
-    ...record.steps.map((step) => ({ at: at(step.startedAt) - t0, ms: step.ms, what: `step ${step.name} ${step.status}${step.detail ? `: ${step.detail}` : ''}` })),
+    ...record.steps.map((step) => ({
+      at: at(step.startedAt) - t0,
+      ms: step.ms,
+      what: `step ${step.name} ${step.status}${step.detail ? `: ${step.detail}` : ''}`,
+    })),
     ...calls.map((c) => ({ at: c.start - t0, ms: c.end - c.start, what: `${c.label} ${c.args.slice(0, 100)}` })),
-    ...(appStart ? [{ at: appStart.spawnedAt - t0, ms: appStart.listeningAt - appStart.spawnedAt, what: `app ${appStart.version} process start -> listening` }] : []),
+    ...(appStart
+      ? [{ at: appStart.spawnedAt - t0, ms: appStart.listeningAt - appStart.spawnedAt, what: `app ${appStart.version} process start -> listening` }]
+      : []),
     ...appStops.map((s) => ({ at: s.signalAt - t0, ms: s.exitAt - s.signalAt, what: `app ${s.version} stop signal -> exit` })),
     { at: end - t0, ms: null, what: `journal: ${record.kind} ends ${record.outcome}` },
   ]

@@ -151,9 +151,10 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
   let pm2Started = false;
   const pm2 = async (args: string[]): Promise<string> => {
     const child = execa(pm2Bin, args, { env: pm2Env, extendEnv: true, stdin: 'ignore', reject: false, timeout: 60_000 });
-    track(child, child);
+    void track(child, child); // awaited below
     const result = await child;
-    if (result.exitCode !== 0) throw new Error(`pm2 ${args.join(' ')} exited ${result.exitCode}:\n${`${String(result.stdout)}\n${String(result.stderr)}`.slice(-2000)}`);
+    if (result.exitCode !== 0)
+      throw new Error(`pm2 ${args.join(' ')} exited ${result.exitCode}:\n${`${String(result.stdout)}\n${String(result.stderr)}`.slice(-2000)}`);
     return String(result.stdout);
   };
   const stopPm2 = async (): Promise<void> => {

@@ -61,7 +61,9 @@ async function client(kind: LoadKind, agent: Agent | false): Promise<void> {
   }
 }
 
-const agents = new Map<LoadKind, Agent | false>(options.kinds.map((kind) => [kind, kind === 'keep-alive' ? new Agent({ keepAlive: true, maxSockets: options.connections }) : false]));
+const agents = new Map<LoadKind, Agent | false>(
+  options.kinds.map((kind) => [kind, kind === 'keep-alive' ? new Agent({ keepAlive: true, maxSockets: options.connections }) : false]),
+);
 const clients = options.kinds.flatMap((kind) => Array.from({ length: options.connections }, () => client(kind, agents.get(kind)!)));
 parentPort!.once('message', () => {
   running = false;

@@ -96,7 +96,7 @@ export async function createDuetEnv(scope: Scope, root: string, shims: Shims, op
       extendEnv: true,
       timeout: 180_000,
     });
-    track(child, child);
+    void track(child, child); // awaited below
     const result = await child;
     const endedAt = now();
     return {

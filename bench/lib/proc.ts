@@ -138,7 +138,7 @@ export function tcpConnections(pid: number): number | null {
   }
   let count = 0;
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
+    let text: string;
     try {
       text = readFileSync(table, 'utf8');
     } catch {

@@ -39,11 +39,20 @@ async function waitForHttp(url: string, timeoutMs: number, alive: () => boolean)
  * synchronous append on duet's event loop competing with its own syncs (0.3-0.4 ms a line in a
  * CPU profile), a cost no installed duet has.
  */
-async function startProcess(scope: Scope, name: string, file: string, args: string[], env: Record<string, string>, logPath: string, readyUrl: string, port: number): Promise<Server> {
+async function startProcess(
+  scope: Scope,
+  name: string,
+  file: string,
+  args: string[],
+  env: Record<string, string>,
+  logPath: string,
+  readyUrl: string,
+  port: number,
+): Promise<Server> {
   const out = createWriteStream(logPath, { flags: 'a' });
   const child = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  child.stdout!.pipe(out, { end: false });
-  child.stderr!.pipe(out, { end: false });
+  child.stdout.pipe(out, { end: false });
+  child.stderr.pipe(out, { end: false });
   // 'close' (the pipes drained), not just 'exit', ends the copy; not waited for, in case a child
   // of the server still holds a pipe open.
   child.once('close', () => out.end());
@@ -97,10 +106,21 @@ export async function ensureWebhookTool(): Promise<{ ok: true; version: string }
   log('  `webhook` is not installed: apt-get install -y webhook');
   const root = process.getuid?.() === 0;
   const [file, ...args] = root ? ['apt-get', 'install', '-y', 'webhook'] : ['sudo', '-n', 'apt-get', 'install', '-y', 'webhook'];
-  const install = await execa(file!, args, { reject: false, stdin: 'ignore', all: true, env: { DEBIAN_FRONTEND: 'noninteractive' }, extendEnv: true, timeout: 180_000 });
+  const install = await execa(file, args, {
+    reject: false,
+    stdin: 'ignore',
+    all: true,
+    env: { DEBIAN_FRONTEND: 'noninteractive' },
+    extendEnv: true,
+    timeout: 180_000,
+  });
   const after = await version();
   if (after) return { ok: true, version: after };
-  const tail = String(install.all ?? '').trim().split('\n').slice(-3).join(' / ');
+  const tail = String(install.all ?? '')
+    .trim()
+    .split('\n')
+    .slice(-3)
+    .join(' / ');
   return { ok: false, note: `webhook (adnanh) could not be installed with apt-get (exit ${install.exitCode}): ${tail || 'no output'}` };
 }
 
@@ -149,5 +169,14 @@ export async function startWebhookTool(scope: Scope, dir: string, port: number):
 export async function startFloorServer(scope: Scope, dir: string, port: number): Promise<Server> {
   const script = fileURLToPath(new URL('./floor-server.js', import.meta.url));
   // With duet serve's node flags, so that the two differ only in what runs on them.
-  return startProcess(scope, 'floor server', 'node', [...SERVE_NODE_FLAGS, script, String(port), join(dir, 'floor.ndjson')], {}, join(dir, 'floor.log'), `http://127.0.0.1:${port}/`, port);
+  return startProcess(
+    scope,
+    'floor server',
+    'node',
+    [...SERVE_NODE_FLAGS, script, String(port), join(dir, 'floor.ndjson')],
+    {},
+    join(dir, 'floor.log'),
+    `http://127.0.0.1:${port}/`,
+    port,
+  );
 }

@@ -146,7 +146,7 @@ export function startWrk(options: WrkOptions): WrkRun {
     options.url,
   ];
   const child: ResultPromise = execa('wrk', args, { reject: false, stdin: 'ignore', env: options.env, extendEnv: true });
-  track(child, child);
+  void track(child, child); // awaited below
   const finish = async (): Promise<WrkResult> => {
     const result = await child;
     return parseWrk(String(result.stdout), `wrk ${args.join(' ')} exited ${result.exitCode}: ${String(result.stderr)}`);

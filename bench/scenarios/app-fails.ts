@@ -234,7 +234,9 @@ async function duetKills(scope: Scope, env: DuetEnv, mode: 'socket' | 'port', se
       // Serving as before (the killed color restarted and healthy) before the next kill.
       await until(`duet serve restarting ${live}`, async () => {
         const again = await env.cli(['pid', live]);
-        return again.code === 0 && Number(again.stdout.trim()) !== pid && (await checkHealth(env.setup.app, live as 'blue' | 'green', 1000)).state === 'healthy';
+        return (
+          again.code === 0 && Number(again.stdout.trim()) !== pid && (await checkHealth(env.setup.app, live as 'blue' | 'green', 1000)).state === 'healthy'
+        );
       });
     } finally {
       await serve.stop();
@@ -257,7 +259,12 @@ interface DeployOutcome {
 }
 
 /** Load, deploy warmMs in, keep loading tailMs after the deploy returned. */
-async function crashWindow(port: number, settings: FailsSettings, tailMs: number, deploy: () => Promise<DeployOutcome>): Promise<{ records: RequestRecord[]; result: DeployOutcome }> {
+async function crashWindow(
+  port: number,
+  settings: FailsSettings,
+  tailMs: number,
+  deploy: () => Promise<DeployOutcome>,
+): Promise<{ records: RequestRecord[]; result: DeployOutcome }> {
   const load = await startClosedLoad({ port, connections: settings.connections, kinds: settings.kinds });
   let result: DeployOutcome;
   try {
@@ -271,10 +278,20 @@ async function crashWindow(port: number, settings: FailsSettings, tailMs: number
   return { records: await load.stop(), result };
 }
 
-function crashRun(version: string, previous: string, tailMs: number, loaded: { records: RequestRecord[]; result: DeployOutcome }, events: AppEvent[]): CrashRun {
+function crashRun(
+  version: string,
+  previous: string,
+  tailMs: number,
+  loaded: { records: RequestRecord[]; result: DeployOutcome },
+  events: AppEvent[],
+): CrashRun {
   const { records, result } = loaded;
   const to = result.endedAt + tailMs;
-  const crashes = events.flatMap((e) => (e.event === 'crashed' && e.version === version && e.crashAt >= result.startedAt && e.crashAt <= to ? [{ at: e.crashAt, connections: e.connections, pid: e.pid }] : []));
+  const crashes = events.flatMap((e) =>
+    e.event === 'crashed' && e.version === version && e.crashAt >= result.startedAt && e.crashAt <= to
+      ? [{ at: e.crashAt, connections: e.connections, pid: e.pid }]
+      : [],
+  );
   const first = crashes[0];
   const after = countWindow(records, result.endedAt, to);
   const { failed: _failed, ...versionsAfter } = after.versions;
@@ -301,7 +318,8 @@ function crashRun(version: string, previous: string, tailMs: number, loaded: { r
   };
 }
 
-const lostWithin = (records: readonly RequestRecord[], at: number, ms = 1000): number => records.filter((r) => connectionLost(r) && r.endedAt >= at && r.endedAt <= at + ms).length;
+const lostWithin = (records: readonly RequestRecord[], at: number, ms = 1000): number =>
+  records.filter((r) => connectionLost(r) && r.endedAt >= at && r.endedAt <= at + ms).length;
 
 function logCrash(system: string, run: CrashRun): void {
   const w = run.window;
@@ -310,7 +328,10 @@ function logCrash(system: string, run: CrashRun): void {
       `${w.requests} requests, ${w.failed} failed ${JSON.stringify(w.causes)}; ${run.crashes.length} crashes (connections ${run.crashes.map((c) => c.connections).join(', ')}); ` +
       `previous version after the crash ${run.previousAfterCrashMs?.toFixed(1) ?? 'n/a'} ms; after the deploy ${JSON.stringify(run.versionsAfter)}; ` +
       `switch at ${run.switchMs?.toFixed(0) ?? 'n/a'} ms, watch ended at ${run.watchEndMs?.toFixed(0) ?? 'n/a'} ms, crash at ${run.crashes[0] ? (run.crashes[0].at - run.startedAt).toFixed(0) : 'n/a'} ms; ` +
-      `failures at ${run.failureTimesMs.slice(0, 40).map((t) => t.toFixed(0)).join(' ')} ms`,
+      `failures at ${run.failureTimesMs
+        .slice(0, 40)
+        .map((t) => t.toFixed(0))
+        .join(' ')} ms`,
   );
 }
 
@@ -356,7 +377,8 @@ export async function duetFails(scope: Scope, setup: DuetFailsSetup, settings: F
   result.kills = await duetKills(scope, env, mode, setup.servePort, system, settings);
   result.crash = await duetCrash(env, setup.crashTag, setup.live, settings);
   logCrash(system, result.crash);
-  if (!(await waitForVersion(env.setup.listenPort, setup.live, 5000))) result.problems.push(`the public port does not serve ${setup.live} after the failed deploy`);
+  if (!(await waitForVersion(env.setup.listenPort, setup.live, 5000)))
+    result.problems.push(`the public port does not serve ${setup.live} after the failed deploy`);
   return result;
 }
 

@@ -54,7 +54,11 @@ async function apiRollback(env: DuetEnv, baseUrl: string, version: string): Prom
   const sentAt = now();
   let id: string;
   try {
-    const answer = await fetch(`${baseUrl}/apps/${env.setup.app.name}/rollback`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: '{}' });
+    const answer = await fetch(`${baseUrl}/apps/${env.setup.app.name}/rollback`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{}',
+    });
     if (answer.status !== 202) throw new Error(`POST rollback answered ${answer.status}: ${await answer.text()}`);
     id = ((await answer.json()) as { deploy: string }).deploy;
   } catch (error) {
@@ -64,7 +68,10 @@ async function apiRollback(env: DuetEnv, baseUrl: string, version: string): Prom
   const ackMs = now() - sentAt;
   const finished = await pollUntil(
     async () => {
-      const view = (await (await fetch(`${baseUrl}/deploys/${id}`, { headers: { ...auth, accept: 'application/json' } })).json()) as { finishedAt: string | null; state: string };
+      const view = (await (await fetch(`${baseUrl}/deploys/${id}`, { headers: { ...auth, accept: 'application/json' } })).json()) as {
+        finishedAt: string | null;
+        state: string;
+      };
       return view.finishedAt ? view : undefined;
     },
     { timeoutMs: 60_000, maxIntervalMs: 50 },
@@ -96,7 +103,9 @@ async function apiRollbacks(env: DuetEnv, serve: ServeRollbacks, versions: [stri
     for (const version of Array.from({ length: serve.rounds }, () => versions).flat()) {
       const result = await apiRollback(env, baseUrl, version);
       results.push(result);
-      log(`  API rollback to ${version}: ${result.endToEndMs?.toFixed(0) ?? 'n/a'} ms to the public port (202 after ${result.ackMs.toFixed(1)} ms, journal ${result.journalTotalMs} ms)`);
+      log(
+        `  API rollback to ${version}: ${result.endToEndMs?.toFixed(0) ?? 'n/a'} ms to the public port (202 after ${result.ackMs.toFixed(1)} ms, journal ${result.journalTotalMs} ms)`,
+      );
     }
     return results;
   } finally {

@@ -62,7 +62,12 @@ export async function runInstallReuse(env: DuetEnv, rounds: number): Promise<Ins
   };
 }
 
-async function runRounds(env: DuetEnv, rounds: number, extra: readonly string[], prefix: string): Promise<{ packages: number; rounds: InstallCase[][]; summary: InstallSummary }> {
+async function runRounds(
+  env: DuetEnv,
+  rounds: number,
+  extra: readonly string[],
+  prefix: string,
+): Promise<{ packages: number; rounds: InstallCase[][]; summary: InstallSummary }> {
   const all: InstallCase[][] = [];
   let packages = 0;
   for (let round = 1; round <= rounds; round += 1) {
@@ -112,7 +117,8 @@ async function runRounds(env: DuetEnv, rounds: number, extra: readonly string[],
     }
     all.push(cases);
   }
-  const pick = (kind: InstallCase['case'], key: 'installPhaseMs' | 'ratio' | 'npmCiMs') => median(all.map((r) => r.find((c) => c.case === kind)?.[key] ?? null));
+  const pick = (kind: InstallCase['case'], key: 'installPhaseMs' | 'ratio' | 'npmCiMs') =>
+    median(all.map((r) => r.find((c) => c.case === kind)?.[key] ?? null));
   return {
     packages,
     rounds: all,

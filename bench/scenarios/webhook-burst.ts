@@ -27,7 +27,10 @@ export interface BurstResult {
 }
 
 export async function runBurst(env: DuetEnv, serve: Server, count: number, triggersPath: string): Promise<BurstResult> {
-  const shas = await appendCommits(env.setup.repo, Array.from({ length: count }, (_, i) => ({ files: { VERSION: `burst${i + 1}\n` }, message: `burst ${i + 1}` })));
+  const shas = await appendCommits(
+    env.setup.repo,
+    Array.from({ length: count }, (_, i) => ({ files: { VERSION: `burst${i + 1}\n` }, message: `burst ${i + 1}` })),
+  );
   const fullName = env.setup.app.repo!;
   const bodies = shas.map((sha, i) => JSON.stringify(pushPayload(fullName, sha, i === 0 ? sha : shas[i - 1]!)));
   const rss = sampleRss(serve.pid, 50);
@@ -40,7 +43,14 @@ export async function runBurst(env: DuetEnv, serve: Server, count: number, trigg
       (body, i) =>
         new Promise<{ status: number; body: string }>((resolve) => {
           const req = request(
-            { host: '127.0.0.1', port: serve.port, method: 'POST', path: '/webhook', agent, headers: { ...deliveryHeaders(body, `${prefix}-${i}`), 'content-length': String(Buffer.byteLength(body)) } },
+            {
+              host: '127.0.0.1',
+              port: serve.port,
+              method: 'POST',
+              path: '/webhook',
+              agent,
+              headers: { ...deliveryHeaders(body, `${prefix}-${i}`), 'content-length': String(Buffer.byteLength(body)) },
+            },
             (res) => {
               let text = '';
               res.setEncoding('utf8');
@@ -85,6 +95,8 @@ export async function runBurst(env: DuetEnv, serve: Server, count: number, trigg
     drainedMs,
     rssPeakMb: peak.length ? Math.max(...peak) : null,
   };
-  log(`  burst: ${result.deploys} deploys (${records.map((r) => `${r.outcome} ${r.sha?.slice(0, 7)}`).join(', ')}), ${superseded} superseded, drained in ${drainedMs.toFixed(0)} ms, peak RSS ${result.rssPeakMb?.toFixed(1)} MB`);
+  log(
+    `  burst: ${result.deploys} deploys (${records.map((r) => `${r.outcome} ${r.sha?.slice(0, 7)}`).join(', ')}), ${superseded} superseded, drained in ${drainedMs.toFixed(0)} ms, peak RSS ${result.rssPeakMb?.toFixed(1)} MB`,
+  );
   return result;
 }

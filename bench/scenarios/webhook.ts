@@ -223,11 +223,13 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
       log(
         `  ${target.name.padEnd(7)} ${String(rate).padStart(4)}/s: ${result.acks}/${result.sent} acked, ${result.acksPerS.toFixed(0)} acks/s, ` +
           `p50 ${result.p50Ms?.toFixed(2)} ms p99 ${result.p99Ms?.toFixed(2)} ms (from send: p50 ${result.sentP50Ms?.toFixed(2)} ms p99 ${result.sentP99Ms?.toFixed(2)} ms, sent late p99 ${result.sendLateP99Ms?.toFixed(2)} ms)${inServer}, errors ${result.errors} ${JSON.stringify(result.statuses)}, ` +
-          `CPU ${cpu.cpuMsPerAck?.toFixed(2) ?? "n/a"} ms per ack`,
+          `CPU ${cpu.cpuMsPerAck?.toFixed(2) ?? 'n/a'} ms per ack`,
       );
       if (target.name === 'duet' && rate === GOAL_RATE) {
         floor = await pacedLoad({ port: floorServer.port, ratePerS: rate, durationMs, request: { ...template, path: '/', idPrefix: `floor-${prefix}` } });
-        log(`  floor   ${String(rate).padStart(4)}/s: ${floor.acks}/${floor.sent} acked, from send: p50 ${floor.sentP50Ms?.toFixed(2)} ms p99 ${floor.sentP99Ms?.toFixed(2)} ms`);
+        log(
+          `  floor   ${String(rate).padStart(4)}/s: ${floor.acks}/${floor.sent} acked, from send: p50 ${floor.sentP50Ms?.toFixed(2)} ms p99 ${floor.sentP99Ms?.toFixed(2)} ms`,
+        );
         await floorServer.stop();
       }
     }
@@ -251,7 +253,9 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
     await sleep(settings.maxDurationS * 1000);
     // Its percentiles grid is for merging runs, which this one is not.
     const { quantilesUs: _grid, ...result } = await wrk.stop();
-    const acks = Object.entries(result.counts).filter(([status]) => /^2\d\d$/.test(status)).reduce((sum, [, c]) => sum + c, 0);
+    const acks = Object.entries(result.counts)
+      .filter(([status]) => /^2\d\d$/.test(status))
+      .reduce((sum, [, c]) => sum + c, 0);
     const last = target === targets.at(-1);
     if (!last || settings.settleAfterLast) await settle(target.server);
     steps.get(target.name)!.max = result;
@@ -264,7 +268,7 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
     log(
       `  ${target.name.padEnd(7)} max (wrk -c${settings.maxConnections}): ${(acks / result.durationS).toFixed(0)} acks/s, ` +
         `p50 ${result.p50Ms.toFixed(2)} ms p99 ${result.p99Ms.toFixed(2)} ms, statuses ${JSON.stringify(result.counts)}, socket errors ${result.socketErrors}, ` +
-        `CPU ${steps.get(target.name)!.maxCpu?.cpuMsPerAck?.toFixed(2) ?? "n/a"} ms per ack`,
+        `CPU ${steps.get(target.name)!.maxCpu?.cpuMsPerAck?.toFixed(2) ?? 'n/a'} ms per ack`,
     );
   }
   const fsyncAfter = await fsyncProbe(env.setup.config.stateDir);
@@ -295,4 +299,3 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
   await webhook?.stop();
   return { duet, webhook: other, burst, floor, duetRssPeakUnderLoadMb, fsync: { baseline: fsyncBaseline, beforeMax: fsyncBeforeMax, after: fsyncAfter } };
 }
-

@@ -31,7 +31,6 @@ const registry: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['doctor', async () => (await import('./commands/doctor.js')).doctor],
 ];
 
-
 /** The command named `name`, loaded; undefined for a name duet does not know. */
 export async function loadCommand(name: string): Promise<Command | undefined> {
   const entry = registry.find(([known]) => known === name);

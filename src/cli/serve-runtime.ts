@@ -90,7 +90,10 @@ function supervisionObserver(logger: Logger, metrics: Metrics, reporter: GitHubS
     },
     failedOver(app, result, reason) {
       metrics.failedOver(app.name);
-      log.error({ app: app.name, from: result.from, to: result.to, deploy: result.id, reason }, `${app.name}: FAILOVER from ${result.from} to ${result.to}: ${reason}`);
+      log.error(
+        { app: app.name, from: result.from, to: result.to, deploy: result.id, reason },
+        `${app.name}: FAILOVER from ${result.from} to ${result.to}: ${reason}`,
+      );
       reporter?.failedOver(app, result, reason);
     },
     problem(app, message) {

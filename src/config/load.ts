@@ -72,9 +72,7 @@ export function parseConfig(text: string, file: string): Config {
 }
 
 function formatIssues(issues: z.core.$ZodIssue[]): string {
-  return issues
-    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(top level)'}: ${explain(issue)}`)
-    .join('\n  ');
+  return issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(top level)'}: ${explain(issue)}`).join('\n  ');
 }
 
 /** Zod reports a bad record key as "Invalid key in record"; the reason is one level down. */
@@ -142,8 +140,5 @@ export function pickApp(config: Config, name: string | undefined): AppConfig {
     return app;
   }
   if (config.apps.size === 1) return [...config.apps.values()][0]!;
-  throw new ConfigError(
-    `${config.file} configures ${config.apps.size} apps; name one`,
-    `configured apps: ${[...config.apps.keys()].join(', ')}`,
-  );
+  throw new ConfigError(`${config.file} configures ${config.apps.size} apps; name one`, `configured apps: ${[...config.apps.keys()].join(', ')}`);
 }

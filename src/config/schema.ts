@@ -10,10 +10,7 @@ const port = z.number().int().min(1).max(65535);
 const color = z.enum(['blue', 'green']);
 
 /** `8080`, or `"127.0.0.1:8080"` to bind the public server to one address only. */
-const listen = z.union([
-  port,
-  z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'a port, or "address:port"'),
-]);
+const listen = z.union([port, z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'a port, or "address:port"')]);
 
 const healthSchema = z
   .object({
@@ -38,10 +35,16 @@ const RESERVED_APP_NAMES = new Set(['nginx', 'run', 'logs', 'tmp', 'cache', 'soc
 
 export const appSchema = z
   .object({
-    repo: z.string().regex(/^[\w.-]+\/[\w.-]+$/, 'a GitHub "owner/name"').optional(),
+    repo: z
+      .string()
+      .regex(/^[\w.-]+\/[\w.-]+$/, 'a GitHub "owner/name"')
+      .optional(),
     clone_url: z.string().min(1),
     listen: listen.default(8080),
-    server_name: z.string().regex(/^[\w.*-]+$/, 'a host name or _').default('_'),
+    server_name: z
+      .string()
+      .regex(/^[\w.*-]+$/, 'a host name or _')
+      .default('_'),
     switch: z.enum(['port', 'socket']).default('port'),
     ports: z.object({ blue: port, green: port }).strict().default({ blue: 20201, green: 20202 }),
     /** Unset: the package manager's own, chosen by the lockfile (npm ci, pnpm or yarn through corepack). */
@@ -84,7 +87,10 @@ const nginxSchema = z
 const serverSchema = z
   .object({
     /** Where `duet serve` listens: behind nginx or a tunnel in production, so loopback by default. */
-    listen: z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, '"address:port"').default('127.0.0.1:9100'),
+    listen: z
+      .string()
+      .regex(/^(?:\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, '"address:port"')
+      .default('127.0.0.1:9100'),
     /** The URL GitHub users reach duet at; commit statuses link to <public_url>/deploys/<id>. */
     public_url: z.string().url().optional(),
     /** true: the dashboard at / needs no sign-in (the API always needs the token). */
@@ -108,7 +114,10 @@ export const configSchema = z
   .object({
     state_dir: z.string().min(1).default('/var/lib/duet'),
     /** The system user `duet install` creates and the systemd units run duet (and the apps) as. */
-    user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a system user name such as duet').default('duet'),
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a system user name such as duet')
+      .default('duet'),
     /** process: detached process groups (works without systemd); systemd: one duet-app@ unit per color. */
     runner: z.enum(['process', 'systemd']).default('process'),
     nginx: nginxSchema.default({
@@ -126,7 +135,10 @@ export const configSchema = z
         z
           .string()
           .regex(/^[a-z0-9-]+$/, 'app names use a-z, 0-9 and -')
-          .refine((name) => !RESERVED_APP_NAMES.has(name), `is reserved: duet keeps its own files in <state_dir>/<that name> (reserved: ${[...RESERVED_APP_NAMES].join(', ')}); rename the app`),
+          .refine(
+            (name) => !RESERVED_APP_NAMES.has(name),
+            `is reserved: duet keeps its own files in <state_dir>/<that name> (reserved: ${[...RESERVED_APP_NAMES].join(', ')}); rename the app`,
+          ),
         appSchema,
       )
       .refine((apps) => Object.keys(apps).length > 0, 'at least one app'),

@@ -35,8 +35,7 @@ export function createGitHubClient(options: GitHubClientOptions): Octokit {
     retry: { retries: options.retries ?? 3 },
     request: {
       // A timeout surfaces as an AbortError, which Octokit reports as status 500: retried.
-      fetch: (url: string | URL, init?: RequestInit) =>
-        fetch(url, { ...init, signal: init?.signal ?? AbortSignal.timeout(timeoutMs) }),
+      fetch: (url: string | URL, init?: RequestInit) => fetch(url, { ...init, signal: init?.signal ?? AbortSignal.timeout(timeoutMs) }),
     },
     log: { debug: ignore, info: forward, warn: forward, error: forward },
   });

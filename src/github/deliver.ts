@@ -77,8 +77,7 @@ export function classifyFailure(error: unknown, now = Date.now()): FailureInfo {
   const status = typeof e.status === 'number' ? e.status : undefined;
   const headers = e.response?.headers ?? {};
   const message = githubMessage(e.response?.data) ?? (typeof e.message === 'string' ? e.message : String(error));
-  const rateLimited =
-    status === 429 || (status === 403 && (String(headers['x-ratelimit-remaining']) === '0' || /rate limit/i.test(message)));
+  const rateLimited = status === 429 || (status === 403 && (String(headers['x-ratelimit-remaining']) === '0' || /rate limit/i.test(message)));
   const permanent = status !== undefined && status >= 400 && status < 500 && !rateLimited;
   return { permanent, status, message, waitMs: rateLimited ? waitFromHeaders(headers, now) : undefined };
 }

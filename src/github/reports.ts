@@ -43,9 +43,7 @@ export const DESCRIPTION_LIMIT = 140;
  */
 export function reportKey(report: Report): string {
   const repo = `${report.owner}/${report.repo}`;
-  return report.type === 'status'
-    ? `status ${repo} ${report.sha} ${report.context}`
-    : `deployment ${repo} ${report.triggerId}`;
+  return report.type === 'status' ? `status ${repo} ${report.sha} ${report.context}` : `deployment ${repo} ${report.triggerId}`;
 }
 
 export function isFinalDeploymentState(state: DeploymentState): boolean {

@@ -173,7 +173,7 @@ export class GitHubStatusReporter implements TriggerObserver {
       clearTimeout(lane.timer);
       lane.wake?.();
     }
-    await Promise.all([...this.lanes.values()].map((lane) => lane.draining));
+    await Promise.all([...this.lanes.values()].map((lane) => lane.draining ?? Promise.resolve()));
     await this.outbox.idle();
     for (const waiter of this.waiters) waiter.resolve();
   }

@@ -72,12 +72,7 @@ export function parseLsRemote(text: string): Map<string, string> {
  *
  * Precondition: the caller holds the app's deploy lock, so no other git process works in `dir`.
  */
-export async function prepareCheckout(
-  dir: string,
-  cloneUrl: string,
-  target: ResolvedRef,
-  options: CheckoutOptions = {},
-): Promise<void> {
+export async function prepareCheckout(dir: string, cloneUrl: string, target: ResolvedRef, options: CheckoutOptions = {}): Promise<void> {
   await fetchCommit(dir, cloneUrl, target, options);
   await checkOutCommit(dir, target, options);
   await cleanCheckout(dir, options);
@@ -187,7 +182,11 @@ export async function checkedOutRevision(dir: string): Promise<string | undefine
  * A repository without the list (not shallow: not one duet made) is always asked.
  */
 function mayHaveCommit(dir: string, sha: string): boolean {
-  return readFileOrUndefinedSync(join(dir, '.git', 'shallow'))?.split('\n').includes(sha) ?? true;
+  return (
+    readFileOrUndefinedSync(join(dir, '.git', 'shallow'))
+      ?.split('\n')
+      .includes(sha) ?? true
+  );
 }
 
 /** Whether `dir`'s repository has the commit (git prints nothing either way). */
@@ -317,7 +316,5 @@ async function git(args: readonly string[], options: GitOptions): Promise<string
 
 /** Hide credentials in URLs (https://TOKEN@host, scheme://user:password@host) in anything shown. */
 export function redact(text: string): string {
-  return text
-    .replace(/\b(https?:\/\/)[^\s/@]+@/gi, '$1***@')
-    .replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]+):[^\s/@]+@/gi, '$1:***@');
+  return text.replace(/\b(https?:\/\/)[^\s/@]+@/gi, '$1***@').replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s/:@]+):[^\s/@]+@/gi, '$1:***@');
 }

@@ -44,9 +44,15 @@ export async function missingDevPackages(checkout: string): Promise<string[]> {
  * missing, from the lockfile, and runs the install scripts of what it adds; `--no-save` leaves the
  * lockfile as committed. Much cheaper than installing everything again (see the bench).
  */
-export async function restoreDevDependencies(checkout: string, missing: string[], options: { env: Record<string, string>; output?: OutputSink; group?: string }): Promise<void> {
+export async function restoreDevDependencies(
+  checkout: string,
+  missing: string[],
+  options: { env: Record<string, string>; output?: OutputSink; group?: string },
+): Promise<void> {
   const argv = ['npm', 'install', '--include=dev', '--no-save', '--no-audit', '--no-fund', '--prefer-offline'];
-  options.output?.write(`duet: ${missing.length} devDependencies were pruned after the last build here; putting them back for the build\n$ ${argv.join(' ')}\n`);
+  options.output?.write(
+    `duet: ${missing.length} devDependencies were pruned after the last build here; putting them back for the build\n$ ${argv.join(' ')}\n`,
+  );
   await runArgv(argv, {
     step: 'install',
     cwd: checkout,
@@ -76,7 +82,9 @@ export async function pruneDevDependencies(app: AppConfig, color: Color, options
   // install left them out) means nothing to do, and no npm process to wait for.
   if (devPaths && !devPaths.some((path) => existsSync(join(checkout, path)))) return 'nothing to prune';
   if (!manager.prune) {
-    options.output?.write(`duet: ${manager.name} cannot prune devDependencies here (yarn 2+ has no prune); the app runs with them (set prune: false to silence this)\n`);
+    options.output?.write(
+      `duet: ${manager.name} cannot prune devDependencies here (yarn 2+ has no prune); the app runs with them (set prune: false to silence this)\n`,
+    );
     return 'cannot prune';
   }
   const stampPath = app.paths.installStamp[color];

@@ -16,6 +16,7 @@ const FULL_OBJECT_ID = /^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/;
 const GIT_FORBIDDEN = /[~^:?*[\\]/;
 const SHELL_META = /[;&|$`'"<>(){}!#]/;
 /** C0, DEL and C1 controls: a terminal may act on them, and no one types them into a ref. */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 /**
  * Characters that change how the text around them is shown: bidi controls reorder it (U+202E
@@ -23,6 +24,7 @@ const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
  * status. git accepts them; a ref that displays as something else must not deploy.
  */
 const DISPLAY_CONTROL = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const UNSHOWABLE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
 
 const codePoint = (c: string): string => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;

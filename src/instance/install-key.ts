@@ -32,7 +32,10 @@ function keyedEnv(env: Record<string, string>): Array<[string, string]> {
  * user's .npmrc, the install command and its environment, and the Node.js that runs it (version,
  * ABI, platform: native addons are built for exactly these). undefined without a lockfile.
  */
-export async function installFingerprint(dir: string, inputs: { command: string; env: Record<string, string>; runtime: NodeRuntime }): Promise<string | undefined> {
+export async function installFingerprint(
+  dir: string,
+  inputs: { command: string; env: Record<string, string>; runtime: NodeRuntime },
+): Promise<string | undefined> {
   const lockfile = findLockfile(dir);
   if (lockfile === undefined) return undefined;
   const hash = createHash('sha256');
@@ -52,4 +55,3 @@ export async function installFingerprint(dir: string, inputs: { command: string;
   part('node', JSON.stringify({ version, modules, platform, arch }));
   return hash.digest('hex');
 }
-

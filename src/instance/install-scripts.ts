@@ -26,7 +26,7 @@ const PACKAGE_NAME = /^(?:@[a-z0-9~][a-z0-9-._~]*\/)?[a-z0-9~][a-z0-9-._~]*$/;
 export async function installScripts(dir: string, lockfile: string): Promise<InstallScripts> {
   const pkg = parseObject(await readFileIfExists(join(dir, 'package.json')));
   const scripts = (pkg?.scripts ?? {}) as Record<string, unknown>;
-  const root = ROOT_LIFECYCLE.filter((name) => typeof scripts[name] === 'string' && (scripts[name] as string).trim() !== '');
+  const root = ROOT_LIFECYCLE.filter((name) => typeof scripts[name] === 'string' && scripts[name].trim() !== '');
   if (!/(?:^|\/)(?:package-lock|npm-shrinkwrap)\.json$/.test(lockfile)) return { root, dependencies: [], known: false };
   const lock = parseObject(await readFileIfExists(lockfile));
   const packages = (lock?.packages ?? {}) as Record<string, { hasInstallScript?: unknown }>;

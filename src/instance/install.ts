@@ -125,7 +125,9 @@ async function readReadyMarker(app: AppConfig, color: Color): Promise<ReadyMarke
   if (text === undefined) return undefined;
   try {
     const value = JSON.parse(text) as Partial<ReadyMarker>;
-    return typeof value.fingerprint === 'string' && (value.from === 'blue' || value.from === 'green') ? { fingerprint: value.fingerprint, from: value.from } : undefined;
+    return typeof value.fingerprint === 'string' && (value.from === 'blue' || value.from === 'green')
+      ? { fingerprint: value.fingerprint, from: value.from }
+      : undefined;
   } catch {
     return undefined;
   }
@@ -192,7 +194,9 @@ export async function installDependencies(app: AppConfig, color: Color, options:
   const stamp = await readInstallStamp(stampPath);
   if (stamp?.fingerprint === fingerprint && (existsSync(nodeModules) || !stamp.nodeModules)) {
     await discardEarlyCopy(options.early);
-    options.output?.write(`duet: dependencies of ${color} are up to date (same lockfile, package.json, .npmrc, install command and environment, Node.js ${runtime?.version})\n`);
+    options.output?.write(
+      `duet: dependencies of ${color} are up to date (same lockfile, package.json, .npmrc, install command and environment, Node.js ${runtime?.version})\n`,
+    );
     const missing = withDev ? await missingDevPackages(checkout) : [];
     if (scripts.dependencies.length > 0 || missing.length > 0) {
       // A failure half-way must not leave a tree that the next deploy takes for done.

@@ -29,7 +29,10 @@ export function nodeRuntime(pathVariable: string | undefined): Promise<NodeRunti
   const key = `${binary}\0${stat.size}\0${stat.mtimeMs}\0${stat.ino}`;
   let runtime = known.get(key);
   if (!runtime) {
-    runtime = runArgv([binary, '-p', PROBE], { step: 'install', timeoutMs: 10_000 }).then((out) => ({ path: binary, ...(JSON.parse(out) as Omit<NodeRuntime, 'path'>) }));
+    runtime = runArgv([binary, '-p', PROBE], { step: 'install', timeoutMs: 10_000 }).then((out) => ({
+      path: binary,
+      ...(JSON.parse(out) as Omit<NodeRuntime, 'path'>),
+    }));
     // A failed probe is not remembered: the next install asks again.
     runtime.catch(() => known.delete(key));
     known.set(key, runtime);

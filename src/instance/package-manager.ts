@@ -113,7 +113,10 @@ const DEPENDENCY_TYPE_FLAGS = /(?:^|\s)--(?:include|omit|production|prod|only|de
  * devDependencies; withDev is false when the operator chose the dependency types.
  */
 export function installEnv(env: Record<string, string>, dir: string, command: string): { env: Record<string, string>; withDev: boolean } {
-  if (Object.keys(env).some((name) => DEPENDENCY_TYPE_SETTINGS.test(name)) || (command !== packageManagerOf(dir).install && DEPENDENCY_TYPE_FLAGS.test(command))) {
+  if (
+    Object.keys(env).some((name) => DEPENDENCY_TYPE_SETTINGS.test(name)) ||
+    (command !== packageManagerOf(dir).install && DEPENDENCY_TYPE_FLAGS.test(command))
+  ) {
     return { env: { ...packageManagerOf(dir).toolEnv, ...env }, withDev: false };
   }
   const manager = packageManagerOf(dir);

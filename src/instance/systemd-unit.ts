@@ -118,9 +118,7 @@ export function parseShow(text: string): UnitState {
 /** The argv of one `systemctl --user` call; exported so tests and doctor show the same. */
 export function systemctlArgv(verb: 'start' | 'stop' | 'show', app: string, color: Color): string[] {
   const unit = appUnitName(app, color);
-  return verb === 'show'
-    ? ['systemctl', '--user', 'show', `--property=${SHOW_PROPERTIES.join(',')}`, unit]
-    : ['systemctl', '--user', verb, unit];
+  return verb === 'show' ? ['systemctl', '--user', 'show', `--property=${SHOW_PROPERTIES.join(',')}`, unit] : ['systemctl', '--user', verb, unit];
 }
 
 /**

@@ -46,15 +46,13 @@ export async function isPrepared(app: AppConfig, color: Color, sha: string): Pro
  * into its directory, install (with the devDependencies), build, prune them. Skipped entirely when the checkout is already prepared for
  * that commit.
  */
-export async function updateInstance(
-  app: AppConfig,
-  color: Color,
-  target: ResolvedRef,
-  output?: OutputSink,
-): Promise<UpdateOutcome> {
+export async function updateInstance(app: AppConfig, color: Color, target: ResolvedRef, output?: OutputSink): Promise<UpdateOutcome> {
   // First: an install or build that a killed duet left running would race this one in the checkout.
   const leftover = await stopRecordedGroup(app.paths.stepGroup[color]);
-  if (leftover) output?.write(`duet: stopped \`${leftover.command}\` (process group ${leftover.pgid}, since ${leftover.since}), left running in ${color} by a duet that died\n`);
+  if (leftover)
+    output?.write(
+      `duet: stopped \`${leftover.command}\` (process group ${leftover.pgid}, since ${leftover.since}), left running in ${color} by a duet that died\n`,
+    );
   if (await isPrepared(app, color, target.sha)) return { kind: 'already-prepared' };
   await clearPrepared(app, color);
   const dir = app.paths.checkout[color];
@@ -87,7 +85,15 @@ export async function updateInstance(
   const removal = removeReplacedModules(app, color);
   try {
     if (app.build.trim()) {
-      await runShell(app.build, { step: 'build', cwd: dir, env, forApp: true, output, group: app.paths.stepGroup[color], hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched` });
+      await runShell(app.build, {
+        step: 'build',
+        cwd: dir,
+        env,
+        forApp: true,
+        output,
+        group: app.paths.stepGroup[color],
+        hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched`,
+      });
     }
   } finally {
     await removal;

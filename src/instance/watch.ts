@@ -16,9 +16,7 @@ export const FAILURES_IN_A_ROW = 3;
 /** A probe that gets no answer in this long counts as one failure: a hung app fails three. */
 export const WATCH_PROBE_TIMEOUT_MS = 2_000;
 
-export type WatchVerdict =
-  | { state: 'healthy'; probes: number; slowestMs: number }
-  | { state: 'exited' | 'unhealthy'; afterMs: number; detail: string };
+export type WatchVerdict = { state: 'healthy'; probes: number; slowestMs: number } | { state: 'exited' | 'unhealthy'; afterMs: number; detail: string };
 
 /**
  * Counts failed probes in a row; the owner feeds it each report and acts on the verdict. Shared

@@ -168,7 +168,9 @@ export class ColorWatch {
         this.setHealth('starting', now);
         return [];
       }
-      return [this.judgeUnhealthy(`did not become healthy within ${this.app.health.timeout_s} s of its start (GET ${this.app.health.path}: ${report.detail})`, now)];
+      return [
+        this.judgeUnhealthy(`did not become healthy within ${this.app.health.timeout_s} s of its start (GET ${this.app.health.path}: ${report.detail})`, now),
+      ];
     }
     if (!failure) return [];
     return [this.judgeUnhealthy(failure, now)];

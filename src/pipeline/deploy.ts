@@ -91,7 +91,9 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
       validateRefName(requested);
       const tip = await resolveRef(app.clone_url, requested);
       if (tip.sha === pinnedSha) return { value: tip, detail: `${requested} is ${pinnedSha} (named by the trigger, still the tip)` };
-      run.observer.note(`${requested} moved on since this push: it named ${pinnedSha.slice(0, 7)}, the branch is now at ${tip.sha.slice(0, 7)}; deploying the tip`);
+      run.observer.note(
+        `${requested} moved on since this push: it named ${pinnedSha.slice(0, 7)}, the branch is now at ${tip.sha.slice(0, 7)}; deploying the tip`,
+      );
       return { value: tip, detail: `${requested} is ${tip.sha} (the push named ${pinnedSha}, no longer the tip)` };
     }
     const resolved = await resolveRef(app.clone_url, requested);
@@ -140,7 +142,9 @@ async function copyAheadForNextDeploy(run: DeployRun, live: Color): Promise<void
   const next = otherColor(live);
   const started = Date.now();
   if (await copyAhead(run.app, next)) {
-    run.observer.note(`copied ${live}'s node_modules for ${next}'s next deploy in ${Date.now() - started} ms (it only renames them into place if its lockfile is the same)`);
+    run.observer.note(
+      `copied ${live}'s node_modules for ${next}'s next deploy in ${Date.now() - started} ms (it only renames them into place if its lockfile is the same)`,
+    );
   }
 }
 
@@ -164,4 +168,3 @@ async function stopIdleAfterFailure(run: DeployRun, color: Color): Promise<void>
   const outcome = await stopInstance(run.app, color).catch(() => 'unknown');
   run.log.line(`stopped the idle color ${color} after the failure (${outcome})`);
 }
-

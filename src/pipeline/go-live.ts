@@ -2,7 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { checkHealth, waitUntilHealthy } from '../instance/health.js';
-import { instanceOutputHint, instanceOutputTail, markLive, runningInstance, startInstance, stillRunning, stopInstance, type Revision } from '../instance/runner.js';
+import {
+  instanceOutputHint,
+  instanceOutputTail,
+  markLive,
+  runningInstance,
+  startInstance,
+  stillRunning,
+  stopInstance,
+  type Revision,
+} from '../instance/runner.js';
 import { WATCH_PROBE_TIMEOUT_MS, watchInstance } from '../instance/watch.js';
 import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
 import type { DeployRun, StepResult } from './run.js';

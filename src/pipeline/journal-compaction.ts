@@ -16,7 +16,10 @@ export const KEEP_DEPLOYS = 300;
  * of the deploys dropped (none while the file is under `aboveBytes`), whose logs can go too.
  */
 export async function compactJournal(journal: Journal, options: { aboveBytes?: number; keep?: number } = {}): Promise<string[]> {
-  const size = await stat(journal.path).then((s) => s.size, () => 0);
+  const size = await stat(journal.path).then(
+    (s) => s.size,
+    () => 0,
+  );
   if (size <= (options.aboveBytes ?? COMPACT_ABOVE_BYTES)) return [];
   const events = await journal.events();
   const records = foldEvents(events);

@@ -52,7 +52,10 @@ export async function readHolder(path: string): Promise<Holder> {
   } catch {
     // fall through: empty or torn
   }
-  const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => Infinity);
+  const age = await stat(path).then(
+    (s) => Date.now() - s.mtimeMs,
+    () => Infinity,
+  );
   return age < EMPTY_LOCK_GRACE_MS ? 'being-written' : { pid: 0, startTime: 'unreadable', command: 'unknown', since: 'unknown' };
 }
 

@@ -69,7 +69,12 @@ export class DeployQueue implements TriggerQueue {
     }
     if (request.bodyDigest) {
       const seen = this.store.byBody(request.bodyDigest);
-      if (seen) return { id: seen.id, created: false, reason: `this signed body was already accepted (delivery ${seen.deliveryId ?? 'unknown'}); a new delivery id does not make it a new push` };
+      if (seen)
+        return {
+          id: seen.id,
+          created: false,
+          reason: `this signed body was already accepted (delivery ${seen.deliveryId ?? 'unknown'}); a new delivery id does not make it a new push`,
+        };
     }
     const lane = this.lane(app.name);
     const same = [lane.waiting, lane.running].map((id) => id && this.store.get(id)).find((t) => t && coversSameDeploy(t, request));

@@ -13,7 +13,11 @@ import { DeployRun } from './run.js';
  * Switch back to the other color, which still holds the previous release: start it if it was
  * stopped, health-check it, switch. Nothing is fetched or built.
  */
-export async function rollback(config: Config, app: AppConfig, options: { wait?: boolean; signal?: AbortSignal; observer: DeployObserver; id?: string }): Promise<DeployResult> {
+export async function rollback(
+  config: Config,
+  app: AppConfig,
+  options: { wait?: boolean; signal?: AbortSignal; observer: DeployObserver; id?: string },
+): Promise<DeployResult> {
   const lock = await acquireLock(app, {
     command: 'rollback',
     wait: options.wait ?? true,

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import type { Config, AppConfig } from '../config/load.js';
-import { DuetError } from '../errors.js';
+import { describeError, DuetError } from '../errors.js';
 import { compactJournal } from './journal-compaction.js';
 import { DeployLog, deployLogPath } from './deploy-log.js';
 import { Journal, newDeployId, type DeployKind, type StepName, type JournalEvent } from './journal.js';
@@ -74,7 +74,7 @@ export class DeployRun {
 
   async end(outcome: 'success' | 'noop' | 'failed', error?: unknown): Promise<void> {
     const failedStep = error instanceof DuetError ? error.step : undefined;
-    const message = error instanceof Error ? error.message : error === undefined ? undefined : String(error);
+    const message = error instanceof Error ? error.message : error === undefined ? undefined : describeError(error);
     this.log.line(`${this.kind} ${outcome} after ${Date.now() - this.startedAt} ms${message ? `: ${message}` : ''}`);
     if (this.log.lost) this.observer.note(`the deploy log ${this.log.path} is incomplete: ${this.log.lost.message}`);
     try {
@@ -112,7 +112,7 @@ export class DeployRun {
   }
 
   private event(event: DistributiveOmit<JournalEvent, 'id' | 'at'>): Promise<void> {
-    return this.journal.append({ ...event, id: this.id, at: new Date().toISOString() } as JournalEvent);
+    return this.journal.append({ ...event, id: this.id, at: new Date().toISOString() });
   }
 }
 

@@ -166,7 +166,10 @@ export class AppSupervisor {
       const checkedOut = await checkedOutRevision(this.app.paths.checkout[color]);
       if (checkedOut !== record.sha) {
         watch.restartFailed(`cannot restart: its checkout holds ${checkedOut?.slice(0, 7) ?? 'nothing'}, not ${record.sha.slice(0, 7)}`, now);
-        this.tellOnce(`checkout ${color} ${checkedOut}`, `${color} (${role}) cannot be restarted: its checkout holds ${checkedOut ?? 'nothing'}, not ${record.sha}; deploy again`);
+        this.tellOnce(
+          `checkout ${color} ${checkedOut}`,
+          `${color} (${role}) cannot be restarted: its checkout holds ${checkedOut ?? 'nothing'}, not ${record.sha}; deploy again`,
+        );
         return;
       }
       await stopInstance(this.app, color);

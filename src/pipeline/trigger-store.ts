@@ -24,7 +24,6 @@ export interface TriggerStoreOptions {
   onCompactFailed?: (error: unknown) => void;
 }
 
-
 export class TriggerStore {
   private readonly records = new Map<string, TriggerRecord>();
   private readonly deliveries = new Map<string, string>();

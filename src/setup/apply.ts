@@ -42,7 +42,9 @@ export async function inspect(desired: DesiredState, options: InspectOptions): P
   const real = root === '/';
   const ops: Operation[] = [];
   const command = (argv: string[], detail: string, run?: () => Promise<void>): Operation =>
-    real ? { verb: 'run', target: argv.join(' '), detail, run: run ?? (() => runArgv(argv, { step: 'install' }).then(() => {})) } : { verb: 'skip', target: argv.join(' '), detail: `${detail} (--root: not run)` };
+    real
+      ? { verb: 'run', target: argv.join(' '), detail, run: run ?? (() => runArgv(argv, { step: 'install' }).then(() => {})) }
+      : { verb: 'skip', target: argv.join(' '), detail: `${detail} (--root: not run)` };
 
   if (!(await lookupUser(desired.user, root)) && desired.user !== 'root') {
     ops.push(command(useraddArgv(desired.user, desired.home), `system user ${desired.user}`));
@@ -117,20 +119,35 @@ async function inspectEntry(entry: Entry, root: string, ids: Ids, restore: Array
   const describe = `${entry.kind === 'dir' ? 'dir ' : ''}${mode(entry.mode)} ${owner(entry.owner)}`;
   if (!current) {
     if (entry.kind === 'dir') {
-      return [{ ...base, verb: 'create', detail: describe, run: async () => {
-        await mkdir(target, { recursive: true });
-        await chmod(target, entry.mode);
-        await setOwner();
-      } }];
+      return [
+        {
+          ...base,
+          verb: 'create',
+          detail: describe,
+          run: async () => {
+            await mkdir(target, { recursive: true });
+            await chmod(target, entry.mode);
+            await setOwner();
+          },
+        },
+      ];
     }
     const note = entry.note ? ` (${entry.note})` : '';
     if (entry.role === 'nginx') restore.push(() => unlink(target).catch(() => {}));
-    return [{ ...base, verb: 'create', detail: `${describe}${note}`, diff: unifiedDiff(undefined, entry.content, entry.path), run: async () => {
-      await mkdir(dirname(target), { recursive: true });
-      await writeFileAtomic(target, entry.content, entry.mode);
-      await chmod(target, entry.mode);
-      await setOwner();
-    } }];
+    return [
+      {
+        ...base,
+        verb: 'create',
+        detail: `${describe}${note}`,
+        diff: unifiedDiff(undefined, entry.content, entry.path),
+        run: async () => {
+          await mkdir(dirname(target), { recursive: true });
+          await writeFileAtomic(target, entry.content, entry.mode);
+          await chmod(target, entry.mode);
+          await setOwner();
+        },
+      },
+    ];
   }
 
   const ops: Operation[] = [];
@@ -139,11 +156,17 @@ async function inspectEntry(entry: Entry, root: string, ids: Ids, restore: Array
     if (entry.keepIf?.(text)) return [{ ...base, verb: 'ok', detail: 'left as it is: duet wrote it for port mode and rewrites it on the next switch' }];
     if (!entry.keep && text !== entry.content) {
       if (entry.role === 'nginx') restore.push(() => writeFileAtomic(target, text, current.mode & 0o7777));
-      ops.push({ ...base, verb: 'update', detail: describe, diff: unifiedDiff(text, entry.content, entry.path), run: async () => {
-        await writeFileAtomic(target, entry.content, entry.mode);
-        await chmod(target, entry.mode);
-        await setOwner();
-      } });
+      ops.push({
+        ...base,
+        verb: 'update',
+        detail: describe,
+        diff: unifiedDiff(text, entry.content, entry.path),
+        run: async () => {
+          await writeFileAtomic(target, entry.content, entry.mode);
+          await chmod(target, entry.mode);
+          await setOwner();
+        },
+      });
       return ops;
     }
   }

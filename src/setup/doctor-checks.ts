@@ -21,7 +21,10 @@ export async function checkStateDir(ctx: DoctorContext): Promise<CheckResult> {
   const s = await stat(dir).catch(() => undefined);
   if (!s) return fail('state dir', `${dir} does not exist`, 'sudo duet install (creates it for the service user)');
   if (!s.isDirectory()) return fail('state dir', `${dir} is not a directory`, 'move it away and run sudo duet install');
-  const writable = await access(dir, constants.W_OK).then(() => true, () => false);
+  const writable = await access(dir, constants.W_OK).then(
+    () => true,
+    () => false,
+  );
   if (!writable) return fail('state dir', `${dir} is not writable by ${isRoot() ? 'root' : 'this user'}`, `sudo chown -R ${user}: ${dir}`);
   if (isRoot() && user !== 'root') {
     // Root can write anywhere; what matters is whether the service user can.
@@ -67,7 +70,11 @@ export async function checkGitHubToken(ctx: DoctorContext, app: AppConfig): Prom
   const token = ctx.secrets.githubToken;
   if (!token) {
     const unsure = isRoot() ? '' : ' or unreadable (run sudo duet doctor)';
-    return fail(name, `no GitHub token (DUET_GITHUB_TOKEN or its file${unsure}): no commit statuses`, `put a token with "Commit statuses: write" in ${tokenFile}, then sudo duet install`);
+    return fail(
+      name,
+      `no GitHub token (DUET_GITHUB_TOKEN or its file${unsure}): no commit statuses`,
+      `put a token with "Commit statuses: write" in ${tokenFile}, then sudo duet install`,
+    );
   }
   const client = createGitHubClient({ apiUrl: ctx.setup.config.github.api_url, token, retries: 0, timeoutMs: 15_000 });
   const result = await checkStatusAccess(client, app.repo, { deployments: ctx.setup.config.github.deployments, tokenFile });
@@ -80,7 +87,11 @@ export function checkWebhookSecret(ctx: DoctorContext): CheckResult {
   if (!ctx.secrets.webhookSecret) {
     // The credentials dir is root's: a non-root doctor cannot tell "missing" from "unreadable".
     const unsure = isRoot() ? '' : ` (or unreadable: run sudo duet doctor to read ${ctx.layout.credentialsDir})`;
-    return fail('webhook secret', `not set${unsure}: duet serve refuses to start without it`, `sudo sh -c 'umask 077; openssl rand -hex 32 > ${file}', and the same value on GitHub`);
+    return fail(
+      'webhook secret',
+      `not set${unsure}: duet serve refuses to start without it`,
+      `sudo sh -c 'umask 077; openssl rand -hex 32 > ${file}', and the same value on GitHub`,
+    );
   }
   const source = ctx.env.DUET_WEBHOOK_SECRET ? 'DUET_WEBHOOK_SECRET' : `${ctx.env.DUET_WEBHOOK_SECRET_FILE}`;
   return pass('webhook secret', `set (${source})`);
@@ -106,7 +117,12 @@ export async function checkDisk(ctx: DoctorContext): Promise<CheckResult> {
   const free = fs.bavail * fs.bsize;
   const show = (bytes: number): string => (bytes >= GiB ? `${(bytes / GiB).toFixed(1)} GiB` : `${Math.ceil(bytes / MiB)} MiB`);
   const basis = largest > ctx.minCheckoutBytes ? `two checkouts of ${show(largest)}` : `two checkouts of at least ${show(ctx.minCheckoutBytes)}`;
-  if (free < need) return fail('disk', `${show(free)} free on ${dir}, need ${show(need)} (${basis})`, 'free some space (old logs: <state_dir>/<app>/logs, npm cache) or grow the disk');
+  if (free < need)
+    return fail(
+      'disk',
+      `${show(free)} free on ${dir}, need ${show(need)} (${basis})`,
+      'free some space (old logs: <state_dir>/<app>/logs, npm cache) or grow the disk',
+    );
   return pass('disk', `${show(free)} free on ${dir} (${basis}: ${show(need)})`);
 }
 
@@ -148,7 +164,11 @@ export async function checkUserSystemd(ctx: DoctorContext): Promise<CheckResult>
   if (['running', 'degraded', 'starting', 'initializing'].includes(state)) {
     return pass(name, `${user}'s systemd is ${state}; it runs the app units (runner: systemd)`);
   }
-  return fail(name, `${user}'s systemd does not answer (${argv.join(' ')}: ${oneLine(output) || 'no output'})`, `sudo loginctl enable-linger ${user} (duet install does), then run doctor again`);
+  return fail(
+    name,
+    `${user}'s systemd does not answer (${argv.join(' ')}: ${oneLine(output) || 'no output'})`,
+    `sudo loginctl enable-linger ${user} (duet install does), then run doctor again`,
+  );
 }
 
 /**

@@ -48,7 +48,11 @@ export function credentialEnv(layout: InstallLayout, root: string, env: NodeJS.P
   return out;
 }
 
-export async function doctorContext(setup: SetupConfig, layout: InstallLayout, options: { root: string; env: NodeJS.ProcessEnv; minCheckoutBytes: number }): Promise<DoctorContext> {
+export async function doctorContext(
+  setup: SetupConfig,
+  layout: InstallLayout,
+  options: { root: string; env: NodeJS.ProcessEnv; minCheckoutBytes: number },
+): Promise<DoctorContext> {
   const env = credentialEnv(layout, options.root, options.env);
   const secrets = await readSecrets(env).catch((error: Error) => error);
   let runAs: DoctorContext['runAs'];
@@ -66,7 +70,10 @@ export interface Captured {
 }
 
 /** Run an argv and keep everything it says; never throws (a missing program is code 127). */
-export async function capture(argv: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; uid?: number; gid?: number; cwd?: string } = {}): Promise<Captured> {
+export async function capture(
+  argv: readonly string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; uid?: number; gid?: number; cwd?: string } = {},
+): Promise<Captured> {
   const [file, ...args] = argv;
   const result = await execa(file!, args, {
     all: true,
@@ -85,5 +92,9 @@ export async function capture(argv: readonly string[], options: { timeoutMs?: nu
 
 /** A command's last words on one line, for a check's detail. */
 export function oneLine(text: string, lines = 2): string {
-  return lastLines(text.trim(), lines).split('\n').map((line) => line.trim()).filter(Boolean).join(' | ');
+  return lastLines(text.trim(), lines)
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .join(' | ');
 }

@@ -20,7 +20,12 @@ export async function checkNginxInstalled(ctx: DoctorContext): Promise<CheckResu
   const nginx = ctx.setup.config.nginx;
   const binary = nginx.managed ? nginx.binary : programOf(nginx.testCmd);
   const { code, output } = await capture([binary, '-v']);
-  if (code !== 0) return fail('nginx installed', `${binary} does not run (${oneLine(output, 1)})`, 'apt-get install nginx-light (or nginx), or set nginx.binary / nginx.test_cmd to its path');
+  if (code !== 0)
+    return fail(
+      'nginx installed',
+      `${binary} does not run (${oneLine(output, 1)})`,
+      'apt-get install nginx-light (or nginx), or set nginx.binary / nginx.test_cmd to its path',
+    );
   return pass('nginx installed', oneLine(output, 1).replace(/^nginx version: /, ''));
 }
 
@@ -43,15 +48,25 @@ export async function checkNginxTest(ctx: DoctorContext): Promise<CheckResult> {
  */
 export async function checkNginxInclude(ctx: DoctorContext): Promise<CheckResult> {
   const { testCmd, confDir } = ctx.setup.config.nginx;
-  if (!testCmd.includes('-t')) return fail('nginx include', `cannot dump the config: nginx.test_cmd (${testCmd.join(' ')}) has no -t to turn into -T`, 'check by hand: nginx -T | grep duet');
+  if (!testCmd.includes('-t'))
+    return fail(
+      'nginx include',
+      `cannot dump the config: nginx.test_cmd (${testCmd.join(' ')}) has no -t to turn into -T`,
+      'check by hand: nginx -T | grep duet',
+    );
   const dump = testCmd.map((arg) => (arg === '-t' ? '-T' : arg)).filter((arg) => arg !== '-q');
   const { code, output } = await capture(dump);
-  if (code !== 0) return fail('nginx include', `${dump.join(' ')} fails: ${oneLine(output)}`, 'fix the nginx config test first; run doctor as root (sudo duet doctor)');
+  if (code !== 0)
+    return fail('nginx include', `${dump.join(' ')} fails: ${oneLine(output)}`, 'fix the nginx config test first; run doctor as root (sudo duet doctor)');
   const dir = confDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   const fileListed = new RegExp(`^# configuration file ${dir}/[^\\n]*:$`, 'm').test(output);
   const includeListed = new RegExp(`^\\s*include\\s+${dir}/[^;]*;`, 'm').test(output);
   if (fileListed || includeListed) return pass('nginx include', `nginx loads ${confDir}/*.conf`);
-  return fail('nginx include', `nothing in nginx's config includes ${confDir}: switches would change nothing`, `run duet install (it writes /etc/nginx/conf.d/duet.conf), or add "include ${confDir}/*.conf;" inside http {}`);
+  return fail(
+    'nginx include',
+    `nothing in nginx's config includes ${confDir}: switches would change nothing`,
+    `run duet install (it writes /etc/nginx/conf.d/duet.conf), or add "include ${confDir}/*.conf;" inside http {}`,
+  );
 }
 
 /**

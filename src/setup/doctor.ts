@@ -1,7 +1,16 @@
 import { isAbsolute, relative, resolve } from 'node:path';
 import { findConfigFile } from '../config/load.js';
 import { describeError } from '../errors.js';
-import { checkCloneUrl, checkDisk, checkGitHubToken, checkPackageManager, checkStateDir, checkUnits, checkUserSystemd, checkWebhookSecret } from './doctor-checks.js';
+import {
+  checkCloneUrl,
+  checkDisk,
+  checkGitHubToken,
+  checkPackageManager,
+  checkStateDir,
+  checkUnits,
+  checkUserSystemd,
+  checkWebhookSecret,
+} from './doctor-checks.js';
 import { doctorContext, fail, pass, type CheckResult } from './doctor-context.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
 import { installLayout } from './layout.js';
@@ -82,5 +91,9 @@ export function formatResult(result: CheckResult): string {
 }
 
 function oneLine(text: string): string {
-  return text.split('\n').map((line) => line.trim()).filter(Boolean).join(' | ');
+  return text
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean)
+    .join(' | ');
 }

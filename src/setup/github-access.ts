@@ -39,13 +39,24 @@ export async function checkStatusAccess(client: Octokit, fullName: string, optio
   const scopesHeader = response.headers['x-oauth-scopes'];
 
   if (typeof scopesHeader === 'string') {
-    const scopes = scopesHeader.split(',').map((s) => s.trim()).filter(Boolean);
+    const scopes = scopesHeader
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     const listed = scopes.length ? scopes.join(', ') : 'none';
     if (!scopes.includes('repo') && !scopes.includes('repo:status')) {
-      return { ok: false, detail: `classic token without the repo:status scope (scopes: ${listed})`, fix: 'create a token with the repo:status scope (or repo for private repositories)' };
+      return {
+        ok: false,
+        detail: `classic token without the repo:status scope (scopes: ${listed})`,
+        fix: 'create a token with the repo:status scope (or repo for private repositories)',
+      };
     }
     if (options.deployments && !scopes.includes('repo') && !scopes.includes('repo_deployment')) {
-      return { ok: false, detail: `github.deployments is on, but the token lacks repo_deployment (scopes: ${listed})`, fix: 'add the repo_deployment scope to the token' };
+      return {
+        ok: false,
+        detail: `github.deployments is on, but the token lacks repo_deployment (scopes: ${listed})`,
+        fix: 'add the repo_deployment scope to the token',
+      };
     }
     if (!canPush) return { ok: false, detail: `the token's user has no write access to ${fullName}`, fix: writeFix };
     return { ok: true, detail: `classic token, scopes ${listed}, write access to ${fullName}`, fix: '' };
@@ -78,10 +89,18 @@ function refused(error: HttpError, fullName: string, tokenFile: string): AccessR
     case 401:
       return { ok: false, detail: 'GitHub rejects the token (401 Bad credentials)', fix: `create a new token and put it in ${tokenFile}` };
     case 403:
-      return { ok: false, detail: `GitHub refused (403: ${error.message ?? 'forbidden'})`, fix: 'a rate limit or an organization policy (SSO authorization) blocks the token; authorize it for the organization' };
+      return {
+        ok: false,
+        detail: `GitHub refused (403: ${error.message ?? 'forbidden'})`,
+        fix: 'a rate limit or an organization policy (SSO authorization) blocks the token; authorize it for the organization',
+      };
     case 404:
-      return { ok: false, detail: `the token cannot see ${fullName} (404)`, fix: `check apps.<name>.repo; give the token access to ${fullName} (fine-grained: "Repository access")` };
+      return {
+        ok: false,
+        detail: `the token cannot see ${fullName} (404)`,
+        fix: `check apps.<name>.repo; give the token access to ${fullName} (fine-grained: "Repository access")`,
+      };
     default:
-      return { ok: false, detail: `GitHub did not answer: ${error.message ?? String(error)}`, fix: 'check github.api_url and the network' };
+      return { ok: false, detail: `GitHub did not answer: ${error.message}`, fix: 'check github.api_url and the network' };
   }
 }

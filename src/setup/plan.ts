@@ -32,7 +32,18 @@ export type Entry =
    * keeps its content when this says so (a port-mode app conf is duet's live state). enforce
    * false: an existing file's mode and owner are left alone too.
    */
-  | { kind: 'file'; path: string; mode: number; owner: Owner; content: string; role: Role; keep?: boolean; enforce?: boolean; keepIf?: (current: string) => boolean; note?: string }
+  | {
+      kind: 'file';
+      path: string;
+      mode: number;
+      owner: Owner;
+      content: string;
+      role: Role;
+      keep?: boolean;
+      enforce?: boolean;
+      keepIf?: (current: string) => boolean;
+      note?: string;
+    }
   | { kind: 'absent'; path: string; role: Role; note: string };
 
 export interface DesiredState {
@@ -55,7 +66,17 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
   const managedEtc = layout.configDir === '/etc/duet';
   const entries: Entry[] = [
     { kind: 'dir', path: layout.configDir, mode: 0o750, owner: { user: 'root', group: user }, enforce: managedEtc },
-    { kind: 'file', path: layout.configFile, mode: 0o640, owner: { user: 'root', group: user }, content: starter, role: 'config', keep: true, enforce: managedEtc, note: 'starter config' },
+    {
+      kind: 'file',
+      path: layout.configFile,
+      mode: 0o640,
+      owner: { user: 'root', group: user },
+      content: starter,
+      role: 'config',
+      keep: true,
+      enforce: managedEtc,
+      note: 'starter config',
+    },
     { kind: 'dir', path: layout.credentialsDir, mode: 0o700, owner: root(), enforce: true },
   ];
   // Socket mode: nginx's workers (www-data) must pass through state_dir to reach the sockets.

@@ -60,8 +60,7 @@ export function sudoersCommands(setup: SetupConfig): string[][] | undefined {
   if (!test || !reload) {
     throw new ConfigError(
       `nginx.test_cmd and nginx.reload_cmd run as user ${setup.user}, who cannot test or reload the system nginx`,
-      `prefix them with sudo: test_cmd: [sudo, -n, ${findProgram('nginx', '/usr/sbin/nginx')}, -t]; ` +
-        `or use switch: socket, which needs no reload`,
+      `prefix them with sudo: test_cmd: [sudo, -n, ${findProgram('nginx', '/usr/sbin/nginx')}, -t]; ` + `or use switch: socket, which needs no reload`,
     );
   }
   return [test, reload];

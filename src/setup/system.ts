@@ -19,7 +19,10 @@ export async function lookupUser(name: string, root = '/'): Promise<Ids | undefi
   if (name === 'root') return { uid: 0, gid: 0 };
   if (root !== '/') {
     const passwd = (await readFileIfExists(join(root, 'etc', 'passwd'))) ?? '';
-    const fields = passwd.split('\n').find((line) => line.split(':')[0] === name)?.split(':');
+    const fields = passwd
+      .split('\n')
+      .find((line) => line.split(':')[0] === name)
+      ?.split(':');
     return fields ? { uid: Number(fields[2]), gid: Number(fields[3]) } : undefined;
   }
   const result = await execa('getent', ['passwd', name], { reject: false, stdin: 'ignore' });

@@ -1,6 +1,16 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { APP_UNIT_TEMPLATE, BOOTUP_UNIT, SERVICE_UNIT, UNIT_DIR, USER_UNIT_DIR, duetCommand, needsRootCommands, underRoot, type InstallLayout } from './layout.js';
+import {
+  APP_UNIT_TEMPLATE,
+  BOOTUP_UNIT,
+  SERVICE_UNIT,
+  UNIT_DIR,
+  USER_UNIT_DIR,
+  duetCommand,
+  needsRootCommands,
+  underRoot,
+  type InstallLayout,
+} from './layout.js';
 import { renderSystemdTemplate, systemdArg, systemdPath } from './render.js';
 import type { SetupConfig } from './settings.js';
 

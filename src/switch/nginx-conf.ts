@@ -27,7 +27,13 @@ export async function renderAppConf(app: AppConfig, color: Color): Promise<strin
   const conf =
     app.switch === 'socket'
       ? await renderTemplateFile('app-socket.conf.template', { ...common, live_socket: app.paths.liveSocket, standby_socket: app.paths.standbySocket })
-      : await renderTemplateFile('app-port.conf.template', { ...common, port: app.ports[color], color, standby_port: app.ports[standby], standby_color: standby });
+      : await renderTemplateFile('app-port.conf.template', {
+          ...common,
+          port: app.ports[color],
+          color,
+          standby_port: app.ports[standby],
+          standby_color: standby,
+        });
   if (app.fallback) return conf;
   return conf
     .split('\n')

@@ -65,10 +65,15 @@ async function awaitReload(master: number, before: Set<string>, errorLog: string
     { timeoutMs: APPLY_TIMEOUT_MS, initialIntervalMs: 2, maxIntervalMs: 5 },
   );
   if (outcome?.applied) return;
-  throw new DuetError(outcome?.refusal ?? `the nginx master (pid ${master}) neither started new workers nor logged an error within ${APPLY_TIMEOUT_MS / 1000} s of SIGHUP`, {
-    step: 'nginx reload',
-    hint: outcome ? `nginx keeps running its previous configuration; see ${errorLog}` : `see ${errorLog} and whether the master is stopped (ps -o stat= -p ${master})`,
-  });
+  throw new DuetError(
+    outcome?.refusal ?? `the nginx master (pid ${master}) neither started new workers nor logged an error within ${APPLY_TIMEOUT_MS / 1000} s of SIGHUP`,
+    {
+      step: 'nginx reload',
+      hint: outcome
+        ? `nginx keeps running its previous configuration; see ${errorLog}`
+        : `see ${errorLog} and whether the master is stopped (ps -o stat= -p ${master})`,
+    },
+  );
 }
 
 /**

@@ -63,11 +63,12 @@ export class AppendLog {
       while (done < bytes.length) done += nonZero(writeSync(handle.fd, bytes, done));
       return Promise.resolve();
     } catch (error) {
+      const failure = error as NodeJS.ErrnoException; // what writeSync throws (ENOSPC, EIO, ...)
       if (done > 0) this.cutSync(handle, done);
       // As in flush: a handle that failed is not trusted with the next line.
       this.handle = undefined;
       handle.close().catch(() => {});
-      return Promise.reject(error);
+      return Promise.reject(failure);
     }
   }
 

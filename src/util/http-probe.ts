@@ -35,16 +35,13 @@ export function describeTarget(target: Target): string {
  */
 export function httpGet(target: Target, path: string, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
-    const req = request(
-      { ...target, path, method: 'GET', agent: false, headers: { Connection: 'close', 'User-Agent': 'duet' }, timeout: timeoutMs },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-        res.on('error', reject);
-        // After 'end' this is a no-op; without 'end' the body was cut off: no answer.
-        res.on('close', () => reject(new Error('the answer was cut off')));
-      },
-    );
+    const req = request({ ...target, path, method: 'GET', agent: false, headers: { Connection: 'close', 'User-Agent': 'duet' }, timeout: timeoutMs }, (res) => {
+      res.resume();
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      res.on('error', reject);
+      // After 'end' this is a no-op; without 'end' the body was cut off: no answer.
+      res.on('close', () => reject(new Error('the answer was cut off')));
+    });
     // `timeout` only watches socket inactivity; the timer bounds the whole exchange.
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));

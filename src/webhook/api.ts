@@ -50,21 +50,23 @@ export function apiRouter(options: ApiOptions): express.Router {
     return app;
   };
 
-  const submit = (kind: TriggerKind): RequestHandler => async (req, res) => {
-    const app = appOf(req);
-    // A body that is not JSON (a form post, say) would be ignored and deploy the default branch.
-    // (An empty body, Content-Length: 0, is fine: it means "the default branch".)
-    if (req.is('application/json') === false && req.get('content-length') !== '0') {
-      throw new HttpError(415, 'send the body as application/json');
-    }
-    const ref = kind === 'deploy' ? refFromBody(req.body) : null;
-    const result = await queue.submit({ app: app.name, kind, ref, sha: null, source: 'manual', deliveryId: null, requestedBy: 'API' });
-    logger.info({ app: app.name, kind, ref, deploy: result.id, created: result.created, ip: req.ip }, 'manual trigger accepted');
-    res
-      .status(202)
-      .location(`${req.baseUrl}/deploys/${result.id}`)
-      .json({ deploy: result.id, created: result.created, ...(result.reason ? { reason: result.reason } : {}) });
-  };
+  const submit =
+    (kind: TriggerKind): RequestHandler =>
+    async (req, res) => {
+      const app = appOf(req);
+      // A body that is not JSON (a form post, say) would be ignored and deploy the default branch.
+      // (An empty body, Content-Length: 0, is fine: it means "the default branch".)
+      if (req.is('application/json') === false && req.get('content-length') !== '0') {
+        throw new HttpError(415, 'send the body as application/json');
+      }
+      const ref = kind === 'deploy' ? refFromBody(req.body) : null;
+      const result = await queue.submit({ app: app.name, kind, ref, sha: null, source: 'manual', deliveryId: null, requestedBy: 'API' });
+      logger.info({ app: app.name, kind, ref, deploy: result.id, created: result.created, ip: req.ip }, 'manual trigger accepted');
+      res
+        .status(202)
+        .location(`${req.baseUrl}/deploys/${result.id}`)
+        .json({ deploy: result.id, created: result.created, ...(result.reason ? { reason: result.reason } : {}) });
+    };
 
   router.get('/healthz', (_req, res) => {
     res.json({ ok: true });

@@ -55,7 +55,10 @@ const HEALTH_CLASS: Record<ColorStatus['state'], string> = { healthy: 'ok', unhe
 
 function colorCard(color: Color, c: ColorStatus, enabled: Color | null): Html {
   const health = html`<span class="badge ${HEALTH_CLASS[c.state]}">${c.state}</span>`;
-  const trouble = c.state === 'healthy' && !c.restarts ? '' : html`<dt>supervision</dt><dd>${c.restarts ? `${c.restarts} restart${c.restarts === 1 ? '' : 's'}` : ''}${c.downSince ? html` <span class="bad">down since ${when(c.downSince)}</span>` : ''}${c.lastProblem ? html` <span class="muted">last: ${c.lastProblem}</span>` : ''}</dd>`;
+  const trouble =
+    c.state === 'healthy' && !c.restarts
+      ? ''
+      : html`<dt>supervision</dt><dd>${c.restarts ? `${c.restarts} restart${c.restarts === 1 ? '' : 's'}` : ''}${c.downSince ? html` <span class="bad">down since ${when(c.downSince)}</span>` : ''}${c.lastProblem ? html` <span class="muted">last: ${c.lastProblem}</span>` : ''}</dd>`;
   return html`<div class="color c-${color}">
 <div class="name">${color} ${enabled === color ? html`<span class="badge live">live</span>` : html`<span class="badge muted">idle</span>`} ${health}</div>
 <dl><dt>revision</dt><dd>${c.revision ? html`<code>${c.revision.slice(0, 7)}</code>` : html`<span class="muted">none</span>`}${c.ref ? html` <code>${c.ref}</code>` : ''}</dd>
@@ -81,7 +84,9 @@ function alerts(status: AppStatus, link: Link): Html {
 export function deploysTable(deploys: DeployView[], link: Link): Html {
   if (deploys.length === 0) return html`<p class="muted">No deploys yet.</p>`;
   const rows = deploys.map(
-    (d) => html`<tr><td><a href="${link(`/deploys/${d.id}/view`)}">${d.kind} ${d.ref ?? d.resolvedRef ?? (d.kind === 'deploy' ? 'default branch' : '')}</a>${d.sha ? html` <code>${d.sha.slice(0, 7)}</code>` : ''}</td>
+    (
+      d,
+    ) => html`<tr><td><a href="${link(`/deploys/${d.id}/view`)}">${d.kind} ${d.ref ?? d.resolvedRef ?? (d.kind === 'deploy' ? 'default branch' : '')}</a>${d.sha ? html` <code>${d.sha.slice(0, 7)}</code>` : ''}</td>
 <td>${stateBadge(d.state)}</td><td class="num">${formatMs(d.durationMs)}</td><td class="when">${when(d.startedAt ?? d.receivedAt)}${d.to ? ` → ${d.to}` : ''}${d.error ? html` <span class="bad">${d.failedStep ? `${d.failedStep}: ` : ''}${d.error.split('\n')[0]}</span>` : ''}</td></tr>`,
   );
   return html`<table class="deploys"><thead><tr><th>deploy</th><th>result</th><th class="num">took</th><th>when</th></tr></thead><tbody>${rows}</tbody></table>`;
@@ -107,7 +112,8 @@ function stepsTable(steps: StepRecord[]): Html {
   if (steps.length === 0) return html`<p class="muted">No steps yet.</p>`;
   const cls: Record<string, string> = { done: 'ok', skipped: 'muted', failed: 'bad', started: 'warn' };
   return html`<table><thead><tr><th>step</th><th>status</th><th class="num">took</th><th>detail</th></tr></thead><tbody>${steps.map(
-    (s) => html`<tr><td><code>${s.name}</code></td><td><span class="badge ${cls[s.status] ?? 'muted'}">${s.status}</span></td><td class="num">${formatMs(s.ms)}</td><td>${s.detail ?? ''}</td></tr>`,
+    (s) =>
+      html`<tr><td><code>${s.name}</code></td><td><span class="badge ${cls[s.status] ?? 'muted'}">${s.status}</span></td><td class="num">${formatMs(s.ms)}</td><td>${s.detail ?? ''}</td></tr>`,
   )}</tbody></table>`;
 }
 

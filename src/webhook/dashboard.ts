@@ -37,7 +37,10 @@ export function dashboardRouter(options: DashboardOptions): express.Router {
   const isPublic = config.server.public_dashboard;
   const router = express.Router();
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 5 });
-  const link = (req: Request): Link => (path) => `${req.baseUrl}${path}`;
+  const link =
+    (req: Request): Link =>
+    (path) =>
+      `${req.baseUrl}${path}`;
   const httpsPublic = config.server.public_url?.startsWith('https:') ?? false;
   const sameOrigin = sameOriginForms(config.server.public_url);
   const limiter = options.signInLimiter ?? new SignInLimiter();
@@ -50,18 +53,21 @@ export function dashboardRouter(options: DashboardOptions): express.Router {
   /** Signed in, or a public dashboard; otherwise to the sign-in form. */
   const gate: RequestHandler = (req, res, next) => {
     if (isPublic) return next();
-    if (!token) return render(req, res, 503, 'duet: not configured', html`<section class="card"><h2>Dashboard disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
+    if (!token)
+      return render(req, res, 503, 'duet: not configured', html`<section class="card"><h2>Dashboard disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
     if (credentialOf(req, token)) return next();
     res.redirect(303, link(req)('/login'));
   };
 
   router.get('/login', (req, res) => {
-    if (!token) return render(req, res, 503, 'duet: not configured', html`<section class="card login"><h2>Sign-in disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
+    if (!token)
+      return render(req, res, 503, 'duet: not configured', html`<section class="card login"><h2>Sign-in disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
     render(req, res, 200, 'duet: sign in', loginBody(link(req)('/login'), undefined));
   });
 
   router.post('/login', sameOrigin, form, (req, res) => {
-    if (!token) return render(req, res, 503, 'duet: not configured', html`<section class="card login"><h2>Sign-in disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
+    if (!token)
+      return render(req, res, 503, 'duet: not configured', html`<section class="card login"><h2>Sign-in disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
     const client = req.ip ?? 'unknown';
     const waitS = limiter.retryAfterS(client);
     if (waitS > 0) {
@@ -100,7 +106,14 @@ export function dashboardRouter(options: DashboardOptions): express.Router {
 
   const deployPage: RequestHandler = async (req, res) => {
     const found = await findDeploy(config, queue, String(req.params.id));
-    if (!found) return render(req, res, 404, 'duet: no such deploy', html`<section class="card"><h2>No such deploy</h2><p><a href="${link(req)('/')}">All apps</a></p></section>`);
+    if (!found)
+      return render(
+        req,
+        res,
+        404,
+        'duet: no such deploy',
+        html`<section class="card"><h2>No such deploy</h2><p><a href="${link(req)('/')}">All apps</a></p></section>`,
+      );
     const view = viewOf(found);
     const log = await readLogTail(found);
     render(req, res, 200, `duet: ${view.kind} ${view.id}`, deployBody(view, log, link(req)), isTerminal(view.state) ? undefined : REFRESH_S);
@@ -156,10 +169,26 @@ function dashboardErrors(logger: Logger): ErrorRequestHandler {
     // A form the body parser refused (too large, too many fields): the client's mistake.
     const status = (error as { status?: unknown }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      sendPage(res, status, page({ title: 'duet: bad request', home: `${req.baseUrl}/`, body: html`<section class="card"><h2>Bad request</h2><p>${(error as Error).message}</p></section>` }));
+      sendPage(
+        res,
+        status,
+        page({
+          title: 'duet: bad request',
+          home: `${req.baseUrl}/`,
+          body: html`<section class="card"><h2>Bad request</h2><p>${(error as Error).message}</p></section>`,
+        }),
+      );
       return;
     }
     logger.error({ err: error, url: req.originalUrl }, 'dashboard request failed');
-    sendPage(res, 500, page({ title: 'duet: error', home: `${req.baseUrl}/`, body: html`<section class="card"><h2>Something went wrong</h2><p>See the log of duet serve.</p></section>` }));
+    sendPage(
+      res,
+      500,
+      page({
+        title: 'duet: error',
+        home: `${req.baseUrl}/`,
+        body: html`<section class="card"><h2>Something went wrong</h2><p>See the log of duet serve.</p></section>`,
+      }),
+    );
   };
 }

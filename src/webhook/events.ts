@@ -14,10 +14,7 @@ import type { TriggerRequest } from '../pipeline/trigger.js';
  * app distinct branches or tags to route one push to exactly one of them.
  */
 
-export type EventDecision =
-  | { trigger: Omit<TriggerRequest, 'deliveryId'> }
-  | { ignored: string }
-  | { pong: true };
+export type EventDecision = { trigger: Omit<TriggerRequest, 'deliveryId'> } | { ignored: string } | { pong: true };
 
 /** The payload lacks a field duet reads, or has it with the wrong type: the router answers 400. */
 export class WebhookPayloadError extends DuetError {
@@ -78,10 +75,7 @@ function decidePush(config: Config, push: z.infer<typeof pushPayload>): EventDec
   let matches: (app: AppConfig) => string | undefined;
   if (push.ref.startsWith('refs/heads/')) {
     const branch = push.ref.slice('refs/heads/'.length);
-    matches = (app) =>
-      app.deploy_on.branches.includes(branch)
-        ? undefined
-        : `branch ${branch} is not in deploy_on.branches of ${app.name}`;
+    matches = (app) => (app.deploy_on.branches.includes(branch) ? undefined : `branch ${branch} is not in deploy_on.branches of ${app.name}`);
   } else if (push.ref.startsWith('refs/tags/')) {
     const tag = push.ref.slice('refs/tags/'.length);
     // picomatch: `*` does not cross "/", so "v*" matches v2 but not v2/hotfix (use "v**" for that).

@@ -32,16 +32,7 @@ import { BodyBudget, BUSY_RETRY_AFTER_S, readSignedBody, UNVERIFIED_BUDGET_BYTES
  */
 
 export type DeliveryOutcome =
-  | 'accepted'
-  | 'duplicate'
-  | 'ignored'
-  | 'pong'
-  | 'unauthorized'
-  | 'bad_request'
-  | 'unsupported_media_type'
-  | 'too_large'
-  | 'busy'
-  | 'error';
+  'accepted' | 'duplicate' | 'ignored' | 'pong' | 'unauthorized' | 'bad_request' | 'unsupported_media_type' | 'too_large' | 'busy' | 'error';
 
 export interface WebhookOptions {
   config: Config;
@@ -81,13 +72,7 @@ export function webhookRouter(options: WebhookOptions): express.Router {
   const budget = options.budget ?? new BodyBudget(UNVERIFIED_BUDGET_BYTES, giveMemoryBack);
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-  function reply(
-    res: Response,
-    status: number,
-    body: Record<string, unknown>,
-    outcome: DeliveryOutcome,
-    fields: Record<string, unknown> = {},
-  ): void {
+  function reply(res: Response, status: number, body: Record<string, unknown>, outcome: DeliveryOutcome, fields: Record<string, unknown> = {}): void {
     const delivery = res.locals.delivery as Delivery;
     res.status(status).json(body);
     const ms = Math.round((performance.now() - delivery.started) * 10) / 10;
@@ -162,7 +147,7 @@ export function webhookRouter(options: WebhookOptions): express.Router {
     }
     const raw = read.body;
     if (!raw) {
-      return reply(res, 401, { error: 'X-Hub-Signature-256 does not match the body: the webhook secret differs from duet\'s' }, 'unauthorized');
+      return reply(res, 401, { error: "X-Hub-Signature-256 does not match the body: the webhook secret differs from duet's" }, 'unauthorized');
     }
     let text: string;
     try {
@@ -172,7 +157,7 @@ export function webhookRouter(options: WebhookOptions): express.Router {
       return reply(res, 400, { error: 'the body is not valid UTF-8' }, 'bad_request');
     }
     if (!(await webhooks.verify(text, signature))) {
-      return reply(res, 401, { error: 'X-Hub-Signature-256 does not match the body: the webhook secret differs from duet\'s' }, 'unauthorized');
+      return reply(res, 401, { error: "X-Hub-Signature-256 does not match the body: the webhook secret differs from duet's" }, 'unauthorized');
     }
 
     // Headers are not covered by the signature: check their shape before they are used or stored.
@@ -213,7 +198,10 @@ export function webhookRouter(options: WebhookOptions): express.Router {
       return reply(res, 202, { deploy: result.id, duplicate: true }, 'duplicate', { ...where, deploy: result.id, reason: result.reason });
     } catch (error) {
       if (error instanceof UnavailableError) {
-        return reply(res, 503, { error: `could not queue the deploy of ${trigger.app}: ${error.message}`, hint: error.hint }, 'error', { ...where, err: error });
+        return reply(res, 503, { error: `could not queue the deploy of ${trigger.app}: ${error.message}`, hint: error.hint }, 'error', {
+          ...where,
+          err: error,
+        });
       }
       const message = error instanceof Error ? error.message : String(error);
       return reply(res, 500, { error: `could not queue the deploy of ${trigger.app}: ${message}` }, 'error', { ...where, err: error });

@@ -47,7 +47,7 @@ export function createServerApp(options: ServerOptions): express.Express {
   app.use(jsonNotFound);
   app.use((error: Error, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
     logger.error({ err: error.message }, 'request failed');
-    if (!res.headersSent) res.status(500).json({ error: 'internal error; see duet serve\'s log' });
+    if (!res.headersSent) res.status(500).json({ error: "internal error; see duet serve's log" });
   });
   return app;
 }

@@ -49,15 +49,11 @@ export class BodyBudget {
 }
 
 export type BodyRefusal =
-  | { status: 413; reason: 'too_large' }
-  | { status: 503; reason: 'busy' }
-  | { status: 408; reason: 'too_slow' }
-  | { status: 400; reason: 'aborted' };
+  { status: 413; reason: 'too_large' } | { status: 503; reason: 'busy' } | { status: 408; reason: 'too_slow' } | { status: 400; reason: 'aborted' };
 
 export type SignedBody =
   /** `body` only when the signature matches it. */
-  | { ok: true; length: number; body: Buffer | undefined }
-  | { ok: false; refusal: BodyRefusal };
+  { ok: true; length: number; body: Buffer | undefined } | { ok: false; refusal: BodyRefusal };
 
 export interface ReadOptions {
   secret: string;

@@ -75,7 +75,11 @@ test('update-instance leaves the tree of the new commit: the old build output, s
     .filter((line) => line.startsWith('$ git '))
     .map((line) => line.split(' ')[2]);
   // The clean runs while v1 is fetched (their order varies), always before the checkout, once.
-  assert.deepEqual(commands.filter((c) => c !== 'fetch'), ['clean', 'checkout'], commands.join(', '));
+  assert.deepEqual(
+    commands.filter((c) => c !== 'fetch'),
+    ['clean', 'checkout'],
+    commands.join(', '),
+  );
   assert.ok(commands.includes('fetch'), 'green never had v1');
   assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), await readFile(join(app.paths.checkout.blue, 'VERSION'), 'utf8'));
   await assertLeftoversGone(dir);

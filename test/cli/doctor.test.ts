@@ -10,7 +10,20 @@ import { installInto, runDuet, runTool, which } from '../setup/helpers.js';
 
 const REPO = /^\/repos\/inu-appcenter\/cafeteria-server$/;
 const SECRETS = { DUET_WEBHOOK_SECRET: 'webhook-secret-for-tests', DUET_GITHUB_TOKEN: 'ghp_doctortest' };
-const ALL_CHECKS = ['config', 'nginx installed', 'nginx config test', 'nginx include', 'ports cafeteria', 'state dir', 'repo cafeteria', 'github cafeteria', 'package manager cafeteria', 'webhook secret', 'disk', 'units'];
+const ALL_CHECKS = [
+  'config',
+  'nginx installed',
+  'nginx config test',
+  'nginx include',
+  'ports cafeteria',
+  'state dir',
+  'repo cafeteria',
+  'github cafeteria',
+  'package manager cafeteria',
+  'webhook secret',
+  'disk',
+  'units',
+];
 
 interface Line {
   ok: boolean;
@@ -37,11 +50,18 @@ function failing(result: CliResult): string[] {
  * stand-in that says the token may write statuses, and the units `duet install --root` wrote,
  * enabled the way `systemctl enable` links them.
  */
-async function healthySetup(t: Parameters<typeof setupDuet>[0]): Promise<{ s: DuetSetup; root: string; github: GitHubServer; doctor(env?: Record<string, string>, args?: string[]): Promise<CliResult> }> {
+async function healthySetup(
+  t: Parameters<typeof setupDuet>[0],
+): Promise<{ s: DuetSetup; root: string; github: GitHubServer; doctor(env?: Record<string, string>, args?: string[]): Promise<CliResult> }> {
   const github = await startGitHubServer(t);
   github.respondAlways('GET', REPO, {
     status: 200,
-    body: { full_name: 'inu-appcenter/cafeteria-server', private: true, default_branch: 'main', permissions: { admin: false, maintain: false, push: true, triage: true, pull: true } },
+    body: {
+      full_name: 'inu-appcenter/cafeteria-server',
+      private: true,
+      default_branch: 'main',
+      permissions: { admin: false, maintain: false, push: true, triage: true, pull: true },
+    },
     headers: { 'x-oauth-scopes': 'repo' },
   });
   // user: root -- the tests run as root and own the state dir; the default `duet` user does not exist here.
@@ -73,7 +93,10 @@ test('doctor passes a healthy setup and fails exactly the broken check, with its
   assert.equal(healthy.code, 0, healthy.stdout + healthy.stderr);
   assert.deepEqual([...lines(healthy).keys()], ALL_CHECKS);
   assert.deepEqual(failing(healthy), []);
-  assert.match(lines(healthy).get('ports cafeteria')!.text, new RegExp(`public ${s.listenPort} nginx, blue ${s.app.ports.blue} duet's blue \\(pid \\d+\\), green ${s.app.ports.green} free`));
+  assert.match(
+    lines(healthy).get('ports cafeteria')!.text,
+    new RegExp(`public ${s.listenPort} nginx, blue ${s.app.ports.blue} duet's blue \\(pid \\d+\\), green ${s.app.ports.green} free`),
+  );
   assert.match(lines(healthy).get('github cafeteria')!.text, /classic token, scopes repo/);
   assert.match(lines(healthy).get('webhook secret')!.text, /set \(DUET_WEBHOOK_SECRET\)/);
   assert.match(lines(healthy).get('package manager cafeteria')!.text, /✓ package manager cafeteria: npm \d+\.\d+\.\d+ \(.*blue\)/);
@@ -82,7 +105,10 @@ test('doctor passes a healthy setup and fails exactly the broken check, with its
   const json = await doctor(SECRETS, ['--json']);
   assert.equal(json.code, 0);
   const parsed = JSON.parse(json.stdout) as Array<{ name: string; ok: boolean; detail: string; fix: string }>;
-  assert.deepEqual(parsed.map((r) => r.name), ALL_CHECKS);
+  assert.deepEqual(
+    parsed.map((r) => r.name),
+    ALL_CHECKS,
+  );
   assert.ok(parsed.every((r) => r.ok && r.fix === '' && r.detail.length > 0));
 
   // The webhook secret is missing (the credentials file does not exist either).
@@ -98,7 +124,10 @@ test('doctor passes a healthy setup and fails exactly the broken check, with its
     const taken = await doctor();
     assert.equal(taken.code, 1);
     assert.deepEqual(failing(taken), ['ports cafeteria']);
-    assert.match(lines(taken).get('ports cafeteria')!.text, new RegExp(`green port ${s.app.ports.green} is taken by pid ${process.pid} \\(node\\) — find it with \`ss -ltnp 'sport = :${s.app.ports.green}'\``));
+    assert.match(
+      lines(taken).get('ports cafeteria')!.text,
+      new RegExp(`green port ${s.app.ports.green} is taken by pid ${process.pid} \\(node\\) — find it with \`ss -ltnp 'sport = :${s.app.ports.green}'\``),
+    );
   } finally {
     await new Promise((resolve) => stranger.close(resolve));
   }
@@ -122,7 +151,10 @@ test('doctor passes a healthy setup and fails exactly the broken check, with its
     const unreachable = await doctor();
     assert.equal(unreachable.code, 1);
     assert.deepEqual(failing(unreachable), ['repo cafeteria']);
-    assert.match(lines(unreachable).get('repo cafeteria')!.text, /git ls-remote file:\/\/\/nonexistent\/cafeteria\.git fails: .* — check apps\.cafeteria\.clone_url/);
+    assert.match(
+      lines(unreachable).get('repo cafeteria')!.text,
+      /git ls-remote file:\/\/\/nonexistent\/cafeteria\.git fails: .* — check apps\.cafeteria\.clone_url/,
+    );
   } finally {
     await writeFile(s.configPath, original);
   }
@@ -141,11 +173,19 @@ test('doctor: a missing GitHub token, or one without the status scope, fails the
   assert.deepEqual(failing(noToken), ['github cafeteria']);
   assert.match(lines(noToken).get('github cafeteria')!.text, /no GitHub token .* — put a token with "Commit statuses: write" in /);
 
-  github.respond('GET', REPO, { status: 200, body: { full_name: 'inu-appcenter/cafeteria-server', permissions: { push: true } }, headers: { 'x-oauth-scopes': 'public_repo' } });
+  github.respond('GET', REPO, {
+    status: 200,
+    body: { full_name: 'inu-appcenter/cafeteria-server', permissions: { push: true } },
+    headers: { 'x-oauth-scopes': 'public_repo' },
+  });
   const weak = await doctor();
   assert.deepEqual(failing(weak), ['github cafeteria']);
   assert.match(lines(weak).get('github cafeteria')!.text, /without the repo:status scope/);
-  assert.deepEqual(github.requests.filter((r) => r.method !== 'GET'), [], 'doctor never writes to GitHub');
+  assert.deepEqual(
+    github.requests.filter((r) => r.method !== 'GET'),
+    [],
+    'doctor never writes to GitHub',
+  );
 });
 
 test('doctor: an invalid config is one failing line and exit 2', async (t) => {

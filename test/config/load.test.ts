@@ -101,6 +101,6 @@ test('the file is found via --config, then $DUET_CONFIG, then ./duet.yml, then /
   }
 });
 
-test("an app may not take a name duet uses for its own files in state_dir", () => {
+test('an app may not take a name duet uses for its own files in state_dir', () => {
   assert.throws(() => parseConfig('apps:\n  nginx:\n    clone_url: /srv/app.git\n', 'duet.yml'), /apps\.nginx.*reserved: duet keeps its own files/);
 });

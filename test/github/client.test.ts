@@ -10,7 +10,10 @@ test('an Enterprise apiUrl with a path prefix (and a trailing slash) reaches the
   const github = await startGitHubServer(t, { prefix: '/api/v3' });
   const client = createGitHubClient({ apiUrl: `${github.url}/`, token: TOKEN, retries: 0 });
   await client.rest.repos.createCommitStatus(status);
-  assert.deepEqual(github.requests.map((request) => request.url), [`/api/v3/repos/octo/app/statuses/${SHA}`]);
+  assert.deepEqual(
+    github.requests.map((request) => request.url),
+    [`/api/v3/repos/octo/app/statuses/${SHA}`],
+  );
   const headers = github.requests[0]!.headers;
   assert.equal(headers.authorization, `token ${TOKEN}`);
   assert.match(String(headers['user-agent']), /^duet /, 'a default user agent naming duet');

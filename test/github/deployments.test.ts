@@ -73,7 +73,10 @@ test('a restart between start and finish closes the same Deployment', async (t) 
   await reporter.resume();
   reporter.started(trigger(running), 'green');
   await reporter.flush();
-  const outbox = (await readFile(outboxPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+  const outbox = (await readFile(outboxPath, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   assert.equal(outbox.length, 1, 'compacted to the one open deployment');
   assert.equal(outbox[0].op, 'deployment');
   await reporter.close();

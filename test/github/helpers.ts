@@ -82,7 +82,15 @@ export interface Rig {
 
 export async function rig(
   t: TestContext,
-  options: { prefix?: string; publicUrl?: string; deployments?: boolean; context?: string; outboxPath?: string; writesPerMinute?: number; paceWindowMs?: number } = {},
+  options: {
+    prefix?: string;
+    publicUrl?: string;
+    deployments?: boolean;
+    context?: string;
+    outboxPath?: string;
+    writesPerMinute?: number;
+    paceWindowMs?: number;
+  } = {},
 ): Promise<Rig> {
   // Registered before the server's hook: node:test runs `after` hooks in order, and a reporter
   // still retrying must stop before the port it talks to closes.
@@ -94,7 +102,14 @@ export async function rig(
   const outboxPath = options.outboxPath ?? join(await tempDir(t, 'duet-github'), 'state', 'github-outbox.ndjson');
   const make = (): GitHubStatusReporter => {
     const client = createGitHubClient({ apiUrl: github.url, token: TOKEN, retries: 0, userAgent: 'duet-test' });
-    const reporter = new GitHubStatusReporter({ config, client, logger: log.logger, outboxPath, retryBaseMs: 10, ...(options.paceWindowMs ? { paceWindowMs: options.paceWindowMs } : {}) });
+    const reporter = new GitHubStatusReporter({
+      config,
+      client,
+      logger: log.logger,
+      outboxPath,
+      retryBaseMs: 10,
+      ...(options.paceWindowMs ? { paceWindowMs: options.paceWindowMs } : {}),
+    });
     reporters.push(reporter);
     return reporter;
   };

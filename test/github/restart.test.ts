@@ -19,7 +19,10 @@ test('reports left undelivered by a restart are re-sent by the next process, onl
   await github.waitFor((requests) => requests.length >= 3);
   await reporter.close();
   const before = github.requests.length;
-  const outbox = (await readFile(outboxPath, 'utf8')).trim().split('\n').map((line) => JSON.parse(line));
+  const outbox = (await readFile(outboxPath, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line));
   assert.deepEqual(
     outbox.filter((record) => record.op === 'enqueue').map((record) => record.report.state),
     ['pending', 'pending', 'success'],

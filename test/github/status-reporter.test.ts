@@ -94,7 +94,10 @@ test('failed maps to failure, superseded and internal errors to error', async (t
   }
   const bodies = github.requests.map((request) => [request.path, request.body]);
   assert.deepEqual(bodies, [
-    [`/repos/inu-appcenter/cafeteria-server/statuses/${SHA}`, { state: 'failure', description: 'health failed: GET /health answered 503', context: 'duet/cafeteria' }],
+    [
+      `/repos/inu-appcenter/cafeteria-server/statuses/${SHA}`,
+      { state: 'failure', description: 'health failed: GET /health answered 503', context: 'duet/cafeteria' },
+    ],
     [`/repos/inu-appcenter/cafeteria-server/statuses/${OTHER_SHA}`, { state: 'error', description: 'Superseded by d-0003', context: 'duet/cafeteria' }],
     [`/repos/inu-appcenter/cafeteria-server/statuses/${OTHER_SHA}`, { state: 'error', description: 'Superseded by ffeeddc', context: 'duet/cafeteria' }],
     [`/repos/inu-appcenter/cafeteria-server/statuses/${OTHER_SHA}`, { state: 'error', description: 'internal error: EACCES', context: 'duet/cafeteria' }],

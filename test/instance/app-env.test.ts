@@ -14,7 +14,12 @@ const SECRETS = {
 };
 
 const parseEnv = (text: string, separator: string): Map<string, string> =>
-  new Map(text.split(separator).filter(Boolean).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+  new Map(
+    text
+      .split(separator)
+      .filter(Boolean)
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
 
 test("the app, its install and its build get a built environment: never duet's secrets or the rest of its environment", async (t) => {
   const setup = await setupDuet(t, {
@@ -45,6 +50,16 @@ test("the app, its install and its build get a built environment: never duet's s
 });
 
 test('inheritedEnv passes what programs need to run and reach the network, and nothing else', () => {
-  const env = inheritedEnv({ PATH: '/usr/bin', HOME: '/var/lib/duet', LC_ALL: 'C', https_proxy: 'http://proxy:3128', npm_config_registry: 'https://npm.example', DUET_API_TOKEN: 'x', DUET_CONFIG: '/etc/duet/duet.yml', XDG_RUNTIME_DIR: '/run/user/1', CREDENTIALS_DIRECTORY: '/run/credentials/duet.service' });
+  const env = inheritedEnv({
+    PATH: '/usr/bin',
+    HOME: '/var/lib/duet',
+    LC_ALL: 'C',
+    https_proxy: 'http://proxy:3128',
+    npm_config_registry: 'https://npm.example',
+    DUET_API_TOKEN: 'x',
+    DUET_CONFIG: '/etc/duet/duet.yml',
+    XDG_RUNTIME_DIR: '/run/user/1',
+    CREDENTIALS_DIRECTORY: '/run/credentials/duet.service',
+  });
   assert.deepEqual(env, { PATH: '/usr/bin', HOME: '/var/lib/duet', LC_ALL: 'C', https_proxy: 'http://proxy:3128', npm_config_registry: 'https://npm.example' });
 });

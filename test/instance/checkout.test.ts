@@ -159,7 +159,7 @@ async function recordGitCommands(t: TestContext): Promise<() => Promise<string>>
   };
 }
 
-test('clone_url never reaches git\'s command line, where a token in it would be visible to every local user', async (t) => {
+test("clone_url never reaches git's command line, where a token in it would be visible to every local user", async (t) => {
   const { repo, v1 } = await releases(t);
   const commands = await recordGitCommands(t);
 
@@ -239,7 +239,7 @@ test('prepareCheckout: when the server refuses a fetch by sha, the ref is fetche
   });
 });
 
-test('prepareCheckout: a commit the remote does not have is an update error with git\'s message', async (t) => {
+test("prepareCheckout: a commit the remote does not have is an update error with git's message", async (t) => {
   const { repo } = await releases(t);
   const dir = join(await tempDir(t), 'blue');
   const unknown = 'f'.repeat(40);

@@ -6,7 +6,8 @@ import { devPackagePaths, missingDevPackages } from '../../src/instance/dev-depe
 import { installEnv, packageManagerOf, pruneEnv } from '../../src/instance/package-manager.js';
 import { tempDir } from '../support/tmp.js';
 
-const lock = (packages: Record<string, object>) => `${JSON.stringify({ name: 'app', lockfileVersion: 3, requires: true, packages: { '': { name: 'app' }, ...packages } })}\n`;
+const lock = (packages: Record<string, object>) =>
+  `${JSON.stringify({ name: 'app', lockfileVersion: 3, requires: true, packages: { '': { name: 'app' }, ...packages } })}\n`;
 
 test('devPackagePaths: what npm prune --omit=dev removes, and no path a lockfile could smuggle out of node_modules', async (t) => {
   const dir = await tempDir(t);
@@ -24,7 +25,11 @@ test('devPackagePaths: what npm prune --omit=dev removes, and no path a lockfile
       '/etc/passwd': { dev: true },
     }),
   );
-  assert.deepEqual(await devPackagePaths(join(dir, 'package-lock.json')), ['node_modules/typescript', 'node_modules/@types/node', 'node_modules/a/node_modules/b']);
+  assert.deepEqual(await devPackagePaths(join(dir, 'package-lock.json')), [
+    'node_modules/typescript',
+    'node_modules/@types/node',
+    'node_modules/a/node_modules/b',
+  ]);
   await writeFile(join(dir, 'yarn.lock'), '# yarn lockfile v1\n');
   assert.equal(await devPackagePaths(join(dir, 'yarn.lock')), undefined, "yarn.lock does not say: the prune is yarn's own");
 
@@ -41,13 +46,21 @@ test("installEnv: the devDependencies for the build, unless the operator chose; 
   assert.deepEqual(installEnv(production, npmDir, 'npm ci'), { env: { NODE_ENV: 'production', npm_config_include: 'dev' }, withDev: true });
   assert.deepEqual(installEnv(production, npmDir, 'npm ci --legacy-peer-deps'), { env: { NODE_ENV: 'production', npm_config_include: 'dev' }, withDev: true });
   assert.deepEqual(installEnv(production, npmDir, 'npm ci --omit=dev'), { env: production, withDev: false }, 'an install command that chose');
-  assert.deepEqual(installEnv({ ...production, npm_config_omit: 'dev' }, npmDir, 'npm ci'), { env: { ...production, npm_config_omit: 'dev' }, withDev: false }, 'an env that chose');
+  assert.deepEqual(
+    installEnv({ ...production, npm_config_omit: 'dev' }, npmDir, 'npm ci'),
+    { env: { ...production, npm_config_omit: 'dev' }, withDev: false },
+    'an env that chose',
+  );
   assert.deepEqual(pruneEnv({ ...production, npm_config_include: 'dev' }, packageManagerOf(npmDir)), production);
 
   const pnpmDir = await tempDir(t);
   await writeFile(join(pnpmDir, 'pnpm-lock.yaml'), "lockfileVersion: '9.0'\n");
   assert.equal(packageManagerOf(pnpmDir).name, 'pnpm');
-  assert.deepEqual(installEnv(production, pnpmDir, packageManagerOf(pnpmDir).install).env, { COREPACK_ENABLE_DOWNLOAD_PROMPT: '0', NODE_ENV: 'production' }, 'pnpm gets --prod=false in its command instead');
+  assert.deepEqual(
+    installEnv(production, pnpmDir, packageManagerOf(pnpmDir).install).env,
+    { COREPACK_ENABLE_DOWNLOAD_PROMPT: '0', NODE_ENV: 'production' },
+    'pnpm gets --prod=false in its command instead',
+  );
 
   const berry = await tempDir(t);
   await writeFile(join(berry, 'yarn.lock'), '__metadata:\n  version: 8\n');

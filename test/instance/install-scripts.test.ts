@@ -9,7 +9,17 @@ test('install scripts: the root lifecycle scripts and the dependencies package-l
   const dir = await tempDir(t, 'scripts');
   await writeFile(join(dir, 'package.json'), JSON.stringify({ scripts: { start: 'node .', postinstall: 'patch-package', prepare: ' ' } }));
   const lock = join(dir, 'package-lock.json');
-  await writeFile(lock, JSON.stringify({ packages: { '': {}, 'node_modules/esbuild': { hasInstallScript: true }, 'node_modules/a/node_modules/@prisma/client': { hasInstallScript: true }, 'node_modules/left-pad': {} } }));
+  await writeFile(
+    lock,
+    JSON.stringify({
+      packages: {
+        '': {},
+        'node_modules/esbuild': { hasInstallScript: true },
+        'node_modules/a/node_modules/@prisma/client': { hasInstallScript: true },
+        'node_modules/left-pad': {},
+      },
+    }),
+  );
   assert.deepEqual(await installScripts(dir, lock), { root: ['postinstall'], dependencies: ['@prisma/client', 'esbuild'], known: true });
 
   await writeFile(lock, JSON.stringify({ packages: { 'node_modules/--ignore-scripts': { hasInstallScript: true } } }));

@@ -7,15 +7,24 @@ import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { CommandFailedError } from '../../src/errors.js';
 import { prepareCheckout, resolveRef } from '../../src/instance/checkout.js';
-import { copyAhead, discardEarlyCopy, earlyCopyPath, findLockfile, installDependencies, installFingerprint, readInstallStamp, removeReplacedModules, startEarlyCopy } from '../../src/instance/install.js';
+import {
+  copyAhead,
+  discardEarlyCopy,
+  earlyCopyPath,
+  findLockfile,
+  installDependencies,
+  installFingerprint,
+  readInstallStamp,
+  removeReplacedModules,
+  startEarlyCopy,
+} from '../../src/instance/install.js';
 import { nodeRuntime } from '../../src/instance/node-runtime.js';
 import { pruneDevDependencies } from '../../src/instance/dev-dependencies.js';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { tempDir } from '../support/tmp.js';
 
 /** Counts real runs: each appends the color to <app root>/install-count (the checkout's parent). */
-const COUNTING_INSTALL =
-  'mkdir -p node_modules/dep && echo "$DUET_COLOR" > node_modules/dep/index.js && echo "$DUET_COLOR" >> ../install-count';
+const COUNTING_INSTALL = 'mkdir -p node_modules/dep && echo "$DUET_COLOR" > node_modules/dep/index.js && echo "$DUET_COLOR" >> ../install-count';
 
 interface Fixture {
   repo: AppRepo;
@@ -47,7 +56,6 @@ async function fixture(t: TestContext, install = COUNTING_INSTALL): Promise<Fixt
   };
 }
 
-
 /** A new lockfile version in a new tag: a dependency change. */
 async function tagNewLockfile(f: Fixture, tag: string, version: string): Promise<void> {
   const lock = JSON.parse(await readFile(join(f.repo.workDir, 'package-lock.json'), 'utf8')) as { version: string };
@@ -75,7 +83,10 @@ test('install, then skip while the lockfile is unchanged, across checkouts of ne
   const runtime = await nodeRuntime(process.env.PATH);
   assert.equal(runtime.version, process.version, 'the node on PATH is the one running the tests');
   // The key is of the environment the install ran with: the app's, and what asks npm for the devDependencies.
-  assert.equal(stamp?.fingerprint, await installFingerprint(f.app.paths.checkout.blue, { command: COUNTING_INSTALL, env: { DUET_COLOR: 'blue', npm_config_include: 'dev' }, runtime }));
+  assert.equal(
+    stamp?.fingerprint,
+    await installFingerprint(f.app.paths.checkout.blue, { command: COUNTING_INSTALL, env: { DUET_COLOR: 'blue', npm_config_include: 'dev' }, runtime }),
+  );
   assert.equal(stamp?.nodeModules, true);
   assert.ok(!Number.isNaN(Date.parse(stamp?.installedAt ?? '')));
 

@@ -83,13 +83,28 @@ test('systemctl --user, never sudo: the service user starts and stops its own un
   assert.equal(instanceEnvPath(app, 'green'), join(stateDir, 'my-app', 'green.env'), 'EnvironmentFile=<state_dir>/%I.env with %I = my-app/green');
 
   // No sudoers drop-in for it: socket mode with runner: systemd needs nothing as root.
-  const setup = parseSetupConfig(`state_dir: ${stateDir}\nrunner: systemd\nnginx: { conf_dir: /etc/duet/nginx.d }\napps:\n  my-app: { clone_url: x, switch: socket }\n`, 'duet.yml');
+  const setup = parseSetupConfig(
+    `state_dir: ${stateDir}\nrunner: systemd\nnginx: { conf_dir: /etc/duet/nginx.d }\napps:\n  my-app: { clone_url: x, switch: socket }\n`,
+    'duet.yml',
+  );
   assert.equal(sudoersCommands(setup), undefined);
 });
 
 test('parseShow: a crashed, restarting or stopped unit is not running', () => {
-  assert.deepEqual(parseShow('ActiveState=activating\nSubState=auto-restart\nMainPID=0\n'), { active: false, pid: undefined, activeState: 'activating', subState: 'auto-restart', lastExit: undefined });
-  assert.deepEqual(parseShow('ActiveState=inactive\nSubState=dead\nMainPID=0'), { active: false, pid: undefined, activeState: 'inactive', subState: 'dead', lastExit: undefined });
+  assert.deepEqual(parseShow('ActiveState=activating\nSubState=auto-restart\nMainPID=0\n'), {
+    active: false,
+    pid: undefined,
+    activeState: 'activating',
+    subState: 'auto-restart',
+    lastExit: undefined,
+  });
+  assert.deepEqual(parseShow('ActiveState=inactive\nSubState=dead\nMainPID=0'), {
+    active: false,
+    pid: undefined,
+    activeState: 'inactive',
+    subState: 'dead',
+    lastExit: undefined,
+  });
   assert.equal(parseShow('').activeState, 'unknown');
   // How the last main process ended: an exit code, or the signal that killed it.
   assert.deepEqual(parseShow('ActiveState=activating\nExecMainPID=4711\nExecMainCode=1\nExecMainStatus=3\n').lastExit, { pid: 4711, code: 3, signal: null });

@@ -33,10 +33,13 @@ for (const switchMode of ['port', 'socket'] as const) {
     // kill -9 of the live color without duet serve: nothing restarts it, but nginx's fallback,
     // the standby bootup brought back, answers every request.
     process.kill(status.colors.green.pid, 'SIGKILL');
-    const dead = await pollUntil(async () => {
-      const now = JSON.parse((await duet(['status', '--json'])).stdout);
-      return now.colors.green.state === 'down' ? now : undefined;
-    }, { timeoutMs: 10_000 });
+    const dead = await pollUntil(
+      async () => {
+        const now = JSON.parse((await duet(['status', '--json'])).stdout);
+        return now.colors.green.state === 'down' ? now : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
     assert.ok(dead, 'status says the live color is down');
     assert.equal(dead.serving, 'blue');
     assert.equal(dead.supervisedBy, null);

@@ -31,7 +31,10 @@ test('a deploy killed after any step converges when deploy runs again', async (t
     const records = await new Journal(app.paths.journal).records();
     const [interrupted, converged] = records.slice(-2);
     assert.equal(interrupted?.outcome, 'interrupted', `after ${step}: the killed deploy is journaled as interrupted`);
-    assert.ok(interrupted?.steps.some((s) => s.name === step && s.status !== 'started'), `the journal shows ${step} finished before the kill`);
+    assert.ok(
+      interrupted?.steps.some((s) => s.name === step && s.status !== 'started'),
+      `the journal shows ${step} finished before the kill`,
+    );
     assert.ok(converged?.outcome === 'success' || converged?.outcome === 'noop', `after ${step}: ${converged?.outcome}`);
     assert.equal(records.filter((r) => r.outcome === null).length, 0, 'no deploy is left open');
     live = { version, color };

@@ -28,11 +28,14 @@ async function deployFailing(setup: DuetSetup): Promise<string> {
 const failingInstall = 'if [ -f fail-install ]; then echo "npm ERR! simulated install failure" >&2; exit 1; fi; mkdir -p node_modules';
 
 test('install exits 1: the error names the step, the command, its exit code and its output', async (t) => {
-  const setup = await setupDuet(t, { app: { install: `'${failingInstall}'` }, tags: {
+  const setup = await setupDuet(t, {
+    app: { install: `'${failingInstall}'` },
+    tags: {
       v1: {},
       // A new lockfile: with an unchanged one the install would be skipped (or copied) instead.
       v2: { VERSION: 'v2\n', 'fail-install': '', 'package-lock.json': '{"name":"sample-app","lockfileVersion":3,"packages":{}}\n' },
-    }, });
+    },
+  });
   const stderr = await deployFailing(setup);
   assert.match(stderr, /install: .*exited with code 1/);
   assert.match(stderr, /npm ERR! simulated install failure/);
@@ -114,7 +117,8 @@ test('a health check that gets a redirect says so, and where to point health.pat
 });
 
 test('install scripts run for every commit: a changed postinstall and a failing preinstall with an unchanged lockfile (real npm ci)', async (t) => {
-  const pkg = (scripts: Record<string, string>) => `${JSON.stringify({ name: 'sample-app', version: '1.0.0', private: true, scripts: { start: 'node server.js', ...scripts } }, null, 2)}\n`;
+  const pkg = (scripts: Record<string, string>) =>
+    `${JSON.stringify({ name: 'sample-app', version: '1.0.0', private: true, scripts: { start: 'node server.js', ...scripts } }, null, 2)}\n`;
   const setup = await setupDuet(t, {
     app: { install: "'npm ci --no-audit --no-fund --offline'" },
     tags: {
@@ -135,11 +139,15 @@ test('install scripts run for every commit: a changed postinstall and a failing 
   assert.match((await setup.get('/')).body, /cafeteria v2/);
 });
 
-test('a deploy log the disk no longer takes does not stop the deploy (a chatty install, a full disk)', { skip: process.getuid?.() !== 0 && 'needs root (mounts a tmpfs)' }, async (t) => {
-  const setup = await setupDuet(t, { app: { install: "'mkdir -p node_modules && yes duet-install-output | head -c 300000'" } });
-  await mountTmpfsOver(setup, setup.app.paths.deployLogs, '64k');
-  const result = await setup.duet(['deploy', '--ref', 'v1']);
-  assert.equal(result.code, 0, result.stderr);
-  assert.match(result.stderr, /the deploy log .* is incomplete: ENOSPC/);
-  assert.match((await setup.get('/')).body, /cafeteria v1/);
-});
+test(
+  'a deploy log the disk no longer takes does not stop the deploy (a chatty install, a full disk)',
+  { skip: process.getuid?.() !== 0 && 'needs root (mounts a tmpfs)' },
+  async (t) => {
+    const setup = await setupDuet(t, { app: { install: "'mkdir -p node_modules && yes duet-install-output | head -c 300000'" } });
+    await mountTmpfsOver(setup, setup.app.paths.deployLogs, '64k');
+    const result = await setup.duet(['deploy', '--ref', 'v1']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /the deploy log .* is incomplete: ENOSPC/);
+    assert.match((await setup.get('/')).body, /cafeteria v1/);
+  },
+);

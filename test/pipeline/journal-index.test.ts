@@ -54,7 +54,15 @@ test('JournalIndex: folds the journal once, then reads only what was appended; a
 
   // Replaced (a rewrite, say): read from the start again.
   const replacement = `${path}.new`;
-  await writeFile(replacement, deployEvents(500).map((e) => `${JSON.stringify(e)}\n`).join(''));
+  await writeFile(
+    replacement,
+    deployEvents(500)
+      .map((e) => `${JSON.stringify(e)}\n`)
+      .join(''),
+  );
   await rename(replacement, path);
-  assert.deepEqual((await index.records()).map((r) => r.ref), ['v500']);
+  assert.deepEqual(
+    (await index.records()).map((r) => r.ref),
+    ['v500'],
+  );
 });

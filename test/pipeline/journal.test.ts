@@ -29,9 +29,15 @@ test('records fold from events; a line torn by a crash is skipped, not fatal', a
   assert.equal(a?.totalMs, 5000);
   assert.equal(a?.sha, 'abc');
   assert.equal(a?.to, 'blue');
-  assert.deepEqual(a?.steps.map((s) => [s.name, s.status, s.ms]), [['resolve', 'done', 1000]]);
+  assert.deepEqual(
+    a?.steps.map((s) => [s.name, s.status, s.ms]),
+    [['resolve', 'done', 1000]],
+  );
   assert.equal(b?.outcome, null);
-  assert.deepEqual((await journal.unfinished()).map((r) => r.id), ['b']);
+  assert.deepEqual(
+    (await journal.unfinished()).map((r) => r.id),
+    ['b'],
+  );
 
   await journal.append({ type: 'end', id: 'b', at: at(9), outcome: 'interrupted' });
   const closed = await journal.record('b');
@@ -39,7 +45,7 @@ test('records fold from events; a line torn by a crash is skipped, not fatal', a
   assert.equal(closed?.steps[0]?.status, 'failed', 'a step that never ended is shown as failed');
 });
 
-test('a deploy begun again under its own id (a resumed trigger) is one open record; the dead attempt\'s open step shows as failed', async (t) => {
+test("a deploy begun again under its own id (a resumed trigger) is one open record; the dead attempt's open step shows as failed", async (t) => {
   const journal = new Journal(join(await tempDir(t), 'app', 'journal.ndjson'));
   const at = (s: number) => new Date(Date.UTC(2026, 10, 25, 16, 0, s)).toISOString();
   await journal.append({ type: 'begin', id: 'r', at: at(0), kind: 'deploy', ref: 'v2', pid: 1 });
@@ -50,5 +56,8 @@ test('a deploy begun again under its own id (a resumed trigger) is one open reco
   const records = await journal.records();
   assert.equal(records.length, 1);
   assert.equal(records[0]?.outcome, null, 'still running, never shown as ended in between');
-  assert.deepEqual(records[0]?.steps.map((s) => s.status), ['failed', 'started']);
+  assert.deepEqual(
+    records[0]?.steps.map((s) => s.status),
+    ['failed', 'started'],
+  );
 });

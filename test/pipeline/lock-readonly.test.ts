@@ -19,10 +19,13 @@ async function submit(serve: ServeProcess, ref: string): Promise<string> {
 }
 
 async function finished(serve: ServeProcess, id: string, timeoutMs = 30_000): Promise<any> {
-  const record = await pollUntil(async () => {
-    const { body } = await getJson(`${serve.url}/deploys/${id}`);
-    return ['succeeded', 'failed', 'errored'].includes(body?.state) ? body : undefined;
-  }, { timeoutMs, maxIntervalMs: 200 });
+  const record = await pollUntil(
+    async () => {
+      const { body } = await getJson(`${serve.url}/deploys/${id}`);
+      return ['succeeded', 'failed', 'errored'].includes(body?.state) ? body : undefined;
+    },
+    { timeoutMs, maxIntervalMs: 200 },
+  );
   assert.ok(record, `deploy ${id} did not finish in ${timeoutMs} ms (waiting on a lock nobody holds?)\n${serve.output()}`);
   return record;
 }
@@ -48,8 +51,14 @@ test('a lock duet serve could not remove (read-only state dir) wedges nothing: r
   const serve = await startServe(t, setup.configPath, port);
 
   const v2 = await submit(serve, 'v3');
-  const inHealth = await pollUntil(async () => ((await getJson(`${serve.url}/deploys/${v2}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined), { timeoutMs: 30_000 });
-  assert.ok(inHealth && existsSync(app.paths.lock), `serve holds the lock while v2 starts\n${JSON.stringify((await getJson(`${serve.url}/deploys/${v2}`)).body)}\n${serve.output()}`);
+  const inHealth = await pollUntil(
+    async () => ((await getJson(`${serve.url}/deploys/${v2}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined),
+    { timeoutMs: 30_000 },
+  );
+  assert.ok(
+    inHealth && existsSync(app.paths.lock),
+    `serve holds the lock while v2 starts\n${JSON.stringify((await getJson(`${serve.url}/deploys/${v2}`)).body)}\n${serve.output()}`,
+  );
   await run.readOnly();
   await finished(serve, v2);
   assert.ok(existsSync(app.paths.lock), 'the release failed: the lock file is still there');
@@ -85,7 +94,10 @@ test('SIGTERM stops a duet serve whose deploy waits for a lock a shell deploy ho
   assert.ok(await pollUntil(async () => (existsSync(setup.app.paths.lock) ? true : undefined), { timeoutMs: 10_000 }), 'the shell deploy holds the lock');
   const serve = await startServe(t, setup.configPath, port);
   const id = await submit(serve, 'v1');
-  assert.ok(await pollUntil(async () => (serve.output().includes('waiting for the lock held by pid') ? true : undefined), { timeoutMs: 10_000 }), serve.output());
+  assert.ok(
+    await pollUntil(async () => (serve.output().includes('waiting for the lock held by pid') ? true : undefined), { timeoutMs: 10_000 }),
+    serve.output(),
+  );
 
   serve.child.kill('SIGTERM');
   assert.ok(await exitsWithin(serve, 3000), `SIGTERM stops duet serve at once, not after the shell deploy\n${serve.output()}`);

@@ -91,12 +91,58 @@ test('observers see queued, started and finished, with the resolved commit; fail
 test('after a restart, an interrupted deploy is converged, the newest waiting trigger runs, an older one is superseded', async (t) => {
   const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n' } } });
   const [v1, v2] = [await setup.repo.revParse('v1^{commit}'), await setup.repo.revParse('v2^{commit}')];
-  const base = { app: 'cafeteria', kind: 'deploy', source: 'push', deliveryId: null, requestedBy: 'test', supersededBy: null, summary: null, finishedAt: null, color: null };
+  const base = {
+    app: 'cafeteria',
+    kind: 'deploy',
+    source: 'push',
+    deliveryId: null,
+    requestedBy: 'test',
+    supersededBy: null,
+    summary: null,
+    finishedAt: null,
+    color: null,
+  };
   const lines = [
-    { op: 'accepted', record: { ...base, id: '20261125-100000-aaaaaa', ref: 'refs/tags/v1', sha: v1, resolvedSha: v1, state: 'running', receivedAt: '2026-11-25T10:00:00Z', startedAt: '2026-11-25T10:00:00Z' } },
+    {
+      op: 'accepted',
+      record: {
+        ...base,
+        id: '20261125-100000-aaaaaa',
+        ref: 'refs/tags/v1',
+        sha: v1,
+        resolvedSha: v1,
+        state: 'running',
+        receivedAt: '2026-11-25T10:00:00Z',
+        startedAt: '2026-11-25T10:00:00Z',
+      },
+    },
     // Superseded by the next one, but duet stopped before that was written (it is not awaited).
-    { op: 'accepted', record: { ...base, id: '20261125-100001-bbbbbb', ref: 'refs/tags/v1', sha: v1, resolvedSha: v1, state: 'queued', receivedAt: '2026-11-25T10:00:01Z', startedAt: null } },
-    { op: 'accepted', record: { ...base, id: '20261125-100002-cccccc', ref: 'refs/tags/v2', sha: v2, resolvedSha: v2, state: 'queued', receivedAt: '2026-11-25T10:00:02Z', startedAt: null } },
+    {
+      op: 'accepted',
+      record: {
+        ...base,
+        id: '20261125-100001-bbbbbb',
+        ref: 'refs/tags/v1',
+        sha: v1,
+        resolvedSha: v1,
+        state: 'queued',
+        receivedAt: '2026-11-25T10:00:01Z',
+        startedAt: null,
+      },
+    },
+    {
+      op: 'accepted',
+      record: {
+        ...base,
+        id: '20261125-100002-cccccc',
+        ref: 'refs/tags/v2',
+        sha: v2,
+        resolvedSha: v2,
+        state: 'queued',
+        receivedAt: '2026-11-25T10:00:02Z',
+        startedAt: null,
+      },
+    },
   ];
   await mkdir(setup.config.stateDir, { recursive: true });
   await writeFile(`${setup.config.stateDir}/triggers.ndjson`, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');

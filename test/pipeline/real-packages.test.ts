@@ -75,7 +75,7 @@ test('a TypeScript build under NODE_ENV=production gets its devDependencies; the
   t.diagnostic(`deploy with a cold npm ci ${cold} ms, with a copy ${copied} ms, with a skip ${skipped} ms (each restores typescript, builds, prunes)`);
 });
 
-test('patch-package: v2 runs its own patch with an unchanged lockfile, a rollback runs v1 with v1\'s (npm registry)', async (t) => {
+test("patch-package: v2 runs its own patch with an unchanged lockfile, a rollback runs v1 with v1's (npm registry)", async (t) => {
   const files = await registryApp('patch-package');
   const patch = files['patches/ms+2.1.3.patch']!;
   const setup = await setupDuet(t, {
@@ -85,7 +85,8 @@ test('patch-package: v2 runs its own patch with an unchanged lockfile, a rollbac
       v2: { VERSION: 'v2\n', 'patches/ms+2.1.3.patch': patch.replace('PATCH_V1', 'PATCH_V2') },
     },
   });
-  const patchedBy = async (color: 'blue' | 'green') => /patchedBy = '(\w+)'/.exec(await readFile(join(setup.app.paths.checkout[color], 'node_modules/ms/index.js'), 'utf8'))?.[1];
+  const patchedBy = async (color: 'blue' | 'green') =>
+    /patchedBy = '(\w+)'/.exec(await readFile(join(setup.app.paths.checkout[color], 'node_modules/ms/index.js'), 'utf8'))?.[1];
 
   await setup.succeed(['deploy', '--ref', 'v1']);
   assert.equal(await patchedBy('blue'), 'PATCH_V1');
@@ -115,7 +116,10 @@ for (const manager of ['pnpm', 'yarn'] as const) {
     await setup.succeed(['deploy', '--ref', 'v1']);
     assert.match((await setup.get('/')).body, /cafeteria v1/);
     const log = (await setup.succeed(['logs'])).stdout;
-    assert.match(log, manager === 'pnpm' ? /\$ corepack pnpm install --frozen-lockfile --prod=false/ : /\$ corepack yarn install --frozen-lockfile --production=false/);
+    assert.match(
+      log,
+      manager === 'pnpm' ? /\$ corepack pnpm install --frozen-lockfile --prod=false/ : /\$ corepack yarn install --frozen-lockfile --production=false/,
+    );
     assert.match(log, /not using the install cache: (pnpm-lock\.yaml|yarn\.lock) does not say/);
     assert.ok(has(setup, 'blue', 'node_modules/ms/package.json'));
     assert.ok(!has(setup, 'blue', 'node_modules/is-number/package.json'), 'the devDependency was pruned after the build');

@@ -22,10 +22,13 @@ test('duet serve killed -9 during the install: the resumed deploy first stops th
     body: JSON.stringify({ ref: 'v1' }),
   });
   const { deploy: id } = (await submitted.json()) as { deploy: string };
-  const pids = await pollUntil(async () => {
-    const listed = (await readFile(pidsFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
-    return listed.length === 2 ? listed : undefined;
-  }, { timeoutMs: 30_000 });
+  const pids = await pollUntil(
+    async () => {
+      const listed = (await readFile(pidsFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+      return listed.length === 2 ? listed : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
   assert.ok(pids, `the install runs\n${first.output()}`);
   const starts = await Promise.all(pids.map((pid) => processStartTime(pid)));
   // Whatever the outcome, the test leaves no install behind.
@@ -37,10 +40,13 @@ test('duet serve killed -9 during the install: the resumed deploy first stops th
   for (const [i, pid] of pids.entries()) assert.equal(await processStartTime(pid), starts[i], 'the install outlived duet serve');
 
   const second = await startServe(t, setup.configPath, port);
-  const record = await pollUntil(async () => {
-    const { body } = await getJson(`${second.url}/deploys/${id}`);
-    return ['succeeded', 'failed', 'errored'].includes(body?.state) ? body : undefined;
-  }, { timeoutMs: 30_000, maxIntervalMs: 200 });
+  const record = await pollUntil(
+    async () => {
+      const { body } = await getJson(`${second.url}/deploys/${id}`);
+      return ['succeeded', 'failed', 'errored'].includes(body?.state) ? body : undefined;
+    },
+    { timeoutMs: 30_000, maxIntervalMs: 200 },
+  );
   assert.equal(record?.state, 'succeeded', JSON.stringify(record));
   for (const pid of pids) assert.equal(await processStartTime(pid), undefined, `install process ${pid} was stopped`);
   const log = await (await fetch(`${second.url}/deploys/${id}/log`, { headers: { authorization: `Bearer ${API_TOKEN}` } })).text();
@@ -55,10 +61,13 @@ test('Ctrl-C on a `duet deploy` at the terminal stops its install too, though th
   const pidsFile = join(setup.app.paths.root, 'install.pids');
   const deploying = execa('node', [cliPath(), '--config', setup.configPath, 'deploy', '--ref', 'v1'], { reject: false, stdin: 'ignore' });
   t.after(() => void deploying.kill('SIGKILL'));
-  const pids = await pollUntil(async () => {
-    const listed = (await readFile(pidsFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
-    return listed.length === 2 ? listed : undefined;
-  }, { timeoutMs: 30_000 });
+  const pids = await pollUntil(
+    async () => {
+      const listed = (await readFile(pidsFile, 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+      return listed.length === 2 ? listed : undefined;
+    },
+    { timeoutMs: 30_000 },
+  );
   assert.ok(pids, 'the install runs');
   const starts = await Promise.all(pids.map((pid) => processStartTime(pid)));
   t.after(async () => {

@@ -110,9 +110,14 @@ test('a live color in a crash loop is failed over to the warm standby, journaled
 
   // The environment's Deployment now names v1's commit, with the reason.
   const v1 = await s.setup.repo.revParse('v1^{commit}');
-  await s.github.waitFor((requests) => requests.some((r) => /\/deployments\/\d+\/statuses$/.test(r.path) && /Failover to blue/.test(String((r.body as any)?.description))));
+  await s.github.waitFor((requests) =>
+    requests.some((r) => /\/deployments\/\d+\/statuses$/.test(r.path) && /Failover to blue/.test(String((r.body as any)?.description))),
+  );
   const created = s.github.matching(new RegExp(`/repos/${REPO}/deployments$`), 'POST').map((r) => r.body as any);
-  assert.ok(created.some((d) => d.ref === v1 && d.environment === 'production'), JSON.stringify(created));
+  assert.ok(
+    created.some((d) => d.ref === v1 && d.environment === 'production'),
+    JSON.stringify(created),
+  );
   assert.match(s.serve.output(), /FAILOVER from green to blue/);
 
   // green keeps crashing as the standby: restarted with backoff, never given the traffic back.
@@ -172,7 +177,9 @@ test('duet never fails back on its own: traffic that came to blue by a failover 
       // restarted and gone already
     }
   });
-  await until('supervision judged blue', () => Promise.resolve(/blue \(live\) .*there is no failover: traffic came to blue by a failover from green/.test(s.serve.output()) || undefined));
+  await until('supervision judged blue', () =>
+    Promise.resolve(/blue \(live\) .*there is no failover: traffic came to blue by a failover from green/.test(s.serve.output()) || undefined),
+  );
   const status = await s.status();
   assert.equal(status.enabled, 'blue');
   assert.equal((await new Journal(s.setup.app.paths.journal).records()).filter((r) => r.kind === 'failover').length, 1);

@@ -17,7 +17,10 @@ async function systemNginx(t: import('node:test').TestContext) {
   let system: Config | undefined;
   t.after(() => system && stopManagedNginx(system));
   const dir = await tempDir(t, 'duet-system-nginx');
-  system = parseConfig(`state_dir: ${dir}\nnginx: { managed: true }\napps:\n  placeholder: { clone_url: x, ports: { blue: 1, green: 2 }, listen: 3 }\n`, 'system.yml');
+  system = parseConfig(
+    `state_dir: ${dir}\nnginx: { managed: true }\napps:\n  placeholder: { clone_url: x, ports: { blue: 1, green: 2 }, listen: 3 }\n`,
+    'system.yml',
+  );
   await ensureManagedNginx(system);
   const yamlList = (argv: string[]) => `[${argv.map((a) => JSON.stringify(a)).join(', ')}]`;
   return {

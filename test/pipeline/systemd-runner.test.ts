@@ -27,7 +27,7 @@ test('runner: systemd: deploy, crash and restart by systemd, rollback and stop, 
   await succeed(['deploy', '--ref', 'v1'], env);
   assert.match((await get('/')).body, /cafeteria v1/);
   assert.equal((await duet(['pid', 'blue'], env)).stdout, `${await mainPid('blue')}\n`, 'duet reads the pid from systemd');
-  assert.equal((await stat(instanceEnvPath(app, 'blue'))).mode & 0o777, 0o600, 'the env file is the service user\'s only');
+  assert.equal((await stat(instanceEnvPath(app, 'blue'))).mode & 0o777, 0o600, "the env file is the service user's only");
 
   await succeed(['deploy', '--ref', 'v2'], env);
   assert.match((await get('/')).body, /cafeteria v2/);
@@ -59,13 +59,18 @@ test('runner: systemd: deploy, crash and restart by systemd, rollback and stop, 
 
   // doctor asks the same systemd, and says what to do when it does not answer.
   const line = async (runtimeDir: string) => {
-    const report = JSON.parse((await duet(['doctor', '--json'], { XDG_RUNTIME_DIR: runtimeDir })).stdout) as Array<{ name: string; ok: boolean; detail: string; fix: string }>;
+    const report = JSON.parse((await duet(['doctor', '--json'], { XDG_RUNTIME_DIR: runtimeDir })).stdout) as Array<{
+      name: string;
+      ok: boolean;
+      detail: string;
+      fix: string;
+    }>;
     return report.find((r) => r.name === 'user systemd');
   };
   assert.equal((await line(env.XDG_RUNTIME_DIR!))?.ok, true);
   const down = await line(setup.dir);
   assert.equal(down?.ok, false);
-  assert.match(down!.fix, /loginctl enable-linger/);
+  assert.match(down.fix, /loginctl enable-linger/);
 });
 
 test('runner: systemd: a color that crashes on start fails the deploy and is stopped, not left restarting', async (t) => {
@@ -123,10 +128,13 @@ test('runner: systemd under duet serve: systemd restarts a crashing live color, 
   await setup.succeed(['deploy', '--ref', 'v1'], systemd.env);
   await setup.succeed(['deploy', '--ref', 'v2'], systemd.env);
   serve = await startServe(t, setup.configPath, port, systemd.env);
-  const status = await pollUntil(async () => {
-    const now = JSON.parse((await setup.succeed(['status', '--json'], systemd.env)).stdout);
-    return now.enabled === 'blue' && now.lastFailover ? now : undefined;
-  }, { timeoutMs: 40_000, maxIntervalMs: 200 });
+  const status = await pollUntil(
+    async () => {
+      const now = JSON.parse((await setup.succeed(['status', '--json'], systemd.env)).stdout);
+      return now.enabled === 'blue' && now.lastFailover ? now : undefined;
+    },
+    { timeoutMs: 40_000, maxIntervalMs: 200 },
+  );
   assert.ok(status, `failed over from the crash loop:\n${serve.output()}`);
   assert.match(status.lastFailover.reason, /green exited 3 times within 60 s/, serve.output());
   assert.ok(status.colors.green.restarts >= 2, `systemd's restarts were counted: ${JSON.stringify(status.colors.green)}`);

@@ -31,7 +31,11 @@ async function assertBackOnBlue(setup: DuetSetup): Promise<void> {
 }
 
 function assertNoFailedRequests(report: LoadReport): void {
-  assert.equal(report.errors + report.non2xx, 0, `failed requests: ${report.errors} errors, ${report.non2xx} non-2xx of ${report.requests}, first: ${report.firstError}`);
+  assert.equal(
+    report.errors + report.non2xx,
+    0,
+    `failed requests: ${report.errors} errors, ${report.non2xx} non-2xx of ${report.requests}, first: ${report.firstError}`,
+  );
   assert.ok((report.versions.v2 ?? 0) > 0, `v2 did go live: ${JSON.stringify(report.versions)}`);
 }
 

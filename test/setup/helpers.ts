@@ -73,7 +73,12 @@ export function requireBinary(t: TestContext, name: string, apt: string): string
 export function configText(options: { top?: string[]; app?: string[]; name?: string } = {}): string {
   return [
     'state_dir: /var/lib/duet',
-    ...(options.top ?? ['nginx:', '  conf_dir: /etc/duet/nginx.d', '  test_cmd: [sudo, -n, /usr/sbin/nginx, -t]', '  reload_cmd: [sudo, -n, /usr/sbin/nginx, -s, reload]']),
+    ...(options.top ?? [
+      'nginx:',
+      '  conf_dir: /etc/duet/nginx.d',
+      '  test_cmd: [sudo, -n, /usr/sbin/nginx, -t]',
+      '  reload_cmd: [sudo, -n, /usr/sbin/nginx, -s, reload]',
+    ]),
     'apps:',
     `  ${options.name ?? 'cafeteria'}:`,
     '    repo: inu-appcenter/cafeteria-server',

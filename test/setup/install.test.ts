@@ -38,11 +38,22 @@ test('install --root twice: the files and modes of a server, and the second run 
   assert.match(sudoers, /^duet ALL=\(root\) NOPASSWD: \/usr\/sbin\/nginx -t, \\\n {4}\/usr\/sbin\/nginx -s reload$/m, 'exactly test_cmd and reload_cmd');
 
   const unit = await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8');
-  for (const line of ['User=duet', 'Restart=on-failure', 'ProtectHome=yes', 'PrivateTmp=yes', 'ReadWritePaths=/var/lib/duet /etc/duet/nginx.d', 'KillMode=process',
-    'LoadCredential=webhook-secret:/etc/duet/credentials/webhook-secret', 'Environment=DUET_WEBHOOK_SECRET_FILE=%d/webhook-secret']) {
+  for (const line of [
+    'User=duet',
+    'Restart=on-failure',
+    'ProtectHome=yes',
+    'PrivateTmp=yes',
+    'ReadWritePaths=/var/lib/duet /etc/duet/nginx.d',
+    'KillMode=process',
+    'LoadCredential=webhook-secret:/etc/duet/credentials/webhook-secret',
+    'Environment=DUET_WEBHOOK_SECRET_FILE=%d/webhook-secret',
+  ]) {
     assert.ok(unit.split('\n').includes(line), `duet.service has ${line}`);
   }
-  assert.match(unit, /^ExecStart=\S+node\S* --max-semi-space-size=1 --single-threaded-gc --expose-gc \S+\/dist\/bin\/duet\.mjs --config \/etc\/duet\/duet\.yml serve$/m);
+  assert.match(
+    unit,
+    /^ExecStart=\S+node\S* --max-semi-space-size=1 --single-threaded-gc --expose-gc \S+\/dist\/bin\/duet\.mjs --config \/etc\/duet\/duet\.yml serve$/m,
+  );
   const bootup = await readFile(join(root, 'etc/systemd/system/duet-bootup.service'), 'utf8');
   assert.match(bootup, /^Type=oneshot$/m);
   assert.match(bootup, /^After=network-online\.target nginx\.service$/m);

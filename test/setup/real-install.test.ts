@@ -51,7 +51,13 @@ test('install for real (useradd, chown, sudoers) in a throwaway mount namespace'
     t.skip('needs root (useradd, chown, mount)');
     return;
   }
-  for (const [bin, pkg] of [['unshare', 'util-linux'], ['setpriv', 'util-linux'], ['sudo', 'sudo'], ['useradd', 'passwd'], ['nginx', 'nginx-light']] as const) {
+  for (const [bin, pkg] of [
+    ['unshare', 'util-linux'],
+    ['setpriv', 'util-linux'],
+    ['sudo', 'sudo'],
+    ['useradd', 'passwd'],
+    ['nginx', 'nginx-light'],
+  ] as const) {
     if (!requireBinary(t, bin, pkg)) return;
   }
   const base = await tempDir(t, 'duet-real');
@@ -71,7 +77,11 @@ test('install for real (useradd, chown, sudoers) in a throwaway mount namespace'
     t.skip('no mount namespace / overlayfs');
     return;
   }
-  const value = (key: string): string[] => out.split('\n').filter((line) => line.startsWith(`${key}=`)).map((line) => line.slice(key.length + 1));
+  const value = (key: string): string[] =>
+    out
+      .split('\n')
+      .filter((line) => line.startsWith(`${key}=`))
+      .map((line) => line.slice(key.length + 1));
   const first = await readLog(base, 'first.txt');
   const second = await readLog(base, 'second.txt');
   assert.deepEqual(value('first'), ['0'], first);

@@ -19,7 +19,11 @@ import { configText, installInto, requireBinary, runTool, writeConfig } from './
 const variants: Record<string, string> = {
   'port mode, runner process': configText(),
   'socket mode, strict sandbox': configText({ top: ['nginx: { conf_dir: /etc/duet/nginx.d }'], app: ['switch: socket'] }),
-  'runner systemd, app name with a dash': configText({ name: 'my-app', top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'], app: ['switch: socket'] }),
+  'runner systemd, app name with a dash': configText({
+    name: 'my-app',
+    top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'],
+    app: ['switch: socket'],
+  }),
 };
 
 test('the generated units pass systemd-analyze verify', async (t) => {
@@ -103,7 +107,16 @@ test('the sudoers drop-in passes visudo -c, escapes included', async (t) => {
   if (!visudo) return;
   const cases = [
     configText(),
-    configText({ name: 'my-app', top: ['runner: systemd', 'nginx:', '  conf_dir: /etc/duet/nginx.d', '  test_cmd: [sudo, -n, /usr/sbin/nginx, -t, -c, "/etc/nginx/a,b=c:d.conf"]', '  reload_cmd: [sudo, --non-interactive, /usr/bin/systemctl, reload, nginx.service]'] }),
+    configText({
+      name: 'my-app',
+      top: [
+        'runner: systemd',
+        'nginx:',
+        '  conf_dir: /etc/duet/nginx.d',
+        '  test_cmd: [sudo, -n, /usr/sbin/nginx, -t, -c, "/etc/nginx/a,b=c:d.conf"]',
+        '  reload_cmd: [sudo, --non-interactive, /usr/bin/systemctl, reload, nginx.service]',
+      ],
+    }),
   ];
   for (const config of cases) {
     const root = await tempDir(t, 'duet-sudoers');

@@ -19,7 +19,13 @@ export interface ServeProcess {
 }
 
 /** `nodeFlags`: node's own options before the script, e.g. SERVE_NODE_FLAGS as the units run it. */
-export async function startServe(t: TestContext, configPath: string, port: number, env: Record<string, string> = {}, nodeFlags: readonly string[] = []): Promise<ServeProcess> {
+export async function startServe(
+  t: TestContext,
+  configPath: string,
+  port: number,
+  env: Record<string, string> = {},
+  nodeFlags: readonly string[] = [],
+): Promise<ServeProcess> {
   let output = '';
   const child = execa('node', [...nodeFlags, cliPath(), '--config', configPath, 'serve'], {
     reject: false,

@@ -64,7 +64,12 @@ export async function fileOnTmpfs(t: TestContext, file: string, size: string): P
   await writeFile(backing, '', { flag: 'a' });
   await writeFile(file, '', { flag: 'a' });
   await execa('mount', ['--bind', backing, file]);
-  t.after(() => execa('umount', ['-l', file]).then(() => undefined, () => undefined));
+  t.after(() =>
+    execa('umount', ['-l', file]).then(
+      () => undefined,
+      () => undefined,
+    ),
+  );
   return dir;
 }
 

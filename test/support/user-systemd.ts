@@ -27,8 +27,7 @@ export interface UserSystemd {
  * systemd package, no mount namespaces.
  */
 export async function startUserSystemd(t: TestContext): Promise<UserSystemd | undefined> {
-  const missing =
-    process.getuid?.() !== 0 ? 'needs root for a mount namespace' : !existsSync(SYSTEMD) ? `no ${SYSTEMD} (Debian package systemd)` : undefined;
+  const missing = process.getuid?.() !== 0 ? 'needs root for a mount namespace' : !existsSync(SYSTEMD) ? `no ${SYSTEMD} (Debian package systemd)` : undefined;
   if (missing) {
     t.skip(`runner: systemd not tested against a real systemd: ${missing}`);
     return undefined;

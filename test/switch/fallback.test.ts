@@ -64,10 +64,7 @@ for (const mode of ['port', 'socket'] as const) {
     await startBackend(f, 'green');
     await connectToNginx(f.app, f.config, 'blue');
     const whoAnswered = (reply: Reply): string | undefined => (mode === 'port' ? reply.color : reply.upstream);
-    assert.deepEqual(
-      [(await send(f)).body, whoAnswered(await send(f))],
-      ['blue', mode === 'port' ? 'blue' : 'live'],
-    );
+    assert.deepEqual([(await send(f)).body, whoAnswered(await send(f))], ['blue', mode === 'port' ? 'blue' : 'live']);
 
     await closeServer(blue);
     for (let i = 0; i < 5; i += 1) {
@@ -127,7 +124,13 @@ for (const mode of ['port', 'socket'] as const) {
 
   test(`${mode} mode: fallback: false sends nothing to the other color`, async (t) => {
     const f = await switchFixture(t, { mode });
-    const app = pickApp(parseConfig(`state_dir: ${f.stateDir}\nnginx: { managed: true }\napps:\n  shop:\n    clone_url: x\n    listen: "${f.app.listen}"\n    switch: ${mode}\n    ports: { blue: ${f.app.ports.blue}, green: ${f.app.ports.green} }\n    fallback: false\n`, 'test.yml'), 'shop');
+    const app = pickApp(
+      parseConfig(
+        `state_dir: ${f.stateDir}\nnginx: { managed: true }\napps:\n  shop:\n    clone_url: x\n    listen: "${f.app.listen}"\n    switch: ${mode}\n    ports: { blue: ${f.app.ports.blue}, green: ${f.app.ports.green} }\n    fallback: false\n`,
+        'test.yml',
+      ),
+      'shop',
+    );
     const off = { ...f, app };
     const blue = await startBackend(off, 'blue');
     await startBackend(off, 'green');

@@ -133,12 +133,15 @@ export function get(app: AppConfig, path = '/', agent?: Agent, reused?: (yes: bo
  * right after a reload the old worker is still draining beside the new one.
  */
 export async function workerPid(config: Config): Promise<number> {
-  const master = await managedNginxPid(config);
+  const master = managedNginxPid(config);
   if (master === undefined) throw new Error('the managed nginx is not running');
-  const pid = await pollUntil(async () => {
-    const workers = childrenOf(master);
-    return workers.length === 1 ? workers[0] : undefined;
-  }, { timeoutMs: 10_000 });
+  const pid = await pollUntil(
+    async () => {
+      const workers = childrenOf(master);
+      return workers.length === 1 ? workers[0] : undefined;
+    },
+    { timeoutMs: 10_000 },
+  );
   if (pid === undefined) throw new Error(`nginx ${master} does not settle on one worker`);
   return pid;
 }

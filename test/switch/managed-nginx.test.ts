@@ -23,7 +23,7 @@ async function pgrep(text: string): Promise<number[]> {
 test('without nginx.managed everything is a no-op', async () => {
   const config = parseConfig('state_dir: /nonexistent/duet\napps:\n  shop: { clone_url: /srv/shop.git }\n', 'test.yml');
   await ensureManagedNginx(config);
-  assert.equal(await managedNginxPid(config), undefined);
+  assert.equal(managedNginxPid(config), undefined);
   await stopManagedNginx(config);
 });
 
@@ -31,7 +31,7 @@ test('ensureManagedNginx starts nginx once, and stopManagedNginx leaves no proce
   const { config } = await switchFixture(t);
   const paths = config.nginx.managed!;
   await ensureManagedNginx(config);
-  const master = await managedNginxPid(config);
+  const master = managedNginxPid(config);
   assert.ok(master !== undefined && isAlive(master));
   const worker = await workerPid(config);
   const main = await readFile(paths.mainConf, 'utf8');
@@ -46,7 +46,7 @@ test('ensureManagedNginx starts nginx once, and stopManagedNginx leaves no proce
 
   const written = (await stat(paths.mainConf)).mtimeMs;
   await ensureManagedNginx(config);
-  assert.equal(await managedNginxPid(config), master, 'the running nginx was kept');
+  assert.equal(managedNginxPid(config), master, 'the running nginx was kept');
   assert.equal(await workerPid(config), worker, 'and not reloaded');
   assert.equal((await stat(paths.mainConf)).mtimeMs, written, 'an unchanged main config is not rewritten');
   assert.deepEqual(await pgrep(paths.prefix), [master]);
@@ -55,7 +55,7 @@ test('ensureManagedNginx starts nginx once, and stopManagedNginx leaves no proce
   assert.equal(isAlive(master), false);
   assert.equal(isAlive(worker), false);
   assert.deepEqual(await pgrep(paths.prefix), []);
-  assert.equal(await managedNginxPid(config), undefined);
+  assert.equal(managedNginxPid(config), undefined);
   await stopManagedNginx(config); // already stopped: a no-op
 });
 
@@ -67,27 +67,27 @@ test('a stale or empty pid file does not pass for a running nginx', async (t) =>
 
   // After a reboot the old pid may belong to anything, here: this test process.
   await writeFile(paths.pidFile, `${process.pid}\n`);
-  assert.equal(await managedNginxPid(config), undefined);
+  assert.equal(managedNginxPid(config), undefined);
   await ensureManagedNginx(config);
-  const master = await managedNginxPid(config);
+  const master = managedNginxPid(config);
   assert.ok(master !== undefined && master !== process.pid);
   await stopManagedNginx(config);
 
   // `nginx -t` leaves an empty pid file when nginx is not running.
   await writeFile(paths.pidFile, '');
   await ensureManagedNginx(config);
-  assert.ok((await managedNginxPid(config)) !== undefined);
+  assert.ok(managedNginxPid(config) !== undefined);
 });
 
 test('a changed main config is rewritten and reloaded into the running nginx', async (t) => {
   const { config } = await switchFixture(t);
   const paths = config.nginx.managed!;
   await ensureManagedNginx(config);
-  const master = await managedNginxPid(config);
+  const master = managedNginxPid(config);
   const worker = await workerPid(config);
   await appendFile(paths.mainConf, '# edited by hand\n');
   await ensureManagedNginx(config);
   assert.equal(await readFile(paths.mainConf, 'utf8'), await renderMainConf(paths));
-  assert.equal(await managedNginxPid(config), master);
+  assert.equal(managedNginxPid(config), master);
   assert.notEqual(await workerPid(config), worker, 'nginx was reloaded');
 });

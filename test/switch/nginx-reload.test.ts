@@ -14,7 +14,10 @@ import { switchFixture, workerPid } from './fixture.js';
 import { freePort } from '../support/ports.js';
 
 /** The same config, with a reload_cmd that can only fail: a reload that succeeds did not run it. */
-const withFailingReloadCmd = (config: Config): Config => ({ ...config, nginx: { ...config.nginx, reloadCmd: ['sh', '-c', 'echo reload_cmd ran >&2; exit 3'] } });
+const withFailingReloadCmd = (config: Config): Config => ({
+  ...config,
+  nginx: { ...config.nginx, reloadCmd: ['sh', '-c', 'echo reload_cmd ran >&2; exit 3'] },
+});
 
 test('the managed nginx is reloaded by a signal, and reloadNginx returns once the new workers run', async (t) => {
   const f = await switchFixture(t);
@@ -24,7 +27,10 @@ test('the managed nginx is reloaded by a signal, and reloadNginx returns once th
 
   await reloadNginx(withFailingReloadCmd(f.config));
   const now = childrenOf(master);
-  assert.ok(now.some((pid) => pid !== worker), `a new worker runs as soon as it returns (children: ${now.join(', ')})`);
+  assert.ok(
+    now.some((pid) => pid !== worker),
+    `a new worker runs as soon as it returns (children: ${now.join(', ')})`,
+  );
   assert.equal(managedNginxPid(f.config), master, 'the same master, reloaded in place');
 });
 
@@ -80,7 +86,10 @@ test('without a running managed master, reload_cmd is what runs', async (t) => {
 test('masterRefusal: only the master, and a failed bind only once nginx gives up', () => {
   const bind = '2026/11/26 03:44:33 [emerg] 42#42: bind() to 127.0.0.1:8080 failed (98: Address already in use)';
   assert.equal(masterRefusal(`${bind}\n${bind}\n`, 42), undefined, 'nginx is still retrying');
-  assert.equal(masterRefusal(`${bind}\n2026/11/26 03:44:33 [emerg] 42#42: still could not bind()\n`, 42), `${bind}\n2026/11/26 03:44:33 [emerg] 42#42: still could not bind()`);
+  assert.equal(
+    masterRefusal(`${bind}\n2026/11/26 03:44:33 [emerg] 42#42: still could not bind()\n`, 42),
+    `${bind}\n2026/11/26 03:44:33 [emerg] 42#42: still could not bind()`,
+  );
   assert.equal(masterRefusal('2026/11/26 03:44:33 [emerg] 7#7: unknown directive "x" in /a.conf:1\n', 42), undefined, 'another process');
   assert.equal(masterRefusal('2026/11/26 03:44:33 [crit] 43#43: connect() to unix:/x failed\n', 42), undefined, 'a worker at run time');
   assert.match(masterRefusal('2026/11/26 03:44:33 [emerg] 42#42: unknown directive "x" in /a.conf:1\n', 42) ?? '', /unknown directive/);

@@ -22,13 +22,20 @@ test('a reload is done for new connections once every worker from before it is g
   const f = await switchFixture(t);
   await ensureManagedNginx(f.config);
   // Its workers start a moment after the master writes its pid file.
-  const mark = await pollUntil(async () => {
-    const m = markBeforeReload(f.config);
-    return m && m.workers.length > 0 ? m : undefined;
-  }, { timeoutMs: 10_000 });
+  const mark = await pollUntil(
+    async () => {
+      const m = markBeforeReload(f.config);
+      return m && m.workers.length > 0 ? m : undefined;
+    },
+    { timeoutMs: 10_000 },
+  );
   assert.ok(mark, 'the managed master is found through its pid file');
   assert.ok(mark.workers.length > 0, 'it has workers');
-  assert.deepEqual(stillAccepting(mark), mark.workers.map((w) => w.pid), 'before the reload they all accept');
+  assert.deepEqual(
+    stillAccepting(mark),
+    mark.workers.map((w) => w.pid),
+    'before the reload they all accept',
+  );
 
   await reloadNginx(f.config);
   const done = await pollUntil(async () => (stillAccepting(mark).length === 0 ? true : undefined), { timeoutMs: 10_000, maxIntervalMs: 5 });

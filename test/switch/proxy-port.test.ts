@@ -140,4 +140,3 @@ test('port mode: switching to the configured color again brings it back after ng
   await verifyProxy(f.app, 'green');
   assert.deepEqual(await get(f.app), { status: 200, body: 'green', color: 'green' });
 });
-

@@ -38,7 +38,10 @@ test('SocketOpener opens a socket the app makes anew, without waiting for a prob
     const server = await listen(join(root, 'sockets', name));
     t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
   }
-  const opened = await pollUntil(async () => ((await mode(join(root, 'sockets', 'green.sock'))) === 0o666 ? true : undefined), { timeoutMs: 2000, maxIntervalMs: 5 });
+  const opened = await pollUntil(async () => ((await mode(join(root, 'sockets', 'green.sock'))) === 0o666 ? true : undefined), {
+    timeoutMs: 2000,
+    maxIntervalMs: 5,
+  });
   assert.equal(opened, true, 'green.sock became 0666');
   assert.equal(await mode(join(root, 'sockets', 'blue.sock')), 0o666);
   assert.equal(await mode(join(root, 'sockets', 'other.sock')), 0o700, 'a socket that is no color of the app is left alone');
@@ -54,6 +57,9 @@ test('SocketOpener waits for a sockets directory that does not exist yet', async
   opener.start(); // the owner's next look
   const server = await listen(join(root, 'sockets', 'blue.sock'));
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const opened = await pollUntil(async () => ((await mode(join(root, 'sockets', 'blue.sock'))) === 0o666 ? true : undefined), { timeoutMs: 2000, maxIntervalMs: 5 });
+  const opened = await pollUntil(async () => ((await mode(join(root, 'sockets', 'blue.sock'))) === 0o666 ? true : undefined), {
+    timeoutMs: 2000,
+    maxIntervalMs: 5,
+  });
   assert.equal(opened, true);
 });

@@ -37,30 +37,37 @@ test('makeSocketReachable names a closed directory above the app root', { skip: 
   await mkdir(join(root, 'sockets'), { recursive: true });
   await chmod(closed, 0o700);
   await listenOn(t, socket);
-  assert.throws(() => makeSocketReachable(socket, root), (error: unknown) => {
-    assert.ok(error instanceof DuetError);
-    assert.match(error.message, /private is not searchable by other users/);
-    assert.match(error.hint ?? '', /chmod o\+x .*private/);
-    return true;
-  });
+  assert.throws(
+    () => makeSocketReachable(socket, root),
+    (error: unknown) => {
+      assert.ok(error instanceof DuetError);
+      assert.match(error.message, /private is not searchable by other users/);
+      assert.match(error.hint ?? '', /chmod o\+x .*private/);
+      return true;
+    },
+  );
 });
 
 for (const switchMode of ['socket', 'port'] as const) {
-  test(`${switchMode} mode: other local users reach nothing in the app root by path (nginx still reaches the sockets)`, { skip: process.getuid?.() !== 0 && 'needs root (to try as nobody)' }, async (t) => {
-    const setup = await setupDuet(t, { switchMode });
-    await setup.succeed(['deploy', '--ref', 'v1']);
-    assert.match((await setup.get('/')).body, /cafeteria v1/, "nginx's workers (nobody) reach the app");
-    const root = setup.app.paths.root;
-    for (const entry of await readdir(root)) {
-      if (entry === 'sockets') continue;
-      assert.equal((await lstat(join(root, entry))).mode & 0o007, 0, `${entry} is closed to others`);
-    }
-    const asNobody = (argv: string[]) => execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv], { reject: false });
-    for (const path of [join(setup.app.paths.checkout.blue, 'server.js'), setup.app.paths.journal, setup.app.paths.instanceLog.blue]) {
-      const read = await asNobody(['cat', path]);
-      assert.notEqual(read.exitCode, 0, `nobody cannot read ${path}`);
-      assert.match(read.stderr, /Permission denied/);
-    }
-    assert.notEqual((await asNobody(['ls', root])).exitCode, 0, 'nor list the app root');
-  });
+  test(
+    `${switchMode} mode: other local users reach nothing in the app root by path (nginx still reaches the sockets)`,
+    { skip: process.getuid?.() !== 0 && 'needs root (to try as nobody)' },
+    async (t) => {
+      const setup = await setupDuet(t, { switchMode });
+      await setup.succeed(['deploy', '--ref', 'v1']);
+      assert.match((await setup.get('/')).body, /cafeteria v1/, "nginx's workers (nobody) reach the app");
+      const root = setup.app.paths.root;
+      for (const entry of await readdir(root)) {
+        if (entry === 'sockets') continue;
+        assert.equal((await lstat(join(root, entry))).mode & 0o007, 0, `${entry} is closed to others`);
+      }
+      const asNobody = (argv: string[]) => execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv], { reject: false });
+      for (const path of [join(setup.app.paths.checkout.blue, 'server.js'), setup.app.paths.journal, setup.app.paths.instanceLog.blue]) {
+        const read = await asNobody(['cat', path]);
+        assert.notEqual(read.exitCode, 0, `nobody cannot read ${path}`);
+        assert.match(read.stderr, /Permission denied/);
+      }
+      assert.notEqual((await asNobody(['ls', root])).exitCode, 0, 'nor list the app root');
+    },
+  );
 }

@@ -17,11 +17,14 @@ test('the package root is found from sources and from dist alike', () => {
 
 test('placeholders are replaced; a missing value is an error, not an empty string', () => {
   assert.equal(renderTemplate('listen {{listen}}; # {{ app }}', { listen: 8080, app: 'shop' }), 'listen 8080; # shop');
-  assert.throws(() => renderTemplate('server_name {{server_name}};', {}), (error: unknown) => {
-    assert.ok(error instanceof DuetError);
-    assert.match(error.message, /no value for the placeholder \{\{server_name\}\}/);
-    return true;
-  });
+  assert.throws(
+    () => renderTemplate('server_name {{server_name}};', {}),
+    (error: unknown) => {
+      assert.ok(error instanceof DuetError);
+      assert.match(error.message, /no value for the placeholder \{\{server_name\}\}/);
+      return true;
+    },
+  );
 });
 
 test('a value that could change the nginx syntax is refused, never escaped', () => {
@@ -57,10 +60,7 @@ test('the rendered confs carry what duet reads back, with the other color as the
 });
 
 test('fallback: false leaves the backup server out', async () => {
-  const config = parseConfig(
-    'state_dir: /var/lib/duet\napps:\n  shop: { clone_url: x, ports: { blue: 3001, green: 3002 }, fallback: false }\n',
-    'test.yml',
-  );
+  const config = parseConfig('state_dir: /var/lib/duet\napps:\n  shop: { clone_url: x, ports: { blue: 3001, green: 3002 }, fallback: false }\n', 'test.yml');
   const app = pickApp(config, 'shop');
   for (const conf of [await renderAppConf(app, 'green'), await renderAppConf({ ...app, switch: 'socket' }, 'green')]) {
     assert.doesNotMatch(conf, /^\s*server .*backup/m);

@@ -38,7 +38,15 @@ test('deploy and rollback are queued and answered 202 with the deploy id', async
   const { deploy: id } = await deploy.json();
   assert.ok(h.queue.records.has(id));
   assert.equal(deploy.headers.get('location'), `/deploys/${id}`);
-  assert.deepEqual(h.queue.submitted[0], { app: 'cafeteria', kind: 'deploy', ref: 'v1.2.0', sha: null, source: 'manual', deliveryId: null, requestedBy: 'API' });
+  assert.deepEqual(h.queue.submitted[0], {
+    app: 'cafeteria',
+    kind: 'deploy',
+    ref: 'v1.2.0',
+    sha: null,
+    source: 'manual',
+    deliveryId: null,
+    requestedBy: 'API',
+  });
 
   const noBody = await fetch(`${h.base}/apps/menu/deploy`, { method: 'POST', headers: bearer() });
   assert.equal(noBody.status, 202);
@@ -60,10 +68,18 @@ test('bad input is refused with JSON before anything is queued', async (t) => {
   }
   const unknownField = await fetch(`${h.base}/apps/cafeteria/deploy`, json({ branch: 'main' }));
   assert.equal(unknownField.status, 400);
-  const malformed = await fetch(`${h.base}/apps/cafeteria/deploy`, { method: 'POST', headers: { ...bearer(), 'content-type': 'application/json' }, body: '{"ref":' });
+  const malformed = await fetch(`${h.base}/apps/cafeteria/deploy`, {
+    method: 'POST',
+    headers: { ...bearer(), 'content-type': 'application/json' },
+    body: '{"ref":',
+  });
   assert.equal(malformed.status, 400);
   assert.ok((await malformed.json()).error);
-  const form = await fetch(`${h.base}/apps/cafeteria/deploy`, { method: 'POST', headers: { ...bearer(), 'content-type': 'application/x-www-form-urlencoded' }, body: 'ref=v1' });
+  const form = await fetch(`${h.base}/apps/cafeteria/deploy`, {
+    method: 'POST',
+    headers: { ...bearer(), 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'ref=v1',
+  });
   assert.equal(form.status, 415, 'a form body would otherwise be ignored and deploy the default branch');
   const huge = await fetch(`${h.base}/apps/cafeteria/deploy`, json({ ref: 'x'.repeat(20_000) }));
   assert.equal(huge.status, 413);
@@ -85,7 +101,13 @@ test('deploy ids are checked before any lookup: no path traversal', async (t) =>
   const target = join(app.paths.deployLogs, '..', 'etc.log');
   await mkdir(dirname(target), { recursive: true });
   await writeFile(target, 'SECRET\n');
-  for (const path of ['/deploys/../../etc/passwd', '/deploys/%2e%2e%2fetc/log', '/deploys/%2e%2e%2fetc', '/deploys/..%2F..%2Fetc%2Fpasswd/log', '/deploys/20261125-162319-abcdef%2f..%2f..%2fetc/log']) {
+  for (const path of [
+    '/deploys/../../etc/passwd',
+    '/deploys/%2e%2e%2fetc/log',
+    '/deploys/%2e%2e%2fetc',
+    '/deploys/..%2F..%2Fetc%2Fpasswd/log',
+    '/deploys/20261125-162319-abcdef%2f..%2f..%2fetc/log',
+  ]) {
     const answer = await rawGet(h.port, path, { ...bearer(), accept: 'application/json' });
     assert.equal(answer.status, 404, path);
     assert.doesNotMatch(answer.body, /SECRET|root:/, path);
@@ -124,7 +146,13 @@ test('GET /deploys/:id merges the trigger with its journal record, and finds CLI
   assert.equal(body.to, 'green');
   assert.equal(body.durationMs, 8000);
   assert.equal(body.log, `/deploys/${done.id}/log`);
-  assert.deepEqual(body.steps.map((s: { name: string; status: string; ms: number }) => [s.name, s.status, s.ms]), [['resolve', 'done', 1000], ['health', 'done', 5000]]);
+  assert.deepEqual(
+    body.steps.map((s: { name: string; status: string; ms: number }) => [s.name, s.status, s.ms]),
+    [
+      ['resolve', 'done', 1000],
+      ['health', 'done', 5000],
+    ],
+  );
 
   const waiting = await (await fetch(`${h.base}/deploys/${queued.id}`, { headers: bearer() })).json();
   assert.equal(waiting.state, 'queued');

@@ -25,7 +25,15 @@ test('the dashboard puts a live color that is down, and the last failover, first
     serving: 'blue',
     colors: {
       blue: color({ restarts: 1, lastProblem: 'was killed by SIGKILL' }),
-      green: color({ pid: null, state: 'down', running: false, healthy: false, restarts: 2, downSince: '2026-12-03T08:10:00.000Z', lastProblem: 'exited with code 1' }),
+      green: color({
+        pid: null,
+        state: 'down',
+        running: false,
+        healthy: false,
+        restarts: 2,
+        downSince: '2026-12-03T08:10:00.000Z',
+        lastProblem: 'exited with code 1',
+      }),
     },
     deploying: null,
     supervisedBy: 4242,

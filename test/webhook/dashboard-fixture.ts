@@ -46,16 +46,36 @@ export async function buildScene(t: TestContext, h: Harness): Promise<Scene> {
   await journal.append({ type: 'begin', id: failed, at: at(180), kind: 'deploy', ref: 'v2.0.1', pid: 1 });
   await journal.append({ type: 'step', id: failed, at: at(180), step: 'health', status: 'started' });
   await journal.append({ type: 'step', id: failed, at: at(179), step: 'health', status: 'failed', ms: 60_000, detail: 'HTTP 500 from /health' });
-  await journal.append({ type: 'end', id: failed, at: at(179), outcome: 'failed', error: 'green never became healthy: HTTP 500 from /health', failedStep: 'health' });
+  await journal.append({
+    type: 'end',
+    id: failed,
+    at: at(179),
+    outcome: 'failed',
+    error: 'green never became healthy: HTTP 500 from /health',
+    failedStep: 'health',
+  });
 
-  const succeeded = h.queue.add({ ref: 'v2.0.0', state: 'succeeded', source: 'release', requestedBy: 'release by octocat', startedAt: at(120), finishedAt: at(119.8), summary: 'live on blue in 12.0s', color: 'blue' }).id;
+  const succeeded = h.queue.add({
+    ref: 'v2.0.0',
+    state: 'succeeded',
+    source: 'release',
+    requestedBy: 'release by octocat',
+    startedAt: at(120),
+    finishedAt: at(119.8),
+    summary: 'live on blue in 12.0s',
+    color: 'blue',
+  }).id;
   await journal.append({ type: 'begin', id: succeeded, at: at(120), kind: 'deploy', ref: 'v2.0.0', pid: 1 });
   await journal.append({ type: 'fact', id: succeeded, at: at(120), sha: SHA_V2, from: 'green', to: 'blue' });
   await journal.append({ type: 'end', id: succeeded, at: at(119.8), outcome: 'success' });
 
   const running = h.queue.add({ ref: 'v2.1.0', state: 'running', source: 'push', requestedBy: 'push by octocat', startedAt: at(0.5), color: 'green' }).id;
   await journal.append({ type: 'begin', id: running, at: at(0.5), kind: 'deploy', ref: 'v2.1.0', pid: process.pid });
-  for (const [step, ms, detail] of [['resolve', 420, 'refs/tags/v2.1.0 is 5e1d2c3'], ['pick', 3, 'green is idle'], ['update', 18_250, 'npm ci: 212 packages']] as const) {
+  for (const [step, ms, detail] of [
+    ['resolve', 420, 'refs/tags/v2.1.0 is 5e1d2c3'],
+    ['pick', 3, 'green is idle'],
+    ['update', 18_250, 'npm ci: 212 packages'],
+  ] as const) {
     await journal.append({ type: 'step', id: running, at: at(0.4), step, status: 'started' });
     await journal.append({ type: 'step', id: running, at: at(0.3), step, status: 'done', ms, detail });
   }
@@ -64,7 +84,10 @@ export async function buildScene(t: TestContext, h: Harness): Promise<Scene> {
   await writeFile(app.paths.lock, JSON.stringify({ ...me, command: 'serve', since: at(0.5) }));
   const log = deployLogPath(app, running);
   await mkdir(dirname(log), { recursive: true });
-  await writeFile(log, `deploy ${running} of cafeteria (ref v2.1.0)\nstep resolve: refs/tags/v2.1.0\nstep update: npm ci\nadded 212 packages in 17s\nstep start: green on port ${h.ports.green}\n`);
+  await writeFile(
+    log,
+    `deploy ${running} of cafeteria (ref v2.1.0)\nstep resolve: refs/tags/v2.1.0\nstep update: npm ci\nadded 212 packages in 17s\nstep start: green on port ${h.ports.green}\n`,
+  );
   h.queue.add({ ref: 'main', state: 'queued', source: 'push', requestedBy: 'push by hubot' });
   return { running, succeeded, failed };
 }

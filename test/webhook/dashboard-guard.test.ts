@@ -64,11 +64,16 @@ test('sign-in: wrong tokens from many addresses hit the global limit', async (t)
   assert.ok(wait >= 1 && wait <= 60, String(wait));
 });
 
-test('sign-out and sign-in posted from another site are refused; from duet\'s own pages and from scripts they work', async (t) => {
+test("sign-out and sign-in posted from another site are refused; from duet's own pages and from scripts they work", async (t) => {
   const h = await startHarness(t, { publicUrl: 'https://deploy.example.com' });
   const cookie = (await signIn(h.base, TOKEN)).headers.get('set-cookie')!.split(';')[0]!;
   const logout = (headers: Record<string, string>) => fetch(`${h.base}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie, ...headers } });
-  const crossSite: Array<Record<string, string>> = [{ origin: 'https://evil.example' }, { 'sec-fetch-site': 'cross-site' }, { 'sec-fetch-site': 'same-site' }, { origin: 'null' }];
+  const crossSite: Array<Record<string, string>> = [
+    { origin: 'https://evil.example' },
+    { 'sec-fetch-site': 'cross-site' },
+    { 'sec-fetch-site': 'same-site' },
+    { origin: 'null' },
+  ];
   for (const headers of crossSite) {
     const answer = await logout(headers);
     assert.equal(answer.status, 403, JSON.stringify(headers));
@@ -94,7 +99,10 @@ test('every answer of a real duet serve carries X-Content-Type-Options: nosniff,
     await fetch(`${serve.url}/webhook`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' }),
     await fetch(`${serve.url}/login`),
   ];
-  assert.deepEqual(answers.map((a) => a.status), [200, 404, 401, 200, 200, 401, 200]);
+  assert.deepEqual(
+    answers.map((a) => a.status),
+    [200, 404, 401, 200, 200, 401, 200],
+  );
   for (const answer of answers) assert.equal(answer.headers.get('x-content-type-options'), 'nosniff', answer.url);
   await serve.stop();
 });

@@ -114,7 +114,11 @@ test('the dashboard shows apps, colors, the running deploy and recent deploys', 
   }
   abort.abort();
   assert.equal((await fetch(`${h.base}/deploys/${scene.running}/log.txt`, { redirect: 'manual' })).status, 303, 'the raw log needs the sign-in too');
-  const tooMany = await fetch(`${h.base}/login`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'a=1&b=2&c=3&d=4&e=5&f=6&token=x' });
+  const tooMany = await fetch(`${h.base}/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: 'a=1&b=2&c=3&d=4&e=5&f=6&token=x',
+  });
   assert.equal(tooMany.status, 413);
 });
 
@@ -124,7 +128,14 @@ test('values from payloads are escaped: a ref cannot inject markup', async (t) =
   const record = h.queue.add({ ref: evil, state: 'failed', summary: '"><img src=x onerror=alert(2)>', requestedBy: 'push by <b>mallory</b>' });
   const app = pickApp(h.config, 'cafeteria');
   await new Journal(app.paths.journal).append({ type: 'begin', id: record.id, at: new Date().toISOString(), kind: 'deploy', ref: evil, pid: 1 });
-  await new Journal(app.paths.journal).append({ type: 'end', id: record.id, at: new Date().toISOString(), outcome: 'failed', error: '<iframe src=//evil>', failedStep: 'resolve' });
+  await new Journal(app.paths.journal).append({
+    type: 'end',
+    id: record.id,
+    at: new Date().toISOString(),
+    outcome: 'failed',
+    error: '<iframe src=//evil>',
+    failedStep: 'resolve',
+  });
   const log = deployLogPath(app, record.id);
   await mkdir(dirname(log), { recursive: true });
   await appendFile(log, `fatal: couldn't find remote ref ${evil}\n`);
@@ -160,7 +171,16 @@ test('in a headless browser at phone size: sign in, read the dashboard, save a s
   const scene = await buildScene(t, h);
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   t.after(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
@@ -172,7 +192,7 @@ test('in a headless browser at phone size: sign in, read the dashboard, save a s
   assert.equal(new URL(page.url()).pathname, '/login');
   await page.fill('input[name=token]', 'wrong');
   await page.click('button[type=submit]');
-  assert.match(await page.textContent('body') ?? '', /not the token/);
+  assert.match((await page.textContent('body')) ?? '', /not the token/);
   errors.length = 0; // the 401 of the wrong token was the point
   await page.fill('input[name=token]', TOKEN);
   await page.click('button[type=submit]');

@@ -74,7 +74,14 @@ function ignoredReason(decision: EventDecision): string {
 
 test('ping is a pong, whatever its payload', () => {
   assert.deepEqual(decideEvent(config, 'ping', example('ping')), { pong: true });
-  assert.deepEqual(decideEvent(config, 'ping', example('ping', (p) => !p.repository)), { pong: true });
+  assert.deepEqual(
+    decideEvent(
+      config,
+      'ping',
+      example('ping', (p) => !p.repository),
+    ),
+    { pong: true },
+  );
 });
 
 test('events duet does not deploy on are ignored, naming the event', () => {
@@ -121,8 +128,7 @@ test('a tag matching no glob is ignored with the globs', () => {
   // Both apps of the repo are asked; the reason names both.
   assert.equal(
     ignoredReason(decideEvent(config, 'push', p)),
-    'tag release-1 matches none of deploy_on.tags of cafeteria (v*, simple-*); ' +
-      'tag release-1 matches none of deploy_on.tags of staging (none configured)',
+    'tag release-1 matches none of deploy_on.tags of cafeteria (v*, simple-*); ' + 'tag release-1 matches none of deploy_on.tags of staging (none configured)',
   );
   p.ref = 'refs/tags/v2/hotfix'; // `*` does not cross "/"
   assert.match(ignoredReason(decideEvent(config, 'push', p)), /matches none/);
@@ -167,7 +173,16 @@ test('the repository matches case-insensitively; an unknown one is named', () =>
   p.repository.full_name = 'someone/else';
   assert.equal(ignoredReason(decideEvent(config, 'push', p)), 'no app in test.yml has repo "someone/else"');
   // An app without `repo` never matches a webhook.
-  assert.match(ignoredReason(decideEvent(config, 'push', example('push', () => true, 'Codertocat/Hello-World'))), /no app/);
+  assert.match(
+    ignoredReason(
+      decideEvent(
+        config,
+        'push',
+        example('push', () => true, 'Codertocat/Hello-World'),
+      ),
+    ),
+    /no app/,
+  );
 });
 
 test('refs that are not acceptable ref names are ignored with the reason, never triggered', () => {
@@ -211,8 +226,26 @@ test('release actions other than published are ignored', () => {
   unpublished.action = 'unpublished';
   assert.match(ignoredReason(decideEvent(config, 'release', unpublished)), /"unpublished" does not deploy/);
   // A draft is created, not published.
-  assert.match(ignoredReason(decideEvent(config, 'release', release('created', (r) => (r.draft = true)))), /"created"/);
-  assert.match(ignoredReason(decideEvent(config, 'release', release('published', (r) => (r.draft = true)))), /is a draft/);
+  assert.match(
+    ignoredReason(
+      decideEvent(
+        config,
+        'release',
+        release('created', (r) => (r.draft = true)),
+      ),
+    ),
+    /"created"/,
+  );
+  assert.match(
+    ignoredReason(
+      decideEvent(
+        config,
+        'release',
+        release('published', (r) => (r.draft = true)),
+      ),
+    ),
+    /is a draft/,
+  );
 });
 
 test('a prerelease deploys only with deploy_on.prereleases', () => {
@@ -238,13 +271,17 @@ test('releases need deploy_on.releases', () => {
 
 test('a release tag that is not an acceptable ref name is ignored', () => {
   for (const tag of ['v1;rm -rf /', '-v1', '$(id)', '']) {
-    const decision = decideEvent(config, 'release', release('published', (r) => (r.tag_name = tag)));
+    const decision = decideEvent(
+      config,
+      'release',
+      release('published', (r) => (r.tag_name = tag)),
+    );
     assert.match(ignoredReason(decision), /is not acceptable/, tag);
   }
 });
 
 test('a payload without the fields duet reads is a WebhookPayloadError', () => {
-  const cases: Array<[string, Payload | unknown, RegExp]> = [
+  const cases: Array<[string, unknown, RegExp]> = [
     ['push', {}, /push payload: ref:/],
     ['push', null, /top level/],
     ['push', 'text', /top level/],
@@ -255,10 +292,13 @@ test('a payload without the fields duet reads is a WebhookPayloadError', () => {
     ['release', { ...release('published'), action: 7 }, /action/],
   ];
   for (const [event, payload, message] of cases) {
-    assert.throws(() => decideEvent(config, event, payload), (error: unknown) => {
-      assert.ok(error instanceof WebhookPayloadError);
-      assert.match(error.message, message);
-      return true;
-    });
+    assert.throws(
+      () => decideEvent(config, event, payload),
+      (error: unknown) => {
+        assert.ok(error instanceof WebhookPayloadError);
+        assert.match(error.message, message);
+        return true;
+      },
+    );
   }
 });

@@ -27,12 +27,15 @@ async function onTmpfs(t: TestContext, tags: Record<string, Record<string, strin
 }
 
 async function waitForState(serve: ServeProcess, id: string, states: string[]): Promise<any> {
-  const record = await pollUntil(async () => {
-    if (serve.child.exitCode !== null) return { exited: serve.child.exitCode };
-    const { body } = await getJson(`${serve.url}/deploys/${id}`).catch(() => ({ body: undefined }));
-    // The journal may show the end a moment before the queue records it: wait for the summary.
-    return states.includes(body?.state) && body?.summary ? body : undefined;
-  }, { timeoutMs: 60_000, maxIntervalMs: 200 });
+  const record = await pollUntil(
+    async () => {
+      if (serve.child.exitCode !== null) return { exited: serve.child.exitCode };
+      const { body } = await getJson(`${serve.url}/deploys/${id}`).catch(() => ({ body: undefined }));
+      // The journal may show the end a moment before the queue records it: wait for the summary.
+      return states.includes(body?.state) && body?.summary ? body : undefined;
+    },
+    { timeoutMs: 60_000, maxIntervalMs: 200 },
+  );
   assert.ok(record && !('exited' in record), `deploy ${id} did not reach ${states.join('/')}: ${JSON.stringify(record)}\n${serve.output()}`);
   return record;
 }
@@ -93,7 +96,10 @@ test('the trigger file full during a deploy: duet serve stays up, logs it, marks
   const [v1, v2] = [await setup.repo.revParse('v1^{commit}'), await setup.repo.revParse('v2^{commit}')];
 
   const { deploy: id } = (await (await postWebhook(serve.url, 'push', tagPush(REPO, 'v2', v2), 'delivery-v2')).json()) as { deploy: string };
-  const inHealth = await pollUntil(async () => ((await getJson(`${serve.url}/deploys/${id}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined), { timeoutMs: 30_000, maxIntervalMs: 100 });
+  const inHealth = await pollUntil(
+    async () => ((await getJson(`${serve.url}/deploys/${id}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined),
+    { timeoutMs: 30_000, maxIntervalMs: 100 },
+  );
   assert.ok(inHealth, 'the deploy reached its health step');
   const free = await fillDisk(small, { slackOf: [triggers] });
 

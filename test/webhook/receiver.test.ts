@@ -104,7 +104,7 @@ test("GitHub's test vector: @octokit/webhooks accepts it, and so does the router
   // Through the router: the signature passes, so the answer is about the JSON, not a 401.
   const r = await startReceiver(t, makeConfig(), "It's a Secret to Everybody");
   const { status, json } = await deliver(r, 'ping', null, { body: 'Hello, World!', signature: vector });
-  assert.match(`${status} ${json.error}`, /^400 the body is not valid JSON/);
+  assert.match(`${status} ${String(json.error)}`, /^400 the body is not valid JSON/);
 });
 
 test('a pushed tag is queued with app, full ref, head commit and delivery id', async (t) => {
@@ -152,7 +152,10 @@ test('a wrong or missing signature is 401 and queues nothing; secrets never reac
     assert.match(String(json.error), message);
   }
   assert.deepEqual(r.queue.requests, []);
-  assert.deepEqual(r.outcomes, cases.map(() => 'unauthorized'));
+  assert.deepEqual(
+    r.outcomes,
+    cases.map(() => 'unauthorized'),
+  );
   assert.equal(r.logs().length, cases.length);
   const all = r.rawLogs.join('');
   assert.ok(!all.includes(SECRET) && !all.includes(wrong.slice(7)) && !all.includes(sign(body).slice(7)));
@@ -191,7 +194,10 @@ test('malformed JSON, a missing event header, a bad payload or an empty body are
     assert.match(String(json.error), message);
   }
   assert.deepEqual(r.queue.requests, []);
-  assert.deepEqual(r.outcomes, cases.map(() => 'bad_request'));
+  assert.deepEqual(
+    r.outcomes,
+    cases.map(() => 'bad_request'),
+  );
 });
 
 /**
@@ -249,7 +255,11 @@ test('a published release is queued by tag without a sha; created and draft are 
   assert.deepEqual([published.status, published.json], [202, { deploy: 'deploy-1' }]);
   const { ref, sha, source } = r.queue.requests[0]!;
   assert.deepEqual({ ref, sha, source }, { ref: 'refs/tags/0.0.1', sha: null, source: 'release' });
-  const draft = await deliver(r, 'release', release('created', (rel) => (rel.draft = true)));
+  const draft = await deliver(
+    r,
+    'release',
+    release('created', (rel) => (rel.draft = true)),
+  );
   assert.equal(draft.status, 202);
   assert.match(String(draft.json.ignored), /"created" does not deploy/);
   assert.equal(r.queue.requests.length, 1);
@@ -277,7 +287,10 @@ test('a branch outside deploy_on, an unknown repo and a hostile ref are ignored,
   const elsewhere = tagPush();
   elsewhere.repository.full_name = 'someone/else';
   assert.match(String((await deliver(r, 'push', elsewhere)).json.ignored), /no app .* "someone\/else"/);
-  for (const [event, payload] of [['push', tagPush('v1;rm -rf')], ['release', release('published', (rel) => (rel.tag_name = 'v1;rm -rf'))]] as const) {
+  for (const [event, payload] of [
+    ['push', tagPush('v1;rm -rf')],
+    ['release', release('published', (rel) => (rel.tag_name = 'v1;rm -rf'))],
+  ] as const) {
     const { status, json } = await deliver(r, event, payload);
     assert.equal(status, 202);
     assert.match(String(json.ignored), /is not acceptable: it contains a space/);
@@ -300,11 +313,12 @@ test('a queue that is shutting down is a 503 with a hint: GitHub shows the deliv
   r.queue.failWith = new ShuttingDownError();
   const { status, json } = await deliver(r, 'push', tagPush());
   assert.equal(status, 503);
-  assert.deepEqual(json, { error: 'could not queue the deploy of cafeteria: duet is shutting down', hint: 'send it again in a moment: the restarted duet serve takes it' });
+  assert.deepEqual(json, {
+    error: 'could not queue the deploy of cafeteria: duet is shutting down',
+    hint: 'send it again in a moment: the restarted duet serve takes it',
+  });
 });
 
 test('an empty secret is refused when the router is built', () => {
-  assert.throws(() =>
-    webhookRouter({ config: makeConfig(), secret: '', queue: new RecordingQueue(), logger: pino({ enabled: false }) }),
-  );
+  assert.throws(() => webhookRouter({ config: makeConfig(), secret: '', queue: new RecordingQueue(), logger: pino({ enabled: false }) }));
 });

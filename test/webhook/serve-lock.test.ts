@@ -24,7 +24,10 @@ test('a second duet serve on the same state dir refuses, naming the first, and t
   const { deploy: id } = (await submitted.json()) as { deploy: string };
   // While v2 takes its 4 s to listen, the first server's deploy is running: what a second
   // server used to pick up as "interrupted" and run again.
-  const inHealth = await pollUntil(async () => ((await getJson(`${first.url}/deploys/${id}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined), { timeoutMs: 30_000 });
+  const inHealth = await pollUntil(
+    async () => ((await getJson(`${first.url}/deploys/${id}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined),
+    { timeoutMs: 30_000 },
+  );
   assert.ok(inHealth, 'the first server deploys v2');
   const triggersPath = `${setup.config.stateDir}/triggers.ndjson`;
   const before = await readFile(triggersPath, 'utf8');
@@ -39,16 +42,25 @@ test('a second duet serve on the same state dir refuses, naming the first, and t
   t.after(() => void second.kill('SIGKILL'));
   const refused = await second;
   assert.equal(refused.exitCode, 1, String(refused.all));
-  assert.match(String(refused.all), new RegExp(`another duet serve \\(pid ${first.child.pid}, since [^)]+\\) already runs on the state dir ${setup.config.stateDir}`));
+  assert.match(
+    String(refused.all),
+    new RegExp(`another duet serve \\(pid ${first.child.pid}, since [^)]+\\) already runs on the state dir ${setup.config.stateDir}`),
+  );
   assert.match(String(refused.all), new RegExp(`hint: only one duet serve may run per state_dir: stop pid ${first.child.pid} first`));
   assert.equal(await readFile(triggersPath, 'utf8'), before, 'the second server wrote no trigger');
   const begins = (await new Journal(setup.app.paths.journal).events()).filter((e) => e.type === 'begin');
-  assert.ok(begins.every((e) => e.pid !== second.pid), 'the second server began no deploy');
+  assert.ok(
+    begins.every((e) => e.pid !== second.pid),
+    'the second server began no deploy',
+  );
 
-  const done = await pollUntil(async () => {
-    const { body } = await getJson(`${first.url}/deploys/${id}`);
-    return ['succeeded', 'failed', 'errored'].includes(body?.state) ? body : undefined;
-  }, { timeoutMs: 30_000, maxIntervalMs: 200 });
+  const done = await pollUntil(
+    async () => {
+      const { body } = await getJson(`${first.url}/deploys/${id}`);
+      return ['succeeded', 'failed', 'errored'].includes(body?.state) ? body : undefined;
+    },
+    { timeoutMs: 30_000, maxIntervalMs: 200 },
+  );
   assert.equal(done?.state, 'succeeded', JSON.stringify(done));
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   await first.stop();

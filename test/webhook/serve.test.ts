@@ -26,10 +26,13 @@ async function serveSetup(t: import('node:test').TestContext, tags?: Record<stri
 }
 
 async function waitForState(url: string, id: string, states: string[], timeoutMs = 60_000): Promise<any> {
-  const record = await pollUntil(async () => {
-    const { body } = await getJson(`${url}/deploys/${id}`);
-    return states.includes(body?.state) ? body : undefined;
-  }, { timeoutMs, maxIntervalMs: 200 });
+  const record = await pollUntil(
+    async () => {
+      const { body } = await getJson(`${url}/deploys/${id}`);
+      return states.includes(body?.state) ? body : undefined;
+    },
+    { timeoutMs, maxIntervalMs: 200 },
+  );
   assert.ok(record, `deploy ${id} did not reach ${states.join('/')}`);
   return record;
 }
@@ -52,7 +55,10 @@ test('a signed tag push deploys through duet serve, and the commit gets pending 
 
   await github.waitFor((requests) => requests.some((r) => (r.body as any)?.state === 'success'));
   const statuses = statusesFor(github, v2);
-  assert.deepEqual(statuses.map((s) => s.state), ['pending', 'pending', 'success']);
+  assert.deepEqual(
+    statuses.map((s) => s.state),
+    ['pending', 'pending', 'success'],
+  );
   assert.equal(statuses[0]!.description, 'Queued');
   assert.match(statuses[1]!.description, /^Deploying .*v2 to blue$/);
   assert.match(statuses[2]!.description, /^Live on blue in \d+\.\ds$/);
@@ -77,7 +83,9 @@ test('duet serve killed mid-deploy resumes it after a restart; the CLI and the s
   const response = await postWebhook(first.url, 'push', tagPush(REPO, 'v2', v2), 'delivery-crash');
   const { deploy: id } = (await response.json()) as { deploy: string };
   await waitForState(first.url, id, ['running']);
-  await pollUntil(async () => ((await getJson(`${first.url}/deploys/${id}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined), { timeoutMs: 30_000 });
+  await pollUntil(async () => ((await getJson(`${first.url}/deploys/${id}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined), {
+    timeoutMs: 30_000,
+  });
 
   const cli = await setup.duet(['deploy', '--ref', 'v1', '--no-wait']);
   assert.equal(cli.code, 1, 'a shell deploy does not race the server');
@@ -122,12 +130,31 @@ test('GitHub example payloads through a real duet serve: what deploys, what is i
 
   const body = JSON.stringify(tagPush(REPO, 'v2', v2));
   const refused = [
-    await fetch(`${serve.url}/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': sign(body, 'wrong secret') }, body }),
+    await fetch(`${serve.url}/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': sign(body, 'wrong secret') },
+      body,
+    }),
     await fetch(`${serve.url}/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'push' }, body }),
-    await fetch(`${serve.url}/webhook`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-github-event': 'push', 'x-hub-signature-256': sign(`payload=${encodeURIComponent(body)}`) }, body: `payload=${encodeURIComponent(body)}` }),
-    await fetch(`${serve.url}/webhook`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': sign('{"ref": ') }, body: '{"ref": ' }),
+    await fetch(`${serve.url}/webhook`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        'x-github-event': 'push',
+        'x-hub-signature-256': sign(`payload=${encodeURIComponent(body)}`),
+      },
+      body: `payload=${encodeURIComponent(body)}`,
+    }),
+    await fetch(`${serve.url}/webhook`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-hub-signature-256': sign('{"ref": ') },
+      body: '{"ref": ',
+    }),
   ];
-  assert.deepEqual(refused.map((r) => r.status), [401, 401, 415, 400]);
+  assert.deepEqual(
+    refused.map((r) => r.status),
+    [401, 401, 415, 400],
+  );
   assert.equal(await triggers(), '', 'nothing was queued by any of the above');
   assert.equal(existsSync(setup.app.paths.journal), false, 'nothing ran');
 

@@ -20,7 +20,15 @@ export const history: Command = {
       const where = r.to ? `${r.from ?? '-'} -> ${r.to}` : '';
       print(
         context.stdout,
-        [r.id, (r.outcome ?? 'running').padEnd(11), what.padEnd(20), (r.sha ?? '').slice(0, 7).padEnd(7), where.padEnd(14), took.padStart(6), r.error ? ` ${r.failedStep}: ${r.error.split('\n')[0]}` : r.reason ? ` ${r.reason}` : '']
+        [
+          r.id,
+          (r.outcome ?? 'running').padEnd(11),
+          what.padEnd(20),
+          (r.sha ?? '').slice(0, 7).padEnd(7),
+          where.padEnd(14),
+          took.padStart(6),
+          r.error ? ` ${r.failedStep}: ${r.error.split('\n')[0]}` : r.reason ? ` ${r.reason}` : '',
+        ]
           .join('  ')
           .trimEnd(),
       );

@@ -20,7 +20,8 @@ function render(s: AppStatus): string {
   if (s.enabled && live && live.state !== 'healthy') {
     const since = live.downSince ? ` since ${live.downSince}` : '';
     const why = live.lastProblem ? ` (${live.lastProblem})` : '';
-    const answering = s.serving && s.serving !== s.enabled ? `; ${s.serving} answers through nginx's fallback` : s.serving ? '' : '; the public port does not answer';
+    const answering =
+      s.serving && s.serving !== s.enabled ? `; ${s.serving} answers through nginx's fallback` : s.serving ? '' : '; the public port does not answer';
     lines.push(`  warning: ${s.enabled} (live) is ${live.state.toUpperCase()}${since}${why}${answering}`);
   } else if (s.enabled && s.serving && s.serving !== s.enabled) {
     lines.push(`  warning: duet's nginx config points at ${s.enabled} but the public port is served by ${s.serving} (reload nginx)`);
@@ -37,6 +38,8 @@ function render(s: AppStatus): string {
   }
   if (s.deploying) lines.push(`  deploying: ${s.deploying.id} ${s.deploying.ref ?? ''} at step ${s.deploying.step ?? 'starting'} (pid ${s.deploying.pid})`);
   if (s.lastFailover) lines.push(`  last failover: ${s.lastFailover.at} from ${s.lastFailover.from} to ${s.lastFailover.to}: ${s.lastFailover.reason}`);
-  lines.push(s.supervisedBy ? `  supervised by duet serve (pid ${s.supervisedBy})` : '  not supervised: duet serve is not running (crashed colors are not restarted)');
+  lines.push(
+    s.supervisedBy ? `  supervised by duet serve (pid ${s.supervisedBy})` : '  not supervised: duet serve is not running (crashed colors are not restarted)',
+  );
   return lines.join('\n');
 }

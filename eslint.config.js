@@ -1,0 +1,38 @@
+// `npm run lint`: ESLint with typescript-eslint's type-checked rules, and prettier's check of the
+// formatting (`npm run format` writes it).
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'test/fixtures/', 'bench/app/', 'demo/app/', 'scripts/', 'eslint.config.js'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      // node:test's test() returns a promise the runner itself awaits.
+      '@typescript-eslint/no-floating-promises': ['error', { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['test', 'it', 'describe', 'suite'] }] }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', destructuredArrayIgnorePattern: '^_' }],
+      // Steps, probes and polls take callbacks that must return a promise (run.step, pollUntil):
+      // one that happens to have nothing to await is still right to be async.
+      '@typescript-eslint/require-await': 'off',
+      // A variable set once, after a cleanup hook that reads it was registered, stays a let.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
+    },
+  },
+  {
+    // Tests and the benchmark read what real servers answered (JSON over HTTP, records from disk)
+    // and assert on it: typing every such body would add nothing the assertions do not check.
+    files: ['test/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/no-unsafe-call': 'off',
+      '@typescript-eslint/no-explicit-any': 'off',
+      // Fixtures hand out functions (const { duet, succeed } = await setupDuet(t)); none uses this.
+      '@typescript-eslint/unbound-method': 'off',
+    },
+  },
+);
