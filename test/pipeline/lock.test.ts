@@ -40,3 +40,28 @@ test('a lock left by a dead process is taken over', async (t) => {
   assert.match((await get('/')).body, /cafeteria v1/);
   assert.equal(existsSync(app.paths.lock), false);
 });
+
+test('start-instance and stop-instance take the lock too: never under a running deploy', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":6000}' } } });
+  const { duet, succeed, app } = setup;
+  await succeed(['deploy', '--ref', 'v1']);
+  await succeed(['stop-instance', 'green']);
+
+  const deploying = duet(['deploy', '--ref', 'v2']);
+  const locked = await pollUntil(async () => (existsSync(app.paths.lock) ? true : undefined), { timeoutMs: 10_000 });
+  assert.ok(locked, 'the deploy takes the lock');
+  // Green is the deploy's idle color, starting: stopping it now would fail the deploy at health.
+  const stop = await duet(['stop-instance', 'green', '--no-wait']);
+  assert.equal(stop.code, 1);
+  assert.match(stop.stderr, /cafeteria is locked by pid \d+ \(deploy v2, since /);
+  const start = await duet(['start-instance', 'blue', '--no-wait']);
+  assert.equal(start.code, 1);
+  assert.match(start.stderr, /locked by pid \d+ \(deploy v2/);
+
+  const waited = await duet(['stop-instance', 'blue']);
+  assert.equal(waited.code, 0, waited.stderr);
+  assert.match(waited.stderr, /waiting for pid \d+ \(deploy v2/);
+  assert.equal((await deploying).code, 0, 'the deploy was not disturbed');
+  assert.match((await setup.get('/')).body, /cafeteria v2/);
+  assert.equal(waited.stdout.trim(), 'stopped', 'then blue (now the standby) was stopped');
+});

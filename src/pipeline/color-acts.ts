@@ -1,0 +1,56 @@
+import type { AppConfig, Config } from '../config/load.js';
+import type { Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
+import { waitUntilHealthy } from '../instance/health.js';
+import type { InstanceRecord, StopOutcome } from '../instance/pidfile.js';
+import { startInstance, stillRunning, stopInstance } from '../instance/runner.js';
+import { preparedRelease } from '../instance/update.js';
+import { configuredColor } from '../switch/proxy.js';
+import { acquireLock, type LockOwner } from './lock.js';
+
+/**
+ * start-instance and stop-instance, as operations of the pipeline: each takes the app's lock, as
+ * a deploy does, so a color is never started or stopped under a running deploy (which would find
+ * its idle color gone between health and switch, or its checkout's instance replaced).
+ */
+export interface ActOptions {
+  /** false: fail at once when a deploy or another act holds the lock (`--no-wait`). */
+  wait: boolean;
+  onWait?: (holder: LockOwner) => void;
+}
+
+/** Start a color from its prepared checkout and wait until it answers its health check. */
+export async function startColor(app: AppConfig, color: Color, options: ActOptions): Promise<InstanceRecord> {
+  const lock = await acquireLock(app, { command: `start-instance ${color}`, wait: options.wait, onWait: options.onWait });
+  try {
+    const prepared = await preparedRelease(app, color);
+    if (!prepared) {
+      throw new DuetError(`${color} has no completely prepared checkout to start`, {
+        step: 'start',
+        hint: `prepare it first: duet update-instance ${color} --ref <ref>`,
+      });
+    }
+    const record = await startInstance(app, color, prepared);
+    await waitUntilHealthy(app, color, { isAlive: stillRunning(record) });
+    return record;
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Stop a color; the one nginx serves only with `force` (it takes the app down). */
+export async function stopColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean }): Promise<StopOutcome> {
+  const lock = await acquireLock(app, { command: `stop-instance ${color}`, wait: options.wait, onWait: options.onWait });
+  try {
+    // Asked under the lock: a deploy that just switched made the other color the live one.
+    if (!options.force && (await configuredColor(app, config)) === color) {
+      throw new DuetError(`${color} is the color nginx serves: stopping it takes ${app.name} down`, {
+        step: 'stop',
+        hint: 'switch to the other color first, or pass --force if that is what you want',
+      });
+    }
+    return await stopInstance(app, color);
+  } finally {
+    await lock.release();
+  }
+}
