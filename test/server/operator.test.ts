@@ -1,0 +1,198 @@
+import assert from 'node:assert/strict';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { pollUntil } from '../../src/util/poll.js';
+import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
+import { createAppRepo, type AppRepo } from '../support/git-repo.js';
+import { freePort } from '../support/ports.js';
+import { startContainer, type Container } from './container.js';
+import { installRelease } from './release.js';
+
+/**
+ * The README's "Running duet on a server", step by step, as an operator does it, on a booted
+ * Debian 12 with systemd as PID 1. One machine for the whole walk: each step builds on the one
+ * before, as on a real server, and a step is skipped once one before it failed.
+ */
+
+const GITHUB_TOKEN = 'ghp_servertestservertestservertest0000';
+
+interface AppOnMachine {
+  name: string;
+  mode: 'socket' | 'port';
+  listen: number;
+  ports: { blue: number; green: number };
+  repo: AppRepo;
+  /** The bare repository inside the machine, as the host sees it / as the machine sees it. */
+  bareOnHost: string;
+  bareInMachine: string;
+}
+
+interface World {
+  machine: Container;
+  github: GitHubServer;
+  servePort: number;
+  apps: AppOnMachine[];
+  webhookSecret: string;
+  apiToken: string;
+}
+
+test('an operator sets duet up on a booted Debian 12 server, as the README says', async (t) => {
+  const github = await startGitHubServer(t);
+  // doctor's token check reads the repository: a classic token with the repo scope and push access.
+  github.respondAlways('GET', /^\/repos\/[^/]+\/[^/]+$/, {
+    status: 200,
+    headers: { 'x-oauth-scopes': 'repo' },
+    body: { private: true, default_branch: 'main', permissions: { admin: false, maintain: false, push: true, pull: true } },
+  });
+  const machine = await startContainer(t);
+  const boot = await machine.boot();
+  t.diagnostic(`boot: ${boot.ms} ms (${boot.state})`);
+  assert.deepEqual(boot.failed, []);
+
+  const world: World = { machine, github, servePort: await freePort(), apps: [], webhookSecret: '', apiToken: '' };
+  for (const [name, mode] of [['sockapp', 'socket'], ['portapp', 'port']] as const) {
+    world.apps.push(await appRepoInMachine(t, machine, name, mode));
+  }
+
+  let broken = false;
+  const step = async (name: string, fn: (t: TestContext) => Promise<void>): Promise<void> => {
+    await t.test(name, { skip: broken ? 'a step before failed' : false }, async (st) => {
+      try {
+        await fn(st);
+      } catch (error) {
+        broken = true;
+        throw error;
+      }
+    });
+  };
+
+  await step('1-4. install duet as a release, duet install, secrets as credentials files: doctor is green', async (st) => {
+    const started = Date.now();
+    await installRelease(machine);
+    assert.equal(await machine.run(['sh', '-c', 'command -v duet']), '/usr/bin/duet');
+    st.diagnostic(`duet copied in and npm install -g: ${Date.now() - started} ms`);
+
+    await mkdir(join(machine.root, 'etc', 'duet'), { recursive: true });
+    await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), configYaml(world));
+    const first = await machine.run(['duet', 'install']);
+    st.diagnostic(first.split('\n').filter((line) => /change|warning/.test(line)).join(' | '));
+    // Step 3: one value per file, root's only, as the README's commands write them.
+    await machine.sh("umask 077; openssl rand -hex 32 > /etc/duet/credentials/webhook-secret");
+    await machine.sh("umask 077; openssl rand -hex 32 > /etc/duet/credentials/api-token");
+    await machine.run(['sh', '-c', 'umask 077; cat > /etc/duet/credentials/github-token'], { input: `${GITHUB_TOKEN}\n` });
+    world.webhookSecret = (await machine.run(['cat', '/etc/duet/credentials/webhook-secret'])).trim();
+    world.apiToken = (await machine.run(['cat', '/etc/duet/credentials/api-token'])).trim();
+    await machine.run(['duet', 'install']);
+    assert.match(await machine.run(['duet', 'install']), /nothing to change/, 'a second duet install changes nothing');
+
+    // What the install made, as the machine has it.
+    assert.equal(await machine.run(['stat', '-c', '%a %U:%G', '/etc/duet/credentials', '/etc/duet/credentials/webhook-secret', '/etc/duet/duet.yml', '/etc/sudoers.d/duet']), '700 root:root\n600 root:root\n640 root:duet\n440 root:root');
+    assert.equal(await machine.run(['systemctl', 'is-enabled', 'duet.service', 'duet-bootup.service']), 'enabled\nenabled');
+    assert.match(await machine.run(['getent', 'passwd', 'duet']), /^duet:x:\d+:\d+:.*:\/var\/lib\/duet:\/usr\/sbin\/nologin$/);
+
+    const doctor = await machine.exec(['duet', 'doctor']);
+    st.diagnostic(`duet doctor:\n${doctor.stdout}`);
+    assert.equal(doctor.code, 0, `duet doctor is not green:\n${doctor.stdout}\n${doctor.stderr}`);
+    assert.doesNotMatch(doctor.stdout, /✗/);
+    assert.match(doctor.stdout, /✓ github sockapp: classic token/);
+    assert.ok(github.matching(/^\/repos\/duet-tests\/sockapp$/, 'GET').length > 0, 'doctor asked the fake GitHub API');
+    assert.equal(github.matching(/./, 'POST').length, 0, 'doctor never writes to GitHub');
+  });
+
+  await step('5. systemctl start duet-bootup.service duet.service: duet serve answers from the host', async () => {
+    await machine.run(['systemctl', 'start', 'duet-bootup.service', 'duet.service']);
+    const up = await pollUntil(async () => ((await fetch(`http://127.0.0.1:${world.servePort}/healthz`).catch(() => undefined))?.ok ? true : undefined), { timeoutMs: 30_000 });
+    assert.ok(up, `duet serve did not answer:\n${await machine.exec(['journalctl', '-u', 'duet', '--no-pager', '-n', '50']).then((r) => r.stdout)}`);
+  });
+
+  await step('the sandbox of duet.service is in force (checked from inside its namespaces)', async () => {
+    const pid = Number(await machine.run(['systemctl', 'show', '--property=MainPID', '--value', 'duet.service']));
+    assert.ok(pid > 0);
+    // The kernel's view of the process systemd started.
+    const status = await machine.run(['cat', `/proc/${pid}/status`]);
+    assert.match(status, /^Uid:\s+(\d+)\s+\1\s+\1\s+\1$/m);
+    assert.notEqual(/^Uid:\s+(\d+)/m.exec(status)?.[1], '0', 'duet serve runs as root');
+    // As the service user, in the service's own mount namespace: what duet serve and the apps see.
+    const [uid, gid] = [/^Uid:\s+(\d+)/m.exec(status)![1]!, /^Gid:\s+(\d+)/m.exec(status)![1]!];
+    const inside = (script: string) => machine.exec(['nsenter', '-t', String(pid), '-m', '-S', uid, '-G', gid, '--', 'sh', '-c', script]);
+    for (const path of ['/etc/duet-escape', '/usr/duet-escape', '/usr/local/bin/duet-escape']) {
+      const attempt = await inside(`touch ${path}`);
+      assert.notEqual(attempt.code, 0, `the service could write ${path}`);
+      assert.match(attempt.stderr, /Read-only file system/, `${path}: ${attempt.stderr}`);
+    }
+    // The control: outside the sandbox, root writes there; so Read-only above is the sandbox's doing.
+    await machine.sh('touch /etc/duet-escape /usr/local/bin/duet-escape && rm /etc/duet-escape /usr/local/bin/duet-escape');
+    assert.equal((await inside('touch /var/lib/duet/sandbox-probe && rm /var/lib/duet/sandbox-probe')).code, 0, 'the state dir is writable');
+    assert.equal((await inside('touch /etc/duet/nginx.d/sandbox-probe && rm /etc/duet/nginx.d/sandbox-probe')).code, 0, 'the nginx include dir is writable');
+    // ProtectHome=yes: /root and /home are empty and unwritable; PrivateTmp=yes: its /tmp is not the machine's.
+    await machine.sh('mkdir -p /home/alice && echo hers > /home/alice/visible && chmod -R a+rX /home/alice && echo machine > /tmp/machine-tmp-probe && chmod 644 /tmp/machine-tmp-probe');
+    assert.equal((await inside('cat /home/alice/visible')).code, 1, 'the service sees /home');
+    assert.equal((await inside('cat /tmp/machine-tmp-probe')).code, 1, "the service sees the machine's /tmp");
+    // The credentials: readable in the service, root's outside it.
+    assert.equal((await inside('cat "$(ls -d /run/credentials/duet.service)/webhook-secret"')).stdout.trim(), world.webhookSecret);
+    const outside = await machine.exec(['setpriv', '--reuid=duet', '--regid=duet', '--init-groups', 'cat', '/etc/duet/credentials/webhook-secret']);
+    assert.notEqual(outside.code, 0);
+    assert.match(outside.stderr, /Permission denied/);
+    // sudoers: the duet user may run exactly nginx -t and nginx -s reload as root, nothing else.
+    const sudo = (argv: string) => machine.exec(['setpriv', '--reuid=duet', '--regid=duet', '--init-groups', 'sh', '-c', `sudo -n ${argv}`]);
+    assert.equal((await sudo('/usr/sbin/nginx -t')).code, 0);
+    for (const argv of ['/usr/sbin/nginx -s stop', '/bin/sh -c id', '/usr/sbin/nginx']) {
+      const refused = await sudo(argv);
+      assert.notEqual(refused.code, 0, `sudo ${argv} was allowed`);
+      assert.match(refused.stderr, /a password is required|not allowed/, `sudo ${argv}: ${refused.stderr}`);
+    }
+  });
+});
+
+/** The app's repository: a work tree on the host, its bare repository inside the machine. */
+async function appRepoInMachine(t: TestContext, machine: Container, name: string, mode: 'socket' | 'port'): Promise<AppOnMachine> {
+  const repo = await createAppRepo(t);
+  await repo.tag('v1');
+  const bareInMachine = `/srv/git/${name}.git`;
+  const bareOnHost = join(machine.root, bareInMachine);
+  await mkdir(join(machine.root, 'srv', 'git'), { recursive: true });
+  await repo.git(['clone', '--quiet', '--bare', repo.bareDir, bareOnHost]);
+  // The repositories are root's and the duet user reads them: without this, git (since 2.35.2)
+  // refuses with "fatal: detected dubious ownership in repository at '/srv/git/<app>.git'".
+  await machine.run(['git', 'config', '--system', '--add', 'safe.directory', bareInMachine]);
+  return { name, mode, listen: await freePort(), ports: { blue: await freePort(), green: await freePort() }, repo, bareOnHost, bareInMachine };
+}
+
+function configYaml(world: World): string {
+  const apps = world.apps.flatMap((app) => [
+    `  ${app.name}:`,
+    `    repo: duet-tests/${app.name}`,
+    `    clone_url: file://${app.bareInMachine}`,
+    `    listen: "127.0.0.1:${app.listen}"`,
+    `    server_name: ${app.name}.test`,
+    `    switch: ${app.mode}`,
+    `    ports: { blue: ${app.ports.blue}, green: ${app.ports.green} }`,
+    '    install: npm ci --no-audit --no-fund',
+    '    build: npm run build --if-present',
+    '    start: exec node server.js',
+    '    health: { path: /health, timeout_s: 30, watch_s: 1 }',
+    '    standby: keep',
+    '    drain_s: 0.5',
+    '    deploy_on: { branches: [main], tags: ["v*"] }',
+  ]);
+  return [
+    '# duet.yml of the server suite (test/server/operator.test.ts)',
+    'state_dir: /var/lib/duet',
+    'user: duet',
+    'runner: process',
+    'nginx:',
+    '  managed: false',
+    '  conf_dir: /etc/duet/nginx.d',
+    '  test_cmd: [sudo, -n, /usr/sbin/nginx, -t]',
+    '  reload_cmd: [sudo, -n, /usr/sbin/nginx, -s, reload]',
+    'server:',
+    `  listen: 127.0.0.1:${world.servePort}`,
+    `  public_url: http://127.0.0.1:${world.servePort}`,
+    'github:',
+    `  api_url: http://127.0.0.1:${world.github.port}`,
+    'apps:',
+    ...apps,
+    '',
+  ].join('\n');
+}
