@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -6,6 +7,8 @@ import { pollUntil } from '../../src/util/poll.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { freePort } from '../support/ports.js';
+import { examples, sign } from '../support/serve.js';
+import { getPublic } from '../support/duet.js';
 import { startContainer, type Container } from './container.js';
 import { installRelease } from './release.js';
 
@@ -143,6 +146,43 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
       assert.match(refused.stderr, /a password is required|not allowed/, `sudo ${argv}: ${refused.stderr}`);
     }
   });
+
+  // Deploy rounds: the first push makes one color live, the second the other, keeping the first
+  // as a warm standby. Each through GitHub's way in: a signed push delivery from the host.
+  const deployed = new Map<string, { live: string; standby: string; sha: string }>();
+  await step('6-7. signed push webhooks from the host deploy both apps; commit statuses reach the fake GitHub API', async (st) => {
+    for (const round of [1, 2]) {
+      for (const app of world.apps) {
+        const started = Date.now();
+        const sha = round === 1 ? app.repo.initialSha : await app.repo.commit({ VERSION: `${app.name}-v2\n` }, 'v2', { push: false });
+        await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
+        const response = await postWebhook(world, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
+        assert.equal(response.status, 202, `webhook answered ${response.status}: ${await response.text()}`);
+        const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
+        await github.waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 120_000).catch(async (error) => {
+          throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
+        });
+        const states = github.matching(new RegExp(`^${statuses}$`), 'POST').map((r) => (r.body as { state: string }).state);
+        // pending when queued, pending when it starts, success at the end.
+        assert.deepEqual([states.at(-1), new Set(states.slice(0, -1))], ['success', new Set(['pending'])], `${app.name} round ${round}: statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`);
+        const status = await duetStatus(machine, app.name);
+        const live = status.enabled as string;
+        assert.equal(status.colors[live].revision, sha);
+        const answer = await getPublic(app.listen);
+        assert.equal(answer.status, 200);
+        assert.match(answer.body, new RegExp(`color ${live} revision ${sha}`));
+        if (round === 2) {
+          const standby = live === 'blue' ? 'green' : 'blue';
+          assert.equal(status.colors[standby].healthy, true, `${app.name}: the standby ${standby} is not warm`);
+          deployed.set(app.name, { live, standby, sha });
+        }
+        st.diagnostic(`${app.name} round ${round}: push to success status ${Date.now() - started} ms, live ${live}`);
+      }
+    }
+    // The port-mode switch reloaded the system nginx through sudo, as the duet user.
+    assert.match(await journal(machine, 'duet'), /portapp/);
+  });
+
 });
 
 /** The app's repository: a work tree on the host, its bare repository inside the machine. */
@@ -195,4 +235,41 @@ function configYaml(world: World): string {
     ...apps,
     '',
   ].join('\n');
+}
+
+/** GitHub's branch push example, pointed at our repository, branch and commit. */
+function branchPush(fullName: string, branch: string, sha: string): Record<string, unknown> {
+  const example = examples('push').find((e) => String(e.ref).startsWith('refs/heads/') && !e.deleted);
+  if (!example) throw new Error('no branch push example');
+  example.ref = `refs/heads/${branch}`;
+  example.after = sha;
+  example.deleted = false;
+  example.head_commit = { ...(example.head_commit ?? {}), id: sha };
+  example.repository.full_name = fullName;
+  return example;
+}
+
+async function postWebhook(world: World, event: string, payload: unknown): Promise<Response> {
+  const body = JSON.stringify(payload);
+  return fetch(`http://127.0.0.1:${world.servePort}/webhook`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': event,
+      'x-github-delivery': randomUUID(),
+      'x-hub-signature-256': sign(body, world.webhookSecret),
+      'user-agent': 'GitHub-Hookshot/server-suite',
+    },
+    body,
+  });
+}
+
+/** `sudo -u duet duet status <app> --json`, as the README runs it. */
+async function duetStatus(machine: Container, app: string): Promise<any> {
+  return JSON.parse(await machine.run(['sudo', '-u', 'duet', 'duet', 'status', app, '--json']));
+}
+
+async function journal(machine: Container, unit: string): Promise<string> {
+  const result = await machine.exec(['journalctl', '-u', unit, '--no-pager', '-o', 'cat', '-n', '60']);
+  return `--- journalctl -u ${unit} ---\n${result.stdout}${result.stderr}`;
 }
