@@ -183,6 +183,38 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
     assert.match(await journal(machine, 'duet'), /portapp/);
   });
 
+  await step('a reboot (poweroff, boot the same tree): both apps come back on the live color, standby warm, no manual step', async (st) => {
+    const off = await machine.poweroff();
+    const started = Date.now();
+    const again = await machine.boot();
+    st.diagnostic(`poweroff ${off} ms; boot to ${again.state} ${again.ms} ms`);
+    assert.deepEqual(again.failed, []);
+    const serving = new Map<string, number>();
+    const ready = await pollUntil(
+      async () => {
+        for (const app of world.apps) {
+          if (serving.has(app.name)) continue;
+          const want = deployed.get(app.name)!;
+          const answer = await getPublic(app.listen).catch(() => undefined);
+          if (answer?.status === 200 && answer.body.includes(`color ${want.live} revision ${want.sha}`)) serving.set(app.name, Date.now() - started);
+        }
+        return serving.size === world.apps.length ? true : undefined;
+      },
+      { timeoutMs: 120_000, initialIntervalMs: 20, maxIntervalMs: 100 },
+    );
+    assert.ok(ready, `not serving after the reboot: ${world.apps.filter((a) => !serving.has(a.name)).map((a) => a.name).join(', ')}\n${await journal(machine, 'duet-bootup')}`);
+    const total = Math.max(...serving.values());
+    st.diagnostic(`reboot to serving the live color: ${[...serving].map(([name, ms]) => `${name} ${ms} ms`).join(', ')} (from starting systemd-nspawn)`);
+    for (const app of world.apps) {
+      const want = deployed.get(app.name)!;
+      const status = await duetStatus(machine, app.name);
+      assert.equal(status.enabled, want.live);
+      assert.equal(status.colors[want.live].healthy, true);
+      assert.equal(status.colors[want.standby].healthy, true, `${app.name}: the standby is not warm after the reboot`);
+    }
+    assert.equal(await machine.run(['systemctl', 'is-active', 'duet-bootup.service', 'duet.service']), 'active\nactive');
+    assert.ok(total < 15_000, `serving again took ${total} ms after the boot began, over the 15 s bound`);
+  });
 });
 
 /** The app's repository: a work tree on the host, its bare repository inside the machine. */
