@@ -11,7 +11,10 @@ test('a Debian 12 container boots with systemd as PID 1, nginx up, node from the
 
   assert.equal(await machine.run(['cat', '/proc/1/comm']), 'systemd');
   assert.match(await machine.run(['cat', '/etc/os-release']), /VERSION_ID="12"/);
-  assert.equal(await machine.run(['systemctl', 'is-active', 'nginx.service', 'dbus.service', 'systemd-journald.service', 'systemd-logind.service']), 'active\nactive\nactive\nactive');
+  assert.equal(
+    await machine.run(['systemctl', 'is-active', 'nginx.service', 'dbus.service', 'systemd-journald.service', 'systemd-logind.service']),
+    'active\nactive\nactive\nactive',
+  );
   assert.equal(await machine.run(['node', '--version']), process.version);
   assert.match(await machine.run(['npm', '--version']), /^\d+\.\d+\.\d+$/);
   // The tree in the cache is never written: a file made inside lands in the overlay only.

@@ -103,7 +103,8 @@ export async function startContainer(t: TestContext, options: { log?: (line: str
   };
   const run = async (argv: string[], opts: { input?: string; timeoutMs?: number; env?: Record<string, string> } = {}): Promise<string> => {
     const result = await exec(argv, opts);
-    if (result.code !== 0) throw new Error(`in the container: ${argv.join(' ')} exited ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`);
+    if (result.code !== 0)
+      throw new Error(`in the container: ${argv.join(' ')} exited ${result.code}\n--- stdout ---\n${result.stdout}\n--- stderr ---\n${result.stderr}`);
     return result.stdout;
   };
 
@@ -168,7 +169,10 @@ export async function startContainer(t: TestContext, options: { log?: (line: str
     let failed: string[] = [];
     if (state === 'degraded') {
       const list = await exec(['systemctl', '--failed', '--plain', '--no-legend', '--no-pager']);
-      failed = list.stdout.split('\n').map((line) => line.trim().split(/\s+/)[0] ?? '').filter(Boolean);
+      failed = list.stdout
+        .split('\n')
+        .map((line) => line.trim().split(/\s+/)[0] ?? '')
+        .filter(Boolean);
       log(`booted degraded; failed units: ${failed.join(', ')}`);
     }
     return { ms, state, failed };

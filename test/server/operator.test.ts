@@ -54,7 +54,10 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
   assert.deepEqual(boot.failed, []);
 
   const world: World = { machine, github, servePort: await freePort(), apps: [], webhookSecret: '', apiToken: '' };
-  for (const [name, mode] of [['sockapp', 'socket'], ['portapp', 'port']] as const) {
+  for (const [name, mode] of [
+    ['sockapp', 'socket'],
+    ['portapp', 'port'],
+  ] as const) {
     world.apps.push(await appRepoInMachine(t, machine, name, mode));
   }
 
@@ -79,10 +82,15 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
     await mkdir(join(machine.root, 'etc', 'duet'), { recursive: true });
     await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), configYaml(world));
     const first = await machine.run(['duet', 'install']);
-    st.diagnostic(first.split('\n').filter((line) => /change|warning/.test(line)).join(' | '));
+    st.diagnostic(
+      first
+        .split('\n')
+        .filter((line) => /change|warning/.test(line))
+        .join(' | '),
+    );
     // Step 3: one value per file, root's only, as the README's commands write them.
-    await machine.sh("umask 077; openssl rand -hex 32 > /etc/duet/credentials/webhook-secret");
-    await machine.sh("umask 077; openssl rand -hex 32 > /etc/duet/credentials/api-token");
+    await machine.sh('umask 077; openssl rand -hex 32 > /etc/duet/credentials/webhook-secret');
+    await machine.sh('umask 077; openssl rand -hex 32 > /etc/duet/credentials/api-token');
     await machine.run(['sh', '-c', 'umask 077; cat > /etc/duet/credentials/github-token'], { input: `${GITHUB_TOKEN}\n` });
     world.webhookSecret = (await machine.run(['cat', '/etc/duet/credentials/webhook-secret'])).trim();
     world.apiToken = (await machine.run(['cat', '/etc/duet/credentials/api-token'])).trim();
@@ -90,7 +98,18 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
     assert.match(await machine.run(['duet', 'install']), /nothing to change/, 'a second duet install changes nothing');
 
     // What the install made, as the machine has it.
-    assert.equal(await machine.run(['stat', '-c', '%a %U:%G', '/etc/duet/credentials', '/etc/duet/credentials/webhook-secret', '/etc/duet/duet.yml', '/etc/sudoers.d/duet']), '700 root:root\n600 root:root\n640 root:duet\n440 root:root');
+    assert.equal(
+      await machine.run([
+        'stat',
+        '-c',
+        '%a %U:%G',
+        '/etc/duet/credentials',
+        '/etc/duet/credentials/webhook-secret',
+        '/etc/duet/duet.yml',
+        '/etc/sudoers.d/duet',
+      ]),
+      '700 root:root\n600 root:root\n640 root:duet\n440 root:root',
+    );
     assert.equal(await machine.run(['systemctl', 'is-enabled', 'duet.service', 'duet-bootup.service']), 'enabled\nenabled');
     assert.match(await machine.run(['getent', 'passwd', 'duet']), /^duet:x:\d+:\d+:.*:\/var\/lib\/duet:\/usr\/sbin\/nologin$/);
 
@@ -105,7 +124,9 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
 
   await step('5. systemctl start duet-bootup.service duet.service: duet serve answers from the host', async () => {
     await machine.run(['systemctl', 'start', 'duet-bootup.service', 'duet.service']);
-    const up = await pollUntil(async () => ((await fetch(`http://127.0.0.1:${world.servePort}/healthz`).catch(() => undefined))?.ok ? true : undefined), { timeoutMs: 30_000 });
+    const up = await pollUntil(async () => ((await fetch(`http://127.0.0.1:${world.servePort}/healthz`).catch(() => undefined))?.ok ? true : undefined), {
+      timeoutMs: 30_000,
+    });
     assert.ok(up, `duet serve did not answer:\n${await machine.exec(['journalctl', '-u', 'duet', '--no-pager', '-n', '50']).then((r) => r.stdout)}`);
   });
 
@@ -129,7 +150,9 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
     assert.equal((await inside('touch /var/lib/duet/sandbox-probe && rm /var/lib/duet/sandbox-probe')).code, 0, 'the state dir is writable');
     assert.equal((await inside('touch /etc/duet/nginx.d/sandbox-probe && rm /etc/duet/nginx.d/sandbox-probe')).code, 0, 'the nginx include dir is writable');
     // ProtectHome=yes: /root and /home are empty and unwritable; PrivateTmp=yes: its /tmp is not the machine's.
-    await machine.sh('mkdir -p /home/alice && echo hers > /home/alice/visible && chmod -R a+rX /home/alice && echo machine > /tmp/machine-tmp-probe && chmod 644 /tmp/machine-tmp-probe');
+    await machine.sh(
+      'mkdir -p /home/alice && echo hers > /home/alice/visible && chmod -R a+rX /home/alice && echo machine > /tmp/machine-tmp-probe && chmod 644 /tmp/machine-tmp-probe',
+    );
     assert.equal((await inside('cat /home/alice/visible')).code, 1, 'the service sees /home');
     assert.equal((await inside('cat /tmp/machine-tmp-probe')).code, 1, "the service sees the machine's /tmp");
     // The credentials: readable in the service, root's outside it.
@@ -159,12 +182,18 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
         const response = await postWebhook(world, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
         assert.equal(response.status, 202, `webhook answered ${response.status}: ${await response.text()}`);
         const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
-        await github.waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 120_000).catch(async (error) => {
-          throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
-        });
+        await github
+          .waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 120_000)
+          .catch(async (error) => {
+            throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
+          });
         const states = github.matching(new RegExp(`^${statuses}$`), 'POST').map((r) => (r.body as { state: string }).state);
         // pending when queued, pending when it starts, success at the end.
-        assert.deepEqual([states.at(-1), new Set(states.slice(0, -1))], ['success', new Set(['pending'])], `${app.name} round ${round}: statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`);
+        assert.deepEqual(
+          [states.at(-1), new Set(states.slice(0, -1))],
+          ['success', new Set(['pending'])],
+          `${app.name} round ${round}: statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`,
+        );
         const status = await duetStatus(machine, app.name);
         const live = status.enabled as string;
         assert.equal(status.colors[live].revision, sha);
@@ -202,7 +231,13 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
       },
       { timeoutMs: 120_000, initialIntervalMs: 20, maxIntervalMs: 100 },
     );
-    assert.ok(ready, `not serving after the reboot: ${world.apps.filter((a) => !serving.has(a.name)).map((a) => a.name).join(', ')}\n${await journal(machine, 'duet-bootup')}`);
+    assert.ok(
+      ready,
+      `not serving after the reboot: ${world.apps
+        .filter((a) => !serving.has(a.name))
+        .map((a) => a.name)
+        .join(', ')}\n${await journal(machine, 'duet-bootup')}`,
+    );
     const total = Math.max(...serving.values());
     st.diagnostic(`reboot to serving the live color: ${[...serving].map(([name, ms]) => `${name} ${ms} ms`).join(', ')} (from starting systemd-nspawn)`);
     for (const app of world.apps) {
