@@ -1,15 +1,16 @@
 import type { AppConfig, Config } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
-import { waitUntilHealthy } from '../instance/health.js';
+import { checkHealth, waitUntilHealthy } from '../instance/health.js';
 import type { InstanceRecord, StopOutcome } from '../instance/pidfile.js';
 import { startInstance, stillRunning, stopInstance } from '../instance/runner.js';
 import { preparedRelease } from '../instance/update.js';
-import { configuredColor } from '../switch/proxy.js';
+import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
+import type { OutputSink } from '../util/run.js';
 import { acquireLock, type LockOwner } from './lock.js';
 
 /**
- * start-instance and stop-instance, as operations of the pipeline: each takes the app's lock, as
+ * start-instance, stop-instance and connect-to-nginx, as operations of the pipeline: each takes the app's lock, as
  * a deploy does, so a color is never started or stopped under a running deploy (which would find
  * its idle color gone between health and switch, or its checkout's instance replaced).
  */
@@ -50,6 +51,28 @@ export async function stopColor(config: Config, app: AppConfig, color: Color, op
       });
     }
     return await stopInstance(app, color);
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * Point nginx at a color, under the lock. A color that does not answer its health check is
+ * refused (nginx is left as it was) unless `force`; a healthy one is verified through the
+ * public port, as a deploy's switch is.
+ */
+export async function connectColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean; output?: OutputSink }): Promise<void> {
+  const lock = await acquireLock(app, { command: `connect-to-nginx ${color}`, wait: options.wait, onWait: options.onWait });
+  try {
+    const health = await checkHealth(app, color);
+    if (health.state !== 'healthy' && !options.force) {
+      throw new DuetError(`${color} is not healthy (GET ${app.health.path}: ${health.detail}); nginx was left as it was`, {
+        step: 'switch',
+        hint: `start it (duet start-instance ${color}) or pass --force`,
+      });
+    }
+    const switched = await switchProxy(app, config, color, { output: options.output });
+    if (health.state === 'healthy') await verifyProxy(app, color, { reload: switched.reload });
   } finally {
     await lock.release();
   }

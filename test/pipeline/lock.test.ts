@@ -41,7 +41,7 @@ test('a lock left by a dead process is taken over', async (t) => {
   assert.equal(existsSync(app.paths.lock), false);
 });
 
-test('start-instance and stop-instance take the lock too: never under a running deploy', async (t) => {
+test('start-instance, stop-instance and connect-to-nginx take the lock too: never under a running deploy', async (t) => {
   const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":6000}' } } });
   const { duet, succeed, app } = setup;
   await succeed(['deploy', '--ref', 'v1']);
@@ -57,6 +57,10 @@ test('start-instance and stop-instance take the lock too: never under a running 
   const start = await duet(['start-instance', 'blue', '--no-wait']);
   assert.equal(start.code, 1);
   assert.match(start.stderr, /locked by pid \d+ \(deploy v2/);
+
+  const connect = await duet(['connect-to-nginx', 'blue', '--no-wait']);
+  assert.equal(connect.code, 1);
+  assert.match(connect.stderr, /locked by pid \d+ \(deploy v2/);
 
   const waited = await duet(['stop-instance', 'blue']);
   assert.equal(waited.code, 0, waited.stderr);

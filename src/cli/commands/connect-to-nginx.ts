@@ -1,30 +1,19 @@
-import { DuetError } from '../../errors.js';
-import { checkHealth } from '../../instance/health.js';
-import { acquireLock } from '../../pipeline/lock.js';
-import { switchProxy, verifyProxy } from '../../switch/proxy.js';
+import { connectColor } from '../../pipeline/color-acts.js';
 import { appAndColorFrom, print, type Command } from '../command.js';
 
 export const connectToNginx: Command = {
   name: 'connect-to-nginx',
   summary: 'point nginx at a color (refuses an unhealthy one unless --force)',
-  usage: 'connect-to-nginx [app] <color> [--force]',
-  options: { force: { type: 'boolean' } },
+  usage: 'connect-to-nginx [app] <color> [--force] [--no-wait]',
+  options: { force: { type: 'boolean' }, 'no-wait': { type: 'boolean' } },
   async run(context) {
     const { config, app, color } = await appAndColorFrom(context, connectToNginx);
-    const lock = await acquireLock(app, { command: `connect-to-nginx ${color}`, wait: true });
-    try {
-      const health = await checkHealth(app, color);
-      if (health.state !== 'healthy' && !context.values.force) {
-        throw new DuetError(`${color} is not healthy (GET ${app.health.path}: ${health.detail}); nginx was left as it was`, {
-          step: 'switch',
-          hint: `start it (duet start-instance ${color}) or pass --force`,
-        });
-      }
-      const switched = await switchProxy(app, config, color, { output: context.stderr });
-      if (health.state === 'healthy') await verifyProxy(app, color, { reload: switched.reload });
-      print(context.stdout, color);
-    } finally {
-      await lock.release();
-    }
+    await connectColor(config, app, color, {
+      force: context.values.force === true,
+      wait: !context.values['no-wait'],
+      onWait: (holder) => print(context.stderr, `duet: waiting for pid ${holder.pid} (${holder.command})`),
+      output: context.stderr,
+    });
+    print(context.stdout, color);
   },
 };
