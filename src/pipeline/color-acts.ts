@@ -20,10 +20,18 @@ export interface ActOptions {
   onWait?: (holder: LockOwner) => void;
 }
 
-/** Start a color from its prepared checkout and wait until it answers its health check. */
-export async function startColor(app: AppConfig, color: Color, options: ActOptions): Promise<InstanceRecord> {
-  const lock = await acquireLock(app, { command: `start-instance ${color}`, wait: options.wait, onWait: options.onWait });
+async function underLock<T>(app: AppConfig, command: string, options: ActOptions, act: () => Promise<T>): Promise<T> {
+  const lock = await acquireLock(app, { command, wait: options.wait, onWait: options.onWait });
   try {
+    return await act();
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Start a color from its prepared checkout and wait until it answers its health check. */
+export function startColor(app: AppConfig, color: Color, options: ActOptions): Promise<InstanceRecord> {
+  return underLock(app, `start-instance ${color}`, options, async () => {
     const prepared = await preparedRelease(app, color);
     if (!prepared) {
       throw new DuetError(`${color} has no completely prepared checkout to start`, {
@@ -34,15 +42,12 @@ export async function startColor(app: AppConfig, color: Color, options: ActOptio
     const record = await startInstance(app, color, prepared);
     await waitUntilHealthy(app, color, { isAlive: stillRunning(record) });
     return record;
-  } finally {
-    await lock.release();
-  }
+  });
 }
 
 /** Stop a color; the one nginx serves only with `force` (it takes the app down). */
-export async function stopColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean }): Promise<StopOutcome> {
-  const lock = await acquireLock(app, { command: `stop-instance ${color}`, wait: options.wait, onWait: options.onWait });
-  try {
+export function stopColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean }): Promise<StopOutcome> {
+  return underLock(app, `stop-instance ${color}`, options, async () => {
     // Asked under the lock: a deploy that just switched made the other color the live one.
     if (!options.force && (await configuredColor(app, config)) === color) {
       throw new DuetError(`${color} is the color nginx serves: stopping it takes ${app.name} down`, {
@@ -50,10 +55,8 @@ export async function stopColor(config: Config, app: AppConfig, color: Color, op
         hint: 'switch to the other color first, or pass --force if that is what you want',
       });
     }
-    return await stopInstance(app, color);
-  } finally {
-    await lock.release();
-  }
+    return stopInstance(app, color);
+  });
 }
 
 /**
@@ -61,9 +64,8 @@ export async function stopColor(config: Config, app: AppConfig, color: Color, op
  * refused (nginx is left as it was) unless `force`; a healthy one is verified through the
  * public port, as a deploy's switch is.
  */
-export async function connectColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean; output?: OutputSink }): Promise<void> {
-  const lock = await acquireLock(app, { command: `connect-to-nginx ${color}`, wait: options.wait, onWait: options.onWait });
-  try {
+export function connectColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean; output?: OutputSink }): Promise<void> {
+  return underLock(app, `connect-to-nginx ${color}`, options, async () => {
     const health = await checkHealth(app, color);
     if (health.state !== 'healthy' && !options.force) {
       throw new DuetError(`${color} is not healthy (GET ${app.health.path}: ${health.detail}); nginx was left as it was`, {
@@ -73,7 +75,5 @@ export async function connectColor(config: Config, app: AppConfig, color: Color,
     }
     const switched = await switchProxy(app, config, color, { output: options.output });
     if (health.state === 'healthy') await verifyProxy(app, color, { reload: switched.reload });
-  } finally {
-    await lock.release();
-  }
+  });
 }
