@@ -17,6 +17,13 @@ export class DuetError extends Error {
 }
 
 /** The configuration file is missing or invalid, or the command line is wrong (exit 2). */
+/** What was asked is wrong (a ref, a payload, an argument): exit code 2, HTTP 400. */
+export class InvalidInputError extends DuetError {
+  constructor(message: string, options: { step: string; hint?: string; cause?: unknown }) {
+    super(message, { ...options, exitCode: 2 });
+  }
+}
+
 export class ConfigError extends DuetError {
   constructor(message: string, hint?: string) {
     super(message, { step: 'config', hint, exitCode: 2 });
@@ -46,6 +53,27 @@ export class CommandFailedError extends DuetError {
     this.exitStatus = options.exitStatus;
     this.outputTail = options.outputTail;
   }
+}
+
+/**
+ * A fault of duet itself (a TypeError, an assertion that did not hold) met during a step: not
+ * the deploy's failure (the app, git, nginx, the disk), and never reported as one. Deliberately
+ * not a DuetError: the queue records it as `errored`, GitHub gets `error`, the API answers 500.
+ */
+export class InternalError extends Error {
+  readonly step: string;
+
+  constructor(step: string, cause: unknown) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`internal error in duet at ${step}: ${reason} (a bug in duet, not in the app; the stack is in the deploy log)`, { cause });
+    this.name = 'InternalError';
+    this.step = step;
+  }
+}
+
+/** What the machine refused (ENOSPC, EACCES, ECONNREFUSED...): the deploy's failure, not duet's fault. */
+export function isSystemError(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string';
 }
 
 export function describeError(error: unknown): string {

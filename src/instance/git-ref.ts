@@ -1,4 +1,4 @@
-import { DuetError } from '../errors.js';
+import { InvalidInputError } from '../errors.js';
 
 /**
  * Refs arrive from webhooks and command lines. Before one reaches git (or a log line, or an
@@ -74,10 +74,9 @@ export function validateRefName(ref: string): string {
   const problem = refNameProblem(ref);
   if (problem !== undefined) {
     const shown = typeof ref === 'string' ? shownRef(ref) : String(ref);
-    throw new DuetError(`invalid ref ${shown}: ${problem}`, {
+    throw new InvalidInputError(`invalid ref ${shown}: ${problem}`, {
       step: 'resolve',
       hint: 'name a branch, a tag or a full commit sha, e.g. main, v1.2.0, refs/tags/v1',
-      exitCode: 2,
     });
   }
   return ref;

@@ -120,7 +120,9 @@ export class ColorWatch {
       this.instance = undefined;
       const current = await runningInstance(this.app, this.color);
       if (current) {
-        this.adopt(current, now);
+        // A process that already went live was healthy once: no start-up grace, a hang is judged
+        // at once by the failed probes in a row. Else its start is the one in the record.
+        this.adopt(current, now, record.liveSince ? Number.NEGATIVE_INFINITY : Date.parse(record.startedAt));
         findings.push({ kind: 'appeared' });
       }
     } else if (!this.instance || !(await isSameProcessAlive(this.instance))) {
@@ -188,10 +190,11 @@ export class ColorWatch {
     return { kind: 'unhealthy', detail };
   }
 
-  private adopt(instance: InstanceRecord, now: number): void {
+  private adopt(instance: InstanceRecord, now: number, startedAt = now): void {
     this.instance = instance;
     this.exitedSinceAdopt = false;
-    this.startingSince = now;
+    const since = Number.isNaN(startedAt) ? now : Math.min(startedAt, now);
+    this.startingSince = now - since < this.app.health.timeout_s * 1000 ? since : undefined;
     this.healthySince = undefined;
     this.streak.reset();
   }

@@ -1,6 +1,6 @@
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
-import { DuetError } from '../errors.js';
+import { DuetError, InvalidInputError } from '../errors.js';
 import { checkedOutRevision, preloadGit, resolveRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { copyAhead } from '../instance/install.js';
@@ -50,7 +50,7 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   // Refused before anything prints, locks or journals it: a bad ref is the caller's input error.
   const requested = validateRefName(options.ref ?? defaultRef(app));
   if (options.pinnedSha !== undefined && !isFullObjectId(options.pinnedSha)) {
-    throw new DuetError(`"${options.pinnedSha}" is not a full commit sha`, { step: 'resolve', exitCode: 2 });
+    throw new InvalidInputError(`"${options.pinnedSha}" is not a full commit sha`, { step: 'resolve' });
   }
   preloadGit();
   preloadRun();

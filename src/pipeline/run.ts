@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import type { Config, AppConfig } from '../config/load.js';
-import { describeError, DuetError } from '../errors.js';
+import { describeError, DuetError, InternalError, isSystemError } from '../errors.js';
 import { compactJournal } from './journal-compaction.js';
 import { DeployLog, deployLogPath } from './deploy-log.js';
 import { Journal, newDeployId, type DeployKind, type StepName, type JournalEvent } from './journal.js';
@@ -61,7 +61,11 @@ export class DeployRun {
       this.log.line(`step ${name} failed after ${ms} ms: ${error instanceof Error ? error.message : String(error)}`);
       await this.event({ type: 'step', step: name, status: 'failed', ms, detail });
       this.observer.stepEnded(name, 'failed', ms, detail);
-      throw error instanceof DuetError ? error : new DuetError(`${name}: ${detail}`, { step: name, cause: error });
+      if (error instanceof DuetError) throw error;
+      // What the machine refused is the step's failure; anything else is a bug of duet's own.
+      if (isSystemError(error)) throw new DuetError(`${name}: ${detail}`, { step: name, cause: error });
+      if (error instanceof Error && error.stack) this.log.write(`${error.stack}\n`);
+      throw new InternalError(name, error);
     }
     const ms = Date.now() - started;
     const status = result.skipped ? 'skipped' : 'done';

@@ -1,7 +1,7 @@
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import { DuetError, UnavailableError } from '../errors.js';
+import { ConfigError, DuetError, InvalidInputError, UnavailableError, UnknownAppError, UsageError } from '../errors.js';
 import { refNameProblem } from '../instance/git-ref.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
@@ -135,7 +135,7 @@ function apiErrors(logger: Logger): ErrorRequestHandler {
     if (error instanceof DuetError) {
       logger.warn({ err: error, url: req.originalUrl }, 'API request refused');
       // Not saved (a full disk): nothing was queued, and sending it again later is the fix.
-      const status = error instanceof UnavailableError ? 503 : error.exitCode === 2 ? 400 : 500;
+      const status = httpStatusOf(error);
       res.status(status).json({ error: error.message, ...(error.hint ? { hint: error.hint } : {}) });
       return;
     }
@@ -148,3 +148,15 @@ function apiErrors(logger: Logger): ErrorRequestHandler {
 export const jsonNotFound: RequestHandler = (_req, res) => {
   res.status(404).json({ error: 'not found' });
 };
+
+/**
+ * An error's kind decides the answer, never its exit code: bad input 400, an app that does not
+ * exist 404, duet unable to take it now 503 (send it again), any other refusal 409 (duet
+ * understood and will not: nothing to roll back to, say).
+ */
+export function httpStatusOf(error: DuetError): number {
+  if (error instanceof UnavailableError) return 503;
+  if (error instanceof UnknownAppError) return 404;
+  if (error instanceof InvalidInputError || error instanceof UsageError || error instanceof ConfigError) return 400;
+  return 409;
+}

@@ -1,7 +1,7 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
 import type { AppConfig, Config } from '../config/load.js';
-import { DuetError } from '../errors.js';
+import { InvalidInputError } from '../errors.js';
 import { refNameProblem, shownRef } from '../instance/git-ref.js';
 import type { TriggerRequest } from '../pipeline/trigger.js';
 
@@ -17,12 +17,11 @@ import type { TriggerRequest } from '../pipeline/trigger.js';
 export type EventDecision = { trigger: Omit<TriggerRequest, 'deliveryId'> } | { ignored: string } | { pong: true };
 
 /** The payload lacks a field duet reads, or has it with the wrong type: the router answers 400. */
-export class WebhookPayloadError extends DuetError {
+export class WebhookPayloadError extends InvalidInputError {
   constructor(message: string) {
     super(message, {
       step: 'webhook',
       hint: 'duet expects the payloads GitHub sends; check what sent this delivery',
-      exitCode: 2,
     });
   }
 }

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DuetError, InvalidInputError, NotSavedError, ShuttingDownError, UnknownAppError } from '../../src/errors.js';
+import { httpStatusOf } from '../../src/webhook/api.js';
 import { pickApp } from '../../src/config/load.js';
 import { deployLogPath } from '../../src/pipeline/deploy-log.js';
 import { Journal, newDeployId } from '../../src/pipeline/journal.js';
@@ -283,4 +285,12 @@ test('status, healthz and metrics', async (t) => {
   const missing = await fetch(`${h.base}/no/such/route`, { headers: bearer() });
   assert.equal(missing.status, 404);
   assert.deepEqual(await missing.json(), { error: 'not found' });
+});
+
+test("the API answers by an error's kind, never by its exit code", () => {
+  assert.equal(httpStatusOf(new ShuttingDownError()), 503);
+  assert.equal(httpStatusOf(new NotSavedError('a trigger', '/var/lib/duet/triggers.ndjson', new Error('ENOSPC'))), 503);
+  assert.equal(httpStatusOf(new UnknownAppError('shop')), 404);
+  assert.equal(httpStatusOf(new InvalidInputError('invalid ref', { step: 'resolve' })), 400);
+  assert.equal(httpStatusOf(new DuetError('nothing to roll back to', { step: 'rollback', exitCode: 2 })), 409, 'exit code 2 alone is not a 400');
 });

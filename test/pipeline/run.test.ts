@@ -1,0 +1,51 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseConfig, pickApp } from '../../src/config/load.js';
+import { DuetError, InternalError } from '../../src/errors.js';
+import { Journal } from '../../src/pipeline/journal.js';
+import { silentObserver } from '../../src/pipeline/observer.js';
+import { DeployRun } from '../../src/pipeline/run.js';
+import { tempDir } from '../support/tmp.js';
+
+async function run(t: Parameters<typeof tempDir>[0]): Promise<DeployRun> {
+  const state = await tempDir(t, 'duet-state');
+  const config = parseConfig(`state_dir: ${JSON.stringify(join(state, 'state'))}\napps:\n  cafeteria:\n    clone_url: /srv/cafeteria.git\n`, 'duet.yml');
+  const deploy = new DeployRun(config, pickApp(config, undefined), 'deploy', silentObserver);
+  await deploy.begin('v1');
+  return deploy;
+}
+
+test("a step's failure is told apart from a fault of duet itself", async (t) => {
+  const deploy = await run(t);
+  // The machine refused: the deploy failed at that step.
+  const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  await assert.rejects(
+    deploy.step('update', 'update blue', () => Promise.reject(full)),
+    (error: unknown) => error instanceof DuetError && error.step === 'update' && /no space left/.test(error.message),
+  );
+  // A bug in duet: not the deploy's failure, and said so.
+  await assert.rejects(
+    deploy.step('switch', 'point nginx at blue', async () => {
+      const missing = undefined as unknown as { color: string };
+      return { value: missing.color };
+    }),
+    (error: unknown) =>
+      error instanceof InternalError && !(error instanceof DuetError) && /internal error in duet at switch: .*a bug in duet/.test(error.message),
+  );
+  await deploy.end('failed', new Error('x'));
+  const record = (await new Journal(deploy.app.paths.journal).records()).at(-1)!;
+  assert.deepEqual(
+    record.steps.map((s) => [s.name, s.status]),
+    [
+      ['update', 'failed'],
+      ['switch', 'failed'],
+    ],
+  );
+  assert.match(
+    await readFile(join(deploy.app.paths.deployLogs, `${deploy.id}.log`), 'utf8'),
+    /TypeError: Cannot read properties of undefined/,
+    'the stack is in the deploy log',
+  );
+});
