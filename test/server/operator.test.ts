@@ -5,12 +5,13 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
-import { createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { freePort } from '../support/ports.js';
 import { examples, sign } from '../support/serve.js';
 import { getPublic } from '../support/duet.js';
+import { startLoad, type LoadReport } from '../support/load.js';
 import { startContainer, type Container } from './container.js';
 import { installRelease } from './release.js';
+import { appRepoInMachine, duetStatus, journal, type AppOnMachine } from './apps.js';
 
 /**
  * The README's "Running duet on a server", step by step, as an operator does it, on a booted
@@ -19,17 +20,6 @@ import { installRelease } from './release.js';
  */
 
 const GITHUB_TOKEN = 'ghp_servertestservertestservertest0000';
-
-interface AppOnMachine {
-  name: string;
-  mode: 'socket' | 'port';
-  listen: number;
-  ports: { blue: number; green: number };
-  repo: AppRepo;
-  /** The bare repository inside the machine, as the host sees it / as the machine sees it. */
-  bareOnHost: string;
-  bareInMachine: string;
-}
 
 interface World {
   machine: Container;
@@ -250,20 +240,156 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
     assert.equal(await machine.run(['systemctl', 'is-active', 'duet-bootup.service', 'duet.service']), 'active\nactive');
     assert.ok(total < 15_000, `serving again took ${total} ms after the boot began, over the 15 s bound`);
   });
+
+  await step('kill -9 of duet serve: systemd restarts it, and the deliveries accepted just before the kill still deploy', async (st) => {
+    const before = await serveUnit(machine);
+    // A new commit of each app, pushed, delivered and accepted (202): then at once the kill.
+    const wanted = new Map<string, string>();
+    for (const app of world.apps) {
+      const sha = await app.repo.commit({ VERSION: `${app.name}-v3\n` }, 'v3', { push: false });
+      await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
+      wanted.set(app.name, sha);
+    }
+    for (const app of world.apps) {
+      const response = await postWebhook(world, 'push', branchPush(`duet-tests/${app.name}`, 'main', wanted.get(app.name)!));
+      assert.equal(response.status, 202, `webhook answered ${response.status}: ${await response.text()}`);
+    }
+    // kill is the shell's builtin: minbase has no procps.
+    await machine.sh(`kill -9 ${before.pid}`);
+    const killed = Date.now();
+    const postedBeforeKill = world.apps.map((app) => `${app.name}: ${statesOf(github, app.name, wanted.get(app.name)!).join(', ') || 'none yet'}`);
+    st.diagnostic(`statuses at the kill: ${postedBeforeKill.join('; ')}`);
+
+    // Down first (the old process is gone), then up again under systemd's restart.
+    const down = await pollUntil(async () => ((await healthz(world.servePort)) ? undefined : true), {
+      timeoutMs: 10_000,
+      initialIntervalMs: 5,
+      maxIntervalMs: 20,
+    });
+    assert.ok(down, '/healthz kept answering after kill -9');
+    const up = await pollUntil(async () => ((await healthz(world.servePort)) ? Date.now() - killed : undefined), {
+      timeoutMs: 30_000,
+      initialIntervalMs: 10,
+      maxIntervalMs: 25,
+    });
+    assert.ok(up !== undefined, `duet serve did not come back after kill -9:\n${await journal(machine, 'duet')}`);
+    const after = await serveUnit(machine);
+    st.diagnostic(
+      `kill -9 to /healthz answering again: ${up} ms (RestartSec=2s); pid ${before.pid} -> ${after.pid}, NRestarts ${before.restarts} -> ${after.restarts}`,
+    );
+    assert.notEqual(after.pid, before.pid);
+    assert.equal(after.restarts, before.restarts + 1, 'systemd counted the restart');
+    assert.equal(after.result, 'success');
+
+    for (const app of world.apps) {
+      const sha = wanted.get(app.name)!;
+      const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
+      await github
+        .waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 120_000)
+        .catch(async (error: Error) => {
+          throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
+        });
+      const states = statesOf(github, app.name, sha);
+      st.diagnostic(`${app.name}: statuses ${states.join(', ')}`);
+      assert.equal(states.at(-1), 'success', `${app.name}: statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`);
+      const status = await duetStatus(machine, app.name);
+      const live = status.enabled as string;
+      assert.equal(status.colors[live].revision, sha);
+      const answer = await getPublic(app.listen);
+      assert.equal(answer.status, 200);
+      assert.match(answer.body, new RegExp(`color ${live} revision ${sha}`));
+      deployed.set(app.name, { live, standby: live === 'blue' ? 'green' : 'blue', sha });
+    }
+  });
+
+  await step('systemctl restart duet during load on both public ports: 0 failed requests, the apps stay on their live color', async (st) => {
+    const before = await serveUnit(machine);
+    const result = await underLoad(world, async () => {
+      const started = Date.now();
+      await machine.run(['systemctl', 'restart', 'duet.service']);
+      const up = await pollUntil(async () => ((await healthz(world.servePort)) ? Date.now() - started : undefined), {
+        timeoutMs: 30_000,
+        initialIntervalMs: 10,
+      });
+      assert.ok(up !== undefined, `duet serve did not answer after the restart:\n${await journal(machine, 'duet')}`);
+      st.diagnostic(`systemctl restart duet to /healthz answering: ${up} ms`);
+    });
+    reportLoad(st, 'restart', result);
+    assert.notEqual((await serveUnit(machine)).pid, before.pid, 'duet serve was not restarted');
+    await assertStillLive(world, deployed);
+  });
 });
 
-/** The app's repository: a work tree on the host, its bare repository inside the machine. */
-async function appRepoInMachine(t: TestContext, machine: Container, name: string, mode: 'socket' | 'port'): Promise<AppOnMachine> {
-  const repo = await createAppRepo(t);
-  await repo.tag('v1');
-  const bareInMachine = `/srv/git/${name}.git`;
-  const bareOnHost = join(machine.root, bareInMachine);
-  await mkdir(join(machine.root, 'srv', 'git'), { recursive: true });
-  await repo.git(['clone', '--quiet', '--bare', repo.bareDir, bareOnHost]);
-  // The repositories are root's and the duet user reads them: without this, git (since 2.35.2)
-  // refuses with "fatal: detected dubious ownership in repository at '/srv/git/<app>.git'".
-  await machine.run(['git', 'config', '--system', '--add', 'safe.directory', bareInMachine]);
-  return { name, mode, listen: await freePort(), ports: { blue: await freePort(), green: await freePort() }, repo, bareOnHost, bareInMachine };
+/** duet.service's main pid, how often systemd restarted it, and the result of its last run. */
+async function serveUnit(machine: Container): Promise<{ pid: number; restarts: number; result: string }> {
+  const out = await machine.run(['systemctl', 'show', '--property=MainPID,NRestarts,Result', 'duet.service']);
+  const value = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(out)?.[1] ?? '';
+  return { pid: Number(value('MainPID')), restarts: Number(value('NRestarts')), result: value('Result') };
+}
+
+async function healthz(port: number): Promise<boolean> {
+  const answer = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+  return answer?.ok ?? false;
+}
+
+function statesOf(github: GitHubServer, app: string, sha: string): string[] {
+  return github.matching(new RegExp(`^/repos/duet-tests/${app}/statuses/${sha}$`), 'POST').map((r) => (r.body as { state: string }).state);
+}
+
+/**
+ * Load on every app's public port (4 loops each; keep-alive in socket mode, where nginx is never
+ * reloaded, a connection per request in port mode, as the other zero-downtime tests do) while
+ * `during` runs, with at least LOAD_MARGIN requests answered on each port before it starts and
+ * after it ends, so the load covers the whole of it.
+ */
+const LOAD_MARGIN = 200;
+async function underLoad(world: World, during: () => Promise<void>): Promise<Map<string, LoadReport>> {
+  const loads = world.apps.map((app) => ({ app, load: startLoad(app.listen, { concurrency: 4, keepAlive: app.mode === 'socket' }) }));
+  const reports = new Map<string, LoadReport>();
+  try {
+    const margin = async (from: number[]) =>
+      pollUntil(async () => (loads.every(({ load }, i) => load.report.requests >= from[i]! + LOAD_MARGIN) ? true : undefined), {
+        timeoutMs: 30_000,
+        initialIntervalMs: 5,
+        maxIntervalMs: 50,
+      });
+    assert.ok(await margin(loads.map(() => 0)), 'the load did not get going');
+    await during();
+    assert.ok(await margin(loads.map(({ load }) => load.report.requests)), 'the load stalled after the step');
+  } finally {
+    for (const { app, load } of loads) reports.set(app.name, await load.stop());
+  }
+  return reports;
+}
+
+function reportLoad(st: TestContext, what: string, reports: Map<string, LoadReport>): void {
+  for (const [app, report] of reports) {
+    st.diagnostic(
+      `${what} under load, ${app}: ${report.requests} requests, ${report.ok} ok, ${report.non2xx} non-2xx, ${report.errors} errors${report.firstError ? ` (first: ${report.firstError})` : ''}`,
+    );
+  }
+  for (const [app, report] of reports) {
+    assert.equal(
+      report.non2xx + report.errors,
+      0,
+      `${app}: ${report.non2xx} non-2xx and ${report.errors} failed requests during the ${what} (first: ${report.firstError})`,
+    );
+    assert.equal(report.ok, report.requests);
+  }
+}
+
+/** Every app still enabled on the color that was live, serving that revision, the standby warm. */
+async function assertStillLive(world: World, deployed: Map<string, { live: string; standby: string; sha: string }>): Promise<void> {
+  for (const app of world.apps) {
+    const want = deployed.get(app.name)!;
+    const status = await duetStatus(world.machine, app.name);
+    assert.equal(status.enabled, want.live, `${app.name} is not on its live color ${want.live}`);
+    assert.equal(status.colors[want.live].revision, want.sha);
+    assert.equal(status.colors[want.standby].healthy, true, `${app.name}: the standby ${want.standby} is not warm`);
+    const answer = await getPublic(app.listen);
+    assert.equal(answer.status, 200);
+    assert.match(answer.body, new RegExp(`color ${want.live} revision ${want.sha}`));
+  }
 }
 
 function configYaml(world: World): string {
@@ -329,14 +455,4 @@ async function postWebhook(world: World, event: string, payload: unknown): Promi
     },
     body,
   });
-}
-
-/** `sudo -u duet duet status <app> --json`, as the README runs it. */
-async function duetStatus(machine: Container, app: string): Promise<any> {
-  return JSON.parse(await machine.run(['sudo', '-u', 'duet', 'duet', 'status', app, '--json']));
-}
-
-async function journal(machine: Container, unit: string): Promise<string> {
-  const result = await machine.exec(['journalctl', '-u', unit, '--no-pager', '-o', 'cat', '-n', '60']);
-  return `--- journalctl -u ${unit} ---\n${result.stdout}${result.stderr}`;
 }

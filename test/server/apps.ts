@@ -1,0 +1,43 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { createAppRepo, type AppRepo } from '../support/git-repo.js';
+import { freePort } from '../support/ports.js';
+import type { Container } from './container.js';
+
+/** The apps the server suite deploys: test/fixtures/sample-app, its repository inside the machine. */
+
+export interface AppOnMachine {
+  name: string;
+  mode: 'socket' | 'port';
+  listen: number;
+  ports: { blue: number; green: number };
+  repo: AppRepo;
+  /** The bare repository inside the machine, as the host sees it / as the machine sees it. */
+  bareOnHost: string;
+  bareInMachine: string;
+}
+
+/** The app's repository: a work tree on the host, its bare repository inside the machine. */
+export async function appRepoInMachine(t: TestContext, machine: Container, name: string, mode: 'socket' | 'port'): Promise<AppOnMachine> {
+  const repo = await createAppRepo(t);
+  await repo.tag('v1');
+  const bareInMachine = `/srv/git/${name}.git`;
+  const bareOnHost = join(machine.root, bareInMachine);
+  await mkdir(join(machine.root, 'srv', 'git'), { recursive: true });
+  await repo.git(['clone', '--quiet', '--bare', repo.bareDir, bareOnHost]);
+  // The repositories are root's and the duet user reads them: without this, git (since 2.35.2)
+  // refuses with "fatal: detected dubious ownership in repository at '/srv/git/<app>.git'".
+  await machine.run(['git', 'config', '--system', '--add', 'safe.directory', bareInMachine]);
+  return { name, mode, listen: await freePort(), ports: { blue: await freePort(), green: await freePort() }, repo, bareOnHost, bareInMachine };
+}
+
+/** `sudo -u duet duet status <app> --json`, as the README runs it. */
+export async function duetStatus(machine: Container, app: string): Promise<any> {
+  return JSON.parse(await machine.run(['sudo', '-u', 'duet', 'duet', 'status', app, '--json']));
+}
+
+export async function journal(machine: Container, unit: string): Promise<string> {
+  const result = await machine.exec(['journalctl', '-u', unit, '--no-pager', '-o', 'cat', '-n', '60']);
+  return `--- journalctl -u ${unit} ---\n${result.stdout}${result.stderr}`;
+}
