@@ -10,7 +10,7 @@ import { examples, sign } from '../support/serve.js';
 import { getPublic } from '../support/duet.js';
 import { startLoad, type LoadReport } from '../support/load.js';
 import { startContainer, type Container } from './container.js';
-import { installRelease } from './release.js';
+import { installRelease, upgradeRelease } from './release.js';
 import { appRepoInMachine, duetStatus, journal, type AppOnMachine } from './apps.js';
 
 /**
@@ -318,6 +318,50 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
     assert.notEqual((await serveUnit(machine)).pid, before.pid, 'duet serve was not restarted');
     await assertStillLive(world, deployed);
   });
+
+  await step(
+    '"Upgrading duet" under load: a new release, duet install, systemctl restart duet, duet bootup: 0 failed requests, live colors kept',
+    async (st) => {
+      const marker = `upgrade-${Date.now().toString(36)}`;
+      const before = await serveUnit(machine);
+      const result = await underLoad(world, async () => {
+        // cd /opt/duet && git pull && npm ci && npm run build: the new release in place.
+        await upgradeRelease(machine, marker);
+        // sudo duet install: re-renders the units, here the changed duet.service, and reloads systemd.
+        const install = await machine.run(['duet', 'install']);
+        st.diagnostic(
+          `duet install: ${install
+            .split('\n')
+            .filter((line) => /duet\.service|daemon-reload|change/.test(line))
+            .join(' | ')}`,
+        );
+        assert.match(install, /daemon-reload/, 'duet install did not reload systemd after the unit changed');
+        const started = Date.now();
+        await machine.run(['systemctl', 'restart', 'duet.service']);
+        const up = await pollUntil(async () => ((await healthz(world.servePort)) ? Date.now() - started : undefined), {
+          timeoutMs: 30_000,
+          initialIntervalMs: 10,
+        });
+        assert.ok(up !== undefined, `duet serve did not answer after the upgrade:\n${await journal(machine, 'duet')}`);
+        st.diagnostic(`systemctl restart duet (new release) to /healthz answering: ${up} ms`);
+        // sudo -u duet duet bootup: re-applies each app's nginx file, leaving running colors alone.
+        await machine.run(['sudo', '-u', 'duet', 'duet', 'bootup']);
+      });
+      reportLoad(st, 'upgrade', result);
+      // The unit systemd runs is the new one, and the process is the new release's.
+      assert.match(await machine.run(['cat', '/etc/systemd/system/duet.service']), new RegExp(`# duet release ${marker}`));
+      assert.equal(await machine.run(['systemctl', 'show', '--property=NeedDaemonReload', '--value', 'duet.service']), 'no');
+      const after = await serveUnit(machine);
+      assert.notEqual(after.pid, before.pid, 'duet serve was not restarted');
+      const main = (await machine.run(['cat', `/proc/${after.pid}/cmdline`])).split('\0').find((arg) => arg.endsWith('duet.mjs'));
+      assert.ok(main, 'duet serve runs no duet.mjs');
+      assert.match(await machine.run(['tail', '-n', '1', main]), new RegExp(`duet release ${marker}`), `${main} is not the new release`);
+      assert.match(await machine.run(['duet', 'install']), /nothing to change/, 'a second duet install after the upgrade changes nothing');
+      const doctor = await machine.exec(['duet', 'doctor']);
+      assert.equal(doctor.code, 0, `duet doctor is not green after the upgrade:\n${doctor.stdout}\n${doctor.stderr}`);
+      await assertStillLive(world, deployed);
+    },
+  );
 });
 
 /** duet.service's main pid, how often systemd restarted it, and the result of its last run. */
