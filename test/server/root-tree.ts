@@ -13,7 +13,26 @@ import { execa } from 'execa';
 
 export const SUITE = 'bookworm';
 export const MIRROR = process.env.DUET_SERVER_MIRROR ?? 'http://deb.debian.org/debian';
-export const PACKAGES = ['systemd', 'systemd-sysv', 'dbus', 'nginx-light', 'git', 'ca-certificates', 'sudo', 'curl'] as const;
+/**
+ * libpam-systemd (a Recommends of systemd, which debootstrap leaves out) is what a Debian server
+ * has for user managers: without pam_systemd.so, user@<uid>.service, which lingering starts, fails
+ * with "Trying to run as user instance, but $XDG_RUNTIME_DIR is not set." (runner: systemd).
+ * dbus-user-session gives that manager its bus, /run/user/<uid>/bus, which `systemctl --user
+ * --machine duet@` (duet doctor and duet install, as root) goes through: without it they fail with
+ * "Failed to get properties: Transport endpoint is not connected".
+ */
+export const PACKAGES = [
+  'systemd',
+  'systemd-sysv',
+  'libpam-systemd',
+  'dbus',
+  'dbus-user-session',
+  'nginx-light',
+  'git',
+  'ca-certificates',
+  'sudo',
+  'curl',
+] as const;
 /** Bump when the way the tree is made changes without the package list changing. */
 const TREE_VERSION = 1;
 
