@@ -164,10 +164,15 @@ export async function checkUserSystemd(ctx: DoctorContext): Promise<CheckResult>
   if (['running', 'degraded', 'starting', 'initializing'].includes(state)) {
     return pass(name, `${user}'s systemd is ${state}; it runs the app units (runner: systemd)`);
   }
+  // Seen on a minimal Debian: root reaches the user's manager over that user's D-Bus session,
+  // which dbus-user-session provides; user@.service itself needs pam_systemd (libpam-systemd).
+  const missingPieces = /Transport endpoint is not connected|XDG_RUNTIME_DIR is not set|pam_systemd/.test(output);
   return fail(
     name,
     `${user}'s systemd does not answer (${argv.join(' ')}: ${oneLine(output) || 'no output'})`,
-    `sudo loginctl enable-linger ${user} (duet install does), then run doctor again`,
+    missingPieces
+      ? `sudo apt-get install libpam-systemd dbus-user-session, then sudo loginctl enable-linger ${user} (duet install does), then run doctor again`
+      : `sudo loginctl enable-linger ${user} (duet install does), then run doctor again`,
   );
 }
 
