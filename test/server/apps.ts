@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { freePort } from '../support/ports.js';
+import { examples, sign } from '../support/serve.js';
 import type { Container } from './container.js';
 
 /** The apps the server suite deploys: test/fixtures/sample-app, its repository inside the machine. */
@@ -40,4 +42,32 @@ export async function duetStatus(machine: Container, app: string): Promise<any> 
 export async function journal(machine: Container, unit: string): Promise<string> {
   const result = await machine.exec(['journalctl', '-u', unit, '--no-pager', '-o', 'cat', '-n', '60']);
   return `--- journalctl -u ${unit} ---\n${result.stdout}${result.stderr}`;
+}
+
+/** GitHub's branch push example, pointed at our repository, branch and commit. */
+export function branchPush(fullName: string, branch: string, sha: string): Record<string, unknown> {
+  const example = examples('push').find((e) => String(e.ref).startsWith('refs/heads/') && !e.deleted);
+  if (!example) throw new Error('no branch push example');
+  example.ref = `refs/heads/${branch}`;
+  example.after = sha;
+  example.deleted = false;
+  example.head_commit = { ...(example.head_commit ?? {}), id: sha };
+  example.repository.full_name = fullName;
+  return example;
+}
+
+/** A delivery as GitHub sends it, signed with the machine's webhook secret, to duet serve in the machine. */
+export async function postWebhook(servePort: number, secret: string, event: string, payload: unknown): Promise<Response> {
+  const body = JSON.stringify(payload);
+  return fetch(`http://127.0.0.1:${servePort}/webhook`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': event,
+      'x-github-delivery': randomUUID(),
+      'x-hub-signature-256': sign(body, secret),
+      'user-agent': 'GitHub-Hookshot/server-suite',
+    },
+    body,
+  });
 }

@@ -1,17 +1,15 @@
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
-import { examples, sign } from '../support/serve.js';
 import { getPublic } from '../support/duet.js';
 import { startLoad, type LoadReport } from '../support/load.js';
 import { startContainer, type Container } from './container.js';
 import { installRelease, upgradeRelease } from './release.js';
-import { appRepoInMachine, duetStatus, journal, type AppOnMachine } from './apps.js';
+import { appRepoInMachine, branchPush, duetStatus, journal, postWebhook, type AppOnMachine } from './apps.js';
 
 /**
  * The README's "Running duet on a server", step by step, as an operator does it, on a booted
@@ -169,7 +167,7 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
         const started = Date.now();
         const sha = round === 1 ? app.repo.initialSha : await app.repo.commit({ VERSION: `${app.name}-v2\n` }, 'v2', { push: false });
         await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
-        const response = await postWebhook(world, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
+        const response = await postWebhook(world.servePort, world.webhookSecret, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
         assert.equal(response.status, 202, `webhook answered ${response.status}: ${await response.text()}`);
         const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
         await github
@@ -251,7 +249,7 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
       wanted.set(app.name, sha);
     }
     for (const app of world.apps) {
-      const response = await postWebhook(world, 'push', branchPush(`duet-tests/${app.name}`, 'main', wanted.get(app.name)!));
+      const response = await postWebhook(world.servePort, world.webhookSecret, 'push', branchPush(`duet-tests/${app.name}`, 'main', wanted.get(app.name)!));
       assert.equal(response.status, 202, `webhook answered ${response.status}: ${await response.text()}`);
     }
     // kill is the shell's builtin: minbase has no procps.
@@ -472,31 +470,4 @@ function configYaml(world: World): string {
     ...apps,
     '',
   ].join('\n');
-}
-
-/** GitHub's branch push example, pointed at our repository, branch and commit. */
-function branchPush(fullName: string, branch: string, sha: string): Record<string, unknown> {
-  const example = examples('push').find((e) => String(e.ref).startsWith('refs/heads/') && !e.deleted);
-  if (!example) throw new Error('no branch push example');
-  example.ref = `refs/heads/${branch}`;
-  example.after = sha;
-  example.deleted = false;
-  example.head_commit = { ...(example.head_commit ?? {}), id: sha };
-  example.repository.full_name = fullName;
-  return example;
-}
-
-async function postWebhook(world: World, event: string, payload: unknown): Promise<Response> {
-  const body = JSON.stringify(payload);
-  return fetch(`http://127.0.0.1:${world.servePort}/webhook`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      'x-github-event': event,
-      'x-github-delivery': randomUUID(),
-      'x-hub-signature-256': sign(body, world.webhookSecret),
-      'user-agent': 'GitHub-Hookshot/server-suite',
-    },
-    body,
-  });
 }

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
 import { getPublic } from '../support/duet.js';
+import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
-import { appRepoInMachine, duetStatus, journal, type AppOnMachine } from './apps.js';
-import { startContainer } from './container.js';
+import { appRepoInMachine, branchPush, duetStatus, journal, postWebhook, type AppOnMachine } from './apps.js';
+import { startContainer, type Container } from './container.js';
 import { installRelease } from './release.js';
 
 /**
@@ -14,9 +15,42 @@ import { installRelease } from './release.js';
  * manager the real one that lingering starts (user@<uid>.service of the machine's PID 1), not one
  * started by hand in a private namespace as in the unit tests. A machine of its own, since the
  * runner is set for the whole of duet.yml.
+ *
+ * Its one app uses switch: socket, so duet.service gets the strict sandbox (NoNewPrivileges=yes,
+ * an empty CapabilityBoundingSet=, ProtectSystem=strict, no sudo): this machine also checks that
+ * duet serve starts and deploys under it, and that the kernel enforces it.
  */
 
-test('runner: systemd: the user manager started by lingering runs the colors, restarts a crash and comes back after a reboot', async (t) => {
+const GITHUB_TOKEN = 'ghp_servertestservertestservertest0000';
+/**
+ * Run by every deploy's build (see configYaml): what the process that builds may do, written to the
+ * state dir, one file per run. A deploy through duet serve builds in a child of duet serve, so in
+ * duet.service's sandbox; a deploy from the CLI builds outside it: the control.
+ */
+const PROBE = '/usr/local/bin/duet-sandbox-probe';
+const PROBE_DIR = '/var/lib/duet/sandbox-probe';
+const PROBE_SCRIPT = [
+  '#!/bin/sh',
+  "# The server suite's sandbox probe (test/server/systemd-runner.test.ts); never fails the build.",
+  `mkdir -p ${PROBE_DIR} || exit 0`,
+  '{',
+  '  echo "cgroup $(grep \'^0::\' /proc/self/cgroup)"',
+  "  grep -E '^(NoNewPrivs|CapEff|CapBnd):' /proc/self/status",
+  '  answer=$(sudo -n true 2>&1)',
+  '  echo "sudo exit $? $answer"',
+  `} > ${PROBE_DIR}/$$.txt 2>&1`,
+  'exit 0',
+  '',
+].join('\n');
+
+test('runner: systemd: the user manager started by lingering runs the colors, restarts a crash and comes back after a reboot; duet.service runs in the strict sandbox', async (t) => {
+  const github = await startGitHubServer(t);
+  // doctor's token check reads the repository: a classic token with the repo scope and push access.
+  github.respondAlways('GET', /^\/repos\/[^/]+\/[^/]+$/, {
+    status: 200,
+    headers: { 'x-oauth-scopes': 'repo' },
+    body: { private: true, default_branch: 'main', permissions: { admin: false, maintain: false, push: true, pull: true } },
+  });
   const machine = await startContainer(t);
   const boot = await machine.boot();
   t.diagnostic(`boot: ${boot.ms} ms (${boot.state})`);
@@ -47,13 +81,18 @@ test('runner: systemd: the user manager started by lingering runs the colors, re
   const appJournal = async (color: string) =>
     (await machine.exec(['journalctl', `_SYSTEMD_USER_UNIT=${unitOf(color)}`, '--no-pager', '-o', 'cat', '-n', '30'])).stdout;
   const deployed = { live: '', standby: '', sha: '' };
+  let webhookSecret = '';
 
   await step('duet install with runner: systemd turns lingering on: the duet user gets its systemd from PID 1', async (st) => {
     await installRelease(machine);
+    await writeFile(join(machine.root, PROBE), PROBE_SCRIPT);
+    await chmod(join(machine.root, PROBE), 0o755);
     await mkdir(join(machine.root, 'etc', 'duet'), { recursive: true });
-    await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), configYaml(app, servePort));
+    await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), configYaml(app, servePort, github));
     await machine.run(['duet', 'install']);
     await machine.sh('umask 077; openssl rand -hex 32 > /etc/duet/credentials/webhook-secret');
+    await machine.run(['sh', '-c', 'umask 077; cat > /etc/duet/credentials/github-token'], { input: `${GITHUB_TOKEN}\n` });
+    webhookSecret = (await machine.run(['cat', '/etc/duet/credentials/webhook-secret'])).trim();
     await machine.run(['duet', 'install']);
     uid = (await machine.run(['id', '-u', 'duet'])).trim();
     assert.equal(await machine.run(['test', '-e', '/etc/systemd/user/duet-app@.service']).then(() => 'ok'), 'ok');
@@ -69,10 +108,30 @@ test('runner: systemd: the user manager started by lingering runs the colors, re
     assert.ok(running, `the duet user's systemd is not up:\n${(await machine.exec(['systemctl', 'status', `user@${uid}.service`, '--no-pager'])).stdout}`);
     assert.equal(await machine.run(['systemctl', 'is-active', `user@${uid}.service`]), 'active');
     st.diagnostic(`user@${uid}.service ${running} (${Date.now() - started} ms after the install)`);
+  });
+
+  await step('socket-only: duet.service gets the strict sandbox, starts under it, and duet doctor is green', async (st) => {
+    const unit = await machine.run(['cat', '/etc/systemd/system/duet.service']);
+    for (const line of ['NoNewPrivileges=yes', 'ProtectSystem=strict', 'CapabilityBoundingSet=']) {
+      assert.match(unit, new RegExp(`^${line}$`, 'm'), `duet.service lacks ${line}`);
+    }
+    assert.doesNotMatch(unit, /^ProtectSystem=full$/m);
+    assert.equal(await machine.exec(['test', '-e', '/etc/sudoers.d/duet']).then((r) => r.code), 1, 'a socket-only setup got a sudoers file');
+    const started = Date.now();
+    await machine.run(['systemctl', 'start', 'duet-bootup.service', 'duet.service']);
+    const up = await pollUntil(async () => ((await healthz(servePort)) ? Date.now() - started : undefined), {
+      timeoutMs: 30_000,
+      initialIntervalMs: 10,
+      maxIntervalMs: 100,
+    });
+    assert.ok(up !== undefined, `duet serve did not answer in the strict sandbox:\n${await journal(machine, 'duet')}`);
+    st.diagnostic(`systemctl start to /healthz answering: ${up} ms`);
+    assert.equal(await machine.run(['systemctl', 'is-active', 'duet.service']), 'active');
     const doctor = await machine.exec(['duet', 'doctor']);
     st.diagnostic(`duet doctor:\n${doctor.stdout}`);
+    assert.equal(doctor.code, 0, `duet doctor is not green:\n${doctor.stdout}\n${doctor.stderr}`);
+    assert.doesNotMatch(doctor.stdout, /✗/);
     assert.match(doctor.stdout, /✓ user systemd: duet's systemd is (running|degraded)/);
-    await machine.run(['systemctl', 'start', 'duet-bootup.service', 'duet.service']);
   });
 
   await step('deploys run each color as a unit of the user manager (sudo -u duet duet deploy, as README step 7)', async (st) => {
@@ -104,6 +163,92 @@ test('runner: systemd: the user manager started by lingering runs the colors, re
         Object.assign(deployed, { live, standby, sha });
       }
       st.diagnostic(`round ${round}: live ${live} (${unitOf(live)}, pid ${pid}) in ${Date.now() - started} ms`);
+    }
+  });
+
+  await step('a signed push webhook deploys through duet serve in its strict sandbox: systemctl --user from inside it, statuses success', async (st) => {
+    const started = Date.now();
+    const sha = await app.repo.commit({ VERSION: `${app.name}-v3\n` }, 'v3', { push: false });
+    await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
+    const response = await postWebhook(servePort, webhookSecret, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
+    assert.equal(response.status, 202, `webhook answered ${response.status}: ${await response.text()}`);
+    const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
+    await github
+      .waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 180_000)
+      .catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
+      });
+    const states = github.matching(new RegExp(`^${statuses}$`), 'POST').map((r) => (r.body as { state: string }).state);
+    assert.equal(states.at(-1), 'success', `statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`);
+    const status = await duetStatus(machine, app.name);
+    const live = status.enabled as string;
+    assert.equal(status.colors[live].revision, sha);
+    assert.notEqual(live, deployed.live, 'the webhook deploy did not switch colors');
+    assert.equal((await unitState(live)).active, 'active', `${unitOf(live)} is not active`);
+    const answer = await getPublic(app.listen);
+    assert.equal(answer.status, 200);
+    assert.match(answer.body, new RegExp(`color ${live} revision ${sha}`));
+    Object.assign(deployed, { live, standby: deployed.live, sha });
+    st.diagnostic(`push to success status ${Date.now() - started} ms, live ${live} (statuses ${states.join(', ')})`);
+  });
+
+  await step('the strict sandbox holds (kernel view, its mount namespace as its uid, the webhook build): read-only system, no privileges', async (st) => {
+    const props = await machine.run(['systemctl', 'show', '--property=NoNewPrivileges,ProtectSystem,CapabilityBoundingSet,MainPID', 'duet.service']);
+    const prop = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(props)?.[1];
+    assert.equal(prop('NoNewPrivileges'), 'yes');
+    assert.equal(prop('ProtectSystem'), 'strict');
+    assert.equal(prop('CapabilityBoundingSet'), '', `CapabilityBoundingSet=${prop('CapabilityBoundingSet')}`);
+    const pid = Number(prop('MainPID'));
+    assert.ok(pid > 0);
+    // The kernel's view of the process systemd started.
+    const status = await machine.run(['cat', `/proc/${pid}/status`]);
+    const field = (key: string) => new RegExp(`^${key}:\\s+(.*)$`, 'm').exec(status)?.[1]?.trim();
+    const [uid, gid] = [/^Uid:\s+(\d+)/m.exec(status)![1]!, /^Gid:\s+(\d+)/m.exec(status)![1]!];
+    assert.match(status, /^Uid:\s+(\d+)\s+\1\s+\1\s+\1$/m);
+    assert.notEqual(uid, '0', 'duet serve runs as root');
+    st.diagnostic(
+      `duet serve pid ${pid} uid ${uid}: NoNewPrivs ${field('NoNewPrivs')}, CapEff ${field('CapEff')}, CapPrm ${field('CapPrm')}, CapBnd ${field('CapBnd')}, CapAmb ${field('CapAmb')}`,
+    );
+    assert.equal(field('NoNewPrivs'), '1');
+    for (const key of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb']) assert.equal(field(key), '0000000000000000', `${key}: ${field(key)}`);
+
+    // As the service user, in the service's own mount namespace: what duet serve and its builds see.
+    const inside = (script: string) => machine.exec(['nsenter', '-t', String(pid), '-m', '-S', uid, '-G', gid, '--', 'sh', '-c', script]);
+    // /var/log and /opt are what strict adds to full (which covers /usr, /boot and /etc only).
+    for (const path of ['/etc/duet-escape', '/usr/duet-escape', '/usr/local/bin/duet-escape', '/var/log/duet-escape', '/opt/duet/duet-escape']) {
+      const attempt = await inside(`touch ${path}`);
+      assert.notEqual(attempt.code, 0, `the service could write ${path}`);
+      assert.match(attempt.stderr, /Read-only file system/, `${path}: ${attempt.stderr}`);
+    }
+    // The control: outside the sandbox, root writes there; so Read-only above is the sandbox's doing.
+    const probes = ['/etc/duet-escape', '/usr/duet-escape', '/usr/local/bin/duet-escape', '/var/log/duet-escape', '/opt/duet/duet-escape'].join(' ');
+    await machine.sh(`touch ${probes} && rm ${probes}`);
+    assert.equal((await inside('touch /var/lib/duet/sandbox-write && rm /var/lib/duet/sandbox-write')).code, 0, 'the state dir is writable');
+    assert.equal((await inside('touch /etc/duet/nginx.d/sandbox-write && rm /etc/duet/nginx.d/sandbox-write')).code, 0, 'the nginx include dir is writable');
+
+    // A real child of duet serve: the webhook deploy's build ran the probe. nsenter cannot stand in
+    // for it here: no_new_privs is inherited only by descendants, so sudo in an nsenter shell fails
+    // for want of a password, not for the sandbox.
+    const runs = await probeRuns(machine);
+    const serveRuns = runs.filter((run) => /^cgroup 0::\/system\.slice\/duet\.service$/m.test(run));
+    const cliRuns = runs.filter((run) => !serveRuns.includes(run));
+    assert.equal(serveRuns.length, 1, `the probe runs:\n${runs.join('\n---\n')}`);
+    const inService = serveRuns[0]!;
+    st.diagnostic(`the webhook build's probe (a child of duet serve):\n${inService}`);
+    assert.match(inService, /^NoNewPrivs:\s+1$/m);
+    assert.match(inService, /^CapEff:\s+0000000000000000$/m);
+    assert.match(inService, /^CapBnd:\s+0000000000000000$/m);
+    const sudo = /^sudo exit (\d+) (.*)$/m.exec(inService);
+    assert.ok(sudo, inService);
+    assert.notEqual(sudo[1], '0', 'sudo -n true succeeded in the sandbox');
+    assert.match(sudo[2]!, /"no new privileges" flag is set/, `sudo -n true: ${sudo[2]}`);
+    // The control: the CLI deploys' builds, outside the sandbox, as the same user.
+    assert.equal(cliRuns.length, 2, `the probe runs:\n${runs.join('\n---\n')}`);
+    st.diagnostic(`a CLI deploy's probe (sudo -u duet, no sandbox):\n${cliRuns[0]}`);
+    for (const run of cliRuns) {
+      assert.match(run, /^NoNewPrivs:\s+0$/m);
+      assert.doesNotMatch(run, /^CapBnd:\s+0000000000000000$/m);
+      assert.doesNotMatch(run, /no new privileges/);
     }
   });
 
@@ -154,7 +299,19 @@ test('runner: systemd: the user manager started by lingering runs the colors, re
   });
 });
 
-function configYaml(app: AppOnMachine, servePort: number): string {
+async function healthz(port: number): Promise<boolean> {
+  const answer = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+  return answer?.ok ?? false;
+}
+
+/** The sandbox probe's reports, one per build that ran it. */
+async function probeRuns(machine: Container): Promise<string[]> {
+  const dir = join(machine.root, PROBE_DIR);
+  const files = (await readdir(dir)).sort();
+  return Promise.all(files.map(async (file) => (await readFile(join(dir, file), 'utf8')).trim()));
+}
+
+function configYaml(app: AppOnMachine, servePort: number, github: GitHubServer): string {
   return [
     '# duet.yml of the server suite (test/server/systemd-runner.test.ts)',
     'state_dir: /var/lib/duet',
@@ -166,6 +323,8 @@ function configYaml(app: AppOnMachine, servePort: number): string {
     'server:',
     `  listen: 127.0.0.1:${servePort}`,
     `  public_url: http://127.0.0.1:${servePort}`,
+    'github:',
+    `  api_url: http://127.0.0.1:${github.port}`,
     'apps:',
     `  ${app.name}:`,
     `    repo: duet-tests/${app.name}`,
@@ -174,7 +333,7 @@ function configYaml(app: AppOnMachine, servePort: number): string {
     `    server_name: ${app.name}.test`,
     '    switch: socket',
     '    install: npm ci --no-audit --no-fund',
-    '    build: npm run build --if-present',
+    `    build: npm run build --if-present && ${PROBE}`,
     '    start: exec node server.js',
     '    health: { path: /health, timeout_s: 30, watch_s: 1 }',
     '    standby: keep',
