@@ -55,9 +55,17 @@ export async function checkCloneUrl(ctx: DoctorContext, app: AppConfig): Promise
   const as = ctx.runAs ? ` as ${ctx.setup.user}` : '';
   const branches = output.split('\n').filter(Boolean).length;
   if (code === 0) return pass(name, `${url} is reachable${as} (${branches} branch${branches === 1 ? '' : 'es'})`);
+  const dubious = /detected dubious ownership in repository at '([^']+)'/.exec(output)?.[1];
+  if (dubious) {
+    return fail(
+      name,
+      `git ls-remote ${url} fails${as}: ${redact(gitProblem(output))}`,
+      `the repository belongs to another user, and git refuses it: sudo git config --system --add safe.directory ${dubious}, or give it to ${ctx.setup.user}`,
+    );
+  }
   return fail(
     name,
-    `git ls-remote ${url} fails${as}: ${redact(oneLine(output))}`,
+    `git ls-remote ${url} fails${as}: ${redact(gitProblem(output))}`,
     `check apps.${app.name}.clone_url; a private repository needs a deploy key in ${join(ctx.setup.config.stateDir, '.ssh')} (the ${ctx.setup.user} user's home)`,
   );
 }
@@ -205,4 +213,20 @@ export async function checkPackageManager(ctx: DoctorContext, app: AppConfig): P
     found.push(`${manager?.name ?? 'corepack'} ${oneLine(tool.output, 1)}${dir ? ` (${dir})` : ''}`);
   }
   return pass(name, found.join(', '));
+}
+
+/**
+ * What git said went wrong: its `fatal:` and `error:` lines, which come first; the advice it adds
+ * after them ("Please make sure you have the correct access rights") is the same for every cause.
+ */
+export function gitProblem(output: string): string {
+  const problems = [
+    ...new Set(
+      output
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => /^(fatal|error):/.test(line)),
+    ),
+  ];
+  return problems.length > 0 ? problems.join(' | ') : oneLine(output);
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { execa } from 'execa';
 import { dirname, join } from 'node:path';
 import { setupDuet, type CliResult, type DuetSetup } from '../support/duet.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
@@ -130,6 +131,21 @@ test('doctor passes a healthy setup and fails exactly the broken check, with its
     );
   } finally {
     await new Promise((resolve) => stranger.close(resolve));
+  }
+
+  // The repository belongs to another user: git's own words, and the fix for that cause.
+  if (process.getuid?.() === 0) {
+    await execa('chown', ['-R', 'nobody', s.repo.bareDir]);
+    try {
+      const dubious = await doctor();
+      assert.deepEqual(failing(dubious), ['repo cafeteria']);
+      const line = lines(dubious).get('repo cafeteria')!.text;
+      assert.match(line, /fatal: detected dubious ownership in repository at/);
+      assert.doesNotMatch(line, /Please make sure you have the correct access rights/, "git's generic advice is left out");
+      assert.match(line, /— the repository belongs to another user, and git refuses it: sudo git config --system --add safe\.directory /);
+    } finally {
+      await execa('chown', ['-R', `${process.getuid()}`, s.repo.bareDir]);
+    }
   }
 
   // nginx's config test fails (and so does the dump the include check reads).
