@@ -33,7 +33,7 @@ export async function installScripts(dir: string, lockfile: string): Promise<Ins
   const names = new Set<string>();
   for (const [path, entry] of Object.entries(packages)) {
     if (path === '' || entry?.hasInstallScript !== true) continue;
-    const name = path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length);
+    const name = packageNameOf(path);
     // A name npm would not accept means a lockfile duet cannot vouch for: no cache then.
     if (!PACKAGE_NAME.test(name)) return { root, dependencies: [], known: false };
     names.add(name);
@@ -49,4 +49,9 @@ function parseObject(text: string | undefined): Record<string, unknown> | undefi
   } catch {
     return undefined;
   }
+}
+
+/** The package a lockfile path is ("node_modules/a/node_modules/@s/b" -> "@s/b"). */
+export function packageNameOf(path: string): string {
+  return path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length).replace(/\/$/, '');
 }

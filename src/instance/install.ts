@@ -4,10 +4,10 @@ import { basename, dirname, join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
-import { runArgv, runShell, type OutputSink } from '../util/run.js';
+import { runArgv, runShell, type OutputSink, type RunOptions } from '../util/run.js';
 import { missingDevPackages, restoreDevDependencies } from './dev-dependencies.js';
 import { findLockfile, installFingerprint } from './install-key.js';
-import { installScripts } from './install-scripts.js';
+import { installScripts, packageNameOf } from './install-scripts.js';
 import { readInstallStamp, writeInstallStamp } from './install-stamp.js';
 import { nodeRuntime, type NodeRuntime } from './node-runtime.js';
 import { installCommand, installEnv } from './package-manager.js';
@@ -262,18 +262,18 @@ interface InstallRun {
   group: string;
 }
 
+/** An install command runs the app's code: the app's environment, in the color's recorded step group. */
+function appStep(checkout: string, run: InstallRun, hint: string): RunOptions {
+  return { step: 'install', cwd: checkout, forApp: true, env: run.env, output: run.output, group: run.group, hint };
+}
+
 async function runInstall(checkout: string, run: InstallRun): Promise<void> {
   const dev = run.withDev && Object.keys(run.env).includes('npm_config_include') ? ' (with npm_config_include=dev: the build gets the devDependencies)' : '';
   run.output?.write(`$ ${run.command}${dev}\n`);
-  await runShell(run.command, {
-    step: 'install',
-    cwd: checkout,
-    forApp: true,
-    env: run.env,
-    output: run.output,
-    group: run.group,
-    hint: `the install command failed in ${checkout}; fix the app's dependencies or "install" in duet.yml (the live color is untouched)`,
-  });
+  await runShell(
+    run.command,
+    appStep(checkout, run, `the install command failed in ${checkout}; fix the app's dependencies or "install" in duet.yml (the live color is untouched)`),
+  );
 }
 
 /**
@@ -287,17 +287,5 @@ async function completeReusedTree(checkout: string, scriptNames: string[], missi
   const names = scriptNames.filter((name) => !restored.has(name));
   if (names.length === 0) return;
   run.output?.write(`duet: running the install scripts of ${names.join(', ')} again for this commit\n$ npm rebuild ${names.join(' ')}\n`);
-  await runArgv(['npm', 'rebuild', ...names], {
-    step: 'install',
-    cwd: checkout,
-    forApp: true,
-    env: run.env,
-    output: run.output,
-    group: run.group,
-    hint: `an install script of a dependency failed in ${checkout} (the live color is untouched)`,
-  });
-}
-
-function packageNameOf(path: string): string {
-  return path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length).replace(/\/$/, '');
+  await runArgv(['npm', 'rebuild', ...names], appStep(checkout, run, `an install script of a dependency failed in ${checkout} (the live color is untouched)`));
 }

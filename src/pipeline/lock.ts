@@ -63,7 +63,7 @@ export async function acquireLock(app: AppConfig, options: AcquireOptions): Prom
     }
     const current = await readHolder(path);
     if (current === 'gone') continue;
-    if (current === 'being-written' || (await isHeld(current, me.pid))) {
+    if (current === 'being-written' || (await isHeld(path, current, me.pid))) {
       if (current !== 'being-written') {
         if (!options.wait) {
           const who = current.pid === me.pid ? 'this duet process' : `pid ${current.pid}`;
@@ -89,13 +89,13 @@ export async function acquireLock(app: AppConfig, options: AcquireOptions): Prom
 export async function lockHolder(app: AppConfig): Promise<LockOwner | undefined> {
   const current = await readHolder(app.paths.lock);
   if (current === 'gone' || current === 'being-written') return undefined;
-  return (await isHeld(current, process.pid)) ? current : undefined;
+  return (await isHeld(app.paths.lock, current, process.pid)) ? current : undefined;
 }
 
-async function isHeld(holder: LockOwner, myPid: number): Promise<boolean> {
+async function isHeld(path: string, holder: LockOwner, myPid: number): Promise<boolean> {
   if (!(await isSameProcessAlive(holder))) return false;
   if (holder.pid !== myPid) return true;
-  return holder.token !== undefined && [...heldHere.values()].some((tokens) => tokens.has(holder.token!));
+  return holder.token !== undefined && (heldHere.get(path)?.has(holder.token) ?? false);
 }
 
 async function create(app: AppConfig, path: string, owner: LockOwner): Promise<boolean> {
