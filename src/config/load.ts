@@ -22,6 +22,8 @@ export type AppConfig = RawApp & {
   paths: AppPaths;
   /** The top-level `runner`, carried by each app so the instance code needs only the app. */
   runner: RawConfig['runner'];
+  /** The top-level `app_user`: the apps' own uid (runner: systemd), or undefined for duet's. */
+  appUser: string | undefined;
 };
 
 export interface Config {
@@ -33,6 +35,7 @@ export interface Config {
   /** The system user the units run as (duet install, doctor). */
   user: string;
   runner: RawConfig['runner'];
+  appUser: string | undefined;
   apps: Map<string, AppConfig>;
 }
 
@@ -101,9 +104,10 @@ function resolveConfig(raw: RawConfig, file: string): Config {
   const stateDir = resolve(raw.state_dir);
   const apps = new Map<string, AppConfig>();
   for (const [name, app] of Object.entries(raw.apps)) {
-    apps.set(name, { ...app, name, paths: appPaths(stateDir, name), runner: raw.runner });
+    apps.set(name, { ...app, name, paths: appPaths(stateDir, name), runner: raw.runner, appUser: raw.app_user });
   }
-  return { file, stateDir, nginx: resolveNginx(raw, stateDir), server: raw.server, github: raw.github, user: raw.user, runner: raw.runner, apps };
+  const { server, github, user, runner } = raw;
+  return { file, stateDir, nginx: resolveNginx(raw, stateDir), server, github, user, runner, appUser: raw.app_user, apps };
 }
 
 function resolveNginx(raw: RawConfig, stateDir: string): NginxSettings {

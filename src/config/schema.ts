@@ -120,6 +120,15 @@ export const configSchema = z
       .default('duet'),
     /** process: detached process groups (works without systemd); systemd: one duet-app@ unit per color. */
     runner: z.enum(['process', 'systemd']).default('process'),
+    /**
+     * runner: systemd only: the system user the apps run as, instead of `user`. Another uid keeps
+     * duet's credentials, memory and environment out of the app's reach (README, "Security model").
+     */
+    app_user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'a system user name such as duet-app')
+      .refine((name) => name !== 'root', 'the apps must not run as root')
+      .optional(),
     nginx: nginxSchema.default({
       managed: false,
       conf_dir: '/etc/nginx/conf.d',
@@ -143,7 +152,20 @@ export const configSchema = z
       )
       .refine((apps) => Object.keys(apps).length > 0, 'at least one app'),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.app_user === undefined) return;
+    if (config.runner !== 'systemd') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['app_user'],
+        message: 'needs runner: systemd: only systemd can start the apps as another user without duet holding root; set runner: systemd or remove app_user',
+      });
+    }
+    if (config.app_user === config.user) {
+      ctx.addIssue({ code: 'custom', path: ['app_user'], message: `is duet's own user (${config.user}): name another user, or remove app_user` });
+    }
+  });
 
 export type Color = z.infer<typeof color>;
 export type RawConfig = z.infer<typeof configSchema>;

@@ -1,4 +1,4 @@
-import { mkdir, unlink } from 'node:fs/promises';
+import { chmod, mkdir, stat, unlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dirname } from 'node:path';
 import type { AppConfig } from '../config/load.js';
@@ -9,7 +9,7 @@ import { listenerInGroup } from './listener.js';
 import { readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { exitOf, processLogTail, runningProcess, startProcess, stopProcess, type ExitStatus } from './process-runner.js';
 import { identify, isSameProcessAlive } from './process-identity.js';
-import { startUnit, stopUnit, unitLogHint, unitLogTail, unitState, waitForUserManager } from './systemd-unit.js';
+import { startUnit, stopUnit, unitLogHint, unitLogTail, unitScope, unitState, waitForUserManager } from './systemd-unit.js';
 
 export type { ExitStatus, InstanceRecord, Revision, StopOutcome };
 
@@ -77,7 +77,10 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
     });
   }
   if (endpoint.kind === 'socket') {
-    await mkdir(dirname(endpoint.path), { recursive: true, mode: 0o755 });
+    const dir = dirname(endpoint.path);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    // app_user: the app, another user of duet's group, creates its socket here.
+    if (app.appUser !== undefined) await chmod(dir, ((await stat(dir)).mode & 0o7777) | 0o070);
     // A socket file left by a crashed instance makes listen() fail with EADDRINUSE.
     await unlink(endpoint.path).catch(() => {});
   }
@@ -142,9 +145,12 @@ export function describeExit(status: ExitStatus | undefined): string {
   return 'exited';
 }
 
-/** Wait until the runner can start colors: at boot, the service user's systemd may come up late. */
+/**
+ * Wait until the runner can start colors: at boot, the service user's systemd may come up late
+ * (the system's is up already: it runs this).
+ */
 export async function runnerReady(app: AppConfig): Promise<void> {
-  if (app.runner === 'systemd') await waitForUserManager();
+  if (app.runner === 'systemd' && unitScope(app) === 'user') await waitForUserManager();
 }
 
 /** The color's output since its last start (runner: process) or its last journal lines (systemd). */

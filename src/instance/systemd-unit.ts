@@ -11,12 +11,24 @@ import { lastLines, runArgv } from '../util/run.js';
 import { endpointOf, endpointText } from './endpoint.js';
 
 /**
- * `runner: systemd`: each color runs as duet-app@<app>-<color>.service in the service user's own
- * systemd instance (`systemctl --user`, kept running without a login by `loginctl
- * enable-linger`). systemd restarts a crashed color and journald keeps its output, and duet
- * needs no root for it: no sudo, no polkit rule. The unit template is
- * /etc/systemd/user/duet-app@.service, written by `duet install`.
+ * `runner: systemd`: each color runs as duet-app@<app>-<color>.service. systemd restarts a crashed
+ * color and journald keeps its output. Which systemd depends on `app_user`:
+ * - unset: the service user's own systemd instance (`systemctl --user`, kept running without a
+ *   login by `loginctl enable-linger`), template /etc/systemd/user/duet-app@.service. No root, no
+ *   polkit rule, but the app runs as duet's own uid.
+ * - set: the system's systemd, template /etc/systemd/system/duet-app@.service with
+ *   User=<app_user>. duet starts and stops those units, and only those, through the polkit rule
+ *   `duet install` writes (polkit.ts): PID 1 switches the user, so duet itself needs no privilege.
  */
+
+/** Which systemd runs the app units: the system's (app_user set) or the service user's own. */
+export type UnitScope = 'system' | 'user';
+
+export function unitScope(app: Pick<AppConfig, 'appUser'>): UnitScope {
+  return app.appUser === undefined ? 'user' : 'system';
+}
+
+const scopeFlag = (scope: UnitScope): string[] => (scope === 'user' ? ['--user'] : []);
 
 /**
  * The unit of one color. The instance is the systemd-escaped path "<app>/<color>" (`/` becomes
@@ -115,10 +127,11 @@ export function parseShow(text: string): UnitState {
   };
 }
 
-/** The argv of one `systemctl --user` call; exported so tests and doctor show the same. */
-export function systemctlArgv(verb: 'start' | 'stop' | 'show', app: string, color: Color): string[] {
+/** The argv of one systemctl call; exported so tests and doctor show the same. */
+export function systemctlArgv(verb: 'start' | 'stop' | 'show', app: string, color: Color, scope: UnitScope = 'user'): string[] {
   const unit = appUnitName(app, color);
-  return verb === 'show' ? ['systemctl', '--user', 'show', `--property=${SHOW_PROPERTIES.join(',')}`, unit] : ['systemctl', '--user', verb, unit];
+  const systemctl = ['systemctl', ...scopeFlag(scope)];
+  return verb === 'show' ? [...systemctl, 'show', `--property=${SHOW_PROPERTIES.join(',')}`, unit] : [...systemctl, verb, unit];
 }
 
 /**
@@ -132,7 +145,11 @@ function userManagerEnv(): Record<string, string> {
 const MANAGER_HINT =
   "is the service user's systemd running? `loginctl enable-linger <user>` starts it at boot (duet install does that), and `systemctl --user` needs XDG_RUNTIME_DIR=/run/user/<uid>";
 
-async function systemctl(argv: string[], step: string): Promise<string> {
+const POLKIT_HINT =
+  'duet starts and stops its app units through the polkit rule duet install writes (/etc/polkit-1/rules.d/50-duet.rules): is polkitd installed (apt install polkitd), and was duet install run after app_user was set?';
+
+async function systemctl(argv: string[], step: string, scope: UnitScope): Promise<string> {
+  if (scope === 'system') return runArgv(argv, { step, timeoutMs: 90_000, hint: POLKIT_HINT });
   return runArgv(argv, { step, env: userManagerEnv(), timeoutMs: 90_000, hint: MANAGER_HINT });
 }
 
@@ -147,7 +164,7 @@ export async function waitForUserManager(timeoutMs = 90_000): Promise<void> {
 }
 
 export async function unitState(app: AppConfig, color: Color): Promise<UnitState> {
-  return parseShow(await systemctl(systemctlArgv('show', app.name, color), 'status'));
+  return parseShow(await systemctl(systemctlArgv('show', app.name, color, unitScope(app)), 'status', unitScope(app)));
 }
 
 /**
@@ -159,7 +176,7 @@ export async function startUnit(app: AppConfig, color: Color, revision: { sha: s
   await mkdir(app.paths.root, { recursive: true });
   // 0600: the app's env may hold its own secrets; only the service user reads it.
   await writeFileAtomic(envPath, renderInstanceEnv(app, color, revision), 0o600);
-  await systemctl(systemctlArgv('start', app.name, color), 'start');
+  await systemctl(systemctlArgv('start', app.name, color, unitScope(app)), 'start', unitScope(app));
   return unitState(app, color);
 }
 
@@ -169,19 +186,24 @@ export async function startUnit(app: AppConfig, color: Color, revision: { sha: s
  * every process of the unit and SIGKILL after its TimeoutStopSec.
  */
 export async function stopUnit(app: AppConfig, color: Color): Promise<void> {
-  await systemctl(systemctlArgv('stop', app.name, color), 'stop');
+  await systemctl(systemctlArgv('stop', app.name, color, unitScope(app)), 'stop', unitScope(app));
 }
 
-/** The color's last lines in the journal, or '' when journald has none (or is not readable). */
+/**
+ * The color's last lines in the journal, or '' when journald has none (or is not readable: a
+ * system unit's lines need the systemd-journal group, which duet install gives the service user).
+ */
 export async function unitLogTail(app: AppConfig, color: Color, lines = 20): Promise<string> {
-  const argv = ['journalctl', '--user', '--unit', appUnitName(app.name, color), '--lines', String(lines), '--output', 'cat', '--no-pager'];
+  const scope = unitScope(app);
+  const argv = ['journalctl', ...scopeFlag(scope), '--unit', appUnitName(app.name, color), '--lines', String(lines), '--output', 'cat', '--no-pager'];
   try {
-    return lastLines(await runArgv(argv, { step: 'health', env: userManagerEnv(), timeoutMs: 5000 }), lines).trim();
+    const env = scope === 'user' ? userManagerEnv() : undefined;
+    return lastLines(await runArgv(argv, { step: 'health', env, timeoutMs: 5000 }), lines).trim();
   } catch {
     return '';
   }
 }
 
 export function unitLogHint(app: AppConfig, color: Color): string {
-  return `journalctl --user -u '${appUnitName(app.name, color)}'`;
+  return ['journalctl', ...scopeFlag(unitScope(app)), '-u', `'${appUnitName(app.name, color)}'`].join(' ');
 }

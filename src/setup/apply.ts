@@ -8,7 +8,7 @@ import { nginxMessage } from '../switch/nginx-conf.js';
 import { unifiedDiff } from './diff.js';
 import { underRoot } from './layout.js';
 import type { DesiredState, Entry, Owner, Role } from './plan.js';
-import { isEnabled, lookupGroup, lookupUser, useraddArgv } from './system.js';
+import { appUseraddArgv, groupsOf, isEnabled, lookupGroup, lookupUser, useraddArgv } from './system.js';
 
 /**
  * Compare the desired state with the disk and turn the differences into operations, in the
@@ -41,13 +41,21 @@ export async function inspect(desired: DesiredState, options: InspectOptions): P
   const { root } = options;
   const real = root === '/';
   const ops: Operation[] = [];
+  const groups = real ? await groupsOf(desired.user) : [];
   const command = (argv: string[], detail: string, run?: () => Promise<void>): Operation =>
     real
       ? { verb: 'run', target: argv.join(' '), detail, run: run ?? (() => runArgv(argv, { step: 'install' }).then(() => {})) }
       : { verb: 'skip', target: argv.join(' '), detail: `${detail} (--root: not run)` };
 
-  if (!(await lookupUser(desired.user, root)) && desired.user !== 'root') {
-    ops.push(command(useraddArgv(desired.user, desired.home), `system user ${desired.user}`));
+  const serviceUserExists = desired.user === 'root' || (await lookupUser(desired.user, root)) !== undefined;
+  if (!serviceUserExists) ops.push(command(useraddArgv(desired.user, desired.home), `system user ${desired.user}`));
+  const { appUser } = desired;
+  if (appUser && !(await lookupUser(appUser.name, root))) {
+    ops.push(command(appUseraddArgv(appUser.name, appUser.group, appUser.home), `system user ${appUser.name}, the apps run as (app_user)`));
+  }
+  const missingGroups = real && serviceUserExists ? desired.groups.filter((group) => !groups.includes(group)) : desired.groups;
+  if (missingGroups.length) {
+    ops.push(command(['usermod', '--append', '--groups', missingGroups.join(','), desired.user], `${desired.user} reads the app units' journal`));
   }
   const ids = new Ids();
   const restore: Array<() => Promise<void>> = [];

@@ -8,9 +8,9 @@ import { CLONE_REMOTE, cloneRemoteEnv, redact } from '../instance/checkout.js';
 import { packageManagerOf } from '../instance/package-manager.js';
 import { checkStatusAccess } from './github-access.js';
 import { capture, fail, oneLine, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
-import { LINGER_DIR, underRoot } from './layout.js';
-import { isEnabled, isRoot, lookupUser, userName } from './system.js';
-import { ENABLED_UNITS, renderUnits } from './units.js';
+import { JOURNAL_GROUP, LINGER_DIR, POLKIT_RULES_FILE, underRoot } from './layout.js';
+import { groupsOf, isEnabled, isRoot, lookupUser, userName } from './system.js';
+import { ENABLED_UNITS, renderPolkitRule, renderUnits } from './units.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -143,7 +143,8 @@ export async function checkUnits(ctx: DoctorContext): Promise<CheckResult> {
     if (onDisk === undefined) problems.push(`${unit.name} is not installed`);
     else if (onDisk !== unit.content) problems.push(`${unit.name} differs from what duet install writes now`);
   }
-  if (ctx.setup.runner === 'systemd' && !existsSync(underRoot(ctx.root, join(LINGER_DIR, ctx.setup.user)))) {
+  const userManager = ctx.setup.runner === 'systemd' && ctx.setup.appUser === undefined;
+  if (userManager && !existsSync(underRoot(ctx.root, join(LINGER_DIR, ctx.setup.user)))) {
     problems.push(`lingering is off for ${ctx.setup.user}: its systemd, which runs the app units, does not start at boot`);
   }
   if (problems.length) return fail('units', problems.join('; '), 'sudo duet install (then systemctl daemon-reload is run for you)');
@@ -182,6 +183,31 @@ export async function checkUserSystemd(ctx: DoctorContext): Promise<CheckResult>
       ? `sudo apt-get install libpam-systemd dbus-user-session, then sudo loginctl enable-linger ${user} (duet install does), then run doctor again`
       : `sudo loginctl enable-linger ${user} (duet install does), then run doctor again`,
   );
+}
+
+/** Debian's polkitd, which PID 1 asks whether the service user may start an app unit. */
+const POLKITD = '/usr/lib/polkit-1/polkitd';
+
+/**
+ * app_user: the user exists, polkit is there and has duet's rule (without them every start of a
+ * color fails with "Interactive authentication required"), and the service user reads the
+ * system journal the app units log to.
+ */
+export async function checkAppUser(ctx: DoctorContext, appUser: string): Promise<CheckResult> {
+  const name = 'app user';
+  const { user } = ctx.setup;
+  if (!(await lookupUser(appUser, ctx.root))) return fail(name, `the app user ${appUser} does not exist`, 'sudo duet install (creates it)');
+  if (!existsSync(underRoot(ctx.root, POLKITD))) {
+    return fail(name, `polkitd is not installed: systemd refuses ${user} every start of an app unit`, 'sudo apt-get install polkitd, then sudo duet install');
+  }
+  const rule = await readFile(underRoot(ctx.root, POLKIT_RULES_FILE), 'utf8').catch(() => undefined);
+  if (rule !== (await renderPolkitRule(ctx.setup))) {
+    return fail(name, `${POLKIT_RULES_FILE} ${rule === undefined ? 'is missing' : 'differs from what duet install writes'}`, 'sudo duet install');
+  }
+  if (ctx.root === '/' && !(await groupsOf(user)).includes(JOURNAL_GROUP)) {
+    return fail(name, `${user} is not in ${JOURNAL_GROUP}: duet cannot read the app units' output for its errors`, 'sudo duet install (adds it)');
+  }
+  return pass(name, `the apps run as ${appUser}; ${POLKIT_RULES_FILE} lets ${user} start and stop their units; ${user} reads their journal`);
 }
 
 /**

@@ -8,10 +8,11 @@ import {
   checkPackageManager,
   checkStateDir,
   checkUnits,
+  checkAppUser,
   checkUserSystemd,
   checkWebhookSecret,
 } from './doctor-checks.js';
-import { doctorContext, fail, pass, type CheckResult } from './doctor-context.js';
+import { doctorContext, fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
 import { installLayout } from './layout.js';
 import { loadSetupConfig } from './settings.js';
@@ -70,7 +71,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     ['webhook secret', () => checkWebhookSecret(ctx)],
     ['disk', () => checkDisk(ctx)],
     ['units', () => checkUnits(ctx)],
-    ...(setup.runner === 'systemd' ? [['user systemd', () => checkUserSystemd(ctx)] as [string, () => Promise<CheckResult>]] : []),
+    ...runnerChecks(ctx),
   ];
   const results = await Promise.all(
     checks.map(async ([name, check]) => {
@@ -84,6 +85,14 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   );
   const all = [config, ...results];
   return { results: all, exitCode: all.every((r) => r.ok) ? 0 : 1 };
+}
+
+/** runner: systemd: the systemd that runs the app units can. */
+function runnerChecks(ctx: DoctorContext): Array<[string, () => Promise<CheckResult>]> {
+  const { runner, appUser } = ctx.setup;
+  if (runner !== 'systemd') return [];
+  if (appUser !== undefined) return [['app user', () => checkAppUser(ctx, appUser)]];
+  return [['user systemd', () => checkUserSystemd(ctx)]];
 }
 
 export function formatResult(result: CheckResult): string {

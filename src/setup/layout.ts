@@ -14,6 +14,10 @@ export const USER_UNIT_DIR = '/etc/systemd/user';
 /** A file named for a user here keeps that user's systemd running without a login (loginctl enable-linger). */
 export const LINGER_DIR = '/var/lib/systemd/linger';
 export const SUDOERS_FILE = '/etc/sudoers.d/duet';
+/** app_user: what lets the service user start and stop the apps' system units (polkitd reads the directory). */
+export const POLKIT_RULES_FILE = '/etc/polkit-1/rules.d/50-duet.rules';
+/** app_user: the apps' system units log to the system journal, which this group may read. */
+export const JOURNAL_GROUP = 'systemd-journal';
 /** conf.d rather than sites-enabled: both Debian's and nginx.org's nginx.conf include conf.d/*.conf. */
 export const SITE_FILE = '/etc/nginx/conf.d/duet.conf';
 export const DEFAULT_CONFIG = '/etc/duet/duet.yml';
@@ -33,6 +37,11 @@ export interface InstallLayout {
   configFile: string;
   configDir: string;
   credentialsDir: string;
+}
+
+/** app_user's home, the one place of its own the app may write (0700: nobody else reads it). */
+export function appUserHome(appUser: string): string {
+  return `/var/lib/${appUser}`;
 }
 
 export function installLayout(configFile: string): InstallLayout {
@@ -56,7 +65,8 @@ export function needsNginxReload(setup: SetupConfig): boolean {
 
 /**
  * Whether the service runs anything as root (nginx -t and reload): that costs hardening.
- * `runner: systemd` does not: the app units run in the service user's own systemd.
+ * `runner: systemd` does not: the app units run in the service user's own systemd, or, with
+ * app_user, in the system's through a polkit rule.
  */
 export function needsRootCommands(setup: SetupConfig): boolean {
   return needsNginxReload(setup);

@@ -2,10 +2,21 @@ import { join, relative, isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { renderAppConf } from '../switch/nginx-conf.js';
 import { renderTemplateFile } from '../switch/templates.js';
-import { APP_UNIT_TEMPLATE, LINGER_DIR, SITE_FILE, SUDOERS_FILE, UNIT_DIR, USER_UNIT_DIR, type InstallLayout } from './layout.js';
+import {
+  APP_UNIT_TEMPLATE,
+  JOURNAL_GROUP,
+  LINGER_DIR,
+  POLKIT_RULES_FILE,
+  SITE_FILE,
+  SUDOERS_FILE,
+  UNIT_DIR,
+  USER_UNIT_DIR,
+  appUserHome,
+  type InstallLayout,
+} from './layout.js';
 import type { SetupConfig } from './settings.js';
 import { renderSudoers, sudoersCommands } from './sudoers.js';
-import { ENABLED_UNITS, renderUnits } from './units.js';
+import { ENABLED_UNITS, renderPolkitRule, renderUnits } from './units.js';
 
 /**
  * What a finished install looks like, independent of what is on disk now: the directories and
@@ -22,7 +33,7 @@ export interface Owner {
  * the service user's for user units), nginx files a test and reload, the linger file a start of
  * the user's systemd.
  */
-export type Role = 'config' | 'unit' | 'user-unit' | 'nginx' | 'sudoers' | 'linger';
+export type Role = 'config' | 'unit' | 'user-unit' | 'nginx' | 'sudoers' | 'linger' | 'polkit';
 
 export type Entry =
   /** enforce: an existing directory gets this mode and owner too; otherwise it is only created. */
@@ -46,10 +57,20 @@ export type Entry =
     }
   | { kind: 'absent'; path: string; role: Role; note: string };
 
+/** app_user: the apps' system user, created with the service user's group as its own. */
+export interface AppUser {
+  name: string;
+  home: string;
+  group: string;
+}
+
 export interface DesiredState {
   user: string;
   /** The service user's home: the state dir (SSH deploy keys go in <state_dir>/.ssh). */
   home: string;
+  appUser: AppUser | undefined;
+  /** Groups the service user must be in besides its own. */
+  groups: string[];
   entries: Entry[];
   /** Run (as root) after any nginx file changed; undefined with a managed nginx. */
   nginx: { test: string[]; reload: string[] } | undefined;
@@ -124,17 +145,37 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
     const role = unit.path.startsWith(`${USER_UNIT_DIR}/`) ? 'user-unit' : 'unit';
     entries.push({ kind: 'file', path: unit.path, mode: 0o644, owner: root(), content: unit.content, role });
   }
-  // Where duet before 0.2 put it, as a system unit started through sudo.
-  entries.push({ kind: 'absent', path: join(UNIT_DIR, APP_UNIT_TEMPLATE), role: 'unit', note: 'app units are user units now' });
-  if (setup.runner === 'systemd') {
+  const appUser = setup.appUser === undefined ? undefined : { name: setup.appUser, home: appUserHome(setup.appUser), group: user };
+  if (appUser) {
+    entries.push({ kind: 'dir', path: appUser.home, mode: 0o700, owner: { user: appUser.name, group: user }, enforce: true });
+    const rule = await renderPolkitRule(setup);
+    entries.push({
+      kind: 'file',
+      path: POLKIT_RULES_FILE,
+      mode: 0o644,
+      owner: root(),
+      content: rule,
+      role: 'polkit',
+      note: `${user} starts and stops the app units`,
+    });
+    entries.push({ kind: 'absent', path: join(USER_UNIT_DIR, APP_UNIT_TEMPLATE), role: 'user-unit', note: 'with app_user the app units are system units' });
+  } else {
+    entries.push({ kind: 'absent', path: POLKIT_RULES_FILE, role: 'polkit', note: 'no app_user: nothing for polkit to allow' });
+    // Where app_user puts it, and where duet before 0.2 did (a system unit started through sudo).
+    entries.push({ kind: 'absent', path: join(UNIT_DIR, APP_UNIT_TEMPLATE), role: 'unit', note: 'app units are user units without app_user' });
+  }
+  // With app_user the system's systemd runs the app units: the user's own is not needed for them.
+  if (setup.runner === 'systemd' && !appUser) {
     // What `loginctl enable-linger` writes: the user's systemd starts at boot, not at a login.
     // Left in place when the runner changes back: the operator may rely on it for more.
     const linger = join(LINGER_DIR, user);
     entries.push({ kind: 'file', path: linger, mode: 0o644, owner: root(), content: '', role: 'linger', note: `${user}'s systemd runs the app units` });
-  } else {
+  } else if (setup.runner === 'process') {
     entries.push({ kind: 'absent', path: join(USER_UNIT_DIR, APP_UNIT_TEMPLATE), role: 'user-unit', note: 'runner: process needs no app units' });
   }
-  return { user, home: config.stateDir, entries, nginx, enable: ENABLED_UNITS, sudoers };
+  // The app units' output is in the system journal then, which only this group (and root) may read.
+  const groups = appUser ? [JOURNAL_GROUP] : [];
+  return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, sudoers };
 }
 
 /**

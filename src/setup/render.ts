@@ -9,7 +9,8 @@ import { packageRoot } from '../switch/templates.js';
  * would start a new directive (an extra ExecStartPre=, say). So values may not contain line
  * breaks, and each value is escaped for its place by the caller (systemdArg, systemdPath).
  *
- * A line starting with `{{?flag}}` is kept only when `flag` is true (`{{?!flag}}`: when false):
+ * A line starting with `{{?flag}}` is kept only when `flag` is true (`{{?!flag}}`: when false;
+ * `{{?a}}{{?b}}`: when both are):
  * the units differ by a few optional lines (credentials, hardening), and this keeps every
  * possible line visible in the template instead of assembling them in code.
  */
@@ -17,11 +18,12 @@ export type SetupValues = Record<string, string | number | boolean>;
 
 export function renderSetupTemplate(template: string, values: SetupValues, label: string): string {
   const kept = template.split('\n').flatMap((line) => {
-    const conditional = /^\{\{\?(!?)([\w-]+)\}\}/.exec(line);
-    if (!conditional) return [line];
-    const flag = lookup(values, conditional[2]!, label);
-    const want = conditional[1] !== '!';
-    return Boolean(flag) === want ? [line.slice(conditional[0].length)] : [];
+    // Several in a row: the line is kept when every one holds.
+    for (let conditional; (conditional = /^\{\{\?(!?)([\w-]+)\}\}/.exec(line)); line = line.slice(conditional[0].length)) {
+      const flag = lookup(values, conditional[2]!, label);
+      if (Boolean(flag) !== (conditional[1] !== '!')) return [];
+    }
+    return [line];
   });
   return kept.join('\n').replace(/\{\{\s*([\w-]+)\s*\}\}/g, (_match, key: string) => {
     const value = String(lookup(values, key, label));

@@ -5,6 +5,8 @@ export interface SetupConfig {
   config: Config;
   user: string;
   runner: 'process' | 'systemd';
+  /** The apps' own user (runner: systemd), or undefined: they run as `user`. */
+  appUser: string | undefined;
 }
 
 export async function loadSetupConfig(file: string): Promise<SetupConfig> {
@@ -16,5 +18,5 @@ export function parseSetupConfig(text: string, file: string): SetupConfig {
 }
 
 function withSettings(config: Config): SetupConfig {
-  return { config, user: config.user, runner: config.runner };
+  return { config, user: config.user, runner: config.runner, appUser: config.appUser };
 }

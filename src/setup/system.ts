@@ -49,6 +49,17 @@ export function useraddArgv(user: string, home: string): string[] {
   return ['useradd', '--system', '--user-group', '--home-dir', home, '--no-create-home', '--shell', '/usr/sbin/nologin', user];
 }
 
+/** app_user: a system user whose primary group is the service user's, so it reads duet's files. */
+export function appUseraddArgv(appUser: string, group: string, home: string): string[] {
+  return ['useradd', '--system', '--gid', group, '--home-dir', home, '--no-create-home', '--shell', '/usr/sbin/nologin', appUser];
+}
+
+/** The groups a user is in (`id -nG`), [] for a user that does not exist. */
+export async function groupsOf(user: string): Promise<string[]> {
+  const result = await execa('id', ['-nG', user], { reject: false, stdin: 'ignore' });
+  return result.exitCode === 0 ? String(result.stdout).trim().split(/\s+/) : [];
+}
+
 /**
  * Whether `systemctl enable` has linked the unit into multi-user.target.wants (WantedBy=). Read
  * from the file system, like systemctl does offline, so it works without systemd as PID 1 and

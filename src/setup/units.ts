@@ -32,7 +32,7 @@ export function writablePaths(setup: SetupConfig): string[] {
 
 /**
  * The units for this config: duet.service and duet-bootup.service always, duet-app@.service with
- * `runner: systemd`. The optional secrets are loaded only when their files exist under `root`,
+ * `runner: systemd` (a user unit, or a system unit with app_user). The optional secrets are loaded only when their files exist under `root`,
  * because systemd refuses to start a unit whose LoadCredential= file is missing: adding a token
  * later means running `duet install` again (doctor says so).
  */
@@ -49,17 +49,30 @@ export async function renderUnits(setup: SetupConfig, layout: InstallLayout, roo
     // The relaxed sandbox also for user: root: nginx -t needs /run and /var/log writable either way.
     sudo: needsRootCommands(setup),
     process_runner: setup.runner === 'process',
-    systemd_runner: setup.runner === 'systemd',
+    // runner: systemd without app_user: the app units are the service user's own.
+    user_manager: setup.runner === 'systemd' && setup.appUser === undefined,
+    app_user: setup.appUser ?? false,
+    socket_apps: [...setup.config.apps.values()].some((app) => app.switch === 'socket'),
     api_token: has('api-token'),
     github_token: has('github-token'),
   };
   const names = [SERVICE_UNIT, BOOTUP_UNIT, ...(setup.runner === 'systemd' ? [APP_UNIT_TEMPLATE] : [])];
   const units: UnitFile[] = [];
   for (const name of names) {
-    const dir = name === APP_UNIT_TEMPLATE ? USER_UNIT_DIR : UNIT_DIR;
+    const dir = name === APP_UNIT_TEMPLATE ? appUnitDir(setup) : UNIT_DIR;
     units.push({ name, path: join(dir, name), content: await renderSystemdTemplate(`${name}.template`, values) });
   }
   return units;
+}
+
+/** Where duet-app@.service goes: the system's units with app_user, else the users' units. */
+export function appUnitDir(setup: SetupConfig): string {
+  return setup.appUser === undefined ? USER_UNIT_DIR : UNIT_DIR;
+}
+
+/** app_user: the polkit rule that lets the service user start and stop the app units, and only those. */
+export async function renderPolkitRule(setup: SetupConfig): Promise<string> {
+  return renderSystemdTemplate('duet-polkit.rules.template', { user: setup.user });
 }
 
 /** The units `systemctl enable` links into multi-user.target.wants. */

@@ -27,7 +27,7 @@ export function makeSocketReachable(path: string, root: string = dirname(dirname
   if (below.startsWith('..') || isAbsolute(below)) {
     throw new Error(`makeSocketReachable: ${socketPath} is not under ${top}`);
   }
-  chmodSync(socketPath, 0o666);
+  openSocket(socketPath);
   let dir = top;
   const parts = below ? below.split(sep) : [];
   for (const part of ['', ...parts]) {
@@ -38,6 +38,27 @@ export function makeSocketReachable(path: string, root: string = dirname(dirname
   }
   if (parts[0]) closeSiblings(top, parts[0]);
   if (process.getuid?.() === 0) checkAncestors(top, socketPath);
+}
+
+/**
+ * The socket itself: 0666 when it is duet's. With app_user it is the app user's, which duet may
+ * not chmod; the app unit's UMask=0011 creates it connectable for others already, and a socket
+ * that is not is refused here rather than found by nginx's first request.
+ */
+function openSocket(socketPath: string): void {
+  const socket = lstatSync(socketPath);
+  if (!socket.isSocket()) throw new Error(`makeSocketReachable: ${socketPath} is not a socket`);
+  if (socket.uid === process.getuid?.()) {
+    chmodSync(socketPath, 0o666);
+  } else if ((socket.mode & 0o002) === 0) {
+    throw new DuetError(
+      `nginx's workers cannot connect to ${socketPath}: it is uid ${socket.uid}'s (app_user), mode 0${(socket.mode & 0o777).toString(8)}, not writable by others`,
+      {
+        step: 'socket permissions',
+        hint: 'duet-app@.service sets UMask=0011 for this (duet install writes it); an app that sets its own umask or chmods its socket must leave it writable by others',
+      },
+    );
+  }
 }
 
 /** Port mode: the app root and everything in it closed to other local users. */

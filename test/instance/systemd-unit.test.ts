@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { parseSetupConfig } from '../../src/setup/settings.js';
 import { sudoersCommands } from '../../src/setup/sudoers.js';
-import { appUnitName, instanceEnvPath, parseShow, renderInstanceEnv, systemctlArgv } from '../../src/instance/systemd-unit.js';
+import { appUnitName, instanceEnvPath, parseShow, renderInstanceEnv, systemctlArgv, unitLogHint, unitScope } from '../../src/instance/systemd-unit.js';
 import { tempDir } from '../support/tmp.js';
 import { requireBinary, runTool } from '../setup/helpers.js';
 
@@ -81,6 +81,12 @@ test('systemctl --user, never sudo: the service user starts and stops its own un
     'duet-app@my\\x2dapp-blue.service',
   ]);
   assert.equal(instanceEnvPath(app, 'green'), join(stateDir, 'my-app', 'green.env'), 'EnvironmentFile=<state_dir>/%I.env with %I = my-app/green');
+  // app_user: the system's systemd, through polkit, still no sudo.
+  assert.equal(unitScope(app), 'user');
+  assert.equal(unitScope({ appUser: 'duet-app' }), 'system');
+  assert.deepEqual(systemctlArgv('start', app.name, 'green', 'system'), ['systemctl', 'start', 'duet-app@my\\x2dapp-green.service']);
+  assert.equal(unitLogHint({ ...app, appUser: 'duet-app' }, 'blue'), "journalctl -u 'duet-app@my\\x2dapp-blue.service'");
+  assert.equal(unitLogHint(app, 'blue'), "journalctl --user -u 'duet-app@my\\x2dapp-blue.service'");
 
   // No sudoers drop-in for it: socket mode with runner: systemd needs nothing as root.
   const setup = parseSetupConfig(

@@ -71,3 +71,27 @@ export async function postWebhook(servePort: number, secret: string, event: stri
     body,
   });
 }
+
+/**
+ * The steps of one machine's story: each a subtest, and once one fails the rest are skipped
+ * (they build on it) instead of failing for its reason again.
+ */
+export function stepsOf(t: TestContext): (name: string, fn: (t: TestContext) => Promise<void>) => Promise<void> {
+  let broken = false;
+  return async (name, fn) => {
+    await t.test(name, { skip: broken ? 'a step before failed' : false }, async (st) => {
+      try {
+        await fn(st);
+      } catch (error) {
+        broken = true;
+        throw error;
+      }
+    });
+  };
+}
+
+/** Whether duet serve in the machine answers /healthz. */
+export async function healthz(port: number): Promise<boolean> {
+  const answer = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+  return answer?.ok ?? false;
+}

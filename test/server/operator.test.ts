@@ -9,7 +9,7 @@ import { getPublic } from '../support/duet.js';
 import { startLoad, type LoadReport } from '../support/load.js';
 import { startContainer, type Container } from './container.js';
 import { installRelease, upgradeRelease } from './release.js';
-import { appRepoInMachine, branchPush, duetStatus, journal, postWebhook, type AppOnMachine } from './apps.js';
+import { appRepoInMachine, branchPush, duetStatus, healthz, journal, postWebhook, stepsOf, type AppOnMachine } from './apps.js';
 
 /**
  * The README's "Running duet on a server", step by step, as an operator does it, on a booted
@@ -49,17 +49,7 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
     world.apps.push(await appRepoInMachine(t, machine, name, mode));
   }
 
-  let broken = false;
-  const step = async (name: string, fn: (t: TestContext) => Promise<void>): Promise<void> => {
-    await t.test(name, { skip: broken ? 'a step before failed' : false }, async (st) => {
-      try {
-        await fn(st);
-      } catch (error) {
-        broken = true;
-        throw error;
-      }
-    });
-  };
+  const step = stepsOf(t);
 
   await step('1-4. install duet as a release, duet install, secrets as credentials files: doctor is green', async (st) => {
     const started = Date.now();
@@ -367,11 +357,6 @@ async function serveUnit(machine: Container): Promise<{ pid: number; restarts: n
   const out = await machine.run(['systemctl', 'show', '--property=MainPID,NRestarts,Result', 'duet.service']);
   const value = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(out)?.[1] ?? '';
   return { pid: Number(value('MainPID')), restarts: Number(value('NRestarts')), result: value('Result') };
-}
-
-async function healthz(port: number): Promise<boolean> {
-  const answer = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
-  return answer?.ok ?? false;
 }
 
 function statesOf(github: GitHubServer, app: string, sha: string): string[] {

@@ -27,6 +27,7 @@ export const PACKAGES = [
   'libpam-systemd',
   'dbus',
   'dbus-user-session',
+  'polkitd',
   'nginx-light',
   'git',
   'ca-certificates',

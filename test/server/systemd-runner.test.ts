@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
 import { getPublic } from '../support/duet.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
-import { appRepoInMachine, branchPush, duetStatus, journal, postWebhook, type AppOnMachine } from './apps.js';
+import { appRepoInMachine, branchPush, duetStatus, healthz, journal, postWebhook, stepsOf, type AppOnMachine } from './apps.js';
 import { startContainer, type Container } from './container.js';
 import { installRelease } from './release.js';
 
@@ -58,17 +58,7 @@ test('runner: systemd: the user manager started by lingering runs the colors, re
   const app = await appRepoInMachine(t, machine, 'sysapp', 'socket');
   const servePort = await freePort();
 
-  let broken = false;
-  const step = async (name: string, fn: (t: TestContext) => Promise<void>): Promise<void> => {
-    await t.test(name, { skip: broken ? 'a step before failed' : false }, async (st) => {
-      try {
-        await fn(st);
-      } catch (error) {
-        broken = true;
-        throw error;
-      }
-    });
-  };
+  const step = stepsOf(t);
 
   let uid = '';
   const userctl = (args: string[]) => machine.exec(['sudo', '-u', 'duet', 'env', `XDG_RUNTIME_DIR=/run/user/${uid}`, 'systemctl', '--user', ...args]);
@@ -298,11 +288,6 @@ test('runner: systemd: the user manager started by lingering runs the colors, re
     assert.equal(await machine.run(['systemctl', 'is-active', `user@${uid}.service`, 'duet-bootup.service', 'duet.service']), 'active\nactive\nactive');
   });
 });
-
-async function healthz(port: number): Promise<boolean> {
-  const answer = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
-  return answer?.ok ?? false;
-}
 
 /** The sandbox probe's reports, one per build that ran it. */
 async function probeRuns(machine: Container): Promise<string[]> {

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, readdir, writeFile, chmod, appendFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { runInNewContext } from 'node:vm';
 import { execa } from 'execa';
 import { parseConfig } from '../../src/config/load.js';
 import { cliPath } from '../support/duet.js';
@@ -157,6 +158,63 @@ test('runner: systemd installs the app unit as a user unit and turns lingering o
   assert.match(unit, /^ProtectHome=read-only$/m, 'systemctl --user reaches the manager under /run/user');
   assert.match(unit, /^NoNewPrivileges=yes$/m, 'no sudo, so the full sandbox');
   await assert.rejects(stat(join(root, 'etc/sudoers.d/duet')), 'socket mode and runner: systemd need nothing as root');
+});
+
+test('app_user: the app unit becomes a system unit run as that user, started through a polkit rule for those units only; no lingering', async (t) => {
+  const root = await tempDir(t, 'duet-app-user');
+  const top = ['runner: systemd', 'app_user: duet-app', 'nginx: { conf_dir: /etc/duet/nginx.d }'];
+  await writeConfig(root, configText({ name: 'my-app', top, app: ['switch: socket'] }));
+  const result = await installInto(root);
+  const template = await readFile(join(root, 'etc/systemd/system/duet-app@.service'), 'utf8');
+  assert.match(template, /^User=duet-app$/m);
+  assert.match(template, /^Group=duet$/m, "duet's group: it reads the checkout");
+  assert.match(template, /^UMask=0011$/m, 'socket mode: nginx can connect to a socket duet cannot chmod');
+  for (const line of ['NoNewPrivileges=yes', 'PrivateTmp=yes', 'ProtectSystem=full', 'ProtectHome=yes']) assert.match(template, new RegExp(`^${line}$`, 'm'));
+  assert.doesNotMatch(template, /\{\{/, 'every placeholder rendered');
+  await assert.rejects(stat(join(root, 'etc/systemd/user/duet-app@.service')), 'not a user unit');
+  await assert.rejects(stat(join(root, 'var/lib/systemd/linger/duet')), "the user's own systemd is not needed");
+  const rule = await readFile(join(root, 'etc/polkit-1/rules.d/50-duet.rules'), 'utf8');
+  assert.match(rule, /subject\.user !== "duet"/);
+  assert.match(rule, /org\.freedesktop\.systemd1\.manage-units/);
+  assert.equal(await mode(join(root, 'etc/polkit-1/rules.d/50-duet.rules')), '644');
+  assert.equal(await mode(join(root, 'var/lib/duet-app')), '700', "the app user's home, its own");
+  assert.match(result.stdout, /skip +useradd --system --gid duet --home-dir \/var\/lib\/duet-app --no-create-home --shell \/usr\/sbin\/nologin duet-app/);
+  assert.match(result.stdout, /skip +usermod --append --groups systemd-journal duet/);
+  const unit = await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8');
+  assert.match(unit, /^ProtectHome=yes$/m, 'no /run/user to reach');
+
+  // The rule, run as polkit runs it (plain ES5 given a `polkit` object), in a context of its own.
+  type Rule = (action: { id: string; lookup: (key: string) => string | undefined }, subject: { user: string }) => string;
+  const rules: Rule[] = [];
+  runInNewContext(rule, { polkit: { Result: { YES: 'yes', NOT_HANDLED: 'not handled' }, addRule: (f: Rule) => rules.push(f) } });
+  assert.equal(rules.length, 1);
+  const ask = (user: string, unit: string, verb: string, id = 'org.freedesktop.systemd1.manage-units'): string =>
+    rules[0]!({ id, lookup: (key: string) => ({ unit, verb })[key] }, { user });
+  assert.equal(ask('duet', 'duet-app@my\\x2dapp-green.service', 'start'), 'yes');
+  assert.equal(ask('duet', 'duet-app@cafeteria-blue.service', 'stop'), 'yes');
+  assert.equal(ask('duet', 'duet-app@cafeteria-blue.service', 'restart'), 'yes');
+  assert.equal(ask('duet', 'nginx.service', 'start'), 'not handled', 'no other unit');
+  assert.equal(ask('duet', 'duet.service', 'stop'), 'not handled');
+  assert.equal(ask('duet', 'duet-app@cafeteria-red.service', 'start'), 'not handled');
+  assert.equal(ask('duet', 'duet-app@cafeteria-blue.service', 'enable'), 'not handled', 'no other verb');
+  assert.equal(ask('duet-app', 'duet-app@cafeteria-blue.service', 'start'), 'not handled', 'no other user');
+  assert.equal(ask('duet', 'duet-app@cafeteria-blue.service', 'start', 'org.freedesktop.systemd1.manage-unit-files'), 'not handled');
+
+  // Back to the service user's own systemd: the system unit and the rule go.
+  await writeConfig(root, configText({ name: 'my-app', top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'], app: ['switch: socket'] }));
+  await installInto(root);
+  await assert.rejects(stat(join(root, 'etc/systemd/system/duet-app@.service')));
+  await assert.rejects(stat(join(root, 'etc/polkit-1/rules.d/50-duet.rules')));
+  assert.match(await readFile(join(root, 'etc/systemd/user/duet-app@.service'), 'utf8'), /^NoNewPrivileges=yes$/m);
+});
+
+test('app_user needs runner: systemd and another user than duet', () => {
+  const base = (top: string[]) => configText({ top, app: ['switch: socket'] });
+  assert.throws(() => parseConfig(base(['app_user: duet-app']), 'duet.yml'), /app_user: needs runner: systemd/);
+  assert.throws(() => parseConfig(base(['runner: systemd', 'app_user: duet']), 'duet.yml'), /app_user: is duet's own user/);
+  assert.throws(() => parseConfig(base(['runner: systemd', 'app_user: root']), 'duet.yml'), /app_user: the apps must not run as root/);
+  assert.throws(() => parseConfig(base(['runner: systemd', 'app_user: "a b"']), 'duet.yml'), /app_user: a system user name/);
+  assert.equal(parseConfig(base(['runner: systemd', 'app_user: duet-app']), 'duet.yml').apps.get('cafeteria')?.appUser, 'duet-app');
 });
 
 test('install refuses configs that would need write access to /etc/nginx or cannot reload', async (t) => {

@@ -24,6 +24,11 @@ const variants: Record<string, string> = {
     top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'],
     app: ['switch: socket'],
   }),
+  'runner systemd, app_user': configText({
+    name: 'my-app',
+    top: ['runner: systemd', 'app_user: duet-app', 'nginx: { conf_dir: /etc/duet/nginx.d }'],
+    app: ['switch: socket'],
+  }),
 };
 
 test('the generated units pass systemd-analyze verify', async (t) => {
@@ -38,10 +43,10 @@ test('the generated units pass systemd-analyze verify', async (t) => {
     const paths = units.map((unit) => join(dir, unit));
     if (config.includes('runner: systemd')) {
       // An instance as duet would start it: the template under the escaped instance name.
-      const userDir = join(root, 'etc/systemd/user');
-      const instance = join(userDir, 'duet-app@my\\x2dapp-blue.service');
-      await copyFile(join(userDir, 'duet-app@.service'), instance);
-      paths.push(join(userDir, 'duet-app@.service'), instance);
+      const unitDir = join(root, config.includes('app_user:') ? 'etc/systemd/system' : 'etc/systemd/user');
+      const instance = join(unitDir, 'duet-app@my\\x2dapp-blue.service');
+      await copyFile(join(unitDir, 'duet-app@.service'), instance);
+      paths.push(join(unitDir, 'duet-app@.service'), instance);
     }
     const result = await runTool(analyze, ['verify', '--man=no', ...paths]);
     // verify exits 0 on mere warnings (an unknown key, a bad value it ignores), so its output must be empty too.

@@ -74,7 +74,7 @@ export async function startUserSystemd(t: TestContext): Promise<UserSystemd | un
     systemctl,
     async installAppUnit(stateDir) {
       // The same template and renderer `duet install` uses for /etc/systemd/user.
-      const unit = await renderSystemdTemplate('duet-app@.service.template', { state_dir: systemdPath(stateDir) });
+      const unit = await renderSystemdTemplate('duet-app@.service.template', { state_dir: systemdPath(stateDir), app_user: false, socket_apps: false });
       await writeFile(join(unitDir, 'duet-app@.service'), unit);
       await systemctl(['daemon-reload']);
     },

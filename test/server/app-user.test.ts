@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { pollUntil } from '../../src/util/poll.js';
+import { getPublic } from '../support/duet.js';
+import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
+import { freePort } from '../support/ports.js';
+import { appRepoInMachine, branchPush, duetStatus, healthz, journal, postWebhook, stepsOf, type AppOnMachine } from './apps.js';
+import { startContainer } from './container.js';
+import { installRelease } from './release.js';
+
+/**
+ * `app_user`: the apps run as another user than duet, as system units of the machine's PID 1,
+ * which duet starts and stops through the polkit rule duet install writes. What this buys is
+ * checked from inside the app itself: every start of a color first runs a probe, as the app's
+ * own process in its own unit, that tries to read what it must not (duet's credentials, duet
+ * serve's environment, the unit's env file) and reports what it could. Controls show that each
+ * of those is there and readable by duet's uid, so "denied" is the separation, not a wrong path.
+ */
+
+const APP_USER = 'duet-app';
+const GITHUB_TOKEN = 'ghp_appusertestappusertestappuser0000';
+const PROBE = '/usr/local/bin/duet-app-probe';
+/** The app user's home, the one place of its own it may write (duet install makes it 0700). */
+const PROBE_DIR = `/var/lib/${APP_USER}`;
+const PROBE_SCRIPT = [
+  '#!/bin/sh',
+  "# The server suite's app probe (test/server/app-user.test.ts): what the app can reach. Never fails the start.",
+  `out=${PROBE_DIR}/probe-$$.txt`,
+  'serve=$(systemctl show --property=MainPID --value duet.service)',
+  '{',
+  '  echo "uid $(id -u) gid $(id -g)"',
+  `  for f in /run/credentials/duet.service/webhook-secret /run/credentials/duet.service/github-token /etc/duet/credentials/webhook-secret "/proc/$serve/environ" "$PWD.env"; do`,
+  '    if cat "$f" > /dev/null 2>&1; then echo "read $f"; else echo "denied $f"; fi',
+  '  done',
+  '  if touch "$PWD/probe-wrote-here" 2> /dev/null; then echo "wrote the checkout"; else echo "checkout read-only"; fi',
+  '  if cat "$PWD/server.js" > /dev/null 2>&1; then echo "reads the checkout"; fi',
+  '  echo "secret variables: $(env | grep -c -E \'^DUET_(WEBHOOK|API|GITHUB)\')"',
+  '} > "$out" 2>&1',
+  'exit 0',
+  '',
+].join('\n');
+
+test('app_user: the apps run as another user, started through polkit by an unprivileged duet, and cannot reach its secrets', async (t) => {
+  const github = await startGitHubServer(t);
+  github.respondAlways('GET', /^\/repos\/[^/]+\/[^/]+$/, {
+    status: 200,
+    headers: { 'x-oauth-scopes': 'repo' },
+    body: { private: true, default_branch: 'main', permissions: { admin: false, maintain: false, push: true, pull: true } },
+  });
+  const machine = await startContainer(t);
+  const boot = await machine.boot();
+  t.diagnostic(`boot: ${boot.ms} ms (${boot.state})`);
+  assert.deepEqual(boot.failed, []);
+  const app = await appRepoInMachine(t, machine, 'userapp', 'socket');
+  const servePort = await freePort();
+  const step = stepsOf(t);
+  const unitOf = (color: string) => `duet-app@${app.name}-${color}.service`;
+  const mainPid = async (unit: string) => Number(await machine.run(['systemctl', 'show', '--property=MainPID', '--value', unit]));
+  let webhookSecret = '';
+  let live = '';
+
+  await step('duet install with app_user: the user, a system unit template run as it, the polkit rule; no lingering', async () => {
+    await installRelease(machine);
+    await writeFile(join(machine.root, PROBE), PROBE_SCRIPT);
+    await chmod(join(machine.root, PROBE), 0o755);
+    await mkdir(join(machine.root, 'etc', 'duet'), { recursive: true });
+    await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), configYaml(app, servePort, github));
+    await machine.run(['duet', 'install']);
+    await machine.sh('umask 077; openssl rand -hex 32 > /etc/duet/credentials/webhook-secret');
+    await machine.run(['sh', '-c', 'umask 077; cat > /etc/duet/credentials/github-token'], { input: `${GITHUB_TOKEN}\n` });
+    webhookSecret = (await machine.run(['cat', '/etc/duet/credentials/webhook-secret'])).trim();
+    await machine.run(['duet', 'install']);
+    const [duetIds, appIds] = [await machine.run(['id', 'duet']), await machine.run(['id', APP_USER])];
+    assert.match(duetIds, /systemd-journal/, `duet reads the app units' journal: ${duetIds}`);
+    assert.match(appIds, /gid=\d+\(duet\)/, `${APP_USER}'s group is duet's: ${appIds}`);
+    assert.doesNotMatch(appIds, /systemd-journal|sudo/);
+    assert.match(await machine.run(['cat', '/etc/systemd/system/duet-app@.service']), new RegExp(`^User=${APP_USER}$`, 'm'));
+    assert.equal((await machine.exec(['test', '-e', '/etc/systemd/user/duet-app@.service'])).code, 1);
+    assert.equal((await machine.exec(['test', '-e', '/var/lib/systemd/linger/duet'])).code, 1, 'no lingering: the system systemd runs the apps');
+  });
+
+  await step('duet.service (strict sandbox) starts and duet doctor is green, its app user check included', async (st) => {
+    await machine.run(['systemctl', 'start', 'duet-bootup.service', 'duet.service']);
+    const up = await pollUntil(async () => ((await healthz(servePort)) ? true : undefined), { timeoutMs: 30_000, initialIntervalMs: 10, maxIntervalMs: 100 });
+    assert.ok(up, `duet serve did not answer:\n${await journal(machine, 'duet')}`);
+    const doctor = await machine.exec(['duet', 'doctor']);
+    st.diagnostic(`duet doctor:\n${doctor.stdout}`);
+    assert.equal(doctor.code, 0, `duet doctor is not green:\n${doctor.stdout}\n${doctor.stderr}`);
+    assert.match(doctor.stdout, new RegExp(`✓ app user: the apps run as ${APP_USER}`));
+  });
+
+  await step('a signed push deploys through duet serve: the color is a system unit running as the app user, serving through nginx', async (st) => {
+    const started = Date.now();
+    const sha = await app.repo.commit({ VERSION: `${app.name}-v2\n` }, 'v2', { push: false });
+    await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
+    const response = await postWebhook(servePort, webhookSecret, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
+    assert.equal(response.status, 202, await response.text());
+    const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
+    await github
+      .waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 180_000)
+      .catch(async (error: Error) => {
+        throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
+      });
+    const states = github.matching(new RegExp(`^${statuses}$`), 'POST').map((r) => (r.body as { state: string }).state);
+    assert.equal(states.at(-1), 'success', `statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`);
+    live = (await duetStatus(machine, app.name)).enabled as string;
+    const answer = await getPublic(app.listen);
+    assert.equal(answer.status, 200);
+    assert.match(answer.body, new RegExp(`color ${live} revision ${sha}`));
+    const pid = await mainPid(unitOf(live));
+    const status = await machine.run(['cat', `/proc/${pid}/status`]);
+    const appUid = (await machine.run(['id', '-u', APP_USER])).trim();
+    assert.match(status, new RegExp(`^Uid:\\s+${appUid}\\s+${appUid}\\s+${appUid}\\s+${appUid}$`, 'm'), `the app's process:\n${status}`);
+    assert.match(
+      await machine.run(['cat', `/proc/${pid}/cgroup`]),
+      new RegExp(`^0::/system\\.slice/system-duet\\\\x2dapp\\.slice/${unitOf(live).replace('.', '\\.')}$`, 'm'),
+    );
+    assert.equal(Number((await machine.run(['sudo', '-u', 'duet', 'duet', 'pid', app.name, live])).trim()), pid, 'duet pid names the unit main process');
+    st.diagnostic(`push to success ${Date.now() - started} ms; live ${live} pid ${pid} uid ${appUid}; statuses ${states.join(', ')}`);
+  });
+
+  await step("from inside the app: duet's credentials, duet serve's environment and the env file are out of reach; the controls read them", async (st) => {
+    const reports = await probeReports(machine);
+    assert.ok(reports.length >= 1, 'the probe did not run');
+    st.diagnostic(`the app's probe:\n${reports.at(-1)}`);
+    const appUid = (await machine.run(['id', '-u', APP_USER])).trim();
+    for (const report of reports) {
+      assert.match(report, new RegExp(`^uid ${appUid} gid `, 'm'));
+      assert.doesNotMatch(report, /^read /m, `the app read something of duet's:\n${report}`);
+      assert.match(report, /^denied \/run\/credentials\/duet\.service\/webhook-secret$/m);
+      assert.match(report, /^denied \/run\/credentials\/duet\.service\/github-token$/m);
+      assert.match(report, /^denied \/proc\/\d+\/environ$/m);
+      assert.match(report, /^denied \/var\/lib\/duet\/userapp\/(blue|green)\.env$/m);
+      assert.match(report, /^checkout read-only$/m);
+      assert.match(report, /^reads the checkout$/m);
+      assert.match(report, /^secret variables: 0$/m);
+    }
+    // The controls: as duet's uid in duet.service's own mount namespace, which is what the app
+    // would be without app_user, the same paths are there and readable.
+    const serve = await mainPid('duet.service');
+    const [uid, gid] = [(await machine.run(['id', '-u', 'duet'])).trim(), (await machine.run(['id', '-g', 'duet'])).trim()];
+    const asDuet = (argv: string[]) => machine.run(['nsenter', '-t', String(serve), '-m', '-S', uid, '-G', gid, '--', ...argv]);
+    assert.equal((await asDuet(['cat', '/run/credentials/duet.service/webhook-secret'])).trim(), webhookSecret);
+    assert.equal((await asDuet(['cat', '/run/credentials/duet.service/github-token'])).trim(), GITHUB_TOKEN);
+    assert.match(await asDuet(['cat', `/proc/${serve}/environ`]), /DUET_WEBHOOK_SECRET_FILE=/);
+    assert.match(await asDuet(['cat', `/var/lib/duet/${app.name}/${live}.env`]), /^DUET_START=/m);
+  });
+
+  await step(
+    'a deploy from the CLI (polkit outside the sandbox), stop-instance and start-instance of the standby; the app user and other units are refused',
+    async (st) => {
+      const sha = await app.repo.commit({ VERSION: `${app.name}-v3\n` }, 'v3', { push: false });
+      await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
+      const deploy = await machine.exec(['sudo', '-u', 'duet', 'duet', 'deploy', app.name, '--ref', 'main'], { timeoutMs: 180_000 });
+      assert.equal(deploy.code, 0, `${deploy.stdout}\n${deploy.stderr}`);
+      const standby = live;
+      live = (await duetStatus(machine, app.name)).enabled as string;
+      assert.notEqual(live, standby);
+      assert.match((await getPublic(app.listen)).body, new RegExp(`color ${live} revision ${sha}`));
+      await machine.run(['sudo', '-u', 'duet', 'duet', 'stop-instance', app.name, standby]);
+      assert.notEqual((await machine.exec(['systemctl', 'is-active', unitOf(standby)])).stdout.trim(), 'active');
+      await machine.run(['sudo', '-u', 'duet', 'duet', 'start-instance', app.name, standby], { timeoutMs: 120_000 });
+      assert.equal(await machine.run(['systemctl', 'is-active', unitOf(standby)]), 'active');
+
+      const refused = await machine.exec(['sudo', '-u', 'duet', 'systemctl', 'stop', 'nginx.service']);
+      assert.notEqual(refused.code, 0, 'duet stopped nginx.service');
+      assert.match(refused.stderr, /Interactive authentication required|Access denied/, refused.stderr);
+      const byApp = await machine.exec(['sudo', '-u', APP_USER, 'systemctl', 'stop', unitOf(live)]);
+      assert.notEqual(byApp.code, 0, 'the app user stopped a color');
+      assert.equal(await machine.run(['systemctl', 'is-active', unitOf(live), 'nginx.service']), 'active\nactive');
+      st.diagnostic(
+        `live ${live}, standby ${standby} stopped and started again; refused: ${refused.stderr.split('\n').find((line) => /authentication|denied/i.test(line))}`,
+      );
+    },
+  );
+
+  await step("a version that crashes at start fails its deploy with the app's own output from the journal; live traffic stays", async (st) => {
+    const before = await getPublic(app.listen);
+    const sha = await app.repo.commit({ 'behaviour.json': '{"crashOnStart":true}' }, 'crash', { push: false });
+    await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
+    const deploy = await machine.exec(['sudo', '-u', 'duet', 'duet', 'deploy', app.name, '--ref', 'main'], { timeoutMs: 180_000 });
+    st.diagnostic(`duet deploy of ${sha.slice(0, 7)}: exit ${deploy.code}\n${deploy.stderr.split('\n').slice(-8).join('\n')}`);
+    assert.notEqual(deploy.code, 0);
+    assert.match(`${deploy.stdout}\n${deploy.stderr}`, /sample-app: crashing on start as behaviour\.json asks/, 'the output came from the system journal');
+    assert.equal((await duetStatus(machine, app.name)).enabled, live);
+    const after = await getPublic(app.listen);
+    assert.equal(after.status, 200);
+    assert.equal(after.body, before.body, 'the live color still serves');
+  });
+});
+
+/** The probe's reports, one per start of a color. */
+async function probeReports(machine: { root: string }): Promise<string[]> {
+  const dir = join(machine.root, PROBE_DIR);
+  const files = (await readdir(dir)).filter((file) => file.startsWith('probe-')).sort();
+  return Promise.all(files.map(async (file) => (await readFile(join(dir, file), 'utf8')).trim()));
+}
+
+function configYaml(app: AppOnMachine, servePort: number, github: GitHubServer): string {
+  return [
+    '# duet.yml of the server suite (test/server/app-user.test.ts)',
+    'state_dir: /var/lib/duet',
+    'user: duet',
+    'runner: systemd',
+    `app_user: ${APP_USER}`,
+    'nginx:',
+    '  managed: false',
+    '  conf_dir: /etc/duet/nginx.d',
+    'server:',
+    `  listen: 127.0.0.1:${servePort}`,
+    `  public_url: http://127.0.0.1:${servePort}`,
+    'github:',
+    `  api_url: http://127.0.0.1:${github.port}`,
+    'apps:',
+    `  ${app.name}:`,
+    `    repo: duet-tests/${app.name}`,
+    `    clone_url: file://${app.bareInMachine}`,
+    `    listen: "127.0.0.1:${app.listen}"`,
+    `    server_name: ${app.name}.test`,
+    '    switch: socket',
+    '    install: npm ci --no-audit --no-fund',
+    `    start: ${PROBE} && exec node server.js`,
+    '    health: { path: /health, timeout_s: 30, watch_s: 1 }',
+    '    standby: keep',
+    '    drain_s: 0.5',
+    '',
+  ].join('\n');
+}
