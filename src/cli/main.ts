@@ -29,6 +29,7 @@ const registry: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['serve', async () => (await import('./commands/serve.js')).serve],
   ['install', async () => (await import('./commands/install.js')).install],
   ['doctor', async () => (await import('./commands/doctor.js')).doctor],
+  ['step-runner', async () => (await import('./commands/step-runner.js')).stepRunner],
 ];
 
 /** The command named `name`, loaded; undefined for a name duet does not know. */

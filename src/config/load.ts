@@ -5,7 +5,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { configSchema, type RawApp, type RawConfig } from './schema.js';
-import { appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
+import { STEP_SOCKET, appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
 
 export interface NginxSettings {
   managed: ManagedNginxPaths | undefined;
@@ -24,6 +24,8 @@ export type AppConfig = RawApp & {
   runner: RawConfig['runner'];
   /** The top-level `app_user`: the apps' own uid (runner: systemd), or undefined for duet's. */
   appUser: string | undefined;
+  /** With app_user: the socket the installs and builds run through, as that user. */
+  stepSocket: string | undefined;
 };
 
 export interface Config {
@@ -104,7 +106,14 @@ function resolveConfig(raw: RawConfig, file: string): Config {
   const stateDir = resolve(raw.state_dir);
   const apps = new Map<string, AppConfig>();
   for (const [name, app] of Object.entries(raw.apps)) {
-    apps.set(name, { ...app, name, paths: appPaths(stateDir, name), runner: raw.runner, appUser: raw.app_user });
+    apps.set(name, {
+      ...app,
+      name,
+      paths: appPaths(stateDir, name),
+      runner: raw.runner,
+      appUser: raw.app_user,
+      stepSocket: raw.app_user === undefined ? undefined : STEP_SOCKET,
+    });
   }
   const { server, github, user, runner } = raw;
   return { file, stateDir, nginx: resolveNginx(raw, stateDir), server, github, user, runner, appUser: raw.app_user, apps };

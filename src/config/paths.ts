@@ -1,6 +1,12 @@
 import { join } from 'node:path';
 import type { Color } from './schema.js';
 
+/**
+ * app_user: duet-step.socket, through which duet runs the installs and builds as that user
+ * (ListenStream= of systemd/duet-step.socket.template). A machine path, like the unit dirs.
+ */
+export const STEP_SOCKET = '/run/duet/step.sock';
+
 /** Where everything of one app lives under state_dir. Derived, never configured, so it cannot drift. */
 export interface AppPaths {
   root: string;

@@ -47,7 +47,7 @@ export async function missingDevPackages(checkout: string): Promise<string[]> {
 export async function restoreDevDependencies(
   checkout: string,
   missing: string[],
-  options: { env: Record<string, string>; output?: OutputSink; group?: string },
+  options: { env: Record<string, string>; output?: OutputSink; group?: string; stepSocket?: string },
 ): Promise<void> {
   const argv = ['npm', 'install', '--include=dev', '--no-save', '--no-audit', '--no-fund', '--prefer-offline'];
   options.output?.write(
@@ -60,6 +60,7 @@ export async function restoreDevDependencies(
     env: options.env,
     output: options.output,
     group: options.group,
+    stepSocket: options.stepSocket,
     hint: `putting back the devDependencies in ${checkout} failed (the live color is untouched); a deploy after \`rm -rf ${join(checkout, 'node_modules')}\` installs afresh`,
   });
 }
@@ -96,6 +97,7 @@ export async function pruneDevDependencies(app: AppConfig, color: Color, options
     cwd: checkout,
     forApp: true,
     group: app.paths.stepGroup[color],
+    stepSocket: app.stepSocket,
     env: pruneEnv(options.env, manager),
     output: options.output,
     hint: `pruning devDependencies in ${checkout} failed (the live color is untouched); set prune: false to run with them`,

@@ -161,7 +161,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
   const nodeModules = join(checkout, 'node_modules');
   const command = installCommand(app, checkout);
   const { env, withDev } = installEnv(options.env ?? {}, checkout, command);
-  const run: InstallRun = { command, env, withDev, output: options.output, group: app.paths.stepGroup[color] };
+  const run: InstallRun = { command, env, withDev, output: options.output, group: app.paths.stepGroup[color], stepSocket: app.stepSocket };
   const runtime = await (options.runtime ?? nodeRuntime(env.PATH ?? process.env.PATH)).catch((error: Error) => {
     options.output?.write(`duet: cannot tell which Node.js runs the install (${error.message}); not using the install cache\n`);
     return undefined;
@@ -260,11 +260,13 @@ interface InstallRun {
   output?: OutputSink;
   /** Where the running command's process group is recorded (the color's stepGroup). */
   group: string;
+  /** app_user: the install runs as that user, through this socket. */
+  stepSocket: string | undefined;
 }
 
 /** An install command runs the app's code: the app's environment, in the color's recorded step group. */
 function appStep(checkout: string, run: InstallRun, hint: string): RunOptions {
-  return { step: 'install', cwd: checkout, forApp: true, env: run.env, output: run.output, group: run.group, hint };
+  return { step: 'install', cwd: checkout, forApp: true, env: run.env, output: run.output, group: run.group, stepSocket: run.stepSocket, hint };
 }
 
 async function runInstall(checkout: string, run: InstallRun): Promise<void> {

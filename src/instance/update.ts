@@ -8,6 +8,7 @@ import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarl
 import { nodeRuntime } from './node-runtime.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { runningInstance, stopInstance } from './runner.js';
+import { foreignRepository, giveBackToGroup, openWorktreeToGroup, removeForeignCheckout } from './worktree-access.js';
 
 export type UpdateOutcome = { kind: 'already-prepared' } | { kind: 'updated'; install: InstallOutcome; prune: PruneOutcome };
 
@@ -53,9 +54,16 @@ export async function updateInstance(app: AppConfig, color: Color, target: Resol
     output?.write(
       `duet: stopped \`${leftover.command}\` (process group ${leftover.pgid}, since ${leftover.since}), left running in ${color} by a duet that died\n`,
     );
+  const dir = app.paths.checkout[color];
+  const appUser = app.appUser !== undefined;
+  const foreign = appUser ? await foreignRepository(dir) : undefined;
+  if (foreign !== undefined) {
+    await stopInstance(app, color);
+    await clearPrepared(app, color);
+    await removeForeignCheckout(app, dir, foreign, output);
+  }
   if (await isPrepared(app, color, target.sha)) return { kind: 'already-prepared' };
   await clearPrepared(app, color);
-  const dir = app.paths.checkout[color];
   const env = buildEnv(app, color, target);
   // Run while git fetches and checks out: a copy used by the install when the lockfile matches,
   // and the question which Node.js the install runs (part of the install cache's key).
@@ -70,12 +78,15 @@ export async function updateInstance(app: AppConfig, color: Color, target: Resol
     const cleanFirst = hasOwnRepository(dir);
     const stopThenClean = async (): Promise<void> => {
       await stopInstance(app, color);
+      if (cleanFirst && appUser) await giveBackToGroup(app, dir);
       if (cleanFirst) await cleanCheckout(dir, { output });
     };
     await allSettled([stopThenClean(), fetchCommit(dir, app.clone_url, target, { output })]);
     await checkOutCommit(dir, target, { output });
     // A new repository is cleaned after its first checkout: its directory may hold strays.
     if (!cleanFirst) await cleanCheckout(dir, { output });
+    // app_user: the install and build, as that user, write into the tree.
+    if (appUser) await openWorktreeToGroup(dir);
     install = await installDependencies(app, color, { output, env, early, runtime });
   } finally {
     // Whatever happened, an early copy that was not used goes (a no-op when it was).
@@ -92,6 +103,7 @@ export async function updateInstance(app: AppConfig, color: Color, target: Resol
         forApp: true,
         output,
         group: app.paths.stepGroup[color],
+        stepSocket: app.stepSocket,
         hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched`,
       });
     }

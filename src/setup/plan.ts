@@ -16,7 +16,7 @@ import {
 } from './layout.js';
 import type { SetupConfig } from './settings.js';
 import { renderSudoers, sudoersCommands } from './sudoers.js';
-import { ENABLED_UNITS, renderPolkitRule, renderUnits } from './units.js';
+import { ENABLED_UNITS, STEP_UNITS, renderPolkitRule, renderUnits } from './units.js';
 
 /**
  * What a finished install looks like, independent of what is on disk now: the directories and
@@ -163,6 +163,8 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
     entries.push({ kind: 'absent', path: POLKIT_RULES_FILE, role: 'polkit', note: 'no app_user: nothing for polkit to allow' });
     // Where app_user puts it, and where duet before 0.2 did (a system unit started through sudo).
     entries.push({ kind: 'absent', path: join(UNIT_DIR, APP_UNIT_TEMPLATE), role: 'unit', note: 'app units are user units without app_user' });
+    for (const unit of STEP_UNITS)
+      entries.push({ kind: 'absent', path: join(UNIT_DIR, unit), role: 'unit', note: 'installs and builds run as duet without app_user' });
   }
   // With app_user the system's systemd runs the app units: the user's own is not needed for them.
   if (setup.runner === 'systemd' && !appUser) {

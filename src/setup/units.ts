@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { STEP_SOCKET } from '../config/paths.js';
 import {
   APP_UNIT_TEMPLATE,
   BOOTUP_UNIT,
@@ -39,6 +40,7 @@ export function writablePaths(setup: SetupConfig): string[] {
 export async function renderUnits(setup: SetupConfig, layout: InstallLayout, root: string): Promise<UnitFile[]> {
   const { node, main, nodeFlags } = duetCommand();
   const exec = [node, ...nodeFlags, main, '--config', layout.configFile].map(systemdArg).join(' ');
+  const socketDirs = [...setup.config.apps.values()].filter((app) => app.switch === 'socket').map((app) => systemdPath(dirname(app.paths.socket.blue)));
   const has = (file: string): boolean => existsSync(underRoot(root, join(layout.credentialsDir, file)));
   const values = {
     user: setup.user,
@@ -52,11 +54,15 @@ export async function renderUnits(setup: SetupConfig, layout: InstallLayout, roo
     // runner: systemd without app_user: the app units are the service user's own.
     user_manager: setup.runner === 'systemd' && setup.appUser === undefined,
     app_user: setup.appUser ?? false,
-    socket_apps: [...setup.config.apps.values()].some((app) => app.switch === 'socket'),
+    socket_apps: socketDirs.length > 0,
+    // The runner reads no config and needs none of duet serve's flags.
+    socket_dirs: socketDirs.map((dir) => `-${dir}`).join(' '),
+    step_socket: systemdPath(STEP_SOCKET),
+    step_exec: [node, main].map(systemdArg).join(' '),
     api_token: has('api-token'),
     github_token: has('github-token'),
   };
-  const names = [SERVICE_UNIT, BOOTUP_UNIT, ...(setup.runner === 'systemd' ? [APP_UNIT_TEMPLATE] : [])];
+  const names = [SERVICE_UNIT, BOOTUP_UNIT, ...(setup.runner === 'systemd' ? [APP_UNIT_TEMPLATE] : []), ...(setup.appUser !== undefined ? STEP_UNITS : [])];
   const units: UnitFile[] = [];
   for (const name of names) {
     const dir = name === APP_UNIT_TEMPLATE ? appUnitDir(setup) : UNIT_DIR;
@@ -64,6 +70,9 @@ export async function renderUnits(setup: SetupConfig, layout: InstallLayout, roo
   }
   return units;
 }
+
+/** app_user: the socket the installs and builds go through, and the unit each connection starts. */
+export const STEP_UNITS = ['duet-step.socket', 'duet-step@.service'];
 
 /** Where duet-app@.service goes: the system's units with app_user, else the users' units. */
 export function appUnitDir(setup: SetupConfig): string {

@@ -1,13 +1,9 @@
 import type { Options, ResultPromise } from 'execa';
 import { rm } from 'node:fs/promises';
-import { CommandFailedError } from '../errors.js';
 import { inheritedEnv } from './child-env.js';
+import { CombinedOutput, commandFailure, type OutputSink } from './command-output.js';
 import { killGroup, recordStepGroup } from './step-group.js';
-
-/** Where a child's combined output goes besides duet's memory: a deploy log, a terminal. */
-export interface OutputSink {
-  write(chunk: string): void;
-}
+import { runThroughStepSocket } from './step-socket.js';
 
 export interface RunOptions {
   /** The step name that a failure is reported under ("install", "nginx test", ...). */
@@ -25,9 +21,12 @@ export interface RunOptions {
    * and killed whole when the command returns or times out: for installs and builds.
    */
   group?: string;
+  /**
+   * app_user: run it as that user, through this duet-step.socket (step-socket.ts), instead of as
+   * a child of duet. Only with forApp. The connection is the group then: closing it ends the command.
+   */
+  stepSocket?: string;
 }
-
-const TAIL_LINES = 20;
 
 // Loaded on the first child process, not at startup: commands that only read state (status,
 // enabled-instance, a socket-mode rollback) start about 100 ms sooner without it.
@@ -46,6 +45,7 @@ export function preloadRun(): void {
  * duet.yml only; anything from a request travels in `env`, never in the string.
  */
 export async function runShell(command: string, options: RunOptions): Promise<string> {
+  if (options.stepSocket !== undefined) return runThroughStepSocket(options.stepSocket, ['sh', '-c', command], command, stepEnv(options), options);
   const execa = await loadExeca();
   return collect(execa('sh', ['-c', command], spawnOptions(options)), command, options);
 }
@@ -54,8 +54,15 @@ export async function runShell(command: string, options: RunOptions): Promise<st
 export async function runArgv(argv: readonly string[], options: RunOptions): Promise<string> {
   const [file, ...args] = argv;
   if (!file) throw new TypeError('runArgv needs a program');
+  if (options.stepSocket !== undefined) return runThroughStepSocket(options.stepSocket, [...argv], argv.join(' '), stepEnv(options), options);
   const execa = await loadExeca();
   return collect(execa(file, args, spawnOptions(options)), argv.join(' '), options);
+}
+
+/** The whole environment a step socket's command gets: only ever the app's built one. */
+function stepEnv(options: RunOptions): Record<string, string> {
+  if (!options.forApp) throw new TypeError("stepSocket runs the app's code only (forApp)");
+  return { ...inheritedEnv(), ...options.env };
 }
 
 type SpawnOptions = Options & { all: true; reject: false; stdin: 'ignore' };
@@ -104,39 +111,11 @@ async function collect(child: ResultPromise<SpawnOptions>, shown: string, option
 }
 
 async function collectOutput(child: ResultPromise<SpawnOptions>, shown: string, options: RunOptions): Promise<string> {
-  let combined = '';
-  child.all?.on('data', (chunk: Buffer) => {
-    const text = chunk.toString();
-    combined += text;
-    // Keep memory bounded on chatty installs: only the tail is ever reported.
-    if (combined.length > 64_000) combined = combined.slice(-32_000);
-    options.output?.write(text);
-  });
+  const output = new CombinedOutput(options.output);
+  child.all?.on('data', (chunk: Buffer) => output.add(chunk.toString()));
   const result = await child;
-  if (result.failed) {
-    const notFound = result.exitCode === 127 ? commandNotFoundHint(combined) : undefined;
-    throw new CommandFailedError({
-      step: options.step,
-      command: shown,
-      exitStatus: result.exitCode,
-      outputTail: lastLines(combined || String(result.message ?? ''), TAIL_LINES),
-      hint: notFound && options.hint ? `${notFound}; ${options.hint}` : (notFound ?? options.hint),
-    });
-  }
+  if (result.failed) throw commandFailure(options, shown, result.exitCode, output.text || String(result.message ?? ''));
   return typeof result.stdout === 'string' ? result.stdout : '';
 }
 
-/**
- * Exit code 127 is the shell's "command not found". In a build that is nearly always a tool from
- * devDependencies (`tsc`, `nest`, `vite`) that is not listed or was left out, or a binary not on PATH.
- */
-export function commandNotFoundHint(output: string): string {
-  const missing = /(?:^|\n)(?:.*?: )?(?:\d+: )?([^\s:]+): (?:command )?not found/.exec(output)?.[1];
-  const what = missing ? `\`${missing}\` was not found (exit 127)` : 'a command was not found (exit 127)';
-  return `${what}: a tool the build needs that package.json does not list (duet installs the devDependencies for the build unless the install command or env sets --omit/--production), or a program not on PATH`;
-}
-
-export function lastLines(text: string, count: number): string {
-  const lines = text.trimEnd().split('\n');
-  return lines.slice(-count).join('\n');
-}
+export { commandNotFoundHint, lastLines, type OutputSink } from './command-output.js';

@@ -13,9 +13,10 @@ import { installRelease } from './release.js';
 /**
  * `app_user`: the apps run as another user than duet, as system units of the machine's PID 1,
  * which duet starts and stops through the polkit rule duet install writes. What this buys is
- * checked from inside the app itself: every start of a color first runs a probe, as the app's
- * own process in its own unit, that tries to read what it must not (duet's credentials, duet
- * serve's environment, the unit's env file) and reports what it could. Controls show that each
+ * checked from inside the app itself: its install (a postinstall script), its build and every
+ * start of a color run a probe, as the app's own process in its own unit, that tries to read what
+ * it must not (duet's credentials, duet serve's environment, the unit's env file) and reports
+ * what it could. Controls show that each
  * of those is there and readable by duet's uid, so "denied" is the separation, not a wrong path.
  */
 
@@ -26,11 +27,13 @@ const PROBE = '/usr/local/bin/duet-app-probe';
 const PROBE_DIR = `/var/lib/${APP_USER}`;
 const PROBE_SCRIPT = [
   '#!/bin/sh',
-  "# The server suite's app probe (test/server/app-user.test.ts): what the app can reach. Never fails the start.",
-  `out=${PROBE_DIR}/probe-$$.txt`,
+  "# The server suite's app probe (test/server/app-user.test.ts): what the app (its install, build, start:",
+  '# $1) can reach. Never fails.',
+  `out=${PROBE_DIR}/probe-$1-$$.txt`,
   'serve=$(systemctl show --property=MainPID --value duet.service)',
   '{',
-  '  echo "uid $(id -u) gid $(id -g)"',
+  '  echo "as $1 uid $(id -u) gid $(id -g)"',
+  '  echo "cgroup $(grep \'^0::\' /proc/self/cgroup)"',
   `  for f in /run/credentials/duet.service/webhook-secret /run/credentials/duet.service/github-token /etc/duet/credentials/webhook-secret "/proc/$serve/environ" "$PWD.env"; do`,
   '    if cat "$f" > /dev/null 2>&1; then echo "read $f"; else echo "denied $f"; fi',
   '  done',
@@ -93,7 +96,9 @@ test('app_user: the apps run as another user, started through polkit by an unpri
 
   await step('a signed push deploys through duet serve: the color is a system unit running as the app user, serving through nginx', async (st) => {
     const started = Date.now();
-    const sha = await app.repo.commit({ VERSION: `${app.name}-v2\n` }, 'v2', { push: false });
+    // The root package's postinstall: npm ci runs it, as the install step.
+    const packageJson = { name: 'sample-app', version: '1.0.0', private: true, scripts: { start: 'node server.js', postinstall: `${PROBE} install` } };
+    const sha = await app.repo.commit({ VERSION: `${app.name}-v2\n`, 'package.json': `${JSON.stringify(packageJson, null, 2)}\n` }, 'v2', { push: false });
     await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
     const response = await postWebhook(servePort, webhookSecret, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
     assert.equal(response.status, 202, await response.text());
@@ -121,32 +126,45 @@ test('app_user: the apps run as another user, started through polkit by an unpri
     st.diagnostic(`push to success ${Date.now() - started} ms; live ${live} pid ${pid} uid ${appUid}; statuses ${states.join(', ')}`);
   });
 
-  await step("from inside the app: duet's credentials, duet serve's environment and the env file are out of reach; the controls read them", async (st) => {
-    const reports = await probeReports(machine);
-    assert.ok(reports.length >= 1, 'the probe did not run');
-    st.diagnostic(`the app's probe:\n${reports.at(-1)}`);
-    const appUid = (await machine.run(['id', '-u', APP_USER])).trim();
-    for (const report of reports) {
-      assert.match(report, new RegExp(`^uid ${appUid} gid `, 'm'));
-      assert.doesNotMatch(report, /^read /m, `the app read something of duet's:\n${report}`);
-      assert.match(report, /^denied \/run\/credentials\/duet\.service\/webhook-secret$/m);
-      assert.match(report, /^denied \/run\/credentials\/duet\.service\/github-token$/m);
-      assert.match(report, /^denied \/proc\/\d+\/environ$/m);
-      assert.match(report, /^denied \/var\/lib\/duet\/userapp\/(blue|green)\.env$/m);
-      assert.match(report, /^checkout read-only$/m);
-      assert.match(report, /^reads the checkout$/m);
-      assert.match(report, /^secret variables: 0$/m);
-    }
-    // The controls: as duet's uid in duet.service's own mount namespace, which is what the app
-    // would be without app_user, the same paths are there and readable.
-    const serve = await mainPid('duet.service');
-    const [uid, gid] = [(await machine.run(['id', '-u', 'duet'])).trim(), (await machine.run(['id', '-g', 'duet'])).trim()];
-    const asDuet = (argv: string[]) => machine.run(['nsenter', '-t', String(serve), '-m', '-S', uid, '-G', gid, '--', ...argv]);
-    assert.equal((await asDuet(['cat', '/run/credentials/duet.service/webhook-secret'])).trim(), webhookSecret);
-    assert.equal((await asDuet(['cat', '/run/credentials/duet.service/github-token'])).trim(), GITHUB_TOKEN);
-    assert.match(await asDuet(['cat', `/proc/${serve}/environ`]), /DUET_WEBHOOK_SECRET_FILE=/);
-    assert.match(await asDuet(['cat', `/var/lib/duet/${app.name}/${live}.env`]), /^DUET_START=/m);
-  });
+  await step(
+    "from inside the app, its install and its build: duet's credentials, duet serve's environment and the env file are out of reach; the controls read them",
+    async (st) => {
+      const reports = await probeReports(machine);
+      const of = (label: string) => reports.filter((report) => report.startsWith(`as ${label} `));
+      for (const label of ['install', 'build', 'start']) {
+        assert.ok(of(label).length >= 1, `the ${label} probe did not run:\n${reports.join('\n---\n')}`);
+        st.diagnostic(`the ${label} probe:\n${of(label).at(-1)}`);
+      }
+      const appUid = (await machine.run(['id', '-u', APP_USER])).trim();
+      for (const report of [...of('install'), ...of('build')]) {
+        // A connection's unit of duet-step.socket: not a child of duet serve, not in its cgroup or namespace.
+        assert.match(report, /^cgroup 0::\/system\.slice\/system-duet\\x2dstep\.slice\/duet-step@[^/]+\.service$/m, report);
+        assert.match(report, /^wrote the checkout$/m, 'the install and build write node_modules and their output');
+      }
+      for (const report of of('start')) {
+        assert.match(report, /^checkout read-only$/m, "the running app changes nothing of duet's");
+      }
+      for (const report of reports) {
+        assert.match(report, new RegExp(`^as \\w+ uid ${appUid} gid `, 'm'));
+        assert.doesNotMatch(report, /^read /m, `the app read something of duet's:\n${report}`);
+        assert.match(report, /^denied \/run\/credentials\/duet\.service\/webhook-secret$/m);
+        assert.match(report, /^denied \/run\/credentials\/duet\.service\/github-token$/m);
+        assert.match(report, /^denied \/proc\/\d+\/environ$/m);
+        assert.match(report, /^denied \/var\/lib\/duet\/userapp\/(blue|green)\.env$/m);
+        assert.match(report, /^reads the checkout$/m);
+        assert.match(report, /^secret variables: 0$/m);
+      }
+      // The controls: as duet's uid in duet.service's own mount namespace, which is what the app
+      // would be without app_user, the same paths are there and readable.
+      const serve = await mainPid('duet.service');
+      const [uid, gid] = [(await machine.run(['id', '-u', 'duet'])).trim(), (await machine.run(['id', '-g', 'duet'])).trim()];
+      const asDuet = (argv: string[]) => machine.run(['nsenter', '-t', String(serve), '-m', '-S', uid, '-G', gid, '--', ...argv]);
+      assert.equal((await asDuet(['cat', '/run/credentials/duet.service/webhook-secret'])).trim(), webhookSecret);
+      assert.equal((await asDuet(['cat', '/run/credentials/duet.service/github-token'])).trim(), GITHUB_TOKEN);
+      assert.match(await asDuet(['cat', `/proc/${serve}/environ`]), /DUET_WEBHOOK_SECRET_FILE=/);
+      assert.match(await asDuet(['cat', `/var/lib/duet/${app.name}/${live}.env`]), /^DUET_START=/m);
+    },
+  );
 
   await step(
     'a deploy from the CLI (polkit outside the sandbox), stop-instance and start-instance of the standby; the app user and other units are refused',
@@ -175,6 +193,25 @@ test('app_user: the apps run as another user, started through polkit by an unpri
       );
     },
   );
+
+  await step('a .git the app user swapped into the idle checkout is never run by duet: the checkout is made anew and the deploy succeeds', async (st) => {
+    const idle = live === 'blue' ? 'green' : 'blue';
+    const checkout = `/var/lib/duet/${app.name}/${idle}`;
+    // What a malicious postinstall could do to the other color: its worktree is open to the group.
+    const evil = `cd ${checkout} && mv .git .git-theirs && git init --quiet && git config --file .git/config core.fsmonitor 'touch /var/lib/duet/pwned'`;
+    await machine.run(['sudo', '-u', APP_USER, 'sh', '-c', evil]);
+    const sha = await app.repo.commit({ VERSION: `${app.name}-v4\n` }, 'v4', { push: false });
+    await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
+    const deploy = await machine.exec(['sudo', '-u', 'duet', 'duet', 'deploy', app.name, '--ref', 'main'], { timeoutMs: 180_000 });
+    assert.equal(deploy.code, 0, `${deploy.stdout}\n${deploy.stderr}`);
+    const log = await machine.run(['sudo', '-u', 'duet', 'duet', 'logs', app.name]);
+    assert.match(log, new RegExp(`${checkout}/\\.git is a directory of uid \\d+, not duet's repository: the checkout is made anew`), log);
+    assert.equal((await machine.exec(['test', '-e', '/var/lib/duet/pwned'])).code, 1, "the app user's fsmonitor ran as duet");
+    live = (await duetStatus(machine, app.name)).enabled as string;
+    assert.equal(live, idle);
+    assert.match((await getPublic(app.listen)).body, new RegExp(`color ${live} revision ${sha}`));
+    st.diagnostic(`${idle}'s .git replaced by ${APP_USER}; redeployed into a new checkout, live ${live}`);
+  });
 
   await step("a version that crashes at start fails its deploy with the app's own output from the journal; live traffic stays", async (st) => {
     const before = await getPublic(app.listen);
@@ -221,7 +258,8 @@ function configYaml(app: AppOnMachine, servePort: number, github: GitHubServer):
     `    server_name: ${app.name}.test`,
     '    switch: socket',
     '    install: npm ci --no-audit --no-fund',
-    `    start: ${PROBE} && exec node server.js`,
+    `    build: ${PROBE} build`,
+    `    start: ${PROBE} start && exec node server.js`,
     '    health: { path: /health, timeout_s: 30, watch_s: 1 }',
     '    standby: keep',
     '    drain_s: 0.5',

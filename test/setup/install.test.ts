@@ -180,8 +180,20 @@ test('app_user: the app unit becomes a system unit run as that user, started thr
   assert.equal(await mode(join(root, 'var/lib/duet-app')), '700', "the app user's home, its own");
   assert.match(result.stdout, /skip +useradd --system --gid duet --home-dir \/var\/lib\/duet-app --no-create-home --shell \/usr\/sbin\/nologin duet-app/);
   assert.match(result.stdout, /skip +usermod --append --groups systemd-journal duet/);
+  assert.match(template, /^ReadOnlyPaths=\/var\/lib\/duet$/m, "the running app changes nothing of duet's");
+  assert.match(template, /^ReadWritePaths=-\/var\/lib\/duet\/my-app\/sockets$/m, '...but its socket');
   const unit = await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8');
   assert.match(unit, /^ProtectHome=yes$/m, 'no /run/user to reach');
+  assert.match(unit, /^Wants=duet-step\.socket$/m, 'duet serve brings up the step socket');
+  // The installs and builds: a socket only duet may connect to, a runner per connection as the app user.
+  const socket = await readFile(join(root, 'etc/systemd/system/duet-step.socket'), 'utf8');
+  for (const line of ['ListenStream=/run/duet/step.sock', 'SocketUser=duet', 'SocketMode=0600', 'Accept=yes'])
+    assert.match(socket, new RegExp(`^${line}$`, 'm'));
+  const runner = await readFile(join(root, 'etc/systemd/system/duet-step@.service'), 'utf8');
+  for (const line of ['User=duet-app', 'Group=duet', 'UMask=0002', 'StandardInput=socket', 'StandardOutput=socket', 'NoNewPrivileges=yes']) {
+    assert.match(runner, new RegExp(`^${line}$`, 'm'));
+  }
+  assert.match(runner, /^ExecStart=\S+ \S+duet\.mjs step-runner$/m);
 
   // The rule, run as polkit runs it (plain ES5 given a `polkit` object), in a context of its own.
   type Rule = (action: { id: string; lookup: (key: string) => string | undefined }, subject: { user: string }) => string;
@@ -205,6 +217,7 @@ test('app_user: the app unit becomes a system unit run as that user, started thr
   await installInto(root);
   await assert.rejects(stat(join(root, 'etc/systemd/system/duet-app@.service')));
   await assert.rejects(stat(join(root, 'etc/polkit-1/rules.d/50-duet.rules')));
+  await assert.rejects(stat(join(root, 'etc/systemd/system/duet-step.socket')), 'no step socket without app_user');
   assert.match(await readFile(join(root, 'etc/systemd/user/duet-app@.service'), 'utf8'), /^NoNewPrivileges=yes$/m);
 });
 

@@ -48,6 +48,12 @@ test('the generated units pass systemd-analyze verify', async (t) => {
       await copyFile(join(unitDir, 'duet-app@.service'), instance);
       paths.push(join(unitDir, 'duet-app@.service'), instance);
     }
+    if (config.includes('app_user:')) {
+      // What systemd makes of one accepted connection: duet-step@<n>-<local>-<remote>.service.
+      const connection = join(dir, 'duet-step@0-1-2.service');
+      await copyFile(join(dir, 'duet-step@.service'), connection);
+      paths.push(join(dir, 'duet-step.socket'), join(dir, 'duet-step@.service'), connection);
+    }
     const result = await runTool(analyze, ['verify', '--man=no', ...paths]);
     // verify exits 0 on mere warnings (an unknown key, a bad value it ignores), so its output must be empty too.
     assert.equal(result.code, 0, `${name}: ${result.output}`);

@@ -1,0 +1,98 @@
+import type { Readable, Writable } from 'node:stream';
+import { userInfo } from 'node:os';
+import { LineSplitter, parseStepRequest, type StepFrame, type StepRequest } from './step-protocol.js';
+import { killGroup } from './step-group.js';
+
+/**
+ * `duet step-runner`: one install or build command for duet, run as app_user. systemd starts it
+ * per connection to duet-step.socket with the connection as stdin and stdout (step-protocol.ts).
+ * It never reads duet.yml or anything of duet's: what to run comes in the request, and it runs
+ * with the request's environment except for who it is (HOME, USER, LOGNAME are the app user's:
+ * npm's cache goes to its home, not duet's).
+ */
+
+const MAX_REQUEST = 1024 * 1024;
+
+export async function serveStep(input: Readable, output: Writable): Promise<number> {
+  // duet may hang up at any moment (that is how it stops a step): writes after it are dropped.
+  output.on('error', () => {});
+  const send = (frame: StepFrame): void => {
+    if (output.writable) output.write(`${JSON.stringify(frame)}\n`);
+  };
+  let request: StepRequest;
+  try {
+    request = parseStepRequest(await firstLine(input));
+  } catch (error) {
+    send({ error: `step-runner: ${(error as Error).message}` });
+    output.end();
+    return 2;
+  }
+  const { execa } = await import('execa');
+  const me = userInfo();
+  const child = execa(request.argv[0]!, request.argv.slice(1), {
+    cwd: request.cwd,
+    env: { ...request.env, HOME: me.homedir, USER: me.username, LOGNAME: me.username },
+    extendEnv: false,
+    stdin: 'ignore',
+    all: true,
+    buffer: false,
+    reject: false,
+    // A group of its own, so that everything it started is stopped with it.
+    detached: true,
+  });
+  const pgid = child.pid;
+  // duet hung up (timeout, Ctrl-C, killed): the command ends with the connection.
+  const hangUp = (): void => {
+    if (pgid !== undefined) killGroup(pgid);
+  };
+  input.once('end', hangUp);
+  input.once('close', hangUp);
+  input.resume();
+  child.all?.setEncoding('utf8');
+  child.all?.on('data', (text: string) => send({ out: text }));
+  const result = await child;
+  if (pgid !== undefined) killGroup(pgid); // a background job must not outlive its step
+  if (result.exitCode === undefined && result.signal === undefined) {
+    send({ error: `step-runner: ${request.argv[0]} did not start: ${result.shortMessage ?? result.message}` });
+  } else {
+    await leaveWritableForDuet(request.cwd);
+    send({ exit: { code: result.exitCode ?? null, signal: result.signal ?? null } });
+  }
+  output.end();
+  return 0;
+}
+
+/**
+ * What the command created is the app user's; duet, in the same group, removes and replaces it on
+ * the next deploy (git clean, a new node_modules), which needs group write on the directories.
+ * The unit's UMask=0002 gives that to nearly everything; this catches what chose its own mode
+ * (a tarball's 0755). Symlinks are left alone: chmod would follow them.
+ */
+async function leaveWritableForDuet(dir: string): Promise<void> {
+  const { execa } = await import('execa');
+  const uid = String(process.getuid?.() ?? '');
+  await execa('find', [dir, '-xdev', '-user', uid, '!', '-type', 'l', '!', '-perm', '-g=w', '-exec', 'chmod', 'g+w', '{}', '+'], {
+    reject: false,
+    stdin: 'ignore',
+  });
+}
+
+function firstLine(input: Readable): Promise<string> {
+  const lines = new LineSplitter(MAX_REQUEST);
+  return new Promise((resolve, reject) => {
+    const onData = (chunk: Buffer): void => {
+      try {
+        const [line] = lines.push(chunk.toString());
+        if (line === undefined) return;
+        input.off('data', onData);
+        input.pause();
+        resolve(line);
+      } catch (error) {
+        reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    };
+    input.on('data', onData);
+    input.once('end', () => reject(new Error('the connection ended before a request')));
+    input.once('error', reject);
+  });
+}

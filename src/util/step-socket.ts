@@ -1,0 +1,76 @@
+import { connect } from 'node:net';
+import { DuetError } from '../errors.js';
+import { CombinedOutput, commandFailure, type OutputSink } from './command-output.js';
+import { LineSplitter, STEP_PROTOCOL_VERSION, type StepFrame, type StepRequest } from './step-protocol.js';
+
+/**
+ * app_user: run one install or build command as the app user, through duet-step.socket. systemd
+ * accepts each connection by starting `duet step-runner` as that user (step-runner.ts), so duet
+ * needs no privilege to switch users, and the command is not in duet's process tree, cgroup or
+ * mount namespace: it cannot read duet's credentials or memory. Ending the connection ends it.
+ */
+
+export interface StepSocketOptions {
+  step: string;
+  cwd?: string;
+  output?: OutputSink;
+  timeoutMs?: number;
+  hint?: string;
+}
+
+const MAX_FRAME = 1024 * 1024;
+
+export async function runThroughStepSocket(
+  socketPath: string,
+  argv: string[],
+  shown: string,
+  env: Record<string, string>,
+  options: StepSocketOptions,
+): Promise<string> {
+  const request: StepRequest = { v: STEP_PROTOCOL_VERSION, cwd: options.cwd ?? process.cwd(), argv, env };
+  const output = new CombinedOutput(options.output);
+  const lines = new LineSplitter(MAX_FRAME);
+  const socket = connect(socketPath);
+  socket.setEncoding('utf8');
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const exit = await new Promise<StepFrame>((resolve, reject) => {
+      let ended: StepFrame | undefined;
+      socket.once('connect', () => socket.write(`${JSON.stringify(request)}\n`));
+      socket.on('data', (chunk: string) => {
+        try {
+          for (const line of lines.push(chunk)) {
+            const frame = JSON.parse(line) as StepFrame;
+            if ('out' in frame) output.add(frame.out);
+            else ended = frame;
+          }
+        } catch (error) {
+          reject(new DuetError(`duet-step.socket answered what is not its protocol: ${(error as Error).message}`, { step: options.step }));
+        }
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) => reject(unreachable(socketPath, options.step, error)));
+      socket.once('close', () => resolve(ended ?? { error: 'the step runner closed the connection without an exit status (killed?)' }));
+      if (options.timeoutMs !== undefined) {
+        timer = setTimeout(() => resolve({ exit: { code: null, signal: 'SIGKILL' } }), options.timeoutMs);
+      }
+    });
+    if ('error' in exit) throw commandFailure(options, shown, undefined, `${output.text}\n${exit.error}`);
+    if (!('exit' in exit) || exit.exit.code !== 0) {
+      const code = 'exit' in exit && exit.exit.signal === null ? (exit.exit.code ?? undefined) : undefined;
+      throw commandFailure(options, shown, code, output.text);
+    }
+    return output.text;
+  } finally {
+    clearTimeout(timer);
+    // Also what stops the command on a timeout: the runner kills its group when duet hangs up.
+    socket.destroy();
+  }
+}
+
+function unreachable(socketPath: string, step: string, error: NodeJS.ErrnoException): DuetError {
+  return new DuetError(`cannot reach the step runner at ${socketPath} (${error.code ?? error.message}): the install and build run as app_user through it`, {
+    step,
+    hint: 'is duet-step.socket running? `sudo systemctl start duet-step.socket` (duet install writes and enables it with app_user)',
+    cause: error,
+  });
+}

@@ -1,0 +1,48 @@
+import assert from 'node:assert/strict';
+import { chmod, chown, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { foreignRepository, openWorktreeToGroup } from '../../src/instance/worktree-access.js';
+import { tempDir } from '../support/tmp.js';
+
+const groupWritable = async (path: string): Promise<boolean> => ((await stat(path)).mode & 0o020) !== 0;
+
+test('app_user: the worktree opens to the group, but not .git, not node_modules, and never through a symlink', async (t) => {
+  const root = await tempDir(t, 'duet-worktree');
+  const dir = join(root, 'blue');
+  const outside = join(root, 'journal.ndjson');
+  await mkdir(join(dir, 'src', 'deep'), { recursive: true });
+  await mkdir(join(dir, '.git', 'hooks'), { recursive: true });
+  await mkdir(join(dir, 'node_modules', 'pkg'), { recursive: true });
+  for (const file of [join(dir, 'package.json'), join(dir, 'src', 'deep', 'a.js'), join(dir, '.git', 'config'), outside]) await writeFile(file, '{}\n');
+  for (const path of [dir, join(dir, 'src'), join(dir, 'src', 'deep'), join(dir, '.git'), join(dir, 'node_modules')]) await chmod(path, 0o755);
+  for (const path of [join(dir, 'package.json'), join(dir, 'src', 'deep', 'a.js'), join(dir, '.git', 'config'), outside]) await chmod(path, 0o644);
+  // A link the app user could plant, to one of duet's files outside the checkout.
+  await symlink(outside, join(dir, 'src', 'link-to-journal'));
+
+  const opened = await openWorktreeToGroup(dir);
+  assert.equal(opened, 5, 'the root, src, src/deep, package.json, a.js');
+  for (const path of [dir, join(dir, 'src'), join(dir, 'src', 'deep'), join(dir, 'package.json'), join(dir, 'src', 'deep', 'a.js')]) {
+    assert.ok(await groupWritable(path), path);
+  }
+  for (const path of [join(dir, '.git'), join(dir, '.git', 'config'), join(dir, 'node_modules')]) assert.ok(!(await groupWritable(path)), `${path} was opened`);
+  assert.ok(!(await groupWritable(outside)), 'the symlink was followed');
+  assert.equal(await openWorktreeToGroup(dir), 0, 'a second pass changes nothing');
+});
+
+test("a .git that is not duet's own directory is foreign: a file, a symlink, another user's", async (t) => {
+  const dir = await tempDir(t, 'duet-foreign');
+  assert.equal(await foreignRepository(dir), undefined, 'no repository yet');
+  await mkdir(join(dir, '.git'));
+  assert.equal(await foreignRepository(dir), undefined, "duet's own");
+  if (process.getuid?.() === 0) {
+    await chown(join(dir, '.git'), 65534, 65534);
+    assert.equal(await foreignRepository(dir), 'a directory of uid 65534');
+  }
+  await rm(join(dir, '.git'), { recursive: true });
+  await writeFile(join(dir, '.git'), 'gitdir: /elsewhere\n');
+  assert.equal(await foreignRepository(dir), 'not a directory');
+  await rm(join(dir, '.git'));
+  await symlink('/tmp', join(dir, '.git'));
+  assert.equal(await foreignRepository(dir), 'a symlink');
+});

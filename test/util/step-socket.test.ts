@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { CommandFailedError, DuetError } from '../../src/errors.js';
+import { pollUntil } from '../../src/util/poll.js';
+import { runArgv, runShell } from '../../src/util/run.js';
+import { cliPath } from '../support/duet.js';
+import { tempDir } from '../support/tmp.js';
+
+/**
+ * The step socket as systemd runs it (Accept=yes): every connection starts `duet step-runner`
+ * with the connection as its stdin and stdout. Here a server does what systemd does, with the
+ * real runner; it runs as the test's own user, so the switch of user is the server suite's
+ * (test/server/app-user.test.ts) to show.
+ */
+async function stepSocket(t: TestContext): Promise<{ path: string; dir: string; runners: ChildProcess[] }> {
+  const dir = await tempDir(t, 'duet-step');
+  const path = join(dir, 'step.sock');
+  const runners: ChildProcess[] = [];
+  const server: Server = createServer((connection: Socket) => {
+    runners.push(spawn(process.execPath, [cliPath(), 'step-runner'], { stdio: [connection, connection, 'inherit'] }));
+    // The runner has its own copy of the descriptor now, as under systemd.
+    connection.destroy();
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  t.after(async () => {
+    for (const runner of runners) runner.kill('SIGKILL');
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return { path, dir, runners };
+}
+
+test('a step through the socket streams its output, gets the built environment and the runner user home, and returns the output', async (t) => {
+  const { path, dir } = await stepSocket(t);
+  const seen: string[] = [];
+  process.env.DUET_WEBHOOK_SECRET = 'never-in-a-step';
+  t.after(() => delete process.env.DUET_WEBHOOK_SECRET);
+  const out = await runShell('echo "step $APP_VAR in $PWD"; echo "secret=${DUET_WEBHOOK_SECRET:-none}"; echo "home=$HOME" >&2', {
+    step: 'install',
+    cwd: dir,
+    env: { APP_VAR: 'from-the-app' },
+    forApp: true,
+    stepSocket: path,
+    output: { write: (chunk) => seen.push(chunk) },
+  });
+  assert.match(out, new RegExp(`^step from-the-app in ${dir}$`, 'm'));
+  assert.match(out, /^secret=none$/m, "duet's secrets do not cross the socket");
+  assert.match(out, new RegExp(`^home=${(await import('node:os')).userInfo().homedir}$`, 'm'), "HOME is the runner's user's");
+  assert.equal(seen.join(''), out, 'the output sink saw every byte, in order');
+  await assert.rejects(runShell('true', { step: 'x', stepSocket: path }), /forApp/, 'only the app code goes through it');
+});
+
+test('a failing step through the socket is a CommandFailedError with the exit status and the last output', async (t) => {
+  const { path, dir } = await stepSocket(t);
+  const error = await runArgv(['sh', '-c', 'echo "npm ERR! missing script: build"; exit 3'], { step: 'build', cwd: dir, forApp: true, stepSocket: path }).catch(
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof CommandFailedError, String(error));
+  assert.equal(error.exitStatus, 3);
+  assert.match(error.outputTail, /missing script: build/);
+  const missing = await runShell('no-such-tool --version', { step: 'build', cwd: dir, forApp: true, stepSocket: path }).catch((e: unknown) => e);
+  assert.ok(missing instanceof CommandFailedError);
+  assert.equal(missing.exitStatus, 127);
+  assert.match(missing.message + (missing.hint ?? ''), /`no-such-tool` was not found/);
+});
+
+test('a step that outlives its timeout is killed with everything it started: the hang-up ends it', async (t) => {
+  const { path, dir } = await stepSocket(t);
+  const pidFile = join(dir, 'background.pid');
+  const started = Date.now();
+  const error = await runShell(`sleep 60 & echo $! > ${pidFile}; wait`, { step: 'install', cwd: dir, forApp: true, stepSocket: path, timeoutMs: 3000 }).catch(
+    (e: unknown) => e,
+  );
+  assert.ok(error instanceof CommandFailedError, String(error));
+  assert.equal(error.exitStatus, undefined, 'reported as killed');
+  assert.ok(Date.now() - started < 8000);
+  const pid = Number(await readFile(pidFile, 'utf8'));
+  const gone = await pollUntil(async () => (existsSync(`/proc/${pid}`) ? undefined : true), { timeoutMs: 5000, initialIntervalMs: 10 });
+  assert.ok(gone, `the background sleep ${pid} survived its step`);
+});
+
+test('what a step created with its own mode is left group-writable, for duet to remove on the next deploy', async (t) => {
+  const { path, dir } = await stepSocket(t);
+  await runShell('mkdir -m 755 made && touch made/file && chmod 644 made/file', { step: 'build', cwd: dir, forApp: true, stepSocket: path });
+  assert.equal((await stat(join(dir, 'made'))).mode & 0o020, 0o020);
+  assert.equal((await stat(join(dir, 'made', 'file'))).mode & 0o020, 0o020);
+});
+
+test('the runner refuses a request that is not the protocol, and an unreachable socket says what to start', async (t) => {
+  const { path, dir } = await stepSocket(t);
+  const answer = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    const socket = connect(path, () => socket.write('{"v":99,"cwd":"/","argv":["true"],"env":{}}\n'));
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('close', () => resolve(text));
+    socket.on('error', reject);
+  });
+  assert.match(answer, /^\{"error":"step-runner: protocol version 99, this runner speaks 1: run duet install again"\}\n$/);
+  const error = await runShell('true', { step: 'install', cwd: dir, forApp: true, stepSocket: join(dir, 'nothing.sock') }).catch((e: unknown) => e);
+  assert.ok(error instanceof DuetError, String(error));
+  assert.match(error.message, /cannot reach the step runner at .*nothing\.sock \(ENOENT\)/);
+  assert.match(error.hint ?? '', /systemctl start duet-step\.socket/);
+});
