@@ -1,7 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { appendLineDurably, readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
+import { EventLog } from '../util/event-log.js';
 import { isFinalDeploymentState, type Report } from './reports.js';
 
 /**
@@ -28,20 +26,18 @@ export interface OutboxContents {
   deployments: Map<string, number>;
 }
 
+/** The outbox file; records that are not one of the three (a torn line) are skipped. */
+export function outboxLog(path: string): EventLog<OutboxRecord> {
+  return new EventLog(path, { parse: parseRecord });
+}
+
 export async function readOutbox(path: string, logger: Logger): Promise<OutboxContents> {
-  const text = (await readFileIfExists(path)) ?? '';
+  // A line torn by a crash mid-append is skipped: its report, if any, was never acknowledged.
+  const { events, skipped } = await outboxLog(path).read();
   const last = new Map<string, { id: string; report: Report }>();
   const done = new Set<string>();
   const deployments = new Map<string, number>();
-  let skipped = 0;
-  for (const line of text.split('\n')) {
-    if (line.trim() === '') continue;
-    const record = parseRecord(line);
-    if (!record) {
-      // A line torn by a crash mid-append: its report, if any, was never acknowledged.
-      skipped += 1;
-      continue;
-    }
+  for (const record of events) {
     if (record.op === 'enqueue') last.set(record.key, { id: record.id, report: record.report });
     else if (record.op === 'done') done.add(record.id);
     else deployments.set(record.key, record.deploymentId);
@@ -59,13 +55,7 @@ export async function readOutbox(path: string, logger: Logger): Promise<OutboxCo
   return { pending, deployments };
 }
 
-function parseRecord(line: string): OutboxRecord | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
+function parseRecord(value: unknown): OutboxRecord | undefined {
   if (typeof value !== 'object' || value === null) return undefined;
   const record = value as Record<string, unknown>;
   if (typeof record.key !== 'string') return undefined;
@@ -91,27 +81,24 @@ function isReport(value: unknown): value is Report {
  */
 export class OutboxWriter {
   private chain: Promise<void> = Promise.resolve();
-  private dirReady = false;
+  private readonly log: EventLog<OutboxRecord>;
 
   constructor(
     private readonly path: string,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.log = outboxLog(path);
+  }
 
   append(record: OutboxRecord): void {
-    this.run('append', async () => {
-      await this.ensureDir();
-      await appendLineDurably(this.path, JSON.stringify(record));
-    });
+    this.run('append', () => this.log.append(record));
   }
 
   /** `build` runs when the compaction's turn comes, so it sees the state of that moment; null skips. */
   compact(build: () => OutboxRecord[] | null): void {
     this.run('compact', async () => {
       const records = build();
-      if (records === null) return;
-      await this.ensureDir();
-      await writeFileAtomic(this.path, records.map((record) => `${JSON.stringify(record)}\n`).join(''));
+      if (records !== null) await this.log.rewrite(records);
     });
   }
 
@@ -127,11 +114,5 @@ export class OutboxWriter {
         `github outbox: ${what} failed; reports are still sent but would not survive a restart`,
       );
     });
-  }
-
-  private async ensureDir(): Promise<void> {
-    if (this.dirReady) return;
-    await mkdir(dirname(this.path), { recursive: true });
-    this.dirReady = true;
   }
 }

@@ -1,5 +1,4 @@
 import { stat } from 'node:fs/promises';
-import { writeFileAtomic } from '../util/atomic-file.js';
 import { foldEvents, type Journal } from './journal.js';
 
 /** Past this size the journal is rewritten at the end of a deploy (about 3 KB a deploy). */
@@ -28,7 +27,6 @@ export async function compactJournal(journal: Journal, options: { aboveBytes?: n
   for (const record of records) if (record.outcome === null) kept.add(record.id);
   const dropped = records.filter((r) => !kept.has(r.id)).map((r) => r.id);
   if (dropped.length === 0) return [];
-  const lines = events.filter((event) => kept.has(event.id)).map((event) => `${JSON.stringify(event)}\n`);
-  await writeFileAtomic(journal.path, lines.join(''));
+  await journal.rewrite(events.filter((event) => kept.has(event.id)));
   return dropped;
 }

@@ -1,8 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { AppendLog } from '../util/append-log.js';
-import { appendLine, readFileIfExists } from '../util/atomic-file.js';
+import { EventLog } from '../util/event-log.js';
 
 /**
  * The journal is an append-only file of events, one JSON line each, fsync'd before duet goes on.
@@ -64,9 +61,11 @@ export function isDeployId(value: string): boolean {
 }
 
 export class Journal {
-  private writer: AppendLog | undefined;
+  private readonly log: EventLog<JournalEvent>;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    this.log = new EventLog(path);
+  }
 
   /**
    * A deploy's begin and end are fsync'd: after a power cut the journal still knows every deploy
@@ -75,11 +74,7 @@ export class Journal {
    * converges whatever step lines are missing, because every step checks the machine first.
    */
   async append(event: JournalEvent): Promise<void> {
-    const line = JSON.stringify(event);
-    const fsync = event.type === 'begin' || event.type === 'end';
-    if (this.writer) return this.writer.append(line, { fsync });
-    await mkdir(dirname(this.path), { recursive: true });
-    await appendLine(this.path, line, { fsync });
+    await this.log.append(event, { fsync: event.type === 'begin' || event.type === 'end' });
   }
 
   /**
@@ -88,28 +83,21 @@ export class Journal {
    * open, stat, read, write and close the file.
    */
   async hold(): Promise<void> {
-    if (this.writer) return;
-    await mkdir(dirname(this.path), { recursive: true });
-    this.writer = new AppendLog(this.path);
+    await this.log.hold();
   }
 
   async close(): Promise<void> {
-    await this.writer?.close();
-    this.writer = undefined;
+    await this.log.release();
   }
 
+  /** Every event; a line torn by a crash mid-append is skipped: everything before it is intact. */
   async events(): Promise<JournalEvent[]> {
-    const text = (await readFileIfExists(this.path)) ?? '';
-    const events: JournalEvent[] = [];
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      try {
-        events.push(JSON.parse(line) as JournalEvent);
-      } catch {
-        // a line torn by a crash mid-append: everything before it is intact
-      }
-    }
-    return events;
+    return (await this.log.read()).events;
+  }
+
+  /** Compaction (journal-compaction.ts), under the app's lock: nothing appends meanwhile. */
+  async rewrite(events: readonly JournalEvent[]): Promise<void> {
+    await this.log.rewrite(events);
   }
 
   /** All deploys, oldest first. */

@@ -1,8 +1,5 @@
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { NotSavedError } from '../errors.js';
-import { AppendLog } from '../util/append-log.js';
-import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
+import { EventLog } from '../util/event-log.js';
 import type { TriggerRecord } from './trigger.js';
 
 /**
@@ -27,7 +24,7 @@ export interface TriggerStoreOptions {
 export class TriggerStore {
   private readonly records = new Map<string, TriggerRecord>();
   private readonly deliveries = new Map<string, string>();
-  private readonly log: AppendLog;
+  private readonly log: EventLog<StoreEvent>;
   private readonly keepFinished: number;
   private appendedSinceCheck = 0;
   /** Appends in flight, each until its line is on disk and applied: a compaction waits for them. */
@@ -39,21 +36,15 @@ export class TriggerStore {
     readonly path: string,
     private readonly options: TriggerStoreOptions = {},
   ) {
-    this.log = new AppendLog(path, { everyWriteDurable: true });
+    this.log = new EventLog(path, { everyWriteDurable: true });
     this.keepFinished = options.keepFinished ?? 500;
   }
 
   async open(): Promise<void> {
-    await mkdir(dirname(this.path), { recursive: true });
-    const text = (await readFileIfExists(this.path)) ?? '';
-    for (const line of text.split('\n')) {
-      if (!line.trim()) continue;
-      try {
-        this.apply(JSON.parse(line) as StoreEvent);
-      } catch {
-        // a line torn by a crash mid-append; its trigger was never acknowledged
-      }
-    }
+    // A line torn by a crash mid-append is skipped: its trigger was never acknowledged.
+    for (const event of (await this.log.read()).events) this.apply(event);
+    // duet serve is the file's only writer: one handle for its life.
+    await this.log.hold();
     // A full disk at start must not keep duet serve from starting: the file works uncompacted.
     await this.compact().catch((error: unknown) => this.options.onCompactFailed?.(error));
   }
@@ -134,7 +125,7 @@ export class TriggerStore {
   /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
   private async appendAndApply(event: StoreEvent): Promise<void> {
     try {
-      await this.log.append(JSON.stringify(event));
+      await this.log.append(event);
     } catch (error) {
       throw new NotSavedError(event.op === 'update' ? `the state of trigger ${event.id}` : 'the trigger', this.path, error);
     }
@@ -144,7 +135,7 @@ export class TriggerStore {
   /** After the last write (shutdown); the file is complete on disk. */
   async close(): Promise<void> {
     while (this.compacting) await this.compacting;
-    await this.log.close();
+    await this.log.release();
   }
 
   /**
@@ -156,8 +147,6 @@ export class TriggerStore {
     const inFlight = [...this.writing];
     this.compacting = (async () => {
       await Promise.allSettled(inFlight);
-      // The log's handle is on the file about to be replaced; the next append opens the new one.
-      await this.log.close();
       await this.compact();
     })()
       .catch((error: unknown) => this.options.onCompactFailed?.(error))
@@ -196,11 +185,11 @@ export class TriggerStore {
     if (finished.length <= this.keepFinished * 2) return;
     const drop = new Set(finished.slice(0, finished.length - this.keepFinished).map((r) => r.id));
     const kept = all.filter((r) => !drop.has(r.id));
-    const lines = kept.map((record) => JSON.stringify({ op: 'accepted', record } satisfies StoreEvent));
+    const events: StoreEvent[] = kept.map((record) => ({ op: 'accepted', record }));
     for (const [deliveryId, id] of this.deliveries) {
-      if (!drop.has(id) && this.records.get(id)?.deliveryId !== deliveryId) lines.push(JSON.stringify({ op: 'alias', deliveryId, id }));
+      if (!drop.has(id) && this.records.get(id)?.deliveryId !== deliveryId) events.push({ op: 'alias', deliveryId, id });
     }
-    await writeFileAtomic(this.path, lines.map((l) => `${l}\n`).join(''));
+    await this.log.rewrite(events);
     for (const id of drop) this.records.delete(id);
     for (const [deliveryId, id] of this.deliveries) if (drop.has(id)) this.deliveries.delete(deliveryId);
   }

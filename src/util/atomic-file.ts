@@ -32,35 +32,6 @@ export async function writeFileAtomic(path: string, content: string | Uint8Array
   if (durable) await fsyncDirectory(dirname(path));
 }
 
-/**
- * Append one line and fsync, so an acknowledged record is on disk before we go on. A line torn
- * by an earlier crash gets its newline first, so this line is not glued onto the fragment.
- */
-export async function appendLineDurably(path: string, line: string): Promise<void> {
-  await appendLine(path, line, { fsync: true });
-}
-
-/**
- * appendLineDurably, with the fsync optional. Without it the line is in the kernel's page cache
- * when this returns: it survives the process being killed (kill -9, a crash), not a power cut.
- */
-export async function appendLine(path: string, line: string, options: { fsync: boolean }): Promise<void> {
-  const handle = await open(path, 'a+', 0o644);
-  try {
-    const { size } = await handle.stat();
-    let prefix = '';
-    if (size > 0) {
-      const last = Buffer.alloc(1);
-      await handle.read(last, 0, 1, size - 1);
-      if (last[0] !== 0x0a) prefix = '\n';
-    }
-    await handle.appendFile(`${prefix}${line}${line.endsWith('\n') ? '' : '\n'}`);
-    if (options.fsync) await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 export async function fsyncDirectory(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
