@@ -3,6 +3,27 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+// The direction of dependencies (architecture.md): a folder imports only the ones below it.
+const layers = {
+  'src/webhook': ['cli', 'setup', 'github'],
+  'src/github': ['cli', 'setup', 'webhook'],
+  'src/setup': ['cli', 'webhook', 'pipeline'],
+  'src/pipeline': ['cli', 'setup', 'webhook', 'github'],
+  'src/instance': ['cli', 'setup', 'webhook', 'github', 'pipeline'],
+  'src/switch': ['cli', 'setup', 'webhook', 'github', 'pipeline'],
+  'src/config': ['cli', 'setup', 'webhook', 'github', 'pipeline', 'instance', 'switch', 'util'],
+  'src/util': ['cli', 'setup', 'webhook', 'github', 'pipeline', 'instance', 'switch', 'config'],
+};
+const layering = Object.entries(layers).map(([dir, above]) => ({
+  files: [`${dir}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      { patterns: [{ group: above.map((name) => `../${name}/*`), message: `${dir}/ may not import from ${above.join(', ')}: dependencies point down (architecture.md)` }] },
+    ],
+  },
+}));
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'test/fixtures/', 'bench/app/', 'demo/app/', 'scripts/', 'eslint.config.js'] },
   js.configs.recommended,
@@ -20,6 +41,7 @@ export default tseslint.config(
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
   },
+  ...layering,
   {
     // Tests and the benchmark read what real servers answered (JSON over HTTP, records from disk)
     // and assert on it: typing every such body would add nothing the assertions do not check.

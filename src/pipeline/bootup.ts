@@ -7,7 +7,7 @@ import { preparedRelease } from '../instance/update.js';
 import { ensureManagedNginx } from '../switch/managed-nginx.js';
 import { configuredColor, connectToNginx } from '../switch/proxy.js';
 import { makeSocketReachable } from '../switch/socket-permissions.js';
-import { acquireLock } from './lock.js';
+import { journaledAct } from './act.js';
 import type { DeployObserver } from './observer.js';
 
 export interface BootupResult {
@@ -17,42 +17,51 @@ export interface BootupResult {
 
 /**
  * After a reboot nothing runs but the files on disk say what was live. Start the enabled color,
- * re-apply the proxy, verify, and with `standby: keep` bring the standby back as well.
+ * re-apply the proxy, verify, and with `standby: keep` bring the standby back as well. Journaled
+ * (kind bootup), under the app's lock: a deploy the reboot cut short is closed as interrupted.
  */
 export async function bootup(config: Config, app: AppConfig, observer: DeployObserver): Promise<BootupResult> {
-  const lock = await acquireLock(app, { command: 'bootup', wait: true, onWait: (h) => observer.note(`waiting for pid ${h.pid} (${h.command})`) });
-  try {
+  return journaledAct<BootupResult>(config, app, 'bootup', 'bootup', { wait: true, observer }, async (run) => {
     await ensureManagedNginx(config);
     await runnerReady(app);
     const enabled = await configuredColor(app, config);
     if (!enabled) {
       observer.note(`${app.name}: nothing was ever deployed; nothing to start`);
-      return { enabled: undefined, standby: 'none' };
+      return { value: { enabled: undefined, standby: 'none' }, outcome: 'noop' };
     }
-    if (!(await startPrepared(app, enabled, observer))) {
-      throw new DuetError(`nginx points at ${enabled}, but its checkout holds no completely prepared release`, {
-        step: 'start',
-        hint: 'deploy again: duet deploy --ref <tag>',
-      });
-    }
+    await run.fact({ to: enabled });
+    const how = await run.step('start', `start the enabled ${enabled}`, async () => {
+      const started = await startPrepared(app, enabled, observer);
+      if (!started) {
+        throw new DuetError(`nginx points at ${enabled}, but its checkout holds no completely prepared release`, {
+          step: 'start',
+          hint: 'deploy again: duet deploy --ref <tag>',
+        });
+      }
+      return { value: started, skipped: started === 'running', detail: `${enabled} ${started}` };
+    });
     // Re-applied after the start: in socket mode the new socket must be opened up for nginx.
-    await connectToNginx(app, config, enabled);
+    await run.step('switch', `point nginx at ${enabled} again`, async () => {
+      await connectToNginx(app, config, enabled);
+      return { value: undefined, detail: `${enabled} is live (${how})` };
+    });
     observer.note(`${app.name}: ${enabled} is live`);
-    if (app.standby !== 'keep') return { enabled, standby: 'not-kept' };
+    if (app.standby !== 'keep') return { value: { enabled, standby: 'not-kept' } };
     const standby = otherColor(enabled);
     try {
-      const how = await startPrepared(app, standby, observer);
-      // Its new socket has the app's umask: opened to nginx's workers, it is the fallback again.
-      if (how && app.switch === 'socket' && app.fallback) makeSocketReachable(app.paths.socket[standby], app.paths.root);
-      return { enabled, standby: how ?? 'none' };
+      const standbyHow = await run.step<BootupResult['standby']>('start', `start the standby ${standby}`, async () => {
+        const started = await startPrepared(app, standby, observer);
+        // Its new socket has the app's umask: opened to nginx's workers, it is the fallback again.
+        if (started && app.switch === 'socket' && app.fallback) makeSocketReachable(app.paths.socket[standby], app.paths.root);
+        return { value: started ?? 'none', skipped: started !== 'started', detail: `${standby} ${started ?? 'has no prepared release'}` };
+      });
+      return { value: { enabled, standby: standbyHow } };
     } catch (error) {
       // A standby that fails to come back costs the instant rollback, not the live service.
       observer.note(`standby ${standby} did not come back: ${(error as Error).message}`);
-      return { enabled, standby: 'failed' };
+      return { value: { enabled, standby: 'failed' } };
     }
-  } finally {
-    await lock.release();
-  }
+  });
 }
 
 async function startPrepared(app: AppConfig, color: Color, observer: DeployObserver): Promise<'started' | 'running' | undefined> {

@@ -8,11 +8,13 @@ import { EventLog } from '../util/event-log.js';
  */
 
 export type StepName = 'resolve' | 'pick' | 'update' | 'start' | 'health' | 'switch' | 'verify' | 'watch' | 'retire' | 'record';
+/** A deploy's steps, in order (acts use some of them too). */
 export const stepNames: readonly StepName[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
 
 export type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
 export type Outcome = 'success' | 'noop' | 'failed' | 'interrupted';
-export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover';
+/** What a journal record is of: a deploy, rollback, bootup or failover, or one of the act commands. */
+export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover' | 'start-instance' | 'stop-instance' | 'connect-to-nginx' | 'update-instance';
 
 export type JournalEvent =
   | { type: 'begin'; id: string; at: string; kind: DeployKind; ref: string | null; pid: number; reason?: string }

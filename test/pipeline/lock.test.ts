@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { Journal } from '../../src/pipeline/journal.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
 
@@ -68,4 +69,40 @@ test('start-instance, stop-instance and connect-to-nginx take the lock too: neve
   assert.equal((await deploying).code, 0, 'the deploy was not disturbed');
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   assert.equal(waited.stdout.trim(), 'stopped', 'then blue (now the standby) was stopped');
+});
+
+test('the acts are journaled like a deploy: their own kind, the steps they share with it, failed ones with their step', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n' } } });
+  const { duet, succeed, app } = setup;
+  await succeed(['deploy', '--ref', 'v1']);
+  await succeed(['update-instance', 'green', '--ref', 'v2']);
+  await succeed(['start-instance', 'green']);
+  await succeed(['connect-to-nginx', 'green']);
+  await succeed(['stop-instance', 'blue']);
+  await succeed(['stop-instance', 'blue']);
+  const refused = await duet(['stop-instance', 'green']);
+  assert.equal(refused.code, 1, 'the live color is not stopped without --force');
+  await succeed(['bootup']);
+
+  const records = (await new Journal(app.paths.journal).records()).slice(1);
+  const shape = records.map((r) => [r.kind, r.outcome, r.steps.map((s) => `${s.name}:${s.status}`).join(' ')]);
+  assert.deepEqual(shape, [
+    ['update-instance', 'success', 'resolve:done update:done'],
+    ['start-instance', 'success', 'start:done health:done'],
+    ['connect-to-nginx', 'success', 'health:done switch:done verify:done'],
+    ['stop-instance', 'success', 'retire:done'],
+    ['stop-instance', 'noop', 'retire:skipped'],
+    ['stop-instance', 'failed', ''],
+    // green runs (skipped), the proxy is applied again, the stopped standby blue comes back.
+    ['bootup', 'success', 'start:skipped switch:done start:done'],
+  ]);
+  const [update, , connect] = records;
+  assert.equal(update!.ref, 'v2');
+  assert.equal(update!.to, 'green');
+  assert.match(update!.sha ?? '', /^[0-9a-f]{40}$/);
+  assert.deepEqual([connect!.from, connect!.to], ['blue', 'green']);
+  assert.equal(records[5]!.failedStep, 'retire');
+  assert.match(records[5]!.error ?? '', /green is the color nginx serves/);
+  const history = await succeed(['history']);
+  assert.match(history.stdout, /update-instance/);
 });

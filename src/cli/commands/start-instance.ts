@@ -7,8 +7,8 @@ export const startInstance: Command = {
   usage: 'start-instance [app] <color> [--no-wait]',
   options: { 'no-wait': { type: 'boolean' } },
   async run(context) {
-    const { app, color } = await appAndColorFrom(context, startInstance);
-    const record = await startColor(app, color, {
+    const { config, app, color } = await appAndColorFrom(context, startInstance);
+    const record = await startColor(config, app, color, {
       wait: !context.values['no-wait'],
       onWait: (holder) => print(context.stderr, `duet: waiting for pid ${holder.pid} (${holder.command})`),
     });
