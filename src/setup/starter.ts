@@ -11,8 +11,12 @@ export function starterConfig(configDir: string): string {
 # then run \`duet doctor\`. Every key is described under "Configuration" in duet's README.
 # Secrets never go in this file: they are files in ${join(configDir, 'credentials')}/.
 state_dir: /var/lib/duet
-user: duet            # the system user duet and the apps run as
-runner: process       # process (detached instances) | systemd (duet-app@<app>-<color>.service)
+user: duet            # the system user duet runs as
+runner: systemd       # systemd (duet-app@<app>-<color>.service) | process (detached instances)
+# The apps, their installs and builds run as this user, not as duet: they cannot read duet's
+# secrets (README, "Security model"). Needs runner: systemd and polkitd (apt-get install polkitd).
+# Remove the line to run them as duet.
+app_user: duet-app
 nginx:
   managed: false
   # duet writes duet-<app>.conf here on every switch; /etc/nginx/conf.d/duet.conf includes this

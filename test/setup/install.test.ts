@@ -26,10 +26,15 @@ test('install --root twice: the files and modes of a server, and the second run 
     '/etc/sudoers.d/duet': '440',
     '/etc/systemd/system/duet.service': '644',
     '/etc/systemd/system/duet-bootup.service': '644',
+    // The starter runs the apps as duet-app: system units, the step socket, the polkit rule.
+    '/etc/systemd/system/duet-app@.service': '644',
+    '/etc/systemd/system/duet-step.socket': '644',
+    '/etc/polkit-1/rules.d/50-duet.rules': '644',
+    '/var/lib/duet-app': '700',
   };
   for (const [path, want] of Object.entries(expected)) assert.equal(await mode(join(root, path)), want, path);
-  await assert.rejects(stat(join(root, 'etc/systemd/user/duet-app@.service')), 'no app units with runner: process');
-  await assert.rejects(stat(join(root, 'var/lib/systemd/linger/duet')), 'no lingering with runner: process');
+  await assert.rejects(stat(join(root, 'etc/systemd/user/duet-app@.service')), 'no user units with app_user');
+  await assert.rejects(stat(join(root, 'var/lib/systemd/linger/duet')), 'no lingering with app_user');
 
   const starter = await readFile(join(root, 'etc/duet/duet.yml'), 'utf8');
   assert.doesNotThrow(() => parseConfig(starter, 'starter'), 'the starter config is valid as written');
@@ -45,7 +50,7 @@ test('install --root twice: the files and modes of a server, and the second run 
     'ProtectHome=yes',
     'PrivateTmp=yes',
     'ReadWritePaths=/var/lib/duet /etc/duet/nginx.d',
-    'KillMode=process',
+    'Wants=duet-step.socket',
     'LoadCredential=webhook-secret:/etc/duet/credentials/webhook-secret',
     'Environment=DUET_WEBHOOK_SECRET_FILE=%d/webhook-secret',
   ]) {
@@ -63,6 +68,7 @@ test('install --root twice: the files and modes of a server, and the second run 
 
   // Under --root nothing outside the tree is touched: the commands are listed, not run.
   assert.match(first.stdout, /skip +useradd --system --user-group --home-dir \/var\/lib\/duet --no-create-home --shell \/usr\/sbin\/nologin duet/);
+  assert.match(first.stdout, /skip +useradd --system --gid duet --home-dir \/var\/lib\/duet-app --no-create-home --shell \/usr\/sbin\/nologin duet-app/);
   assert.match(first.stdout, /skip +chown duet:duet \/var\/lib\/duet /);
   assert.match(first.stdout, /skip +systemctl daemon-reload/);
   assert.match(first.stdout, /skip +systemctl enable duet\.service duet-bootup\.service/);
@@ -219,6 +225,23 @@ test('app_user: the app unit becomes a system unit run as that user, started thr
   await assert.rejects(stat(join(root, 'etc/polkit-1/rules.d/50-duet.rules')));
   await assert.rejects(stat(join(root, 'etc/systemd/system/duet-step.socket')), 'no step socket without app_user');
   assert.match(await readFile(join(root, 'etc/systemd/user/duet-app@.service'), 'utf8'), /^NoNewPrivileges=yes$/m);
+});
+
+test('runner: process: the instances outlive a restart of duet.service (KillMode=process); no app units, no step socket', async (t) => {
+  const root = await tempDir(t, 'duet-process-runner');
+  await writeConfig(root, configText());
+  await installInto(root);
+  const unit = await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8');
+  assert.match(unit, /^KillMode=process$/m);
+  assert.doesNotMatch(unit, /duet-step/);
+  for (const path of [
+    'etc/systemd/user/duet-app@.service',
+    'etc/systemd/system/duet-app@.service',
+    'etc/systemd/system/duet-step.socket',
+    'etc/polkit-1/rules.d/50-duet.rules',
+  ]) {
+    await assert.rejects(stat(join(root, path)), path);
+  }
 });
 
 test('app_user needs runner: systemd and another user than duet', () => {
