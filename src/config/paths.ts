@@ -18,6 +18,8 @@ export interface AppPaths {
   pidfile: Record<Color, string>;
   /** The process group of the install or build running in a checkout now, for a resumed deploy to stop. */
   stepGroup: Record<Color, string>;
+  /** The same for the early copy of the other color's node_modules (install.ts), which runs beside it. */
+  copyGroup: Record<Color, string>;
   instanceLog: Record<Color, string>;
   socket: Record<Color, string>;
   /** The symlink nginx proxies to in socket mode; renaming it is the switch. */
@@ -41,6 +43,7 @@ export function appPaths(stateDir: string, app: string): AppPaths {
     installStamp: perColor((c) => join(root, 'run', `${c}.install.json`)),
     pidfile: perColor((c) => join(root, 'run', `${c}.pid`)),
     stepGroup: perColor((c) => join(root, 'run', `${c}.step.pid`)),
+    copyGroup: perColor((c) => join(root, 'run', `${c}.copy.pid`)),
     instanceLog: perColor((c) => join(root, 'logs', `${c}.log`)),
     socket: perColor((c) => join(root, 'sockets', `${c}.sock`)),
     liveSocket: join(root, 'sockets', 'live.sock'),

@@ -5,6 +5,7 @@ import type { AppConfig } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { runArgv, runShell, type OutputSink, type RunOptions } from '../util/run.js';
+import { stopRecordedGroup } from '../util/step-group.js';
 import { missingDevPackages, restoreDevDependencies } from './dev-dependencies.js';
 import { findLockfile, installFingerprint } from './install-key.js';
 import { installScripts, packageNameOf } from './install-scripts.js';
@@ -74,8 +75,11 @@ interface ReadyMarker {
  * hand out the copy made ahead by copyAhead when it is of exactly the tree the other color has
  * now. undefined when there is nothing to copy.
  */
-export async function startEarlyCopy(app: AppConfig, color: Color): Promise<EarlyCopy | undefined> {
+export async function startEarlyCopy(app: AppConfig, color: Color, output?: OutputSink): Promise<EarlyCopy | undefined> {
   const path = earlyCopyPath(app, color);
+  // A copy a killed duet left running would go on writing into the tree removed and made anew below.
+  const leftover = await stopRecordedGroup(app.paths.copyGroup[color]);
+  if (leftover) output?.write(`duet: stopped \`${leftover.command}\` (process group ${leftover.pgid}), left running by a duet that died\n`);
   const from = otherColor(color);
   const theirs = await readInstallStamp(app.paths.installStamp[from]);
   const ours = await readInstallStamp(app.paths.installStamp[color]);
@@ -93,7 +97,7 @@ export async function startEarlyCopy(app: AppConfig, color: Color): Promise<Earl
   await removeReplacedModules(app, color);
   if (!wanted) return undefined;
   await mkdir(dirname(path), { recursive: true });
-  const done = runArgv(['cp', '-a', '--reflink=auto', '--', source, path], { step: 'install' }).then(
+  const done = runArgv(['cp', '-a', '--reflink=auto', '--', source, path], { step: 'install', group: app.paths.copyGroup[color] }).then(
     () => true,
     () => false,
   );

@@ -37,11 +37,11 @@ export async function runningInstance(app: AppConfig, color: Color): Promise<Ins
 
 /**
  * The app's own process: the one of the color's process group that listens on its port or
- * socket, else (not listening yet, or runner: systemd, whose main pid it is already) the one
- * duet started.
+ * socket, else (not listening yet) the one duet, or systemd, started. systemd makes each unit's
+ * main process a group leader, so a unit's `sh -c 'npm start'` is found through its group too.
+ * With app_user the app's /proc/<pid>/fd are not duet's to read: the main pid it is then.
  */
 export function appPid(app: AppConfig, color: Color, instance: InstanceRecord): number {
-  if (app.runner !== 'process') return instance.pid;
   return listenerInGroup(instance.pid, endpointOf(app, color)) ?? instance.pid;
 }
 

@@ -67,7 +67,7 @@ export async function updateInstance(app: AppConfig, color: Color, target: Resol
   const env = buildEnv(app, color, target);
   // Run while git fetches and checks out: a copy used by the install when the lockfile matches,
   // and the question which Node.js the install runs (part of the install cache's key).
-  const early = await startEarlyCopy(app, color);
+  const early = await startEarlyCopy(app, color, output);
   const runtime = nodeRuntime(env.PATH ?? process.env.PATH);
   runtime.catch(() => {}); // reported by the install, which awaits it
   let install: InstallOutcome;

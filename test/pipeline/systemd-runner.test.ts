@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { appUnitName, instanceEnvPath } from '../../src/instance/systemd-unit.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
@@ -140,4 +140,18 @@ test('runner: systemd under duet serve: systemd restarts a crashing live color, 
   assert.ok(status.colors.green.restarts >= 2, `systemd's restarts were counted: ${JSON.stringify(status.colors.green)}`);
   assert.doesNotMatch(serve.output(), /restarted green/, 'duet left the restarts to systemd');
   assert.match((await setup.get('/')).body, /cafeteria v1/);
+});
+
+test("runner: systemd: duet pid is the app's own process, not the unit's shell that started it", async (t) => {
+  const systemd = await startUserSystemd(t);
+  if (!systemd) return;
+  // No exec: the unit's main process stays the shell, the app is its child.
+  const setup = await setupDuet(t, { top: { runner: 'systemd' }, app: { ...systemdApp, start: "'node server.js; echo the app ended'" } });
+  await systemd.installAppUnit(setup.config.stateDir);
+  await setup.succeed(['deploy', '--ref', 'v1'], systemd.env);
+  const main = Number((await systemd.systemctl(['show', '--property=MainPID', '--value', appUnitName(setup.app.name, 'blue')])).trim());
+  const pid = Number((await setup.succeed(['pid', 'blue'], systemd.env)).stdout.trim());
+  assert.notEqual(pid, main, 'the shell systemd started');
+  assert.match(await readFile(`/proc/${pid}/cmdline`, 'utf8'), /^node\0server\.js\0$/);
+  assert.equal(Number((await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ')[1]), main, 'a child of the unit main process');
 });
