@@ -1,5 +1,6 @@
 import { NotSavedError } from '../errors.js';
 import { EventLog } from '../util/event-log.js';
+import { checkTransition } from './deploy-state.js';
 import type { TriggerRecord } from './trigger.js';
 
 /**
@@ -72,6 +73,7 @@ export class TriggerStore {
   }
 
   async update(id: string, patch: Partial<TriggerRecord>): Promise<TriggerRecord> {
+    this.checkMove(id, patch);
     await this.write({ op: 'update', id, patch });
     return this.records.get(id)!;
   }
@@ -101,8 +103,15 @@ export class TriggerStore {
    * shows matches what happened; the next compaction that succeeds writes it down.
    */
   mark(id: string, patch: Partial<TriggerRecord>): TriggerRecord {
+    this.checkMove(id, patch);
     this.apply({ op: 'update', id, patch });
     return this.records.get(id)!;
+  }
+
+  /** Every change of a trigger's state goes through the state machine (deploy-state.ts). */
+  private checkMove(id: string, patch: Partial<TriggerRecord>): void {
+    const current = this.records.get(id);
+    if (patch.state !== undefined && current) checkTransition(id, current.state, patch.state);
   }
 
   private async write(event: StoreEvent): Promise<void> {

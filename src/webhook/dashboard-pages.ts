@@ -1,4 +1,5 @@
 import { colors, type Color } from '../config/schema.js';
+import type { DeployState } from '../pipeline/deploy-state.js';
 import type { AppStatus, ColorStatus } from '../pipeline/status.js';
 import { isDeployId, type StepRecord } from '../pipeline/journal.js';
 import type { DeployView } from './deploys.js';
@@ -45,10 +46,19 @@ function when(iso: string | null): string {
   return iso ? `${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC` : '';
 }
 
-const STATE_CLASS: Record<string, string> = { succeeded: 'ok', failed: 'bad', errored: 'bad', running: 'warn', queued: 'muted', superseded: 'muted' };
+const STATE_CLASS: Record<DeployState, string> = {
+  succeeded: 'ok',
+  failed: 'bad',
+  errored: 'bad',
+  interrupted: 'bad',
+  running: 'warn',
+  watching: 'warn',
+  queued: 'muted',
+  superseded: 'muted',
+};
 
-export function stateBadge(state: string): Html {
-  return html`<span class="badge ${STATE_CLASS[state] ?? 'muted'}">${state}</span>`;
+export function stateBadge(state: DeployState): Html {
+  return html`<span class="badge ${STATE_CLASS[state]}">${state}</span>`;
 }
 
 const HEALTH_CLASS: Record<ColorStatus['state'], string> = { healthy: 'ok', unhealthy: 'bad', down: 'bad', stopped: 'muted' };

@@ -7,7 +7,8 @@ import { appStatus } from '../pipeline/status.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
 import { credentialOf, makeSession, safeEqual, SESSION_MAX_AGE_S, sessionCookie, TOKEN_UNSET_MESSAGE } from './auth.js';
 import { deployBody, indexBody, loginBody, type AppPanel, type Link } from './dashboard-pages.js';
-import { findDeploy, isTerminal, recentDeploys, viewOf, type FoundDeploy } from './deploys.js';
+import { isFinal } from '../pipeline/deploy-state.js';
+import { findDeploy, recentDeploys, viewOf, type FoundDeploy } from './deploys.js';
 import { html, page, sendPage, type Html } from './html.js';
 import { sameOriginForms, SignInLimiter } from './sign-in-guard.js';
 import { streamDeployLog } from './log-tail.js';
@@ -116,7 +117,7 @@ export function dashboardRouter(options: DashboardOptions): express.Router {
       );
     const view = viewOf(found);
     const log = await readLogTail(found);
-    render(req, res, 200, `duet: ${view.kind} ${view.id}`, deployBody(view, log, link(req)), isTerminal(view.state) ? undefined : REFRESH_S);
+    render(req, res, 200, `duet: ${view.kind} ${view.id}`, deployBody(view, log, link(req)), isFinal(view.state) ? undefined : REFRESH_S);
   };
 
   router.get('/deploys/:id/view', gate, deployPage);

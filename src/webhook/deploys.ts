@@ -2,7 +2,8 @@ import type { AppConfig, Config } from '../config/load.js';
 import { isDeployId, type DeployRecord, type StepRecord } from '../pipeline/journal.js';
 import { JournalIndex } from '../pipeline/journal-index.js';
 import { lockHolder } from '../pipeline/lock.js';
-import type { TriggerQueue, TriggerRecord, TriggerState } from '../pipeline/trigger.js';
+import { deployState, isFinal, type DeployState } from '../pipeline/deploy-state.js';
+import type { TriggerQueue, TriggerRecord } from '../pipeline/trigger.js';
 
 /**
  * One deploy as the HTTP side shows it. Two sources know about a deploy: the queue (everything
@@ -14,8 +15,8 @@ export interface DeployView {
   id: string;
   app: string;
   kind: string;
-  /** The trigger's state, or one derived from the journal for deploys the queue never saw. */
-  state: TriggerState;
+  /** From the trigger and the journal record together (deployState). */
+  state: DeployState;
   ref: string | null;
   resolvedRef: string | null;
   sha: string | null;
@@ -55,12 +56,6 @@ export function journalOf(app: AppConfig): JournalIndex {
   return index;
 }
 
-const TERMINAL: ReadonlySet<TriggerState> = new Set(['succeeded', 'failed', 'errored', 'superseded']);
-
-export function isTerminal(state: TriggerState): boolean {
-  return TERMINAL.has(state);
-}
-
 /**
  * Find a deploy by id. The id is checked before anything else, so a URL such as
  * /deploys/..%2f..%2fetc never gets near a path.
@@ -80,11 +75,6 @@ export async function findDeploy(config: Config, queue: TriggerQueue, id: string
   return undefined;
 }
 
-function stateFromOutcome(outcome: DeployRecord['outcome']): TriggerState {
-  if (outcome === null) return 'running';
-  return outcome === 'success' || outcome === 'noop' ? 'succeeded' : 'failed';
-}
-
 export function viewOf(found: FoundDeploy): DeployView {
   const { app, trigger: t, record: r } = found;
   const startedAt = t?.startedAt ?? r?.startedAt ?? null;
@@ -94,9 +84,7 @@ export function viewOf(found: FoundDeploy): DeployView {
     id: found.id,
     app: app.name,
     kind: t?.kind ?? r?.kind ?? 'deploy',
-    // The queue's state wins while it lags the journal by a moment; once the journal has an
-    // outcome the deploy is over whatever the queue says.
-    state: t && (isTerminal(t.state) || !r?.outcome) ? t.state : stateFromOutcome(r?.outcome ?? null),
+    state: deployState(t, r),
     ref: t?.ref ?? r?.ref ?? null,
     resolvedRef: r?.resolvedRef ?? null,
     sha: r?.sha ?? t?.resolvedSha ?? t?.sha ?? null,
@@ -125,7 +113,7 @@ export function viewOf(found: FoundDeploy): DeployView {
  */
 export async function isOver(queue: TriggerQueue, found: FoundDeploy): Promise<boolean> {
   const trigger = queue.get(found.id);
-  if (trigger && isTerminal(trigger.state)) return true;
+  if (trigger && isFinal(trigger.state)) return true;
   const record = await journalOf(found.app).record(found.id);
   if (record?.outcome) return true;
   if (trigger) return false;

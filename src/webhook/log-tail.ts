@@ -4,7 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Response } from 'express';
 import { deployLogPath } from '../pipeline/deploy-log.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
-import { isOver, isTerminal, type FoundDeploy } from './deploys.js';
+import { isFinal } from '../pipeline/deploy-state.js';
+import { isOver, type FoundDeploy } from './deploys.js';
 
 /**
  * `curl .../deploys/<id>/log` follows a deploy like `tail -f` and exits when it is over. The
@@ -71,7 +72,7 @@ export async function streamDeployLog(res: Response, options: TailOptions): Prom
       let over = false;
       const trigger = queue.get(found.id);
       const checkJournal = Date.now() - lastJournalCheck >= journalCheckMs;
-      if ((trigger && isTerminal(trigger.state)) || checkJournal) {
+      if ((trigger && isFinal(trigger.state)) || checkJournal) {
         lastJournalCheck = Date.now();
         over = await isOver(queue, found);
       }
