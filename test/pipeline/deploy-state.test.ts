@@ -3,28 +3,12 @@ import { test } from 'node:test';
 import { InternalError } from '../../src/errors.js';
 import { checkTransition, deployState, isFinal } from '../../src/pipeline/deploy-state.js';
 import { foldEvents, type JournalEvent } from '../../src/pipeline/journal.js';
-import type { TriggerRecord, TriggerState } from '../../src/pipeline/trigger.js';
+import type { TriggerState } from '../../src/pipeline/trigger.js';
+import { trigger as makeTrigger } from '../webhook/http-harness.js';
 
 const id = '20261203-160000-abcdef';
 const at = '2026-12-03T16:00:00.000Z';
-const trigger = (state: TriggerState): TriggerRecord => ({
-  id,
-  state,
-  app: 'cafeteria',
-  kind: 'deploy',
-  ref: 'main',
-  sha: null,
-  source: 'push',
-  deliveryId: null,
-  requestedBy: null,
-  receivedAt: at,
-  resolvedSha: null,
-  supersededBy: null,
-  summary: null,
-  startedAt: null,
-  finishedAt: null,
-  color: null,
-});
+const trigger = (state: TriggerState) => makeTrigger({ id, state });
 type EventOf<T> = T extends unknown ? Omit<T, 'id' | 'at'> : never;
 const record = (...events: Array<EventOf<JournalEvent>>) => foldEvents(events.map((e) => ({ ...e, id, at }) as JournalEvent))[0];
 const begin = { type: 'begin', kind: 'deploy', ref: 'main', pid: 1 } as const;
