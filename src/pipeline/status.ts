@@ -1,5 +1,5 @@
 import type { AppConfig, Config } from '../config/load.js';
-import type { Color } from '../config/schema.js';
+import { otherColor, type Color } from '../config/schema.js';
 import { checkedOutRevision } from '../instance/checkout.js';
 import { endpointOf, endpointText } from '../instance/endpoint.js';
 import { checkHealth } from '../instance/health.js';
@@ -34,8 +34,40 @@ export interface ColorStatus {
   startedAt: string | null;
 }
 
+/**
+ * The app as a whole, one model for `duet status`, the dashboard and the API, from what nginx
+ * points at, what the public port shows and the live color's health:
+ * - not-deployed: nothing was ever connected;
+ * - live: the live color is healthy and answers the public port;
+ * - unhealthy: the live color answers the public port but fails its health check;
+ * - on-fallback: the live color is not healthy, the other answers through nginx's fallback;
+ * - down: the public port does not answer;
+ * - mismatch: duet's nginx config names one color, the public port answers from the other
+ *   (nginx was not reloaded).
+ */
+export type AppState = 'not-deployed' | 'live' | 'unhealthy' | 'on-fallback' | 'down' | 'mismatch';
+
+/** The color that is not live: warm (healthy, the instant rollback), stopped, or in trouble; none before a first deploy. */
+export type StandbyState = 'warm' | 'unhealthy' | 'down' | 'stopped' | 'none';
+
+export function appStateOf(
+  enabled: Color | undefined,
+  serving: Color | undefined,
+  colors: Record<Color, ColorStatus>,
+): { state: AppState; standby: StandbyState } {
+  if (!enabled) return { state: 'not-deployed', standby: 'none' };
+  const other = colors[otherColor(enabled)].state;
+  const standby: StandbyState = other === 'healthy' ? 'warm' : other;
+  const liveHealthy = colors[enabled].state === 'healthy';
+  if (!serving) return { state: 'down', standby };
+  if (serving !== enabled) return { state: liveHealthy ? 'mismatch' : 'on-fallback', standby };
+  return { state: liveHealthy ? 'live' : 'unhealthy', standby };
+}
+
 export interface AppStatus {
   app: string;
+  state: AppState;
+  standby: StandbyState;
   enabled: Color | null;
   /** What a request through the public port shows right now (null: no answer). */
   serving: Color | null;
@@ -59,6 +91,7 @@ export async function appStatus(config: Config, app: AppConfig): Promise<AppStat
   const supervisor = supervision && (await isSameProcessAlive(supervision)) ? supervision.pid : null;
   return {
     app: app.name,
+    ...appStateOf(enabled, serving, { blue, green }),
     enabled: enabled ?? null,
     serving: serving ?? null,
     colors: { blue, green },

@@ -81,8 +81,8 @@ function colorCard(color: Color, c: ColorStatus, enabled: Color | null): Html {
 function alerts(status: AppStatus, link: Link): Html {
   const live = status.enabled ? status.colors[status.enabled] : undefined;
   const down =
-    status.enabled && live && live.state !== 'healthy'
-      ? html`<p class="alert bad"><strong>${status.enabled} (live) is ${live.state}</strong>${live.downSince ? ` since ${when(live.downSince)}` : ''}${live.lastProblem ? `: ${live.lastProblem}` : ''}${status.serving && status.serving !== status.enabled ? ` — ${status.serving} answers through nginx's fallback` : ''}</p>`
+    live && live.state !== 'healthy'
+      ? html`<p class="alert bad"><strong>${status.enabled} (live) is ${live.state}</strong>${live.downSince ? ` since ${when(live.downSince)}` : ''}${live.lastProblem ? `: ${live.lastProblem}` : ''}${status.state === 'on-fallback' ? ` — ${status.serving} answers through nginx's fallback` : ''}</p>`
       : '';
   const failover = status.lastFailover
     ? html`<p class="alert warn">Failed over from ${status.lastFailover.from} to ${status.lastFailover.to} at ${when(status.lastFailover.at)}: ${status.lastFailover.reason} · <a href="${link(`/deploys/${status.lastFailover.id}/view`)}">details</a></p>`

@@ -10,7 +10,7 @@ const id = '20261203-160000-abcdef';
 const at = '2026-12-03T16:00:00.000Z';
 const trigger = (state: TriggerState) => makeTrigger({ id, state });
 type EventOf<T> = T extends unknown ? Omit<T, 'id' | 'at'> : never;
-const record = (...events: Array<EventOf<JournalEvent>>) => foldEvents(events.map((e) => ({ ...e, id, at }) as JournalEvent))[0];
+const record = (...events: Array<EventOf<JournalEvent>>) => foldEvents(events.map((e) => ({ ...e, id, at })))[0];
 const begin = { type: 'begin', kind: 'deploy', ref: 'main', pid: 1 } as const;
 
 test("one deploy state from the queue's trigger and the journal's record, whichever exist", () => {

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { indexBody } from '../../src/webhook/dashboard-pages.js';
-import type { AppStatus, ColorStatus } from '../../src/pipeline/status.js';
+import { appStateOf, type AppStatus, type ColorStatus } from '../../src/pipeline/status.js';
 
 const color = (over: Partial<ColorStatus>): ColorStatus => ({
   port: 20201,
@@ -21,6 +21,8 @@ const color = (over: Partial<ColorStatus>): ColorStatus => ({
 test('the dashboard puts a live color that is down, and the last failover, first', () => {
   const status: AppStatus = {
     app: 'cafeteria',
+    state: 'on-fallback',
+    standby: 'warm',
     enabled: 'green',
     serving: 'blue',
     colors: {
@@ -46,4 +48,18 @@ test('the dashboard puts a live color that is down, and the last failover, first
   assert.match(page, /2 restarts/);
   assert.match(page, /1 restart\b/);
   assert.match(page, /badge bad">down</);
+});
+
+test("an app's state from its colors and what the public port shows: one model for the CLI, the dashboard and the API", () => {
+  const healthy = color({});
+  const down = color({ pid: null, state: 'down', running: false, healthy: false });
+  const unhealthy = color({ state: 'unhealthy', healthy: false });
+  const stopped = color({ pid: null, state: 'stopped', running: false, healthy: false });
+  assert.deepEqual(appStateOf(undefined, undefined, { blue: stopped, green: stopped }), { state: 'not-deployed', standby: 'none' });
+  assert.deepEqual(appStateOf('blue', 'blue', { blue: healthy, green: healthy }), { state: 'live', standby: 'warm' });
+  assert.deepEqual(appStateOf('blue', 'blue', { blue: healthy, green: stopped }), { state: 'live', standby: 'stopped' });
+  assert.deepEqual(appStateOf('blue', 'blue', { blue: unhealthy, green: healthy }), { state: 'unhealthy', standby: 'warm' });
+  assert.deepEqual(appStateOf('blue', 'green', { blue: down, green: healthy }), { state: 'on-fallback', standby: 'warm' });
+  assert.deepEqual(appStateOf('blue', 'green', { blue: healthy, green: healthy }), { state: 'mismatch', standby: 'warm' });
+  assert.deepEqual(appStateOf('blue', undefined, { blue: down, green: down }), { state: 'down', standby: 'down' });
 });

@@ -17,15 +17,15 @@ export const status: Command = {
 function render(s: AppStatus): string {
   const lines = [`${s.app}: ${s.enabled ? `${s.enabled} is live` : 'nothing is live'}`];
   const live = s.enabled ? s.colors[s.enabled] : undefined;
-  if (s.enabled && live && live.state !== 'healthy') {
+  if (live && (s.state === 'unhealthy' || s.state === 'on-fallback' || (s.state === 'down' && live.state !== 'healthy'))) {
     const since = live.downSince ? ` since ${live.downSince}` : '';
     const why = live.lastProblem ? ` (${live.lastProblem})` : '';
     const answering =
-      s.serving && s.serving !== s.enabled ? `; ${s.serving} answers through nginx's fallback` : s.serving ? '' : '; the public port does not answer';
+      s.state === 'on-fallback' ? `; ${s.serving} answers through nginx's fallback` : s.state === 'down' ? '; the public port does not answer' : '';
     lines.push(`  warning: ${s.enabled} (live) is ${live.state.toUpperCase()}${since}${why}${answering}`);
-  } else if (s.enabled && s.serving && s.serving !== s.enabled) {
+  } else if (s.state === 'mismatch') {
     lines.push(`  warning: duet's nginx config points at ${s.enabled} but the public port is served by ${s.serving} (reload nginx)`);
-  } else if (s.enabled && !s.serving) {
+  } else if (s.state === 'down') {
     lines.push(`  warning: the public port does not answer`);
   }
   const portWidth = Math.max(...Object.values(s.colors).map((c) => String(c.port).length));
