@@ -11,6 +11,7 @@ import { findLockfile, installFingerprint } from './install-key.js';
 import { installScripts, packageNameOf } from './install-scripts.js';
 import { readInstallStamp, writeInstallStamp } from './install-stamp.js';
 import { nodeRuntime, type NodeRuntime } from './node-runtime.js';
+import { openWorktreeToGroup } from './worktree-access.js';
 import { installCommand, installEnv } from './package-manager.js';
 
 export { findLockfile, installFingerprint, LOCKFILES } from './install-key.js';
@@ -274,6 +275,7 @@ function appStep(checkout: string, run: InstallRun, hint: string): RunOptions {
 }
 
 async function runInstall(checkout: string, run: InstallRun): Promise<void> {
+  await openForAppUser(checkout, run);
   const dev = run.withDev && Object.keys(run.env).includes('npm_config_include') ? ' (with npm_config_include=dev: the build gets the devDependencies)' : '';
   run.output?.write(`$ ${run.command}${dev}\n`);
   await runShell(
@@ -282,12 +284,18 @@ async function runInstall(checkout: string, run: InstallRun): Promise<void> {
   );
 }
 
+/** app_user: a node_modules duet put in place (a copy, one from before app_user) opens to the app user's install. */
+async function openForAppUser(checkout: string, run: InstallRun): Promise<void> {
+  if (run.stepSocket !== undefined) await openWorktreeToGroup(checkout);
+}
+
 /**
  * A skipped or copied tree is made equal to a fresh install's: the devDependencies a prune
  * removed come back, and the dependencies' install scripts run again, since what they made
  * belongs to another commit (Prisma's client from another schema). Those just put back ran theirs.
  */
 async function completeReusedTree(checkout: string, scriptNames: string[], missingDev: string[], run: InstallRun): Promise<void> {
+  await openForAppUser(checkout, run);
   if (missingDev.length > 0) await restoreDevDependencies(checkout, missingDev, run);
   const restored = new Set(missingDev.map(packageNameOf));
   const names = scriptNames.filter((name) => !restored.has(name));

@@ -13,29 +13,34 @@ import { runArgv, type OutputSink } from '../util/run.js';
  */
 
 /**
- * Give the group write on duet's entries in the worktree, except .git and node_modules (the
- * install's own). Returns how many it changed. Every entry is opened without following a
- * symlink and changed through that descriptor, and each directory is read through its own
+ * Give the group write on duet's entries in the worktree, except .git. Returns how many it
+ * changed. node_modules is the install's own and is walked only when it is duet's and closed to
+ * the group: a tree installed or copied before app_user was set, which the app user's next
+ * install must be able to replace (once; a tree the app user made, or duet copied from one,
+ * is group-writable at the top and skipped). Every entry is opened without following a symlink
+ * and changed through that descriptor, and each directory is read through its own
  * (/proc/self/fd/N): an entry another user swaps for a symlink meanwhile is skipped, never
  * followed to one of duet's files elsewhere.
  */
 export async function openWorktreeToGroup(dir: string): Promise<number> {
   const uid = process.getuid?.();
   let opened = 0;
-  const visit = async (path: string, top: boolean): Promise<void> => {
+  const visit = async (path: string, top: boolean, onlyIfClosed = false): Promise<void> => {
     const handle = await openNoFollow(path);
     if (handle === undefined) return;
     try {
       const entry = await handle.stat();
-      if (entry.uid === uid && (entry.mode & 0o020) === 0) {
+      const closed = entry.uid === uid && (entry.mode & 0o020) === 0;
+      if (onlyIfClosed && !closed) return;
+      if (closed) {
         await handle.chmod((entry.mode & 0o7777) | 0o020);
         opened += 1;
       }
       if (!entry.isDirectory()) return;
       const here = `/proc/self/fd/${handle.fd}`;
       for (const name of await readdir(here)) {
-        if (top && (name === '.git' || name === 'node_modules')) continue;
-        await visit(`${here}/${name}`, false);
+        if (top && name === '.git') continue;
+        await visit(`${here}/${name}`, false, top && name === 'node_modules');
       }
     } finally {
       await handle.close();

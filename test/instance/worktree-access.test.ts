@@ -7,7 +7,7 @@ import { tempDir } from '../support/tmp.js';
 
 const groupWritable = async (path: string): Promise<boolean> => ((await stat(path)).mode & 0o020) !== 0;
 
-test('app_user: the worktree opens to the group, but not .git, not node_modules, and never through a symlink', async (t) => {
+test('app_user: the worktree opens to the group, but not .git, and never through a symlink', async (t) => {
   const root = await tempDir(t, 'duet-worktree');
   const dir = join(root, 'blue');
   const outside = join(root, 'journal.ndjson');
@@ -20,14 +20,23 @@ test('app_user: the worktree opens to the group, but not .git, not node_modules,
   // A link the app user could plant, to one of duet's files outside the checkout.
   await symlink(outside, join(dir, 'src', 'link-to-journal'));
 
+  await writeFile(join(dir, 'node_modules', 'pkg', 'index.js'), '\n');
+  await chmod(join(dir, 'node_modules', 'pkg'), 0o755);
+  await chmod(join(dir, 'node_modules', 'pkg', 'index.js'), 0o644);
+
   const opened = await openWorktreeToGroup(dir);
-  assert.equal(opened, 5, 'the root, src, src/deep, package.json, a.js');
-  for (const path of [dir, join(dir, 'src'), join(dir, 'src', 'deep'), join(dir, 'package.json'), join(dir, 'src', 'deep', 'a.js')]) {
-    assert.ok(await groupWritable(path), path);
-  }
-  for (const path of [join(dir, '.git'), join(dir, '.git', 'config'), join(dir, 'node_modules')]) assert.ok(!(await groupWritable(path)), `${path} was opened`);
+  // A node_modules of duet's, closed to the group (installed before app_user), opens too, once.
+  const open = [dir, join(dir, 'src'), join(dir, 'src', 'deep'), join(dir, 'package.json'), join(dir, 'src', 'deep', 'a.js')];
+  const modules = [join(dir, 'node_modules'), join(dir, 'node_modules', 'pkg'), join(dir, 'node_modules', 'pkg', 'index.js')];
+  assert.equal(opened, open.length + modules.length);
+  for (const path of [...open, ...modules]) assert.ok(await groupWritable(path), path);
+  for (const path of [join(dir, '.git'), join(dir, '.git', 'config')]) assert.ok(!(await groupWritable(path)), `${path} was opened`);
+
+  // A node_modules open at the top (the app user's install made it) is not walked: its files are its own business.
+  await chmod(join(dir, 'node_modules', 'pkg', 'index.js'), 0o644);
+  assert.equal(await openWorktreeToGroup(dir), 0);
+  assert.ok(!(await groupWritable(join(dir, 'node_modules', 'pkg', 'index.js'))), 'walked into an open node_modules');
   assert.ok(!(await groupWritable(outside)), 'the symlink was followed');
-  assert.equal(await openWorktreeToGroup(dir), 0, 'a second pass changes nothing');
 });
 
 test("a .git that is not duet's own directory is foreign: a file, a symlink, another user's", async (t) => {
