@@ -1,14 +1,25 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
 import { getPublic } from '../support/duet.js';
-import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
+import type { GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
-import { appRepoInMachine, branchPush, duetStatus, healthz, journal, postWebhook, stepsOf, type AppOnMachine } from './apps.js';
-import { startContainer } from './container.js';
-import { installRelease } from './release.js';
+import {
+  appRepoInMachine,
+  bootedMachine,
+  branchPush,
+  duetStatus,
+  finalStates,
+  healthz,
+  installWithSecrets,
+  journal,
+  liveAt,
+  postWebhook,
+  stepsOf,
+  type AppOnMachine,
+} from './apps.js';
 
 /**
  * `app_user`: the apps run as another user than duet, as system units of the machine's PID 1,
@@ -46,16 +57,7 @@ const PROBE_SCRIPT = [
 ].join('\n');
 
 test('app_user: the apps run as another user, started through polkit by an unprivileged duet, and cannot reach its secrets', async (t) => {
-  const github = await startGitHubServer(t);
-  github.respondAlways('GET', /^\/repos\/[^/]+\/[^/]+$/, {
-    status: 200,
-    headers: { 'x-oauth-scopes': 'repo' },
-    body: { private: true, default_branch: 'main', permissions: { admin: false, maintain: false, push: true, pull: true } },
-  });
-  const machine = await startContainer(t);
-  const boot = await machine.boot();
-  t.diagnostic(`boot: ${boot.ms} ms (${boot.state})`);
-  assert.deepEqual(boot.failed, []);
+  const { github, machine } = await bootedMachine(t);
   const app = await appRepoInMachine(t, machine, 'userapp', 'socket');
   const servePort = await freePort();
   const step = stepsOf(t);
@@ -65,16 +67,9 @@ test('app_user: the apps run as another user, started through polkit by an unpri
   let live = '';
 
   await step('duet install with app_user: the user, a system unit template run as it, the polkit rule; no lingering', async () => {
-    await installRelease(machine);
     await writeFile(join(machine.root, PROBE), PROBE_SCRIPT);
     await chmod(join(machine.root, PROBE), 0o755);
-    await mkdir(join(machine.root, 'etc', 'duet'), { recursive: true });
-    await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), configYaml(app, servePort, github));
-    await machine.run(['duet', 'install']);
-    await machine.sh('umask 077; openssl rand -hex 32 > /etc/duet/credentials/webhook-secret');
-    await machine.run(['sh', '-c', 'umask 077; cat > /etc/duet/credentials/github-token'], { input: `${GITHUB_TOKEN}\n` });
-    webhookSecret = (await machine.run(['cat', '/etc/duet/credentials/webhook-secret'])).trim();
-    await machine.run(['duet', 'install']);
+    webhookSecret = await installWithSecrets(machine, configYaml(app, servePort, github), GITHUB_TOKEN);
     const [duetIds, appIds] = [await machine.run(['id', 'duet']), await machine.run(['id', APP_USER])];
     assert.match(duetIds, /systemd-journal/, `duet reads the app units' journal: ${duetIds}`);
     assert.match(appIds, /gid=\d+\(duet\)/, `${APP_USER}'s group is duet's: ${appIds}`);
@@ -102,18 +97,9 @@ test('app_user: the apps run as another user, started through polkit by an unpri
     await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
     const response = await postWebhook(servePort, webhookSecret, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
     assert.equal(response.status, 202, await response.text());
-    const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
-    await github
-      .waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 180_000)
-      .catch(async (error: Error) => {
-        throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
-      });
-    const states = github.matching(new RegExp(`^${statuses}$`), 'POST').map((r) => (r.body as { state: string }).state);
+    const states = await finalStates(github, machine, app.name, sha);
     assert.equal(states.at(-1), 'success', `statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`);
-    live = (await duetStatus(machine, app.name)).enabled as string;
-    const answer = await getPublic(app.listen);
-    assert.equal(answer.status, 200);
-    assert.match(answer.body, new RegExp(`color ${live} revision ${sha}`));
+    live = (await liveAt(machine, app, sha)).live;
     const pid = await mainPid(unitOf(live));
     const status = await machine.run(['cat', `/proc/${pid}/status`]);
     const appUid = (await machine.run(['id', '-u', APP_USER])).trim();

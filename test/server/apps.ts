@@ -1,11 +1,16 @@
+import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { pollUntil } from '../../src/util/poll.js';
+import { getPublic } from '../support/duet.js';
 import { createAppRepo, type AppRepo } from '../support/git-repo.js';
+import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
 import { examples, sign } from '../support/serve.js';
-import type { Container } from './container.js';
+import { startContainer, type Container } from './container.js';
+import { installRelease } from './release.js';
 
 /** The apps the server suite deploys: test/fixtures/sample-app, its repository inside the machine. */
 
@@ -94,4 +99,72 @@ export function stepsOf(t: TestContext): (name: string, fn: (t: TestContext) => 
 export async function healthz(port: number): Promise<boolean> {
   const answer = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
   return answer?.ok ?? false;
+}
+
+/**
+ * A booted machine with no failed unit, and the fake GitHub API beside it, answering doctor's
+ * token check (it reads the repository) as for a classic token with the repo scope and push access.
+ */
+export async function bootedMachine(t: TestContext): Promise<{ github: GitHubServer; machine: Container }> {
+  const github = await startGitHubServer(t);
+  github.respondAlways('GET', /^\/repos\/[^/]+\/[^/]+$/, {
+    status: 200,
+    headers: { 'x-oauth-scopes': 'repo' },
+    body: { private: true, default_branch: 'main', permissions: { admin: false, maintain: false, push: true, pull: true } },
+  });
+  const machine = await startContainer(t);
+  const boot = await machine.boot();
+  t.diagnostic(`boot: ${boot.ms} ms (${boot.state})`);
+  assert.deepEqual(boot.failed, []);
+  return { github, machine };
+}
+
+/**
+ * README steps 1-3: duet as a release, duet.yml, `duet install`, the webhook secret and the GitHub
+ * token as root-only credential files, `duet install` again (it loads the token then). Returns the
+ * webhook secret.
+ */
+export async function installWithSecrets(machine: Container, config: string, githubToken: string): Promise<string> {
+  await installRelease(machine);
+  await mkdir(join(machine.root, 'etc', 'duet'), { recursive: true });
+  await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), config);
+  await machine.run(['duet', 'install']);
+  await machine.sh('umask 077; openssl rand -hex 32 > /etc/duet/credentials/webhook-secret');
+  await machine.run(['sh', '-c', 'umask 077; cat > /etc/duet/credentials/github-token'], { input: `${githubToken}\n` });
+  await machine.run(['duet', 'install']);
+  return (await machine.run(['cat', '/etc/duet/credentials/webhook-secret'])).trim();
+}
+
+/** The commit statuses duet posted for `sha`, oldest first. */
+export function statesOf(github: GitHubServer, app: string, sha: string): string[] {
+  return github.matching(new RegExp(`^/repos/duet-tests/${app}/statuses/${sha}$`), 'POST').map((r) => (r.body as { state: string }).state);
+}
+
+/** Wait until a status for `sha` is no longer pending (duet serve's journal on a timeout); then all of them. */
+export async function finalStates(github: GitHubServer, machine: Container, app: string, sha: string, timeoutMs = 180_000): Promise<string[]> {
+  const path = `/repos/duet-tests/${app}/statuses/${sha}`;
+  await github
+    .waitFor((requests) => requests.some((r) => r.path === path && (r.body as { state?: string })?.state !== 'pending'), timeoutMs)
+    .catch(async (error: Error) => {
+      throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
+    });
+  return statesOf(github, app, sha);
+}
+
+/** `systemctl restart duet.service`, then how long until /healthz answers (undefined: not in 30 s). */
+export async function restartServe(machine: Container, port: number): Promise<number | undefined> {
+  const started = Date.now();
+  await machine.run(['systemctl', 'restart', 'duet.service']);
+  return pollUntil(async () => ((await healthz(port)) ? Date.now() - started : undefined), { timeoutMs: 30_000, initialIntervalMs: 10 });
+}
+
+/** `sha` is live: duet status names it for the enabled color, and the public port answers from that color with it. */
+export async function liveAt(machine: Container, app: AppOnMachine, sha: string): Promise<{ status: any; live: string }> {
+  const status = await duetStatus(machine, app.name);
+  const live = status.enabled as string;
+  assert.equal(status.colors[live].revision, sha, `${app.name}: ${live} runs ${status.colors[live].revision}, not ${sha}`);
+  const answer = await getPublic(app.listen);
+  assert.equal(answer.status, 200);
+  assert.match(answer.body, new RegExp(`color ${live} revision ${sha}`));
+  return { status, live };
 }

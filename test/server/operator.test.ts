@@ -3,13 +3,27 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
-import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
+import type { GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
 import { getPublic } from '../support/duet.js';
 import { startLoad, type LoadReport } from '../support/load.js';
-import { startContainer, type Container } from './container.js';
+import type { Container } from './container.js';
 import { installRelease, upgradeRelease } from './release.js';
-import { appRepoInMachine, branchPush, duetStatus, healthz, journal, postWebhook, stepsOf, type AppOnMachine } from './apps.js';
+import {
+  appRepoInMachine,
+  bootedMachine,
+  branchPush,
+  duetStatus,
+  finalStates,
+  healthz,
+  journal,
+  liveAt,
+  postWebhook,
+  restartServe,
+  statesOf,
+  stepsOf,
+  type AppOnMachine,
+} from './apps.js';
 
 /**
  * The README's "Running duet on a server", step by step, as an operator does it, on a booted
@@ -29,17 +43,7 @@ interface World {
 }
 
 test('an operator sets duet up on a booted Debian 12 server, as the README says', async (t) => {
-  const github = await startGitHubServer(t);
-  // doctor's token check reads the repository: a classic token with the repo scope and push access.
-  github.respondAlways('GET', /^\/repos\/[^/]+\/[^/]+$/, {
-    status: 200,
-    headers: { 'x-oauth-scopes': 'repo' },
-    body: { private: true, default_branch: 'main', permissions: { admin: false, maintain: false, push: true, pull: true } },
-  });
-  const machine = await startContainer(t);
-  const boot = await machine.boot();
-  t.diagnostic(`boot: ${boot.ms} ms (${boot.state})`);
-  assert.deepEqual(boot.failed, []);
+  const { github, machine } = await bootedMachine(t);
 
   const world: World = { machine, github, servePort: await freePort(), apps: [], webhookSecret: '', apiToken: '' };
   for (const [name, mode] of [
@@ -159,25 +163,14 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
         await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
         const response = await postWebhook(world.servePort, world.webhookSecret, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
         assert.equal(response.status, 202, `webhook answered ${response.status}: ${await response.text()}`);
-        const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
-        await github
-          .waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 120_000)
-          .catch(async (error) => {
-            throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
-          });
-        const states = github.matching(new RegExp(`^${statuses}$`), 'POST').map((r) => (r.body as { state: string }).state);
+        const states = await finalStates(github, machine, app.name, sha, 120_000);
         // pending when queued, pending when it starts, success at the end.
         assert.deepEqual(
           [states.at(-1), new Set(states.slice(0, -1))],
           ['success', new Set(['pending'])],
           `${app.name} round ${round}: statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`,
         );
-        const status = await duetStatus(machine, app.name);
-        const live = status.enabled as string;
-        assert.equal(status.colors[live].revision, sha);
-        const answer = await getPublic(app.listen);
-        assert.equal(answer.status, 200);
-        assert.match(answer.body, new RegExp(`color ${live} revision ${sha}`));
+        const { status, live } = await liveAt(machine, app, sha);
         if (round === 2) {
           const standby = live === 'blue' ? 'green' : 'blue';
           assert.equal(status.colors[standby].healthy, true, `${app.name}: the standby ${standby} is not warm`);
@@ -271,21 +264,10 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
 
     for (const app of world.apps) {
       const sha = wanted.get(app.name)!;
-      const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
-      await github
-        .waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 120_000)
-        .catch(async (error: Error) => {
-          throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
-        });
-      const states = statesOf(github, app.name, sha);
+      const states = await finalStates(github, machine, app.name, sha, 120_000);
       st.diagnostic(`${app.name}: statuses ${states.join(', ')}`);
       assert.equal(states.at(-1), 'success', `${app.name}: statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`);
-      const status = await duetStatus(machine, app.name);
-      const live = status.enabled as string;
-      assert.equal(status.colors[live].revision, sha);
-      const answer = await getPublic(app.listen);
-      assert.equal(answer.status, 200);
-      assert.match(answer.body, new RegExp(`color ${live} revision ${sha}`));
+      const { live } = await liveAt(machine, app, sha);
       deployed.set(app.name, { live, standby: live === 'blue' ? 'green' : 'blue', sha });
     }
   });
@@ -293,12 +275,7 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
   await step('systemctl restart duet during load on both public ports: 0 failed requests, the apps stay on their live color', async (st) => {
     const before = await serveUnit(machine);
     const result = await underLoad(world, async () => {
-      const started = Date.now();
-      await machine.run(['systemctl', 'restart', 'duet.service']);
-      const up = await pollUntil(async () => ((await healthz(world.servePort)) ? Date.now() - started : undefined), {
-        timeoutMs: 30_000,
-        initialIntervalMs: 10,
-      });
+      const up = await restartServe(machine, world.servePort);
       assert.ok(up !== undefined, `duet serve did not answer after the restart:\n${await journal(machine, 'duet')}`);
       st.diagnostic(`systemctl restart duet to /healthz answering: ${up} ms`);
     });
@@ -324,12 +301,7 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
             .join(' | ')}`,
         );
         assert.match(install, /daemon-reload/, 'duet install did not reload systemd after the unit changed');
-        const started = Date.now();
-        await machine.run(['systemctl', 'restart', 'duet.service']);
-        const up = await pollUntil(async () => ((await healthz(world.servePort)) ? Date.now() - started : undefined), {
-          timeoutMs: 30_000,
-          initialIntervalMs: 10,
-        });
+        const up = await restartServe(machine, world.servePort);
         assert.ok(up !== undefined, `duet serve did not answer after the upgrade:\n${await journal(machine, 'duet')}`);
         st.diagnostic(`systemctl restart duet (new release) to /healthz answering: ${up} ms`);
         // sudo -u duet duet bootup: re-applies each app's nginx file, leaving running colors alone.
@@ -357,10 +329,6 @@ async function serveUnit(machine: Container): Promise<{ pid: number; restarts: n
   const out = await machine.run(['systemctl', 'show', '--property=MainPID,NRestarts,Result', 'duet.service']);
   const value = (key: string) => new RegExp(`^${key}=(.*)$`, 'm').exec(out)?.[1] ?? '';
   return { pid: Number(value('MainPID')), restarts: Number(value('NRestarts')), result: value('Result') };
-}
-
-function statesOf(github: GitHubServer, app: string, sha: string): string[] {
-  return github.matching(new RegExp(`^/repos/duet-tests/${app}/statuses/${sha}$`), 'POST').map((r) => (r.body as { state: string }).state);
 }
 
 /**

@@ -1,14 +1,26 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
 import { getPublic } from '../support/duet.js';
-import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
+import type { GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
-import { appRepoInMachine, branchPush, duetStatus, healthz, journal, postWebhook, stepsOf, type AppOnMachine } from './apps.js';
-import { startContainer, type Container } from './container.js';
-import { installRelease } from './release.js';
+import {
+  appRepoInMachine,
+  bootedMachine,
+  branchPush,
+  duetStatus,
+  finalStates,
+  healthz,
+  installWithSecrets,
+  journal,
+  liveAt,
+  postWebhook,
+  stepsOf,
+  type AppOnMachine,
+} from './apps.js';
+import type { Container } from './container.js';
 
 /**
  * `runner: systemd` on a booted Debian 12: each color a unit of the duet user's own systemd, the
@@ -44,17 +56,7 @@ const PROBE_SCRIPT = [
 ].join('\n');
 
 test('runner: systemd: the user manager started by lingering runs the colors, restarts a crash and comes back after a reboot; duet.service runs in the strict sandbox', async (t) => {
-  const github = await startGitHubServer(t);
-  // doctor's token check reads the repository: a classic token with the repo scope and push access.
-  github.respondAlways('GET', /^\/repos\/[^/]+\/[^/]+$/, {
-    status: 200,
-    headers: { 'x-oauth-scopes': 'repo' },
-    body: { private: true, default_branch: 'main', permissions: { admin: false, maintain: false, push: true, pull: true } },
-  });
-  const machine = await startContainer(t);
-  const boot = await machine.boot();
-  t.diagnostic(`boot: ${boot.ms} ms (${boot.state})`);
-  assert.deepEqual(boot.failed, []);
+  const { github, machine } = await bootedMachine(t);
   const app = await appRepoInMachine(t, machine, 'sysapp', 'socket');
   const servePort = await freePort();
 
@@ -74,16 +76,9 @@ test('runner: systemd: the user manager started by lingering runs the colors, re
   let webhookSecret = '';
 
   await step('duet install with runner: systemd turns lingering on: the duet user gets its systemd from PID 1', async (st) => {
-    await installRelease(machine);
     await writeFile(join(machine.root, PROBE), PROBE_SCRIPT);
     await chmod(join(machine.root, PROBE), 0o755);
-    await mkdir(join(machine.root, 'etc', 'duet'), { recursive: true });
-    await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), configYaml(app, servePort, github));
-    await machine.run(['duet', 'install']);
-    await machine.sh('umask 077; openssl rand -hex 32 > /etc/duet/credentials/webhook-secret');
-    await machine.run(['sh', '-c', 'umask 077; cat > /etc/duet/credentials/github-token'], { input: `${GITHUB_TOKEN}\n` });
-    webhookSecret = (await machine.run(['cat', '/etc/duet/credentials/webhook-secret'])).trim();
-    await machine.run(['duet', 'install']);
+    webhookSecret = await installWithSecrets(machine, configYaml(app, servePort, github), GITHUB_TOKEN);
     uid = (await machine.run(['id', '-u', 'duet'])).trim();
     assert.equal(await machine.run(['test', '-e', '/etc/systemd/user/duet-app@.service']).then(() => 'ok'), 'ok');
     assert.equal(await machine.run(['loginctl', 'show-user', 'duet', '--property=Linger', '--value']), 'yes');
@@ -162,22 +157,11 @@ test('runner: systemd: the user manager started by lingering runs the colors, re
     await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
     const response = await postWebhook(servePort, webhookSecret, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
     assert.equal(response.status, 202, `webhook answered ${response.status}: ${await response.text()}`);
-    const statuses = `/repos/duet-tests/${app.name}/statuses/${sha}`;
-    await github
-      .waitFor((requests) => requests.some((r) => r.path === statuses && (r.body as { state?: string })?.state !== 'pending'), 180_000)
-      .catch(async (error: Error) => {
-        throw new Error(`${error.message}\n${await journal(machine, 'duet')}`);
-      });
-    const states = github.matching(new RegExp(`^${statuses}$`), 'POST').map((r) => (r.body as { state: string }).state);
+    const states = await finalStates(github, machine, app.name, sha);
     assert.equal(states.at(-1), 'success', `statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`);
-    const status = await duetStatus(machine, app.name);
-    const live = status.enabled as string;
-    assert.equal(status.colors[live].revision, sha);
+    const { live } = await liveAt(machine, app, sha);
     assert.notEqual(live, deployed.live, 'the webhook deploy did not switch colors');
     assert.equal((await unitState(live)).active, 'active', `${unitOf(live)} is not active`);
-    const answer = await getPublic(app.listen);
-    assert.equal(answer.status, 200);
-    assert.match(answer.body, new RegExp(`color ${live} revision ${sha}`));
     Object.assign(deployed, { live, standby: deployed.live, sha });
     st.diagnostic(`push to success status ${Date.now() - started} ms, live ${live} (statuses ${states.join(', ')})`);
   });
