@@ -42,7 +42,8 @@ test('a step through the socket streams its output, gets the built environment a
   const out = await runShell('echo "step $APP_VAR in $PWD"; echo "secret=${DUET_WEBHOOK_SECRET:-none}"; echo "home=$HOME" >&2', {
     step: 'install',
     cwd: dir,
-    env: { APP_VAR: 'from-the-app' },
+    // duet's own HOME travels in the built environment; the runner replaces it with its user's.
+    env: { APP_VAR: 'from-the-app', HOME: '/nonexistent/duet-home' },
     forApp: true,
     stepSocket: path,
     output: { write: (chunk) => seen.push(chunk) },
