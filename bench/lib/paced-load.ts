@@ -18,6 +18,11 @@ export interface PacedTemplate {
   /** Each request carries `${idPrefix}-${index}` in this header (the delivery id). */
   idHeader: string;
   idPrefix: string;
+  /**
+   * A body of its own per request instead of `body`: `<prefix><id><suffix>`, its HMAC-SHA256
+   * with `secret` in X-Hub-Signature-256 (a GitHub delivery of a push not seen before).
+   */
+  signedPerRequest?: { prefix: string; suffix: string; secret: string };
 }
 
 export interface PacedOptions {

@@ -1,9 +1,9 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../../test/support/ports.js';
 import { acquireLock } from '../../src/pipeline/lock.js';
-import { sign } from '../../test/support/serve.js';
+import { WEBHOOK_SECRET } from '../../test/support/serve.js';
 import type { Scope } from '../lib/cleanup.js';
 import type { DuetEnv } from '../lib/duet-env.js';
 import { pacedLoad, type PacedResult } from '../lib/paced-load.js';
@@ -13,14 +13,16 @@ import { ensureWebhookTool, startDuetServe, startFloorServer, startWebhookTool, 
 import { median, percentile } from '../lib/stats.js';
 import { startWrk, type WrkResult } from '../lib/wrk.js';
 import { runBurst, type BurstResult } from './webhook-burst.js';
-import { drained, pushPayload, recordedDeliveries, signedHeaders } from './webhook-deliveries.js';
+import { drained, pushPayload, pushHeaders, recordedDeliveries, uniqueBodies } from './webhook-deliveries.js';
 
 /**
  * Section 4 (webhook intake) and section 5 (footprint).
  *
- * Every delivery is a signed GitHub push of `main` naming the commit that is already live, so the
- * body and its signature are the same for all and only X-GitHub-Delivery differs: duet verifies,
- * records durably (fsync) and answers 202. While the load runs the benchmark holds the deploy
+ * Every delivery is a signed GitHub push of `main` naming the commit that is already live, each
+ * with a body of its own (its delivery id in a field at the end) and so a signature of its own:
+ * duet verifies, finds the push is the deploy already waiting, records the delivery durably as
+ * merged into it (one fsync'd line) and answers 202. (One body for all would be answered from the
+ * body-digest dedupe, which writes nothing: not what a push costs.) While the load runs the benchmark holds the deploy
  * lock (see below), so the queued deploy waits and intake is measured alone. Then a burst of 100
  * pushes of 100 real, different commits shows how the queue coalesces them, deploys running.
  */
@@ -154,10 +156,7 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
   await mkdir(dir, { recursive: true });
   const fullName = env.setup.app.repo!;
   const liveSha = await env.setup.repo.revParse('main');
-  const body = JSON.stringify(pushPayload(fullName, liveSha, liveSha));
-  const bodyBuffer = Buffer.from(body);
-  const bodyFile = join(dir, 'push.json');
-  await writeFile(bodyFile, body);
+  const bodies = uniqueBodies(pushPayload(fullName, liveSha, liveSha));
   const triggersPath = join(env.setup.config.stateDir, 'triggers.ndjson');
 
   log('  starting duet serve');
@@ -210,7 +209,15 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
     const rss = target.name === 'duet' ? sampleRss(target.server.pid, 50) : undefined;
     for (const rate of settings.rates) {
       const prefix = `${target.name}-r${rate}-${Date.now().toString(36)}`;
-      const template = { method: 'POST', path: target.path, headers: signedHeaders(body), body: bodyBuffer, idHeader: 'x-github-delivery', idPrefix: prefix };
+      const template = {
+        method: 'POST',
+        path: target.path,
+        headers: pushHeaders(),
+        body: Buffer.alloc(0),
+        signedPerRequest: { ...bodies, secret: WEBHOOK_SECRET },
+        idHeader: 'x-github-delivery',
+        idPrefix: prefix,
+      };
       const cpuBefore = cpuMs(target.server.pid);
       const durationMs = rate === GOAL_RATE ? settings.goalStepMs : settings.stepMs;
       const result = await pacedLoad({ port: target.server.port, ratePerS: rate, durationMs, request: template });
@@ -234,7 +241,7 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
       }
     }
 
-    // Closed loop at full speed: wrk with a precomputed signature, unique delivery ids. duet's
+    // Closed loop at full speed: wrk signing each body (lib/wrk.ts), unique delivery ids. duet's
     // intake is bound by one fsync per delivery, so the disk's fsync latency is taken just before.
     const fsync = await fsyncProbe(env.setup.config.stateDir);
     fsyncBeforeMax[target.name] = fsync;
@@ -247,7 +254,13 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
       threads: 1,
       connections: settings.maxConnections,
       timeoutS: 5,
-      env: { BENCH_BODY_FILE: bodyFile, BENCH_SIGNATURE: sign(body), BENCH_DELIVERY_PREFIX: prefix, BENCH_PATH: target.path },
+      env: {
+        BENCH_BODY_PREFIX: bodies.prefix,
+        BENCH_BODY_SUFFIX: bodies.suffix,
+        BENCH_SECRET: WEBHOOK_SECRET,
+        BENCH_DELIVERY_PREFIX: prefix,
+        BENCH_PATH: target.path,
+      },
     });
     const cpuBefore = cpuMs(target.server.pid);
     await sleep(settings.maxDurationS * 1000);
