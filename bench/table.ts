@@ -422,7 +422,7 @@ function webhookDetails(results: Results): string {
   );
   if (duet?.durable) {
     lines.push(
-      `Durability: ${duet.durable.recorded} of ${duet.durable.acked} deliveries duet acknowledged are in \`triggers.ndjson\` (${duet.durable.missing} missing).`,
+      `Durability: ${duet.durable.recorded} of ${duet.durable.acked} deliveries duet acknowledged are in the app's journal (${duet.durable.missing} missing).`,
     );
   }
   const b = w.burst;

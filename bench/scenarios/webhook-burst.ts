@@ -26,7 +26,7 @@ export interface BurstResult {
   rssPeakMb: number | null;
 }
 
-export async function runBurst(env: DuetEnv, serve: Server, count: number, triggersPath: string): Promise<BurstResult> {
+export async function runBurst(env: DuetEnv, serve: Server, count: number, journalPath: string): Promise<BurstResult> {
   const shas = await appendCommits(
     env.setup.repo,
     Array.from({ length: count }, (_, i) => ({ files: { VERSION: `burst${i + 1}\n` }, message: `burst ${i + 1}` })),
@@ -75,8 +75,8 @@ export async function runBurst(env: DuetEnv, serve: Server, count: number, trigg
   log(`  burst: ${acked.length}/${count} acknowledged in ${(now() - started).toFixed(0)} ms; waiting for the queue to drain`);
 
   // Drained: every trigger of the burst has a final state.
-  if (!(await drained(triggersPath, 120_000, ids))) throw new Error('the burst did not drain within 120 s');
-  const states = await triggerStates(triggersPath);
+  if (!(await drained(journalPath, 120_000, ids))) throw new Error('the burst did not drain within 120 s');
+  const states = await triggerStates(journalPath);
   const drainedMs = now() - started;
   const peak = await rss.stop();
   const records = (await env.records()).filter((r) => r.kind === 'deploy' && r.startedAt >= startedIso);

@@ -1,11 +1,13 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { applyTriggerEvent } from '../../src/pipeline/deploy-state.js';
+import { isTriggerEvent, type TriggerEvent, type TriggerRecord } from '../../src/pipeline/trigger.js';
 import { examples, sign } from '../../test/support/serve.js';
 
 /**
  * The signed push deliveries of section 4, and what duet made of them, read back from its
- * trigger store (`triggers.ndjson`).
+ * app's journal (its trigger events).
  */
 
 export function pushPayload(fullName: string, sha: string, before: string): Record<string, any> {
@@ -48,19 +50,12 @@ export function deliveryHeaders(body: string, id: string): Record<string, string
   return { ...pushHeaders(), 'x-hub-signature-256': sign(body), 'x-github-delivery': id };
 }
 
-/** Delivery ids duet recorded in triggers.ndjson (as a trigger of its own or merged into one). */
-export async function recordedDeliveries(path: string): Promise<Set<string>> {
+/** Delivery ids duet recorded in the app's journal (as a trigger of its own or merged into one). */
+export async function recordedDeliveries(journal: string): Promise<Set<string>> {
   const ids = new Set<string>();
-  if (!existsSync(path)) return ids;
-  for (const line of (await readFile(path, 'utf8')).split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const event = JSON.parse(line) as { op: string; record?: { deliveryId?: string | null }; deliveryId?: string };
-      if (event.op === 'accepted' && event.record?.deliveryId) ids.add(event.record.deliveryId);
-      if (event.op === 'alias' && event.deliveryId) ids.add(event.deliveryId);
-    } catch {
-      // torn line
-    }
+  for (const event of await triggerEvents(journal)) {
+    if (event.type === 'accepted' && event.trigger.deliveryId) ids.add(event.trigger.deliveryId);
+    if (event.type === 'merged') ids.add(event.deliveryId);
   }
   return ids;
 }
@@ -72,22 +67,29 @@ interface TriggerState {
   sha: string | null;
 }
 
-export async function triggerStates(path: string): Promise<Map<string, TriggerState>> {
-  const states = new Map<string, TriggerState>();
-  for (const line of (await readFile(path, 'utf8')).split('\n')) {
+/** Each trigger's state, folded with duet's own transition function. */
+export async function triggerStates(journal: string): Promise<Map<string, TriggerState>> {
+  const records = new Map<string, TriggerRecord>();
+  for (const event of await triggerEvents(journal)) {
+    const next = applyTriggerEvent(records.get(event.id), event);
+    if (next) records.set(event.id, next);
+  }
+  return new Map([...records].map(([id, r]) => [id, { id, state: r.state, deliveryId: r.deliveryId, sha: r.sha }]));
+}
+
+async function triggerEvents(journal: string): Promise<TriggerEvent[]> {
+  if (!existsSync(journal)) return [];
+  const events: TriggerEvent[] = [];
+  for (const line of (await readFile(journal, 'utf8')).split('\n')) {
     if (!line.trim()) continue;
     try {
-      const event = JSON.parse(line) as { op: string; id?: string; record?: TriggerState; patch?: { state?: string } };
-      if (event.op === 'accepted' && event.record) states.set(event.record.id, { ...event.record });
-      if (event.op === 'update' && event.id && event.patch?.state) {
-        const record = states.get(event.id);
-        if (record) record.state = event.patch.state;
-      }
+      const event = JSON.parse(line) as { type: string };
+      if (isTriggerEvent(event)) events.push(event);
     } catch {
       // torn line
     }
   }
-  return states;
+  return events;
 }
 
 const FINAL = new Set(['succeeded', 'failed', 'errored', 'superseded']);

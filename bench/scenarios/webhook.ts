@@ -73,7 +73,7 @@ export interface SystemIntake extends IntakeSteps {
   system: string;
   version?: string;
   rssIdleMb: number | null;
-  /** Every acknowledged delivery is in triggers.ndjson (duet only). */
+  /** Every acknowledged delivery is in the app's journal (duet only). */
   durable?: { acked: number; recorded: number; missing: number };
 }
 
@@ -157,7 +157,7 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
   const fullName = env.setup.app.repo!;
   const liveSha = await env.setup.repo.revParse('main');
   const bodies = uniqueBodies(pushPayload(fullName, liveSha, liveSha));
-  const triggersPath = join(env.setup.config.stateDir, 'triggers.ndjson');
+  const journalPath = env.setup.app.paths.journal;
 
   log('  starting duet serve');
   const serveLog = join(dir, 'serve.log');
@@ -286,8 +286,8 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
   }
   const fsyncAfter = await fsyncProbe(env.setup.config.stateDir);
 
-  // Durability: every delivery duet acknowledged is in triggers.ndjson.
-  const recorded = await recordedDeliveries(triggersPath);
+  // Durability: every delivery duet acknowledged is in the app's journal.
+  const recorded = await recordedDeliveries(journalPath);
   // Paced: the exact ids answered 202. wrk: the count (its ids are not reported back), so what is
   // checked is that at least as many of its deliveries are on disk as it saw acknowledged.
   const pacedRecorded = [...duetAcked].filter((id) => recorded.has(id)).length;
@@ -297,12 +297,12 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
     recorded: pacedRecorded + Math.min(wrkRecorded, wrkAcked),
     missing: duetAcked.size - pacedRecorded + Math.max(0, wrkAcked - wrkRecorded),
   };
-  log(`  duet durability: ${durable.recorded} of ${durable.acked} acknowledged deliveries found in triggers.ndjson`);
+  log(`  duet durability: ${durable.recorded} of ${durable.acked} acknowledged deliveries found in the journal`);
   await release();
-  await drained(triggersPath, 60_000);
+  await drained(journalPath, 60_000);
 
   // Burst: 100 pushes of 100 different commits, all at once, to the one app.
-  const burst = await runBurst(env, serve, settings.burst, triggersPath);
+  const burst = await runBurst(env, serve, settings.burst, journalPath);
 
   const duet: SystemIntake = { system: 'duet serve', ...steps.get('duet')!, rssIdleMb: duetIdle, durable };
   const other: WebhookResult['webhook'] = webhook

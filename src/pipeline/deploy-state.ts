@@ -1,13 +1,13 @@
 import { InternalError } from '../errors.js';
 import type { DeployRecord } from './journal.js';
-import type { TriggerRecord, TriggerState } from './trigger.js';
+import type { TriggerEvent, TriggerRecord, TriggerState } from './trigger.js';
 
 /**
  * A deploy's state, one type for everyone who shows or acts on it: the API, the dashboard, the
- * log stream. Two records know a deploy (architecture.md): the queue's trigger, which moves
- * through the TriggerState subset (stored in triggers.ndjson), and the journal's record of what
- * ran. `deployState` is the one place the two are read into a state, and `checkTransition` the
- * one place a trigger's state may change.
+ * log stream. One stream of events knows a deploy, its app's journal (architecture.md): the
+ * trigger's events (TriggerEvent: accepted ... settled), folded by `applyTriggerEvent` through
+ * the TriggerState subset, and the events of what ran (begin, steps, end), folded into the
+ * journal's DeployRecord. `deployState` is the one place the two folds are read into a state.
  *
  *   queued ─┬─> superseded
  *           ├─> running ─┬─> watching ─┬─> succeeded
@@ -38,6 +38,58 @@ const MOVES: Readonly<Record<TriggerState, readonly TriggerState[]>> = {
 /** Throws (a fault of duet's, never the deploy's) for a move the state machine does not have. */
 export function checkTransition(id: string, from: TriggerState, to: TriggerState): void {
   if (!MOVES[from].includes(to)) throw new InternalError('queue', new Error(`trigger ${id} cannot go from ${from} to ${to}`));
+}
+
+/** The state a trigger event moves its trigger to; undefined: it does not move it. */
+export function stateAfter(event: TriggerEvent): TriggerState | undefined {
+  switch (event.type) {
+    case 'dequeued':
+      return 'running';
+    case 'superseded':
+      return 'superseded';
+    case 'settled':
+      return event.state;
+    default:
+      return undefined;
+  }
+}
+
+/** Whether `event` may happen to `record` (undefined: not accepted yet) at all. */
+export function canApply(record: TriggerRecord | undefined, event: TriggerEvent): boolean {
+  if (event.type === 'accepted') return record === undefined;
+  if (!record) return false;
+  const to = stateAfter(event);
+  return to === undefined || MOVES[record.state].includes(to);
+}
+
+/**
+ * The one transition function of a trigger: its record after `event`. Writers check first
+ * (canApply, or checkTransition's error); readers of the journal skip what does not apply (a line
+ * of a future version, a trigger compacted away) instead of failing to start.
+ */
+export function applyTriggerEvent(record: TriggerRecord | undefined, event: TriggerEvent): TriggerRecord | undefined {
+  if (!canApply(record, event)) return record;
+  switch (event.type) {
+    case 'accepted':
+      return { ...event.trigger };
+    case 'merged':
+      return record;
+    case 'resolved':
+      return { ...record!, resolvedSha: event.sha };
+    case 'dequeued':
+      return { ...record!, state: 'running', startedAt: event.at, color: event.color };
+    case 'superseded':
+      return { ...record!, state: 'superseded', supersededBy: event.by, summary: event.summary, finishedAt: event.at };
+    case 'settled':
+      return {
+        ...record!,
+        state: event.state,
+        summary: event.summary,
+        finishedAt: event.at,
+        resolvedSha: event.sha ?? record!.resolvedSha,
+        color: event.color ?? record!.color,
+      };
+  }
 }
 
 /**

@@ -1,32 +1,59 @@
 import { stat } from 'node:fs/promises';
-import { foldEvents, type Journal } from './journal.js';
+import type { Config } from '../config/load.js';
+import { applyTriggerEvent } from './deploy-state.js';
+import { foldEvents, type Journal, type JournalEvent } from './journal.js';
+import { withServeLockUnlessServing } from './serve-lock.js';
+import { isTriggerEvent, type TriggerRecord } from './trigger.js';
 
 /** Past this size the journal is rewritten at the end of a deploy (about 3 KB a deploy). */
 export const COMPACT_ABOVE_BYTES = 2 * 1024 ** 2;
-/** Deploys a compaction keeps: the dashboard, `duet history` and the API show the recent ones. */
+/**
+ * Deploys a compaction keeps, queued-only ones (superseded) counted too: the dashboard, `duet
+ * history` and the API show the recent ones, and a redelivery of a recent push is still known.
+ */
 export const KEEP_DEPLOYS = 300;
 
 /**
- * Rewrite the journal with its last KEEP_DEPLOYS deploys and every one that never ended (their
- * process died: the next lock holder closes them as interrupted). Only a holder of the app's
- * lock may call this: every writer of the journal holds it, so no append can land in the file
- * being replaced. Temp file, fsync, rename: a crash leaves the old journal or the new one, and
+ * Rewrite the journal with its last KEEP_DEPLOYS deploys, every run that never ended (its process
+ * died: the next lock holder closes it as interrupted) and every trigger still queued or running.
+ * Only a holder of the app's lock may call this, so no run appends meanwhile; duet serve appends
+ * trigger events without that lock, so a compaction runs only in duet serve's own process (where
+ * its appends wait for the rewrite, event-log.ts) or while no duet serve runs (its lock taken for
+ * the moment). Temp file, fsync, rename: a crash leaves the old journal or the new one, and
  * readers (the dashboard's JournalIndex) notice the new file and read it afresh. Returns the ids
  * of the deploys dropped (none while the file is under `aboveBytes`), whose logs can go too.
  */
-export async function compactJournal(journal: Journal, options: { aboveBytes?: number; keep?: number } = {}): Promise<string[]> {
+export async function compactJournal(
+  config: Pick<Config, 'stateDir'>,
+  journal: Journal,
+  options: { aboveBytes?: number; keep?: number } = {},
+): Promise<string[]> {
   const size = await stat(journal.path).then(
     (s) => s.size,
     () => 0,
   );
   if (size <= (options.aboveBytes ?? COMPACT_ABOVE_BYTES)) return [];
-  const events = await journal.events();
-  const records = foldEvents(events);
-  const keep = options.keep ?? KEEP_DEPLOYS;
-  const kept = new Set(records.slice(-keep).map((r) => r.id));
-  for (const record of records) if (record.outcome === null) kept.add(record.id);
-  const dropped = records.filter((r) => !kept.has(r.id)).map((r) => r.id);
-  if (dropped.length === 0) return [];
-  await journal.rewrite(events.filter((event) => kept.has(event.id)));
+  let dropped: string[] = [];
+  await withServeLockUnlessServing(config, 'journal compaction', () =>
+    journal.compact((events) => {
+      const kept = idsToKeep(events, options.keep ?? KEEP_DEPLOYS);
+      dropped = [...new Set(events.map((event) => event.id))].filter((id) => !kept.has(id));
+      return dropped.length === 0 ? undefined : events.filter((event) => kept.has(event.id));
+    }),
+  );
   return dropped;
+}
+
+function idsToKeep(events: readonly JournalEvent[], keep: number): Set<string> {
+  const inOrder = [...new Set(events.map((event) => event.id))];
+  const kept = new Set(inOrder.slice(-keep));
+  for (const record of foldEvents([...events])) if (record.outcome === null) kept.add(record.id);
+  const triggers = new Map<string, TriggerRecord>();
+  for (const event of events) {
+    if (!isTriggerEvent(event)) continue;
+    const next = applyTriggerEvent(triggers.get(event.id), event);
+    if (next) triggers.set(event.id, next);
+  }
+  for (const trigger of triggers.values()) if (trigger.state === 'queued' || trigger.state === 'running') kept.add(trigger.id);
+  return kept;
 }

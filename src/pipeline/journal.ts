@@ -1,10 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { EventLog } from '../util/event-log.js';
+import { isTriggerEvent, type TriggerEvent } from './trigger.js';
 
 /**
- * The journal is an append-only file of events, one JSON line each, fsync'd before duet goes on.
- * Appending never rewrites what is there, so a crash loses at most the line being written, and
- * a torn last line is skipped on reading. Records are folded from events, never stored whole.
+ * The journal is an app's one stream of events, an append-only file of JSON lines: what happened
+ * to each trigger (TriggerEvent, written by duet serve's queue: accepted, merged, resolved,
+ * dequeued, superseded, settled) and what each run did (RunEvent, written under the app's lock:
+ * begin, steps, facts, end), both under the deploy's id. Appending never rewrites what is there,
+ * so a crash loses at most the line being written, and a torn last line is skipped on reading.
+ * Records are folded from events, never stored whole.
  */
 
 export type StepName = 'resolve' | 'pick' | 'update' | 'start' | 'health' | 'switch' | 'verify' | 'watch' | 'retire' | 'record';
@@ -16,11 +20,13 @@ export type Outcome = 'success' | 'noop' | 'failed' | 'interrupted';
 /** What a journal record is of: a deploy, rollback, bootup or failover, or one of the act commands. */
 export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover' | 'start-instance' | 'stop-instance' | 'connect-to-nginx' | 'update-instance';
 
-export type JournalEvent =
+export type RunEvent =
   | { type: 'begin'; id: string; at: string; kind: DeployKind; ref: string | null; pid: number; reason?: string }
   | { type: 'step'; id: string; at: string; step: StepName; status: StepStatus; ms?: number; detail?: string }
   | { type: 'fact'; id: string; at: string; sha?: string; resolvedRef?: string; from?: string | null; to?: string }
   | { type: 'end'; id: string; at: string; outcome: Outcome; error?: string; failedStep?: string };
+
+export type JournalEvent = RunEvent | TriggerEvent;
 
 export interface StepRecord {
   name: StepName;
@@ -97,9 +103,12 @@ export class Journal {
     return (await this.log.read()).events;
   }
 
-  /** Compaction (journal-compaction.ts), under the app's lock: nothing appends meanwhile. */
-  async rewrite(events: readonly JournalEvent[]): Promise<void> {
-    await this.log.rewrite(events);
+  /**
+   * Compaction (journal-compaction.ts): the file replaced by what `select` keeps of its events,
+   * with no append of this process in between (duet serve's trigger events wait).
+   */
+  async compact(select: (events: JournalEvent[]) => readonly JournalEvent[] | undefined): Promise<boolean> {
+    return this.log.compact(select);
   }
 
   /** All deploys, oldest first. */
@@ -123,8 +132,13 @@ export function foldEvents(events: JournalEvent[]): DeployRecord[] {
   return [...byId.values()];
 }
 
-/** One event into the records by id; a Map keeps them in the order they began, oldest first. */
+/**
+ * One event into the records of what ran, by id; a Map keeps them in the order they began, oldest
+ * first. A trigger's events are the queue's (trigger-store.ts folds them); a deploy that was only
+ * queued has no record here.
+ */
 export function foldEvent(byId: Map<string, DeployRecord>, event: JournalEvent): void {
+  if (isTriggerEvent(event)) return;
   if (event.type === 'begin') {
     const earlier = byId.get(event.id);
     if (earlier) {
@@ -162,7 +176,7 @@ export function foldEvent(byId: Map<string, DeployRecord>, event: JournalEvent):
     if (event.to !== undefined) record.to = event.to;
   } else if (event.type === 'step') {
     foldStep(record, event);
-  } else {
+  } else if (event.type === 'end') {
     record.endedAt = event.at;
     record.outcome = event.outcome;
     record.error = event.error ?? null;
@@ -177,7 +191,7 @@ function markOpenStepsFailed(record: DeployRecord): void {
   for (const step of record.steps) if (step.status === 'started') step.status = 'failed';
 }
 
-function foldStep(record: DeployRecord, event: Extract<JournalEvent, { type: 'step' }>): void {
+function foldStep(record: DeployRecord, event: Extract<RunEvent, { type: 'step' }>): void {
   const open = record.steps.findLast((s) => s.name === event.step && s.status === 'started');
   if (event.status === 'started' || !open) {
     record.steps.push({ name: event.step, status: event.status, startedAt: event.at, ms: event.ms ?? null, detail: event.detail ?? null });

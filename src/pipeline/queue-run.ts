@@ -5,7 +5,7 @@ import { deploy } from './deploy.js';
 import { LockWaitAborted } from './lock.js';
 import { loggingObserver } from './observer.js';
 import { rollback } from './rollback.js';
-import type { TriggerRecord } from './trigger.js';
+import type { TriggerOutcome, TriggerRecord } from './trigger.js';
 
 /**
  * Run one trigger's deploy or rollback, and say how it ended as the change to its record. Never
@@ -17,7 +17,7 @@ export async function runTrigger(
   app: AppConfig,
   record: TriggerRecord,
   options: { logger: Logger | undefined; signal: AbortSignal },
-): Promise<Partial<TriggerRecord> | undefined> {
+): Promise<TriggerOutcome | undefined> {
   const { logger, signal } = options;
   const observer = loggingObserver(logger?.child({ app: record.app, deploy: record.id }));
   try {
@@ -28,9 +28,8 @@ export async function runTrigger(
     const seconds = (result.ms / 1000).toFixed(1);
     return {
       state: 'succeeded',
-      resolvedSha: result.sha,
+      sha: result.sha,
       color: result.color,
-      finishedAt: new Date().toISOString(),
       summary:
         record.kind === 'rollback'
           ? `Rolled back to ${result.sha.slice(0, 7)} on ${result.color} in ${seconds}s`
@@ -49,7 +48,6 @@ export async function runTrigger(
     logger?.error({ app: app.name, deploy: record.id, err: reason }, failed ? 'deploy failed' : 'deploy errored');
     return {
       state: failed ? 'failed' : 'errored',
-      finishedAt: new Date().toISOString(),
       summary: failed ? `${error.step} failed: ${reason}` : `internal error: ${reason}`,
     };
   }

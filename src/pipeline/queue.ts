@@ -1,6 +1,10 @@
+import { existsSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
+import { appPaths } from '../config/paths.js';
 import { otherColor } from '../config/schema.js';
 import { ShuttingDownError, UnknownAppError } from '../errors.js';
 import { resolveRef } from '../instance/checkout.js';
@@ -8,7 +12,7 @@ import { configuredColor } from '../switch/proxy.js';
 import { defaultRef } from './deploy.js';
 import { newDeployId } from './journal.js';
 import { runTrigger } from './queue-run.js';
-import { TriggerStore } from './trigger-store.js';
+import { TriggerStore, type TriggerChange } from './trigger-store.js';
 import { coversSameDeploy, type SubmitResult, type TriggerObserver, type TriggerQueue, type TriggerRecord, type TriggerRequest } from './trigger.js';
 
 /** Per app: one deploy at a time (p-queue, concurrency 1) and at most one trigger waiting. */
@@ -42,15 +46,16 @@ export class DeployQueue implements TriggerQueue {
   /** Superseded-state writes in flight (not awaited by add()); close() waits for them. */
   private readonly superseding = new Set<Promise<void>>();
 
-  private constructor(private readonly options: DeployQueueOptions) {
-    this.store = new TriggerStore(`${options.config.stateDir}/triggers.ndjson`, {
-      onCompactFailed: (error) => options.logger?.error({ err: (error as Error).message }, 'could not compact the trigger file; it is kept as it is'),
-    });
+  private constructor(
+    private readonly options: DeployQueueOptions,
+    journals: ReadonlyMap<string, string>,
+  ) {
+    this.store = new TriggerStore({ journals, legacy: join(options.config.stateDir, 'triggers.ndjson') });
     this.observers = [...(options.observers ?? [])];
   }
 
   static async open(options: DeployQueueOptions): Promise<DeployQueue> {
-    const queue = new DeployQueue(options);
+    const queue = new DeployQueue(options, await triggerJournals(options.config));
     await queue.store.open();
     await queue.resume();
     return queue;
@@ -79,7 +84,7 @@ export class DeployQueue implements TriggerQueue {
     const lane = this.lane(app.name);
     const same = [lane.waiting, lane.running].map((id) => id && this.store.get(id)).find((t) => t && coversSameDeploy(t, request));
     if (same) {
-      if (request.deliveryId) await this.store.alias(request.deliveryId, same.id);
+      if (request.deliveryId) await this.store.merge(request.deliveryId, same.id);
       return { id: same.id, created: false, reason: `the same deploy is already ${same.state}` };
     }
     const record: TriggerRecord = {
@@ -173,12 +178,7 @@ export class DeployQueue implements TriggerQueue {
   private async supersede(replaced: string, by: TriggerRecord): Promise<void> {
     const sha = by.resolvedSha ? by.resolvedSha.slice(0, 7) : (by.ref ?? 'a newer trigger');
     try {
-      const finished = await this.store.update(replaced, {
-        state: 'superseded',
-        supersededBy: by.id,
-        summary: `Superseded by ${sha}`,
-        finishedAt: new Date().toISOString(),
-      });
+      const finished = await this.store.record(replaced, { type: 'superseded', by: by.id, summary: `Superseded by ${sha}` });
       void this.afterAnnounced(replaced, () => this.notify('finished', finished));
     } catch (error) {
       // It stays "queued" on disk; the next start of duet serve supersedes it again.
@@ -197,7 +197,7 @@ export class DeployQueue implements TriggerQueue {
     if (!record.resolvedSha && record.kind === 'deploy') {
       try {
         const resolved = await resolveRef(app.clone_url, record.ref ?? defaultRef(app));
-        if (this.store.get(record.id)?.resolvedSha === null) await this.store.update(record.id, { resolvedSha: resolved.sha });
+        if (this.store.get(record.id)?.resolvedSha === null) await this.store.record(record.id, { type: 'resolved', sha: resolved.sha });
       } catch (error) {
         this.options.logger?.warn({ app: app.name, deploy: record.id, err: (error as Error).message }, 'could not resolve the ref yet');
       }
@@ -222,13 +222,13 @@ export class DeployQueue implements TriggerQueue {
     const live = await configuredColor(app, this.options.config).catch(() => undefined);
     // Both a deploy and a rollback go to the color that is not live now.
     const color = live ? otherColor(live) : record.kind === 'deploy' ? 'blue' : null;
-    const started = await this.save(record.id, { state: 'running', startedAt: new Date().toISOString(), color });
+    const started = await this.save(record.id, { type: 'dequeued', color });
     if (started.unsaved) {
       // A deploy whose start is not on disk would be re-run from scratch by the next duet serve
       // anyway, most likely onto the same full disk: it does not start now.
       const finished = this.store.mark(record.id, {
+        type: 'settled',
         state: 'errored',
-        finishedAt: new Date().toISOString(),
         summary: `internal error: the deploy did not start, ${started.unsaved}`,
       });
       await this.afterAnnounced(record.id, () => this.notify('finished', finished));
@@ -240,7 +240,7 @@ export class DeployQueue implements TriggerQueue {
     // undefined: shutdown came while it waited for its app's lock. Nothing was started: it stays
     // "running" on disk and resume() runs it at the next start.
     if (!outcome) return;
-    current = await this.saveFinal(record.id, outcome);
+    current = await this.saveFinal(record.id, { type: 'settled', ...outcome });
     this.notify('finished', current);
   }
 
@@ -268,12 +268,12 @@ export class DeployQueue implements TriggerQueue {
   }
 
   private async abandon(record: TriggerRecord, why: string): Promise<void> {
-    this.notify('finished', await this.saveFinal(record.id, { state: 'errored', summary: `internal error: ${why}`, finishedAt: new Date().toISOString() }));
+    this.notify('finished', await this.saveFinal(record.id, { type: 'settled', state: 'errored', summary: `internal error: ${why}` }));
   }
 
-  /** The store's updateOrMark, and the error log line when the file could not take it. */
-  private async save(id: string, patch: Partial<TriggerRecord>): Promise<{ record: TriggerRecord; unsaved?: string }> {
-    const result = await this.store.updateOrMark(id, patch);
+  /** The store's recordOrMark, and the error log line when the journal could not take it. */
+  private async save(id: string, change: TriggerChange): Promise<{ record: TriggerRecord; unsaved?: string }> {
+    const result = await this.store.recordOrMark(id, change);
     if (result.error) {
       const { app } = result.record;
       this.options.logger?.error({ app, deploy: id, err: result.error.message, hint: result.error.hint }, 'could not save the state of a deploy');
@@ -282,10 +282,10 @@ export class DeployQueue implements TriggerQueue {
   }
 
   /** save() for a deploy's outcome: the summary says when the file does not have it. */
-  private async saveFinal(id: string, patch: Partial<TriggerRecord>): Promise<TriggerRecord> {
-    const { record, unsaved } = await this.save(id, patch);
+  private async saveFinal(id: string, change: TriggerChange): Promise<TriggerRecord> {
+    const { record, unsaved } = await this.save(id, change);
     if (!unsaved) return record;
-    return this.store.mark(id, { summary: `${record.summary ?? record.state}; ${unsaved}: duet serve re-runs it at its next start` });
+    return this.store.annotate(id, `${record.summary ?? record.state}; ${unsaved}: duet serve re-runs it at its next start`);
   }
 
   /**
@@ -314,4 +314,20 @@ export class DeployQueue implements TriggerQueue {
       }
     }
   }
+}
+
+/**
+ * Where the triggers are: each configured app's journal, and the journal left in the state dir
+ * by an app since removed from the config, so that its unfinished triggers are found and closed
+ * (errored, and GitHub told) instead of staying "pending" for ever.
+ */
+async function triggerJournals(config: Config): Promise<Map<string, string>> {
+  const journals = new Map([...config.apps.values()].map((app) => [app.name, app.paths.journal]));
+  const entries = await readdir(config.stateDir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    if (!entry.isDirectory() || journals.has(entry.name)) continue;
+    const journal = appPaths(config.stateDir, entry.name).journal;
+    if (existsSync(journal)) journals.set(entry.name, journal);
+  }
+  return journals;
 }

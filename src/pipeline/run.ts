@@ -3,7 +3,7 @@ import type { Config, AppConfig } from '../config/load.js';
 import { describeError, DuetError, InternalError, isSystemError } from '../errors.js';
 import { compactJournal } from './journal-compaction.js';
 import { DeployLog, deployLogPath } from './deploy-log.js';
-import { Journal, newDeployId, type DeployKind, type StepName, type JournalEvent } from './journal.js';
+import { Journal, newDeployId, type DeployKind, type StepName, type RunEvent } from './journal.js';
 import type { DeployObserver } from './observer.js';
 
 export interface StepResult<T> {
@@ -40,18 +40,18 @@ export class DeployRun {
     await this.journal.hold();
     await this.closeInterrupted();
     this.log.line(`${this.kind} ${this.id} of ${this.app.name}${ref ? ` (ref ${ref})` : ''} by pid ${process.pid}${reason ? `: ${reason}` : ''}`);
-    await this.event({ type: 'begin', kind: this.kind, ref, pid: process.pid, ...(reason ? { reason } : {}) });
+    await this.event({ type: 'begin', kind: this.kind, ref, pid: process.pid, ...(reason ? { reason } : {}) }, 'resolve');
   }
 
   async fact(fact: { sha?: string; resolvedRef?: string; from?: string | null; to?: string }): Promise<void> {
-    await this.event({ type: 'fact', ...fact });
+    await this.event({ type: 'fact', ...fact }, 'record');
   }
 
   async step<T>(name: StepName, what: string, work: () => Promise<StepResult<T>>): Promise<T> {
     const started = Date.now();
     this.observer.stepStarted(name, what);
     this.log.line(`step ${name}: ${what}`);
-    await this.event({ type: 'step', step: name, status: 'started' });
+    await this.event({ type: 'step', step: name, status: 'started' }, name);
     let result: StepResult<T>;
     try {
       result = await work();
@@ -59,7 +59,8 @@ export class DeployRun {
       const ms = Date.now() - started;
       const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
       this.log.line(`step ${name} failed after ${ms} ms: ${error instanceof Error ? error.message : String(error)}`);
-      await this.event({ type: 'step', step: name, status: 'failed', ms, detail });
+      // The step's own error is what the deploy ends with, even when this line cannot be written.
+      await this.eventOrNote({ type: 'step', step: name, status: 'failed', ms, detail });
       this.observer.stepEnded(name, 'failed', ms, detail);
       if (error instanceof DuetError) throw error;
       // What the machine refused is the step's failure; anything else is a bug of duet's own.
@@ -70,7 +71,7 @@ export class DeployRun {
     const ms = Date.now() - started;
     const status = result.skipped ? 'skipped' : 'done';
     this.log.line(`step ${name} ${status} in ${ms} ms${result.detail ? `: ${result.detail}` : ''}`);
-    await this.event({ type: 'step', step: name, status, ms, ...(result.detail ? { detail: result.detail } : {}) });
+    await this.event({ type: 'step', step: name, status, ms, ...(result.detail ? { detail: result.detail } : {}) }, name);
     this.observer.stepEnded(name, status, ms, result.detail);
     crashIfAsked(name);
     return result.value;
@@ -82,14 +83,16 @@ export class DeployRun {
     this.log.line(`${this.kind} ${outcome} after ${Date.now() - this.startedAt} ms${message ? `: ${message}` : ''}`);
     if (this.log.lost) this.observer.note(`the deploy log ${this.log.path} is incomplete: ${this.log.lost.message}`);
     try {
-      await this.event({ type: 'end', outcome, ...(message ? { error: message } : {}), ...(failedStep ? { failedStep } : {}) });
+      // The outcome is decided: a journal that cannot take its line (a full disk) does not change
+      // it. The next lock holder closes the record as interrupted.
+      await this.eventOrNote({ type: 'end', outcome, ...(message ? { error: message } : {}), ...(failedStep ? { failedStep } : {}) });
     } finally {
       await this.journal.close();
       this.log.close();
     }
     // Still under the app's lock, so no other writer: the journal is kept to its recent deploys.
     try {
-      for (const id of await compactJournal(this.journal)) await rm(deployLogPath(this.app, id), { force: true });
+      for (const id of await compactJournal(this.config, this.journal)) await rm(deployLogPath(this.app, id), { force: true });
     } catch (compactError) {
       this.observer.note(`the journal was not compacted: ${(compactError as Error).message}`);
     }
@@ -115,8 +118,30 @@ export class DeployRun {
     }
   }
 
-  private event(event: DistributiveOmit<JournalEvent, 'id' | 'at'>): Promise<void> {
-    return this.journal.append({ ...event, id: this.id, at: new Date().toISOString() });
+  /**
+   * A run goes no further than its journal: a step it cannot record (a full disk) fails the
+   * deploy there, as the machine refusing, so nothing happens that the journal does not show.
+   */
+  private async event(event: DistributiveOmit<RunEvent, 'id' | 'at'>, step: string): Promise<void> {
+    try {
+      await this.journal.append({ ...event, id: this.id, at: new Date().toISOString() });
+    } catch (error) {
+      throw new DuetError(`could not journal the ${event.type} of ${this.kind} ${this.id} in ${this.journal.path}: ${describeError(error)}`, {
+        step,
+        cause: error,
+        hint: `free space on the disk holding ${this.journal.path} (df -h), then deploy again: it converges from what the machine shows`,
+      });
+    }
+  }
+
+  private async eventOrNote(event: DistributiveOmit<RunEvent, 'id' | 'at'>): Promise<void> {
+    try {
+      await this.journal.append({ ...event, id: this.id, at: new Date().toISOString() });
+    } catch (error) {
+      const note = `could not journal the ${event.type === 'end' ? 'end' : 'failed step'} of ${this.id} in ${this.journal.path}: ${describeError(error)}`;
+      this.log.line(note);
+      this.observer.note(note);
+    }
   }
 }
 

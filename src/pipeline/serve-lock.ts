@@ -24,9 +24,15 @@ export interface ServeLock {
   release(): Promise<void>;
 }
 
-export function serveLockPath(config: Config): string {
+export function serveLockPath(config: Pick<Config, 'stateDir'>): string {
   return join(config.stateDir, 'serve.lock');
 }
+
+/** The state dirs whose serve lock this process holds (it is their duet serve). */
+const servingHere = new Set<string>();
+
+/** The command a short holder of the serve lock names (journal compaction): serve waits for it. */
+const BRIEF_HOLDER = 'brief: ';
 
 /**
  * Taken before `duet serve` reads or writes anything else: two servers on one state dir would
@@ -43,15 +49,51 @@ export async function acquireServeLock(config: Config): Promise<ServeLock> {
       if (await tryCreate(path, owner)) return true;
       const current = await readHolder(path);
       if (current === 'gone' || current === 'being-written') return undefined;
-      if (await isSameProcessAlive(current)) throw new ServeLockedError(current, config.stateDir);
+      if (await isSameProcessAlive(current)) {
+        // A command that holds it for a moment (journal compaction) is waited for; a server is not.
+        if (current.command.startsWith(BRIEF_HOLDER)) return undefined;
+        throw new ServeLockedError(current, config.stateDir);
+      }
       await removeIfUnchanged(path, current);
       return undefined;
     },
-    // Only a lock being written by a server starting this very moment is waited for.
+    // Only a lock being written by a server starting this very moment, or held briefly, is waited for.
     { timeoutMs: 10_000, initialIntervalMs: 5, maxIntervalMs: 100 },
   );
   if (!taken) {
     throw new DuetError(`could not take ${path}`, { step: 'serve', hint: 'remove it if no duet serve runs (check with `pgrep -af "duet.*serve"`)' });
   }
-  return { release: () => removeIfUnchanged(path, owner) };
+  servingHere.add(config.stateDir);
+  return {
+    release: async () => {
+      servingHere.delete(config.stateDir);
+      await removeIfUnchanged(path, owner);
+    },
+  };
+}
+
+/**
+ * Run `work` where no duet serve of this state dir can write meanwhile: in duet serve's own
+ * process, or (from the CLI) with its lock taken for the moment. Skipped, returning undefined,
+ * while another process serves (or is starting to): that server's next deploy does the work.
+ */
+export async function withServeLockUnlessServing<T>(config: Pick<Config, 'stateDir'>, what: string, work: () => Promise<T>): Promise<T | undefined> {
+  if (servingHere.has(config.stateDir)) return work();
+  const path = serveLockPath(config);
+  const me = await identify(process.pid);
+  if (!me) throw new Error('cannot read this process in /proc');
+  const owner: LockOwner = { ...me, command: `${BRIEF_HOLDER}${what}`, since: new Date().toISOString(), token: randomUUID() };
+  await mkdir(config.stateDir, { recursive: true });
+  if (!(await tryCreate(path, owner))) {
+    const current = await readHolder(path);
+    if (current === 'gone' || current === 'being-written' || (await isSameProcessAlive(current))) return undefined;
+    // A server killed with -9 left it: taken over, as the next duet serve would.
+    await removeIfUnchanged(path, current);
+    if (!(await tryCreate(path, owner))) return undefined;
+  }
+  try {
+    return await work();
+  } finally {
+    await removeIfUnchanged(path, owner);
+  }
 }

@@ -1,53 +1,69 @@
+import { existsSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
 import { NotSavedError } from '../errors.js';
 import { EventLog } from '../util/event-log.js';
-import { checkTransition } from './deploy-state.js';
-import type { TriggerRecord } from './trigger.js';
+import { applyTriggerEvent, canApply, checkTransition, stateAfter } from './deploy-state.js';
+import type { JournalEvent } from './journal.js';
+import { isTriggerEvent, type TriggerEvent, type TriggerRecord } from './trigger.js';
 
 /**
- * Every accepted trigger and each change of its state, as fsync'd lines in
- * `<state_dir>/triggers.ndjson`. A trigger is acknowledged (202) only after its line is on disk,
- * so a crash right after the answer loses nothing; on start the file is folded back into records
- * and unfinished ones are resumed.
+ * The queue's triggers, folded from their events in each app's journal (trigger.ts: accepted,
+ * merged, resolved, dequeued, superseded, settled). A trigger is acknowledged (202) only after
+ * its line is on disk, so a crash right after the answer loses nothing; on start the journals are
+ * folded back into records and unfinished ones are resumed.
+ *
+ * duet serve is the only writer of trigger events; a deploy appends its run's events to the same
+ * file under the app's lock, and compacts it (journal-compaction.ts). This store keeps in memory
+ * what the dashboard and the dedupe of redeliveries need, trimmed to the recent finished ones.
  */
-type StoreEvent =
-  | { op: 'accepted'; record: TriggerRecord }
-  | { op: 'update'; id: string; patch: Partial<TriggerRecord> }
-  /** A delivery that was merged into an existing trigger: its id must still count as seen. */
-  | { op: 'alias'; deliveryId: string; id: string };
+
+/** A trigger event as a caller gives it: the store stamps the id and the time. */
+export type TriggerChange = TriggerEvent extends infer E ? (E extends TriggerEvent ? Omit<E, 'id' | 'at'> : never) : never;
+
+export interface TriggerStoreFiles {
+  /** Each configured app's journal: where its triggers' events go. */
+  journals: ReadonlyMap<string, string>;
+  /**
+   * `<state_dir>/triggers.ndjson`, where versions before the one stream kept triggers: read once
+   * at open, each trigger moved into its app's journal as one line, then removed.
+   */
+  legacy?: string;
+}
 
 export interface TriggerStoreOptions {
-  /** Finished triggers kept by a compaction: enough for the dashboard and redeliveries. */
+  /** Finished triggers kept in memory: enough for the dashboard and redeliveries. */
   keepFinished?: number;
-  /** A compaction while running failed (the file stays as it was, appends go on). */
-  onCompactFailed?: (error: unknown) => void;
 }
+
+/** The lines of triggers.ndjson as versions before the one stream wrote them. */
+type LegacyEvent =
+  { op: 'accepted'; record: TriggerRecord } | { op: 'update'; id: string; patch: Partial<TriggerRecord> } | { op: 'alias'; deliveryId: string; id: string };
 
 export class TriggerStore {
   private readonly records = new Map<string, TriggerRecord>();
   private readonly deliveries = new Map<string, string>();
-  private readonly log: EventLog<StoreEvent>;
+  private readonly logs = new Map<string, EventLog<JournalEvent>>();
   private readonly keepFinished: number;
-  private appendedSinceCheck = 0;
-  /** Appends in flight, each until its line is on disk and applied: a compaction waits for them. */
-  private readonly writing = new Set<Promise<void>>();
-  /** A compaction under way: appends wait for it, so none lands in the file being replaced. */
-  private compacting: Promise<void> | undefined;
+  private appendedSinceTrim = 0;
 
   constructor(
-    readonly path: string,
-    private readonly options: TriggerStoreOptions = {},
+    private readonly files: TriggerStoreFiles,
+    options: TriggerStoreOptions = {},
   ) {
-    this.log = new EventLog(path, { everyWriteDurable: true });
+    // Every line is promised to someone (a 202, a commit status): O_DSYNC, group commit.
+    for (const [app, path] of files.journals) this.logs.set(app, new EventLog(path, { everyWriteDurable: true }));
     this.keepFinished = options.keepFinished ?? 500;
   }
 
   async open(): Promise<void> {
-    // A line torn by a crash mid-append is skipped: its trigger was never acknowledged.
-    for (const event of (await this.log.read()).events) this.apply(event);
-    // duet serve is the file's only writer: one handle for its life.
-    await this.log.hold();
-    // A full disk at start must not keep duet serve from starting: the file works uncompacted.
-    await this.compact().catch((error: unknown) => this.options.onCompactFailed?.(error));
+    for (const log of this.logs.values()) {
+      // A line torn by a crash mid-append is skipped: its trigger was never acknowledged.
+      for (const event of (await log.read()).events) if (isTriggerEvent(event)) this.apply(event);
+    }
+    if (this.files.legacy && existsSync(this.files.legacy)) await this.upgrade(this.files.legacy);
+    this.trim();
+    // duet serve is the only writer of trigger events: one handle per journal for its life.
+    for (const log of this.logs.values()) await log.hold();
   }
 
   all(): TriggerRecord[] {
@@ -69,138 +85,138 @@ export class TriggerStore {
   }
 
   async accept(record: TriggerRecord): Promise<void> {
-    await this.write({ op: 'accepted', record });
+    await this.write(record.app, { type: 'accepted', id: record.id, at: record.receivedAt, trigger: record });
   }
 
-  async update(id: string, patch: Partial<TriggerRecord>): Promise<TriggerRecord> {
-    this.checkMove(id, patch);
-    await this.write({ op: 'update', id, patch });
+  /** Record what happened to trigger `id`; the state machine (deploy-state.ts) checks the move. */
+  async record(id: string, change: TriggerChange): Promise<TriggerRecord> {
+    const event = this.stamp(id, change);
+    const current = this.checkMove(event);
+    await this.write(current.app, event);
     return this.records.get(id)!;
   }
 
-  async alias(deliveryId: string, id: string): Promise<void> {
-    await this.write({ op: 'alias', deliveryId, id });
-  }
-
   /**
-   * update(), and when the file cannot take it (a full disk), the change applied in memory
+   * record(), and when the journal cannot take it (a full disk), the change applied in memory
    * anyway, marked with why (`unsaved`): a deploy that ran did run, and the dashboard, the API
    * and the commit status should say so while the file lags. What it lags on, the next start of
    * duet serve re-runs (a deploy converges) from the state the file does have.
    */
-  async updateOrMark(id: string, patch: Partial<TriggerRecord>): Promise<{ record: TriggerRecord; unsaved?: string; error?: NotSavedError }> {
+  async recordOrMark(id: string, change: TriggerChange): Promise<{ record: TriggerRecord; unsaved?: string; error?: NotSavedError }> {
     try {
-      return { record: await this.update(id, patch) };
+      return { record: await this.record(id, change) };
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
       const reason = (error.cause instanceof Error ? error.cause.message : error.message).split('\n')[0];
-      return { record: this.mark(id, patch), unsaved: `not saved (${reason})`, error };
+      return { record: this.mark(id, change), unsaved: `not saved (${reason})`, error };
     }
   }
 
-  /**
-   * A change the file could not take (a full disk), applied in memory only, so that what duet
-   * shows matches what happened; the next compaction that succeeds writes it down.
-   */
-  mark(id: string, patch: Partial<TriggerRecord>): TriggerRecord {
-    this.checkMove(id, patch);
-    this.apply({ op: 'update', id, patch });
+  /** A change the journal could not take (a full disk), applied in memory only. */
+  mark(id: string, change: TriggerChange): TriggerRecord {
+    const event = this.stamp(id, change);
+    this.checkMove(event);
+    this.apply(event);
     return this.records.get(id)!;
   }
 
-  /** Every change of a trigger's state goes through the state machine (deploy-state.ts). */
-  private checkMove(id: string, patch: Partial<TriggerRecord>): void {
-    const current = this.records.get(id);
-    if (patch.state !== undefined && current) checkTransition(id, current.state, patch.state);
+  /** A note on a record's summary, in memory only (why its outcome is not on disk). */
+  annotate(id: string, summary: string): TriggerRecord {
+    const record = this.records.get(id)!;
+    record.summary = summary;
+    return record;
   }
 
-  private async write(event: StoreEvent): Promise<void> {
-    while (this.compacting) await this.compacting;
-    const writing = this.appendAndApply(event);
-    this.writing.add(writing);
-    try {
-      await writing;
-    } finally {
-      this.writing.delete(writing);
-    }
-    // Counting finished triggers walks them all: done every keepFinished/2 lines, not per line.
-    if (++this.appendedSinceCheck >= Math.ceil(this.keepFinished / 2)) {
-      this.appendedSinceCheck = 0;
-      // An append that was in flight when a compaction began ends here while it still runs.
-      if (!this.compacting && this.dueForCompaction()) this.compactInBackground();
-    }
+  /** After the last write (shutdown); the journals are complete on disk. */
+  async close(): Promise<void> {
+    for (const log of this.logs.values()) await log.release();
+  }
+
+  private stamp(id: string, change: TriggerChange): TriggerEvent {
+    return { ...change, id, at: new Date().toISOString() };
+  }
+
+  /** Every change of a trigger's state goes through the state machine (deploy-state.ts). */
+  private checkMove(event: TriggerEvent): TriggerRecord {
+    const current = this.records.get(event.id);
+    if (!current) throw new NotSavedError(`the ${event.type} event of trigger ${event.id}`, 'the journal', new Error('no such trigger'));
+    const to = stateAfter(event);
+    if (to !== undefined) checkTransition(event.id, current.state, to);
+    return current;
   }
 
   /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
-  private async appendAndApply(event: StoreEvent): Promise<void> {
-    try {
-      await this.log.append(event);
-    } catch (error) {
-      throw new NotSavedError(event.op === 'update' ? `the state of trigger ${event.id}` : 'the trigger', this.path, error);
+  private async write(app: string, event: TriggerEvent): Promise<void> {
+    const log = this.logs.get(app);
+    if (log) {
+      try {
+        await log.append(event);
+      } catch (error) {
+        throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, log.path, error);
+      }
     }
+    // Without a log: a trigger of an app no longer configured, moved here from triggers.ndjson
+    // to be closed as errored; its app has no journal to hold that, and no one reads one.
     this.apply(event);
+    if (++this.appendedSinceTrim >= Math.ceil(this.keepFinished / 2)) {
+      this.appendedSinceTrim = 0;
+      this.trim();
+    }
   }
 
-  /** After the last write (shutdown); the file is complete on disk. */
-  async close(): Promise<void> {
-    while (this.compacting) await this.compacting;
-    await this.log.release();
+  /** Merged into `id`: a delivery that asked for the deploy it already does. */
+  async merge(deliveryId: string, id: string): Promise<void> {
+    const current = this.records.get(id)!;
+    await this.write(current.app, { type: 'merged', id, at: new Date().toISOString(), deliveryId });
   }
 
-  /**
-   * While running, not only at start: a duet serve that runs for months took every trigger it
-   * ever saw into memory and into a file it read whole at the next start. Not awaited by the
-   * append that found it due: its caller (a webhook's 202) does not wait for a rewrite.
-   */
-  private compactInBackground(): void {
-    const inFlight = [...this.writing];
-    this.compacting = (async () => {
-      await Promise.allSettled(inFlight);
-      await this.compact();
-    })()
-      .catch((error: unknown) => this.options.onCompactFailed?.(error))
-      .finally(() => {
-        this.compacting = undefined;
-      });
-  }
-
-  private dueForCompaction(): boolean {
-    let finished = 0;
-    for (const record of this.records.values()) if (record.finishedAt !== null) finished += 1;
-    return finished > this.keepFinished * 2;
-  }
-
-  private apply(event: StoreEvent): void {
-    if (event.op === 'accepted') {
-      this.records.set(event.record.id, { ...event.record });
-      if (event.record.deliveryId) this.deliveries.set(event.record.deliveryId, event.record.id);
-      if (event.record.bodyDigest) this.deliveries.set(bodyKey(event.record.bodyDigest), event.record.id);
-    } else if (event.op === 'update') {
-      const record = this.records.get(event.id);
-      if (record) Object.assign(record, event.patch);
-    } else {
+  private apply(event: TriggerEvent): void {
+    const before = this.records.get(event.id);
+    if (!canApply(before, event)) return;
+    this.records.set(event.id, applyTriggerEvent(before, event)!);
+    if (event.type === 'accepted') {
+      const { trigger } = event;
+      if (trigger.deliveryId) this.deliveries.set(trigger.deliveryId, trigger.id);
+      if (trigger.bodyDigest) this.deliveries.set(bodyKey(trigger.bodyDigest), trigger.id);
+      for (const deliveryId of event.deliveries ?? []) this.deliveries.set(deliveryId, trigger.id);
+    } else if (event.type === 'merged') {
       this.deliveries.set(event.deliveryId, event.id);
     }
   }
 
   /**
-   * Rewrite the file with what is still worth knowing (atomically: temp, fsync, rename), from
-   * memory, which holds exactly what the file does once no append is in flight. Memory is only
-   * trimmed once the new file is in place: a failed rewrite loses nothing.
+   * Memory keeps every unfinished trigger and the newest keepFinished finished ones: a duet serve
+   * that runs for months must not hold every trigger it ever saw. (The journal's own compaction,
+   * at the end of a deploy, keeps its file small.) Done every keepFinished/2 appends, not per one.
    */
-  private async compact(): Promise<void> {
-    const all = [...this.records.values()].sort((a, b) => a.id.localeCompare(b.id));
-    const finished = all.filter((r) => r.finishedAt !== null);
+  private trim(): void {
+    const finished = [...this.records.values()].filter((r) => r.finishedAt !== null);
     if (finished.length <= this.keepFinished * 2) return;
+    finished.sort((a, b) => a.id.localeCompare(b.id));
     const drop = new Set(finished.slice(0, finished.length - this.keepFinished).map((r) => r.id));
-    const kept = all.filter((r) => !drop.has(r.id));
-    const events: StoreEvent[] = kept.map((record) => ({ op: 'accepted', record }));
-    for (const [deliveryId, id] of this.deliveries) {
-      if (!drop.has(id) && this.records.get(id)?.deliveryId !== deliveryId) events.push({ op: 'alias', deliveryId, id });
-    }
-    await this.log.rewrite(events);
     for (const id of drop) this.records.delete(id);
     for (const [deliveryId, id] of this.deliveries) if (drop.has(id)) this.deliveries.delete(deliveryId);
+  }
+
+  /**
+   * Move the triggers of triggers.ndjson into the journals, once: each as one `accepted` line
+   * holding its record as folded (whatever state it reached) and the deliveries merged into it,
+   * so a crash part way leaves each trigger either moved whole or not at all; one already in a
+   * journal (moved before such a crash) is not moved again. The file goes once all are on disk.
+   */
+  private async upgrade(path: string): Promise<void> {
+    const records = new Map<string, TriggerRecord>();
+    const merged = new Map<string, string[]>();
+    for (const event of (await new EventLog<LegacyEvent>(path).read()).events) {
+      if (event.op === 'accepted') records.set(event.record.id, { ...event.record });
+      else if (event.op === 'update') Object.assign(records.get(event.id) ?? {}, event.patch);
+      else merged.set(event.id, [...(merged.get(event.id) ?? []), event.deliveryId]);
+    }
+    for (const record of [...records.values()].sort((a, b) => a.id.localeCompare(b.id))) {
+      if (this.records.has(record.id)) continue;
+      await this.write(record.app, { type: 'accepted', id: record.id, at: record.receivedAt, trigger: record, deliveries: merged.get(record.id) ?? [] });
+    }
+    await unlink(path);
   }
 }
 

@@ -45,6 +45,37 @@ export interface TriggerRecord extends TriggerRequest {
   color: string | null;
 }
 
+/** How a trigger that ran ended, as its runner tells the queue (queue-run.ts). */
+export interface TriggerOutcome {
+  state: 'succeeded' | 'failed' | 'errored';
+  summary: string;
+  /** The commit that went live, and on which color (a success). */
+  sha?: string;
+  color?: string;
+}
+
+/**
+ * What happens to a trigger, one typed event each, appended to its app's journal next to the
+ * events of the deploy it runs (journal.ts): the same file, the same id. Each is fsync'd before
+ * anyone is told (a 202, a commit status). `accepted` holds the whole record: after an upgrade
+ * from triggers.ndjson (trigger-store.ts) it may already be in a later state.
+ */
+export type TriggerEvent =
+  | { type: 'accepted'; id: string; at: string; trigger: TriggerRecord; deliveries?: string[] }
+  /** A delivery found to ask for the deploy this trigger already does: its id counts as seen. */
+  | { type: 'merged'; id: string; at: string; deliveryId: string }
+  | { type: 'resolved'; id: string; at: string; sha: string }
+  /** Its turn came: it runs on `color` (null: a rollback with nothing live to roll back from). */
+  | { type: 'dequeued'; id: string; at: string; color: string | null }
+  | { type: 'superseded'; id: string; at: string; by: string; summary: string }
+  | ({ type: 'settled'; id: string; at: string } & TriggerOutcome);
+
+export const TRIGGER_EVENT_TYPES: ReadonlySet<string> = new Set(['accepted', 'merged', 'resolved', 'dequeued', 'superseded', 'settled']);
+
+export function isTriggerEvent(event: { type: string }): event is TriggerEvent {
+  return TRIGGER_EVENT_TYPES.has(event.type);
+}
+
 export interface SubmitResult {
   id: string;
   /** false when an earlier trigger already covers this one (same delivery, same queued ref). */

@@ -1,13 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { identify } from '../../src/instance/process-identity.js';
 import { Journal, newDeployId } from '../../src/pipeline/journal.js';
 import { compactJournal } from '../../src/pipeline/journal-compaction.js';
+import { serveLockPath } from '../../src/pipeline/serve-lock.js';
 import { tempDir } from '../support/tmp.js';
+import { trigger } from '../webhook/http-harness.js';
 
-async function journalOf(t: Parameters<typeof tempDir>[0], deploys: number): Promise<{ journal: Journal; ids: string[]; unfinished: string }> {
-  const journal = new Journal(join(await tempDir(t), 'journal.ndjson'));
+async function journalOf(
+  t: Parameters<typeof tempDir>[0],
+  deploys: number,
+): Promise<{ journal: Journal; stateDir: string; ids: string[]; unfinished: string }> {
+  const stateDir = await tempDir(t);
+  const journal = new Journal(join(stateDir, 'journal.ndjson'));
   const ids: string[] = [];
   for (let i = 0; i < deploys; i += 1) {
     const id = newDeployId(new Date(Date.UTC(2026, 0, 1, 0, 0, i)));
@@ -21,14 +28,14 @@ async function journalOf(t: Parameters<typeof tempDir>[0], deploys: number): Pro
   // One that began and never ended, early on: its process died; the next lock holder closes it.
   const unfinished = newDeployId(new Date(Date.UTC(2025, 11, 31)));
   await journal.append({ type: 'begin', id: unfinished, at: new Date().toISOString(), kind: 'deploy', ref: 'v-dead', pid: 1 });
-  return { journal, ids, unfinished };
+  return { journal, stateDir, ids, unfinished };
 }
 
 test('the journal is compacted to its recent deploys and every unfinished one, by rename; under the size nothing happens', async (t) => {
-  const { journal, ids, unfinished } = await journalOf(t, 40);
-  assert.deepEqual(await compactJournal(journal, { keep: 10 }), [], 'under 2 MB: left alone');
+  const { journal, stateDir, ids, unfinished } = await journalOf(t, 40);
+  assert.deepEqual(await compactJournal({ stateDir }, journal, { keep: 10 }), [], 'under 2 MB: left alone');
   const before = await stat(journal.path);
-  const dropped = await compactJournal(journal, { aboveBytes: 0, keep: 10 });
+  const dropped = await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 10 });
   const after = await stat(journal.path);
   assert.notEqual(after.ino, before.ino, 'a new file renamed into place');
   assert.ok(after.size < before.size / 2);
@@ -39,4 +46,40 @@ test('the journal is compacted to its recent deploys and every unfinished one, b
   assert.equal(last.outcome, 'success');
   assert.equal(last.sha, 'a'.repeat(40));
   assert.equal(last.steps.length, 1, 'a kept deploy keeps all its events');
+});
+
+test('compaction keeps a trigger still queued however old, and drops an old superseded one with the old deploys', async (t) => {
+  const stateDir = await tempDir(t);
+  const journal = new Journal(join(stateDir, 'journal.ndjson'));
+  const queued = trigger({ id: newDeployId(new Date(Date.UTC(2025, 0, 1))) });
+  const superseded = trigger({ id: newDeployId(new Date(Date.UTC(2025, 0, 2))) });
+  for (const record of [queued, superseded]) await journal.append({ type: 'accepted', id: record.id, at: record.receivedAt, trigger: record });
+  await journal.append({ type: 'superseded', id: superseded.id, at: new Date().toISOString(), by: queued.id, summary: 'Superseded' });
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i += 1) {
+    const id = newDeployId(new Date(Date.UTC(2026, 0, 1, 0, 0, i)));
+    ids.push(id);
+    await journal.append({ type: 'begin', id, at: new Date().toISOString(), kind: 'deploy', ref: `v${i}`, pid: process.pid });
+    await journal.append({ type: 'end', id, at: new Date().toISOString(), outcome: 'success' });
+  }
+  const dropped = await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 5 });
+  const kept = new Set(
+    (await readFile(journal.path, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { id: string }).id),
+  );
+  assert.deepEqual([...kept].sort(), [queued.id, ...ids.slice(-5)].sort(), 'the queued trigger and the newest five');
+  assert.ok(dropped.includes(superseded.id), 'the superseded trigger went with the old deploys');
+  assert.equal(dropped.length, 16);
+});
+
+test('from the CLI, compaction waits for no duet serve: while one runs, the journal is left to its next deploy', async (t) => {
+  const { journal, stateDir } = await journalOf(t, 20);
+  const me = (await identify(process.pid))!;
+  await writeFile(serveLockPath({ stateDir }), JSON.stringify({ ...me, command: 'serve', since: new Date().toISOString(), token: 'x' }));
+  const before = await stat(journal.path);
+  assert.deepEqual(await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 2 }), []);
+  assert.equal((await stat(journal.path)).ino, before.ino, 'not rewritten: a live duet serve may be appending trigger events to it');
+  assert.equal(JSON.parse(await readFile(serveLockPath({ stateDir }), 'utf8')).command, 'serve', "the server's lock is left as it was");
 });

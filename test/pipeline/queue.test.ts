@@ -1,10 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Journal } from '../../src/pipeline/journal.js';
+import { appPaths } from '../../src/config/paths.js';
 import { DeployQueue } from '../../src/pipeline/queue.js';
 import type { TriggerObserver, TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
 import { setupDuet } from '../support/duet.js';
+import { trigger } from '../webhook/http-harness.js';
 
 function push(sha: string, ref = 'refs/heads/main', deliveryId: string | null = null): TriggerRequest {
   return { app: 'cafeteria', kind: 'deploy', ref, sha, source: 'push', deliveryId, requestedBy: 'test' };
@@ -88,7 +91,7 @@ test('observers see queued, started and finished, with the resolved commit; fail
   await assert.rejects(queue.submit({ ...push('x'), app: 'kitchen' }), /no app named "kitchen"/);
 });
 
-test('after a restart, an interrupted deploy is converged, the newest waiting trigger runs, an older one is superseded', async (t) => {
+test('after a restart (the queue in the triggers.ndjson of the version before), an interrupted deploy is converged, the newest waiting trigger runs, an older one is superseded', async (t) => {
   const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n' } } });
   const [v1, v2] = [await setup.repo.revParse('v1^{commit}'), await setup.repo.revParse('v2^{commit}')];
   const base = {
@@ -155,4 +158,29 @@ test('after a restart, an interrupted deploy is converged, the newest waiting tr
   assert.equal(queue.get('20261125-100002-cccccc')!.state, 'succeeded');
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   assert.equal(queue.list().filter((r) => r.finishedAt === null).length, 0, 'nothing stays pending');
+  assert.equal(existsSync(`${setup.config.stateDir}/triggers.ndjson`), false, 'read once, moved into the journal');
+  const moved = (await new Journal(setup.app.paths.journal).events()).filter((event) => event.type === 'accepted');
+  assert.deepEqual(moved.map((event) => event.id).sort(), ['20261125-100000-aaaaaa', '20261125-100001-bbbbbb', '20261125-100002-cccccc']);
+});
+
+test('a queued trigger of an app since removed from the config is closed as errored, in its own journal, once', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {} } });
+  const removed = trigger({ app: 'old-menu', ref: 'refs/heads/main' });
+  const oldJournal = appPaths(setup.config.stateDir, 'old-menu').journal;
+  await new Journal(oldJournal).append({ type: 'accepted', id: removed.id, at: removed.receivedAt, trigger: removed });
+
+  const observer = recordingObserver();
+  const queue = await DeployQueue.open({ config: setup.config, observers: [observer] });
+  await queue.drain();
+  await queue.close();
+  assert.deepEqual(observer.events, [`errored ${removed.id} internal error: the app is no longer configured`], 'GitHub is told');
+  const events = (await new Journal(oldJournal).events()).map((event) => event.type);
+  assert.deepEqual(events, ['accepted', 'settled'], 'written where its trigger is');
+
+  const again = recordingObserver();
+  const reopened = await DeployQueue.open({ config: setup.config, observers: [again] });
+  t.after(() => reopened.close());
+  await reopened.drain();
+  assert.equal(reopened.get(removed.id)?.state, 'errored');
+  assert.deepEqual(again.events, [], 'not closed a second time');
 });

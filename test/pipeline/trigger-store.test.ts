@@ -1,66 +1,147 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { newDeployId } from '../../src/pipeline/journal.js';
+import { Journal, newDeployId } from '../../src/pipeline/journal.js';
+import { compactJournal } from '../../src/pipeline/journal-compaction.js';
 import type { TriggerRecord } from '../../src/pipeline/trigger.js';
 import { TriggerStore } from '../../src/pipeline/trigger-store.js';
 import { tempDir } from '../support/tmp.js';
+import { trigger } from '../webhook/http-harness.js';
 
-function record(n: number): TriggerRecord {
-  return {
-    app: 'cafeteria',
-    kind: 'deploy',
+function record(n: number, app = 'cafeteria'): TriggerRecord {
+  return trigger({
+    app,
     ref: 'refs/heads/main',
     sha: n.toString(16).padStart(40, '0'),
     source: 'push',
     deliveryId: `delivery-${n}`,
-    requestedBy: 'test',
     id: newDeployId(new Date(Date.UTC(2026, 0, 1, 0, 0, n))),
-    state: 'queued',
-    receivedAt: new Date().toISOString(),
-    resolvedSha: null,
-    supersededBy: null,
-    summary: null,
-    startedAt: null,
-    finishedAt: null,
-    color: null,
-  };
+  });
 }
 
-test('the trigger file is compacted while duet serve runs, and appends racing the compaction are all kept', async (t) => {
-  const path = join(await tempDir(t, 'duet-trigger-store'), 'triggers.ndjson');
-  const store = new TriggerStore(path, { keepFinished: 10, onCompactFailed: (error) => assert.fail(String(error)) });
-  await store.open();
-  const { ino: before } = await stat(path).catch(() => ({ ino: -1 }));
+async function lines(path: string): Promise<Array<{ type: string; id: string }>> {
+  return (await readFile(path, 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as { type: string; id: string });
+}
 
-  // 200 triggers, each accepted then finished, 20 at a time; every tenth stays queued. The
-  // compactions this sets off run while later appends are in flight.
+test("triggers live in their app's journal: a deploy's compaction racing their appends loses none, and memory keeps the recent ones", async (t) => {
+  const stateDir = await tempDir(t, 'duet-trigger-store');
+  const path = join(stateDir, 'journal.ndjson');
+  const store = new TriggerStore({ journals: new Map([['cafeteria', path]]) }, { keepFinished: 10 });
+  await store.open();
+  const journal = new Journal(path);
+
+  // 200 triggers, each accepted, dequeued and settled, 20 at a time, a compaction (as at the end
+  // of a deploy in duet serve's process) started with each batch; every tenth stays queued.
   const all = Array.from({ length: 200 }, (_, i) => record(i + 1));
+  let rewrites = 0;
   for (let i = 0; i < all.length; i += 20) {
-    await Promise.all(
-      all.slice(i, i + 20).map(async (r, j) => {
+    const before = (await stat(path).catch(() => undefined))?.ino;
+    await Promise.all([
+      ...all.slice(i, i + 20).map(async (r, j) => {
         await store.accept(r);
         if ((i + j) % 10 === 9) return;
-        await store.update(r.id, { state: 'running', startedAt: new Date().toISOString() });
-        await store.update(r.id, { state: 'succeeded', finishedAt: new Date().toISOString(), summary: `done ${r.sha}` });
+        await store.record(r.id, { type: 'dequeued', color: 'green' });
+        await store.record(r.id, { type: 'settled', state: 'succeeded', summary: `done ${r.sha}` });
       }),
-    );
+      compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 10 }),
+    ]);
+    if ((await stat(path)).ino !== before) rewrites += 1;
   }
   await store.close();
+  assert.ok(rewrites >= 5, `${rewrites} rewrites raced the appends`);
+  assert.ok(store.all().length < 60, `${store.all().length} records in memory`);
 
-  const lines = (await readFile(path, 'utf8')).split('\n').filter(Boolean);
-  assert.ok(lines.length < 100, `${lines.length} lines: compacted while running (400 were appended)`);
-  assert.notEqual((await stat(path)).ino, before, 'replaced by rename');
-  assert.ok(store.all().length < 100, `${store.all().length} records in memory`);
-
-  const reopened = new TriggerStore(path, { keepFinished: 10 });
+  const reopened = new TriggerStore({ journals: new Map([['cafeteria', path]]) }, { keepFinished: 10 });
   await reopened.open();
-  const queued = all.filter((_, i) => i % 10 === 9);
-  for (const r of queued) assert.equal(reopened.get(r.id)?.state, 'queued', `unfinished ${r.id} kept`);
-  for (const r of all.slice(-5)) assert.ok(reopened.get(r.id), `recent ${r.id} kept`);
+  for (const r of all.filter((_, i) => i % 10 === 9)) assert.equal(reopened.get(r.id)?.state, 'queued', `unfinished ${r.id} kept`);
+  for (const r of all.slice(-5)) assert.deepEqual(reopened.get(r.id), store.get(r.id), `recent ${r.id} kept as it was`);
+  assert.equal(reopened.get(all.at(-2)!.id)?.summary, `done ${all.at(-2)!.sha}`);
   assert.equal(reopened.byDelivery(all.at(-1)!.deliveryId!)?.id, all.at(-1)!.id, 'deliveries still deduplicated');
-  const sorted = (s: TriggerStore) => s.all().sort((a, b) => a.id.localeCompare(b.id));
-  assert.deepEqual(sorted(reopened), sorted(store), 'the file holds exactly what memory does');
   await reopened.close();
+});
+
+test('the state machine guards every write: a settled trigger does not move again, and nothing is written for it', async (t) => {
+  const path = join(await tempDir(t, 'duet-trigger-store'), 'journal.ndjson');
+  const store = new TriggerStore({ journals: new Map([['cafeteria', path]]) });
+  await store.open();
+  t.after(() => store.close());
+  const r = record(1);
+  await store.accept(r);
+  await store.record(r.id, { type: 'superseded', by: 'later', summary: 'Superseded by later' });
+  await assert.rejects(store.record(r.id, { type: 'dequeued', color: 'blue' }), /cannot go from superseded to running/);
+  assert.deepEqual(
+    (await lines(path)).map((line) => line.type),
+    ['accepted', 'superseded'],
+  );
+});
+
+test('an upgrade moves triggers.ndjson into the journals once: each trigger as it was, its merged deliveries, then the old file goes', async (t) => {
+  const dir = await tempDir(t, 'duet-trigger-upgrade');
+  const legacy = join(dir, 'triggers.ndjson');
+  const journals = new Map([
+    ['cafeteria', join(dir, 'cafeteria', 'journal.ndjson')],
+    ['menu', join(dir, 'menu', 'journal.ndjson')],
+  ]);
+  const [done, waiting, other, gone] = [record(1), record(2), record(3, 'menu'), record(4, 'removed-app')];
+  // As versions before the one stream wrote it: whole records, patches, aliases.
+  const old = [
+    { op: 'accepted', record: done },
+    { op: 'update', id: done.id, patch: { state: 'running', startedAt: '2026-01-01T00:00:05Z', color: 'green' } },
+    { op: 'alias', deliveryId: 'redelivered-1', id: done.id },
+    { op: 'update', id: done.id, patch: { state: 'succeeded', finishedAt: '2026-01-01T00:00:09Z', summary: 'Live on green in 4.0s' } },
+    { op: 'accepted', record: waiting },
+    { op: 'accepted', record: other },
+    { op: 'update', id: other.id, patch: { resolvedSha: 'c'.repeat(40) } },
+    { op: 'accepted', record: gone },
+  ];
+  await writeFile(legacy, old.map((line) => JSON.stringify(line)).join('\n') + '\n');
+  // A crash part way through an earlier upgrade had moved `waiting` already.
+  const moved = new Journal(journals.get('cafeteria')!);
+  await moved.append({ type: 'accepted', id: waiting.id, at: waiting.receivedAt, trigger: waiting, deliveries: [] });
+
+  const store = new TriggerStore({ journals, legacy });
+  await store.open();
+  await store.close();
+  assert.equal(existsSync(legacy), false, 'the old file is gone');
+  const expected = {
+    [done.id]: {
+      ...done,
+      state: 'succeeded',
+      startedAt: '2026-01-01T00:00:05Z',
+      color: 'green',
+      finishedAt: '2026-01-01T00:00:09Z',
+      summary: 'Live on green in 4.0s',
+    },
+    [waiting.id]: waiting,
+    [other.id]: { ...other, resolvedSha: 'c'.repeat(40) },
+    [gone.id]: gone,
+  };
+  for (const [id, want] of Object.entries(expected)) assert.deepEqual(store.get(id), want);
+  assert.equal(store.byDelivery('redelivered-1')?.id, done.id, 'a merged delivery still counts as seen');
+  assert.deepEqual(
+    (await lines(journals.get('cafeteria')!)).map((line) => [line.type, line.id]),
+    [
+      ['accepted', waiting.id],
+      ['accepted', done.id],
+    ],
+    'one line per trigger; the one moved before the crash is not moved again',
+  );
+  assert.deepEqual(
+    (await lines(journals.get('menu')!)).map((line) => line.type),
+    ['accepted'],
+  );
+
+  // Read from the journals alone from now on; the removed app's trigger is not there (its app has
+  // no journal): the first start after the upgrade closed it (DeployQueue's resume).
+  const reopened = new TriggerStore({ journals, legacy });
+  await reopened.open();
+  t.after(() => reopened.close());
+  for (const id of [done.id, waiting.id, other.id]) assert.deepEqual(reopened.get(id), expected[id]);
+  assert.equal(reopened.get(gone.id), undefined);
+  assert.equal(reopened.byDelivery('redelivered-1')?.id, done.id);
 });

@@ -1,8 +1,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
 import { freePort } from '../support/ports.js';
@@ -23,7 +23,7 @@ async function onTmpfs(t: TestContext, tags: Record<string, Record<string, strin
   // Mounted after setupDuet, so that its after hook (stop both colors) runs first, while their
   // pid files are still there to be read.
   await mountTmpfs(t, '16m', { at: stateDir });
-  return { setup, port, stateDir, triggers: join(stateDir, 'triggers.ndjson') };
+  return { setup, port, stateDir, journal: setup.config.apps.get('cafeteria')!.paths.journal };
 }
 
 async function waitForState(serve: ServeProcess, id: string, states: string[]): Promise<any> {
@@ -40,8 +40,8 @@ async function waitForState(serve: ServeProcess, id: string, states: string[]): 
   return record;
 }
 
-/** Every non-blank line of the trigger file is a whole JSON record: nothing torn, nothing glued. */
-async function triggerRecords(path: string): Promise<unknown[]> {
+/** Every non-blank line of the journal is a whole JSON record: nothing torn, nothing glued. */
+async function journalLines(path: string): Promise<unknown[]> {
   return (await readFile(path, 'utf8'))
     .split('\n')
     .filter((line) => line.trim())
@@ -49,10 +49,11 @@ async function triggerRecords(path: string): Promise<unknown[]> {
 }
 
 test('a full disk: a signed delivery is answered 503 with nothing of it on disk; redelivered later, it is accepted and survives a restart', async (t) => {
-  const { setup, port, stateDir, triggers } = await onTmpfs(t, { v1: {}, v2: { VERSION: 'v2\n' } });
+  const { setup, port, stateDir, journal } = await onTmpfs(t, { v1: {}, v2: { VERSION: 'v2\n' } });
   // 12 bytes short of a page: on the full disk the delivery's line lands 12 bytes and stops.
   const padding = '\n'.repeat(4096 - 12);
-  await writeFile(triggers, padding);
+  await mkdir(dirname(journal), { recursive: true });
+  await writeFile(journal, padding);
   const serve = await startServe(t, setup.configPath, port);
   const v2 = await setup.repo.revParse('v2^{commit}');
   const free = await fillDisk(stateDir);
@@ -60,9 +61,9 @@ test('a full disk: a signed delivery is answered 503 with nothing of it on disk;
   const refused = await postWebhook(serve.url, 'push', tagPush(REPO, 'v2', v2), 'delivery-full-disk');
   const answer = (await refused.json()) as { error: string; hint?: string };
   assert.equal(refused.status, 503, JSON.stringify(answer));
-  assert.match(answer.error, /could not queue the deploy of cafeteria: could not save the trigger in .*triggers\.ndjson: ENOSPC/);
+  assert.match(answer.error, /could not queue the deploy of cafeteria: could not save the trigger in .*journal\.ndjson: ENOSPC/);
   assert.match(answer.hint ?? '', /free space .*redeliver/);
-  assert.equal(await readFile(triggers, 'utf8'), padding, 'the part of the line that fitted was cut off again');
+  assert.equal(await readFile(journal, 'utf8'), padding, 'the part of the line that fitted was cut off again');
   assert.match(serve.output(), /webhook delivery failed/);
   assert.equal((await fetch(`${serve.url}/healthz`)).status, 200);
 
@@ -72,7 +73,7 @@ test('a full disk: a signed delivery is answered 503 with nothing of it on disk;
   const accepted = (await redelivered.json()) as { deploy: string; duplicate?: boolean };
   assert.equal(accepted.duplicate, undefined, 'the refused delivery was never taken as seen');
   assert.equal((await waitForState(serve, accepted.deploy, ['succeeded', 'failed', 'errored'])).state, 'succeeded');
-  assert.ok((await triggerRecords(triggers)).length >= 2, 'every line whole');
+  assert.ok((await journalLines(journal)).length >= 2, 'every line whole');
 
   await serve.stop();
   const again = await startServe(t, setup.configPath, port);
@@ -81,16 +82,17 @@ test('a full disk: a signed delivery is answered 503 with nothing of it on disk;
   await again.stop();
 });
 
-test('the trigger file full during a deploy: duet serve stays up, logs it, marks the deploy and answers 503 until there is room', async (t) => {
+test('the journal full during a deploy: it stops at the step it cannot record, duet serve stays up, logs it, marks the deploy and answers 503 until there is room', async (t) => {
   const port = await freePort();
   const stateDir = await mkdtemp(join(tmpdir(), 'duet-full-state-'));
   // The health step lasts 3 s: room to fill the disk before the outcome is written, under load too.
   const tags = { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":3000}' } };
   const setup = await setupDuet(t, { tags, stateDir, app: { deploy_on: '{ tags: ["v*"] }' }, top: { server: `{ listen: "127.0.0.1:${port}" }` } });
-  // Only the trigger file is on the full disk: the deploy itself goes through, and only the
-  // record of its outcome cannot be written, which is what used to stop duet serve.
-  const triggers = join(stateDir, 'triggers.ndjson');
-  const small = await fileOnTmpfs(t, triggers, '64k');
+  // Only the app's journal is on the full disk: the deploy's checkout and processes have room,
+  // and only its record cannot be written, which is what used to stop duet serve.
+  const journal = setup.config.apps.get('cafeteria')!.paths.journal;
+  await mkdir(dirname(journal), { recursive: true });
+  const small = await fileOnTmpfs(t, journal, '64k');
   t.after(() => rm(stateDir, { recursive: true, force: true }));
   const serve = await startServe(t, setup.configPath, port);
   const [v1, v2] = [await setup.repo.revParse('v1^{commit}'), await setup.repo.revParse('v2^{commit}')];
@@ -101,12 +103,14 @@ test('the trigger file full during a deploy: duet serve stays up, logs it, marks
     { timeoutMs: 30_000, maxIntervalMs: 100 },
   );
   assert.ok(inHealth, 'the deploy reached its health step');
-  const free = await fillDisk(small, { slackOf: [triggers] });
+  const free = await fillDisk(small, { slackOf: [journal] });
 
   const record = await waitForState(serve, id, ['succeeded', 'failed', 'errored']);
-  assert.equal(record.state, 'succeeded', JSON.stringify(record));
-  assert.match(record.summary ?? '', /^Live on blue in [\d.]+s; not saved \(ENOSPC.*re-runs it at its next start$/);
-  assert.match((await setup.get('/')).body, /cafeteria v2/);
+  // A failure of the deploy (the machine refused), not an internal error; it went no further.
+  assert.equal(record.state, 'failed', JSON.stringify(record));
+  assert.match(record.summary ?? '', /^health failed: could not journal the step of deploy .*ENOSPC.*; not saved \(ENOSPC.*re-runs it at its next start$/);
+  assert.equal(record.steps.at(-1).name, 'health', 'no step after the one it could not record');
+  assert.doesNotMatch((await setup.get('/').catch(() => ({ body: '' }))).body, /cafeteria v2/, 'v2 never went live');
   assert.equal(serve.child.exitCode, null, 'duet serve is still running');
   assert.equal((await fetch(`${serve.url}/healthz`)).status, 200);
   assert.match(serve.output(), /could not save the state of a deploy/);

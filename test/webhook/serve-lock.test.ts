@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { Journal } from '../../src/pipeline/journal.js';
+import { isTriggerEvent } from '../../src/pipeline/trigger.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { cliPath, setupDuet } from '../support/duet.js';
 import { freePort } from '../support/ports.js';
@@ -29,8 +29,9 @@ test('a second duet serve on the same state dir refuses, naming the first, and t
     { timeoutMs: 30_000 },
   );
   assert.ok(inHealth, 'the first server deploys v2');
-  const triggersPath = `${setup.config.stateDir}/triggers.ndjson`;
-  const before = await readFile(triggersPath, 'utf8');
+  // The trigger events in the journal: the first server's run appends its steps there meanwhile.
+  const triggerLines = async () => (await new Journal(setup.app.paths.journal).events()).filter(isTriggerEvent);
+  const before = await triggerLines();
 
   const second = execa('node', [cliPath(), '--config', setup.configPath, 'serve'], {
     reject: false,
@@ -47,7 +48,7 @@ test('a second duet serve on the same state dir refuses, naming the first, and t
     new RegExp(`another duet serve \\(pid ${first.child.pid}, since [^)]+\\) already runs on the state dir ${setup.config.stateDir}`),
   );
   assert.match(String(refused.all), new RegExp(`hint: only one duet serve may run per state_dir: stop pid ${first.child.pid} first`));
-  assert.equal(await readFile(triggersPath, 'utf8'), before, 'the second server wrote no trigger');
+  assert.deepEqual(await triggerLines(), before, 'the second server wrote no trigger event');
   const begins = (await new Journal(setup.app.paths.journal).events()).filter((e) => e.type === 'begin');
   assert.ok(
     begins.every((e) => e.pid !== second.pid),
