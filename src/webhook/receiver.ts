@@ -74,7 +74,9 @@ export function webhookRouter(options: WebhookOptions): express.Router {
 
   function reply(res: Response, status: number, body: Record<string, unknown>, outcome: DeliveryOutcome, fields: Record<string, unknown> = {}): void {
     const delivery = res.locals.delivery as Delivery;
-    res.status(status).json(body);
+    // Not res.json(): its send() hashes every answer for an ETag, which no webhook sender reads
+    // (2.6% of duet serve's CPU at its maximum intake, in a CPU profile).
+    res.status(status).type('application/json').end(JSON.stringify(body));
     const ms = Math.round((performance.now() - delivery.started) * 10) / 10;
     const line = { event: delivery.event, delivery: delivery.delivery, outcome, status, ms, ...fields };
     if (outcome === 'error') logger.error(line, 'webhook delivery failed');
