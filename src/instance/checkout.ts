@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CommandFailedError, DuetError } from '../errors.js';
-import { readFileOrUndefinedSync } from '../util/atomic-file.js';
 import { lastLines, type OutputSink } from '../util/run.js';
 import { isFullObjectId, validateRefName } from './git-ref.js';
 
@@ -92,7 +91,7 @@ export async function fetchCommit(dir: string, cloneUrl: string, target: Resolve
   await mkdir(dir, { recursive: true });
   if (hasOwnRepository(dir)) {
     await removeStaleLocks(join(dir, '.git'));
-    if (mayHaveCommit(dir, sha) && (await hasCommit(dir, sha))) return;
+    if (await hasCommit(dir, sha)) return;
   } else {
     // A new repository has no commit to look for.
     await runIn(dir, options, ['-c', 'init.defaultBranch=main', 'init', '--quiet']);
@@ -171,22 +170,6 @@ export async function checkedOutRevision(dir: string): Promise<string | undefine
   const result = await query(['rev-parse', '--verify', '--quiet', 'HEAD^{commit}'], { cwd: dir });
   const sha = result.stdout.trim();
   return result.exitCode === 0 && isFullObjectId(sha) ? sha : undefined;
-}
-
-/**
- * Whether the repository in `dir` may already hold `sha`, without running git: every commit duet
- * fetches (`--depth 1`) is a shallow boundary, listed in .git/shallow. A commit not listed there
- * is fetched without asking git first, which spares a deploy of a new commit one git process
- * (a `cat-file`, ~35 ms on this machine); were it there after all, the fetch only costs more. A
- * listed one is asked of git (hasCommit): the list is git's, not a promise that the objects exist.
- * A repository without the list (not shallow: not one duet made) is always asked.
- */
-function mayHaveCommit(dir: string, sha: string): boolean {
-  return (
-    readFileOrUndefinedSync(join(dir, '.git', 'shallow'))
-      ?.split('\n')
-      .includes(sha) ?? true
-  );
 }
 
 /** Whether `dir`'s repository has the commit (git prints nothing either way). */
