@@ -13,9 +13,12 @@ interface Waiting {
  * `fsync: false`, once it is written, often before append returns: see writeNow), and
  * lines appended while a flush is under way share the next write and fsync (group commit). One
  * open handle for the life of the log, instead of open/stat/read/write/fsync/close per line: a
- * burst of webhook deliveries costs a few fsyncs, not two per delivery. Only while one process
- * writes the file: the trigger store (duet serve's own), a deploy's journal lines (under the
- * app's lock, closed when the deploy ends).
+ * burst of webhook deliveries costs a few fsyncs, not two per delivery. Two processes may append
+ * to one file, each with its own AppendLog (an app's journal: duet serve's trigger events, a
+ * shell's deploy under the app's lock): every write is whole lines with O_APPEND, which a local
+ * file system does not interleave. The cut after a short write (a full disk) is measured from
+ * the end, so fragments of both writers are taken off again whatever their order, unless a
+ * whole line landed between a fragment and its cut (room freed in that very moment).
  */
 export class AppendLog {
   private handle: FileHandle | undefined;
