@@ -1,10 +1,6 @@
-import { existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import { appPaths } from '../config/paths.js';
 import { otherColor } from '../config/schema.js';
 import { ShuttingDownError, UnknownAppError } from '../errors.js';
 import { resolveRef } from '../instance/checkout.js';
@@ -12,7 +8,7 @@ import { configuredColor } from '../switch/proxy.js';
 import { defaultRef } from './deploy.js';
 import { newDeployId } from './journal.js';
 import { runTrigger } from './queue-run.js';
-import { TriggerStore, type TriggerChange } from './trigger-store.js';
+import { TriggerStore, triggerStoreFiles, type TriggerChange, type TriggerStoreFiles } from './trigger-store.js';
 import { coversSameDeploy, type SubmitResult, type TriggerObserver, type TriggerQueue, type TriggerRecord, type TriggerRequest } from './trigger.js';
 
 /** Per app: one deploy at a time (p-queue, concurrency 1) and at most one trigger waiting. */
@@ -48,14 +44,14 @@ export class DeployQueue implements TriggerQueue {
 
   private constructor(
     private readonly options: DeployQueueOptions,
-    journals: ReadonlyMap<string, string>,
+    files: TriggerStoreFiles,
   ) {
-    this.store = new TriggerStore({ journals, legacy: join(options.config.stateDir, 'triggers.ndjson') });
+    this.store = new TriggerStore(files);
     this.observers = [...(options.observers ?? [])];
   }
 
   static async open(options: DeployQueueOptions): Promise<DeployQueue> {
-    const queue = new DeployQueue(options, await triggerJournals(options.config));
+    const queue = new DeployQueue(options, await triggerStoreFiles(options.config));
     await queue.store.open();
     await queue.resume();
     return queue;
@@ -314,20 +310,4 @@ export class DeployQueue implements TriggerQueue {
       }
     }
   }
-}
-
-/**
- * Where the triggers are: each configured app's journal, and the journal left in the state dir
- * by an app since removed from the config, so that its unfinished triggers are found and closed
- * (errored, and GitHub told) instead of staying "pending" for ever.
- */
-async function triggerJournals(config: Config): Promise<Map<string, string>> {
-  const journals = new Map([...config.apps.values()].map((app) => [app.name, app.paths.journal]));
-  const entries = await readdir(config.stateDir, { withFileTypes: true }).catch(() => []);
-  for (const entry of entries) {
-    if (!entry.isDirectory() || journals.has(entry.name)) continue;
-    const journal = appPaths(config.stateDir, entry.name).journal;
-    if (existsSync(journal)) journals.set(entry.name, journal);
-  }
-  return journals;
 }

@@ -38,7 +38,7 @@ const BRIEF_HOLDER = 'brief: ';
  * Taken before `duet serve` reads or writes anything else: two servers on one state dir would
  * both run the queue, each re-running the other's deploys. A holder killed with -9 is taken over.
  */
-export async function acquireServeLock(config: Config): Promise<ServeLock> {
+export async function acquireServeLock(config: Pick<Config, 'stateDir'>): Promise<ServeLock> {
   const path = serveLockPath(config);
   await mkdir(config.stateDir, { recursive: true });
   const me = await identify(process.pid);

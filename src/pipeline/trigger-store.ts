@@ -1,5 +1,8 @@
 import { existsSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { readdir, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/load.js';
+import { appPaths } from '../config/paths.js';
 import { NotSavedError } from '../errors.js';
 import { EventLog } from '../util/event-log.js';
 import { applyTriggerEvent, canApply, checkTransition, stateAfter } from './deploy-state.js';
@@ -218,6 +221,22 @@ export class TriggerStore {
     }
     await unlink(path);
   }
+}
+
+/**
+ * Where the triggers are: each configured app's journal, and the journal left in the state dir
+ * by an app since removed from the config, so that its unfinished triggers are found and closed
+ * (errored, and GitHub told) instead of staying "pending" for ever; and the legacy triggers.ndjson.
+ */
+export async function triggerStoreFiles(config: Config): Promise<TriggerStoreFiles> {
+  const journals = new Map([...config.apps.values()].map((app) => [app.name, app.paths.journal]));
+  const entries = await readdir(config.stateDir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) {
+    if (!entry.isDirectory() || journals.has(entry.name)) continue;
+    const journal = appPaths(config.stateDir, entry.name).journal;
+    if (existsSync(journal)) journals.set(entry.name, journal);
+  }
+  return { journals, legacy: join(config.stateDir, 'triggers.ndjson') };
 }
 
 /** Body digests share the deliveries index; the prefix keeps them apart from GitHub's GUIDs. */

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { identify } from '../../src/instance/process-identity.js';
 import { Journal, newDeployId } from '../../src/pipeline/journal.js';
 import { compactJournal } from '../../src/pipeline/journal-compaction.js';
-import { serveLockPath } from '../../src/pipeline/serve-lock.js';
+import { acquireServeLock, serveLockPath } from '../../src/pipeline/serve-lock.js';
 import { tempDir } from '../support/tmp.js';
 import { trigger } from '../webhook/http-harness.js';
 
@@ -82,4 +82,22 @@ test('from the CLI, compaction waits for no duet serve: while one runs, the jour
   assert.deepEqual(await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 2 }), []);
   assert.equal((await stat(journal.path)).ino, before.ino, 'not rewritten: a live duet serve may be appending trigger events to it');
   assert.equal(JSON.parse(await readFile(serveLockPath({ stateDir }), 'utf8')).command, 'serve', "the server's lock is left as it was");
+});
+
+test("a duet serve starting while the CLI compacts waits for the compaction's moment on its lock, then takes it", async (t) => {
+  const stateDir = await tempDir(t);
+  const me = (await identify(process.pid))!;
+  // What withServeLockUnlessServing writes while a shell's deploy compacts the journal.
+  await writeFile(serveLockPath({ stateDir }), JSON.stringify({ ...me, command: 'brief: journal compaction', since: new Date().toISOString(), token: 'x' }));
+  let taken = false;
+  const starting = acquireServeLock({ stateDir }).then((lock) => {
+    taken = true;
+    return lock;
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(taken, false, 'waiting, not refused as "another duet serve"');
+  await unlink(serveLockPath({ stateDir }));
+  const lock = await starting;
+  assert.equal(JSON.parse(await readFile(serveLockPath({ stateDir }), 'utf8')).command, 'serve');
+  await lock.release();
 });
