@@ -1,8 +1,7 @@
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { applyTriggerEvent } from '../../src/pipeline/deploy-state.js';
-import { isTriggerEvent, type TriggerEvent, type TriggerRecord } from '../../src/pipeline/trigger.js';
+import { foldTriggers } from '../../src/pipeline/deploy-state.js';
+import { Journal } from '../../src/pipeline/journal.js';
+import type { TriggerRecord } from '../../src/pipeline/trigger.js';
 import { examples, sign } from '../../test/support/serve.js';
 
 /**
@@ -53,43 +52,16 @@ export function deliveryHeaders(body: string, id: string): Record<string, string
 /** Delivery ids duet recorded in the app's journal (as a trigger of its own or merged into one). */
 export async function recordedDeliveries(journal: string): Promise<Set<string>> {
   const ids = new Set<string>();
-  for (const event of await triggerEvents(journal)) {
+  for (const event of await new Journal(journal).events()) {
     if (event.type === 'accepted' && event.trigger.deliveryId) ids.add(event.trigger.deliveryId);
     if (event.type === 'merged') ids.add(event.deliveryId);
   }
   return ids;
 }
 
-interface TriggerState {
-  id: string;
-  state: string;
-  deliveryId: string | null;
-  sha: string | null;
-}
-
 /** Each trigger's state, folded with duet's own transition function. */
-export async function triggerStates(journal: string): Promise<Map<string, TriggerState>> {
-  const records = new Map<string, TriggerRecord>();
-  for (const event of await triggerEvents(journal)) {
-    const next = applyTriggerEvent(records.get(event.id), event);
-    if (next) records.set(event.id, next);
-  }
-  return new Map([...records].map(([id, r]) => [id, { id, state: r.state, deliveryId: r.deliveryId, sha: r.sha }]));
-}
-
-async function triggerEvents(journal: string): Promise<TriggerEvent[]> {
-  if (!existsSync(journal)) return [];
-  const events: TriggerEvent[] = [];
-  for (const line of (await readFile(journal, 'utf8')).split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const event = JSON.parse(line) as { type: string };
-      if (isTriggerEvent(event)) events.push(event);
-    } catch {
-      // torn line
-    }
-  }
-  return events;
+export async function triggerStates(journal: string): Promise<Map<string, TriggerRecord>> {
+  return foldTriggers(await new Journal(journal).events());
 }
 
 const FINAL = new Set(['succeeded', 'failed', 'errored', 'superseded']);

@@ -1,6 +1,6 @@
 import { InternalError } from '../errors.js';
-import type { DeployRecord } from './journal.js';
-import type { TriggerEvent, TriggerRecord, TriggerState } from './trigger.js';
+import type { DeployRecord, JournalEvent } from './journal.js';
+import { isTriggerEvent, type TriggerEvent, type TriggerRecord, type TriggerState } from './trigger.js';
 
 /**
  * A deploy's state, one type for everyone who shows or acts on it: the API, the dashboard, the
@@ -90,6 +90,17 @@ export function applyTriggerEvent(record: TriggerRecord | undefined, event: Trig
         color: event.color ?? record!.color,
       };
   }
+}
+
+/** Every trigger of a journal's events (its runs' events are passed over), by id, in the order accepted. */
+export function foldTriggers(events: readonly JournalEvent[]): Map<string, TriggerRecord> {
+  const triggers = new Map<string, TriggerRecord>();
+  for (const event of events) {
+    if (!isTriggerEvent(event)) continue;
+    const next = applyTriggerEvent(triggers.get(event.id), event);
+    if (next) triggers.set(event.id, next);
+  }
+  return triggers;
 }
 
 /**

@@ -1,9 +1,8 @@
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config/load.js';
-import { applyTriggerEvent } from './deploy-state.js';
+import { foldTriggers } from './deploy-state.js';
 import { foldEvents, type Journal, type JournalEvent } from './journal.js';
 import { withServeLockUnlessServing } from './serve-lock.js';
-import { isTriggerEvent, type TriggerRecord } from './trigger.js';
 
 /** Past this size the journal is rewritten at the end of a deploy (about 3 KB a deploy). */
 export const COMPACT_ABOVE_BYTES = 2 * 1024 ** 2;
@@ -48,12 +47,6 @@ function idsToKeep(events: readonly JournalEvent[], keep: number): Set<string> {
   const inOrder = [...new Set(events.map((event) => event.id))];
   const kept = new Set(inOrder.slice(-keep));
   for (const record of foldEvents([...events])) if (record.outcome === null) kept.add(record.id);
-  const triggers = new Map<string, TriggerRecord>();
-  for (const event of events) {
-    if (!isTriggerEvent(event)) continue;
-    const next = applyTriggerEvent(triggers.get(event.id), event);
-    if (next) triggers.set(event.id, next);
-  }
-  for (const trigger of triggers.values()) if (trigger.state === 'queued' || trigger.state === 'running') kept.add(trigger.id);
+  for (const trigger of foldTriggers(events).values()) if (trigger.state === 'queued' || trigger.state === 'running') kept.add(trigger.id);
   return kept;
 }

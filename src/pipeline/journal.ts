@@ -107,8 +107,8 @@ export class Journal {
    * Compaction (journal-compaction.ts): the file replaced by what `select` keeps of its events,
    * with no append of this process in between (duet serve's trigger events wait).
    */
-  async compact(select: (events: JournalEvent[]) => readonly JournalEvent[] | undefined): Promise<boolean> {
-    return this.log.compact(select);
+  async compact(select: (events: JournalEvent[]) => readonly JournalEvent[] | undefined): Promise<void> {
+    await this.log.compact(select);
   }
 
   /** All deploys, oldest first. */

@@ -1,5 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { open, readFile, stat, unlink } from 'node:fs/promises';
-import type { ProcessIdentity } from '../instance/process-identity.js';
+import { identify, type ProcessIdentity } from '../instance/process-identity.js';
 
 /**
  * A lock file created with O_EXCL and naming its holder by pid + start time: the primitive under
@@ -73,4 +74,11 @@ export async function removeIfUnchanged(path: string, expected: LockOwner): Prom
   await unlink(path).catch((error: NodeJS.ErrnoException) => {
     if (error.code !== 'ENOENT') throw error;
   });
+}
+
+/** This process as the holder of a lock it is about to take for `command`, with a new token. */
+export async function lockOwnerNow(command: string): Promise<LockOwner> {
+  const me = await identify(process.pid);
+  if (!me) throw new Error('cannot read this process in /proc');
+  return { ...me, command, since: new Date().toISOString(), token: randomUUID() };
 }

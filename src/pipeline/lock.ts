@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppConfig } from '../config/load.js';
 import { DuetError } from '../errors.js';
-import { identify, isSameProcessAlive } from '../instance/process-identity.js';
-import { readHolder, removeIfUnchanged, tryCreate, type LockOwner } from './lock-file.js';
+import { isSameProcessAlive } from '../instance/process-identity.js';
+import { lockOwnerNow, readHolder, removeIfUnchanged, tryCreate, type LockOwner } from './lock-file.js';
 
 export type { LockOwner };
 
@@ -49,9 +48,7 @@ const heldHere = new Map<string, Set<string>>();
 export async function acquireLock(app: AppConfig, options: AcquireOptions): Promise<DeployLock> {
   const path = app.paths.lock;
   await mkdir(dirname(path), { recursive: true });
-  const me = await identify(process.pid);
-  if (!me) throw new Error('cannot read this process in /proc');
-  const owner: LockOwner = { ...me, command: options.command, since: new Date().toISOString(), token: randomUUID() };
+  const owner = await lockOwnerNow(options.command);
   let takenOverFrom: LockOwner | undefined;
   let announced = false;
 
@@ -63,10 +60,10 @@ export async function acquireLock(app: AppConfig, options: AcquireOptions): Prom
     }
     const current = await readHolder(path);
     if (current === 'gone') continue;
-    if (current === 'being-written' || (await isHeld(path, current, me.pid))) {
+    if (current === 'being-written' || (await isHeld(path, current, owner.pid))) {
       if (current !== 'being-written') {
         if (!options.wait) {
-          const who = current.pid === me.pid ? 'this duet process' : `pid ${current.pid}`;
+          const who = current.pid === owner.pid ? 'this duet process' : `pid ${current.pid}`;
           throw new DuetError(`${app.name} is locked by ${who} (${current.command}, since ${current.since})`, {
             step: 'lock',
             hint: 'wait for it to finish, or run again without --no-wait to queue behind it',

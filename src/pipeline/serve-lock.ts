@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/load.js';
 import { DuetError } from '../errors.js';
-import { identify, isSameProcessAlive } from '../instance/process-identity.js';
+import { isSameProcessAlive } from '../instance/process-identity.js';
 import { pollUntil } from '../util/poll.js';
-import { readHolder, removeIfUnchanged, tryCreate, type LockOwner } from './lock-file.js';
+import { lockOwnerNow, readHolder, removeIfUnchanged, tryCreate, type LockOwner } from './lock-file.js';
 
 /** Another `duet serve` already runs on this state dir. */
 export class ServeLockedError extends DuetError {
@@ -41,9 +40,7 @@ const BRIEF_HOLDER = 'brief: ';
 export async function acquireServeLock(config: Pick<Config, 'stateDir'>): Promise<ServeLock> {
   const path = serveLockPath(config);
   await mkdir(config.stateDir, { recursive: true });
-  const me = await identify(process.pid);
-  if (!me) throw new Error('cannot read this process in /proc');
-  const owner: LockOwner = { ...me, command: 'serve', since: new Date().toISOString(), token: randomUUID() };
+  const owner = await lockOwnerNow('serve');
   const taken = await pollUntil(
     async () => {
       if (await tryCreate(path, owner)) return true;
@@ -80,9 +77,7 @@ export async function acquireServeLock(config: Pick<Config, 'stateDir'>): Promis
 export async function withServeLockUnlessServing<T>(config: Pick<Config, 'stateDir'>, what: string, work: () => Promise<T>): Promise<T | undefined> {
   if (servingHere.has(config.stateDir)) return work();
   const path = serveLockPath(config);
-  const me = await identify(process.pid);
-  if (!me) throw new Error('cannot read this process in /proc');
-  const owner: LockOwner = { ...me, command: `${BRIEF_HOLDER}${what}`, since: new Date().toISOString(), token: randomUUID() };
+  const owner = await lockOwnerNow(`${BRIEF_HOLDER}${what}`);
   await mkdir(config.stateDir, { recursive: true });
   if (!(await tryCreate(path, owner))) {
     const current = await readHolder(path);

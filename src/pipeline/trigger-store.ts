@@ -24,8 +24,10 @@ import { isTriggerEvent, type TriggerEvent, type TriggerRecord } from './trigger
 export type TriggerChange = TriggerEvent extends infer E ? (E extends TriggerEvent ? Omit<E, 'id' | 'at'> : never) : never;
 
 export interface TriggerStoreFiles {
-  /** Each configured app's journal: where its triggers' events go. */
-  journals: ReadonlyMap<string, string>;
+  /** The apps whose journals hold triggers to read: the configured ones, and any left in the state dir. */
+  apps: readonly string[];
+  /** Where an app's journal is (its triggers' events go there too). */
+  journalOf: (app: string) => string;
   /**
    * `<state_dir>/triggers.ndjson`, where versions before the one stream kept triggers: read once
    * at open, each trigger moved into its app's journal as one line, then removed.
@@ -53,13 +55,11 @@ export class TriggerStore {
     private readonly files: TriggerStoreFiles,
     options: TriggerStoreOptions = {},
   ) {
-    // Every line is promised to someone (a 202, a commit status): O_DSYNC, group commit.
-    for (const [app, path] of files.journals) this.logs.set(app, new EventLog(path, { everyWriteDurable: true }));
     this.keepFinished = options.keepFinished ?? 500;
   }
 
   async open(): Promise<void> {
-    for (const log of this.logs.values()) {
+    for (const log of this.files.apps.map((app) => this.logOf(app))) {
       // A line torn by a crash mid-append is skipped: its trigger was never acknowledged.
       for (const event of (await log.read()).events) if (isTriggerEvent(event)) this.apply(event);
     }
@@ -150,16 +150,12 @@ export class TriggerStore {
 
   /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
   private async write(app: string, event: TriggerEvent): Promise<void> {
-    const log = this.logs.get(app);
-    if (log) {
-      try {
-        await log.append(event);
-      } catch (error) {
-        throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, log.path, error);
-      }
+    const log = this.logOf(app);
+    try {
+      await log.append(event);
+    } catch (error) {
+      throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, log.path, error);
     }
-    // Without a log: a trigger of an app no longer configured, moved here from triggers.ndjson
-    // to be closed as errored; its app has no journal to hold that, and no one reads one.
     this.apply(event);
     if (++this.appendedSinceTrim >= Math.ceil(this.keepFinished / 2)) {
       this.appendedSinceTrim = 0;
@@ -169,8 +165,20 @@ export class TriggerStore {
 
   /** Merged into `id`: a delivery that asked for the deploy it already does. */
   async merge(deliveryId: string, id: string): Promise<void> {
-    const current = this.records.get(id)!;
-    await this.write(current.app, { type: 'merged', id, at: new Date().toISOString(), deliveryId });
+    await this.write(this.records.get(id)!.app, this.stamp(id, { type: 'merged', deliveryId }));
+  }
+
+  /**
+   * Every line is promised to someone (a 202, a commit status): O_DSYNC, group commit. Made on
+   * first use; open() holds them all once it has read them and upgraded.
+   */
+  private logOf(app: string): EventLog<JournalEvent> {
+    let log = this.logs.get(app);
+    if (!log) {
+      log = new EventLog(this.files.journalOf(app), { everyWriteDurable: true });
+      this.logs.set(app, log);
+    }
+    return log;
   }
 
   private apply(event: TriggerEvent): void {
@@ -229,14 +237,12 @@ export class TriggerStore {
  * (errored, and GitHub told) instead of staying "pending" for ever; and the legacy triggers.ndjson.
  */
 export async function triggerStoreFiles(config: Config): Promise<TriggerStoreFiles> {
-  const journals = new Map([...config.apps.values()].map((app) => [app.name, app.paths.journal]));
-  const entries = await readdir(config.stateDir, { withFileTypes: true }).catch(() => []);
-  for (const entry of entries) {
-    if (!entry.isDirectory() || journals.has(entry.name)) continue;
-    const journal = appPaths(config.stateDir, entry.name).journal;
-    if (existsSync(journal)) journals.set(entry.name, journal);
+  const journalOf = (app: string): string => appPaths(config.stateDir, app).journal;
+  const apps = new Set(config.apps.keys());
+  for (const entry of await readdir(config.stateDir, { withFileTypes: true }).catch(() => [])) {
+    if (entry.isDirectory() && existsSync(journalOf(entry.name))) apps.add(entry.name);
   }
-  return { journals, legacy: join(config.stateDir, 'triggers.ndjson') };
+  return { apps: [...apps], journalOf, legacy: join(config.stateDir, 'triggers.ndjson') };
 }
 
 /** Body digests share the deliveries index; the prefix keeps them apart from GitHub's GUIDs. */

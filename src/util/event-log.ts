@@ -144,9 +144,8 @@ export class EventLog<E> {
    * Read the file, and replace it with what `select` keeps of its events (undefined: leave it),
    * with no append of this process in between: one that landed after the read would be lost.
    */
-  async compact(select: (events: E[]) => readonly E[] | undefined): Promise<boolean> {
+  async compact(select: (events: E[]) => readonly E[] | undefined): Promise<void> {
     while (this.gate.rewriting) await this.gate.rewriting;
-    let replaced = false;
     const rewriting = (async () => {
       await Promise.allSettled([...this.gate.appending]);
       const kept = select((await this.read()).events);
@@ -156,7 +155,6 @@ export class EventLog<E> {
       await this.ensureDir();
       await writeFileAtomic(this.path, kept.map((event) => `${JSON.stringify(event)}\n`).join(''));
       this.gate.generation += 1;
-      replaced = true;
       if (wasHeld) this.held = this.newWriter();
     })();
     this.gate.rewriting = rewriting;
@@ -165,7 +163,6 @@ export class EventLog<E> {
     } finally {
       this.gate.rewriting = undefined;
     }
-    return replaced;
   }
 
   private newWriter(): AppendLog {

@@ -31,7 +31,7 @@ async function lines(path: string): Promise<Array<{ type: string; id: string }>>
 test("triggers live in their app's journal: a deploy's compaction racing their appends loses none, and memory keeps the recent ones", async (t) => {
   const stateDir = await tempDir(t, 'duet-trigger-store');
   const path = join(stateDir, 'journal.ndjson');
-  const store = new TriggerStore({ journals: new Map([['cafeteria', path]]) }, { keepFinished: 10 });
+  const store = new TriggerStore({ apps: ['cafeteria'], journalOf: () => path }, { keepFinished: 10 });
   await store.open();
   const journal = new Journal(path);
 
@@ -56,7 +56,7 @@ test("triggers live in their app's journal: a deploy's compaction racing their a
   assert.ok(rewrites >= 5, `${rewrites} rewrites raced the appends`);
   assert.ok(store.all().length < 60, `${store.all().length} records in memory`);
 
-  const reopened = new TriggerStore({ journals: new Map([['cafeteria', path]]) }, { keepFinished: 10 });
+  const reopened = new TriggerStore({ apps: ['cafeteria'], journalOf: () => path }, { keepFinished: 10 });
   await reopened.open();
   for (const r of all.filter((_, i) => i % 10 === 9)) assert.equal(reopened.get(r.id)?.state, 'queued', `unfinished ${r.id} kept`);
   for (const r of all.slice(-5)) assert.deepEqual(reopened.get(r.id), store.get(r.id), `recent ${r.id} kept as it was`);
@@ -67,7 +67,7 @@ test("triggers live in their app's journal: a deploy's compaction racing their a
 
 test('the state machine guards every write: a settled trigger does not move again, and nothing is written for it', async (t) => {
   const path = join(await tempDir(t, 'duet-trigger-store'), 'journal.ndjson');
-  const store = new TriggerStore({ journals: new Map([['cafeteria', path]]) });
+  const store = new TriggerStore({ apps: ['cafeteria'], journalOf: () => path });
   await store.open();
   t.after(() => store.close());
   const r = record(1);
@@ -83,10 +83,8 @@ test('the state machine guards every write: a settled trigger does not move agai
 test('an upgrade moves triggers.ndjson into the journals once: each trigger as it was, its merged deliveries, then the old file goes', async (t) => {
   const dir = await tempDir(t, 'duet-trigger-upgrade');
   const legacy = join(dir, 'triggers.ndjson');
-  const journals = new Map([
-    ['cafeteria', join(dir, 'cafeteria', 'journal.ndjson')],
-    ['menu', join(dir, 'menu', 'journal.ndjson')],
-  ]);
+  const journalOf = (app: string): string => join(dir, app, 'journal.ndjson');
+  const files = { apps: ['cafeteria', 'menu'], journalOf, legacy };
   const [done, waiting, other, gone] = [record(1), record(2), record(3, 'menu'), record(4, 'removed-app')];
   // As versions before the one stream wrote it: whole records, patches, aliases.
   const old = [
@@ -101,10 +99,10 @@ test('an upgrade moves triggers.ndjson into the journals once: each trigger as i
   ];
   await writeFile(legacy, old.map((line) => JSON.stringify(line)).join('\n') + '\n');
   // A crash part way through an earlier upgrade had moved `waiting` already.
-  const moved = new Journal(journals.get('cafeteria')!);
+  const moved = new Journal(journalOf('cafeteria'));
   await moved.append({ type: 'accepted', id: waiting.id, at: waiting.receivedAt, trigger: waiting, deliveries: [] });
 
-  const store = new TriggerStore({ journals, legacy });
+  const store = new TriggerStore(files);
   await store.open();
   await store.close();
   assert.equal(existsSync(legacy), false, 'the old file is gone');
@@ -124,24 +122,25 @@ test('an upgrade moves triggers.ndjson into the journals once: each trigger as i
   for (const [id, want] of Object.entries(expected)) assert.deepEqual(store.get(id), want);
   assert.equal(store.byDelivery('redelivered-1')?.id, done.id, 'a merged delivery still counts as seen');
   assert.deepEqual(
-    (await lines(journals.get('cafeteria')!)).map((line) => [line.type, line.id]),
+    (await lines(journalOf('cafeteria'))).map((line) => [line.type, line.id]),
     [
       ['accepted', waiting.id],
       ['accepted', done.id],
     ],
     'one line per trigger; the one moved before the crash is not moved again',
   );
-  assert.deepEqual(
-    (await lines(journals.get('menu')!)).map((line) => line.type),
-    ['accepted'],
-  );
+  for (const app of ['menu', 'removed-app']) {
+    assert.deepEqual(
+      (await lines(journalOf(app))).map((line) => line.type),
+      ['accepted'],
+      `${app}: in its own journal, a removed app's too (where its closing as errored goes)`,
+    );
+  }
 
-  // Read from the journals alone from now on; the removed app's trigger is not there (its app has
-  // no journal): the first start after the upgrade closed it (DeployQueue's resume).
-  const reopened = new TriggerStore({ journals, legacy });
+  // Read from the journals alone from now on (the removed app's found in the state dir).
+  const reopened = new TriggerStore({ ...files, apps: [...files.apps, 'removed-app'] });
   await reopened.open();
   t.after(() => reopened.close());
-  for (const id of [done.id, waiting.id, other.id]) assert.deepEqual(reopened.get(id), expected[id]);
-  assert.equal(reopened.get(gone.id), undefined);
+  for (const [id, want] of Object.entries(expected)) assert.deepEqual(reopened.get(id), want);
   assert.equal(reopened.byDelivery('redelivered-1')?.id, done.id);
 });
