@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { ensureManagedNginx, stopManagedNginx } from '../../src/switch/managed-nginx.js';
 import { renderTemplateFile } from '../../src/switch/templates.js';
+import { withoutFallback } from '../../src/switch/nginx-conf.js';
 import { repoRoot, testGitEnv, type AppRepo } from '../../test/support/git-repo.js';
 import { freePort } from '../../test/support/ports.js';
 import { ownDir, track, type Scope } from './cleanup.js';
@@ -75,7 +76,7 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
   const config: Config = parseConfig(yaml, join(dir, 'duet.yml'));
   // One server and no backup: the lines only duet's fallback needs are left out, as duet does
   // with `fallback: false` (the standby values fill placeholders on those lines only).
-  const site = (
+  const site = withoutFallback(
     await renderTemplateFile('app-port.conf.template', {
       app: 'baseline',
       app_var: 'baseline',
@@ -85,11 +86,8 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
       color: 'blue',
       standby_port: appPort,
       standby_color: 'green',
-    })
-  )
-    .split('\n')
-    .filter((line) => !line.includes('# duet:fallback'))
-    .join('\n');
+    }),
+  );
   await mkdir(config.nginx.managed!.confDir, { recursive: true });
   await writeFile(join(config.nginx.managed!.confDir, 'baseline.conf'), site);
   scope.after(() => stopManagedNginx(config));

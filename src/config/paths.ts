@@ -24,7 +24,7 @@ export interface AppPaths {
   socket: Record<Color, string>;
   /** The symlink nginx proxies to in socket mode; renaming it is the switch. */
   liveSocket: string;
-  /** Socket mode with `fallback`: the symlink to the other color, nginx's backup server. */
+  /** Socket mode with `fallback`: the symlink to the other color, nginx's fallback. */
   standbySocket: string;
   lock: string;
   /** What duet serve's supervision saw of each color: restarts, down since, the last failover. */

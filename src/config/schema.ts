@@ -58,7 +58,7 @@ export const appSchema = z
     start: z.string().default('npm start'),
     env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
     health: healthSchema.default({ path: '/health', timeout_s: 60, watch_s: 10 }),
-    /** The other color as nginx's backup server: tried when the live one refuses a connection. */
+    /** The other color as nginx's fallback: it gets a request the live one refused (never one the live one received). */
     fallback: z.boolean().default(true),
     standby: z.enum(['keep', 'stop']).default('keep'),
     drain_s: z.number().min(0).default(5),

@@ -46,7 +46,7 @@ export interface SocketLinks {
  * Point live.sock at `<color>.sock` in one step: make the new symlink under a temp name, then
  * rename() it over the old one. rename is atomic, so every connect() nginx makes finds either the
  * old target or the new one, never nothing; connections already open stay with the old instance
- * and finish there. Then standby.sock, nginx's backup server, at the other color (removed with
+ * and finish there. Then standby.sock, nginx's fallback, at the other color (removed with
  * `fallback: false`): between the two renames both name the new color, which is only ever asked
  * when live.sock fails. Targets are relative so the directory can move (a restored backup).
  * The calls are synchronous: they are the switch itself, the moment traffic moves, and each

@@ -13,11 +13,14 @@ export function appConfPath(app: AppConfig, config: Config): string {
   return join(config.nginx.confDir, `duet-${app.name}.conf`);
 }
 
-/** Template lines that exist only for the fallback (`fallback: true`): the backup server. */
+/**
+ * Template lines that exist only for the fallback (`fallback: true`): the standby's upstream, the
+ * error_page that leads to it and its location. A marked line that opens a block marks the block.
+ */
 const FALLBACK_MARK = '# duet:fallback';
 
 /**
- * The proxy config for `color`, with the other color as the backup server unless `fallback` is
+ * The proxy config for `color`, with the other color as the fallback unless `fallback` is
  * off. In socket mode it does not depend on the color: the symlinks do.
  */
 export async function renderAppConf(app: AppConfig, color: Color): Promise<string> {
@@ -34,16 +37,32 @@ export async function renderAppConf(app: AppConfig, color: Color): Promise<strin
           standby_port: app.ports[standby],
           standby_color: standby,
         });
-  if (app.fallback) return conf;
-  return conf
-    .split('\n')
-    .filter((line) => !line.includes(FALLBACK_MARK))
-    .join('\n');
+  return app.fallback ? conf : withoutFallback(conf);
 }
 
-/** The upstream port duet wrote, read back from the first `server 127.0.0.1:<port>` line that is not a backup. */
+/** A rendered app conf without the lines (and blocks) marked as the fallback's. */
+export function withoutFallback(conf: string): string {
+  const kept: string[] = [];
+  let depth = 0;
+  for (const line of conf.split('\n')) {
+    if (depth > 0) {
+      depth += braces(line);
+      continue;
+    }
+    if (!line.includes(FALLBACK_MARK)) kept.push(line);
+    else depth = Math.max(braces(line), 0);
+  }
+  return kept.join('\n');
+}
+
+/** Blocks a line opens minus those it closes; the marker comment itself holds no brace. */
+function braces(line: string): number {
+  return (line.match(/\{/g) ?? []).length - (line.match(/\}/g) ?? []).length;
+}
+
+/** The live port duet wrote, read back from the first `server 127.0.0.1:<port>` line (the standby's comes after it). */
 export function upstreamPort(conf: string): number | undefined {
-  const match = /^\s*server\s+127\.0\.0\.1:(\d+)\b(?![^;]*\bbackup\b)[^;]*;/m.exec(conf);
+  const match = /^\s*server\s+127\.0\.0\.1:(\d+)\b[^;]*;/m.exec(conf);
   return match ? Number(match[1]) : undefined;
 }
 

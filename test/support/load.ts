@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 
 export interface LoadReport {
@@ -7,7 +8,22 @@ export interface LoadReport {
   errors: number;
   /** Body text of the first line each version answered with, counted. */
   versions: Record<string, number>;
+  /** Non-2xx answers by status code. */
+  statuses: Record<number, number>;
   firstError: string | undefined;
+}
+
+/**
+ * A crash of the live color fails the requests that were in it, and only those: nginx resends
+ * none of them (to neither color) and hands every other one to the fallback. The load has at
+ * most `concurrency` requests in flight, so a crash costs at most that many 502s, and nothing
+ * else fails.
+ */
+export function assertOnlyInFlightFailed(report: LoadReport, concurrency: number, crashes = 1): void {
+  const detail = `${report.errors} errors, ${report.non2xx} non-2xx ${JSON.stringify(report.statuses)} of ${report.requests}, first: ${report.firstError}`;
+  assert.equal(report.errors, 0, `a connection to nginx failed: ${detail}`);
+  assert.equal(report.non2xx, report.statuses[502] ?? 0, `only 502s, for requests the crashing color had: ${detail}`);
+  assert.ok(report.non2xx <= concurrency * crashes, `at most ${concurrency * crashes} requests in flight failed: ${detail}`);
 }
 
 /**
@@ -17,7 +33,7 @@ export interface LoadReport {
  */
 export function startLoad(port: number, options: { concurrency: number; keepAlive: boolean }) {
   const agent = new Agent({ keepAlive: options.keepAlive, maxSockets: options.concurrency });
-  const report: LoadReport = { requests: 0, ok: 0, non2xx: 0, errors: 0, versions: {}, firstError: undefined };
+  const report: LoadReport = { requests: 0, ok: 0, non2xx: 0, errors: 0, versions: {}, statuses: {}, firstError: undefined };
   let running = true;
 
   const once = () =>
@@ -34,6 +50,7 @@ export function startLoad(port: number, options: { concurrency: number; keepAliv
             report.versions[version] = (report.versions[version] ?? 0) + 1;
           } else {
             report.non2xx += 1;
+            report.statuses[res.statusCode ?? 0] = (report.statuses[res.statusCode ?? 0] ?? 0) + 1;
             report.firstError ??= `HTTP ${res.statusCode}`;
           }
           resolve();

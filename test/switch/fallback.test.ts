@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import { mkdir, readlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
@@ -17,9 +17,9 @@ interface Reply {
   upstream: string | undefined;
 }
 
-function send(f: Fixture, method = 'GET'): Promise<Reply> {
+function send(f: Fixture, method = 'GET', path = '/'): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ ...publicTarget(f.app.listen), path: '/', method, agent: false }, (res) => {
+    const req = request({ ...publicTarget(f.app.listen), path, method, agent: false }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));
@@ -38,14 +38,36 @@ function send(f: Fixture, method = 'GET'): Promise<Reply> {
   });
 }
 
-/** An instance that takes each request and then drops the connection without an answer, as a process that dies mid-request. */
-async function startDropping(f: Fixture, color: Color): Promise<{ received: string[] }> {
+interface Recording {
+  server: Server;
+  /** `METHOD path` of every request the instance received. */
+  received: string[];
+}
+
+/**
+ * An instance that records each request and answers `<color> <path>`; `drop` makes it drop the
+ * connection without an answer instead, and `dieOn` makes it stop listening and drop it, as a
+ * process killed by that request would.
+ */
+async function startRecording(f: Fixture, color: Color, o: { drop?: () => boolean; dieOn?: string } = {}): Promise<Recording> {
   const received: string[] = [];
-  const server = createServer((req) => {
-    received.push(req.method ?? '?');
-    req.socket.destroy();
+  const server = createServer((req, res) => {
+    received.push(`${req.method} ${req.url}`);
+    if (req.url === o.dieOn) {
+      server.close();
+      server.closeAllConnections();
+      return;
+    }
+    if (o.drop?.()) return req.socket.destroy();
+    res.end(`${color} ${req.url}\n`);
   });
   f.cleanup(() => closeServer(server));
+  await listenAs(f, color, server);
+  return { server, received };
+}
+
+/** Listen where the color's instance is expected: its socket (made reachable for nginx) or its port. */
+async function listenAs(f: Fixture, color: Color, server: Server): Promise<void> {
   if (f.app.switch === 'socket') {
     const path = f.app.paths.socket[color];
     await mkdir(dirname(path), { recursive: true });
@@ -54,7 +76,6 @@ async function startDropping(f: Fixture, color: Color): Promise<{ received: stri
   } else {
     await new Promise<void>((resolve) => server.listen(f.app.ports[color], '127.0.0.1', resolve));
   }
-  return { received };
 }
 
 for (const mode of ['port', 'socket'] as const) {
@@ -94,32 +115,52 @@ for (const mode of ['port', 'socket'] as const) {
     assert.equal((await send(f)).body, 'blue');
   });
 
-  test(`${mode} mode: an HTTP error the app answered is the answer; a dropped GET is retried, a dropped POST is not`, async (t) => {
+  test(`${mode} mode: an HTTP error the app answered is the answer`, async (t) => {
     const f = await switchFixture(t, { mode });
     const failing = createServer((_req, res) => {
       res.statusCode = 500;
       res.end('blue says 500\n');
     });
     f.cleanup(() => closeServer(failing));
-    if (mode === 'socket') {
-      await mkdir(dirname(f.app.paths.socket.blue), { recursive: true });
-      await new Promise<void>((resolve) => failing.listen(f.app.paths.socket.blue, resolve));
-    } else {
-      await new Promise<void>((resolve) => failing.listen(f.app.ports.blue, '127.0.0.1', resolve));
-    }
-    await startBackend(f, 'green');
+    await listenAs(f, 'blue', failing);
+    const green = await startRecording(f, 'green');
     await connectToNginx(f.app, f.config, 'blue', { verifyTimeoutMs: 200 }).catch(() => {
       // socket mode verifies a 2xx, which this blue never gives; the switch itself is done
     });
     const reply = await send(f);
     assert.equal(reply.status, 500);
     assert.equal(reply.body, 'blue says 500');
+    assert.deepEqual(green.received, []);
+  });
 
-    await closeServer(failing);
-    const dropping = await startDropping(f, 'blue');
-    assert.equal((await send(f, 'GET')).body, 'green', 'a GET the dying app never answered is answered by the fallback');
-    assert.equal((await send(f, 'POST')).status, 502, 'a POST already sent is never sent twice');
-    assert.deepEqual(dropping.received, ['GET', 'POST']);
+  test(`${mode} mode: a request the live color received is never sent to the other color, whatever its method`, async (t) => {
+    const f = await switchFixture(t, { mode });
+    const blue = await startRecording(f, 'blue', { drop: () => true });
+    const green = await startRecording(f, 'green');
+    await connectToNginx(f.app, f.config, 'blue', { verifyTimeoutMs: 200 }).catch(() => {
+      // socket mode verifies a 2xx, which this blue never gives; the switch itself is done
+    });
+    blue.received.length = 0;
+    for (const method of ['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS', 'POST']) {
+      assert.equal((await send(f, method)).status, 502, `${method}: the dropped request fails, once`);
+    }
+    assert.deepEqual(blue.received, ['GET /', 'HEAD /', 'PUT /', 'DELETE /', 'OPTIONS /', 'POST /']);
+    assert.deepEqual(green.received, [], 'not one of them reached the fallback');
+  });
+
+  test(`${mode} mode: a request of death kills the live color only; the fallback answers every other request`, async (t) => {
+    const f = await switchFixture(t, { mode });
+    const blue = await startRecording(f, 'blue', { dieOn: '/die' });
+    const green = await startRecording(f, 'green', { dieOn: '/die' });
+    await connectToNginx(f.app, f.config, 'blue');
+    assert.equal((await send(f, 'GET', '/die')).status, 502, 'the one request that killed blue fails');
+    assert.equal(blue.server.listening, false, 'blue died of it');
+    for (let i = 0; i < 5; i += 1) {
+      const reply = await send(f);
+      assert.deepEqual([reply.status, reply.body], [200, 'green /'], `request ${i} after the crash`);
+    }
+    assert.equal(green.server.listening, true);
+    assert.deepEqual(green.received, ['GET /', 'GET /', 'GET /', 'GET /', 'GET /'], 'green never saw /die');
   });
 
   test(`${mode} mode: fallback: false sends nothing to the other color`, async (t) => {

@@ -33,7 +33,7 @@ test('a value that could change the nginx syntax is refused, never escaped', () 
   }
 });
 
-test('the rendered confs carry what duet reads back, with the other color as the backup', async () => {
+test('the rendered confs carry what duet reads back, with the other color as the fallback', async () => {
   const config = parseConfig(
     'state_dir: /var/lib/duet\napps:\n  my-shop: { clone_url: x, ports: { blue: 3001, green: 3002 }, listen: "127.0.0.1:8080" }\n',
     'test.yml',
@@ -41,30 +41,29 @@ test('the rendered confs carry what duet reads back, with the other color as the
   const app = pickApp(config, 'my-shop');
   const green = await renderAppConf(app, 'green');
   assert.equal(upstreamPort(green), 3002);
-  assert.match(green, /^\s*server 127\.0\.0\.1:3001 backup max_fails=0;/m);
+  assert.match(green, /upstream duet_my-shop_standby \{ # duet:fallback\n\s*server 127\.0\.0\.1:3001 max_fails=0;/);
+  assert.match(green, /error_page 502 = @duet_fallback;/);
   assert.match(green, /listen 127\.0\.0\.1:8080;/);
   assert.match(green, /~:3001\$ blue;/);
   assert.match(green, /default green;/);
   assert.match(green, /add_header X-Duet-Color \$duet_my_shop_color always;/);
   assert.equal(proxiesToUnixSocket(green), false);
-  // The backup line first, as an edited file might have it: the primary is still the one read.
-  assert.equal(upstreamPort('server 127.0.0.1:3001 backup;\nserver 127.0.0.1:3002;\n'), 3002);
 
   const socket = await renderAppConf({ ...app, switch: 'socket' }, 'blue');
   assert.match(socket, /server unix:\/var\/lib\/duet\/my-shop\/sockets\/live\.sock max_fails=0;/);
-  assert.match(socket, /server unix:\/var\/lib\/duet\/my-shop\/sockets\/standby\.sock backup max_fails=0;/);
+  assert.match(socket, /upstream duet_my-shop_standby \{ # duet:fallback\n\s*server unix:\/var\/lib\/duet\/my-shop\/sockets\/standby\.sock max_fails=0;/);
   assert.equal(upstreamPort(socket), undefined);
   assert.equal(proxiesToUnixSocket(socket), true);
   // A socket-mode file written before the fallback existed is still recognised.
   assert.equal(proxiesToUnixSocket('location / {\n    proxy_pass http://unix:/x/live.sock:;\n}\n'), true);
 });
 
-test('fallback: false leaves the backup server out', async () => {
+test('fallback: false leaves the standby upstream, the error_page and the fallback location out', async () => {
   const config = parseConfig('state_dir: /var/lib/duet\napps:\n  shop: { clone_url: x, ports: { blue: 3001, green: 3002 }, fallback: false }\n', 'test.yml');
   const app = pickApp(config, 'shop');
   for (const conf of [await renderAppConf(app, 'green'), await renderAppConf({ ...app, switch: 'socket' }, 'green')]) {
-    assert.doesNotMatch(conf, /^\s*server .*backup/m);
-    assert.doesNotMatch(conf, /# duet:fallback/);
+    assert.doesNotMatch(conf, /_standby|@duet_fallback|upstream_bytes_sent|[;{] # duet:fallback/);
+    assert.equal((conf.match(/\{/g) ?? []).length, (conf.match(/\}/g) ?? []).length, 'every block that is left is whole');
   }
   assert.equal(upstreamPort(await renderAppConf(app, 'green')), 3002);
 });
