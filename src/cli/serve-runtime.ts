@@ -96,6 +96,13 @@ function supervisionObserver(logger: Logger, metrics: Metrics, reporter: GitHubS
       );
       reporter?.failedOver(app, result, reason);
     },
+    bothCrashed(app, detail) {
+      metrics.bothCrashed(app.name);
+      log.error(
+        { app: app.name, detail },
+        `${app.name}: BOTH COLORS CRASHED within a minute (${detail}): a request or the machine, not the version; no failover, both restarted`,
+      );
+    },
     problem(app, message) {
       log.error({ app: app.name }, `${app.name}: ${message}`);
     },

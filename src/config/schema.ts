@@ -18,6 +18,11 @@ const healthSchema = z
     timeout_s: z.number().positive().default(60),
     /** After the switch, how long the new color is watched before the deploy counts as a success; 0: no watch. */
     watch_s: z.number().min(0).default(10),
+    /**
+     * How long a running color's failing (or slow) health checks must last before duet serve acts
+     * on them: a failover, a restart. Slow is not dead; an exit is judged at once.
+     */
+    failover_after_s: z.number().positive().default(30),
   })
   .strict();
 
@@ -57,7 +62,9 @@ export const appSchema = z
     build: z.string().default('npm run build --if-present'),
     start: z.string().default('npm start'),
     env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
-    health: healthSchema.default({ path: '/health', timeout_s: 60, watch_s: 10 }),
+    health: healthSchema.default({ path: '/health', timeout_s: 60, watch_s: 10, failover_after_s: 30 }),
+    /** duet serve may move traffic to the standby when the live color is dead or stays unhealthy. */
+    failover: z.boolean().default(true),
     /** The other color as nginx's fallback: it gets a request the live one refused (never one the live one received). */
     fallback: z.boolean().default(true),
     standby: z.enum(['keep', 'stop']).default('keep'),

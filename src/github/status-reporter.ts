@@ -96,14 +96,30 @@ export class GitHubStatusReporter implements TriggerObserver {
   }
 
   /**
-   * duet serve failed the app over to its standby: with `github.deployments`, the environment
-   * gets a Deployment of the commit that now serves, saying why.
+   * duet serve failed the app over to its standby. The commit that is no longer live gets an
+   * `error` status saying so and why, the commit that serves again a `success` one, and with
+   * `github.deployments` the environment gets a Deployment of it.
    */
-  failedOver(app: AppConfig, failover: { id: string; to: string; sha: string }, reason: string): void {
+  failedOver(app: AppConfig, failover: { id: string; from: string; to: string; sha: string; fromSha: string | null }, reason: string): void {
     try {
-      if (!this.config.github.deployments || !app.repo) return;
+      if (!app.repo) return;
       const [owner, repo] = app.repo.split('/') as [string, string];
       const base = this.config.server.public_url?.replace(/\/+$/, '');
+      const status = {
+        type: 'status' as const,
+        triggerId: failover.id,
+        owner,
+        repo,
+        context: this.config.github.status_context.replaceAll('{app}', app.name),
+        ...(base ? { targetUrl: `${base}/deploys/${encodeURIComponent(failover.id)}` } : {}),
+      };
+      if (failover.fromSha && failover.fromSha !== failover.sha) {
+        const description = `No longer live: failed over to ${failover.to} (${failover.sha.slice(0, 7)}): ${reason}`;
+        this.enqueue({ ...status, sha: failover.fromSha, state: 'error', description: truncateDescription(description) });
+      }
+      const description = `Live again by a failover from ${failover.from}${failover.fromSha ? ` (${failover.fromSha.slice(0, 7)})` : ''}: ${reason}`;
+      this.enqueue({ ...status, sha: failover.sha, state: 'success', description: truncateDescription(description) });
+      if (!this.config.github.deployments) return;
       this.enqueue({
         type: 'deployment',
         triggerId: failover.id,

@@ -6,7 +6,7 @@ import { checkHealth, waitUntilHealthy } from '../instance/health.js';
 import type { InstanceRecord, StopOutcome } from '../instance/pidfile.js';
 import { startInstance, stillRunning, stopInstance } from '../instance/runner.js';
 import { preparedRelease, updateInstance, type UpdateOutcome } from '../instance/update.js';
-import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
+import { configuredColor, servingColor, switchProxy, verifyProxy } from '../switch/proxy.js';
 import type { OutputSink } from '../util/run.js';
 import { journaledAct, logAndShow, type ActOptions } from './act.js';
 
@@ -41,16 +41,30 @@ export function startColor(config: Config, app: AppConfig, color: Color, options
   });
 }
 
-/** Stop a color; the one nginx serves only with `force` (it takes the app down). */
+/**
+ * Refuses to stop a color that answers the public port: the live one, or the standby while the
+ * live one is down and the standby answers through nginx's fallback. Asked under the lock: a
+ * deploy that just switched made the other color the live one.
+ */
+async function refuseIfServing(config: Config, app: AppConfig, color: Color, step: 'retire' | 'update', what: string): Promise<void> {
+  const live = await configuredColor(app, config);
+  const answering = live === color ? undefined : await servingColor(app);
+  if (live !== color && answering !== color) return;
+  const why =
+    live === color ? 'the color nginx serves' : `what answers ${app.name}'s public port: ${live} (live) is down and ${color} answers through nginx's fallback`;
+  throw new DuetError(`${color} is ${why}; ${what} takes ${app.name} down`, {
+    step,
+    hint:
+      live === color
+        ? 'switch to the other color first, or pass --force if that is what you want'
+        : `make ${color} live first (duet connect-to-nginx ${app.name} ${color}) or bring ${live} back (duet start-instance ${app.name} ${live}); --force if that is what you want`,
+  });
+}
+
+/** Stop a color; the one that answers the public port only with `force` (it takes the app down). */
 export function stopColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean }): Promise<StopOutcome> {
   return journaledAct(config, app, 'stop-instance', `stop-instance ${color}`, options, async (run) => {
-    // Asked under the lock: a deploy that just switched made the other color the live one.
-    if (!options.force && (await configuredColor(app, config)) === color) {
-      throw new DuetError(`${color} is the color nginx serves: stopping it takes ${app.name} down`, {
-        step: 'retire',
-        hint: 'switch to the other color first, or pass --force if that is what you want',
-      });
-    }
+    if (!options.force) await refuseIfServing(config, app, color, 'retire', 'stopping it');
     const outcome = await run.step('retire', `stop ${color}`, async () => {
       const stopped = await stopInstance(app, color);
       return { value: stopped, skipped: stopped === 'not-running', detail: `${color} ${stopped}` };
@@ -92,8 +106,8 @@ export function connectColor(config: Config, app: AppConfig, color: Color, optio
 }
 
 /**
- * Check out `ref` into a color's directory, install, build (update-instance). The color nginx
- * serves only with `force`: updating it stops the app.
+ * Check out `ref` into a color's directory, install, build (update-instance). The color that
+ * answers the public port only with `force`: updating it stops the app.
  */
 export function updateColor(
   config: Config,
@@ -103,12 +117,7 @@ export function updateColor(
   options: ActOptions & { force: boolean; output?: OutputSink },
 ): Promise<{ target: ResolvedRef; outcome: UpdateOutcome }> {
   return journaledAct(config, app, 'update-instance', `update-instance ${color} ${ref}`, { ...options, ref }, async (run) => {
-    if (!options.force && (await configuredColor(app, config)) === color) {
-      throw new DuetError(`${color} is the color nginx serves: updating it stops ${app.name}`, {
-        step: 'update',
-        hint: 'update the idle color (duet disabled-instance), or pass --force',
-      });
-    }
+    if (!options.force) await refuseIfServing(config, app, color, 'update', 'updating it');
     const target = await run.step('resolve', `resolve ${ref}`, async () => {
       const resolved = await resolveRef(app.clone_url, ref);
       return { value: resolved, detail: `${resolved.ref} is ${resolved.sha}` };

@@ -8,17 +8,20 @@ import { FailureStreak, WATCH_PROBE_TIMEOUT_MS } from '../instance/watch.js';
 import { emptyColorSupervision, type ColorHealth, type ColorSupervision } from './supervision-record.js';
 
 /**
- * Restarts back off: the first comes at once, each further one within RECENT_MS waits twice as
- * long as the one before (1 s, 2 s, 4 s ... up to MAX_RESTART_DELAY_MS), so a version that
- * crashes on every start costs a few processes a minute, not a storm. A color healthy for
- * STABLE_MS has its count of recent exits forgotten.
+ * Restarts back off per cause: the first restart after a failure comes at once, each further one
+ * for the same cause waits twice as long as the one before (1 s, 2 s, 4 s ... up to
+ * MAX_RESTART_DELAY_MS), so a version that cannot start costs a few processes a minute, not a
+ * storm. Another cause starts the count anew (a crash on start is not the crash a request caused
+ * a minute ago), and so does a minute healthy (STABLE_MS).
  */
-export const RECENT_MS = 10 * 60_000;
 export const STABLE_MS = 60_000;
 export const MAX_RESTART_DELAY_MS = 60_000;
 
-export function restartDelayMs(recentExits: number): number {
-  return recentExits <= 1 ? 0 : Math.min(MAX_RESTART_DELAY_MS, 1000 * 2 ** (recentExits - 2));
+/** Why a color failed: it could not start, it died after it had served, or it stayed unhealthy. */
+export type FailureCause = 'start' | 'crash' | 'unhealthy';
+
+export function restartDelayMs(failuresInARow: number): number {
+  return failuresInARow <= 1 ? 0 : Math.min(MAX_RESTART_DELAY_MS, 1000 * 2 ** (failuresInARow - 2));
 }
 
 /** What one look at a color found that its owner should know or act on. */
@@ -45,7 +48,12 @@ export class ColorWatch {
   private readonly streak: FailureStreak;
   private startingSince: number | undefined;
   private healthySince: number | undefined;
+  /** Whether the process it runs answered its health check since it started. */
+  private servedSinceStart = false;
+  /** When its processes exited: a crash loop shows here. */
   private exits: number[] = [];
+  /** The failures in a row of one cause, which set the backoff. */
+  private failures: { cause: FailureCause; count: number; lastAt: number } | undefined;
   private nextRestartAt = 0;
   /** A verdict waiting for a restart (or a failover): the color will not recover by itself. */
   private needsRestart = false;
@@ -65,12 +73,6 @@ export class ColorWatch {
     return this.state.health;
   }
 
-  /** Exits within RECENT_MS: a crash loop shows here. */
-  recentExits(now: number): number {
-    this.exits = this.exits.filter((at) => now - at < RECENT_MS);
-    return this.exits.length;
-  }
-
   exitsWithin(ms: number, now: number): number {
     return this.exits.filter((at) => now - at < ms).length;
   }
@@ -79,17 +81,23 @@ export class ColorWatch {
     return this.state.downSince ? now - Date.parse(this.state.downSince) : 0;
   }
 
-  /** Whether the owner should restart it now: it crashed (runner: process) or was judged unhealthy, and its backoff has passed. */
-  restartDue(now: number): boolean {
-    if (now < this.nextRestartAt) return false;
-    if (this.needsRestart) return true;
-    return this.state.health === 'down' && this.app.runner === 'process';
+  /** It needs a restart: it crashed (runner: process) or was judged unhealthy. */
+  get needsRestartNow(): boolean {
+    return this.needsRestart || (this.state.health === 'down' && this.app.runner === 'process');
+  }
+
+  /**
+   * Whether the owner should restart it now: it needs one and its backoff has passed, or
+   * `maxDelayMs` has since its last failure (the owner shortens the wait while nothing serves).
+   */
+  restartDue(now: number, maxDelayMs = Number.POSITIVE_INFINITY): boolean {
+    if (!this.needsRestartNow) return false;
+    return now >= Math.min(this.nextRestartAt, (this.failures?.lastAt ?? 0) + maxDelayMs);
   }
 
   /** A restart that failed (the port taken, the checkout moved on): tried again after the backoff. */
   restartFailed(detail: string, now: number): void {
-    this.exits.push(now);
-    this.nextRestartAt = now + Math.max(1000, restartDelayMs(this.recentExits(now)));
+    this.failed('start', now, { minDelayMs: 1000 });
     this.problem(detail, now);
   }
 
@@ -114,6 +122,7 @@ export class ColorWatch {
     if (keyOf(record) !== this.recordKey) {
       // Started anew by duet (a deploy, bootup, start-instance): a fresh start, not a crash.
       this.exits = [];
+      this.failures = undefined;
       this.needsRestart = false;
       this.nextRestartAt = 0;
       this.recordKey = keyOf(record);
@@ -130,8 +139,8 @@ export class ColorWatch {
       const current = await runningInstance(this.app, this.color);
       if (previous && current?.pid !== previous.pid) {
         const detail = describeExit(await exitStatus(this.app, previous));
-        this.exits.push(now);
-        this.nextRestartAt = now + restartDelayMs(this.recentExits(now));
+        this.exits = [...this.exits.filter((at) => now - at < STABLE_MS), now];
+        this.failed(this.servedSinceStart ? 'crash' : 'start', now);
         this.exitedSinceAdopt = true;
         this.problem(detail, now);
         findings.push({ kind: 'exited', detail });
@@ -158,8 +167,12 @@ export class ColorWatch {
       const downMs = this.state.downSince ? this.downForMs(now) : undefined;
       const changed = this.state.health !== 'healthy';
       this.startingSince = undefined;
+      this.servedSinceStart = true;
       this.healthySince ??= now;
-      if (now - this.healthySince >= STABLE_MS) this.exits = [];
+      if (now - this.healthySince >= STABLE_MS) {
+        this.exits = [];
+        this.failures = undefined;
+      }
       this.setHealth('healthy', now);
       return changed ? [{ kind: 'healthy', downMs }] : [];
     }
@@ -170,29 +183,47 @@ export class ColorWatch {
         this.setHealth('starting', now);
         return [];
       }
-      return [
-        this.judgeUnhealthy(`did not become healthy within ${this.app.health.timeout_s} s of its start (GET ${this.app.health.path}: ${report.detail})`, now),
-      ];
+      const detail = `did not become healthy within ${this.app.health.timeout_s} s of its start (GET ${this.app.health.path}: ${report.detail})`;
+      this.startingSince = undefined;
+      this.failed('start', now, { judged: true });
+      this.judgeUnhealthy(detail, now);
+      return [{ kind: 'unhealthy', detail }];
     }
     if (!failure) return [];
-    return [this.judgeUnhealthy(failure, now)];
+    const changed = this.state.health !== 'unhealthy';
+    this.judgeUnhealthy(failure, now);
+    // Slow is not dead: a color that runs but fails its checks is restarted only once that
+    // has lasted health.failover_after_s (a busy database, a GC storm pass).
+    if (!this.needsRestart && this.unhealthyForMs(now) >= this.app.health.failover_after_s * 1000) this.failed('unhealthy', now, { judged: true });
+    return changed ? [{ kind: 'unhealthy', detail: failure }] : [];
   }
 
-  private judgeUnhealthy(detail: string, now: number): Finding {
-    this.startingSince = undefined;
-    if (!this.needsRestart) {
-      this.needsRestart = true;
-      this.exits.push(now);
-      this.nextRestartAt = now + restartDelayMs(this.recentExits(now));
-    }
+  /** For how long its health checks have been failing while it runs (0: they are not). */
+  unhealthyForMs(now: number): number {
+    return this.state.health === 'unhealthy' ? this.downForMs(now) : 0;
+  }
+
+  private judgeUnhealthy(detail: string, now: number): void {
     this.problem(detail, now);
     this.setHealth('unhealthy', now);
-    return { kind: 'unhealthy', detail };
+  }
+
+  /**
+   * One more failure of `cause`: the next restart waits the backoff of its failures in a row. A
+   * verdict on a running process (`judged`) needs a restart; a process that is gone needs one
+   * anyway (runner: process) or gets one from systemd.
+   */
+  private failed(cause: FailureCause, now: number, o: { judged?: boolean; minDelayMs?: number } = {}): void {
+    const count = this.failures?.cause === cause ? this.failures.count + 1 : 1;
+    this.failures = { cause, count, lastAt: now };
+    if (o.judged) this.needsRestart = true;
+    this.nextRestartAt = now + Math.max(o.minDelayMs ?? 0, restartDelayMs(count));
   }
 
   private adopt(instance: InstanceRecord, now: number, startedAt = now): void {
     this.instance = instance;
     this.exitedSinceAdopt = false;
+    this.servedSinceStart = false;
     const since = Number.isNaN(startedAt) ? now : Math.min(startedAt, now);
     this.startingSince = now - since < this.app.health.timeout_s * 1000 ? since : undefined;
     this.healthySince = undefined;
@@ -203,6 +234,7 @@ export class ColorWatch {
     this.instance = undefined;
     this.recordKey = undefined;
     this.exits = [];
+    this.failures = undefined;
     this.needsRestart = false;
     this.startingSince = undefined;
   }

@@ -6,11 +6,11 @@ import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { copyAhead } from '../instance/install.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
-import { configuredColor } from '../switch/proxy.js';
+import { configuredColor, servingColor, switchProxy, verifyProxy } from '../switch/proxy.js';
 import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
-import { DeployRun } from './run.js';
+import { DeployRun, type StepResult } from './run.js';
 import { preloadRun } from '../util/run.js';
 
 export interface DeployOptions {
@@ -112,11 +112,8 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
     return { outcome: 'noop', color: live, sha: target.sha };
   }
 
-  const color = await run.step('pick', 'pick the idle color', async () => {
-    const idle: Color = live ? otherColor(live) : 'blue';
-    return { value: idle, detail: live ? `${live} is live, ${idle} is idle` : `nothing is live yet, starting with ${idle}` };
-  });
-  await run.fact({ from: live ?? null, to: color });
+  const color = await run.step('pick', 'pick the idle color', () => pickIdle(run, live));
+  await run.fact({ from: live ? otherColor(color) : null, to: color });
 
   try {
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
@@ -131,6 +128,23 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
   }
   await recordStep(run, `${requested} live on ${color}`);
   return { outcome: 'success', color, sha: target.sha };
+}
+
+/**
+ * The color to update is the one that does not answer the public port. That is the idle one,
+ * unless the live color is down and the idle one answers through nginx's fallback: updating it
+ * would stop the only color that serves. Then the idle color is made live first (switch and
+ * verify) and the dead one is updated. A re-run after a crash finds the idle color live already.
+ */
+async function pickIdle(run: DeployRun, live: Color | undefined): Promise<StepResult<Color>> {
+  const { app, config } = run;
+  if (!live) return { value: 'blue', detail: 'nothing is live yet, starting with blue' };
+  const idle = otherColor(live);
+  if ((await servingColor(app)) !== idle) return { value: idle, detail: `${live} is live, ${idle} is idle` };
+  run.observer.note(`${live} (live) is down and ${idle} answers through the fallback: making ${idle} live before updating ${live}`);
+  const switched = await switchProxy(app, config, idle, { output: run.log });
+  await verifyProxy(app, idle, { reload: switched.reload, output: run.log });
+  return { value: live, detail: `${live} (live) was down and ${idle} answered through the fallback: ${idle} made live, ${live} is updated` };
 }
 
 /**

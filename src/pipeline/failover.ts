@@ -1,6 +1,7 @@
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
+import { checkedOutRevision } from '../instance/checkout.js';
 import { checkHealth } from '../instance/health.js';
 import { runningInstance } from '../instance/runner.js';
 import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
@@ -15,6 +16,8 @@ export interface FailoverResult {
   to: Color;
   sha: string;
   ref: string;
+  /** The commit of the color that is no longer live (its checkout), when it can be read. */
+  fromSha: string | null;
 }
 
 /**
@@ -46,6 +49,7 @@ export async function failover(config: Config, app: AppConfig, options: { from: 
       return { value: instance, detail: `${to} runs ${instance.sha.slice(0, 7)} (${instance.ref}) and answers ${report.detail}` };
     });
     await run.fact({ sha: standby.sha, resolvedRef: standby.ref, from, to });
+    const fromSha = (await checkedOutRevision(app.paths.checkout[from])) ?? null;
     const switched = await run.step('switch', `point nginx at ${to}`, async () => ({
       value: await switchProxy(app, config, to, { output: run.log }),
       detail: app.switch === 'socket' ? 'symlinks renamed' : 'nginx reloaded',
@@ -56,7 +60,7 @@ export async function failover(config: Config, app: AppConfig, options: { from: 
     });
     await recordStep(run, `failed over from ${from} to ${to}: ${reason}`);
     await run.end('success');
-    return { id: run.id, from, to, sha: standby.sha, ref: standby.ref };
+    return { id: run.id, from, to, sha: standby.sha, ref: standby.ref, fromSha };
   } catch (error) {
     await run.end('failed', error);
     throw error;

@@ -9,7 +9,7 @@ import { configuredColor, servingColor } from '../switch/proxy.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
 import { Journal } from './journal.js';
-import { readSupervision, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
+import { readSupervision, type BothCrashedRecord, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
 import { lockHolder } from './lock.js';
 
 /**
@@ -76,6 +76,8 @@ export interface AppStatus {
   /** The pid of the duet serve that supervises the app, or null when none runs. */
   supervisedBy: number | null;
   lastFailover: FailoverRecord | null;
+  /** The last time both colors crashed within a minute (supervision's record). */
+  bothCrashed: BothCrashedRecord | null;
 }
 
 /** Everything read from the machine at this moment: nginx's config, /proc, the checkouts. */
@@ -98,6 +100,7 @@ export async function appStatus(config: Config, app: AppConfig): Promise<AppStat
     deploying,
     supervisedBy: supervisor,
     lastFailover: supervision?.lastFailover ?? null,
+    bothCrashed: supervision?.bothCrashed ?? null,
   };
 }
 

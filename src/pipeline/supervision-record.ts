@@ -33,6 +33,12 @@ export interface FailoverRecord {
   reason: string;
 }
 
+/** Both colors exited within a minute of each other: when it began, and each color's last problem. */
+export interface BothCrashedRecord {
+  at: string;
+  detail: string;
+}
+
 export interface SupervisionRecord {
   /** The duet serve that wrote it (pid + start time: a reused pid is not it). */
   pid: number;
@@ -40,6 +46,7 @@ export interface SupervisionRecord {
   updatedAt: string;
   colors: Record<Color, ColorSupervision>;
   lastFailover: FailoverRecord | null;
+  bothCrashed: BothCrashedRecord | null;
 }
 
 export function emptyColorSupervision(): ColorSupervision {

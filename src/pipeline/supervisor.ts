@@ -13,7 +13,7 @@ import { ColorWatch, type Finding } from './color-watch.js';
 import { failover, type FailoverResult } from './failover.js';
 import { acquireLock, lockHolder } from './lock.js';
 import { silentObserver } from './observer.js';
-import { readSupervision, writeSupervision, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
+import { readSupervision, writeSupervision, type BothCrashedRecord, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
 
 /** How often duet serve looks at each color: its pidfile, its process, its health path. */
 export const SUPERVISE_INTERVAL_MS = 500;
@@ -22,6 +22,11 @@ export const FAILOVER_AFTER_DOWN_MS = 10_000;
 /** A live color that exited this often within CRASH_LOOP_MS is failed over without waiting. */
 export const CRASH_LOOP_EXITS = 3;
 export const CRASH_LOOP_MS = 60_000;
+/**
+ * While nothing answers the public port, or both colors crash, no color waits longer than this
+ * for its restart: the backoff spares the machine a storm, not at the price of the outage.
+ */
+export const QUICK_RESTART_MS = 2_000;
 
 export type Role = 'live' | 'standby';
 
@@ -31,22 +36,35 @@ export interface SupervisionObserver {
   colorRestarted(app: AppConfig, color: Color, role: Role, pid: number, restarts: number): void;
   colorBack(app: AppConfig, color: Color, role: Role, downMs: number): void;
   failedOver(app: AppConfig, result: FailoverResult, reason: string): void;
+  /** Both colors exited within CRASH_LOOP_MS: a request or the machine, not the version; no failover. */
+  bothCrashed(app: AppConfig, detail: string): void;
   /** Something supervision could not do: say it loudly, once per cause. */
   problem(app: AppConfig, message: string): void;
+}
+
+/** Why the live color should be failed over; `dead`: it is not running (or keeps exiting), not merely slow. */
+interface Verdict {
+  reason: string;
+  dead: boolean;
 }
 
 /**
  * duet serve's supervision of one app. Every SUPERVISE_INTERVAL_MS it looks at both colors and
  * acts: a color that crashed is restarted (runner: process; systemd restarts its own), with
- * backoff; a live color that does not come back (a crash loop, down for FAILOVER_AFTER_DOWN_MS,
- * or alive but failing its health check) is failed over to a healthy standby, once: duet never
- * fails back over on its own. While a deploy, rollback or any act holds the app's lock, the
- * colors are that operation's, and supervision only waits.
+ * backoff; a live color that is dead (down for FAILOVER_AFTER_DOWN_MS, or a crash loop of its own)
+ * or stays unhealthy for health.failover_after_s is failed over to a healthy standby. Crashes of
+ * both colors close together are no verdict on the version: both are restarted quickly and it is
+ * said loudly. Traffic that came to a color by a failover is never moved back while both run
+ * (no flapping), only when that color is dead. While a deploy, rollback or any act holds the
+ * app's lock, the colors are that operation's, and supervision only waits.
  */
 export class AppSupervisor {
   private readonly watches: Record<Color, ColorWatch>;
   private lastFailover: FailoverRecord | null;
+  private bothCrashed: BothCrashedRecord | null;
   private readonly told = new Set<string>();
+  /** Inside an episode of both colors crashing (reported once). */
+  private episode = false;
   private readonly opener: SocketOpener | undefined;
 
   constructor(
@@ -58,6 +76,7 @@ export class AppSupervisor {
   ) {
     this.watches = { blue: new ColorWatch(app, 'blue', persisted?.colors.blue), green: new ColorWatch(app, 'green', persisted?.colors.green) };
     this.lastFailover = persisted?.lastFailover ?? null;
+    this.bothCrashed = persisted?.bothCrashed ?? null;
     if (app.switch === 'socket') {
       this.opener = new SocketOpener(app, (socket, error) => this.tellOnce(`socket ${socket}`, `cannot open ${socket} to nginx: ${error.message}`));
     }
@@ -78,6 +97,7 @@ export class AppSupervisor {
     for (const color of colors) {
       for (const finding of await this.watches[color].look(now)) this.tell(color, color === live ? 'live' : 'standby', finding);
     }
+    this.noticeBothCrashing(now);
     await this.act(live, now);
     if (this.snapshot() !== before) await writeSupervision(this.app, this.record());
   }
@@ -88,7 +108,7 @@ export class AppSupervisor {
 
   /** What the record says, without its time stamp: written only when this changes. */
   private snapshot(): string {
-    return JSON.stringify([this.watches.blue.state, this.watches.green.state, this.lastFailover]);
+    return JSON.stringify([this.watches.blue.state, this.watches.green.state, this.lastFailover, this.bothCrashed]);
   }
 
   record(): SupervisionRecord {
@@ -97,43 +117,71 @@ export class AppSupervisor {
       updatedAt: new Date().toISOString(),
       colors: { blue: this.watches.blue.state, green: this.watches.green.state },
       lastFailover: this.lastFailover,
+      bothCrashed: this.bothCrashed,
     };
+  }
+
+  /** Both colors exited within CRASH_LOOP_MS of now: a request that kills any color, or the machine. */
+  private bothCrashing(now: number): boolean {
+    return colors.every((color) => this.watches[color].exitsWithin(CRASH_LOOP_MS, now) > 0);
+  }
+
+  /** Said once per episode: an episode ends when a minute passes without both colors exiting. */
+  private noticeBothCrashing(now: number): void {
+    if (!this.bothCrashing(now)) {
+      this.episode = false;
+      return;
+    }
+    if (this.episode) return;
+    this.episode = true;
+    const detail = colors.map((color) => `${color}: ${this.watches[color].state.lastProblem ?? 'exited'}`).join('; ');
+    this.bothCrashed = { at: new Date(now).toISOString(), detail };
+    this.observer.bothCrashed(this.app, detail);
   }
 
   private async act(live: Color, now: number): Promise<void> {
     const standby = otherColor(live);
-    const reason = this.failoverReason(live, now);
-    if (reason) {
-      const refusal = await this.cannotFailOver(live, standby);
+    const verdict = this.app.failover ? this.verdict(live, now) : undefined;
+    if (verdict) {
+      const refusal = await this.cannotFailOver(live, standby, verdict);
       if (!refusal) {
-        await this.failOver(live, reason);
+        await this.failOver(live, verdict.reason);
         return;
       }
-      this.tellOnce(`no-failover ${live} ${refusal}`, `${live} (live) ${reason}, and there is no failover: ${refusal}`);
+      this.tellOnce(`no-failover ${live} ${refusal}`, `${live} (live) ${verdict.reason}, and there is no failover: ${refusal}`);
     }
+    // Each color's own backoff would leave the port dark while neither answers; the standby's
+    // restart never waits for the live color's, so whichever comes back first serves.
+    const nothingServes = colors.every((color) => this.watches[color].health !== 'healthy');
+    const maxDelayMs = nothingServes || this.bothCrashing(now) ? QUICK_RESTART_MS : undefined;
     for (const color of [live, standby]) {
-      if (this.watches[color].restartDue(now)) await this.restart(color, color === live ? 'live' : 'standby', now);
+      if (this.watches[color].restartDue(now, maxDelayMs)) await this.restart(color, color === live ? 'live' : 'standby', now);
     }
   }
 
   /** Why the live color should be failed over now, or undefined while it may still come back. */
-  private failoverReason(live: Color, now: number): string | undefined {
+  private verdict(live: Color, now: number): Verdict | undefined {
     const watch = this.watches[live];
     const last = watch.state.lastProblem ?? 'unknown';
-    if (watch.health === 'unhealthy') return last;
-    const exits = watch.exitsWithin(CRASH_LOOP_MS, now);
-    if (exits >= CRASH_LOOP_EXITS) return `exited ${exits} times within ${CRASH_LOOP_MS / 1000} s (last: ${last})`;
     const downMs = watch.downForMs(now);
     if ((watch.health === 'down' || watch.health === 'starting') && downMs >= FAILOVER_AFTER_DOWN_MS) {
-      return `has not answered for ${(downMs / 1000).toFixed(0)} s (last: ${last})`;
+      return { dead: true, reason: `has not answered for ${(downMs / 1000).toFixed(0)} s (last: ${last})` };
+    }
+    const exits = watch.exitsWithin(CRASH_LOOP_MS, now);
+    if (exits >= CRASH_LOOP_EXITS && !this.bothCrashing(now)) {
+      return { dead: true, reason: `exited ${exits} times within ${CRASH_LOOP_MS / 1000} s (last: ${last})` };
+    }
+    const unhealthyMs = watch.unhealthyForMs(now);
+    if (unhealthyMs >= this.app.health.failover_after_s * 1000) {
+      return { dead: false, reason: `has failed its health checks for ${(unhealthyMs / 1000).toFixed(0)} s (last: ${last})` };
     }
     return undefined;
   }
 
-  private async cannotFailOver(live: Color, standby: Color): Promise<string | undefined> {
+  private async cannotFailOver(live: Color, standby: Color, verdict: Verdict): Promise<string | undefined> {
     const last = this.lastFailover;
-    if (last && last.from === standby && last.to === live) {
-      return `traffic came to ${live} by a failover from ${standby} at ${last.at}, and duet never fails back on its own`;
+    if (!verdict.dead && last && last.from === standby && last.to === live) {
+      return `traffic came to ${live} by a failover from ${standby} at ${last.at}, and duet does not move it back while ${live} runs`;
     }
     if (this.watches[standby].health !== 'healthy') return `${standby} (standby) is ${this.watches[standby].health}`;
     // Its last look may be half a second old: ask once more, right before moving traffic.

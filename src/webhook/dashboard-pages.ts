@@ -87,8 +87,11 @@ function alerts(status: AppStatus, link: Link): Html {
   const failover = status.lastFailover
     ? html`<p class="alert warn">Failed over from ${status.lastFailover.from} to ${status.lastFailover.to} at ${when(status.lastFailover.at)}: ${status.lastFailover.reason} · <a href="${link(`/deploys/${status.lastFailover.id}/view`)}">details</a></p>`
     : '';
+  const both = status.bothCrashed
+    ? html`<p class="alert warn">Both colors crashed at ${when(status.bothCrashed.at)}: ${status.bothCrashed.detail}. A request or the machine, not the version: no failover.</p>`
+    : '';
   const unsupervised = status.supervisedBy === null ? html`<p class="muted">Not supervised: duet serve's supervision has not run for this app yet.</p>` : '';
-  return html`${down}${failover}${unsupervised}`;
+  return html`${down}${both}${failover}${unsupervised}`;
 }
 
 export function deploysTable(deploys: DeployView[], link: Link): Html {

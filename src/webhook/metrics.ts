@@ -15,6 +15,7 @@ export class Metrics implements TriggerObserver {
   private readonly restarts: Counter<'app' | 'color'>;
   private readonly downs: Counter<'app' | 'color' | 'role'>;
   private readonly failovers: Counter<'app'>;
+  private readonly bothCrashes: Counter<'app'>;
 
   constructor(config: Config, queue: TriggerQueue) {
     const registers = [this.registry];
@@ -60,6 +61,12 @@ export class Metrics implements TriggerObserver {
       labelNames: ['app', 'color', 'role'],
       registers,
     });
+    this.bothCrashes = new Counter({
+      name: 'duet_both_colors_crashed_total',
+      help: 'Episodes of both colors exiting within a minute: a request or the machine, not the version (no failover)',
+      labelNames: ['app'],
+      registers,
+    });
     this.failovers = new Counter({
       name: 'duet_failovers_total',
       help: 'Failovers of the live color to the standby',
@@ -70,6 +77,7 @@ export class Metrics implements TriggerObserver {
     // Start every app's series at 0 so that rate() and absent() work before the first deploy.
     for (const app of config.apps.keys()) {
       this.failovers.inc({ app }, 0);
+      this.bothCrashes.inc({ app }, 0);
       for (const result of ['succeeded', 'failed', 'errored', 'superseded']) this.deploys.inc({ app, result }, 0);
     }
   }
@@ -84,6 +92,10 @@ export class Metrics implements TriggerObserver {
 
   failedOver(app: string): void {
     this.failovers.inc({ app });
+  }
+
+  bothCrashed(app: string): void {
+    this.bothCrashes.inc({ app });
   }
 
   queued(_trigger: TriggerRecord): void {}

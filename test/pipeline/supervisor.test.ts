@@ -1,61 +1,10 @@
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
 import { Journal } from '../../src/pipeline/journal.js';
 import { readSupervision } from '../../src/pipeline/supervision-record.js';
-import { pollUntil } from '../../src/util/poll.js';
-import { setupDuet, type DuetSetup, type SetupOptions } from '../support/duet.js';
-import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { assertOnlyInFlightFailed, startLoad } from '../support/load.js';
-import { freePort } from '../support/ports.js';
-import { startServe, type ServeProcess } from '../support/serve.js';
-
-const REPO = 'inu-appcenter/cafeteria-server';
-
-interface Supervised {
-  setup: DuetSetup;
-  serve: ServeProcess;
-  github: GitHubServer;
-  status(): Promise<any>;
-  pidOf(color: 'blue' | 'green'): Promise<number | undefined>;
-}
-
-/**
- * v1 on blue and v2 on green (live), both warm, then a real duet serve supervising them. serve
- * is killed first when the test ends, so that no restart of its runs while the colors are stopped.
- */
-async function supervised(t: TestContext, options: SetupOptions & { v2?: Record<string, string> } = {}): Promise<Supervised> {
-  let serve: ServeProcess | undefined;
-  t.after(async () => serve?.crash());
-  const github = await startGitHubServer(t, { prefix: '/api/v3' });
-  const port = await freePort();
-  const setup = await setupDuet(t, {
-    ...options,
-    tags: { v1: {}, v2: { VERSION: 'v2\n', ...options.v2 } },
-    top: {
-      server: `{ listen: "127.0.0.1:${port}", public_url: "https://deploy.example.com" }`,
-      github: `{ api_url: "${github.url}", deployments: true }`,
-      ...options.top,
-    },
-  });
-  await setup.succeed(['deploy', '--ref', 'v1']);
-  await setup.succeed(['deploy', '--ref', 'v2']);
-  serve = await startServe(t, setup.configPath, port, { DUET_GITHUB_TOKEN: 'ghs_test' });
-  const status = async () => JSON.parse((await setup.succeed(['status', '--json'])).stdout);
-  return {
-    setup,
-    serve,
-    github,
-    status,
-    pidOf: async (color) => (await status()).colors[color].pid ?? undefined,
-  };
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const value = await pollUntil(check, { timeoutMs, maxIntervalMs: 100 });
-  assert.ok(value !== undefined, `timed out waiting until ${what}`);
-  return value;
-}
+import { REPO, supervised, until, type Supervised } from '../support/supervised.js';
 
 for (const switchMode of ['socket', 'port'] as const) {
   test(`${switchMode} mode: kill -9 of the live color under duet serve: restarted at once, only the requests in it fail`, async (t) => {
@@ -119,6 +68,16 @@ test('a live color in a crash loop is failed over to the warm standby, journaled
     JSON.stringify(created),
   );
   assert.match(s.serve.output(), /FAILOVER from green to blue/);
+  // Commit statuses too, where people look without Deployments: v2 is no longer live, v1 is again.
+  const v2 = await s.setup.repo.revParse('v2^{commit}');
+  await s.github.waitFor((requests) =>
+    requests.some((r) => r.path.endsWith(`/statuses/${v1}`) && /Live again by a failover/.test(String((r.body as any)?.description))),
+  );
+  const onV2 = s.github.matching(new RegExp(`/repos/${REPO}/statuses/${v2}$`), 'POST').map((r) => r.body as any);
+  assert.ok(
+    onV2.some((b) => b.state === 'error' && /^No longer live: failed over to blue \([0-9a-f]{7}\): green exited 3 times/.test(b.description)),
+    JSON.stringify(onV2),
+  );
 
   // green keeps crashing as the standby: restarted with backoff, never given the traffic back.
   const metrics = await (await fetch(`${s.serve.url}/metrics`, { headers: { authorization: 'Bearer test-api-token-0123456789' } })).text();
@@ -127,13 +86,15 @@ test('a live color in a crash loop is failed over to the warm standby, journaled
   assert.equal((await s.status()).enabled, 'blue');
 });
 
-test('a live color that hangs (alive, its health check unanswered) is failed over', async (t) => {
-  const s = await supervised(t, { switchMode: 'port', v2: { 'behaviour.json': '{"hangAfterMs":1000}' } });
+const FAILOVER_AFTER_2S = { health: '{ path: /health, timeout_s: 10, watch_s: 0.3, failover_after_s: 2 }' };
+
+test('a live color that hangs (alive, its health check unanswered) is failed over once that lasted health.failover_after_s', async (t) => {
+  const s = await supervised(t, { switchMode: 'port', app: FAILOVER_AFTER_2S, v2: { 'behaviour.json': '{"hangAfterMs":1000}' } });
   const status = await until('the failover', async () => {
     const now = await s.status();
     return now.enabled === 'blue' && now.lastFailover ? now : undefined;
   });
-  assert.match(status.lastFailover.reason, /GET \/health got no answer .* 3 times in a row/);
+  assert.match(status.lastFailover.reason, /green has failed its health checks for [2-9] s \(last: GET \/health got no answer .* times in a row\)/);
   assert.equal((await s.setup.get('/')).color, 'blue');
 });
 
@@ -161,9 +122,9 @@ test('a color stopped on purpose is not restarted', async (t) => {
   assert.equal(status.colors.blue.restarts ?? 0, 0);
 });
 
-test('duet never fails back on its own: traffic that came to blue by a failover stays there when blue fails too', async (t) => {
+test('no flapping: traffic that came to blue by a failover stays there while blue runs, even unhealthy', async (t) => {
   // green (v2) hangs once, is failed over to blue and restarted as a healthy standby.
-  const s = await supervised(t, { switchMode: 'socket', v2: { 'behaviour.json': '{"hangAfterMs":800,"hangOnce":true}' } });
+  const s = await supervised(t, { switchMode: 'socket', app: FAILOVER_AFTER_2S, v2: { 'behaviour.json': '{"hangAfterMs":800,"hangOnce":true}' } });
   await until('the failover to blue', async () => ((await s.status()).lastFailover ? true : undefined));
   await until('green is a healthy standby again', async () => ((await s.status()).colors.green.state === 'healthy' ? true : undefined));
 
@@ -178,7 +139,10 @@ test('duet never fails back on its own: traffic that came to blue by a failover 
     }
   });
   await until('supervision judged blue', () =>
-    Promise.resolve(/blue \(live\) .*there is no failover: traffic came to blue by a failover from green/.test(s.serve.output()) || undefined),
+    Promise.resolve(
+      /blue \(live\) .*there is no failover: traffic came to blue by a failover from green .* does not move it back while blue runs/.test(s.serve.output()) ||
+        undefined,
+    ),
   );
   const status = await s.status();
   assert.equal(status.enabled, 'blue');

@@ -18,7 +18,7 @@ const color = (over: Partial<ColorStatus>): ColorStatus => ({
   ...over,
 });
 
-test('the dashboard puts a live color that is down, and the last failover, first', () => {
+test('the dashboard puts a live color that is down, both colors crashing and the last failover first', () => {
   const status: AppStatus = {
     app: 'cafeteria',
     state: 'on-fallback',
@@ -40,11 +40,16 @@ test('the dashboard puts a live color that is down, and the last failover, first
     deploying: null,
     supervisedBy: 4242,
     lastFailover: { id: '20261203-081000-abcdef', at: '2026-12-03T08:10:05.000Z', from: 'green', to: 'blue', reason: 'green exited 3 times within 60 s' },
+    bothCrashed: { at: '2026-12-03T08:20:00.000Z', detail: 'blue: exited with code 1; green: exited with code 1' },
   };
   const page = String(indexBody([{ name: 'cafeteria', status, queued: 0, running: undefined, deploys: [] }], (path) => path));
   assert.match(page, /<strong>green \(live\) is down<\/strong> since 2026-12-03 08:10 UTC: exited with code 1 — blue answers through nginx/);
   assert.match(page, /Failed over from green to blue at 2026-12-03 08:10 UTC: green exited 3 times within 60 s/);
   assert.match(page, /href="\/deploys\/20261203-081000-abcdef\/view"/);
+  assert.match(
+    page,
+    /Both colors crashed at 2026-12-03 08:20 UTC: blue: exited with code 1; green: exited with code 1\. A request or the machine, not the version: no failover/,
+  );
   assert.match(page, /2 restarts/);
   assert.match(page, /1 restart\b/);
   assert.match(page, /badge bad">down</);

@@ -37,6 +37,7 @@ function render(s: AppStatus): string {
     lines.push(`  ${color === s.enabled ? '*' : ' '} ${color.padEnd(5)} ${String(c.port).padEnd(portWidth)} ${state.padEnd(30)} ${rev}${restarts}`);
   }
   if (s.deploying) lines.push(`  deploying: ${s.deploying.id} ${s.deploying.ref ?? ''} at step ${s.deploying.step ?? 'starting'} (pid ${s.deploying.pid})`);
+  if (s.bothCrashed) lines.push(`  both colors crashed: ${s.bothCrashed.at} (${s.bothCrashed.detail}); not a verdict on the version, no failover`);
   if (s.lastFailover) lines.push(`  last failover: ${s.lastFailover.at} from ${s.lastFailover.from} to ${s.lastFailover.to}: ${s.lastFailover.reason}`);
   lines.push(
     s.supervisedBy ? `  supervised by duet serve (pid ${s.supervisedBy})` : '  not supervised: duet serve is not running (crashed colors are not restarted)',
