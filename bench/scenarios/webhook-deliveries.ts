@@ -54,7 +54,7 @@ export async function recordedDeliveries(journal: string): Promise<Set<string>> 
   const ids = new Set<string>();
   for (const event of await new Journal(journal).events()) {
     if (event.type === 'accepted' && event.trigger.deliveryId) ids.add(event.trigger.deliveryId);
-    if (event.type === 'merged') ids.add(event.deliveryId);
+    if (event.type === 'merged' && event.deliveryId) ids.add(event.deliveryId);
   }
   return ids;
 }

@@ -73,6 +73,7 @@ export function applyTriggerEvent(record: TriggerRecord | undefined, event: Trig
     case 'accepted':
       return { ...event.trigger };
     case 'merged':
+    case 'seen':
       return record;
     case 'resolved':
       return { ...record!, resolvedSha: event.sha };

@@ -2,20 +2,23 @@ import { stat } from 'node:fs/promises';
 import type { Config } from '../config/load.js';
 import { foldTriggers } from './deploy-state.js';
 import { foldEvents, type Journal, type JournalEvent } from './journal.js';
+import { seenLines } from './seen-deliveries.js';
 import { withServeLockUnlessServing } from './serve-lock.js';
 
 /** Past this size the journal is rewritten at the end of a deploy (about 3 KB a deploy). */
 export const COMPACT_ABOVE_BYTES = 2 * 1024 ** 2;
 /**
  * Deploys a compaction keeps, queued-only ones (superseded) counted too: the dashboard, `duet
- * history` and the API show the recent ones, and a redelivery of a recent push is still known.
+ * history` and the API show the recent ones. (Deliveries are remembered by age, not by this.)
  */
 export const KEEP_DEPLOYS = 300;
 
 /**
  * Rewrite the journal with its last KEEP_DEPLOYS deploys, every run that never ended (its process
- * died: the next lock holder closes it as interrupted) and every trigger still queued or running.
- * Only a holder of the app's lock may call this, so no run appends meanwhile; duet serve appends
+ * died: the next lock holder closes it as interrupted) and every trigger still queued or running;
+ * of a trigger dropped whose deliveries are still remembered (the last 3 days, and the app's
+ * newest 1,000: seen-deliveries.ts), one `seen` line with their ids and body digests, so that a
+ * replay is still a duplicate. Only a holder of the app's lock may call this, so no run appends meanwhile; duet serve appends
  * trigger events without that lock, so a compaction runs only in duet serve's own process (where
  * its appends wait for the rewrite, event-log.ts) or while no duet serve runs (its lock taken for
  * the moment). Temp file, fsync, rename: a crash leaves the old journal or the new one, and
@@ -36,15 +39,21 @@ export async function compactJournal(
   await withServeLockUnlessServing(config, 'journal compaction', () =>
     journal.compact((events) => {
       const kept = idsToKeep(events, options.keep ?? KEEP_DEPLOYS);
-      dropped = [...new Set(events.map((event) => event.id))].filter((id) => !kept.has(id));
-      return dropped.length === 0 ? undefined : events.filter((event) => kept.has(event.id));
+      const isKept = (event: JournalEvent): boolean => event.type !== 'seen' && kept.has(event.id);
+      const gone = events.filter((event) => !isKept(event));
+      dropped = [...new Set(gone.filter((event) => event.type !== 'seen').map((event) => event.id))];
+      const seen = seenLines(gone);
+      // Nothing dropped and no seen line expired: the same file again.
+      if (dropped.length === 0 && seen.length === gone.length) return undefined;
+      return [...seen, ...events.filter(isKept)];
     }),
   );
   return dropped;
 }
 
 function idsToKeep(events: readonly JournalEvent[], keep: number): Set<string> {
-  const inOrder = [...new Set(events.map((event) => event.id))];
+  // A seen line stands for a trigger already dropped: not a deploy to count.
+  const inOrder = [...new Set(events.filter((event) => event.type !== 'seen').map((event) => event.id))];
   const kept = new Set(inOrder.slice(-keep));
   for (const record of foldEvents([...events])) if (record.outcome === null) kept.add(record.id);
   for (const trigger of foldTriggers(events).values()) if (trigger.state === 'queued' || trigger.state === 'running') kept.add(trigger.id);

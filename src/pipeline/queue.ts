@@ -64,23 +64,13 @@ export class DeployQueue implements TriggerQueue {
   async submit(request: TriggerRequest): Promise<SubmitResult> {
     if (this.closed) throw new ShuttingDownError();
     const app = this.app(request.app);
-    if (request.deliveryId) {
-      const seen = this.store.byDelivery(request.deliveryId);
-      if (seen) return { id: seen.id, created: false, reason: `delivery ${request.deliveryId} was already accepted` };
-    }
-    if (request.bodyDigest) {
-      const seen = this.store.byBody(request.bodyDigest);
-      if (seen)
-        return {
-          id: seen.id,
-          created: false,
-          reason: `this signed body was already accepted (delivery ${seen.deliveryId ?? 'unknown'}); a new delivery id does not make it a new push`,
-        };
-    }
+    const seen = this.store.duplicateOf(request);
+    if (seen) return { id: seen.id, created: false, reason: seen.reason };
     const lane = this.lane(app.name);
     const same = [lane.waiting, lane.running].map((id) => id && this.store.get(id)).find((t) => t && coversSameDeploy(t, request));
     if (same) {
-      if (request.deliveryId) await this.store.merge(request.deliveryId, same.id);
+      // Recorded, so that it is still a duplicate once `same` no longer waits or runs.
+      if (request.deliveryId || request.bodyDigest) await this.store.merge(same.id, request);
       return { id: same.id, created: false, reason: `the same deploy is already ${same.state}` };
     }
     const record: TriggerRecord = {

@@ -7,7 +7,8 @@ import { NotSavedError } from '../errors.js';
 import { EventLog } from '../util/event-log.js';
 import { applyTriggerEvent, canApply, checkTransition, stateAfter } from './deploy-state.js';
 import type { JournalEvent } from './journal.js';
-import { isTriggerEvent, type TriggerEvent, type TriggerRecord } from './trigger.js';
+import { SeenDeliveries } from './seen-deliveries.js';
+import { isTriggerEvent, type TriggerEvent, type TriggerRecord, type TriggerRequest } from './trigger.js';
 
 /**
  * The queue's triggers, folded from their events in each app's journal (trigger.ts: accepted,
@@ -17,7 +18,9 @@ import { isTriggerEvent, type TriggerEvent, type TriggerRecord } from './trigger
  *
  * duet serve is the only writer of trigger events; a deploy appends its run's events to the same
  * file under the app's lock, and compacts it (journal-compaction.ts). This store keeps in memory
- * what the dashboard and the dedupe of redeliveries need, trimmed to the recent finished ones.
+ * what the dashboard needs, trimmed to the recent finished ones, and, apart from that and for
+ * longer, the deliveries each app accepted (seen-deliveries.ts): a redelivery or a replayed body
+ * is a duplicate for 3 days, whatever else arrived meanwhile.
  */
 
 /** A trigger event as a caller gives it: the store stamps the id and the time. */
@@ -36,7 +39,7 @@ export interface TriggerStoreFiles {
 }
 
 export interface TriggerStoreOptions {
-  /** Finished triggers kept in memory: enough for the dashboard and redeliveries. */
+  /** Finished triggers kept in memory: enough for the dashboard (the dedupe of deliveries keeps its own). */
   keepFinished?: number;
 }
 
@@ -46,7 +49,7 @@ type LegacyEvent =
 
 export class TriggerStore {
   private readonly records = new Map<string, TriggerRecord>();
-  private readonly deliveries = new Map<string, string>();
+  private readonly seen = new SeenDeliveries();
   private readonly logs = new Map<string, EventLog<JournalEvent>>();
   private readonly keepFinished: number;
   private appendedSinceTrim = 0;
@@ -59,9 +62,9 @@ export class TriggerStore {
   }
 
   async open(): Promise<void> {
-    for (const log of this.files.apps.map((app) => this.logOf(app))) {
+    for (const app of this.files.apps) {
       // A line torn by a crash mid-append is skipped: its trigger was never acknowledged.
-      for (const event of (await log.read()).events) if (isTriggerEvent(event)) this.apply(event);
+      for (const event of (await this.logOf(app).read()).events) if (isTriggerEvent(event)) this.apply(app, event);
     }
     if (this.files.legacy && existsSync(this.files.legacy)) await this.upgrade(this.files.legacy);
     this.trim();
@@ -77,14 +80,9 @@ export class TriggerStore {
     return this.records.get(id);
   }
 
-  /** The trigger accepted from this very signed body, under whatever delivery id. */
-  byBody(digest: string): TriggerRecord | undefined {
-    return this.byDelivery(bodyKey(digest));
-  }
-
-  byDelivery(deliveryId: string): TriggerRecord | undefined {
-    const id = this.deliveries.get(deliveryId);
-    return id === undefined ? undefined : this.records.get(id);
+  /** The trigger `request` is a delivery of again: the same delivery id, or the same signed body under any. */
+  duplicateOf(request: TriggerRequest): { id: string; reason: string } | undefined {
+    return this.seen.duplicateOf(request);
   }
 
   async accept(record: TriggerRecord): Promise<void> {
@@ -118,8 +116,7 @@ export class TriggerStore {
   /** A change the journal could not take (a full disk), applied in memory only. */
   mark(id: string, change: TriggerChange): TriggerRecord {
     const event = this.stamp(id, change);
-    this.checkMove(event);
-    this.apply(event);
+    this.apply(this.checkMove(event).app, event);
     return this.records.get(id)!;
   }
 
@@ -156,7 +153,7 @@ export class TriggerStore {
     } catch (error) {
       throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, log.path, error);
     }
-    this.apply(event);
+    this.apply(app, event);
     if (++this.appendedSinceTrim >= Math.ceil(this.keepFinished / 2)) {
       this.appendedSinceTrim = 0;
       this.trim();
@@ -164,8 +161,9 @@ export class TriggerStore {
   }
 
   /** Merged into `id`: a delivery that asked for the deploy it already does. */
-  async merge(deliveryId: string, id: string): Promise<void> {
-    await this.write(this.records.get(id)!.app, this.stamp(id, { type: 'merged', deliveryId }));
+  async merge(id: string, delivery: Pick<TriggerRequest, 'deliveryId' | 'bodyDigest'>): Promise<void> {
+    const { deliveryId, bodyDigest } = delivery;
+    await this.write(this.records.get(id)!.app, this.stamp(id, { type: 'merged', deliveryId, ...(bodyDigest && { bodyDigest }) }));
   }
 
   /**
@@ -181,32 +179,24 @@ export class TriggerStore {
     return log;
   }
 
-  private apply(event: TriggerEvent): void {
+  private apply(app: string, event: TriggerEvent): void {
+    this.seen.note(app, event);
     const before = this.records.get(event.id);
     if (!canApply(before, event)) return;
     this.records.set(event.id, applyTriggerEvent(before, event)!);
-    if (event.type === 'accepted') {
-      const { trigger } = event;
-      if (trigger.deliveryId) this.deliveries.set(trigger.deliveryId, trigger.id);
-      if (trigger.bodyDigest) this.deliveries.set(bodyKey(trigger.bodyDigest), trigger.id);
-      for (const deliveryId of event.deliveries ?? []) this.deliveries.set(deliveryId, trigger.id);
-    } else if (event.type === 'merged') {
-      this.deliveries.set(event.deliveryId, event.id);
-    }
   }
 
   /**
    * Memory keeps every unfinished trigger and the newest keepFinished finished ones: a duet serve
    * that runs for months must not hold every trigger it ever saw. (The journal's own compaction,
    * at the end of a deploy, keeps its file small.) Done every keepFinished/2 appends, not per one.
+   * The deliveries seen are not trimmed with them: they go by age (seen-deliveries.ts).
    */
   private trim(): void {
     const finished = [...this.records.values()].filter((r) => r.finishedAt !== null);
     if (finished.length <= this.keepFinished * 2) return;
     finished.sort((a, b) => a.id.localeCompare(b.id));
-    const drop = new Set(finished.slice(0, finished.length - this.keepFinished).map((r) => r.id));
-    for (const id of drop) this.records.delete(id);
-    for (const [deliveryId, id] of this.deliveries) if (drop.has(id)) this.deliveries.delete(deliveryId);
+    for (const record of finished.slice(0, finished.length - this.keepFinished)) this.records.delete(record.id);
   }
 
   /**
@@ -243,9 +233,4 @@ export async function triggerStoreFiles(config: Config): Promise<TriggerStoreFil
     if (entry.isDirectory() && existsSync(journalOf(entry.name))) apps.add(entry.name);
   }
   return { apps: [...apps], journalOf, legacy: join(config.stateDir, 'triggers.ndjson') };
-}
-
-/** Body digests share the deliveries index; the prefix keeps them apart from GitHub's GUIDs. */
-function bodyKey(digest: string): string {
-  return `body:${digest}`;
 }

@@ -62,15 +62,21 @@ export interface TriggerOutcome {
  */
 export type TriggerEvent =
   | { type: 'accepted'; id: string; at: string; trigger: TriggerRecord; deliveries?: string[] }
-  /** A delivery found to ask for the deploy this trigger already does: its id counts as seen. */
-  | { type: 'merged'; id: string; at: string; deliveryId: string }
+  /** A delivery found to ask for the deploy this trigger already does: its id and its body count as seen. */
+  | { type: 'merged'; id: string; at: string; deliveryId: string | null; bodyDigest?: string }
   | { type: 'resolved'; id: string; at: string; sha: string }
   /** Its turn came: it runs on `color` (null: a rollback with nothing live to roll back from). */
   | { type: 'dequeued'; id: string; at: string; color: string | null }
   | { type: 'superseded'; id: string; at: string; by: string; summary: string }
-  | ({ type: 'settled'; id: string; at: string } & TriggerOutcome);
+  | ({ type: 'settled'; id: string; at: string } & TriggerOutcome)
+  /**
+   * Written by a compaction in place of the lines of a trigger it drops, while the deliveries
+   * that asked for it may still be sent again (seen-deliveries.ts): their ids and body digests,
+   * `at` the last time one was accepted. Moves no trigger.
+   */
+  | { type: 'seen'; id: string; at: string; deliveries: string[]; bodyDigests: string[] };
 
-export const TRIGGER_EVENT_TYPES: ReadonlySet<string> = new Set(['accepted', 'merged', 'resolved', 'dequeued', 'superseded', 'settled']);
+export const TRIGGER_EVENT_TYPES: ReadonlySet<string> = new Set(['accepted', 'merged', 'resolved', 'dequeued', 'superseded', 'settled', 'seen']);
 
 export function isTriggerEvent(event: { type: string }): event is TriggerEvent {
   return TRIGGER_EVENT_TYPES.has(event.type);

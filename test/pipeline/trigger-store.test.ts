@@ -5,7 +5,7 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Journal, newDeployId } from '../../src/pipeline/journal.js';
 import { compactJournal } from '../../src/pipeline/journal-compaction.js';
-import type { TriggerRecord } from '../../src/pipeline/trigger.js';
+import type { TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
 import { TriggerStore } from '../../src/pipeline/trigger-store.js';
 import { tempDir } from '../support/tmp.js';
 import { trigger } from '../webhook/http-harness.js';
@@ -19,6 +19,11 @@ function record(n: number, app = 'cafeteria'): TriggerRecord {
     deliveryId: `delivery-${n}`,
     id: newDeployId(new Date(Date.UTC(2026, 0, 1, 0, 0, n))),
   });
+}
+
+/** A delivery as the receiver hands it to the queue, by its id or its body's digest. */
+function delivery(deliveryId: string | null, bodyDigest?: string, app = 'cafeteria'): TriggerRequest {
+  return { app, kind: 'deploy', ref: 'refs/tags/v3', sha: null, source: 'push', deliveryId, ...(bodyDigest && { bodyDigest }), requestedBy: null };
 }
 
 async function lines(path: string): Promise<Array<{ type: string; id: string }>> {
@@ -61,7 +66,7 @@ test("triggers live in their app's journal: a deploy's compaction racing their a
   for (const r of all.filter((_, i) => i % 10 === 9)) assert.equal(reopened.get(r.id)?.state, 'queued', `unfinished ${r.id} kept`);
   for (const r of all.slice(-5)) assert.deepEqual(reopened.get(r.id), store.get(r.id), `recent ${r.id} kept as it was`);
   assert.equal(reopened.get(all.at(-2)!.id)?.summary, `done ${all.at(-2)!.sha}`);
-  assert.equal(reopened.byDelivery(all.at(-1)!.deliveryId!)?.id, all.at(-1)!.id, 'deliveries still deduplicated');
+  assert.equal(reopened.duplicateOf(delivery(all.at(-1)!.deliveryId))?.id, all.at(-1)!.id, 'deliveries still deduplicated');
   await reopened.close();
 });
 
@@ -120,7 +125,7 @@ test('an upgrade moves triggers.ndjson into the journals once: each trigger as i
     [gone.id]: gone,
   };
   for (const [id, want] of Object.entries(expected)) assert.deepEqual(store.get(id), want);
-  assert.equal(store.byDelivery('redelivered-1')?.id, done.id, 'a merged delivery still counts as seen');
+  assert.equal(store.duplicateOf(delivery('redelivered-1'))?.id, done.id, 'a merged delivery still counts as seen');
   assert.deepEqual(
     (await lines(journalOf('cafeteria'))).map((line) => [line.type, line.id]),
     [
@@ -142,5 +147,68 @@ test('an upgrade moves triggers.ndjson into the journals once: each trigger as i
   await reopened.open();
   t.after(() => reopened.close());
   for (const [id, want] of Object.entries(expected)) assert.deepEqual(reopened.get(id), want);
-  assert.equal(reopened.byDelivery('redelivered-1')?.id, done.id);
+  assert.equal(reopened.duplicateOf(delivery('redelivered-1'))?.id, done.id);
+});
+
+test("deliveries are remembered per app, whatever else arrives: a compaction leaves a seen line of each dropped trigger's, a reopened store reads them", async (t) => {
+  const dir = await tempDir(t, 'duet-trigger-seen');
+  const files = { apps: ['cafeteria', 'menu'], journalOf: (app: string): string => join(dir, app, 'journal.ndjson') };
+  const store = new TriggerStore(files, { keepFinished: 2 });
+  await store.open();
+  const daysAgo = (days: number): string => new Date(Date.now() - days * 24 * 3600 * 1000).toISOString();
+  const [old, tag, release] = [
+    // Older than 3 days, but among the app's newest deliveries: still known (SEEN_AT_LEAST).
+    { ...record(1), deliveryId: 'd-old', bodyDigest: 'c'.repeat(64), receivedAt: daysAgo(30) },
+    { ...record(2), deliveryId: 'd-tag', bodyDigest: 'a'.repeat(64), receivedAt: daysAgo(2.9) },
+    { ...record(3), deliveryId: 'd-release', bodyDigest: 'b'.repeat(64), receivedAt: daysAgo(1) },
+  ];
+  await store.accept(old);
+  await store.accept(tag);
+  await store.accept(release);
+  // The push of the release's tag, merged into it while it waited: its body counts as seen too.
+  await store.merge(release.id, { deliveryId: 'd-release-tag', bodyDigest: 'd'.repeat(64) });
+  for (const r of [old, tag, release]) await store.record(r.id, { type: 'superseded', by: 'later', summary: 'Superseded' });
+  // Other triggers, of this app and another: the finished ones in memory are trimmed to two.
+  const others = Array.from({ length: 20 }, (_, i) => ({ ...record(10 + i, i % 2 ? 'menu' : 'cafeteria'), bodyDigest: i.toString(16).padStart(64, '0') }));
+  for (const other of others) {
+    await store.accept(other);
+    await store.record(other.id, { type: 'superseded', by: 'later', summary: 'Superseded' });
+  }
+  const known = (s: TriggerStore): Array<string | undefined> =>
+    [delivery('d-old'), delivery('d-tag'), delivery('new-id', 'a'.repeat(64)), delivery('d-release-tag'), delivery('another-id', 'd'.repeat(64))].map(
+      (d) => s.duplicateOf(d)?.id,
+    );
+  const want = [old.id, tag.id, tag.id, release.id, release.id];
+  assert.equal(store.get(tag.id), undefined, 'the record itself is out of memory');
+  assert.deepEqual(known(store), want);
+  assert.equal(store.duplicateOf(delivery('d-tag', undefined, 'menu')), undefined, "per app: another app's deliveries are its own");
+
+  // Compacted to the last deploy: each dropped trigger leaves one short line, oldest first.
+  const path = files.journalOf('cafeteria');
+  const dropped = await compactJournal({ stateDir: dir }, new Journal(path), { aboveBytes: 0, keep: 1 });
+  assert.ok([old.id, tag.id, release.id].every((id) => dropped.includes(id)));
+  const seen = (await lines(path)).filter((line) => line.type === 'seen') as Array<{ type: string; id: string; at: string }>;
+  const cafeteria = others.filter((o) => o.app === 'cafeteria').slice(0, -1);
+  assert.deepEqual(
+    seen.map((line) => line.id),
+    [old.id, tag.id, release.id, ...cafeteria.map((o) => o.id)],
+  );
+  assert.deepEqual(seen[2], {
+    type: 'seen',
+    id: release.id,
+    at: seen[2]!.at,
+    deliveries: ['d-release', 'd-release-tag'],
+    bodyDigests: ['b'.repeat(64), 'd'.repeat(64)],
+  });
+  assert.deepEqual(known(store), want, 'the running store still knows them');
+  await store.close();
+
+  const reopened = new TriggerStore(files);
+  await reopened.open();
+  t.after(() => reopened.close());
+  assert.deepEqual(known(reopened), want, 'after a restart, from the seen lines');
+  // A second compaction with nothing more to drop leaves the file as it is.
+  const before = await readFile(path, 'utf8');
+  assert.deepEqual(await compactJournal({ stateDir: dir }, new Journal(path), { aboveBytes: 0, keep: 1 }), []);
+  assert.equal(await readFile(path, 'utf8'), before);
 });
