@@ -121,3 +121,21 @@ export class NotSavedError extends UnavailableError {
     this.path = path;
   }
 }
+
+/**
+ * A rollback names the commit it undoes (`from`), and another one is live: someone rolled back or
+ * deployed since it was asked for. It changes nothing: exit code 1, HTTP 409 naming `live`.
+ */
+export class NotLiveError extends DuetError {
+  constructor(
+    app: string,
+    from: string,
+    readonly live: { color: string; sha: string },
+  ) {
+    const now = live.sha.slice(0, 7);
+    super(`${app}: the rollback was to undo ${from.slice(0, 7)}, but ${now} is live on ${live.color}; nothing was changed`, {
+      step: 'pick',
+      hint: `someone may have rolled back or deployed meanwhile: check that ${now} is what has to go (duet status ${app}), then name it: duet rollback ${app} --from ${now}, or the API's {"from": "${now}"}`,
+    });
+  }
+}

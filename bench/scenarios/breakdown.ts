@@ -50,6 +50,12 @@ export interface ApiRollback {
  */
 async function apiRollback(env: DuetEnv, baseUrl: string, version: string): Promise<ApiRollback> {
   const auth = { authorization: `Bearer ${API_TOKEN}` };
+  // As a chat-ops button would: name the commit the rollback undoes, the one the status shows live.
+  const status = (await (await fetch(`${baseUrl}/apps/${env.setup.app.name}/status`, { headers: auth })).json()) as {
+    enabled: 'blue' | 'green';
+    colors: Record<string, { revision: string }>;
+  };
+  const from = status.colors[status.enabled]!.revision;
   const poller = startPoller(env.setup.listenPort);
   const sentAt = now();
   let id: string;
@@ -57,7 +63,7 @@ async function apiRollback(env: DuetEnv, baseUrl: string, version: string): Prom
     const answer = await fetch(`${baseUrl}/apps/${env.setup.app.name}/rollback`, {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
-      body: '{}',
+      body: JSON.stringify({ from }),
     });
     if (answer.status !== 202) throw new Error(`POST rollback answered ${answer.status}: ${await answer.text()}`);
     id = ((await answer.json()) as { deploy: string }).deploy;

@@ -39,6 +39,23 @@ export function isFullObjectId(ref: string): boolean {
   return FULL_OBJECT_ID.test(ref);
 }
 
+/**
+ * A commit named by its id, whole or abbreviated as git shows it: 7 hex digits at least, up to a
+ * whole SHA-1 (40) or SHA-256 (64) id.
+ */
+const COMMIT_ID_PREFIX = /^[0-9a-f]{7,64}$/i;
+
+/** `value` as a commit id or an abbreviation of one, in lower case; throws InvalidInputError (exit 2, HTTP 400). */
+export function validateCommitPrefix(value: unknown, what: string): string {
+  if (typeof value === 'string' && COMMIT_ID_PREFIX.test(value)) return value.toLowerCase();
+  const problem =
+    value === undefined || value === null ? `no ${what} given` : `invalid ${what} ${typeof value === 'string' ? shownRef(value) : JSON.stringify(value)}`;
+  throw new InvalidInputError(`${problem}: a commit id is 7 to 64 hex digits`, {
+    step: 'pick',
+    hint: 'name the commit live now, as `duet status` shows it (e.g. 3f2a9c1), or whole',
+  });
+}
+
 /** Why `ref` is not acceptable, or undefined when it is. */
 export function refNameProblem(ref: unknown): string | undefined {
   if (typeof ref !== 'string') return 'not a string';

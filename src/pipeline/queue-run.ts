@@ -23,7 +23,7 @@ export async function runTrigger(
   try {
     const result =
       record.kind === 'rollback'
-        ? await rollback(config, app, { observer, id: record.id, signal })
+        ? await rollback(config, app, { from: record.fromSha, observer, id: record.id, signal })
         : await deploy(config, app, { ref: record.ref ?? undefined, pinnedSha: record.sha ?? undefined, id: record.id, observer, signal });
     const seconds = (result.ms / 1000).toFixed(1);
     return {

@@ -8,6 +8,7 @@ import { configuredColor } from '../switch/proxy.js';
 import { defaultRef } from './deploy.js';
 import { newDeployId } from './journal.js';
 import { runTrigger } from './queue-run.js';
+import { liveCommitIs } from './rollback.js';
 import { TriggerStore, triggerStoreFiles, type TriggerChange, type TriggerStoreFiles } from './trigger-store.js';
 import { coversSameDeploy, type SubmitResult, type TriggerObserver, type TriggerQueue, type TriggerRecord, type TriggerRequest } from './trigger.js';
 
@@ -66,6 +67,8 @@ export class DeployQueue implements TriggerQueue {
     const app = this.app(request.app);
     const seen = this.store.duplicateOf(request);
     if (seen) return { id: seen.id, created: false, reason: seen.reason };
+    // Refused at once when another commit is live; rollback() checks again under the app's lock.
+    if (request.kind === 'rollback') await liveCommitIs(this.options.config, app, request.fromSha);
     const lane = this.lane(app.name);
     const same = [lane.waiting, lane.running].map((id) => id && this.store.get(id)).find((t) => t && coversSameDeploy(t, request));
     if (same) {

@@ -1,6 +1,7 @@
 import type { AppConfig, Config } from '../config/load.js';
-import { otherColor } from '../config/schema.js';
-import { DuetError } from '../errors.js';
+import { otherColor, type Color } from '../config/schema.js';
+import { DuetError, NotLiveError } from '../errors.js';
+import { validateCommitPrefix } from '../instance/git-ref.js';
 import { preparedRelease } from '../instance/update.js';
 import { configuredColor } from '../switch/proxy.js';
 import { liveRevision, recordStep, releaseFailedNote, type DeployResult } from './deploy.js';
@@ -10,13 +11,43 @@ import type { DeployObserver } from './observer.js';
 import { DeployRun } from './run.js';
 
 /**
+ * What a rollback would undo: the live color (what nginx points at) and the commit it runs, or
+ * has checked out, read from the machine.
+ */
+export async function liveCommit(config: Config, app: AppConfig): Promise<{ color: Color; sha: string }> {
+  const color = await configuredColor(app, config);
+  if (!color) throw new DuetError(`nothing is live for ${app.name}: there is nothing to roll back from`, { step: 'pick', hint: 'run `duet deploy` first' });
+  const sha = await liveRevision(app, color);
+  if (!sha) {
+    throw new DuetError(`${color} is live for ${app.name} but holds no commit duet can read: there is nothing to roll back from`, {
+      step: 'pick',
+      hint: 'deploy a known-good ref instead: duet deploy --ref <tag>',
+    });
+  }
+  return { color, sha };
+}
+
+/**
+ * The live commit, when it is `from` (a commit id, whole or abbreviated; null or anything else is
+ * an InvalidInputError); else NotLiveError. Naming what it undoes is what keeps two rollbacks of
+ * one bad deploy from undoing each other.
+ */
+export async function liveCommitIs(config: Config, app: AppConfig, from: string | null): Promise<{ color: Color; sha: string }> {
+  const expected = validateCommitPrefix(from, 'from');
+  const live = await liveCommit(config, app);
+  if (!live.sha.startsWith(expected)) throw new NotLiveError(app.name, expected, live);
+  return live;
+}
+
+/**
  * Switch back to the other color, which still holds the previous release: start it if it was
- * stopped, health-check it, switch. Nothing is fetched or built.
+ * stopped, health-check it, switch. Nothing is fetched or built. Only while `from` is live, which
+ * is checked under the app's lock: a second rollback of the same deploy changes nothing.
  */
 export async function rollback(
   config: Config,
   app: AppConfig,
-  options: { wait?: boolean; signal?: AbortSignal; observer: DeployObserver; id?: string },
+  options: { from: string | null; wait?: boolean; signal?: AbortSignal; observer: DeployObserver; id?: string },
 ): Promise<DeployResult> {
   const lock = await acquireLock(app, {
     command: 'rollback',
@@ -28,8 +59,7 @@ export async function rollback(
   const run = new DeployRun(config, app, 'rollback', options.observer, options.id);
   try {
     await run.begin(null);
-    const live = await configuredColor(app, config);
-    if (!live) throw new DuetError(`nothing is live for ${app.name}: there is nothing to roll back from`, { step: 'pick', hint: 'run `duet deploy` first' });
+    const { color: live, sha: liveSha } = await liveCommitIs(config, app, options.from);
     const target = otherColor(live);
     const prepared = await run.step('pick', `check that ${target} holds the previous release`, async () => {
       const record = await preparedRelease(app, target);
@@ -39,7 +69,7 @@ export async function rollback(
           hint: `deploy a known-good ref instead: duet deploy --ref <tag>`,
         });
       }
-      if (record.sha === (await liveRevision(app, live))) {
+      if (record.sha === liveSha) {
         throw new DuetError(`${target} holds the same commit as the live ${live} (${record.sha.slice(0, 7)}): rolling back would change nothing`, {
           step: 'pick',
           hint: 'deploy an earlier ref instead: duet deploy --ref <tag>',

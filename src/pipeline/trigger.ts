@@ -14,6 +14,11 @@ export interface TriggerRequest {
   ref: string | null;
   /** The commit, when the sender already knows it (a push names its head commit). */
   sha: string | null;
+  /**
+   * A rollback's: the commit it undoes (whole or abbreviated), which must be live when it runs,
+   * else it changes nothing. null for a deploy.
+   */
+  fromSha: string | null;
   source: TriggerSource;
   /** X-GitHub-Delivery: a delivery is accepted once. */
   deliveryId: string | null;
@@ -115,8 +120,13 @@ export interface TriggerQueue {
  */
 export function coversSameDeploy(existing: TriggerRecord, request: TriggerRequest): boolean {
   if (existing.kind !== request.kind) return false;
-  if (request.kind === 'rollback') return existing.state === 'queued';
+  // Two rollbacks of one commit are one rollback; one named in full, the other abbreviated, too.
+  if (request.kind === 'rollback') return existing.state === 'queued' && sameCommit(existing.fromSha, request.fromSha);
   if (existing.ref !== request.ref) return false;
   if (existing.sha && request.sha) return existing.sha === request.sha;
   return (request.ref ?? '').startsWith('refs/tags/');
+}
+
+function sameCommit(a: string | null, b: string | null): boolean {
+  return a !== null && b !== null && (a.startsWith(b) || b.startsWith(a));
 }

@@ -1,8 +1,8 @@
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import { ConfigError, DuetError, InvalidInputError, UnavailableError, UnknownAppError, UsageError } from '../errors.js';
-import { refNameProblem } from '../instance/git-ref.js';
+import { ConfigError, DuetError, InvalidInputError, NotLiveError, UnavailableError, UnknownAppError, UsageError } from '../errors.js';
+import { refNameProblem, validateCommitPrefix } from '../instance/git-ref.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
 import { requireToken } from './auth.js';
@@ -60,8 +60,9 @@ export function apiRouter(options: ApiOptions): express.Router {
         throw new HttpError(415, 'send the body as application/json');
       }
       const ref = kind === 'deploy' ? refFromBody(req.body) : null;
-      const result = await queue.submit({ app: app.name, kind, ref, sha: null, source: 'manual', deliveryId: null, requestedBy: 'API' });
-      logger.info({ app: app.name, kind, ref, deploy: result.id, created: result.created, ip: req.ip }, 'manual trigger accepted');
+      const fromSha = kind === 'rollback' ? fromOfBody(req.body, app) : null;
+      const result = await queue.submit({ app: app.name, kind, ref, sha: null, fromSha, source: 'manual', deliveryId: null, requestedBy: 'API' });
+      logger.info({ app: app.name, kind, ref, from: fromSha, deploy: result.id, created: result.created, ip: req.ip }, 'manual trigger accepted');
       res
         .status(202)
         .location(`${req.baseUrl}/deploys/${result.id}`)
@@ -99,16 +100,36 @@ export function apiRouter(options: ApiOptions): express.Router {
   return router;
 }
 
+/** The one field a trigger's body may have; undefined without a body. */
+function bodyField(body: unknown, field: 'ref' | 'from', example: string): unknown {
+  if (body === undefined) return undefined;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, `the body must be a JSON object such as ${example}`);
+  const unknown = Object.keys(body).filter((key) => key !== field);
+  if (unknown.length > 0) throw new HttpError(400, `unknown field ${JSON.stringify(unknown[0])}: the body takes only "${field}"`);
+  return (body as Record<string, unknown>)[field];
+}
+
 function refFromBody(body: unknown): string | null {
-  if (body === undefined) return null;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'the body must be a JSON object such as {"ref": "v1.2.0"}');
-  const unknown = Object.keys(body).filter((key) => key !== 'ref');
-  if (unknown.length > 0) throw new HttpError(400, `unknown field ${JSON.stringify(unknown[0])}: the body takes only "ref"`);
-  const ref = (body as { ref?: unknown }).ref;
+  const ref = bodyField(body, 'ref', '{"ref": "v1.2.0"}');
   if (ref === undefined || ref === null) return null;
   const problem = refNameProblem(ref);
   if (problem !== undefined) throw new HttpError(400, `invalid ref: ${problem}`);
   return ref as string;
+}
+
+/**
+ * Required: a rollback without the commit it undoes would be a toggle, and two operators undoing
+ * one bad deploy would put it back.
+ */
+function fromOfBody(body: unknown, app: AppConfig): string {
+  const from = bodyField(body, 'from', '{"from": "3f2a9c1"}');
+  if (from === undefined || from === null) {
+    throw new InvalidInputError('a rollback names the commit it undoes: send {"from": "<sha>"} with the commit live now', {
+      step: 'pick',
+      hint: `GET /apps/${app.name}/status shows it: colors[enabled].revision (or duet status ${app.name}); a rollback whose commit is no longer live changes nothing (409)`,
+    });
+  }
+  return validateCommitPrefix(from, 'from');
 }
 
 /** Errors of this router as JSON; internal details go to the log, not to the client. */
@@ -136,7 +157,8 @@ function apiErrors(logger: Logger): ErrorRequestHandler {
       logger.warn({ err: error, url: req.originalUrl }, 'API request refused');
       // Not saved (a full disk): nothing was queued, and sending it again later is the fix.
       const status = httpStatusOf(error);
-      res.status(status).json({ error: error.message, ...(error.hint ? { hint: error.hint } : {}) });
+      const live = error instanceof NotLiveError ? { live: error.live } : {};
+      res.status(status).json({ error: error.message, ...live, ...(error.hint ? { hint: error.hint } : {}) });
       return;
     }
     logger.error({ err: error, url: req.originalUrl }, 'API request failed');

@@ -93,6 +93,7 @@ function decidePush(config: Config, push: z.infer<typeof pushPayload>): EventDec
     ref: push.ref,
     // For an annotated tag `after` is the tag object; head_commit.id is the commit it points at.
     sha: push.head_commit?.id ?? null,
+    fromSha: null,
     source: 'push',
     requestedBy: push.sender ? `push by ${push.sender.login}` : 'push',
   }));
@@ -124,6 +125,7 @@ function decideRelease(config: Config, event: z.infer<typeof releasePayload>): E
     kind: 'deploy',
     ref,
     sha: null,
+    fromSha: null,
     source: 'release',
     requestedBy: event.sender ? `release ${tag} by ${event.sender.login}` : `release ${tag}`,
   }));

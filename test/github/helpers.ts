@@ -42,6 +42,7 @@ export function trigger(overrides: Partial<TriggerRecord> = {}): TriggerRecord {
     kind: 'deploy',
     ref: 'refs/tags/v2',
     sha: SHA,
+    fromSha: null,
     source: 'push',
     deliveryId: null,
     requestedBy: 'push by octocat',

@@ -5,12 +5,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { Journal } from '../../src/pipeline/journal.js';
 import { appPaths } from '../../src/config/paths.js';
 import { DeployQueue } from '../../src/pipeline/queue.js';
-import type { TriggerObserver, TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
+import { coversSameDeploy, type TriggerObserver, type TriggerRecord, type TriggerRequest } from '../../src/pipeline/trigger.js';
 import { setupDuet } from '../support/duet.js';
 import { trigger } from '../webhook/http-harness.js';
 
 function push(sha: string, ref = 'refs/heads/main', deliveryId: string | null = null): TriggerRequest {
-  return { app: 'cafeteria', kind: 'deploy', ref, sha, source: 'push', deliveryId, requestedBy: 'test' };
+  return { app: 'cafeteria', kind: 'deploy', ref, sha, fromSha: null, source: 'push', deliveryId, requestedBy: 'test' };
 }
 
 function recordingObserver(): TriggerObserver & { events: string[] } {
@@ -183,4 +183,27 @@ test('a queued trigger of an app since removed from the config is closed as erro
   await reopened.drain();
   assert.equal(reopened.get(removed.id)?.state, 'errored');
   assert.deepEqual(again.events, [], 'not closed a second time');
+});
+
+test('a waiting rollback covers another only when both undo the same commit', () => {
+  const bad = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
+  const rollbackOf = (fromSha: string): TriggerRequest => ({
+    app: 'cafeteria',
+    kind: 'rollback',
+    ref: null,
+    sha: null,
+    fromSha,
+    source: 'manual',
+    deliveryId: null,
+    requestedBy: 'API',
+  });
+  const waiting = trigger({ ...rollbackOf(bad.slice(0, 7)) });
+  assert.equal(coversSameDeploy(waiting, rollbackOf(bad)), true, 'one commit, abbreviated or whole');
+  // Asked after the live commit changed: merged into the waiting one, it would be refused with it.
+  assert.equal(coversSameDeploy(waiting, rollbackOf('ffeeddc')), false, 'a rollback of another commit is one of its own');
+  assert.equal(
+    coversSameDeploy({ ...waiting, state: 'running' }, rollbackOf(bad)),
+    false,
+    'a running one may change what is live: this one is checked after it',
+  );
 });

@@ -19,6 +19,7 @@ function replayOf(seen: SeenDeliveries, n: number): string | undefined {
     kind: 'deploy',
     ref: null,
     sha: null,
+    fromSha: null,
     source: 'push',
     deliveryId: `new-${n}`,
     bodyDigest: digest(n),

@@ -45,6 +45,7 @@ test('deploy and rollback are queued and answered 202 with the deploy id', async
     kind: 'deploy',
     ref: 'v1.2.0',
     sha: null,
+    fromSha: null,
     source: 'manual',
     deliveryId: null,
     requestedBy: 'API',
@@ -54,11 +55,12 @@ test('deploy and rollback are queued and answered 202 with the deploy id', async
   assert.equal(noBody.status, 202);
   assert.equal(h.queue.submitted[1]?.ref, null, 'no ref: the default branch, chosen by the queue');
 
-  const rollback = await fetch(`${h.base}/apps/cafeteria/rollback`, { method: 'POST', headers: bearer() });
+  const rollback = await fetch(`${h.base}/apps/cafeteria/rollback`, json({ from: '3F2A9C1' }));
   assert.equal(rollback.status, 202);
   assert.ok(h.queue.records.has((await rollback.json()).deploy));
   assert.equal(h.queue.submitted[2]?.kind, 'rollback');
   assert.equal(h.queue.submitted[2]?.app, 'cafeteria');
+  assert.equal(h.queue.submitted[2]?.fromSha, '3f2a9c1', 'the commit it undoes, as git writes it');
 });
 
 test('bad input is refused with JSON before anything is queued', async (t) => {
@@ -85,6 +87,23 @@ test('bad input is refused with JSON before anything is queued', async (t) => {
   assert.equal(form.status, 415, 'a form body would otherwise be ignored and deploy the default branch');
   const huge = await fetch(`${h.base}/apps/cafeteria/deploy`, json({ ref: 'x'.repeat(20_000) }));
   assert.equal(huge.status, 413);
+
+  // A rollback without the commit it undoes would be a toggle: the answer says how to name it.
+  for (const init of [{ method: 'POST', headers: bearer() }, json({}), json({ from: null })]) {
+    const answer = await fetch(`${h.base}/apps/cafeteria/rollback`, init);
+    assert.equal(answer.status, 400);
+    const body = await answer.json();
+    assert.match(body.error, /a rollback names the commit it undoes: send \{"from": "<sha>"\}/);
+    assert.match(body.hint, /GET \/apps\/cafeteria\/status shows it: colors\[enabled\]\.revision/);
+  }
+  for (const from of ['3f2a9c', 'g3f2a9c1', '3f2a9c1 ', 'HEAD', 'a'.repeat(65), 42, ['3f2a9c1']]) {
+    const answer = await fetch(`${h.base}/apps/cafeteria/rollback`, json({ from }));
+    assert.equal(answer.status, 400, String(from));
+    assert.match((await answer.json()).error, /^invalid from .*: a commit id is 7 to 64 hex digits$/, String(from));
+  }
+  const rollbackRef = await fetch(`${h.base}/apps/cafeteria/rollback`, json({ from: '3f2a9c1', ref: 'v1' }));
+  assert.equal(rollbackRef.status, 400);
+  assert.match((await rollbackRef.json()).error, /unknown field "ref": the body takes only "from"/);
 
   for (const path of ['/apps/nope/deploy', '/apps/nope/rollback']) {
     const answer = await fetch(`${h.base}${path}`, json({}));

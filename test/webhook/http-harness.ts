@@ -59,6 +59,7 @@ export function trigger(fields: Partial<TriggerRecord>): TriggerRecord {
     kind: 'deploy',
     ref: null,
     sha: null,
+    fromSha: null,
     source: 'manual',
     deliveryId: null,
     requestedBy: 'API',

@@ -115,7 +115,17 @@ test('a pushed tag is queued with app, full ref, head commit and delivery id', a
   // The digest of the exact signed bytes: an old body under a new delivery id is the same delivery.
   const bodyDigest = createHash('sha256').update(body).digest('hex');
   assert.deepEqual(r.queue.requests, [
-    { app: 'cafeteria', kind: 'deploy', ref: 'refs/tags/v2', sha: COMMIT, source: 'push', deliveryId: 'aaaa-1', bodyDigest, requestedBy: 'push by Codertocat' },
+    {
+      app: 'cafeteria',
+      kind: 'deploy',
+      ref: 'refs/tags/v2',
+      sha: COMMIT,
+      fromSha: null,
+      source: 'push',
+      deliveryId: 'aaaa-1',
+      bodyDigest,
+      requestedBy: 'push by Codertocat',
+    },
   ]);
   assert.deepEqual(r.outcomes, ['accepted']);
   const logs = r.logs();

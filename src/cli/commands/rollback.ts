@@ -1,18 +1,25 @@
-import { rollback as runRollback } from '../../pipeline/rollback.js';
+import { validateCommitPrefix } from '../../instance/git-ref.js';
+import { liveCommit, rollback as runRollback } from '../../pipeline/rollback.js';
 import { appFrom, print, type Command } from '../command.js';
 import { progressObserver } from '../progress.js';
 
 export const rollback: Command = {
   name: 'rollback',
   summary: 'switch back to the other color, which holds the previous release (no rebuild)',
-  usage: 'rollback [app] [--no-wait]',
-  options: { 'no-wait': { type: 'boolean' } },
+  usage: 'rollback [app] [--from SHA] [--no-wait]',
+  options: { from: { type: 'string' }, 'no-wait': { type: 'boolean' } },
   async run(context) {
     const { config, app } = await appFrom(context, rollback);
+    // Without --from, the commit live as the command starts: when another rollback or a deploy
+    // holds the app's lock meanwhile and changes it, this one changes nothing.
+    const from = context.values.from !== undefined ? validateCommitPrefix(context.values.from, '--from') : (await liveCommit(config, app)).sha;
     const observer = progressObserver(context.stderr);
     try {
-      const result = await runRollback(config, app, { wait: !context.values['no-wait'], observer });
-      print(context.stdout, `${app.name}: rolled back to ${result.sha.slice(0, 7)} on ${result.color} in ${(result.ms / 1000).toFixed(2)}s`);
+      const result = await runRollback(config, app, { from, wait: !context.values['no-wait'], observer });
+      print(
+        context.stdout,
+        `${app.name}: rolled back from ${from.slice(0, 7)} to ${result.sha.slice(0, 7)} on ${result.color} in ${(result.ms / 1000).toFixed(2)}s`,
+      );
     } finally {
       observer.stop();
     }
