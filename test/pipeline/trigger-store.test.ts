@@ -23,7 +23,17 @@ function record(n: number, app = 'cafeteria'): TriggerRecord {
 
 /** A delivery as the receiver hands it to the queue, by its id or its body's digest. */
 function delivery(deliveryId: string | null, bodyDigest?: string, app = 'cafeteria'): TriggerRequest {
-  return { app, kind: 'deploy', ref: 'refs/tags/v3', sha: null, fromSha: null, source: 'push', deliveryId, ...(bodyDigest && { bodyDigest }), requestedBy: null };
+  return {
+    app,
+    kind: 'deploy',
+    ref: 'refs/tags/v3',
+    sha: null,
+    fromSha: null,
+    source: 'push',
+    deliveryId,
+    ...(bodyDigest && { bodyDigest }),
+    requestedBy: null,
+  };
 }
 
 async function lines(path: string): Promise<Array<{ type: string; id: string }>> {

@@ -45,7 +45,16 @@ test("a replayed tag push stays a duplicate after 5,000 deliveries to another ap
   assert.deepEqual([accepted.status, rest], [202, {}]);
   await queue.drain();
   assert.match((await setup.get('/')).body, /cafeteria v3/);
-  const manual: TriggerRequest = { app: 'cafeteria', kind: 'deploy', ref: 'refs/tags/v2', sha: null, fromSha: null, source: 'manual', deliveryId: null, requestedBy: 'API' };
+  const manual: TriggerRequest = {
+    app: 'cafeteria',
+    kind: 'deploy',
+    ref: 'refs/tags/v2',
+    sha: null,
+    fromSha: null,
+    source: 'manual',
+    deliveryId: null,
+    requestedBy: 'API',
+  };
   const back = await queue.submit(manual);
   await queue.drain();
   assert.equal(queue.get(back.id)?.state, 'succeeded');
