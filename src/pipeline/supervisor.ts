@@ -161,6 +161,10 @@ export class AppSupervisor {
 
   /** Why the live color should be failed over now, or undefined while it may still come back. */
   private verdict(live: Color, now: number): Verdict | undefined {
+    // A request that kills any color, or the machine, is no verdict on the version: moving
+    // traffic to the other version would leave it there once the cause is gone. The fallback
+    // serves whichever color is up meanwhile.
+    if (this.bothCrashing(now)) return undefined;
     const watch = this.watches[live];
     const last = watch.state.lastProblem ?? 'unknown';
     const downMs = watch.downForMs(now);
@@ -168,7 +172,7 @@ export class AppSupervisor {
       return { dead: true, reason: `has not answered for ${(downMs / 1000).toFixed(0)} s (last: ${last})` };
     }
     const exits = watch.exitsWithin(CRASH_LOOP_MS, now);
-    if (exits >= CRASH_LOOP_EXITS && !this.bothCrashing(now)) {
+    if (exits >= CRASH_LOOP_EXITS) {
       return { dead: true, reason: `exited ${exits} times within ${CRASH_LOOP_MS / 1000} s (last: ${last})` };
     }
     const unhealthyMs = watch.unhealthyForMs(now);

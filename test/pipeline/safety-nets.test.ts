@@ -160,9 +160,11 @@ for (const switchMode of ['socket', 'port'] as const) {
     const load = startLoad(s.setup.listenPort, { concurrency: 2, keepAlive: switchMode === 'socket' });
     const deaths: number[] = [];
     try {
-      for (let i = 0; i < 30; i += 1) {
-        deaths.push((await s.setup.get('/die').catch(() => ({ status: 0 }))).status);
-        await sleep(300); // the pace of the attack: 30 deaths in about 10 s, not a condition to wait for
+      // Pairs: the first kills the live color, the second comes while it is down and reaches the
+      // standby through the fallback, as a stream of them does.
+      for (let i = 0; i < 15; i += 1) {
+        for (const _ of [1, 2]) deaths.push((await s.setup.get('/die').catch(() => ({ status: 0 }))).status);
+        await sleep(600); // the pace of the attack: 30 deaths in about 10 s, not a condition to wait for
       }
     } finally {
       await load.stop();
