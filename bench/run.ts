@@ -115,14 +115,15 @@ const WEBHOOK = { connections: 16, burst: 100 };
  * Section 6: both client kinds at once, 16 connections each (32 in all, as the load rows), each
  * request recorded; the windows are the same in --quick (only the number of kills differs).
  */
+const FAILS_LOAD: FailsSettings['death']['load'] = { connections: 16, kinds: ['keep-alive', 'close'], warmMs: 500 };
 const FAILS: FailsSettings = {
   kills: settings.kills,
-  connections: 16,
-  kinds: ['keep-alive', 'close'],
-  warmMs: 500,
+  ...FAILS_LOAD,
   afterKillMs: 5000,
   duetTailMs: 5000,
   otherTailMs: 10_000,
+  // The audit's pace: 60 requests of death in 21 s.
+  death: { load: FAILS_LOAD, deaths: 20, intervalMs: 350, afterMs: 3000 },
 };
 
 async function versionOf(file: string, args: string[]): Promise<string | null> {

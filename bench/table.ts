@@ -511,6 +511,18 @@ function crashCells(sys: FailsSystem | undefined): [string, string] {
   ];
 }
 
+/** C. requests of death: what happened to every other request, and whether it cost the version. */
+function deathCell(sys: FailsSystem | undefined): string {
+  const run = sys?.deaths;
+  if (!run) return NA;
+  const w = run.window;
+  const text =
+    `${num(w.failed, 0)} of ${num(w.requests, 0)} failed; ${run.crashes} crashes, ${run.restarts} restarts` +
+    `${run.failedOver === null ? '' : run.failedOver ? '; failed over to the other version' : '; no failover'}` +
+    `; last failure ${ms(run.lastFailureAfterMs, 0)} after the last death`;
+  return sys.system === DUET_SOCKET ? goal(text, w.failed === 0, '0 failed') : text;
+}
+
 function renderFailsSummary(results: Results): string {
   const header = [
     'the app fails',
@@ -519,10 +531,11 @@ function renderFailsSummary(results: Results): string {
     'kill → the killed instance answers again',
     `a version crashing ${num((results.fails?.crashAfterMs ?? 3000) / 1000, 0)} s after going live, deployed under load: failed requests`,
     'that deploy',
+    `${results.fails?.settings.death.deaths ?? 20} requests of death ${results.fails?.settings.death.intervalMs ?? 350} ms apart under load: the other requests`,
   ];
   const rows = [DUET_SOCKET, DUET_PORT, PM2_CLUSTER, NAIVE_SETUP].map((system) => {
     const sys = failsSystem(results, system);
-    return [system, ...killCells(sys), ...crashCells(sys)];
+    return [system, ...killCells(sys), ...crashCells(sys), deathCell(sys)];
   });
   return markdownTable(header, rows);
 }

@@ -12,6 +12,9 @@
 // moment after start would (the benchmark's "the app fails" section). Without the file nothing
 // changes. Before it exits it logs how many connections it had open: every request it answers is
 // answered synchronously, so what a crash takes down is what waits on those connections.
+//
+// GET /request-of-death, in every version, makes the process exit at once without an answer: a
+// request that kills any instance it reaches (the benchmark's "request of death").
 'use strict';
 const spawnedAt = Date.now() - process.uptime() * 1000;
 const http = require('node:http');
@@ -33,6 +36,10 @@ while (Date.now() < busyUntil) sink += crypto.createHash('sha256').update(String
 
 const page = `<h1>bench app ${version}</h1>\n<p>${'lorem ipsum dolor sit amet '.repeat(20)}</p>\n`;
 const server = http.createServer((req, res) => {
+  if (req.url === '/request-of-death') {
+    appLog({ event: 'crashed', crashAt: Date.now(), connections: null });
+    process.exit(1);
+  }
   if (req.url === '/health') {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('ok\n');

@@ -12,6 +12,7 @@ import { waitForVersion } from '../lib/http.js';
 import { log } from '../lib/log.js';
 import { isAlive, tcpConnections } from '../lib/proc.js';
 import { startDuetServe } from '../lib/servers.js';
+import { deathsUnderLoad, type DeathRun, type DeathSettings } from './request-of-death.js';
 
 /**
  * Section 6: the app fails. A. the live instance is killed (kill -9) under load; B. a version
@@ -34,6 +35,8 @@ export interface FailsSettings {
   duetTailMs: number;
   /** ...and this long after pm2's reload or the naive restart returned (their crash comes after). */
   otherTailMs: number;
+  /** C. requests of death under the same load. */
+  death: DeathSettings;
 }
 
 export interface KillRun {
@@ -102,6 +105,7 @@ export interface FailsSystem {
   mode?: 'socket' | 'port';
   kills: KillRun[];
   crash?: CrashRun;
+  deaths?: DeathRun;
   /** What went wrong in this system's measurement, if anything (the rest was still measured). */
   problems: string[];
 }
@@ -379,7 +383,34 @@ export async function duetFails(scope: Scope, setup: DuetFailsSetup, settings: F
   logCrash(system, result.crash);
   if (!(await waitForVersion(env.setup.listenPort, setup.live, 5000)))
     result.problems.push(`the public port does not serve ${setup.live} after the failed deploy`);
+  result.deaths = await duetDeaths(scope, setup, settings);
+  logDeaths(system, result.deaths);
   return result;
+}
+
+/** C. duet: requests of death with a `duet serve` supervising, until both colors are healthy again. */
+async function duetDeaths(scope: Scope, setup: DuetFailsSetup, settings: FailsSettings): Promise<DeathRun> {
+  const { env } = setup;
+  const serve = await startDuetServe(scope, env.setup.configPath, setup.servePort, join(env.setup.dir, 'serve-deaths.log'));
+  try {
+    await sleep(1000); // its first looks at both colors
+    const live = (await mustCli(env, ['enabled-instance'])).stdout.trim();
+    const run = await deathsUnderLoad(env.setup.listenPort, settings.death, () => env.appEvents());
+    const healthy = async (color: 'blue' | 'green'): Promise<boolean> => (await checkHealth(env.setup.app, color, 1000)).state === 'healthy';
+    await until('both colors healthy after the requests of death', async () => (await healthy('blue')) && (await healthy('green')));
+    return { ...run, failedOver: (await mustCli(env, ['enabled-instance'])).stdout.trim() !== live };
+  } finally {
+    await serve.stop();
+  }
+}
+
+function logDeaths(system: string, run: DeathRun): void {
+  const w = run.window;
+  log(
+    `  ${system}: ${run.deaths} requests of death ${run.intervalMs} ms apart, answered ${JSON.stringify(run.deathStatuses)}: ` +
+      `${w.requests} other requests, ${w.failed} failed ${JSON.stringify(w.causes)}; ${run.crashes} crashes, ${run.restarts} restarts; ` +
+      `last failure ${run.lastFailureAfterMs?.toFixed(0) ?? 'n/a'} ms after the last death; failover: ${run.failedOver ?? 'n/a'}`,
+  );
 }
 
 export interface BaselineFailsSetup {
@@ -412,6 +443,10 @@ export async function naiveFails(setup: BaselineFailsSetup, system: string, sett
     });
     result.crash = crashRun(setup.crashTag, setup.good, settings.otherTailMs, loaded, await readAppEvents(setup.appLog));
     logCrash(system, result.crash);
+    await baseline.update(setup.good);
+    await baseline.naive.start();
+    result.deaths = { ...(await deathsUnderLoad(baseline.publicPort, settings.death, () => readAppEvents(setup.appLog))), failedOver: null };
+    logDeaths(system, result.deaths);
   } finally {
     await baseline.naive.stop();
   }
@@ -445,6 +480,12 @@ export async function pm2Fails(setup: BaselineFailsSetup, system: string, settin
     });
     result.crash = crashRun(setup.crashTag, setup.good, settings.otherTailMs, loaded, await readAppEvents(setup.appLog));
     logCrash(system, result.crash);
+    await baseline.pm2.stop();
+    await baseline.update(setup.good);
+    await baseline.pm2.start();
+    await until('pm2 running 2 workers', async () => (await baseline.pm2.workers()).length === 2);
+    result.deaths = { ...(await deathsUnderLoad(baseline.publicPort, settings.death, () => readAppEvents(setup.appLog))), failedOver: null };
+    logDeaths(system, result.deaths);
   } finally {
     await baseline.pm2.stop();
   }
