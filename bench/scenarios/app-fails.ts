@@ -379,12 +379,13 @@ export async function duetFails(scope: Scope, setup: DuetFailsSetup, settings: F
   const { env, mode, system } = setup;
   const result: FailsSystem = { system, mode, kills: [], problems: [] };
   result.kills = await duetKills(scope, env, mode, setup.servePort, system, settings);
+  // Before the crashing deploy, which leaves the standby stopped: C is measured with it warm.
+  result.deaths = await duetDeaths(scope, setup, settings);
+  logDeaths(system, result.deaths);
   result.crash = await duetCrash(env, setup.crashTag, setup.live, settings);
   logCrash(system, result.crash);
   if (!(await waitForVersion(env.setup.listenPort, setup.live, 5000)))
     result.problems.push(`the public port does not serve ${setup.live} after the failed deploy`);
-  result.deaths = await duetDeaths(scope, setup, settings);
-  logDeaths(system, result.deaths);
   return result;
 }
 
@@ -436,6 +437,9 @@ export async function naiveFails(setup: BaselineFailsSetup, system: string, sett
       // Nothing restarts it: the benchmark does, for the next measurement.
       await baseline.naive.start();
     }
+    result.deaths = { ...(await deathsUnderLoad(baseline.publicPort, settings.death, () => readAppEvents(setup.appLog))), failedOver: null };
+    logDeaths(system, result.deaths);
+    await baseline.naive.start();
     const loaded = await crashWindow(baseline.publicPort, settings, settings.otherTailMs, async () => {
       const startedAt = now();
       await baseline.naive.deploy(setup.crashTag);
@@ -443,10 +447,6 @@ export async function naiveFails(setup: BaselineFailsSetup, system: string, sett
     });
     result.crash = crashRun(setup.crashTag, setup.good, settings.otherTailMs, loaded, await readAppEvents(setup.appLog));
     logCrash(system, result.crash);
-    await baseline.update(setup.good);
-    await baseline.naive.start();
-    result.deaths = { ...(await deathsUnderLoad(baseline.publicPort, settings.death, () => readAppEvents(setup.appLog))), failedOver: null };
-    logDeaths(system, result.deaths);
   } finally {
     await baseline.naive.stop();
   }
@@ -473,6 +473,9 @@ export async function pm2Fails(setup: BaselineFailsSetup, system: string, settin
         return workers.length === 2 && !workers.includes(pid!);
       });
     }
+    result.deaths = { ...(await deathsUnderLoad(baseline.publicPort, settings.death, () => readAppEvents(setup.appLog))), failedOver: null };
+    logDeaths(system, result.deaths);
+    await until('pm2 running 2 workers', async () => (await baseline.pm2.workers()).length === 2);
     const loaded = await crashWindow(baseline.publicPort, settings, settings.otherTailMs, async () => {
       const startedAt = now();
       await baseline.pm2.deploy(setup.crashTag);
@@ -480,12 +483,6 @@ export async function pm2Fails(setup: BaselineFailsSetup, system: string, settin
     });
     result.crash = crashRun(setup.crashTag, setup.good, settings.otherTailMs, loaded, await readAppEvents(setup.appLog));
     logCrash(system, result.crash);
-    await baseline.pm2.stop();
-    await baseline.update(setup.good);
-    await baseline.pm2.start();
-    await until('pm2 running 2 workers', async () => (await baseline.pm2.workers()).length === 2);
-    result.deaths = { ...(await deathsUnderLoad(baseline.publicPort, settings.death, () => readAppEvents(setup.appLog))), failedOver: null };
-    logDeaths(system, result.deaths);
   } finally {
     await baseline.pm2.stop();
   }
