@@ -11,6 +11,7 @@ import { lastLines } from '../util/run.js';
 import { endpointOf, endpointText } from './endpoint.js';
 import { identify, processGroupAlive, recordedGroupAlive } from './process-identity.js';
 import { readLivePidfile, readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
+import { crashPoint } from '../util/crash-point.js';
 
 /**
  * `runner: process`, the default: each color is a detached process group that duet starts and
@@ -84,6 +85,7 @@ export async function stopProcess(app: AppConfig, color: Color): Promise<StopOut
   if (record && recordedGroupAlive(record)) {
     outcome = 'stopped';
     signalGroup(record.pid, 'SIGTERM');
+    crashPoint('stop:signalled');
     const gone = await pollUntil(async () => ((await processGroupAlive(record.pid)) ? undefined : true), {
       timeoutMs: app.stop_timeout_s * 1000,
       // Most apps exit within tens of ms of SIGTERM, and a deploy waits on this: look often.

@@ -9,6 +9,7 @@ import { nodeRuntime } from './node-runtime.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { runningInstance, stopInstance } from './runner.js';
 import { foreignRepository, giveBackToGroup, openWorktreeToGroup, removeForeignCheckout } from './worktree-access.js';
+import { crashPoint } from '../util/crash-point.js';
 
 export type UpdateOutcome = { kind: 'already-prepared' } | { kind: 'updated'; install: InstallOutcome; prune: PruneOutcome };
 
@@ -83,6 +84,7 @@ export async function updateInstance(app: AppConfig, color: Color, target: Resol
     };
     await allSettled([stopThenClean(), fetchCommit(dir, app.clone_url, target, { output })]);
     await checkOutCommit(dir, target, { output });
+    crashPoint('update:checked-out');
     // A new repository is cleaned after its first checkout: its directory may hold strays.
     if (!cleanFirst) await cleanCheckout(dir, { output });
     // app_user: the install and build, as that user, write into the tree.

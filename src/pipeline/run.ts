@@ -5,6 +5,7 @@ import { compactJournal } from './journal-compaction.js';
 import { DeployLog, deployLogPath } from './deploy-log.js';
 import { Journal, newDeployId, type DeployKind, type StepName, type RunEvent } from './journal.js';
 import type { DeployObserver } from './observer.js';
+import { crashPoint } from '../util/crash-point.js';
 
 export interface StepResult<T> {
   value: T;
@@ -52,6 +53,7 @@ export class DeployRun {
     this.observer.stepStarted(name, what);
     this.log.line(`step ${name}: ${what}`);
     await this.event({ type: 'step', step: name, status: 'started' }, name);
+    crashPoint(`before:${name}`);
     let result: StepResult<T>;
     try {
       result = await work();
@@ -73,7 +75,7 @@ export class DeployRun {
     this.log.line(`step ${name} ${status} in ${ms} ms${result.detail ? `: ${result.detail}` : ''}`);
     await this.event({ type: 'step', step: name, status, ms, ...(result.detail ? { detail: result.detail } : {}) }, name);
     this.observer.stepEnded(name, status, ms, result.detail);
-    crashIfAsked(name);
+    crashPoint(`after:${name}`);
     return result.value;
   }
 
@@ -147,10 +149,3 @@ export class DeployRun {
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
-/**
- * Fault injection: `DUET_CRASH_AFTER=<step>` kills this process as hard as `kill -9` right after
- * that step is journaled, so tests can prove that a re-run converges from any point.
- */
-function crashIfAsked(step: StepName): void {
-  if (process.env.DUET_CRASH_AFTER === step) process.kill(process.pid, 'SIGKILL');
-}

@@ -6,6 +6,7 @@ import type { AppConfig } from '../config/load.js';
 import { otherColor, parseColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { fsyncDirectory } from '../util/atomic-file.js';
+import { crashPoint } from '../util/crash-point.js';
 
 /**
  * Socket mode's switch is the symlink `live.sock -> <color>.sock` that nginx proxies to. Its
@@ -55,6 +56,7 @@ export interface SocketLinks {
 export async function pointSockets(app: AppConfig, color: Color): Promise<SocketLinks> {
   const before = { live: linkTarget(app.paths.liveSocket), standby: linkTarget(app.paths.standbySocket) };
   replaceLink(app.paths.liveSocket, `${color}.sock`);
+  crashPoint('switch:live-renamed');
   const standby = `${otherColor(color)}.sock`;
   if (app.fallback && before.standby !== standby) {
     // Between the renames both links name the new color. A request whose try of live.sock

@@ -7,6 +7,7 @@ import { fsyncDirectory, readFileIfExists, writeFileAtomic } from '../util/atomi
 import type { OutputSink } from '../util/run.js';
 import { reloadNginx } from './nginx-reload.js';
 import { renderTemplateFile } from './templates.js';
+import { crashPoint } from '../util/crash-point.js';
 
 /** One file per app, named so that `ls conf.d` shows what duet owns. */
 export function appConfPath(app: AppConfig, config: Config): string {
@@ -95,19 +96,37 @@ export async function installConf(path: string, content: string | undefined, con
   const previous = await readFileIfExists(path);
   if (previous === content) return false;
   await replace(path, content);
+  crashPoint('switch:conf-written');
   const name = basename(path);
   options.output?.write(`nginx: ${content === undefined ? 'removed' : 'wrote'} ${path}\n`);
   try {
     await reloadNginx(config, options.output);
   } catch (error) {
     await replace(path, previous);
-    throw new DuetError(`nginx did not reload with the new ${name}:\n${nginxMessage(error)}`, {
-      step: 'switch',
-      hint: `when nginx names a config error, fix the template, duet.yml or the other nginx config; when it is not running, start it (systemctl status nginx); the previous ${name} was restored and ${options.stillServing}`,
-      cause: error,
-    });
+    throw reloadFailed(name, error, `the previous ${name} was restored and ${options.stillServing}`);
   }
   return true;
+}
+
+/**
+ * Reload nginx for a file that already has its content: a switch killed between writing the file
+ * and the reload left nginx running the one before it.
+ */
+export async function reloadConf(path: string, config: Config, options: InstallOptions): Promise<void> {
+  options.output?.write(`nginx: ${path} is written but not what nginx serves: reloading\n`);
+  try {
+    await reloadNginx(config, options.output);
+  } catch (error) {
+    throw reloadFailed(basename(path), error, options.stillServing);
+  }
+}
+
+function reloadFailed(name: string, error: unknown, still: string): DuetError {
+  return new DuetError(`nginx did not reload with the new ${name}:\n${nginxMessage(error)}`, {
+    step: 'switch',
+    hint: `when nginx names a config error, fix the template, duet.yml or the other nginx config; when it is not running, start it (systemctl status nginx); ${still}`,
+    cause: error,
+  });
 }
 
 async function replace(path: string, content: string | undefined): Promise<void> {

@@ -6,7 +6,7 @@ import type { OutputSink } from '../util/run.js';
 import { describeTarget, probe, publicTarget } from '../util/http-probe.js';
 import { isSocket, liveSocketColor, pointSockets, restoreSockets } from './live-socket.js';
 import { ensureManagedNginx } from './managed-nginx.js';
-import { appConfPath, installConf, proxiesToUnixSocket, renderAppConf, upstreamPort } from './nginx-conf.js';
+import { appConfPath, installConf, proxiesToUnixSocket, reloadConf, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
 import { markBeforeReload, stillAccepting, type ReloadMark } from './nginx-workers.js';
 import { keepAppRootPrivate, makeSocketReachable } from './socket-permissions.js';
@@ -94,7 +94,11 @@ export async function switchProxy(app: AppConfig, config: Config, color: Color, 
   const path = appConfPath(app, config);
   const mark = markBeforeReload(config);
   const changed = await installConf(path, await renderAppConf(app, color), config, { ...options, stillServing: before });
-  if (!changed) return {};
+  if (!changed) {
+    // The file names the color; whether nginx runs it is asked, not assumed.
+    if ((await servingColor(app)) === color) return {};
+    await reloadConf(path, config, { ...options, stillServing: 'nginx still runs its previous config' });
+  }
   options.output?.write(`switch: nginx reloaded with ${app.name} -> ${color} (port ${app.ports[color]})\n`);
   return { reload: mark };
 }
