@@ -148,4 +148,3 @@ export class DeployRun {
 }
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
-

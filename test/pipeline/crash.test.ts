@@ -11,7 +11,10 @@ import { setupDuet } from '../support/duet.js';
  * that change the machine, in both switch modes and both standby policies.
  */
 const between = stepNames.flatMap((step) => [`before:${step}`, `after:${step}`]);
-const inside = { port: ['update:checked-out', 'switch:conf-written', 'stop:signalled'], socket: ['update:checked-out', 'switch:live-renamed', 'stop:signalled'] };
+const inside = {
+  port: ['update:checked-out', 'switch:conf-written', 'stop:signalled'],
+  socket: ['update:checked-out', 'switch:live-renamed', 'stop:signalled'],
+};
 
 for (const switchMode of ['port', 'socket'] as const) {
   for (const standby of ['keep', 'stop'] as const) {
