@@ -51,12 +51,11 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
 
   await run.step('verify', `check that the public port is served by ${target}`, async () => {
     try {
-      await verifyProxy(app, target, { reload: switched.reload });
+      return { value: undefined, detail: await verifyProxy(app, target, { reload: switched.reload }) };
     } catch (error) {
       await switchBack(run, wasLive, target);
       throw error;
     }
-    return { value: undefined };
   });
 
   await run.step('watch', `watch ${target} for ${app.health.watch_s} s`, () => watchAfterSwitch(run, target));

@@ -167,7 +167,7 @@ export interface VerifyOptions {
  * because nginx applies a reload asynchronously. Worth calling even when nothing changed: the
  * file may be right while nginx runs something else.
  */
-export async function verifyProxy(app: AppConfig, color: Color, options: VerifyOptions = {}): Promise<void> {
+export async function verifyProxy(app: AppConfig, color: Color, options: VerifyOptions = {}): Promise<string> {
   const timeoutMs = options.timeoutMs ?? app.verify_timeout_s * 1000;
   const target = publicTarget(app.listen);
   let last = 'no answer';
@@ -220,7 +220,15 @@ export async function verifyProxy(app: AppConfig, color: Color, options: VerifyO
       hint: `${socketHint}the config on disk names ${color}; check nginx's error log (a port taken by another process?) and the ${color} instance, then connect again`,
     });
   }
-  options.output?.write(`verify: ${where} serves ${app.name} from ${color}\n`);
+  // How it knows, for the journal: the reload's old workers watched, or answers over a time.
+  const how =
+    app.switch === 'socket'
+      ? `a 2xx through live.sock`
+      : options.reload
+        ? `X-Duet-Color: ${color}, and nginx's workers from before the reload stopped accepting`
+        : `X-Duet-Color: ${color} for ${SETTLE_MS} ms (no reload's workers to watch)`;
+  options.output?.write(`verify: ${where} serves ${app.name} from ${color} (${how})\n`);
+  return how;
 }
 
 /** For hints: what nginx does now, without failing when the current state is odd. */

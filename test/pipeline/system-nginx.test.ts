@@ -25,8 +25,9 @@ async function systemNginx(t: import('node:test').TestContext) {
   const yamlList = (argv: string[]) => `[${argv.map((a) => JSON.stringify(a)).join(', ')}]`;
   return {
     confDir: system.nginx.confDir,
+    // Its pid_file, as a system nginx's /run/nginx.pid: verify watches the reload's old workers.
     nginxYaml: (reload: string[] = system.nginx.reloadCmd) =>
-      `{ managed: false, conf_dir: ${system.nginx.confDir}, test_cmd: ${yamlList(system.nginx.testCmd)}, reload_cmd: ${yamlList(reload)} }`,
+      `{ managed: false, conf_dir: ${system.nginx.confDir}, pid_file: ${system.nginx.pidFile}, test_cmd: ${yamlList(system.nginx.testCmd)}, reload_cmd: ${yamlList(reload)} }`,
   };
 }
 
@@ -34,7 +35,9 @@ test('an unmanaged nginx: duet writes its file into conf_dir and runs the config
   const nginx = await systemNginx(t);
   const { succeed, get } = await setupDuet(t, { nginx: nginx.nginxYaml() });
   await succeed(['deploy', '--ref', 'v1']);
-  await succeed(['deploy', '--ref', 'v2']);
+  const deployed = await succeed(['deploy', '--ref', 'v2']);
+  // The system nginx's master, found through pid_file: verify waited for exactly its old workers.
+  assert.match(deployed.stderr, /verify: done .*X-Duet-Color: green, and nginx's workers from before the reload stopped accepting/);
   const page = await get('/');
   assert.match(page.body, /cafeteria v2/);
   assert.equal(page.color, 'green');
