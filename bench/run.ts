@@ -34,7 +34,8 @@ import {
   type FailsSettings,
   type FailsSystem,
 } from './scenarios/app-fails.js';
-import { DUET_PORT, DUET_SOCKET, NAIVE_SETUP, PM2_CLUSTER, renderReport } from './table.js';
+import { DUET_PORT, DUET_SOCKET, NAIVE_SETUP, PM2_CLUSTER } from './systems.js';
+import { renderReport } from './table.js';
 
 /**
  * `npm run bench [-- --quick] [--only part,...]`: every figure of bench/README.md, measured on

@@ -7,6 +7,7 @@ import type { LoadRow } from './scenarios/deploy-load.js';
 import { GOAL_RATE, type SystemIntake } from './scenarios/webhook.js';
 import type { CrashRun, FailsSystem, KillRun } from './scenarios/app-fails.js';
 import { clearlyAbove, meanWithError, median, type MeanWithError } from './lib/stats.js';
+import { DUET_PORT, DUET_SOCKET, NAIVE, NAIVE_SETUP, PM2, PM2_CLUSTER, RELOAD, RELOAD_AMID } from './systems.js';
 
 /**
  * The Markdown report. Every number comes from `Results`; nothing is typed in. "—" means the
@@ -14,15 +15,6 @@ import { clearlyAbove, meanWithError, median, type MeanWithError } from './lib/s
  * the table). A duet figure with a goal shows the goal and ✓ or ✗.
  */
 
-export const DUET_SOCKET = 'duet (switch: socket)';
-export const DUET_PORT = 'duet (switch: port)';
-export const RELOAD = 'nginx -s reload';
-export const RELOAD_AMID = 'nginx -s reload amid the same deploy work';
-export const NAIVE = 'naive restart';
-export const PM2 = 'pm2 reload (cluster)';
-/** Section 6's systems besides duet's two: what runs them when the app fails, not how they deploy. */
-export const PM2_CLUSTER = 'pm2 (cluster, 2 instances)';
-export const NAIVE_SETUP = 'naive (one process, nothing restarts it)';
 
 const NA = 'n/a';
 const DASH = '—';

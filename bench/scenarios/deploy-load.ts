@@ -4,7 +4,7 @@ import type { Baseline } from '../lib/baseline.js';
 import { mustCli, now, type DuetEnv } from '../lib/duet-env.js';
 import { log } from '../lib/log.js';
 import { mergeWrk, startWrk, type WrkResult } from '../lib/wrk.js';
-import { NAIVE, PM2, RELOAD, RELOAD_AMID } from '../table.js';
+import { NAIVE, PM2, RELOAD, RELOAD_AMID } from '../systems.js';
 import { appConfPath, renderAppConf } from '../../src/switch/nginx-conf.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { otherColor } from '../../src/config/schema.js';
