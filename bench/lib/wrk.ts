@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -14,6 +15,8 @@ export interface WrkResult {
   requests: number;
   /** Responses whose status is not 2xx. */
   non2xx: number;
+  /** Webhook script: requests sent after its signed deliveries ran out (a body sent again). */
+  exhausted: number;
   /** Socket errors as wrk counts them. */
   errors: { connect: number; read: number; write: number; timeout: number };
   socketErrors: number;
@@ -38,9 +41,11 @@ export const QUANTILE_GRID: readonly number[] = [...Array.from({ length: 199 }, 
 const DONE = `
 function done(summary, latency, requests)
   local non2xx = 0
+  local exhausted = 0
   local counts = {}
   for _, t in ipairs(threads) do
     non2xx = non2xx + t:get("non2xx")
+    exhausted = exhausted + (t:get("exhausted") or 0)
     for k, c in pairs(t:get("counts")) do counts[k] = (counts[k] or 0) + c end
   end
   local parts = {}
@@ -48,9 +53,9 @@ function done(summary, latency, requests)
   local q = {}
   for _, p in ipairs({${QUANTILE_GRID.join(', ')}}) do table.insert(q, string.format('%d', latency:percentile(p))) end
   io.write(string.format(
-    'BENCHJSON {"requests":%d,"non2xx":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,' ..
+    'BENCHJSON {"requests":%d,"non2xx":%d,"exhausted":%d,"connect":%d,"read":%d,"write":%d,"timeout":%d,' ..
     '"p50":%d,"p90":%d,"p99":%d,"max":%d,"duration_us":%d,"counts":{%s},"q":[%s]}\\n',
-    summary.requests, non2xx, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.requests, non2xx, exhausted, summary.errors.connect, summary.errors.read, summary.errors.write,
     summary.errors.timeout, latency:percentile(50), latency:percentile(90), latency:percentile(99),
     latency.max, summary.duration, table.concat(parts, ","), table.concat(q, ",")))
 end
@@ -70,97 +75,25 @@ function response(status, headers, body)
 end
 ${DONE}`;
 
-/** The 64 round constants of SHA-256 (FIPS 180-4, 4.2.2). */
-const SHA256_K = [
-  0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74,
-  0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d,
-  0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e,
-  0x92722c85, 0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5,
-  0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-];
-
 /**
  * A signed GitHub push delivery per request, each body different: duet answers a body it has
  * already accepted as a duplicate without writing a line (issue 15), so one body for all would
  * measure that shortcut, not intake. The body is <prefix><delivery id><suffix> (the id in a field
- * at its end) and X-Hub-Signature-256 its HMAC-SHA256, computed here: wrk's LuaJIT has no crypto,
- * so SHA-256 is written out below, and the HMAC's inner hash of the key block and the fixed
- * prefix is computed once (its midstate), leaving 2-3 blocks to hash per request.
- * X-GitHub-Delivery is the same id: <prefix>-<thread>-<counter>.
+ * at its end); node signs every id beforehand (signDeliveries: wrk's LuaJIT has no crypto) into a
+ * file of `<id> <X-Hub-Signature-256>` lines, which the script reads once and sends in turn, each
+ * thread every BENCH_THREADS-th line from its own. A thread that runs out sends its last body
+ * again and counts it in `exhausted`: the benchmark refuses such a run (a duplicate is not intake).
  */
 const WEBHOOK_LUA = `
-local bit = require("bit")
-local band, bor, bxor, bnot, rshift, lshift, ror, tobit = bit.band, bit.bor, bit.bxor, bit.bnot, bit.rshift, bit.lshift, bit.ror, bit.tobit
-local K = { ${SHA256_K.map((k) => `0x${k.toString(16).padStart(8, '0')}`).join(', ')} }
-local IV = { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 }
-local w = {}
-
--- One 64-byte block of s, from byte off, into the state H.
-local function compress(H, s, off)
-  for i = 0, 15 do
-    local a, b, c, d = s:byte(off + i * 4, off + i * 4 + 3)
-    w[i] = bor(lshift(a, 24), lshift(b, 16), lshift(c, 8), d)
-  end
-  for i = 16, 63 do
-    local x, y = w[i - 15], w[i - 2]
-    w[i] = tobit(w[i - 16] + bxor(ror(x, 7), ror(x, 18), rshift(x, 3)) + w[i - 7] + bxor(ror(y, 17), ror(y, 19), rshift(y, 10)))
-  end
-  local a, b, c, d, e, f, g, h = H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8]
-  for i = 0, 63 do
-    local t1 = tobit(h + bxor(ror(e, 6), ror(e, 11), ror(e, 25)) + bxor(band(e, f), band(bnot(e), g)) + K[i + 1] + w[i])
-    local t2 = tobit(bxor(ror(a, 2), ror(a, 13), ror(a, 22)) + bxor(band(a, b), band(a, c), band(b, c)))
-    h, g, f, e, d, c, b, a = g, f, e, tobit(d + t1), c, b, a, tobit(t1 + t2)
-  end
-  H[1], H[2], H[3], H[4] = tobit(H[1] + a), tobit(H[2] + b), tobit(H[3] + c), tobit(H[4] + d)
-  H[5], H[6], H[7], H[8] = tobit(H[5] + e), tobit(H[6] + f), tobit(H[7] + g), tobit(H[8] + h)
-end
-
-local function copy(H) return { H[1], H[2], H[3], H[4], H[5], H[6], H[7], H[8] } end
-
--- Whole blocks of s into H; returns what is left (under 64 bytes).
-local function absorb(H, s)
-  local whole = #s - #s % 64
-  for off = 1, whole, 64 do compress(H, s, off) end
-  return s:sub(whole + 1)
-end
-
--- The digest (32 bytes) of a message of total bytes whose last bytes, after H, are tail.
-local function finish(H, tail, total)
-  local bits = total * 8
-  local pad = tail .. "\\128" .. string.rep("\\0", (55 - #tail) % 64) ..
-    string.char(0, 0, 0, 0, band(rshift(bits, 24), 255), band(rshift(bits, 16), 255), band(rshift(bits, 8), 255), band(bits, 255))
-  absorb(H, pad)
-  local out = {}
-  for i = 1, 8 do
-    local v = H[i]
-    out[i] = string.char(band(rshift(v, 24), 255), band(rshift(v, 16), 255), band(rshift(v, 8), 255), band(v, 255))
-  end
-  return table.concat(out)
-end
-
-local function tohex(s) return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end)) end
-
 local prefix = os.getenv("BENCH_BODY_PREFIX")
 local suffix = os.getenv("BENCH_BODY_SUFFIX")
-local key = os.getenv("BENCH_SECRET")
-assert(#key <= 64, "BENCH_SECRET: a key over 64 bytes is not supported")
-key = key .. string.rep("\\0", 64 - #key)
-local ipad = key:gsub(".", function(c) return string.char(bxor(c:byte(), 0x36)) end)
-local opad = key:gsub(".", function(c) return string.char(bxor(c:byte(), 0x5c)) end)
-local inner = copy(IV)
-compress(inner, ipad, 1)
-local inner_tail = absorb(inner, prefix)
-local outer = copy(IV)
-compress(outer, opad, 1)
-
-local function sign(id)
-  local tail = inner_tail .. id .. suffix
-  local digest = finish(copy(inner), tail, 64 + #prefix + #id + #suffix)
-  return "sha256=" .. tohex(finish(copy(outer), digest, 64 + 32))
-end
-
-local delivery_prefix = os.getenv("BENCH_DELIVERY_PREFIX")
 local path = os.getenv("BENCH_PATH")
+local stride = tonumber(os.getenv("BENCH_THREADS") or "1")
+local signed = {}
+for line in io.lines(os.getenv("BENCH_SIGNED")) do
+  local id, signature = line:match("^(%S+) (%S+)$")
+  signed[#signed + 1] = { id, signature }
+end
 threads = {}
 local next_id = 0
 function setup(thread)
@@ -169,19 +102,23 @@ function setup(thread)
   table.insert(threads, thread)
 end
 non2xx = 0
+exhausted = 0
 counts = {}
 local n = 0
 function request()
-  n = n + 1
-  local id = delivery_prefix .. "-" .. tid .. "-" .. n
+  local entry = signed[n * stride + tid + 1]
+  if entry then n = n + 1 else
+    exhausted = exhausted + 1
+    entry = signed[(n - 1) * stride + tid + 1]
+  end
   local headers = {
     ["Content-Type"] = "application/json",
     ["User-Agent"] = "GitHub-Hookshot/bench",
     ["X-GitHub-Event"] = "push",
-    ["X-Hub-Signature-256"] = sign(id),
-    ["X-GitHub-Delivery"] = id,
+    ["X-Hub-Signature-256"] = entry[2],
+    ["X-GitHub-Delivery"] = entry[1],
   }
-  return wrk.format("POST", path, headers, prefix .. id .. suffix)
+  return wrk.format("POST", path, headers, prefix .. entry[1] .. suffix)
 end
 function response(status, headers, body)
   if status < 200 or status > 299 then non2xx = non2xx + 1 end
@@ -189,6 +126,20 @@ function response(status, headers, body)
   counts[k] = (counts[k] or 0) + 1
 end
 ${DONE}`;
+
+/**
+ * Sign `count` deliveries for WEBHOOK_LUA: ids `<idPrefix>-<n>`, each body `<prefix><id><suffix>`
+ * signed with `secret` as GitHub does; written to `file` one `<id> <signature>` line each.
+ */
+export async function signDeliveries(file: string, o: { prefix: string; suffix: string; secret: string; idPrefix: string; count: number }): Promise<void> {
+  const lines: string[] = [];
+  for (let n = 0; n < o.count; n += 1) {
+    const id = `${o.idPrefix}-${n}`;
+    const signature = createHmac('sha256', o.secret).update(o.prefix).update(id).update(o.suffix).digest('hex');
+    lines.push(`${id} sha256=${signature}`);
+  }
+  await writeFile(file, `${lines.join('\n')}\n`);
+}
 
 export async function writeLuaScripts(dir: string): Promise<{ load: string; webhook: string }> {
   const load = join(dir, 'load.lua');
@@ -247,6 +198,7 @@ export function parseWrk(stdout: string, context: string): WrkResult {
   const raw = JSON.parse(line.slice('BENCHJSON '.length)) as {
     requests: number;
     non2xx: number;
+    exhausted: number;
     connect: number;
     read: number;
     write: number;
@@ -264,6 +216,7 @@ export function parseWrk(stdout: string, context: string): WrkResult {
   return {
     requests: raw.requests,
     non2xx: raw.non2xx,
+    exhausted: raw.exhausted,
     errors,
     socketErrors: errors.connect + errors.read + errors.write + errors.timeout,
     p50Ms: raw.p50 / 1000,
@@ -300,6 +253,7 @@ export function mergeWrk(runs: readonly WrkResult[]): WrkResult {
   return {
     requests,
     non2xx: sum((w) => w.non2xx),
+    exhausted: sum((w) => w.exhausted),
     errors,
     socketErrors: sum((w) => w.socketErrors),
     p50Ms: quantile(50),

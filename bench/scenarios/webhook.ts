@@ -11,7 +11,7 @@ import { log } from '../lib/log.js';
 import { cpuMs, fsyncProbe, rssMb, sampleRss, waitForNoChildren } from '../lib/proc.js';
 import { ensureWebhookTool, startDuetServe, startFloorServer, startWebhookTool, type Server } from '../lib/servers.js';
 import { median, percentile } from '../lib/stats.js';
-import { startWrk, type WrkResult } from '../lib/wrk.js';
+import { signDeliveries, startWrk, type WrkResult } from '../lib/wrk.js';
 import { runBurst, type BurstResult } from './webhook-burst.js';
 import { drained, pushPayload, pushHeaders, recordedDeliveries, uniqueBodies } from './webhook-deliveries.js';
 
@@ -116,6 +116,11 @@ function cpuUsed(server: Server, before: number | null, acks: number): CpuUse {
 
 /** The rate of the p99 goal (deliveries per second). */
 export const GOAL_RATE = 200;
+/**
+ * Deliveries signed beforehand per second of the closed-loop run: well above any intake measured
+ * here (bench/README.md), since a run that runs out is refused.
+ */
+const SIGNED_PER_S = 10_000;
 
 /**
  * The `ms` duet logged for each delivery whose id starts with `prefix`. Its log reaches the file
@@ -241,13 +246,16 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
       }
     }
 
-    // Closed loop at full speed: wrk signing each body (lib/wrk.ts), unique delivery ids. duet's
-    // intake is bound by one fsync per delivery, so the disk's fsync latency is taken just before.
+    // Closed loop at full speed: a body signed beforehand per request (lib/wrk.ts), unique delivery
+    // ids. duet's intake is bound by one fsync per delivery, so the disk's fsync latency is taken
+    // just before.
     const fsync = await fsyncProbe(env.setup.config.stateDir);
     fsyncBeforeMax[target.name] = fsync;
     log(`  fsync of a small append on this disk: p50 ${fsync.p50Ms?.toFixed(2)} ms, p99 ${fsync.p99Ms?.toFixed(2)} ms`);
     const prefix = `${target.name}-max-${Date.now().toString(36)}`;
     if (target.name === 'duet') wrkPrefixes.push(prefix);
+    const signed = join(dir, `${prefix}.signed`);
+    await signDeliveries(signed, { ...bodies, secret: WEBHOOK_SECRET, idPrefix: prefix, count: Math.ceil(settings.maxDurationS * SIGNED_PER_S) });
     const wrk = startWrk({
       url: `http://127.0.0.1:${target.server.port}${target.path}`,
       script: settings.wrkScript,
@@ -257,8 +265,7 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
       env: {
         BENCH_BODY_PREFIX: bodies.prefix,
         BENCH_BODY_SUFFIX: bodies.suffix,
-        BENCH_SECRET: WEBHOOK_SECRET,
-        BENCH_DELIVERY_PREFIX: prefix,
+        BENCH_SIGNED: signed,
         BENCH_PATH: target.path,
       },
     });
@@ -266,6 +273,9 @@ export async function runWebhook(scope: Scope, root: string, env: DuetEnv, setti
     await sleep(settings.maxDurationS * 1000);
     // Its percentiles grid is for merging runs, which this one is not.
     const { quantilesUs: _grid, ...result } = await wrk.stop();
+    if (result.exhausted > 0) {
+      throw new Error(`wrk ran out of signed deliveries (${result.exhausted} bodies sent again): raise SIGNED_PER_S above ${SIGNED_PER_S}`);
+    }
     const acks = Object.entries(result.counts)
       .filter(([status]) => /^2\d\d$/.test(status))
       .reduce((sum, [, c]) => sum + c, 0);

@@ -9,6 +9,7 @@ function uniformRun(requests: number, fromMs: number, toMs: number, extra: Parti
   return {
     requests,
     non2xx: 0,
+    exhausted: 0,
     errors: { connect: 0, read: 0, write: 0, timeout: 0 },
     socketErrors: 0,
     p50Ms: at(50),
