@@ -15,7 +15,6 @@ import { DUET_PORT, DUET_SOCKET, NAIVE, NAIVE_SETUP, PM2, PM2_CLUSTER, RELOAD, R
  * the table). A duet figure with a goal shows the goal and ✓ or ✗.
  */
 
-
 const NA = 'n/a';
 const DASH = '—';
 
