@@ -70,7 +70,7 @@ export function parseConfig(text: string, file: string): Config {
   }
   const result = configSchema.safeParse(document.toJS() ?? {});
   if (!result.success) {
-    throw new ConfigError(`${file}: ${formatIssues(result.error.issues)}`, 'see "Configuration" in the README');
+    throw new ConfigError(`${file}: ${formatIssues(result.error.issues)}`, 'see docs/configuration.md');
   }
   checkPortsAreDistinct(result.data, file);
   return resolveConfig(result.data, file);

@@ -46,7 +46,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   } catch (error) {
     // The rest needs a config; the message already names the file, key and what was expected.
     const message = error instanceof Error ? error.message : describeError(error);
-    return { results: [fail('config', oneLine(message), `fix ${file}; see "Configuration" in the README`)], exitCode: 2 };
+    return { results: [fail('config', oneLine(message), `fix ${file}; see docs/configuration.md`)], exitCode: 2 };
   }
   const apps = [...setup.config.apps.values()];
   const config = pass('config', `${file} is valid (${apps.length} app${apps.length === 1 ? '' : 's'}: ${apps.map((a) => a.name).join(', ')})`);
