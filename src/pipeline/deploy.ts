@@ -42,7 +42,7 @@ export function defaultRef(app: AppConfig): string {
 }
 
 /**
- * lock -> resolve -> pick -> update -> start -> health -> switch -> verify -> retire -> record.
+ * lock -> resolve -> pick -> update -> start -> health -> switch -> verify -> watch -> retire -> record.
  * Re-entrant: after a crash at any step, running it again converges, because every step first
  * checks whether the machine is already in the state it produces.
  */

@@ -3,7 +3,8 @@ import type { StepName } from './journal.js';
 
 /**
  * What a deploy tells whoever started it. The pipeline only reports; the CLI draws a progress
- * line on a terminal or prints plain lines, and the server (later) streams them.
+ * line on a terminal or prints plain lines; duet serve logs them and the API's log stream follows
+ * the deploy's log.
  */
 export interface DeployObserver {
   stepStarted(step: StepName, what: string): void;
