@@ -295,8 +295,8 @@ export class DeployQueue implements TriggerQueue {
   private notify(event: keyof TriggerObserver, record: TriggerRecord): void {
     for (const observer of this.observers) {
       try {
-        if (event === 'started') observer.started({ ...record }, record.color);
-        else observer[event]({ ...record });
+        if (event === 'started') observer.started?.({ ...record }, record.color);
+        else observer[event]?.({ ...record });
       } catch (error) {
         // An observer (status reporter, metrics) must never break the queue.
         this.options.logger?.error({ err: (error as Error).message, event }, 'trigger observer failed');

@@ -96,10 +96,11 @@ export interface SubmitResult {
 }
 
 /** Told about every change of a trigger's state; the commit status reporter is one. */
+/** Who follows the queue's triggers; each implements what it needs. */
 export interface TriggerObserver {
-  queued(trigger: TriggerRecord): void;
-  started(trigger: TriggerRecord, color: string | null): void;
-  finished(trigger: TriggerRecord): void;
+  queued?(trigger: TriggerRecord): void;
+  started?(trigger: TriggerRecord, color: string | null): void;
+  finished?(trigger: TriggerRecord): void;
 }
 
 /** What the HTTP side needs of the deploy queue (src/pipeline/queue.ts implements it). */

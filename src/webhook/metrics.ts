@@ -98,10 +98,6 @@ export class Metrics implements TriggerObserver {
     this.bothCrashes.inc({ app });
   }
 
-  queued(_trigger: TriggerRecord): void {}
-
-  started(_trigger: TriggerRecord, _color: string | null): void {}
-
   finished(trigger: TriggerRecord): void {
     const result = trigger.state;
     if (result !== 'succeeded' && result !== 'failed' && result !== 'errored' && result !== 'superseded') return;

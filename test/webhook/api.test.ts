@@ -281,8 +281,6 @@ test('status, healthz and metrics', async (t) => {
   assert.equal((await fetch(`${h.base}/metrics`)).status, 401);
   h.queue.add({ state: 'queued' });
   const finished = trigger({ state: 'succeeded', startedAt: '2026-11-25T16:00:00.000Z', finishedAt: '2026-11-25T16:00:12.000Z' });
-  h.metrics.queued(finished);
-  h.metrics.started(finished, 'green');
   h.metrics.finished(finished);
   h.metrics.finished(trigger({ app: 'menu', state: 'superseded' }));
   h.metrics.recordDelivery('accepted');
