@@ -76,6 +76,39 @@ export function isSystemError(error: unknown): error is NodeJS.ErrnoException {
   return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string';
 }
 
+/** Whether `error`, or an error that caused it, is the disk being full (ENOSPC). */
+export function isDiskFull(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) if (isSystemError(cause) && cause.code === 'ENOSPC') return true;
+  return false;
+}
+
+/** How every message of a full disk begins: the deploy's summary is then the message itself (queue-run.ts). */
+export const DISK_FULL = 'the disk is full (ENOSPC)';
+
+/**
+ * The disk refused to store what `step` had to write: said as such, not as "internal error" or a
+ * bare errno, with where to make room. Like every refusal of the machine, the deploy's failure.
+ */
+export class DiskFullError extends DuetError {
+  constructor(step: string, what: string, stateDir: string, cause: unknown) {
+    super(`${DISK_FULL} at ${step}: ${what}`, {
+      step,
+      cause,
+      hint: `free space on the disk holding the state dir (df -h ${stateDir}; old deploy logs, app logs, caches), then deploy again: it converges from what the machine shows`,
+    });
+  }
+}
+
+/**
+ * What the machine refused during `step` (a `NodeJS.ErrnoException`), as the deploy's failure at
+ * that step: a full disk named (DiskFullError), anything else with the system's own words.
+ */
+export function machineError(step: string, error: NodeJS.ErrnoException, stateDir: string): DuetError {
+  const detail = error.message.split('\n')[0]!;
+  if (isDiskFull(error)) return new DiskFullError(step, detail, stateDir, error);
+  return new DuetError(`${step}: ${detail}`, { step, cause: error });
+}
+
 export function describeError(error: unknown): string {
   if (error instanceof DuetError) {
     return error.hint ? `${error.message}\nhint: ${error.hint}` : error.message;

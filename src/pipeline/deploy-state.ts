@@ -14,7 +14,8 @@ import { isTriggerEvent, type TriggerEvent, type TriggerRecord, type TriggerStat
  *           │            │             ├─> failed
  *           │            └─────────────┼─> errored
  *           │                          └─> interrupted (its process died; a resumed trigger runs again)
- *           └─> errored (its app left the config, or its start could not be saved)
+ *           ├─> failed (its start could not be saved: a full disk)
+ *           └─> errored (its app left the config)
  */
 export type DeployState = TriggerState | 'watching' | 'interrupted';
 
@@ -27,7 +28,7 @@ export function isFinal(state: DeployState): boolean {
 
 /** The moves a stored trigger may make: running -> running is a deploy resumed after a restart. */
 const MOVES: Readonly<Record<TriggerState, readonly TriggerState[]>> = {
-  queued: ['running', 'superseded', 'errored'],
+  queued: ['running', 'superseded', 'failed', 'errored'],
   running: ['running', 'succeeded', 'failed', 'errored'],
   succeeded: [],
   failed: [],

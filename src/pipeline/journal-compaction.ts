@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config/load.js';
+import { compactedLines } from './compacted-deploys.js';
 import { foldTriggers } from './deploy-state.js';
 import { foldEvents, type Journal, type JournalEvent } from './journal.js';
 import { seenLines } from './seen-deliveries.js';
@@ -18,7 +19,9 @@ export const KEEP_DEPLOYS = 300;
  * died: the next lock holder closes it as interrupted) and every trigger still queued or running;
  * of a trigger dropped whose deliveries are still remembered (the last 3 days, and the app's
  * newest 1,000: seen-deliveries.ts), one `seen` line with their ids and body digests, so that a
- * replay is still a duplicate. Only a holder of the app's lock may call this, so no run appends meanwhile; duet serve appends
+ * replay is still a duplicate; of every deploy dropped, one `compacted` line with its summary
+ * (90 days, the newest 5,000: compacted-deploys.ts), so that its link still answers. Only a
+ * holder of the app's lock may call this, so no run appends meanwhile; duet serve appends
  * trigger events without that lock, so a compaction runs only in duet serve's own process (where
  * its appends wait for the rewrite, event-log.ts) or while no duet serve runs (its lock taken for
  * the moment). Temp file, fsync, rename: a crash leaves the old journal or the new one, and
@@ -39,21 +42,26 @@ export async function compactJournal(
   await withServeLockUnlessServing(config, 'journal compaction', () =>
     journal.compact((events) => {
       const kept = idsToKeep(events, options.keep ?? KEEP_DEPLOYS);
-      const isKept = (event: JournalEvent): boolean => event.type !== 'seen' && kept.has(event.id);
+      const isKept = (event: JournalEvent): boolean => !isLeftOver(event) && kept.has(event.id);
       const gone = events.filter((event) => !isKept(event));
-      dropped = [...new Set(gone.filter((event) => event.type !== 'seen').map((event) => event.id))];
+      dropped = [...new Set(gone.filter((event) => !isLeftOver(event)).map((event) => event.id))];
       const seen = seenLines(gone);
-      // Nothing dropped and no seen line expired: the same file again.
-      if (dropped.length === 0 && seen.length === gone.length) return undefined;
-      return [...seen, ...events.filter(isKept)];
+      const compacted = compactedLines(gone);
+      // Nothing dropped and no line of an earlier compaction expired: the same file again.
+      if (dropped.length === 0 && seen.length + compacted.length === gone.length) return undefined;
+      return [...seen, ...compacted, ...events.filter(isKept)];
     }),
   );
   return dropped;
 }
 
+/** A line an earlier compaction wrote in place of a deploy it dropped: not a deploy to count or keep. */
+function isLeftOver(event: JournalEvent): boolean {
+  return event.type === 'seen' || event.type === 'compacted';
+}
+
 function idsToKeep(events: readonly JournalEvent[], keep: number): Set<string> {
-  // A seen line stands for a trigger already dropped: not a deploy to count.
-  const inOrder = [...new Set(events.filter((event) => event.type !== 'seen').map((event) => event.id))];
+  const inOrder = [...new Set(events.filter((event) => !isLeftOver(event)).map((event) => event.id))];
   const kept = new Set(inOrder.slice(-keep));
   for (const record of foldEvents([...events])) if (record.outcome === null) kept.add(record.id);
   for (const trigger of foldTriggers(events).values()) if (trigger.state === 'queued' || trigger.state === 'running') kept.add(trigger.id);

@@ -1,4 +1,5 @@
 import { open } from 'node:fs/promises';
+import type { CompactedEvent } from './compacted-deploys.js';
 import { foldEvent, type DeployRecord, type JournalEvent } from './journal.js';
 
 /**
@@ -9,6 +10,8 @@ import { foldEvent, type DeployRecord, type JournalEvent } from './journal.js';
  */
 export class JournalIndex {
   private byId = new Map<string, DeployRecord>();
+  /** What compactions left of the deploys they dropped. */
+  private compactedById = new Map<string, CompactedEvent>();
   private inode = -1;
   private offset = 0;
   /** One catch-up at a time: two requests reading the same new bytes would fold them twice. */
@@ -35,6 +38,13 @@ export class JournalIndex {
     await this.catchUp();
     const found = this.byId.get(id);
     return found && structuredClone(found);
+  }
+
+  /** The summary of a deploy compacted away (compacted-deploys.ts). */
+  async compacted(id: string): Promise<CompactedEvent | undefined> {
+    await this.catchUp();
+    const found = this.compactedById.get(id);
+    return found && { ...found };
   }
 
   private catchUp(): Promise<void> {
@@ -68,7 +78,8 @@ export class JournalIndex {
         } catch {
           continue; // a line torn by a crash mid-append, as Journal.events() skips it
         }
-        foldEvent(this.byId, event);
+        if (event.type === 'compacted') this.compactedById.set(event.id, event);
+        else foldEvent(this.byId, event);
       }
       this.offset += end + 1;
     } finally {
@@ -78,6 +89,7 @@ export class JournalIndex {
 
   private reset(inode: number): void {
     this.byId = new Map();
+    this.compactedById = new Map();
     this.inode = inode;
     this.offset = 0;
   }

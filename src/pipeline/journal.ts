@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { EventLog } from '../util/event-log.js';
+import type { CompactedEvent } from './compacted-deploys.js';
 import { isTriggerEvent, type TriggerEvent } from './trigger.js';
 
 /**
  * The journal is an app's one stream of events, an append-only file of JSON lines: what happened
  * to each trigger (TriggerEvent, written by duet serve's queue: accepted, merged, resolved,
  * dequeued, superseded, settled) and what each run did (RunEvent, written under the app's lock:
- * begin, steps, facts, end), both under the deploy's id. Appending never rewrites what is there,
+ * begin, steps, facts, end), both under the deploy's id; and, of a deploy compacted away, its
+ * summary (CompactedEvent, compacted-deploys.ts). Appending never rewrites what is there,
  * so a crash loses at most the line being written, and a torn last line is skipped on reading.
  * Records are folded from events, never stored whole.
  */
@@ -26,7 +28,8 @@ export type RunEvent =
   | { type: 'fact'; id: string; at: string; sha?: string; resolvedRef?: string; from?: string | null; to?: string }
   | { type: 'end'; id: string; at: string; outcome: Outcome; error?: string; failedStep?: string };
 
-export type JournalEvent = RunEvent | TriggerEvent;
+/** Run events, trigger events, and what a compaction left of a deploy it dropped. */
+export type JournalEvent = RunEvent | TriggerEvent | CompactedEvent;
 
 export interface StepRecord {
   name: StepName;
@@ -138,7 +141,7 @@ export function foldEvents(events: JournalEvent[]): DeployRecord[] {
  * queued has no record here.
  */
 export function foldEvent(byId: Map<string, DeployRecord>, event: JournalEvent): void {
-  if (isTriggerEvent(event)) return;
+  if (isTriggerEvent(event) || event.type === 'compacted') return;
   if (event.type === 'begin') {
     const earlier = byId.get(event.id);
     if (earlier) {

@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import { DuetError } from '../errors.js';
+import { DISK_FULL, DuetError, isSystemError, machineError } from '../errors.js';
 import { deploy } from './deploy.js';
+import type { DeployRecord } from './journal.js';
 import { LockWaitAborted } from './lock.js';
 import { loggingObserver } from './observer.js';
 import { rollback } from './rollback.js';
-import type { TriggerOutcome, TriggerRecord } from './trigger.js';
+import type { TriggerKind, TriggerOutcome, TriggerRecord } from './trigger.js';
 
 /**
  * Run one trigger's deploy or rollback, and say how it ended as the change to its record. Never
@@ -25,30 +26,53 @@ export async function runTrigger(
       record.kind === 'rollback'
         ? await rollback(config, app, { from: record.fromSha, observer, id: record.id, signal })
         : await deploy(config, app, { ref: record.ref ?? undefined, pinnedSha: record.sha ?? undefined, id: record.id, observer, signal });
-    const seconds = (result.ms / 1000).toFixed(1);
     return {
       state: 'succeeded',
       sha: result.sha,
       color: result.color,
-      summary:
-        record.kind === 'rollback'
-          ? `Rolled back to ${result.sha.slice(0, 7)} on ${result.color} in ${seconds}s`
-          : result.outcome === 'noop'
-            ? `Already live on ${result.color}`
-            : `Live on ${result.color} in ${seconds}s`,
+      summary: successSummary(record.kind, result.outcome, result.color, result.sha, result.ms),
     };
   } catch (error) {
     if (error instanceof LockWaitAborted) {
       logger?.info({ app: app.name, deploy: record.id }, error.message);
       return undefined;
     }
-    // A step that failed is the deploy's failure; anything else is duet's own error.
+    // A step that failed is the deploy's failure, and so is what the machine refused outside one
+    // (a full disk); anything else is duet's own error.
+    const failure = error instanceof DuetError ? error : isSystemError(error) ? machineError(record.kind, error, config.stateDir) : undefined;
     const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
-    const failed = error instanceof DuetError;
-    logger?.error({ app: app.name, deploy: record.id, err: reason }, failed ? 'deploy failed' : 'deploy errored');
-    return {
-      state: failed ? 'failed' : 'errored',
-      summary: failed ? `${error.step} failed: ${reason}` : `internal error: ${reason}`,
-    };
+    logger?.error({ app: app.name, deploy: record.id, err: reason }, failure ? 'deploy failed' : 'deploy errored');
+    return failure ? { state: 'failed', summary: failureSummary(failure.step, failure.message) } : { state: 'errored', summary: `internal error: ${reason}` };
   }
+}
+
+/**
+ * How a trigger's run ended, from its journal record, when the trigger's own `settled` line is
+ * missing (duet serve stopped, or the disk was full, between the two): the run's end decides, and
+ * a run that ended is never run again. undefined: it did not end (or was closed as interrupted):
+ * duet serve died during it, and it is resumed.
+ */
+export function outcomeOfRun(trigger: TriggerRecord, run: DeployRecord | undefined): TriggerOutcome | undefined {
+  if (!run?.outcome || run.outcome === 'interrupted') return undefined;
+  if (run.outcome === 'failed') {
+    const message = run.error ?? 'it failed';
+    // The journal keeps the step of a deploy's failure (a DuetError) only: without one, duet's own error.
+    if (run.failedStep) return { state: 'failed', summary: failureSummary(run.failedStep, message) };
+    return { state: 'errored', summary: `internal error: ${message.split('\n')[0]}` };
+  }
+  const color = run.to ?? trigger.color;
+  const summary = successSummary(trigger.kind, run.outcome, color ?? 'its color', run.sha ?? '', run.totalMs ?? 0);
+  return { state: 'succeeded', ...(run.sha ? { sha: run.sha } : {}), ...(color ? { color } : {}), summary };
+}
+
+/** A failure's one line, "<step> failed: <reason>"; a full disk's message says where itself (DiskFullError). */
+export function failureSummary(step: string, message: string): string {
+  const reason = message.split('\n')[0]!;
+  return reason.startsWith(DISK_FULL) ? reason : `${step} failed: ${reason}`;
+}
+
+function successSummary(kind: TriggerKind, outcome: 'success' | 'noop', color: string, sha: string, ms: number): string {
+  const seconds = (ms / 1000).toFixed(1);
+  if (kind === 'rollback') return `Rolled back to ${sha.slice(0, 7)} on ${color} in ${seconds}s`;
+  return outcome === 'noop' ? `Already live on ${color}` : `Live on ${color} in ${seconds}s`;
 }

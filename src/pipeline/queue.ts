@@ -2,12 +2,12 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor } from '../config/schema.js';
-import { ShuttingDownError, UnknownAppError } from '../errors.js';
+import { DiskFullError, DuetError, isDiskFull, NotSavedError, ShuttingDownError, UnknownAppError } from '../errors.js';
 import { resolveRef } from '../instance/checkout.js';
 import { configuredColor } from '../switch/proxy.js';
 import { defaultRef } from './deploy.js';
-import { newDeployId } from './journal.js';
-import { runTrigger } from './queue-run.js';
+import { Journal, newDeployId } from './journal.js';
+import { failureSummary, outcomeOfRun, runTrigger } from './queue-run.js';
 import { liveCommitIs } from './rollback.js';
 import { TriggerStore, triggerStoreFiles, type TriggerChange, type TriggerStoreFiles } from './trigger-store.js';
 import { coversSameDeploy, type SubmitResult, type TriggerObserver, type TriggerQueue, type TriggerRecord, type TriggerRequest } from './trigger.js';
@@ -211,19 +211,16 @@ export class DeployQueue implements TriggerQueue {
     const live = await configuredColor(app, this.options.config).catch(() => undefined);
     // Both a deploy and a rollback go to the color that is not live now.
     const color = live ? otherColor(live) : record.kind === 'deploy' ? 'blue' : null;
-    const started = await this.save(record.id, { type: 'dequeued', color });
-    if (started.unsaved) {
-      // A deploy whose start is not on disk would be re-run from scratch by the next duet serve
-      // anyway, most likely onto the same full disk: it does not start now.
-      const finished = this.store.mark(record.id, {
-        type: 'settled',
-        state: 'errored',
-        summary: `internal error: the deploy did not start, ${started.unsaved}`,
-      });
+    let current: TriggerRecord;
+    try {
+      current = await this.store.record(record.id, { type: 'dequeued', color });
+    } catch (error) {
+      if (!(error instanceof NotSavedError)) throw error;
+      // A deploy whose start is not on disk does not start: nothing it did would be on disk either.
+      const finished = await this.saveFinal(record.id, { type: 'settled', state: 'failed', summary: this.notStarted(record, error) });
       await this.afterAnnounced(record.id, () => this.notify('finished', finished));
       return;
     }
-    let current = started.record;
     await this.afterAnnounced(record.id, () => this.notify('started', current));
     const outcome = await runTrigger(this.options.config, app, record, { logger: this.options.logger, signal: this.stopping.signal });
     // undefined: shutdown came while it waited for its app's lock. Nothing was started: it stays
@@ -233,20 +230,41 @@ export class DeployQueue implements TriggerQueue {
     this.notify('finished', current);
   }
 
-  /** Resume after a restart: an interrupted deploy first (it converges), then what waited. */
+  /** Why a trigger whose start the journal did not take ends failed without running (its summary). */
+  private notStarted(record: TriggerRecord, error: NotSavedError): string {
+    this.options.logger?.error({ app: record.app, deploy: record.id, err: error.message, hint: error.hint }, 'could not save the start of a deploy');
+    const what = 'its start could not be saved in the journal, so it did not start';
+    const failure = isDiskFull(error)
+      ? new DiskFullError('queue', what, this.options.config.stateDir, error)
+      : new DuetError(`${what} (${error.cause instanceof Error ? error.cause.message : error.message})`, { step: 'queue' });
+    return failureSummary(failure.step, failure.message);
+  }
+
+  /**
+   * Resume after a restart: an interrupted deploy first (it converges), then what waited. Only a
+   * run that never ended is interrupted: one whose end the journal has, but not the trigger's
+   * settled line (duet serve stopped, or the disk was full, in between), ended as it says, and a
+   * deploy shown failed never goes live later on its own.
+   */
   private async resume(): Promise<void> {
     const unfinished = this.store
       .all()
       .filter((r) => r.state === 'queued' || r.state === 'running')
       .sort((a, b) => a.id.localeCompare(b.id));
     for (const record of unfinished.filter((r) => r.state === 'running')) {
-      this.options.logger?.info({ app: record.app, deploy: record.id }, 'resuming an interrupted deploy');
       const lane = this.lane(record.app);
       const app = this.options.config.apps.get(record.app);
       if (!app) {
         await this.abandon(record, 'the app is no longer configured');
         continue;
       }
+      const ended = outcomeOfRun(record, await new Journal(app.paths.journal).record(record.id));
+      if (ended) {
+        this.options.logger?.info({ app: record.app, deploy: record.id, state: ended.state }, 'a deploy ended before its outcome was saved: not run again');
+        this.notify('finished', await this.saveFinal(record.id, { type: 'settled', ...ended }));
+        continue;
+      }
+      this.options.logger?.info({ app: record.app, deploy: record.id }, 'resuming an interrupted deploy');
       void lane.runner.add(() => this.guarded(app.name, () => this.run(app, this.store.get(record.id)!)));
     }
     for (const record of unfinished.filter((r) => r.state === 'queued')) {
@@ -260,21 +278,11 @@ export class DeployQueue implements TriggerQueue {
     this.notify('finished', await this.saveFinal(record.id, { type: 'settled', state: 'errored', summary: `internal error: ${why}` }));
   }
 
-  /** The store's recordOrMark, and the error log line when the journal could not take it. */
-  private async save(id: string, change: TriggerChange): Promise<{ record: TriggerRecord; unsaved?: string }> {
-    const result = await this.store.recordOrMark(id, change);
-    if (result.error) {
-      const { app } = result.record;
-      this.options.logger?.error({ app, deploy: id, err: result.error.message, hint: result.error.hint }, 'could not save the state of a deploy');
-    }
-    return result;
-  }
-
-  /** save() for a deploy's outcome: the summary says when the file does not have it. */
+  /** A deploy's outcome, in memory (the summary says so) when the journal cannot take it yet. */
   private async saveFinal(id: string, change: TriggerChange): Promise<TriggerRecord> {
-    const { record, unsaved } = await this.save(id, change);
-    if (!unsaved) return record;
-    return this.store.annotate(id, `${record.summary ?? record.state}; ${unsaved}: duet serve re-runs it at its next start`);
+    const { record, error } = await this.store.recordOrMark(id, change);
+    if (error) this.options.logger?.error({ app: record.app, deploy: id, err: error.message, hint: error.hint }, 'could not save the state of a deploy');
+    return record;
   }
 
   /**

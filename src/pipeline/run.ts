@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import type { Config, AppConfig } from '../config/load.js';
-import { describeError, DuetError, InternalError, isSystemError } from '../errors.js';
+import { describeError, DiskFullError, DuetError, InternalError, isDiskFull, isSystemError, machineError } from '../errors.js';
 import { compactJournal } from './journal-compaction.js';
 import { DeployLog, deployLogPath } from './deploy-log.js';
 import { Journal, newDeployId, type DeployKind, type StepName, type RunEvent } from './journal.js';
@@ -66,7 +66,7 @@ export class DeployRun {
       this.observer.stepEnded(name, 'failed', ms, detail);
       if (error instanceof DuetError) throw error;
       // What the machine refused is the step's failure; anything else is a bug of duet's own.
-      if (isSystemError(error)) throw new DuetError(`${name}: ${detail}`, { step: name, cause: error });
+      if (isSystemError(error)) throw machineError(name, error, this.config.stateDir);
       if (error instanceof Error && error.stack) this.log.write(`${error.stack}\n`);
       throw new InternalError(name, error);
     }
@@ -128,6 +128,7 @@ export class DeployRun {
     try {
       await this.journal.append({ ...event, id: this.id, at: new Date().toISOString() });
     } catch (error) {
+      if (isDiskFull(error)) throw new DiskFullError(step, `could not journal the ${event.type} of ${this.kind} ${this.id}`, this.config.stateDir, error);
       throw new DuetError(`could not journal the ${event.type} of ${this.kind} ${this.id} in ${this.journal.path}: ${describeError(error)}`, {
         step,
         cause: error,

@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { readdir, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Config } from '../config/load.js';
 import { appPaths } from '../config/paths.js';
-import { NotSavedError } from '../errors.js';
+import { isDiskFull, NotSavedError } from '../errors.js';
+import { DiskReserve } from '../util/disk-reserve.js';
 import { EventLog } from '../util/event-log.js';
 import { applyTriggerEvent, canApply, checkTransition, stateAfter } from './deploy-state.js';
 import type { JournalEvent } from './journal.js';
@@ -21,7 +22,15 @@ import { isTriggerEvent, type TriggerEvent, type TriggerRecord, type TriggerRequ
  * what the dashboard needs, trimmed to the recent finished ones, and, apart from that and for
  * longer, the deliveries each app accepted (seen-deliveries.ts): a redelivery or a replayed body
  * is a duplicate for 3 days, whatever else arrived meanwhile.
+ *
+ * The line that ends a trigger (settled, superseded) is what the next duet serve decides by
+ * whether to run it again, so a full disk must not keep it off: it may spend the reserve kept
+ * beside its journal (disk-reserve.ts), and one that still cannot be written (a read-only disk,
+ * the reserve spent) is tried again every RETRY_MS and at close, until it is.
  */
+
+/** How often the lines a full or read-only disk refused are tried again. */
+const RETRY_MS = 2_000;
 
 /** A trigger event as a caller gives it: the store stamps the id and the time. */
 export type TriggerChange = TriggerEvent extends infer E ? (E extends TriggerEvent ? Omit<E, 'id' | 'at'> : never) : never;
@@ -51,6 +60,11 @@ export class TriggerStore {
   private readonly records = new Map<string, TriggerRecord>();
   private readonly seen = new SeenDeliveries();
   private readonly logs = new Map<string, EventLog<JournalEvent>>();
+  private readonly reserves = new Map<string, DiskReserve>();
+  /** Per app, in order: changes applied in memory that the journal did not take yet. */
+  private readonly unsaved = new Map<string, TriggerEvent[]>();
+  private retrying: { timer: NodeJS.Timeout; pass: Promise<void> } | undefined;
+  private closed = false;
   private readonly keepFinished: number;
   private appendedSinceTrim = 0;
 
@@ -70,6 +84,7 @@ export class TriggerStore {
     this.trim();
     // duet serve is the only writer of trigger events: one handle per journal for its life.
     for (const log of this.logs.values()) await log.hold();
+    for (const app of this.files.apps) await this.reserveOf(app).fill();
   }
 
   all(): TriggerRecord[] {
@@ -98,37 +113,41 @@ export class TriggerStore {
   }
 
   /**
-   * record(), and when the journal cannot take it (a full disk), the change applied in memory
-   * anyway, marked with why (`unsaved`): a deploy that ran did run, and the dashboard, the API
-   * and the commit status should say so while the file lags. What it lags on, the next start of
-   * duet serve re-runs (a deploy converges) from the state the file does have.
+   * record() for the change that ends a trigger (settled): when the journal cannot take it even
+   * with the reserve, it is applied in memory anyway, its summary saying so (`error`): a deploy
+   * that ran did run, and the dashboard, the API and the commit status say how it ended while
+   * the file lags; the line is written as soon as the disk takes it (RETRY_MS, and at close).
    */
-  async recordOrMark(id: string, change: TriggerChange): Promise<{ record: TriggerRecord; unsaved?: string; error?: NotSavedError }> {
+  async recordOrMark(id: string, change: TriggerChange): Promise<{ record: TriggerRecord; error?: NotSavedError }> {
+    const event = this.stamp(id, change);
+    const { app } = this.checkMove(event);
     try {
-      return { record: await this.record(id, change) };
+      await this.write(app, event);
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
+      this.apply(app, event);
+      // Into the array a retry under way goes through: it takes this one too, in order.
+      const waiting = this.unsaved.get(app) ?? [];
+      waiting.push(event);
+      this.unsaved.set(app, waiting);
+      this.retryLater();
       const reason = (error.cause instanceof Error ? error.cause.message : error.message).split('\n')[0];
-      return { record: this.mark(id, change), unsaved: `not saved (${reason})`, error };
+      const record = this.records.get(id)!;
+      record.summary = `${record.summary ?? record.state}; not saved yet (${reason}): duet serve writes it as soon as the disk takes it`;
+      return { record, error };
     }
+    return { record: this.records.get(id)! };
   }
 
-  /** A change the journal could not take (a full disk), applied in memory only. */
-  mark(id: string, change: TriggerChange): TriggerRecord {
-    const event = this.stamp(id, change);
-    this.apply(this.checkMove(event).app, event);
-    return this.records.get(id)!;
-  }
-
-  /** A note on a record's summary, in memory only (why its outcome is not on disk). */
-  annotate(id: string, summary: string): TriggerRecord {
-    const record = this.records.get(id)!;
-    record.summary = summary;
-    return record;
-  }
-
-  /** After the last write (shutdown); the journals are complete on disk. */
+  /** After the last write (shutdown): what waits is tried once more, then the journals are closed. */
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.retrying) {
+      clearInterval(this.retrying.timer);
+      await this.retrying.pass;
+      this.retrying = undefined;
+    }
+    await this.retry();
     for (const log of this.logs.values()) await log.release();
   }
 
@@ -147,11 +166,10 @@ export class TriggerStore {
 
   /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
   private async write(app: string, event: TriggerEvent): Promise<void> {
-    const log = this.logOf(app);
     try {
-      await log.append(event);
+      await this.append(app, event);
     } catch (error) {
-      throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, log.path, error);
+      throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, this.logOf(app).path, error);
     }
     this.apply(app, event);
     if (++this.appendedSinceTrim >= Math.ceil(this.keepFinished / 2)) {
@@ -164,6 +182,66 @@ export class TriggerStore {
   async merge(id: string, delivery: Pick<TriggerRequest, 'deliveryId' | 'bodyDigest'>): Promise<void> {
     const { deliveryId, bodyDigest } = delivery;
     await this.write(this.records.get(id)!.app, this.stamp(id, { type: 'merged', deliveryId, ...(bodyDigest && { bodyDigest }) }));
+  }
+
+  /** On a full disk, the line that ends a trigger spends the reserve; no other does (a new trigger waits for room: 503). */
+  private async append(app: string, event: TriggerEvent): Promise<void> {
+    const log = this.logOf(app);
+    try {
+      await log.append(event);
+    } catch (error) {
+      if ((event.type !== 'settled' && event.type !== 'superseded') || !isDiskFull(error)) throw error;
+      const spent = await this.reserveOf(app).spend(() => log.append(event));
+      if (!spent) throw error;
+      // Taken again in full once the disk has room.
+      this.retryLater();
+    }
+  }
+
+  private retryLater(): void {
+    if (this.retrying || this.closed) return;
+    const timer = setInterval(() => {
+      if (this.retrying) this.retrying.pass = this.retrying.pass.then(() => this.retry());
+    }, RETRY_MS);
+    timer.unref();
+    this.retrying = { timer, pass: Promise.resolve() };
+  }
+
+  /**
+   * The lines the journals did not take, in order (a line fails: the rest of its app's wait), and
+   * the reserves spent made whole; the retries stop once nothing is left to do.
+   */
+  private async retry(): Promise<void> {
+    for (const [app, waiting] of this.unsaved) {
+      while (waiting.length > 0) {
+        const event = waiting[0]!;
+        try {
+          await this.append(app, event);
+        } catch {
+          break;
+        }
+        waiting.shift();
+        // The note that it was not saved goes: it is now.
+        const record = this.records.get(event.id);
+        if (record && (event.type === 'settled' || event.type === 'superseded')) record.summary = event.summary;
+      }
+      if (waiting.length === 0) this.unsaved.delete(app);
+    }
+    for (const reserve of this.reserves.values()) if (!reserve.isWhole) await reserve.fill();
+    if (this.retrying && this.unsaved.size === 0 && [...this.reserves.values()].every((r) => r.isWhole)) {
+      clearInterval(this.retrying.timer);
+      this.retrying = undefined;
+    }
+  }
+
+  /** The room kept on the disk of `app`'s journal, next to it, for the lines that end a trigger. */
+  private reserveOf(app: string): DiskReserve {
+    let reserve = this.reserves.get(app);
+    if (!reserve) {
+      reserve = new DiskReserve(join(dirname(this.files.journalOf(app)), 'journal.reserve'));
+      this.reserves.set(app, reserve);
+    }
+    return reserve;
   }
 
   /**

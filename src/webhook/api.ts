@@ -7,6 +7,7 @@ import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
 import { requireToken } from './auth.js';
 import { findDeploy, viewOf } from './deploys.js';
+import { errorBody } from './error-paths.js';
 import { streamDeployLog } from './log-tail.js';
 import { Metrics } from './metrics.js';
 
@@ -96,7 +97,7 @@ export function apiRouter(options: ApiOptions): express.Router {
     res.type(metrics.contentType).send(await metrics.text());
   });
 
-  router.use(apiErrors(logger));
+  router.use(apiErrors(logger, config.stateDir));
   return router;
 }
 
@@ -132,8 +133,11 @@ function fromOfBody(body: unknown, app: AppConfig): string {
   return validateCommitPrefix(from, 'from');
 }
 
-/** Errors of this router as JSON; internal details go to the log, not to the client. */
-function apiErrors(logger: Logger): ErrorRequestHandler {
+/**
+ * Errors of this router as JSON; internal details go to the log, not to the client, and so do
+ * the paths of this machine an error names (error-paths.ts).
+ */
+function apiErrors(logger: Logger, stateDir: string): ErrorRequestHandler {
   return (error: unknown, req: Request, res: Response, _next) => {
     if (res.headersSent) {
       // A log stream failed halfway: the status line is gone, all we can do is cut it short.
@@ -141,15 +145,16 @@ function apiErrors(logger: Logger): ErrorRequestHandler {
       res.destroy();
       return;
     }
+    const answer = (status: number, body: Record<string, unknown>): void => void res.status(status).json(errorBody(body, stateDir));
     if (error instanceof HttpError) {
-      res.status(error.status).json({ error: error.message });
+      answer(error.status, { error: error.message });
       return;
     }
     // express.json: malformed JSON, body too large, unsupported charset.
     const status = (error as { status?: unknown }).status;
     const type = (error as { type?: unknown }).type;
     if (typeof status === 'number' && status >= 400 && status < 500 && typeof type === 'string') {
-      res.status(status).json({ error: (error as Error).message });
+      answer(status, { error: (error as Error).message });
       return;
     }
     // The queue refusing a trigger for a reason it explains: the caller is authenticated, tell it.
@@ -158,11 +163,11 @@ function apiErrors(logger: Logger): ErrorRequestHandler {
       // Not saved (a full disk): nothing was queued, and sending it again later is the fix.
       const status = httpStatusOf(error);
       const live = error instanceof NotLiveError ? { live: error.live } : {};
-      res.status(status).json({ error: error.message, ...live, ...(error.hint ? { hint: error.hint } : {}) });
+      answer(status, { error: error.message, ...live, ...(error.hint ? { hint: error.hint } : {}) });
       return;
     }
     logger.error({ err: error, url: req.originalUrl }, 'API request failed');
-    res.status(500).json({ error: 'internal error; see the duet serve log' });
+    answer(500, { error: 'internal error; see the duet serve log' });
   };
 }
 

@@ -145,7 +145,7 @@ export function deployBody(d: DeployView, log: { text: string; truncated: boolea
   ];
   return html`<section class="card"><h2>${d.kind} <code>${d.id}</code> ${stateBadge(d.state)}</h2>
 <dl>${facts.filter(([, v]) => v !== null && v !== '').map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>
-<h3>Steps</h3>${stepsTable(d.steps)}
+<h3>Steps</h3>${d.compacted ? html`<p class="muted">Compacted: this summary is what the journal keeps of an older deploy; its steps and its log were removed.</p>` : stepsTable(d.steps)}
 <h3>Log</h3>${log ? html`${log.truncated ? html`<p class="muted">Showing the end of the log. <a href="${link(`/deploys/${d.id}/log.txt`)}">Full log</a></p>` : ''}<pre>${log.text}</pre>` : html`<p class="muted">${d.state === 'queued' ? 'Waiting for the deploy to start.' : 'No log.'}</p>`}
 <p><a href="${link(`/deploys/${d.id}/log.txt`)}">Raw log</a> · <a href="${link('/')}">All apps</a></p></section>`;
 }

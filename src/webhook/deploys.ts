@@ -1,4 +1,5 @@
 import type { AppConfig, Config } from '../config/load.js';
+import type { CompactedEvent } from '../pipeline/compacted-deploys.js';
 import { isDeployId, type DeployRecord, type StepRecord } from '../pipeline/journal.js';
 import { JournalIndex } from '../pipeline/journal-index.js';
 import { lockHolder } from '../pipeline/lock.js';
@@ -8,7 +9,8 @@ import type { TriggerQueue, TriggerRecord } from '../pipeline/trigger.js';
 /**
  * One deploy as the HTTP side shows it. Two sources know about a deploy: the queue (everything
  * `duet serve` accepted, including triggers that have not started or never will) and the journal
- * (everything that ran, including deploys started from the CLI). Both use the same id.
+ * (everything that ran, including deploys started from the CLI). Both use the same id. Of a
+ * deploy compacted away, the journal keeps a summary (compacted-deploys.ts): no steps, no log.
  */
 
 export interface DeployView {
@@ -35,6 +37,8 @@ export interface DeployView {
   failedStep: string | null;
   durationMs: number | null;
   steps: StepRecord[];
+  /** Compacted away: only its summary is left (the fields above), its steps and its log are gone. */
+  compacted: boolean;
 }
 
 export interface FoundDeploy {
@@ -42,6 +46,7 @@ export interface FoundDeploy {
   app: AppConfig;
   trigger: TriggerRecord | undefined;
   record: DeployRecord | undefined;
+  compacted?: CompactedEvent;
 }
 
 /** One index per journal for the life of duet serve: a request reads what was appended since the last. */
@@ -66,35 +71,39 @@ export async function findDeploy(config: Config, queue: TriggerQueue, id: string
   if (trigger) {
     const app = config.apps.get(trigger.app);
     if (!app) return undefined; // an app since removed from the config
-    return { id, app, trigger, record: await journalOf(app).record(id) };
+    const journal = journalOf(app);
+    return { id, app, trigger, record: await journal.record(id), compacted: await journal.compacted(id) };
   }
   for (const app of config.apps.values()) {
-    const record = await journalOf(app).record(id);
+    const journal = journalOf(app);
+    const record = await journal.record(id);
     if (record) return { id, app, trigger: undefined, record };
+    const compacted = await journal.compacted(id);
+    if (compacted) return { id, app, trigger: undefined, record: undefined, compacted };
   }
   return undefined;
 }
 
 export function viewOf(found: FoundDeploy): DeployView {
-  const { app, trigger: t, record: r } = found;
-  const startedAt = t?.startedAt ?? r?.startedAt ?? null;
-  const finishedAt = t?.finishedAt ?? r?.endedAt ?? null;
+  const { app, trigger: t, record: r, compacted: c } = found;
+  const startedAt = t?.startedAt ?? r?.startedAt ?? c?.startedAt ?? null;
+  const finishedAt = t?.finishedAt ?? r?.endedAt ?? c?.at ?? null;
   const durationMs = r?.totalMs ?? (startedAt && finishedAt ? Date.parse(finishedAt) - Date.parse(startedAt) : null);
   return {
     id: found.id,
     app: app.name,
-    kind: t?.kind ?? r?.kind ?? 'deploy',
-    state: deployState(t, r),
-    ref: t?.ref ?? r?.ref ?? null,
+    kind: t?.kind ?? r?.kind ?? c?.kind ?? 'deploy',
+    state: c && !t && !r ? c.state : deployState(t, r),
+    ref: t?.ref ?? r?.ref ?? c?.ref ?? null,
     resolvedRef: r?.resolvedRef ?? null,
-    sha: r?.sha ?? t?.resolvedSha ?? t?.sha ?? null,
+    sha: r?.sha ?? t?.resolvedSha ?? t?.sha ?? c?.sha ?? null,
     source: t?.source ?? (r ? 'cli' : null),
     requestedBy: t?.requestedBy ?? null,
     deliveryId: t?.deliveryId ?? null,
     receivedAt: t?.receivedAt ?? null,
     startedAt,
     finishedAt,
-    summary: t?.summary ?? r?.reason ?? null,
+    summary: t?.summary ?? r?.reason ?? c?.summary ?? null,
     supersededBy: t?.supersededBy ?? null,
     from: r?.from ?? null,
     to: r?.to ?? t?.color ?? null,
@@ -103,6 +112,7 @@ export function viewOf(found: FoundDeploy): DeployView {
     failedStep: r?.failedStep ?? null,
     durationMs: Number.isFinite(durationMs) ? durationMs : null,
     steps: r?.steps ?? [],
+    compacted: c !== undefined,
   };
 }
 
@@ -112,6 +122,7 @@ export function viewOf(found: FoundDeploy): DeployView {
  * (it was killed; the next deploy will journal it as interrupted).
  */
 export async function isOver(queue: TriggerQueue, found: FoundDeploy): Promise<boolean> {
+  if (found.compacted) return true;
   const trigger = queue.get(found.id);
   if (trigger && isFinal(trigger.state)) return true;
   const record = await journalOf(found.app).record(found.id);

@@ -42,7 +42,12 @@ export async function streamDeployLog(res: Response, options: TailOptions): Prom
   let handle = await openIfExists(path);
   if (!handle && (await isOver(queue, found))) {
     const superseded = found.trigger?.supersededBy;
-    res.status(404).json({ error: superseded ? `deploy ${found.id} was superseded by ${superseded} and never ran` : `deploy ${found.id} has no log` });
+    const why = found.compacted
+      ? `deploy ${found.id} was compacted away: only its summary is kept (GET /deploys/${found.id})`
+      : superseded
+        ? `deploy ${found.id} was superseded by ${superseded} and never ran`
+        : `deploy ${found.id} has no log`;
+    res.status(404).json({ error: why });
     return;
   }
 

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import { UnavailableError } from '../errors.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
+import { errorBody } from './error-paths.js';
 import { decideEvent, WebhookPayloadError, type EventDecision } from './events.js';
 import { BodyBudget, BUSY_RETRY_AFTER_S, readSignedBody, UNVERIFIED_BUDGET_BYTES, type BodyRefusal } from './signed-body.js';
 
@@ -75,8 +76,12 @@ export function webhookRouter(options: WebhookOptions): express.Router {
   function reply(res: Response, status: number, body: Record<string, unknown>, outcome: DeliveryOutcome, fields: Record<string, unknown> = {}): void {
     const delivery = res.locals.delivery as Delivery;
     // Not res.json(): its send() hashes every answer for an ETag, which no webhook sender reads
-    // (2.6% of duet serve's CPU at its maximum intake, in a CPU profile).
-    res.status(status).type('application/json').end(JSON.stringify(body));
+    // (2.6% of duet serve's CPU at its maximum intake, in a CPU profile). An error names no path
+    // of this machine (the log line below has the error whole).
+    res
+      .status(status)
+      .type('application/json')
+      .end(JSON.stringify(status >= 400 ? errorBody(body, config.stateDir) : body));
     const ms = Math.round((performance.now() - delivery.started) * 10) / 10;
     const line = { event: delivery.event, delivery: delivery.delivery, outcome, status, ms, ...fields };
     if (outcome === 'error') logger.error(line, 'webhook delivery failed');

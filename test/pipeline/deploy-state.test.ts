@@ -36,6 +36,7 @@ test("a trigger's state moves only along the state machine; anything else is due
   for (const [from, to] of [
     ['queued', 'running'],
     ['queued', 'superseded'],
+    ['queued', 'failed'],
     ['queued', 'errored'],
     ['running', 'running'],
     ['running', 'succeeded'],

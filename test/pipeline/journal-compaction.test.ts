@@ -38,7 +38,7 @@ test('the journal is compacted to its recent deploys and every unfinished one, b
   const dropped = await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 10 });
   const after = await stat(journal.path);
   assert.notEqual(after.ino, before.ino, 'a new file renamed into place');
-  assert.ok(after.size < before.size / 2);
+  assert.ok(after.size < before.size);
   const records = await journal.records();
   assert.deepEqual(records.map((r) => r.id).sort(), [...ids.slice(-9), unfinished].sort(), 'the last ten, the unfinished one among them');
   assert.equal(dropped.length, 31);
@@ -63,15 +63,75 @@ test('compaction keeps a trigger still queued however old, and drops an old supe
     await journal.append({ type: 'end', id, at: new Date().toISOString(), outcome: 'success' });
   }
   const dropped = await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 5 });
-  const kept = new Set(
-    (await readFile(journal.path, 'utf8'))
-      .trim()
-      .split('\n')
-      .map((line) => (JSON.parse(line) as { id: string }).id),
-  );
+  const lines = (await readFile(journal.path, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { type: string; id: string });
+  const kept = new Set(lines.filter((line) => line.type !== 'compacted').map((line) => line.id));
   assert.deepEqual([...kept].sort(), [queued.id, ...ids.slice(-5)].sort(), 'the queued trigger and the newest five');
   assert.ok(dropped.includes(superseded.id), 'the superseded trigger went with the old deploys');
   assert.equal(dropped.length, 16);
+  const summaries = lines.filter((line) => line.type === 'compacted');
+  assert.deepEqual(summaries.map((line) => line.id).sort(), [...dropped].sort(), 'a summary of each deploy dropped');
+  assert.deepEqual(
+    summaries.find((line) => line.id === superseded.id),
+    {
+      type: 'compacted',
+      id: superseded.id,
+      at: (await journal.events()).find((e) => e.id === superseded.id)!.at,
+      kind: 'deploy',
+      ref: null,
+      sha: null,
+      state: 'superseded',
+      summary: 'Superseded',
+      startedAt: superseded.receivedAt,
+    },
+  );
+});
+
+test("a compaction leaves one line of each deploy it drops, kept for 90 days and the app's newest 5,000, through later compactions", async (t) => {
+  const stateDir = await tempDir(t);
+  const journal = new Journal(join(stateDir, 'journal.ndjson'));
+  const lines: string[] = [];
+  const run = (when: Date, outcome: 'success' | 'failed'): string => {
+    const id = newDeployId(when);
+    const at = when.toISOString();
+    lines.push(JSON.stringify({ type: 'begin', id, at, kind: 'deploy', ref: 'v1', pid: 1 }));
+    lines.push(JSON.stringify({ type: 'fact', id, at, sha: 'b'.repeat(40) }));
+    const failed = { error: 'health: HTTP 500 from /health\n--- last output ---', failedStep: 'health' };
+    lines.push(JSON.stringify({ type: 'end', id, at, outcome, ...(outcome === 'failed' ? failed : {}) }));
+    return id;
+  };
+  const day = 24 * 60 * 60 * 1000;
+  const old = Array.from({ length: 50 }, (_, i) => run(new Date(Date.now() - 91 * day + i * 1000), 'success'));
+  const recent = Array.from({ length: 5_010 }, (_, i) => run(new Date(Date.now() - 89 * day + i * 1000), i === 4_000 ? 'failed' : 'success'));
+  await writeFile(journal.path, `${lines.join('\n')}\n`);
+
+  const dropped = await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 3 });
+  assert.equal(dropped.length, 50 + 5_007);
+  const summaries = async () => (await journal.events()).filter((e) => e.type === 'compacted');
+  const first = await summaries();
+  assert.deepEqual(
+    first.map((e) => e.id),
+    recent.slice(-5_003, -3),
+    'the newest 5,000 of those dropped; none older than 90 days',
+  );
+  assert.ok(!first.some((e) => old.includes(e.id)));
+  const failed = first.find((e) => e.id === recent[4_000]);
+  assert.deepEqual(failed && [failed.state, failed.summary, failed.sha], ['failed', 'health: HTTP 500 from /health', 'b'.repeat(40)]);
+  assert.deepEqual(
+    (await journal.records()).map((r) => r.id),
+    recent.slice(-3),
+    'only the last three whole',
+  );
+
+  // The next compactions carry them over, once each, until their time is up.
+  await journal.append({ type: 'begin', id: newDeployId(), at: new Date().toISOString(), kind: 'deploy', ref: 'v2', pid: 1 });
+  await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 3 });
+  const second = await summaries();
+  assert.equal(second.length, 5_000);
+  assert.deepEqual(second.at(-1)?.id, recent.at(-3), 'the deploy dropped now is the newest summary');
+  assert.equal(new Set(second.map((e) => e.id)).size, 5_000);
 });
 
 test('from the CLI, compaction waits for no duet serve: while one runs, the journal is left to its next deploy', async (t) => {

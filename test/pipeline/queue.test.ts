@@ -185,6 +185,47 @@ test('a queued trigger of an app since removed from the config is closed as erro
   assert.deepEqual(again.events, [], 'not closed a second time');
 });
 
+test("a trigger whose run ended but whose own outcome was never written is settled from the run's end at the next start, not run again; one whose run never ended is resumed", async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n' }, v3: { VERSION: 'v3\n' } } });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const [v2, v3] = [await setup.repo.revParse('v2^{commit}'), await setup.repo.revParse('v3^{commit}')];
+  const journal = new Journal(setup.app.paths.journal);
+  const at = new Date().toISOString();
+  // v2 failed at its health step (the disk was full), and duet serve died before the trigger's
+  // settled line: the journal has the run's end, the trigger says running.
+  const failed = trigger({ ref: 'refs/tags/v2', sha: v2, resolvedSha: v2, source: 'push' });
+  const error = 'the disk is full (ENOSPC) at health: could not journal the step of deploy x';
+  for (const event of [
+    { type: 'accepted', id: failed.id, at, trigger: failed },
+    { type: 'dequeued', id: failed.id, at, color: 'green' },
+    { type: 'begin', id: failed.id, at, kind: 'deploy', ref: 'refs/tags/v2', pid: 1 },
+    { type: 'step', id: failed.id, at, step: 'health', status: 'started' },
+    { type: 'end', id: failed.id, at, outcome: 'failed', error, failedStep: 'health' },
+  ] as const)
+    await journal.append(event);
+  // v3 was being deployed when duet serve died: its run never ended.
+  const interrupted = trigger({ ref: 'refs/tags/v3', sha: v3, resolvedSha: v3, source: 'push' });
+  for (const event of [
+    { type: 'accepted', id: interrupted.id, at, trigger: interrupted },
+    { type: 'dequeued', id: interrupted.id, at, color: 'green' },
+    { type: 'begin', id: interrupted.id, at, kind: 'deploy', ref: 'refs/tags/v3', pid: 1 },
+  ] as const)
+    await journal.append(event);
+
+  const observer = recordingObserver();
+  const queue = await DeployQueue.open({ config: setup.config, observers: [observer] });
+  t.after(() => queue.close());
+  await queue.drain();
+  assert.equal(queue.get(failed.id)?.state, 'failed');
+  assert.equal(queue.get(failed.id)?.summary, error, 'the summary of the run that failed');
+  assert.ok(observer.events.includes(`failed ${failed.id} ${error}`), `GitHub is told: ${observer.events.join('; ')}`);
+  assert.equal(queue.get(interrupted.id)?.state, 'succeeded', 'the interrupted one converged');
+  const begun = (await journal.events()).filter((event) => event.type === 'begin').map((event) => event.id);
+  assert.equal(begun.filter((id) => id === failed.id).length, 1, 'the failed deploy did not run again');
+  assert.equal(begun.filter((id) => id === interrupted.id).length, 2);
+  assert.match((await setup.get('/')).body, /cafeteria v3/);
+});
+
 test('a waiting rollback covers another only when both undo the same commit', () => {
   const bad = 'a1b2c3d4e5f60718293a4b5c6d7e8f9012345678';
   const rollbackOf = (fromSha: string): TriggerRequest => ({

@@ -311,3 +311,19 @@ test("the API answers by an error's kind, never by its exit code", () => {
   assert.equal(httpStatusOf(new InvalidInputError('invalid ref', { step: 'resolve' })), 400);
   assert.equal(httpStatusOf(new DuetError('nothing to roll back to', { step: 'rollback', exitCode: 2 })), 409, 'exit code 2 alone is not a 400');
 });
+
+test('an error answer names no absolute path of the machine: the state dir is <state_dir>, any other path its file name; routes and URLs stay', async (t) => {
+  const h = await startHarness(t);
+  h.queue.submit = async () => {
+    throw new DuetError(`could not read /etc/duet/github-token nor ${h.stateDir}/cafeteria/run/deploy.lock: EACCES`, {
+      step: 'trigger',
+      hint: `GET /apps/cafeteria/status shows it (https://deploy.example.com/deploys/x); then chmod ${h.stateDir}.`,
+    });
+  };
+  const answer = await fetch(`${h.base}/apps/cafeteria/deploy`, { method: 'POST', headers: { ...bearer(), 'content-type': 'application/json' }, body: '{}' });
+  assert.equal(answer.status, 409);
+  assert.deepEqual(await answer.json(), {
+    error: 'could not read …/github-token nor <state_dir>/cafeteria/run/deploy.lock: EACCES',
+    hint: 'GET /apps/cafeteria/status shows it (https://deploy.example.com/deploys/x); then chmod <state_dir>.',
+  });
+});
