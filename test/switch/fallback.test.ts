@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
-import { mkdir, readlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, readlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { publicTarget } from '../../src/util/http-probe.js';
@@ -46,13 +46,14 @@ interface Recording {
 
 /**
  * An instance that records each request and answers `<color> <path>`; `drop` makes it drop the
- * connection without an answer instead, and `dieOn` makes it stop listening and drop it, as a
- * process killed by that request would.
+ * connection without an answer instead, `dieOn` makes it stop listening and drop it, as a
+ * process killed by that request would, and `hangOn` makes it keep the request unanswered.
  */
-async function startRecording(f: Fixture, color: Color, o: { drop?: () => boolean; dieOn?: string } = {}): Promise<Recording> {
+async function startRecording(f: Fixture, color: Color, o: { drop?: () => boolean; dieOn?: string; hangOn?: string } = {}): Promise<Recording> {
   const received: string[] = [];
   const server = createServer((req, res) => {
     received.push(`${req.method} ${req.url}`);
+    if (req.url === o.hangOn) return;
     if (req.url === o.dieOn) {
       server.close();
       server.closeAllConnections();
@@ -146,6 +147,26 @@ for (const mode of ['port', 'socket'] as const) {
     }
     assert.deepEqual(blue.received, ['GET /', 'HEAD /', 'PUT /', 'DELETE /', 'OPTIONS /', 'POST /']);
     assert.deepEqual(green.received, [], 'not one of them reached the fallback');
+  });
+
+  test(`${mode} mode: a request the live color took and never answered is a 504, never resent to the other color`, async (t) => {
+    const f = await switchFixture(t, { mode });
+    // nginx waits 60 s for an answer by default. An http-level proxy_read_timeout in the conf dir,
+    // which the app's server block inherits (it sets none), makes that 1 s here, as an operator's
+    // own would; the app's conf itself is duet's, unchanged.
+    await mkdir(f.config.nginx.confDir, { recursive: true });
+    await writeFile(join(f.config.nginx.confDir, '00-read-timeout.conf'), 'proxy_read_timeout 1s;\n');
+    const blue = await startRecording(f, 'blue', { hangOn: '/hang' });
+    const green = await startRecording(f, 'green');
+    await connectToNginx(f.app, f.config, 'blue');
+    // send() gives up after 5 s: a 504 here is the 1 s read timeout, not nginx's default.
+    for (const method of ['GET', 'POST']) assert.equal((await send(f, method, '/hang')).status, 504, `${method}: nginx's timeout is the answer`);
+    assert.deepEqual(
+      blue.received.filter((r) => r.endsWith('/hang')),
+      ['GET /hang', 'POST /hang'],
+      'each reached blue once',
+    );
+    assert.deepEqual(green.received, [], 'neither was resent to the other color');
   });
 
   test(`${mode} mode: a request of death kills the live color only; the fallback answers every other request`, async (t) => {

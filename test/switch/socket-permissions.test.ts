@@ -57,6 +57,8 @@ for (const switchMode of ['socket', 'port'] as const) {
       await setup.succeed(['deploy', '--ref', 'v1']);
       assert.match((await setup.get('/')).body, /cafeteria v1/, "nginx's workers (nobody) reach the app");
       const root = setup.app.paths.root;
+      // Socket mode lets others pass through the root to the sockets (o+x); port mode has nothing to reach.
+      if (switchMode === 'port') assert.equal((await stat(root)).mode & 0o007, 0, 'in port mode the app root is closed entirely');
       for (const entry of await readdir(root)) {
         if (entry === 'sockets') continue;
         assert.equal((await lstat(join(root, entry))).mode & 0o007, 0, `${entry} is closed to others`);

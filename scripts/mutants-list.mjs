@@ -1,0 +1,327 @@
+// The deliberate breakages `npm run mutants` applies (scripts/mutants.mjs), one per promise of
+// README.md ("What this guarantees", "When the app fails", "Security model") and the ones the
+// test audit of issue 24 found surviving. Each names the promise it breaks and the test files
+// that must catch it, the cheapest first (a test name pattern where one test of a file suffices).
+// An edit that no longer matches its file exactly once fails the run: update the mutant with the code.
+//
+// Left out on purpose: breakages another guard catches before any behaviour changes (these
+// would survive every test, rightly). `proxy_next_upstream error timeout` alone: each upstream
+// has one server, so there is nothing to retry on (with the standby as a `backup` server it is a
+// mutant below). The idle color's stop after a failed watch: the deploy's failure path stops it
+// too. The standby's health check before a failover: failover() checks it again.
+
+const edit = (file, from, to) => ({ file, from, to });
+
+/** The `if` that keeps a request the live color received away from the fallback. */
+const BYTES_SENT_GUARD = `        if ($upstream_bytes_sent ~ [1-9]) {
+            return 502;
+        }
+`;
+
+export const MUTANTS = [
+  // --- When the app fails: nginx
+  {
+    name: 'nginx port: the fallback gets requests the live color received',
+    promise: 'a request the live color received is never sent to the other color',
+    edits: [edit('nginx/app-port.conf.template', BYTES_SENT_GUARD, '')],
+    tests: [{ file: 'switch/fallback', only: 'received is never sent' }],
+  },
+  {
+    name: 'nginx socket: the fallback gets requests the live color received',
+    promise: 'a request the live color received is never sent to the other color',
+    edits: [edit('nginx/app-socket.conf.template', BYTES_SENT_GUARD, '')],
+    tests: [{ file: 'switch/fallback', only: 'received is never sent' }],
+  },
+  {
+    name: "nginx port: a timeout's 504 goes to the fallback",
+    promise: 'a timeout is a 504, never retried',
+    edits: [
+      edit('nginx/app-port.conf.template', 'error_page 502 = @duet_fallback;', 'error_page 502 504 = @duet_fallback;'),
+      edit('nginx/app-port.conf.template', BYTES_SENT_GUARD, ''),
+    ],
+    tests: [{ file: 'switch/fallback', only: 'never answered' }],
+  },
+  {
+    name: 'nginx port: timeouts retried on the standby as a backup server',
+    promise: 'a timeout is a 504, never retried',
+    edits: [
+      edit(
+        'nginx/app-port.conf.template',
+        'server 127.0.0.1:{{port}} max_fails=0;\n',
+        'server 127.0.0.1:{{port}} max_fails=0;\n    server 127.0.0.1:{{standby_port}} backup;\n',
+      ),
+      edit('nginx/app-port.conf.template', 'proxy_next_upstream error;', 'proxy_next_upstream error timeout;'),
+    ],
+    tests: [{ file: 'switch/fallback', only: 'never answered' }],
+  },
+  {
+    name: 'nginx socket: timeouts retried on the standby as a backup server',
+    promise: 'a timeout is a 504, never retried',
+    edits: [
+      edit(
+        'nginx/app-socket.conf.template',
+        'server unix:{{live_socket}} max_fails=0;\n',
+        'server unix:{{live_socket}} max_fails=0;\n    server unix:{{standby_socket}} backup;\n',
+      ),
+      edit('nginx/app-socket.conf.template', 'proxy_next_upstream off;', 'proxy_next_upstream error timeout;'),
+    ],
+    tests: [{ file: 'switch/fallback', only: 'never answered' }],
+  },
+  {
+    name: 'nginx port: no fallback when the live color refuses',
+    promise: 'nginx falls back per request when the live color refuses the connection',
+    edits: [edit('nginx/app-port.conf.template', '        error_page 502 = @duet_fallback; # duet:fallback\n', '')],
+    tests: [{ file: 'switch/fallback', only: 'refuses connections' }],
+  },
+
+  // --- When the app fails: the deploy's watch, supervision
+  {
+    name: 'fallback: false keeps the fallback',
+    promise: 'with fallback: false a dead live color is a 502, the other color gets nothing',
+    edits: [edit('src/switch/nginx-conf.ts', 'return app.fallback ? conf : withoutFallback(conf);', 'return conf;')],
+    tests: [{ file: 'switch/fallback', only: 'fallback: false' }],
+  },
+  {
+    name: 'no watch after the switch',
+    promise: 'the deploy watches the new color for health.watch_s after the switch; deploy exits 0 only after it',
+    edits: [edit('src/pipeline/go-live.ts', 'if (durationMs === 0) return', 'if (durationMs >= 0) return')],
+    tests: [{ file: 'pipeline/watch', only: 'health check starts failing' }],
+  },
+  {
+    name: 'a failed watch does not switch back',
+    promise: 'a failed watch switches back to the previous color and stops the new one',
+    edits: [edit('src/pipeline/go-live.ts', "WATCH_PROBE_TIMEOUT_MS)).state !== 'healthy') {", "WATCH_PROBE_TIMEOUT_MS)).state !== 'healthy' || other) {")],
+    tests: [{ file: 'pipeline/watch', only: 'health check starts failing' }],
+  },
+  {
+    name: 'no restart backoff',
+    promise: 'restarts for the same cause back off: 1 s, 2 s, 4 s ... 60 s',
+    edits: [edit('src/pipeline/color-watch.ts', 'return failuresInARow <= 1 ? 0 :', 'return failuresInARow >= 0 ? 0 :')],
+    tests: ['pipeline/supervisor-clock'],
+  },
+  {
+    name: 'the first restart waits',
+    promise: 'a color whose process is gone is restarted at once',
+    edits: [edit('src/pipeline/color-watch.ts', 'return failuresInARow <= 1 ? 0 :', 'return failuresInARow <= 0 ? 0 :')],
+    tests: [{ file: 'pipeline/supervisor-clock', only: 'back off' }],
+  },
+  {
+    name: 'a healthy minute forgets nothing',
+    promise: 'a minute healthy forgets the failures (the backoff starts anew)',
+    edits: [
+      edit(
+        'src/pipeline/color-watch.ts',
+        '        this.exits = [];\n        this.failures = undefined;\n      }\n      this.setHealth',
+        '        this.exits = [];\n      }\n      this.setHealth',
+      ),
+    ],
+    tests: [{ file: 'pipeline/supervisor-clock', only: 'back off' }],
+  },
+  {
+    name: 'supervision does not wait for the lock',
+    promise: "while a command holds the app's lock, supervision waits",
+    edits: [edit('src/pipeline/supervisor.ts', 'if (await lockHolder(this.app)) return;', 'if ((await lockHolder(this.app)) && false) return;')],
+    tests: [{ file: 'pipeline/supervisor-clock', only: 'locked' }],
+  },
+  {
+    name: 'slow is dead: unhealthy fails over at once',
+    promise: 'a color failing its health checks is acted on only after health.failover_after_s',
+    edits: [
+      edit(
+        'src/pipeline/supervisor.ts',
+        'if (unhealthyMs >= this.app.health.failover_after_s * 1000) {',
+        "if (unhealthyMs >= 0 && watch.health === 'unhealthy') {",
+      ),
+    ],
+    tests: [{ file: 'pipeline/supervisor', only: 'hangs' }],
+  },
+  {
+    name: 'a dead live color is not failed over after 10 s',
+    promise: 'the live color is failed over when it has not answered for 10 s',
+    edits: [edit('src/pipeline/supervisor.ts', 'export const FAILOVER_AFTER_DOWN_MS = 10_000;', 'export const FAILOVER_AFTER_DOWN_MS = 60_000;')],
+    tests: [{ file: 'pipeline/supervisor-clock', only: 'not answered for 10 s' }],
+  },
+  {
+    name: 'nothing serves, and restarts wait the whole backoff',
+    promise: 'while neither color is healthy, or both crash, no color waits longer than 2 s for its restart',
+    edits: [edit('src/pipeline/supervisor.ts', '? QUICK_RESTART_MS : undefined;', '? QUICK_RESTART_MS * 30 : undefined;')],
+    tests: [{ file: 'pipeline/supervisor-clock', only: 'nothing answers' }],
+  },
+  {
+    name: 'a crash loop is no verdict',
+    promise: 'a live color that exited 3 times within 60 s is failed over',
+    edits: [edit('src/pipeline/supervisor.ts', 'export const CRASH_LOOP_EXITS = 3;', 'export const CRASH_LOOP_EXITS = 1000;')],
+    tests: [{ file: 'pipeline/supervisor', only: 'crash loop' }],
+  },
+  {
+    name: 'both colors crashing fails over',
+    promise: 'both colors crashing within a minute is no verdict on the version: no failover',
+    edits: [edit('src/pipeline/supervisor.ts', '    if (this.bothCrashing(now)) return undefined;\n', '')],
+    tests: [{ file: 'pipeline/safety-nets', only: 'requests of death under duet serve' }],
+  },
+  {
+    name: 'flapping: traffic moved back to the color it failed over from',
+    promise: 'traffic that came to a color by a failover is not moved back while that color runs',
+    edits: [edit('src/pipeline/supervisor.ts', 'last.from === standby && last.to === live', 'last.from === live && last.to === live')],
+    tests: [{ file: 'pipeline/supervisor', only: 'no flapping' }],
+  },
+  {
+    name: 'a deploy updates the color that answers',
+    promise: 'a deploy never stops the color that answers the public port',
+    edits: [edit('src/pipeline/deploy.ts', 'if ((await servingColor(app)) !== idle) return', 'if ((await servingColor(app)) !== idle || live) return')],
+    tests: [{ file: 'pipeline/safety-nets', only: 'live color is dead makes the standby live first' }],
+  },
+
+  // --- What this guarantees
+  {
+    name: 'a failed deploy leaves the idle color running',
+    promise: 'a failure before the switch never touches live traffic, and the idle color is stopped again',
+    edits: [edit('src/pipeline/deploy.ts', 'if (live === color) return;', 'if (live === color || color) return;')],
+    tests: [{ file: 'pipeline/failures', only: 'health never passes' }],
+  },
+  {
+    name: 'a failed verify does not switch back',
+    promise: 'a failure of verify switches back to the previous color',
+    edits: [edit('src/pipeline/go-live.ts', 'if (!wasLive || wasLive === target ||', 'if (!wasLive || wasLive === target || target ||')],
+    tests: [{ file: 'pipeline/system-nginx', only: 'switched back' }],
+  },
+  {
+    name: 'a killed deploy is never closed as interrupted',
+    promise: 'crash-safe: the killed deploy is closed in the journal as interrupted, and a re-run converges',
+    edits: [
+      edit(
+        'src/pipeline/run.ts',
+        "      await this.journal.append({ type: 'end', id: record.id, at: new Date().toISOString(), outcome: 'interrupted' });\n",
+        '',
+      ),
+    ],
+    tests: [{ file: 'pipeline/watch', only: 'killed during the watch' }, 'pipeline/crash'],
+  },
+  {
+    name: 'a pidfile trusted by its pid alone',
+    promise: 'truth from the machine: a pidfile is trusted only if its pid is alive with the recorded start time',
+    edits: [
+      edit(
+        'src/instance/process-identity.ts',
+        'return (await processStartTime(identity.pid)) === identity.startTime;',
+        'return (await processStartTime(identity.pid)) !== undefined;',
+      ),
+    ],
+    tests: [{ file: 'instance/runner', only: 'belongs to another process' }],
+  },
+  {
+    name: 'durable journal without O_DSYNC',
+    promise: 'durable records: the journal lines acknowledged to someone are on disk',
+    edits: [edit('src/util/append-log.ts', '(this.options.everyWriteDurable ? constants.O_DSYNC : 0)', '0')],
+    tests: [{ file: 'util/append-log', only: 'O_DSYNC' }],
+  },
+  {
+    name: 'the lock file without O_EXCL',
+    promise: 'one at a time: every deploy and act takes the same lock across processes',
+    edits: [edit('src/pipeline/lock-file.ts', "handle = await open(path, 'wx', 0o644);", "handle = await open(path, 'w', 0o644);")],
+    tests: [{ file: 'pipeline/lock', only: 'second deploy waits' }],
+  },
+  {
+    name: 'stop signals the leader, not its group',
+    promise: "whole process groups: a killed leader's orphan is stopped",
+    edits: [edit('src/instance/process-runner.ts', 'process.kill(-pgid, signal);', 'process.kill(pgid, signal);')],
+    tests: ['instance/process-tree'],
+  },
+
+  // --- Security model
+  {
+    name: 'webhook deliveries not counted',
+    promise: '/metrics: duet_webhook_deliveries_total counts the deliveries received, by outcome',
+    edits: [edit('src/webhook/server.ts', '      onDelivery: (outcome) => metrics.recordDelivery(outcome),\n', '')],
+    tests: ['webhook/metrics'],
+  },
+  {
+    name: 'deploys not counted',
+    promise: '/metrics: duet_deploys_total and duet_deploy_duration_seconds count the deploys that finished',
+    edits: [edit('src/cli/serve-runtime.ts', '  queue.addObserver(metrics);\n', '')],
+    tests: ['webhook/metrics'],
+  },
+  {
+    name: 'forged signatures accepted',
+    promise: 'only deliveries signed with the webhook secret trigger',
+    edits: [
+      edit('src/webhook/signed-body.ts', 'const verified = signatureMatches(', 'const verified = true || signatureMatches('),
+      edit('src/webhook/receiver.ts', 'if (!(await webhooks.verify(text, signature))) {', 'if (!(await webhooks.verify(text, signature)) && false) {'),
+    ],
+    tests: [{ file: 'webhook/receiver', only: 'wrong or missing signature' }],
+  },
+  {
+    name: 'refs with control characters accepted',
+    promise: 'every ref is validated: no control or bidi characters',
+    edits: [edit('src/instance/git-ref.ts', 'const control = CONTROL.exec(ref);', "const control = CONTROL.exec('');")],
+    tests: ['instance/git-ref'],
+  },
+  {
+    name: "duet's NODE_ENV reaches the app",
+    promise: "NODE_ENV and anything else in duet's environment do not reach the app, its install or its build",
+    edits: [edit('src/util/child-env.ts', "  'TMPDIR',\n", "  'TMPDIR',\n  'NODE_ENV',\n")],
+    tests: ['instance/app-env'],
+  },
+  {
+    name: "installs and builds get duet's whole environment",
+    promise: "duet's secrets do not reach the install or the build",
+    edits: [edit('src/util/run.ts', 'extendEnv: !options.forApp,', 'extendEnv: true,')],
+    tests: ['instance/app-env'],
+  },
+  {
+    name: 'tokens in clone URLs shown',
+    promise: 'secrets are never logged or printed',
+    edits: [edit('src/instance/checkout.ts', '  return text.replace(', '  return text || text.replace(')],
+    tests: [{ file: 'instance/checkout', only: 'credentials in URLs are hidden' }],
+  },
+  {
+    name: 'a replayed body under a new delivery id deploys again',
+    promise: 'a signed delivery sent again is deduplicated by the sha256 of its body',
+    edits: [
+      edit(
+        'src/pipeline/seen-deliveries.ts',
+        'const byBody = request.bodyDigest ? seen?.get(bodyKey(request.bodyDigest)) : undefined;',
+        'const byBody = request.bodyDigest ? undefined : seen?.get(bodyKey(""));',
+      ),
+    ],
+    tests: [{ file: 'webhook/serve', only: 'replayed under a new delivery id' }],
+  },
+  {
+    name: 'a branch push deploys the commit it names',
+    promise: "a branch push deploys the branch's tip, so a replay cannot roll it back",
+    edits: [edit('src/pipeline/deploy.ts', "if (pinnedSha && !requested.startsWith('refs/heads/')) {", 'if (pinnedSha) {')],
+    tests: [{ file: 'webhook/serve', only: 'replayed under a new delivery id' }],
+  },
+  {
+    name: 'answers without nosniff',
+    promise: 'every answer carries nosniff',
+    edits: [edit('src/webhook/server.ts', "res.set('X-Content-Type-Options', 'nosniff');", "res.set('X-Content-Type-Options-Off', 'nosniff');")],
+    tests: [{ file: 'webhook/dashboard-guard', only: 'nosniff' }],
+  },
+  {
+    name: 'GitHub requests not paced',
+    promise: 'GitHub requests are paced within its secondary rate limits',
+    edits: [edit('src/github/pacer.ts', 'intervalCap: perWindow })', 'intervalCap: perWindow * 100 })')],
+    tests: [{ file: 'github/status-reporter', only: 'one at a time within writes_per_minute' }],
+  },
+  {
+    name: 'the app root readable by others',
+    promise: 'a local user can read nothing in the app root',
+    edits: [
+      edit('src/switch/socket-permissions.ts', 'if ((mode & 0o007) !== 0) chmodSync(path, mode & ~0o007);', 'if ((mode & 0o007) !== 0) chmodSync(path, mode);'),
+    ],
+    tests: [{ file: 'switch/socket-permissions', only: 'reach nothing in the app root' }],
+  },
+  {
+    name: 'port mode: the app root passable by others',
+    promise: 'in port mode the app root is closed entirely',
+    edits: [
+      edit(
+        'src/switch/socket-permissions.ts',
+        'if ((mode & 0o007) !== 0) chmodSync(root, mode & ~0o007);',
+        'if ((mode & 0o007) !== 0) chmodSync(root, (mode & ~0o007) | 0o001);',
+      ),
+    ],
+    tests: [{ file: 'switch/socket-permissions', only: 'port mode: other local users' }],
+  },
+];

@@ -1,0 +1,187 @@
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execa } from 'execa';
+import type { Color } from '../../src/config/schema.js';
+import { isSameProcessAlive } from '../../src/instance/process-identity.js';
+import { runningInstance } from '../../src/instance/runner.js';
+import { acquireLock } from '../../src/pipeline/lock.js';
+import { readSupervision } from '../../src/pipeline/supervision-record.js';
+import { AppSupervisor, FAILOVER_AFTER_DOWN_MS, type SupervisionObserver } from '../../src/pipeline/supervisor.js';
+import { configuredColor } from '../../src/switch/proxy.js';
+import { setupDuet, type DuetSetup } from '../support/duet.js';
+import { until } from '../support/supervised.js';
+
+/**
+ * duet serve's supervision of real colors (v1 on blue, v2 on green live, both warm) run tick by
+ * tick in this process, with the clock it is given: minutes of backoff and failover deadlines
+ * pass in the test without sleeping through them. The processes, their pidfiles, health checks
+ * and restarts are real; only `now` is the test's.
+ */
+interface Clocked {
+  setup: DuetSetup;
+  supervisor: AppSupervisor;
+  /** What supervision told its owner, one line each: `down green (live)`, `restarted blue (standby)`, ... */
+  told: string[];
+  /** Ticks at `now` until the color is healthy again (a restarted process takes real time to listen). */
+  healthyAt(color: Color, now: number): Promise<void>;
+  /** kill -9 of the color's process; returns once it is gone. */
+  kill(color: Color): Promise<void>;
+  restarts(color: Color): number;
+  /** A commit on top of the color's checkout: supervision cannot restart it at the revision its pidfile names. */
+  moveCheckout(color: Color): Promise<void>;
+  /** Undoes moveCheckout. */
+  restoreCheckout(color: Color): Promise<void>;
+}
+
+async function clocked(t: TestContext): Promise<Clocked> {
+  const setup = await setupDuet(t, { switchMode: 'port' });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  await setup.succeed(['deploy', '--ref', 'v2']);
+  const told: string[] = [];
+  const observer: SupervisionObserver = {
+    colorDown: (_app, color, role) => void told.push(`down ${color} (${role})`),
+    colorRestarted: (_app, color, role) => void told.push(`restarted ${color} (${role})`),
+    colorBack: (_app, color, role) => void told.push(`back ${color} (${role})`),
+    failedOver: (_app, result) => void told.push(`failover to ${result.to}`),
+    bothCrashed: () => void told.push('both crashed'),
+    problem: (_app, message) => void told.push(`problem: ${message}`),
+  };
+  const supervisor = await AppSupervisor.open(setup.config, setup.app, observer);
+  t.after(() => supervisor.close());
+  const clock = {
+    setup,
+    supervisor,
+    told,
+    async healthyAt(color: Color, now: number) {
+      await until(`${color} is healthy`, async () => {
+        await supervisor.tick(now);
+        return supervisor.record().colors[color].health === 'healthy' || undefined;
+      });
+    },
+    async kill(color: Color) {
+      const instance = await runningInstance(setup.app, color);
+      assert.ok(instance, `${color} runs`);
+      process.kill(instance.pid, 'SIGKILL');
+      await until(`${color} (pid ${instance.pid}) is gone`, async () => !(await isSameProcessAlive(instance)) || undefined);
+    },
+    restarts: (color: Color) => supervisor.record().colors[color].restarts,
+    async moveCheckout(color: Color) {
+      const commit = ['-c', 'user.name=test', '-c', 'user.email=test@example.com', 'commit', '--quiet', '--allow-empty', '-m', 'moved on'];
+      await execa('git', commit, { cwd: setup.app.paths.checkout[color] });
+    },
+    async restoreCheckout(color: Color) {
+      await execa('git', ['reset', '--quiet', '--hard', 'HEAD~1'], { cwd: setup.app.paths.checkout[color] });
+    },
+  };
+  await clock.healthyAt('blue', Date.now());
+  await clock.healthyAt('green', Date.now());
+  told.length = 0;
+  return clock;
+}
+
+test('restarts of a color that keeps crashing back off (at once, 1 s, 2 s, 4 s), and a healthy minute forgets the crashes', async (t) => {
+  const c = await clocked(t);
+  let now = Date.now();
+  // The standby crashes each time it is back: the live color serves, so nothing shortens its backoff.
+  const waits: number[] = [];
+  for (const expectedMs of [0, 1000, 2000, 4000]) {
+    await c.kill('blue');
+    const before = c.restarts('blue');
+    const crashedAt = now;
+    await c.supervisor.tick(crashedAt);
+    if (expectedMs > 0) {
+      await c.supervisor.tick(crashedAt + expectedMs - 1);
+      assert.equal(c.restarts('blue'), before, `crash ${waits.length + 1}: not restarted before ${expectedMs} ms`);
+      await c.supervisor.tick(crashedAt + expectedMs);
+    }
+    assert.equal(c.restarts('blue'), before + 1, `crash ${waits.length + 1}: restarted after ${expectedMs} ms`);
+    waits.push(expectedMs);
+    now = crashedAt + expectedMs;
+    await c.healthyAt('blue', now);
+  }
+  assert.deepEqual(waits, [0, 1000, 2000, 4000]);
+
+  // Healthy for 30 s is not enough: the next crash still waits 8 s.
+  await c.supervisor.tick(now + 30_000);
+  now += 30_000;
+  await c.kill('blue');
+  await c.supervisor.tick(now);
+  await c.supervisor.tick(now + 7_999);
+  assert.equal(c.restarts('blue'), 4, 'the fifth crash waits 8 s');
+  await c.supervisor.tick(now + 8_000);
+  assert.equal(c.restarts('blue'), 5);
+  now += 8_000;
+  await c.healthyAt('blue', now);
+
+  // A minute healthy: the crashes are forgotten, and the next one is restarted at once.
+  await c.supervisor.tick(now + 60_000);
+  now += 60_000;
+  await c.kill('blue');
+  await c.supervisor.tick(now);
+  assert.equal(c.restarts('blue'), 6, 'restarted at once after a healthy minute');
+  await c.healthyAt('blue', now);
+  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'a crashing standby moves no traffic');
+  assert.equal(c.told.filter((line) => line === 'restarted blue (standby)').length, 6);
+});
+
+test('while the app is locked supervision waits: a killed live color is neither reported, restarted nor failed over until the lock is released', async (t) => {
+  const c = await clocked(t);
+  const now = Date.now();
+  const lock = await acquireLock(c.setup.app, { command: 'test holds the lock', wait: false });
+  let released = false;
+  t.after(async () => {
+    if (!released) await lock.release();
+  });
+  const recorded = JSON.stringify(await readSupervision(c.setup.app));
+  await c.kill('green');
+  // Past every deadline: the restart backoff, the failover of a live color down for 10 s, a minute.
+  for (const at of [now, now + 1000, now + FAILOVER_AFTER_DOWN_MS + 1000, now + 61_000]) await c.supervisor.tick(at);
+  assert.deepEqual(c.told, [], 'supervision neither judged nor acted while the lock was held');
+  assert.equal(await runningInstance(c.setup.app, 'green'), undefined, 'green was not restarted');
+  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'no failover');
+  assert.equal(JSON.stringify(await readSupervision(c.setup.app)), recorded, 'nothing recorded');
+
+  await lock.release();
+  released = true;
+  const after = now + 62_000;
+  await c.supervisor.tick(after);
+  assert.deepEqual(c.told, ['down green (live)', 'restarted green (live)'], 'the first look after the lock sees the crash and restarts green');
+  await c.healthyAt('green', after);
+  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'green was restarted, not failed over');
+});
+
+test('a live color that cannot come back is failed over once it has not answered for 10 s, not before', async (t) => {
+  const c = await clocked(t);
+  const now = Date.now();
+  await c.moveCheckout('green');
+  await c.kill('green');
+  for (const at of [now, now + 2000, now + FAILOVER_AFTER_DOWN_MS - 1000]) await c.supervisor.tick(at);
+  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'down for less than 10 s: no failover yet');
+  assert.ok(
+    c.told.some((line) => /^problem: green \(live\) cannot be restarted: its checkout holds/.test(line)),
+    c.told.join('\n'),
+  );
+
+  await c.supervisor.tick(now + FAILOVER_AFTER_DOWN_MS);
+  assert.ok(c.told.includes('failover to blue'), c.told.join('\n'));
+  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'blue');
+  assert.match((await c.setup.get('/')).body, /cafeteria v1/);
+  assert.match(c.supervisor.record().lastFailover?.reason ?? '', /^green has not answered for 10 s/);
+});
+
+test('while nothing answers, a color that cannot come back is tried every 2 s, whatever its backoff', async (t) => {
+  const c = await clocked(t);
+  const now = Date.now();
+  for (const color of ['blue', 'green'] as const) {
+    await c.moveCheckout(color);
+    await c.kill(color);
+  }
+  // Seven failed restarts of green: its own backoff would wait 32 s for the next one by now.
+  for (let at = now; at <= now + 12_000; at += 2000) await c.supervisor.tick(at);
+  assert.equal(c.restarts('green'), 0);
+  await c.restoreCheckout('green');
+  await c.supervisor.tick(now + 14_000);
+  assert.equal(c.restarts('green'), 1, 'green restarted 2 s after its last failed restart');
+  await c.healthyAt('green', now + 14_000);
+  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'no failover to a standby that does not run');
+});
