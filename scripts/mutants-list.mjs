@@ -50,7 +50,7 @@ export const MUTANTS = [
         'server 127.0.0.1:{{port}} max_fails=0;\n',
         'server 127.0.0.1:{{port}} max_fails=0;\n    server 127.0.0.1:{{standby_port}} backup;\n',
       ),
-      edit('nginx/app-port.conf.template', 'proxy_next_upstream error;', 'proxy_next_upstream error timeout;'),
+      edit('nginx/app-port.conf.template', 'proxy_next_upstream off;', 'proxy_next_upstream error timeout;'),
     ],
     tests: [{ file: 'switch/fallback', only: 'never answered' }],
   },
