@@ -15,24 +15,27 @@ const FULL_OBJECT_ID = /^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/;
 /** git check-ref-format: `~ ^ : ? * [ \`; then characters a shell would act upon. */
 const GIT_FORBIDDEN = /[~^:?*[\\]/;
 const SHELL_META = /[;&|$`'"<>(){}!#]/;
-/** C0, DEL and C1 controls: a terminal may act on them, and no one types them into a ref. */
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 /**
- * Characters that change how the text around them is shown: bidi controls reorder it (U+202E
- * shows "v1\u202e3.2.1" as "v11.2.3"), line and paragraph separators break a log line or a
- * status. git accepts them; a ref that displays as something else must not deploy.
+ * Control and format characters (Unicode categories Cc and Cf) and line and paragraph separators
+ * (Zl, Zp). A terminal may act on a control; a bidi control reorders the text around it (U+202E
+ * shows "v1\u202e3.2.1" as "v11.2.3"); a zero-width one (U+200B, the soft hyphen U+00AD, U+2060,
+ * U+FEFF, the tag characters from U+E0000) shows nothing, so "v1.2.3\u200b" reads as v1.2.3 in
+ * `duet history`; a separator breaks a log line. git accepts them all; no one types them into a ref.
  */
-const DISPLAY_CONTROL = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
-// eslint-disable-next-line no-control-regex -- matching control characters is the point
-const UNSHOWABLE = /[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g;
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+const INVISIBLE_ALL = new RegExp(INVISIBLE.source, 'gu');
 
 const codePoint = (c: string): string => `U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 
-/** `ref` quoted for a message, its invisible and reordering characters written as \uXXXX. */
+/** `ref` quoted for a message, its invisible characters written as \uXXXX (a surrogate pair as two). */
 export function shownRef(ref: string, max = 80): string {
   const cut = ref.length > max ? `${ref.slice(0, max)}...` : ref;
-  return JSON.stringify(cut).replace(UNSHOWABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const escaped = (c: string): string =>
+    c
+      .split('')
+      .map((unit) => `\\u${unit.charCodeAt(0).toString(16).padStart(4, '0')}`)
+      .join('');
+  return JSON.stringify(cut).replace(INVISIBLE_ALL, escaped);
 }
 
 export function isFullObjectId(ref: string): boolean {
@@ -62,10 +65,8 @@ export function refNameProblem(ref: unknown): string | undefined {
   if (ref.length === 0) return 'it is empty';
   if (ref.length > MAX_REF_LENGTH) return `it is longer than ${MAX_REF_LENGTH} characters`;
   if (ref.startsWith('-')) return 'it starts with "-"';
-  const control = CONTROL.exec(ref);
-  if (control) return `it contains the control character ${codePoint(control[0])}`;
-  const display = DISPLAY_CONTROL.exec(ref);
-  if (display) return `it contains ${codePoint(display[0])}, which changes how the text around it is displayed (bidirectional override or line separator)`;
+  const invisible = INVISIBLE.exec(ref);
+  if (invisible) return `it contains ${codePoint(invisible[0])}, an invisible or control character: the ref would not show as what it is`;
   if (ref.includes(' ')) return 'it contains a space';
   const forbidden = GIT_FORBIDDEN.exec(ref) ?? SHELL_META.exec(ref);
   if (forbidden) return `it contains "${forbidden[0]}"`;

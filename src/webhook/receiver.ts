@@ -8,7 +8,9 @@ import { UnavailableError } from '../errors.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
 import { errorBody } from './error-paths.js';
 import { decideEvent, WebhookPayloadError, type EventDecision } from './events.js';
-import { BodyBudget, BUSY_RETRY_AFTER_S, readSignedBody, UNVERIFIED_BUDGET_BYTES, type BodyRefusal } from './signed-body.js';
+import { RefusalHold } from './refusal-hold.js';
+import { RejectionLog } from './rejection-log.js';
+import { BodyBudget, BUSY_RETRY_AFTER_S, readSignedBody, UNVERIFIED_LIMITS, type BodyRefusal } from './signed-body.js';
 
 /**
  * POST /webhook: GitHub deliveries in, triggers out.
@@ -23,6 +25,9 @@ import { BodyBudget, BUSY_RETRY_AFTER_S, readSignedBody, UNVERIFIED_BUDGET_BYTES
  *   400  empty body.
  *   401  X-Hub-Signature-256 wrong, verified over the exact bytes received. Nothing below runs
  *        for an unsigned request: no UTF-8 decode, no JSON parse, no queue.
+ *        Each answer so far refuses a request nobody vouches for: it is sent after a hold of 1 to
+ *        3 s (RefusalHold: what keeps a flood from queueing in front of every new connection),
+ *        and the connection is closed after it.
  *   400  not UTF-8: a lenient decode would hand on a different text than the one signed.
  *   400  X-GitHub-Event missing, malformed JSON, a payload without the fields duet reads.
  *   200  ping -> {"pong": true}; 202 ignored -> {"ignored": reason};
@@ -45,6 +50,8 @@ export interface WebhookOptions {
   budget?: BodyBudget;
   /** How long a body may take to arrive (BODY_DEADLINE_MS by default). */
   bodyDeadlineMs?: number;
+  /** The mean hold of a refusal (REFUSAL_HOLD_MS by default); tests of the answers pass 0. */
+  refusalHoldMs?: number;
 }
 
 /** GitHub caps payloads at 25 MB; duet takes 25 MiB, a little above that. */
@@ -68,10 +75,12 @@ export function webhookRouter(options: WebhookOptions): express.Router {
   const { secret } = options;
   // The authority on GitHub's signature format. It takes the whole body as a string, so it runs
   // only on a body the streaming HMAC of readSignedBody already matched: a forged one is never
-  // joined or decoded, and the memory a flood could claim stays within the budget.
+  // decoded, and the memory a flood could claim stays within the budget.
   const webhooks = new Webhooks({ secret });
-  const budget = options.budget ?? new BodyBudget(UNVERIFIED_BUDGET_BYTES, giveMemoryBack);
+  const budget = options.budget ?? new BodyBudget(UNVERIFIED_LIMITS, giveMemoryBack);
   const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  const rejections = new RejectionLog(logger);
+  const holds = new RefusalHold(options.refusalHoldMs);
 
   function reply(res: Response, status: number, body: Record<string, unknown>, outcome: DeliveryOutcome, fields: Record<string, unknown> = {}): void {
     const delivery = res.locals.delivery as Delivery;
@@ -85,7 +94,7 @@ export function webhookRouter(options: WebhookOptions): express.Router {
     const ms = Math.round((performance.now() - delivery.started) * 10) / 10;
     const line = { event: delivery.event, delivery: delivery.delivery, outcome, status, ms, ...fields };
     if (outcome === 'error') logger.error(line, 'webhook delivery failed');
-    else if (status >= 400) logger.warn(line, 'webhook delivery rejected');
+    else if (status >= 400) rejections.warn(line, 'webhook delivery rejected');
     else logger.info(line, 'webhook delivery');
     try {
       onDelivery?.(outcome);
@@ -106,42 +115,46 @@ export function webhookRouter(options: WebhookOptions): express.Router {
   function requireJson(req: Request, res: Response, next: NextFunction): void {
     const type = (req.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') {
-      return refuseUnread(res, 415, { error: "set the webhook's content type to application/json" }, 'unsupported_media_type', {
+      return refuseAndClose(res, 415, { error: "set the webhook's content type to application/json" }, 'unsupported_media_type', {
         contentType: headerForLog(req.get('content-type')),
       });
     }
     const encoding = (req.get('content-encoding') ?? 'identity').trim().toLowerCase();
     if (encoding !== 'identity') {
-      return refuseUnread(res, 415, { error: 'compressed bodies are not accepted (Content-Encoding)' }, 'unsupported_media_type');
+      return refuseAndClose(res, 415, { error: 'compressed bodies are not accepted (Content-Encoding)' }, 'unsupported_media_type');
     }
     next();
   }
 
   function requireSignature(req: Request, res: Response, next: NextFunction): void {
     if (req.get('x-hub-signature-256')) return next();
-    refuseUnread(res, 401, { error: 'missing X-Hub-Signature-256: set the same secret on the webhook and in duet' }, 'unauthorized');
+    refuseAndClose(res, 401, { error: 'missing X-Hub-Signature-256: set the same secret on the webhook and in duet' }, 'unauthorized');
   }
 
   /**
-   * An answer before the body is read: the connection is closed after it, so the rest of an
-   * unwanted body is never read (Node would otherwise read and discard it to reuse the socket).
+   * A refusal of a request nobody vouches for, held (RefusalHold), then sent on a connection that
+   * is closed right after it: the rest of an unwanted body is never read (Node would otherwise
+   * read and discard it to reuse the socket), and a sender of a forged body must connect again.
    */
-  function refuseUnread(res: Response, status: number, body: Record<string, unknown>, outcome: DeliveryOutcome, fields: Record<string, unknown> = {}): void {
-    res.set('Connection', 'close');
-    reply(res, status, body, outcome, fields);
+  function refuseAndClose(res: Response, status: number, body: Record<string, unknown>, outcome: DeliveryOutcome, fields: Record<string, unknown> = {}): void {
+    holds.hold(res, () => {
+      res.set('Connection', 'close');
+      res.once('finish', () => res.socket?.destroy());
+      reply(res, status, body, outcome, fields);
+    });
   }
 
   function refused(res: Response, refusal: BodyRefusal): void {
     switch (refusal.reason) {
       case 'too_large':
-        return refuseUnread(res, 413, { error: `the body is larger than ${WEBHOOK_BODY_LIMIT}, GitHub's own cap` }, 'too_large');
+        return refuseAndClose(res, 413, { error: `the body is larger than ${WEBHOOK_BODY_LIMIT}, GitHub's own cap` }, 'too_large');
       case 'busy':
         res.set('Retry-After', String(BUSY_RETRY_AFTER_S));
-        return refuseUnread(res, 503, { error: 'too many webhook bodies are being received at once; redeliver in a moment' }, 'busy');
+        return refuseAndClose(res, 503, { error: 'too many webhook bodies are being received at once; redeliver in a moment' }, 'busy');
       case 'too_slow':
-        return refuseUnread(res, 408, { error: 'the body took too long to arrive' }, 'bad_request');
+        return refuseAndClose(res, 408, { error: 'the body took too long to arrive' }, 'bad_request');
       case 'aborted':
-        return refuseUnread(res, 400, { error: 'the client stopped sending the body' }, 'bad_request');
+        return refuseAndClose(res, 400, { error: 'the client stopped sending the body' }, 'bad_request');
     }
   }
 
@@ -150,11 +163,11 @@ export function webhookRouter(options: WebhookOptions): express.Router {
     const read = await readSignedBody(req, { secret, signature, budget, deadlineMs: options.bodyDeadlineMs });
     if (!read.ok) return refused(res, read.refusal);
     if (read.length === 0) {
-      return reply(res, 400, { error: 'empty body' }, 'bad_request');
+      return refuseAndClose(res, 400, { error: 'empty body' }, 'bad_request');
     }
     const raw = read.body;
     if (!raw) {
-      return reply(res, 401, { error: "X-Hub-Signature-256 does not match the body: the webhook secret differs from duet's" }, 'unauthorized');
+      return refuseAndClose(res, 401, { error: "X-Hub-Signature-256 does not match the body: the webhook secret differs from duet's" }, 'unauthorized');
     }
     let text: string;
     try {

@@ -11,7 +11,11 @@ export interface SignInLimits {
   /** The first wait; each further wrong token doubles it, up to maxDelayMs. */
   baseDelayMs: number;
   maxDelayMs: number;
-  /** Wrong tokens from all clients together per minute: bounds a guesser with many addresses. */
+  /**
+   * Wrong tokens from all clients together per minute; past it a wrong token makes its client
+   * wait at once, without free failures: a guesser with many addresses gets one try from each
+   * before it waits.
+   */
   globalPerMinute: number;
 }
 
@@ -26,8 +30,10 @@ interface Client {
 }
 
 /**
- * Failed sign-ins per client address with exponential backoff, and a global cap per minute. Only
- * wrong tokens count: a right one clears the client, so an operator who mistyped is not locked out.
+ * Failed sign-ins per client address with exponential backoff, tightened while wrong tokens come
+ * from everywhere. Only wrong tokens count, and only a client's own wait keeps its token from
+ * being checked: a right token clears the client, and a flood of wrong ones from rotating
+ * addresses never keeps the operator, on an address of their own, from signing in.
  */
 export class SignInLimiter {
   private readonly clients = new Map<string, Client>();
@@ -39,12 +45,10 @@ export class SignInLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Seconds to wait before this client may try again, or 0. */
+  /** Seconds this client must wait before its next token is looked at, or 0. */
   retryAfterS(client: string): number {
     const at = this.now();
-    const own = this.clients.get(client)?.blockedUntil ?? 0;
-    const global = this.globalFailures >= this.limits.globalPerMinute ? this.globalWindowStart + 60_000 : 0;
-    const until = Math.max(own, global);
+    const until = this.clients.get(client)?.blockedUntil ?? 0;
     return until > at ? Math.ceil((until - at) / 1000) : 0;
   }
 
@@ -55,10 +59,11 @@ export class SignInLimiter {
       this.globalFailures = 0;
     }
     this.globalFailures++;
+    const free = this.globalFailures > this.limits.globalPerMinute ? 0 : this.limits.freeFailures;
     const entry = this.clients.get(client) ?? { failures: 0, blockedUntil: 0 };
     this.clients.delete(client); // re-inserted last: Map order is the eviction order
     entry.failures++;
-    const over = entry.failures - this.limits.freeFailures;
+    const over = entry.failures - free;
     if (over > 0) entry.blockedUntil = at + Math.min(this.limits.maxDelayMs, this.limits.baseDelayMs * 2 ** Math.min(over - 1, 30));
     this.clients.set(client, entry);
     if (this.clients.size > MAX_CLIENTS) this.clients.delete(this.clients.keys().next().value!);

@@ -4,48 +4,134 @@ import type { Request } from 'express';
 /**
  * Reading a webhook body before anyone knows who sent it. Anybody can POST to /webhook, so what an
  * unverified body may cost is bounded: each body by GitHub's 25 MB cap, all of them together by
- * one budget shared by every request (`BodyBudget`), and each by a deadline, so that a client
- * dribbling bytes cannot hold its share for long. The HMAC is computed as the bytes arrive: the
- * verdict is ready the moment the last chunk is in, and no copy of the body is made to sign it.
+ * one budget shared by every request (`BodyBudget`: bytes held, bodies read at once, bytes hashed
+ * per turn of the event loop), and each by a deadline, so that a client dribbling bytes cannot
+ * hold its share for long. The HMAC is computed as the bytes arrive: the verdict is ready the
+ * moment the last chunk is in, and the buffer they are gathered in is the body handed on.
  */
 
 /** GitHub caps payloads at 25 MB. */
 export const WEBHOOK_BODY_LIMIT_BYTES = 25 * 1024 * 1024;
-/** Room for two bodies of the largest size at once; GitHub's usual deliveries are a few kB. */
-export const UNVERIFIED_BUDGET_BYTES = 64 * 1024 * 1024;
 /** GitHub gives up on a delivery after 10 s; a body slower than this is not GitHub's. */
 export const BODY_DEADLINE_MS = 20_000;
 /** What a 503 for a full budget tells the client: long enough for the bodies in flight to end. */
 export const BUSY_RETRY_AFTER_S = 5;
 
+export interface BudgetLimits {
+  /** Bytes held by all unverified bodies together. */
+  bytes: number;
+  /** Bodies being read at once: past it a request is refused before a byte of its body is read. */
+  bodies: number;
+  /**
+   * Bytes hashed per turn of the event loop; past it the bodies wait for the next turn. libuv
+   * reads up to 2 MB from a socket in one go, and it accepts one new connection per turn: a
+   * turn spent hashing is a turn every waiting connection (/healthz's, GitHub's) waits longer.
+   */
+  bytesPerTurn: number;
+}
+
+/**
+ * Room for two bodies of the largest size and a small one beside them; GitHub's deliveries are a
+ * few kB, read within the turn their bytes arrive in, so more at once are a flood's. 64 kB a turn
+ * still reads a body at hundreds of MB/s while nothing else waits.
+ */
+export const UNVERIFIED_LIMITS: BudgetLimits = { bytes: 64 * 1024 * 1024, bodies: 3, bytesPerTurn: 64 * 1024 };
+
+/** One body's share of the budget, given back once the verdict is in. */
+export interface BodyCharge {
+  /** The body has reached `total` bytes: charge what the declared length did not cover, if there is room. */
+  cover(total: number): boolean;
+  /**
+   * Count `bytes` as hashed in this turn; false when the turn's share is spent: pause until
+   * `next` is called. A body's first chunk never waits.
+   */
+  hashed(bytes: number, next: () => void): boolean;
+  release(): void;
+}
+
 export class BodyBudget {
   private used = 0;
+  private bodies = 0;
   private peak = 0;
+  private turnBytes = 0;
+  private turnEnds = false;
+  private waiting: Array<() => void> = [];
+
   constructor(
-    readonly limitBytes: number,
+    readonly limits: BudgetLimits,
     /** Called when the budget drains after it held more than `idleAfterBytes`: time to give memory back. */
     private readonly onDrained: () => void = () => {},
     private readonly idleAfterBytes = 8 * 1024 * 1024,
   ) {}
 
-  get inUse(): number {
-    return this.used;
+  get inUse(): { bytes: number; bodies: number } {
+    return { bytes: this.used, bodies: this.bodies };
   }
 
-  take(bytes: number): boolean {
-    if (this.used + bytes > this.limitBytes) return false;
+  /** A new body with `declared` bytes charged up front, or undefined when there is no room. */
+  admit(declared: number): BodyCharge | undefined {
+    if (this.bodies >= this.limits.bodies || !this.take(declared)) return undefined;
+    this.bodies++;
+    let charged = declared;
+    let released = false;
+    let first = true;
+    return {
+      cover: (total) => {
+        if (total <= charged) return true;
+        if (!this.take(total - charged)) return false;
+        charged = total;
+        return true;
+      },
+      hashed: (bytes, next) => {
+        // A body's first chunk never waits: a delivery of a few kB is then read, and its slot
+        // freed, within the turn it arrived in, however many others share that turn.
+        const mayWait = !first;
+        first = false;
+        return this.hashed(bytes, mayWait ? next : undefined);
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        this.bodies--;
+        this.give(charged);
+      },
+    };
+  }
+
+  private take(bytes: number): boolean {
+    if (this.used + bytes > this.limits.bytes) return false;
     this.used += bytes;
     this.peak = Math.max(this.peak, this.used);
     return true;
   }
 
-  give(bytes: number): void {
+  private give(bytes: number): void {
     this.used = Math.max(0, this.used - bytes);
     if (this.used === 0 && this.peak > this.idleAfterBytes) {
       this.peak = 0;
       this.onDrained();
     }
   }
+
+  /** Without `next` the bytes count, but their body does not wait. */
+  private hashed(bytes: number, next: (() => void) | undefined): boolean {
+    if (!this.turnEnds) {
+      this.turnEnds = true;
+      setImmediate(this.endTurn);
+    }
+    this.turnBytes += bytes;
+    if (this.turnBytes <= this.limits.bytesPerTurn || !next) return true;
+    this.waiting.push(next);
+    return false;
+  }
+
+  private readonly endTurn = (): void => {
+    this.turnEnds = false;
+    this.turnBytes = 0;
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const next of waiting) next();
+  };
 }
 
 export type BodyRefusal =
@@ -66,52 +152,63 @@ export interface ReadOptions {
 
 /**
  * Read the body while computing its HMAC. A declared Content-Length is charged to the budget in
- * full before a byte is read (so a refusal costs nothing); a chunked body is charged as it
- * arrives. The charge is given back once the verdict is in, whatever it is.
+ * full before a byte is read (so a refusal costs nothing); a chunked body is charged as the
+ * buffer it is gathered in grows. The charge is given back once the verdict is in, whatever it is.
  */
 export function readSignedBody(req: Request, options: ReadOptions): Promise<SignedBody> {
   const limit = options.limitBytes ?? WEBHOOK_BODY_LIMIT_BYTES;
-  const { budget } = options;
   const declaredHeader = req.get('content-length');
   const declared = declaredHeader === undefined ? undefined : Number(declaredHeader);
   if (declared !== undefined && declared > limit) return Promise.resolve(refuse({ status: 413, reason: 'too_large' }));
-  if (declared !== undefined && !budget.take(declared)) return Promise.resolve(refuse({ status: 503, reason: 'busy' }));
-  let charged = declared ?? 0;
+  const charge = options.budget.admit(declared ?? 0);
+  if (!charge) return Promise.resolve(refuse({ status: 503, reason: 'busy' }));
 
   return new Promise<SignedBody>((resolve) => {
     const hmac = createHmac('sha256', options.secret);
-    let chunks: Buffer[] = [];
+    // Gathered into one buffer as it arrives, not kept as chunks: after a flood of large bodies
+    // duet serve's RSS fell back to 100 MB this way, and stayed at 170 MB with the chunks.
+    let body = Buffer.allocUnsafe(declared ?? FIRST_CHUNKED_BYTES);
     let received = 0;
+    let settled = false;
     const finish = (result: SignedBody): void => {
+      settled = true;
       clearTimeout(deadline);
       req.off('data', onData).off('end', onEnd).off('aborted', onAborted).off('error', onAborted);
-      chunks = [];
-      budget.give(charged);
-      charged = 0;
+      body = EMPTY;
+      charge.release();
       if (!result.ok) req.pause();
       resolve(result);
     };
+    const resume = (): void => {
+      if (!settled) req.resume();
+    };
     const onData = (chunk: Buffer): void => {
-      received += chunk.length;
-      if (received > limit) return finish(refuse({ status: 413, reason: 'too_large' }));
-      if (received > charged) {
-        const more = received - charged;
-        if (!budget.take(more)) return finish(refuse({ status: 503, reason: 'busy' }));
-        charged += more;
+      const end = received + chunk.length;
+      if (end > limit) return finish(refuse({ status: 413, reason: 'too_large' }));
+      if (end > body.length) {
+        const grown = Buffer.allocUnsafe(Math.min(limit, Math.max(end, 2 * body.length)));
+        body.copy(grown, 0, 0, received);
+        body = grown;
       }
+      if (!charge.cover(body.length)) return finish(refuse({ status: 503, reason: 'busy' }));
       hmac.update(chunk);
-      chunks.push(chunk);
+      chunk.copy(body, received);
+      received = end;
+      if (!charge.hashed(chunk.length, resume)) req.pause();
     };
     const onEnd = (): void => {
-      // Joined only once it is known to be GitHub's: a forged body is never held twice.
       const verified = signatureMatches(options.signature, hmac.digest());
-      finish({ ok: true, length: received, body: verified ? Buffer.concat(chunks, received) : undefined });
+      finish({ ok: true, length: received, body: verified ? body.subarray(0, received) : undefined });
     };
     const onAborted = (): void => finish(refuse({ status: 400, reason: 'aborted' }));
     const deadline = setTimeout(() => finish(refuse({ status: 408, reason: 'too_slow' })), options.deadlineMs ?? BODY_DEADLINE_MS);
     req.on('data', onData).on('end', onEnd).on('aborted', onAborted).on('error', onAborted);
   });
 }
+
+const EMPTY = Buffer.alloc(0);
+/** Where a body without Content-Length starts; it doubles as the body grows. */
+const FIRST_CHUNKED_BYTES = 64 * 1024;
 
 function refuse(refusal: BodyRefusal): SignedBody {
   return { ok: false, refusal };

@@ -52,6 +52,14 @@ const rejected: Array<[string, RegExp]> = [
   ['a\nb', /control character/],
   ['a\tb', /control character/],
   ['a\x7fb', /control character/],
+  // Invisible: each of these shows as v1.2.3 (or v12) in a terminal and in `duet history`.
+  ['v1.2.3\u200b', /U\+200B, an invisible or control character/], // zero-width space
+  ['v1\u00ad2', /U\+00AD/], // soft hyphen
+  ['v1.2.3\u2060', /U\+2060/], // word joiner
+  ['\ufeffv1.2.3', /U\+FEFF/], // zero-width no-break space (BOM)
+  ['v1.2.3\u{e0031}', /U\+E0031/], // tag digit one
+  ['v1\u180e2', /U\+180E/], // Mongolian vowel separator
+  ['v1.2.3\u200d', /U\+200D/], // zero-width joiner
   ['a~1', /"~"/],
   ['a^', /"\^"/],
   ['a:b', /":"/],

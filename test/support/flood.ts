@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 
 /**
  * Load for the intake: many large POSTs at once, each on its own connection, each writing the
@@ -66,7 +68,14 @@ export interface Sampled<T> {
   healthzMs: number[];
 }
 
-/** Runs `load` while sampling the process's RSS and timing /healthz back to back. */
+/** How often /healthz is asked during a load, each time on a connection of its own. */
+const PROBE_EVERY_MS = 20;
+
+/**
+ * Runs `load` while sampling the process's RSS and asking for /healthz every 20 ms, on a new
+ * connection each time as curl or a monitor would: a slow answer does not hold the next probe
+ * back, and a new connection waits in the listen queue like any client's.
+ */
 export async function whileSampling<T>(pid: number, baseUrl: string, load: () => Promise<T>): Promise<Sampled<T>> {
   let running = true;
   let peakRssMb = await rssMb(pid);
@@ -74,21 +83,61 @@ export async function whileSampling<T>(pid: number, baseUrl: string, load: () =>
   const rssLoop = (async () => {
     while (running) {
       peakRssMb = Math.max(peakRssMb, await rssMb(pid));
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
     }
   })();
-  const healthLoop = (async () => {
+  const probes: Array<Promise<void>> = [];
+  const probeLoop = (async () => {
     while (running) {
-      const started = performance.now();
-      const answer = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(60_000) }).catch(() => undefined);
-      await answer?.arrayBuffer();
-      healthzMs.push(Math.round(performance.now() - started));
+      probes.push(probeHealthz(baseUrl).then((ms) => void healthzMs.push(ms)));
+      await sleep(PROBE_EVERY_MS);
     }
   })();
   try {
     return { result: await load(), peakRssMb, healthzMs };
   } finally {
     running = false;
-    await Promise.all([rssLoop, healthLoop]);
+    await Promise.all([rssLoop, probeLoop]);
+    await Promise.all(probes);
   }
+}
+
+/** One GET /healthz on a connection of its own: ms until the whole answer is in (60 s at most). */
+function probeHealthz(baseUrl: string): Promise<number> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const done = (): void => resolve(Math.round(performance.now() - started));
+    const req = request(`${baseUrl}/healthz`, { agent: false, timeout: 60_000 }, (res) => res.resume().once('end', done).once('error', done));
+    req.once('error', done).once('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+/** The value below which `share` (0..1) of `values` lie. */
+export function percentile(values: number[], share: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(share * sorted.length) - 1)] ?? NaN;
+}
+
+export interface SustainedFlood {
+  url: string;
+  /** Connections at once; each sends its next body as soon as its previous one was answered. */
+  parallel: number;
+  seconds: number;
+  bytes: number;
+  headers: Record<string, string>;
+}
+
+/**
+ * A flood on a worker thread of its own: writing megabytes to a hundred sockets keeps an event
+ * loop busy, and the probes of whileSampling, on the test's loop, must time duet, not the flood.
+ * Every other connection sends its bodies chunked, the others with a Content-Length.
+ */
+export function sustainedFlood(options: SustainedFlood): Promise<FloodAnswer[]> {
+  const worker = new Worker(new URL('./flood-worker.js', import.meta.url), { workerData: options });
+  return new Promise((resolve, reject) => {
+    worker.once('message', resolve);
+    worker.once('error', reject);
+    worker.once('exit', (code) => reject(new Error(`the flood's worker exited (code ${code}) without its answers`)));
+  });
 }

@@ -10,6 +10,7 @@ import type { SubmitResult, TriggerQueue, TriggerRecord, TriggerRequest } from '
 import { apiRouter, jsonNotFound } from '../../src/webhook/api.js';
 import { dashboardRouter } from '../../src/webhook/dashboard.js';
 import { Metrics } from '../../src/webhook/metrics.js';
+import type { SignInLimiter } from '../../src/webhook/sign-in-guard.js';
 import { freePort } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -89,6 +90,8 @@ export interface HarnessOptions {
   token?: string | undefined;
   publicDashboard?: boolean;
   publicUrl?: string;
+  /** The dashboard's sign-in limiter: one on a clock of the test's. */
+  signInLimiter?: SignInLimiter;
 }
 
 export const TOKEN = 'test-token-4f1c2b9e8d7a6c5b';
@@ -121,7 +124,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
   const app = express();
   app.set('trust proxy', 'loopback'); // as createServerApp: X-Forwarded-For from nginx names the client
   // The dashboard first: it answers browsers at /deploys/<id> and passes API clients on.
-  app.use(dashboardRouter({ config, queue, token, logger }));
+  app.use(dashboardRouter({ config, queue, token, logger, signInLimiter: options.signInLimiter }));
   app.use(apiRouter({ config, queue, token, logger, metrics, logPollMs: 50 }));
   app.use(jsonNotFound);
   const server = app.listen(0, '127.0.0.1');

@@ -65,11 +65,14 @@ class RecordingQueue {
 
 type Receiver = Awaited<ReturnType<typeof startReceiver>>;
 
-/** A real express app with the router on a free loopback port, closed when the test ends. */
+/**
+ * A real express app with the router on a free loopback port, closed when the test ends. Its
+ * refusals are not held: these tests are about the answers; intake-flood.test.ts about the hold.
+ */
 async function startReceiver(t: TestContext, config = makeConfig(), secret = SECRET) {
   const [queue, outcomes, rawLogs] = [new RecordingQueue(), [] as DeliveryOutcome[], [] as string[]];
   const logger = pino({ level: 'debug' }, { write: (line: string) => void rawLogs.push(line) });
-  const app = express().use(webhookRouter({ config, secret, queue, logger, onDelivery: (o) => outcomes.push(o) }));
+  const app = express().use(webhookRouter({ config, secret, queue, logger, onDelivery: (o) => outcomes.push(o), refusalHoldMs: 0 }));
   const server = app.listen(await freePort(), '127.0.0.1');
   await once(server, 'listening');
   t.after(() => (server.closeAllConnections(), server.close()));
