@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { startWrk, writeLuaScripts } from '../../bench/lib/wrk.js';
 import { uniqueBodies } from '../../bench/scenarios/webhook-deliveries.js';
+import { pollUntil } from '../../src/util/poll.js';
+import { requireBinary } from '../setup/helpers.js';
 
 const SECRET = "It's a Secret to Everybody";
 
@@ -18,6 +20,7 @@ const SECRET = "It's a Secret to Everybody";
  * boundary, and the growing counter carries the signed tail across one.
  */
 test('the webhook wrk script: every request is a distinct body with a valid X-Hub-Signature-256', async (t) => {
+  if (!requireBinary(t, 'wrk', 'wrk')) return;
   const dir = await mkdtemp(join(tmpdir(), 'duet-wrk-sign-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const seen = new Set<string>();
@@ -58,7 +61,25 @@ test('the webhook wrk script: every request is a distinct body with a valid X-Hu
       },
     });
     // Past 100 requests the counter has three digits: the tail crosses lengths it did not before.
-    while (seen.size - before < 150) await new Promise((resolve) => setTimeout(resolve, 20));
+    // A wrk that exits (broken, or a script error) or stalls fails here with what it said.
+    let exited: string | undefined;
+    void wrk.done().then(
+      () => (exited = 'wrk exited on its own'),
+      (error: Error) => (exited = error.message),
+    );
+    const enough = await pollUntil(async () => (seen.size - before >= 150 ? true : exited !== undefined ? false : undefined), {
+      timeoutMs: 30_000,
+      maxIntervalMs: 50,
+    });
+    if (!enough) {
+      const why =
+        exited ??
+        (await wrk.stop().then(
+          () => 'none came for 30 s',
+          (error: Error) => `none came for 30 s: ${error.message}`,
+        ));
+      assert.fail(`padding ${padding}: ${seen.size - before} of 150 requests; ${why}`);
+    }
     const result = await wrk.stop();
     assert.deepEqual(bad, [], `padding ${padding}: bodies that do not verify`);
     assert.ok((result.counts['202'] ?? 0) >= 150, `padding ${padding}: ${JSON.stringify(result.counts)}`);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { chmod, chown, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import { foreignRepository, openWorktreeToGroup } from '../../src/instance/worktree-access.js';
 import { tempDir } from '../support/tmp.js';
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
