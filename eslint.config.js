@@ -43,6 +43,25 @@ export default tseslint.config(
   },
   ...layering,
   {
+    // Every test gets a deadline from test/support/test.ts (why: there).
+    files: ['test/**/*.ts'],
+    ignores: ['test/support/test.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: 'node:test',
+              importNames: ['default', 'test', 'it', 'describe', 'suite'],
+              message: "import { test } from '../support/test.js': it gives every test a deadline",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     // Tests and the benchmark read what real servers answered (JSON over HTTP, records from disk)
     // and assert on it: typing every such body would add nothing the assertions do not check.
     files: ['test/**/*.ts', 'bench/**/*.ts'],

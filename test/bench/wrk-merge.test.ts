@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { mergeWrk, QUANTILE_GRID, type WrkResult } from '../../bench/lib/wrk.js';
 import { clearlyAbove, meanWithError } from '../../bench/lib/stats.js';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { signDeliveries, startWrk, writeLuaScripts } from '../../bench/lib/wrk.js';
 import { uniqueBodies } from '../../bench/scenarios/webhook-deliveries.js';
 import { pollUntil } from '../../src/util/poll.js';
+import { requireBinary } from '../setup/helpers.js';
 import { tempDir } from '../support/tmp.js';
 
 const SECRET = "It's a Secret to Everybody";
@@ -17,6 +18,7 @@ const SECRET = "It's a Secret to Everybody";
  * its signed deliveries must say so (it would send a body again: a duplicate, not intake).
  */
 test('the webhook wrk script: each signed delivery once, with a valid X-Hub-Signature-256; running out is counted', async (t) => {
+  if (!requireBinary(t, 'wrk', 'wrk')) return;
   const dir = await tempDir(t, 'duet-wrk-sign');
   const seen = new Set<string>();
   const invalid: string[] = [];
@@ -52,10 +54,16 @@ test('the webhook wrk script: each signed delivery once, with a valid X-Hub-Sign
     connections: 2,
     env: { BENCH_BODY_PREFIX: bodies.prefix, BENCH_BODY_SUFFIX: bodies.suffix, BENCH_SIGNED: signed, BENCH_PATH: '/webhook', BENCH_THREADS: String(threads) },
   });
-  // Past the 300 signed ones: what it sends then is a body again, counted as exhausted.
-  const past = await pollUntil(async () => (again.length > 0 ? true : undefined), { timeoutMs: 20_000 });
+  // Past the 300 signed ones: what it sends then is a body again, counted as exhausted. A wrk
+  // that exits (broken, or a script error) or stalls fails here with what it said.
+  let exited: string | undefined;
+  void wrk.done().then(
+    () => (exited = 'wrk exited on its own'),
+    (error: Error) => (exited = error.message),
+  );
+  const past = await pollUntil(async () => (again.length > 0 ? true : exited !== undefined ? false : undefined), { timeoutMs: 20_000, maxIntervalMs: 50 });
+  if (!past) assert.fail(`wrk never ran out within 20 s: ${seen.size} deliveries; ${exited ?? 'none came'}`);
   const result = await wrk.stop();
-  assert.ok(past, `wrk never ran out within 20 s: ${seen.size} deliveries`);
   // wrk may build a connection's first request twice and send the second: one unsent per thread.
   assert.ok(seen.size >= 300 - threads, `${seen.size} of the 300 signed deliveries were sent`);
   assert.deepEqual(invalid, [], 'bodies that do not verify');

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -134,7 +134,7 @@ test('doctor passes a healthy setup and fails exactly the broken check, with its
   }
 
   // The repository belongs to another user: git's own words, and the fix for that cause.
-  if (process.getuid?.() === 0) {
+  await t.test('a repository of another user', { skip: process.getuid?.() !== 0 && 'needs root (chown to nobody)' }, async () => {
     await execa('chown', ['-R', 'nobody', s.repo.bareDir]);
     try {
       const dubious = await doctor();
@@ -144,9 +144,9 @@ test('doctor passes a healthy setup and fails exactly the broken check, with its
       assert.doesNotMatch(line, /Please make sure you have the correct access rights/, "git's generic advice is left out");
       assert.match(line, /— the repository belongs to another user, and git refuses it: sudo git config --system --add safe\.directory /);
     } finally {
-      await execa('chown', ['-R', `${process.getuid()}`, s.repo.bareDir]);
+      await execa('chown', ['-R', `${process.getuid!()}`, s.repo.bareDir]);
     }
-  }
+  });
 
   // nginx's config test fails (and so does the dump the include check reads).
   const broken = join(s.config.nginx.confDir, 'broken.conf');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { startEarlyCopy } from '../../src/instance/install.js';
 import { pollUntil } from '../../src/util/poll.js';

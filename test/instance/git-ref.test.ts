@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { validateRefName, refNameProblem, isFullObjectId } from '../../src/instance/git-ref.js';
 import { DuetError } from '../../src/errors.js';

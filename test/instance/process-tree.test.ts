@@ -1,4 +1,5 @@
-import { test, type TestContext } from 'node:test';
+import type { TestContext } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { readPidfile } from '../../src/instance/pidfile.js';
 import { processStartTime } from '../../src/instance/process-identity.js';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { refNameProblem, shownRef } from '../../src/instance/git-ref.js';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { chmod, chown, mkdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import { foreignRepository, openWorktreeToGroup } from '../../src/instance/worktree-access.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -44,10 +44,10 @@ test("a .git that is not duet's own directory is foreign: a file, a symlink, ano
   assert.equal(await foreignRepository(dir), undefined, 'no repository yet');
   await mkdir(join(dir, '.git'));
   assert.equal(await foreignRepository(dir), undefined, "duet's own");
-  if (process.getuid?.() === 0) {
+  await t.test("another user's", { skip: process.getuid?.() !== 0 && 'needs root (chown)' }, async () => {
     await chown(join(dir, '.git'), 65534, 65534);
     assert.equal(await foreignRepository(dir), 'a directory of uid 65534');
-  }
+  });
   await rm(join(dir, '.git'), { recursive: true });
   await writeFile(join(dir, '.git'), 'gitdir: /elsewhere\n');
   assert.equal(await foreignRepository(dir), 'not a directory');

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { stepNames } from '../../src/pipeline/journal.js';
@@ -18,7 +18,8 @@ const inside = {
 
 for (const switchMode of ['port', 'socket'] as const) {
   for (const standby of ['keep', 'stop'] as const) {
-    test(`${switchMode} mode, standby: ${standby}: a deploy killed at any point converges when deploy runs again`, async (t) => {
+    // About 26 kills and re-runs each, 50-90 s on 2 cores: a deadline of its own.
+    test(`${switchMode} mode, standby: ${standby}: a deploy killed at any point converges when deploy runs again`, { timeout: 300_000 }, async (t) => {
       // Three versions in turn: the idle color always holds another one than the target, so every
       // deploy updates it (and with standby: keep, first stops the older version it runs).
       const versions = ['v1', 'v2', 'v3'];

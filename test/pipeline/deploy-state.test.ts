@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import { InternalError } from '../../src/errors.js';
 import { checkTransition, deployState, isFinal } from '../../src/pipeline/deploy-state.js';
 import { foldEvents, type JournalEvent } from '../../src/pipeline/journal.js';

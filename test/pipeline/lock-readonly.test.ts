@@ -1,11 +1,13 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
 import { mountTmpfsOver } from '../support/tmpfs.js';
 import { freePort } from '../support/ports.js';
+import { tempDir } from '../support/tmp.js';
 import { API_TOKEN, getJson, startServe, type ServeProcess } from '../support/serve.js';
 
 async function submit(serve: ServeProcess, ref: string): Promise<string> {
@@ -36,8 +38,13 @@ async function exitsWithin(serve: ServeProcess, ms: number): Promise<boolean> {
 
 test('a lock duet serve could not remove (read-only state dir) wedges nothing: recognised, removed once writable, SIGTERM exits', async (t) => {
   const port = await freePort();
+  // v3 goes to blue, whose health check gets no answer while the CONTROL_DIR file is there: serve's
+  // deploy holds the lock until the test has made run/ read-only.
+  const control = await tempDir(t, 'duet-control');
+  const hold = join(control, 'health-delay-ms.blue');
   const setup = await setupDuet(t, {
-    tags: { v1: {}, v2: { VERSION: 'v2\n' }, v3: { VERSION: 'v3\n', 'behaviour.json': '{"startDelayMs":2500}' } },
+    tags: { v1: {}, v2: { VERSION: 'v2\n' }, v3: { VERSION: 'v3\n' } },
+    app: { env: `{ CONTROL_DIR: "${control}" }`, health: '{ path: /health, timeout_s: 60, watch_s: 0.3 }' },
     top: { server: `{ listen: "127.0.0.1:${port}" }` },
   });
   const { app } = setup;
@@ -50,6 +57,7 @@ test('a lock duet serve could not remove (read-only state dir) wedges nothing: r
   const run = await mountTmpfsOver(setup, dirname(app.paths.lock));
   const serve = await startServe(t, setup.configPath, port);
 
+  await writeFile(hold, '600000');
   const v2 = await submit(serve, 'v3');
   const inHealth = await pollUntil(
     async () => ((await getJson(`${serve.url}/deploys/${v2}`)).body?.steps?.some((s: any) => s.name === 'health') ? true : undefined),
@@ -60,6 +68,7 @@ test('a lock duet serve could not remove (read-only state dir) wedges nothing: r
     `serve holds the lock while v2 starts\n${JSON.stringify((await getJson(`${serve.url}/deploys/${v2}`)).body)}\n${serve.output()}`,
   );
   await run.readOnly();
+  await rm(hold);
   await finished(serve, v2);
   assert.ok(existsSync(app.paths.lock), 'the release failed: the lock file is still there');
 
@@ -84,24 +93,30 @@ test('a lock duet serve could not remove (read-only state dir) wedges nothing: r
 
 test('SIGTERM stops a duet serve whose deploy waits for a lock a shell deploy holds; the deploy runs at the next start', async (t) => {
   const port = await freePort();
+  // The shell deploy holds the lock until the test lets it go: green's health check gets no
+  // answer while the CONTROL_DIR file is there.
+  const control = await tempDir(t, 'duet-control');
+  const hold = join(control, 'health-delay-ms.green');
   const setup = await setupDuet(t, {
-    tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":8000}' } },
-    app: { health: '{ path: /health, timeout_s: 20, watch_s: 0.3 }' },
+    app: { env: `{ CONTROL_DIR: "${control}" }`, health: '{ path: /health, timeout_s: 60, watch_s: 0.3 }' },
     top: { server: `{ listen: "127.0.0.1:${port}" }` },
   });
   await setup.succeed(['deploy', '--ref', 'v1']);
-  const shell = setup.duet(['deploy', '--ref', 'v2']);
-  assert.ok(await pollUntil(async () => (existsSync(setup.app.paths.lock) ? true : undefined), { timeoutMs: 10_000 }), 'the shell deploy holds the lock');
+  await writeFile(hold, '600000');
+  const shell = setup.start(['deploy', '--ref', 'v2']);
+  assert.ok(await pollUntil(async () => (existsSync(setup.app.paths.lock) ? true : undefined), { timeoutMs: 30_000 }), 'the shell deploy holds the lock');
   const serve = await startServe(t, setup.configPath, port);
   const id = await submit(serve, 'v1');
   assert.ok(
-    await pollUntil(async () => (serve.output().includes('waiting for the lock held by pid') ? true : undefined), { timeoutMs: 10_000 }),
+    await pollUntil(async () => (serve.output().includes('waiting for the lock held by pid') ? true : undefined), { timeoutMs: 30_000 }),
     serve.output(),
   );
 
   serve.child.kill('SIGTERM');
-  assert.ok(await exitsWithin(serve, 3000), `SIGTERM stops duet serve at once, not after the shell deploy\n${serve.output()}`);
-  const shellResult = await shell;
+  assert.ok(await exitsWithin(serve, 30_000), `SIGTERM stops duet serve, not waiting for the shell deploy\n${serve.output()}`);
+  assert.ok(existsSync(setup.app.paths.lock), `the shell deploy still holds the lock: ${shell.output()}`);
+  await rm(hold);
+  const shellResult = await shell.done;
   assert.equal(shellResult.code, 0, shellResult.stderr);
   assert.match((await setup.get('/')).body, /cafeteria v2/);
 

@@ -1,33 +1,51 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { TestContext } from 'node:test';
 import { Journal } from '../../src/pipeline/journal.js';
 import { pollUntil } from '../../src/util/poll.js';
-import { setupDuet } from '../support/duet.js';
+import { setupDuet, type DuetSetup, type RunningCli } from '../support/duet.js';
+import { tempDir } from '../support/tmp.js';
+
+/**
+ * v1 live on blue, then a deploy of v2 that holds the lock until the test lets it go: green's
+ * health check gets no answer while the CONTROL_DIR file is there. However slowly the CLI
+ * processes the test starts meanwhile come up, the deploy is still holding the lock.
+ */
+async function deployHoldingTheLock(t: TestContext): Promise<{ setup: DuetSetup; deploying: RunningCli; release(): Promise<void> }> {
+  const control = await tempDir(t, 'duet-control');
+  const setup = await setupDuet(t, { app: { env: `{ CONTROL_DIR: "${control}" }`, health: '{ path: /health, timeout_s: 60, watch_s: 0.3 }' } });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const hold = join(control, 'health-delay-ms.green');
+  await writeFile(hold, '600000');
+  const deploying = setup.start(['deploy', '--ref', 'v2']);
+  const locked = await pollUntil(async () => (existsSync(setup.app.paths.lock) ? true : undefined), { timeoutMs: 30_000 });
+  assert.ok(locked, `the deploy takes the lock: ${deploying.output()}`);
+  return { setup, deploying, release: () => rm(hold) };
+}
+
+/** Until `cli` says it waits for the lock. */
+async function waitsForTheLock(cli: RunningCli, pattern: RegExp): Promise<void> {
+  const waiting = await pollUntil(async () => (pattern.test(cli.output()) ? true : undefined), { timeoutMs: 30_000 });
+  assert.ok(waiting, `no ${pattern} within 30 s: ${cli.output()}`);
+}
 
 test('a second deploy waits for the lock; --no-wait fails at once naming the holder', async (t) => {
-  // v2 takes 6 s to listen, so the first deploy surely holds the lock while two more CLI
-  // processes start, even on a loaded 2-core machine where each start takes a second or more.
-  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":6000}' } } });
-  const { duet, succeed, app } = setup;
-  await succeed(['deploy', '--ref', 'v1']);
-
-  const first = duet(['deploy', '--ref', 'v2']);
-  const locked = await pollUntil(async () => (existsSync(app.paths.lock) ? true : undefined), { timeoutMs: 10_000 });
-  assert.ok(locked, 'the first deploy takes the lock');
-
-  const impatient = await duet(['deploy', '--ref', 'v2', '--no-wait']);
+  const { setup, deploying, release } = await deployHoldingTheLock(t);
+  const impatient = await setup.duet(['deploy', '--ref', 'v2', '--no-wait']);
   assert.equal(impatient.code, 1);
   assert.match(impatient.stderr, /cafeteria is locked by pid \d+ \(deploy v2, since /);
 
-  const second = await duet(['deploy', '--ref', 'v2']);
-  assert.equal(second.code, 0, second.stderr);
-  assert.match(second.stderr, /waiting for the lock held by pid \d+ \(deploy v2/);
-  assert.equal((await first).code, 0);
-  assert.match(second.stdout, /already live on green/, 'the waiter saw the first deploy finished');
+  const second = setup.start(['deploy', '--ref', 'v2']);
+  await waitsForTheLock(second, /waiting for the lock held by pid \d+ \(deploy v2/);
+  await release();
+  assert.equal((await deploying.done).code, 0);
+  const waited = await second.done;
+  assert.equal(waited.code, 0, waited.stderr);
+  assert.match(waited.stdout, /already live on green/, 'the waiter saw the first deploy finished');
 });
 
 test('a lock left by a dead process is taken over', async (t) => {
@@ -43,14 +61,8 @@ test('a lock left by a dead process is taken over', async (t) => {
 });
 
 test('start-instance, stop-instance and connect-to-nginx take the lock too: never under a running deploy', async (t) => {
-  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n', 'behaviour.json': '{"startDelayMs":6000}' } } });
-  const { duet, succeed, app } = setup;
-  await succeed(['deploy', '--ref', 'v1']);
-  await succeed(['stop-instance', 'green']);
-
-  const deploying = duet(['deploy', '--ref', 'v2']);
-  const locked = await pollUntil(async () => (existsSync(app.paths.lock) ? true : undefined), { timeoutMs: 10_000 });
-  assert.ok(locked, 'the deploy takes the lock');
+  const { setup, deploying, release } = await deployHoldingTheLock(t);
+  const { duet } = setup;
   // Green is the deploy's idle color, starting: stopping it now would fail the deploy at health.
   const stop = await duet(['stop-instance', 'green', '--no-wait']);
   assert.equal(stop.code, 1);
@@ -63,10 +75,12 @@ test('start-instance, stop-instance and connect-to-nginx take the lock too: neve
   assert.equal(connect.code, 1);
   assert.match(connect.stderr, /locked by pid \d+ \(deploy v2/);
 
-  const waited = await duet(['stop-instance', 'blue']);
+  const stopBlue = setup.start(['stop-instance', 'blue']);
+  await waitsForTheLock(stopBlue, /waiting for pid \d+ \(deploy v2/);
+  await release();
+  assert.equal((await deploying.done).code, 0, 'the deploy was not disturbed');
+  const waited = await stopBlue.done;
   assert.equal(waited.code, 0, waited.stderr);
-  assert.match(waited.stderr, /waiting for pid \d+ \(deploy v2/);
-  assert.equal((await deploying).code, 0, 'the deploy was not disturbed');
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   assert.equal(waited.stdout.trim(), 'stopped', 'then blue (now the standby) was stopped');
 });

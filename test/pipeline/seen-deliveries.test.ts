@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { SEEN_AT_LEAST, SEEN_CAP_PER_APP, SeenDeliveries, seenLines } from '../../src/pipeline/seen-deliveries.js';
 import type { TriggerEvent } from '../../src/pipeline/trigger.js';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { setupDuet } from '../support/duet.js';
 import { startLoad } from '../support/load.js';

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
 import { getPublic } from '../support/duet.js';
 import type { GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
+import { test } from './container.js';
 import {
   appRepoInMachine,
   bootedMachine,

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { test } from 'node:test';
-import { startContainer } from './container.js';
+import { startContainer, test } from './container.js';
 
 test('a Debian 12 container boots with systemd as PID 1, nginx up, node from the host', async (t) => {
   const machine = await startContainer(t);

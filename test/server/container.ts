@@ -2,6 +2,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { test as testWithDeadline } from '../support/test.js';
 import { execa, type Options, type ResultPromise } from 'execa';
 import { pollUntil } from '../../src/util/poll.js';
 import { rootTree, type RootTree } from './root-tree.js';
@@ -49,6 +50,19 @@ export interface Container {
   sh(script: string, options?: { input?: string; timeoutMs?: number }): Promise<string>;
   /** systemd-nspawn's console output so far (the container's boot messages). */
   console(): string;
+}
+
+/**
+ * Each server test's deadline (test/support/test.ts gives the others 120 s): one machine's whole
+ * story, 25-60 s with the root tree cached (README, Development); the first test of a run with an
+ * empty cache makes the tree with debootstrap first (45-70 s from deb.debian.org, more from a slow
+ * mirror). Its steps' own deadlines (a deploy 180 s) fire first and say what they waited for.
+ */
+const SERVER_TEST_TIMEOUT_MS = 10 * 60_000;
+
+/** The server tests' test(): test/support/test.ts's, with SERVER_TEST_TIMEOUT_MS. */
+export function test(name: string, fn: (t: TestContext) => Promise<void>): void {
+  testWithDeadline(name, { timeout: SERVER_TEST_TIMEOUT_MS }, fn);
 }
 
 const NODE_BIN = process.execPath;

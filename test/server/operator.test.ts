@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import type { TestContext } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
 import type { GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
 import { getPublic } from '../support/duet.js';
 import { startLoad, type LoadReport } from '../support/load.js';
-import type { Container } from './container.js';
+import { test, type Container } from './container.js';
 import { installRelease, upgradeRelease } from './release.js';
 import {
   appRepoInMachine,

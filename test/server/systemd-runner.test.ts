@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
 import { getPublic } from '../support/duet.js';
 import type { GitHubServer } from '../support/github-server.js';
@@ -20,7 +19,7 @@ import {
   stepsOf,
   type AppOnMachine,
 } from './apps.js';
-import type { Container } from './container.js';
+import { test, type Container } from './container.js';
 
 /**
  * `runner: systemd` on a booted Debian 12: each color a unit of the duet user's own systemd, the

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { createGitHubClient } from '../../src/github/client.js';
 import { checkStatusAccess } from '../../src/setup/github-access.js';

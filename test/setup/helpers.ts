@@ -9,7 +9,7 @@ import { cliPath, type CliResult } from '../support/duet.js';
 
 /** The real `duet` binary as a child process, like an operator runs it. */
 export async function runDuet(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const result = await execa('node', [cliPath(), ...args], { reject: false, stdin: 'ignore', env, extendEnv: true, timeout: 120_000 });
+  const result = await execa('node', [cliPath(), ...args], { reject: false, stdin: 'ignore', env, extendEnv: true, timeout: 60_000 });
   return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
 }
 

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -69,7 +69,7 @@ test('install for real (useradd, chown, sudoers) in a throwaway mount namespace'
     stdin: 'ignore',
     env: { BASE: base, CLI: cliPath(), NGINX: nginx, SYSTEMCTL: systemctl, CONFIG: CONFIG.replaceAll('NGINX', nginx).replaceAll('BASE', base) },
     extendEnv: true,
-    timeout: 120_000,
+    timeout: 60_000,
   });
   const out = String(result.all);
   if (/overlay-unsupported|unshare failed|Operation not permitted/.test(out)) {

@@ -23,6 +23,8 @@ export interface DuetSetup {
   repo: AppRepo;
   listenPort: number;
   duet(args: string[], env?: Record<string, string>): Promise<CliResult>;
+  /** duet() in the background, its output readable while it runs (a deploy waiting for a lock says so). */
+  start(args: string[], env?: Record<string, string>): RunningCli;
   /** Like duet(), but fails the test with duet's own output when it does not exit 0. */
   succeed(args: string[], env?: Record<string, string>): Promise<CliResult>;
   /** GET through nginx's public port with Connection: close. */
@@ -35,6 +37,12 @@ export interface CliResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+export interface RunningCli {
+  /** stdout and stderr so far, interleaved. */
+  output(): string;
+  done: Promise<CliResult>;
 }
 
 export interface PublicAnswer {
@@ -113,18 +121,25 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
   config = parseConfig(yaml, configPath);
   const app = pickApp(config, 'cafeteria');
 
-  const duet = async (args: string[], env: Record<string, string> = {}): Promise<CliResult> => {
-    const result = await execa('node', [cliPath(), '--config', configPath, ...args], {
+  const start = (args: string[], env: Record<string, string> = {}): RunningCli => {
+    const child = execa('node', [cliPath(), '--config', configPath, ...args], {
       reject: false,
       stdin: 'ignore',
       env: { ...env },
       extendEnv: true,
       timeout: 60_000,
       stripFinalNewline: false,
+      all: true,
     });
-    if (process.env.DUET_TEST_TIMING) process.stderr.write(`duet ${args.join(' ')}: ${result.durationMs.toFixed(0)} ms\n`);
-    return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+    let output = '';
+    child.all?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    const done = child.then((result) => {
+      if (process.env.DUET_TEST_TIMING) process.stderr.write(`duet ${args.join(' ')}: ${result.durationMs.toFixed(0)} ms\n`);
+      return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
+    });
+    return { output: () => output, done };
   };
+  const duet = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => start(args, env).done;
 
   return {
     dir,
@@ -134,6 +149,7 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
     repo,
     listenPort,
     duet,
+    start,
     async succeed(args, env) {
       const result = await duet(args, env);
       if (result.code !== 0) {

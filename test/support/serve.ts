@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { pollUntil } from '../../src/util/poll.js';
 import { cliPath } from './duet.js';
@@ -52,7 +53,15 @@ export async function startServe(
     },
     async stop() {
       child.kill('SIGTERM');
-      await stopped;
+      // It lets a running deploy finish first; one that ignores SIGTERM fails here, saying so.
+      const cancel = new AbortController();
+      const exited = await Promise.race([stopped.then(() => true), sleep(60_000, false, { signal: cancel.signal }).catch(() => false)]);
+      cancel.abort();
+      if (!exited) {
+        child.kill('SIGKILL');
+        await stopped;
+        throw new Error(`duet serve did not exit within 60 s of SIGTERM:\n${output}`);
+      }
     },
     output: () => output,
   };

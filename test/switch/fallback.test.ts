@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import { mkdir, readlink, writeFile } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { appendFile, readFile, stat, writeFile } from 'node:fs/promises';
@@ -38,11 +38,11 @@ test('ensureManagedNginx starts nginx once, and stopManagedNginx leaves no proce
   assert.match(main, new RegExp(`^pid ${paths.pidFile};$`, 'm'));
   assert.match(main, new RegExp(`include ${paths.confDir}/\\*\\.conf;`));
   assert.ok((await stat(join(paths.prefix, 'client_body_temp'))).isDirectory());
-  if (process.getuid?.() === 0) {
-    // No `user` directive: started by root, the workers drop to nobody, like a packaged nginx's.
+  // No `user` directive: started by root, the workers drop to nobody, like a packaged nginx's.
+  await t.test('started by root, the workers are not root', { skip: process.getuid?.() !== 0 && 'needs root' }, async () => {
     const status = await readFile(`/proc/${worker}/status`, 'utf8');
     assert.doesNotMatch(status, /^Uid:\s+0\b/m, 'the worker does not run as root');
-  }
+  });
 
   const written = (await stat(paths.mainConf)).mtimeMs;
   await ensureManagedNginx(config);

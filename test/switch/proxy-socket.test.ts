@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { Agent } from 'node:http';
 import { chmod, readlink, stat } from 'node:fs/promises';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { mkdir, stat } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';

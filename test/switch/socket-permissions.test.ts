@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { chmod, lstat, mkdir, readdir, stat } from 'node:fs/promises';

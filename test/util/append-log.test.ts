@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { constants, readFileSync } from 'node:fs';
 import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';

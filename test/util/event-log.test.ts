@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { appendFile, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import { EventLog } from '../../src/util/event-log.js';
 import { tempDir } from '../support/tmp.js';
 

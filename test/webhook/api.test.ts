@@ -1,14 +1,14 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { DuetError, InvalidInputError, NotSavedError, ShuttingDownError, UnknownAppError } from '../../src/errors.js';
 import { httpStatusOf } from '../../src/webhook/api.js';
 import { pickApp } from '../../src/config/load.js';
 import { deployLogPath } from '../../src/pipeline/deploy-log.js';
 import { Journal, newDeployId } from '../../src/pipeline/journal.js';
-import { bearer, rawGet, startHarness, trigger, TOKEN } from './http-harness.js';
+import { pollUntil } from '../../src/util/poll.js';
+import { bearer, rawGet, readUntil, startHarness, trigger, TOKEN } from './http-harness.js';
 
 const json = (body: unknown) => ({ method: 'POST', headers: { ...bearer(), 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
@@ -193,16 +193,6 @@ test('GET /deploys/:id merges the trigger with its journal record, and finds CLI
   assert.equal(fromCli.failedStep, 'pick');
 });
 
-/** Reads a streaming response until `pattern` appears in what arrived so far. */
-async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, seen: { text: string }, pattern: RegExp): Promise<void> {
-  const decoder = new TextDecoder();
-  while (!pattern.test(seen.text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stream ended before ${pattern}: ${seen.text}`);
-    seen.text += decoder.decode(value, { stream: true });
-  }
-}
-
 test('GET /deploys/:id/log follows a running deploy and ends when it finishes', async (t) => {
   const h = await startHarness(t);
   const app = pickApp(h.config, 'cafeteria');
@@ -225,12 +215,7 @@ test('GET /deploys/:id/log follows a running deploy and ends when it finishes', 
   await journal.append({ type: 'end', id: record.id, at: new Date().toISOString(), outcome: 'success' });
   record.state = 'succeeded';
   record.finishedAt = new Date().toISOString();
-  const decoder = new TextDecoder();
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    seen.text += decoder.decode(value, { stream: true });
-  }
+  await readUntil(reader, seen, 'end');
   assert.equal(seen.text, 'line 1: resolve\nline 2: update\nline 3: switch\nline 4: done\n');
 
   // Finished: the whole file at once, and the response ends.
@@ -240,17 +225,27 @@ test('GET /deploys/:id/log follows a running deploy and ends when it finishes', 
 test('the log of a queued deploy is waited for; a client hanging up stops the tailing', async (t) => {
   const h = await startHarness(t);
   const app = pickApp(h.config, 'cafeteria');
+  const lookups = (id: string): number => h.queue.lookedUp.filter((looked) => looked === id).length;
+  const polling = async (id: string): Promise<void> => {
+    const before = lookups(id);
+    const polled = await pollUntil(async () => (lookups(id) >= before + 3 ? true : undefined), { timeoutMs: 10_000 });
+    assert.ok(polled, `the tail polls the queue for ${id}`);
+  };
   const record = h.queue.add({ ref: 'v5' });
-  const pending = fetch(`${h.base}/deploys/${record.id}/log`, { headers: bearer() }).then((r) => r.text());
-  await sleep(150);
+  const answer = await fetch(`${h.base}/deploys/${record.id}/log`, { headers: bearer() });
+  assert.equal(answer.status, 200);
+  const reader = answer.body!.getReader();
+  const seen = { text: '' };
+  await polling(record.id);
   const log = deployLogPath(app, record.id);
   await mkdir(dirname(log), { recursive: true });
   record.state = 'running';
   await writeFile(log, 'started late\n');
-  await sleep(150);
+  await readUntil(reader, seen, /started late\n/);
   await appendFile(log, 'finished\n');
   record.state = 'failed';
-  assert.equal(await pending, 'started late\nfinished\n');
+  await readUntil(reader, seen, 'end');
+  assert.equal(seen.text, 'started late\nfinished\n');
 
   const superseded = h.queue.add({ ref: 'v6', state: 'superseded', supersededBy: record.id });
   const never = await fetch(`${h.base}/deploys/${superseded.id}/log`, { headers: bearer() });
@@ -259,14 +254,21 @@ test('the log of a queued deploy is waited for; a client hanging up stops the ta
 
   const stuck = h.queue.add({ ref: 'v7' });
   const abort = new AbortController();
-  const answer = await fetch(`${h.base}/deploys/${stuck.id}/log`, { headers: bearer(), signal: abort.signal });
-  assert.equal(answer.status, 200);
-  await sleep(120);
+  const hungUp = await fetch(`${h.base}/deploys/${stuck.id}/log`, { headers: bearer(), signal: abort.signal });
+  assert.equal(hungUp.status, 200);
+  await polling(stuck.id);
   abort.abort();
-  await sleep(100);
-  const polls = h.queue.lookedUp.filter((id) => id === stuck.id).length;
-  await sleep(300);
-  assert.equal(h.queue.lookedUp.filter((id) => id === stuck.id).length, polls, 'no more polling after the client left');
+  // The tail polls every 50 ms: one still going is never quiet for a second.
+  let last = { count: lookups(stuck.id), at: Date.now() };
+  const quiet = await pollUntil(
+    async () => {
+      const count = lookups(stuck.id);
+      if (count !== last.count) last = { count, at: Date.now() };
+      return Date.now() - last.at >= 1000 ? true : undefined;
+    },
+    { timeoutMs: 10_000, maxIntervalMs: 50 },
+  );
+  assert.ok(quiet, `no more polling after the client left (${lookups(stuck.id)} lookups)`);
 });
 
 test('status, healthz and metrics', async (t) => {

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { indexBody } from '../../src/webhook/dashboard-pages.js';
 import { appStateOf, type AppStatus, type ColorStatus } from '../../src/pipeline/status.js';

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';

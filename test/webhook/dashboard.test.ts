@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
@@ -8,7 +8,7 @@ import { deployLogPath } from '../../src/pipeline/deploy-log.js';
 import { Journal } from '../../src/pipeline/journal.js';
 import { repoRoot } from '../support/git-repo.js';
 import { buildScene } from './dashboard-fixture.js';
-import { bearer, startHarness, TOKEN } from './http-harness.js';
+import { bearer, readUntil, startHarness, TOKEN } from './http-harness.js';
 
 const form = (token: string, headers: Record<string, string> = {}): RequestInit => ({
   method: 'POST',
@@ -105,13 +105,8 @@ test('the dashboard shows apps, colors, the running deploy and recent deploys', 
   const abort = new AbortController();
   const live = await fetch(`${h.base}/deploys/${scene.running}/log.txt`, { headers: { cookie }, signal: abort.signal });
   assert.equal(live.status, 200);
-  const reader = live.body!.getReader();
-  let streamed = '';
-  while (!streamed.includes('added 212 packages')) {
-    const { value, done } = await reader.read();
-    assert.ok(!done, 'a running deploy keeps its log open');
-    streamed += new TextDecoder().decode(value);
-  }
+  // A running deploy's log stays open: the stream must not end before this line.
+  await readUntil(live.body!.getReader(), { text: '' }, /added 212 packages/);
   abort.abort();
   assert.equal((await fetch(`${h.base}/deploys/${scene.running}/log.txt`, { redirect: 'manual' })).status, 303, 'the raw log needs the sign-in too');
   const tooMany = await fetch(`${h.base}/login`, {

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { parseConfig } from '../../src/config/load.js';

@@ -1,4 +1,5 @@
-import { test, type TestContext } from 'node:test';
+import type { TestContext } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

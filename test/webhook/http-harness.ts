@@ -161,3 +161,34 @@ export function rawGet(port: number, path: string, headers: Record<string, strin
 }
 
 export const bearer = (token = TOKEN): Record<string, string> => ({ authorization: `Bearer ${token}` });
+
+/**
+ * Reads a streaming answer into `seen.text` until `until` matches what arrived, or with 'end'
+ * until the server ends it. A stream that ends first, or is not there within `timeoutMs`, fails
+ * with what it sent.
+ */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  seen: { text: string },
+  until: RegExp | 'end',
+  timeoutMs = 10_000,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    void reader.cancel();
+  }, timeoutMs);
+  try {
+    while (until === 'end' || !until.test(seen.text)) {
+      const { value, done } = await reader.read();
+      if (late)
+        throw new Error(`waited ${timeoutMs} ms for ${until === 'end' ? 'the end of the stream' : String(until)}; it sent: ${JSON.stringify(seen.text)}`);
+      if (done && until === 'end') return;
+      if (done) throw new Error(`the stream ended before ${String(until)}; it sent: ${JSON.stringify(seen.text)}`);
+      seen.text += decoder.decode(value, { stream: true });
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+}

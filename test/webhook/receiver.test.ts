@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ShuttingDownError } from '../../src/errors.js';
-import { test, type TestContext } from 'node:test';
+import type { TestContext } from 'node:test';
+import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createRequire } from 'node:module';
