@@ -159,3 +159,53 @@ export function deploymentReport(status: CommitStatusReport, target: ReportTarge
     ...(target.targetUrl ? { logUrl: target.targetUrl } : {}),
   };
 }
+
+/** A failover as duet serve's supervision reports it. */
+export interface Failover {
+  id: string;
+  from: string;
+  to: string;
+  sha: string;
+  fromSha: string | null;
+}
+
+/**
+ * What GitHub hears of a failover: the commit that is no longer live gets an `error` status saying
+ * so and why, the commit that serves again a `success` one, and with `github.deployments` the
+ * environment a Deployment of it. None without a repo.
+ */
+export function failoverReports(config: Config, app: { name: string; repo?: string }, failover: Failover, reason: string): Report[] {
+  if (!app.repo) return [];
+  const [owner, repo] = app.repo.split('/') as [string, string];
+  const base = config.server.public_url?.replace(/\/+$/, '');
+  const link = base ? `${base}/deploys/${encodeURIComponent(failover.id)}` : undefined;
+  const status = { type: 'status' as const, triggerId: failover.id, owner, repo, context: config.github.status_context.replaceAll('{app}', app.name) };
+  const reports: Report[] = [];
+  if (failover.fromSha && failover.fromSha !== failover.sha) {
+    const description = `No longer live: failed over to ${failover.to} (${failover.sha.slice(0, 7)}): ${reason}`;
+    reports.push({ ...status, sha: failover.fromSha, state: 'error', description: truncateDescription(description), ...(link ? { targetUrl: link } : {}) });
+  }
+  const from = `${failover.from}${failover.fromSha ? ` (${failover.fromSha.slice(0, 7)})` : ''}`;
+  reports.push({
+    ...status,
+    sha: failover.sha,
+    state: 'success',
+    description: truncateDescription(`Live again by a failover from ${from}: ${reason}`),
+    ...(link ? { targetUrl: link } : {}),
+  });
+  if (config.github.deployments) {
+    const description = truncateDescription(`Failover to ${failover.to}: ${reason}`);
+    reports.push({
+      type: 'deployment',
+      triggerId: failover.id,
+      owner,
+      repo,
+      sha: failover.sha,
+      state: 'success',
+      environment: 'production',
+      description,
+      ...(link ? { logUrl: link } : {}),
+    });
+  }
+  return reports;
+}

@@ -6,7 +6,7 @@ import type { TriggerObserver, TriggerRecord } from '../pipeline/trigger.js';
 import { classifyFailure, createDeployment, sendCommitStatus, sendDeploymentStatus } from './deliver.js';
 import { OutboxWriter, readOutbox, type OutboxRecord } from './outbox.js';
 import { Pacer } from './pacer.js';
-import { deploymentReport, isFinalDeploymentState, reportKey, resolveTarget, statusReport, truncateDescription } from './reports.js';
+import { deploymentReport, failoverReports, isFinalDeploymentState, reportKey, resolveTarget, statusReport, type Failover } from './reports.js';
 import type { Phase, Report } from './reports.js';
 
 export interface StatusReporterOptions {
@@ -100,37 +100,9 @@ export class GitHubStatusReporter implements TriggerObserver {
    * `error` status saying so and why, the commit that serves again a `success` one, and with
    * `github.deployments` the environment gets a Deployment of it.
    */
-  failedOver(app: AppConfig, failover: { id: string; from: string; to: string; sha: string; fromSha: string | null }, reason: string): void {
+  failedOver(app: AppConfig, failover: Failover, reason: string): void {
     try {
-      if (!app.repo) return;
-      const [owner, repo] = app.repo.split('/') as [string, string];
-      const base = this.config.server.public_url?.replace(/\/+$/, '');
-      const status = {
-        type: 'status' as const,
-        triggerId: failover.id,
-        owner,
-        repo,
-        context: this.config.github.status_context.replaceAll('{app}', app.name),
-        ...(base ? { targetUrl: `${base}/deploys/${encodeURIComponent(failover.id)}` } : {}),
-      };
-      if (failover.fromSha && failover.fromSha !== failover.sha) {
-        const description = `No longer live: failed over to ${failover.to} (${failover.sha.slice(0, 7)}): ${reason}`;
-        this.enqueue({ ...status, sha: failover.fromSha, state: 'error', description: truncateDescription(description) });
-      }
-      const description = `Live again by a failover from ${failover.from}${failover.fromSha ? ` (${failover.fromSha.slice(0, 7)})` : ''}: ${reason}`;
-      this.enqueue({ ...status, sha: failover.sha, state: 'success', description: truncateDescription(description) });
-      if (!this.config.github.deployments) return;
-      this.enqueue({
-        type: 'deployment',
-        triggerId: failover.id,
-        owner,
-        repo,
-        sha: failover.sha,
-        state: 'success',
-        environment: 'production',
-        description: truncateDescription(`Failover to ${failover.to}: ${reason}`),
-        ...(base ? { logUrl: `${base}/deploys/${encodeURIComponent(failover.id)}` } : {}),
-      });
+      for (const report of failoverReports(this.config, app, failover, reason)) this.enqueue(report);
     } catch (error) {
       this.logger.error({ app: app.name, error: String(error) }, 'github: could not queue the failover report');
     }
