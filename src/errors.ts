@@ -71,9 +71,13 @@ export class InternalError extends Error {
   }
 }
 
-/** What the machine refused (ENOSPC, EACCES, ECONNREFUSED...): the deploy's failure, not duet's fault. */
+/**
+ * What the machine refused (ENOSPC, EACCES, ECONNREFUSED...): the deploy's failure, not duet's
+ * fault. Only errno codes: Node's own ERR_* codes (a wrong argument, an invalid state) are duet's bugs.
+ */
 export function isSystemError(error: unknown): error is NodeJS.ErrnoException {
-  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string';
+  const code = error instanceof Error ? (error as NodeJS.ErrnoException).code : undefined;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code);
 }
 
 /** Whether `error`, or an error that caused it, is the disk being full (ENOSPC). */

@@ -34,6 +34,13 @@ test("a step's failure is told apart from a fault of duet itself", async (t) => 
     (error: unknown) =>
       error instanceof InternalError && !(error instanceof DuetError) && /internal error in duet at switch: .*a bug in duet/.test(error.message),
   );
+  // Node's own error codes are duet's bugs too, not the machine refusing.
+  await assert.rejects(
+    deploy.step('verify', 'check the public port', () =>
+      Promise.reject(Object.assign(new TypeError('The "path" argument must be of type string'), { code: 'ERR_INVALID_ARG_TYPE' })),
+    ),
+    (error: unknown) => error instanceof InternalError && !(error instanceof DuetError),
+  );
   await deploy.end('failed', new Error('x'));
   const record = (await new Journal(deploy.app.paths.journal).records()).at(-1)!;
   assert.deepEqual(
@@ -41,6 +48,7 @@ test("a step's failure is told apart from a fault of duet itself", async (t) => 
     [
       ['update', 'failed'],
       ['switch', 'failed'],
+      ['verify', 'failed'],
     ],
   );
   assert.match(
