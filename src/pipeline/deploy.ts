@@ -6,7 +6,7 @@ import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { copyAhead } from '../instance/install.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
-import { configuredColor, servingColor, switchProxy, verifyProxy } from '../switch/proxy.js';
+import { configuredColor, connectToNginx, servingColor } from '../switch/proxy.js';
 import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
@@ -142,8 +142,7 @@ async function pickIdle(run: DeployRun, live: Color | undefined): Promise<StepRe
   const idle = otherColor(live);
   if ((await servingColor(app)) !== idle) return { value: idle, detail: `${live} is live, ${idle} is idle` };
   run.observer.note(`${live} (live) is down and ${idle} answers through the fallback: making ${idle} live before updating ${live}`);
-  const switched = await switchProxy(app, config, idle, { output: run.log });
-  await verifyProxy(app, idle, { reload: switched.reload, output: run.log });
+  await connectToNginx(app, config, idle, { output: run.log });
   return { value: live, detail: `${live} (live) was down and ${idle} answered through the fallback: ${idle} made live, ${live} is updated` };
 }
 

@@ -128,12 +128,9 @@ export class AppSupervisor {
 
   /** Said once per episode: an episode ends when a minute passes without both colors exiting. */
   private noticeBothCrashing(now: number): void {
-    if (!this.bothCrashing(now)) {
-      this.episode = false;
-      return;
-    }
-    if (this.episode) return;
-    this.episode = true;
+    const was = this.episode;
+    this.episode = this.bothCrashing(now);
+    if (!this.episode || was) return;
     const detail = colors.map((color) => `${color}: ${this.watches[color].state.lastProblem ?? 'exited'}`).join('; ');
     this.bothCrashed = { at: new Date(now).toISOString(), detail };
     this.observer.bothCrashed(this.app, detail);
