@@ -51,6 +51,12 @@ export const appSchema = z
       .regex(/^[\w.*-]+$/, 'a host name or _')
       .default('_'),
     switch: z.enum(['port', 'socket']).default('port'),
+    /**
+     * switch: socket only: duet binds each color's socket and hands it to the app as fd 3
+     * (LISTEN_FDS=1), and keeps it while the app restarts: requests wait for the restart instead
+     * of being refused (docs/serve.md, "Socket activation").
+     */
+    socket_activation: z.boolean().default(false),
     ports: z.object({ blue: port, green: port }).strict().default({ blue: 20201, green: 20202 }),
     /** Unset: the package manager's own, chosen by the lockfile (npm ci, pnpm or yarn through corepack). */
     install: z
@@ -77,6 +83,10 @@ export const appSchema = z
   .refine((app) => app.ports.blue !== app.ports.green, {
     message: 'blue and green need different ports',
     path: ['ports'],
+  })
+  .refine((app) => !app.socket_activation || app.switch === 'socket', {
+    message: 'needs switch: socket: a port held by duet would refuse every other process that starts the color; set switch: socket or remove socket_activation',
+    path: ['socket_activation'],
   });
 
 const nginxSchema = z
@@ -161,6 +171,16 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
+    for (const [name, app] of Object.entries(config.apps)) {
+      if (app.socket_activation && config.runner !== 'process') {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['apps', name, 'socket_activation'],
+          message:
+            'works with runner: process only for now (under systemd it would be a .socket unit, which duet does not write yet); remove it or use runner: process',
+        });
+      }
+    }
     if (config.app_user === undefined) return;
     if (config.runner !== 'systemd') {
       ctx.addIssue({

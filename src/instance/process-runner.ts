@@ -12,6 +12,7 @@ import { endpointOf, endpointText } from './endpoint.js';
 import { identify, processGroupAlive, recordedGroupAlive } from './process-identity.js';
 import { readLivePidfile, readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { crashPoint } from '../util/crash-point.js';
+import { holdListener } from './listener-hold.js';
 
 /**
  * `runner: process`, the default: each color is a detached process group that duet starts and
@@ -44,12 +45,16 @@ export async function startProcess(app: AppConfig, color: Color, revision: Revis
     DUET_REVISION: revision.sha,
     DUET_REF: revision.ref,
   });
+  // socket_activation: the socket duet holds, as fd 3 (systemd's convention, without LISTEN_PID:
+  // what duet starts is `sh -c`, and the app is a process further down).
+  const listener = app.socket_activation && endpoint.kind === 'socket' ? holdListener(endpoint.path) : undefined;
+  if (listener !== undefined) Object.assign(env, { LISTEN_FDS: '1', LISTEN_FDNAMES: color });
   try {
     await log.write(`${START_MARKER}${color} at ${revision.sha} (${revision.ref}) on ${new Date().toISOString()} ---\n`);
     const child = spawn('sh', ['-c', app.start], {
       cwd: app.paths.checkout[color],
       detached: true,
-      stdio: ['ignore', log.fd, log.fd],
+      stdio: listener === undefined ? ['ignore', log.fd, log.fd] : ['ignore', log.fd, log.fd, listener],
       env,
     });
     const pid = await new Promise<number>((resolve, reject) => {

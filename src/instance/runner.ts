@@ -6,6 +6,7 @@ import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { endpointOf, endpointText, isListening } from './endpoint.js';
 import { listenerInGroup } from './listener.js';
+import { heldListener, releaseListener } from './listener-hold.js';
 import { readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { exitOf, processLogTail, runningProcess, startProcess, stopProcess, type ExitStatus } from './process-runner.js';
 import { identify, isSameProcessAlive } from './process-identity.js';
@@ -70,7 +71,11 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
   if (app.runner === 'process') await stopProcess(app, color);
 
   const endpoint = endpointOf(app, color);
-  if (await isListening(endpoint)) {
+  // With socket_activation duet binds the socket itself (startProcess), over whatever the path
+  // holds: a socket there that queues connections with no app is one a duet holds for the next
+  // process, no stranger's.
+  const activation = endpoint.kind === 'socket' && app.socket_activation;
+  if (!activation && (await isListening(endpoint))) {
     throw new DuetError(`${endpointText(endpoint)} is already taken by a process duet did not start`, {
       step: 'start',
       hint: `find it with \`ss -ltnp\` (or \`ss -lxp\` for sockets) and stop it, or give ${color} another port in the config`,
@@ -82,7 +87,7 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
     // app_user: the app, another user of duet's group, creates its socket here.
     if (app.appUser !== undefined) await chmod(dir, ((await stat(dir)).mode & 0o7777) | 0o070);
     // A socket file left by a crashed instance makes listen() fail with EADDRINUSE.
-    await unlink(endpoint.path).catch(() => {});
+    if (!activation) await unlink(endpoint.path).catch(() => {});
   }
   if (app.runner === 'process') return startProcess(app, color, revision);
 
@@ -99,8 +104,12 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
   return record;
 }
 
-/** Stop a color; stopping one that does not run is harmless. */
-export async function stopInstance(app: AppConfig, color: Color): Promise<StopOutcome> {
+/**
+ * Stop a color; stopping one that does not run is harmless. `restarting`: another process of
+ * the color follows at once, and a socket duet holds (socket_activation) stays, queueing
+ * connections for it; any other stop lets the socket go.
+ */
+export async function stopInstance(app: AppConfig, color: Color, o: { restarting?: boolean } = {}): Promise<StopOutcome> {
   let outcome: StopOutcome;
   if (app.runner === 'process') {
     outcome = await stopProcess(app, color);
@@ -110,7 +119,10 @@ export async function stopInstance(app: AppConfig, color: Color): Promise<StopOu
     await removePidfile(app.paths.pidfile[color]);
     outcome = running ? 'stopped' : 'not-running';
   }
-  if (app.switch === 'socket') await unlink(app.paths.socket[color]).catch(() => {});
+  if (app.switch === 'socket' && !(o.restarting && heldListener(app.paths.socket[color]) !== undefined)) {
+    releaseListener(app.paths.socket[color]);
+    await unlink(app.paths.socket[color]).catch(() => {});
+  }
   return outcome;
 }
 
@@ -136,6 +148,11 @@ export async function exitStatus(app: AppConfig, instance: InstanceRecord): Prom
   }
   const last = (await unitState(app, instance.color as Color).catch(() => undefined))?.lastExit;
   return last?.pid === instance.pid ? { code: last.code, signal: last.signal } : undefined;
+}
+
+/** Resolves when a process this duet started exits (runner: process); undefined for any other. */
+export function whenExited(app: AppConfig, pid: number): Promise<ExitStatus> | undefined {
+  return app.runner === 'process' ? exitOf(pid) : undefined;
 }
 
 /** "exited with code 1", "was killed by SIGKILL", or "exited" when the status is unknown. */

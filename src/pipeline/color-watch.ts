@@ -3,7 +3,7 @@ import type { Color } from '../config/schema.js';
 import { checkHealth } from '../instance/health.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
-import { describeExit, exitStatus, runningInstance, type InstanceRecord } from '../instance/runner.js';
+import { describeExit, exitStatus, runningInstance, whenExited, type InstanceRecord } from '../instance/runner.js';
 import { FailureStreak, WATCH_PROBE_TIMEOUT_MS } from '../instance/watch.js';
 import { emptyColorSupervision, type ColorHealth, type ColorSupervision } from './supervision-record.js';
 
@@ -75,6 +75,11 @@ export class ColorWatch {
 
   exitsWithin(ms: number, now: number): number {
     return this.exits.filter((at) => now - at < ms).length;
+  }
+
+  /** The process it watches now. */
+  get pid(): number | undefined {
+    return this.instance?.pid;
   }
 
   downForMs(now: number): number {
@@ -161,7 +166,12 @@ export class ColorWatch {
   }
 
   private async probe(now: number): Promise<Finding[]> {
-    const report = await checkHealth(this.app, this.color, WATCH_PROBE_TIMEOUT_MS);
+    const probe = checkHealth(this.app, this.color, WATCH_PROBE_TIMEOUT_MS);
+    const exited = this.instance && whenExited(this.app, this.instance.pid);
+    const report = await (exited ? Promise.race([probe, exited.then(() => undefined)]) : probe);
+    // It exited while probed (a socket duet holds would keep the probe waiting for the next
+    // process): the next look, which the exit brings forward, sees the exit.
+    if (!report) return [];
     const failure = this.streak.record(report);
     if (report.state === 'healthy') {
       const downMs = this.state.downSince ? this.downForMs(now) : undefined;

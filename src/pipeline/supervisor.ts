@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppConfig, Config } from '../config/load.js';
 import { colors, otherColor, type Color } from '../config/schema.js';
 import { checkedOutRevision } from '../instance/checkout.js';
@@ -11,8 +10,10 @@ import { SocketOpener } from '../switch/socket-opener.js';
 import { makeSocketReachable } from '../switch/socket-permissions.js';
 import { ColorWatch, type Finding } from './color-watch.js';
 import { failover, type FailoverResult } from './failover.js';
+import { HeldSockets } from './held-sockets.js';
 import { acquireLock, lockHolder } from './lock.js';
 import { silentObserver } from './observer.js';
+import { Wakeup } from '../util/wakeup.js';
 import { readSupervision, writeSupervision, type BothCrashedRecord, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
 
 /** How often duet serve looks at each color: its pidfile, its process, its health path. */
@@ -66,6 +67,9 @@ export class AppSupervisor {
   /** Inside an episode of both colors crashing (reported once). */
   private episode = false;
   private readonly opener: SocketOpener | undefined;
+  private readonly held: HeldSockets | undefined;
+  /** Rung by an exit: the loop looks again at once instead of at its next interval. */
+  readonly wakeup = new Wakeup();
 
   constructor(
     private readonly config: Config,
@@ -80,6 +84,7 @@ export class AppSupervisor {
     if (app.switch === 'socket') {
       this.opener = new SocketOpener(app, (socket, error) => this.tellOnce(`socket ${socket}`, `cannot open ${socket} to nginx: ${error.message}`));
     }
+    if (app.socket_activation) this.held = new HeldSockets(app, () => this.wakeup.wake());
   }
 
   static async open(config: Config, app: AppConfig, observer: SupervisionObserver): Promise<AppSupervisor> {
@@ -97,6 +102,7 @@ export class AppSupervisor {
     for (const color of colors) {
       for (const finding of await this.watches[color].look(now)) this.tell(color, color === live ? 'live' : 'standby', finding);
     }
+    this.held?.track(this.watches, now);
     this.noticeBothCrashing(now);
     await this.act(live, now);
     if (this.snapshot() !== before) await writeSupervision(this.app, this.record());
@@ -142,7 +148,7 @@ export class AppSupervisor {
     if (verdict) {
       const refusal = await this.cannotFailOver(live, standby, verdict);
       if (!refusal) {
-        await this.failOver(live, verdict.reason);
+        await this.failOver(live, verdict.reason, verdict.dead);
         return;
       }
       this.tellOnce(`no-failover ${live} ${refusal}`, `${live} (live) ${verdict.reason}, and there is no failover: ${refusal}`);
@@ -150,8 +156,9 @@ export class AppSupervisor {
     // Each color's own backoff would leave the port dark while neither answers; the standby's
     // restart never waits for the live color's, so whichever comes back first serves.
     const nothingServes = colors.every((color) => this.watches[color].health !== 'healthy');
-    const maxDelayMs = nothingServes || this.bothCrashing(now) ? QUICK_RESTART_MS : undefined;
+    const quick = nothingServes || this.bothCrashing(now) ? QUICK_RESTART_MS : Number.POSITIVE_INFINITY;
     for (const color of [live, standby]) {
+      const maxDelayMs = Math.min(quick, this.held?.maxRestartDelayMs(color, color === live) ?? quick);
       if (this.watches[color].restartDue(now, maxDelayMs)) await this.restart(color, color === live ? 'live' : 'standby', now);
     }
   }
@@ -168,8 +175,9 @@ export class AppSupervisor {
     if ((watch.health === 'down' || watch.health === 'starting') && downMs >= FAILOVER_AFTER_DOWN_MS) {
       return { dead: true, reason: `has not answered for ${(downMs / 1000).toFixed(0)} s (last: ${last})` };
     }
+    // With the socket held, exits are no verdict (held-sockets.ts): the time without an answer is.
     const exits = watch.exitsWithin(CRASH_LOOP_MS, now);
-    if (exits >= CRASH_LOOP_EXITS) {
+    if (!this.held && exits >= CRASH_LOOP_EXITS) {
       return { dead: true, reason: `exited ${exits} times within ${CRASH_LOOP_MS / 1000} s (last: ${last})` };
     }
     const unhealthyMs = watch.unhealthyForMs(now);
@@ -190,9 +198,10 @@ export class AppSupervisor {
     return report.state === 'healthy' ? undefined : `${standby} (standby) answers ${report.detail}`;
   }
 
-  private async failOver(from: Color, reason: string): Promise<void> {
+  private async failOver(from: Color, reason: string, dead: boolean): Promise<void> {
     try {
       const result = await failover(this.config, this.app, { from, reason: `${from} ${reason}`, observer: silentObserver });
+      if (dead) this.held?.failedOver(from);
       this.lastFailover = { id: result.id, at: new Date().toISOString(), from, to: result.to, reason: `${from} ${reason}` };
       this.observer.failedOver(this.app, result, `${from} ${reason}`);
     } catch (error) {
@@ -221,10 +230,15 @@ export class AppSupervisor {
         );
         return;
       }
-      await stopInstance(this.app, color);
+      await stopInstance(this.app, color, { restarting: true });
       const started = await startInstance(this.app, color, { sha: record.sha, ref: record.ref });
       watch.restarted(started, now);
       this.observer.colorRestarted(this.app, color, role, started.pid, watch.state.restarts);
+      if (this.held) {
+        this.held.track(this.watches, Date.now());
+        await this.held.settle(color, started);
+        for (const finding of await watch.look(Date.now())) this.tell(color, role, finding);
+      }
     } catch (error) {
       watch.restartFailed(`restart failed: ${(error as Error).message.split('\n')[0]}`, now);
       this.tellOnce(`restart-failed ${color}`, `restarting ${color} (${role}) failed: ${(error as Error).message}`);
@@ -256,44 +270,5 @@ export class AppSupervisor {
     if (this.told.has(key)) return;
     this.told.add(key);
     this.observer.problem(this.app, message);
-  }
-}
-
-/** Supervision of every app, each in a loop of its own, for as long as duet serve runs. */
-export class Supervisor {
-  private readonly abort = new AbortController();
-  private loops: Array<Promise<void>> = [];
-  private apps: AppSupervisor[] = [];
-
-  static async start(config: Config, observer: SupervisionObserver, intervalMs = SUPERVISE_INTERVAL_MS): Promise<Supervisor> {
-    const apps = await Promise.all([...config.apps.values()].map((app) => AppSupervisor.open(config, app, observer)));
-    const supervisor = new Supervisor();
-    supervisor.apps = apps;
-    supervisor.loops = apps.map((app) => supervisor.loop(app, observer, intervalMs));
-    return supervisor;
-  }
-
-  /** Stops looking; an action under way (a restart, a failover) finishes first. */
-  async stop(): Promise<void> {
-    this.abort.abort();
-    await Promise.all(this.loops);
-    for (const app of this.apps) app.close();
-  }
-
-  private async loop(app: AppSupervisor, observer: SupervisionObserver, intervalMs: number): Promise<void> {
-    let lastError: string | undefined;
-    while (!this.abort.signal.aborted) {
-      try {
-        await app.tick();
-        lastError = undefined;
-      } catch (error) {
-        // Supervision must outlive whatever one look runs into (a config edited by hand, a full
-        // disk), and say so once, not twice a second.
-        const message = `supervision: ${(error as Error).message}`;
-        if (message !== lastError) observer.problem(app.app, message);
-        lastError = message;
-      }
-      await sleep(intervalMs, undefined, { signal: this.abort.signal }).catch(() => {});
-    }
   }
 }

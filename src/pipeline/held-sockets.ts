@@ -1,0 +1,99 @@
+import type { AppConfig } from '../config/load.js';
+import { colors, type Color } from '../config/schema.js';
+import { checkHealth } from '../instance/health.js';
+import { heldListener, releaseListener } from '../instance/listener-hold.js';
+import { whenExited, type InstanceRecord } from '../instance/runner.js';
+import { pollUntil } from '../util/poll.js';
+import type { ColorWatch } from './color-watch.js';
+
+/** How long a restarted color is probed closely for its first answer before the looks take over. */
+const SETTLE_MS = 3_000;
+/**
+ * A color without a process whose last processes exited without an answer, none for this long,
+ * lets its socket go. Requests wait in a held socket for the next process; once its restarts
+ * keep failing they would wait for nothing, and nginx's fallback (the standby) answers a refused
+ * connection at once. One or two unanswered are a request of death that queued up during a
+ * restart and killed the next process too.
+ */
+export const HOLD_WITHOUT_ANSWER_MS = 2_000;
+export const HOLD_UNANSWERED_EXITS = 3;
+
+/**
+ * duet serve's side of `socket_activation` for one app: the socket of each color stays bound
+ * while its process restarts (instance/listener-hold.ts), so a crash of the live color makes
+ * requests wait for the next process rather than fail or reach the standby. That is worth it
+ * only while the next process comes at once and can serve:
+ * - a process exit wakes supervision at once (no half-second look to wait for), and the live
+ *   color restarts without backoff while its socket is held: requests are waiting;
+ * - a restarted process is probed closely until it first answers;
+ * - a color whose processes stop answering (its restarts fail) lets the socket go, so nginx
+ *   refuses, and its fallback answers from the standby while the backoff runs.
+ * Whether a process that died had served cannot tell a failed start here: the request of death
+ * waiting in the queue kills the next process before any probe reaches it. So the verdict on
+ * the version is the time without an answer (FAILOVER_AFTER_DOWN_MS), not a count of exits.
+ */
+export class HeldSockets {
+  private readonly subscribed = new Set<number>();
+  /** When a process of each color last answered its health check, and how many exited since unanswered. */
+  private readonly answeredAt: Record<Color, number>;
+  private readonly unanswered: Record<Color, number> = { blue: 0, green: 0 };
+
+  constructor(
+    private readonly app: AppConfig,
+    private readonly wake: () => void,
+    now = Date.now(),
+  ) {
+    this.answeredAt = { blue: now, green: now };
+  }
+
+  /** After each look: let go what no process will take soon, and listen for exits. */
+  track(watches: Record<Color, ColorWatch>, now: number): void {
+    for (const color of colors) {
+      const watch = watches[color];
+      const path = this.app.paths.socket[color];
+      if (watch.health === 'healthy') this.answered(color, now);
+      // Stopped on purpose (by anyone), or its processes do not come to answer: let the fallback answer.
+      const failing = watch.pid === undefined && this.unanswered[color] >= HOLD_UNANSWERED_EXITS && now - this.answeredAt[color] >= HOLD_WITHOUT_ANSWER_MS;
+      if (watch.health === 'stopped' || failing) releaseListener(path);
+      else heldListener(path); // drops a hold whose path another duet bound anew
+      const pid = watch.pid;
+      const exited = pid === undefined || this.subscribed.has(pid) ? undefined : whenExited(this.app, pid);
+      if (pid === undefined || !exited) continue;
+      this.subscribed.add(pid);
+      void exited.then(() => {
+        this.subscribed.delete(pid);
+        this.wake();
+      });
+    }
+  }
+
+  /** The most the live color waits for its restart: none while its socket holds requests for it. */
+  maxRestartDelayMs(color: Color, live: boolean): number | undefined {
+    return live && heldListener(this.app.paths.socket[color]) !== undefined ? 0 : undefined;
+  }
+
+  /** Probe the restarted process closely until it answers, exits, or SETTLE_MS pass. */
+  async settle(color: Color, started: InstanceRecord): Promise<void> {
+    const exited = (whenExited(this.app, started.pid) ?? new Promise<never>(() => {})).then(() => undefined);
+    await pollUntil(
+      async () => {
+        // A probe queued in the socket behind a request that kills the process would wait for the next one.
+        const report = await Promise.race([checkHealth(this.app, color, 500), exited]);
+        if (report?.state === 'healthy') this.answered(color, Date.now());
+        if (!report) this.unanswered[color] += 1;
+        return report === undefined || report.state === 'healthy' ? true : undefined;
+      },
+      { timeoutMs: SETTLE_MS, initialIntervalMs: 5, maxIntervalMs: 20 },
+    );
+  }
+
+  private answered(color: Color, now: number): void {
+    this.answeredAt[color] = now;
+    this.unanswered[color] = 0;
+  }
+
+  /** A dead color traffic left by a failover: what waits in its socket will not be served soon. */
+  failedOver(from: Color): void {
+    releaseListener(this.app.paths.socket[from]);
+  }
+}
