@@ -144,7 +144,7 @@ export const MUTANTS = [
   {
     name: 'nothing serves, and restarts wait the whole backoff',
     promise: 'while neither color is healthy, or both crash, no color waits longer than 2 s for its restart',
-    edits: [edit('src/pipeline/supervisor.ts', '? QUICK_RESTART_MS : undefined;', '? QUICK_RESTART_MS * 30 : undefined;')],
+    edits: [edit('src/pipeline/supervisor.ts', '? QUICK_RESTART_MS : Number.POSITIVE_INFINITY;', '? QUICK_RESTART_MS * 30 : Number.POSITIVE_INFINITY;')],
     tests: [{ file: 'pipeline/supervisor-clock', only: 'nothing answers' }],
   },
   {
@@ -251,9 +251,15 @@ export const MUTANTS = [
     tests: [{ file: 'webhook/receiver', only: 'wrong or missing signature' }],
   },
   {
+    name: 'socket_activation: the socket let go at each restart',
+    promise: "with socket_activation a request of death costs the dying process's requests, never the standby",
+    edits: [edit('src/instance/runner.ts', '!(o.restarting && heldListener(', '!(false && heldListener(')],
+    tests: [{ file: 'pipeline/socket-activation', only: 'requests of death' }],
+  },
+  {
     name: 'refs with control characters accepted',
     promise: 'every ref is validated: no control or bidi characters',
-    edits: [edit('src/instance/git-ref.ts', 'const control = CONTROL.exec(ref);', "const control = CONTROL.exec('');")],
+    edits: [edit('src/instance/git-ref.ts', 'const invisible = INVISIBLE.exec(ref);', "const invisible = INVISIBLE.exec('');")],
     tests: ['instance/git-ref'],
   },
   {
