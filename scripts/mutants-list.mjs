@@ -257,6 +257,12 @@ export const MUTANTS = [
     tests: [{ file: 'pipeline/socket-activation', only: 'requests of death' }],
   },
   {
+    name: 'journal lines acknowledged before they are on disk',
+    promise: 'a 202 means the delivery is on disk: a power cut after it loses nothing',
+    edits: [edit('src/util/append-log.ts', '(this.options.everyWriteDurable ? constants.O_DSYNC : 0)', '(false ? constants.O_DSYNC : 0)')],
+    tests: ['util/durability'],
+  },
+  {
     name: 'refs with control characters accepted',
     promise: 'every ref is validated: no control or bidi characters',
     edits: [edit('src/instance/git-ref.ts', 'const invisible = INVISIBLE.exec(ref);', "const invisible = INVISIBLE.exec('');")],
