@@ -215,3 +215,20 @@ export async function appSettings(app: AppConfig, step: string): Promise<AppSett
 export function startedWith(settings: AppSettings): Pick<InstanceRecord, 'config' | 'envFiles'> {
   return { config: settings.hashes.run, envFiles: settings.hashes.envFiles };
 }
+
+/** What changed since a color was built or started: only its env files, or more. */
+export type ConfigChange = 'configuration' | 'environment';
+
+/**
+ * undefined when the color was built (`prepared`) and started (`running`) with the configuration
+ * `hashes` describes; 'environment' when only the env files changed since its start.
+ */
+export function configChangeOf(
+  hashes: ConfigHashes,
+  prepared: { config?: string } | undefined,
+  running: Pick<InstanceRecord, 'config' | 'envFiles'> | undefined,
+): ConfigChange | undefined {
+  if (prepared !== undefined && prepared.config !== hashes.build) return 'configuration';
+  if (running === undefined || running.config === hashes.run) return undefined;
+  return running.envFiles === hashes.envFiles ? 'configuration' : 'environment';
+}

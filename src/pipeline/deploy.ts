@@ -3,7 +3,7 @@ import { otherColor, type Color } from '../config/schema.js';
 import { DuetError, InvalidInputError } from '../errors.js';
 import { checkedOutRevision, preloadGit, resolveRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
-import { appSettings, type AppSettings, type ConfigHashes } from '../instance/app-env.js';
+import { appSettings, configChangeOf, type AppSettings, type ConfigChange, type ConfigHashes } from '../instance/app-env.js';
 import { copyAhead } from '../instance/install.js';
 import { readPrepared } from '../instance/prepared.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
@@ -210,11 +210,9 @@ export function releaseFailedNote(error: Error): string {
  * What of the configuration changed since the color was built or started: undefined when
  * nothing did, 'environment' when only the env files did, else 'configuration'.
  */
-export async function configChange(app: AppConfig, color: Color, hashes: ConfigHashes): Promise<'configuration' | 'environment' | undefined> {
+export async function configChange(app: AppConfig, color: Color, hashes: ConfigHashes): Promise<ConfigChange | undefined> {
   const [prepared, running] = await Promise.all([readPrepared(app, color), runningInstance(app, color)]);
-  if (prepared !== undefined && prepared.config !== hashes.build) return 'configuration';
-  if (running === undefined || running.config === hashes.run) return undefined;
-  return running.envFiles === hashes.envFiles ? 'configuration' : 'environment';
+  return configChangeOf(hashes, prepared, running);
 }
 
 /** The commit a color runs, or if stopped, the commit checked out in its directory. */
