@@ -141,7 +141,7 @@ async function restartSteps(run: DeployRun): Promise<Omit<DeployResult, 'id' | '
     return { value: { sha: record.sha, ref: record.ref }, detail: `${live} runs ${record.ref} (${record.sha})` };
   });
   await run.fact({ sha: target.sha, resolvedRef: target.ref });
-  return intoIdle(run, live, target, await appSettings(app, 'update'), target.ref);
+  return intoIdle(run, live, target, await appSettings(app, 'update'), target.ref, { fresh: true });
 }
 
 /** pick -> update -> start -> health -> switch -> verify -> watch -> retire -> record. */
@@ -151,6 +151,8 @@ async function intoIdle(
   target: { sha: string; ref: string },
   settings: AppSettings,
   requested: string,
+  /** restart: the idle color is started anew even when it runs the same commit and configuration (a change duet cannot see, a file the app reads itself). */
+  options: { fresh?: boolean } = {},
 ): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app } = run;
   const color = await run.step('pick', 'pick the idle color', () => pickIdle(run, live));
@@ -158,6 +160,7 @@ async function intoIdle(
 
   try {
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
+      if (options.fresh) await stopInstance(app, color);
       const outcome = await updateInstance(app, color, target, run.log, settings);
       if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
       return { value: undefined, detail: `install ${outcome.install}${outcome.prune === 'pruned' ? ', devDependencies pruned' : ''}` };
