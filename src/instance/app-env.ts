@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { parse } from 'dotenv';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
@@ -101,7 +101,26 @@ async function rootFileDigest(app: AppConfig, path: string, step: string): Promi
       hint: `with app_user only systemd reads it: \`sudo chown root: ${path} && sudo chmod 600 ${path}\``,
     });
   }
-  return createHash('sha256').update(`${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`).digest('hex');
+  return identityDigest(info);
+}
+
+const identityDigest = (info: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): string =>
+  createHash('sha256').update(`${info.dev}:${info.ino}:${info.size}:${info.mtimeNs}:${info.ctimeNs}`).digest('hex');
+
+/**
+ * The digest readEnvFiles records for `path`, without its checks of owner and mode: for `duet
+ * doctor`, which runs as root and compares it with what the live color was started with.
+ */
+export async function envFileDigest(app: Pick<AppConfig, 'appUser'>, path: string): Promise<string> {
+  if (envFilesReader(app) === 'systemd') return identityDigest(await stat(path, { bigint: true }));
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
+}
+
+/** ConfigHashes.envFiles: of the paths and their digests. */
+export function envFilesHash(app: Pick<AppConfig, 'env_files'>, digests: string[]): string {
+  return hashOf({ files: app.env_files, digests });
 }
 
 function envFileError(app: AppConfig, path: string, error: NodeJS.ErrnoException, step: string, owner: string): DuetError {
@@ -181,7 +200,7 @@ export interface ConfigHashes {
 
 export function configHashes(app: AppConfig, files: EnvFiles): ConfigHashes {
   const node = nodeBinaryKey(app.env.PATH ?? process.env.PATH);
-  const envFiles = hashOf({ files: app.env_files, digests: files.digests });
+  const envFiles = envFilesHash(app, files.digests);
   const build = hashOf({
     install: app.install ?? null,
     build: app.build,

@@ -1,7 +1,10 @@
 import { lstat, readFile } from 'node:fs/promises';
 import { parse } from 'dotenv';
 import type { AppConfig } from '../config/load.js';
-import { envFilesReader } from '../instance/app-env.js';
+import { envFileDigest, envFilesHash, envFilesReader } from '../instance/app-env.js';
+import { readPidfile } from '../instance/pidfile.js';
+import { isSameProcessAlive } from '../instance/process-identity.js';
+import { configuredColor } from '../switch/proxy.js';
 import { fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { underRoot } from './layout.js';
 import { isRoot, lookupUser, userName } from './system.js';
@@ -41,6 +44,14 @@ export async function checkEnvFiles(ctx: DoctorContext, app: AppConfig): Promise
       `${missing.join(', ')} (secrets) not set by ${app.env_files.join(', ')}`,
       `add ${missing.map((key) => `${key}=...`).join(', ')} to one of them`,
     );
+  }
+  const live = await configuredColor(app, ctx.setup.config).catch(() => undefined);
+  const running = live && (await readPidfile(app.paths.pidfile[live]));
+  if (running && running.envFiles !== undefined && (await isSameProcessAlive(running))) {
+    const now = envFilesHash(app, await Promise.all(app.env_files.map((path) => envFileDigest(app, underRoot(ctx.root, path)))));
+    if (now !== running.envFiles) {
+      return fail(name, `environment changed since start: restart pending (${live}, live, was started with other env files)`, `duet restart ${app.name}`);
+    }
   }
   const count = `${app.env_files.length} file${app.env_files.length === 1 ? '' : 's'}, ${owner}'s, mode 0600 or closer`;
   const secrets =

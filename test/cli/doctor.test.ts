@@ -235,4 +235,11 @@ test('doctor: each env_files path exists, is closed to others and sets the secre
   const fine = await s.duet(['doctor']);
   assert.match(lines(fine).get('env files cafeteria')!.text, /✓ env files cafeteria: 1 file, root's, mode 0600 or closer, set: DATABASE_URL, SESSION_SECRET/);
   assert.doesNotMatch(fine.stdout + fine.stderr, /pw-of-the-db|a-long-session-secret/, 'no value is printed');
+
+  await s.succeed(['deploy', '--ref', 'v1']);
+  assert.ok((await envLine()).ok, 'the live color runs with the files as they are');
+  await writeFile(envFile, 'DATABASE_URL=postgres://cafeteria:pw-of-the-db@localhost/cafeteria\nSESSION_SECRET=a-rotated-session-secret\n');
+  assert.match((await envLine()).text, /✗ env files cafeteria: environment changed since start: restart pending .* — duet restart cafeteria/);
+  await s.succeed(['restart']);
+  assert.ok((await envLine()).ok, 'restarted: nothing pending');
 });
