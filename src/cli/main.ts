@@ -21,6 +21,7 @@ const registry: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['connect-to-nginx', async () => (await import('./commands/connect-to-nginx.js')).connectToNginx],
   ['deploy', async () => (await import('./commands/deploy.js')).deploy],
   ['rollback', async () => (await import('./commands/rollback.js')).rollback],
+  ['restart', async () => (await import('./commands/restart.js')).restart],
   ['status', async () => (await import('./commands/status.js')).status],
   ['bootup', async () => (await import('./commands/bootup.js')).bootup],
   ['history', async () => (await import('./commands/history.js')).history],

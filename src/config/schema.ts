@@ -8,6 +8,7 @@ import { z } from 'zod';
 const command = z.array(z.string().min(1)).min(1, 'an argument array such as [nginx, -t]');
 const port = z.number().int().min(1).max(65535);
 const color = z.enum(['blue', 'green']);
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name');
 
 /** `8080`, or `"127.0.0.1:8080"` to bind the public server to one address only. */
 const listen = z.union([port, z.string().regex(/^(?:\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'a port, or "address:port"')]);
@@ -68,6 +69,12 @@ export const appSchema = z
     build: z.string().default('npm run build --if-present'),
     start: z.string().default('npm start'),
     env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
+    /** dotenv files of the app's secrets, outside duet.yml (docs/configuration.md, "Secrets"). */
+    env_files: z.array(z.string().startsWith('/', 'an absolute path')).default([]),
+    /** Names the env_files must define: a deploy without one fails at update. */
+    secrets: z.array(envName).default([]),
+    /** Names from the env_files that the install and build get too; they get none of them otherwise. */
+    build_env: z.array(envName).default([]),
     health: healthSchema.default({ path: '/health', timeout_s: 60, watch_s: 10, failover_after_s: 30 }),
     /** duet serve may move traffic to the standby when the live color is dead or stays unhealthy. */
     failover: z.boolean().default(true),
@@ -178,6 +185,13 @@ export const configSchema = z
           path: ['apps', name, 'socket_activation'],
           message:
             'works with runner: process only for now (under systemd it would be a .socket unit, which duet does not write yet); remove it or use runner: process',
+        });
+      }
+      if (config.app_user !== undefined && app.build_env.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['apps', name, 'build_env'],
+          message: "with app_user the env_files are root's, read by systemd for the app's start only: the install and build cannot get them; remove build_env",
         });
       }
     }

@@ -111,7 +111,7 @@ export function describe(trigger: TriggerRecord, phase: Phase, color: string | n
   if (phase === 'queued') return { state: 'pending', description: 'Queued' };
   if (phase === 'started') {
     const ref = shortRef(trigger.ref, trigger.resolvedSha);
-    const verb = trigger.kind === 'rollback' ? 'Rolling back to' : 'Deploying';
+    const verb = trigger.kind === 'rollback' ? 'Rolling back to' : trigger.kind === 'restart' ? 'Restarting' : 'Deploying';
     return { state: 'pending', description: color ? `${verb} ${ref} to ${color}` : `${verb} ${ref}` };
   }
   const summary = trigger.summary?.trim() || null;

@@ -40,6 +40,17 @@ export function nodeRuntime(pathVariable: string | undefined): Promise<NodeRunti
   return runtime;
 }
 
+/**
+ * The `node` on `pathVariable` as a key that changes when it is upgraded (path, size, mtime,
+ * inode), without running it: part of a color's configuration hash, asked at every start.
+ */
+export function nodeBinaryKey(pathVariable: string | undefined): string {
+  const binary = findOnPath('node', pathVariable);
+  if (!binary) return '(no node on PATH)';
+  const stat = statSync(binary);
+  return `${binary}\0${stat.size}\0${stat.mtimeMs}\0${stat.ino}`;
+}
+
 function findOnPath(name: string, pathVariable: string | undefined): string | undefined {
   for (const dir of (pathVariable ?? '').split(delimiter)) {
     if (!dir) continue;

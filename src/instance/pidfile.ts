@@ -18,6 +18,9 @@ export interface InstanceRecord extends ProcessIdentity {
   startedAt: string;
   /** When this process started serving as the live color (the watch after a switch counts from it). */
   liveSince?: string;
+  /** The run-time configuration it was started with (ConfigHashes.run), and of that its env files' hash. */
+  config?: string;
+  envFiles?: string;
 }
 
 export async function writePidfile(path: string, record: InstanceRecord): Promise<void> {

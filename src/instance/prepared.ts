@@ -12,6 +12,8 @@ import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 export interface PreparedRecord {
   sha: string;
   ref: string;
+  /** The build configuration it was installed and built with (ConfigHashes.build). */
+  config: string;
   preparedAt: string;
 }
 

@@ -8,7 +8,8 @@ import { readFileIfExists } from '../util/atomic-file.js';
 import { pollUntil } from '../util/poll.js';
 import { inheritedEnv } from '../util/child-env.js';
 import { lastLines } from '../util/run.js';
-import { endpointOf, endpointText } from './endpoint.js';
+import { appProcessEnv, startedWith, type AppSettings } from './app-env.js';
+import { endpointOf } from './endpoint.js';
 import { identify, processGroupAlive, recordedGroupAlive } from './process-identity.js';
 import { readLivePidfile, readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { crashPoint } from '../util/crash-point.js';
@@ -31,22 +32,15 @@ const START_MARKER = '--- duet: starting ';
  * Start a color detached, in its own session and process group, so it outlives duet (a CLI
  * that exits, a `duet serve` that restarts) and can be stopped as a whole group later.
  */
-export async function startProcess(app: AppConfig, color: Color, revision: Revision): Promise<InstanceRecord> {
-  const endpoint = endpointOf(app, color);
+export async function startProcess(app: AppConfig, color: Color, revision: Revision, settings: AppSettings): Promise<InstanceRecord> {
   const logPath = app.paths.instanceLog[color];
   await mkdir(dirname(logPath), { recursive: true });
   const log = await open(logPath, 'a');
   // Never duet's own environment: it holds duet's secrets (see inheritedEnv).
-  const env: NodeJS.ProcessEnv = { ...inheritedEnv(), ...app.env };
-  Object.assign(env, {
-    PORT: endpointText(endpoint),
-    HOST: '127.0.0.1',
-    DUET_COLOR: color,
-    DUET_REVISION: revision.sha,
-    DUET_REF: revision.ref,
-  });
+  const env: NodeJS.ProcessEnv = { ...inheritedEnv(), ...appProcessEnv(app, color, revision, settings.files) };
   // socket_activation: the socket duet holds, as fd 3 (systemd's convention, without LISTEN_PID:
   // what duet starts is `sh -c`, and the app is a process further down).
+  const endpoint = endpointOf(app, color);
   const listener = app.socket_activation && endpoint.kind === 'socket' ? holdListener(endpoint.path) : undefined;
   if (listener !== undefined) Object.assign(env, { LISTEN_FDS: '1', LISTEN_FDNAMES: color });
   try {
@@ -70,7 +64,7 @@ export async function startProcess(app: AppConfig, color: Color, revision: Revis
         hint: `read its log: ${logPath}`,
       });
     }
-    const record: InstanceRecord = { ...identity, color, sha: revision.sha, ref: revision.ref, startedAt: new Date().toISOString() };
+    const record: InstanceRecord = { ...identity, color, sha: revision.sha, ref: revision.ref, startedAt: new Date().toISOString(), ...startedWith(settings) };
     await writePidfile(app.paths.pidfile[color], record);
     return record;
   } finally {

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
+import { appSettings, startedWith, type AppSettings } from './app-env.js';
 import { endpointOf, endpointText, isListening } from './endpoint.js';
 import { listenerInGroup } from './listener.js';
 import { heldListener, releaseListener } from './listener-hold.js';
@@ -63,9 +64,11 @@ export async function markLive(app: AppConfig, instance: InstanceRecord, at = ne
  * Start a color at `revision`. Idempotent: a color that already runs is left alone. A port (or
  * socket) held by a process duet did not start is refused, not fought over.
  */
-export async function startInstance(app: AppConfig, color: Color, revision: Revision): Promise<InstanceRecord> {
+export async function startInstance(app: AppConfig, color: Color, revision: Revision, given?: AppSettings): Promise<InstanceRecord> {
   const running = await runningInstance(app, color);
   if (running) return running;
+  // Read at each start, also a restart by supervision: the process gets the env files as they are now.
+  const settings = given ?? (await appSettings(app, 'start'));
   // What the last start left running after its leader died (a kill -9 of the `sh -c`) still
   // holds the port: it is duet's to stop, not a stranger's to refuse over.
   if (app.runner === 'process') await stopProcess(app, color);
@@ -89,9 +92,9 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
     // A socket file left by a crashed instance makes listen() fail with EADDRINUSE.
     if (!activation) await unlink(endpoint.path).catch(() => {});
   }
-  if (app.runner === 'process') return startProcess(app, color, revision);
+  if (app.runner === 'process') return startProcess(app, color, revision, settings);
 
-  const state = await startUnit(app, color, revision);
+  const state = await startUnit(app, color, revision, settings.files);
   const identity = state.pid === undefined ? undefined : await identify(state.pid);
   if (!identity) {
     throw new DuetError(`${color} exited immediately after start (${state.activeState}/${state.subState})`, {
@@ -99,7 +102,7 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
       hint: `read its output: ${unitLogHint(app, color)}`,
     });
   }
-  const record: InstanceRecord = { ...identity, color, sha: revision.sha, ref: revision.ref, startedAt: new Date().toISOString() };
+  const record: InstanceRecord = { ...identity, color, sha: revision.sha, ref: revision.ref, startedAt: new Date().toISOString(), ...startedWith(settings) };
   await writePidfile(app.paths.pidfile[color], record);
   return record;
 }

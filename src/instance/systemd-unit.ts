@@ -8,7 +8,7 @@ import { DuetError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { pollUntil } from '../util/poll.js';
 import { lastLines, runArgv } from '../util/run.js';
-import { endpointOf, endpointText } from './endpoint.js';
+import { appProcessEnv, type EnvFiles } from './app-env.js';
 
 /**
  * `runner: systemd`: each color runs as duet-app@<app>-<color>.service. systemd restarts a crashed
@@ -49,19 +49,13 @@ export function instanceEnvPath(app: AppConfig, color: Color): string {
 /**
  * The environment the unit starts the color with: what a detached instance gets, plus
  * DUET_START, the operator's start command, which the unit runs as `/bin/sh -c ${DUET_START}`.
+ * With app_user the env files' values are not here: systemd reads those files itself (the
+ * drop-in duet install writes), and this file's assignments, read after them, win.
  * Values are double-quoted with \ " ` $ escaped, the quoting systemd's EnvironmentFile= parser
  * undoes; a line break would end the assignment, so it is refused.
  */
-export function renderInstanceEnv(app: AppConfig, color: Color, revision: { sha: string; ref: string }): string {
-  const vars: Record<string, string> = {
-    ...app.env,
-    PORT: endpointText(endpointOf(app, color)),
-    HOST: '127.0.0.1',
-    DUET_COLOR: color,
-    DUET_REVISION: revision.sha,
-    DUET_REF: revision.ref,
-    DUET_START: app.start,
-  };
+export function renderInstanceEnv(app: AppConfig, color: Color, revision: { sha: string; ref: string }, files: EnvFiles): string {
+  const vars: Record<string, string> = { ...appProcessEnv(app, color, revision, files), DUET_START: app.start };
   const lines = ['# Written by duet before each start of this color; read by duet-app@.service.'];
   for (const [name, value] of Object.entries(vars)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
@@ -171,11 +165,11 @@ export async function unitState(app: AppConfig, color: Color): Promise<UnitState
  * Write the environment file, then start the unit. `systemctl start` of a Type=simple unit
  * returns once the process is forked; whether it stays up is for the health check to see.
  */
-export async function startUnit(app: AppConfig, color: Color, revision: { sha: string; ref: string }): Promise<UnitState> {
+export async function startUnit(app: AppConfig, color: Color, revision: { sha: string; ref: string }, files: EnvFiles): Promise<UnitState> {
   const envPath = instanceEnvPath(app, color);
   await mkdir(app.paths.root, { recursive: true });
   // 0600: the app's env may hold its own secrets; only the service user reads it.
-  await writeFileAtomic(envPath, renderInstanceEnv(app, color, revision), 0o600);
+  await writeFileAtomic(envPath, renderInstanceEnv(app, color, revision, files), 0o600);
   await systemctl(systemctlArgv('start', app.name, color, unitScope(app)), 'start', unitScope(app));
   return unitState(app, color);
 }

@@ -3,6 +3,7 @@ import type { Color } from '../config/schema.js';
 import { runShell, type OutputSink } from '../util/run.js';
 import { stopRecordedGroup } from '../util/step-group.js';
 import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
+import { appBuildEnv, appSettings, requireSecrets, type AppSettings } from './app-env.js';
 import { pruneDevDependencies, type PruneOutcome } from './dev-dependencies.js';
 import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
 import { nodeRuntime } from './node-runtime.js';
@@ -22,11 +23,6 @@ async function allSettled(work: Promise<unknown>[]): Promise<void> {
   if (failed) throw failed.reason;
 }
 
-/** The environment of install and build: what is being deployed travels here, never in a command line. */
-export function buildEnv(app: AppConfig, color: Color, target: ResolvedRef): Record<string, string> {
-  return { ...app.env, DUET_COLOR: color, DUET_REVISION: target.sha, DUET_REF: target.ref };
-}
-
 /** The release a color's checkout holds, if it was completely prepared and is still checked out. */
 export async function preparedRelease(app: AppConfig, color: Color): Promise<PreparedRecord | undefined> {
   const prepared = await readPrepared(app, color);
@@ -38,17 +34,20 @@ export async function preparedRelease(app: AppConfig, color: Color): Promise<Pre
   return (await checkedOutRevision(app.paths.checkout[color])) === prepared.sha ? prepared : undefined;
 }
 
-/** Whether the color's checkout already holds `sha`, completely installed and built. */
-export async function isPrepared(app: AppConfig, color: Color, sha: string): Promise<boolean> {
-  return (await preparedRelease(app, color))?.sha === sha;
+/** Whether the color's checkout already holds `sha`, completely installed and built with the build configuration `config`. */
+export async function isPrepared(app: AppConfig, color: Color, sha: string, config: string): Promise<boolean> {
+  const prepared = await preparedRelease(app, color);
+  return prepared?.sha === sha && prepared.config === config;
 }
 
 /**
  * `update-instance`: stop the color if it runs (while the commit is fetched), check out the commit
  * into its directory, install (with the devDependencies), build, prune them. Skipped entirely when the checkout is already prepared for
- * that commit.
+ * that commit with the build configuration of now. A `secrets` name the env files lack fails it first.
  */
-export async function updateInstance(app: AppConfig, color: Color, target: ResolvedRef, output?: OutputSink): Promise<UpdateOutcome> {
+export async function updateInstance(app: AppConfig, color: Color, target: ResolvedRef, output?: OutputSink, given?: AppSettings): Promise<UpdateOutcome> {
+  const settings = given ?? (await appSettings(app, 'update'));
+  requireSecrets(app, settings.files, 'update');
   // First: an install or build that a killed duet left running would race this one in the checkout.
   const leftover = await stopRecordedGroup(app.paths.stepGroup[color]);
   if (leftover)
@@ -63,9 +62,9 @@ export async function updateInstance(app: AppConfig, color: Color, target: Resol
     await clearPrepared(app, color);
     await removeForeignCheckout(app, dir, foreign, output);
   }
-  if (await isPrepared(app, color, target.sha)) return { kind: 'already-prepared' };
+  if (await isPrepared(app, color, target.sha, settings.hashes.build)) return { kind: 'already-prepared' };
   await clearPrepared(app, color);
-  const env = buildEnv(app, color, target);
+  const env = appBuildEnv(app, color, target, settings.files);
   // Run while git fetches and checks out: a copy used by the install when the lockfile matches,
   // and the question which Node.js the install runs (part of the install cache's key).
   const early = await startEarlyCopy(app, color, output);
@@ -113,6 +112,6 @@ export async function updateInstance(app: AppConfig, color: Color, target: Resol
     await removal;
   }
   const prune = await pruneDevDependencies(app, color, { env, output });
-  await markPrepared(app, color, { sha: target.sha, ref: target.ref });
+  await markPrepared(app, color, { sha: target.sha, ref: target.ref, config: settings.hashes.build });
   return { kind: 'updated', install, prune };
 }

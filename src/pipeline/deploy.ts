@@ -3,7 +3,9 @@ import { otherColor, type Color } from '../config/schema.js';
 import { DuetError, InvalidInputError } from '../errors.js';
 import { checkedOutRevision, preloadGit, resolveRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
+import { appSettings, configChangeOf, type AppSettings, type ConfigChange, type ConfigHashes } from '../instance/app-env.js';
 import { copyAhead } from '../instance/install.js';
+import { readPrepared } from '../instance/prepared.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
 import { configuredColor, connectToNginx, servingColor } from '../switch/proxy.js';
@@ -24,6 +26,11 @@ export interface DeployOptions {
   /** Gives up waiting for the lock (duet serve stopping); a deploy that holds it runs on. */
   signal?: AbortSignal;
   observer: DeployObserver;
+  /**
+   * `duet restart`: a config deploy of the live commit into the idle color, with the env files
+   * and duet.yml as they are now, even when nothing changed. `ref` is ignored.
+   */
+  restart?: boolean;
 }
 
 export interface DeployResult {
@@ -48,14 +55,14 @@ export function defaultRef(app: AppConfig): string {
  */
 export async function deploy(config: Config, app: AppConfig, options: DeployOptions): Promise<DeployResult> {
   // Refused before anything prints, locks or journals it: a bad ref is the caller's input error.
-  const requested = validateRefName(options.ref ?? defaultRef(app));
+  const requested = options.restart ? 'the live commit' : validateRefName(options.ref ?? defaultRef(app));
   if (options.pinnedSha !== undefined && !isFullObjectId(options.pinnedSha)) {
     throw new InvalidInputError(`"${options.pinnedSha}" is not a full commit sha`, { step: 'resolve' });
   }
   preloadGit();
   preloadRun();
   const lock = await acquireLock(app, {
-    command: `deploy ${requested}`,
+    command: options.restart ? 'restart' : `deploy ${requested}`,
     wait: options.wait ?? true,
     onWait: (holder) => options.observer.note(`waiting for the lock held by pid ${holder.pid} (${holder.command}, since ${holder.since})`),
     onReleaseFailed: (error) => options.observer.note(releaseFailedNote(error)),
@@ -63,8 +70,8 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   });
   const run = new DeployRun(config, app, 'deploy', options.observer, options.id);
   try {
-    await run.begin(requested);
-    const result = await deploySteps(run, requested, options.pinnedSha);
+    await run.begin(options.restart ? null : requested, options.restart ? 'restart: the live commit with the configuration of now' : undefined);
+    const result = options.restart ? await restartSteps(run) : await deploySteps(run, requested, options.pinnedSha);
     await run.end(result.outcome);
     const ms = run.elapsedMs;
     if (result.outcome === 'success') await copyAheadForNextDeploy(run, result.color);
@@ -102,22 +109,59 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
   await run.fact({ sha: target.sha, resolvedRef: target.ref });
 
   const live = await configuredColor(app, config);
+  const settings = await appSettings(app, 'update');
   if (live && (await liveRevision(app, live)) === target.sha) {
-    // Already live: either a repeated deploy, or a re-run after a crash past the switch. Finish
-    // what a crashed run may have left (start, verify, retire) and say so.
-    run.observer.note(`${target.sha.slice(0, 7)} (${requested}) is already live on ${live}`);
-    await run.fact({ from: live, to: live });
-    await goLive(run, live, target);
-    await recordStep(run, `${requested} already live on ${live}`);
-    return { outcome: 'noop', color: live, sha: target.sha };
+    const changed = await configChange(app, live, settings.hashes);
+    if (!changed) {
+      // Already live: either a repeated deploy, or a re-run after a crash past the switch. Finish
+      // what a crashed run may have left (start, verify, retire) and say so.
+      run.observer.note(`${target.sha.slice(0, 7)} (${requested}) is already live on ${live}`);
+      await run.fact({ from: live, to: live });
+      await goLive(run, live, target);
+      await recordStep(run, `${requested} already live on ${live}`);
+      return { outcome: 'noop', color: live, sha: target.sha };
+    }
+    run.observer.note(`${target.sha.slice(0, 7)} (${requested}) is live on ${live}, but its ${changed} changed since: deploying it again with the new one`);
   }
+  return intoIdle(run, live, target, settings, requested);
+}
 
+/** `duet restart`: the live commit, as the live color has it, into the idle color. */
+async function restartSteps(run: DeployRun): Promise<Omit<DeployResult, 'id' | 'ms'>> {
+  const { app, config } = run;
+  const live = await configuredColor(app, config);
+  const target = await run.step('resolve', 'find the live commit', async () => {
+    const record = live && ((await runningInstance(app, live)) ?? (await readPrepared(app, live)));
+    if (!live || !record || record.sha === 'unknown') {
+      throw new DuetError(`nothing of ${app.name} is live with a commit duet knows: there is nothing to restart`, {
+        step: 'resolve',
+        hint: 'run `duet deploy` first',
+      });
+    }
+    return { value: { sha: record.sha, ref: record.ref }, detail: `${live} runs ${record.ref} (${record.sha})` };
+  });
+  await run.fact({ sha: target.sha, resolvedRef: target.ref });
+  return intoIdle(run, live, target, await appSettings(app, 'update'), target.ref, { fresh: true });
+}
+
+/** pick -> update -> start -> health -> switch -> verify -> watch -> retire -> record. */
+async function intoIdle(
+  run: DeployRun,
+  live: Color | undefined,
+  target: { sha: string; ref: string },
+  settings: AppSettings,
+  requested: string,
+  /** restart: the idle color is started anew even when it runs the same commit and configuration (a change duet cannot see, a file the app reads itself). */
+  options: { fresh?: boolean } = {},
+): Promise<Omit<DeployResult, 'id' | 'ms'>> {
+  const { app } = run;
   const color = await run.step('pick', 'pick the idle color', () => pickIdle(run, live));
   await run.fact({ from: live ? otherColor(color) : null, to: color });
 
   try {
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
-      const outcome = await updateInstance(app, color, target, run.log);
+      if (options.fresh) await stopInstance(app, color);
+      const outcome = await updateInstance(app, color, target, run.log, settings);
       if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
       return { value: undefined, detail: `install ${outcome.install}${outcome.prune === 'pruned' ? ', devDependencies pruned' : ''}` };
     });
@@ -163,6 +207,15 @@ async function copyAheadForNextDeploy(run: DeployRun, live: Color): Promise<void
 
 export function releaseFailedNote(error: Error): string {
   return `could not remove the deploy lock (${error.message}); duet retries until the state dir is writable again`;
+}
+
+/**
+ * What of the configuration changed since the color was built or started: undefined when
+ * nothing did, 'environment' when only the env files did, else 'configuration'.
+ */
+export async function configChange(app: AppConfig, color: Color, hashes: ConfigHashes): Promise<ConfigChange | undefined> {
+  const [prepared, running] = await Promise.all([readPrepared(app, color), runningInstance(app, color)]);
+  return configChangeOf(hashes, prepared, running);
 }
 
 /** The commit a color runs, or if stopped, the commit checked out in its directory. */

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
+import { appSettings, requireSecrets } from '../instance/app-env.js';
 import { checkHealth, waitUntilHealthy } from '../instance/health.js';
 import {
   instanceOutputHint,
@@ -29,11 +30,18 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   const wasLive = await configuredColor(app, config);
 
   await run.step('start', `start ${target} at ${revision.sha.slice(0, 7)}`, async () => {
+    const settings = await appSettings(app, 'start');
+    requireSecrets(app, settings.files, 'start');
     const running = await runningInstance(app, target);
-    if (running?.sha === revision.sha) return { value: undefined, skipped: true, detail: `already running as pid ${running.pid}` };
+    const current = running?.config === settings.hashes.run;
+    if (running?.sha === revision.sha && current) return { value: undefined, skipped: true, detail: `already running as pid ${running.pid}` };
     if (running) await stopInstance(app, target);
-    const started = await startInstance(app, target, revision);
-    return { value: undefined, detail: `pid ${started.pid}` };
+    const started = await startInstance(app, target, revision, settings);
+    const why =
+      running?.sha === revision.sha
+        ? ` (restarted: ${running.envFiles === settings.hashes.envFiles ? 'configuration' : 'environment'} changed since its start)`
+        : '';
+    return { value: undefined, detail: `pid ${started.pid}${why}` };
   });
 
   await run.step('health', `wait for ${target} to answer ${app.health.path}`, async () => {

@@ -25,7 +25,9 @@ export async function runTrigger(
     const result =
       record.kind === 'rollback'
         ? await rollback(config, app, { from: record.fromSha, observer, id: record.id, signal })
-        : await deploy(config, app, { ref: record.ref ?? undefined, pinnedSha: record.sha ?? undefined, id: record.id, observer, signal });
+        : record.kind === 'restart'
+          ? await deploy(config, app, { restart: true, id: record.id, observer, signal })
+          : await deploy(config, app, { ref: record.ref ?? undefined, pinnedSha: record.sha ?? undefined, id: record.id, observer, signal });
     return {
       state: 'succeeded',
       sha: result.sha,
@@ -74,5 +76,6 @@ export function failureSummary(step: string, message: string): string {
 function successSummary(kind: TriggerKind, outcome: 'success' | 'noop', color: string, sha: string, ms: number): string {
   const seconds = (ms / 1000).toFixed(1);
   if (kind === 'rollback') return `Rolled back to ${sha.slice(0, 7)} on ${color} in ${seconds}s`;
+  if (kind === 'restart') return `Restarted ${sha.slice(0, 7)} on ${color} in ${seconds}s`;
   return outcome === 'noop' ? `Already live on ${color}` : `Live on ${color} in ${seconds}s`;
 }

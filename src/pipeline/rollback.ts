@@ -2,7 +2,8 @@ import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError, NotLiveError } from '../errors.js';
 import { validateCommitPrefix } from '../instance/git-ref.js';
-import { preparedRelease } from '../instance/update.js';
+import { appSettings } from '../instance/app-env.js';
+import { preparedRelease, updateInstance } from '../instance/update.js';
 import { configuredColor } from '../switch/proxy.js';
 import { liveRevision, recordStep, releaseFailedNote, type DeployResult } from './deploy.js';
 import { goLive } from './go-live.js';
@@ -78,6 +79,15 @@ export async function rollback(
       return { value: record, detail: `${target} holds ${record.ref} (${record.sha.slice(0, 7)})` };
     });
     await run.fact({ sha: prepared.sha, resolvedRef: prepared.ref, from: live, to: target });
+    // Built with another configuration than today's (env, build, build_env's values, Node.js):
+    // built again, so that what goes live is what duet.yml says. Only the start is redone else.
+    const settings = await appSettings(app, 'update');
+    if (prepared.config !== settings.hashes.build) {
+      await run.step('update', `rebuild ${target} at ${prepared.sha.slice(0, 7)}: its build configuration changed`, async () => {
+        const outcome = await updateInstance(app, target, prepared, run.log, settings);
+        return { value: undefined, detail: outcome.kind === 'updated' ? `install ${outcome.install}` : 'already prepared' };
+      });
+    }
     await goLive(run, target, prepared);
     await recordStep(run, `rolled back to ${prepared.ref} on ${target}`);
     await run.end('success');

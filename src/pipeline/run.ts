@@ -6,6 +6,8 @@ import { DeployLog, deployLogPath } from './deploy-log.js';
 import { Journal, newDeployId, type DeployKind, type StepName, type RunEvent } from './journal.js';
 import type { DeployObserver } from './observer.js';
 import { crashPoint } from '../util/crash-point.js';
+import { readEnvFiles, secretValues } from '../instance/app-env.js';
+import { SecretMask } from '../util/mask.js';
 
 export interface StepResult<T> {
   value: T;
@@ -23,6 +25,8 @@ export class DeployRun {
   readonly journal: Journal;
   readonly log: DeployLog;
   private readonly startedAt = Date.now();
+  /** The env files' values, masked in the deploy log and in every error this run ends with. */
+  private mask = new SecretMask();
 
   constructor(
     readonly config: Config,
@@ -39,6 +43,12 @@ export class DeployRun {
 
   async begin(ref: string | null, reason?: string): Promise<void> {
     await this.journal.hold();
+    // An env file that cannot be read here fails the step that needs it (update, start), with the reason.
+    const files = await readEnvFiles(this.app, 'update').catch(() => undefined);
+    if (files) {
+      this.mask = new SecretMask(secretValues(files));
+      this.log.maskValues(secretValues(files));
+    }
     await this.closeInterrupted();
     this.log.line(`${this.kind} ${this.id} of ${this.app.name}${ref ? ` (ref ${ref})` : ''} by pid ${process.pid}${reason ? `: ${reason}` : ''}`);
     await this.event({ type: 'begin', kind: this.kind, ref, pid: process.pid, ...(reason ? { reason } : {}) }, 'resolve');
@@ -58,6 +68,7 @@ export class DeployRun {
     try {
       result = await work();
     } catch (error) {
+      this.maskError(error);
       const ms = Date.now() - started;
       const detail = error instanceof Error ? error.message.split('\n')[0] : String(error);
       this.log.line(`step ${name} failed after ${ms} ms: ${error instanceof Error ? error.message : String(error)}`);
@@ -98,6 +109,16 @@ export class DeployRun {
     } catch (compactError) {
       this.observer.note(`the journal was not compacted: ${(compactError as Error).message}`);
     }
+  }
+
+  /**
+   * An error's message may quote what an install or the app printed (a log tail): it goes on to
+   * the journal, the API, the terminal and GitHub, so the secrets are masked in it here, once.
+   */
+  private maskError(error: unknown): void {
+    if (this.mask.empty || !(error instanceof Error)) return;
+    error.message = this.mask.apply(error.message);
+    if (error.stack) error.stack = this.mask.apply(error.stack);
   }
 
   get elapsedMs(): number {

@@ -1,5 +1,6 @@
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
+import { appSettings, configChangeOf, type ConfigChange, type ConfigHashes } from '../instance/app-env.js';
 import { checkedOutRevision } from '../instance/checkout.js';
 import { endpointOf, endpointText } from '../instance/endpoint.js';
 import { checkHealth } from '../instance/health.js';
@@ -32,6 +33,12 @@ export interface ColorStatus {
   revision: string | null;
   ref: string | null;
   startedAt: string | null;
+  /**
+   * A running color built or started with another configuration than duet.yml and the env files
+   * hold now: 'environment' when only the env files changed (a restart applies them), null when
+   * none did or it cannot be told (an env file that cannot be read).
+   */
+  configChanged: ConfigChange | null;
 }
 
 /**
@@ -83,11 +90,12 @@ export interface AppStatus {
 /** Everything read from the machine at this moment: nginx's config, /proc, the checkouts. */
 export async function appStatus(config: Config, app: AppConfig): Promise<AppStatus> {
   const supervision = await readSupervision(app);
+  const hashes = (await appSettings(app, 'status').catch(() => undefined))?.hashes;
   const [enabled, serving, blue, green, deploying] = await Promise.all([
     configuredColor(app, config),
     servingColor(app, { timeoutMs: 1000 }),
-    colorStatus(app, 'blue', supervision),
-    colorStatus(app, 'green', supervision),
+    colorStatus(app, 'blue', supervision, hashes),
+    colorStatus(app, 'green', supervision, hashes),
     currentDeploy(app),
   ]);
   const supervisor = supervision && (await isSameProcessAlive(supervision)) ? supervision.pid : null;
@@ -104,7 +112,7 @@ export async function appStatus(config: Config, app: AppConfig): Promise<AppStat
   };
 }
 
-async function colorStatus(app: AppConfig, color: Color, supervision: SupervisionRecord | undefined): Promise<ColorStatus> {
+async function colorStatus(app: AppConfig, color: Color, supervision: SupervisionRecord | undefined, hashes: ConfigHashes | undefined): Promise<ColorStatus> {
   const [running, revision, prepared, record] = await Promise.all([
     runningInstance(app, color),
     checkedOutRevision(app.paths.checkout[color]),
@@ -125,6 +133,7 @@ async function colorStatus(app: AppConfig, color: Color, supervision: Supervisio
     revision: running?.sha ?? revision ?? null,
     ref: running?.ref ?? (prepared && prepared.sha === revision ? prepared.ref : null),
     startedAt: running?.startedAt ?? null,
+    configChanged: (running && hashes && configChangeOf(hashes, prepared?.sha === running.sha ? prepared : undefined, running)) || null,
   };
 }
 
@@ -134,4 +143,11 @@ async function currentDeploy(app: AppConfig): Promise<AppStatus['deploying']> {
   const open = (await new Journal(app.paths.journal).unfinished()).at(-1);
   const last = open?.steps.at(-1);
   return { id: open?.id ?? 'starting', ref: open?.ref ?? null, step: last?.name ?? null, pid: holder.pid };
+}
+
+/** What `duet status` and the dashboard say of a color whose configuration changed since its start. */
+export function configChangeText(change: 'configuration' | 'environment'): string {
+  return change === 'environment'
+    ? 'environment changed since start: restart pending (duet restart)'
+    : 'configuration changed since start: deploy again to apply it';
 }

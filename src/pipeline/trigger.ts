@@ -5,7 +5,8 @@
  */
 
 export type TriggerSource = 'push' | 'release' | 'manual' | 'resume';
-export type TriggerKind = 'deploy' | 'rollback';
+/** restart: a config deploy of the live commit (`duet restart`, POST /apps/:app/restart). */
+export type TriggerKind = 'deploy' | 'rollback' | 'restart';
 
 export interface TriggerRequest {
   app: string;
@@ -123,6 +124,8 @@ export function coversSameDeploy(existing: TriggerRecord, request: TriggerReques
   if (existing.kind !== request.kind) return false;
   // Two rollbacks of one commit are one rollback; one named in full, the other abbreviated, too.
   if (request.kind === 'rollback') return existing.state === 'queued' && sameCommit(existing.fromSha, request.fromSha);
+  // A restart not begun yet will read the env files as they are when it runs: a second is the same.
+  if (request.kind === 'restart') return existing.state === 'queued';
   if (existing.ref !== request.ref) return false;
   if (existing.sha && request.sha) return existing.sha === request.sha;
   return (request.ref ?? '').startsWith('refs/tags/');

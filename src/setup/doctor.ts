@@ -13,6 +13,7 @@ import {
   checkWebhookSecret,
 } from './doctor-checks.js';
 import { doctorContext, fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
+import { checkEnvFiles } from './doctor-env.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
 import { installLayout } from './layout.js';
 import { loadSetupConfig } from './settings.js';
@@ -68,6 +69,9 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`repo ${app.name}`, () => checkCloneUrl(ctx, app)]),
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`github ${app.name}`, () => checkGitHubToken(ctx, app)]),
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`package manager ${app.name}`, () => checkPackageManager(ctx, app)]),
+    ...apps
+      .filter((app) => app.env_files.length > 0)
+      .map((app): [string, () => Promise<CheckResult>] => [`env files ${app.name}`, () => checkEnvFiles(ctx, app)]),
     ['webhook secret', () => checkWebhookSecret(ctx)],
     ['disk', () => checkDisk(ctx)],
     ['units', () => checkUnits(ctx)],

@@ -16,7 +16,7 @@ import {
 } from './layout.js';
 import type { SetupConfig } from './settings.js';
 import { renderSudoers, sudoersCommands } from './sudoers.js';
-import { ENABLED_UNITS, STEP_UNITS, renderPolkitRule, renderUnits } from './units.js';
+import { ENABLED_UNITS, STEP_UNITS, renderEnvDropIns, renderPolkitRule, renderUnits } from './units.js';
 
 /**
  * What a finished install looks like, independent of what is on disk now: the directories and
@@ -144,6 +144,13 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
   for (const unit of await renderUnits(setup, layout, rootDir)) {
     const role = unit.path.startsWith(`${USER_UNIT_DIR}/`) ? 'user-unit' : 'unit';
     entries.push({ kind: 'file', path: unit.path, mode: 0o644, owner: root(), content: unit.content, role });
+  }
+  for (const dropIn of renderEnvDropIns(setup)) {
+    entries.push(
+      dropIn.content === undefined
+        ? { kind: 'absent', path: dropIn.path, role: 'unit', note: 'no env_files for this app' }
+        : { kind: 'file', path: dropIn.path, mode: 0o644, owner: root(), content: dropIn.content, role: 'unit' },
+    );
   }
   const appUser = setup.appUser === undefined ? undefined : { name: setup.appUser, home: appUserHome(setup.appUser), group: user };
   if (appUser) {

@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { STEP_SOCKET } from '../config/paths.js';
+import { colors } from '../config/schema.js';
+import { appUnitName } from '../instance/systemd-unit.js';
 import {
   APP_UNIT_TEMPLATE,
   BOOTUP_UNIT,
@@ -86,3 +88,34 @@ export async function renderPolkitRule(setup: SetupConfig): Promise<string> {
 
 /** The units `systemctl enable` links into multi-user.target.wants. */
 export const ENABLED_UNITS = [SERVICE_UNIT, BOOTUP_UNIT];
+
+/**
+ * app_user: the drop-in of each color's unit that hands the app its env_files. PID 1 reads them
+ * at each start, as root, so they stay root's 0600 and duet's uid never reads a value. The
+ * color's own file, which duet writes, is read last: what duet sets (PORT, DUET_*) wins. A
+ * `secrets` name the files do not set fails the start, named in the unit's journal. content
+ * undefined: the app has no env_files, and a drop-in left from before is removed.
+ */
+export function renderEnvDropIns(setup: SetupConfig): Array<{ path: string; content: string | undefined }> {
+  if (setup.runner !== 'systemd' || setup.appUser === undefined) return [];
+  return [...setup.config.apps.values()].flatMap((app) =>
+    colors.map((color) => {
+      const path = join(UNIT_DIR, `${appUnitName(app.name, color)}.d`, 'env-files.conf');
+      if (app.env_files.length === 0) return { path, content: undefined };
+      const check = app.secrets.length
+        ? [
+            `ExecStartPre=/bin/sh -c 'for n in ${app.secrets.join(' ')}; do test -n "$$(printenv "$$n")" || { echo "duet: $$n (secrets of ${app.name} in duet.yml) is not set by its env_files" >&2; exit 1; }; done'`,
+          ]
+        : [];
+      const lines = [
+        `# Written by duet install from apps.${app.name}.env_files in duet.yml; the next install overwrites it.`,
+        '[Service]',
+        'EnvironmentFile=',
+        ...app.env_files.map((file) => `EnvironmentFile=${systemdPath(file)}`),
+        `EnvironmentFile=${systemdPath(setup.config.stateDir)}/%I.env`,
+        ...check,
+      ];
+      return { path, content: `${lines.join('\n')}\n` };
+    }),
+  );
+}

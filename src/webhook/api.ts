@@ -76,6 +76,7 @@ export function apiRouter(options: ApiOptions): express.Router {
 
   router.post('/apps/:app/deploy', auth, json, submit('deploy'));
   router.post('/apps/:app/rollback', auth, json, submit('rollback'));
+  router.post('/apps/:app/restart', auth, json, submit('restart'));
 
   router.get('/apps/:app/status', auth, async (req, res) => {
     res.json(await appStatus(config, appOf(req)));

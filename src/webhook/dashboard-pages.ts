@@ -1,6 +1,6 @@
 import { colors, type Color } from '../config/schema.js';
 import type { DeployState } from '../pipeline/deploy-state.js';
-import type { AppStatus, ColorStatus } from '../pipeline/status.js';
+import { configChangeText, type AppStatus, type ColorStatus } from '../pipeline/status.js';
 import { isDeployId, type StepRecord } from '../pipeline/journal.js';
 import type { DeployView } from './deploys.js';
 import { html, type Html } from './html.js';
@@ -73,7 +73,7 @@ function colorCard(color: Color, c: ColorStatus, enabled: Color | null): Html {
 <div class="name">${color} ${enabled === color ? html`<span class="badge live">live</span>` : html`<span class="badge muted">idle</span>`} ${health}</div>
 <dl><dt>revision</dt><dd>${c.revision ? html`<code>${c.revision.slice(0, 7)}</code>` : html`<span class="muted">none</span>`}${c.ref ? html` <code>${c.ref}</code>` : ''}</dd>
 <dt>uptime</dt><dd>${c.running ? formatUptime(c.startedAt) || 'running' : html`<span class="muted">not running</span>`}</dd>
-<dt>endpoint</dt><dd><code>${String(c.port)}</code>${c.pid ? html` <span class="muted">pid ${c.pid}</span>` : ''}</dd>${trouble}</dl>
+<dt>endpoint</dt><dd><code>${String(c.port)}</code>${c.pid ? html` <span class="muted">pid ${c.pid}</span>` : ''}</dd>${trouble}${c.configChanged ? html`<dt>config</dt><dd class="warn">${configChangeText(c.configChanged)}</dd>` : ''}</dl>
 </div>`;
 }
 

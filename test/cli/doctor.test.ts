@@ -1,6 +1,6 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { execa } from 'execa';
 import { dirname, join } from 'node:path';
@@ -216,4 +216,30 @@ test('doctor: an invalid config is one failing line and exit 2', async (t) => {
   const json = await runDuet(['--config', file, 'doctor', '--json']);
   assert.equal(json.code, 2);
   assert.equal((JSON.parse(json.stdout) as Array<{ ok: boolean }>)[0]!.ok, false);
+});
+
+test('doctor: each env_files path exists, is closed to others and sets the secrets; no value is printed', async (t) => {
+  const dir = await tempDir(t, 'duet-doctor-env');
+  const envFile = join(dir, 'cafeteria.env');
+  const s = await setupDuet(t, { top: { user: 'root' }, app: { env_files: `[${envFile}]`, secrets: '[DATABASE_URL, SESSION_SECRET]' } });
+  const envLine = async (): Promise<Line> => lines(await s.duet(['doctor'])).get('env files cafeteria')!;
+
+  assert.match((await envLine()).text, new RegExp(`✗ env files cafeteria: ${envFile} does not exist — create it .*chmod 600`));
+  await writeFile(envFile, 'DATABASE_URL=postgres://cafeteria:pw-of-the-db@localhost/cafeteria\n', { mode: 0o644 });
+  await chmod(envFile, 0o644);
+  assert.match((await envLine()).text, new RegExp(`✗ env files cafeteria: ${envFile} can be read by others \\(mode 0644\\) — sudo chmod 600`));
+  await chmod(envFile, 0o600);
+  const missing = await envLine();
+  assert.match(missing.text, /✗ env files cafeteria: SESSION_SECRET \(secrets\) not set by/);
+  await writeFile(envFile, 'DATABASE_URL=postgres://cafeteria:pw-of-the-db@localhost/cafeteria\nSESSION_SECRET=a-long-session-secret\n');
+  const fine = await s.duet(['doctor']);
+  assert.match(lines(fine).get('env files cafeteria')!.text, /✓ env files cafeteria: 1 file, root's, mode 0600 or closer, set: DATABASE_URL, SESSION_SECRET/);
+  assert.doesNotMatch(fine.stdout + fine.stderr, /pw-of-the-db|a-long-session-secret/, 'no value is printed');
+
+  await s.succeed(['deploy', '--ref', 'v1']);
+  assert.ok((await envLine()).ok, 'the live color runs with the files as they are');
+  await writeFile(envFile, 'DATABASE_URL=postgres://cafeteria:pw-of-the-db@localhost/cafeteria\nSESSION_SECRET=a-rotated-session-secret\n');
+  assert.match((await envLine()).text, /✗ env files cafeteria: environment changed since start: restart pending .* — duet restart cafeteria/);
+  await s.succeed(['restart']);
+  assert.ok((await envLine()).ok, 'restarted: nothing pending');
 });

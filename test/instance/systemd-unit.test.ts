@@ -46,10 +46,12 @@ test('unit names are the systemd-escaped path <app>/<color>, as systemd-escape m
   }
 });
 
+const NO_FILES = { values: {}, digests: [] };
+
 test('the environment file carries what runner.ts gives an instance, quoted for EnvironmentFile=', async (t) => {
   const stateDir = await tempDir(t, 'duet-sd');
   const app = pickApp(config(stateDir), 'my-app');
-  const env = renderInstanceEnv(app, 'blue', { sha: 'a'.repeat(40), ref: 'refs/tags/v1' });
+  const env = renderInstanceEnv(app, 'blue', { sha: 'a'.repeat(40), ref: 'refs/tags/v1' }, NO_FILES);
   const lines = env.split('\n');
   assert.ok(lines.includes('PORT="20201"'));
   assert.ok(lines.includes('HOST="127.0.0.1"'));
@@ -63,9 +65,12 @@ test('the environment file carries what runner.ts gives an instance, quoted for 
   assert.ok(lines.includes('DUET_START="node server.js --name \\"a b\\" \\$HOME \\`id\\` \\\\\\\\"'), env);
 
   const socketApp = pickApp(config(stateDir), 'web');
-  assert.match(renderInstanceEnv(socketApp, 'green', { sha: 'b'.repeat(40), ref: 'main' }), new RegExp(`^PORT="${stateDir}/web/sockets/green.sock"$`, 'm'));
+  assert.match(
+    renderInstanceEnv(socketApp, 'green', { sha: 'b'.repeat(40), ref: 'main' }, NO_FILES),
+    new RegExp(`^PORT="${stateDir}/web/sockets/green.sock"$`, 'm'),
+  );
   const multiline = { ...app, start: 'a\nb' };
-  assert.throws(() => renderInstanceEnv(multiline, 'blue', { sha: 'c', ref: 'r' }), /spans lines/);
+  assert.throws(() => renderInstanceEnv(multiline, 'blue', { sha: 'c', ref: 'r' }, NO_FILES), /spans lines/);
 });
 
 test('systemctl --user, never sudo: the service user starts and stops its own units', async (t) => {

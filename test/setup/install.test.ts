@@ -227,6 +227,38 @@ test('app_user: the app unit becomes a system unit run as that user, started thr
   assert.match(await readFile(join(root, 'etc/systemd/user/duet-app@.service'), 'utf8'), /^NoNewPrivileges=yes$/m);
 });
 
+test('app_user with env_files: a drop-in per color hands the root-only files to systemd, whose ExecStartPre= names a missing secret; it goes with env_files', async (t) => {
+  const root = await tempDir(t, 'duet-env-dropin');
+  const top = ['runner: systemd', 'app_user: duet-app', 'nginx: { conf_dir: /etc/duet/nginx.d }'];
+  const app = ['switch: socket', 'env_files: [/etc/duet/env/my-app.env]', 'secrets: [DATABASE_URL, SESSION_SECRET]'];
+  await writeConfig(root, configText({ name: 'my-app', top, app }));
+  await installInto(root);
+  const dropIn = await readFile(join(root, 'etc/systemd/system/duet-app@my\\x2dapp-green.service.d/env-files.conf'), 'utf8');
+  const lines = dropIn.split('\n');
+  const files = lines.filter((line) => line.startsWith('EnvironmentFile='));
+  assert.deepEqual(
+    files,
+    ['EnvironmentFile=', 'EnvironmentFile=/etc/duet/env/my-app.env', 'EnvironmentFile=/var/lib/duet/%I.env'],
+    "reset, the app's files, then duet's own last",
+  );
+  const pre = lines.find((line) => line.startsWith('ExecStartPre='))!;
+  // Run as systemd would: `$$` is its escape of `$`, the rest is one `sh -c` argument.
+  const script = /^ExecStartPre=\/bin\/sh -c '(.*)'$/.exec(pre)![1]!.replaceAll('$$', '$');
+  const run = (env: Record<string, string>) => execa('/bin/sh', ['-c', script], { reject: false, env, extendEnv: false });
+  const missing = await run({ DATABASE_URL: 'postgres://x' });
+  assert.equal(missing.exitCode, 1);
+  assert.match(missing.stderr, /duet: SESSION_SECRET \(secrets of my-app in duet.yml\) is not set by its env_files/);
+  assert.equal((await run({ DATABASE_URL: 'postgres://x', SESSION_SECRET: 'long-enough-secret' })).exitCode, 0);
+  assert.throws(
+    () => parseConfig(configText({ top, app: [...app, 'build_env: [DATABASE_URL]'] }), 'duet.yml'),
+    /build_env: with app_user the env_files are root's/,
+  );
+
+  await writeConfig(root, configText({ name: 'my-app', top, app: ['switch: socket'] }));
+  await installInto(root);
+  await assert.rejects(stat(join(root, 'etc/systemd/system/duet-app@my\\x2dapp-green.service.d/env-files.conf')), 'no env_files, no drop-in');
+});
+
 test('runner: process: the instances outlive a restart of duet.service (KillMode=process); no app units, no step socket', async (t) => {
   const root = await tempDir(t, 'duet-process-runner');
   await writeConfig(root, configText());

@@ -21,6 +21,8 @@ test('the API needs the bearer token; without one configured it is closed, not o
   const wrong = await fetch(`${h.base}/apps/cafeteria/deploy`, { method: 'POST', headers: bearer('nope') });
   assert.equal(wrong.status, 401);
   assert.match(wrong.headers.get('www-authenticate') ?? '', /invalid_token/);
+  const restart = await fetch(`${h.base}/apps/cafeteria/restart`, { method: 'POST', headers: bearer('nope') });
+  assert.equal(restart.status, 401, 'a restart needs the token too');
   const prefix = await fetch(`${h.base}/metrics`, { headers: bearer(TOKEN.slice(0, -1)) });
   assert.equal(prefix.status, 401, 'a prefix of the token is not the token');
   assert.equal(h.queue.submitted.length, 0);

@@ -15,6 +15,7 @@ const color = (over: Partial<ColorStatus>): ColorStatus => ({
   revision: 'a'.repeat(40),
   ref: 'refs/tags/v1',
   startedAt: '2026-12-03T08:00:00.000Z',
+  configChanged: null,
   ...over,
 });
 
@@ -26,7 +27,7 @@ test('the dashboard puts a live color that is down, both colors crashing and the
     enabled: 'green',
     serving: 'blue',
     colors: {
-      blue: color({ restarts: 1, lastProblem: 'was killed by SIGKILL' }),
+      blue: color({ restarts: 1, lastProblem: 'was killed by SIGKILL', configChanged: 'environment' }),
       green: color({
         pid: null,
         state: 'down',
@@ -53,6 +54,8 @@ test('the dashboard puts a live color that is down, both colors crashing and the
   assert.match(page, /2 restarts/);
   assert.match(page, /1 restart\b/);
   assert.match(page, /badge bad">down</);
+  assert.match(page, /environment changed since start: restart pending/, 'a color started before its env files changed says so');
+  assert.equal(page.match(/changed since start/g)?.length, 1, 'only that color');
 });
 
 test("an app's state from its colors and what the public port shows: one model for the CLI, the dashboard and the API", () => {

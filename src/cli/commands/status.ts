@@ -1,5 +1,5 @@
 import type { AppStatus } from '../../pipeline/status.js';
-import { appStatus } from '../../pipeline/status.js';
+import { appStatus, configChangeText } from '../../pipeline/status.js';
 import { appFrom, print, type Command } from '../command.js';
 
 export const status: Command = {
@@ -35,6 +35,7 @@ function render(s: AppStatus): string {
     const rev = c.revision ? `${c.revision.slice(0, 7)}${c.ref ? ` (${c.ref})` : ''}` : 'no checkout';
     const restarts = c.restarts ? `, ${c.restarts} restart${c.restarts === 1 ? '' : 's'}` : '';
     lines.push(`  ${color === s.enabled ? '*' : ' '} ${color.padEnd(5)} ${String(c.port).padEnd(portWidth)} ${state.padEnd(30)} ${rev}${restarts}`);
+    if (c.configChanged) lines.push(`          ${configChangeText(c.configChanged)}`);
   }
   if (s.deploying) lines.push(`  deploying: ${s.deploying.id} ${s.deploying.ref ?? ''} at step ${s.deploying.step ?? 'starting'} (pid ${s.deploying.pid})`);
   if (s.bothCrashed) lines.push(`  both colors crashed: ${s.bothCrashed.at} (${s.bothCrashed.detail}); not a verdict on the version, no failover`);
