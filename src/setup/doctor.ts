@@ -1,5 +1,5 @@
 import { isAbsolute, relative, resolve } from 'node:path';
-import { findConfigFile } from '../config/load.js';
+import { findConfigFile, type AppConfig } from '../config/load.js';
 import { describeError } from '../errors.js';
 import {
   checkCloneUrl,
@@ -14,6 +14,7 @@ import {
 } from './doctor-checks.js';
 import { doctorContext, fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
+import { checkCertbotMarker, checkTlsCertificate, checkTlsRenewal } from './doctor-tls.js';
 import { installLayout } from './layout.js';
 import { loadSetupConfig } from './settings.js';
 
@@ -72,6 +73,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     ['disk', () => checkDisk(ctx)],
     ['units', () => checkUnits(ctx)],
     ...runnerChecks(ctx),
+    ...tlsChecks(ctx, apps),
   ];
   const results = await Promise.all(
     checks.map(async ([name, check]) => {
@@ -87,6 +89,17 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   return { results: all, exitCode: all.every((r) => r.ok) ? 0 : 1 };
 }
 
+/** Per app with tls: its certificate, with acme its renewal, and certbot --nginx's edits. */
+function tlsChecks(ctx: DoctorContext, apps: AppConfig[]): Array<[string, () => Promise<CheckResult>]> {
+  return apps
+    .filter((app) => app.tls.mode !== 'off')
+    .flatMap((app): Array<[string, () => Promise<CheckResult>]> => [
+      [`tls ${app.name}`, () => checkTlsCertificate(ctx, app)],
+      ...(app.tls.mode === 'acme' ? [[`tls renewal ${app.name}`, () => checkTlsRenewal(ctx, app)] as [string, () => Promise<CheckResult>]] : []),
+      [`certbot edits ${app.name}`, () => checkCertbotMarker(ctx, app)],
+    ]);
+}
+
 /** runner: systemd: the systemd that runs the app units can. */
 function runnerChecks(ctx: DoctorContext): Array<[string, () => Promise<CheckResult>]> {
   const { runner, appUser } = ctx.setup;
@@ -96,6 +109,7 @@ function runnerChecks(ctx: DoctorContext): Array<[string, () => Promise<CheckRes
 }
 
 export function formatResult(result: CheckResult): string {
+  if (result.warning) return `! ${result.name}: ${result.detail} — ${result.fix}`;
   return result.ok ? `✓ ${result.name}: ${result.detail}` : `✗ ${result.name}: ${result.detail} — ${result.fix}`;
 }
 

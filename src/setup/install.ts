@@ -6,6 +6,7 @@ import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import { runArgv } from '../util/run.js';
 import { nginxMessage } from '../switch/nginx-conf.js';
+import { acmeOperations } from './acme.js';
 import { inspect, run, type Operation } from './apply.js';
 import { DEFAULT_CONFIG, duetCommand, findProgram, installLayout, underRoot, type InstallLayout } from './layout.js';
 import { nextSteps } from './next-steps.js';
@@ -54,6 +55,8 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
   const desired = await desiredState(setup, layout, root, starter);
   if (desired.sudoers) await checkSudoers(desired.sudoers, real, options.log);
   const operations = await inspect(desired, { root, systemd: real && existsSync('/run/systemd/system') });
+  // Last: certbot needs the rest (and nginx serving the app's plain HTTP port) in place.
+  operations.push(...acmeOperations(setup.config, layout.configFile, root, options.log));
 
   options.log(`duet install: ${layout.configFile}${real ? '' : ` into ${root}`}${options.dryRun ? ' (dry run: nothing is changed)' : ''}`);
   const width = Math.min(48, Math.max(...operations.map((op) => op.target.length)));

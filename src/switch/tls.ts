@@ -1,8 +1,10 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { connect } from 'node:tls';
 import type { AppConfig, CertificatePaths } from '../config/load.js';
 import { DuetError } from '../errors.js';
+import { publicTarget } from '../util/http-probe.js';
 
 /** What duet knows of a certificate it checked: for doctor, status, the metrics. */
 export interface CertificateInfo {
@@ -109,4 +111,27 @@ export function prepareServerDirs(app: AppConfig): void {
   const challenges = `${app.paths.acmeWebroot}/.well-known/acme-challenge`;
   mkdirSync(challenges, { recursive: true, mode: 0o755 });
   for (let dir = challenges; dir !== dirname(dirname(app.paths.acmeWebroot)); dir = dirname(dir)) chmodSync(dir, 0o755);
+}
+
+/**
+ * The certificate nginx presents on the app's HTTPS port now (a fresh handshake, SNI server_name),
+ * or undefined when nothing answers there within `timeoutMs`.
+ */
+export function servedCertificate(app: AppConfig, timeoutMs = 2_000): Promise<{ fingerprint: string; notAfter: Date } | undefined> {
+  const { host, port } = publicTarget(app.tls.listen);
+  const servername = servedNames(app)[0];
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, servername, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    const done = (value: { fingerprint: string; notAfter: Date } | undefined) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(value);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    socket.once('secureConnect', () => {
+      const peer = socket.getPeerCertificate();
+      done(peer.fingerprint256 ? { fingerprint: peer.fingerprint256, notAfter: new Date(peer.valid_to) } : undefined);
+    });
+    socket.once('error', () => done(undefined));
+  });
 }
