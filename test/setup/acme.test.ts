@@ -5,6 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { certbotArgv, obtainCertificate } from '../../src/setup/acme.js';
+import type { CheckResult } from '../../src/setup/doctor.js';
 import { servedCertificate } from '../../src/switch/tls.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
@@ -133,6 +134,13 @@ for (const switchMode of ['port', 'socket'] as const) {
       const report = await load.stop();
       assert.equal(report.errors + report.non2xx, 0, `no request failed: ${JSON.stringify(report)}`);
       assert.ok(report.certificates[cert.fingerprint256]! > 0 && report.certificates[renewed.fingerprint256]! > 0, JSON.stringify(report.certificates));
+
+      // doctor: the certificate covers the names, nginx presents it, certbot renews it and runs the hook.
+      const doctor = JSON.parse((await w.s.duet(['doctor', '--json'])).stdout) as CheckResult[];
+      for (const name of ['tls cafeteria', 'tls renewal cafeteria', 'certbot edits cafeteria']) {
+        const check = doctor.find((c) => c.name === name);
+        assert.equal(check?.ok, true, JSON.stringify(check));
+      }
     },
   );
 }

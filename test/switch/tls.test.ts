@@ -11,6 +11,9 @@ import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import { DuetError } from '../../src/errors.js';
 import { appConfPath, renderAppConf } from '../../src/switch/nginx-conf.js';
 import { configuredColor, connectToNginx, servingColor } from '../../src/switch/proxy.js';
+import { appStatus } from '../../src/pipeline/status.js';
+import type { TriggerQueue } from '../../src/pipeline/trigger.js';
+import { Metrics } from '../../src/webhook/metrics.js';
 import { makeCertificate } from '../support/certificates.js';
 import { freePort } from '../support/ports.js';
 import { startBackend, switchFixture, type Fixture } from './fixture.js';
@@ -113,6 +116,14 @@ for (const mode of ['port', 'socket'] as const) {
     await writeFile(join(challenges, 'token-1'), 'token-1.thumbprint');
     const challenge = await fetchOnce(`${http}/.well-known/acme-challenge/token-1`);
     assert.deepEqual([challenge.status, challenge.body], [200, 'token-1.thumbprint']);
+
+    // What nginx presents, as duet status and /metrics tell it.
+    const notAfter = new X509Certificate(await readFile(good.cert)).validTo;
+    const status = await appStatus(f.config, f.app);
+    assert.equal(status.tls?.expiresAt, new Date(notAfter).toISOString());
+    assert.equal(status.tls?.daysLeft, 89);
+    const metrics = await new Metrics(f.config, { depth: () => 0 } as unknown as TriggerQueue).registry.metrics();
+    assert.match(metrics, new RegExp(`^duet_tls_certificate_expiry_timestamp_seconds\\{app="shop"\\} ${new Date(notAfter).getTime() / 1000}$`, 'm'));
 
     await connectToNginx(f.app, f.config, 'green');
     assert.equal((await fetchOnce(`${https}/`)).body, 'green');
