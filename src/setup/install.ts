@@ -6,6 +6,7 @@ import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import { runArgv } from '../util/run.js';
 import { nginxMessage } from '../switch/nginx-conf.js';
+import { checkCertificate } from '../switch/tls.js';
 import { acmeOperations } from './acme.js';
 import { inspect, run, type Operation } from './apply.js';
 import { DEFAULT_CONFIG, duetCommand, findProgram, installLayout, underRoot, type InstallLayout } from './layout.js';
@@ -52,6 +53,7 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
   const setup = parseSetupConfig(existing ?? starter, existing === undefined ? `${readFrom} (starter)` : readFrom);
 
   checkOutsideHome(setup, layout, real, options.log);
+  checkTlsFiles(setup, real, options.log);
   const desired = await desiredState(setup, layout, root, starter);
   if (desired.sudoers) await checkSudoers(desired.sudoers, real, options.log);
   const operations = await inspect(desired, { root, systemd: real && existsSync('/run/systemd/system') });
@@ -131,6 +133,18 @@ function checkOutsideHome(setup: SetupConfig, layout: InstallLayout, real: boole
     step: 'install',
     hint: 'install duet and node outside /home and /root (e.g. a clone in /opt/duet, node from Debian or NodeSource), and keep its paths there',
   });
+}
+
+/**
+ * tls files: the operator's certificate and key are checked before anything is written (a bad
+ * pair would fail the next switch anyway). Under --root they are the machine's paths: a note.
+ */
+function checkTlsFiles(setup: SetupConfig, real: boolean, log: (line: string) => void): void {
+  for (const app of setup.config.apps.values()) {
+    if (app.tls.mode !== 'files') continue;
+    if (real) checkCertificate(app, app.certificate!);
+    else log(`note: ${app.name}'s tls.cert and tls.key are not checked under --root (duet doctor checks them on the machine)`);
+  }
 }
 
 function indent(text: string): string {
