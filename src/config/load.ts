@@ -42,6 +42,14 @@ export function acmeCertName(app: string): string {
   return `duet-${app}`;
 }
 
+/**
+ * certbot's renewal conf for the app's certificate: it exists once a certificate was issued, and
+ * unlike live/ and archive/ (0700 root) its directory is readable by duet's user.
+ */
+export function acmeRenewalConf(app: AppConfig): string {
+  return join(app.tls.acme.config_dir, 'renewal', `${acmeCertName(app.name)}.conf`);
+}
+
 export interface Config {
   file: string;
   stateDir: string;

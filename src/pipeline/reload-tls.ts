@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import type { AppConfig, Config } from '../config/load.js';
 import { DuetError, UsageError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
@@ -7,7 +6,7 @@ import type { OutputSink } from '../util/run.js';
 import { appConfPath, renderAppConf } from '../switch/nginx-conf.js';
 import { reloadNginx } from '../switch/nginx-reload.js';
 import { configuredColor } from '../switch/proxy.js';
-import { checkCertificate, servedCertificate, type CertificateInfo } from '../switch/tls.js';
+import { certificateIssued, checkCertificate, servedCertificate, type CertificateInfo } from '../switch/tls.js';
 import type { ActOptions } from './act.js';
 import { connectColor } from './color-acts.js';
 
@@ -29,7 +28,7 @@ export async function reloadTls(config: Config, app: AppConfig, options: ActOpti
   if (app.certificate === undefined) {
     throw new UsageError(`${app.name} has tls.mode off: there is no certificate to reload`, 'set tls in duet.yml (docs/https.md)');
   }
-  if (app.tls.mode === 'acme' && !existsSync(app.certificate.cert)) {
+  if (!certificateIssued(app)) {
     throw new DuetError(`${app.name}: certbot has issued no certificate yet (${app.certificate.cert} does not exist)`, {
       step: 'tls',
       hint: 'sudo duet install obtains it (certbot certonly --webroot); nginx keeps serving plain HTTP meanwhile',

@@ -3,9 +3,9 @@ import { acmeCertName, type AppConfig, type Config } from '../config/load.js';
 import { DuetError } from '../errors.js';
 import { runArgv, type OutputSink } from '../util/run.js';
 import { appConfPath, nginxMessage } from '../switch/nginx-conf.js';
-import { prepareServerDirs } from '../switch/tls.js';
+import { certificateIssued, prepareServerDirs } from '../switch/tls.js';
 import type { Operation } from './apply.js';
-import { duetCommand, underRoot } from './layout.js';
+import { duetCommand } from './layout.js';
 
 const CERTBOT_TIMEOUT_MS = 5 * 60_000;
 
@@ -85,11 +85,12 @@ export function acmeOperations(config: Config, configFile: string, root: string,
   const real = root === '/';
   const ops: Operation[] = [];
   for (const app of config.apps.values()) {
-    if (app.tls.mode !== 'acme' || existsSync(underRoot(root, app.certificate!.cert))) continue;
+    if (app.tls.mode !== 'acme' || certificateIssued(app, root)) continue;
     const target = `certbot certonly --webroot -d ${[app.server_name, ...app.aliases].join(' -d ')}`;
     if (!real) {
       ops.push({ verb: 'skip', target, detail: `${app.name}'s certificate (--root: not run)` });
-    } else if (!existsSync(appConfPath(app, config))) {
+    } else if (!existsSync(appConfPath(app, config)) && !(app.switch === 'socket' && !config.nginx.managed)) {
+      // (A socket-mode app's conf is written by this install itself, before certbot runs.)
       ops.push({
         verb: 'skip',
         target,

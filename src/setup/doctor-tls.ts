@@ -1,10 +1,9 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { acmeCertName, type AppConfig } from '../config/load.js';
+import { acmeCertName, acmeRenewalConf, type AppConfig } from '../config/load.js';
 import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import { activeMarks, appConfPath } from '../switch/nginx-conf.js';
-import { checkCertificate, nameCovers, servedCertificate, servedNames } from '../switch/tls.js';
+import { certificateIssued, checkCertificate, nameCovers, servedCertificate, servedNames } from '../switch/tls.js';
 import { fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { SITE_FILE, underRoot } from './layout.js';
 
@@ -16,11 +15,11 @@ const DAY_MS = 86_400_000;
  * The app's certificate as nginx will load it: readable, a matching key, not expired, naming the
  * app's names, more than 21 days left; and the one nginx presents now, when it serves HTTPS.
  */
-export async function checkTlsCertificate(_ctx: DoctorContext, app: AppConfig, now = new Date()): Promise<CheckResult> {
+export async function checkTlsCertificate(ctx: DoctorContext, app: AppConfig, now = new Date()): Promise<CheckResult> {
   const name = `tls ${app.name}`;
   const paths = app.certificate!;
   const renew = app.tls.mode === 'acme' ? `sudo certbot renew --cert-name ${acmeCertName(app.name)}` : 'put a renewed certificate at tls.cert and tls.key';
-  if (app.tls.mode === 'acme' && !existsSync(paths.cert)) {
+  if (!certificateIssued(app, ctx.root)) {
     return fail(name, `no certificate yet at ${paths.cert}`, `deploy ${app.name} (its plain HTTP port serves the ACME challenge), then sudo duet install`);
   }
   let info;
@@ -65,7 +64,7 @@ export async function checkTlsRenewal(ctx: DoctorContext, app: AppConfig): Promi
       'apt-get install certbot; systemctl enable --now certbot.timer',
     );
   }
-  const renewal = join(app.tls.acme.config_dir, 'renewal', `${acmeCertName(app.name)}.conf`);
+  const renewal = acmeRenewalConf(app);
   const conf = await readFileIfExists(underRoot(ctx.root, renewal)).catch(() => undefined);
   if (conf === undefined) return fail(name, `no ${renewal}: certbot has not issued ${app.name}'s certificate`, 'sudo duet install');
   if (!new RegExp(`^renew_hook\\s*=.*reload-tls ${app.name}\\s*$`, 'm').test(conf)) {

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AppConfig, Config } from '../config/load.js';
@@ -10,6 +9,7 @@ import { reloadNginx } from './nginx-reload.js';
 import { renderTemplateFile } from './templates.js';
 import { crashPoint } from '../util/crash-point.js';
 import { publicTarget } from '../util/http-probe.js';
+import { certificateIssued } from './tls.js';
 
 /** One file per app, named so that `ls conf.d` shows what duet owns. */
 export function appConfPath(app: AppConfig, config: Config): string {
@@ -30,7 +30,7 @@ const MARK = /# duet:([a-z0-9-]+)/;
 export function activeMarks(app: AppConfig): Set<string> {
   const marks = new Set<string>();
   if (app.fallback) marks.add('fallback');
-  const https = app.certificate !== undefined && (app.tls.mode === 'files' || existsSync(app.certificate.cert));
+  const https = certificateIssued(app);
   if (app.tls.mode !== 'off') marks.add('challenge');
   if (!https) {
     marks.add('plain');

@@ -9,7 +9,7 @@ import { ensureManagedNginx } from './managed-nginx.js';
 import { activeMarks, appConfPath, installConf, proxiesToUnixSocket, reloadConf, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
 import { markBeforeReload, stillAccepting, type ReloadMark } from './nginx-workers.js';
-import { checkCertificate, prepareServerDirs } from './tls.js';
+import { checkBeforeSwitch, prepareServerDirs } from './tls.js';
 import { keepAppRootPrivate, makeSocketReachable } from './socket-permissions.js';
 
 /**
@@ -119,7 +119,7 @@ export async function switchProxy(app: AppConfig, config: Config, color: Color, 
 /** The include and webroot directories, and the certificate nginx is to load, checked. */
 function prepareServer(app: AppConfig): void {
   prepareServerDirs(app);
-  if (activeMarks(app).has('tls')) checkCertificate(app, app.certificate!);
+  if (activeMarks(app).has('tls')) checkBeforeSwitch(app);
 }
 
 /**

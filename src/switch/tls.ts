@@ -1,8 +1,8 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { connect } from 'node:tls';
-import type { AppConfig, CertificatePaths } from '../config/load.js';
+import { acmeRenewalConf, type AppConfig, type CertificatePaths } from '../config/load.js';
 import { DuetError } from '../errors.js';
 import { publicTarget } from '../util/http-probe.js';
 
@@ -95,6 +95,30 @@ export function checkCertificate(app: AppConfig, paths: CertificatePaths, now = 
     );
   }
   return { names: names(leaf), notAfter, fingerprint: leaf.fingerprint256 };
+}
+
+/**
+ * Whether nginx has a certificate to load: files, always (checked before a switch); acme, once
+ * certbot issued one, read from its renewal conf since duet's user cannot look into live/.
+ */
+export function certificateIssued(app: AppConfig, root = '/'): boolean {
+  if (app.tls.mode === 'files') return true;
+  return app.tls.mode === 'acme' && existsSync(join(root, acmeRenewalConf(app)));
+}
+
+/**
+ * Check the certificate before a switch: always the operator's files; certbot's only where this
+ * user can read them (the root-only live/ is read by nginx's master, whose reload refuses a bad one).
+ */
+export function checkBeforeSwitch(app: AppConfig): void {
+  if (app.tls.mode === 'acme') {
+    try {
+      accessSync(app.certificate!.cert, constants.R_OK);
+    } catch {
+      return;
+    }
+  }
+  checkCertificate(app, app.certificate!);
 }
 
 /** The names nginx serves for the app that a certificate must cover (`_` and wildcards aside). */
