@@ -4,6 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { parseConfig, pickApp } from '../../src/config/load.js';
 import { certbotArgv, obtainCertificate } from '../../src/setup/acme.js';
 import type { CheckResult } from '../../src/setup/doctor.js';
 import { servedCertificate } from '../../src/switch/tls.js';
@@ -65,6 +66,21 @@ async function certificateOnDisk(w: World): Promise<X509Certificate> {
 async function servedFingerprint(w: World, fingerprint: string): Promise<boolean> {
   return (await pollUntil(async () => ((await servedCertificate(w.s.app))?.fingerprint === fingerprint ? true : undefined), { timeoutMs: 10_000 })) === true;
 }
+
+test("certbot's command line: webroot, every name, the CA, the account and the deploy hook, as argument array", () => {
+  const config = parseConfig(
+    `state_dir: /var/lib/duet\napps:\n  shop:\n    clone_url: x\n    server_name: shop.example.com\n    aliases: [www.shop.example.com]\n    tls: { mode: acme, acme: { email: ops@example.com } }\n`,
+    '/etc/duet/duet.yml',
+  );
+  const argv = certbotArgv(pickApp(config, 'shop'), '/etc/duet/my duet.yml');
+  assert.deepEqual(argv.slice(0, 8), ['certbot', 'certonly', '--webroot', '--webroot-path', '/var/lib/duet/acme/shop', '--cert-name', 'duet-shop', '-d']);
+  assert.deepEqual(argv.slice(7, 11), ['-d', 'shop.example.com', '-d', 'www.shop.example.com']);
+  const at = (flag: string) => argv[argv.indexOf(flag) + 1];
+  assert.equal(at('--server'), 'https://acme-v02.api.letsencrypt.org/directory');
+  assert.equal(at('--email'), 'ops@example.com');
+  assert.equal(at('--config-dir'), '/etc/letsencrypt');
+  assert.match(at('--deploy-hook')!, / --config '\/etc\/duet\/my duet\.yml' reload-tls shop$/);
+});
 
 for (const switchMode of ['port', 'socket'] as const) {
   test(
