@@ -32,6 +32,7 @@ test('duet reload-tls serves a replaced certificate, refuses a bad one and leave
   const reloaded = await s.succeed(['reload-tls']);
   assert.match(reloaded.stdout, /^cafeteria: reloaded \(shop\.test; expires .*, in 8\d days\)$/m);
   assert.equal((await servedCertificate(s.app))?.fingerprint, await fingerprint(second.cert));
+  assert.match((await s.succeed(['status'])).stdout, /^ {2}https: certificate expires in 8\d days \(\d{4}-/m);
 
   // A certificate put in place without its key: refused, and nginx keeps the pair it has.
   const third = await makeCertificate(dir, 'third', { names: ['shop.test'] });
