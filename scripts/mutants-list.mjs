@@ -78,7 +78,7 @@ export const MUTANTS = [
   {
     name: 'fallback: false keeps the fallback',
     promise: 'with fallback: false a dead live color is a 502, the other color gets nothing',
-    edits: [edit('src/switch/nginx-conf.ts', 'return app.fallback ? conf : withoutFallback(conf);', 'return conf;')],
+    edits: [edit('src/switch/nginx-conf.ts', "if (app.fallback) marks.add('fallback');", "marks.add('fallback');")],
     tests: [{ file: 'switch/fallback', only: 'fallback: false' }],
   },
   {

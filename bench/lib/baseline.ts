@@ -3,10 +3,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { parseConfig, type Config } from '../../src/config/load.js';
+import { parseConfig, pickApp, type Config } from '../../src/config/load.js';
 import { ensureManagedNginx, stopManagedNginx } from '../../src/switch/managed-nginx.js';
-import { renderTemplateFile } from '../../src/switch/templates.js';
-import { withoutFallback } from '../../src/switch/nginx-conf.js';
+import { renderAppConf } from '../../src/switch/nginx-conf.js';
 import { repoRoot, testGitEnv, type AppRepo } from '../../test/support/git-repo.js';
 import { freePort } from '../../test/support/ports.js';
 import { ownDir, track, type Scope } from './cleanup.js';
@@ -74,20 +73,9 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
     `    listen: "127.0.0.1:${publicPort}"`,
   ].join('\n');
   const config: Config = parseConfig(yaml, join(dir, 'duet.yml'));
-  // One server and no backup: the lines only duet's fallback needs are left out, as duet does
-  // with `fallback: false` (the standby values fill placeholders on those lines only).
-  const site = withoutFallback(
-    await renderTemplateFile('app-port.conf.template', {
-      app: 'baseline',
-      app_var: 'baseline',
-      port: appPort,
-      listen: `127.0.0.1:${publicPort}`,
-      server_name: '_',
-      color: 'blue',
-      standby_port: appPort,
-      standby_color: 'green',
-    }),
-  );
+  // One server and no backup: rendered as duet renders it with `fallback: false`.
+  const app = pickApp(config, 'baseline');
+  const site = await renderAppConf({ ...app, fallback: false, ports: { blue: appPort, green: appPort } }, 'blue');
   await mkdir(config.nginx.managed!.confDir, { recursive: true });
   await writeFile(join(config.nginx.managed!.confDir, 'baseline.conf'), site);
   scope.after(() => stopManagedNginx(config));

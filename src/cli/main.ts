@@ -19,6 +19,7 @@ const registry: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['stop-instance', async () => (await import('./commands/stop-instance.js')).stopInstance],
   ['update-instance', async () => (await import('./commands/update-instance.js')).updateInstance],
   ['connect-to-nginx', async () => (await import('./commands/connect-to-nginx.js')).connectToNginx],
+  ['reload-tls', async () => (await import('./commands/reload-tls.js')).reloadTls],
   ['deploy', async () => (await import('./commands/deploy.js')).deploy],
   ['rollback', async () => (await import('./commands/rollback.js')).rollback],
   ['restart', async () => (await import('./commands/restart.js')).restart],

@@ -26,7 +26,29 @@ export type AppConfig = RawApp & {
   appUser: string | undefined;
   /** With app_user: the socket the installs and builds run through, as that user. */
   stepSocket: string | undefined;
+  /** `<conf_dir>/duet-<app>.d`: the operator's own lines, included in duet's server block. */
+  includeDir: string;
+  /** tls files or acme: where nginx reads the certificate chain and its key. */
+  certificate: CertificatePaths | undefined;
 };
+
+export interface CertificatePaths {
+  cert: string;
+  key: string;
+}
+
+/** certbot's name for an app's certificate: its files are <config_dir>/live/<this>/. */
+export function acmeCertName(app: string): string {
+  return `duet-${app}`;
+}
+
+/**
+ * certbot's renewal conf for the app's certificate: it exists once a certificate was issued, and
+ * unlike live/ and archive/ (0700 root) its directory is readable by duet's user.
+ */
+export function acmeRenewalConf(app: AppConfig): string {
+  return join(app.tls.acme.config_dir, 'renewal', `${acmeCertName(app.name)}.conf`);
+}
 
 export interface Config {
   file: string;
@@ -94,6 +116,7 @@ function checkPortsAreDistinct(raw: RawConfig, file: string): void {
       [app.ports.green, `apps.${name}.ports.green`],
     ];
     if (typeof app.listen === 'number') used.push([app.listen, `apps.${name}.listen`]);
+    if (app.tls.mode !== 'off' && typeof app.tls.listen === 'number') used.push([app.tls.listen, `apps.${name}.tls.listen`]);
     for (const [port, key] of used) {
       const previous = owner.get(port);
       if (previous) throw new ConfigError(`${file}: ${key}: port ${port} is already used by ${previous}`);
@@ -105,8 +128,11 @@ function checkPortsAreDistinct(raw: RawConfig, file: string): void {
 function resolveConfig(raw: RawConfig, file: string): Config {
   const stateDir = resolve(raw.state_dir);
   const apps = new Map<string, AppConfig>();
+  const nginx = resolveNginx(raw, stateDir);
   for (const [name, app] of Object.entries(raw.apps)) {
     apps.set(name, {
+      includeDir: join(nginx.confDir, `duet-${name}.d`),
+      certificate: certificatePaths(name, app),
       ...app,
       name,
       paths: appPaths(stateDir, name),
@@ -116,7 +142,15 @@ function resolveConfig(raw: RawConfig, file: string): Config {
     });
   }
   const { server, github, user, runner } = raw;
-  return { file, stateDir, nginx: resolveNginx(raw, stateDir), server, github, user, runner, appUser: raw.app_user, apps };
+  return { file, stateDir, nginx, server, github, user, runner, appUser: raw.app_user, apps };
+}
+
+function certificatePaths(name: string, app: RawApp): CertificatePaths | undefined {
+  const { tls } = app;
+  if (tls.mode === 'files') return { cert: resolve(tls.cert!), key: resolve(tls.key!) };
+  if (tls.mode === 'off') return undefined;
+  const live = join(tls.acme.config_dir, 'live', acmeCertName(name));
+  return { cert: join(live, 'fullchain.pem'), key: join(live, 'privkey.pem') };
 }
 
 function resolveNginx(raw: RawConfig, stateDir: string): NginxSettings {

@@ -31,6 +31,11 @@ export interface AppPaths {
   supervision: string;
   journal: string;
   deployLogs: string;
+  /**
+   * certbot's --webroot: nginx serves /.well-known/acme-challenge/ from it. Outside the app root,
+   * which port mode keeps closed to nginx's workers.
+   */
+  acmeWebroot: string;
 }
 
 export function appPaths(stateDir: string, app: string): AppPaths {
@@ -52,6 +57,7 @@ export function appPaths(stateDir: string, app: string): AppPaths {
     supervision: join(root, 'run', 'supervision.json'),
     journal: join(root, 'journal.ndjson'),
     deployLogs: join(root, 'logs', 'deploys'),
+    acmeWebroot: join(stateDir, 'acme', app),
   };
 }
 

@@ -27,6 +27,51 @@ const healthSchema = z
   })
   .strict();
 
+/** Let's Encrypt's production directory. */
+export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
+
+const hostName = z.string().regex(/^[\w.*-]+$/, 'a host name');
+
+const acmeSchema = z
+  .object({
+    directory_url: z.string().url().default(LETS_ENCRYPT_DIRECTORY),
+    /** Let's Encrypt's account address; unset: an account without one (it sends no mail anyway). */
+    email: z.string().email().optional(),
+    /** certbot's --config-dir: the certificate is <config_dir>/live/duet-<app>/. */
+    config_dir: z.string().startsWith('/').default('/etc/letsencrypt'),
+    /** The certbot command and any options of its own (--work-dir, --logs-dir, --no-verify-ssl). */
+    certbot: command.default(['certbot']),
+  })
+  .strict();
+
+/**
+ * HTTPS in duet's own server block. off: plain HTTP on `listen`. files: the operator's
+ * certificate and key. acme: certbot obtains and renews them (HTTP-01 through `listen`).
+ */
+const tlsSchema = z
+  .object({
+    mode: z.enum(['off', 'files', 'acme']).default('off'),
+    /** The HTTPS server's port (or "address:port"); `listen` stays the plain HTTP one. */
+    listen: listen.default(443),
+    /** files: the certificate chain (PEM, leaf first) and its private key. */
+    cert: z.string().startsWith('/', 'an absolute path').optional(),
+    key: z.string().startsWith('/', 'an absolute path').optional(),
+    /** Plain HTTP answers a 301 to https (except the ACME challenge); false: it serves the app too. */
+    redirect_http: z.boolean().default(true),
+    /** Strict-Transport-Security's max-age; 0: no header (turn it on once HTTPS is proven). */
+    hsts_max_age_s: z.number().int().min(0).default(0),
+    acme: acmeSchema.default({ directory_url: LETS_ENCRYPT_DIRECTORY, config_dir: '/etc/letsencrypt', certbot: ['certbot'] }),
+  })
+  .strict()
+  .superRefine((tls, ctx) => {
+    if (tls.mode !== 'files') return;
+    for (const key of ['cert', 'key'] as const) {
+      if (tls[key] === undefined) ctx.addIssue({ code: 'custom', path: [key], message: `mode: files needs tls.${key}, the path of the PEM file` });
+    }
+  });
+
+export type TlsSettings = z.infer<typeof tlsSchema>;
+
 const deployOnSchema = z
   .object({
     branches: z.array(z.string().min(1)).default(['main']),
@@ -37,7 +82,7 @@ const deployOnSchema = z
   .strict();
 
 /** Directories of state_dir that duet itself uses or may use: an app of that name would share it. */
-const RESERVED_APP_NAMES = new Set(['nginx', 'run', 'logs', 'tmp', 'cache', 'sockets', 'credentials', 'ssh', 'serve']);
+const RESERVED_APP_NAMES = new Set(['nginx', 'run', 'logs', 'tmp', 'cache', 'sockets', 'credentials', 'ssh', 'serve', 'acme']);
 
 export const appSchema = z
   .object({
@@ -51,11 +96,20 @@ export const appSchema = z
       .string()
       .regex(/^[\w.*-]+$/, 'a host name or _')
       .default('_'),
+    /** More names of the same server (server_name's others; with tls acme, on the certificate too). */
+    aliases: z.array(hostName).default([]),
+    tls: tlsSchema.default({
+      mode: 'off',
+      listen: 443,
+      redirect_http: true,
+      hsts_max_age_s: 0,
+      acme: { directory_url: LETS_ENCRYPT_DIRECTORY, config_dir: '/etc/letsencrypt', certbot: ['certbot'] },
+    }),
     switch: z.enum(['port', 'socket']).default('port'),
     /**
      * switch: socket only: duet binds each color's socket and hands it to the app as fd 3
      * (LISTEN_FDS=1), and keeps it while the app restarts: requests wait for the restart instead
-     * of being refused (docs/serve.md, "Socket activation").
+     * of being refused (docs/deploy.md, "Socket activation").
      */
     socket_activation: z.boolean().default(false),
     ports: z.object({ blue: port, green: port }).strict().default({ blue: 20201, green: 20202 }),
@@ -94,6 +148,10 @@ export const appSchema = z
   .refine((app) => !app.socket_activation || app.switch === 'socket', {
     message: 'needs switch: socket: a port held by duet would refuse every other process that starts the color; set switch: socket or remove socket_activation',
     path: ['socket_activation'],
+  })
+  .refine((app) => app.tls.mode !== 'acme' || (app.server_name !== '_' && !app.server_name.includes('*')), {
+    message: 'tls.mode acme needs a server_name that names the host (not _ nor a wildcard): the CA validates that name over HTTP',
+    path: ['server_name'],
   });
 
 const nginxSchema = z

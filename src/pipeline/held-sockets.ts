@@ -77,8 +77,9 @@ export class HeldSockets {
     const exited = (whenExited(this.app, started.pid) ?? new Promise<never>(() => {})).then(() => undefined);
     await pollUntil(
       async () => {
-        // A probe queued in the socket behind a request that kills the process would wait for the next one.
-        const report = await Promise.race([checkHealth(this.app, color, 500), exited]);
+        // One probe waits its turn in the queue (a short timeout would give up on a slow start and
+        // queue the next one behind later requests); the process's exit ends the wait.
+        const report = await Promise.race([checkHealth(this.app, color, SETTLE_MS), exited]);
         if (report?.state === 'healthy') this.answered(color, Date.now());
         if (!report) this.unanswered[color] += 1;
         return report === undefined || report.state === 'healthy' ? true : undefined;

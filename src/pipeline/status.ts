@@ -7,6 +7,7 @@ import { checkHealth } from '../instance/health.js';
 import { readPrepared } from '../instance/prepared.js';
 import { runningInstance } from '../instance/runner.js';
 import { configuredColor, servingColor } from '../switch/proxy.js';
+import { servedCertificate } from '../switch/tls.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
 import { Journal } from './journal.js';
@@ -85,18 +86,29 @@ export interface AppStatus {
   lastFailover: FailoverRecord | null;
   /** The last time both colors crashed within a minute (supervision's record). */
   bothCrashed: BothCrashedRecord | null;
+  /** With tls: the certificate nginx presents now (null fields: no HTTPS answer); null without tls. */
+  tls: { mode: 'files' | 'acme'; expiresAt: string | null; daysLeft: number | null } | null;
+}
+
+/** Asked of nginx over a handshake, not read from the files: duet's user may not read certbot's. */
+async function tlsStatus(app: AppConfig): Promise<AppStatus['tls']> {
+  if (app.tls.mode === 'off') return null;
+  const served = await servedCertificate(app, 1000);
+  if (!served) return { mode: app.tls.mode, expiresAt: null, daysLeft: null };
+  return { mode: app.tls.mode, expiresAt: served.notAfter.toISOString(), daysLeft: Math.floor((served.notAfter.getTime() - Date.now()) / 86_400_000) };
 }
 
 /** Everything read from the machine at this moment: nginx's config, /proc, the checkouts. */
 export async function appStatus(config: Config, app: AppConfig): Promise<AppStatus> {
   const supervision = await readSupervision(app);
   const hashes = (await appSettings(app, 'status').catch(() => undefined))?.hashes;
-  const [enabled, serving, blue, green, deploying] = await Promise.all([
+  const [enabled, serving, blue, green, deploying, tls] = await Promise.all([
     configuredColor(app, config),
     servingColor(app, { timeoutMs: 1000 }),
     colorStatus(app, 'blue', supervision, hashes),
     colorStatus(app, 'green', supervision, hashes),
     currentDeploy(app),
+    tlsStatus(app),
   ]);
   const supervisor = supervision && (await isSameProcessAlive(supervision)) ? supervision.pid : null;
   return {
@@ -109,6 +121,7 @@ export async function appStatus(config: Config, app: AppConfig): Promise<AppStat
     supervisedBy: supervisor,
     lastFailover: supervision?.lastFailover ?? null,
     bothCrashed: supervision?.bothCrashed ?? null,
+    tls,
   };
 }
 

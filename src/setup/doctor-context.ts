@@ -12,8 +12,10 @@ export interface CheckResult {
   name: string;
   ok: boolean;
   detail: string;
-  /** One line saying what to do; empty when the check passed. */
+  /** One line saying what to do; empty when the check passed (but for a warning). */
   fix: string;
+  /** Passed, but something will go wrong later: said, without failing doctor. */
+  warning?: boolean;
 }
 
 export interface DoctorContext {

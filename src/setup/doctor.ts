@@ -1,5 +1,5 @@
 import { isAbsolute, relative, resolve } from 'node:path';
-import { findConfigFile } from '../config/load.js';
+import { findConfigFile, type AppConfig } from '../config/load.js';
 import { describeError } from '../errors.js';
 import {
   checkCloneUrl,
@@ -15,6 +15,7 @@ import {
 import { doctorContext, fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { checkEnvFiles } from './doctor-env.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
+import { checkCertbotMarker, checkTlsCertificate, checkTlsRenewal } from './doctor-tls.js';
 import { installLayout } from './layout.js';
 import { loadSetupConfig } from './settings.js';
 
@@ -76,6 +77,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     ['disk', () => checkDisk(ctx)],
     ['units', () => checkUnits(ctx)],
     ...runnerChecks(ctx),
+    ...tlsChecks(ctx, apps),
   ];
   const results = await Promise.all(
     checks.map(async ([name, check]) => {
@@ -91,6 +93,17 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   return { results: all, exitCode: all.every((r) => r.ok) ? 0 : 1 };
 }
 
+/** Per app with tls: its certificate, with acme its renewal, and certbot --nginx's edits. */
+function tlsChecks(ctx: DoctorContext, apps: AppConfig[]): Array<[string, () => Promise<CheckResult>]> {
+  return apps
+    .filter((app) => app.tls.mode !== 'off')
+    .flatMap((app): Array<[string, () => Promise<CheckResult>]> => [
+      [`tls ${app.name}`, () => checkTlsCertificate(ctx, app)],
+      ...(app.tls.mode === 'acme' ? [[`tls renewal ${app.name}`, () => checkTlsRenewal(ctx, app)] as [string, () => Promise<CheckResult>]] : []),
+      [`certbot edits ${app.name}`, () => checkCertbotMarker(ctx, app)],
+    ]);
+}
+
 /** runner: systemd: the systemd that runs the app units can. */
 function runnerChecks(ctx: DoctorContext): Array<[string, () => Promise<CheckResult>]> {
   const { runner, appUser } = ctx.setup;
@@ -100,6 +113,7 @@ function runnerChecks(ctx: DoctorContext): Array<[string, () => Promise<CheckRes
 }
 
 export function formatResult(result: CheckResult): string {
+  if (result.warning) return `! ${result.name}: ${result.detail} — ${result.fix}`;
   return result.ok ? `✓ ${result.name}: ${result.detail}` : `✗ ${result.name}: ${result.detail} — ${result.fix}`;
 }
 

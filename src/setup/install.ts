@@ -6,6 +6,8 @@ import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import { runArgv } from '../util/run.js';
 import { nginxMessage } from '../switch/nginx-conf.js';
+import { checkCertificate } from '../switch/tls.js';
+import { acmeOperations } from './acme.js';
 import { inspect, run, type Operation } from './apply.js';
 import { DEFAULT_CONFIG, duetCommand, findProgram, installLayout, underRoot, type InstallLayout } from './layout.js';
 import { nextSteps } from './next-steps.js';
@@ -51,9 +53,12 @@ export async function install(options: InstallOptions): Promise<InstallResult> {
   const setup = parseSetupConfig(existing ?? starter, existing === undefined ? `${readFrom} (starter)` : readFrom);
 
   checkOutsideHome(setup, layout, real, options.log);
+  checkTlsFiles(setup, real, options.log);
   const desired = await desiredState(setup, layout, root, starter);
   if (desired.sudoers) await checkSudoers(desired.sudoers, real, options.log);
   const operations = await inspect(desired, { root, systemd: real && existsSync('/run/systemd/system') });
+  // Last: certbot needs the rest (and nginx serving the app's plain HTTP port) in place.
+  operations.push(...acmeOperations(setup.config, layout.configFile, root, options.log));
 
   options.log(`duet install: ${layout.configFile}${real ? '' : ` into ${root}`}${options.dryRun ? ' (dry run: nothing is changed)' : ''}`);
   const width = Math.min(48, Math.max(...operations.map((op) => op.target.length)));
@@ -128,6 +133,18 @@ function checkOutsideHome(setup: SetupConfig, layout: InstallLayout, real: boole
     step: 'install',
     hint: 'install duet and node outside /home and /root (e.g. a clone in /opt/duet, node from Debian or NodeSource), and keep its paths there',
   });
+}
+
+/**
+ * tls files: the operator's certificate and key are checked before anything is written (a bad
+ * pair would fail the next switch anyway). Under --root they are the machine's paths: a note.
+ */
+function checkTlsFiles(setup: SetupConfig, real: boolean, log: (line: string) => void): void {
+  for (const app of setup.config.apps.values()) {
+    if (app.tls.mode !== 'files') continue;
+    if (real) checkCertificate(app, app.certificate!);
+    else log(`note: ${app.name}'s tls.cert and tls.key are not checked under --root (duet doctor checks them on the machine)`);
+  }
 }
 
 function indent(text: string): string {

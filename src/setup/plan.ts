@@ -103,7 +103,11 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
   // Socket mode: nginx's workers (www-data) must pass through state_dir to reach the sockets.
   // o+x without o+r lets them pass, not list.
   const socketApps = [...config.apps.values()].filter((app) => app.switch === 'socket');
-  entries.push({ kind: 'dir', path: config.stateDir, mode: socketApps.length ? 0o711 : 0o750, owner: own, enforce: true });
+  // With tls, the same for the ACME webroot (<state_dir>/acme/<app>), which they serve.
+  const tlsApps = [...config.apps.values()].filter((app) => app.tls.mode !== 'off');
+  entries.push({ kind: 'dir', path: config.stateDir, mode: socketApps.length || tlsApps.length ? 0o711 : 0o750, owner: own, enforce: true });
+  if (tlsApps.length) entries.push({ kind: 'dir', path: join(config.stateDir, 'acme'), mode: 0o755, owner: own, enforce: true });
+  for (const app of tlsApps) entries.push({ kind: 'dir', path: app.paths.acmeWebroot, mode: 0o755, owner: own, enforce: true });
   for (const app of config.apps.values()) {
     // Created only: duet manages these itself afterwards (makeSocketReachable adds o+x).
     entries.push({ kind: 'dir', path: app.paths.root, mode: 0o750, owner: own, enforce: false });

@@ -8,6 +8,8 @@ import type { OutputSink } from '../util/run.js';
 import { reloadNginx } from './nginx-reload.js';
 import { renderTemplateFile } from './templates.js';
 import { crashPoint } from '../util/crash-point.js';
+import { publicTarget } from '../util/http-probe.js';
+import { certificateIssued } from './tls.js';
 
 /** One file per app, named so that `ls conf.d` shows what duet owns. */
 export function appConfPath(app: AppConfig, config: Config): string {
@@ -15,10 +17,39 @@ export function appConfPath(app: AppConfig, config: Config): string {
 }
 
 /**
- * Template lines that exist only for the fallback (`fallback: true`): the standby's upstream, the
- * error_page that leads to it and its location. A marked line that opens a block marks the block.
+ * Template lines carry `# duet:<mark>` when they exist only for some settings: `fallback` (the
+ * standby's upstream, the error_page that leads to it and its location), and those of tls (see
+ * activeMarks). A marked line that opens a block marks the block. Unmarked lines are always kept.
  */
-const FALLBACK_MARK = '# duet:fallback';
+const MARK = /# duet:([a-z0-9-]+)/;
+
+/**
+ * The marks whose lines the app's conf keeps. acme before its first certificate serves plain HTTP
+ * (and the challenge), as nginx cannot load a server whose certificate does not exist yet.
+ */
+export function activeMarks(app: AppConfig): Set<string> {
+  const marks = new Set<string>();
+  if (app.fallback) marks.add('fallback');
+  const https = certificateIssued(app);
+  if (app.tls.mode !== 'off') marks.add('challenge');
+  if (!https) {
+    marks.add('plain');
+    return marks;
+  }
+  marks.add('tls');
+  if (app.tls.hsts_max_age_s > 0) marks.add('hsts');
+  if (!app.tls.redirect_http) {
+    marks.add('http-app');
+    return marks;
+  }
+  marks.add('redirect');
+  marks.add(tlsPort(app) === 443 ? 'https-443' : 'https-port');
+  return marks;
+}
+
+function tlsPort(app: AppConfig): number {
+  return publicTarget(app.tls.listen).port;
+}
 
 /**
  * The proxy config for `color`, with the other color as the fallback unless `fallback` is
@@ -26,23 +57,30 @@ const FALLBACK_MARK = '# duet:fallback';
  */
 export async function renderAppConf(app: AppConfig, color: Color): Promise<string> {
   const standby = otherColor(color);
-  // nginx variable names allow [A-Za-z0-9_]; app names are [a-z0-9-], so this cannot collide.
-  const common = { app: app.name, app_var: app.name.replaceAll('-', '_'), listen: app.listen, server_name: app.server_name };
-  const conf =
-    app.switch === 'socket'
-      ? await renderTemplateFile('app-socket.conf.template', { ...common, live_socket: app.paths.liveSocket, standby_socket: app.paths.standbySocket })
-      : await renderTemplateFile('app-port.conf.template', {
-          ...common,
-          port: app.ports[color],
-          color,
-          standby_port: app.ports[standby],
-          standby_color: standby,
-        });
-  return app.fallback ? conf : withoutFallback(conf);
+  const marks = activeMarks(app);
+  const common = {
+    app: app.name,
+    // nginx variable names allow [A-Za-z0-9_]; app names are [a-z0-9-], so this cannot collide.
+    app_var: app.name.replaceAll('-', '_'),
+    listen: app.listen,
+    server_names: [app.server_name, ...app.aliases],
+    include_dir: app.includeDir,
+    ...(marks.has('challenge') ? { acme_webroot: app.paths.acmeWebroot } : {}),
+    ...(marks.has('tls') ? { tls_listen: app.tls.listen, tls_port: tlsPort(app), tls_cert: app.certificate!.cert, tls_key: app.certificate!.key } : {}),
+    hsts_max_age_s: app.tls.hsts_max_age_s,
+  };
+  const select = (template: string) => keepMarked(template, marks);
+  return app.switch === 'socket'
+    ? renderTemplateFile('app-socket.conf.template', { ...common, live_socket: app.paths.liveSocket, standby_socket: app.paths.standbySocket }, select)
+    : renderTemplateFile(
+        'app-port.conf.template',
+        { ...common, port: app.ports[color], color, standby_port: app.ports[standby], standby_color: standby },
+        select,
+      );
 }
 
-/** A rendered app conf without the lines (and blocks) marked as the fallback's. */
-export function withoutFallback(conf: string): string {
+/** Only the lines without a mark, or with one of `marks` (a dropped line that opens a block takes the block). */
+export function keepMarked(conf: string, marks: ReadonlySet<string>): string {
   const kept: string[] = [];
   let depth = 0;
   for (const line of conf.split('\n')) {
@@ -50,7 +88,8 @@ export function withoutFallback(conf: string): string {
       depth += braces(line);
       continue;
     }
-    if (!line.includes(FALLBACK_MARK)) kept.push(line);
+    const mark = MARK.exec(line)?.[1];
+    if (mark === undefined || marks.has(mark)) kept.push(line);
     else depth = Math.max(braces(line), 0);
   }
   return kept.join('\n');

@@ -3,13 +3,24 @@ import { otherColor, parseColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import type { OutputSink } from '../util/run.js';
-import { describeTarget, probe, publicTarget } from '../util/http-probe.js';
+import { describeTarget, probe, publicTarget, type Target } from '../util/http-probe.js';
 import { isSocket, liveSocketColor, pointSockets, restoreSockets } from './live-socket.js';
 import { ensureManagedNginx } from './managed-nginx.js';
-import { appConfPath, installConf, proxiesToUnixSocket, reloadConf, renderAppConf, upstreamPort } from './nginx-conf.js';
+import { activeMarks, appConfPath, installConf, proxiesToUnixSocket, reloadConf, renderAppConf, upstreamPort } from './nginx-conf.js';
 import { pollUntil } from '../util/poll.js';
 import { markBeforeReload, stillAccepting, type ReloadMark } from './nginx-workers.js';
+import { checkBeforeSwitch, prepareServerDirs } from './tls.js';
 import { keepAppRootPrivate, makeSocketReachable } from './socket-permissions.js';
+
+/**
+ * Where duet asks the app's public server: the HTTPS port once the app has one (its plain HTTP
+ * port may only redirect), with the server's name for SNI; else the plain HTTP port.
+ */
+export function appPublicTarget(app: AppConfig): Target {
+  if (!activeMarks(app).has('tls')) return publicTarget(app.listen);
+  const servername = app.server_name === '_' || app.server_name.includes('*') ? undefined : app.server_name;
+  return { ...publicTarget(app.tls.listen), tls: { servername } };
+}
 
 /** One probe never waits longer than this, so a slow answer is retried within the deadline. */
 const PROBE_TIMEOUT_MS = 2_000;
@@ -46,7 +57,7 @@ export async function configuredColor(app: AppConfig, config: Config): Promise<C
  * public port does not answer.
  */
 export async function servingColor(app: AppConfig, options: { timeoutMs?: number } = {}): Promise<Color | undefined> {
-  const answer = await probe(publicTarget(app.listen), app.health.path, options.timeoutMs ?? PROBE_TIMEOUT_MS);
+  const answer = await probe(appPublicTarget(app), app.health.path, options.timeoutMs ?? PROBE_TIMEOUT_MS);
   if (!answer) return undefined;
   const color = parseColor(headerValue(answer.headers['x-duet-color']));
   if (color) return color;
@@ -87,6 +98,8 @@ export async function switchProxy(app: AppConfig, config: Config, color: Color, 
     await switchSocket(app, config, color, options);
     return {};
   }
+  // Refused before anything changes: nginx keeps serving what it served.
+  prepareServer(app);
   await ensureManagedNginx(config, options);
   // Nobody but duet's user needs the app root in port mode (socket mode opens the way to the sockets).
   keepAppRootPrivate(app.paths.root);
@@ -103,6 +116,12 @@ export async function switchProxy(app: AppConfig, config: Config, color: Color, 
   return { reload: mark };
 }
 
+/** The include and webroot directories, and the certificate nginx is to load, checked. */
+function prepareServer(app: AppConfig): void {
+  prepareServerDirs(app);
+  if (activeMarks(app).has('tls')) checkBeforeSwitch(app);
+}
+
 /**
  * Socket mode: the rename of live.sock is the switch, and it comes first, a few ms after the new
  * color was found healthy. That is safe whatever nginx runs: a nginx that proxies through
@@ -111,6 +130,7 @@ export async function switchProxy(app: AppConfig, config: Config, color: Color, 
  * is brought to it next. Until then the truth stays what nginx's conf says (configuredColor).
  */
 async function switchSocket(app: AppConfig, config: Config, color: Color, options: { output?: OutputSink }): Promise<void> {
+  prepareServer(app);
   // Checked before anything changes: a symlink to nothing would turn every request into a 502.
   if (!isSocket(app.paths.socket[color])) {
     throw new DuetError(`${app.name}: ${app.paths.socket[color]} does not exist; the ${color} instance is not listening`, {
@@ -169,7 +189,7 @@ export interface VerifyOptions {
  */
 export async function verifyProxy(app: AppConfig, color: Color, options: VerifyOptions = {}): Promise<string> {
   const timeoutMs = options.timeoutMs ?? app.verify_timeout_s * 1000;
-  const target = publicTarget(app.listen);
+  const target = appPublicTarget(app);
   let last = 'no answer';
   let since: number | undefined;
   const check = async (remaining: number): Promise<true | undefined> => {

@@ -23,7 +23,8 @@ export function templatePath(name: string): string {
   return join(packageRoot(), 'nginx', name);
 }
 
-export type TemplateValues = Record<string, string | number>;
+/** A list (server_name's names) is checked item by item and joined by spaces. */
+export type TemplateValues = Record<string, string | number | readonly string[]>;
 
 /**
  * A value spliced into nginx syntax could end a directive (`;`), open or close a block, start a
@@ -42,8 +43,10 @@ export function renderTemplate(template: string, values: TemplateValues, label =
         hint: 'the nginx template and this duet version do not match; reinstall duet or fix the template',
       });
     }
-    const value = String(values[key]);
-    if (value === '' || UNSAFE.test(value)) {
+    const given = values[key]!;
+    const items: readonly string[] = typeof given === 'object' ? given : [String(given)];
+    const value = items.join(' ');
+    if (items.length === 0 || items.some((item) => item === '' || UNSAFE.test(item))) {
       throw new DuetError(`${label}: refusing to put ${JSON.stringify(value)} into nginx config as {{${key}}}`, {
         step: 'switch',
         hint: 'values in nginx config may not be empty or contain whitespace, quotes, ; { } $ # or \\; fix duet.yml or the state_dir path',
@@ -55,12 +58,17 @@ export function renderTemplate(template: string, values: TemplateValues, label =
 
 const cache = new Map<string, string>();
 
-/** Read `nginx/<name>` (cached: templates do not change while duet runs) and render it. */
-export async function renderTemplateFile(name: string, values: TemplateValues): Promise<string> {
+/** Read `nginx/<name>` (cached: templates do not change while duet runs). */
+export async function readTemplate(name: string): Promise<string> {
   let template = cache.get(name);
   if (template === undefined) {
     template = await readFile(templatePath(name), 'utf8');
     cache.set(name, template);
   }
-  return renderTemplate(template, values, name);
+  return template;
+}
+
+/** Read `nginx/<name>`, let `select` pick its lines, and render it. */
+export async function renderTemplateFile(name: string, values: TemplateValues, select: (template: string) => string = (t) => t): Promise<string> {
+  return renderTemplate(select(await readTemplate(name)), values, name);
 }

@@ -1,6 +1,12 @@
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
-export type Target = { host: string; port: number } | { socketPath: string };
+/**
+ * `tls`: over HTTPS, with this SNI name (none for an IP or `_`). The certificate is not checked:
+ * the probe asks duet's own nginx on this machine which color answers, and a certificate about to
+ * be replaced (or one from an internal CA) must not make a switch fail; doctor checks it.
+ */
+export type Target = { host: string; port: number; tls?: { servername?: string } } | { socketPath: string };
 
 export interface ProbeResult {
   status: number;
@@ -24,7 +30,8 @@ export function publicTarget(listen: number | string): { host: string; port: num
 
 export function describeTarget(target: Target): string {
   if ('socketPath' in target) return target.socketPath;
-  return target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  const where = target.host.includes(':') ? `[${target.host}]:${target.port}` : `${target.host}:${target.port}`;
+  return target.tls ? `https://${where}` : where;
 }
 
 /**
@@ -35,13 +42,18 @@ export function describeTarget(target: Target): string {
  */
 export function httpGet(target: Target, path: string, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
-    const req = request({ ...target, path, method: 'GET', agent: false, headers: { Connection: 'close', 'User-Agent': 'duet' }, timeout: timeoutMs }, (res) => {
+    const common = { path, method: 'GET', agent: false, headers: { Connection: 'close', 'User-Agent': 'duet' }, timeout: timeoutMs } as const;
+    const onResponse = (res: import('node:http').IncomingMessage) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
       res.on('error', reject);
       // After 'end' this is a no-op; without 'end' the body was cut off: no answer.
       res.on('close', () => reject(new Error('the answer was cut off')));
-    });
+    };
+    const req =
+      'host' in target && target.tls
+        ? httpsRequest({ host: target.host, port: target.port, ...common, servername: target.tls.servername, rejectUnauthorized: false }, onResponse)
+        : request({ ...target, ...common }, onResponse);
     // `timeout` only watches socket inactivity; the timer bounds the whole exchange.
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));

@@ -90,8 +90,13 @@ function alerts(status: AppStatus, link: Link): Html {
   const both = status.bothCrashed
     ? html`<p class="alert warn">Both colors crashed at ${when(status.bothCrashed.at)}: ${status.bothCrashed.detail}. A request or the machine, not the version: no failover.</p>`
     : '';
+  const tls = status.tls
+    ? status.tls.daysLeft === null
+      ? html`<p class="alert warn">HTTPS: nginx presents no certificate (tls ${status.tls.mode}).</p>`
+      : html`<p class="${status.tls.daysLeft <= 21 ? 'alert bad' : 'muted'}">HTTPS certificate expires in ${status.tls.daysLeft} days (${when(status.tls.expiresAt)}).</p>`
+    : '';
   const unsupervised = status.supervisedBy === null ? html`<p class="muted">Not supervised: duet serve's supervision has not run for this app yet.</p>` : '';
-  return html`${down}${both}${failover}${unsupervised}`;
+  return html`${down}${both}${failover}${tls}${unsupervised}`;
 }
 
 export function deploysTable(deploys: DeployView[], link: Link): Html {

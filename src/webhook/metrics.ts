@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../config/load.js';
+import { servedCertificate } from '../switch/tls.js';
 import type { TriggerObserver, TriggerQueue, TriggerRecord } from '../pipeline/trigger.js';
 
 /**
@@ -41,6 +42,21 @@ export class Metrics implements TriggerObserver {
       // Read at scrape time: the queue is the truth, a gauge kept in step could drift from it.
       collect() {
         for (const app of config.apps.keys()) this.set({ app }, queue.depth(app));
+      },
+    });
+    new Gauge({
+      name: 'duet_tls_certificate_expiry_timestamp_seconds',
+      help: 'When the certificate nginx presents for the app expires, in Unix time (apps with tls that answer a TLS handshake)',
+      labelNames: ['app'],
+      registers,
+      // Asked of nginx at scrape time (a handshake on loopback): what clients get, not what a file says.
+      async collect() {
+        this.reset();
+        for (const app of config.apps.values()) {
+          if (app.tls.mode === 'off') continue;
+          const served = await servedCertificate(app, 1000);
+          if (served) this.set({ app: app.name }, Math.floor(served.notAfter.getTime() / 1000));
+        }
       },
     });
     this.deliveries = new Counter({

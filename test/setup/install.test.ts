@@ -318,3 +318,23 @@ test('install on the machine itself needs root; --dry-run does not', async (t) =
     assert.match(String(dry.stdout), /create +\/nonexistent\/duet\.yml +0640 root:duet \(starter config\)/);
   });
 });
+
+test('install --root with tls acme: the webroot nginx serves, state_dir passable, and certbot listed with its deploy hook', async (t) => {
+  const root = await tempDir(t, 'duet-install-acme');
+  await writeConfig(
+    root,
+    configText({
+      app: ['server_name: shop.example.com', 'aliases: [www.shop.example.com]', 'listen: 80', 'tls: { mode: acme, acme: { email: ops@example.com } }'],
+    }),
+  );
+  const result = await installInto(root);
+  assert.equal(await mode(join(root, 'var/lib/duet')), '711', "nginx's workers pass through to the webroot");
+  assert.equal(await mode(join(root, 'var/lib/duet/acme')), '755');
+  assert.equal(await mode(join(root, 'var/lib/duet/acme/cafeteria')), '755');
+  assert.match(
+    result.stdout,
+    /skip\s+certbot certonly --webroot -d shop\.example\.com -d www\.shop\.example\.com\s+cafeteria's certificate \(--root: not run\)/,
+  );
+  const dry = await runDuet(['--config', '/etc/duet/duet.yml', 'install', '--root', root, '--dry-run']);
+  assert.match(dry.stdout, /certbot certonly/, 'a second run still lists it: no certificate was issued');
+});

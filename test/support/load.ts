@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 
 export interface LoadReport {
   requests: number;
@@ -10,6 +12,8 @@ export interface LoadReport {
   versions: Record<string, number>;
   /** Non-2xx answers by status code. */
   statuses: Record<number, number>;
+  /** Over HTTPS: answers by the SHA-256 fingerprint of the certificate they came with. */
+  certificates: Record<string, number>;
   firstError: string | undefined;
 }
 
@@ -32,14 +36,20 @@ export function assertOnlyInFlightFailed(report: LoadReport, concurrency: number
  * stopped. keepAlive reuses connections (what browsers do); without it every request opens and
  * closes its own, which hides the keep-alive race of an nginx reload.
  */
-export function startLoad(port: number, options: { concurrency: number; keepAlive: boolean }) {
-  const agent = new Agent({ keepAlive: options.keepAlive, maxSockets: options.concurrency });
-  const report: LoadReport = { requests: 0, ok: 0, non2xx: 0, errors: 0, versions: {}, statuses: {}, firstError: undefined };
+export function startLoad(port: number, options: { concurrency: number; keepAlive: boolean; tls?: { servername: string; ca: string } }) {
+  const { tls } = options;
+  const agentOptions = { keepAlive: options.keepAlive, maxSockets: options.concurrency };
+  const agent = tls ? new HttpsAgent({ ...agentOptions, servername: tls.servername, ca: tls.ca }) : new Agent(agentOptions);
+  const send = tls ? httpsRequest : request;
+  const report: LoadReport = { requests: 0, ok: 0, non2xx: 0, errors: 0, versions: {}, statuses: {}, certificates: {}, firstError: undefined };
   let running = true;
 
   const once = () =>
     new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: '/', agent, headers: options.keepAlive ? {} : { connection: 'close' } }, (res) => {
+      const req = send({ host: '127.0.0.1', port, path: '/', agent, headers: options.keepAlive ? {} : { connection: 'close' } }, (res) => {
+        // Over HTTPS: which certificate the answer came with (a renewal under load changes it).
+        const fingerprint = tls ? (res.socket as TLSSocket).getPeerCertificate().fingerprint256 : undefined;
+        if (fingerprint) report.certificates[fingerprint] = (report.certificates[fingerprint] ?? 0) + 1;
         let body = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => (body += chunk));

@@ -26,6 +26,8 @@ export interface FixtureOptions {
   mode?: 'port' | 'socket';
   /** Another app config on the same state dir (same managed nginx), e.g. with a broken listen. */
   listen?: string;
+  /** More lines of the app's duet.yml (each indented by 4 spaces), such as its tls settings. */
+  appYaml?: string[];
 }
 
 /**
@@ -50,11 +52,11 @@ export async function switchFixture(t: TestContext, options: FixtureOptions = {}
   });
   const stateDir = await tempDir(t, 'duet-switch');
   const [listenPort, blue, green] = [await freePort(), await freePort(), await freePort()];
-  config = makeConfig(stateDir, { mode: options.mode, listen: options.listen ?? `127.0.0.1:${listenPort}`, ports: { blue, green } });
+  config = makeConfig(stateDir, { mode: options.mode, listen: options.listen ?? `127.0.0.1:${listenPort}`, ports: { blue, green }, appYaml: options.appYaml });
   return { stateDir, config, app: pickApp(config, 'shop'), listenPort, cleanup: (fn) => cleanups.push(fn) };
 }
 
-export function makeConfig(stateDir: string, o: { mode?: 'port' | 'socket'; listen: string; ports: Record<Color, number> }): Config {
+export function makeConfig(stateDir: string, o: { mode?: 'port' | 'socket'; listen: string; ports: Record<Color, number>; appYaml?: string[] }): Config {
   const yaml = `
 state_dir: ${stateDir}
 nginx: { managed: true }
@@ -64,7 +66,7 @@ apps:
     listen: "${o.listen}"
     switch: ${o.mode ?? 'port'}
     ports: { blue: ${o.ports.blue}, green: ${o.ports.green} }
-`;
+${(o.appYaml ?? []).map((line) => `    ${line}\n`).join('')}`;
   return parseConfig(yaml, 'test.yml');
 }
 

@@ -42,6 +42,7 @@ test('the dashboard puts a live color that is down, both colors crashing and the
     supervisedBy: 4242,
     lastFailover: { id: '20261203-081000-abcdef', at: '2026-12-03T08:10:05.000Z', from: 'green', to: 'blue', reason: 'green exited 3 times within 60 s' },
     bothCrashed: { at: '2026-12-03T08:20:00.000Z', detail: 'blue: exited with code 1; green: exited with code 1' },
+    tls: { mode: 'acme', expiresAt: '2026-12-16T08:00:00.000Z', daysLeft: 13 },
   };
   const page = String(indexBody([{ name: 'cafeteria', status, queued: 0, running: undefined, deploys: [] }], (path) => path));
   assert.match(page, /<strong>green \(live\) is down<\/strong> since 2026-12-03 08:10 UTC: exited with code 1 — blue answers through nginx/);
@@ -51,6 +52,7 @@ test('the dashboard puts a live color that is down, both colors crashing and the
     page,
     /Both colors crashed at 2026-12-03 08:20 UTC: blue: exited with code 1; green: exited with code 1\. A request or the machine, not the version: no failover/,
   );
+  assert.match(page, /<p class="alert bad">HTTPS certificate expires in 13 days \(2026-12-16 08:00 UTC\)/);
   assert.match(page, /2 restarts/);
   assert.match(page, /1 restart\b/);
   assert.match(page, /badge bad">down</);

@@ -37,6 +37,7 @@ function render(s: AppStatus): string {
     lines.push(`  ${color === s.enabled ? '*' : ' '} ${color.padEnd(5)} ${String(c.port).padEnd(portWidth)} ${state.padEnd(30)} ${rev}${restarts}`);
     if (c.configChanged) lines.push(`          ${configChangeText(c.configChanged)}`);
   }
+  if (s.tls) lines.push(`  https: ${tlsLine(s.tls)}`);
   if (s.deploying) lines.push(`  deploying: ${s.deploying.id} ${s.deploying.ref ?? ''} at step ${s.deploying.step ?? 'starting'} (pid ${s.deploying.pid})`);
   if (s.bothCrashed) lines.push(`  both colors crashed: ${s.bothCrashed.at} (${s.bothCrashed.detail}); not a verdict on the version, no failover`);
   if (s.lastFailover) lines.push(`  last failover: ${s.lastFailover.at} from ${s.lastFailover.from} to ${s.lastFailover.to}: ${s.lastFailover.reason}`);
@@ -44,4 +45,10 @@ function render(s: AppStatus): string {
     s.supervisedBy ? `  supervised by duet serve (pid ${s.supervisedBy})` : '  not supervised: duet serve is not running (crashed colors are not restarted)',
   );
   return lines.join('\n');
+}
+
+function tlsLine(tls: NonNullable<AppStatus['tls']>): string {
+  if (tls.daysLeft === null) return `no certificate served (tls ${tls.mode}${tls.mode === 'acme' ? ': none issued yet? sudo duet install' : ''})`;
+  const warning = tls.daysLeft <= 21 ? ' WARNING: renew it (duet doctor says how)' : '';
+  return `certificate expires in ${tls.daysLeft} days (${tls.expiresAt})${warning}`;
 }
