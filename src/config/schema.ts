@@ -61,6 +61,9 @@ export const appSchema = z
     prune: z.boolean().default(true),
     build: z.string().default('npm run build --if-present'),
     start: z.string().default('npm start'),
+    /** Run after the update and before the start, in the new color's checkout: the database migrations (docs/deploy.md, "The release step"). */
+    release: z.string().trim().min(1).optional(),
+    release_timeout_s: z.number().positive().default(600),
     env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
     health: healthSchema.default({ path: '/health', timeout_s: 60, watch_s: 10, failover_after_s: 30 }),
     /** duet serve may move traffic to the standby when the live color is dead or stays unhealthy. */

@@ -8,7 +8,7 @@ import { readFileIfExists } from '../util/atomic-file.js';
 import { pollUntil } from '../util/poll.js';
 import { inheritedEnv } from '../util/child-env.js';
 import { lastLines } from '../util/run.js';
-import { endpointOf, endpointText } from './endpoint.js';
+import { instanceEnv } from './app-env.js';
 import { identify, processGroupAlive, recordedGroupAlive } from './process-identity.js';
 import { readLivePidfile, readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { crashPoint } from '../util/crash-point.js';
@@ -31,19 +31,11 @@ const START_MARKER = '--- duet: starting ';
  * that exits, a `duet serve` that restarts) and can be stopped as a whole group later.
  */
 export async function startProcess(app: AppConfig, color: Color, revision: Revision): Promise<InstanceRecord> {
-  const endpoint = endpointOf(app, color);
   const logPath = app.paths.instanceLog[color];
   await mkdir(dirname(logPath), { recursive: true });
   const log = await open(logPath, 'a');
   // Never duet's own environment: it holds duet's secrets (see inheritedEnv).
-  const env: NodeJS.ProcessEnv = { ...inheritedEnv(), ...app.env };
-  Object.assign(env, {
-    PORT: endpointText(endpoint),
-    HOST: '127.0.0.1',
-    DUET_COLOR: color,
-    DUET_REVISION: revision.sha,
-    DUET_REF: revision.ref,
-  });
+  const env: NodeJS.ProcessEnv = { ...inheritedEnv(), ...instanceEnv(app, color, revision) };
   try {
     await log.write(`${START_MARKER}${color} at ${revision.sha} (${revision.ref}) on ${new Date().toISOString()} ---\n`);
     const child = spawn('sh', ['-c', app.start], {

@@ -8,7 +8,7 @@ import { DuetError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { pollUntil } from '../util/poll.js';
 import { lastLines, runArgv } from '../util/run.js';
-import { endpointOf, endpointText } from './endpoint.js';
+import { instanceEnv } from './app-env.js';
 
 /**
  * `runner: systemd`: each color runs as duet-app@<app>-<color>.service. systemd restarts a crashed
@@ -53,15 +53,7 @@ export function instanceEnvPath(app: AppConfig, color: Color): string {
  * undoes; a line break would end the assignment, so it is refused.
  */
 export function renderInstanceEnv(app: AppConfig, color: Color, revision: { sha: string; ref: string }): string {
-  const vars: Record<string, string> = {
-    ...app.env,
-    PORT: endpointText(endpointOf(app, color)),
-    HOST: '127.0.0.1',
-    DUET_COLOR: color,
-    DUET_REVISION: revision.sha,
-    DUET_REF: revision.ref,
-    DUET_START: app.start,
-  };
+  const vars: Record<string, string> = { ...instanceEnv(app, color, revision), DUET_START: app.start };
   const lines = ['# Written by duet before each start of this color; read by duet-app@.service.'];
   for (const [name, value] of Object.entries(vars)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {

@@ -1,9 +1,10 @@
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError, InvalidInputError } from '../errors.js';
-import { checkedOutRevision, preloadGit, resolveRef } from '../instance/checkout.js';
+import { checkedOutRevision, preloadGit, resolveRef, type ResolvedRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { copyAhead } from '../instance/install.js';
+import { runRelease } from '../instance/release.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
 import { configuredColor, connectToNginx, servingColor } from '../switch/proxy.js';
@@ -42,7 +43,7 @@ export function defaultRef(app: AppConfig): string {
 }
 
 /**
- * lock -> resolve -> pick -> update -> start -> health -> switch -> verify -> watch -> retire -> record.
+ * lock -> resolve -> pick -> update -> release -> start -> health -> switch -> verify -> watch -> retire -> record.
  * Re-entrant: after a crash at any step, running it again converges, because every step first
  * checks whether the machine is already in the state it produces.
  */
@@ -121,6 +122,7 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
       if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
       return { value: undefined, detail: `install ${outcome.install}${outcome.prune === 'pruned' ? ', devDependencies pruned' : ''}` };
     });
+    await releaseStep(run, color, target, live && (await liveRevision(app, otherColor(color))));
     await goLive(run, color, target);
   } catch (error) {
     await stopIdleAfterFailure(run, color);
@@ -128,6 +130,19 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
   }
   await recordStep(run, `${requested} live on ${color}`);
   return { outcome: 'success', color, sha: target.sha };
+}
+
+/**
+ * The app's release command, every time a deploy is about to start a color (a deploy resumed after
+ * a crash runs it again: a migration must be idempotent). A rollback never runs it.
+ */
+async function releaseStep(run: DeployRun, color: Color, target: ResolvedRef, previous: string | undefined): Promise<void> {
+  const command = run.app.release;
+  await run.step('release', command ? `run the release command in ${color}: ${command}` : 'no release command', async () => {
+    if (!command) return { value: undefined, skipped: true, detail: 'no release command in duet.yml' };
+    await runRelease(run.app, color, target, previous, run.log);
+    return { value: undefined, detail: `\`${command}\` exited 0` };
+  });
 }
 
 /**
