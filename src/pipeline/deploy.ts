@@ -8,6 +8,7 @@ import { runRelease } from '../instance/release.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
 import { configuredColor, connectToNginx, servingColor } from '../switch/proxy.js';
+import { BREAKING_TRAILER, marksItselfBreaking, recordBreaking } from './breaking.js';
 import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
@@ -24,6 +25,8 @@ export interface DeployOptions {
   wait?: boolean;
   /** Gives up waiting for the lock (duet serve stopping); a deploy that holds it runs on. */
   signal?: AbortSignal;
+  /** A breaking release (breaking.ts); a commit may also say so itself (`Duet-Breaking: true`). */
+  breaking?: boolean;
   observer: DeployObserver;
 }
 
@@ -65,7 +68,7 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   const run = new DeployRun(config, app, 'deploy', options.observer, options.id);
   try {
     await run.begin(requested);
-    const result = await deploySteps(run, requested, options.pinnedSha);
+    const result = await deploySteps(run, requested, options.pinnedSha, options.breaking ?? false);
     await run.end(result.outcome);
     const ms = run.elapsedMs;
     if (result.outcome === 'success') await copyAheadForNextDeploy(run, result.color);
@@ -78,7 +81,7 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   }
 }
 
-async function deploySteps(run: DeployRun, requested: string, pinnedSha: string | undefined): Promise<Omit<DeployResult, 'id' | 'ms'>> {
+async function deploySteps(run: DeployRun, requested: string, pinnedSha: string | undefined, breaking: boolean): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app, config } = run;
   const target = await run.step('resolve', `resolve ${requested}`, async () => {
     if (pinnedSha && !requested.startsWith('refs/heads/')) {
@@ -122,7 +125,7 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
       if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
       return { value: undefined, detail: `install ${outcome.install}${outcome.prune === 'pruned' ? ', devDependencies pruned' : ''}` };
     });
-    await releaseStep(run, color, target, live && (await liveRevision(app, otherColor(color))));
+    await releaseStep(run, color, target, live && (await liveRevision(app, otherColor(color))), breaking);
     await goLive(run, color, target);
   } catch (error) {
     await stopIdleAfterFailure(run, color);
@@ -136,12 +139,19 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
  * The app's release command, every time a deploy is about to start a color (a deploy resumed after
  * a crash runs it again: a migration must be idempotent). A rollback never runs it.
  */
-async function releaseStep(run: DeployRun, color: Color, target: ResolvedRef, previous: string | undefined): Promise<void> {
-  const command = run.app.release;
+async function releaseStep(run: DeployRun, color: Color, target: ResolvedRef, previous: string | undefined, asked: boolean): Promise<void> {
+  const { app } = run;
+  const command = app.release;
   await run.step('release', command ? `run the release command in ${color}: ${command}` : 'no release command', async () => {
-    if (!command) return { value: undefined, skipped: true, detail: 'no release command in duet.yml' };
-    await runRelease(run.app, color, target, previous, run.log);
-    return { value: undefined, detail: `\`${command}\` exited 0` };
+    // Recorded before the release changes anything: from here on, no rollback to `previous` without --force.
+    const breaking = asked || (await marksItselfBreaking(app.paths.checkout[color], target.sha));
+    if (breaking) await recordBreaking(app, { sha: target.sha, before: previous ?? null, deploy: run.id, at: new Date().toISOString() });
+    const how = breaking
+      ? `; a breaking release (${asked ? '--breaking' : `${BREAKING_TRAILER}: true`}): no fallback to ${otherColor(color)}, stopped after the drain`
+      : '';
+    if (!command) return { value: undefined, skipped: !breaking, detail: `no release command in duet.yml${how}` };
+    await runRelease(app, color, target, previous, run.log);
+    return { value: undefined, detail: `\`${command}\` exited 0${how}` };
   });
 }
 

@@ -25,7 +25,14 @@ export async function runTrigger(
     const result =
       record.kind === 'rollback'
         ? await rollback(config, app, { from: record.fromSha, observer, id: record.id, signal })
-        : await deploy(config, app, { ref: record.ref ?? undefined, pinnedSha: record.sha ?? undefined, id: record.id, observer, signal });
+        : await deploy(config, app, {
+            ref: record.ref ?? undefined,
+            pinnedSha: record.sha ?? undefined,
+            id: record.id,
+            breaking: record.breaking === true,
+            observer,
+            signal,
+          });
     return {
       state: 'succeeded',
       sha: result.sha,

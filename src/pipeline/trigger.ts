@@ -29,6 +29,8 @@ export interface TriggerRequest {
   bodyDigest?: string;
   /** Who asked, for the record: "push by octocat", "API token", ... */
   requestedBy: string | null;
+  /** A deploy of a breaking release (`{"breaking": true}`: pipeline/breaking.ts). */
+  breaking?: true;
 }
 
 /** failed: a deploy step failed (GitHub: failure). errored: duet itself broke (GitHub: error). */
@@ -123,7 +125,7 @@ export function coversSameDeploy(existing: TriggerRecord, request: TriggerReques
   if (existing.kind !== request.kind) return false;
   // Two rollbacks of one commit are one rollback; one named in full, the other abbreviated, too.
   if (request.kind === 'rollback') return existing.state === 'queued' && sameCommit(existing.fromSha, request.fromSha);
-  if (existing.ref !== request.ref) return false;
+  if (existing.ref !== request.ref || existing.breaking !== request.breaking) return false;
   if (existing.sha && request.sha) return existing.sha === request.sha;
   return (request.ref ?? '').startsWith('refs/tags/');
 }
