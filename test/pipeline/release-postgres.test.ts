@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Journal } from '../../src/pipeline/journal.js';
+import { appConfPath } from '../../src/switch/nginx-conf.js';
 import { identify, isSameProcessAlive } from '../../src/instance/process-identity.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
@@ -25,6 +26,10 @@ const NICKNAME = `exports.up = (knex) => knex.schema.alterTable('members', (tabl
 exports.down = (knex) => knex.schema.alterTable('members', (table) => table.dropColumn('nickname'));
 `;
 // Half way: the orders table is made, then a statement fails; knex's transaction undoes both.
+// The contract after the expand: v2 reads nickname, so v4 must not overlap with it.
+const DROP_NICKNAME = `exports.up = (knex) => knex.schema.alterTable('members', (table) => table.dropColumn('nickname'));
+exports.down = (knex) => knex.schema.alterTable('members', (table) => table.text('nickname'));
+`;
 const BROKEN = `exports.up = async (knex) => {
   await knex.schema.createTable('orders', (table) => table.increments('id'));
   await knex.raw('ALTER TABLE members ADD COLUMN nickname text');
@@ -70,7 +75,7 @@ const columns = (db: Postgres) =>
 const migrations = (db: Postgres) => db.sql('cafeteria', "SELECT string_agg(name, ',' ORDER BY id) FROM knex_migrations");
 
 test(
-  'v2 adds a column in its release while v1 serves under load (0 failed requests); v3 fails half way through its release: v2 serves on, the database is as v2 left it, GitHub is told the release failed',
+  'v2 adds a column in its release while v1 serves under load (0 failed requests); v3 fails half way through its release: v2 serves on, the database is as v2 left it, GitHub is told the release failed; a breaking v4 drops the column: no fallback, v2 stopped, no rollback to it',
   { timeout: 240_000 },
   async (t) => {
     const { setup, db, github, port } = await withDatabase(t);
@@ -119,6 +124,23 @@ test(
     const failure = github.matching(new RegExp(`/statuses/${v3}$`), 'POST').at(-1)!.body as { state: string; description: string };
     assert.equal(failure.state, 'failure');
     assert.match(failure.description, /release/, 'the status names the step');
+    await serve.stop();
+
+    // v4 drops the column v2 reads: a breaking release, as its commit says.
+    await setup.repo.commit(
+      { VERSION: 'v4\n', COLUMNS: 'name\n', 'migrations/003_orders.js': null, 'migrations/004_drop_nickname.js': DROP_NICKNAME },
+      'v4: drop members.nickname\n\nDuet-Breaking: true',
+    );
+    await setup.repo.tag('v4');
+    await setup.succeed(['deploy', '--ref', 'v4']);
+    assert.match((await setup.get('/')).body, /cafeteria v4<\/h1><p>ada, grace/);
+    assert.equal(await columns(db), 'id,name');
+    assert.doesNotMatch(await readFile(appConfPath(setup.app, setup.config), 'utf8'), /@duet_fallback/, 'nginx has no fallback to v2');
+    assert.equal((await setup.duet(['pid', 'green'])).code, 1, 'v2 was stopped after the drain');
+    const refused = await setup.duet(['rollback']);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /from before the breaking release/);
+    assert.match((await setup.get('/')).body, /cafeteria v4/);
   },
 );
 
