@@ -56,6 +56,9 @@ for (const switchMode of ['port', 'socket'] as const) {
     assert.match((await setup.succeed(['bootup'])).stderr, /from before the breaking release .*: it stays stopped/);
     assert.equal(await running(setup, 'blue'), false);
     assert.equal(await hasFallback(), false);
+    // And when the operator points nginx at it by hand.
+    await setup.succeed(['connect-to-nginx', 'green']);
+    assert.equal(await hasFallback(), false);
   });
 }
 
