@@ -41,9 +41,16 @@ export class CommandFailedError extends DuetError {
   readonly command: string;
   readonly exitStatus: number | undefined;
   readonly outputTail: string;
+  /** Stopped by duet for running longer than this. */
+  readonly timedOutMs: number | undefined;
 
-  constructor(options: { step: string; command: string; exitStatus: number | undefined; outputTail: string; hint?: string }) {
-    const how = options.exitStatus === undefined ? 'was killed' : `exited with code ${options.exitStatus}`;
+  constructor(options: { step: string; command: string; exitStatus: number | undefined; outputTail: string; hint?: string; timedOutMs?: number }) {
+    const how =
+      options.timedOutMs !== undefined
+        ? `did not finish within ${options.timedOutMs / 1000} s and was stopped`
+        : options.exitStatus === undefined
+          ? 'was killed'
+          : `exited with code ${options.exitStatus}`;
     const tail = options.outputTail.trim();
     super(`${options.step}: \`${options.command}\` ${how}${tail ? `\n--- last output ---\n${tail}` : ''}`, {
       step: options.step,
@@ -52,6 +59,7 @@ export class CommandFailedError extends DuetError {
     this.command = options.command;
     this.exitStatus = options.exitStatus;
     this.outputTail = options.outputTail;
+    this.timedOutMs = options.timedOutMs;
   }
 }
 

@@ -122,6 +122,9 @@ export const appSchema = z
     prune: z.boolean().default(true),
     build: z.string().default('npm run build --if-present'),
     start: z.string().default('npm start'),
+    /** Run after the update and before the start, in the new color's checkout: the database migrations (docs/deploy.md, "The release step"). */
+    release: z.string().trim().min(1).optional(),
+    release_timeout_s: z.number().positive().default(600),
     env: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
     /** dotenv files of the app's secrets, outside duet.yml (docs/configuration.md, "Secrets"). */
     env_files: z.array(z.string().startsWith('/', 'an absolute path')).default([]),

@@ -205,6 +205,8 @@ export function configHashes(app: AppConfig, files: EnvFiles): ConfigHashes {
     install: app.install ?? null,
     build: app.build,
     prune: app.prune,
+    // Run before each start, but it shapes what the color is prepared with (the schema it expects).
+    release: app.release ?? null,
     env: app.env,
     build_env: app.build_env,
     // The files reach the build only through build_env: without it, a changed secret is no rebuild.

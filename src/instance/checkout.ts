@@ -177,6 +177,17 @@ export async function hasCommit(dir: string, sha: string): Promise<boolean> {
   return (await query(['cat-file', '-e', `${sha}^{commit}`], { cwd: dir })).exitCode === 0;
 }
 
+/** The values of a commit message's trailer `key` (`Duet-Breaking: true`), in order; none when git cannot tell. */
+export async function commitTrailer(dir: string, sha: string, key: string): Promise<string[]> {
+  const result = await query(['log', '-1', `--format=%(trailers:key=${key},valueonly,unfold)`, sha, '--'], { cwd: dir });
+  return result.exitCode === 0
+    ? result.stdout
+        .split('\n')
+        .map((value) => value.trim())
+        .filter(Boolean)
+    : [];
+}
+
 async function removeStaleLocks(gitDir: string): Promise<void> {
   for (const name of ['index.lock', 'HEAD.lock', 'config.lock', 'shallow.lock']) {
     await rm(join(gitDir, name), { force: true });

@@ -8,6 +8,7 @@ import { ensureManagedNginx } from '../switch/managed-nginx.js';
 import { configuredColor, connectToNginx } from '../switch/proxy.js';
 import { makeSocketReachable } from '../switch/socket-permissions.js';
 import { journaledAct } from './act.js';
+import { appForSwitch, readBreaking } from './breaking.js';
 import type { DeployObserver } from './observer.js';
 
 export interface BootupResult {
@@ -42,7 +43,7 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
     });
     // Re-applied after the start: in socket mode the new socket must be opened up for nginx.
     await run.step('switch', `point nginx at ${enabled} again`, async () => {
-      await connectToNginx(app, config, enabled);
+      await connectToNginx(await appForSwitch(app, (await runningInstance(app, enabled))?.sha), config, enabled);
       return { value: undefined, detail: `${enabled} is live (${how})` };
     });
     observer.note(`${app.name}: ${enabled} is live`);
@@ -50,6 +51,8 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
     const standby = otherColor(enabled);
     try {
       const standbyHow = await run.step<BootupResult['standby']>('start', `start the standby ${standby}`, async () => {
+        const pre = await fromBeforeBreaking(app, enabled, standby);
+        if (pre) return { value: 'none', skipped: true, detail: pre };
         const started = await startPrepared(app, standby, observer);
         // Its new socket has the app's umask: opened to nginx's workers, it is the fallback again.
         if (started && app.switch === 'socket' && app.fallback) makeSocketReachable(app.paths.socket[standby], app.paths.root);
@@ -62,6 +65,14 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
       return { value: { enabled, standby: 'failed' } };
     }
   });
+}
+
+/** Why the standby stays stopped: it holds the commit from before the breaking release the enabled color runs. */
+async function fromBeforeBreaking(app: AppConfig, enabled: Color, standby: Color): Promise<string | undefined> {
+  const breaking = await readBreaking(app);
+  if (!breaking?.before || (await runningInstance(app, enabled))?.sha !== breaking.sha) return undefined;
+  if ((await preparedRelease(app, standby))?.sha !== breaking.before) return undefined;
+  return `${standby} holds ${breaking.before.slice(0, 7)}, from before the breaking release ${breaking.sha.slice(0, 7)}: it stays stopped`;
 }
 
 async function startPrepared(app: AppConfig, color: Color, observer: DeployObserver): Promise<'started' | 'running' | undefined> {

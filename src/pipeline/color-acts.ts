@@ -4,11 +4,12 @@ import { DuetError } from '../errors.js';
 import { resolveRef, type ResolvedRef } from '../instance/checkout.js';
 import { checkHealth, waitUntilHealthy } from '../instance/health.js';
 import type { InstanceRecord, StopOutcome } from '../instance/pidfile.js';
-import { startInstance, stillRunning, stopInstance } from '../instance/runner.js';
+import { runningInstance, startInstance, stillRunning, stopInstance } from '../instance/runner.js';
 import { preparedRelease, updateInstance, type UpdateOutcome } from '../instance/update.js';
 import { configuredColor, servingColor, switchProxy, verifyProxy } from '../switch/proxy.js';
 import type { OutputSink } from '../util/run.js';
 import { journaledAct, logAndShow, type ActOptions } from './act.js';
+import { appForSwitch } from './breaking.js';
 
 export type { ActOptions };
 
@@ -93,7 +94,8 @@ export function connectColor(config: Config, app: AppConfig, color: Color, optio
       return { value: found, detail: `${found.state}: ${found.detail}` };
     });
     const switched = await run.step('switch', `point nginx at ${color}`, async () => ({
-      value: await switchProxy(app, config, color, { output: logAndShow(run, options.output) }),
+      // A breaking release keeps nginx without the fallback whoever points nginx at it.
+      value: await switchProxy(await appForSwitch(app, (await runningInstance(app, color))?.sha), config, color, { output: logAndShow(run, options.output) }),
     }));
     if (health.state === 'healthy') {
       await run.step('verify', `check that the public port reaches ${color}`, async () => {

@@ -1,14 +1,16 @@
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError, InvalidInputError } from '../errors.js';
-import { checkedOutRevision, preloadGit, resolveRef } from '../instance/checkout.js';
+import { checkedOutRevision, preloadGit, resolveRef, type ResolvedRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { appSettings, configChangeOf, type AppSettings, type ConfigChange, type ConfigHashes } from '../instance/app-env.js';
 import { copyAhead } from '../instance/install.js';
 import { readPrepared } from '../instance/prepared.js';
+import { runRelease } from '../instance/release.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
 import { configuredColor, connectToNginx, servingColor } from '../switch/proxy.js';
+import { BREAKING_TRAILER, marksItselfBreaking, recordBreaking } from './breaking.js';
 import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
@@ -25,6 +27,8 @@ export interface DeployOptions {
   wait?: boolean;
   /** Gives up waiting for the lock (duet serve stopping); a deploy that holds it runs on. */
   signal?: AbortSignal;
+  /** A breaking release (breaking.ts); a commit may also say so itself (`Duet-Breaking: true`). */
+  breaking?: boolean;
   observer: DeployObserver;
   /**
    * `duet restart`: a config deploy of the live commit into the idle color, with the env files
@@ -49,7 +53,7 @@ export function defaultRef(app: AppConfig): string {
 }
 
 /**
- * lock -> resolve -> pick -> update -> start -> health -> switch -> verify -> watch -> retire -> record.
+ * lock -> resolve -> pick -> update -> release -> start -> health -> switch -> verify -> watch -> retire -> record.
  * Re-entrant: after a crash at any step, running it again converges, because every step first
  * checks whether the machine is already in the state it produces.
  */
@@ -71,7 +75,7 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   const run = new DeployRun(config, app, 'deploy', options.observer, options.id);
   try {
     await run.begin(options.restart ? null : requested, options.restart ? 'restart: the live commit with the configuration of now' : undefined);
-    const result = options.restart ? await restartSteps(run) : await deploySteps(run, requested, options.pinnedSha);
+    const result = options.restart ? await restartSteps(run) : await deploySteps(run, requested, options.pinnedSha, options.breaking ?? false);
     await run.end(result.outcome);
     const ms = run.elapsedMs;
     if (result.outcome === 'success') await copyAheadForNextDeploy(run, result.color);
@@ -84,7 +88,7 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   }
 }
 
-async function deploySteps(run: DeployRun, requested: string, pinnedSha: string | undefined): Promise<Omit<DeployResult, 'id' | 'ms'>> {
+async function deploySteps(run: DeployRun, requested: string, pinnedSha: string | undefined, breaking: boolean): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app, config } = run;
   const target = await run.step('resolve', `resolve ${requested}`, async () => {
     if (pinnedSha && !requested.startsWith('refs/heads/')) {
@@ -123,7 +127,7 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
     }
     run.observer.note(`${target.sha.slice(0, 7)} (${requested}) is live on ${live}, but its ${changed} changed since: deploying it again with the new one`);
   }
-  return intoIdle(run, live, target, settings, requested);
+  return intoIdle(run, live, target, settings, requested, { breaking });
 }
 
 /** `duet restart`: the live commit, as the live color has it, into the idle color. */
@@ -151,8 +155,11 @@ async function intoIdle(
   target: { sha: string; ref: string },
   settings: AppSettings,
   requested: string,
-  /** restart: the idle color is started anew even when it runs the same commit and configuration (a change duet cannot see, a file the app reads itself). */
-  options: { fresh?: boolean } = {},
+  /**
+   * fresh (restart): the idle color is started anew even when it runs the same commit and
+   * configuration (a change duet cannot see, a file the app reads itself). breaking: --breaking.
+   */
+  options: { fresh?: boolean; breaking?: boolean } = {},
 ): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app } = run;
   const color = await run.step('pick', 'pick the idle color', () => pickIdle(run, live));
@@ -165,6 +172,7 @@ async function intoIdle(
       if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
       return { value: undefined, detail: `install ${outcome.install}${outcome.prune === 'pruned' ? ', devDependencies pruned' : ''}` };
     });
+    await releaseStep(run, color, target, settings, live && (await liveRevision(app, otherColor(color))), options.breaking ?? false);
     await goLive(run, color, target);
   } catch (error) {
     await stopIdleAfterFailure(run, color);
@@ -172,6 +180,33 @@ async function intoIdle(
   }
   await recordStep(run, `${requested} live on ${color}`);
   return { outcome: 'success', color, sha: target.sha };
+}
+
+/**
+ * The app's release command, every time a deploy is about to start a color (a deploy resumed after
+ * a crash runs it again: a migration must be idempotent). A rollback never runs it.
+ */
+async function releaseStep(
+  run: DeployRun,
+  color: Color,
+  target: ResolvedRef,
+  settings: AppSettings,
+  previous: string | undefined,
+  asked: boolean,
+): Promise<void> {
+  const { app } = run;
+  const command = app.release;
+  await run.step('release', command ? `run the release command in ${color}: ${command}` : 'no release command', async () => {
+    // Recorded before the release changes anything: from here on, no rollback to `previous` without --force.
+    const breaking = asked || (await marksItselfBreaking(app.paths.checkout[color], target.sha));
+    if (breaking) await recordBreaking(app, { sha: target.sha, before: previous ?? null, deploy: run.id, at: new Date().toISOString() });
+    const how = breaking
+      ? `; a breaking release (${asked ? '--breaking' : `${BREAKING_TRAILER}: true`}): no fallback to ${otherColor(color)}, stopped after the drain`
+      : '';
+    if (!command) return { value: undefined, skipped: !breaking, detail: `no release command in duet.yml${how}` };
+    await runRelease(app, color, target, settings, previous, run.log);
+    return { value: undefined, detail: `\`${command}\` exited 0${how}` };
+  });
 }
 
 /**

@@ -15,6 +15,7 @@ import {
 } from '../instance/runner.js';
 import { WATCH_PROBE_TIMEOUT_MS, watchInstance } from '../instance/watch.js';
 import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
+import { appForSwitch } from './breaking.js';
 import type { DeployRun, StepResult } from './run.js';
 
 /**
@@ -28,6 +29,9 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   const previous = otherColor(target);
   // Read now, not between "healthy" and the switch, where every ms delays the new color.
   const wasLive = await configuredColor(app, config);
+  // A breaking release: no fallback to the other color, which is stopped after the drain.
+  const switchedApp = await appForSwitch(app, revision.sha);
+  const breaking = switchedApp !== app;
 
   await run.step('start', `start ${target} at ${revision.sha.slice(0, 7)}`, async () => {
     const settings = await appSettings(app, 'start');
@@ -52,7 +56,7 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   const switched = await run.step('switch', `point nginx at ${target}`, async () => {
     // Applied even when the config already names the target: idempotent, and it brings back a
     // managed nginx that is not running or a socket nginx's workers cannot reach.
-    const value = await switchProxy(app, config, target, { output: run.log });
+    const value = await switchProxy(switchedApp, config, target, { output: run.log });
     if (wasLive === target) return { value, skipped: true, detail: `nginx already points at ${target}` };
     return { value, detail: app.switch === 'socket' ? 'symlink renamed' : 'nginx reloaded' };
   });
@@ -71,11 +75,12 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   await run.step('retire', `retire ${previous} (standby: ${app.standby})`, async () => {
     const running = await runningInstance(app, previous);
     if (!running) return { value: undefined, skipped: true, detail: `${previous} is not running` };
-    if (app.standby === 'keep') return { value: undefined, skipped: true, detail: `${previous} stays warm for rollback` };
+    if (app.standby === 'keep' && !breaking) return { value: undefined, skipped: true, detail: `${previous} stays warm for rollback` };
     // Requests that nginx already sent to the old color finish before it goes.
     if (app.drain_s > 0) await sleep(app.drain_s * 1000);
     const how = await stopInstance(app, previous);
-    return { value: undefined, detail: `${previous} ${how} after ${app.drain_s}s drain` };
+    const why = breaking ? ' (a breaking release: the old version cannot run against its schema)' : '';
+    return { value: undefined, detail: `${previous} ${how} after ${app.drain_s}s drain${why}` };
   });
 }
 

@@ -13,9 +13,9 @@ import { isTriggerEvent, type TriggerEvent } from './trigger.js';
  * Records are folded from events, never stored whole.
  */
 
-export type StepName = 'resolve' | 'pick' | 'update' | 'start' | 'health' | 'switch' | 'verify' | 'watch' | 'retire' | 'record';
+export type StepName = 'resolve' | 'pick' | 'update' | 'release' | 'start' | 'health' | 'switch' | 'verify' | 'watch' | 'retire' | 'record';
 /** A deploy's steps, in order (acts use some of them too). */
-export const stepNames: readonly StepName[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
+export const stepNames: readonly StepName[] = ['resolve', 'pick', 'update', 'release', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
 
 export type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
 export type Outcome = 'success' | 'noop' | 'failed' | 'interrupted';

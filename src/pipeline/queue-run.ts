@@ -27,7 +27,14 @@ export async function runTrigger(
         ? await rollback(config, app, { from: record.fromSha, observer, id: record.id, signal })
         : record.kind === 'restart'
           ? await deploy(config, app, { restart: true, id: record.id, observer, signal })
-          : await deploy(config, app, { ref: record.ref ?? undefined, pinnedSha: record.sha ?? undefined, id: record.id, observer, signal });
+          : await deploy(config, app, {
+              ref: record.ref ?? undefined,
+              pinnedSha: record.sha ?? undefined,
+              id: record.id,
+              breaking: record.breaking === true,
+              observer,
+              signal,
+            });
     return {
       state: 'succeeded',
       sha: result.sha,

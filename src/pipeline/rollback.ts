@@ -6,6 +6,7 @@ import { appSettings } from '../instance/app-env.js';
 import { preparedRelease, updateInstance } from '../instance/update.js';
 import { configuredColor } from '../switch/proxy.js';
 import { liveRevision, recordStep, releaseFailedNote, type DeployResult } from './deploy.js';
+import { readBreaking } from './breaking.js';
 import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
@@ -48,7 +49,7 @@ export async function liveCommitIs(config: Config, app: AppConfig, from: string 
 export async function rollback(
   config: Config,
   app: AppConfig,
-  options: { from: string | null; wait?: boolean; signal?: AbortSignal; observer: DeployObserver; id?: string },
+  options: { from: string | null; wait?: boolean; signal?: AbortSignal; observer: DeployObserver; id?: string; force?: boolean },
 ): Promise<DeployResult> {
   const lock = await acquireLock(app, {
     command: 'rollback',
@@ -76,7 +77,18 @@ export async function rollback(
           hint: 'deploy an earlier ref instead: duet deploy --ref <tag>',
         });
       }
-      return { value: record, detail: `${target} holds ${record.ref} (${record.sha.slice(0, 7)})` };
+      const breaking = await readBreaking(app);
+      if (breaking?.sha === liveSha && breaking.before === record.sha) {
+        const why = `${record.ref} (${record.sha.slice(0, 7)}) is from before the breaking release ${liveSha.slice(0, 7)} (deploy ${breaking.deploy}), whose release changed what it relies on`;
+        if (!options.force) {
+          throw new DuetError(`${target} holds ${why}: a rollback to it is refused`, {
+            step: 'pick',
+            hint: 'deploy a fix forward (duet deploy --ref <ref>); or, if the old version copes with the database as it is now, duet rollback --force',
+          });
+        }
+        run.observer.note(`--force: rolling back although ${why}`);
+      }
+      return { value: record, detail: `${target} holds ${record.ref} (${record.sha.slice(0, 7)})${options.force ? ' (--force)' : ''}` };
     });
     await run.fact({ sha: prepared.sha, resolvedRef: prepared.ref, from: live, to: target });
     // Built with another configuration than today's (env, build, build_env's values, Node.js):

@@ -30,6 +30,8 @@ export interface TriggerRequest {
   bodyDigest?: string;
   /** Who asked, for the record: "push by octocat", "API token", ... */
   requestedBy: string | null;
+  /** A deploy of a breaking release (`{"breaking": true}`: pipeline/breaking.ts). */
+  breaking?: true;
 }
 
 /** failed: a deploy step failed (GitHub: failure). errored: duet itself broke (GitHub: error). */
@@ -126,7 +128,7 @@ export function coversSameDeploy(existing: TriggerRecord, request: TriggerReques
   if (request.kind === 'rollback') return existing.state === 'queued' && sameCommit(existing.fromSha, request.fromSha);
   // A restart not begun yet will read the env files as they are when it runs: a second is the same.
   if (request.kind === 'restart') return existing.state === 'queued';
-  if (existing.ref !== request.ref) return false;
+  if (existing.ref !== request.ref || existing.breaking !== request.breaking) return false;
   if (existing.sha && request.sha) return existing.sha === request.sha;
   return (request.ref ?? '').startsWith('refs/tags/');
 }

@@ -21,8 +21,14 @@ export class CombinedOutput {
   }
 }
 
-/** The error of a command that did not succeed: exit status (undefined: killed), last output, hint. */
-export function commandFailure(options: { step: string; hint?: string }, shown: string, exitStatus: number | undefined, output: string): CommandFailedError {
+/** The error of a command that did not succeed: exit status (undefined: killed), last output, hint; timedOutMs: duet stopped it. */
+export function commandFailure(
+  options: { step: string; hint?: string },
+  shown: string,
+  exitStatus: number | undefined,
+  output: string,
+  timedOutMs?: number,
+): CommandFailedError {
   const notFound = exitStatus === 127 ? commandNotFoundHint(output) : undefined;
   return new CommandFailedError({
     step: options.step,
@@ -30,6 +36,7 @@ export function commandFailure(options: { step: string; hint?: string }, shown: 
     exitStatus,
     outputTail: lastLines(output, TAIL_LINES),
     hint: notFound && options.hint ? `${notFound}; ${options.hint}` : (notFound ?? options.hint),
+    ...(timedOutMs !== undefined ? { timedOutMs } : {}),
   });
 }
 

@@ -1,8 +1,9 @@
 import type { Options, ResultPromise } from 'execa';
 import { rm } from 'node:fs/promises';
 import { inheritedEnv } from './child-env.js';
+import type { CommandFailedError } from '../errors.js';
 import { CombinedOutput, commandFailure, type OutputSink } from './command-output.js';
-import { killGroup, recordStepGroup } from './step-group.js';
+import { killGroup, recordStepGroup, stopGroup } from './step-group.js';
 import { runThroughStepSocket } from './step-socket.js';
 
 export interface RunOptions {
@@ -15,6 +16,12 @@ export interface RunOptions {
   forApp?: boolean;
   output?: OutputSink;
   timeoutMs?: number;
+  /**
+   * With timeoutMs and group: at the timeout the whole group gets SIGTERM, and SIGKILL this much
+   * later if any of it still runs (a release is given the time to roll its transaction back).
+   * Without it, a timeout is a SIGKILL at once.
+   */
+  graceMs?: number;
   hint?: string;
   /**
    * Run in a process group of its own, recorded at this path while it runs (see step-group.ts),
@@ -75,7 +82,8 @@ function spawnOptions(options: RunOptions): SpawnOptions {
     all: true,
     reject: false,
     stdin: 'ignore',
-    timeout: options.timeoutMs,
+    // A graceful timeout is collect()'s own: execa's would kill only the shell, at once.
+    timeout: graceful(options) ? undefined : options.timeoutMs,
     killSignal: 'SIGKILL',
     // Its own session and group: what it starts can be found and stopped as one, even by the
     // next duet process after this one was killed.
@@ -83,9 +91,18 @@ function spawnOptions(options: RunOptions): SpawnOptions {
   };
 }
 
+const graceful = (options: RunOptions): boolean => options.graceMs !== undefined && options.timeoutMs !== undefined && options.group !== undefined;
+
 async function collect(child: ResultPromise<SpawnOptions>, shown: string, options: RunOptions): Promise<string> {
   const pgid = options.group === undefined ? undefined : child.pid;
   if (pgid === undefined) return collectOutput(child, shown, options);
+  // The group is stopped, not only the shell: SIGTERM, then SIGKILL after graceMs.
+  let stopping: Promise<unknown> | undefined;
+  const timer = graceful(options)
+    ? setTimeout(() => {
+        stopping = stopGroup(pgid, options.graceMs!);
+      }, options.timeoutMs)
+    : undefined;
   // Its own session: a Ctrl-C at the terminal no longer reaches it. Passed on, then duet stops
   // as it would have (unless it handles SIGINT itself, as duet serve does: then serve decides).
   const alone = process.listenerCount('SIGINT') === 0;
@@ -101,8 +118,20 @@ async function collect(child: ResultPromise<SpawnOptions>, shown: string, option
   try {
     // Without the record only the cleanup after a crash of duet is lost: never a reason to fail.
     await recordStepGroup(options.group!, pgid, shown).catch(() => {});
-    return await collecting;
+    const outcome = await collecting.then(
+      (stdout) => ({ stdout }),
+      (error: unknown) => ({ error }),
+    );
+    if (stopping !== undefined) {
+      // Timed out, even if the shell then exited 0: the step ends once the whole group is gone.
+      await stopping.catch(() => {});
+      const tail = 'error' in outcome ? ((outcome.error as CommandFailedError).outputTail ?? '') : outcome.stdout;
+      throw commandFailure(options, shown, undefined, tail, options.timeoutMs);
+    }
+    if ('error' in outcome) throw outcome.error;
+    return outcome.stdout;
   } finally {
+    clearTimeout(timer);
     process.off('SIGINT', onInterrupt);
     // A timeout kills only the shell execa started; a background job would outlive a success.
     killGroup(pgid);

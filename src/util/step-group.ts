@@ -45,15 +45,19 @@ export async function stopRecordedGroup(path: string, graceMs = 5000): Promise<S
   let stopped: StepGroupRecord | undefined;
   if (record && isOurs(record) && groupMembers(record.pgid).length > 0) {
     stopped = record;
-    killGroup(record.pgid, 'SIGTERM');
-    const gone = () => (groupMembers(record.pgid).length === 0 ? true : undefined);
-    if (!(await pollUntil(async () => gone(), { timeoutMs: graceMs, initialIntervalMs: 5, maxIntervalMs: 100 }))) {
-      killGroup(record.pgid, 'SIGKILL');
-      await pollUntil(async () => gone(), { timeoutMs: 5000, initialIntervalMs: 5, maxIntervalMs: 100 });
-    }
+    await stopGroup(record.pgid, graceMs);
   }
   await rm(path, { force: true });
   return stopped;
+}
+
+/** SIGTERM the whole group, SIGKILL what of it still runs after `graceMs`; resolves once it is gone (or 5 s after the SIGKILL). */
+export async function stopGroup(pgid: number, graceMs: number): Promise<void> {
+  killGroup(pgid, 'SIGTERM');
+  const gone = async (): Promise<true | undefined> => (groupMembers(pgid).length === 0 ? true : undefined);
+  if (await pollUntil(gone, { timeoutMs: graceMs, initialIntervalMs: 5, maxIntervalMs: 100 })) return;
+  killGroup(pgid, 'SIGKILL');
+  await pollUntil(gone, { timeoutMs: 5000, initialIntervalMs: 5, maxIntervalMs: 100 });
 }
 
 function isOurs(record: StepGroupRecord): boolean {

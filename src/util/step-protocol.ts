@@ -19,6 +19,8 @@ export interface StepRequest {
   cwd: string;
   argv: string[];
   env: Record<string, string>;
+  /** duet hanging up stops the group with SIGTERM, and SIGKILL this much later (a release's grace); SIGKILL at once without it. */
+  graceMs?: number;
 }
 
 export type StepFrame = { out: string } | { exit: { code: number | null; signal: string | null } } | { error: string };
@@ -29,11 +31,12 @@ export function parseStepRequest(line: string): StepRequest {
   if (typeof value !== 'object' || value === null) throw new Error('the request is not a JSON object');
   if (value.v !== STEP_PROTOCOL_VERSION)
     throw new Error(`protocol version ${String(value.v)}, this runner speaks ${STEP_PROTOCOL_VERSION}: run duet install again`);
-  const { cwd, argv, env } = value;
+  const { cwd, argv, env, graceMs } = value;
   if (typeof cwd !== 'string' || !cwd.startsWith('/')) throw new Error('cwd must be an absolute path');
   if (!Array.isArray(argv) || argv.length === 0 || !argv.every((arg) => typeof arg === 'string')) throw new Error('argv must be a non-empty array of strings');
   if (typeof env !== 'object' || env === null || !Object.values(env).every((v) => typeof v === 'string')) throw new Error('env must map names to strings');
-  return { v: STEP_PROTOCOL_VERSION, cwd, argv, env };
+  if (graceMs !== undefined && !(Number.isInteger(graceMs) && graceMs >= 0)) throw new Error('graceMs must be a whole number of milliseconds');
+  return { v: STEP_PROTOCOL_VERSION, cwd, argv, env, ...(graceMs !== undefined ? { graceMs } : {}) };
 }
 
 /** Splits a byte stream into lines, keeping an unfinished last one for the next chunk. */

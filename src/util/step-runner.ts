@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { userInfo } from 'node:os';
 import { LineSplitter, parseStepRequest, type StepFrame, type StepRequest } from './step-protocol.js';
-import { killGroup } from './step-group.js';
+import { killGroup, stopGroup } from './step-group.js';
 
 /**
  * `duet step-runner`: one install or build command for duet, run as app_user. systemd starts it
@@ -42,8 +42,11 @@ export async function serveStep(input: Readable, output: Writable): Promise<numb
   });
   const pgid = child.pid;
   // duet hung up (timeout, Ctrl-C, killed): the command ends with the connection.
+  let stopping: Promise<void> | undefined;
   const hangUp = (): void => {
-    if (pgid !== undefined) killGroup(pgid);
+    if (pgid === undefined || stopping) return;
+    if (request.graceMs === undefined) killGroup(pgid);
+    else stopping = stopGroup(pgid, request.graceMs);
   };
   input.once('end', hangUp);
   input.once('close', hangUp);
@@ -51,6 +54,7 @@ export async function serveStep(input: Readable, output: Writable): Promise<numb
   child.all?.setEncoding('utf8');
   child.all?.on('data', (text: string) => send({ out: text }));
   const result = await child;
+  await stopping;
   if (pgid !== undefined) killGroup(pgid); // a background job must not outlive its step
   if (result.exitCode === undefined && result.signal === undefined) {
     send({ error: `step-runner: ${request.argv[0]} did not start: ${result.shortMessage ?? result.message}` });

@@ -15,6 +15,8 @@ export interface StepSocketOptions {
   cwd?: string;
   output?: OutputSink;
   timeoutMs?: number;
+  /** With timeoutMs: the runner stops the group with SIGTERM at the timeout, SIGKILL this much later. */
+  graceMs?: number;
   hint?: string;
 }
 
@@ -27,12 +29,19 @@ export async function runThroughStepSocket(
   env: Record<string, string>,
   options: StepSocketOptions,
 ): Promise<string> {
-  const request: StepRequest = { v: STEP_PROTOCOL_VERSION, cwd: options.cwd ?? process.cwd(), argv, env };
+  const request: StepRequest = {
+    v: STEP_PROTOCOL_VERSION,
+    cwd: options.cwd ?? process.cwd(),
+    argv,
+    env,
+    ...(options.graceMs !== undefined ? { graceMs: options.graceMs } : {}),
+  };
   const output = new CombinedOutput(options.output);
   const lines = new LineSplitter(MAX_FRAME);
   const socket = connect(socketPath);
   socket.setEncoding('utf8');
   let timer: NodeJS.Timeout | undefined;
+  let timedOut = false;
   try {
     const exit = await new Promise<StepFrame>((resolve, reject) => {
       let ended: StepFrame | undefined;
@@ -51,9 +60,13 @@ export async function runThroughStepSocket(
       socket.once('error', (error: NodeJS.ErrnoException) => reject(unreachable(socketPath, options.step, error)));
       socket.once('close', () => resolve(ended ?? { error: 'the step runner closed the connection without an exit status (killed?)' }));
       if (options.timeoutMs !== undefined) {
-        timer = setTimeout(() => resolve({ exit: { code: null, signal: 'SIGKILL' } }), options.timeoutMs);
+        timer = setTimeout(() => {
+          timedOut = true;
+          resolve({ exit: { code: null, signal: 'SIGKILL' } });
+        }, options.timeoutMs);
       }
     });
+    if (timedOut) throw commandFailure(options, shown, undefined, output.text, options.timeoutMs);
     if ('error' in exit) throw commandFailure(options, shown, undefined, `${output.text}\n${exit.error}`);
     if (!('exit' in exit) || exit.exit.code !== 0) {
       const code = 'exit' in exit && exit.exit.signal === null ? (exit.exit.code ?? undefined) : undefined;

@@ -62,7 +62,8 @@ export function apiRouter(options: ApiOptions): express.Router {
       }
       const ref = kind === 'deploy' ? refFromBody(req.body) : null;
       const fromSha = kind === 'rollback' ? fromOfBody(req.body, app) : null;
-      const result = await queue.submit({ app: app.name, kind, ref, sha: null, fromSha, source: 'manual', deliveryId: null, requestedBy: 'API' });
+      const breaking = kind === 'deploy' && breakingOfBody(req.body) ? { breaking: true as const } : {};
+      const result = await queue.submit({ app: app.name, kind, ref, sha: null, fromSha, source: 'manual', deliveryId: null, requestedBy: 'API', ...breaking });
       logger.info({ app: app.name, kind, ref, from: fromSha, deploy: result.id, created: result.created, ip: req.ip }, 'manual trigger accepted');
       res
         .status(202)
@@ -102,13 +103,25 @@ export function apiRouter(options: ApiOptions): express.Router {
   return router;
 }
 
-/** The one field a trigger's body may have; undefined without a body. */
-function bodyField(body: unknown, field: 'ref' | 'from', example: string): unknown {
+/** The fields a trigger's body may have: a deploy's ref and breaking, a rollback's from. */
+const BODY_FIELDS = { ref: ['ref', 'breaking'], breaking: ['ref', 'breaking'], from: ['from'] } as const;
+
+/** A field of a trigger's body; undefined without a body. */
+function bodyField(body: unknown, field: keyof typeof BODY_FIELDS, example: string): unknown {
   if (body === undefined) return undefined;
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, `the body must be a JSON object such as ${example}`);
-  const unknown = Object.keys(body).filter((key) => key !== field);
-  if (unknown.length > 0) throw new HttpError(400, `unknown field ${JSON.stringify(unknown[0])}: the body takes only "${field}"`);
+  const allowed: readonly string[] = BODY_FIELDS[field];
+  const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
+  if (unknown.length > 0)
+    throw new HttpError(400, `unknown field ${JSON.stringify(unknown[0])}: the body takes only ${allowed.map((f) => `"${f}"`).join(' and ')}`);
   return (body as Record<string, unknown>)[field];
+}
+
+function breakingOfBody(body: unknown): boolean {
+  const breaking = bodyField(body, 'breaking', '{"ref": "v2.0.0", "breaking": true}');
+  if (breaking === undefined || breaking === null) return false;
+  if (typeof breaking !== 'boolean') throw new HttpError(400, '"breaking" must be true or false');
+  return breaking;
 }
 
 function refFromBody(body: unknown): string | null {

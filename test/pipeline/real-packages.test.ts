@@ -1,10 +1,10 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { readInstallStamp } from '../../src/instance/install.js';
-import { repoRoot } from '../support/git-repo.js';
+import { registryApp } from '../support/git-repo.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 
 /**
@@ -12,17 +12,6 @@ import { setupDuet, type DuetSetup } from '../support/duet.js';
  * lockfiles under test/fixtures/registry-apps): the sample app's server plus a TypeScript build,
  * or a patch-package postinstall. Both run with NODE_ENV=production, as production guides say.
  */
-async function registryApp(name: string): Promise<Record<string, string>> {
-  const dir = join(repoRoot(), 'test', 'fixtures', 'registry-apps', name);
-  const files: Record<string, string> = {};
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!entry.isFile()) continue;
-    const path = join(entry.parentPath, entry.name);
-    files[relative(dir, path)] = await readFile(path, 'utf8');
-  }
-  return files;
-}
-
 const has = (setup: DuetSetup, color: 'blue' | 'green', path: string): boolean => existsSync(join(setup.app.paths.checkout[color], path));
 
 async function timed(setup: DuetSetup, args: string[]): Promise<number> {

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TestContext } from 'node:test';
 import { execa } from 'execa';
@@ -79,6 +79,21 @@ export function repoRoot(): string {
 }
 
 export const sampleAppDir = (): string => join(repoRoot(), 'test', 'fixtures', 'sample-app');
+
+/**
+ * The files of an app under test/fixtures/registry-apps, to commit on top of the sample app: real
+ * packages from the npm registry, pinned in a committed lockfile (npm's cache serves a repeat).
+ */
+export async function registryApp(name: string): Promise<FileChanges> {
+  const dir = join(repoRoot(), 'test', 'fixtures', 'registry-apps', name);
+  const files: FileChanges = {};
+  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const path = join(entry.parentPath, entry.name);
+    files[relative(dir, path)] = await readFile(path, 'utf8');
+  }
+  return files;
+}
 
 export async function createAppRepo(t: TestContext, options: AppRepoOptions = {}): Promise<AppRepo> {
   const root = await tempDir(t, 'duet-repo');

@@ -108,3 +108,28 @@ test('the runner refuses a request that is not the protocol, and an unreachable 
   assert.match(error.message, /cannot reach the step runner at .*nothing\.sock \(ENOENT\)/);
   assert.match(error.hint ?? '', /systemctl start duet-step\.socket/);
 });
+
+for (const through of ['the step socket', 'a child of duet'] as const) {
+  test(`a release's timeout through ${through}: SIGTERM to the whole group first, SIGKILL graceMs later, reported as timed out`, async (t) => {
+    const socket = through === 'the step socket' ? await stepSocket(t) : undefined;
+    const dir = socket?.dir ?? (await tempDir(t, 'duet-step'));
+    // A child that notes the SIGTERM and carries on, as a migration rolling back would.
+    const child = `node -e 'process.on("SIGTERM", () => require("fs").writeFileSync("termed", String(process.pid))); setInterval(() => {}, 1000)'`;
+    const error = await runShell(`echo migrating; ${child}`, {
+      step: 'release',
+      cwd: dir,
+      forApp: true,
+      stepSocket: socket?.path,
+      group: join(dir, 'step.pid'),
+      timeoutMs: 1000,
+      graceMs: 1500,
+    }).catch((e: unknown) => e);
+    assert.ok(error instanceof CommandFailedError, String(error));
+    assert.equal(error.timedOutMs, 1000);
+    assert.match(error.message, /release: `echo migrating; .*` did not finish within 1 s and was stopped\n--- last output ---\nmigrating/);
+    const pid = Number(await pollUntil(async () => readFile(join(dir, 'termed'), 'utf8').catch(() => undefined), { timeoutMs: 5000 }));
+    assert.ok(pid > 0, 'the child got SIGTERM');
+    const gone = await pollUntil(async () => (existsSync(`/proc/${pid}`) ? undefined : true), { timeoutMs: 5000, initialIntervalMs: 10 });
+    assert.ok(gone, `the child ${pid} that ignored SIGTERM was killed`);
+  });
+}

@@ -5,14 +5,14 @@ import { progressObserver } from '../progress.js';
 export const deploy: Command = {
   name: 'deploy',
   summary: 'deploy REF (default: the tip of the first deploy_on branch) to the idle color and switch',
-  usage: 'deploy [app] [--ref REF] [--no-wait]',
-  options: { ref: { type: 'string' }, 'no-wait': { type: 'boolean' } },
+  usage: 'deploy [app] [--ref REF] [--breaking] [--no-wait]',
+  options: { ref: { type: 'string' }, breaking: { type: 'boolean' }, 'no-wait': { type: 'boolean' } },
   async run(context) {
     const { config, app } = await appFrom(context, deploy);
     const observer = progressObserver(context.stderr);
     try {
       const ref = typeof context.values.ref === 'string' ? context.values.ref : undefined;
-      const result = await runDeploy(config, app, { ref, wait: !context.values['no-wait'], observer });
+      const result = await runDeploy(config, app, { ref, wait: !context.values['no-wait'], breaking: context.values.breaking === true, observer });
       const seconds = (result.ms / 1000).toFixed(1);
       print(
         context.stdout,

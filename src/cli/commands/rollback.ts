@@ -6,8 +6,8 @@ import { progressObserver } from '../progress.js';
 export const rollback: Command = {
   name: 'rollback',
   summary: 'switch back to the other color, which holds the previous release (no rebuild)',
-  usage: 'rollback [app] [--from SHA] [--no-wait]',
-  options: { from: { type: 'string' }, 'no-wait': { type: 'boolean' } },
+  usage: 'rollback [app] [--from SHA] [--force] [--no-wait]',
+  options: { from: { type: 'string' }, force: { type: 'boolean' }, 'no-wait': { type: 'boolean' } },
   async run(context) {
     const { config, app } = await appFrom(context, rollback);
     // Without --from, the commit live as the command starts: when another rollback or a deploy
@@ -15,7 +15,7 @@ export const rollback: Command = {
     const from = context.values.from !== undefined ? validateCommitPrefix(context.values.from, '--from') : (await liveCommit(config, app)).sha;
     const observer = progressObserver(context.stderr);
     try {
-      const result = await runRollback(config, app, { from, wait: !context.values['no-wait'], observer });
+      const result = await runRollback(config, app, { from, wait: !context.values['no-wait'], force: context.values.force === true, observer });
       print(
         context.stdout,
         `${app.name}: rolled back from ${from.slice(0, 7)} to ${result.sha.slice(0, 7)} on ${result.color} in ${(result.ms / 1000).toFixed(2)}s`,
