@@ -40,10 +40,12 @@ export class UsageError extends DuetError {
 export class CommandFailedError extends DuetError {
   readonly command: string;
   readonly exitStatus: number | undefined;
+  /** The signal that ended it, when one did and it is known (SIGKILL: the OOM killer's). */
+  readonly signal: string | undefined;
   readonly outputTail: string;
 
-  constructor(options: { step: string; command: string; exitStatus: number | undefined; outputTail: string; hint?: string }) {
-    const how = options.exitStatus === undefined ? 'was killed' : `exited with code ${options.exitStatus}`;
+  constructor(options: { step: string; command: string; exitStatus: number | undefined; signal?: string; outputTail: string; hint?: string }) {
+    const how = options.exitStatus !== undefined ? `exited with code ${options.exitStatus}` : options.signal ? `was killed (${options.signal})` : 'was killed';
     const tail = options.outputTail.trim();
     super(`${options.step}: \`${options.command}\` ${how}${tail ? `\n--- last output ---\n${tail}` : ''}`, {
       step: options.step,
@@ -51,6 +53,7 @@ export class CommandFailedError extends DuetError {
     });
     this.command = options.command;
     this.exitStatus = options.exitStatus;
+    this.signal = options.signal;
     this.outputTail = options.outputTail;
   }
 }

@@ -4,7 +4,7 @@ import { resolve, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, type RawApp, type RawConfig } from './schema.js';
+import { BUILD_LIMITS_DEFAULTS, configSchema, type BuildLimits, type RawApp, type RawConfig } from './schema.js';
 import { STEP_SOCKET, appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
 
 export interface NginxSettings {
@@ -26,6 +26,8 @@ export type AppConfig = RawApp & {
   appUser: string | undefined;
   /** With app_user: the socket the installs and builds run through, as that user. */
   stepSocket: string | undefined;
+  /** The top-level build_limits with this app's overrides: what its install and build may take. */
+  buildLimits: BuildLimits;
 };
 
 export interface Config {
@@ -38,6 +40,8 @@ export interface Config {
   user: string;
   runner: RawConfig['runner'];
   appUser: string | undefined;
+  /** The top-level build_limits (duet-build.slice takes its memory limits from them). */
+  buildLimits: BuildLimits;
   apps: Map<string, AppConfig>;
 }
 
@@ -105,6 +109,7 @@ function checkPortsAreDistinct(raw: RawConfig, file: string): void {
 function resolveConfig(raw: RawConfig, file: string): Config {
   const stateDir = resolve(raw.state_dir);
   const apps = new Map<string, AppConfig>();
+  const buildLimits: BuildLimits = { ...BUILD_LIMITS_DEFAULTS, ...raw.build_limits };
   for (const [name, app] of Object.entries(raw.apps)) {
     apps.set(name, {
       ...app,
@@ -113,10 +118,11 @@ function resolveConfig(raw: RawConfig, file: string): Config {
       runner: raw.runner,
       appUser: raw.app_user,
       stepSocket: raw.app_user === undefined ? undefined : STEP_SOCKET,
+      buildLimits: { ...buildLimits, ...app.build_limits },
     });
   }
   const { server, github, user, runner } = raw;
-  return { file, stateDir, nginx: resolveNginx(raw, stateDir), server, github, user, runner, appUser: raw.app_user, apps };
+  return { file, stateDir, nginx: resolveNginx(raw, stateDir), server, github, user, runner, appUser: raw.app_user, buildLimits, apps };
 }
 
 function resolveNginx(raw: RawConfig, stateDir: string): NginxSettings {

@@ -22,12 +22,19 @@ export class CombinedOutput {
 }
 
 /** The error of a command that did not succeed: exit status (undefined: killed), last output, hint. */
-export function commandFailure(options: { step: string; hint?: string }, shown: string, exitStatus: number | undefined, output: string): CommandFailedError {
+export function commandFailure(
+  options: { step: string; hint?: string },
+  shown: string,
+  exitStatus: number | undefined,
+  output: string,
+  signal?: string,
+): CommandFailedError {
   const notFound = exitStatus === 127 ? commandNotFoundHint(output) : undefined;
   return new CommandFailedError({
     step: options.step,
     command: shown,
     exitStatus,
+    signal,
     outputTail: lastLines(output, TAIL_LINES),
     hint: notFound && options.hint ? `${notFound}; ${options.hint}` : (notFound ?? options.hint),
   });
