@@ -7,6 +7,7 @@ import { copyAhead } from '../instance/install.js';
 import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
 import { configuredColor, connectToNginx, servingColor } from '../switch/proxy.js';
+import { buildSlot } from './build-slot.js';
 import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
@@ -117,7 +118,11 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
 
   try {
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
-      const outcome = await updateInstance(app, color, target, run.log);
+      const slot = buildSlot(config, app, (line) => {
+        run.log.line(line);
+        run.observer.note(line);
+      });
+      const outcome = await updateInstance(app, color, target, run.log, { buildSlot: slot });
       if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
       return { value: undefined, detail: `install ${outcome.install}${outcome.prune === 'pruned' ? ', devDependencies pruned' : ''}` };
     });

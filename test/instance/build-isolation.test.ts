@@ -91,3 +91,14 @@ test('a build killed by SIGKILL is named as killed for lack of memory; the deplo
     ['update'],
   );
 });
+
+test('build_limits.min_free_memory_mb more than the machine has: the update waits its time, then fails with a hint', async (t) => {
+  const setup = await setupDuet(t, {
+    app: { build_limits: '{ min_free_memory_mb: 100000000, min_free_memory_wait_s: 0.5 }' },
+    tags: { v1: {} },
+  });
+  const failed = await setup.duet(['deploy', '--ref', 'v1']);
+  assert.equal(failed.code, 1, failed.stdout);
+  assert.match(failed.stderr, /MiB of memory available after 0.5 s; build_limits.min_free_memory_mb asks for 100000000/);
+  assert.match(failed.stderr, /add swap, lower build_limits.min_free_memory_mb/);
+});
