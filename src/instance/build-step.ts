@@ -48,8 +48,8 @@ export function isolationPrefix(): string[] {
 }
 
 /** Which of the build's protections this machine gives it (duet doctor). */
-export function missingPriorityTools(): string[] {
-  return PRIORITY_TOOLS.map(({ tool }) => tool).filter((tool) => !onPath(tool));
+export function missingPriorityTools(path = process.env.PATH ?? ''): string[] {
+  return PRIORITY_TOOLS.map(({ tool }) => tool).filter((tool) => !onPath(tool, path));
 }
 
 export interface BuildStepOptions {

@@ -12,6 +12,7 @@ import {
   checkUserSystemd,
   checkWebhookSecret,
 } from './doctor-checks.js';
+import { checkBuildMemory, checkBuildPriority } from './doctor-build.js';
 import { doctorContext, fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
 import { installLayout } from './layout.js';
@@ -70,6 +71,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`package manager ${app.name}`, () => checkPackageManager(ctx, app)]),
     ['webhook secret', () => checkWebhookSecret(ctx)],
     ['disk', () => checkDisk(ctx)],
+    ['build priority', () => checkBuildPriority(ctx)],
+    ['build memory', () => checkBuildMemory(ctx)],
     ['units', () => checkUnits(ctx)],
     ...runnerChecks(ctx),
   ];
