@@ -118,7 +118,7 @@ async function build(dir: string, prefix: readonly string[], deadlineMs = Infini
   for (const command of ['npm ci --prefer-offline --no-audit --no-fund', 'npm run build']) {
     const argv = [...prefix, 'sh', '-c', command];
     const child = execa(argv[0]!, argv.slice(1), { cwd: dir, stdin: 'ignore', all: true, reject: false, detached: true });
-    track(
+    void track(
       child,
       child.catch(() => undefined),
     );
