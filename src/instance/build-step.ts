@@ -101,7 +101,8 @@ const CGROUP_ROOT = '/sys/fs/cgroup';
  * systemd, where memory.events does not exist and exit 137 is all there is to go by.
  */
 function buildCgroup(app: AppConfig): string | undefined {
-  if (app.stepSocket !== undefined) return join(CGROUP_ROOT, BUILD_SLICE);
+  // systemd nests a slice under the one its name's prefix names: duet-build.slice is in duet.slice.
+  if (app.stepSocket !== undefined) return join(CGROUP_ROOT, 'duet.slice', BUILD_SLICE);
   const own = ownCgroup();
   return own === undefined ? undefined : join(CGROUP_ROOT, own);
 }
