@@ -81,7 +81,8 @@ export async function runBuildStep(app: AppConfig, argv: readonly string[], opti
       shown: options.shown ?? argv.join(' '),
     });
   } catch (error) {
-    throw (error instanceof CommandFailedError && killedForMemory(error, cgroup, oomKillsBefore)) ?? error;
+    const named = error instanceof CommandFailedError ? killedForMemory(error, cgroup, oomKillsBefore) : undefined;
+    throw named ?? error;
   }
 }
 
@@ -153,15 +154,14 @@ function readFileSyncOr(path: string): string {
 }
 
 /**
- * The command was killed by the kernel for lack of memory: the cgroup's memory.events says so
- * where there is one; without it a SIGKILL (exit 137 through the shell) is the OOM killer's mark,
- * since duet sends its own SIGKILL to a build only when it stops itself.
+ * The command was killed by the kernel for lack of memory: the cgroup's memory.events counted an
+ * OOM kill while it ran, or it ended by SIGKILL (exit 137 through the shell), the OOM killer's
+ * mark where there is no memory.events to read (duet SIGKILLs a build only when it stops itself).
  */
 function killedForMemory(error: CommandFailedError, cgroup: string | undefined, before: number | undefined): DuetError | undefined {
   const after = oomKills(cgroup);
-  const counted = before !== undefined && after !== undefined;
-  const killed = counted ? after > before : error.exitStatus === 137 || error.signal === 'SIGKILL';
-  if (!killed) return undefined;
+  const counted = before !== undefined && after !== undefined && after > before;
+  if (!counted && error.exitStatus !== 137 && error.signal !== 'SIGKILL') return undefined;
   const how = counted ? `memory.events counted ${after - before} OOM kill(s)` : 'SIGKILL, exit 137';
   return new DuetError(
     `the ${error.step} was killed for lack of memory (limit: ${memoryLimitText(cgroup)}; ${how}): \`${error.command}\`${error.outputTail.trim() ? `\n--- last output ---\n${error.outputTail.trim()}` : ''}`,
