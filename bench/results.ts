@@ -3,6 +3,7 @@ import type { LoadRow } from './scenarios/deploy-load.js';
 import type { InstallResult } from './scenarios/install-reuse.js';
 import type { WebhookResult } from './scenarios/webhook.js';
 import type { FailsResult } from './scenarios/app-fails.js';
+import type { IsolationResult } from './scenarios/build-isolation.js';
 import type { Calibration } from './lib/shims.js';
 
 /** Everything one run measured: written to bench/results.json, rendered by table.ts. */
@@ -33,6 +34,8 @@ export interface Results {
   webhook?: WebhookResult;
   /** Section 6: the app fails (kill -9 under load, a version that crashes after going live). */
   fails?: FailsResult;
+  /** Section 7: the live color's latency while a build runs beside it, with and without duet's isolation. */
+  isolation?: IsolationResult;
   /** Sections that failed, with why: their cells show n/a. */
   failures: Record<string, string>;
 }

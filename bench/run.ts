@@ -19,6 +19,7 @@ import { writeLuaScripts } from './lib/wrk.js';
 import type { Results } from './results.js';
 import { runBreakdown } from './scenarios/breakdown.js';
 import { duetLoadRows, naiveRows, pm2Rows, reloadAmidDeployRows, reloadRows, type ClientKind, type LoadSettings } from './scenarios/deploy-load.js';
+import { runBuildIsolation } from './scenarios/build-isolation.js';
 import { runInstallReuse } from './scenarios/install-reuse.js';
 import { runWebhook } from './scenarios/webhook.js';
 import {
@@ -52,7 +53,7 @@ import { renderReport } from './table.js';
 const quick = process.argv.includes('--quick');
 
 /** The measured parts, in run order; `--only webhook,port` runs a subset (to iterate on one). */
-const PARTS = ['socket', 'port', 'baseline', 'install', 'webhook', 'fails'] as const;
+const PARTS = ['socket', 'port', 'baseline', 'install', 'webhook', 'fails', 'isolation'] as const;
 type Part = (typeof PARTS)[number];
 const only = parseOnly(process.argv);
 const runs = (name: Part): boolean => only === null || only.has(name);
@@ -112,6 +113,8 @@ const KIND_GROUPS: ClientKind[][] = quick ? [['keep-alive', 'close']] : [['keep-
 /** Tags for the loaded deploys of one system: one series per kind group. */
 const loadSeries = (prefix: string[]): string[][] => KIND_GROUPS.map((_, i) => series(prefix[i]!, settings.deploysPerRow));
 const WEBHOOK = { connections: 16, burst: 100 };
+/** Section 7: the rate issue 28 measured the live color's p99 at (200 and 400 requests/s). */
+const ISOLATION_RATE = 200;
 /**
  * Section 6: both client kinds at once, 16 connections each (32 in all, as the load rows), each
  * request recorded; the windows are the same in --quick (only the number of kills differs).
@@ -488,6 +491,17 @@ async function main(): Promise<number> {
     });
   }
   await closeScope(failsScope);
+
+  // --- section 7: a build next to the live app, on a setup of its own -------------------------
+  if (runs('isolation')) {
+    const isolationScope = openScope('isolation');
+    await part(results, 'isolation', 'a build next to the live app: fresh npm ci + tsc beside it, plain and with duet isolation', async () => {
+      const env = await createDuetEnv(isolationScope, root, shims, { name: 'isolation', switchMode: 'port' });
+      await mustCli(env, ['deploy', '--ref', env.initialTag]);
+      results.isolation = await runBuildIsolation(root, env, { ratePerS: ISOLATION_RATE, rounds: quick ? 1 : 2 });
+    });
+    await closeScope(isolationScope);
+  }
 
   results.meta.durationS = elapsedS();
   results.meta.loadAverageAfter = loadavg();

@@ -7,6 +7,7 @@ import type { LoadRow } from './scenarios/deploy-load.js';
 import { GOAL_RATE, type SystemIntake } from './scenarios/webhook.js';
 import type { CrashRun, FailsSystem, KillRun } from './scenarios/app-fails.js';
 import { clearlyAbove, meanWithError, median, type MeanWithError } from './lib/stats.js';
+import { isolationDetails } from './scenarios/build-isolation.js';
 import { DUET_PORT, DUET_SOCKET, NAIVE, NAIVE_SETUP, PM2, PM2_CLUSTER, RELOAD, RELOAD_AMID } from './systems.js';
 
 /**
@@ -659,6 +660,10 @@ export function renderReport(results: Results): string {
     '### 6. When the app fails',
     '',
     failsDetails(results),
+    '',
+    '### 7. A build next to the live app',
+    '',
+    isolationDetails(results.isolation, results.failures.isolation, markdownTable),
     '',
   ].join('\n');
 }

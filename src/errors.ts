@@ -40,17 +40,29 @@ export class UsageError extends DuetError {
 export class CommandFailedError extends DuetError {
   readonly command: string;
   readonly exitStatus: number | undefined;
+  /** The signal that ended it, when one did and it is known (SIGKILL: the OOM killer's). */
+  readonly signal: string | undefined;
   readonly outputTail: string;
   /** Stopped by duet for running longer than this. */
   readonly timedOutMs: number | undefined;
 
-  constructor(options: { step: string; command: string; exitStatus: number | undefined; outputTail: string; hint?: string; timedOutMs?: number }) {
+  constructor(options: {
+    step: string;
+    command: string;
+    exitStatus: number | undefined;
+    signal?: string;
+    outputTail: string;
+    hint?: string;
+    timedOutMs?: number;
+  }) {
     const how =
       options.timedOutMs !== undefined
         ? `did not finish within ${options.timedOutMs / 1000} s and was stopped`
-        : options.exitStatus === undefined
-          ? 'was killed'
-          : `exited with code ${options.exitStatus}`;
+        : options.exitStatus !== undefined
+          ? `exited with code ${options.exitStatus}`
+          : options.signal
+            ? `was killed (${options.signal})`
+            : 'was killed';
     const tail = options.outputTail.trim();
     super(`${options.step}: \`${options.command}\` ${how}${tail ? `\n--- last output ---\n${tail}` : ''}`, {
       step: options.step,
@@ -58,6 +70,7 @@ export class CommandFailedError extends DuetError {
     });
     this.command = options.command;
     this.exitStatus = options.exitStatus;
+    this.signal = options.signal;
     this.outputTail = options.outputTail;
     this.timedOutMs = options.timedOutMs;
   }

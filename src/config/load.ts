@@ -4,7 +4,7 @@ import { resolve, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { configSchema, type RawApp, type RawConfig } from './schema.js';
+import { BUILD_LIMITS_DEFAULTS, configSchema, type BuildLimits, type RawApp, type RawConfig } from './schema.js';
 import { STEP_SOCKET, appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
 
 export interface NginxSettings {
@@ -30,6 +30,8 @@ export type AppConfig = RawApp & {
   includeDir: string;
   /** tls files or acme: where nginx reads the certificate chain and its key. */
   certificate: CertificatePaths | undefined;
+  /** The top-level build_limits with this app's overrides: what its install and build may take. */
+  buildLimits: BuildLimits;
 };
 
 export interface CertificatePaths {
@@ -60,6 +62,8 @@ export interface Config {
   user: string;
   runner: RawConfig['runner'];
   appUser: string | undefined;
+  /** The top-level build_limits (duet-build.slice takes its memory limits from them). */
+  buildLimits: BuildLimits;
   apps: Map<string, AppConfig>;
 }
 
@@ -129,6 +133,7 @@ function resolveConfig(raw: RawConfig, file: string): Config {
   const stateDir = resolve(raw.state_dir);
   const apps = new Map<string, AppConfig>();
   const nginx = resolveNginx(raw, stateDir);
+  const buildLimits: BuildLimits = { ...BUILD_LIMITS_DEFAULTS, ...raw.build_limits };
   for (const [name, app] of Object.entries(raw.apps)) {
     apps.set(name, {
       includeDir: join(nginx.confDir, `duet-${name}.d`),
@@ -139,10 +144,11 @@ function resolveConfig(raw: RawConfig, file: string): Config {
       runner: raw.runner,
       appUser: raw.app_user,
       stepSocket: raw.app_user === undefined ? undefined : STEP_SOCKET,
+      buildLimits: { ...buildLimits, ...app.build_limits },
     });
   }
   const { server, github, user, runner } = raw;
-  return { file, stateDir, nginx, server, github, user, runner, appUser: raw.app_user, apps };
+  return { file, stateDir, nginx, server, github, user, runner, appUser: raw.app_user, buildLimits, apps };
 }
 
 function certificatePaths(name: string, app: RawApp): CertificatePaths | undefined {

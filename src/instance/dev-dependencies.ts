@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { readFileIfExists } from '../util/atomic-file.js';
-import { runArgv, type OutputSink } from '../util/run.js';
+import type { OutputSink } from '../util/run.js';
+import { runBuildStep } from './build-step.js';
 import { findLockfile } from './install-key.js';
 import { readInstallStamp, writeInstallStamp } from './install-stamp.js';
 import { packageManagerOf, pruneEnv } from './package-manager.js';
@@ -47,20 +48,18 @@ export async function missingDevPackages(checkout: string): Promise<string[]> {
 export async function restoreDevDependencies(
   checkout: string,
   missing: string[],
-  options: { env: Record<string, string>; output?: OutputSink; group?: string; stepSocket?: string },
+  options: { app: AppConfig; env: Record<string, string>; output?: OutputSink; group?: string },
 ): Promise<void> {
   const argv = ['npm', 'install', '--include=dev', '--no-save', '--no-audit', '--no-fund', '--prefer-offline'];
   options.output?.write(
     `duet: ${missing.length} devDependencies were pruned after the last build here; putting them back for the build\n$ ${argv.join(' ')}\n`,
   );
-  await runArgv(argv, {
+  await runBuildStep(options.app, argv, {
     step: 'install',
     cwd: checkout,
-    forApp: true,
     env: options.env,
     output: options.output,
     group: options.group,
-    stepSocket: options.stepSocket,
     hint: `putting back the devDependencies in ${checkout} failed (the live color is untouched); a deploy after \`rm -rf ${join(checkout, 'node_modules')}\` installs afresh`,
   });
 }
@@ -92,12 +91,10 @@ export async function pruneDevDependencies(app: AppConfig, color: Color, options
   const stamp = await readInstallStamp(stampPath);
   await rm(stampPath, { force: true });
   options.output?.write(`duet: removing what only the build needed (prune: true)\n$ ${manager.prune.join(' ')}\n`);
-  await runArgv(manager.prune, {
+  await runBuildStep(app, manager.prune, {
     step: 'prune',
     cwd: checkout,
-    forApp: true,
     group: app.paths.stepGroup[color],
-    stepSocket: app.stepSocket,
     env: pruneEnv(options.env, manager),
     output: options.output,
     hint: `pruning devDependencies in ${checkout} failed (the live color is untouched); set prune: false to run with them`,

@@ -4,8 +4,9 @@ import { basename, dirname, join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
-import { runArgv, runShell, type OutputSink, type RunOptions } from '../util/run.js';
+import { runArgv, type OutputSink } from '../util/run.js';
 import { stopRecordedGroup } from '../util/step-group.js';
+import { runBuildShell, runBuildStep, type BuildStepOptions } from './build-step.js';
 import { missingDevPackages, restoreDevDependencies } from './dev-dependencies.js';
 import { findLockfile, installFingerprint } from './install-key.js';
 import { installScripts, packageNameOf } from './install-scripts.js';
@@ -166,7 +167,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
   const nodeModules = join(checkout, 'node_modules');
   const command = installCommand(app, checkout);
   const { env, withDev } = installEnv(options.env ?? {}, checkout, command);
-  const run: InstallRun = { command, env, withDev, output: options.output, group: app.paths.stepGroup[color], stepSocket: app.stepSocket };
+  const run: InstallRun = { app, command, env, withDev, output: options.output, group: app.paths.stepGroup[color] };
   const runtime = await (options.runtime ?? nodeRuntime(env.PATH ?? process.env.PATH)).catch((error: Error) => {
     options.output?.write(`duet: cannot tell which Node.js runs the install (${error.message}); not using the install cache\n`);
     return undefined;
@@ -258,6 +259,7 @@ export async function installDependencies(app: AppConfig, color: Color, options:
 
 /** One install's command and environment, as the cache key saw them. */
 interface InstallRun {
+  app: AppConfig;
   command: string;
   env: Record<string, string>;
   /** The environment asks for the devDependencies (the operator did not choose otherwise). */
@@ -265,20 +267,19 @@ interface InstallRun {
   output?: OutputSink;
   /** Where the running command's process group is recorded (the color's stepGroup). */
   group: string;
-  /** app_user: the install runs as that user, through this socket. */
-  stepSocket: string | undefined;
 }
 
-/** An install command runs the app's code: the app's environment, in the color's recorded step group. */
-function appStep(checkout: string, run: InstallRun, hint: string): RunOptions {
-  return { step: 'install', cwd: checkout, forApp: true, env: run.env, output: run.output, group: run.group, stepSocket: run.stepSocket, hint };
+/** An install command runs the app's code: the app's environment, in the color's recorded step group, as a build step. */
+function appStep(checkout: string, run: InstallRun, hint: string): BuildStepOptions {
+  return { step: 'install', cwd: checkout, env: run.env, output: run.output, group: run.group, hint };
 }
 
 async function runInstall(checkout: string, run: InstallRun): Promise<void> {
   await openForAppUser(checkout, run);
   const dev = run.withDev && Object.keys(run.env).includes('npm_config_include') ? ' (with npm_config_include=dev: the build gets the devDependencies)' : '';
   run.output?.write(`$ ${run.command}${dev}\n`);
-  await runShell(
+  await runBuildShell(
+    run.app,
     run.command,
     appStep(checkout, run, `the install command failed in ${checkout}; fix the app's dependencies or "install" in duet.yml (the live color is untouched)`),
   );
@@ -286,7 +287,7 @@ async function runInstall(checkout: string, run: InstallRun): Promise<void> {
 
 /** app_user: a node_modules duet put in place (a copy, one from before app_user) opens to the app user's install. */
 async function openForAppUser(checkout: string, run: InstallRun): Promise<void> {
-  if (run.stepSocket !== undefined) await openWorktreeToGroup(checkout);
+  if (run.app.stepSocket !== undefined) await openWorktreeToGroup(checkout);
 }
 
 /**
@@ -301,5 +302,9 @@ async function completeReusedTree(checkout: string, scriptNames: string[], missi
   const names = scriptNames.filter((name) => !restored.has(name));
   if (names.length === 0) return;
   run.output?.write(`duet: running the install scripts of ${names.join(', ')} again for this commit\n$ npm rebuild ${names.join(' ')}\n`);
-  await runArgv(['npm', 'rebuild', ...names], appStep(checkout, run, `an install script of a dependency failed in ${checkout} (the live color is untouched)`));
+  await runBuildStep(
+    run.app,
+    ['npm', 'rebuild', ...names],
+    appStep(checkout, run, `an install script of a dependency failed in ${checkout} (the live color is untouched)`),
+  );
 }

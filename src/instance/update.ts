@@ -1,6 +1,7 @@
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
-import { runShell, type OutputSink } from '../util/run.js';
+import type { OutputSink } from '../util/run.js';
+import { runBuildShell, waitForFreeMemory } from './build-step.js';
 import { stopRecordedGroup } from '../util/step-group.js';
 import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
 import { appBuildEnv, appSettings, requireSecrets, type AppSettings } from './app-env.js';
@@ -11,6 +12,13 @@ import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from '
 import { runningInstance, stopInstance } from './runner.js';
 import { foreignRepository, giveBackToGroup, openWorktreeToGroup, removeForeignCheckout } from './worktree-access.js';
 import { crashPoint } from '../util/crash-point.js';
+
+/**
+ * build_limits.concurrency: taken before the install, given back after the prune, so that the
+ * installs and builds of several apps run one after the other. Kept by the pipeline (one slot
+ * file per build across processes); resolves to the slot's release once one is free.
+ */
+export type BuildSlot = () => Promise<() => Promise<void>>;
 
 export type UpdateOutcome = { kind: 'already-prepared' } | { kind: 'updated'; install: InstallOutcome; prune: PruneOutcome };
 
@@ -45,8 +53,14 @@ export async function isPrepared(app: AppConfig, color: Color, sha: string, conf
  * into its directory, install (with the devDependencies), build, prune them. Skipped entirely when the checkout is already prepared for
  * that commit with the build configuration of now. A `secrets` name the env files lack fails it first.
  */
-export async function updateInstance(app: AppConfig, color: Color, target: ResolvedRef, output?: OutputSink, given?: AppSettings): Promise<UpdateOutcome> {
-  const settings = given ?? (await appSettings(app, 'update'));
+export async function updateInstance(
+  app: AppConfig,
+  color: Color,
+  target: ResolvedRef,
+  output?: OutputSink,
+  options: { settings?: AppSettings; buildSlot?: BuildSlot } = {},
+): Promise<UpdateOutcome> {
+  const settings = options.settings ?? (await appSettings(app, 'update'));
   requireSecrets(app, settings.files, 'update');
   // First: an install or build that a killed duet left running would race this one in the checkout.
   const leftover = await stopRecordedGroup(app.paths.stepGroup[color]);
@@ -71,6 +85,7 @@ export async function updateInstance(app: AppConfig, color: Color, target: Resol
   const runtime = nodeRuntime(env.PATH ?? process.env.PATH);
   runtime.catch(() => {}); // reported by the install, which awaits it
   let install: InstallOutcome;
+  let releaseSlot: (() => Promise<void>) | undefined;
   try {
     // The fetch writes only .git, so meanwhile the old instance stops and then its leftovers are
     // cleaned away (the clean is a git process of its own, ~25 ms); the checkout waits for both.
@@ -88,30 +103,43 @@ export async function updateInstance(app: AppConfig, color: Color, target: Resol
     if (!cleanFirst) await cleanCheckout(dir, { output });
     // app_user: the install and build, as that user, write into the tree.
     if (appUser) await openWorktreeToGroup(dir);
+    releaseSlot = await options.buildSlot?.();
+    await waitForFreeMemory(app, output);
     install = await installDependencies(app, color, { output, env, early, runtime });
+  } catch (error) {
+    await releaseSlot?.();
+    throw error;
   } finally {
     // Whatever happened, an early copy that was not used goes (a no-op when it was).
     await discardEarlyCopy(early);
   }
+  let prune: PruneOutcome;
+  try {
+    prune = await buildAndPrune(app, color, target, env, output);
+  } finally {
+    await releaseSlot?.();
+  }
+  await markPrepared(app, color, { sha: target.sha, ref: target.ref, config: settings.hashes.build });
+  return { kind: 'updated', install, prune };
+}
+
+async function buildAndPrune(app: AppConfig, color: Color, target: ResolvedRef, env: Record<string, string>, output?: OutputSink): Promise<PruneOutcome> {
+  const dir = app.paths.checkout[color];
   // The node_modules an early copy replaced is removed while the build runs (it is outside the checkout).
   const removal = removeReplacedModules(app, color);
   try {
     if (app.build.trim()) {
-      await runShell(app.build, {
+      await runBuildShell(app, app.build, {
         step: 'build',
         cwd: dir,
         env,
-        forApp: true,
         output,
         group: app.paths.stepGroup[color],
-        stepSocket: app.stepSocket,
         hint: `the build of ${target.ref} failed in ${dir}; live traffic is untouched`,
       });
     }
   } finally {
     await removal;
   }
-  const prune = await pruneDevDependencies(app, color, { env, output });
-  await markPrepared(app, color, { sha: target.sha, ref: target.ref, config: settings.hashes.build });
-  return { kind: 'updated', install, prune };
+  return pruneDevDependencies(app, color, { env, output });
 }

@@ -10,6 +10,7 @@ import { configuredColor, servingColor, switchProxy, verifyProxy } from '../swit
 import type { OutputSink } from '../util/run.js';
 import { journaledAct, logAndShow, type ActOptions } from './act.js';
 import { appForSwitch } from './breaking.js';
+import { buildSlot } from './build-slot.js';
 
 export type { ActOptions };
 
@@ -126,7 +127,9 @@ export function updateColor(
     });
     await run.fact({ sha: target.sha, resolvedRef: target.ref, to: color });
     const outcome = await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
-      const updated = await updateInstance(app, color, target, logAndShow(run, options.output));
+      const output = logAndShow(run, options.output);
+      const slot = buildSlot(config, app, (line) => output.write(`duet: ${line}\n`));
+      const updated = await updateInstance(app, color, target, output, { buildSlot: slot });
       return { value: updated, skipped: updated.kind === 'already-prepared' };
     });
     return { value: { target, outcome } };

@@ -11,6 +11,7 @@ import { runningInstance, stopInstance } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
 import { configuredColor, connectToNginx, servingColor } from '../switch/proxy.js';
 import { BREAKING_TRAILER, marksItselfBreaking, recordBreaking } from './breaking.js';
+import { buildSlot } from './build-slot.js';
 import { goLive } from './go-live.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
@@ -161,14 +162,18 @@ async function intoIdle(
    */
   options: { fresh?: boolean; breaking?: boolean } = {},
 ): Promise<Omit<DeployResult, 'id' | 'ms'>> {
-  const { app } = run;
+  const { app, config } = run;
   const color = await run.step('pick', 'pick the idle color', () => pickIdle(run, live));
   await run.fact({ from: live ? otherColor(color) : null, to: color });
 
   try {
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
       if (options.fresh) await stopInstance(app, color);
-      const outcome = await updateInstance(app, color, target, run.log, settings);
+      const slot = buildSlot(config, app, (line) => {
+        run.log.line(line);
+        run.observer.note(line);
+      });
+      const outcome = await updateInstance(app, color, target, run.log, { settings, buildSlot: slot });
       if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
       return { value: undefined, detail: `install ${outcome.install}${outcome.prune === 'pruned' ? ', devDependencies pruned' : ''}` };
     });

@@ -96,7 +96,7 @@ export async function rollback(
     const settings = await appSettings(app, 'update');
     if (prepared.config !== settings.hashes.build) {
       await run.step('update', `rebuild ${target} at ${prepared.sha.slice(0, 7)}: its build configuration changed`, async () => {
-        const outcome = await updateInstance(app, target, prepared, run.log, settings);
+        const outcome = await updateInstance(app, target, prepared, run.log, { settings });
         return { value: undefined, detail: outcome.kind === 'updated' ? `install ${outcome.install}` : 'already prepared' };
       });
     }

@@ -12,6 +12,7 @@ import {
   checkUserSystemd,
   checkWebhookSecret,
 } from './doctor-checks.js';
+import { checkBuildMemory, checkBuildPriority } from './doctor-build.js';
 import { doctorContext, fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { checkEnvFiles } from './doctor-env.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
@@ -75,6 +76,8 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
       .map((app): [string, () => Promise<CheckResult>] => [`env files ${app.name}`, () => checkEnvFiles(ctx, app)]),
     ['webhook secret', () => checkWebhookSecret(ctx)],
     ['disk', () => checkDisk(ctx)],
+    ['build priority', () => checkBuildPriority(ctx)],
+    ['build memory', () => checkBuildMemory(ctx)],
     ['units', () => checkUnits(ctx)],
     ...runnerChecks(ctx),
     ...tlsChecks(ctx, apps),

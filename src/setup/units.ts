@@ -61,6 +61,9 @@ export async function renderUnits(setup: SetupConfig, layout: InstallLayout, roo
     socket_dirs: socketDirs.map((dir) => `-${dir}`).join(' '),
     step_socket: systemdPath(STEP_SOCKET),
     step_exec: [node, main].map(systemdArg).join(' '),
+    // One slice for every app's builds: the machine's limits, not an app's.
+    memory_high: String(setup.config.buildLimits.memory_high),
+    memory_max: String(setup.config.buildLimits.memory_max),
     api_token: has('api-token'),
     github_token: has('github-token'),
   };
@@ -73,8 +76,8 @@ export async function renderUnits(setup: SetupConfig, layout: InstallLayout, roo
   return units;
 }
 
-/** app_user: the socket the installs and builds go through, and the unit each connection starts. */
-export const STEP_UNITS = ['duet-step.socket', 'duet-step@.service'];
+/** app_user: the socket the installs and builds go through, the unit each connection starts, and the slice it runs in. */
+export const STEP_UNITS = ['duet-step.socket', 'duet-step@.service', 'duet-build.slice'];
 
 /** Where duet-app@.service goes: the system's units with app_user, else the users' units. */
 export function appUnitDir(setup: SetupConfig): string {

@@ -21,22 +21,23 @@ export class CombinedOutput {
   }
 }
 
-/** The error of a command that did not succeed: exit status (undefined: killed), last output, hint; timedOutMs: duet stopped it. */
+/** The error of a command that did not succeed: exit status (undefined: killed), last output, hint; how it ended besides (duet stopped it at its timeout, a signal). */
 export function commandFailure(
   options: { step: string; hint?: string },
   shown: string,
   exitStatus: number | undefined,
   output: string,
-  timedOutMs?: number,
+  how: { timedOutMs?: number; signal?: string } = {},
 ): CommandFailedError {
   const notFound = exitStatus === 127 ? commandNotFoundHint(output) : undefined;
   return new CommandFailedError({
     step: options.step,
     command: shown,
     exitStatus,
+    signal: how.signal,
     outputTail: lastLines(output, TAIL_LINES),
     hint: notFound && options.hint ? `${notFound}; ${options.hint}` : (notFound ?? options.hint),
-    ...(timedOutMs !== undefined ? { timedOutMs } : {}),
+    ...(how.timedOutMs !== undefined ? { timedOutMs: how.timedOutMs } : {}),
   });
 }
 

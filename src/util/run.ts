@@ -33,6 +33,8 @@ export interface RunOptions {
    * a child of duet. Only with forApp. The connection is the group then: closing it ends the command.
    */
   stepSocket?: string;
+  /** How the command is shown in the output, errors and the group record, when not its argv. */
+  shown?: string;
 }
 
 // Loaded on the first child process, not at startup: commands that only read state (status,
@@ -61,9 +63,10 @@ export async function runShell(command: string, options: RunOptions): Promise<st
 export async function runArgv(argv: readonly string[], options: RunOptions): Promise<string> {
   const [file, ...args] = argv;
   if (!file) throw new TypeError('runArgv needs a program');
-  if (options.stepSocket !== undefined) return runThroughStepSocket(options.stepSocket, [...argv], argv.join(' '), stepEnv(options), options);
+  const shown = options.shown ?? argv.join(' ');
+  if (options.stepSocket !== undefined) return runThroughStepSocket(options.stepSocket, [...argv], shown, stepEnv(options), options);
   const execa = await loadExeca();
-  return collect(execa(file, args, spawnOptions(options)), argv.join(' '), options);
+  return collect(execa(file, args, spawnOptions(options)), shown, options);
 }
 
 /** The whole environment a step socket's command gets: only ever the app's built one. */
@@ -126,7 +129,7 @@ async function collect(child: ResultPromise<SpawnOptions>, shown: string, option
       // Timed out, even if the shell then exited 0: the step ends once the whole group is gone.
       await stopping.catch(() => {});
       const tail = 'error' in outcome ? ((outcome.error as CommandFailedError).outputTail ?? '') : outcome.stdout;
-      throw commandFailure(options, shown, undefined, tail, options.timeoutMs);
+      throw commandFailure(options, shown, undefined, tail, { timedOutMs: options.timeoutMs });
     }
     if ('error' in outcome) throw outcome.error;
     return outcome.stdout;
@@ -143,7 +146,7 @@ async function collectOutput(child: ResultPromise<SpawnOptions>, shown: string, 
   const output = new CombinedOutput(options.output);
   child.all?.on('data', (chunk: Buffer) => output.add(chunk.toString()));
   const result = await child;
-  if (result.failed) throw commandFailure(options, shown, result.exitCode, output.text || String(result.message ?? ''));
+  if (result.failed) throw commandFailure(options, shown, result.exitCode, output.text || String(result.message ?? ''), { signal: result.signal });
   return typeof result.stdout === 'string' ? result.stdout : '';
 }
 

@@ -66,11 +66,11 @@ export async function runThroughStepSocket(
         }, options.timeoutMs);
       }
     });
-    if (timedOut) throw commandFailure(options, shown, undefined, output.text, options.timeoutMs);
+    if (timedOut) throw commandFailure(options, shown, undefined, output.text, { timedOutMs: options.timeoutMs });
     if ('error' in exit) throw commandFailure(options, shown, undefined, `${output.text}\n${exit.error}`);
     if (!('exit' in exit) || exit.exit.code !== 0) {
       const code = 'exit' in exit && exit.exit.signal === null ? (exit.exit.code ?? undefined) : undefined;
-      throw commandFailure(options, shown, code, output.text);
+      throw commandFailure(options, shown, code, output.text, { signal: ('exit' in exit && exit.exit.signal) || undefined });
     }
     return output.text;
   } finally {

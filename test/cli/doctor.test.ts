@@ -23,6 +23,8 @@ const ALL_CHECKS = [
   'package manager cafeteria',
   'webhook secret',
   'disk',
+  'build priority',
+  'build memory',
   'units',
 ];
 
@@ -100,6 +102,8 @@ test('doctor passes a healthy setup and fails exactly the broken check, with its
   );
   assert.match(lines(healthy).get('github cafeteria')!.text, /classic token, scopes repo/);
   assert.match(lines(healthy).get('webhook secret')!.text, /set \(DUET_WEBHOOK_SECRET\)/);
+  assert.match(lines(healthy).get('build priority')!.text, /SCHED_IDLE \(chrt\), I\/O class idle \(ionice\), oom_score_adj 1000 \(choom\)/);
+  assert.match(lines(healthy).get('build memory')!.text, /no memory limit on builds .*GiB of RAM/, 'runner: process: no slice to limit them');
   assert.match(lines(healthy).get('package manager cafeteria')!.text, /✓ package manager cafeteria: npm \d+\.\d+\.\d+ \(.*blue\)/);
   assert.doesNotMatch(healthy.stdout, /webhook-secret-for-tests|ghp_doctortest/, 'secrets are never printed');
 

@@ -112,3 +112,22 @@ test('socket_activation needs switch: socket and runner: process, and says why',
   const app = pickApp(parseConfig(`${minimal}    switch: socket\n    socket_activation: true\n`, 'duet.yml'), undefined);
   assert.equal(app.socket_activation, true);
 });
+
+test('build_limits: defaults 60% / 75% of RAM, one build at a time; an app may change its memory preflight only', () => {
+  const app = pickApp(parseConfig(minimal, 'duet.yml'), undefined);
+  assert.deepEqual(app.buildLimits, { memory_high: '60%', memory_max: '75%', concurrency: 1, min_free_memory_mb: 0, min_free_memory_wait_s: 120 });
+  const text = `build_limits: { memory_max: 1536M, concurrency: 2, min_free_memory_mb: 300 }\n${minimal}    build_limits: { min_free_memory_mb: 500 }\n`;
+  const config = parseConfig(text, 'duet.yml');
+  assert.equal(config.buildLimits.memory_max, '1536M');
+  assert.deepEqual(pickApp(config, undefined).buildLimits, {
+    memory_high: '60%',
+    memory_max: '1536M',
+    concurrency: 2,
+    min_free_memory_mb: 500,
+    min_free_memory_wait_s: 120,
+  });
+  assert.match(configError(`build_limits: { memory_max: 80 percent }\n${minimal}`).message, /build_limits\.memory_max: .*a percentage of RAM/);
+  assert.match(configError(`build_limits: { concurrency: 0 }\n${minimal}`).message, /build_limits\.concurrency/);
+  // One slice and one count for the whole machine: an app cannot have its own.
+  assert.match(configError(`${minimal}    build_limits: { concurrency: 3 }\n`).message, /apps\.cafeteria\.build_limits: .*concurrency/);
+});

@@ -36,6 +36,19 @@ const GITHUB_TOKEN = 'ghp_appusertestappusertestappuser0000';
 const PROBE = '/usr/local/bin/duet-app-probe';
 /** The app user's home, the one place of its own it may write (duet install makes it 0700). */
 const PROBE_DIR = `/var/lib/${APP_USER}`;
+/** build_limits.memory_max of this machine, in MiB; the hog allocates up to 4 times as much. */
+const HOG_LIMIT_MB = 256;
+/**
+ * A build that allocates past memory_max, 16 MiB at a time, touched so that it is resident. It
+ * stops at 4 x the limit and exits 0 when nothing killed it: a machine where the slice's limit is
+ * not in force fails the step instead of having its memory eaten.
+ */
+const HOG = [
+  'const chunks = [];',
+  `for (let mb = 0; mb < ${4 * HOG_LIMIT_MB}; mb += 16) chunks.push(Buffer.alloc(16 * 1024 * 1024, 1));`,
+  "console.log('hog: allocated', chunks.length * 16, 'MiB and was not killed');",
+  '',
+].join('\n');
 const PROBE_SCRIPT = [
   '#!/bin/sh',
   "# The server suite's app probe (test/server/app-user.test.ts): what the app (its install, build, start:",
@@ -64,6 +77,8 @@ test('app_user: the apps run as another user, started through polkit by an unpri
   const unitOf = (color: string) => `duet-app@${app.name}-${color}.service`;
   const mainPid = async (unit: string) => Number(await machine.run(['systemctl', 'show', '--property=MainPID', '--value', unit]));
   let webhookSecret = '';
+  /** The machine's cgroup v2 has the memory controller: duet-build.slice's MemoryMax is in force. */
+  let memoryLimits = false;
   let live = '';
 
   await step('duet install with app_user: the user, a system unit template run as it, the polkit rule; no lingering', async () => {
@@ -85,7 +100,18 @@ test('app_user: the apps run as another user, started through polkit by an unpri
     assert.ok(up, `duet serve did not answer:\n${await journal(machine, 'duet')}`);
     const doctor = await machine.exec(['duet', 'doctor']);
     st.diagnostic(`duet doctor:\n${doctor.stdout}`);
-    assert.equal(doctor.code, 0, `duet doctor is not green:\n${doctor.stdout}\n${doctor.stderr}`);
+    // The container has the host's cgroup layout: on a host still on the hybrid hierarchy (no
+    // memory controller in cgroup v2) duet-build.slice cannot limit memory, and doctor says so.
+    memoryLimits = (await machine.exec(['cat', '/sys/fs/cgroup/cgroup.controllers'])).stdout.split(/\s+/).includes('memory');
+    if (!memoryLimits) {
+      assert.deepEqual(
+        doctor.stdout.split('\n').filter((line) => line.startsWith('✗')),
+        [
+          "✗ build memory: duet-build.slice's limits are not in force: this machine does not use the unified cgroup v2 hierarchy — boot with systemd.unified_cgroup_hierarchy=1 (Debian 12 does by default); in a container, have the host delegate the controllers",
+        ],
+      );
+      st.diagnostic('this host has no cgroup v2 memory controller: the memory-limit step cannot run here');
+    } else assert.equal(doctor.code, 0, `duet doctor is not green:\n${doctor.stdout}\n${doctor.stderr}`);
     assert.match(doctor.stdout, new RegExp(`✓ app user: the apps run as ${APP_USER}`));
   });
 
@@ -123,8 +149,8 @@ test('app_user: the apps run as another user, started through polkit by an unpri
       }
       const appUid = (await machine.run(['id', '-u', APP_USER])).trim();
       for (const report of [...of('install'), ...of('build')]) {
-        // A connection's unit of duet-step.socket: not a child of duet serve, not in its cgroup or namespace.
-        assert.match(report, /^cgroup 0::\/system\.slice\/system-duet\\x2dstep\.slice\/duet-step@[^/]+\.service$/m, report);
+        // A connection's unit of duet-step.socket, in duet-build.slice: not a child of duet serve, not in its cgroup or namespace.
+        assert.match(report, /^cgroup 0::\/duet\.slice\/duet-build\.slice\/duet-step@[^/]+\.service$/m, report);
         assert.match(report, /^wrote the checkout$/m, 'the install and build write node_modules and their output');
       }
       for (const report of of('start')) {
@@ -199,9 +225,50 @@ test('app_user: the apps run as another user, started through polkit by an unpri
     st.diagnostic(`${idle}'s .git replaced by ${APP_USER}; redeployed into a new checkout, live ${live}`);
   });
 
+  await step(
+    'a build that allocates far past build_limits.memory_max is killed in duet-build.slice and named; the live color answers every request',
+    async (st) => {
+      if (!memoryLimits) {
+        st.skip("the host's cgroup v2 has no memory controller (a hybrid hierarchy): MemoryMax cannot be in force in its containers");
+        return;
+      }
+      const before = await getPublic(app.listen);
+      const slice = await machine.run(['systemctl', 'show', '--property=MemoryHigh,MemoryMax,CPUWeight,IOWeight', 'duet-build.slice']);
+      assert.match(slice, new RegExp(`^MemoryMax=${HOG_LIMIT_MB * 1024 * 1024}$`, 'm'), slice);
+      const sha = await app.repo.commit({ 'hog.js': HOG }, 'hog', { push: false });
+      await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
+      let requests = 0;
+      const failures: string[] = [];
+      let deploying = true;
+      const traffic = (async () => {
+        while (deploying) {
+          requests += 1;
+          const answer = await getPublic(app.listen).catch((error: Error) => ({ status: 0, body: error.message }));
+          if (answer.status !== 200 || answer.body !== before.body) failures.push(`${answer.status} ${answer.body.slice(0, 80)}`);
+        }
+      })();
+      const deploy = await machine.exec(['sudo', '-u', 'duet', 'duet', 'deploy', app.name, '--ref', 'main'], { timeoutMs: 180_000 });
+      deploying = false;
+      await traffic;
+      const output = `${deploy.stdout}\n${deploy.stderr}`;
+      st.diagnostic(
+        `duet deploy of ${sha.slice(0, 7)}: exit ${deploy.code}; ${requests} requests meanwhile\n${deploy.stderr.split('\n').slice(-6).join('\n')}`,
+      );
+      assert.notEqual(deploy.code, 0, output);
+      assert.doesNotMatch(output, /was not killed/, 'the slice did not limit the build');
+      assert.match(
+        output,
+        /the build was killed for lack of memory \(limit: memory\.max 0\.3 GiB of \/sys\/fs\/cgroup\/duet\.slice\/duet-build\.slice; memory\.events counted \d+ OOM kill/,
+      );
+      assert.match(output, /raise build_limits\.memory_max, add swap, or deploy a prebuilt artifact/);
+      assert.deepEqual(failures, [], `of ${requests} requests during the deploy`);
+      assert.equal((await duetStatus(machine, app.name)).enabled, live);
+    },
+  );
+
   await step("a version that crashes at start fails its deploy with the app's own output from the journal; live traffic stays", async (st) => {
     const before = await getPublic(app.listen);
-    const sha = await app.repo.commit({ 'behaviour.json': '{"crashOnStart":true}' }, 'crash', { push: false });
+    const sha = await app.repo.commit({ 'behaviour.json': '{"crashOnStart":true}', 'hog.js': null }, 'crash', { push: false });
     await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
     const deploy = await machine.exec(['sudo', '-u', 'duet', 'duet', 'deploy', app.name, '--ref', 'main'], { timeoutMs: 180_000 });
     st.diagnostic(`duet deploy of ${sha.slice(0, 7)}: exit ${deploy.code}\n${deploy.stderr.split('\n').slice(-8).join('\n')}`);
@@ -236,6 +303,8 @@ function configYaml(app: AppOnMachine, servePort: number, github: GitHubServer):
     `  public_url: http://127.0.0.1:${servePort}`,
     'github:',
     `  api_url: http://127.0.0.1:${github.port}`,
+    // Far below the machine's memory: a build that allocates past it is killed inside the slice.
+    `build_limits: { memory_high: ${HOG_LIMIT_MB - 64}M, memory_max: ${HOG_LIMIT_MB}M }`,
     'apps:',
     `  ${app.name}:`,
     `    repo: duet-tests/${app.name}`,
@@ -244,7 +313,7 @@ function configYaml(app: AppOnMachine, servePort: number, github: GitHubServer):
     `    server_name: ${app.name}.test`,
     '    switch: socket',
     '    install: npm ci --no-audit --no-fund',
-    `    build: ${PROBE} build`,
+    `    build: ${PROBE} build && if [ -f hog.js ]; then node hog.js; fi`,
     `    start: ${PROBE} start && exec node server.js`,
     '    health: { path: /health, timeout_s: 30, watch_s: 1 }',
     '    standby: keep',

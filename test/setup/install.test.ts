@@ -338,3 +338,33 @@ test('install --root with tls acme: the webroot nginx serves, state_dir passable
   const dry = await runDuet(['--config', '/etc/duet/duet.yml', 'install', '--root', root, '--dry-run']);
   assert.match(dry.stdout, /certbot certonly/, 'a second run still lists it: no certificate was issued');
 });
+
+test('app_user: the builds run in duet-build.slice, idle CPU, IOWeight 10, build_limits memory; the apps and duet are spared by the OOM killer', async (t) => {
+  const root = await tempDir(t, 'duet-build-slice');
+  const top = ['runner: systemd', 'app_user: duet-app', 'nginx: { conf_dir: /etc/duet/nginx.d }'];
+  await writeConfig(root, configText({ name: 'my-app', top, app: ['switch: socket'] }));
+  await installInto(root);
+  const slice = await readFile(join(root, 'etc/systemd/system/duet-build.slice'), 'utf8');
+  for (const line of ['CPUWeight=idle', 'IOWeight=10', 'MemoryHigh=60%', 'MemoryMax=75%']) assert.match(slice, new RegExp(`^${line}$`, 'm'));
+  const runner = await readFile(join(root, 'etc/systemd/system/duet-step@.service'), 'utf8');
+  assert.match(runner, /^Slice=duet-build\.slice$/m);
+  assert.match(runner, /^OOMScoreAdjust=1000$/m);
+  assert.match(await readFile(join(root, 'etc/systemd/system/duet-app@.service'), 'utf8'), /^OOMScoreAdjust=-500$/m);
+  assert.match(await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8'), /^OOMScoreAdjust=-500$/m);
+
+  // build_limits changed: the next install writes the slice anew.
+  await writeConfig(
+    root,
+    configText({ name: 'my-app', top: [...top, 'build_limits: { memory_high: 700M, memory_max: 1073741824 }'], app: ['switch: socket'] }),
+  );
+  await installInto(root);
+  const changed = await readFile(join(root, 'etc/systemd/system/duet-build.slice'), 'utf8');
+  assert.match(changed, /^MemoryHigh=700M$/m);
+  assert.match(changed, /^MemoryMax=1073741824$/m);
+
+  // Without app_user the builds are duet's children: no slice, and a user manager may not lower an app's score.
+  await writeConfig(root, configText({ name: 'my-app', top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'], app: ['switch: socket'] }));
+  await installInto(root);
+  await assert.rejects(stat(join(root, 'etc/systemd/system/duet-build.slice')));
+  assert.doesNotMatch(await readFile(join(root, 'etc/systemd/user/duet-app@.service'), 'utf8'), /OOMScoreAdjust/);
+});

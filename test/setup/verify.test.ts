@@ -26,7 +26,7 @@ const variants: Record<string, string> = {
   }),
   'runner systemd, app_user': configText({
     name: 'my-app',
-    top: ['runner: systemd', 'app_user: duet-app', 'nginx: { conf_dir: /etc/duet/nginx.d }'],
+    top: ['runner: systemd', 'app_user: duet-app', 'nginx: { conf_dir: /etc/duet/nginx.d }', 'build_limits: { memory_high: 1G, memory_max: 1536M }'],
     app: ['switch: socket'],
   }),
 };
@@ -52,7 +52,7 @@ test('the generated units pass systemd-analyze verify', async (t) => {
       // What systemd makes of one accepted connection: duet-step@<n>-<local>-<remote>.service.
       const connection = join(dir, 'duet-step@0-1-2.service');
       await copyFile(join(dir, 'duet-step@.service'), connection);
-      paths.push(join(dir, 'duet-step.socket'), join(dir, 'duet-step@.service'), connection);
+      paths.push(join(dir, 'duet-step.socket'), join(dir, 'duet-step@.service'), connection, join(dir, 'duet-build.slice'));
     }
     const result = await runTool(analyze, ['verify', '--man=no', ...paths]);
     // verify exits 0 on mere warnings (an unknown key, a bad value it ignores), so its output must be empty too.
