@@ -157,3 +157,8 @@ ${error ? html`<p class="error">${error}</p>` : ''}
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 <button class="primary" type="submit">Sign in</button></form></section>`;
 }
+
+/** A card with a heading and a line: the pages that only say why there is nothing to show. */
+export function noticeBody(heading: string, text?: Html | string, cardClass = 'card'): Html {
+  return html`<section class="${cardClass}"><h2>${heading}</h2>${text === undefined ? '' : html`<p>${text}</p>`}</section>`;
+}

@@ -1,12 +1,12 @@
 import { open } from 'node:fs/promises';
-import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
+import express, { type ErrorRequestHandler, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import { deployLogPath } from '../pipeline/deploy-log.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
 import { credentialOf, makeSession, safeEqual, SESSION_MAX_AGE_S, sessionCookie, TOKEN_UNSET_MESSAGE } from './auth.js';
-import { deployBody, indexBody, loginBody, type AppPanel, type Link } from './dashboard-pages.js';
+import { deployBody, indexBody, loginBody, noticeBody, type AppPanel, type Link } from './dashboard-pages.js';
 import { isFinal } from '../pipeline/deploy-state.js';
 import { findDeploy, recentDeploys, viewOf, type FoundDeploy } from './deploys.js';
 import { html, page, sendPage, type Html } from './html.js';
@@ -33,109 +33,117 @@ export interface DashboardOptions {
 const LOG_TAIL_BYTES = 64 * 1024;
 const REFRESH_S = 2;
 
+interface Dashboard extends DashboardOptions {
+  isPublic: boolean;
+  httpsPublic: boolean;
+  limiter: SignInLimiter;
+}
+
 export function dashboardRouter(options: DashboardOptions): express.Router {
-  const { config, queue, token, logger } = options;
-  const isPublic = config.server.public_dashboard;
-  const router = express.Router();
+  const d: Dashboard = {
+    ...options,
+    isPublic: options.config.server.public_dashboard,
+    httpsPublic: options.config.server.public_url?.startsWith('https:') ?? false,
+    limiter: options.signInLimiter ?? new SignInLimiter(),
+  };
+  const sameOrigin = sameOriginForms(d.config.server.public_url);
   const form = express.urlencoded({ extended: false, limit: '4kb', parameterLimit: 5 });
-  const link =
-    (req: Request): Link =>
-    (path) =>
-      `${req.baseUrl}${path}`;
-  const httpsPublic = config.server.public_url?.startsWith('https:') ?? false;
-  const sameOrigin = sameOriginForms(config.server.public_url);
-  const limiter = options.signInLimiter ?? new SignInLimiter();
+  const gated = (handler: RequestHandler) => (req: Request, res: Response, next: NextFunction) =>
+    gate(d, req, res, () => void Promise.resolve(handler(req, res, next)).catch(next));
+  const deployPage = gated((req, res) => showDeploy(d, req, res));
 
-  const render = (req: Request, res: Response, status: number, title: string, body: Html, refreshS?: number): void => {
-    const signedIn = !isPublic && token !== undefined && credentialOf(req, token) === 'session';
-    sendPage(res, status, page({ title, body, refreshS, home: link(req)('/'), logoutAction: signedIn ? link(req)('/logout') : undefined }));
-  };
-
-  /** Signed in, or a public dashboard; otherwise to the sign-in form. */
-  const gate: RequestHandler = (req, res, next) => {
-    if (isPublic) return next();
-    if (!token)
-      return render(req, res, 503, 'duet: not configured', html`<section class="card"><h2>Dashboard disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
-    if (credentialOf(req, token)) return next();
-    res.redirect(303, link(req)('/login'));
-  };
-
-  router.get('/login', (req, res) => {
-    if (!token)
-      return render(req, res, 503, 'duet: not configured', html`<section class="card login"><h2>Sign-in disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
-    render(req, res, 200, 'duet: sign in', loginBody(link(req)('/login'), undefined));
-  });
-
-  router.post('/login', sameOrigin, form, (req, res) => {
-    if (!token)
-      return render(req, res, 503, 'duet: not configured', html`<section class="card login"><h2>Sign-in disabled</h2><p>${TOKEN_UNSET_MESSAGE}.</p></section>`);
-    const client = req.ip ?? 'unknown';
-    const waitS = limiter.retryAfterS(client);
-    if (waitS > 0) {
-      res.set('Retry-After', String(waitS));
-      return render(req, res, 429, 'duet: sign in', loginBody(link(req)('/login'), `Too many wrong tokens: try again in ${waitS} s.`));
-    }
-    const given = (req.body as Record<string, unknown> | undefined)?.token;
-    if (typeof given !== 'string' || !safeEqual(given, token)) {
-      limiter.failed(client);
-      logger.warn({ ip: client }, 'dashboard sign-in with a wrong token');
-      return render(req, res, 401, 'duet: sign in', loginBody(link(req)('/login'), 'That is not the token duet serve was started with.'));
-    }
-    limiter.succeeded(client);
-    res.set('Set-Cookie', sessionCookie(req, makeSession(token), SESSION_MAX_AGE_S, httpsPublic)).redirect(303, link(req)('/'));
-  });
-
+  const router = express.Router();
+  router.get('/login', (req, res) =>
+    d.token ? render(d, req, res, 200, 'duet: sign in', loginBody(link(req)('/login'), undefined)) : disabled(d, req, res, 'Sign-in'),
+  );
+  router.post('/login', sameOrigin, form, (req, res) => signIn(d, req, res));
   router.post('/logout', sameOrigin, (req, res) => {
-    res.set('Set-Cookie', sessionCookie(req, '', 0, httpsPublic)).redirect(303, link(req)(isPublic ? '/' : '/login'));
+    res.set('Set-Cookie', sessionCookie(req, '', 0, d.httpsPublic)).redirect(303, link(req)(d.isPublic ? '/' : '/login'));
   });
-
-  router.get('/', gate, async (req, res) => {
-    const limit = options.recent ?? 10;
-    const panels = await Promise.all(
-      [...config.apps.values()].map(async (app): Promise<AppPanel> => {
-        const [status, deploys] = await Promise.all([
-          appStatus(config, app).catch((error: unknown) => ({ error: error instanceof Error ? error.message : String(error) })),
-          recentDeploys(queue, app, limit),
-        ]);
-        const running = deploys.find((d) => d.state === 'running');
-        return { name: app.name, status, queued: queue.depth(app.name), running, deploys };
-      }),
-    );
-    const busy = panels.some((p) => p.running || p.queued > 0 || ('deploying' in p.status && p.status.deploying));
-    render(req, res, 200, 'duet', indexBody(panels, link(req)), busy ? REFRESH_S * 5 : undefined);
-  });
-
-  const deployPage: RequestHandler = async (req, res) => {
-    const found = await findDeploy(config, queue, String(req.params.id));
-    if (!found)
-      return render(
-        req,
-        res,
-        404,
-        'duet: no such deploy',
-        html`<section class="card"><h2>No such deploy</h2><p><a href="${link(req)('/')}">All apps</a></p></section>`,
-      );
-    const view = viewOf(found);
-    const log = await readLogTail(found);
-    render(req, res, 200, `duet: ${view.kind} ${view.id}`, deployBody(view, log, link(req)), isFinal(view.state) ? undefined : REFRESH_S);
-  };
-
-  router.get('/deploys/:id/view', gate, deployPage);
+  router.get(
+    '/',
+    gated((req, res) => showIndex(d, req, res)),
+  );
+  router.get('/deploys/:id/view', deployPage);
   // Commit statuses link to <public_url>/deploys/<id>: a browser gets the page, API clients
   // (Accept: application/json, or anything not preferring HTML) fall through to the API router.
-  router.get('/deploys/:id', (req, res, next) => {
-    if (req.accepts(['json', 'html']) !== 'html') return next();
-    gate(req, res, () => void Promise.resolve(deployPage(req, res, next)).catch(next));
-  });
-
-  router.get('/deploys/:id/log.txt', gate, async (req, res) => {
-    const found = await findDeploy(config, queue, String(req.params.id));
-    if (!found) return render(req, res, 404, 'duet: no such deploy', html`<section class="card"><h2>No such deploy</h2></section>`);
-    await streamDeployLog(res, { queue, found });
-  });
-
-  router.use(dashboardErrors(logger));
+  router.get('/deploys/:id', (req, res, next) => (req.accepts(['json', 'html']) !== 'html' ? next() : deployPage(req, res, next)));
+  router.get(
+    '/deploys/:id/log.txt',
+    gated(async (req, res) => {
+      const found = await findDeploy(d.config, d.queue, String(req.params.id));
+      if (!found) return render(d, req, res, 404, 'duet: no such deploy', noticeBody('No such deploy'));
+      await streamDeployLog(res, { queue: d.queue, found });
+    }),
+  );
+  router.use(dashboardErrors(d.logger));
   return router;
+}
+
+const link =
+  (req: Request): Link =>
+  (path) =>
+    `${req.baseUrl}${path}`;
+
+function render(d: Dashboard, req: Request, res: Response, status: number, title: string, body: Html, refreshS?: number): void {
+  const signedIn = !d.isPublic && d.token !== undefined && credentialOf(req, d.token) === 'session';
+  sendPage(res, status, page({ title, body, refreshS, home: link(req)('/'), logoutAction: signedIn ? link(req)('/logout') : undefined }));
+}
+
+/** Without a token nobody can sign in: the page says so instead of a form that cannot work. */
+function disabled(d: Dashboard, req: Request, res: Response, what: 'Dashboard' | 'Sign-in'): void {
+  const cardClass = what === 'Sign-in' ? 'card login' : 'card';
+  render(d, req, res, 503, 'duet: not configured', noticeBody(`${what} disabled`, `${TOKEN_UNSET_MESSAGE}.`, cardClass));
+}
+
+/** Signed in, or a public dashboard; otherwise to the sign-in form. */
+function gate(d: Dashboard, req: Request, res: Response, next: () => void): void {
+  if (d.isPublic) return next();
+  if (!d.token) return disabled(d, req, res, 'Dashboard');
+  if (credentialOf(req, d.token)) return next();
+  res.redirect(303, link(req)('/login'));
+}
+
+function signIn(d: Dashboard, req: Request, res: Response): void {
+  if (!d.token) return disabled(d, req, res, 'Sign-in');
+  const client = req.ip ?? 'unknown';
+  const waitS = d.limiter.retryAfterS(client);
+  if (waitS > 0) {
+    res.set('Retry-After', String(waitS));
+    return render(d, req, res, 429, 'duet: sign in', loginBody(link(req)('/login'), `Too many wrong tokens: try again in ${waitS} s.`));
+  }
+  const given = (req.body as Record<string, unknown> | undefined)?.token;
+  if (typeof given !== 'string' || !safeEqual(given, d.token)) {
+    d.limiter.failed(client);
+    d.logger.warn({ ip: client }, 'dashboard sign-in with a wrong token');
+    return render(d, req, res, 401, 'duet: sign in', loginBody(link(req)('/login'), 'That is not the token duet serve was started with.'));
+  }
+  d.limiter.succeeded(client);
+  res.set('Set-Cookie', sessionCookie(req, makeSession(d.token), SESSION_MAX_AGE_S, d.httpsPublic)).redirect(303, link(req)('/'));
+}
+
+async function showIndex(d: Dashboard, req: Request, res: Response): Promise<void> {
+  const limit = d.recent ?? 10;
+  const panels = await Promise.all(
+    [...d.config.apps.values()].map(async (app): Promise<AppPanel> => {
+      const [status, deploys] = await Promise.all([
+        appStatus(d.config, app).catch((error: unknown) => ({ error: error instanceof Error ? error.message : String(error) })),
+        recentDeploys(d.queue, app, limit),
+      ]);
+      const running = deploys.find((x) => x.state === 'running');
+      return { name: app.name, status, queued: d.queue.depth(app.name), running, deploys };
+    }),
+  );
+  const busy = panels.some((p) => p.running || p.queued > 0 || ('deploying' in p.status && p.status.deploying));
+  render(d, req, res, 200, 'duet', indexBody(panels, link(req)), busy ? REFRESH_S * 5 : undefined);
+}
+
+async function showDeploy(d: Dashboard, req: Request, res: Response): Promise<void> {
+  const found = await findDeploy(d.config, d.queue, String(req.params.id));
+  if (!found) return render(d, req, res, 404, 'duet: no such deploy', noticeBody('No such deploy', html`<a href="${link(req)('/')}">All apps</a>`));
+  const view = viewOf(found);
+  const log = await readLogTail(found);
+  render(d, req, res, 200, `duet: ${view.kind} ${view.id}`, deployBody(view, log, link(req)), isFinal(view.state) ? undefined : REFRESH_S);
 }
 
 /** The last LOG_TAIL_BYTES of a deploy's log, cut at a line start; undefined when there is none yet. */
@@ -170,26 +178,9 @@ function dashboardErrors(logger: Logger): ErrorRequestHandler {
     // A form the body parser refused (too large, too many fields): the client's mistake.
     const status = (error as { status?: unknown }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      sendPage(
-        res,
-        status,
-        page({
-          title: 'duet: bad request',
-          home: `${req.baseUrl}/`,
-          body: html`<section class="card"><h2>Bad request</h2><p>${(error as Error).message}</p></section>`,
-        }),
-      );
-      return;
+      return sendPage(res, status, page({ title: 'duet: bad request', home: `${req.baseUrl}/`, body: noticeBody('Bad request', (error as Error).message) }));
     }
     logger.error({ err: error, url: req.originalUrl }, 'dashboard request failed');
-    sendPage(
-      res,
-      500,
-      page({
-        title: 'duet: error',
-        home: `${req.baseUrl}/`,
-        body: html`<section class="card"><h2>Something went wrong</h2><p>See the log of duet serve.</p></section>`,
-      }),
-    );
+    sendPage(res, 500, page({ title: 'duet: error', home: `${req.baseUrl}/`, body: noticeBody('Something went wrong', 'See the log of duet serve.') }));
   };
 }
