@@ -47,7 +47,7 @@ function keysOf(event: TriggerEvent): { deliveries: string[]; bodyDigests: strin
   const present = (values: Array<string | null | undefined>): string[] => values.filter((v): v is string => typeof v === 'string' && v !== '');
   switch (event.type) {
     case 'accepted':
-      return { deliveries: present([event.trigger.deliveryId, ...(event.deliveries ?? [])]), bodyDigests: present([event.trigger.bodyDigest]) };
+      return { deliveries: present([event.trigger.deliveryId]), bodyDigests: present([event.trigger.bodyDigest]) };
     case 'merged':
       return { deliveries: present([event.deliveryId]), bodyDigests: present([event.bodyDigest]) };
     case 'seen':
