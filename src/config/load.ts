@@ -7,7 +7,7 @@ import { ConfigError } from '../errors.js';
 import { configSchema, type RawApp, type RawConfig } from './schema.js';
 import { STEP_SOCKET, appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
 
-export interface NginxSettings {
+interface NginxSettings {
   managed: ManagedNginxPaths | undefined;
   binary: string;
   confDir: string;

@@ -48,9 +48,9 @@ export async function sendDeploymentStatus(client: Octokit, report: DeploymentRe
   });
 }
 
-export class PermanentError extends Error {}
+class PermanentError extends Error {}
 
-export interface FailureInfo {
+interface FailureInfo {
   /** Retrying cannot help: GitHub refused the request itself. */
   permanent: boolean;
   status: number | undefined;

@@ -9,7 +9,7 @@ import { Pacer } from './pacer.js';
 import { deploymentReport, failoverReports, isFinalDeploymentState, reportKey, resolveTarget, statusReport, type Failover } from './reports.js';
 import type { Phase, Report } from './reports.js';
 
-export interface StatusReporterOptions {
+interface StatusReporterOptions {
   config: Config;
   client: Octokit;
   logger: Logger;

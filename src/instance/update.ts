@@ -23,7 +23,7 @@ async function allSettled(work: Promise<unknown>[]): Promise<void> {
 }
 
 /** The environment of install and build: what is being deployed travels here, never in a command line. */
-export function buildEnv(app: AppConfig, color: Color, target: ResolvedRef): Record<string, string> {
+function buildEnv(app: AppConfig, color: Color, target: ResolvedRef): Record<string, string> {
   return { ...app.env, DUET_COLOR: color, DUET_REVISION: target.sha, DUET_REF: target.ref };
 }
 
@@ -39,7 +39,7 @@ export async function preparedRelease(app: AppConfig, color: Color): Promise<Pre
 }
 
 /** Whether the color's checkout already holds `sha`, completely installed and built. */
-export async function isPrepared(app: AppConfig, color: Color, sha: string): Promise<boolean> {
+async function isPrepared(app: AppConfig, color: Color, sha: string): Promise<boolean> {
   return (await preparedRelease(app, color))?.sha === sha;
 }
 

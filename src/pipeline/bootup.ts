@@ -10,7 +10,7 @@ import { makeSocketReachable } from '../switch/socket-permissions.js';
 import { journaledAct } from './act.js';
 import type { DeployObserver } from './observer.js';
 
-export interface BootupResult {
+interface BootupResult {
   enabled: Color | undefined;
   standby: 'started' | 'running' | 'none' | 'failed' | 'not-kept';
 }

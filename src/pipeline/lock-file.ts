@@ -17,7 +17,7 @@ export interface LockOwner extends ProcessIdentity {
   token?: string;
 }
 
-export type Holder = LockOwner | 'gone' | 'being-written';
+type Holder = LockOwner | 'gone' | 'being-written';
 
 /** A lock file being written right now is empty for a moment; older than this, it is debris. */
 const EMPTY_LOCK_GRACE_MS = 5000;
@@ -60,7 +60,7 @@ export async function readHolder(path: string): Promise<Holder> {
   return age < EMPTY_LOCK_GRACE_MS ? 'being-written' : { pid: 0, startTime: 'unreadable', command: 'unknown', since: 'unknown' };
 }
 
-export function sameHolder(a: Holder, b: LockOwner): boolean {
+function sameHolder(a: Holder, b: LockOwner): boolean {
   return a !== 'gone' && a !== 'being-written' && a.pid === b.pid && a.startTime === b.startTime && a.token === b.token;
 }
 

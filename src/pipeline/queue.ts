@@ -19,7 +19,7 @@ interface Lane {
   running: string | undefined;
 }
 
-export interface DeployQueueOptions {
+interface DeployQueueOptions {
   config: Config;
   observers?: TriggerObserver[];
   logger?: Logger;

@@ -14,7 +14,7 @@ import { isTriggerEvent, type TriggerEvent, type TriggerRequest } from './trigge
  */
 
 /** GitHub lets a delivery be redelivered for 3 days: every one accepted since is kept. */
-export const SEEN_FOR_MS = 3 * 24 * 60 * 60 * 1000;
+const SEEN_FOR_MS = 3 * 24 * 60 * 60 * 1000;
 
 /**
  * The newest keys of an app kept however old: an app that deploys rarely still knows its last few

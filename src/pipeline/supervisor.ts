@@ -16,12 +16,12 @@ import { silentObserver } from './observer.js';
 import { readSupervision, writeSupervision, type BothCrashedRecord, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
 
 /** How often duet serve looks at each color: its pidfile, its process, its health path. */
-export const SUPERVISE_INTERVAL_MS = 500;
+const SUPERVISE_INTERVAL_MS = 500;
 /** A live color that has not answered for this long (crashed and not back yet) is failed over. */
 export const FAILOVER_AFTER_DOWN_MS = 10_000;
 /** A live color that exited this often within CRASH_LOOP_MS is failed over without waiting. */
 export const CRASH_LOOP_EXITS = 3;
-export const CRASH_LOOP_MS = 60_000;
+const CRASH_LOOP_MS = 60_000;
 /**
  * While nothing answers the public port, or both colors crash, no color waits longer than this
  * for its restart: the backoff spares the machine a storm, not at the price of the outage.

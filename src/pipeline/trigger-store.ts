@@ -42,7 +42,7 @@ export interface TriggerStoreFiles {
   journalOf: (app: string) => string;
 }
 
-export interface TriggerStoreOptions {
+interface TriggerStoreOptions {
   /** Finished triggers kept in memory: enough for the dashboard (the dedupe of deliveries keeps its own). */
   keepFinished?: number;
 }

@@ -4,7 +4,7 @@
  * acknowledgement, the commit status link, the journal and the log all name the same thing.
  */
 
-export type TriggerSource = 'push' | 'release' | 'manual' | 'resume';
+type TriggerSource = 'push' | 'release' | 'manual' | 'resume';
 export type TriggerKind = 'deploy' | 'rollback';
 
 export interface TriggerRequest {
@@ -80,7 +80,7 @@ export type TriggerEvent =
    */
   | { type: 'seen'; id: string; at: string; deliveries: string[]; bodyDigests: string[] };
 
-export const TRIGGER_EVENT_TYPES: ReadonlySet<string> = new Set(['accepted', 'merged', 'resolved', 'dequeued', 'superseded', 'settled', 'seen']);
+const TRIGGER_EVENT_TYPES: ReadonlySet<string> = new Set(['accepted', 'merged', 'resolved', 'dequeued', 'superseded', 'settled', 'seen']);
 
 export function isTriggerEvent(event: { type: string }): event is TriggerEvent {
   return TRIGGER_EVENT_TYPES.has(event.type);

@@ -2,7 +2,7 @@ import { request } from 'node:http';
 
 export type Target = { host: string; port: number } | { socketPath: string };
 
-export interface ProbeResult {
+interface ProbeResult {
   status: number;
   headers: Record<string, string | string[] | undefined>;
 }

@@ -18,7 +18,7 @@ export interface AppPanel {
 /** Builds links relative to wherever the dashboard is mounted. */
 export type Link = (path: string) => string;
 
-export function formatMs(ms: number | null): string {
+function formatMs(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '';
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
@@ -27,7 +27,7 @@ export function formatMs(ms: number | null): string {
   return `${m} min ${Math.round(s - m * 60)} s`;
 }
 
-export function formatUptime(startedAt: string | null, now = Date.now()): string {
+function formatUptime(startedAt: string | null, now = Date.now()): string {
   if (!startedAt) return '';
   let s = Math.max(0, Math.floor((now - Date.parse(startedAt)) / 1000));
   if (!Number.isFinite(s)) return '';
@@ -57,7 +57,7 @@ const STATE_CLASS: Record<DeployState, string> = {
   superseded: 'muted',
 };
 
-export function stateBadge(state: DeployState): Html {
+function stateBadge(state: DeployState): Html {
   return html`<span class="badge ${STATE_CLASS[state]}">${state}</span>`;
 }
 
@@ -94,7 +94,7 @@ function alerts(status: AppStatus, link: Link): Html {
   return html`${down}${both}${failover}${unsupervised}`;
 }
 
-export function deploysTable(deploys: DeployView[], link: Link): Html {
+function deploysTable(deploys: DeployView[], link: Link): Html {
   if (deploys.length === 0) return html`<p class="muted">No deploys yet.</p>`;
   const rows = deploys.map(
     (

@@ -19,7 +19,7 @@ import { streamDeployLog } from './log-tail.js';
  * middleware because the two routers may be mounted at the same path.
  */
 
-export interface DashboardOptions {
+interface DashboardOptions {
   config: Config;
   queue: TriggerQueue;
   token: string | undefined;

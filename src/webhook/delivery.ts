@@ -46,7 +46,7 @@ export interface WebhookAnswer {
   retryAfterS?: number;
 }
 
-export type DeliveryCheck = WebhookAnswer | { trigger: TriggerRequest };
+type DeliveryCheck = WebhookAnswer | { trigger: TriggerRequest };
 
 /** GitHub caps payloads at 25 MB; duet takes 25 MiB, a little above that. */
 const BODY_LIMIT = `${WEBHOOK_BODY_LIMIT_BYTES / 1024 / 1024}mb`;

@@ -14,7 +14,7 @@ import { BodyBudget, readSignedBody, UNVERIFIED_LIMITS } from './signed-body.js'
  * this adapter reads the body, sends the answer and logs it.
  */
 
-export interface WebhookOptions {
+interface WebhookOptions {
   config: Config;
   secret: string;
   queue: Pick<TriggerQueue, 'submit'>;

@@ -18,7 +18,7 @@ export const BODY_DEADLINE_MS = 20_000;
 /** What a 503 for a full budget tells the client: long enough for the bodies in flight to end. */
 export const BUSY_RETRY_AFTER_S = 5;
 
-export interface BudgetLimits {
+interface BudgetLimits {
   /** Bytes held by all unverified bodies together. */
   bytes: number;
   /** Bodies being read at once: past it a request is refused before a byte of its body is read. */
@@ -39,7 +39,7 @@ export interface BudgetLimits {
 export const UNVERIFIED_LIMITS: BudgetLimits = { bytes: 64 * 1024 * 1024, bodies: 3, bytesPerTurn: 64 * 1024 };
 
 /** One body's share of the budget, given back once the verdict is in. */
-export interface BodyCharge {
+interface BodyCharge {
   /** The body has reached `total` bytes: charge what the declared length did not cover, if there is room. */
   cover(total: number): boolean;
   /**
@@ -144,7 +144,7 @@ export type SignedBody =
   | { ok: true; verified: false; length: number }
   | { ok: false; refusal: BodyRefusal };
 
-export interface ReadOptions {
+interface ReadOptions {
   secret: string;
   /** The X-Hub-Signature-256 header: "sha256=" and 64 hex digits. */
   signature: string;
