@@ -98,8 +98,7 @@ export class TriggerStore {
   async record(id: string, change: TriggerChange): Promise<TriggerRecord> {
     const event = this.stamp(id, change);
     const current = this.checkMove(event);
-    await this.write(current.app, event);
-    return this.records.get(id)!;
+    return this.write(current.app, event);
   }
 
   /**
@@ -111,8 +110,9 @@ export class TriggerStore {
   async recordOrMark(id: string, change: TriggerChange): Promise<{ record: TriggerRecord; error?: NotSavedError }> {
     const event = this.stamp(id, change);
     const { app } = this.checkMove(event);
+    let record: TriggerRecord;
     try {
-      await this.write(app, event);
+      record = await this.write(app, event);
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
       this.apply(app, event);
@@ -122,11 +122,11 @@ export class TriggerStore {
       this.unsaved.set(app, waiting);
       this.retryLater();
       const reason = (error.cause instanceof Error ? error.cause.message : error.message).split('\n')[0];
-      const record = this.records.get(id)!;
+      record = this.records.get(id)!;
       record.summary = `${record.summary ?? record.state}; not saved yet (${reason}): duet serve writes it as soon as the disk takes it`;
       return { record, error };
     }
-    return { record: this.records.get(id)! };
+    return { record };
   }
 
   /** After the last write (shutdown): what waits is tried once more, then the journals are closed. */
@@ -154,18 +154,23 @@ export class TriggerStore {
     return current;
   }
 
-  /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
-  private async write(app: string, event: TriggerEvent): Promise<void> {
+  /**
+   * Applied only once the whole line is on disk: what the file does not hold, no one is told.
+   * The record as it then is, even when the trim that may follow drops it from memory.
+   */
+  private async write(app: string, event: TriggerEvent): Promise<TriggerRecord> {
     try {
       await this.append(app, event);
     } catch (error) {
       throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, this.logOf(app).path, error);
     }
     this.apply(app, event);
+    const record = this.records.get(event.id)!;
     if (++this.appendedSinceTrim >= Math.ceil(this.keepFinished / 2)) {
       this.appendedSinceTrim = 0;
       this.trim();
     }
+    return record;
   }
 
   /** Merged into `id`: a delivery that asked for the deploy it already does. */
