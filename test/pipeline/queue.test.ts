@@ -7,7 +7,7 @@ import { appPaths } from '../../src/config/paths.js';
 import { DeployQueue } from '../../src/pipeline/queue.js';
 import { coversSameDeploy, type TriggerObserver, type TriggerRecord, type TriggerRequest } from '../../src/pipeline/trigger.js';
 import { setupDuet } from '../support/duet.js';
-import { trigger } from '../webhook/http-harness.js';
+import { trigger } from '../http/http-harness.js';
 
 function push(sha: string, ref = 'refs/heads/main', deliveryId: string | null = null): TriggerRequest {
   return { app: 'cafeteria', kind: 'deploy', ref, sha, fromSha: null, source: 'push', deliveryId, requestedBy: 'test' };

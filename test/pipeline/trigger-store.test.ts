@@ -7,7 +7,7 @@ import { compactJournal } from '../../src/pipeline/journal-compaction.js';
 import type { TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
 import { TriggerStore } from '../../src/pipeline/trigger-store.js';
 import { tempDir } from '../support/tmp.js';
-import { trigger } from '../webhook/http-harness.js';
+import { trigger } from '../http/http-harness.js';
 
 function record(n: number, app = 'cafeteria'): TriggerRecord {
   return trigger({

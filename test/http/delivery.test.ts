@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { parseConfig } from '../../src/config/load.js';
-import { checkDelivery, checkHeaders } from '../../src/webhook/delivery.js';
-import type { SignedBody } from '../../src/webhook/signed-body.js';
+import { checkDelivery, checkHeaders } from '../../src/http/delivery.js';
+import type { SignedBody } from '../../src/http/signed-body.js';
 
 // The decisions alone, without a server: what the router answers is what these return.
 
