@@ -5,14 +5,14 @@ import tseslint from 'typescript-eslint';
 
 // The direction of dependencies (architecture.md): a folder imports only the ones below it.
 const layers = {
-  'src/webhook': ['cli', 'setup', 'github'],
-  'src/github': ['cli', 'setup', 'webhook'],
-  'src/setup': ['cli', 'webhook', 'pipeline'],
-  'src/pipeline': ['cli', 'setup', 'webhook', 'github'],
-  'src/instance': ['cli', 'setup', 'webhook', 'github', 'pipeline'],
-  'src/switch': ['cli', 'setup', 'webhook', 'github', 'pipeline'],
-  'src/config': ['cli', 'setup', 'webhook', 'github', 'pipeline', 'instance', 'switch', 'util'],
-  'src/util': ['cli', 'setup', 'webhook', 'github', 'pipeline', 'instance', 'switch', 'config'],
+  'src/http': ['cli', 'setup', 'github'],
+  'src/github': ['cli', 'setup', 'http'],
+  'src/setup': ['cli', 'http', 'pipeline'],
+  'src/pipeline': ['cli', 'setup', 'http', 'github'],
+  'src/instance': ['cli', 'setup', 'http', 'github', 'pipeline'],
+  'src/switch': ['cli', 'setup', 'http', 'github', 'pipeline'],
+  'src/config': ['cli', 'setup', 'http', 'github', 'pipeline', 'instance', 'switch', 'util'],
+  'src/util': ['cli', 'setup', 'http', 'github', 'pipeline', 'instance', 'switch', 'config'],
 };
 const layering = Object.entries(layers).map(([dir, above]) => ({
   files: [`${dir}/**/*.ts`],
@@ -42,6 +42,16 @@ export default tseslint.config(
     },
   },
   ...layering,
+  {
+    // The house's sizes (a file reads in one sitting, a function on a screen or two), in what ships.
+    files: ['src/**/*.ts'],
+    // Until the branches reworking them (build isolation, TLS in setup) split them: remove then.
+    ignores: ['src/instance/install.ts', 'src/setup/plan.ts'],
+    rules: {
+      'max-lines': ['error', 300],
+      'max-lines-per-function': ['error', 80],
+    },
+  },
   {
     // Every test gets a deadline from test/support/test.ts (why: there).
     files: ['test/**/*.ts'],

@@ -4,6 +4,7 @@
  */
 export const DUET_SOCKET = 'duet (switch: socket)';
 export const DUET_PORT = 'duet (switch: port)';
+export const DUET_ACTIVATION = 'duet (switch: socket, socket_activation)';
 export const RELOAD = 'nginx -s reload';
 export const RELOAD_AMID = 'nginx -s reload amid the same deploy work';
 export const NAIVE = 'naive restart';

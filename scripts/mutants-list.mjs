@@ -232,23 +232,20 @@ export const MUTANTS = [
   {
     name: 'webhook deliveries not counted',
     promise: '/metrics: duet_webhook_deliveries_total counts the deliveries received, by outcome',
-    edits: [edit('src/webhook/server.ts', '      onDelivery: (outcome) => metrics.recordDelivery(outcome),\n', '')],
-    tests: ['webhook/metrics'],
+    edits: [edit('src/http/server.ts', '      onDelivery: (outcome) => metrics.recordDelivery(outcome),\n', '')],
+    tests: ['http/metrics'],
   },
   {
     name: 'deploys not counted',
     promise: '/metrics: duet_deploys_total and duet_deploy_duration_seconds count the deploys that finished',
     edits: [edit('src/cli/serve-runtime.ts', '  queue.addObserver(metrics);\n', '')],
-    tests: ['webhook/metrics'],
+    tests: ['http/metrics'],
   },
   {
     name: 'forged signatures accepted',
     promise: 'only deliveries signed with the webhook secret trigger',
-    edits: [
-      edit('src/webhook/signed-body.ts', 'const verified = signatureMatches(', 'const verified = true || signatureMatches('),
-      edit('src/webhook/receiver.ts', 'if (!(await webhooks.verify(text, signature))) {', 'if (!(await webhooks.verify(text, signature)) && false) {'),
-    ],
-    tests: [{ file: 'webhook/receiver', only: 'wrong or missing signature' }],
+    edits: [edit('src/http/signed-body.ts', 'if (!signatureMatches(options.signature', 'if (false && !signatureMatches(options.signature')],
+    tests: [{ file: 'http/receiver', only: 'wrong or missing signature' }],
   },
   {
     name: 'socket_activation: the socket let go at each restart',
@@ -296,19 +293,19 @@ export const MUTANTS = [
         'const byBody = request.bodyDigest ? undefined : seen?.get(bodyKey(""));',
       ),
     ],
-    tests: [{ file: 'webhook/serve', only: 'replayed under a new delivery id' }],
+    tests: [{ file: 'http/serve', only: 'replayed under a new delivery id' }],
   },
   {
     name: 'a branch push deploys the commit it names',
     promise: "a branch push deploys the branch's tip, so a replay cannot roll it back",
     edits: [edit('src/pipeline/deploy.ts', "if (pinnedSha && !requested.startsWith('refs/heads/')) {", 'if (pinnedSha) {')],
-    tests: [{ file: 'webhook/serve', only: 'replayed under a new delivery id' }],
+    tests: [{ file: 'http/serve', only: 'replayed under a new delivery id' }],
   },
   {
     name: 'answers without nosniff',
     promise: 'every answer carries nosniff',
-    edits: [edit('src/webhook/server.ts', "res.set('X-Content-Type-Options', 'nosniff');", "res.set('X-Content-Type-Options-Off', 'nosniff');")],
-    tests: [{ file: 'webhook/dashboard-guard', only: 'nosniff' }],
+    edits: [edit('src/http/server.ts', "res.set('X-Content-Type-Options', 'nosniff');", "res.set('X-Content-Type-Options-Off', 'nosniff');")],
+    tests: [{ file: 'http/dashboard-guard', only: 'nosniff' }],
   },
   {
     name: 'GitHub requests not paced',

@@ -35,7 +35,7 @@ const registry: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
 ];
 
 /** The command named `name`, loaded; undefined for a name duet does not know. */
-export async function loadCommand(name: string): Promise<Command | undefined> {
+async function loadCommand(name: string): Promise<Command | undefined> {
   const entry = registry.find(([known]) => known === name);
   return entry && (await entry[1]());
 }

@@ -12,8 +12,8 @@ import { Supervisor } from '../pipeline/supervision-loop.js';
 import type { SupervisionObserver } from '../pipeline/supervisor.js';
 import type { TriggerObserver } from '../pipeline/trigger.js';
 import { publicTarget } from '../util/http-probe.js';
-import { Metrics } from '../webhook/metrics.js';
-import { createServerApp } from '../webhook/server.js';
+import { Metrics } from '../http/metrics.js';
+import { createServerApp } from '../http/server.js';
 
 /**
  * `duet serve` wired together: the queue, its observers (commit statuses, metrics) and the HTTP

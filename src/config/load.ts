@@ -4,10 +4,11 @@ import { resolve, join } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { BUILD_LIMITS_DEFAULTS, configSchema, type BuildLimits, type RawApp, type RawConfig } from './schema.js';
+import { BUILD_LIMITS_DEFAULTS, type BuildLimits } from './build-limits.js';
+import { configSchema, type RawApp, type RawConfig } from './schema.js';
 import { STEP_SOCKET, appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
 
-export interface NginxSettings {
+interface NginxSettings {
   managed: ManagedNginxPaths | undefined;
   binary: string;
   confDir: string;

@@ -2,7 +2,7 @@ import { Octokit } from '@octokit/rest';
 import { retry } from '@octokit/plugin-retry';
 import type { Logger } from 'pino';
 
-export interface GitHubClientOptions {
+interface GitHubClientOptions {
   /** https://api.github.com, or https://ghe.example.com/api/v3 for GitHub Enterprise Server. */
   apiUrl: string;
   token: string;

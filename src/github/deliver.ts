@@ -1,7 +1,8 @@
 import type { Octokit } from '@octokit/rest';
-import type { CommitStatusReport, DeploymentReport } from './reports.js';
+import type { Logger } from 'pino';
+import { isFinalDeploymentState, type CommitStatusReport, type DeploymentReport, type Report } from './reports.js';
 
-/** One HTTP exchange with GitHub per call; retrying is the reporter's business. */
+/** One HTTP exchange with GitHub per call; when to retry is the reporter's business. */
 
 export async function sendCommitStatus(client: Octokit, report: CommitStatusReport): Promise<void> {
   await client.rest.repos.createCommitStatus({
@@ -48,9 +49,9 @@ export async function sendDeploymentStatus(client: Octokit, report: DeploymentRe
   });
 }
 
-export class PermanentError extends Error {}
+class PermanentError extends Error {}
 
-export interface FailureInfo {
+interface FailureInfo {
   /** Retrying cannot help: GitHub refused the request itself. */
   permanent: boolean;
   status: number | undefined;
@@ -104,4 +105,51 @@ function waitFromHeaders(headers: Record<string, string | number | undefined>, n
   const reset = Number(headers['x-ratelimit-reset']);
   if (Number.isFinite(reset) && reset * 1000 > now) return reset * 1000 - now;
   return undefined;
+}
+
+/** `retry` carries what GitHub asked us to wait (Retry-After, rate limit reset), if anything. */
+type Outcome = 'delivered' | 'dropped' | { retry: number | undefined };
+
+/** The Deployment made for each deployment key, kept until a final status is delivered to it. */
+export interface DeploymentIds {
+  get(key: string): number | undefined;
+  made(key: string, deploymentId: number): void;
+  closed(key: string): void;
+}
+
+/** One attempt at one report: delivered, dropped (GitHub refused it for good), or to retry. */
+export async function deliverReport(
+  client: Octokit,
+  key: string,
+  report: Report,
+  deployments: DeploymentIds,
+  logger: Logger,
+  attempt: number,
+): Promise<Outcome> {
+  const fields = { key, trigger: report.triggerId, state: report.state, attempt: attempt + 1 };
+  try {
+    if (report.type === 'status') {
+      await sendCommitStatus(client, report);
+    } else {
+      let deploymentId = deployments.get(key);
+      if (deploymentId === undefined) {
+        deploymentId = await createDeployment(client, report);
+        deployments.made(key, deploymentId);
+      }
+      await sendDeploymentStatus(client, report, deploymentId);
+      if (isFinalDeploymentState(report.state)) deployments.closed(key);
+    }
+    logger.debug(fields, 'github: report delivered');
+    return 'delivered';
+  } catch (error) {
+    const failure = classifyFailure(error);
+    const detail = { ...fields, status: failure.status, github: failure.message };
+    if (failure.permanent) {
+      logger.error(detail, `github: report rejected (HTTP ${failure.status ?? '?'}): ${failure.message}; not retrying`);
+      if (report.type === 'deployment' && isFinalDeploymentState(report.state)) deployments.closed(key);
+      return 'dropped';
+    }
+    logger.warn(detail, `github: report not delivered: ${failure.message}; retrying`);
+    return { retry: failure.waitMs };
+  }
 }

@@ -19,7 +19,7 @@ export type OutboxRecord =
   | { op: 'done'; key: string; id: string }
   | { op: 'deployment'; key: string; deploymentId: number };
 
-export interface OutboxContents {
+interface OutboxContents {
   /** Per key, the newest report, when it was not delivered. */
   pending: Map<string, { id: string; report: Report }>;
   /** Deployments created and not yet given a final status. */
@@ -27,7 +27,7 @@ export interface OutboxContents {
 }
 
 /** The outbox file; records that are not one of the three (a torn line) are skipped. */
-export function outboxLog(path: string): EventLog<OutboxRecord> {
+function outboxLog(path: string): EventLog<OutboxRecord> {
   return new EventLog(path, { parse: parseRecord });
 }
 

@@ -6,8 +6,8 @@ import type { TriggerRecord } from '../pipeline/trigger.js';
  * file, so a report enqueued before a restart can be sent by the next process.
  */
 
-export type CommitState = 'pending' | 'success' | 'failure' | 'error';
-export type DeploymentState = 'in_progress' | 'success' | 'failure' | 'error';
+type CommitState = 'pending' | 'success' | 'failure' | 'error';
+type DeploymentState = 'in_progress' | 'success' | 'failure' | 'error';
 
 interface ReportBase {
   triggerId: string;
@@ -34,7 +34,7 @@ export interface DeploymentReport extends ReportBase {
 export type Report = CommitStatusReport | DeploymentReport;
 
 /** GitHub answers 422 to a status description longer than this. */
-export const DESCRIPTION_LIMIT = 140;
+const DESCRIPTION_LIMIT = 140;
 
 /**
  * Reports with the same key are delivered in order and only the newest one matters. A commit
@@ -69,7 +69,7 @@ export function truncateDescription(text: string, limit = DESCRIPTION_LIMIT): st
 }
 
 /** refs/tags/v2 -> v2, refs/heads/main -> main, a sha -> its first 7 characters. */
-export function shortRef(ref: string | null, sha: string | null): string {
+function shortRef(ref: string | null, sha: string | null): string {
   if (ref) {
     if (/^[0-9a-f]{40}$/i.test(ref)) return ref.slice(0, 7);
     return ref.replace(/^refs\/(?:heads|tags)\//, '');
@@ -77,7 +77,7 @@ export function shortRef(ref: string | null, sha: string | null): string {
   return sha ? sha.slice(0, 7) : 'unknown ref';
 }
 
-export interface ReportTarget {
+interface ReportTarget {
   owner: string;
   repo: string;
   sha: string;

@@ -3,13 +3,14 @@ import type { Octokit } from '@octokit/rest';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import type { TriggerObserver, TriggerRecord } from '../pipeline/trigger.js';
-import { classifyFailure, createDeployment, sendCommitStatus, sendDeploymentStatus } from './deliver.js';
+import { deliverReport, type DeploymentIds } from './deliver.js';
 import { OutboxWriter, readOutbox, type OutboxRecord } from './outbox.js';
 import { Pacer } from './pacer.js';
-import { deploymentReport, failoverReports, isFinalDeploymentState, reportKey, resolveTarget, statusReport, type Failover } from './reports.js';
+import { Settlements } from './settlements.js';
+import { deploymentReport, failoverReports, reportKey, resolveTarget, statusReport, type Failover } from './reports.js';
 import type { Phase, Report } from './reports.js';
 
-export interface StatusReporterOptions {
+interface StatusReporterOptions {
   config: Config;
   client: Octokit;
   logger: Logger;
@@ -41,9 +42,6 @@ interface Lane {
   wake: (() => void) | undefined;
 }
 
-/** `retry` carries what GitHub asked us to wait (Retry-After, rate limit reset), if anything. */
-type Outcome = 'delivered' | 'dropped' | { retry: number | undefined };
-
 /**
  * Reports each trigger's progress as a commit status (and, when configured, a GitHub Deployment).
  * It never blocks or fails a deploy: the observer methods only enqueue, delivery runs in the
@@ -62,10 +60,17 @@ export class GitHubStatusReporter implements TriggerObserver {
   private readonly pacer: Pacer;
   /** Deployment ids per deployment key; kept until a final status is delivered. */
   private readonly deployments = new Map<string, number>();
+  private readonly deploymentIds: DeploymentIds = {
+    get: (key) => this.deployments.get(key),
+    made: (key, deploymentId) => {
+      this.deployments.set(key, deploymentId);
+      this.write({ op: 'deployment', key, deploymentId });
+    },
+    closed: (key) => this.deployments.delete(key),
+  };
   /** Triggers that started here with deployments on: their end must close the deployment. */
   private readonly deployingTriggers = new Set<string>();
-  private readonly unsettled = new Set<number>();
-  private waiters: Array<{ upTo: number; resolve: () => void }> = [];
+  private readonly settlements = new Settlements();
   private seq = 0;
   /** Something was written since the last compaction. */
   private dirty = false;
@@ -110,20 +115,8 @@ export class GitHubStatusReporter implements TriggerObserver {
 
   /** Resolves when every report queued so far was delivered or given up on, or after timeoutMs. */
   async flush(timeoutMs?: number): Promise<void> {
-    const upTo = this.seq;
-    if (!this.settledUpTo(upTo)) {
-      await new Promise<void>((resolve) => {
-        const waiter = { upTo, resolve: () => {} };
-        const timer = timeoutMs === undefined ? undefined : setTimeout(() => done(true), timeoutMs);
-        const done = (timedOut: boolean): void => {
-          clearTimeout(timer);
-          this.waiters = this.waiters.filter((w) => w !== waiter);
-          if (timedOut) this.logger.warn({ undelivered: this.unsettled.size }, 'github: flush timed out; reports stay in the outbox');
-          resolve();
-        };
-        waiter.resolve = () => done(false);
-        this.waiters.push(waiter);
-      });
+    if (!(await this.settlements.waitFor(this.seq, timeoutMs))) {
+      this.logger.warn({ undelivered: this.settlements.size }, 'github: flush timed out; reports stay in the outbox');
     }
     await this.outbox.idle();
   }
@@ -163,7 +156,7 @@ export class GitHubStatusReporter implements TriggerObserver {
     }
     await Promise.all([...this.lanes.values()].map((lane) => lane.draining ?? Promise.resolve()));
     await this.outbox.idle();
-    for (const waiter of this.waiters) waiter.resolve();
+    this.settlements.release();
   }
 
   private observe(trigger: TriggerRecord, phase: Phase, color: string | null): void {
@@ -206,7 +199,7 @@ export class GitHubStatusReporter implements TriggerObserver {
       this.lanes.set(entry.key, lane);
     }
     lane.entries.push(entry);
-    this.unsettled.add(entry.seq);
+    this.settlements.add(entry.seq);
     if (!lane.draining && !this.closed) lane.draining = this.drain(lane);
   }
 
@@ -219,7 +212,7 @@ export class GitHubStatusReporter implements TriggerObserver {
         const turn = await this.pacer.turn(async () => {
           this.coalesce(lane);
           const next = lane.entries[0]!;
-          const outcome = await this.deliver(next, attempt);
+          const outcome = await deliverReport(this.client, next.key, next.report, this.deploymentIds, this.logger, attempt);
           // Within the turn, so that no other request starts before the pause does.
           if (typeof outcome === 'object' && outcome.retry !== undefined) this.pacer.pause(outcome.retry);
           return { entry: next, outcome };
@@ -234,7 +227,7 @@ export class GitHubStatusReporter implements TriggerObserver {
         attempt = 0;
         lane.entries.shift();
         this.write({ op: 'done', key: entry.key, id: entry.id });
-        this.settle(entry.seq);
+        this.settlements.settle(entry.seq);
       }
     } catch (error) {
       this.logger.error({ key: lane.key, error: String(error) }, 'github: delivery loop failed');
@@ -249,38 +242,7 @@ export class GitHubStatusReporter implements TriggerObserver {
   private coalesce(lane: Lane): void {
     for (const dropped of lane.entries.splice(0, lane.entries.length - 1)) {
       this.write({ op: 'done', key: dropped.key, id: dropped.id });
-      this.settle(dropped.seq);
-    }
-  }
-
-  private async deliver(entry: Entry, attempt: number): Promise<Outcome> {
-    const { report } = entry;
-    const fields = { key: entry.key, trigger: report.triggerId, state: report.state, attempt: attempt + 1 };
-    try {
-      if (report.type === 'status') {
-        await sendCommitStatus(this.client, report);
-      } else {
-        let deploymentId = this.deployments.get(entry.key);
-        if (deploymentId === undefined) {
-          deploymentId = await createDeployment(this.client, report);
-          this.deployments.set(entry.key, deploymentId);
-          this.write({ op: 'deployment', key: entry.key, deploymentId });
-        }
-        await sendDeploymentStatus(this.client, report, deploymentId);
-        if (isFinalDeploymentState(report.state)) this.deployments.delete(entry.key);
-      }
-      this.logger.debug(fields, 'github: report delivered');
-      return 'delivered';
-    } catch (error) {
-      const failure = classifyFailure(error);
-      const detail = { ...fields, status: failure.status, github: failure.message };
-      if (failure.permanent) {
-        this.logger.error(detail, `github: report rejected (HTTP ${failure.status ?? '?'}): ${failure.message}; not retrying`);
-        if (report.type === 'deployment' && isFinalDeploymentState(report.state)) this.deployments.delete(entry.key);
-        return 'dropped';
-      }
-      this.logger.warn(detail, `github: report not delivered: ${failure.message}; retrying`);
-      return { retry: failure.waitMs };
+      this.settlements.settle(dropped.seq);
     }
   }
 
@@ -303,18 +265,6 @@ export class GitHubStatusReporter implements TriggerObserver {
   private write(record: OutboxRecord): void {
     this.dirty = true;
     this.outbox.append(record);
-  }
-
-  private settle(seq: number): void {
-    this.unsettled.delete(seq);
-    for (const waiter of [...this.waiters]) {
-      if (this.settledUpTo(waiter.upTo)) waiter.resolve();
-    }
-  }
-
-  private settledUpTo(upTo: number): boolean {
-    for (const seq of this.unsettled) if (seq <= upTo) return false;
-    return true;
   }
 
   /**

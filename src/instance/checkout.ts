@@ -56,25 +56,13 @@ export async function resolveRef(cloneUrl: string, ref: string): Promise<Resolve
 }
 
 /** `git ls-remote` output: "<sha>\t<name>" lines -> name => sha. */
-export function parseLsRemote(text: string): Map<string, string> {
+function parseLsRemote(text: string): Map<string, string> {
   const refs = new Map<string, string>();
   for (const line of text.split('\n')) {
     const match = /^([0-9a-f]{40}|[0-9a-f]{64})\t(\S+)$/.exec(line.trim());
     if (match) refs.set(match[2]!, match[1]!);
   }
   return refs;
-}
-
-/**
- * Make `dir` a clean checkout of `target.sha`: fetchCommit, checkOutCommit, then cleanCheckout (the
- * update runs the same steps, with the clean while the fetch runs).
- *
- * Precondition: the caller holds the app's deploy lock, so no other git process works in `dir`.
- */
-export async function prepareCheckout(dir: string, cloneUrl: string, target: ResolvedRef, options: CheckoutOptions = {}): Promise<void> {
-  await fetchCommit(dir, cloneUrl, target, options);
-  await checkOutCommit(dir, target, options);
-  await cleanCheckout(dir, options);
 }
 
 /**
@@ -180,12 +168,8 @@ export async function hasCommit(dir: string, sha: string): Promise<boolean> {
 /** The values of a commit message's trailer `key` (`Duet-Breaking: true`), in order; none when git cannot tell. */
 export async function commitTrailer(dir: string, sha: string, key: string): Promise<string[]> {
   const result = await query(['log', '-1', `--format=%(trailers:key=${key},valueonly,unfold)`, sha, '--'], { cwd: dir });
-  return result.exitCode === 0
-    ? result.stdout
-        .split('\n')
-        .map((value) => value.trim())
-        .filter(Boolean)
-    : [];
+  if (result.exitCode !== 0) return [];
+  return result.stdout.split('\n').flatMap((line) => (line.trim() ? [line.trim()] : []));
 }
 
 async function removeStaleLocks(gitDir: string): Promise<void> {

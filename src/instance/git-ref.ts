@@ -7,7 +7,7 @@ import { InvalidInputError } from '../errors.js';
  * (one-level names such as `main` allowed), plus a ban on shell metacharacters and a length cap.
  */
 
-export const MAX_REF_LENGTH = 255;
+const MAX_REF_LENGTH = 255;
 
 /** A full commit id: SHA-1 (40 hex) or SHA-256 (64 hex). */
 const FULL_OBJECT_ID = /^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$/;

@@ -7,7 +7,7 @@ import { endpointOf, endpointTarget } from './endpoint.js';
 import { instanceOutputHint, instanceOutputTail } from './runner.js';
 
 /** What one probe of `health.path` found. */
-export type HealthState = 'healthy' | 'unhealthy' | 'unreachable';
+type HealthState = 'healthy' | 'unhealthy' | 'unreachable';
 
 export interface HealthReport {
   state: HealthState;
@@ -26,7 +26,7 @@ export async function checkHealth(app: AppConfig, color: Color, timeoutMs = 2000
   }
 }
 
-export interface WaitOptions {
+interface WaitOptions {
   /** Asked between probes: a process that died will never become healthy, so stop waiting. */
   isAlive: () => Promise<boolean>;
   /** Each probe's result goes to the owner (progress display), which decides what to show. */

@@ -6,7 +6,7 @@ import { readFileIfExists } from '../util/atomic-file.js';
  * that no cache key sees (a patch-package patch, a Prisma schema), so a skipped or copied install
  * is only as good as a fresh one when that code runs again for the new commit.
  */
-export interface InstallScripts {
+interface InstallScripts {
   /** The root package's lifecycle scripts that `npm ci` runs (preinstall, install, postinstall, prepare). */
   root: string[];
   /** Dependencies with install scripts (hasInstallScript in package-lock.json), by package name. */

@@ -3,7 +3,7 @@ import { basename, join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { findLockfile } from './install-key.js';
 
-export type PackageManagerName = 'npm' | 'pnpm' | 'yarn';
+type PackageManagerName = 'npm' | 'pnpm' | 'yarn';
 
 /**
  * How a project's dependencies are installed and pruned, chosen by its lockfile: npm's
@@ -15,7 +15,7 @@ export type PackageManagerName = 'npm' | 'pnpm' | 'yarn';
  * needs them (`tsc`, `nest`, `vite`), and `npm ci` under NODE_ENV=production leaves them out.
  * What only the build needed is pruned after it (`prune`), as Heroku's and Dokku's Node builds do.
  */
-export interface PackageManager {
+interface PackageManager {
   name: PackageManagerName;
   /** The install command line when duet.yml's `install` sets none. */
   install: string;

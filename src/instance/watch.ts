@@ -11,12 +11,12 @@ import { describeExit, exitStatus, type InstanceRecord } from './runner.js';
  * One failed probe is no verdict (a slow answer under load, a GC pause): only FAILURES_IN_A_ROW
  * of them are. An exit is a verdict at once.
  */
-export const WATCH_INTERVAL_MS = 200;
-export const FAILURES_IN_A_ROW = 3;
+const WATCH_INTERVAL_MS = 200;
+const FAILURES_IN_A_ROW = 3;
 /** A probe that gets no answer in this long counts as one failure: a hung app fails three. */
 export const WATCH_PROBE_TIMEOUT_MS = 2_000;
 
-export type WatchVerdict = { state: 'healthy'; probes: number; slowestMs: number } | { state: 'exited' | 'unhealthy'; afterMs: number; detail: string };
+type WatchVerdict = { state: 'healthy'; probes: number; slowestMs: number } | { state: 'exited' | 'unhealthy'; afterMs: number; detail: string };
 
 /**
  * Counts failed probes in a row; the owner feeds it each report and acts on the verdict. Shared

@@ -18,7 +18,7 @@ export interface ActOptions {
   observer?: DeployObserver;
 }
 
-export interface ActResult<T> {
+interface ActResult<T> {
   value: T;
   /** noop: there was nothing to do (bootup of an app never deployed). */
   outcome?: 'success' | 'noop';

@@ -11,7 +11,7 @@ import { journaledAct } from './act.js';
 import { appForSwitch, readBreaking } from './breaking.js';
 import type { DeployObserver } from './observer.js';
 
-export interface BootupResult {
+interface BootupResult {
   enabled: Color | undefined;
   standby: 'started' | 'running' | 'none' | 'failed' | 'not-kept';
 }

@@ -14,13 +14,13 @@ import { emptyColorSupervision, type ColorHealth, type ColorSupervision } from '
  * storm. Another cause starts the count anew (a crash on start is not the crash a request caused
  * a minute ago), and so does a minute healthy (STABLE_MS).
  */
-export const STABLE_MS = 60_000;
-export const MAX_RESTART_DELAY_MS = 60_000;
+const STABLE_MS = 60_000;
+const MAX_RESTART_DELAY_MS = 60_000;
 
 /** Why a color failed: it could not start, it died after it had served, or it stayed unhealthy. */
-export type FailureCause = 'start' | 'crash' | 'unhealthy';
+type FailureCause = 'start' | 'crash' | 'unhealthy';
 
-export function restartDelayMs(failuresInARow: number): number {
+function restartDelayMs(failuresInARow: number): number {
   return failuresInARow <= 1 ? 0 : Math.min(MAX_RESTART_DELAY_MS, 1000 * 2 ** (failuresInARow - 2));
 }
 

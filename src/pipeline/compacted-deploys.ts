@@ -24,13 +24,13 @@ export interface CompactedEvent {
 }
 
 /** A summary is kept for 90 days after its deploy ended... */
-export const SUMMARY_FOR_MS = 90 * 24 * 60 * 60 * 1000;
+const SUMMARY_FOR_MS = 90 * 24 * 60 * 60 * 1000;
 
 /**
  * ...and at most the newest 5,000 per app (about 300 bytes each, 1.5 MB of journal): a flood of
  * pushes, each superseded by the next, cannot grow the journal further. Past it the oldest go.
  */
-export const SUMMARIES_PER_APP = 5_000;
+const SUMMARIES_PER_APP = 5_000;
 
 /**
  * The `compacted` lines a compaction writes in place of `dropped` (the lines of the deploys it

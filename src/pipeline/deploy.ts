@@ -18,7 +18,7 @@ import type { DeployObserver } from './observer.js';
 import { DeployRun, type StepResult } from './run.js';
 import { preloadRun } from '../util/run.js';
 
-export interface DeployOptions {
+interface DeployOptions {
   ref?: string;
   /** The commit the trigger already named (a push): deployed as is, no lookup. */
   pinnedSha?: string;

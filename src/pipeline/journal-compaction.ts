@@ -7,12 +7,12 @@ import { seenLines } from './seen-deliveries.js';
 import { withServeLockUnlessServing } from './serve-lock.js';
 
 /** Past this size the journal is rewritten at the end of a deploy (about 3 KB a deploy). */
-export const COMPACT_ABOVE_BYTES = 2 * 1024 ** 2;
+const COMPACT_ABOVE_BYTES = 2 * 1024 ** 2;
 /**
  * Deploys a compaction keeps, queued-only ones (superseded) counted too: the dashboard, `duet
  * history` and the API show the recent ones. (Deliveries are remembered by age, not by this.)
  */
-export const KEEP_DEPLOYS = 300;
+const KEEP_DEPLOYS = 300;
 
 /**
  * Rewrite the journal with its last KEEP_DEPLOYS deploys, every run that never ended (its process

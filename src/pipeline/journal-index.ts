@@ -16,8 +16,6 @@ export class JournalIndex {
   private offset = 0;
   /** One catch-up at a time: two requests reading the same new bytes would fold them twice. */
   private reading: Promise<void> = Promise.resolve();
-  /** Bytes read from the file over the index's life (tests: only what was appended). */
-  bytesRead = 0;
 
   constructor(readonly path: string) {}
 
@@ -66,7 +64,6 @@ export class JournalIndex {
       if (size <= this.offset) return;
       const bytes = Buffer.alloc(size - this.offset);
       const { bytesRead } = await handle.read(bytes, 0, bytes.length, this.offset);
-      this.bytesRead += bytesRead;
       // Up to the last newline only: a line still being written is read whole next time.
       const end = bytes.subarray(0, bytesRead).lastIndexOf(0x0a);
       if (end < 0) return;

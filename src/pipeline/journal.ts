@@ -13,11 +13,10 @@ import { isTriggerEvent, type TriggerEvent } from './trigger.js';
  * Records are folded from events, never stored whole.
  */
 
-export type StepName = 'resolve' | 'pick' | 'update' | 'release' | 'start' | 'health' | 'switch' | 'verify' | 'watch' | 'retire' | 'record';
 /** A deploy's steps, in order (acts use some of them too). */
-export const stepNames: readonly StepName[] = ['resolve', 'pick', 'update', 'release', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
+export type StepName = 'resolve' | 'pick' | 'update' | 'release' | 'start' | 'health' | 'switch' | 'verify' | 'watch' | 'retire' | 'record';
 
-export type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
+type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
 export type Outcome = 'success' | 'noop' | 'failed' | 'interrupted';
 /** What a journal record is of: a deploy, rollback, bootup or failover, or one of the act commands. */
 export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover' | 'start-instance' | 'stop-instance' | 'connect-to-nginx' | 'update-instance';

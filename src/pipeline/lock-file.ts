@@ -17,7 +17,7 @@ export interface LockOwner extends ProcessIdentity {
   token?: string;
 }
 
-export type Holder = LockOwner | 'gone' | 'being-written';
+type Holder = LockOwner | 'gone' | 'being-written';
 
 /** A lock file being written right now is empty for a moment; older than this, it is debris. */
 const EMPTY_LOCK_GRACE_MS = 5000;

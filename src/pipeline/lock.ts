@@ -8,7 +8,7 @@ import { lockOwnerNow, readHolder, removeIfUnchanged, tryCreate, type LockOwner 
 
 export type { LockOwner };
 
-export interface DeployLock {
+interface DeployLock {
   owner: LockOwner;
   /** Set when the lock was taken over from a process that died holding it. */
   takenOverFrom: LockOwner | undefined;
@@ -16,7 +16,7 @@ export interface DeployLock {
   release(): Promise<void>;
 }
 
-export interface AcquireOptions {
+interface AcquireOptions {
   command: string;
   /** false: fail at once when another live process holds the lock (`--no-wait`). */
   wait: boolean;

@@ -6,6 +6,7 @@ import { DiskFullError, DuetError, isDiskFull, NotSavedError, ShuttingDownError,
 import { resolveRef } from '../instance/checkout.js';
 import { configuredColor } from '../switch/proxy.js';
 import { defaultRef } from './deploy.js';
+import { Announcements } from './announcements.js';
 import { Journal, newDeployId } from './journal.js';
 import { failureSummary, outcomeOfRun, runTrigger } from './queue-run.js';
 import { liveCommitIs } from './rollback.js';
@@ -19,7 +20,7 @@ interface Lane {
   running: string | undefined;
 }
 
-export interface DeployQueueOptions {
+interface DeployQueueOptions {
   config: Config;
   observers?: TriggerObserver[];
   logger?: Logger;
@@ -34,9 +35,7 @@ export interface DeployQueueOptions {
 export class DeployQueue implements TriggerQueue {
   private readonly store: TriggerStore;
   private readonly lanes = new Map<string, Lane>();
-  private readonly observers: TriggerObserver[];
-  /** Each trigger's "queued" announcement, so that "started" and "finished" never overtake it. */
-  private readonly announced = new Map<string, Promise<void>>();
+  private readonly announcements: Announcements;
   private closed = false;
   /** Aborted by close(): a deploy still waiting for its app's lock must not hold up shutdown. */
   private readonly stopping = new AbortController();
@@ -48,7 +47,7 @@ export class DeployQueue implements TriggerQueue {
     files: TriggerStoreFiles,
   ) {
     this.store = new TriggerStore(files);
-    this.observers = [...(options.observers ?? [])];
+    this.announcements = new Announcements([...(options.observers ?? [])], options.logger);
   }
 
   static async open(options: DeployQueueOptions): Promise<DeployQueue> {
@@ -59,7 +58,7 @@ export class DeployQueue implements TriggerQueue {
   }
 
   addObserver(observer: TriggerObserver): void {
-    this.observers.push(observer);
+    this.announcements.add(observer);
   }
 
   async submit(request: TriggerRequest): Promise<SubmitResult> {
@@ -161,28 +160,22 @@ export class DeployQueue implements TriggerQueue {
       // One job per waiting slot: it runs whichever trigger waits when its turn comes.
       void lane.runner.add(() => this.guarded(app.name, () => this.runWaiting(app)));
     }
-    this.announced.set(record.id, this.announce(app, record));
+    this.announcements.queued(record.id, this.withCommit(app, record));
   }
 
   private async supersede(replaced: string, by: TriggerRecord): Promise<void> {
     const sha = by.resolvedSha ? by.resolvedSha.slice(0, 7) : (by.ref ?? 'a newer trigger');
     try {
       const finished = await this.store.record(replaced, { type: 'superseded', by: by.id, summary: `Superseded by ${sha}` });
-      void this.afterAnnounced(replaced, () => this.notify('finished', finished));
+      void this.announcements.finished(finished);
     } catch (error) {
       // It stays "queued" on disk; the next start of duet serve supersedes it again.
       this.options.logger?.error({ deploy: replaced, err: (error as Error).message }, 'could not record a superseded trigger');
     }
   }
 
-  private async afterAnnounced(id: string, then: () => void): Promise<void> {
-    await this.announced.get(id);
-    this.announced.delete(id);
-    then();
-  }
-
-  /** Tell observers it is queued, after finding its commit when the sender did not name it. */
-  private async announce(app: AppConfig, record: TriggerRecord): Promise<void> {
+  /** The record to announce as queued: with its commit, found when the sender did not name it. */
+  private async withCommit(app: AppConfig, record: TriggerRecord): Promise<TriggerRecord> {
     if (!record.resolvedSha && record.kind === 'deploy') {
       try {
         const resolved = await resolveRef(app.clone_url, record.ref ?? defaultRef(app));
@@ -191,7 +184,7 @@ export class DeployQueue implements TriggerQueue {
         this.options.logger?.warn({ app: app.name, deploy: record.id, err: (error as Error).message }, 'could not resolve the ref yet');
       }
     }
-    this.notify('queued', this.store.get(record.id)!);
+    return this.store.get(record.id)!;
   }
 
   private async runWaiting(app: AppConfig): Promise<void> {
@@ -218,16 +211,15 @@ export class DeployQueue implements TriggerQueue {
       if (!(error instanceof NotSavedError)) throw error;
       // A deploy whose start is not on disk does not start: nothing it did would be on disk either.
       const finished = await this.saveFinal(record.id, { type: 'settled', state: 'failed', summary: this.notStarted(record, error) });
-      await this.afterAnnounced(record.id, () => this.notify('finished', finished));
+      await this.announcements.finished(finished);
       return;
     }
-    await this.afterAnnounced(record.id, () => this.notify('started', current));
+    await this.announcements.started(current);
     const outcome = await runTrigger(this.options.config, app, record, { logger: this.options.logger, signal: this.stopping.signal });
     // undefined: shutdown came while it waited for its app's lock. Nothing was started: it stays
     // "running" on disk and resume() runs it at the next start.
     if (!outcome) return;
-    current = await this.saveFinal(record.id, { type: 'settled', ...outcome });
-    this.notify('finished', current);
+    await this.announcements.finished(await this.saveFinal(record.id, { type: 'settled', ...outcome }));
   }
 
   /** Why a trigger whose start the journal did not take ends failed without running (its summary). */
@@ -261,7 +253,7 @@ export class DeployQueue implements TriggerQueue {
       const ended = outcomeOfRun(record, await new Journal(app.paths.journal).record(record.id));
       if (ended) {
         this.options.logger?.info({ app: record.app, deploy: record.id, state: ended.state }, 'a deploy ended before its outcome was saved: not run again');
-        this.notify('finished', await this.saveFinal(record.id, { type: 'settled', ...ended }));
+        await this.announcements.finished(await this.saveFinal(record.id, { type: 'settled', ...ended }));
         continue;
       }
       this.options.logger?.info({ app: record.app, deploy: record.id }, 'resuming an interrupted deploy');
@@ -275,7 +267,7 @@ export class DeployQueue implements TriggerQueue {
   }
 
   private async abandon(record: TriggerRecord, why: string): Promise<void> {
-    this.notify('finished', await this.saveFinal(record.id, { type: 'settled', state: 'errored', summary: `internal error: ${why}` }));
+    await this.announcements.finished(await this.saveFinal(record.id, { type: 'settled', state: 'errored', summary: `internal error: ${why}` }));
   }
 
   /** A deploy's outcome, in memory (the summary says so) when the journal cannot take it yet. */
@@ -295,20 +287,6 @@ export class DeployQueue implements TriggerQueue {
       await job();
     } catch (error) {
       this.options.logger?.error({ app, err: error instanceof Error ? error.message : String(error) }, 'deploy job failed');
-    }
-  }
-
-  private notify(event: 'queued' | 'finished', record: TriggerRecord): void;
-  private notify(event: 'started', record: TriggerRecord): void;
-  private notify(event: keyof TriggerObserver, record: TriggerRecord): void {
-    for (const observer of this.observers) {
-      try {
-        if (event === 'started') observer.started?.({ ...record }, record.color);
-        else observer[event]?.({ ...record });
-      } catch (error) {
-        // An observer (status reporter, metrics) must never break the queue.
-        this.options.logger?.error({ err: (error as Error).message, event }, 'trigger observer failed');
-      }
     }
   }
 }

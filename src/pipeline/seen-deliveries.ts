@@ -14,7 +14,7 @@ import { isTriggerEvent, type TriggerEvent, type TriggerRequest } from './trigge
  */
 
 /** GitHub lets a delivery be redelivered for 3 days: every one accepted since is kept. */
-export const SEEN_FOR_MS = 3 * 24 * 60 * 60 * 1000;
+const SEEN_FOR_MS = 3 * 24 * 60 * 60 * 1000;
 
 /**
  * The newest keys of an app kept however old: an app that deploys rarely still knows its last few
@@ -47,7 +47,7 @@ function keysOf(event: TriggerEvent): { deliveries: string[]; bodyDigests: strin
   const present = (values: Array<string | null | undefined>): string[] => values.filter((v): v is string => typeof v === 'string' && v !== '');
   switch (event.type) {
     case 'accepted':
-      return { deliveries: present([event.trigger.deliveryId, ...(event.deliveries ?? [])]), bodyDigests: present([event.trigger.bodyDigest]) };
+      return { deliveries: present([event.trigger.deliveryId]), bodyDigests: present([event.trigger.bodyDigest]) };
     case 'merged':
       return { deliveries: present([event.deliveryId]), bodyDigests: present([event.bodyDigest]) };
     case 'seen':

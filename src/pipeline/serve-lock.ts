@@ -7,7 +7,7 @@ import { pollUntil } from '../util/poll.js';
 import { lockOwnerNow, readHolder, removeIfUnchanged, tryCreate, type LockOwner } from './lock-file.js';
 
 /** Another `duet serve` already runs on this state dir. */
-export class ServeLockedError extends DuetError {
+class ServeLockedError extends DuetError {
   constructor(
     readonly holder: LockOwner,
     stateDir: string,
@@ -19,7 +19,7 @@ export class ServeLockedError extends DuetError {
   }
 }
 
-export interface ServeLock {
+interface ServeLock {
   release(): Promise<void>;
 }
 

@@ -19,7 +19,7 @@ import { lockHolder } from './lock.js';
  * (its pidfile is still there; every stop by duet removes it), `stopped` that nobody wants it
  * running.
  */
-export type ColorState = 'healthy' | 'unhealthy' | 'down' | 'stopped';
+type ColorState = 'healthy' | 'unhealthy' | 'down' | 'stopped';
 
 export interface ColorStatus {
   port: number | string;
@@ -53,10 +53,10 @@ export interface ColorStatus {
  * - mismatch: duet's nginx config names one color, the public port answers from the other
  *   (nginx was not reloaded).
  */
-export type AppState = 'not-deployed' | 'live' | 'unhealthy' | 'on-fallback' | 'down' | 'mismatch';
+type AppState = 'not-deployed' | 'live' | 'unhealthy' | 'on-fallback' | 'down' | 'mismatch';
 
 /** The color that is not live: warm (healthy, the instant rollback), stopped, or in trouble; none before a first deploy. */
-export type StandbyState = 'warm' | 'unhealthy' | 'down' | 'stopped' | 'none';
+type StandbyState = 'warm' | 'unhealthy' | 'down' | 'stopped' | 'none';
 
 export function appStateOf(
   enabled: Color | undefined,

@@ -22,7 +22,7 @@ export const SUPERVISE_INTERVAL_MS = 500;
 export const FAILOVER_AFTER_DOWN_MS = 10_000;
 /** A live color that exited this often within CRASH_LOOP_MS is failed over without waiting. */
 export const CRASH_LOOP_EXITS = 3;
-export const CRASH_LOOP_MS = 60_000;
+const CRASH_LOOP_MS = 60_000;
 /**
  * While nothing answers the public port, or both colors crash, no color waits longer than this
  * for its restart: the backoff spares the machine a storm, not at the price of the outage.

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readdir, unlink } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Config } from '../config/load.js';
 import { appPaths } from '../config/paths.js';
@@ -40,21 +40,12 @@ export interface TriggerStoreFiles {
   apps: readonly string[];
   /** Where an app's journal is (its triggers' events go there too). */
   journalOf: (app: string) => string;
-  /**
-   * `<state_dir>/triggers.ndjson`, where versions before the one stream kept triggers: read once
-   * at open, each trigger moved into its app's journal as one line, then removed.
-   */
-  legacy?: string;
 }
 
-export interface TriggerStoreOptions {
+interface TriggerStoreOptions {
   /** Finished triggers kept in memory: enough for the dashboard (the dedupe of deliveries keeps its own). */
   keepFinished?: number;
 }
-
-/** The lines of triggers.ndjson as versions before the one stream wrote them. */
-type LegacyEvent =
-  { op: 'accepted'; record: TriggerRecord } | { op: 'update'; id: string; patch: Partial<TriggerRecord> } | { op: 'alias'; deliveryId: string; id: string };
 
 export class TriggerStore {
   private readonly records = new Map<string, TriggerRecord>();
@@ -80,7 +71,6 @@ export class TriggerStore {
       // A line torn by a crash mid-append is skipped: its trigger was never acknowledged.
       for (const event of (await this.logOf(app).read()).events) if (isTriggerEvent(event)) this.apply(app, event);
     }
-    if (this.files.legacy && existsSync(this.files.legacy)) await this.upgrade(this.files.legacy);
     this.trim();
     // duet serve is the only writer of trigger events: one handle per journal for its life.
     for (const log of this.logs.values()) await log.hold();
@@ -108,8 +98,7 @@ export class TriggerStore {
   async record(id: string, change: TriggerChange): Promise<TriggerRecord> {
     const event = this.stamp(id, change);
     const current = this.checkMove(event);
-    await this.write(current.app, event);
-    return this.records.get(id)!;
+    return this.write(current.app, event);
   }
 
   /**
@@ -121,8 +110,9 @@ export class TriggerStore {
   async recordOrMark(id: string, change: TriggerChange): Promise<{ record: TriggerRecord; error?: NotSavedError }> {
     const event = this.stamp(id, change);
     const { app } = this.checkMove(event);
+    let record: TriggerRecord;
     try {
-      await this.write(app, event);
+      record = await this.write(app, event);
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
       this.apply(app, event);
@@ -132,11 +122,11 @@ export class TriggerStore {
       this.unsaved.set(app, waiting);
       this.retryLater();
       const reason = (error.cause instanceof Error ? error.cause.message : error.message).split('\n')[0];
-      const record = this.records.get(id)!;
+      record = this.records.get(id)!;
       record.summary = `${record.summary ?? record.state}; not saved yet (${reason}): duet serve writes it as soon as the disk takes it`;
       return { record, error };
     }
-    return { record: this.records.get(id)! };
+    return { record };
   }
 
   /** After the last write (shutdown): what waits is tried once more, then the journals are closed. */
@@ -164,18 +154,23 @@ export class TriggerStore {
     return current;
   }
 
-  /** Applied only once the whole line is on disk: what the file does not hold, no one is told. */
-  private async write(app: string, event: TriggerEvent): Promise<void> {
+  /**
+   * Applied only once the whole line is on disk: what the file does not hold, no one is told.
+   * The record as it then is, even when the trim that may follow drops it from memory.
+   */
+  private async write(app: string, event: TriggerEvent): Promise<TriggerRecord> {
     try {
       await this.append(app, event);
     } catch (error) {
       throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, this.logOf(app).path, error);
     }
     this.apply(app, event);
+    const record = this.records.get(event.id)!;
     if (++this.appendedSinceTrim >= Math.ceil(this.keepFinished / 2)) {
       this.appendedSinceTrim = 0;
       this.trim();
     }
+    return record;
   }
 
   /** Merged into `id`: a delivery that asked for the deploy it already does. */
@@ -246,7 +241,7 @@ export class TriggerStore {
 
   /**
    * Every line is promised to someone (a 202, a commit status): O_DSYNC, group commit. Made on
-   * first use; open() holds them all once it has read them and upgraded.
+   * first use; open() holds them all once it has read them.
    */
   private logOf(app: string): EventLog<JournalEvent> {
     let log = this.logs.get(app);
@@ -276,33 +271,12 @@ export class TriggerStore {
     finished.sort((a, b) => a.id.localeCompare(b.id));
     for (const record of finished.slice(0, finished.length - this.keepFinished)) this.records.delete(record.id);
   }
-
-  /**
-   * Move the triggers of triggers.ndjson into the journals, once: each as one `accepted` line
-   * holding its record as folded (whatever state it reached) and the deliveries merged into it,
-   * so a crash part way leaves each trigger either moved whole or not at all; one already in a
-   * journal (moved before such a crash) is not moved again. The file goes once all are on disk.
-   */
-  private async upgrade(path: string): Promise<void> {
-    const records = new Map<string, TriggerRecord>();
-    const merged = new Map<string, string[]>();
-    for (const event of (await new EventLog<LegacyEvent>(path).read()).events) {
-      if (event.op === 'accepted') records.set(event.record.id, { ...event.record });
-      else if (event.op === 'update') Object.assign(records.get(event.id) ?? {}, event.patch);
-      else merged.set(event.id, [...(merged.get(event.id) ?? []), event.deliveryId]);
-    }
-    for (const record of [...records.values()].sort((a, b) => a.id.localeCompare(b.id))) {
-      if (this.records.has(record.id)) continue;
-      await this.write(record.app, { type: 'accepted', id: record.id, at: record.receivedAt, trigger: record, deliveries: merged.get(record.id) ?? [] });
-    }
-    await unlink(path);
-  }
 }
 
 /**
  * Where the triggers are: each configured app's journal, and the journal left in the state dir
  * by an app since removed from the config, so that its unfinished triggers are found and closed
- * (errored, and GitHub told) instead of staying "pending" for ever; and the legacy triggers.ndjson.
+ * (errored, and GitHub told) instead of staying "pending" for ever.
  */
 export async function triggerStoreFiles(config: Config): Promise<TriggerStoreFiles> {
   const journalOf = (app: string): string => appPaths(config.stateDir, app).journal;
@@ -310,5 +284,5 @@ export async function triggerStoreFiles(config: Config): Promise<TriggerStoreFil
   for (const entry of await readdir(config.stateDir, { withFileTypes: true }).catch(() => [])) {
     if (entry.isDirectory() && existsSync(journalOf(entry.name))) apps.add(entry.name);
   }
-  return { apps: [...apps], journalOf, legacy: join(config.stateDir, 'triggers.ndjson') };
+  return { apps: [...apps], journalOf };
 }

@@ -4,7 +4,7 @@
  * acknowledgement, the commit status link, the journal and the log all name the same thing.
  */
 
-export type TriggerSource = 'push' | 'release' | 'manual' | 'resume';
+type TriggerSource = 'push' | 'release' | 'manual' | 'resume';
 /** restart: a config deploy of the live commit (`duet restart`, POST /apps/:app/restart). */
 export type TriggerKind = 'deploy' | 'rollback' | 'restart';
 
@@ -65,11 +65,10 @@ export interface TriggerOutcome {
 /**
  * What happens to a trigger, one typed event each, appended to its app's journal next to the
  * events of the deploy it runs (journal.ts): the same file, the same id. Each is fsync'd before
- * anyone is told (a 202, a commit status). `accepted` holds the whole record: after an upgrade
- * from triggers.ndjson (trigger-store.ts) it may already be in a later state.
+ * anyone is told (a 202, a commit status). `accepted` holds the whole record.
  */
 export type TriggerEvent =
-  | { type: 'accepted'; id: string; at: string; trigger: TriggerRecord; deliveries?: string[] }
+  | { type: 'accepted'; id: string; at: string; trigger: TriggerRecord }
   /** A delivery found to ask for the deploy this trigger already does: its id and its body count as seen. */
   | { type: 'merged'; id: string; at: string; deliveryId: string | null; bodyDigest?: string }
   | { type: 'resolved'; id: string; at: string; sha: string }
@@ -84,7 +83,7 @@ export type TriggerEvent =
    */
   | { type: 'seen'; id: string; at: string; deliveries: string[]; bodyDigests: string[] };
 
-export const TRIGGER_EVENT_TYPES: ReadonlySet<string> = new Set(['accepted', 'merged', 'resolved', 'dequeued', 'superseded', 'settled', 'seen']);
+const TRIGGER_EVENT_TYPES: ReadonlySet<string> = new Set(['accepted', 'merged', 'resolved', 'dequeued', 'superseded', 'settled', 'seen']);
 
 export function isTriggerEvent(event: { type: string }): event is TriggerEvent {
   return TRIGGER_EVENT_TYPES.has(event.type);

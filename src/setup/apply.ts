@@ -16,7 +16,7 @@ import { appUseraddArgv, groupsOf, isEnabled, lookupGroup, lookupUser, useraddAr
  * file operations happen inside the tree and the commands (useradd, chown, systemctl, nginx) are
  * listed as skipped: they would act on the machine, not on the tree.
  */
-export type Verb = 'create' | 'update' | 'chmod' | 'chown' | 'remove' | 'run' | 'ok' | 'skip';
+type Verb = 'create' | 'update' | 'chmod' | 'chown' | 'remove' | 'run' | 'ok' | 'skip';
 
 export interface Operation {
   verb: Verb;
@@ -28,7 +28,7 @@ export interface Operation {
   run?: () => Promise<void>;
 }
 
-export interface InspectOptions {
+interface InspectOptions {
   root: string;
   /** Whether systemd runs this machine (/run/systemd/system exists); false under --root. */
   systemd: boolean;

@@ -249,7 +249,7 @@ export async function checkPackageManager(ctx: DoctorContext, app: AppConfig): P
  * What git said went wrong: its `fatal:` and `error:` lines, which come first; the advice it adds
  * after them ("Please make sure you have the correct access rights") is the same for every cause.
  */
-export function gitProblem(output: string): string {
+function gitProblem(output: string): string {
   const problems = [
     ...new Set(
       output

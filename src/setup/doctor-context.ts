@@ -40,7 +40,7 @@ export const fail = (name: string, detail: string, fix: string): CheckResult => 
  * the credentials dir that LoadCredential= would hand over. So `sudo duet doctor` in a shell
  * checks the same secrets the service will read.
  */
-export function credentialEnv(layout: InstallLayout, root: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+function credentialEnv(layout: InstallLayout, root: string, env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out = { ...env };
   for (const credential of CREDENTIALS) {
     if (out[credential.env] || out[`${credential.env}_FILE`]) continue;
@@ -65,7 +65,7 @@ export async function doctorContext(
   return { setup, layout, root: options.root, env, secrets, runAs, minCheckoutBytes: options.minCheckoutBytes };
 }
 
-export interface Captured {
+interface Captured {
   code: number;
   /** stdout and stderr interleaved. */
   output: string;

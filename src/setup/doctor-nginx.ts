@@ -7,7 +7,7 @@ import { capture, fail, oneLine, pass, type CheckResult, type DoctorContext } fr
 import { describeHolders, portHolders } from './port-holders.js';
 
 /** The program an argv runs, past `sudo` and its options. */
-export function programOf(argv: readonly string[]): string {
+function programOf(argv: readonly string[]): string {
   let i = 0;
   if (basename(argv[0] ?? '') === 'sudo') {
     i = 1;

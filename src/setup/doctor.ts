@@ -22,7 +22,7 @@ import { loadSetupConfig } from './settings.js';
 
 export type { CheckResult } from './doctor-context.js';
 
-export interface DoctorOptions {
+interface DoctorOptions {
   configPath: string | undefined;
   /** Look for what `duet install --root DIR` wrote (units, enable links, credentials) under DIR. */
   root?: string;
@@ -30,7 +30,7 @@ export interface DoctorOptions {
   minCheckoutBytes?: number;
 }
 
-export interface DoctorReport {
+interface DoctorReport {
   results: CheckResult[];
   /** 0 all passed, 1 a check failed, 2 the config is invalid (only its line is reported). */
   exitCode: 0 | 1 | 2;

@@ -14,7 +14,7 @@ import type { Octokit } from '@octokit/rest';
  *   a private repository. Read versus write cannot be told apart without writing, so the
  *   detail says so; on a public repository the read is open to everyone and proves nothing.
  */
-export interface AccessResult {
+interface AccessResult {
   ok: boolean;
   detail: string;
   fix: string;

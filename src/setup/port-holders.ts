@@ -6,14 +6,14 @@ import { procStat } from '../util/proc.js';
  * then the processes holding those inodes among their fds. Seeing other users' fds needs root;
  * without it `visible` is false and the caller must fall back to weaker evidence.
  */
-export interface PortHolder {
+interface PortHolder {
   pid: number;
   comm: string;
   /** Process group: a duet instance is the leader of its own group (detached start). */
   pgid: number;
 }
 
-export interface PortHolders {
+interface PortHolders {
   listening: boolean;
   holders: PortHolder[];
   /** Whether every listening socket could be traced to a process. */

@@ -10,7 +10,7 @@ const ALLOWED_SUDO_OPTIONS = new Set(['-n', '--non-interactive']);
  * The command behind `sudo` in a configured argv, or undefined when it does not go through sudo.
  * sudoers matches the program by absolute path and the arguments exactly, so both are checked.
  */
-export function commandBehindSudo(argv: readonly string[], key: string): string[] | undefined {
+function commandBehindSudo(argv: readonly string[], key: string): string[] | undefined {
   if (basename(argv[0] ?? '') !== 'sudo') return undefined;
   let i = 1;
   while (i < argv.length && argv[i]!.startsWith('-')) {
@@ -40,7 +40,7 @@ export function commandBehindSudo(argv: readonly string[], key: string): string[
  * the parser (a literal backslash becomes four). A program without arguments gets "", which
  * sudoers reads as "no arguments" (a bare path would allow any).
  */
-export function sudoersCommand(argv: readonly string[]): string {
+function sudoersCommand(argv: readonly string[]): string {
   const [program, ...args] = argv;
   if (args.length === 0) return `${program} ""`;
   const quoted = args.map((arg) => arg.replace(/[\\*?[\]]/g, '\\$&').replace(/[\\,:=]/g, '\\$&'));

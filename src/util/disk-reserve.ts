@@ -1,7 +1,7 @@
 import { open, stat, truncate } from 'node:fs/promises';
 
 /** Room for some hundred lines of a few hundred bytes, in pages or blocks of 4 KiB. */
-export const RESERVE_BYTES = 64 * 1024;
+const RESERVE_BYTES = 64 * 1024;
 
 /**
  * Room kept on a file system for the few writes that must land on it when it is full: a file of

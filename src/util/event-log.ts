@@ -41,14 +41,14 @@ function gateOf(path: string): PathGate {
   }
   return gate;
 }
-export interface EventLogOptions<E> {
+interface EventLogOptions<E> {
   /** An event from a parsed line, or undefined for one that is not (skipped). Default: any JSON. */
   parse?: (value: unknown) => E | undefined;
   /** Every append fsync'd, with O_DSYNC (see AppendLog): for a log whose lines are promised to someone. */
   everyWriteDurable?: boolean;
 }
 
-export interface EventLogContents<E> {
+interface EventLogContents<E> {
   events: E[];
   /** Lines that were not events: torn by a crash, or not understood. */
   skipped: number;

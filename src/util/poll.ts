@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
-export interface PollOptions {
+interface PollOptions {
   timeoutMs: number;
   /** First wait between attempts; doubles up to maxIntervalMs, so fast things are seen fast. */
   initialIntervalMs?: number;

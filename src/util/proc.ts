@@ -7,7 +7,7 @@ import { readFileOrUndefinedSync } from './atomic-file.js';
  * through libuv's thread pool (a scan of every process took 20-30 ms async, about 1 ms like this).
  */
 
-export interface ProcStat {
+interface ProcStat {
   /** R, S, D, ... ; Z (zombie) and X (dead) have exited: see hasExited. */
   state: string;
   ppid: number;

@@ -9,7 +9,7 @@ import { groupMembers, procStat } from './proc.js';
  * duet is killed -9 mid-install, `npm ci` and its children go on writing the checkout, and the
  * resumed deploy must stop them before it starts a second install in the same directory.
  */
-export interface StepGroupRecord {
+interface StepGroupRecord {
   pgid: number;
   startTime: string;
   command: string;

@@ -10,7 +10,7 @@ import { LineSplitter, STEP_PROTOCOL_VERSION, type StepFrame, type StepRequest }
  * mount namespace: it cannot read duet's credentials or memory. Ending the connection ends it.
  */
 
-export interface StepSocketOptions {
+interface StepSocketOptions {
   step: string;
   cwd?: string;
   output?: OutputSink;

@@ -7,9 +7,9 @@ import type { AddressInfo } from 'node:net';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { checkedOutRevision, prepareCheckout, redact, resolveRef } from '../../src/instance/checkout.js';
+import { checkedOutRevision, redact, resolveRef } from '../../src/instance/checkout.js';
 import { CommandFailedError, DuetError } from '../../src/errors.js';
-import { createAppRepo, type AppRepo } from '../support/git-repo.js';
+import { checkOut, createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { assertLeftoversGone, leaveLeftovers } from '../support/leftovers.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -93,14 +93,14 @@ test('resolveRef: a missing ref, an invalid ref and an unreachable repo are reso
   });
 });
 
-test('prepareCheckout: a fresh dir, then v1 -> v2 -> v1 in the same reused, shallow checkout', async (t) => {
+test('a checkout: a fresh dir, then v1 -> v2 -> v1 in the same reused, shallow checkout', async (t) => {
   const { repo, v1, v2 } = await releases(t);
   const state = await tempDir(t);
   const dir = join(state, 'app', 'blue');
   const output = collector();
 
   assert.equal(await checkedOutRevision(dir), undefined);
-  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'), { output });
+  await checkOut(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'), { output });
   assert.equal(await checkedOutRevision(dir), v1);
   assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v1\n');
   assert.equal(await gitIn(dir, 'rev-parse', '--is-shallow-repository'), 'true');
@@ -109,7 +109,7 @@ test('prepareCheckout: a fresh dir, then v1 -> v2 -> v1 in the same reused, shal
   await writeFile(join(dir, '.git', 'duet-marker'), 'same repository\n');
   await leaveLeftovers(dir);
 
-  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v2'), { output });
+  await checkOut(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v2'), { output });
   assert.equal(await checkedOutRevision(dir), v2);
   assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v2\n');
   assert.equal(await readFile(join(dir, '.git', 'duet-marker'), 'utf8'), 'same repository\n', 'the checkout was recreated');
@@ -119,21 +119,21 @@ test('prepareCheckout: a fresh dir, then v1 -> v2 -> v1 in the same reused, shal
   // Back to v1: its commit is already here, so nothing is fetched; prove it by taking the remote away.
   await rename(repo.bareDir, `${repo.bareDir}.away`);
   const before = output.text().length;
-  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' }, { output });
+  await checkOut(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' }, { output });
   assert.equal(await checkedOutRevision(dir), v1);
   assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v1\n');
   assert.doesNotMatch(output.text().slice(before), /git fetch/);
   assert.doesNotMatch(output.text(), /git init/, 'init is for directories without .git only');
 });
 
-test('prepareCheckout fetches from clone_url itself: a changed clone_url takes effect, no remote is kept', async (t) => {
+test('a checkout fetches from clone_url itself: a changed clone_url takes effect, no remote is kept', async (t) => {
   const { repo, v1 } = await releases(t);
   const dir = join(await tempDir(t), 'green');
-  await prepareCheckout(dir, repo.bareDir, { sha: v1, ref: 'refs/tags/v1' });
+  await checkOut(dir, repo.bareDir, { sha: v1, ref: 'refs/tags/v1' });
   // The repository moved (a fork, a new host): a commit only the new place has.
   const moved = await createAppRepo(t);
   const elsewhere = await moved.tag('v9', { VERSION: 'v9\n' });
-  await prepareCheckout(dir, moved.bareUrl, { sha: elsewhere, ref: 'refs/tags/v9' });
+  await checkOut(dir, moved.bareUrl, { sha: elsewhere, ref: 'refs/tags/v9' });
   assert.equal(await checkedOutRevision(dir), elsewhere);
   assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v9\n');
   assert.equal(await gitIn(dir, 'remote'), '', 'no remote to drift from duet.yml');
@@ -165,7 +165,7 @@ test("clone_url never reaches git's command line, where a token in it would be v
   const commands = await recordGitCommands(t);
 
   const dir = join(await tempDir(t), 'blue');
-  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'));
+  await checkOut(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'));
   assert.equal(await checkedOutRevision(dir), v1);
   const argv = await commands();
   assert.match(argv, /^ls-remote /m);
@@ -178,38 +178,38 @@ test('a commit the checkout already holds is not fetched again; a new one is', a
   const commands = await recordGitCommands(t);
   const dir = join(await tempDir(t), 'blue');
 
-  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  await checkOut(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
   assert.doesNotMatch(await commands(), /^cat-file /m, 'a new repository has nothing to look for');
-  await prepareCheckout(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' });
+  await checkOut(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' });
   assert.match(await commands(), /^fetch /m, 'v2 is not there yet');
-  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  await checkOut(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
   const third = await commands();
   assert.match(third, /^cat-file -e /m, 'git is asked');
   assert.doesNotMatch(third, /^fetch /m, 'and it has it');
   assert.equal(await checkedOutRevision(dir), v1);
 });
 
-test('prepareCheckout: a commit that is no branch or tag tip is fetched by its sha', async (t) => {
+test('a checkout: a commit that is no branch or tag tip is fetched by its sha', async (t) => {
   const { repo, v1 } = await releases(t);
   const middle = await repo.commit({ VERSION: 'v1.5\n' }, 'between');
   await repo.commit({ VERSION: 'v3\n' }, 'after');
   const dir = join(await tempDir(t), 'blue');
-  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, middle));
+  await checkOut(dir, repo.bareUrl, await resolveRef(repo.bareUrl, middle));
   assert.equal(await checkedOutRevision(dir), middle);
   assert.equal(await readFile(join(dir, 'VERSION'), 'utf8'), 'v1.5\n');
   assert.notEqual(middle, v1);
 });
 
-test('prepareCheckout: when the server refuses a fetch by sha, the ref is fetched by name', async (t) => {
+test('a checkout: when the server refuses a fetch by sha, the ref is fetched by name', async (t) => {
   const { repo, v1, v2 } = await releases(t);
   const dir = join(await tempDir(t), 'blue');
   const output = collector();
-  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  await checkOut(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
   // Protocol v0 only serves advertised objects: an annotated tag's commit is not one of them
   // (unless it is also the tip of main, hence the commits after each tag).
   await repo.commit({ VERSION: 'after v2\n' });
   await gitIn(dir, 'config', 'protocol.version', '0');
-  await prepareCheckout(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' }, { output });
+  await checkOut(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' }, { output });
   assert.equal(await checkedOutRevision(dir), v2);
   assert.match(output.text(), /unadvertised object/);
   assert.match(output.text(), /fetching refs\/tags\/v2 instead/);
@@ -217,7 +217,7 @@ test('prepareCheckout: when the server refuses a fetch by sha, the ref is fetche
   // Without a ref name to fall back on, the refusal is the error.
   const v3 = await repo.tag('v3', { VERSION: 'v3\n' }, { annotated: true });
   await repo.commit({ VERSION: 'after v3\n' });
-  await assert.rejects(prepareCheckout(dir, repo.bareUrl, { sha: v3, ref: v3 }), (error: unknown) => {
+  await assert.rejects(checkOut(dir, repo.bareUrl, { sha: v3, ref: v3 }), (error: unknown) => {
     assert.ok(error instanceof CommandFailedError);
     assert.equal(error.step, 'update');
     assert.match(error.message, /unadvertised object/);
@@ -228,7 +228,7 @@ test('prepareCheckout: when the server refuses a fetch by sha, the ref is fetche
   const v4 = await repo.tag('v4', { VERSION: 'v4\n' }, { annotated: true });
   await repo.git(['tag', '--force', '--annotate', '--message', 'moved', 'v4', v1]);
   await repo.commit({ VERSION: 'after v4\n' });
-  await assert.rejects(prepareCheckout(dir, repo.bareUrl, { sha: v4, ref: 'refs/tags/v4' }), (error: unknown) => {
+  await assert.rejects(checkOut(dir, repo.bareUrl, { sha: v4, ref: 'refs/tags/v4' }), (error: unknown) => {
     assert.ok(error instanceof DuetError);
     assert.equal(error.step, 'update');
     assert.match(error.message, /refs\/tags\/v4 in file:\/\/.* no longer points at/);
@@ -236,11 +236,11 @@ test('prepareCheckout: when the server refuses a fetch by sha, the ref is fetche
   });
 });
 
-test("prepareCheckout: a commit the remote does not have is an update error with git's message", async (t) => {
+test("a checkout: a commit the remote does not have is an update error with git's message", async (t) => {
   const { repo } = await releases(t);
   const dir = join(await tempDir(t), 'blue');
   const unknown = 'f'.repeat(40);
-  await assert.rejects(prepareCheckout(dir, repo.bareUrl, { sha: unknown, ref: unknown }), (error: unknown) => {
+  await assert.rejects(checkOut(dir, repo.bareUrl, { sha: unknown, ref: unknown }), (error: unknown) => {
     assert.ok(error instanceof CommandFailedError, String(error));
     assert.equal(error.step, 'update');
     assert.match(error.message, /git fetch --depth 1 --no-tags duet-clone-url f{40} \(duet-clone-url = file:\S+\)/);
@@ -249,15 +249,15 @@ test("prepareCheckout: a commit the remote does not have is an update error with
     return true;
   });
   assert.equal(await checkedOutRevision(dir), undefined);
-  await assert.rejects(prepareCheckout(dir, repo.bareUrl, { sha: 'main', ref: 'main' }), /not a full commit sha/);
+  await assert.rejects(checkOut(dir, repo.bareUrl, { sha: 'main', ref: 'main' }), /not a full commit sha/);
 });
 
-test('prepareCheckout survives a lock file left by a crashed git', async (t) => {
+test('a checkout survives a lock file left by a crashed git', async (t) => {
   const { repo, v1, v2 } = await releases(t);
   const dir = join(await tempDir(t), 'blue');
-  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  await checkOut(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
   await writeFile(join(dir, '.git', 'index.lock'), '');
-  await prepareCheckout(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' });
+  await checkOut(dir, repo.bareUrl, { sha: v2, ref: 'refs/tags/v2' });
   assert.equal(await checkedOutRevision(dir), v2);
 });
 
@@ -282,7 +282,7 @@ test('git runs against the checkout even when GIT_DIR points elsewhere (duet sta
     if (saved === undefined) delete process.env.GIT_DIR;
     else process.env.GIT_DIR = saved;
   });
-  await prepareCheckout(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
+  await checkOut(dir, repo.bareUrl, { sha: v1, ref: 'refs/tags/v1' });
   assert.equal(await checkedOutRevision(dir), v1);
   delete process.env.GIT_DIR;
   assert.equal(await gitIn(repo.workDir, 'remote', 'get-url', 'origin'), repo.bareDir, 'the work tree repo was touched');
@@ -318,13 +318,13 @@ test('git never waits for a password, and a token in clone_url stays out of the 
   });
 });
 
-test('prepareCheckout: a git command that outlives timeoutMs is killed', { timeout: 30_000 }, async (t) => {
+test('a checkout: a git command that outlives timeoutMs is killed', { timeout: 30_000 }, async (t) => {
   const host = await httpRemote(t);
   const dir = join(await tempDir(t), 'blue');
   const output = collector();
   const sha = 'a'.repeat(40);
   const started = Date.now();
-  await assert.rejects(prepareCheckout(dir, `http://${host}`, { sha, ref: sha }, { output, timeoutMs: 1000 }), (error: unknown) => {
+  await assert.rejects(checkOut(dir, `http://${host}`, { sha, ref: sha }, { output, timeoutMs: 1000 }), (error: unknown) => {
     assert.ok(error instanceof CommandFailedError, String(error));
     assert.equal(error.step, 'update');
     assert.equal(error.exitStatus, undefined);
@@ -346,7 +346,7 @@ test('variables simple-git refuses to pass on (EDITOR, GIT_SSH_COMMAND) do not s
     }
   });
   const dir = join(await tempDir(t), 'blue');
-  await prepareCheckout(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'));
+  await checkOut(dir, repo.bareUrl, await resolveRef(repo.bareUrl, 'v1'));
   assert.equal(await checkedOutRevision(dir), v1);
 });
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { CommandFailedError } from '../../src/errors.js';
-import { prepareCheckout, resolveRef } from '../../src/instance/checkout.js';
+import { resolveRef } from '../../src/instance/checkout.js';
 import {
   copyAhead,
   discardEarlyCopy,
@@ -21,7 +21,7 @@ import {
 } from '../../src/instance/install.js';
 import { nodeRuntime } from '../../src/instance/node-runtime.js';
 import { pruneDevDependencies } from '../../src/instance/dev-dependencies.js';
-import { createAppRepo, type AppRepo } from '../support/git-repo.js';
+import { checkOut, createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { tempDir } from '../support/tmp.js';
 
 /** Counts real runs: each appends the color to <app root>/install-count (the checkout's parent). */
@@ -48,7 +48,7 @@ async function fixture(t: TestContext, install = COUNTING_INSTALL): Promise<Fixt
   return {
     repo,
     app,
-    checkout: async (color, ref) => prepareCheckout(app.paths.checkout[color], repo.bareUrl, await resolveRef(repo.bareUrl, ref)),
+    checkout: async (color, ref) => checkOut(app.paths.checkout[color], repo.bareUrl, await resolveRef(repo.bareUrl, ref)),
     install: (color) => installDependencies(app, color, { env: { DUET_COLOR: color } }),
     runs: async (color) => {
       const text = existsSync(join(app.paths.root, 'install-count')) ? await readFile(join(app.paths.root, 'install-count'), 'utf8') : '';

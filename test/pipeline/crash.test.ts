@@ -1,8 +1,7 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { stepNames } from '../../src/pipeline/journal.js';
-import { Journal } from '../../src/pipeline/journal.js';
+import { Journal, type StepName } from '../../src/pipeline/journal.js';
 import { setupDuet } from '../support/duet.js';
 
 /**
@@ -10,7 +9,8 @@ import { setupDuet } from '../support/duet.js';
  * converges. Every crash point (src/util/crash-point.ts) between two steps and inside the steps
  * that change the machine, in both switch modes and both standby policies.
  */
-const between = stepNames.flatMap((step) => [`before:${step}`, `after:${step}`]);
+const deploySteps: StepName[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
+const between = deploySteps.flatMap((step) => [`before:${step}`, `after:${step}`]);
 const inside = {
   port: ['update:checked-out', 'switch:conf-written', 'stop:signalled'],
   socket: ['update:checked-out', 'switch:live-renamed', 'stop:signalled'],

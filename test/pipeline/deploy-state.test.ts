@@ -4,7 +4,7 @@ import { InternalError } from '../../src/errors.js';
 import { checkTransition, deployState, isFinal } from '../../src/pipeline/deploy-state.js';
 import { foldEvents, type JournalEvent } from '../../src/pipeline/journal.js';
 import type { TriggerState } from '../../src/pipeline/trigger.js';
-import { trigger as makeTrigger } from '../webhook/http-harness.js';
+import { trigger as makeTrigger } from '../http/http-harness.js';
 
 const id = '20261203-160000-abcdef';
 const at = '2026-12-03T16:00:00.000Z';

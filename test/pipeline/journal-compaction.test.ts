@@ -7,7 +7,7 @@ import { Journal, newDeployId } from '../../src/pipeline/journal.js';
 import { compactJournal } from '../../src/pipeline/journal-compaction.js';
 import { acquireServeLock, serveLockPath } from '../../src/pipeline/serve-lock.js';
 import { tempDir } from '../support/tmp.js';
-import { trigger } from '../webhook/http-harness.js';
+import { trigger } from '../http/http-harness.js';
 
 async function journalOf(
   t: Parameters<typeof tempDir>[0],

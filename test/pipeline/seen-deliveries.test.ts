@@ -2,7 +2,7 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { SEEN_AT_LEAST, SEEN_CAP_PER_APP, SeenDeliveries, seenLines } from '../../src/pipeline/seen-deliveries.js';
 import type { TriggerEvent } from '../../src/pipeline/trigger.js';
-import { trigger } from '../webhook/http-harness.js';
+import { trigger } from '../http/http-harness.js';
 
 const digest = (n: number): string => n.toString(16).padStart(64, '0');
 

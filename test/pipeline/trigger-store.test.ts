@@ -1,14 +1,13 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Journal, newDeployId } from '../../src/pipeline/journal.js';
 import { compactJournal } from '../../src/pipeline/journal-compaction.js';
 import type { TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
 import { TriggerStore } from '../../src/pipeline/trigger-store.js';
 import { tempDir } from '../support/tmp.js';
-import { trigger } from '../webhook/http-harness.js';
+import { trigger } from '../http/http-harness.js';
 
 function record(n: number, app = 'cafeteria'): TriggerRecord {
   return trigger({
@@ -93,71 +92,6 @@ test('the state machine guards every write: a settled trigger does not move agai
     (await lines(path)).map((line) => line.type),
     ['accepted', 'superseded'],
   );
-});
-
-test('an upgrade moves triggers.ndjson into the journals once: each trigger as it was, its merged deliveries, then the old file goes', async (t) => {
-  const dir = await tempDir(t, 'duet-trigger-upgrade');
-  const legacy = join(dir, 'triggers.ndjson');
-  const journalOf = (app: string): string => join(dir, app, 'journal.ndjson');
-  const files = { apps: ['cafeteria', 'menu'], journalOf, legacy };
-  const [done, waiting, other, gone] = [record(1), record(2), record(3, 'menu'), record(4, 'removed-app')];
-  // As versions before the one stream wrote it: whole records, patches, aliases.
-  const old = [
-    { op: 'accepted', record: done },
-    { op: 'update', id: done.id, patch: { state: 'running', startedAt: '2026-01-01T00:00:05Z', color: 'green' } },
-    { op: 'alias', deliveryId: 'redelivered-1', id: done.id },
-    { op: 'update', id: done.id, patch: { state: 'succeeded', finishedAt: '2026-01-01T00:00:09Z', summary: 'Live on green in 4.0s' } },
-    { op: 'accepted', record: waiting },
-    { op: 'accepted', record: other },
-    { op: 'update', id: other.id, patch: { resolvedSha: 'c'.repeat(40) } },
-    { op: 'accepted', record: gone },
-  ];
-  await writeFile(legacy, old.map((line) => JSON.stringify(line)).join('\n') + '\n');
-  // A crash part way through an earlier upgrade had moved `waiting` already.
-  const moved = new Journal(journalOf('cafeteria'));
-  await moved.append({ type: 'accepted', id: waiting.id, at: waiting.receivedAt, trigger: waiting, deliveries: [] });
-
-  const store = new TriggerStore(files);
-  await store.open();
-  await store.close();
-  assert.equal(existsSync(legacy), false, 'the old file is gone');
-  const expected = {
-    [done.id]: {
-      ...done,
-      state: 'succeeded',
-      startedAt: '2026-01-01T00:00:05Z',
-      color: 'green',
-      finishedAt: '2026-01-01T00:00:09Z',
-      summary: 'Live on green in 4.0s',
-    },
-    [waiting.id]: waiting,
-    [other.id]: { ...other, resolvedSha: 'c'.repeat(40) },
-    [gone.id]: gone,
-  };
-  for (const [id, want] of Object.entries(expected)) assert.deepEqual(store.get(id), want);
-  assert.equal(store.duplicateOf(delivery('redelivered-1'))?.id, done.id, 'a merged delivery still counts as seen');
-  assert.deepEqual(
-    (await lines(journalOf('cafeteria'))).map((line) => [line.type, line.id]),
-    [
-      ['accepted', waiting.id],
-      ['accepted', done.id],
-    ],
-    'one line per trigger; the one moved before the crash is not moved again',
-  );
-  for (const app of ['menu', 'removed-app']) {
-    assert.deepEqual(
-      (await lines(journalOf(app))).map((line) => line.type),
-      ['accepted'],
-      `${app}: in its own journal, a removed app's too (where its closing as errored goes)`,
-    );
-  }
-
-  // Read from the journals alone from now on (the removed app's found in the state dir).
-  const reopened = new TriggerStore({ ...files, apps: [...files.apps, 'removed-app'] });
-  await reopened.open();
-  t.after(() => reopened.close());
-  for (const [id, want] of Object.entries(expected)) assert.deepEqual(reopened.get(id), want);
-  assert.equal(reopened.duplicateOf(delivery('redelivered-1'))?.id, done.id);
 });
 
 test("deliveries are remembered per app, whatever else arrives: a compaction leaves a seen line of each dropped trigger's, a reopened store reads them", async (t) => {

@@ -4,6 +4,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { TestContext } from 'node:test';
 import { execa } from 'execa';
+import { checkOutCommit, cleanCheckout, fetchCommit, type CheckoutOptions, type ResolvedRef } from '../../src/instance/checkout.js';
 import { tempDir } from './tmp.js';
 
 /**
@@ -155,4 +156,11 @@ export async function createAppRepo(t: TestContext, options: AppRepoOptions = {}
     git,
     revParse: (rev) => git(['rev-parse', rev], bareDir),
   };
+}
+
+/** Make `dir` a clean checkout of `target`, by the steps duet's update runs (src/instance/update.ts). */
+export async function checkOut(dir: string, cloneUrl: string, target: ResolvedRef, options: CheckoutOptions = {}): Promise<void> {
+  await fetchCommit(dir, cloneUrl, target, options);
+  await checkOutCommit(dir, target, options);
+  await cleanCheckout(dir, options);
 }

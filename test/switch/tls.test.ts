@@ -13,7 +13,7 @@ import { appConfPath, renderAppConf } from '../../src/switch/nginx-conf.js';
 import { configuredColor, connectToNginx, servingColor } from '../../src/switch/proxy.js';
 import { appStatus } from '../../src/pipeline/status.js';
 import type { TriggerQueue } from '../../src/pipeline/trigger.js';
-import { Metrics } from '../../src/webhook/metrics.js';
+import { Metrics } from '../../src/http/metrics.js';
 import { makeCertificate } from '../support/certificates.js';
 import { freePort } from '../support/ports.js';
 import { startBackend, switchFixture, type Fixture } from './fixture.js';

@@ -5,7 +5,7 @@ import type { Request, RequestHandler } from 'express';
  * between another site and the dashboard's forms.
  */
 
-export interface SignInLimits {
+interface SignInLimits {
   /** Wrong tokens a client may send before it has to wait. */
   freeFailures: number;
   /** The first wait; each further wrong token doubles it, up to maxDelayMs. */

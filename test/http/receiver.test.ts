@@ -13,7 +13,8 @@ import { pino } from 'pino';
 import { Webhooks } from '@octokit/webhooks';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import type { SubmitResult, TriggerRequest } from '../../src/pipeline/trigger.js';
-import { webhookRouter, type DeliveryOutcome } from '../../src/webhook/receiver.js';
+import type { DeliveryOutcome } from '../../src/http/delivery.js';
+import { webhookRouter } from '../../src/http/receiver.js';
 import { freePort } from '../support/ports.js';
 
 type Payload = Record<string, any>;

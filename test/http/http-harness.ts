@@ -7,10 +7,10 @@ import { pino } from 'pino';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { newDeployId } from '../../src/pipeline/journal.js';
 import type { SubmitResult, TriggerQueue, TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
-import { apiRouter, jsonNotFound } from '../../src/webhook/api.js';
-import { dashboardRouter } from '../../src/webhook/dashboard.js';
-import { Metrics } from '../../src/webhook/metrics.js';
-import type { SignInLimiter } from '../../src/webhook/sign-in-guard.js';
+import { apiRouter, jsonNotFound } from '../../src/http/api.js';
+import { dashboardRouter } from '../../src/http/dashboard.js';
+import { Metrics } from '../../src/http/metrics.js';
+import type { SignInLimiter } from '../../src/http/sign-in-guard.js';
 import { freePort } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
 

@@ -4,7 +4,7 @@ import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
 import { freePort } from '../support/ports.js';
 import { API_TOKEN, startServe } from '../support/serve.js';
-import { SIGN_IN_LIMITS, SignInLimiter } from '../../src/webhook/sign-in-guard.js';
+import { SIGN_IN_LIMITS, SignInLimiter } from '../../src/http/sign-in-guard.js';
 import { startHarness, TOKEN } from './http-harness.js';
 
 /** The sign-in form as a browser posts it; `from` becomes X-Forwarded-For, as nginx sends it. */

@@ -18,7 +18,7 @@ type Value = Html | string | number | boolean | null | undefined | readonly Valu
 
 const ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' };
 
-export function escapeHtml(value: string): string {
+function escapeHtml(value: string): string {
   return value.replace(/[&<>"']/g, (c) => ENTITIES[c]!);
 }
 
@@ -91,7 +91,7 @@ button.primary{background:var(--green);border-color:var(--green);color:#fff}
 const STYLE_HASH = createHash('sha256').update(CSS).digest('base64');
 const CSP = `default-src 'none'; style-src 'sha256-${STYLE_HASH}'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`;
 
-export interface PageOptions {
+interface PageOptions {
   title: string;
   body: Html;
   /** Seconds after which the page reloads itself (a deploy in progress), or undefined. */

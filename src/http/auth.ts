@@ -7,7 +7,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
  * configured token nothing is open: duet deploys code, so "no token" must never mean "no check".
  */
 
-export const SESSION_COOKIE = 'duet_session';
+const SESSION_COOKIE = 'duet_session';
 /** A stolen cookie stops working after this; rotating the token invalidates every session at once. */
 export const SESSION_MAX_AGE_S = 30 * 24 * 3600;
 
@@ -22,7 +22,7 @@ export function safeEqual(given: string, expected: string): boolean {
 }
 
 /** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive, RFC 6750). */
-export function bearerToken(req: Request): string | undefined {
+function bearerToken(req: Request): string | undefined {
   const header = req.get('authorization');
   const match = header ? /^Bearer[ ]+([^ ]+)[ ]*$/i.exec(header) : null;
   return match?.[1];
@@ -39,7 +39,7 @@ export function makeSession(token: string, now = Date.now()): string {
   return `v1.${expires}.${sessionMac(token, expires)}`;
 }
 
-export function isValidSession(value: string | undefined, token: string, now = Date.now()): boolean {
+function isValidSession(value: string | undefined, token: string, now = Date.now()): boolean {
   const match = value ? /^v1\.(\d{1,12})\.([\w-]{43})$/.exec(value) : null;
   if (!match) return false;
   const expires = Number(match[1]);
@@ -48,7 +48,7 @@ export function isValidSession(value: string | undefined, token: string, now = D
 }
 
 /** One cookie from the Cookie header; a tiny parser because cookie-parser is not a dependency. */
-export function readCookie(req: Request, name: string): string | undefined {
+function readCookie(req: Request, name: string): string | undefined {
   const header = req.get('cookie');
   if (!header) return undefined;
   for (const part of header.split(';')) {
@@ -59,7 +59,7 @@ export function readCookie(req: Request, name: string): string | undefined {
 }
 
 /** The request reached us over https (directly, or through a proxy that says so). */
-export function cameOverHttps(req: Request): boolean {
+function cameOverHttps(req: Request): boolean {
   const forwarded = req.get('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase();
   return req.secure || forwarded === 'https';
 }
@@ -75,7 +75,7 @@ export function sessionCookie(req: Request, value: string, maxAgeS: number, http
   return parts.join('; ');
 }
 
-export type Credential = 'bearer' | 'session' | undefined;
+type Credential = 'bearer' | 'session' | undefined;
 
 /** How the request proves it knows the token, if it does. */
 export function credentialOf(req: Request, token: string): Credential {

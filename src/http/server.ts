@@ -8,7 +8,7 @@ import { dashboardRouter } from './dashboard.js';
 import type { Metrics } from './metrics.js';
 import { webhookRouter } from './receiver.js';
 
-export interface ServerOptions {
+interface ServerOptions {
   config: Config;
   queue: TriggerQueue;
   secrets: Secrets & { webhookSecret: string };

@@ -1,6 +1,6 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
-import { indexBody } from '../../src/webhook/dashboard-pages.js';
+import { indexBody } from '../../src/http/dashboard-pages.js';
 import { appStateOf, type AppStatus, type ColorStatus } from '../../src/pipeline/status.js';
 
 const color = (over: Partial<ColorStatus>): ColorStatus => ({

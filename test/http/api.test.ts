@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DuetError, InvalidInputError, NotSavedError, ShuttingDownError, UnknownAppError } from '../../src/errors.js';
-import { httpStatusOf } from '../../src/webhook/api.js';
+import { httpStatusOf } from '../../src/http/api.js';
 import { pickApp } from '../../src/config/load.js';
 import { deployLogPath } from '../../src/pipeline/deploy-log.js';
 import { Journal, newDeployId } from '../../src/pipeline/journal.js';

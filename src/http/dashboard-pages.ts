@@ -18,7 +18,7 @@ export interface AppPanel {
 /** Builds links relative to wherever the dashboard is mounted. */
 export type Link = (path: string) => string;
 
-export function formatMs(ms: number | null): string {
+function formatMs(ms: number | null): string {
   if (ms === null || !Number.isFinite(ms)) return '';
   if (ms < 1000) return `${Math.round(ms)} ms`;
   const s = ms / 1000;
@@ -27,7 +27,7 @@ export function formatMs(ms: number | null): string {
   return `${m} min ${Math.round(s - m * 60)} s`;
 }
 
-export function formatUptime(startedAt: string | null, now = Date.now()): string {
+function formatUptime(startedAt: string | null, now = Date.now()): string {
   if (!startedAt) return '';
   let s = Math.max(0, Math.floor((now - Date.parse(startedAt)) / 1000));
   if (!Number.isFinite(s)) return '';
@@ -57,7 +57,7 @@ const STATE_CLASS: Record<DeployState, string> = {
   superseded: 'muted',
 };
 
-export function stateBadge(state: DeployState): Html {
+function stateBadge(state: DeployState): Html {
   return html`<span class="badge ${STATE_CLASS[state]}">${state}</span>`;
 }
 
@@ -99,7 +99,7 @@ function alerts(status: AppStatus, link: Link): Html {
   return html`${down}${both}${failover}${tls}${unsupervised}`;
 }
 
-export function deploysTable(deploys: DeployView[], link: Link): Html {
+function deploysTable(deploys: DeployView[], link: Link): Html {
   if (deploys.length === 0) return html`<p class="muted">No deploys yet.</p>`;
   const rows = deploys.map(
     (
@@ -161,4 +161,9 @@ ${error ? html`<p class="error">${error}</p>` : ''}
 <form method="post" action="${action}"><label for="token">API token (DUET_API_TOKEN)</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 <button class="primary" type="submit">Sign in</button></form></section>`;
+}
+
+/** A card with a heading and a line: the pages that only say why there is nothing to show. */
+export function noticeBody(heading: string, text?: Html | string, cardClass = 'card'): Html {
+  return html`<section class="${cardClass}"><h2>${heading}</h2>${text === undefined ? '' : html`<p>${text}</p>`}</section>`;
 }

@@ -25,7 +25,7 @@ function isMachinePath(path: string): boolean {
   return rootEntries.has(path.split('/')[1] ?? '');
 }
 
-export function withoutPaths(text: string, stateDir: string): string {
+function withoutPaths(text: string, stateDir: string): string {
   return text.replace(ABSOLUTE, (match) => {
     // A sentence goes on after a path: "in /var/lib/duet/x.ndjson: ENOSPC".
     const path = match.replace(/[.:]+$/, '');

@@ -27,7 +27,7 @@ export class WebhookPayloadError extends InvalidInputError {
 }
 
 /** The events that can deploy; anything else is acknowledged and ignored. */
-export const DEPLOY_EVENTS = ['push', 'release'] as const;
+const DEPLOY_EVENTS = ['push', 'release'] as const;
 
 // Only the fields read below. zod objects drop unknown keys, so GitHub may add fields freely.
 const repository = z.object({ full_name: z.string().min(1).max(200) });
@@ -147,7 +147,7 @@ function firstMatch(
 }
 
 /** GitHub owner and repository names are case-insensitive. */
-export function appsForRepo(config: Config, fullName: string): AppConfig[] {
+function appsForRepo(config: Config, fullName: string): AppConfig[] {
   const wanted = fullName.toLowerCase();
   return [...config.apps.values()].filter((app) => app.repo !== undefined && app.repo.toLowerCase() === wanted);
 }

@@ -11,7 +11,7 @@ import { Journal } from '../../src/pipeline/journal.js';
 import { compactJournal } from '../../src/pipeline/journal-compaction.js';
 import { DeployQueue } from '../../src/pipeline/queue.js';
 import type { TriggerRequest } from '../../src/pipeline/trigger.js';
-import { webhookRouter } from '../../src/webhook/receiver.js';
+import { webhookRouter } from '../../src/http/receiver.js';
 import { setupDuet } from '../support/duet.js';
 import { freePort } from '../support/ports.js';
 import { postWebhook, tagPush, WEBHOOK_SECRET } from '../support/serve.js';

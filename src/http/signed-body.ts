@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 
 /**
@@ -6,8 +6,9 @@ import type { Request } from 'express';
  * unverified body may cost is bounded: each body by GitHub's 25 MB cap, all of them together by
  * one budget shared by every request (`BodyBudget`: bytes held, bodies read at once, bytes hashed
  * per turn of the event loop), and each by a deadline, so that a client dribbling bytes cannot
- * hold its share for long. The HMAC is computed as the bytes arrive: the verdict is ready the
- * moment the last chunk is in, and the buffer they are gathered in is the body handed on.
+ * hold its share for long. The HMAC, and the SHA-256 digest the queue deduplicates by, are
+ * computed as the bytes arrive, in the one pass that reads them: the verdict is ready the moment
+ * the last chunk is in, and the buffer they are gathered in is the body handed on.
  */
 
 /** GitHub caps payloads at 25 MB. */
@@ -17,7 +18,7 @@ export const BODY_DEADLINE_MS = 20_000;
 /** What a 503 for a full budget tells the client: long enough for the bodies in flight to end. */
 export const BUSY_RETRY_AFTER_S = 5;
 
-export interface BudgetLimits {
+interface BudgetLimits {
   /** Bytes held by all unverified bodies together. */
   bytes: number;
   /** Bodies being read at once: past it a request is refused before a byte of its body is read. */
@@ -38,7 +39,7 @@ export interface BudgetLimits {
 export const UNVERIFIED_LIMITS: BudgetLimits = { bytes: 64 * 1024 * 1024, bodies: 3, bytesPerTurn: 64 * 1024 };
 
 /** One body's share of the budget, given back once the verdict is in. */
-export interface BodyCharge {
+interface BodyCharge {
   /** The body has reached `total` bytes: charge what the declared length did not cover, if there is room. */
   cover(total: number): boolean;
   /**
@@ -138,10 +139,12 @@ export type BodyRefusal =
   { status: 413; reason: 'too_large' } | { status: 503; reason: 'busy' } | { status: 408; reason: 'too_slow' } | { status: 400; reason: 'aborted' };
 
 export type SignedBody =
-  /** `body` only when the signature matches it. */
-  { ok: true; length: number; body: Buffer | undefined } | { ok: false; refusal: BodyRefusal };
+  /** `body` and its SHA-256 `digest` (hex) only when the signature matches it. */
+  | { ok: true; verified: true; length: number; body: Buffer; digest: string }
+  | { ok: true; verified: false; length: number }
+  | { ok: false; refusal: BodyRefusal };
 
-export interface ReadOptions {
+interface ReadOptions {
   secret: string;
   /** The X-Hub-Signature-256 header: "sha256=" and 64 hex digits. */
   signature: string;
@@ -165,6 +168,7 @@ export function readSignedBody(req: Request, options: ReadOptions): Promise<Sign
 
   return new Promise<SignedBody>((resolve) => {
     const hmac = createHmac('sha256', options.secret);
+    const digest = createHash('sha256');
     // Gathered into one buffer as it arrives, not kept as chunks: after a flood of large bodies
     // duet serve's RSS fell back to 100 MB this way, and stayed at 170 MB with the chunks.
     let body = Buffer.allocUnsafe(declared ?? FIRST_CHUNKED_BYTES);
@@ -192,13 +196,15 @@ export function readSignedBody(req: Request, options: ReadOptions): Promise<Sign
       }
       if (!charge.cover(body.length)) return finish(refuse({ status: 503, reason: 'busy' }));
       hmac.update(chunk);
+      digest.update(chunk);
       chunk.copy(body, received);
       received = end;
       if (!charge.hashed(chunk.length, resume)) req.pause();
     };
     const onEnd = (): void => {
-      const verified = signatureMatches(options.signature, hmac.digest());
-      finish({ ok: true, length: received, body: verified ? body.subarray(0, received) : undefined });
+      const length = received;
+      if (!signatureMatches(options.signature, hmac.digest())) return finish({ ok: true, verified: false, length });
+      finish({ ok: true, verified: true, length, body: body.subarray(0, length), digest: digest.digest('hex') });
     };
     const onAborted = (): void => finish(refuse({ status: 400, reason: 'aborted' }));
     const deadline = setTimeout(() => finish(refuse({ status: 408, reason: 'too_slow' })), options.deadlineMs ?? BODY_DEADLINE_MS);

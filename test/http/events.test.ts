@@ -2,7 +2,7 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { parseConfig } from '../../src/config/load.js';
-import { decideEvent, WebhookPayloadError, type EventDecision } from '../../src/webhook/events.js';
+import { decideEvent, WebhookPayloadError, type EventDecision } from '../../src/http/events.js';
 
 // GitHub's own example payloads (@octokit/webhooks-examples): one array of {name, actions, examples}.
 type Payload = Record<string, any>;

@@ -17,7 +17,7 @@ import { Metrics } from './metrics.js';
  * middleware would run (and answer 401) for the dashboard's requests too.
  */
 
-export interface ApiOptions {
+interface ApiOptions {
   config: Config;
   queue: TriggerQueue;
   token: string | undefined;

@@ -2,7 +2,7 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { pollUntil } from '../../src/util/poll.js';
-import { RejectionLog } from '../../src/webhook/rejection-log.js';
+import { RejectionLog } from '../../src/http/rejection-log.js';
 
 test('rejections past the first of a window are counted and summed up in one line when it ends; the next window logs again', async () => {
   const lines: Array<Record<string, unknown>> = [];

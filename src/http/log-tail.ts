@@ -14,7 +14,7 @@ import { isOver, type FoundDeploy } from './deploys.js';
  * than fs.watch, which misses events on some file systems and coalesces others.
  */
 
-export interface TailOptions {
+interface TailOptions {
   queue: TriggerQueue;
   found: FoundDeploy;
   pollMs?: number;
