@@ -5,6 +5,7 @@ import { pollUntil } from '../util/poll.js';
 import type { OutputSink } from '../util/run.js';
 import { appConfPath, renderAppConf } from '../switch/nginx-conf.js';
 import { reloadNginx } from '../switch/nginx-reload.js';
+import { markBeforeReload, stillAccepting, type ReloadMark } from '../switch/nginx-workers.js';
 import { configuredColor } from '../switch/proxy.js';
 import { certificateIssued, checkCertificate, servedCertificate, type CertificateInfo } from '../switch/tls.js';
 import type { ActOptions } from './act.js';
@@ -41,16 +42,21 @@ export async function reloadTls(config: Config, app: AppConfig, options: ActOpti
     return { certificate, action: 'checked' };
   }
   let action: ReloadTlsResult['action'] = 'reloaded';
+  let mark: ReloadMark | undefined;
   if ((await readFileIfExists(appConfPath(app, config))) !== (await renderAppConf(app, color))) {
     // The live color is connected again, not judged: a certificate is no reason to refuse it.
     await connectColor(config, app, color, { ...options, force: true });
     action = 'rewritten';
   } else {
+    mark = markBeforeReload(config);
     await reloadNginx(config, options.output);
   }
-  const served = await pollUntil(async () => ((await servedCertificate(app))?.fingerprint === certificate.fingerprint ? true : undefined), {
-    timeoutMs: SERVED_TIMEOUT_MS,
-  });
+  // Done when the new certificate answers and no worker from before the reload still takes new
+  // connections (for ~100 ms after a reload an old one may: nginx-workers.ts).
+  const served = await pollUntil(
+    async () => ((await servedCertificate(app))?.fingerprint === certificate.fingerprint && (!mark || stillAccepting(mark).length === 0) ? true : undefined),
+    { timeoutMs: SERVED_TIMEOUT_MS },
+  );
   if (!served) {
     throw new DuetError(`${app.name}: nginx does not present ${app.certificate.cert} on ${String(app.tls.listen)} after the reload`, {
       step: 'tls',

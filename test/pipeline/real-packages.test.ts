@@ -20,51 +20,55 @@ async function timed(setup: DuetSetup, args: string[]): Promise<number> {
   return Math.round(performance.now() - started);
 }
 
-test('a TypeScript build under NODE_ENV=production gets its devDependencies; the colors run pruned trees, and a skip or copy puts them back (npm registry)', async (t) => {
-  const setup = await setupDuet(t, {
-    app: {
-      install: 'npm ci',
-      build: 'npm run build',
-      // dist/built.js exists only when tsc ran; ms (a dependency) must survive the prune.
-      start: "'exec node --require ./dist/built.js --require ms server.js'",
-      env: '{ NODE_ENV: production }',
-    },
-    tags: {
-      v1: { ...(await registryApp('typescript')), 'src/built.ts': "const by: string = 'tsc';\nconsole.log(`built by ${by}`);\n" },
-      v2: { VERSION: 'v2\n' },
-      v3: { VERSION: 'v3\n' },
-    },
-  });
-  const cold = await timed(setup, ['deploy', '--ref', 'v1']);
-  assert.match((await setup.get('/')).body, /cafeteria v1/);
-  assert.ok(has(setup, 'blue', 'dist/built.js'), 'tsc ran');
-  assert.ok(has(setup, 'blue', 'node_modules/ms/package.json'), 'the dependency stays');
-  assert.ok(!has(setup, 'blue', 'node_modules/typescript'), 'the devDependency was pruned after the build');
-  assert.equal((await readInstallStamp(setup.app.paths.installStamp.blue))?.pruned, true);
-  const log1 = (await setup.succeed(['logs'])).stdout;
-  assert.match(log1, /\$ npm ci \(with npm_config_include=dev: the build gets the devDependencies\)/);
-  assert.match(log1, /\$ npm prune --omit=dev/);
+test(
+  'a TypeScript build under NODE_ENV=production gets its devDependencies; the colors run pruned trees, and a skip or copy puts them back (npm registry)',
+  { timeout: 360_000 },
+  async (t) => {
+    const setup = await setupDuet(t, {
+      app: {
+        install: 'npm ci',
+        build: 'npm run build',
+        // dist/built.js exists only when tsc ran; ms (a dependency) must survive the prune.
+        start: "'exec node --require ./dist/built.js --require ms server.js'",
+        env: '{ NODE_ENV: production }',
+      },
+      tags: {
+        v1: { ...(await registryApp('typescript')), 'src/built.ts': "const by: string = 'tsc';\nconsole.log(`built by ${by}`);\n" },
+        v2: { VERSION: 'v2\n' },
+        v3: { VERSION: 'v3\n' },
+      },
+    });
+    const cold = await timed(setup, ['deploy', '--ref', 'v1']);
+    assert.match((await setup.get('/')).body, /cafeteria v1/);
+    assert.ok(has(setup, 'blue', 'dist/built.js'), 'tsc ran');
+    assert.ok(has(setup, 'blue', 'node_modules/ms/package.json'), 'the dependency stays');
+    assert.ok(!has(setup, 'blue', 'node_modules/typescript'), 'the devDependency was pruned after the build');
+    assert.equal((await readInstallStamp(setup.app.paths.installStamp.blue))?.pruned, true);
+    const log1 = (await setup.succeed(['logs'])).stdout;
+    assert.match(log1, /\$ npm ci \(with npm_config_include=dev: the build gets the devDependencies\)/);
+    assert.match(log1, /\$ npm prune --omit=dev/);
 
-  // Same lockfile: green copies blue's pruned tree, and must put typescript back to build.
-  const copied = await timed(setup, ['deploy', '--ref', 'v2']);
-  assert.match((await setup.get('/')).body, /cafeteria v2/);
-  const log2 = (await setup.succeed(['logs'])).stdout;
-  assert.match(log2, /node_modules copied from blue|copying node_modules from blue/);
-  assert.match(log2, /1 devDependencies were pruned after the last build here; putting them back/);
-  assert.ok(!has(setup, 'green', 'node_modules/typescript'), 'pruned again after the build');
-  assert.ok(has(setup, 'blue', 'node_modules/ms/package.json'), "the live color's tree was not touched by the copy");
+    // Same lockfile: green copies blue's pruned tree, and must put typescript back to build.
+    const copied = await timed(setup, ['deploy', '--ref', 'v2']);
+    assert.match((await setup.get('/')).body, /cafeteria v2/);
+    const log2 = (await setup.succeed(['logs'])).stdout;
+    assert.match(log2, /node_modules copied from blue|copying node_modules from blue/);
+    assert.match(log2, /1 devDependencies were pruned after the last build here; putting them back/);
+    assert.ok(!has(setup, 'green', 'node_modules/typescript'), 'pruned again after the build');
+    assert.ok(has(setup, 'blue', 'node_modules/ms/package.json'), "the live color's tree was not touched by the copy");
 
-  // And blue skips its install (same key), puts typescript back, builds, prunes.
-  const skipped = await timed(setup, ['deploy', '--ref', 'v3']);
-  assert.match((await setup.get('/')).body, /cafeteria v3/);
-  const log3 = (await setup.succeed(['logs'])).stdout;
-  assert.match(log3, /dependencies of blue are up to date/);
-  assert.match(log3, /putting them back for the build/);
-  assert.ok(!has(setup, 'blue', 'node_modules/typescript'));
-  t.diagnostic(`deploy with a cold npm ci ${cold} ms, with a copy ${copied} ms, with a skip ${skipped} ms (each restores typescript, builds, prunes)`);
-});
+    // And blue skips its install (same key), puts typescript back, builds, prunes.
+    const skipped = await timed(setup, ['deploy', '--ref', 'v3']);
+    assert.match((await setup.get('/')).body, /cafeteria v3/);
+    const log3 = (await setup.succeed(['logs'])).stdout;
+    assert.match(log3, /dependencies of blue are up to date/);
+    assert.match(log3, /putting them back for the build/);
+    assert.ok(!has(setup, 'blue', 'node_modules/typescript'));
+    t.diagnostic(`deploy with a cold npm ci ${cold} ms, with a copy ${copied} ms, with a skip ${skipped} ms (each restores typescript, builds, prunes)`);
+  },
+);
 
-test("patch-package: v2 runs its own patch with an unchanged lockfile, a rollback runs v1 with v1's (npm registry)", async (t) => {
+test("patch-package: v2 runs its own patch with an unchanged lockfile, a rollback runs v1 with v1's (npm registry)", { timeout: 360_000 }, async (t) => {
   const files = await registryApp('patch-package');
   const patch = files['patches/ms+2.1.3.patch']!;
   const setup = await setupDuet(t, {

@@ -127,7 +127,9 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
       stdin: 'ignore',
       env: { ...env },
       extendEnv: true,
-      timeout: 60_000,
+      // A deploy's install and build run at idle priority (build-step.ts): on a machine busy with
+      // other tests a cold npm ci and tsc take minutes. The test's own deadline bounds a hang.
+      timeout: 240_000,
       stripFinalNewline: false,
       all: true,
     });
