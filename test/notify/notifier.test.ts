@@ -1,12 +1,13 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { parseConfig } from '../../src/config/load.js';
 import { Notifier } from '../../src/notify/notifier.js';
+import { retryAfterMs } from '../../src/notify/send.js';
 import { captureLog, SHA, trigger } from '../github/helpers.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
@@ -187,4 +188,44 @@ test('a URL file others may read, or a webhook secret that is not one, stops the
   await chmod(join(dir, 'url-0'), 0o600);
   await writeFile(join(dir, 'secret'), 'not-a-secret', { mode: 0o600 });
   await assert.rejects(open(), /notify\[0\]\.secret_file: .* does not hold a Standard Webhooks secret/);
+});
+
+test('a receiver refusing for good (404) is not asked again; one down for 24 hours is given up on, with a log line', async (t) => {
+  const gone = await startGitHubServer(t);
+  gone.respondAlways('POST', /^\/gone$/, 404);
+  const port = await freePort();
+  const { open, outboxPath, log } = await rig(t, [
+    { format: 'discord', url: `${gone.url}/gone` },
+    { format: 'ntfy', url: `http://127.0.0.1:${port}/topic`, extra: ', on: [succeeded]' },
+  ]);
+  // A message queued a day and a minute ago, by a process before a restart, for the receiver still down.
+  const queuedAt = new Date(Date.now() - 24 * 60 * 60_000 - 60_000).toISOString();
+  const event = { app: 'cafeteria', deployId: 'd-0007', outcome: 'failed', step: 'build', commit: SHA, ref: 'main', colors: { from: 'blue', to: 'green' } };
+  const old = { ...event, durationMs: 1000, summary: 'build failed: exit 1', url: null, at: queuedAt };
+  await mkdir(dirname(outboxPath), { recursive: true });
+  await writeFile(
+    outboxPath,
+    `${JSON.stringify({ op: 'enqueue', id: 'msg_old', target: `ntfy ${join(dirname(dirname(outboxPath)), 'url-1')}`, queuedAt, event: old })}\n`,
+  );
+
+  const notifier = await open();
+  notifier.finished(failed);
+  await notifier.flush(10_000);
+  assert.equal(gone.requests.length, 1);
+  assert.ok(log.lines.some((line) => line.level === 50 && /notify: refused by the receiver \(HTTP 404\); not retrying/.test(line.msg)));
+  assert.ok(
+    log.lines.some(
+      (line) => line.level === 50 && line.deploy === 'd-0007' && /notify: giving up after 24 h of failed attempts \(ECONNREFUSED\)/.test(line.msg),
+    ),
+  );
+  assert.equal(await readFile(outboxPath, 'utf8'), '');
+});
+
+test('Retry-After in seconds or as an HTTP date', () => {
+  const now = Date.parse('2026-12-06T12:00:00Z');
+  assert.equal(retryAfterMs('120', now), 120_000);
+  assert.equal(retryAfterMs('Sun, 06 Dec 2026 12:00:30 GMT', now), 30_000);
+  assert.equal(retryAfterMs('Sun, 06 Dec 2026 11:00:00 GMT', now), 0);
+  assert.equal(retryAfterMs('soon', now), undefined);
+  assert.equal(retryAfterMs(null, now), undefined);
 });
