@@ -5,14 +5,15 @@ import tseslint from 'typescript-eslint';
 
 // The direction of dependencies (architecture.md): a folder imports only the ones below it.
 const layers = {
-  'src/http': ['cli', 'setup', 'github'],
-  'src/github': ['cli', 'setup', 'http'],
-  'src/setup': ['cli', 'http', 'pipeline'],
-  'src/pipeline': ['cli', 'setup', 'http', 'github'],
-  'src/instance': ['cli', 'setup', 'http', 'github', 'pipeline'],
-  'src/switch': ['cli', 'setup', 'http', 'github', 'pipeline'],
-  'src/config': ['cli', 'setup', 'http', 'github', 'pipeline', 'instance', 'switch', 'util'],
-  'src/util': ['cli', 'setup', 'http', 'github', 'pipeline', 'instance', 'switch', 'config'],
+  'src/http': ['cli', 'setup', 'github', 'notify'],
+  'src/notify': ['cli', 'setup', 'http'],
+  'src/github': ['cli', 'setup', 'http', 'notify'],
+  'src/setup': ['cli', 'http', 'pipeline', 'notify'],
+  'src/pipeline': ['cli', 'setup', 'http', 'github', 'notify'],
+  'src/instance': ['cli', 'setup', 'http', 'github', 'notify', 'pipeline'],
+  'src/switch': ['cli', 'setup', 'http', 'github', 'notify', 'pipeline'],
+  'src/config': ['cli', 'setup', 'http', 'github', 'notify', 'pipeline', 'instance', 'switch', 'util'],
+  'src/util': ['cli', 'setup', 'http', 'github', 'notify', 'pipeline', 'instance', 'switch', 'config'],
 };
 const layering = Object.entries(layers).map(([dir, above]) => ({
   files: [`${dir}/**/*.ts`],

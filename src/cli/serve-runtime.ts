@@ -6,6 +6,7 @@ import type { Config } from '../config/load.js';
 import type { Secrets } from '../config/secrets.js';
 import { createGitHubClient } from '../github/client.js';
 import { GitHubStatusReporter } from '../github/status-reporter.js';
+import { Notifier } from '../notify/notifier.js';
 import { DeployQueue } from '../pipeline/queue.js';
 import { acquireServeLock } from '../pipeline/serve-lock.js';
 import { Supervisor } from '../pipeline/supervision-loop.js';
@@ -42,12 +43,18 @@ async function serveUntilSignalled(config: Config, secrets: Secrets & { webhookS
   } else {
     logger.warn('DUET_GITHUB_TOKEN is not set: no commit statuses are reported to GitHub');
   }
+  // No notify: no outbox file, nothing loaded.
+  const notifier = config.notify.length > 0 ? await Notifier.open({ config, logger, outboxPath: join(config.stateDir, 'notify-outbox.ndjson') }) : undefined;
+  if (notifier) {
+    observers.push(notifier);
+    await notifier.resume();
+  }
   if (!secrets.apiToken) logger.warn('DUET_API_TOKEN is not set: the manual API and the dashboard are disabled');
 
   const queue = await DeployQueue.open({ config, observers, logger });
   const metrics = new Metrics(config, queue);
   queue.addObserver(metrics);
-  const supervisor = await Supervisor.start(config, supervisionObserver(logger, metrics, reporter));
+  const supervisor = await Supervisor.start(config, supervisionObserver(logger, metrics, reporter, notifier));
   const app = createServerApp({ config, queue, secrets, logger, metrics });
   const { host, port } = publicTarget(config.server.listen);
   const server: Server = app.listen(port, host);
@@ -69,13 +76,18 @@ async function serveUntilSignalled(config: Config, secrets: Secrets & { webhookS
   server.closeAllConnections();
   await supervisor.stop();
   await queue.close();
-  await reporter?.flush(5000);
-  await reporter?.close();
+  await Promise.all([reporter?.flush(5000), notifier?.flush(5000)]);
+  await Promise.all([reporter?.close(), notifier?.close()]);
   logger.info('stopped');
 }
 
-/** Supervision's news: a log line each, counted in the metrics, a failover also to GitHub. */
-function supervisionObserver(logger: Logger, metrics: Metrics, reporter: GitHubStatusReporter | undefined): SupervisionObserver {
+/** Supervision's news: a log line each, counted in the metrics, a failover also to GitHub and notify. */
+function supervisionObserver(
+  logger: Logger,
+  metrics: Metrics,
+  reporter: GitHubStatusReporter | undefined,
+  notifier: Notifier | undefined,
+): SupervisionObserver {
   const log = logger.child({ component: 'supervision' });
   return {
     colorDown(app, color, role, detail) {
@@ -96,6 +108,7 @@ function supervisionObserver(logger: Logger, metrics: Metrics, reporter: GitHubS
         `${app.name}: FAILOVER from ${result.from} to ${result.to}: ${reason}`,
       );
       reporter?.failedOver(app, result, reason);
+      notifier?.failedOver(app, result, reason);
     },
     bothCrashed(app, detail) {
       metrics.bothCrashed(app.name);

@@ -5,6 +5,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { BUILD_LIMITS_DEFAULTS, type BuildLimits } from './build-limits.js';
+import { resolveNotify, type NotifyTarget } from './notify.js';
 import { configSchema, type RawApp, type RawConfig } from './schema.js';
 import { STEP_SOCKET, appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
 
@@ -65,6 +66,8 @@ export interface Config {
   appUser: string | undefined;
   /** The top-level build_limits (duet-build.slice takes its memory limits from them). */
   buildLimits: BuildLimits;
+  /** Where a deploy's outcome is told (notify), defaults filled in. */
+  notify: NotifyTarget[];
   apps: Map<string, AppConfig>;
 }
 
@@ -148,8 +151,10 @@ function resolveConfig(raw: RawConfig, file: string): Config {
       buildLimits: { ...buildLimits, ...app.build_limits },
     });
   }
+  const notify = resolveNotify(raw.notify, new Set(apps.keys()));
+  if (notify.unknownApp) throw new ConfigError(`${file}: ${notify.unknownApp}`, 'name an app of apps, or remove it');
   const { server, github, user, runner } = raw;
-  return { file, stateDir, nginx, server, github, user, runner, appUser: raw.app_user, buildLimits, apps };
+  return { file, stateDir, nginx, server, github, user, runner, appUser: raw.app_user, buildLimits, notify: notify.targets, apps };
 }
 
 function certificatePaths(name: string, app: RawApp): CertificatePaths | undefined {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { appBuildLimitsSchema, buildLimitsSchema } from './build-limits.js';
+import { notifySchema } from './notify.js';
 
 /**
  * The shape of duet.yml. Every key has a default an operator would pick, so a minimal file names
@@ -228,6 +229,8 @@ export const configSchema = z
     server: serverSchema.default({ listen: '127.0.0.1:9100', public_dashboard: false }),
     /** What an install, build or prune may take of the machine (docs/configuration.md, build_limits). */
     build_limits: buildLimitsSchema.default({}),
+    /** Who hears of a deploy's outcome (docs/notifications.md). */
+    notify: notifySchema.default([]),
     github: githubSchema.default({ api_url: 'https://api.github.com', status_context: 'duet/{app}', deployments: false, writes_per_minute: 80 }),
     apps: z
       .record(

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { EventLog } from '../util/event-log.js';
+import { OutboxWriter } from '../util/outbox-writer.js';
 import { isFinalDeploymentState, type Report } from './reports.js';
 
 /**
@@ -74,45 +75,7 @@ function isReport(value: unknown): value is Report {
   );
 }
 
-/**
- * Serialises every write to the file: appends land in the order they were asked for, and a
- * compaction never interleaves with an append. A failed write is logged and does not stop
- * delivery; the report then just would not survive a restart.
- */
-export class OutboxWriter {
-  private chain: Promise<void> = Promise.resolve();
-  private readonly log: EventLog<OutboxRecord>;
-
-  constructor(
-    private readonly path: string,
-    private readonly logger: Logger,
-  ) {
-    this.log = outboxLog(path);
-  }
-
-  append(record: OutboxRecord): void {
-    this.run('append', () => this.log.append(record));
-  }
-
-  /** `build` runs when the compaction's turn comes, so it sees the state of that moment; null skips. */
-  compact(build: () => OutboxRecord[] | null): void {
-    this.run('compact', async () => {
-      const records = build();
-      if (records !== null) await this.log.rewrite(records);
-    });
-  }
-
-  /** Resolves once every write asked for so far has finished. */
-  idle(): Promise<void> {
-    return this.chain;
-  }
-
-  private run(what: string, operation: () => Promise<void>): void {
-    this.chain = this.chain.then(operation).catch((error: unknown) => {
-      this.logger.error(
-        { outbox: this.path, error: error instanceof Error ? error.message : String(error) },
-        `github outbox: ${what} failed; reports are still sent but would not survive a restart`,
-      );
-    });
-  }
+/** The writer of the outbox file (see OutboxWriter). */
+export function githubOutboxWriter(path: string, logger: Logger): OutboxWriter<OutboxRecord> {
+  return new OutboxWriter(outboxLog(path), logger, 'github outbox');
 }

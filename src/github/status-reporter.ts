@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import type { TriggerObserver, TriggerRecord } from '../pipeline/trigger.js';
 import { deliverReport, type DeploymentIds } from './deliver.js';
-import { OutboxWriter, readOutbox, type OutboxRecord } from './outbox.js';
+import type { OutboxWriter } from '../util/outbox-writer.js';
+import { githubOutboxWriter, readOutbox, type OutboxRecord } from './outbox.js';
 import { Pacer } from './pacer.js';
 import { Settlements } from './settlements.js';
 import { deploymentReport, failoverReports, reportKey, resolveTarget, statusReport, type Failover } from './reports.js';
@@ -54,7 +55,7 @@ export class GitHubStatusReporter implements TriggerObserver {
   private readonly logger: Logger;
   private readonly outboxPath: string;
   private readonly retryBaseMs: number;
-  private readonly outbox: OutboxWriter;
+  private readonly outbox: OutboxWriter<OutboxRecord>;
   private readonly lanes = new Map<string, Lane>();
   /** Every request to GitHub waits its turn here: serial, and within writes_per_minute. */
   private readonly pacer: Pacer;
@@ -84,7 +85,7 @@ export class GitHubStatusReporter implements TriggerObserver {
     this.logger = options.logger.child({ component: 'github-status' });
     this.outboxPath = options.outboxPath;
     this.retryBaseMs = options.retryBaseMs ?? 1000;
-    this.outbox = new OutboxWriter(options.outboxPath, this.logger);
+    this.outbox = githubOutboxWriter(options.outboxPath, this.logger);
     this.pacer = new Pacer(this.config.github.writes_per_minute, options.paceWindowMs);
   }
 

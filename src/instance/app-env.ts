@@ -45,7 +45,7 @@ export async function readEnvFiles(app: AppConfig, step: string): Promise<EnvFil
   const values: Record<string, string> = {};
   const digests: string[] = [];
   for (const path of app.env_files) {
-    const bytes = await readOwnFile(app, path, step);
+    const bytes = await readOwnFile(path, `apps.${app.name}.env_files`, step, (error) => envFileError(app, path, error, step, "duet's own user"));
     digests.push(createHash('sha256').update(bytes).digest('hex'));
     Object.assign(values, parse(bytes));
   }
@@ -56,26 +56,31 @@ function unsafeModeHint(path: string, owner: string): string {
   return `its values are secrets: \`chown ${owner} ${path} && chmod 600 ${path}\``;
 }
 
-async function readOwnFile(app: AppConfig, path: string, step: string): Promise<Buffer> {
+/**
+ * A secret duet reads itself (an env file, a notify URL): a regular file of duet's user that no
+ * group or other may read. `label` names the setting in errors; `openError` says what to do when
+ * the file cannot be opened.
+ */
+export async function readOwnFile(path: string, label: string, step: string, openError: (error: NodeJS.ErrnoException) => DuetError): Promise<Buffer> {
   let handle;
   try {
     // O_NOFOLLOW: the file checked is the file read, not what a symlink points at.
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
   } catch (error) {
-    throw envFileError(app, path, error as NodeJS.ErrnoException, step, "duet's own user");
+    throw openError(error as NodeJS.ErrnoException);
   }
   try {
     const info = await handle.stat();
     const uid = process.getuid?.();
-    if (!info.isFile()) throw new DuetError(`apps.${app.name}.env_files: ${path} is not a regular file`, { step });
+    if (!info.isFile()) throw new DuetError(`${label}: ${path} is not a regular file`, { step });
     if (uid !== undefined && info.uid !== uid) {
-      throw new DuetError(`apps.${app.name}.env_files: ${path} belongs to uid ${info.uid}, not to duet's user (uid ${uid})`, {
+      throw new DuetError(`${label}: ${path} belongs to uid ${info.uid}, not to duet's user (uid ${uid})`, {
         step,
         hint: unsafeModeHint(path, "duet's user"),
       });
     }
     if ((info.mode & 0o077) !== 0) {
-      throw new DuetError(`apps.${app.name}.env_files: ${path} can be read by others (mode ${modeText(info.mode)})`, {
+      throw new DuetError(`${label}: ${path} can be read by others (mode ${modeText(info.mode)})`, {
         step,
         hint: unsafeModeHint(path, "duet's user"),
       });

@@ -59,7 +59,8 @@ interface Route {
   always?: ProgrammedResponse;
 }
 
-export async function startGitHubServer(t: TestContext, options: { prefix?: string } = {}): Promise<GitHubServer> {
+/** `port`: listen there (a receiver that comes up where a client already tried and was refused); a free one by default. */
+export async function startGitHubServer(t: TestContext, options: { prefix?: string; port?: number } = {}): Promise<GitHubServer> {
   const prefix = (options.prefix ?? '').replace(/\/+$/, '');
   const requests: RecordedRequest[] = [];
   const routes: Route[] = [];
@@ -116,7 +117,7 @@ export async function startGitHubServer(t: TestContext, options: { prefix?: stri
     });
   });
 
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());
