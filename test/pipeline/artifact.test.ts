@@ -109,13 +109,13 @@ test('a release asset deploys with no build on the server: its published digest 
   assert.equal(github.matching(/^\/_downloads\//).length, 3, 'v1, then v2 and its .sha256');
 });
 
-test('a tampered asset (its digest does not match), one with a ../ entry, a missing asset and a tag without a release each fail at update, named, with v1 still serving', async (t) => {
+test('a tampered asset (its digest does not match), one with a ../ entry, a missing asset, a tag without a release and a branch each fail at update, named, with v1 still serving', async (t) => {
   const { setup, github, marker } = await setupArtifact(t);
   github.serveRelease(REPO, 'v1', [{ name: 'app.tar.gz', bytes: good('v1'), digest: true }]);
   await setup.succeed(['deploy', '--ref', 'v1'], TOKEN);
 
-  const expectFailure = async (pattern: RegExp, what: string): Promise<string> => {
-    const failed = await setup.duet(['deploy', '--ref', 'v2'], TOKEN);
+  const expectFailure = async (pattern: RegExp, what: string, ref = 'v2'): Promise<string> => {
+    const failed = await setup.duet(['deploy', '--ref', ref], TOKEN);
     assert.equal(failed.code, 1, `${what}: ${failed.stderr}`);
     assert.match(failed.stderr, pattern, what);
     assert.match(failed.stderr, /live traffic is untouched/, `${what}: the hint`);
@@ -153,6 +153,8 @@ test('a tampered asset (its digest does not match), one with a ../ entry, a miss
 
   github.respondAlways('GET', new RegExp(`/releases/tags/v2$`), 404);
   await expectFailure(/no GitHub release for tag v2 in inu-appcenter\/cafeteria-server/, 'no release');
+
+  await expectFailure(/source: release_asset deploys tags, and refs\/heads\/main is not one/, 'a branch', 'main');
 
   assert.equal(existsSync(marker), false, 'no build ran on the server');
 });
