@@ -23,6 +23,7 @@ import type { ResolvedRef } from './checkout.js';
  */
 
 const UNTOUCHED = 'live traffic is untouched';
+const DOWNLOAD_TIMEOUT_MS = 30 * 60_000;
 
 interface Asset {
   id: number;
@@ -61,7 +62,9 @@ export async function downloadArtifact(app: AppConfig, color: Color, target: Res
   const [owner, repo] = app.repo!.split('/') as [string, string];
   const tag = tagOf(app, target);
   const token = (await readSecrets()).githubToken;
-  const client = createGitHubClient({ apiUrl: app.githubApiUrl, token: token ?? '', timeoutMs: 120_000 });
+  const client = createGitHubClient({ apiUrl: app.githubApiUrl, token: token ?? '', timeoutMs: 60_000 });
+  // The timeout covers the body too: a large archive on a slow link gets longer than an API call.
+  const downloader = createGitHubClient({ apiUrl: app.githubApiUrl, token: token ?? '', timeoutMs: DOWNLOAD_TIMEOUT_MS });
   const noToken = token === undefined ? ' (DUET_GITHUB_TOKEN is not set: a private repository answers 404)' : '';
   let assets: Asset[];
   try {
@@ -88,10 +91,10 @@ export async function downloadArtifact(app: AppConfig, color: Color, target: Res
       `upload ${settings.name} to the release (the workflow in docs/deploy.md), or correct artifact.name`,
     );
   }
-  const expected = await publishedDigest(client, owner, repo, asset, assets);
+  const expected = await publishedDigest(downloader, owner, repo, asset, assets);
   const file = artifactPath(app, color);
   output?.write(`duet: downloading ${settings.name} (${asset.size} bytes) of release ${tag}, expecting sha256 ${expected}\n`);
-  const actual = await download(client, owner, repo, asset, file, settings.max_bytes);
+  const actual = await download(downloader, owner, repo, asset, file, settings.max_bytes);
   if (actual !== expected) {
     await rm(file, { force: true });
     throw failure(

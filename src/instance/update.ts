@@ -1,10 +1,11 @@
+import { rm } from 'node:fs/promises';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import type { OutputSink } from '../util/run.js';
 import { runBuildShell, waitForFreeMemory } from './build-step.js';
 import { stopRecordedGroup } from '../util/step-group.js';
 import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
-import { downloadArtifact, unpackArtifact } from './artifact.js';
+import { artifactPath, downloadArtifact, unpackArtifact } from './artifact.js';
 import { appBuildEnv, appSettings, requireSecrets, type AppSettings } from './app-env.js';
 import { pruneDevDependencies, type PruneOutcome } from './dev-dependencies.js';
 import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
@@ -115,6 +116,8 @@ export async function updateInstance(
     install = await installDependencies(app, color, { output, env, early, runtime });
   } catch (error) {
     await releaseSlot?.();
+    // An archive downloaded for a checkout that failed is not left on the disk.
+    if (prebuilt) await rm(artifactPath(app, color), { force: true });
     throw error;
   } finally {
     // Whatever happened, an early copy that was not used goes (a no-op when it was).

@@ -157,4 +157,5 @@ test('a tampered asset (its digest does not match), one with a ../ entry, a miss
   await expectFailure(/source: release_asset deploys tags, and refs\/heads\/main is not one/, 'a branch', 'main');
 
   assert.equal(existsSync(marker), false, 'no build ran on the server');
+  assert.equal(existsSync(join(setup.app.paths.root, 'run', 'green.artifact')), false, 'no refused archive is left on the disk');
 });
