@@ -1,3 +1,4 @@
+import { createReadStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { posix } from 'node:path';
 import * as tar from 'tar';
@@ -64,29 +65,37 @@ export async function checkArchive(file: string, settings: ArtifactSettings): Pr
   let count = 0;
   let bytes = 0;
   let problem: DuetError | undefined;
-  await tar
-    .t({
-      file,
-      strict: true,
-      onReadEntry: (entry) => {
-        entry.resume();
-        if (problem) return;
-        count += 1;
-        bytes += entry.size ?? 0;
-        const why =
-          refusal({ path: entry.path, type: entry.type, size: entry.size, linkpath: entry.linkpath }, settings.contains) ??
-          (count > settings.max_files ? `one more than artifact.max_files (${settings.max_files})` : undefined) ??
-          (bytes > settings.max_bytes ? `past artifact.max_bytes (${settings.max_bytes} bytes unpacked)` : undefined);
-        if (why) problem = refused(settings.name, entry.path, why);
-      },
-    })
-    .catch((error: Error) => {
+  const input = createReadStream(file);
+  const parser = new tar.Parser({
+    strict: true,
+    onReadEntry: (entry) => {
+      entry.resume();
+      if (problem) return;
+      count += 1;
+      bytes += entry.size ?? 0;
+      const why =
+        refusal({ path: entry.path, type: entry.type, linkpath: entry.linkpath }, settings.contains) ??
+        (count > settings.max_files ? `one more than artifact.max_files (${settings.max_files})` : undefined) ??
+        (bytes > settings.max_bytes ? `past artifact.max_bytes (${settings.max_bytes} bytes unpacked)` : undefined);
+      if (!why) return;
+      problem = refused(settings.name, entry.path, why);
+      // Nothing after a refused entry matters: the rest (a bomb, say) is not even decompressed.
+      input.destroy();
+    },
+  });
+  await new Promise<void>((resolve) => {
+    const unreadable = (error: Error): void => {
       problem ??= new DuetError(`the artifact ${settings.name} is not a readable tarball: ${error.message}`, {
         step: 'update',
         hint: 'publish a .tar or .tar.gz made by tar (the workflow in docs/deploy.md, "Prebuilt artifacts"); live traffic is untouched',
         cause: error,
       });
-    });
+      resolve();
+    };
+    input.on('error', unreadable).on('close', () => problem && resolve());
+    parser.on('error', unreadable).on('end', () => resolve());
+    input.pipe(parser);
+  });
   if (problem) throw problem;
   if (count === 0) throw refused(settings.name, '(none)', 'missing: the archive is empty');
 }

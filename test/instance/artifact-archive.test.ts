@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { create } from 'tar';
+import { gzipSync } from 'node:zlib';
+import { create, Header } from 'tar';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { artifactSchema } from '../../src/config/artifact.js';
 import { checkArchive, refusal, unpackArchive } from '../../src/instance/artifact-archive.js';
@@ -54,6 +55,12 @@ test('the file count and unpacked size are limited; a good archive replaces what
   await assert.rejects(checkArchive(file, settings({ max_bytes: 2500 })), /entry "dist\/.*" is past artifact\.max_bytes \(2500 bytes unpacked\)/);
   await writeFile(join(dir, 'junk.tgz'), 'not a tarball at all');
   await assert.rejects(checkArchive(join(dir, 'junk.tgz'), settings({})), /the artifact app\.tgz (is not a readable tarball|was refused: entry "\(none\)")/);
+
+  // A header that announces 5 GiB is refused from its header: its body is never read (nor there).
+  const block = Buffer.alloc(512);
+  new Header({ path: 'dist/huge.bin', type: 'File', size: 5 * 1024 ** 3, mode: 0o644, mtime: new Date(0) }).encode(block);
+  await writeFile(join(dir, 'bomb.tgz'), gzipSync(Buffer.concat([block, Buffer.alloc(4096)])));
+  await assert.rejects(checkArchive(join(dir, 'bomb.tgz'), settings({})), /entry "dist\/huge\.bin" is past artifact\.max_bytes \(1073741824 bytes unpacked\)/);
 
   const checkout = join(dir, 'checkout');
   await mkdir(join(checkout, 'dist'), { recursive: true });
