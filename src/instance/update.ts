@@ -53,8 +53,9 @@ export async function isPrepared(app: AppConfig, color: Color, sha: string, conf
 /**
  * `update-instance`: stop the color if it runs (while the commit is fetched), check out the commit
  * into its directory, install (with the devDependencies), build, prune them; with source:
- * release_asset, unpack the release's artifact and install the production dependencies instead. Skipped entirely when the checkout is already prepared for
- * that commit with the build configuration of now. A `secrets` name the env files lack fails it first.
+ * release_asset, unpack the release's artifact and install the production dependencies instead.
+ * Skipped entirely when the checkout is already prepared for that commit with the build
+ * configuration of now. A `secrets` name the env files lack fails it first.
  */
 export async function updateInstance(
   app: AppConfig,
@@ -125,7 +126,11 @@ export async function updateInstance(
   }
   let prune: PruneOutcome;
   try {
-    prune = prebuilt ? await removeReplacedModules(app, color).then(() => 'nothing to prune' as const) : await buildAndPrune(app, color, target, env, output);
+    // No build for an artifact; the prune still runs: pnpm's and yarn's default installs take the
+    // devDependencies whatever npm_config_omit says (npm's leaves none: nothing to prune, no process).
+    prune = prebuilt
+      ? await removeReplacedModules(app, color).then(() => pruneDevDependencies(app, color, { env, output }))
+      : await buildAndPrune(app, color, target, env, output);
   } finally {
     await releaseSlot?.();
   }
