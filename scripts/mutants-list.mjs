@@ -333,4 +333,16 @@ export const MUTANTS = [
     ],
     tests: [{ file: 'switch/socket-permissions', only: 'port mode: other local users' }],
   },
+  {
+    name: 'artifact digest not checked',
+    promise: 'a prebuilt artifact whose SHA-256 differs from the published one is never deployed',
+    edits: [edit('src/instance/artifact.ts', 'if (actual !== expected) {', 'if (actual !== expected && false) {')],
+    tests: [{ file: 'pipeline/artifact', only: 'a tampered asset' }],
+  },
+  {
+    name: 'artifact entries not checked',
+    promise: 'an artifact with an entry outside artifact.contains (../, a link out) is refused, naming the entry',
+    edits: [edit('src/instance/artifact-archive.ts', '  await checkArchive(file, settings);\n', '')],
+    tests: [{ file: 'pipeline/artifact', only: 'a tampered asset' }],
+  },
 ];

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import type { Secrets } from '../config/secrets.js';
-import { createGitHubClient } from '../github/client.js';
+import { createGitHubClient } from '../util/github-client.js';
 import { GitHubStatusReporter } from '../github/status-reporter.js';
 import { Notifier } from '../notify/notifier.js';
 import { DeployQueue } from '../pipeline/queue.js';

@@ -34,6 +34,8 @@ export type AppConfig = RawApp & {
   certificate: CertificatePaths | undefined;
   /** The top-level build_limits with this app's overrides: what its install and build may take. */
   buildLimits: BuildLimits;
+  /** github.api_url: where a source: release_asset app's artifact is asked for. */
+  githubApiUrl: string;
 };
 
 export interface CertificatePaths {
@@ -149,6 +151,7 @@ function resolveConfig(raw: RawConfig, file: string): Config {
       appUser: raw.app_user,
       stepSocket: raw.app_user === undefined ? undefined : STEP_SOCKET,
       buildLimits: { ...buildLimits, ...app.build_limits },
+      githubApiUrl: raw.github.api_url,
     });
   }
   const notify = resolveNotify(raw.notify, new Set(apps.keys()));

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { artifactSchema, checkArtifactSource, sourceSchema } from './artifact.js';
 import { appBuildLimitsSchema, buildLimitsSchema } from './build-limits.js';
 import { notifySchema } from './notify.js';
 
@@ -146,8 +147,12 @@ export const appSchema = z
     deploy_on: deployOnSchema.default({ branches: ['main'], tags: [], releases: false, prereleases: false }),
     /** Overrides of the top-level build_limits for this app's installs and builds. */
     build_limits: appBuildLimitsSchema.default({}),
+    /** Where the built files come from: built here (git), or a prebuilt artifact (docs/deploy.md, "Prebuilt artifacts"). */
+    source: sourceSchema,
+    artifact: artifactSchema.optional(),
   })
   .strict()
+  .superRefine(checkArtifactSource)
   .refine((app) => app.ports.blue !== app.ports.green, {
     message: 'blue and green need different ports',
     path: ['ports'],

@@ -217,6 +217,8 @@ export function configHashes(app: AppConfig, files: EnvFiles): ConfigHashes {
     // The files reach the build only through build_env: without it, a changed secret is no rebuild.
     envFiles: app.build_env.length > 0 ? envFiles : null,
     node,
+    source: app.source,
+    artifact: app.artifact ?? null,
   });
   const run = hashOf({ start: app.start, env: app.env, envFiles, node });
   return { build, run, envFiles };

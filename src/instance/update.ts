@@ -1,9 +1,11 @@
+import { rm } from 'node:fs/promises';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import type { OutputSink } from '../util/run.js';
 import { runBuildShell, waitForFreeMemory } from './build-step.js';
 import { stopRecordedGroup } from '../util/step-group.js';
 import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
+import { artifactPath, downloadArtifact, unpackArtifact } from './artifact.js';
 import { appBuildEnv, appSettings, requireSecrets, type AppSettings } from './app-env.js';
 import { pruneDevDependencies, type PruneOutcome } from './dev-dependencies.js';
 import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
@@ -50,8 +52,10 @@ export async function isPrepared(app: AppConfig, color: Color, sha: string, conf
 
 /**
  * `update-instance`: stop the color if it runs (while the commit is fetched), check out the commit
- * into its directory, install (with the devDependencies), build, prune them. Skipped entirely when the checkout is already prepared for
- * that commit with the build configuration of now. A `secrets` name the env files lack fails it first.
+ * into its directory, install (with the devDependencies), build, prune them; with source:
+ * release_asset, unpack the release's artifact and install the production dependencies instead.
+ * Skipped entirely when the checkout is already prepared for that commit with the build
+ * configuration of now. A `secrets` name the env files lack fails it first.
  */
 export async function updateInstance(
   app: AppConfig,
@@ -78,7 +82,9 @@ export async function updateInstance(
   }
   if (await isPrepared(app, color, target.sha, settings.hashes.build)) return { kind: 'already-prepared' };
   await clearPrepared(app, color);
-  const env = appBuildEnv(app, color, target, settings.files);
+  // source: release_asset: production dependencies only, since nothing is built here.
+  const prebuilt = app.source === 'release_asset';
+  const env: Record<string, string> = { ...appBuildEnv(app, color, target, settings.files), ...(prebuilt ? { npm_config_omit: 'dev' } : {}) };
   // Run while git fetches and checks out: a copy used by the install when the lockfile matches,
   // and the question which Node.js the install runs (part of the install cache's key).
   const early = await startEarlyCopy(app, color, output);
@@ -96,11 +102,14 @@ export async function updateInstance(
       if (cleanFirst && appUser) await giveBackToGroup(app, dir);
       if (cleanFirst) await cleanCheckout(dir, { output });
     };
-    await allSettled([stopThenClean(), fetchCommit(dir, app.clone_url, target, { output })]);
+    // The artifact downloads alongside the fetch; it is unpacked once the commit is checked out.
+    const artifact = prebuilt ? downloadArtifact(app, color, target, output) : undefined;
+    await allSettled([stopThenClean(), fetchCommit(dir, app.clone_url, target, { output }), ...(artifact ? [artifact] : [])]);
     await checkOutCommit(dir, target, { output });
     crashPoint('update:checked-out');
     // A new repository is cleaned after its first checkout: its directory may hold strays.
     if (!cleanFirst) await cleanCheckout(dir, { output });
+    if (artifact) await unpackArtifact(app, color, await artifact, output);
     // app_user: the install and build, as that user, write into the tree.
     if (appUser) await openWorktreeToGroup(dir);
     releaseSlot = await options.buildSlot?.();
@@ -108,6 +117,8 @@ export async function updateInstance(
     install = await installDependencies(app, color, { output, env, early, runtime });
   } catch (error) {
     await releaseSlot?.();
+    // An archive downloaded for a checkout that failed is not left on the disk.
+    if (prebuilt) await rm(artifactPath(app, color), { force: true });
     throw error;
   } finally {
     // Whatever happened, an early copy that was not used goes (a no-op when it was).
@@ -115,7 +126,11 @@ export async function updateInstance(
   }
   let prune: PruneOutcome;
   try {
-    prune = await buildAndPrune(app, color, target, env, output);
+    // No build for an artifact; the prune still runs: pnpm's and yarn's default installs take the
+    // devDependencies whatever npm_config_omit says (npm's leaves none: nothing to prune, no process).
+    prune = prebuilt
+      ? await removeReplacedModules(app, color).then(() => pruneDevDependencies(app, color, { env, output }))
+      : await buildAndPrune(app, color, target, env, output);
   } finally {
     await releaseSlot?.();
   }

@@ -3,7 +3,7 @@ import { access, readFile, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { colors } from '../config/schema.js';
-import { createGitHubClient } from '../github/client.js';
+import { createGitHubClient } from '../util/github-client.js';
 import { CLONE_REMOTE, cloneRemoteEnv, redact } from '../instance/checkout.js';
 import { packageManagerOf } from '../instance/package-manager.js';
 import { checkStatusAccess } from './github-access.js';

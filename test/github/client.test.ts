@@ -1,6 +1,6 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
-import { createGitHubClient } from '../../src/github/client.js';
+import { createGitHubClient } from '../../src/util/github-client.js';
 import { startGitHubServer } from '../support/github-server.js';
 import { captureLog, SHA, TOKEN } from './helpers.js';
 

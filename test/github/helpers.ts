@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { pino, type Logger } from 'pino';
 import { parseConfig, type Config } from '../../src/config/load.js';
-import { createGitHubClient } from '../../src/github/client.js';
+import { createGitHubClient } from '../../src/util/github-client.js';
 import { GitHubStatusReporter } from '../../src/github/status-reporter.js';
 import type { TriggerRecord } from '../../src/pipeline/trigger.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';

@@ -1,6 +1,6 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
-import { createGitHubClient } from '../../src/github/client.js';
+import { createGitHubClient } from '../../src/util/github-client.js';
 import { checkStatusAccess } from '../../src/setup/github-access.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { TestContext } from 'node:test';
 import { freePort } from './ports.js';
@@ -12,6 +13,7 @@ import { freePort } from './ports.js';
  *   github.respond('POST', /\/statuses\//, { status: 422, body: { message: 'Validation Failed' } });
  *   github.respond('POST', /\/statuses\//, 'reset');            // drop the connection
  *   createGitHubClient({ apiUrl: github.url, token: 'x', retries: 0 });
+ *   github.serveRelease('o/r', 'v2', [{ name: 'app.tar.gz', bytes, digest: true }]); // a release and its assets
  */
 
 export interface RecordedRequest {
@@ -30,10 +32,19 @@ export interface FakeResponse {
   headers?: Record<string, string>;
   /** Answer after this long, to make in-flight overlap visible. */
   delayMs?: number;
+  /** Sent as they are instead of `body` as JSON (an asset's bytes). */
+  raw?: Buffer;
 }
 
-/** A status code, a full response, or 'reset' to destroy the connection (a network error). */
-export type ProgrammedResponse = number | FakeResponse | 'reset';
+/** A status code, a full response, 'reset' to destroy the connection (a network error), or one made from the request. */
+export type ProgrammedResponse = number | FakeResponse | 'reset' | ((request: RecordedRequest) => FakeResponse);
+
+export interface FakeAsset {
+  name: string;
+  bytes: Buffer;
+  /** Publish GitHub's `digest` (sha256 of `bytes`, or `digest` itself when a string). */
+  digest?: boolean | string;
+}
 
 export interface GitHubServer {
   /** What to pass as apiUrl: http://127.0.0.1:<port><prefix>. */
@@ -50,6 +61,12 @@ export interface GitHubServer {
   waitFor(predicate: (requests: RecordedRequest[]) => boolean, timeoutMs?: number): Promise<void>;
   /** Most requests on one path in flight at once, per path. */
   maxInFlight(path: RegExp): number;
+  /**
+   * Serve the release of `tag` in `repo` ("owner/name") with `assets`, as GitHub does: the release
+   * with its assets' metadata, and each asset's bytes at /releases/assets/{id} with Accept:
+   * application/octet-stream, by a 302 to a download URL.
+   */
+  serveRelease(repo: string, tag: string, assets: FakeAsset[]): void;
 }
 
 interface Route {
@@ -99,7 +116,8 @@ export async function startGitHubServer(t: TestContext, options: { prefix?: stri
       const now = (inFlight.get(path) ?? 0) + 1;
       inFlight.set(path, now);
       peak.push({ path, count: now });
-      const programmed = pick(method, path) ?? 201;
+      const picked = pick(method, path) ?? 201;
+      const programmed = typeof picked === 'function' ? picked(requests.at(-1)!) : picked;
       const finish = (): void => {
         inFlight.set(path, (inFlight.get(path) ?? 1) - 1);
         if (programmed === 'reset') {
@@ -107,6 +125,10 @@ export async function startGitHubServer(t: TestContext, options: { prefix?: stri
           return;
         }
         const response = typeof programmed === 'number' ? defaultBody(programmed, method, path, body, () => nextId++) : programmed;
+        if (response.raw) {
+          res.writeHead(response.status, { 'content-type': 'application/octet-stream', ...response.headers }).end(response.raw);
+          return;
+        }
         res
           .writeHead(response.status, { 'content-type': 'application/json', ...response.headers })
           .end(response.body === undefined ? '' : JSON.stringify(response.body));
@@ -130,12 +152,40 @@ export async function startGitHubServer(t: TestContext, options: { prefix?: stri
       }),
   );
 
+  const url = `http://127.0.0.1:${port}${prefix}`;
   return {
-    url: `http://127.0.0.1:${port}${prefix}`,
+    url,
     port,
     requests,
     respond(method, path, ...responses) {
       routes.push({ method, path, queue: responses });
+    },
+    serveRelease(repo, tag, assets) {
+      const published = assets.map((asset) => {
+        const id = nextId++;
+        const sha = createHash('sha256').update(asset.bytes).digest('hex');
+        const digest = typeof asset.digest === 'string' ? asset.digest : asset.digest ? `sha256:${sha}` : null;
+        return { asset, meta: { id, name: asset.name, size: asset.bytes.length, digest, url: `${url}/repos/${repo}/releases/assets/${id}` } };
+      });
+      const escaped = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      routes.push({
+        method: 'GET',
+        path: new RegExp(`^/repos/${escaped(repo)}/releases/tags/${escaped(tag)}$`),
+        queue: [],
+        always: { status: 200, body: { id: nextId++, tag_name: tag, assets: published.map((p) => p.meta) } },
+      });
+      for (const { asset, meta } of published) {
+        routes.push({
+          method: 'GET',
+          path: new RegExp(`^/repos/${escaped(repo)}/releases/assets/${meta.id}$`),
+          queue: [],
+          always: (request) =>
+            String(request.headers.accept).includes('application/octet-stream')
+              ? { status: 302, headers: { location: `${url}/_downloads/${meta.id}/${asset.name}` } }
+              : { status: 200, body: meta },
+        });
+        routes.push({ method: 'GET', path: new RegExp(`^/_downloads/${meta.id}/`), queue: [], always: { status: 200, raw: asset.bytes } });
+      }
     },
     respondAlways(method, path, response) {
       for (const route of routes) if (route.method === method && String(route.path) === String(path)) route.always = undefined;
