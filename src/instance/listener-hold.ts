@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { renameSync, statSync, unlinkSync } from 'node:fs';
+import { renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /**
@@ -34,7 +34,10 @@ export function holdListener(path: string): number {
   // Bound under a temporary name, then renamed over the path: node unlinks a pipe's bound name
   // when the handle closes, and that must never be the path, which another process may have
   // bound anew by then. The rename also replaces a socket file left by a crash in one step.
-  const temporary = join(dirname(path), `.${process.pid}.${Date.now()}.bind`);
+  // Short (a socket path has at most 107 bytes) and this process's own: its binds never overlap;
+  // one a dead process of the same pid left behind is removed first.
+  const temporary = join(dirname(path), `.${process.pid}.bind`);
+  rmSync(temporary, { force: true });
   // node's own way to a bound, not yet listening pipe (its cluster module's); -1, -1: a path, no port.
   const internals = net as unknown as { _createServerHandle: (address: string, port: number, addressType: number) => PipeHandle | number };
   const handle = internals._createServerHandle(temporary, -1, -1);
