@@ -10,6 +10,7 @@ import { Pacer } from './pacer.js';
 import { Settlements } from './settlements.js';
 import { deploymentReport, failoverReports, reportKey, resolveTarget, statusReport, type Failover } from './reports.js';
 import type { Phase, Report } from './reports.js';
+import { retryWait } from '../util/retry-wait.js';
 
 interface StatusReporterOptions {
   config: Config;
@@ -22,10 +23,6 @@ interface StatusReporterOptions {
   /** The window writes_per_minute is counted in (PACE_WINDOW_MS; shorter in tests). */
   paceWindowMs?: number;
 }
-
-const MAX_BACKOFF_MS = 5 * 60_000;
-/** A rate limit reset can be far off, but not further than GitHub's hourly window. */
-const MAX_WAIT_MS = 60 * 60_000;
 
 interface Entry {
   seq: number;
@@ -248,19 +245,7 @@ export class GitHubStatusReporter implements TriggerObserver {
   }
 
   private sleep(lane: Lane, attempt: number, askedMs: number | undefined): Promise<void> {
-    const backoff = Math.min(this.retryBaseMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-    const delay = Math.min(Math.max(backoff, askedMs ?? 0), MAX_WAIT_MS);
-    return new Promise((resolve) => {
-      if (this.closed) return resolve();
-      lane.wake = () => {
-        lane.wake = undefined;
-        lane.timer = undefined;
-        resolve();
-      };
-      // A pending retry must not be what keeps a process alive: the outbox keeps the report.
-      lane.timer = setTimeout(lane.wake, delay);
-      lane.timer.unref();
-    });
+    return retryWait(lane, { attempt, baseMs: this.retryBaseMs, askedMs, closed: this.closed });
   }
 
   private write(record: OutboxRecord): void {

@@ -10,6 +10,7 @@ import { EventLog } from '../util/event-log.js';
 import { OutboxWriter } from '../util/outbox-writer.js';
 import { failoverEvent, triggerEvent, triggerOutcome, wants, type NotifyEvent } from './messages.js';
 import { readTargetSecrets, sendNotification, type TargetSecrets } from './send.js';
+import { retryWait } from '../util/retry-wait.js';
 
 /**
  * The notify outbox (<state_dir>/notify-outbox.ndjson), an EventLog like the GitHub one:
@@ -21,9 +22,6 @@ type NotifyRecord = { op: 'enqueue'; id: string; target: string; queuedAt: strin
 
 /** A receiver down longer than this has missed the message: given up, with a log line. */
 const GIVE_UP_MS = 24 * 60 * 60_000;
-const MAX_BACKOFF_MS = 5 * 60_000;
-/** A Retry-After is honoured up to this. */
-const MAX_WAIT_MS = 60 * 60_000;
 /** Slack takes about one message a second per webhook, Discord 30 a minute: the lower of the two. */
 const MESSAGES_PER_MINUTE = 30;
 
@@ -218,19 +216,7 @@ export class Notifier implements TriggerObserver {
   }
 
   private sleep(lane: Lane, attempt: number, askedMs: number | undefined): Promise<void> {
-    const backoff = Math.min(this.retryBaseMs * 2 ** (attempt - 1), MAX_BACKOFF_MS);
-    const delay = Math.min(Math.max(backoff, askedMs ?? 0), MAX_WAIT_MS);
-    return new Promise((resolve) => {
-      if (this.closed) return resolve();
-      lane.wake = () => {
-        lane.wake = undefined;
-        lane.timer = undefined;
-        resolve();
-      };
-      // A pending retry must not be what keeps a process alive: the outbox keeps the message.
-      lane.timer = setTimeout(lane.wake, delay);
-      lane.timer.unref();
-    });
+    return retryWait(lane, { attempt, baseMs: this.retryBaseMs, askedMs, closed: this.closed });
   }
 
   private write(record: NotifyRecord): void {
