@@ -336,8 +336,17 @@ export const MUTANTS = [
   {
     name: 'artifact digest not checked',
     promise: 'a prebuilt artifact whose SHA-256 differs from the published one is never deployed',
-    edits: [edit('src/instance/artifact.ts', 'if (actual !== expected) {', 'if (actual !== expected && false) {')],
-    tests: [{ file: 'pipeline/artifact', only: 'a tampered asset' }],
+    edits: [edit('src/instance/artifact.ts', 'if (actual !== located.expected) {', 'if (actual !== located.expected && false) {')],
+    tests: [
+      { file: 'pipeline/artifact', only: 'a tampered asset' },
+      { file: 'pipeline/actions-artifact', only: 'no run yet' },
+    ],
+  },
+  {
+    name: 'actions artifact expiry not checked',
+    promise: 'an expired Actions artifact fails the deploy at update, named, instead of deploying what GitHub may have half-removed',
+    edits: [edit('src/instance/actions-artifact.ts', 'if (artifact.expired) {', 'if (artifact.expired !== artifact.expired) {')],
+    tests: [{ file: 'pipeline/actions-artifact', only: 'no run yet' }],
   },
   {
     name: 'artifact entries not checked',

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * source and artifact (issue 28): deploy what CI built instead of building on the server. duet
+ * source and artifact: deploy what CI built instead of building on the server. duet
  * still checks out the commit (package.json, the lockfile, the start command); the artifact adds
  * the built files, checked against their published SHA-256 and extracted under `contains` only.
  */
@@ -17,8 +17,16 @@ const containedPath = z
 
 export const artifactSchema = z
   .object({
-    /** The release asset's file name: a tarball (.tar, .tar.gz, .tgz) built by CI. */
+    /**
+     * release_asset: the asset's file name, a tarball (.tar, .tar.gz, .tgz) built by CI.
+     * actions_artifact: the name the workflow uploaded it under (actions/upload-artifact's `name`).
+     */
     name: z.string().regex(/^[\w.+-]+$/, 'a file name such as app.tar.gz'),
+    /** actions_artifact: the workflow that builds it (its file, build.yml); any workflow when absent. */
+    workflow: z
+      .string()
+      .regex(/^[\w.-]+\.ya?ml$/, 'the workflow file name under .github/workflows, such as build.yml')
+      .optional(),
     /** The paths of the checkout the archive may write (each removed first); any other entry refuses it. */
     contains: z.array(containedPath).min(1).default(['dist']),
     /** Limits on what the archive may unpack to. */
@@ -37,14 +45,23 @@ export type ArtifactSettings = z.infer<typeof artifactSchema>;
 export function checkArtifactSource(app: { source: string; artifact?: ArtifactSettings; repo?: string }, ctx: z.RefinementCtx): void {
   if (app.source === 'git') {
     if (app.artifact !== undefined)
-      ctx.addIssue({ code: 'custom', path: ['artifact'], message: 'is used with source: release_asset only; remove it or set source' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['artifact'],
+        message: 'is used with source: release_asset or actions_artifact only; remove it or set source',
+      });
     return;
   }
+  if (app.source === 'release_asset' && app.artifact?.workflow !== undefined)
+    ctx.addIssue({ code: 'custom', path: ['artifact', 'workflow'], message: 'names the workflow of source: actions_artifact; a release asset has none' });
   if (app.artifact === undefined)
     ctx.addIssue({ code: 'custom', path: ['artifact'], message: `source: ${app.source} needs artifact.name, the asset to deploy` });
   if (app.repo === undefined)
-    ctx.addIssue({ code: 'custom', path: ['repo'], message: `source: ${app.source} needs repo ("owner/name"): duet asks GitHub for its releases` });
+    ctx.addIssue({ code: 'custom', path: ['repo'], message: `source: ${app.source} needs repo ("owner/name"): duet asks GitHub for the artifact` });
 }
 
-/** git: build on the server. release_asset: the asset of the GitHub release of the deployed tag. */
-export const sourceSchema = z.enum(['git', 'release_asset']).default('git');
+/**
+ * git: build on the server. release_asset: the asset of the GitHub release of the deployed tag.
+ * actions_artifact: the artifact of a successful GitHub Actions run for the deployed commit.
+ */
+export const sourceSchema = z.enum(['git', 'release_asset', 'actions_artifact']).default('git');

@@ -82,8 +82,8 @@ export async function updateInstance(
   }
   if (await isPrepared(app, color, target.sha, settings.hashes.build)) return { kind: 'already-prepared' };
   await clearPrepared(app, color);
-  // source: release_asset: production dependencies only, since nothing is built here.
-  const prebuilt = app.source === 'release_asset';
+  // A prebuilt artifact: production dependencies only, since nothing is built here.
+  const prebuilt = app.source !== 'git';
   const env: Record<string, string> = { ...appBuildEnv(app, color, target, settings.files), ...(prebuilt ? { npm_config_omit: 'dev' } : {}) };
   // Run while git fetches and checks out: a copy used by the install when the lockfile matches,
   // and the question which Node.js the install runs (part of the install cache's key).

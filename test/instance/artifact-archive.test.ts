@@ -73,7 +73,7 @@ test('the file count and unpacked size are limited; a good archive replaces what
   assert.equal((await readFile(join(checkout, 'dist', 'f4.js'), 'utf8')).length, 1000);
 });
 
-test('source: release_asset needs artifact and repo; artifact without it is refused; contains may not reach node_modules, .git or ..', () => {
+test('a prebuilt source needs artifact and repo; artifact without it is refused; workflow only with actions_artifact; contains may not reach node_modules, .git or ..', () => {
   const app = (keys: string) => `apps:\n  cafeteria:\n    clone_url: /srv/c.git\n${keys}`;
   const refusedWith = (keys: string, pattern: RegExp) =>
     assert.throws(
@@ -82,14 +82,25 @@ test('source: release_asset needs artifact and repo; artifact without it is refu
     );
   refusedWith('    source: release_asset\n    repo: o/r\n', /apps\.cafeteria\.artifact: source: release_asset needs artifact\.name/);
   refusedWith('    source: release_asset\n    artifact: { name: app.tgz }\n', /apps\.cafeteria\.repo: source: release_asset needs repo/);
-  refusedWith('    artifact: { name: app.tgz }\n', /apps\.cafeteria\.artifact: is used with source: release_asset only/);
+  refusedWith('    artifact: { name: app.tgz }\n', /apps\.cafeteria\.artifact: is used with source: release_asset or actions_artifact only/);
   refusedWith(
     '    source: release_asset\n    repo: o/r\n    artifact: { name: app.tgz, contains: [node_modules] }\n',
     /artifact\.contains\.0: a relative path inside the checkout/,
   );
   refusedWith('    source: release_asset\n    repo: o/r\n    artifact: { name: app.tgz, contains: [../x] }\n', /artifact\.contains\.0/);
   refusedWith('    source: release_asset\n    repo: o/r\n    artifact: { name: "../app.tgz" }\n', /artifact\.name: a file name/);
-  refusedWith('    source: actions_artifact\n', /apps\.cafeteria\.source/);
+  refusedWith('    source: actions_artifact\n    repo: o/r\n', /apps\.cafeteria\.artifact: source: actions_artifact needs artifact\.name/);
+  refusedWith(
+    '    source: release_asset\n    repo: o/r\n    artifact: { name: app.tgz, workflow: build.yml }\n',
+    /artifact\.workflow: names the workflow of source: actions_artifact/,
+  );
+  refusedWith('    source: actions_artifact\n    repo: o/r\n    artifact: { name: app, workflow: ../x }\n', /artifact\.workflow: the workflow file name/);
+  refusedWith('    source: pipeline\n', /apps\.cafeteria\.source/);
+  const actions = pickApp(
+    parseConfig(app('    source: actions_artifact\n    repo: o/r\n    artifact: { name: app, workflow: build.yml }\n'), 'duet.yml'),
+    undefined,
+  );
+  assert.equal(actions.artifact?.workflow, 'build.yml');
   const parsed = pickApp(parseConfig(app('    source: release_asset\n    repo: o/r\n    artifact: { name: app.tgz }\n'), 'duet.yml'), undefined);
   assert.deepEqual(parsed.artifact, { name: 'app.tgz', contains: ['dist'], max_bytes: 1024 ** 3, max_files: 100_000 });
   assert.equal(parsed.githubApiUrl, 'https://api.github.com');

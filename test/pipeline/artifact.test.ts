@@ -5,9 +5,8 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { gzipSync } from 'node:zlib';
-import { Header } from 'tar';
 import { Journal } from '../../src/pipeline/journal.js';
+import { tarball } from '../support/archives.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { tempDir } from '../support/tmp.js';
@@ -20,36 +19,6 @@ import { tempDir } from '../support/tmp.js';
 
 const REPO = 'inu-appcenter/cafeteria-server';
 const TOKEN = { DUET_GITHUB_TOKEN: 'ghs_artifact' };
-
-interface TarEntry {
-  path: string;
-  body?: string;
-  type?: 'File' | 'Directory' | 'SymbolicLink';
-  linkpath?: string;
-}
-
-/** A real gzipped tarball, entry by entry through node-tar's Header, so that hostile names stay as written. */
-function tarball(entries: TarEntry[]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const entry of entries) {
-    const body = Buffer.from(entry.body ?? '');
-    const type = entry.type ?? 'File';
-    const header = new Header({
-      path: entry.path,
-      type,
-      size: type === 'File' ? body.length : 0,
-      mode: type === 'Directory' ? 0o755 : 0o644,
-      mtime: new Date(0),
-      linkpath: entry.linkpath,
-    });
-    const block = Buffer.alloc(512);
-    header.encode(block);
-    blocks.push(block);
-    if (type === 'File') blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return gzipSync(Buffer.concat(blocks));
-}
 
 const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 
@@ -127,7 +96,7 @@ test('a tampered asset (its digest does not match), one with a ../ entry, a miss
 
   // Tampered: the bytes served are not the ones whose digest GitHub published.
   github.serveRelease(REPO, 'v2', [{ name: 'app.tar.gz', bytes: good('v2-tampered'), digest: `sha256:${sha256(good('v2'))}` }]);
-  await expectFailure(/digest mismatch: app\.tar\.gz of release v2 has sha256 [0-9a-f]{64}, but [0-9a-f]{64} was published/, 'tampered');
+  await expectFailure(/digest mismatch: the app\.tar\.gz of release v2 has sha256 [0-9a-f]{64}, but [0-9a-f]{64} was published/, 'tampered');
 
   const outside = join(setup.app.paths.root, 'checkouts', 'evil.txt');
   const hostile = tarball([

@@ -67,6 +67,16 @@ export interface GitHubServer {
    * application/octet-stream, by a 302 to a download URL.
    */
   serveRelease(repo: string, tag: string, assets: FakeAsset[]): void;
+  /**
+   * Add a successful GitHub Actions run of `workflow` (a file name) for `sha` in `repo` with its
+   * artifacts (bytes: the zip GitHub would serve); runs list newest first, as GitHub lists them.
+   * The zip is downloaded from /actions/artifacts/{id}/zip by a 302.
+   */
+  serveWorkflowRun(repo: string, run: { sha: string; workflow: string; artifacts: FakeArtifact[] }): void;
+}
+
+export interface FakeArtifact extends FakeAsset {
+  expired?: boolean;
 }
 
 interface Route {
@@ -84,6 +94,7 @@ export async function startGitHubServer(t: TestContext, options: { prefix?: stri
   const inFlight = new Map<string, number>();
   const peak: Array<{ path: string; count: number }> = [];
   let nextId = 1000;
+  const runs: Array<{ repo: string; sha: string; workflow: string; id: number; artifacts: object[] }> = [];
 
   const pick = (method: string, path: string): ProgrammedResponse | undefined => {
     const matches = routes.filter((route) => route.method === method && route.path.test(path));
@@ -186,6 +197,56 @@ export async function startGitHubServer(t: TestContext, options: { prefix?: stri
         });
         routes.push({ method: 'GET', path: new RegExp(`^/_downloads/${meta.id}/`), queue: [], always: { status: 200, raw: asset.bytes } });
       }
+    },
+    serveWorkflowRun(repo, { sha, workflow, artifacts }) {
+      const escaped = repo.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      const query = (request: RecordedRequest): URLSearchParams => new URLSearchParams(request.url.split('?')[1] ?? '');
+      const listRuns = (request: RecordedRequest, workflowFile?: string): FakeResponse => {
+        const q = query(request);
+        const found = runs
+          .filter((r) => r.repo === repo && r.sha === q.get('head_sha') && (workflowFile === undefined || r.workflow === workflowFile))
+          .reverse()
+          .map((r) => ({ id: r.id, run_number: r.id, head_sha: r.sha, path: `.github/workflows/${r.workflow}`, conclusion: 'success' }));
+        return { status: 200, body: { total_count: found.length, workflow_runs: found } };
+      };
+      if (!runs.some((r) => r.repo === repo)) {
+        routes.push({ method: 'GET', path: new RegExp(`^/repos/${escaped}/actions/runs$`), queue: [], always: (request) => listRuns(request) });
+        routes.push({
+          method: 'GET',
+          path: new RegExp(`^/repos/${escaped}/actions/workflows/[^/]+/runs$`),
+          queue: [],
+          always: (request) => {
+            const file = request.path.split('/').at(-2)!;
+            return runs.some((r) => r.repo === repo && r.workflow === file) ? listRuns(request, file) : { status: 404, body: { message: 'Not Found' } };
+          },
+        });
+      }
+      const id = nextId++;
+      const published = artifacts.map((artifact) => {
+        const artifactId = nextId++;
+        const sha256 = createHash('sha256').update(artifact.bytes).digest('hex');
+        const digest = typeof artifact.digest === 'string' ? artifact.digest : artifact.digest ? `sha256:${sha256}` : null;
+        routes.push({
+          method: 'GET',
+          path: new RegExp(`^/repos/${escaped}/actions/artifacts/${artifactId}/zip$`),
+          queue: [],
+          always: { status: 302, headers: { location: `${url}/_downloads/${artifactId}/${artifact.name}.zip` } },
+        });
+        routes.push({ method: 'GET', path: new RegExp(`^/_downloads/${artifactId}/`), queue: [], always: { status: 200, raw: artifact.bytes } });
+        const expired = artifact.expired ?? false;
+        return { id: artifactId, name: artifact.name, size_in_bytes: artifact.bytes.length, expired, expires_at: '2026-12-01T00:00:00Z', digest };
+      });
+      runs.push({ repo, sha, workflow, id, artifacts: published });
+      routes.push({
+        method: 'GET',
+        path: new RegExp(`^/repos/${escaped}/actions/runs/${id}/artifacts$`),
+        queue: [],
+        always: (request) => {
+          const name = query(request).get('name');
+          const found = published.filter((artifact) => name === null || artifact.name === name);
+          return { status: 200, body: { total_count: found.length, artifacts: found } };
+        },
+      });
     },
     respondAlways(method, path, response) {
       for (const route of routes) if (route.method === method && String(route.path) === String(path)) route.always = undefined;
