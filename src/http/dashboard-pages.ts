@@ -1,6 +1,6 @@
 import { colors, type Color } from '../config/schema.js';
 import type { DeployState } from '../pipeline/deploy-state.js';
-import { configChangeText, type AppStatus, type ColorStatus } from '../pipeline/status.js';
+import { breakingLine, configChangeText, type AppStatus, type ColorStatus } from '../pipeline/status.js';
 import { isDeployId, type StepRecord } from '../pipeline/journal.js';
 import type { DeployView } from './deploys.js';
 import { html, type Html } from './html.js';
@@ -95,8 +95,9 @@ function alerts(status: AppStatus, link: Link): Html {
       ? html`<p class="alert warn">HTTPS: nginx presents no certificate (tls ${status.tls.mode}).</p>`
       : html`<p class="${status.tls.daysLeft <= 21 ? 'alert bad' : 'muted'}">HTTPS certificate expires in ${status.tls.daysLeft} days (${when(status.tls.expiresAt)}).</p>`
     : '';
+  const breaking = status.breaking ? html`<p class="alert warn">Breaking release live: ${breakingLine(status.breaking)}.</p>` : '';
   const unsupervised = status.supervisedBy === null ? html`<p class="muted">Not supervised: duet serve's supervision has not run for this app yet.</p>` : '';
-  return html`${down}${both}${failover}${tls}${unsupervised}`;
+  return html`${down}${both}${failover}${breaking}${tls}${unsupervised}`;
 }
 
 function deploysTable(deploys: DeployView[], link: Link): Html {

@@ -10,6 +10,7 @@ import { configuredColor, servingColor } from '../switch/proxy.js';
 import { servedCertificate } from '../switch/tls.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
+import { readBreaking, type BreakingRecord } from './breaking.js';
 import { Journal } from './journal.js';
 import { readSupervision, type BothCrashedRecord, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
 import { lockHolder } from './lock.js';
@@ -86,6 +87,11 @@ export interface AppStatus {
   lastFailover: FailoverRecord | null;
   /** The last time both colors crashed within a minute (supervision's record). */
   bothCrashed: BothCrashedRecord | null;
+  /**
+   * The breaking release the live color runs (no fallback, the other color stopped, a rollback to
+   * `before` refused without --force); null when the live commit is not one.
+   */
+  breaking: BreakingRecord | null;
   /** With tls: the certificate nginx presents now (null fields: no HTTPS answer); null without tls. */
   tls: { mode: 'files' | 'acme'; expiresAt: string | null; daysLeft: number | null } | null;
 }
@@ -102,14 +108,16 @@ async function tlsStatus(app: AppConfig): Promise<AppStatus['tls']> {
 export async function appStatus(config: Config, app: AppConfig): Promise<AppStatus> {
   const supervision = await readSupervision(app);
   const hashes = (await appSettings(app, 'status').catch(() => undefined))?.hashes;
-  const [enabled, serving, blue, green, deploying, tls] = await Promise.all([
+  const [enabled, serving, blue, green, deploying, tls, breaking] = await Promise.all([
     configuredColor(app, config),
     servingColor(app, { timeoutMs: 1000 }),
     colorStatus(app, 'blue', supervision, hashes),
     colorStatus(app, 'green', supervision, hashes),
     currentDeploy(app),
     tlsStatus(app),
+    readBreaking(app),
   ]);
+  const liveSha = enabled ? (enabled === 'blue' ? blue : green).revision : null;
   const supervisor = supervision && (await isSameProcessAlive(supervision)) ? supervision.pid : null;
   return {
     app: app.name,
@@ -121,6 +129,7 @@ export async function appStatus(config: Config, app: AppConfig): Promise<AppStat
     supervisedBy: supervisor,
     lastFailover: supervision?.lastFailover ?? null,
     bothCrashed: supervision?.bothCrashed ?? null,
+    breaking: breaking && liveSha !== null && breaking.sha === liveSha ? breaking : null,
     tls,
   };
 }
@@ -163,4 +172,10 @@ export function configChangeText(change: 'configuration' | 'environment'): strin
   return change === 'environment'
     ? 'environment changed since start: restart pending (duet restart)'
     : 'configuration changed since start: deploy again to apply it';
+}
+
+/** What `duet status` and the dashboard say while a breaking release is live. */
+export function breakingLine(breaking: BreakingRecord): string {
+  const before = breaking.before ? `; a rollback to ${breaking.before.slice(0, 7)} needs --force` : '';
+  return `${breaking.sha.slice(0, 7)} (deploy ${breaking.deploy}, ${breaking.at}): no fallback to the other color, which stays stopped${before}`;
 }

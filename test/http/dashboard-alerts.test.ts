@@ -19,7 +19,7 @@ const color = (over: Partial<ColorStatus>): ColorStatus => ({
   ...over,
 });
 
-test('the dashboard puts a live color that is down, both colors crashing and the last failover first', () => {
+test('the dashboard puts a live color that is down, both colors crashing, the last failover and a live breaking release first', () => {
   const status: AppStatus = {
     app: 'cafeteria',
     state: 'on-fallback',
@@ -42,6 +42,7 @@ test('the dashboard puts a live color that is down, both colors crashing and the
     supervisedBy: 4242,
     lastFailover: { id: '20261203-081000-abcdef', at: '2026-12-03T08:10:05.000Z', from: 'green', to: 'blue', reason: 'green exited 3 times within 60 s' },
     bothCrashed: { at: '2026-12-03T08:20:00.000Z', detail: 'blue: exited with code 1; green: exited with code 1' },
+    breaking: { sha: 'b'.repeat(40), before: 'c'.repeat(40), deploy: '20261203-080000-abcdef', at: '2026-12-03T08:00:00.000Z' },
     tls: { mode: 'acme', expiresAt: '2026-12-16T08:00:00.000Z', daysLeft: 13 },
   };
   const page = String(indexBody([{ name: 'cafeteria', status, queued: 0, running: undefined, deploys: [] }], (path) => path));
@@ -51,6 +52,10 @@ test('the dashboard puts a live color that is down, both colors crashing and the
   assert.match(
     page,
     /Both colors crashed at 2026-12-03 08:20 UTC: blue: exited with code 1; green: exited with code 1\. A request or the machine, not the version: no failover/,
+  );
+  assert.match(
+    page,
+    /Breaking release live: bbbbbbb \(deploy 20261203-080000-abcdef, .*\): no fallback to the other color, which stays stopped; a rollback to ccccccc needs --force/,
   );
   assert.match(page, /<p class="alert bad">HTTPS certificate expires in 13 days \(2026-12-16 08:00 UTC\)/);
   assert.match(page, /2 restarts/);

@@ -32,6 +32,12 @@ for (const switchMode of ['port', 'socket'] as const) {
     assert.match((await setup.get('/')).body, /cafeteria v2/);
     assert.equal(await hasFallback(), false, 'no fallback to the old color');
     assert.equal(await running(setup, 'blue'), false, 'the old color was stopped after the drain although standby is keep');
+    const v1 = await setup.repo.revParse('v1^{commit}');
+    const v2 = await setup.repo.revParse('v2^{commit}');
+    const said = (await setup.succeed(['status'])).stdout;
+    assert.match(said, new RegExp(`breaking release live: ${v2.slice(0, 7)} .*no fallback.*a rollback to ${v1.slice(0, 7)} needs --force`));
+    const json = JSON.parse((await setup.succeed(['status', '--json'])).stdout);
+    assert.deepEqual([json.breaking?.sha, json.breaking?.before], [v2, v1]);
 
     const refused = await setup.duet(['rollback']);
     assert.equal(refused.code, 1);
@@ -43,6 +49,7 @@ for (const switchMode of ['port', 'socket'] as const) {
     await setup.succeed(['rollback', '--force']);
     assert.match((await setup.get('/')).body, /cafeteria v1/);
     assert.equal(await hasFallback(), true, 'the fallback is back with a release that is not breaking');
+    assert.doesNotMatch((await setup.succeed(['status'])).stdout, /breaking release/, 'v1 is no breaking release');
 
     // A commit can say so itself.
     await setup.repo.commit({ VERSION: 'v3\n' }, 'v3: drop the old column\n\nDuet-Breaking: true');

@@ -1,5 +1,5 @@
 import type { AppStatus } from '../../pipeline/status.js';
-import { appStatus, configChangeText } from '../../pipeline/status.js';
+import { appStatus, breakingLine, configChangeText } from '../../pipeline/status.js';
 import { appFrom, print, type Command } from '../command.js';
 
 export const status: Command = {
@@ -37,6 +37,7 @@ function render(s: AppStatus): string {
     lines.push(`  ${color === s.enabled ? '*' : ' '} ${color.padEnd(5)} ${String(c.port).padEnd(portWidth)} ${state.padEnd(30)} ${rev}${restarts}`);
     if (c.configChanged) lines.push(`          ${configChangeText(c.configChanged)}`);
   }
+  if (s.breaking) lines.push(`  breaking release live: ${breakingLine(s.breaking)}`);
   if (s.tls) lines.push(`  https: ${tlsLine(s.tls)}`);
   if (s.deploying) lines.push(`  deploying: ${s.deploying.id} ${s.deploying.ref ?? ''} at step ${s.deploying.step ?? 'starting'} (pid ${s.deploying.pid})`);
   if (s.bothCrashed) lines.push(`  both colors crashed: ${s.bothCrashed.at} (${s.bothCrashed.detail}); not a verdict on the version, no failover`);
