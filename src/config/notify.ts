@@ -1,3 +1,4 @@
+import { Webhook } from 'standardwebhooks';
 import { z } from 'zod';
 
 /** notify (issue 29): where duet tells the team how a deploy ended. */
@@ -61,4 +62,19 @@ export function resolveNotify(raw: z.infer<typeof notifySchema>, appNames: Reado
     });
   }
   return { targets };
+}
+
+/** url_file's text as the URL to post to, or undefined when it holds none (one http(s) URL alone). */
+export function notifyUrlOf(text: string): string | undefined {
+  const url = text.trim();
+  return /^https?:\/\/[^\s]+$/.test(url) && URL.canParse(url) ? url : undefined;
+}
+
+export const SIGNING_SECRET_HINT = 'write whsec_ followed by 24 to 64 random bytes in base64: echo "whsec_$(openssl rand -base64 32)"';
+
+/** secret_file's text as a Standard Webhooks signer; throws with the reason it is none. */
+export function webhookSigner(text: string): Webhook {
+  const secret = text.trim();
+  if (!secret.startsWith('whsec_')) throw new Error('no whsec_ prefix');
+  return new Webhook(secret);
 }

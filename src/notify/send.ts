@@ -1,5 +1,5 @@
-import { Webhook } from 'standardwebhooks';
-import type { NotifyTarget } from '../config/notify.js';
+import type { Webhook } from 'standardwebhooks';
+import { notifyUrlOf, SIGNING_SECRET_HINT, webhookSigner, type NotifyTarget } from '../config/notify.js';
 import { DuetError } from '../errors.js';
 import { readOwnFile } from '../instance/app-env.js';
 import { renderBody, type NotifyEvent } from './messages.js';
@@ -34,19 +34,18 @@ export async function readTargetSecrets(target: NotifyTarget, index: number): Pr
     );
     return bytes.toString('utf8').trim();
   };
-  const url = await read(target.urlFile, 'url_file');
-  if (!/^https?:\/\/[^\s]+$/.test(url) || !URL.canParse(url)) {
+  const url = notifyUrlOf(await read(target.urlFile, 'url_file'));
+  if (url === undefined) {
     throw new DuetError(`${label}.url_file: ${target.urlFile} does not hold an http(s) URL`, { step: 'notify', hint: 'write the URL alone on one line' });
   }
   if (target.secretFile === undefined) return { url, webhook: undefined };
   const secret = await read(target.secretFile, 'secret_file');
   try {
-    if (!secret.startsWith('whsec_')) throw new Error('no whsec_ prefix');
-    return { url, webhook: new Webhook(secret) };
+    return { url, webhook: webhookSigner(secret) };
   } catch (error) {
     throw new DuetError(`${label}.secret_file: ${target.secretFile} does not hold a Standard Webhooks secret (${(error as Error).message})`, {
       step: 'notify',
-      hint: 'write whsec_ followed by 24 to 64 random bytes in base64: echo "whsec_$(openssl rand -base64 32)"',
+      hint: SIGNING_SECRET_HINT,
     });
   }
 }

@@ -22,18 +22,9 @@ export async function checkEnvFiles(ctx: DoctorContext, app: AppConfig): Promise
   const names = new Set<string>();
   let unread = 0;
   for (const path of app.env_files) {
-    const file = underRoot(ctx.root, path);
-    const info = await lstat(file).catch(() => undefined);
-    const create = `create it (NAME=value lines), then: sudo chown ${owner}: ${path} && sudo chmod 600 ${path}`;
-    if (!info) return fail(name, `${path} does not exist`, create);
-    if (!info.isFile()) return fail(name, `${path} is not a regular file${info.isSymbolicLink() ? ' (a symlink)' : ''}`, `name the file itself; ${create}`);
-    if (ownerUid !== undefined && info.uid !== ownerUid) {
-      return fail(name, `${path} belongs to ${await userName(info.uid)}, not ${owner}`, `sudo chown ${owner}: ${path}`);
-    }
-    if ((info.mode & 0o077) !== 0) {
-      return fail(name, `${path} can be read by others (mode 0${(info.mode & 0o777).toString(8)})`, `sudo chmod 600 ${path}`);
-    }
-    const text = await readFile(file).catch(() => undefined);
+    const problem = await secretFileProblem(ctx, name, path, owner, ownerUid, 'NAME=value lines');
+    if (problem) return problem;
+    const text = await readFile(underRoot(ctx.root, path)).catch(() => undefined);
     if (text === undefined) unread += 1;
     else for (const key of Object.keys(parse(text))) names.add(key);
   }
@@ -61,4 +52,27 @@ export async function checkEnvFiles(ctx: DoctorContext, app: AppConfig): Promise
         ? ` (not readable here${isRoot() ? '' : ': run sudo duet doctor'} to check secrets)`
         : `, set: ${app.secrets.join(', ')}`;
   return pass(name, `${count}${secrets}`);
+}
+
+/**
+ * A file holding a secret (an env file, a notify URL): it exists, is a regular file (not a
+ * symlink), belongs to `owner` and is closed to group and others; the failed check, or undefined.
+ */
+export async function secretFileProblem(
+  ctx: DoctorContext,
+  name: string,
+  path: string,
+  owner: string,
+  ownerUid: number | undefined,
+  holds: string,
+): Promise<CheckResult | undefined> {
+  const info = await lstat(underRoot(ctx.root, path)).catch(() => undefined);
+  const create = `create it (${holds}), then: sudo chown ${owner}: ${path} && sudo chmod 600 ${path}`;
+  if (!info) return fail(name, `${path} does not exist`, create);
+  if (!info.isFile()) return fail(name, `${path} is not a regular file${info.isSymbolicLink() ? ' (a symlink)' : ''}`, `name the file itself; ${create}`);
+  if (ownerUid !== undefined && info.uid !== ownerUid) {
+    return fail(name, `${path} belongs to ${await userName(info.uid)}, not ${owner}`, `sudo chown ${owner}: ${path}`);
+  }
+  if ((info.mode & 0o077) !== 0) return fail(name, `${path} can be read by others (mode 0${(info.mode & 0o777).toString(8)})`, `sudo chmod 600 ${path}`);
+  return undefined;
 }

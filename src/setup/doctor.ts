@@ -15,6 +15,7 @@ import {
 import { checkBuildMemory, checkBuildPriority } from './doctor-build.js';
 import { doctorContext, fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { checkEnvFiles } from './doctor-env.js';
+import { checkNotify } from './doctor-notify.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
 import { checkCertbotMarker, checkTlsCertificate, checkTlsRenewal } from './doctor-tls.js';
 import { installLayout } from './layout.js';
@@ -74,6 +75,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     ...apps
       .filter((app) => app.env_files.length > 0)
       .map((app): [string, () => Promise<CheckResult>] => [`env files ${app.name}`, () => checkEnvFiles(ctx, app)]),
+    ...setup.config.notify.map((target, index): [string, () => Promise<CheckResult>] => [`notify[${index}]`, () => checkNotify(ctx, target, index)]),
     ['webhook secret', () => checkWebhookSecret(ctx)],
     ['disk', () => checkDisk(ctx)],
     ['build priority', () => checkBuildPriority(ctx)],

@@ -247,3 +247,44 @@ test('doctor: each env_files path exists, is closed to others and sets the secre
   await s.succeed(['restart']);
   assert.ok((await envLine()).ok, 'restarted: nothing pending');
 });
+
+test('doctor: each notify target has its files, closed to others, a URL and a signing secret that parse; no value is printed', async (t) => {
+  const dir = await tempDir(t, 'duet-doctor-notify');
+  const slackUrl = join(dir, 'slack.url');
+  const hookUrl = join(dir, 'hook.url');
+  const hookSecret = join(dir, 'hook.secret');
+  const s = await setupDuet(t, {
+    top: {
+      user: 'root',
+      notify: `[{ format: slack, url_file: ${slackUrl} }, { format: webhook, url_file: ${hookUrl}, secret_file: ${hookSecret}, on: [failed], apps: [cafeteria] }]`,
+    },
+  });
+  const doctor = async (): Promise<[Line, Line, CliResult]> => {
+    const result = await s.duet(['doctor']);
+    const found = lines(result);
+    return [found.get('notify[0] slack')!, found.get('notify[1] webhook')!, result];
+  };
+
+  let [slack, hook] = await doctor();
+  assert.match(slack.text, new RegExp(`✗ notify\\[0\\] slack: ${slackUrl} does not exist — create it \\(the URL on one line\\).*chmod 600`));
+  assert.match(hook.text, new RegExp(`✗ notify\\[1\\] webhook: ${hookUrl} does not exist`));
+
+  await writeFile(slackUrl, 'hooks.slack.com/services/T0/B0/secret-part-of-the-url\n', { mode: 0o600 });
+  await writeFile(hookUrl, 'https://ops.example.com/duet-events/secret-path\n', { mode: 0o644 });
+  await chmod(hookUrl, 0o644);
+  [slack, hook] = await doctor();
+  assert.match(slack.text, new RegExp(`✗ notify\\[0\\] slack: ${slackUrl} does not hold an http\\(s\\) URL — write the URL alone on one line`));
+  assert.match(hook.text, new RegExp(`✗ notify\\[1\\] webhook: ${hookUrl} can be read by others \\(mode 0644\\) — sudo chmod 600`));
+
+  await writeFile(slackUrl, 'https://hooks.slack.com/services/T0/B0/secret-part-of-the-url\n');
+  await chmod(hookUrl, 0o600);
+  await writeFile(hookSecret, 'not-a-key\n', { mode: 0o600 });
+  [slack, hook] = await doctor();
+  assert.match(slack.text, /✓ notify\[0\] slack: posts to hooks\.slack\.com on failed, errored, switched_back, failover of every app/);
+  assert.match(hook.text, new RegExp(`✗ notify\\[1\\] webhook: ${hookSecret} does not hold a Standard Webhooks secret \\(no whsec_ prefix\\) — write whsec_`));
+
+  await writeFile(hookSecret, `whsec_${Buffer.alloc(32, 7).toString('base64')}\n`);
+  const [, signed, result] = await doctor();
+  assert.match(signed.text, /✓ notify\[1\] webhook: posts to ops\.example\.com on failed of cafeteria, signed/);
+  assert.doesNotMatch(result.stdout + result.stderr, /secret-part-of-the-url|secret-path|whsec_/, 'no URL path nor secret is printed');
+});
