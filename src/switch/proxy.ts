@@ -10,7 +10,7 @@ import { activeMarks, appConfPath, proxiesToUnixSocket, upstreamPort } from './n
 import type { ReloadMark } from './nginx-workers.js';
 import { checkBeforeSwitch, prepareServerDirs } from './tls.js';
 
-/** What both switches (port-switch.ts, socket-switch.ts) share: the conf on disk and the public port. */
+// What both switches (port-switch.ts, socket-switch.ts) share: the conf on disk and the public port.
 
 /**
  * Where duet asks the app's public server: the HTTPS port once the app has one (its plain HTTP

@@ -2,7 +2,7 @@ import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
-import { probe } from '../util/http-probe.js';
+import { probe, type Target } from '../util/http-probe.js';
 import type { OutputSink } from '../util/run.js';
 import { isSocket, liveSocketColor, pointSockets, restoreSockets } from './live-socket.js';
 import { ensureManagedNginx } from './managed-nginx.js';
@@ -89,7 +89,7 @@ export class SocketSwitch implements Switch {
   /** Polls for a 2xx on the health path through live.sock. */
   verify(color: Color, options: VerifyOptions = {}): Promise<string> {
     const app = this.app;
-    const check = async (probeMs: number, target: Parameters<typeof probe>[0]): Promise<true | string> => {
+    const check = async (probeMs: number, target: Target): Promise<true | string> => {
       const answer = await probe(target, app.health.path, probeMs);
       if (!answer) return 'no answer';
       // An answer through standby.sock means live.sock refused the connection: not verified.
