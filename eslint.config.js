@@ -44,6 +44,21 @@ export default tseslint.config(
   },
   ...layering,
   {
+    // The modes are chosen once, where the config is read (config/) and in the two factories,
+    // switchOf and runnerOf: everything else talks to the Switch or Runner it gets (architecture.md).
+    files: ['src/**/*.ts'],
+    ignores: ['src/config/**', 'src/setup/**', 'src/switch/switch.ts', 'src/instance/runner.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        ...['BinaryExpression', 'SwitchStatement', 'ConditionalExpression', 'IfStatement', 'LogicalExpression'].map((node) => ({
+          selector: `${node} > MemberExpression[property.name=/^(switch|runner)$/]`,
+          message: 'no code tests app.switch or app.runner: ask switchOf(app) or runnerOf(app) instead',
+        })),
+      ],
+    },
+  },
+  {
     // The house's sizes (a file reads in one sitting, a function on a screen or two), in what ships.
     files: ['src/**/*.ts'],
     // Until the branches reworking them (build isolation, TLS in setup) split them: remove then.

@@ -20,7 +20,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 import { describeError } from '../src/errors.js';
 import { loadConfig } from '../src/config/load.js';
-import { stopInstance } from '../src/instance/runner.js';
+import { runnerOf } from '../src/instance/runner.js';
 import { stopManagedNginx } from '../src/switch/managed-nginx.js';
 
 const CLIENTS = 8;
@@ -394,7 +394,7 @@ async function cleanUp(): Promise<string[]> {
       // The same clean-up through duet's library, so a broken CLI leaves nothing running.
       try {
         const config = await loadConfig(setup.configPath);
-        for (const app of config.apps.values()) for (const color of ['blue', 'green'] as const) await stopInstance(app, color);
+        for (const app of config.apps.values()) for (const color of ['blue', 'green'] as const) await runnerOf(app).stop(color);
         await stopManagedNginx(config);
         problems.push(`duet down failed (exit ${down.code}); both colors and nginx were stopped directly instead`);
       } catch (error) {

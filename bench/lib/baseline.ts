@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseConfig, pickApp, type Config } from '../../src/config/load.js';
 import { ensureManagedNginx, stopManagedNginx } from '../../src/switch/managed-nginx.js';
-import { renderAppConf } from '../../src/switch/nginx-conf.js';
+import { switchOf } from '../../src/switch/switch.js';
 import { repoRoot, testGitEnv, type AppRepo } from '../../test/support/git-repo.js';
 import { freePort } from '../../test/support/ports.js';
 import { ownDir, track, type Scope } from './cleanup.js';
@@ -75,7 +75,7 @@ export async function createBaseline(scope: Scope, root: string, repo: AppRepo, 
   const config: Config = parseConfig(yaml, join(dir, 'duet.yml'));
   // One server and no backup: rendered as duet renders it with `fallback: false`.
   const app = pickApp(config, 'baseline');
-  const site = await renderAppConf({ ...app, fallback: false, ports: { blue: appPort, green: appPort } }, 'blue');
+  const site = await switchOf({ ...app, fallback: false, ports: { blue: appPort, green: appPort } }).renderConf('blue');
   await mkdir(config.nginx.managed!.confDir, { recursive: true });
   await writeFile(join(config.nginx.managed!.confDir, 'baseline.conf'), site);
   scope.after(() => stopManagedNginx(config));

@@ -5,10 +5,10 @@ import { mustCli, now, type DuetEnv } from '../lib/duet-env.js';
 import { log } from '../lib/log.js';
 import { mergeWrk, startWrk, type WrkResult } from '../lib/wrk.js';
 import { NAIVE, PM2, RELOAD, RELOAD_AMID } from '../systems.js';
-import { appConfPath, renderAppConf } from '../../src/switch/nginx-conf.js';
+import { appConfPath } from '../../src/switch/nginx-conf.js';
+import { switchOf } from '../../src/switch/switch.js';
 import { writeFileAtomic } from '../../src/util/atomic-file.js';
 import { otherColor } from '../../src/config/schema.js';
-import { configuredColor } from '../../src/switch/proxy.js';
 import { waitForVersion } from '../lib/http.js';
 
 /**
@@ -160,12 +160,12 @@ export async function reloadAmidDeployRows(env: DuetEnv, tags: string[], kinds: 
   const [file, ...args] = config.nginx.reloadCmd;
   const deploys = tags.map((tag) => async () => {
     const started = now();
-    const live = await configuredColor(app, config);
+    const live = await switchOf(app).configuredColor(config);
     if (!live) throw new Error('nothing is live: the setup deploys first');
     const idle = otherColor(live);
     await mustCli(env, ['update-instance', idle, '--ref', tag]);
     await mustCli(env, ['start-instance', idle]);
-    await writeFileAtomic(appConfPath(app, config), await renderAppConf(app, idle));
+    await writeFileAtomic(appConfPath(app, config), await switchOf(app).renderConf(idle));
     await execa(file!, args, { stdin: 'ignore' });
     if (!(await waitForVersion(env.setup.listenPort, tag, 10_000))) throw new Error(`the public port did not serve ${tag} after the reload`);
     return now() - started;

@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { BUILD_LIMITS_DEFAULTS, type BuildLimits } from './build-limits.js';
 import { resolveNotify, type NotifyTarget } from './notify.js';
-import { configSchema, type RawApp, type RawConfig } from './schema.js';
+import { configSchema, type Color, type RawApp, type RawConfig } from './schema.js';
 import { STEP_SOCKET, appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
 
 interface NginxSettings {
@@ -19,9 +19,14 @@ interface NginxSettings {
   pidFile: string;
 }
 
+/** Where a color listens: a loopback port, or a unix socket path in socket mode. */
+export type Endpoint = { kind: 'port'; port: number } | { kind: 'socket'; path: string };
+
 export type AppConfig = RawApp & {
   name: string;
   paths: AppPaths;
+  /** Where each color listens, chosen by `switch` here once so no code after the load asks it. */
+  endpoints: Record<Color, Endpoint>;
   /** The top-level `runner`, carried by each app so the instance code needs only the app. */
   runner: RawConfig['runner'];
   /** The top-level `app_user`: the apps' own uid (runner: systemd), or undefined for duet's. */
@@ -141,12 +146,14 @@ function resolveConfig(raw: RawConfig, file: string): Config {
   const nginx = resolveNginx(raw, stateDir);
   const buildLimits: BuildLimits = { ...BUILD_LIMITS_DEFAULTS, ...raw.build_limits };
   for (const [name, app] of Object.entries(raw.apps)) {
+    const paths = appPaths(stateDir, name);
     apps.set(name, {
       includeDir: join(nginx.confDir, `duet-${name}.d`),
       certificate: certificatePaths(name, app),
       ...app,
       name,
-      paths: appPaths(stateDir, name),
+      paths,
+      endpoints: endpointsOf(app, paths),
       runner: raw.runner,
       appUser: raw.app_user,
       stepSocket: raw.app_user === undefined ? undefined : STEP_SOCKET,
@@ -158,6 +165,11 @@ function resolveConfig(raw: RawConfig, file: string): Config {
   if (notify.unknownApp) throw new ConfigError(`${file}: ${notify.unknownApp}`, 'name an app of apps, or remove it');
   const { server, github, user, runner } = raw;
   return { file, stateDir, nginx, server, github, user, runner, appUser: raw.app_user, buildLimits, notify: notify.targets, apps };
+}
+
+function endpointsOf(app: RawApp, paths: AppPaths): Record<Color, Endpoint> {
+  const of = (color: Color): Endpoint => (app.switch === 'socket' ? { kind: 'socket', path: paths.socket[color] } : { kind: 'port', port: app.ports[color] });
+  return { blue: of('blue'), green: of('green') };
 }
 
 function certificatePaths(name: string, app: RawApp): CertificatePaths | undefined {

@@ -5,7 +5,7 @@ import { parse } from 'dotenv';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
-import { endpointOf, endpointText } from './endpoint.js';
+import { endpointText } from './endpoint.js';
 import { nodeBinaryKey } from './node-runtime.js';
 import type { InstanceRecord } from './pidfile.js';
 
@@ -177,7 +177,7 @@ export function appProcessEnv(app: AppConfig, color: Color, revision: { sha: str
   return {
     ...app.env,
     ...files.values,
-    PORT: endpointText(endpointOf(app, color)),
+    PORT: endpointText(app.endpoints[color]),
     HOST: '127.0.0.1',
     DUET_COLOR: color,
     DUET_REVISION: revision.sha,

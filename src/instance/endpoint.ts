@@ -1,14 +1,13 @@
+import { chmod, mkdir, stat, unlink } from 'node:fs/promises';
 import { connect } from 'node:net';
-import type { AppConfig } from '../config/load.js';
+import { dirname } from 'node:path';
+import type { AppConfig, Endpoint } from '../config/load.js';
 import type { Color } from '../config/schema.js';
+import { DuetError } from '../errors.js';
 import type { Target } from '../util/http-probe.js';
+import { heldListener, releaseListener } from './listener-hold.js';
 
-/** Where a color listens: a loopback port, or a unix socket path in socket mode. */
-export type Endpoint = { kind: 'port'; port: number } | { kind: 'socket'; path: string };
-
-export function endpointOf(app: AppConfig, color: Color): Endpoint {
-  return app.switch === 'socket' ? { kind: 'socket', path: app.paths.socket[color] } : { kind: 'port', port: app.ports[color] };
-}
+export type { Endpoint };
 
 /** The bare value `enabled-port`/`disabled-port` print, and what the app receives as PORT. */
 export function endpointText(endpoint: Endpoint): string {
@@ -30,4 +29,41 @@ export async function isListening(endpoint: Endpoint): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
+}
+
+/**
+ * Before a start, whichever the runner: the color's port or socket is free for it. A port (or
+ * socket) held by a process duet did not start is refused, not fought over.
+ */
+export async function claimEndpoint(app: AppConfig, color: Color): Promise<void> {
+  const endpoint = app.endpoints[color];
+  // With socket_activation duet binds the socket itself (startProcess), over whatever the path
+  // holds: a socket there that queues connections with no app is one a duet holds for the next
+  // process, no stranger's.
+  const activation = endpoint.kind === 'socket' && app.socket_activation;
+  if (!activation && (await isListening(endpoint))) {
+    throw new DuetError(`${endpointText(endpoint)} is already taken by a process duet did not start`, {
+      step: 'start',
+      hint: `find it with \`ss -ltnp\` (or \`ss -lxp\` for sockets) and stop it, or give ${color} another port in the config`,
+    });
+  }
+  if (endpoint.kind === 'socket') {
+    const dir = dirname(endpoint.path);
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+    // app_user: the app, another user of duet's group, creates its socket here.
+    if (app.appUser !== undefined) await chmod(dir, ((await stat(dir)).mode & 0o7777) | 0o070);
+    // A socket file left by a crashed instance makes listen() fail with EADDRINUSE.
+    if (!activation) await unlink(endpoint.path).catch(() => {});
+  }
+}
+
+/**
+ * After a stop: the color's socket goes, unless `restarting` and duet holds it
+ * (socket_activation), queueing connections for the process that follows.
+ */
+export async function releaseEndpoint(app: AppConfig, color: Color, restarting: boolean): Promise<void> {
+  const endpoint = app.endpoints[color];
+  if (endpoint.kind !== 'socket' || (restarting && heldListener(endpoint.path) !== undefined)) return;
+  releaseListener(endpoint.path);
+  await unlink(endpoint.path).catch(() => {});
 }

@@ -3,8 +3,8 @@ import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { pollUntil } from '../util/poll.js';
 import { httpGet } from '../util/http-probe.js';
-import { endpointOf, endpointTarget } from './endpoint.js';
-import { instanceOutputHint, instanceOutputTail } from './runner.js';
+import { endpointTarget } from './endpoint.js';
+import { runnerOf } from './runner.js';
 
 /** What one probe of `health.path` found. */
 type HealthState = 'healthy' | 'unhealthy' | 'unreachable';
@@ -17,7 +17,7 @@ export interface HealthReport {
 
 export async function checkHealth(app: AppConfig, color: Color, timeoutMs = 2000): Promise<HealthReport> {
   try {
-    const answer = await httpGet(endpointTarget(endpointOf(app, color)), app.health.path, timeoutMs);
+    const answer = await httpGet(endpointTarget(app.endpoints[color]), app.health.path, timeoutMs);
     const ok = answer.status >= 200 && answer.status < 300;
     const location = answer.status >= 300 && answer.status < 400 ? answer.headers.location : undefined;
     return { state: ok ? 'healthy' : 'unhealthy', detail: `HTTP ${answer.status}${typeof location === 'string' ? ` to ${location}` : ''}` };
@@ -58,9 +58,9 @@ export async function waitUntilHealthy(app: AppConfig, color: Color, options: Wa
     },
     { timeoutMs, initialIntervalMs: 5, maxIntervalMs: 10 },
   );
-  const log = instanceOutputHint(app, color);
+  const log = runnerOf(app).outputHint(color);
   if (died) {
-    const tail = await instanceOutputTail(app, color);
+    const tail = await runnerOf(app).outputTail(color);
     throw new DuetError(`${color} exited before it became healthy (last probe: ${last.detail})${tail ? `\n--- end of ${log} ---\n${tail}` : ''}`, {
       step: 'health',
       hint: `read the end of its log: ${log}`,

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { mkdir, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { AppConfig } from '../config/load.js';
@@ -8,21 +9,67 @@ import { readFileIfExists } from '../util/atomic-file.js';
 import { pollUntil } from '../util/poll.js';
 import { inheritedEnv } from '../util/child-env.js';
 import { lastLines } from '../util/run.js';
-import { appProcessEnv, startedWith, type AppSettings } from './app-env.js';
-import { endpointOf } from './endpoint.js';
+import { appProcessEnv, appSettings, startedWith, type AppSettings } from './app-env.js';
+import { claimEndpoint, releaseEndpoint } from './endpoint.js';
 import { identify, processGroupAlive, recordedGroupAlive } from './process-identity.js';
 import { readLivePidfile, readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { crashPoint } from '../util/crash-point.js';
 import { holdListener } from './listener-hold.js';
+import type { Runner } from './runner.js';
 
 /**
  * `runner: process`, the default: each color is a detached process group that duet starts and
- * signals itself, with a pidfile that records pid + start time and the revision it runs.
+ * signals itself, with a pidfile that records pid + start time and the revision it runs. A
+ * crashed color stays down until duet serve's supervision restarts it.
  */
+export class ProcessRunner implements Runner {
+  readonly restartsCrashed = false;
 
-/** The running instance of a color, or undefined: the pidfile checked against /proc. */
-export function runningProcess(app: AppConfig, color: Color): Promise<InstanceRecord | undefined> {
-  return readLivePidfile(app.paths.pidfile[color]);
+  constructor(private readonly app: AppConfig) {}
+
+  /** The pidfile checked against /proc. */
+  running(color: Color): Promise<InstanceRecord | undefined> {
+    return readLivePidfile(this.app.paths.pidfile[color]);
+  }
+
+  async start(color: Color, revision: Revision, given?: AppSettings): Promise<InstanceRecord> {
+    const running = await this.running(color);
+    if (running) return running;
+    // Read at each start, also a restart by supervision: the process gets the env files as they are now.
+    const settings = given ?? (await appSettings(this.app, 'start'));
+    // What the last start left running after its leader died (a kill -9 of the `sh -c`) still
+    // holds the port: it is duet's to stop, not a stranger's to refuse over.
+    await stopProcess(this.app, color);
+    await claimEndpoint(this.app, color);
+    return startProcess(this.app, color, revision, settings);
+  }
+
+  async stop(color: Color, options: { restarting?: boolean } = {}): Promise<StopOutcome> {
+    const outcome = await stopProcess(this.app, color);
+    await releaseEndpoint(this.app, color, options.restarting === true);
+    return outcome;
+  }
+
+  /** The exit status of a process this duet started. */
+  async exitStatus(instance: InstanceRecord): Promise<ExitStatus | undefined> {
+    const exited = exits.get(instance.pid);
+    // Not awaited for long: the process is gone, its exit event is due within milliseconds.
+    return exited && (await Promise.race([exited, sleep(100).then(() => undefined)]));
+  }
+
+  whenExited(pid: number): Promise<ExitStatus> | undefined {
+    return exits.get(pid);
+  }
+
+  async ready(): Promise<void> {}
+
+  outputTail(color: Color): Promise<string> {
+    return processLogTail(this.app, color);
+  }
+
+  outputHint(color: Color): string {
+    return this.app.paths.instanceLog[color];
+  }
 }
 
 /** Written to the instance log before each start, so a failure can show only this start's output. */
@@ -32,7 +79,7 @@ const START_MARKER = '--- duet: starting ';
  * Start a color detached, in its own session and process group, so it outlives duet (a CLI
  * that exits, a `duet serve` that restarts) and can be stopped as a whole group later.
  */
-export async function startProcess(app: AppConfig, color: Color, revision: Revision, settings: AppSettings): Promise<InstanceRecord> {
+async function startProcess(app: AppConfig, color: Color, revision: Revision, settings: AppSettings): Promise<InstanceRecord> {
   const logPath = app.paths.instanceLog[color];
   await mkdir(dirname(logPath), { recursive: true });
   const log = await open(logPath, 'a');
@@ -40,7 +87,7 @@ export async function startProcess(app: AppConfig, color: Color, revision: Revis
   const env: NodeJS.ProcessEnv = { ...inheritedEnv(), ...appProcessEnv(app, color, revision, settings.files) };
   // socket_activation: the socket duet holds, as fd 3 (systemd's convention, without LISTEN_PID:
   // what duet starts is `sh -c`, and the app is a process further down).
-  const endpoint = endpointOf(app, color);
+  const endpoint = app.endpoints[color];
   const listener = app.socket_activation && endpoint.kind === 'socket' ? holdListener(endpoint.path) : undefined;
   if (listener !== undefined) Object.assign(env, { LISTEN_FDS: '1', LISTEN_FDNAMES: color });
   try {
@@ -78,7 +125,7 @@ export async function startProcess(app: AppConfig, color: Color, revision: Revis
  * or crashed) and others of it still run. A pidfile whose pid was reused is only removed: a
  * process duet did not start is never signalled.
  */
-export async function stopProcess(app: AppConfig, color: Color): Promise<StopOutcome> {
+async function stopProcess(app: AppConfig, color: Color): Promise<StopOutcome> {
   const record = await readPidfile(app.paths.pidfile[color]);
   let outcome: StopOutcome = 'not-running';
   if (record && recordedGroupAlive(record)) {
@@ -124,11 +171,6 @@ function recordExit(pid: number, child: ChildProcess): void {
   exits.set(pid, exited);
 }
 
-/** Resolves when the instance with this pid, started by this process, exits; undefined for any other. */
-export function exitOf(pid: number): Promise<ExitStatus> | undefined {
-  return exits.get(pid);
-}
-
 function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pgid, signal);
@@ -138,7 +180,7 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
 }
 
 /** What the instance printed since duet last started it: the reason it died is usually there. */
-export async function processLogTail(app: AppConfig, color: Color, lines = 20): Promise<string> {
+async function processLogTail(app: AppConfig, color: Color, lines = 20): Promise<string> {
   const text = (await readFileIfExists(app.paths.instanceLog[color])) ?? '';
   const start = text.lastIndexOf(START_MARKER);
   const sinceStart = start < 0 ? text : text.slice(text.indexOf('\n', start) + 1);

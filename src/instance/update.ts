@@ -11,9 +11,9 @@ import { pruneDevDependencies, type PruneOutcome } from './dev-dependencies.js';
 import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
 import { nodeRuntime } from './node-runtime.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
-import { runningInstance, stopInstance } from './runner.js';
 import { foreignRepository, giveBackToGroup, openWorktreeToGroup, removeForeignCheckout } from './worktree-access.js';
 import { crashPoint } from '../util/crash-point.js';
+import { runnerOf } from './runner.js';
 
 /**
  * build_limits.concurrency: taken before the install, given back after the prune, so that the
@@ -40,7 +40,7 @@ export async function preparedRelease(app: AppConfig, color: Color): Promise<Pre
   // A color that runs the prepared commit was started from this checkout, and duet stops a color
   // before it touches its checkout: git need not be asked (a rollback to a warm standby is
   // ~50 ms faster without it).
-  if ((await runningInstance(app, color))?.sha === prepared.sha) return prepared;
+  if ((await runnerOf(app).running(color))?.sha === prepared.sha) return prepared;
   return (await checkedOutRevision(app.paths.checkout[color])) === prepared.sha ? prepared : undefined;
 }
 
@@ -76,7 +76,7 @@ export async function updateInstance(
   const appUser = app.appUser !== undefined;
   const foreign = appUser ? await foreignRepository(dir) : undefined;
   if (foreign !== undefined) {
-    await stopInstance(app, color);
+    await runnerOf(app).stop(color);
     await clearPrepared(app, color);
     await removeForeignCheckout(app, dir, foreign, output);
   }
@@ -98,7 +98,7 @@ export async function updateInstance(
     // Decided before the fetch starts, which runs `git init` in a directory without a repository.
     const cleanFirst = hasOwnRepository(dir);
     const stopThenClean = async (): Promise<void> => {
-      await stopInstance(app, color);
+      await runnerOf(app).stop(color);
       if (cleanFirst && appUser) await giveBackToGroup(app, dir);
       if (cleanFirst) await cleanCheckout(dir, { output });
     };

@@ -2,9 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { checkHealth, type HealthReport } from './health.js';
-import { exitOf } from './process-runner.js';
 import { isSameProcessAlive } from './process-identity.js';
-import { describeExit, exitStatus, type InstanceRecord } from './runner.js';
+import { describeExit, runnerOf, type InstanceRecord } from './runner.js';
 
 /**
  * Watching a color that serves traffic: its process and its health path, a few times a second.
@@ -59,13 +58,13 @@ export class FailureStreak {
 export async function watchInstance(app: AppConfig, color: Color, instance: InstanceRecord, durationMs: number, since = Date.now()): Promise<WatchVerdict> {
   const streak = new FailureStreak(app.health.path);
   // A process this duet started tells its exit the moment it happens; any other is looked at.
-  const exited = exitOf(instance.pid);
+  const exited = runnerOf(app).whenExited(instance.pid);
   let probes = 0;
   let slowestMs = 0;
   const gone = async (): Promise<WatchVerdict> => ({
     state: 'exited',
     afterMs: Date.now() - since,
-    detail: `${describeExit(await exitStatus(app, instance))} ${seconds(Date.now() - since)} after going live`,
+    detail: `${describeExit(await runnerOf(app).exitStatus(instance))} ${seconds(Date.now() - since)} after going live`,
   });
   for (;;) {
     if (!(await isSameProcessAlive(instance))) return gone();

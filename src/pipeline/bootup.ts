@@ -2,11 +2,10 @@ import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { waitUntilHealthy } from '../instance/health.js';
-import { runnerReady, runningInstance, startInstance, stillRunning } from '../instance/runner.js';
+import { runnerOf, stillRunning } from '../instance/runner.js';
 import { preparedRelease } from '../instance/update.js';
 import { ensureManagedNginx } from '../switch/managed-nginx.js';
-import { configuredColor, connectToNginx } from '../switch/proxy.js';
-import { makeSocketReachable } from '../switch/socket-permissions.js';
+import { connectToNginx, switchOf } from '../switch/switch.js';
 import { journaledAct } from './act.js';
 import { appForSwitch, readBreaking } from './breaking.js';
 import type { DeployObserver } from './observer.js';
@@ -24,8 +23,8 @@ interface BootupResult {
 export async function bootup(config: Config, app: AppConfig, observer: DeployObserver): Promise<BootupResult> {
   return journaledAct<BootupResult>(config, app, 'bootup', 'bootup', { wait: true, observer }, async (run) => {
     await ensureManagedNginx(config);
-    await runnerReady(app);
-    const enabled = await configuredColor(app, config);
+    await runnerOf(app).ready();
+    const enabled = await switchOf(app).configuredColor(config);
     if (!enabled) {
       observer.note(`${app.name}: nothing was ever deployed; nothing to start`);
       return { value: { enabled: undefined, standby: 'none' }, outcome: 'noop' };
@@ -43,7 +42,7 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
     });
     // Re-applied after the start: in socket mode the new socket must be opened up for nginx.
     await run.step('switch', `point nginx at ${enabled} again`, async () => {
-      await connectToNginx(await appForSwitch(app, (await runningInstance(app, enabled))?.sha), config, enabled);
+      await connectToNginx(await appForSwitch(app, (await runnerOf(app).running(enabled))?.sha), config, enabled);
       return { value: undefined, detail: `${enabled} is live (${how})` };
     });
     observer.note(`${app.name}: ${enabled} is live`);
@@ -55,7 +54,7 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
         if (pre) return { value: 'none', skipped: true, detail: pre };
         const started = await startPrepared(app, standby, observer);
         // Its new socket has the app's umask: opened to nginx's workers, it is the fallback again.
-        if (started && app.switch === 'socket' && app.fallback) makeSocketReachable(app.paths.socket[standby], app.paths.root);
+        if (started && app.fallback) switchOf(app).openToNginx(standby);
         return { value: started ?? 'none', skipped: started !== 'started', detail: `${standby} ${started ?? 'has no prepared release'}` };
       });
       return { value: { enabled, standby: standbyHow } };
@@ -70,17 +69,17 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
 /** Why the standby stays stopped: it holds the commit from before the breaking release the enabled color runs. */
 async function fromBeforeBreaking(app: AppConfig, enabled: Color, standby: Color): Promise<string | undefined> {
   const breaking = await readBreaking(app);
-  if (!breaking?.before || (await runningInstance(app, enabled))?.sha !== breaking.sha) return undefined;
+  if (!breaking?.before || (await runnerOf(app).running(enabled))?.sha !== breaking.sha) return undefined;
   if ((await preparedRelease(app, standby))?.sha !== breaking.before) return undefined;
   return `${standby} holds ${breaking.before.slice(0, 7)}, from before the breaking release ${breaking.sha.slice(0, 7)}: it stays stopped`;
 }
 
 async function startPrepared(app: AppConfig, color: Color, observer: DeployObserver): Promise<'started' | 'running' | undefined> {
-  if (await runningInstance(app, color)) return 'running';
+  if (await runnerOf(app).running(color)) return 'running';
   const prepared = await preparedRelease(app, color);
   if (!prepared) return undefined;
   observer.note(`starting ${color} at ${prepared.sha.slice(0, 7)} (${prepared.ref})`);
-  const started = await startInstance(app, color, prepared);
+  const started = await runnerOf(app).start(color, prepared);
   await waitUntilHealthy(app, color, { isAlive: stillRunning(started) });
   return 'started';
 }

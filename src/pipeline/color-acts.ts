@@ -4,9 +4,9 @@ import { DuetError } from '../errors.js';
 import { resolveRef, type ResolvedRef } from '../instance/checkout.js';
 import { checkHealth, waitUntilHealthy } from '../instance/health.js';
 import type { InstanceRecord, StopOutcome } from '../instance/pidfile.js';
-import { runningInstance, startInstance, stillRunning, stopInstance } from '../instance/runner.js';
+import { runnerOf, stillRunning } from '../instance/runner.js';
 import { preparedRelease, updateInstance, type UpdateOutcome } from '../instance/update.js';
-import { configuredColor, servingColor, switchProxy, verifyProxy } from '../switch/proxy.js';
+import { switchOf } from '../switch/switch.js';
 import type { OutputSink } from '../util/run.js';
 import { journaledAct, logAndShow, type ActOptions } from './act.js';
 import { appForSwitch } from './breaking.js';
@@ -33,7 +33,7 @@ export function startColor(config: Config, app: AppConfig, color: Color, options
     }
     await run.fact({ sha: prepared.sha, resolvedRef: prepared.ref, to: color });
     const record = await run.step('start', `start ${color} at ${prepared.ref}`, async () => ({
-      value: await startInstance(app, color, prepared),
+      value: await runnerOf(app).start(color, prepared),
     }));
     await run.step('health', `wait until ${color} is healthy`, async () => {
       await waitUntilHealthy(app, color, { isAlive: stillRunning(record) });
@@ -49,8 +49,8 @@ export function startColor(config: Config, app: AppConfig, color: Color, options
  * deploy that just switched made the other color the live one.
  */
 async function refuseIfServing(config: Config, app: AppConfig, color: Color, step: 'retire' | 'update', what: string): Promise<void> {
-  const live = await configuredColor(app, config);
-  const answering = live === color ? undefined : await servingColor(app);
+  const live = await switchOf(app).configuredColor(config);
+  const answering = live === color ? undefined : await switchOf(app).servingColor();
   if (live !== color && answering !== color) return;
   const why =
     live === color ? 'the color nginx serves' : `what answers ${app.name}'s public port: ${live} (live) is down and ${color} answers through nginx's fallback`;
@@ -68,7 +68,7 @@ export function stopColor(config: Config, app: AppConfig, color: Color, options:
   return journaledAct(config, app, 'stop-instance', `stop-instance ${color}`, options, async (run) => {
     if (!options.force) await refuseIfServing(config, app, color, 'retire', 'stopping it');
     const outcome = await run.step('retire', `stop ${color}`, async () => {
-      const stopped = await stopInstance(app, color);
+      const stopped = await runnerOf(app).stop(color);
       return { value: stopped, skipped: stopped === 'not-running', detail: `${color} ${stopped}` };
     });
     return { value: outcome, outcome: outcome === 'not-running' ? 'noop' : 'success' };
@@ -82,7 +82,7 @@ export function stopColor(config: Config, app: AppConfig, color: Color, options:
  */
 export function connectColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean; output?: OutputSink }): Promise<void> {
   return journaledAct(config, app, 'connect-to-nginx', `connect-to-nginx ${color}`, options, async (run) => {
-    const from = (await configuredColor(app, config)) ?? null;
+    const from = (await switchOf(app).configuredColor(config)) ?? null;
     await run.fact({ from, to: color });
     const health = await run.step('health', `check that ${color} is healthy`, async () => {
       const found = await checkHealth(app, color);
@@ -96,11 +96,13 @@ export function connectColor(config: Config, app: AppConfig, color: Color, optio
     });
     const switched = await run.step('switch', `point nginx at ${color}`, async () => ({
       // A breaking release keeps nginx without the fallback whoever points nginx at it.
-      value: await switchProxy(await appForSwitch(app, (await runningInstance(app, color))?.sha), config, color, { output: logAndShow(run, options.output) }),
+      value: await switchOf(await appForSwitch(app, (await runnerOf(app).running(color))?.sha)).switchTo(config, color, {
+        output: logAndShow(run, options.output),
+      }),
     }));
     if (health.state === 'healthy') {
       await run.step('verify', `check that the public port reaches ${color}`, async () => {
-        await verifyProxy(app, color, { reload: switched.reload });
+        await switchOf(app).verify(color, { reload: switched.reload });
         return { value: undefined };
       });
     }

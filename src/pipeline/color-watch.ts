@@ -3,7 +3,7 @@ import type { Color } from '../config/schema.js';
 import { checkHealth } from '../instance/health.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
-import { describeExit, exitStatus, runningInstance, whenExited, type InstanceRecord } from '../instance/runner.js';
+import { describeExit, runnerOf, type InstanceRecord } from '../instance/runner.js';
 import { FailureStreak, WATCH_PROBE_TIMEOUT_MS } from '../instance/watch.js';
 import { emptyColorSupervision, type ColorHealth, type ColorSupervision } from './supervision-record.js';
 
@@ -88,7 +88,7 @@ export class ColorWatch {
 
   /** It needs a restart: it crashed (runner: process) or was judged unhealthy. */
   get needsRestartNow(): boolean {
-    return this.needsRestart || (this.state.health === 'down' && this.app.runner === 'process');
+    return this.needsRestart || (this.state.health === 'down' && !runnerOf(this.app).restartsCrashed);
   }
 
   /**
@@ -132,7 +132,7 @@ export class ColorWatch {
       this.nextRestartAt = 0;
       this.recordKey = keyOf(record);
       this.instance = undefined;
-      const current = await runningInstance(this.app, this.color);
+      const current = await runnerOf(this.app).running(this.color);
       if (current) {
         // A process that already went live was healthy once: no start-up grace, a hang is judged
         // at once by the failed probes in a row. Else its start is the one in the record.
@@ -141,9 +141,9 @@ export class ColorWatch {
       }
     } else if (!this.instance || !(await isSameProcessAlive(this.instance))) {
       const previous = this.instance;
-      const current = await runningInstance(this.app, this.color);
+      const current = await runnerOf(this.app).running(this.color);
       if (previous && current?.pid !== previous.pid) {
-        const detail = describeExit(await exitStatus(this.app, previous));
+        const detail = describeExit(await runnerOf(this.app).exitStatus(previous));
         this.exits = [...this.exits.filter((at) => now - at < STABLE_MS), now];
         this.failed(this.servedSinceStart ? 'crash' : 'start', now);
         this.exitedSinceAdopt = true;
@@ -167,7 +167,7 @@ export class ColorWatch {
 
   private async probe(now: number): Promise<Finding[]> {
     const probe = checkHealth(this.app, this.color, WATCH_PROBE_TIMEOUT_MS);
-    const exited = this.instance && whenExited(this.app, this.instance.pid);
+    const exited = this.instance && runnerOf(this.app).whenExited(this.instance.pid);
     const report = await (exited ? Promise.race([probe, exited.then(() => undefined)]) : probe);
     // It exited while probed (a socket duet holds would keep the probe waiting for the next
     // process): the next look, which the exit brings forward, sees the exit.

@@ -7,9 +7,9 @@ import { appSettings, configChangeOf, type AppSettings, type ConfigChange, type 
 import { copyAhead } from '../instance/install.js';
 import { readPrepared } from '../instance/prepared.js';
 import { runRelease } from '../instance/release.js';
-import { runningInstance, stopInstance } from '../instance/runner.js';
+import { runnerOf } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
-import { configuredColor, connectToNginx, servingColor } from '../switch/proxy.js';
+import { connectToNginx, switchOf } from '../switch/switch.js';
 import { BREAKING_TRAILER, marksItselfBreaking, recordBreaking } from './breaking.js';
 import { buildSlot } from './build-slot.js';
 import { goLive } from './go-live.js';
@@ -113,7 +113,7 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
   });
   await run.fact({ sha: target.sha, resolvedRef: target.ref });
 
-  const live = await configuredColor(app, config);
+  const live = await switchOf(app).configuredColor(config);
   const settings = await appSettings(app, 'update');
   if (live && (await liveRevision(app, live)) === target.sha) {
     const changed = await configChange(app, live, settings.hashes);
@@ -134,9 +134,9 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
 /** `duet restart`: the live commit, as the live color has it, into the idle color. */
 async function restartSteps(run: DeployRun): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app, config } = run;
-  const live = await configuredColor(app, config);
+  const live = await switchOf(app).configuredColor(config);
   const target = await run.step('resolve', 'find the live commit', async () => {
-    const record = live && ((await runningInstance(app, live)) ?? (await readPrepared(app, live)));
+    const record = live && ((await runnerOf(app).running(live)) ?? (await readPrepared(app, live)));
     if (!live || !record || record.sha === 'unknown') {
       throw new DuetError(`nothing of ${app.name} is live with a commit duet knows: there is nothing to restart`, {
         step: 'resolve',
@@ -168,7 +168,7 @@ async function intoIdle(
 
   try {
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
-      if (options.fresh) await stopInstance(app, color);
+      if (options.fresh) await runnerOf(app).stop(color);
       const slot = buildSlot(config, app, (line) => {
         run.log.line(line);
         run.observer.note(line);
@@ -224,7 +224,7 @@ async function pickIdle(run: DeployRun, live: Color | undefined): Promise<StepRe
   const { app, config } = run;
   if (!live) return { value: 'blue', detail: 'nothing is live yet, starting with blue' };
   const idle = otherColor(live);
-  if ((await servingColor(app)) !== idle) return { value: idle, detail: `${live} is live, ${idle} is idle` };
+  if ((await switchOf(app).servingColor()) !== idle) return { value: idle, detail: `${live} is live, ${idle} is idle` };
   run.observer.note(`${live} (live) is down and ${idle} answers through the fallback: making ${idle} live before updating ${live}`);
   await connectToNginx(app, config, idle, { output: run.log });
   return { value: live, detail: `${live} (live) was down and ${idle} answered through the fallback: ${idle} made live, ${live} is updated` };
@@ -254,13 +254,13 @@ export function releaseFailedNote(error: Error): string {
  * nothing did, 'environment' when only the env files did, else 'configuration'.
  */
 export async function configChange(app: AppConfig, color: Color, hashes: ConfigHashes): Promise<ConfigChange | undefined> {
-  const [prepared, running] = await Promise.all([readPrepared(app, color), runningInstance(app, color)]);
+  const [prepared, running] = await Promise.all([readPrepared(app, color), runnerOf(app).running(color)]);
   return configChangeOf(hashes, prepared, running);
 }
 
 /** The commit a color runs, or if stopped, the commit checked out in its directory. */
 export async function liveRevision(app: AppConfig, color: Color): Promise<string | undefined> {
-  return (await runningInstance(app, color))?.sha ?? (await checkedOutRevision(app.paths.checkout[color]));
+  return (await runnerOf(app).running(color))?.sha ?? (await checkedOutRevision(app.paths.checkout[color]));
 }
 
 export async function recordStep(run: DeployRun, detail: string): Promise<void> {
@@ -269,8 +269,10 @@ export async function recordStep(run: DeployRun, detail: string): Promise<void> 
 
 /** A deploy that failed must leave only the live color running: the idle one is stopped. */
 async function stopIdleAfterFailure(run: DeployRun, color: Color): Promise<void> {
-  const live = await configuredColor(run.app, run.config);
+  const live = await switchOf(run.app).configuredColor(run.config);
   if (live === color) return; // failed after the switch and could not switch back: keep serving
-  const outcome = await stopInstance(run.app, color).catch(() => 'unknown');
+  const outcome = await runnerOf(run.app)
+    .stop(color)
+    .catch(() => 'unknown');
   run.log.line(`stopped the idle color ${color} after the failure (${outcome})`);
 }

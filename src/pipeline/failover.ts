@@ -3,8 +3,8 @@ import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { checkedOutRevision } from '../instance/checkout.js';
 import { checkHealth } from '../instance/health.js';
-import { runningInstance } from '../instance/runner.js';
-import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
+import { runnerOf } from '../instance/runner.js';
+import { switchOf } from '../switch/switch.js';
 import { recordStep } from './deploy.js';
 import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
@@ -34,11 +34,11 @@ export async function failover(config: Config, app: AppConfig, options: { from: 
   try {
     await run.begin(null, reason);
     const standby = await run.step('health', `check that ${to} runs and is healthy`, async () => {
-      const live = await configuredColor(app, config);
+      const live = await switchOf(app).configuredColor(config);
       if (live !== from) {
         throw new DuetError(`${from} is no longer live (nginx points at ${live ?? 'nothing'}): nothing to fail over`, { step: 'health' });
       }
-      const instance = await runningInstance(app, to);
+      const instance = await runnerOf(app).running(to);
       const report = instance ? await checkHealth(app, to) : undefined;
       if (!instance || report?.state !== 'healthy') {
         throw new DuetError(`${to} cannot take over: ${instance ? `GET ${app.health.path} answered ${report?.detail}` : 'it is not running'}`, {
@@ -51,11 +51,11 @@ export async function failover(config: Config, app: AppConfig, options: { from: 
     await run.fact({ sha: standby.sha, resolvedRef: standby.ref, from, to });
     const fromSha = (await checkedOutRevision(app.paths.checkout[from])) ?? null;
     const switched = await run.step('switch', `point nginx at ${to}`, async () => ({
-      value: await switchProxy(app, config, to, { output: run.log }),
-      detail: app.switch === 'socket' ? 'symlinks renamed' : 'nginx reloaded',
+      value: await switchOf(app).switchTo(config, to, { output: run.log }),
+      detail: switchOf(app).switchDetail,
     }));
     await run.step('verify', `check that the public port is served by ${to}`, async () => {
-      await verifyProxy(app, to, { reload: switched.reload, output: run.log });
+      await switchOf(app).verify(to, { reload: switched.reload, output: run.log });
       return { value: undefined };
     });
     await recordStep(run, `failed over from ${from} to ${to}: ${reason}`);

@@ -3,18 +3,9 @@ import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { appSettings, requireSecrets } from '../instance/app-env.js';
 import { checkHealth, waitUntilHealthy } from '../instance/health.js';
-import {
-  instanceOutputHint,
-  instanceOutputTail,
-  markLive,
-  runningInstance,
-  startInstance,
-  stillRunning,
-  stopInstance,
-  type Revision,
-} from '../instance/runner.js';
+import { markLive, runnerOf, stillRunning, type Revision } from '../instance/runner.js';
 import { WATCH_PROBE_TIMEOUT_MS, watchInstance } from '../instance/watch.js';
-import { configuredColor, switchProxy, verifyProxy } from '../switch/proxy.js';
+import { switchOf } from '../switch/switch.js';
 import { appForSwitch } from './breaking.js';
 import type { DeployRun, StepResult } from './run.js';
 
@@ -28,7 +19,7 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   const { app, config } = run;
   const previous = otherColor(target);
   // Read now, not between "healthy" and the switch, where every ms delays the new color.
-  const wasLive = await configuredColor(app, config);
+  const wasLive = await switchOf(app).configuredColor(config);
   // A breaking release: no fallback to the other color, which is stopped after the drain.
   const switchedApp = await appForSwitch(app, revision.sha);
   const breaking = switchedApp !== app;
@@ -36,11 +27,11 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   await run.step('start', `start ${target} at ${revision.sha.slice(0, 7)}`, async () => {
     const settings = await appSettings(app, 'start');
     requireSecrets(app, settings.files, 'start');
-    const running = await runningInstance(app, target);
+    const running = await runnerOf(app).running(target);
     const current = running?.config === settings.hashes.run;
     if (running?.sha === revision.sha && current) return { value: undefined, skipped: true, detail: `already running as pid ${running.pid}` };
-    if (running) await stopInstance(app, target);
-    const started = await startInstance(app, target, revision, settings);
+    if (running) await runnerOf(app).stop(target);
+    const started = await runnerOf(app).start(target, revision, settings);
     const why =
       running?.sha === revision.sha
         ? ` (restarted: ${running.envFiles === settings.hashes.envFiles ? 'configuration' : 'environment'} changed since its start)`
@@ -49,21 +40,21 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   });
 
   await run.step('health', `wait for ${target} to answer ${app.health.path}`, async () => {
-    const report = await waitUntilHealthy(app, target, { isAlive: stillRunning(await runningInstance(app, target)) });
+    const report = await waitUntilHealthy(app, target, { isAlive: stillRunning(await runnerOf(app).running(target)) });
     return { value: undefined, detail: report.detail };
   });
 
   const switched = await run.step('switch', `point nginx at ${target}`, async () => {
     // Applied even when the config already names the target: idempotent, and it brings back a
     // managed nginx that is not running or a socket nginx's workers cannot reach.
-    const value = await switchProxy(switchedApp, config, target, { output: run.log });
+    const value = await switchOf(switchedApp).switchTo(config, target, { output: run.log });
     if (wasLive === target) return { value, skipped: true, detail: `nginx already points at ${target}` };
-    return { value, detail: app.switch === 'socket' ? 'symlink renamed' : 'nginx reloaded' };
+    return { value, detail: switchOf(switchedApp).switchDetail };
   });
 
   await run.step('verify', `check that the public port is served by ${target}`, async () => {
     try {
-      return { value: undefined, detail: await verifyProxy(app, target, { reload: switched.reload }) };
+      return { value: undefined, detail: await switchOf(app).verify(target, { reload: switched.reload }) };
     } catch (error) {
       await switchBack(run, wasLive, target);
       throw error;
@@ -73,12 +64,12 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   await run.step('watch', `watch ${target} for ${app.health.watch_s} s`, () => watchAfterSwitch(run, target));
 
   await run.step('retire', `retire ${previous} (standby: ${app.standby})`, async () => {
-    const running = await runningInstance(app, previous);
+    const running = await runnerOf(app).running(previous);
     if (!running) return { value: undefined, skipped: true, detail: `${previous} is not running` };
     if (app.standby === 'keep' && !breaking) return { value: undefined, skipped: true, detail: `${previous} stays warm for rollback` };
     // Requests that nginx already sent to the old color finish before it goes.
     if (app.drain_s > 0) await sleep(app.drain_s * 1000);
-    const how = await stopInstance(app, previous);
+    const how = await runnerOf(app).stop(previous);
     const why = breaking ? ' (a breaking release: the old version cannot run against its schema)' : '';
     return { value: undefined, detail: `${previous} ${how} after ${app.drain_s}s drain${why}` };
   });
@@ -87,14 +78,14 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
 /** A switch whose result nginx does not serve is undone, if there is something to go back to. */
 async function switchBack(run: DeployRun, wasLive: Color | undefined, target: Color): Promise<void> {
   const { app, config } = run;
-  if (!wasLive || wasLive === target || !(await runningInstance(app, wasLive))) {
+  if (!wasLive || wasLive === target || !(await runnerOf(app).running(wasLive))) {
     run.log.line(`verify failed and there is no running previous color to switch back to`);
     return;
   }
   run.log.line(`verify failed: switching back to ${wasLive}`);
   run.observer.note(`verify failed: switching back to ${wasLive}`);
-  await switchProxy(app, config, wasLive, { output: run.log });
-  await stopInstance(app, target);
+  await switchOf(app).switchTo(config, wasLive, { output: run.log });
+  await runnerOf(app).stop(target);
 }
 
 /**
@@ -107,7 +98,7 @@ async function watchAfterSwitch(run: DeployRun, target: Color): Promise<StepResu
   const { app } = run;
   const durationMs = app.health.watch_s * 1000;
   if (durationMs === 0) return { value: undefined, skipped: true, detail: 'health.watch_s is 0' };
-  const instance = await runningInstance(app, target);
+  const instance = await runnerOf(app).running(target);
   const since = instance ? (await markLive(app, instance)).getTime() : Date.now();
   if (instance && Date.now() - since >= durationMs) {
     return { value: undefined, skipped: true, detail: `live and watched since ${new Date(since).toISOString()}` };
@@ -118,11 +109,11 @@ async function watchAfterSwitch(run: DeployRun, target: Color): Promise<StepResu
   if (verdict.state === 'healthy') {
     return { value: undefined, detail: `healthy for ${app.health.watch_s} s (${verdict.probes} probes, slowest ${verdict.slowestMs} ms)` };
   }
-  const tail = await instanceOutputTail(app, target);
+  const tail = await runnerOf(app).outputTail(target);
   const back = await switchBackAfterWatch(run, target, verdict.detail);
-  throw new DuetError(`${target} ${verdict.detail}; ${back}${tail ? `\n--- end of ${instanceOutputHint(app, target)} ---\n${tail}` : ''}`, {
+  throw new DuetError(`${target} ${verdict.detail}; ${back}${tail ? `\n--- end of ${runnerOf(app).outputHint(target)} ---\n${tail}` : ''}`, {
     step: 'watch',
-    hint: `read the end of its log (${instanceOutputHint(app, target)}); raise health.watch_s or fix the health path if it was only slow`,
+    hint: `read the end of its log (${runnerOf(app).outputHint(target)}); raise health.watch_s or fix the health path if it was only slow`,
   });
 }
 
@@ -134,7 +125,7 @@ async function watchAfterSwitch(run: DeployRun, target: Color): Promise<StepResu
 async function switchBackAfterWatch(run: DeployRun, failed: Color, why: string): Promise<string> {
   const { app, config } = run;
   const other = otherColor(failed);
-  const standby = await runningInstance(app, other);
+  const standby = await runnerOf(app).running(other);
   if (!standby || (await checkHealth(app, other, WATCH_PROBE_TIMEOUT_MS)).state !== 'healthy') {
     run.log.line(`watch failed (${why}) and ${other} is not running and healthy: ${failed} stays live`);
     return `${other} is not running and healthy, so ${failed} stays live`;
@@ -142,12 +133,12 @@ async function switchBackAfterWatch(run: DeployRun, failed: Color, why: string):
   run.observer.note(`watch failed: switching back to ${other}`);
   run.log.line(`watch failed (${why}): switching back to ${other}`);
   try {
-    const switched = await switchProxy(app, config, other, { output: run.log });
-    await verifyProxy(app, other, { reload: switched.reload, output: run.log });
+    const switched = await switchOf(app).switchTo(config, other, { output: run.log });
+    await switchOf(app).verify(other, { reload: switched.reload, output: run.log });
   } catch (error) {
     // The watch's verdict stays the headline; the failed switch back is what to fix first.
     return `switching back to ${other} failed (${(error as Error).message.split('\n')[0]}), so ${failed} stays live`;
   }
-  await stopInstance(app, failed);
+  await runnerOf(app).stop(failed);
   return `switched back to ${other} (${standby.sha.slice(0, 7)}) and stopped ${failed}`;
 }

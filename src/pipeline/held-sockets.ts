@@ -2,7 +2,7 @@ import type { AppConfig } from '../config/load.js';
 import { colors, type Color } from '../config/schema.js';
 import { checkHealth } from '../instance/health.js';
 import { heldListener, releaseListener } from '../instance/listener-hold.js';
-import { whenExited, type InstanceRecord } from '../instance/runner.js';
+import { runnerOf, type InstanceRecord } from '../instance/runner.js';
 import { pollUntil } from '../util/poll.js';
 import type { ColorWatch } from './color-watch.js';
 
@@ -57,7 +57,7 @@ export class HeldSockets {
       if (watch.health === 'stopped' || failing) releaseListener(path);
       else heldListener(path); // drops a hold whose path another duet bound anew
       const pid = watch.pid;
-      const exited = pid === undefined || this.subscribed.has(pid) ? undefined : whenExited(this.app, pid);
+      const exited = pid === undefined || this.subscribed.has(pid) ? undefined : runnerOf(this.app).whenExited(pid);
       if (pid === undefined || !exited) continue;
       this.subscribed.add(pid);
       void exited.then(() => {
@@ -74,7 +74,7 @@ export class HeldSockets {
 
   /** Probe the restarted process closely until it answers, exits, or SETTLE_MS pass. */
   async settle(color: Color, started: InstanceRecord): Promise<void> {
-    const exited = (whenExited(this.app, started.pid) ?? new Promise<never>(() => {})).then(() => undefined);
+    const exited = (runnerOf(this.app).whenExited(started.pid) ?? new Promise<never>(() => {})).then(() => undefined);
     await pollUntil(
       async () => {
         // One probe waits its turn in the queue (a short timeout would give up on a slow start and

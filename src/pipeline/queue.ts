@@ -4,7 +4,7 @@ import type { AppConfig, Config } from '../config/load.js';
 import { otherColor } from '../config/schema.js';
 import { DiskFullError, DuetError, isDiskFull, NotSavedError, ShuttingDownError, UnknownAppError } from '../errors.js';
 import { resolveRef } from '../instance/checkout.js';
-import { configuredColor } from '../switch/proxy.js';
+import { switchOf } from '../switch/switch.js';
 import { defaultRef } from './deploy.js';
 import { Announcements } from './announcements.js';
 import { Journal, newDeployId } from './journal.js';
@@ -201,7 +201,9 @@ export class DeployQueue implements TriggerQueue {
   }
 
   private async run(app: AppConfig, record: TriggerRecord): Promise<void> {
-    const live = await configuredColor(app, this.options.config).catch(() => undefined);
+    const live = await switchOf(app)
+      .configuredColor(this.options.config)
+      .catch(() => undefined);
     // Both a deploy and a rollback go to the color that is not live now.
     const color = live ? otherColor(live) : record.kind === 'deploy' ? 'blue' : null;
     let current: TriggerRecord;

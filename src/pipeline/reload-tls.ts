@@ -3,10 +3,10 @@ import { DuetError, UsageError } from '../errors.js';
 import { readFileIfExists } from '../util/atomic-file.js';
 import { pollUntil } from '../util/poll.js';
 import type { OutputSink } from '../util/run.js';
-import { appConfPath, renderAppConf } from '../switch/nginx-conf.js';
+import { appConfPath } from '../switch/nginx-conf.js';
+import { switchOf } from '../switch/switch.js';
 import { reloadNginx } from '../switch/nginx-reload.js';
 import { markBeforeReload, stillAccepting, type ReloadMark } from '../switch/nginx-workers.js';
-import { configuredColor } from '../switch/proxy.js';
 import { certificateIssued, checkCertificate, servedCertificate, type CertificateInfo } from '../switch/tls.js';
 import type { ActOptions } from './act.js';
 import { connectColor } from './color-acts.js';
@@ -36,14 +36,14 @@ export async function reloadTls(config: Config, app: AppConfig, options: ActOpti
     });
   }
   const certificate = checkCertificate(app, app.certificate);
-  const color = await configuredColor(app, config);
+  const color = await switchOf(app).configuredColor(config);
   if (color === undefined) {
     options.output?.write(`reload-tls: ${app.name} is not connected yet; its first connect loads the certificate\n`);
     return { certificate, action: 'checked' };
   }
   let action: ReloadTlsResult['action'] = 'reloaded';
   let mark: ReloadMark | undefined;
-  if ((await readFileIfExists(appConfPath(app, config))) !== (await renderAppConf(app, color))) {
+  if ((await readFileIfExists(appConfPath(app, config))) !== (await switchOf(app).renderConf(color))) {
     // The live color is connected again, not judged: a certificate is no reason to refuse it.
     await connectColor(config, app, color, { ...options, force: true });
     action = 'rewritten';

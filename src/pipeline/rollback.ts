@@ -4,7 +4,7 @@ import { DuetError, NotLiveError } from '../errors.js';
 import { validateCommitPrefix } from '../instance/git-ref.js';
 import { appSettings } from '../instance/app-env.js';
 import { preparedRelease, updateInstance } from '../instance/update.js';
-import { configuredColor } from '../switch/proxy.js';
+import { switchOf } from '../switch/switch.js';
 import { liveRevision, recordStep, releaseFailedNote, type DeployResult } from './deploy.js';
 import { readBreaking } from './breaking.js';
 import { goLive } from './go-live.js';
@@ -17,7 +17,7 @@ import { DeployRun } from './run.js';
  * has checked out, read from the machine.
  */
 export async function liveCommit(config: Config, app: AppConfig): Promise<{ color: Color; sha: string }> {
-  const color = await configuredColor(app, config);
+  const color = await switchOf(app).configuredColor(config);
   if (!color) throw new DuetError(`nothing is live for ${app.name}: there is nothing to roll back from`, { step: 'pick', hint: 'run `duet deploy` first' });
   const sha = await liveRevision(app, color);
   if (!sha) {

@@ -2,11 +2,11 @@ import type { AppConfig, Config } from '../config/load.js';
 import { otherColor, type Color } from '../config/schema.js';
 import { appSettings, configChangeOf, type ConfigChange, type ConfigHashes } from '../instance/app-env.js';
 import { checkedOutRevision } from '../instance/checkout.js';
-import { endpointOf, endpointText } from '../instance/endpoint.js';
+import { endpointText } from '../instance/endpoint.js';
 import { checkHealth } from '../instance/health.js';
 import { readPrepared } from '../instance/prepared.js';
-import { runningInstance } from '../instance/runner.js';
-import { configuredColor, servingColor } from '../switch/proxy.js';
+import { runnerOf } from '../instance/runner.js';
+import { switchOf } from '../switch/switch.js';
 import { servedCertificate } from '../switch/tls.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
@@ -109,8 +109,8 @@ export async function appStatus(config: Config, app: AppConfig): Promise<AppStat
   const supervision = await readSupervision(app);
   const hashes = (await appSettings(app, 'status').catch(() => undefined))?.hashes;
   const [enabled, serving, blue, green, deploying, tls, breaking] = await Promise.all([
-    configuredColor(app, config),
-    servingColor(app, { timeoutMs: 1000 }),
+    switchOf(app).configuredColor(config),
+    switchOf(app).servingColor({ timeoutMs: 1000 }),
     colorStatus(app, 'blue', supervision, hashes),
     colorStatus(app, 'green', supervision, hashes),
     currentDeploy(app),
@@ -136,7 +136,7 @@ export async function appStatus(config: Config, app: AppConfig): Promise<AppStat
 
 async function colorStatus(app: AppConfig, color: Color, supervision: SupervisionRecord | undefined, hashes: ConfigHashes | undefined): Promise<ColorStatus> {
   const [running, revision, prepared, record] = await Promise.all([
-    runningInstance(app, color),
+    runnerOf(app).running(color),
     checkedOutRevision(app.paths.checkout[color]),
     readPrepared(app, color),
     readPidfile(app.paths.pidfile[color]),
@@ -144,7 +144,7 @@ async function colorStatus(app: AppConfig, color: Color, supervision: Supervisio
   const healthy = running ? (await checkHealth(app, color, 1000)).state === 'healthy' : false;
   const watched = supervision?.colors[color];
   return {
-    port: endpointOf(app, color).kind === 'port' ? app.ports[color] : endpointText(endpointOf(app, color)),
+    port: app.endpoints[color].kind === 'port' ? app.ports[color] : endpointText(app.endpoints[color]),
     pid: running?.pid ?? null,
     state: running ? (healthy ? 'healthy' : 'unhealthy') : record ? 'down' : 'stopped',
     running: running !== undefined,

@@ -4,10 +4,9 @@ import { checkedOutRevision } from '../instance/checkout.js';
 import { checkHealth } from '../instance/health.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { identify, type ProcessIdentity } from '../instance/process-identity.js';
-import { startInstance, stopInstance } from '../instance/runner.js';
-import { configuredColor } from '../switch/proxy.js';
-import { SocketOpener } from '../switch/socket-opener.js';
-import { makeSocketReachable } from '../switch/socket-permissions.js';
+import { runnerOf } from '../instance/runner.js';
+import type { SocketOpener } from '../switch/socket-opener.js';
+import { switchOf } from '../switch/switch.js';
 import { ColorWatch, type Finding } from './color-watch.js';
 import { failover, type FailoverResult } from './failover.js';
 import { HeldSockets } from './held-sockets.js';
@@ -81,9 +80,7 @@ export class AppSupervisor {
     this.watches = { blue: new ColorWatch(app, 'blue', persisted?.colors.blue), green: new ColorWatch(app, 'green', persisted?.colors.green) };
     this.lastFailover = persisted?.lastFailover ?? null;
     this.bothCrashed = persisted?.bothCrashed ?? null;
-    if (app.switch === 'socket') {
-      this.opener = new SocketOpener(app, (socket, error) => this.tellOnce(`socket ${socket}`, `cannot open ${socket} to nginx: ${error.message}`));
-    }
+    this.opener = switchOf(app).socketOpener((socket, error) => this.tellOnce(`socket ${socket}`, `cannot open ${socket} to nginx: ${error.message}`));
     if (app.socket_activation) this.held = new HeldSockets(app, () => this.wakeup.wake());
   }
 
@@ -96,7 +93,7 @@ export class AppSupervisor {
   async tick(now = Date.now()): Promise<void> {
     this.opener?.start();
     if (await lockHolder(this.app)) return;
-    const live = await configuredColor(this.app, this.config);
+    const live = await switchOf(this.app).configuredColor(this.config);
     if (!live) return;
     const before = this.snapshot();
     for (const color of colors) {
@@ -230,8 +227,8 @@ export class AppSupervisor {
         );
         return;
       }
-      await stopInstance(this.app, color, { restarting: true });
-      const started = await startInstance(this.app, color, { sha: record.sha, ref: record.ref });
+      await runnerOf(this.app).stop(color, { restarting: true });
+      const started = await runnerOf(this.app).start(color, { sha: record.sha, ref: record.ref });
       watch.restarted(started, now);
       this.observer.colorRestarted(this.app, color, role, started.pid, watch.state.restarts);
       if (this.held) {
@@ -252,7 +249,7 @@ export class AppSupervisor {
       this.observer.colorDown(this.app, color, role, finding.detail);
     } else if (finding.kind === 'healthy') {
       // The SocketOpener opened it when it appeared; this covers a watch that could not start (no inotify).
-      if (this.app.switch === 'socket') this.openSocket(color);
+      this.openSocket(color);
       if (finding.downMs !== undefined) this.observer.colorBack(this.app, color, role, finding.downMs);
       this.told.clear();
     }
@@ -260,7 +257,7 @@ export class AppSupervisor {
 
   private openSocket(color: Color): void {
     try {
-      makeSocketReachable(this.app.paths.socket[color], this.app.paths.root);
+      switchOf(this.app).openToNginx(color);
     } catch (error) {
       this.tellOnce(`socket ${color}`, `cannot open ${this.app.paths.socket[color]} to nginx: ${(error as Error).message}`);
     }

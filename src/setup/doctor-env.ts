@@ -4,7 +4,7 @@ import type { AppConfig } from '../config/load.js';
 import { envFileDigest, envFilesHash, envFilesReader } from '../instance/app-env.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
-import { configuredColor } from '../switch/proxy.js';
+import { switchOf } from '../switch/switch.js';
 import { fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { underRoot } from './layout.js';
 import { isRoot, lookupUser, userName } from './system.js';
@@ -36,7 +36,9 @@ export async function checkEnvFiles(ctx: DoctorContext, app: AppConfig): Promise
       `add ${missing.map((key) => `${key}=...`).join(', ')} to one of them`,
     );
   }
-  const live = await configuredColor(app, ctx.setup.config).catch(() => undefined);
+  const live = await switchOf(app)
+    .configuredColor(ctx.setup.config)
+    .catch(() => undefined);
   const running = live && (await readPidfile(app.paths.pidfile[live]));
   if (running && running.envFiles !== undefined && (await isSameProcessAlive(running))) {
     const now = envFilesHash(app, await Promise.all(app.env_files.map((path) => envFileDigest(app, underRoot(ctx.root, path)))));

@@ -1,7 +1,7 @@
 import { basename } from 'node:path';
 import type { AppConfig } from '../config/load.js';
 import { colors } from '../config/schema.js';
-import { runningInstance } from '../instance/runner.js';
+import { runnerOf } from '../instance/runner.js';
 import { probe, publicTarget } from '../util/http-probe.js';
 import { capture, fail, oneLine, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { describeHolders, portHolders } from './port-holders.js';
@@ -101,7 +101,7 @@ export async function checkPorts(_ctx: DoctorContext, app: AppConfig): Promise<C
         found.push(`${color} ${port} free`);
         continue;
       }
-      const instance = await runningInstance(app, color);
+      const instance = await runnerOf(app).running(color);
       const strangers = held.holders.filter((h) => h.pgid !== instance?.pid);
       if (!instance) {
         problems.push(`${color} port ${port} is taken by ${held.holders.length ? describeHolders(held.holders) : 'a process duet did not start'}`);

@@ -1,6 +1,6 @@
 import { join, relative, isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.js';
-import { renderAppConf } from '../switch/nginx-conf.js';
+import { switchOf } from '../switch/switch.js';
 import { renderTemplateFile } from '../switch/templates.js';
 import {
   APP_UNIT_TEMPLATE,
@@ -129,7 +129,7 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
         path: join(confDir, `duet-${app.name}.conf`),
         mode: 0o644,
         owner: own,
-        content: await renderAppConf(app, 'blue'),
+        content: await switchOf(app).renderConf('blue'),
         role: 'nginx',
         keepIf: (current) => !/^\s*proxy_pass\s+http:\/\/unix:/m.test(current),
       });

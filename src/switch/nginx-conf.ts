@@ -1,12 +1,11 @@
 import { unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { AppConfig, Config } from '../config/load.js';
-import { otherColor, type Color } from '../config/schema.js';
 import { CommandFailedError, DuetError } from '../errors.js';
 import { fsyncDirectory, readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import type { OutputSink } from '../util/run.js';
 import { reloadNginx } from './nginx-reload.js';
-import { renderTemplateFile } from './templates.js';
+import { renderTemplateFile, type TemplateValues } from './templates.js';
 import { crashPoint } from '../util/crash-point.js';
 import { publicTarget } from '../util/http-probe.js';
 import { certificateIssued } from './tls.js';
@@ -52,11 +51,10 @@ function tlsPort(app: AppConfig): number {
 }
 
 /**
- * The proxy config for `color`, with the other color as the fallback unless `fallback` is
- * off. In socket mode it does not depend on the color: the symlinks do.
+ * The app's proxy config from `template` (app-port.conf.template or app-socket.conf.template),
+ * with the values every conf has and the switch's own (`values`).
  */
-export async function renderAppConf(app: AppConfig, color: Color): Promise<string> {
-  const standby = otherColor(color);
+export async function renderAppConf(app: AppConfig, template: string, values: TemplateValues): Promise<string> {
   const marks = activeMarks(app);
   const common = {
     app: app.name,
@@ -69,14 +67,7 @@ export async function renderAppConf(app: AppConfig, color: Color): Promise<strin
     ...(marks.has('tls') ? { tls_listen: app.tls.listen, tls_port: tlsPort(app), tls_cert: app.certificate!.cert, tls_key: app.certificate!.key } : {}),
     hsts_max_age_s: app.tls.hsts_max_age_s,
   };
-  const select = (template: string) => keepMarked(template, marks);
-  return app.switch === 'socket'
-    ? renderTemplateFile('app-socket.conf.template', { ...common, live_socket: app.paths.liveSocket, standby_socket: app.paths.standbySocket }, select)
-    : renderTemplateFile(
-        'app-port.conf.template',
-        { ...common, port: app.ports[color], color, standby_port: app.ports[standby], standby_color: standby },
-        select,
-      );
+  return renderTemplateFile(template, { ...common, ...values }, (text) => keepMarked(text, marks));
 }
 
 /** Only the lines without a mark, or with one of `marks` (a dropped line that opens a block takes the block). */

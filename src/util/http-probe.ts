@@ -8,7 +8,7 @@ import { request as httpsRequest } from 'node:https';
  */
 export type Target = { host: string; port: number; tls?: { servername?: string } } | { socketPath: string };
 
-interface ProbeResult {
+export interface ProbeResult {
   status: number;
   headers: Record<string, string | string[] | undefined>;
 }

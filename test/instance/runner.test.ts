@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { waitUntilHealthy, checkHealth } from '../../src/instance/health.js';
 import { processStartTime } from '../../src/instance/process-identity.js';
-import { runningInstance, startInstance, stopInstance } from '../../src/instance/runner.js';
+import { runnerOf } from '../../src/instance/runner.js';
 import { sampleAppDir } from '../support/git-repo.js';
 import { freePort } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
@@ -21,7 +21,7 @@ async function appIn(t: import('node:test').TestContext, extra = '') {
   );
   const app = pickApp(config, 'cafe');
   await cp(sampleAppDir(), app.paths.checkout.blue, { recursive: true });
-  t.after(() => stopInstance(app, 'blue'));
+  t.after(() => runnerOf(app).stop('blue'));
   return app;
 }
 
@@ -29,10 +29,10 @@ const revision = { sha: 'a'.repeat(40), ref: 'refs/tags/v1' };
 
 test('a started color runs detached, gets its environment, and stops with its whole group', async (t) => {
   const app = await appIn(t, '    env: { GREETING: hello }\n');
-  const record = await startInstance(app, 'blue', revision);
-  await waitUntilHealthy(app, 'blue', { isAlive: async () => (await runningInstance(app, 'blue')) !== undefined });
+  const record = await runnerOf(app).start('blue', revision);
+  await waitUntilHealthy(app, 'blue', { isAlive: async () => (await runnerOf(app).running('blue')) !== undefined });
   assert.equal((await checkHealth(app, 'blue')).state, 'healthy');
-  assert.equal((await startInstance(app, 'blue', revision)).pid, record.pid, 'starting a running color is a no-op');
+  assert.equal((await runnerOf(app).start('blue', revision)).pid, record.pid, 'starting a running color is a no-op');
 
   const environ = (await readFile(`/proc/${record.pid}/environ`, 'utf8')).split('\0');
   for (const expected of [`PORT=${app.ports.blue}`, 'HOST=127.0.0.1', 'DUET_COLOR=blue', `DUET_REVISION=${revision.sha}`, 'GREETING=hello']) {
@@ -43,10 +43,10 @@ test('a started color runs detached, gets its environment, and stops with its wh
   assert.equal(Number(pgrp), record.pid, 'its own process group');
   assert.equal(Number(session), record.pid, 'its own session: it survives the terminal and duet');
 
-  assert.equal(await stopInstance(app, 'blue'), 'stopped');
+  assert.equal(await runnerOf(app).stop('blue'), 'stopped');
   assert.equal(await processStartTime(record.pid), undefined);
-  assert.equal(await runningInstance(app, 'blue'), undefined);
-  assert.equal(await stopInstance(app, 'blue'), 'not-running');
+  assert.equal(await runnerOf(app).running('blue'), undefined);
+  assert.equal(await runnerOf(app).stop('blue'), 'not-running');
 });
 
 test('a pidfile whose pid now belongs to another process is not trusted, and that process is never signalled', async (t) => {
@@ -60,18 +60,18 @@ test('a pidfile whose pid now belongs to another process is not trusted, and tha
   await mkdir(dirname(pidfile), { recursive: true });
   // The pid is right, the start time is that of the process duet once started: a reused pid.
   await writeFile(pidfile, JSON.stringify({ pid: stranger.pid, startTime: String(Number(realStart) - 1000), color: 'blue', ...revision, startedAt: '' }));
-  assert.equal(await runningInstance(app, 'blue'), undefined);
-  assert.equal(await stopInstance(app, 'blue'), 'not-running');
+  assert.equal(await runnerOf(app).running('blue'), undefined);
+  assert.equal(await runnerOf(app).stop('blue'), 'not-running');
   assert.equal(await processStartTime(stranger.pid!), realStart, 'the stranger still runs');
 });
 
 test('an app that ignores SIGTERM is killed after stop_timeout_s', async (t) => {
   const app = await appIn(t);
   await writeFile(join(app.paths.checkout.blue, 'behaviour.json'), '{"ignoreSigterm":true}');
-  const record = await startInstance(app, 'blue', revision);
+  const record = await runnerOf(app).start('blue', revision);
   await waitUntilHealthy(app, 'blue', { isAlive: async () => true });
   const started = Date.now();
-  assert.equal(await stopInstance(app, 'blue'), 'killed');
+  assert.equal(await runnerOf(app).stop('blue'), 'killed');
   assert.ok(Date.now() - started >= 1000, 'it got its grace period');
   assert.equal(await processStartTime(record.pid), undefined);
 });
@@ -82,5 +82,5 @@ test('a port held by a process duet did not start is reported, not fought over',
   const squatter = createServer().listen(app.ports.blue, '127.0.0.1');
   t.after(() => squatter.close());
   await new Promise((resolve) => squatter.once('listening', resolve));
-  await assert.rejects(startInstance(app, 'blue', revision), /is already taken by a process duet did not start/);
+  await assert.rejects(runnerOf(app).start('blue', revision), /is already taken by a process duet did not start/);
 });

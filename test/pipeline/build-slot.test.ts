@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
-import { stopInstance } from '../../src/instance/runner.js';
+import { runnerOf } from '../../src/instance/runner.js';
 import { setupDuet } from '../support/duet.js';
 import { freePort } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
@@ -38,8 +38,12 @@ test('two apps deploying at once build one after the other; the second says it w
   await writeFile(setup.configPath, yaml);
   const canteen = pickApp(parseConfig(yaml, setup.configPath), 'canteen');
   setup.afterStop(async () => {
-    await stopInstance(canteen, 'blue').catch(() => {});
-    await stopInstance(canteen, 'green').catch(() => {});
+    await runnerOf(canteen)
+      .stop('blue')
+      .catch(() => {});
+    await runnerOf(canteen)
+      .stop('green')
+      .catch(() => {});
   });
 
   const deploys = [setup.start(['deploy', 'cafeteria', '--ref', 'v1']), setup.start(['deploy', 'canteen', '--ref', 'v1'])];

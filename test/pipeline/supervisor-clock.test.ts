@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { execa } from 'execa';
 import type { Color } from '../../src/config/schema.js';
 import { isSameProcessAlive } from '../../src/instance/process-identity.js';
-import { runningInstance } from '../../src/instance/runner.js';
+import { runnerOf } from '../../src/instance/runner.js';
 import { acquireLock } from '../../src/pipeline/lock.js';
 import { readSupervision } from '../../src/pipeline/supervision-record.js';
 import { AppSupervisor, FAILOVER_AFTER_DOWN_MS, type SupervisionObserver } from '../../src/pipeline/supervisor.js';
-import { configuredColor } from '../../src/switch/proxy.js';
+import { switchOf } from '../../src/switch/switch.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 import { until } from '../support/supervised.js';
 
@@ -60,7 +60,7 @@ async function clocked(t: TestContext): Promise<Clocked> {
       });
     },
     async kill(color: Color) {
-      const instance = await runningInstance(setup.app, color);
+      const instance = await runnerOf(setup.app).running(color);
       assert.ok(instance, `${color} runs`);
       process.kill(instance.pid, 'SIGKILL');
       await until(`${color} (pid ${instance.pid}) is gone`, async () => !(await isSameProcessAlive(instance)) || undefined);
@@ -121,7 +121,7 @@ test('restarts of a color that keeps crashing back off (at once, 1 s, 2 s, 4 s),
   await c.supervisor.tick(now);
   assert.equal(c.restarts('blue'), 6, 'restarted at once after a healthy minute');
   await c.healthyAt('blue', now);
-  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'a crashing standby moves no traffic');
+  assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'green', 'a crashing standby moves no traffic');
   assert.equal(c.told.filter((line) => line === 'restarted blue (standby)').length, 6);
 });
 
@@ -138,8 +138,8 @@ test('while the app is locked supervision waits: a killed live color is neither 
   // Past every deadline: the restart backoff, the failover of a live color down for 10 s, a minute.
   for (const at of [now, now + 1000, now + FAILOVER_AFTER_DOWN_MS + 1000, now + 61_000]) await c.supervisor.tick(at);
   assert.deepEqual(c.told, [], 'supervision neither judged nor acted while the lock was held');
-  assert.equal(await runningInstance(c.setup.app, 'green'), undefined, 'green was not restarted');
-  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'no failover');
+  assert.equal(await runnerOf(c.setup.app).running('green'), undefined, 'green was not restarted');
+  assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'green', 'no failover');
   assert.equal(JSON.stringify(await readSupervision(c.setup.app)), recorded, 'nothing recorded');
 
   await lock.release();
@@ -148,7 +148,7 @@ test('while the app is locked supervision waits: a killed live color is neither 
   await c.supervisor.tick(after);
   assert.deepEqual(c.told, ['down green (live)', 'restarted green (live)'], 'the first look after the lock sees the crash and restarts green');
   await c.healthyAt('green', after);
-  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'green was restarted, not failed over');
+  assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'green', 'green was restarted, not failed over');
 });
 
 test('a live color that cannot come back is failed over once it has not answered for 10 s, not before', async (t) => {
@@ -157,7 +157,7 @@ test('a live color that cannot come back is failed over once it has not answered
   await c.moveCheckout('green');
   await c.kill('green');
   for (const at of [now, now + 2000, now + FAILOVER_AFTER_DOWN_MS - 1000]) await c.supervisor.tick(at);
-  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'down for less than 10 s: no failover yet');
+  assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'green', 'down for less than 10 s: no failover yet');
   assert.ok(
     c.told.some((line) => /^problem: green \(live\) cannot be restarted: its checkout holds/.test(line)),
     c.told.join('\n'),
@@ -165,7 +165,7 @@ test('a live color that cannot come back is failed over once it has not answered
 
   await c.supervisor.tick(now + FAILOVER_AFTER_DOWN_MS);
   assert.ok(c.told.includes('failover to blue'), c.told.join('\n'));
-  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'blue');
+  assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'blue');
   assert.match((await c.setup.get('/')).body, /cafeteria v1/);
   assert.match(c.supervisor.record().lastFailover?.reason ?? '', /^green has not answered for 10 s/);
 });
@@ -184,5 +184,5 @@ test('while nothing answers, a color that cannot come back is tried every 2 s, w
   await c.supervisor.tick(now + 14_000);
   assert.equal(c.restarts('green'), 1, 'green restarted 2 s after its last failed restart');
   await c.healthyAt('green', now + 14_000);
-  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'no failover to a standby that does not run');
+  assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'green', 'no failover to a standby that does not run');
 });

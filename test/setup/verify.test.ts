@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { managedNginxPaths } from '../../src/config/paths.js';
 import { renderMainConf } from '../../src/switch/managed-nginx.js';
-import { renderAppConf } from '../../src/switch/nginx-conf.js';
+import { switchOf } from '../../src/switch/switch.js';
 import { freePort } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
 import { configText, installInto, requireBinary, runTool, writeConfig } from './helpers.js';
@@ -92,7 +92,7 @@ test('the generated nginx site passes nginx -t with app files in its include dir
 
   // What duet writes on a switch, and what install pre-rendered for the socket-mode app.
   const parsed = parseConfig(config, 'duet.yml');
-  await writeFile(join(includeDir, 'duet-cafeteria.conf'), await renderAppConf(pickApp(parsed, 'cafeteria'), 'green'));
+  await writeFile(join(includeDir, 'duet-cafeteria.conf'), await switchOf(pickApp(parsed, 'cafeteria')).renderConf('green'));
   await copyFile(join(root, includeDir, 'duet-menu.conf'), join(includeDir, 'duet-menu.conf'));
 
   // A stand-in for Debian's nginx.conf: an http block that includes /etc/nginx/conf.d/*.conf.

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { execa } from 'execa';
 import { parseConfig, pickApp, type AppConfig, type Config } from '../../src/config/load.js';
-import { stopInstance } from '../../src/instance/runner.js';
+import { runnerOf } from '../../src/instance/runner.js';
 import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
 import { createAppRepo, repoRoot, type AppRepo, type FileChanges } from './git-repo.js';
 import { freePort } from './ports.js';
@@ -77,8 +77,12 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
   t.after(async () => {
     if (config) {
       for (const app of config.apps.values()) {
-        await stopInstance(app, 'blue').catch(() => {});
-        await stopInstance(app, 'green').catch(() => {});
+        await runnerOf(app)
+          .stop('blue')
+          .catch(() => {});
+        await runnerOf(app)
+          .stop('green')
+          .catch(() => {});
       }
       await stopManagedNginx(config).catch(() => {});
     }

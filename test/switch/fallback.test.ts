@@ -6,7 +6,7 @@ import { dirname, join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { publicTarget } from '../../src/util/http-probe.js';
-import { configuredColor, connectToNginx, servingColor } from '../../src/switch/proxy.js';
+import { connectToNginx, switchOf } from '../../src/switch/switch.js';
 import { makeSocketReachable } from '../../src/switch/socket-permissions.js';
 import { closeServer, startBackend, switchFixture, type Fixture } from './fixture.js';
 
@@ -95,8 +95,8 @@ for (const mode of ['port', 'socket'] as const) {
       assert.equal(reply.body, 'green');
       assert.equal(whoAnswered(reply), mode === 'port' ? 'green' : 'standby');
     }
-    assert.equal(await configuredColor(f.app, f.config), 'blue', 'the fallback is per request: nothing was switched');
-    assert.equal(await servingColor(f.app), 'green', 'status tells which color actually answers');
+    assert.equal(await switchOf(f.app).configuredColor(f.config), 'blue', 'the fallback is per request: nothing was switched');
+    assert.equal(await switchOf(f.app).servingColor(), 'green', 'status tells which color actually answers');
 
     await startBackend(f, 'blue');
     assert.equal((await send(f)).body, 'blue', 'the live color has its traffic back at once');

@@ -6,7 +6,7 @@ import { pickApp } from '../../src/config/load.js';
 import { DuetError } from '../../src/errors.js';
 import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
 import { appConfPath } from '../../src/switch/nginx-conf.js';
-import { configuredColor, connectToNginx, servingColor, switchProxy, verifyProxy } from '../../src/switch/proxy.js';
+import { connectToNginx, switchOf } from '../../src/switch/switch.js';
 import { stillAccepting } from '../../src/switch/nginx-workers.js';
 import { freePort } from '../support/ports.js';
 import { closeServer, collectOutput, get, makeConfig, startBackend, switchFixture, workerPid } from './fixture.js';
@@ -15,17 +15,17 @@ test('port mode: connecting blue, then green, moves the public port; disk and HT
   const f = await switchFixture(t);
   await startBackend(f, 'blue');
   await startBackend(f, 'green');
-  assert.equal(await configuredColor(f.app, f.config), undefined);
-  assert.equal(await servingColor(f.app, { timeoutMs: 500 }), undefined);
+  assert.equal(await switchOf(f.app).configuredColor(f.config), undefined);
+  assert.equal(await switchOf(f.app).servingColor({ timeoutMs: 500 }), undefined);
 
   await connectToNginx(f.app, f.config, 'blue');
-  assert.equal(await configuredColor(f.app, f.config), 'blue');
-  assert.equal(await servingColor(f.app), 'blue');
+  assert.equal(await switchOf(f.app).configuredColor(f.config), 'blue');
+  assert.equal(await switchOf(f.app).servingColor(), 'blue');
   assert.deepEqual(await get(f.app), { status: 200, body: 'blue', color: 'blue' });
 
   await connectToNginx(f.app, f.config, 'green');
-  assert.equal(await configuredColor(f.app, f.config), 'green');
-  assert.equal(await servingColor(f.app), 'green');
+  assert.equal(await switchOf(f.app).configuredColor(f.config), 'green');
+  assert.equal(await switchOf(f.app).servingColor(), 'green');
   assert.deepEqual(await get(f.app), { status: 200, body: 'green', color: 'green' });
   assert.match(await readFile(appConfPath(f.app, f.config), 'utf8'), new RegExp(`server 127\\.0\\.0\\.1:${f.app.ports.green} max_fails=0;`));
 });
@@ -36,12 +36,12 @@ test('port mode: verify returns only once no worker from before the reload accep
   await startBackend(f, 'green');
   await connectToNginx(f.app, f.config, 'blue');
 
-  const switched = await switchProxy(f.app, f.config, 'green');
+  const switched = await switchOf(f.app).switchTo(f.config, 'green');
   assert.ok(switched.reload && switched.reload.workers.length > 0, "the reload's old workers were noted");
-  await verifyProxy(f.app, 'green', { reload: switched.reload });
+  await switchOf(f.app).verify('green', { reload: switched.reload });
   assert.deepEqual(stillAccepting(switched.reload), [], 'verify waited for the old workers');
   for (let i = 0; i < 30; i += 1) assert.equal((await get(f.app)).color, 'green', `request ${i}`);
-  assert.deepEqual(await switchProxy(f.app, f.config, 'green'), {}, 'no reload, nothing to wait for');
+  assert.deepEqual(await switchOf(f.app).switchTo(f.config, 'green'), {}, 'no reload, nothing to wait for');
 });
 
 test('port mode: connecting the connected color again writes and reloads nothing, but verifies', async (t) => {
@@ -62,7 +62,7 @@ test('port mode: connecting the connected color again writes and reloads nothing
 
   // The verification is a real question to the public port: with nginx gone it fails.
   await stopManagedNginx(f.config);
-  await assert.rejects(verifyProxy(f.app, 'blue', { timeoutMs: 200 }), (error: unknown) => {
+  await assert.rejects(switchOf(f.app).verify('blue', { timeoutMs: 200 }), (error: unknown) => {
     assert.ok(error instanceof DuetError);
     assert.equal(error.step, 'verify');
     assert.match(error.message, /did not give X-Duet-Color: blue/);
@@ -91,7 +91,7 @@ test('port mode: a config nginx rejects is rolled back and blue keeps serving', 
   });
   assert.equal(await readFile(path, 'utf8'), good);
   assert.deepEqual(await readdir(f.config.nginx.confDir), ['duet-shop.conf'], 'no temp file left behind');
-  assert.equal(await configuredColor(f.app, f.config), 'blue');
+  assert.equal(await switchOf(f.app).configuredColor(f.config), 'blue');
   assert.deepEqual(await get(f.app), { status: 200, body: 'blue', color: 'blue' });
   assert.equal(await workerPid(f.config), worker, 'nginx was not reloaded');
 });
@@ -105,7 +105,7 @@ test('port mode: a rejected first config leaves no file behind', async (t) => {
     return true;
   });
   assert.deepEqual(await readdir(f.config.nginx.confDir), []);
-  assert.equal(await configuredColor(f.app, f.config), undefined);
+  assert.equal(await switchOf(f.app).configuredColor(f.config), undefined);
 });
 
 test('port mode: a public port held by another process is refused by nginx, and no file is left', async (t) => {
@@ -135,8 +135,8 @@ test('port mode: switching to the configured color again brings it back after ng
   await stopManagedNginx(f.config);
   await assert.rejects(get(f.app), /ECONNREFUSED/);
 
-  assert.equal(await configuredColor(f.app, f.config), 'green', 'the file still names green');
-  await switchProxy(f.app, f.config, 'green');
-  await verifyProxy(f.app, 'green');
+  assert.equal(await switchOf(f.app).configuredColor(f.config), 'green', 'the file still names green');
+  await switchOf(f.app).switchTo(f.config, 'green');
+  await switchOf(f.app).verify('green');
   assert.deepEqual(await get(f.app), { status: 200, body: 'green', color: 'green' });
 });

@@ -6,26 +6,26 @@ import type { Color } from '../../src/config/schema.js';
 import { DuetError } from '../../src/errors.js';
 import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
 import { pollUntil } from '../../src/util/poll.js';
-import { configuredColor, connectToNginx, servingColor, switchProxy, verifyProxy } from '../../src/switch/proxy.js';
+import { connectToNginx, switchOf } from '../../src/switch/switch.js';
 import { get, startBackend, switchFixture, workerPid } from './fixture.js';
 
 test('socket mode: switching renames the symlink, nginx follows without a reload', async (t) => {
   const f = await switchFixture(t, { mode: 'socket' });
   await startBackend(f, 'blue');
   await startBackend(f, 'green');
-  assert.equal(await configuredColor(f.app, f.config), undefined);
+  assert.equal(await switchOf(f.app).configuredColor(f.config), undefined);
 
   await connectToNginx(f.app, f.config, 'blue');
   assert.equal(await readlink(f.app.paths.liveSocket), 'blue.sock');
-  assert.equal(await configuredColor(f.app, f.config), 'blue');
-  assert.equal(await servingColor(f.app), 'blue');
+  assert.equal(await switchOf(f.app).configuredColor(f.config), 'blue');
+  assert.equal(await switchOf(f.app).servingColor(), 'blue');
   assert.deepEqual(await get(f.app), { status: 200, body: 'blue', color: undefined });
   const worker = await workerPid(f.config);
 
   await connectToNginx(f.app, f.config, 'green');
   assert.equal(await readlink(f.app.paths.liveSocket), 'green.sock');
-  assert.equal(await configuredColor(f.app, f.config), 'green');
-  assert.equal(await servingColor(f.app), 'green');
+  assert.equal(await switchOf(f.app).configuredColor(f.config), 'green');
+  assert.equal(await switchOf(f.app).servingColor(), 'green');
   // The very next request already reaches green: nothing asynchronous is left to wait for.
   assert.equal((await get(f.app)).body, 'green');
   assert.equal(await workerPid(f.config), worker, 'the switch did not reload nginx');
@@ -56,7 +56,7 @@ test('socket mode: the rename comes first, and is undone when nginx then rejects
     return true;
   });
   await assert.rejects(readlink(f.app.paths.liveSocket), /ENOENT/, 'a first live.sock is removed again');
-  assert.equal(await configuredColor(f.app, f.config), undefined);
+  assert.equal(await switchOf(f.app).configuredColor(f.config), undefined);
 });
 
 test('socket mode: keep-alive clients see no failure across 5 switches', async (t) => {
@@ -118,13 +118,13 @@ test('socket mode: switching to the configured color again brings it back after 
   await connectToNginx(f.app, f.config, 'green');
   await stopManagedNginx(f.config);
   await assert.rejects(get(f.app), /ECONNREFUSED/);
-  assert.equal(await servingColor(f.app, { timeoutMs: 500 }), undefined, 'no answer, no color');
+  assert.equal(await switchOf(f.app).servingColor({ timeoutMs: 500 }), undefined, 'no answer, no color');
 
-  assert.equal(await configuredColor(f.app, f.config), 'green', 'the files still name green');
-  await switchProxy(f.app, f.config, 'green');
-  await verifyProxy(f.app, 'green');
+  assert.equal(await switchOf(f.app).configuredColor(f.config), 'green', 'the files still name green');
+  await switchOf(f.app).switchTo(f.config, 'green');
+  await switchOf(f.app).verify('green');
   assert.equal((await get(f.app)).body, 'green');
-  assert.equal(await servingColor(f.app), 'green');
+  assert.equal(await switchOf(f.app).servingColor(), 'green');
 });
 
 test('socket mode: the switch opens the socket to nginx; a socket closed again fails verification', async (t) => {
@@ -135,7 +135,7 @@ test('socket mode: the switch opens the socket to nginx; a socket closed again f
 
   // As if the instance restarted and re-created its socket under its umask.
   await chmod(f.app.paths.socket.blue, 0o755);
-  await assert.rejects(verifyProxy(f.app, 'blue', { timeoutMs: 300 }), (error: unknown) => {
+  await assert.rejects(switchOf(f.app).verify('blue', { timeoutMs: 300 }), (error: unknown) => {
     assert.ok(error instanceof DuetError);
     assert.equal(error.step, 'verify');
     assert.match(error.message, /last: HTTP 502/);

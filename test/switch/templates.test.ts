@@ -4,7 +4,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { DuetError } from '../../src/errors.js';
-import { renderAppConf, upstreamPort, proxiesToUnixSocket } from '../../src/switch/nginx-conf.js';
+import { upstreamPort, proxiesToUnixSocket } from '../../src/switch/nginx-conf.js';
+import { switchOf } from '../../src/switch/switch.js';
 import { packageRoot, renderTemplate } from '../../src/switch/templates.js';
 
 test('the package root is found from sources and from dist alike', () => {
@@ -39,7 +40,7 @@ test('the rendered confs carry what duet reads back, with the other color as the
     'test.yml',
   );
   const app = pickApp(config, 'my-shop');
-  const green = await renderAppConf(app, 'green');
+  const green = await switchOf(app).renderConf('green');
   assert.equal(upstreamPort(green), 3002);
   assert.match(green, /upstream duet_my-shop_standby \{ # duet:fallback\n\s*server 127\.0\.0\.1:3001 max_fails=0;/);
   assert.match(green, /error_page 502 = @duet_fallback;/);
@@ -49,7 +50,7 @@ test('the rendered confs carry what duet reads back, with the other color as the
   assert.match(green, /add_header X-Duet-Color \$duet_my_shop_color always;/);
   assert.equal(proxiesToUnixSocket(green), false);
 
-  const socket = await renderAppConf({ ...app, switch: 'socket' }, 'blue');
+  const socket = await switchOf({ ...app, switch: 'socket' }).renderConf('blue');
   assert.match(socket, /server unix:\/var\/lib\/duet\/my-shop\/sockets\/live\.sock max_fails=0;/);
   assert.match(socket, /upstream duet_my-shop_standby \{ # duet:fallback\n\s*server unix:\/var\/lib\/duet\/my-shop\/sockets\/standby\.sock max_fails=0;/);
   assert.equal(upstreamPort(socket), undefined);
@@ -61,9 +62,9 @@ test('the rendered confs carry what duet reads back, with the other color as the
 test('fallback: false leaves the standby upstream, the error_page and the fallback location out', async () => {
   const config = parseConfig('state_dir: /var/lib/duet\napps:\n  shop: { clone_url: x, ports: { blue: 3001, green: 3002 }, fallback: false }\n', 'test.yml');
   const app = pickApp(config, 'shop');
-  for (const conf of [await renderAppConf(app, 'green'), await renderAppConf({ ...app, switch: 'socket' }, 'green')]) {
+  for (const conf of [await switchOf(app).renderConf('green'), await switchOf({ ...app, switch: 'socket' }).renderConf('green')]) {
     assert.doesNotMatch(conf, /_standby|@duet_fallback|upstream_bytes_sent|[;{] # duet:fallback/);
     assert.equal((conf.match(/\{/g) ?? []).length, (conf.match(/\}/g) ?? []).length, 'every block that is left is whole');
   }
-  assert.equal(upstreamPort(await renderAppConf(app, 'green')), 3002);
+  assert.equal(upstreamPort(await switchOf(app).renderConf('green')), 3002);
 });

@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import { DuetError } from '../../src/errors.js';
-import { appConfPath, renderAppConf } from '../../src/switch/nginx-conf.js';
-import { configuredColor, connectToNginx, servingColor } from '../../src/switch/proxy.js';
+import { appConfPath } from '../../src/switch/nginx-conf.js';
+import { connectToNginx, switchOf } from '../../src/switch/switch.js';
 import { appStatus } from '../../src/pipeline/status.js';
 import type { TriggerQueue } from '../../src/pipeline/trigger.js';
 import { Metrics } from '../../src/http/metrics.js';
@@ -89,8 +89,8 @@ for (const mode of ['port', 'socket'] as const) {
     await writeFile(join(f.app.includeDir, 'extra.conf'), 'location = /from-include { return 204; }\n');
 
     await connectToNginx(f.app, f.config, 'blue');
-    assert.equal(await configuredColor(f.app, f.config), 'blue');
-    assert.equal(await servingColor(f.app), 'blue', 'duet asks over HTTPS');
+    assert.equal(await switchOf(f.app).configuredColor(f.config), 'blue');
+    assert.equal(await switchOf(f.app).servingColor(), 'blue', 'duet asks over HTTPS');
     const blue = await fetchOnce(`${https}/`);
     assert.equal(blue.body, 'blue');
     assert.equal(blue.fingerprint, await fingerprintOf(good.cert));
@@ -175,7 +175,7 @@ test("tls: a broken line in the operator's include directory is refused by nginx
   await writeFile(join(f.app.includeDir, 'broken.conf'), 'no_such_directive on;\n');
   await assert.rejects(connectToNginx(f.app, f.config, 'green'), /no_such_directive/);
   assert.equal((await fetchOnce(`${https}/`)).body, 'blue');
-  assert.equal(await configuredColor(f.app, f.config), 'blue');
+  assert.equal(await switchOf(f.app).configuredColor(f.config), 'blue');
 });
 
 test('tls acme before its first certificate: plain HTTP serves the app and the challenge; a server_name of _ is refused', async () => {
@@ -183,7 +183,7 @@ test('tls acme before its first certificate: plain HTTP serves the app and the c
     `state_dir: /var/lib/duet\napps:\n  shop:\n    clone_url: x\n    server_name: ${name}\n    tls: { mode: acme, acme: { config_dir: /nonexistent/letsencrypt } }\n`;
   const app: AppConfig = pickApp(parseConfig(yaml('shop.test'), 'test.yml'), 'shop');
   assert.equal(app.certificate?.cert, '/nonexistent/letsencrypt/live/duet-shop/fullchain.pem');
-  const conf = await renderAppConf(app, 'blue');
+  const conf = await switchOf(app).renderConf('blue');
   assert.match(conf, /listen 8080;/);
   assert.doesNotMatch(conf, /ssl_certificate|return 301/);
   assert.match(conf, /location \/\.well-known\/acme-challenge\/ \{ # duet:challenge\n\s*root \/var\/lib\/duet\/acme\/shop;/);

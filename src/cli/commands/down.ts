@@ -1,4 +1,4 @@
-import { stopInstance } from '../../instance/runner.js';
+import { runnerOf } from '../../instance/runner.js';
 import { acquireLock } from '../../pipeline/lock.js';
 import { stopManagedNginx } from '../../switch/managed-nginx.js';
 import { appsFrom, print, type Command } from '../command.js';
@@ -12,7 +12,7 @@ export const down: Command = {
     for (const app of apps) {
       const lock = await acquireLock(app, { command: 'down', wait: true });
       try {
-        for (const color of ['blue', 'green'] as const) print(context.stdout, `${app.name} ${color}: ${await stopInstance(app, color)}`);
+        for (const color of ['blue', 'green'] as const) print(context.stdout, `${app.name} ${color}: ${await runnerOf(app).stop(color)}`);
       } finally {
         await lock.release();
       }

@@ -1,8 +1,8 @@
 import { otherColor, type Color } from '../../config/schema.js';
 import type { AppConfig, Config } from '../../config/load.js';
-import { endpointOf, endpointText } from '../../instance/endpoint.js';
-import { appPid, runningInstance } from '../../instance/runner.js';
-import { configuredColor } from '../../switch/proxy.js';
+import { endpointText } from '../../instance/endpoint.js';
+import { appPid, runnerOf } from '../../instance/runner.js';
+import { switchOf } from '../../switch/switch.js';
 import { appAndColorFrom, appFrom, print, type Command, type CommandContext } from '../command.js';
 
 /**
@@ -31,14 +31,14 @@ function identifyCommand(name: string, summary: string, pick: Pick): Command {
   return command;
 }
 
-const enabled = (app: AppConfig, config: Config): Promise<Color | undefined> => configuredColor(app, config);
+const enabled = (app: AppConfig, config: Config): Promise<Color | undefined> => switchOf(app).configuredColor(config);
 const disabled = async (app: AppConfig, config: Config): Promise<Color | undefined> => {
   const live = await enabled(app, config);
   return live && otherColor(live);
 };
 const portOf = (pickColor: typeof enabled) => async (app: AppConfig, config: Config) => {
   const color = await pickColor(app, config);
-  return color && endpointText(endpointOf(app, color));
+  return color && endpointText(app.endpoints[color]);
 };
 
 export const enabledInstance = identifyCommand('enabled-instance', 'the color nginx sends traffic to', enabled);
@@ -52,7 +52,7 @@ export const pid: Command = {
   usage: 'pid [app] <color>',
   async run(context) {
     const { app, color } = await appAndColorFrom(context, pid);
-    const running = await runningInstance(app, color);
+    const running = await runnerOf(app).running(color);
     if (!running) {
       print(context.stderr, `duet: ${app.name}: ${color} is not running`);
       return 1;
