@@ -74,9 +74,9 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
   if (app.runner === 'process') await stopProcess(app, color);
 
   const endpoint = endpointOf(app, color);
-  // With socket_activation duet binds the socket itself (startProcess), over whatever the path
-  // holds: a socket there that queues connections with no app is one a duet holds for the next
-  // process, no stranger's.
+  // With socket_activation duet binds the socket itself (startProcess), or its socket unit does
+  // (systemd), over whatever the path holds: a socket there that queues connections with no app
+  // is one held for the next process, no stranger's.
   const activation = endpoint.kind === 'socket' && app.socket_activation;
   if (!activation && (await isListening(endpoint))) {
     throw new DuetError(`${endpointText(endpoint)} is already taken by a process duet did not start`, {
@@ -109,8 +109,8 @@ export async function startInstance(app: AppConfig, color: Color, revision: Revi
 
 /**
  * Stop a color; stopping one that does not run is harmless. `restarting`: another process of
- * the color follows at once, and a socket duet holds (socket_activation) stays, queueing
- * connections for it; any other stop lets the socket go.
+ * the color follows at once, and a socket duet or systemd holds (socket_activation) stays,
+ * queueing connections for it; any other stop lets the socket go.
  */
 export async function stopInstance(app: AppConfig, color: Color, o: { restarting?: boolean } = {}): Promise<StopOutcome> {
   let outcome: StopOutcome;
@@ -118,11 +118,13 @@ export async function stopInstance(app: AppConfig, color: Color, o: { restarting
     outcome = await stopProcess(app, color);
   } else {
     const running = await runningInstance(app, color);
-    await stopUnit(app, color);
+    await stopUnit(app, color, o);
     await removePidfile(app.paths.pidfile[color]);
     outcome = running ? 'stopped' : 'not-running';
   }
-  if (app.switch === 'socket' && !(o.restarting && heldListener(app.paths.socket[color]) !== undefined)) {
+  // The socket held across a restart: duet's (runner: process), or the socket unit's (systemd).
+  const held = app.runner === 'systemd' ? app.socket_activation : heldListener(app.paths.socket[color]) !== undefined;
+  if (app.switch === 'socket' && !(o.restarting && held)) {
     releaseListener(app.paths.socket[color]);
     await unlink(app.paths.socket[color]).catch(() => {});
   }
