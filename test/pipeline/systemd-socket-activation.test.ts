@@ -5,6 +5,7 @@ import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Journal } from '../../src/pipeline/journal.js';
+import { pollUntil } from '../../src/util/poll.js';
 import { appSocketUnitName, appUnitName } from '../../src/instance/systemd-unit.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 import { startLoad } from '../support/load.js';
@@ -129,4 +130,40 @@ test('runner: systemd + socket_activation: stop-instance stops the socket unit t
   await setup.succeed(['start-instance', 'blue'], systemd.env);
   assert.equal(await show(socket, 'ActiveState'), 'active');
   assert.equal(await show(appUnitName(setup.app.name, 'blue'), 'ActiveState'), 'active');
+});
+
+test('runner: systemd + socket_activation: a live color that cannot start again is failed over when it has not answered for 10 s', async (t) => {
+  const port = await freePort();
+  const a = await activated(t, port);
+  if (!a) return;
+  const { setup, systemd, show } = a;
+  const serve = await startServe(t, setup.configPath, port, systemd.env);
+  await a.control('crash-on-start.green', '1');
+  const load = startLoad(setup.listenPort, { concurrency: 2, keepAlive: true });
+  const killed = Date.now();
+  let status;
+  try {
+    process.kill(await a.mainPid('green'), 'SIGKILL');
+    // duet status waits on green's socket too (its health probe queues there): polled slowly.
+    status = await pollUntil(
+      async () => {
+        const now = JSON.parse((await setup.succeed(['status', '--json'], systemd.env)).stdout);
+        return now.lastFailover?.to === 'blue' ? now : undefined;
+      },
+      { timeoutMs: 60_000, maxIntervalMs: 200 },
+    );
+  } finally {
+    await load.stop();
+  }
+  const report = load.report;
+  assert.ok(status, `failed over to blue:\n${serve.output()}`);
+  const after = Date.parse(status.lastFailover.at) - killed;
+  t.diagnostic(
+    `failover ${after} ms after the kill: ${status.lastFailover.reason}; green's socket unit ${await show(appSocketUnitName(setup.app.name, 'green'), 'ActiveState')}`,
+  );
+  t.diagnostic(`load: ${report.requests} requests, ${report.non2xx} non-2xx ${JSON.stringify(report.statuses)}, ${report.errors} errors`);
+  assert.match(status.lastFailover.reason, /^green has not answered for 1\d s/);
+  assert.ok(after < 25_000, `failed over ${after} ms after the kill`);
+  assert.match((await setup.get('/')).body, /cafeteria v1/);
+  assert.equal(report.errors, 0);
 });
