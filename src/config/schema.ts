@@ -110,9 +110,10 @@ export const appSchema = z
     }),
     switch: z.enum(['port', 'socket']).default('port'),
     /**
-     * switch: socket only: duet binds each color's socket and hands it to the app as fd 3
-     * (LISTEN_FDS=1), and keeps it while the app restarts: requests wait for the restart instead
-     * of being refused (docs/deploy.md, "Socket activation").
+     * switch: socket only: duet (runner: process) or a socket unit (runner: systemd) binds each
+     * color's socket and hands it to the app as fd 3 (LISTEN_FDS=1), and keeps it while the app
+     * restarts: requests wait for the restart instead of being refused (docs/deploy.md, "Socket
+     * activation").
      */
     socket_activation: z.boolean().default(false),
     ports: z.object({ blue: port, green: port }).strict().default({ blue: 20201, green: 20202 }),
@@ -253,14 +254,6 @@ export const configSchema = z
   .strict()
   .superRefine((config, ctx) => {
     for (const [name, app] of Object.entries(config.apps)) {
-      if (app.socket_activation && config.runner !== 'process') {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['apps', name, 'socket_activation'],
-          message:
-            'works with runner: process only for now (under systemd it would be a .socket unit, which duet does not write yet); remove it or use runner: process',
-        });
-      }
       if (config.app_user !== undefined && app.build_env.length > 0) {
         ctx.addIssue({
           code: 'custom',

@@ -5,7 +5,7 @@ import type { AppConfig, Endpoint } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import type { Target } from '../util/http-probe.js';
-import { heldListener, releaseListener } from './listener-hold.js';
+import { releaseListener } from './listener-hold.js';
 
 export type { Endpoint };
 
@@ -58,12 +58,13 @@ export async function claimEndpoint(app: AppConfig, color: Color): Promise<void>
 }
 
 /**
- * After a stop: the color's socket goes, unless `restarting` and duet holds it
- * (socket_activation), queueing connections for the process that follows.
+ * After a stop: the color's socket goes, unless the runner keeps it (`keep`: socket_activation,
+ * a restart, the socket held by duet or by systemd), queueing connections for the process that
+ * follows.
  */
-export async function releaseEndpoint(app: AppConfig, color: Color, restarting: boolean): Promise<void> {
+export async function releaseEndpoint(app: AppConfig, color: Color, keep: boolean): Promise<void> {
   const endpoint = app.endpoints[color];
-  if (endpoint.kind !== 'socket' || (restarting && heldListener(endpoint.path) !== undefined)) return;
+  if (endpoint.kind !== 'socket' || keep) return;
   releaseListener(endpoint.path);
   await unlink(endpoint.path).catch(() => {});
 }

@@ -14,7 +14,7 @@ import { claimEndpoint, releaseEndpoint } from './endpoint.js';
 import { identify, processGroupAlive, recordedGroupAlive } from './process-identity.js';
 import { readLivePidfile, readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { crashPoint } from '../util/crash-point.js';
-import { holdListener } from './listener-hold.js';
+import { heldListener, holdListener } from './listener-hold.js';
 import type { Runner } from './runner.js';
 
 /**
@@ -46,7 +46,8 @@ export class ProcessRunner implements Runner {
 
   async stop(color: Color, options: { restarting?: boolean } = {}): Promise<StopOutcome> {
     const outcome = await stopProcess(this.app, color);
-    await releaseEndpoint(this.app, color, options.restarting === true);
+    // duet holds the socket across a restart only while it binds it (socket_activation).
+    await releaseEndpoint(this.app, color, options.restarting === true && heldListener(this.app.paths.socket[color]) !== undefined);
     return outcome;
   }
 

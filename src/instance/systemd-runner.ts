@@ -49,9 +49,10 @@ export class SystemdRunner implements Runner {
 
   async stop(color: Color, options: { restarting?: boolean } = {}): Promise<StopOutcome> {
     const running = await this.running(color);
-    await stopUnit(this.app, color);
+    await stopUnit(this.app, color, options);
     await removePidfile(this.app.paths.pidfile[color]);
-    await releaseEndpoint(this.app, color, options.restarting === true);
+    // The socket unit holds the socket across a restart (systemd-unit.ts leaves it listening).
+    await releaseEndpoint(this.app, color, options.restarting === true && this.app.socket_activation);
     return running ? 'stopped' : 'not-running';
   }
 

@@ -41,6 +41,26 @@ export function appUnitName(app: string, color: Color): string {
   return `duet-app@${app.replaceAll('-', '\\x2d')}-${color}.service`;
 }
 
+/**
+ * socket_activation: the color's socket unit, paired with its service by name. systemd holds the
+ * socket (ListenStream= the color's socket path) and hands it to the app as fd 3; while the
+ * service restarts, connections wait in it.
+ */
+export function appSocketUnitName(app: string, color: Color): string {
+  return appUnitName(app, color).replace(/\.service$/, '.socket');
+}
+
+/**
+ * The units a start or stop acts on: with socket_activation the socket first (a start orders it
+ * before the service anyway), and a restart's stop leaves it listening, queueing connections for
+ * the next process.
+ */
+function colorUnits(app: Pick<AppConfig, 'name' | 'socket_activation'>, color: Color, verb: 'start' | 'stop', restarting = false): string[] {
+  const service = appUnitName(app.name, color);
+  if (!app.socket_activation || (verb === 'stop' && restarting)) return [service];
+  return [appSocketUnitName(app.name, color), service];
+}
+
 /** EnvironmentFile=<state_dir>/%I.env of the unit template: <state_dir>/<app>/<color>.env. */
 export function instanceEnvPath(app: AppConfig, color: Color): string {
   return join(app.paths.root, `${color}.env`);
@@ -122,10 +142,17 @@ export function parseShow(text: string): UnitState {
 }
 
 /** The argv of one systemctl call; exported so tests and doctor show the same. */
-export function systemctlArgv(verb: 'start' | 'stop' | 'show', app: string, color: Color, scope: UnitScope = 'user'): string[] {
-  const unit = appUnitName(app, color);
+export function systemctlArgv(
+  verb: 'start' | 'stop' | 'show',
+  app: string | Pick<AppConfig, 'name' | 'socket_activation'>,
+  color: Color,
+  scope: UnitScope = 'user',
+  o: { restarting?: boolean } = {},
+): string[] {
+  const subject = typeof app === 'string' ? { name: app, socket_activation: false } : app;
   const systemctl = ['systemctl', ...scopeFlag(scope)];
-  return verb === 'show' ? [...systemctl, 'show', `--property=${SHOW_PROPERTIES.join(',')}`, unit] : [...systemctl, verb, unit];
+  if (verb === 'show') return [...systemctl, 'show', `--property=${SHOW_PROPERTIES.join(',')}`, appUnitName(subject.name, color)];
+  return [...systemctl, verb, ...colorUnits(subject, color, verb, o.restarting)];
 }
 
 /**
@@ -170,17 +197,19 @@ export async function startUnit(app: AppConfig, color: Color, revision: { sha: s
   await mkdir(app.paths.root, { recursive: true });
   // 0600: the app's env may hold its own secrets; only the service user reads it.
   await writeFileAtomic(envPath, renderInstanceEnv(app, color, revision, files), 0o600);
-  await systemctl(systemctlArgv('start', app.name, color, unitScope(app)), 'start', unitScope(app));
+  await systemctl(systemctlArgv('start', app, color, unitScope(app)), 'start', unitScope(app));
   return unitState(app, color);
 }
 
 /**
  * Stop the unit whatever its state: a color that crashed is "activating" (auto-restart) or
  * "failed", and systemd would bring it back later unless it is stopped. systemd sends SIGTERM to
- * every process of the unit and SIGKILL after its TimeoutStopSec.
+ * every process of the unit and SIGKILL after its TimeoutStopSec. With socket_activation the
+ * socket unit stops too (a connection to it would start the service again), unless another
+ * process of the color follows at once (`restarting`).
  */
-export async function stopUnit(app: AppConfig, color: Color): Promise<void> {
-  await systemctl(systemctlArgv('stop', app.name, color, unitScope(app)), 'stop', unitScope(app));
+export async function stopUnit(app: AppConfig, color: Color, o: { restarting?: boolean } = {}): Promise<void> {
+  await systemctl(systemctlArgv('stop', app, color, unitScope(app), o), 'stop', unitScope(app));
 }
 
 /**

@@ -10,7 +10,7 @@ import { checkStatusAccess } from './github-access.js';
 import { capture, fail, oneLine, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { JOURNAL_GROUP, LINGER_DIR, POLKIT_RULES_FILE, underRoot } from './layout.js';
 import { groupsOf, isEnabled, isRoot, lookupUser, userName } from './system.js';
-import { ENABLED_UNITS, renderEnvDropIns, renderPolkitRule, renderUnits } from './units.js';
+import { ENABLED_UNITS, renderActivationDropIns, renderEnvDropIns, renderPolkitRule, renderUnits } from './units.js';
 
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -146,6 +146,10 @@ export async function checkUnits(ctx: DoctorContext): Promise<CheckResult> {
   for (const dropIn of renderEnvDropIns(ctx.setup)) {
     const onDisk = await readFile(underRoot(ctx.root, dropIn.path), 'utf8').catch(() => undefined);
     if (onDisk !== dropIn.content) problems.push(`${dropIn.path} is not what duet install writes for env_files now`);
+  }
+  for (const dropIn of renderActivationDropIns(ctx.setup)) {
+    const onDisk = await readFile(underRoot(ctx.root, dropIn.path), 'utf8').catch(() => undefined);
+    if (onDisk !== dropIn.content) problems.push(`${dropIn.path} is not what duet install writes for socket_activation now`);
   }
   const userManager = ctx.setup.runner === 'systemd' && ctx.setup.appUser === undefined;
   if (userManager && !existsSync(underRoot(ctx.root, join(LINGER_DIR, ctx.setup.user)))) {

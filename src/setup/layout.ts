@@ -25,6 +25,8 @@ export const DEFAULT_CONFIG = '/etc/duet/duet.yml';
 export const SERVICE_UNIT = 'duet.service';
 export const BOOTUP_UNIT = 'duet-bootup.service';
 export const APP_UNIT_TEMPLATE = 'duet-app@.service';
+/** runner: systemd: the colors' sockets of the apps with socket_activation, beside duet-app@.service. */
+export const APP_SOCKET_TEMPLATE = 'duet-app@.socket';
 
 /** The secret files systemd hands to `duet serve` (LoadCredential=), and the variables naming them. */
 export const CREDENTIALS = [

@@ -3,6 +3,7 @@ import { ConfigError } from '../errors.js';
 import { switchOf } from '../switch/switch.js';
 import { renderTemplateFile } from '../switch/templates.js';
 import {
+  APP_SOCKET_TEMPLATE,
   APP_UNIT_TEMPLATE,
   JOURNAL_GROUP,
   LINGER_DIR,
@@ -16,7 +17,10 @@ import {
 } from './layout.js';
 import type { SetupConfig } from './settings.js';
 import { renderSudoers, sudoersCommands } from './sudoers.js';
-import { ENABLED_UNITS, STEP_UNITS, renderEnvDropIns, renderPolkitRule, renderUnits } from './units.js';
+import { ENABLED_UNITS, STEP_UNITS, renderActivationDropIns, renderEnvDropIns, renderPolkitRule, renderUnits } from './units.js';
+
+/** The app units' templates: each is absent where the other runner or scope puts it. */
+const APP_UNITS = [APP_UNIT_TEMPLATE, APP_SOCKET_TEMPLATE];
 
 /**
  * What a finished install looks like, independent of what is on disk now: the directories and
@@ -156,6 +160,14 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
         : { kind: 'file', path: dropIn.path, mode: 0o644, owner: root(), content: dropIn.content, role: 'unit' },
     );
   }
+  for (const dropIn of renderActivationDropIns(setup)) {
+    const role = dropIn.path.startsWith(`${USER_UNIT_DIR}/`) ? 'user-unit' : 'unit';
+    entries.push(
+      dropIn.content === undefined
+        ? { kind: 'absent', path: dropIn.path, role, note: 'no socket_activation for this app' }
+        : { kind: 'file', path: dropIn.path, mode: 0o644, owner: root(), content: dropIn.content, role },
+    );
+  }
   const appUser = setup.appUser === undefined ? undefined : { name: setup.appUser, home: appUserHome(setup.appUser), group: user };
   if (appUser) {
     entries.push({ kind: 'dir', path: appUser.home, mode: 0o700, owner: { user: appUser.name, group: user }, enforce: true });
@@ -169,11 +181,12 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
       role: 'polkit',
       note: `${user} starts and stops the app units`,
     });
-    entries.push({ kind: 'absent', path: join(USER_UNIT_DIR, APP_UNIT_TEMPLATE), role: 'user-unit', note: 'with app_user the app units are system units' });
+    for (const unit of APP_UNITS)
+      entries.push({ kind: 'absent', path: join(USER_UNIT_DIR, unit), role: 'user-unit', note: 'with app_user the app units are system units' });
   } else {
     entries.push({ kind: 'absent', path: POLKIT_RULES_FILE, role: 'polkit', note: 'no app_user: nothing for polkit to allow' });
     // Where app_user puts it, and where duet before 0.2 did (a system unit started through sudo).
-    entries.push({ kind: 'absent', path: join(UNIT_DIR, APP_UNIT_TEMPLATE), role: 'unit', note: 'app units are user units without app_user' });
+    for (const unit of APP_UNITS) entries.push({ kind: 'absent', path: join(UNIT_DIR, unit), role: 'unit', note: 'app units are user units without app_user' });
     for (const unit of STEP_UNITS)
       entries.push({ kind: 'absent', path: join(UNIT_DIR, unit), role: 'unit', note: 'installs and builds run as duet without app_user' });
   }
@@ -184,7 +197,8 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
     const linger = join(LINGER_DIR, user);
     entries.push({ kind: 'file', path: linger, mode: 0o644, owner: root(), content: '', role: 'linger', note: `${user}'s systemd runs the app units` });
   } else if (setup.runner === 'process') {
-    entries.push({ kind: 'absent', path: join(USER_UNIT_DIR, APP_UNIT_TEMPLATE), role: 'user-unit', note: 'runner: process needs no app units' });
+    for (const unit of APP_UNITS)
+      entries.push({ kind: 'absent', path: join(USER_UNIT_DIR, unit), role: 'user-unit', note: 'runner: process needs no app units' });
   }
   // The app units' output is in the system journal then, which only this group (and root) may read.
   const groups = appUser ? [JOURNAL_GROUP] : [];

@@ -1,9 +1,11 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { STEP_SOCKET } from '../config/paths.js';
+import type { AppConfig } from '../config/load.js';
 import { colors } from '../config/schema.js';
-import { appUnitName } from '../instance/systemd-unit.js';
+import { appSocketUnitName, appUnitName } from '../instance/systemd-unit.js';
 import {
+  APP_SOCKET_TEMPLATE,
   APP_UNIT_TEMPLATE,
   BOOTUP_UNIT,
   SERVICE_UNIT,
@@ -67,10 +69,11 @@ export async function renderUnits(setup: SetupConfig, layout: InstallLayout, roo
     api_token: has('api-token'),
     github_token: has('github-token'),
   };
-  const names = [SERVICE_UNIT, BOOTUP_UNIT, ...(setup.runner === 'systemd' ? [APP_UNIT_TEMPLATE] : []), ...(setup.appUser !== undefined ? STEP_UNITS : [])];
+  const appUnits = setup.runner === 'systemd' ? [APP_UNIT_TEMPLATE, APP_SOCKET_TEMPLATE] : [];
+  const names = [SERVICE_UNIT, BOOTUP_UNIT, ...appUnits, ...(setup.appUser !== undefined ? STEP_UNITS : [])];
   const units: UnitFile[] = [];
   for (const name of names) {
-    const dir = name === APP_UNIT_TEMPLATE ? appUnitDir(setup) : UNIT_DIR;
+    const dir = appUnits.includes(name) ? appUnitDir(setup) : UNIT_DIR;
     units.push({ name, path: join(dir, name), content: await renderSystemdTemplate(`${name}.template`, values) });
   }
   return units;
@@ -121,4 +124,54 @@ export function renderEnvDropIns(setup: SetupConfig): Array<{ path: string; cont
       return { path, content: `${lines.join('\n')}\n` };
     }),
   );
+}
+
+/** A drop-in of one color's unit; content undefined: none is wanted, and one left from before is removed. */
+export interface DropIn {
+  path: string;
+  content: string | undefined;
+}
+
+/**
+ * runner: systemd: each color's drop-ins for socket_activation (activationDropIns) in the app
+ * units' dir; none in the other one (app_user set or unset since), nor with runner: process.
+ */
+export function renderActivationDropIns(setup: SetupConfig): DropIn[] {
+  const apps = [...setup.config.apps.values()];
+  return [UNIT_DIR, USER_UNIT_DIR].flatMap((dir) => {
+    const used = setup.runner === 'systemd' && dir === appUnitDir(setup);
+    return apps.flatMap((app) => activationDropIns(app, dir).map((dropIn) => (used ? dropIn : { ...dropIn, content: undefined })));
+  });
+}
+
+/**
+ * socket_activation under systemd, per color: the socket unit's ListenStream= (the template
+ * cannot name the path: %I is <app>/<color>, the socket <app>/sockets/<color>.sock), and what
+ * changes for its service. Named to be read before env-files.conf, whose ExecStartPre= must stay.
+ */
+export function activationDropIns(app: AppConfig, dir: string): DropIn[] {
+  return colors.flatMap((color) => {
+    const on = app.socket_activation && app.switch === 'socket';
+    const header = `# Written by duet install from apps.${app.name}.socket_activation in duet.yml; the next install overwrites it.`;
+    const listen = [header, '[Socket]', `ListenStream=${systemdPath(app.paths.socket[color])}`, `FileDescriptorName=${color}`];
+    const service = [
+      header,
+      `# ${appSocketUnitName(app.name, color)} holds the color's socket and hands it to the app as fd 3.`,
+      '[Unit]',
+      '# Each request of death ends a process: a burst at the pace of 60 in 20 s must not use up the',
+      '# restarts, or the socket unit would fail, and nginx hand the next one to the other color.',
+      '# A version that never answers is failed over by duet serve, 10 s after it stopped answering.',
+      'StartLimitIntervalSec=20s',
+      'StartLimitBurst=60',
+      '[Service]',
+      "# The socket file is the socket unit's: the template's removal of a stale one is not for it.",
+      'ExecStartPre=',
+      '# Requests wait in the socket meanwhile: the next process at once.',
+      'RestartSec=100ms',
+    ];
+    return [
+      { path: join(dir, `${appSocketUnitName(app.name, color)}.d`, 'listen.conf'), content: on ? `${listen.join('\n')}\n` : undefined },
+      { path: join(dir, `${appUnitName(app.name, color)}.d`, 'activation.conf'), content: on ? `${service.join('\n')}\n` : undefined },
+    ];
+  });
 }

@@ -105,10 +105,10 @@ test('an app may not take a name duet uses for its own files in state_dir', () =
   assert.throws(() => parseConfig('apps:\n  nginx:\n    clone_url: /srv/app.git\n', 'duet.yml'), /apps\.nginx.*reserved: duet keeps its own files/);
 });
 
-test('socket_activation needs switch: socket and runner: process, and says why', () => {
+test('socket_activation needs switch: socket, and says why; either runner holds the socket', () => {
   assert.match(configError(`${minimal}    socket_activation: true\n`).message, /socket_activation.*needs switch: socket/s);
-  const systemd = `runner: systemd\n${minimal}    switch: socket\n    socket_activation: true\n`;
-  assert.match(configError(systemd).message, /socket_activation.*runner: process only/s);
+  const systemd = pickApp(parseConfig(`runner: systemd\n${minimal}    switch: socket\n    socket_activation: true\n`, 'duet.yml'), undefined);
+  assert.equal(systemd.socket_activation, true);
   const app = pickApp(parseConfig(`${minimal}    switch: socket\n    socket_activation: true\n`, 'duet.yml'), undefined);
   assert.equal(app.socket_activation, true);
 });

@@ -92,6 +92,28 @@ test('systemctl --user, never sudo: the service user starts and stops its own un
   assert.deepEqual(systemctlArgv('start', app.name, 'green', 'system'), ['systemctl', 'start', 'duet-app@my\\x2dapp-green.service']);
   assert.equal(unitLogHint({ ...app, appUser: 'duet-app' }, 'blue'), "journalctl -u 'duet-app@my\\x2dapp-blue.service'");
   assert.equal(unitLogHint(app, 'blue'), "journalctl --user -u 'duet-app@my\\x2dapp-blue.service'");
+  // socket_activation: the socket unit starts with the service and stops with it, except for a restart.
+  const activated = { ...app, socket_activation: true };
+  assert.deepEqual(systemctlArgv('start', activated, 'green'), [
+    'systemctl',
+    '--user',
+    'start',
+    'duet-app@my\\x2dapp-green.socket',
+    'duet-app@my\\x2dapp-green.service',
+  ]);
+  assert.deepEqual(systemctlArgv('stop', activated, 'green'), [
+    'systemctl',
+    '--user',
+    'stop',
+    'duet-app@my\\x2dapp-green.socket',
+    'duet-app@my\\x2dapp-green.service',
+  ]);
+  assert.deepEqual(systemctlArgv('stop', activated, 'green', 'user', { restarting: true }), [
+    'systemctl',
+    '--user',
+    'stop',
+    'duet-app@my\\x2dapp-green.service',
+  ]);
 
   // No sudoers drop-in for it: socket mode with runner: systemd needs nothing as root.
   const setup = parseSetupConfig(

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { pollUntil } from '../../src/util/poll.js';
 import { getPublic } from '../support/duet.js';
 import type { GitHubServer } from '../support/github-server.js';
+import { startLoad } from '../support/load.js';
 import { freePort } from '../support/ports.js';
 import { test } from './container.js';
 import {
@@ -279,6 +281,63 @@ test('app_user: the apps run as another user, started through polkit by an unpri
     assert.equal(after.status, 200);
     assert.equal(after.body, before.body, 'the live color still serves');
   });
+
+  await step(
+    'socket_activation: a system socket unit per color, as the app user, through polkit; requests of death and a restart of duet.service never reach the standby',
+    async (st) => {
+      const control = `${PROBE_DIR}/control`;
+      await machine.run(['install', '-d', '-o', APP_USER, '-g', 'duet', '-m', '0755', control]);
+      await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), configYaml(app, servePort, github, { activation: control }));
+      await machine.run(['duet', 'install']);
+      const sha = await app.repo.commit({ 'behaviour.json': null }, 'well again', { push: false });
+      await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
+      const deploy = await machine.exec(['sudo', '-u', 'duet', 'duet', 'deploy', app.name, '--ref', 'main'], { timeoutMs: 180_000 });
+      assert.equal(deploy.code, 0, `${deploy.stdout}\n${deploy.stderr}`);
+      const standby = live;
+      live = (await liveAt(machine, app, sha)).live;
+      const socketOf = (color: string) => `duet-app@${app.name}-${color}.socket`;
+      assert.equal(await machine.run(['systemctl', 'is-active', socketOf(live)]), 'active');
+      assert.equal(await machine.run(['stat', '-c', '%U %G %a', `/var/lib/duet/${app.name}/sockets/${live}.sock`]), `${APP_USER} duet 666`);
+      const nrestarts = async () => Number(await machine.run(['systemctl', 'show', '--property=NRestarts', '--value', unitOf(live)]));
+      const [standbyPid, restartsBefore] = [await mainPid(unitOf(standby)), await nrestarts()];
+
+      await writeFile(join(machine.root, control, 'die-on'), '/die');
+      const load = startLoad(app.listen, { concurrency: 2, keepAlive: true });
+      const deaths: number[] = [];
+      const die = async (count: number) => {
+        for (let i = 0; i < count; i += 1) {
+          deaths.push((await getPublic(app.listen, '/die').catch(() => ({ status: 0 }))).status);
+          await sleep(350); // the attack's pace, not a condition to wait for
+        }
+      };
+      try {
+        await die(10);
+        await machine.run(['systemctl', 'restart', 'duet.service']);
+        await die(10);
+      } finally {
+        await load.stop();
+        await rm(join(machine.root, control, 'die-on'), { force: true });
+      }
+      const report = load.report;
+      const restarts = (await nrestarts()) - restartsBefore;
+      st.diagnostic(`deaths ${JSON.stringify(deaths)}; ${live} restarted ${restarts} times by systemd`);
+      st.diagnostic(`load: ${report.requests} requests, ${report.non2xx} non-2xx ${JSON.stringify(report.statuses)}, ${report.errors} errors`);
+      assert.equal(await mainPid(unitOf(standby)), standbyPid, 'the standby never received a request of death');
+      assert.ok(restarts >= 15, `${live} was killed and restarted again and again: ${restarts}`);
+      assert.equal(await machine.run(['systemctl', 'is-active', socketOf(live)]), 'active', 'its socket never closed');
+      assert.equal((await duetStatus(machine, app.name)).enabled, live, 'no failover');
+      assert.equal(report.errors, 0);
+      assert.ok(report.non2xx <= 2 * deaths.length, `at most the requests in flight in each dying process: ${report.non2xx} of ${report.requests}`);
+
+      await machine.run(['sudo', '-u', 'duet', 'duet', 'stop-instance', app.name, live === 'blue' ? 'green' : 'blue']);
+      await machine.run(['sudo', '-u', 'duet', 'duet', 'start-instance', app.name, standby], { timeoutMs: 120_000 });
+      assert.equal(
+        await machine.run(['systemctl', 'is-active', socketOf(standby), unitOf(standby)]),
+        'active\nactive',
+        'polkit let duet start the socket unit',
+      );
+    },
+  );
 });
 
 /** The probe's reports, one per start of a color. */
@@ -288,7 +347,8 @@ async function probeReports(machine: { root: string }): Promise<string[]> {
   return Promise.all(files.map(async (file) => (await readFile(join(dir, file), 'utf8')).trim()));
 }
 
-function configYaml(app: AppOnMachine, servePort: number, github: GitHubServer): string {
+/** `activation`: socket_activation on, and the sample app's CONTROL_DIR there. */
+function configYaml(app: AppOnMachine, servePort: number, github: GitHubServer, o: { activation?: string } = {}): string {
   return [
     '# duet.yml of the server suite (test/server/app-user.test.ts)',
     'state_dir: /var/lib/duet',
@@ -318,6 +378,7 @@ function configYaml(app: AppOnMachine, servePort: number, github: GitHubServer):
     '    health: { path: /health, timeout_s: 30, watch_s: 1 }',
     '    standby: keep',
     '    drain_s: 0.5',
+    ...(o.activation ? ['    socket_activation: true', `    env: { CONTROL_DIR: ${o.activation} }`] : []),
     '',
   ].join('\n');
 }

@@ -368,3 +368,49 @@ test('app_user: the builds run in duet-build.slice, idle CPU, IOWeight 10, build
   await assert.rejects(stat(join(root, 'etc/systemd/system/duet-build.slice')));
   assert.doesNotMatch(await readFile(join(root, 'etc/systemd/user/duet-app@.service'), 'utf8'), /OOMScoreAdjust/);
 });
+
+test('socket_activation under runner: systemd: a socket unit per color beside its service, started only through polkit as app_user; the drop-ins go with socket_activation', async (t) => {
+  const root = await tempDir(t, 'duet-activation');
+  const top = ['runner: systemd', 'app_user: duet-app', 'nginx: { conf_dir: /etc/duet/nginx.d }'];
+  await writeConfig(root, configText({ name: 'my-app', top, app: ['switch: socket', 'socket_activation: true'] }));
+  await installInto(root);
+  const system = join(root, 'etc/systemd/system');
+  const template = await readFile(join(system, 'duet-app@.socket'), 'utf8');
+  for (const line of ['Accept=no', 'SocketMode=0666', 'SocketUser=duet-app', 'SocketGroup=duet', 'RemoveOnStop=yes'])
+    assert.match(template, new RegExp(`^${line}$`, 'm'));
+  assert.doesNotMatch(template, /^WantedBy=/m, 'not enabled: duet-bootup starts the colors that ran');
+  for (const color of ['blue', 'green']) {
+    const listen = await readFile(join(system, `duet-app@my\\x2dapp-${color}.socket.d/listen.conf`), 'utf8');
+    assert.match(listen, new RegExp(`^ListenStream=/var/lib/duet/my-app/sockets/${color}\\.sock$`, 'm'));
+    assert.match(listen, new RegExp(`^FileDescriptorName=${color}$`, 'm'));
+    const service = await readFile(join(system, `duet-app@my\\x2dapp-${color}.service.d/activation.conf`), 'utf8');
+    assert.match(service, /^ExecStartPre=$/m, "the socket file is the socket unit's: not removed before a start");
+    assert.match(service, /^StartLimitBurst=60$/m);
+  }
+  const rules: Array<(action: { id: string; lookup: (key: string) => string | undefined }, subject: { user: string }) => string> = [];
+  runInNewContext(await readFile(join(root, 'etc/polkit-1/rules.d/50-duet.rules'), 'utf8'), {
+    polkit: { Result: { YES: 'yes', NOT_HANDLED: 'not handled' }, addRule: (f: (typeof rules)[number]) => rules.push(f) },
+  });
+  const ask = (unit: string, verb: string) =>
+    rules[0]!({ id: 'org.freedesktop.systemd1.manage-units', lookup: (key) => ({ unit, verb })[key] }, { user: 'duet' });
+  assert.equal(ask('duet-app@my\\x2dapp-green.socket', 'start'), 'yes');
+  assert.equal(ask('duet-app@my\\x2dapp-green.socket', 'stop'), 'yes');
+  assert.equal(ask('duet-step.socket', 'stop'), 'not handled', 'no other socket');
+
+  // The service user's own systemd: the same units under /etc/systemd/user, without a user to switch to.
+  await writeConfig(
+    root,
+    configText({ name: 'my-app', top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'], app: ['switch: socket', 'socket_activation: true'] }),
+  );
+  await installInto(root);
+  await assert.rejects(stat(join(system, 'duet-app@.socket')));
+  await assert.rejects(stat(join(system, 'duet-app@my\\x2dapp-blue.socket.d/listen.conf')));
+  assert.doesNotMatch(await readFile(join(root, 'etc/systemd/user/duet-app@.socket'), 'utf8'), /^SocketUser=/m);
+  assert.match(await readFile(join(root, 'etc/systemd/user/duet-app@my\\x2dapp-blue.socket.d/listen.conf'), 'utf8'), /^ListenStream=/m);
+
+  // Off again: the drop-ins go.
+  await writeConfig(root, configText({ name: 'my-app', top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'], app: ['switch: socket'] }));
+  await installInto(root);
+  await assert.rejects(stat(join(root, 'etc/systemd/user/duet-app@my\\x2dapp-blue.socket.d/listen.conf')));
+  await assert.rejects(stat(join(root, 'etc/systemd/user/duet-app@my\\x2dapp-blue.service.d/activation.conf')));
+});

@@ -24,10 +24,15 @@ const variants: Record<string, string> = {
     top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'],
     app: ['switch: socket'],
   }),
+  'runner systemd, socket_activation': configText({
+    name: 'my-app',
+    top: ['runner: systemd', 'nginx: { conf_dir: /etc/duet/nginx.d }'],
+    app: ['switch: socket', 'socket_activation: true'],
+  }),
   'runner systemd, app_user': configText({
     name: 'my-app',
     top: ['runner: systemd', 'app_user: duet-app', 'nginx: { conf_dir: /etc/duet/nginx.d }', 'build_limits: { memory_high: 1G, memory_max: 1536M }'],
-    app: ['switch: socket'],
+    app: ['switch: socket', 'socket_activation: true'],
   }),
 };
 
@@ -47,6 +52,13 @@ test('the generated units pass systemd-analyze verify', async (t) => {
       const instance = join(unitDir, 'duet-app@my\\x2dapp-blue.service');
       await copyFile(join(unitDir, 'duet-app@.service'), instance);
       paths.push(join(unitDir, 'duet-app@.service'), instance);
+      if (config.includes('socket_activation: true')) {
+        // The instances with their drop-ins read after them, as systemd reads them.
+        const socket = join(unitDir, 'duet-app@my\\x2dapp-blue.socket');
+        await writeFile(socket, (await readFile(join(unitDir, 'duet-app@.socket'), 'utf8')) + (await readFile(`${socket}.d/listen.conf`, 'utf8')));
+        await appendFile(instance, await readFile(`${instance}.d/activation.conf`, 'utf8'));
+        paths.push(socket);
+      }
     }
     if (config.includes('app_user:')) {
       // What systemd makes of one accepted connection: duet-step@<n>-<local>-<remote>.service.

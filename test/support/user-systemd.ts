@@ -1,9 +1,11 @@
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { execa, type ResultPromise } from 'execa';
+import type { AppConfig } from '../../src/config/load.js';
 import { renderSystemdTemplate, systemdPath } from '../../src/setup/render.js';
+import { activationDropIns } from '../../src/setup/units.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { tempDir } from './tmp.js';
 
@@ -12,8 +14,11 @@ const SYSTEMD = '/lib/systemd/systemd';
 export interface UserSystemd {
   /** What duet (and systemctl) need to reach this manager: XDG_RUNTIME_DIR. */
   env: Record<string, string>;
-  /** Where `duet install` would put duet-app@.service; here, the manager's own unit dir. */
-  installAppUnit(stateDir: string): Promise<void>;
+  /**
+   * Where `duet install` would put duet-app@.service (and, for `app`'s socket_activation, the
+   * socket template and each color's drop-ins); here, the manager's own unit dir.
+   */
+  installAppUnit(stateDir: string, app?: AppConfig): Promise<void>;
   systemctl(args: string[]): Promise<string>;
 }
 
@@ -72,10 +77,16 @@ export async function startUserSystemd(t: TestContext): Promise<UserSystemd | un
   return {
     env,
     systemctl,
-    async installAppUnit(stateDir) {
-      // The same template and renderer `duet install` uses for /etc/systemd/user.
+    async installAppUnit(stateDir, app) {
+      // The same templates, drop-ins and renderer `duet install` uses for /etc/systemd/user.
       const unit = await renderSystemdTemplate('duet-app@.service.template', { state_dir: systemdPath(stateDir), app_user: false, socket_apps: false });
       await writeFile(join(unitDir, 'duet-app@.service'), unit);
+      await writeFile(join(unitDir, 'duet-app@.socket'), await renderSystemdTemplate('duet-app@.socket.template', { app_user: false }));
+      for (const dropIn of app ? activationDropIns(app, unitDir) : []) {
+        if (dropIn.content === undefined) continue;
+        await mkdir(dirname(dropIn.path), { recursive: true });
+        await writeFile(dropIn.path, dropIn.content);
+      }
       await systemctl(['daemon-reload']);
     },
   };

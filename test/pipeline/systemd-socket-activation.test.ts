@@ -1,0 +1,169 @@
+import { test } from '../support/test.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import assert from 'node:assert/strict';
+import { rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { Journal } from '../../src/pipeline/journal.js';
+import { pollUntil } from '../../src/util/poll.js';
+import { appSocketUnitName, appUnitName } from '../../src/instance/systemd-unit.js';
+import { setupDuet, type DuetSetup } from '../support/duet.js';
+import { startLoad } from '../support/load.js';
+import { freePort } from '../support/ports.js';
+import { startServe } from '../support/serve.js';
+import { tempDir } from '../support/tmp.js';
+import { startUserSystemd, type UserSystemd } from '../support/user-systemd.js';
+
+/**
+ * socket_activation under runner: systemd: each color's socket is a socket unit's, so systemd --
+ * not duet serve -- holds it while the app restarts, and a restart of duet serve changes nothing
+ * (issue 23: "60 requests of death in 20 s leave the standby up and the public port answering
+ * every other request").
+ */
+
+interface Activated {
+  setup: DuetSetup;
+  systemd: UserSystemd;
+  control(name: string, value: string | undefined): Promise<void>;
+  mainPid(color: 'blue' | 'green'): Promise<number>;
+  show(unit: string, property: string): Promise<string>;
+}
+
+/** v1 on blue, v2 on green (live), both deployed by the CLI under a real systemd user manager. */
+async function activated(t: TestContext, servePort?: number): Promise<Activated | undefined> {
+  const systemd = await startUserSystemd(t);
+  if (!systemd) return undefined;
+  const controlDir = await tempDir(t, 'duet-control');
+  const setup = await setupDuet(t, {
+    switchMode: 'socket',
+    top: { runner: 'systemd', ...(servePort === undefined ? {} : { server: `{ listen: "127.0.0.1:${servePort}" }` }) },
+    app: { socket_activation: 'true', env: `{ PATH: ${JSON.stringify(process.env.PATH ?? '/usr/bin:/bin')}, CONTROL_DIR: "${controlDir}" }` },
+  });
+  await systemd.installAppUnit(setup.config.stateDir, setup.app);
+  await setup.succeed(['deploy', '--ref', 'v1'], systemd.env);
+  await setup.succeed(['deploy', '--ref', 'v2'], systemd.env);
+  const show = async (unit: string, property: string) => (await systemd.systemctl(['show', `--property=${property}`, '--value', unit])).trim();
+  return {
+    setup,
+    systemd,
+    show,
+    mainPid: async (color) => Number(await show(appUnitName(setup.app.name, color), 'MainPID')),
+    control: async (name, value) => {
+      const file = join(controlDir, name);
+      await (value === undefined ? rm(file, { force: true }) : writeFile(file, value));
+    },
+  };
+}
+
+/** Requests of death at the audit's pace (60 in 21 s); their answers, 0 for none. */
+async function deaths(setup: DuetSetup, count: number): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < count; i += 1) {
+    statuses.push((await setup.get('/die').catch(() => ({ status: 0 }))).status);
+    await sleep(350); // the attack's pace, not a condition to wait for
+  }
+  return statuses;
+}
+
+test(
+  'runner: systemd + socket_activation: the socket units hold each color through requests of death and a restart of duet serve; the standby is never touched, no failover',
+  { timeout: 240_000 },
+  async (t) => {
+    const port = await freePort();
+    const a = await activated(t, port);
+    if (!a) return;
+    const { setup, systemd, show } = a;
+    const env = systemd.env;
+    for (const color of ['blue', 'green'] as const) {
+      assert.equal(await show(appSocketUnitName(setup.app.name, color), 'ActiveState'), 'active', `${color}'s socket unit listens`);
+      assert.equal(await show(appSocketUnitName(setup.app.name, color), 'Listen'), `${setup.app.paths.socket[color]} (Stream)`);
+    }
+    assert.equal((await setup.get('/env/LISTEN_FDS')).body, '1', 'the app got the socket from systemd as fd 3');
+    assert.equal((await setup.get('/env/LISTEN_PID')).body, String(await a.mainPid('green')), "systemd's LISTEN_PID: the app itself (exec node)");
+    assert.equal((await setup.get('/env/LISTEN_FDNAMES')).body, 'green');
+    assert.equal((await stat(setup.app.paths.socket.green)).mode & 0o777, 0o666, "nginx's workers may connect");
+
+    const standby = await a.mainPid('blue');
+    const restartsBefore = Number(await show(appUnitName(setup.app.name, 'green'), 'NRestarts'));
+    await a.control('die-on', '/die');
+    const load = startLoad(setup.listenPort, { concurrency: 2, keepAlive: true });
+    const sent: number[] = [];
+    try {
+      const first = await startServe(t, setup.configPath, port, env);
+      sent.push(...(await deaths(setup, 10)));
+      await first.crash();
+      // Nobody but systemd holds the sockets now.
+      sent.push(...(await deaths(setup, 10)));
+      await startServe(t, setup.configPath, port, env);
+      sent.push(...(await deaths(setup, 10)));
+    } finally {
+      await load.stop();
+    }
+    const report = load.report;
+    const restarts = Number(await show(appUnitName(setup.app.name, 'green'), 'NRestarts')) - restartsBefore;
+    t.diagnostic(`deaths ${JSON.stringify(sent)}; green restarted ${restarts} times by systemd`);
+    t.diagnostic(`load: ${report.requests} requests, ${report.non2xx} non-2xx ${JSON.stringify(report.statuses)}, ${report.errors} errors`);
+    assert.equal(await a.mainPid('blue'), standby, 'the standby never received a request of death');
+    assert.ok(restarts >= 25, `green was killed and restarted again and again: ${restarts}`);
+    assert.equal(await show(appSocketUnitName(setup.app.name, 'green'), 'ActiveState'), 'active', 'its socket never closed');
+    const status = JSON.parse((await setup.succeed(['status', '--json'], env)).stdout);
+    assert.equal(status.enabled, 'green', 'no failover');
+    assert.equal((await new Journal(setup.app.paths.journal).records()).filter((r) => r.kind === 'failover').length, 0);
+    assert.equal(report.errors, 0);
+    // What fails is what the dying process had accepted besides the death (the load's two loops at
+    // most): never what arrived while it restarted, which waited in the socket.
+    assert.ok(report.non2xx <= 2 * sent.length, `at most the requests in flight in each dying process: ${report.non2xx} of ${report.requests}`);
+    assert.equal(report.non2xx, report.statuses[502] ?? 0);
+    assert.match((await setup.get('/')).body, /cafeteria v2/);
+  },
+);
+
+test('runner: systemd + socket_activation: stop-instance stops the socket unit too, and a start brings both back', async (t) => {
+  const a = await activated(t);
+  if (!a) return;
+  const { setup, systemd, show } = a;
+  const socket = appSocketUnitName(setup.app.name, 'blue');
+  assert.equal((await setup.succeed(['stop-instance', 'blue'], systemd.env)).stdout, 'stopped\n');
+  assert.equal(await show(socket, 'ActiveState'), 'inactive', 'a connection would start the service again');
+  assert.equal(await show(appUnitName(setup.app.name, 'blue'), 'ActiveState'), 'inactive');
+  await assert.rejects(stat(setup.app.paths.socket.blue), 'the socket file is gone with it');
+  await setup.succeed(['start-instance', 'blue'], systemd.env);
+  assert.equal(await show(socket, 'ActiveState'), 'active');
+  assert.equal(await show(appUnitName(setup.app.name, 'blue'), 'ActiveState'), 'active');
+});
+
+test('runner: systemd + socket_activation: a live color that cannot start again is failed over when it has not answered for 10 s', async (t) => {
+  const port = await freePort();
+  const a = await activated(t, port);
+  if (!a) return;
+  const { setup, systemd, show } = a;
+  const serve = await startServe(t, setup.configPath, port, systemd.env);
+  await a.control('crash-on-start.green', '1');
+  const load = startLoad(setup.listenPort, { concurrency: 2, keepAlive: true });
+  const killed = Date.now();
+  let status;
+  try {
+    process.kill(await a.mainPid('green'), 'SIGKILL');
+    // duet status waits on green's socket too (its health probe queues there): polled slowly.
+    status = await pollUntil(
+      async () => {
+        const now = JSON.parse((await setup.succeed(['status', '--json'], systemd.env)).stdout);
+        return now.lastFailover?.to === 'blue' ? now : undefined;
+      },
+      { timeoutMs: 60_000, maxIntervalMs: 200 },
+    );
+  } finally {
+    await load.stop();
+  }
+  const report = load.report;
+  assert.ok(status, `failed over to blue:\n${serve.output()}`);
+  const after = Date.parse(status.lastFailover.at) - killed;
+  t.diagnostic(
+    `failover ${after} ms after the kill: ${status.lastFailover.reason}; green's socket unit ${await show(appSocketUnitName(setup.app.name, 'green'), 'ActiveState')}`,
+  );
+  t.diagnostic(`load: ${report.requests} requests, ${report.non2xx} non-2xx ${JSON.stringify(report.statuses)}, ${report.errors} errors`);
+  assert.match(status.lastFailover.reason, /^green has not answered for 1\d s/);
+  assert.ok(after < 25_000, `failed over ${after} ms after the kill`);
+  assert.match((await setup.get('/')).body, /cafeteria v1/);
+  assert.equal(report.errors, 0);
+});
