@@ -37,9 +37,9 @@ export async function isListening(endpoint: Endpoint): Promise<boolean> {
  */
 export async function claimEndpoint(app: AppConfig, color: Color): Promise<void> {
   const endpoint = app.endpoints[color];
-  // With socket_activation duet binds the socket itself (startProcess), over whatever the path
-  // holds: a socket there that queues connections with no app is one a duet holds for the next
-  // process, no stranger's.
+  // With socket_activation duet binds the socket itself (startProcess), or its socket unit does
+  // (systemd), over whatever the path holds: a socket there that queues connections with no app
+  // is one held for the next process, no stranger's.
   const activation = endpoint.kind === 'socket' && app.socket_activation;
   if (!activation && (await isListening(endpoint))) {
     throw new DuetError(`${endpointText(endpoint)} is already taken by a process duet did not start`, {
