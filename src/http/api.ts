@@ -1,7 +1,8 @@
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import { ConfigError, DuetError, InvalidInputError, NotLiveError, UnavailableError, UnknownAppError, UsageError } from '../errors.js';
+import { httpStatusOf } from '../error-kinds.js';
+import { DuetError, InvalidInputError, NotLiveError } from '../errors.js';
 import { refNameProblem, validateCommitPrefix } from '../instance/git-ref.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
@@ -174,14 +175,12 @@ function apiErrors(logger: Logger, stateDir: string): ErrorRequestHandler {
     // The queue refusing a trigger for a reason it explains: the caller is authenticated, tell it.
     if (error instanceof DuetError) {
       logger.warn({ err: error, url: req.originalUrl }, 'API request refused');
-      // Not saved (a full disk): nothing was queued, and sending it again later is the fix.
-      const status = httpStatusOf(error);
       const live = error instanceof NotLiveError ? { live: error.live } : {};
-      answer(status, { error: error.message, ...live, ...(error.hint ? { hint: error.hint } : {}) });
+      answer(httpStatusOf(error), { error: error.message, ...live, ...(error.hint ? { hint: error.hint } : {}) });
       return;
     }
     logger.error({ err: error, url: req.originalUrl }, 'API request failed');
-    answer(500, { error: 'internal error; see the duet serve log' });
+    answer(httpStatusOf(error), { error: 'internal error; see the duet serve log' });
   };
 }
 
@@ -189,15 +188,3 @@ function apiErrors(logger: Logger, stateDir: string): ErrorRequestHandler {
 export const jsonNotFound: RequestHandler = (_req, res) => {
   res.status(404).json({ error: 'not found' });
 };
-
-/**
- * An error's kind decides the answer, never its exit code: bad input 400, an app that does not
- * exist 404, duet unable to take it now 503 (send it again), any other refusal 409 (duet
- * understood and will not: nothing to roll back to, say).
- */
-export function httpStatusOf(error: DuetError): number {
-  if (error instanceof UnavailableError) return 503;
-  if (error instanceof UnknownAppError) return 404;
-  if (error instanceof InvalidInputError || error instanceof UsageError || error instanceof ConfigError) return 400;
-  return 409;
-}
