@@ -4,8 +4,8 @@ import { DuetError, isSystemError, type ErrorKind } from './errors.js';
 type Ending = { state: 'failed'; github: 'failure' } | { state: 'errored'; github: 'error' };
 
 /** A deploy's final state when it ends with an error, and GitHub's commit state for it. */
-export type FailedState = Ending['state'];
-export type FailedCommitState = Ending['github'];
+type FailedState = Ending['state'];
+type FailedCommitState = Ending['github'];
 
 /**
  * The one table of what an error means to whoever hears of it: the CLI's exit code (0 success,
@@ -26,7 +26,7 @@ const KINDS: Readonly<Record<ErrorKind, { exit: 1 | 2; http: number } & Ending>>
   internal: { exit: 1, http: 500, state: 'errored', github: 'error' },
 };
 
-export function errorKind(error: unknown): ErrorKind {
+function errorKind(error: unknown): ErrorKind {
   if (error instanceof DuetError) return error.kind;
   return isSystemError(error) ? 'machine' : 'internal';
 }
