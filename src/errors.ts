@@ -44,7 +44,7 @@ export class DuetError extends Error {
   readonly step: StepName | undefined;
   readonly hint: string | undefined;
 
-  constructor(message: string, options: { step?: StepName; hint?: string; cause?: unknown }) {
+  constructor(message: string, options: { step?: StepName; hint?: string; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.step = options.step;
@@ -182,7 +182,7 @@ export class UnknownAppError extends DuetError {
   override readonly kind: ErrorKind = 'unknown-app';
 
   constructor(app: string) {
-    super(`no app named "${app}" is configured`, { step: 'trigger', hint: 'check the app name, or add it to duet.yml' });
+    super(`no app named "${app}" is configured`, { hint: 'check the app name, or add it to duet.yml' });
   }
 }
 

@@ -2,7 +2,7 @@ import express, { type ErrorRequestHandler, type Request, type RequestHandler, t
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import { httpStatusOf } from '../error-kinds.js';
-import { DuetError, InvalidInputError, NotLiveError } from '../errors.js';
+import { DuetError, InvalidInputError, NotLiveError, UnknownAppError } from '../errors.js';
 import { refNameProblem, validateCommitPrefix } from '../instance/git-ref.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
@@ -29,8 +29,11 @@ interface ApiOptions {
   logPollMs?: number;
 }
 
-/** Thrown by handlers, turned into a JSON answer by the router's error handler. */
-export class HttpError extends Error {
+/**
+ * An answer of HTTP itself (a body that is not JSON, a deploy id nobody has): not an error of
+ * duet's, whose answers come from their kind (error-kinds.ts).
+ */
+class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -48,7 +51,7 @@ export function apiRouter(options: ApiOptions): express.Router {
 
   const appOf = (req: Request): AppConfig => {
     const app = config.apps.get(String(req.params.app));
-    if (!app) throw new HttpError(404, `no app named ${JSON.stringify(req.params.app)}`);
+    if (!app) throw new UnknownAppError(String(req.params.app));
     return app;
   };
 
@@ -110,18 +113,18 @@ const BODY_FIELDS = { ref: ['ref', 'breaking'], breaking: ['ref', 'breaking'], f
 /** A field of a trigger's body; undefined without a body. */
 function bodyField(body: unknown, field: keyof typeof BODY_FIELDS, example: string): unknown {
   if (body === undefined) return undefined;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, `the body must be a JSON object such as ${example}`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidInputError(`the body must be a JSON object such as ${example}`);
   const allowed: readonly string[] = BODY_FIELDS[field];
   const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
   if (unknown.length > 0)
-    throw new HttpError(400, `unknown field ${JSON.stringify(unknown[0])}: the body takes only ${allowed.map((f) => `"${f}"`).join(' and ')}`);
+    throw new InvalidInputError(`unknown field ${JSON.stringify(unknown[0])}: the body takes only ${allowed.map((f) => `"${f}"`).join(' and ')}`);
   return (body as Record<string, unknown>)[field];
 }
 
 function breakingOfBody(body: unknown): boolean {
   const breaking = bodyField(body, 'breaking', '{"ref": "v2.0.0", "breaking": true}');
   if (breaking === undefined || breaking === null) return false;
-  if (typeof breaking !== 'boolean') throw new HttpError(400, '"breaking" must be true or false');
+  if (typeof breaking !== 'boolean') throw new InvalidInputError('"breaking" must be true or false');
   return breaking;
 }
 
@@ -129,7 +132,7 @@ function refFromBody(body: unknown): string | null {
   const ref = bodyField(body, 'ref', '{"ref": "v1.2.0"}');
   if (ref === undefined || ref === null) return null;
   const problem = refNameProblem(ref);
-  if (problem !== undefined) throw new HttpError(400, `invalid ref: ${problem}`);
+  if (problem !== undefined) throw new InvalidInputError(`invalid ref: ${problem}`, { step: 'resolve' });
   return ref as string;
 }
 
