@@ -308,7 +308,7 @@ test('status, healthz and metrics', async (t) => {
   assert.deepEqual(await missing.json(), { error: 'not found' });
 });
 
-test("the API answers by an error's kind (error-kinds.ts), the same table the CLI's exit code and GitHub's state come from", async (t) => {
+test("the API answers by an error's kind (error-kinds.ts), from the table the CLI's exit code comes from too", async (t) => {
   const h = await startHarness(t);
   const cases: Array<[Error, number, 1 | 2]> = [
     [new ShuttingDownError(), 503, 1],
