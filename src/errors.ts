@@ -1,38 +1,73 @@
+/** A run's steps, in the order a deploy takes them (acts use some of them): what the journal records. */
+export type RunStep = 'resolve' | 'pick' | 'update' | 'release' | 'start' | 'health' | 'switch' | 'verify' | 'watch' | 'retire' | 'record';
+
 /**
- * Every failure duet reports is a DuetError: it names the step that failed and tells the
- * operator what to do next. The CLI maps `exitCode` straight to the process exit code.
+ * Every step an error can name: a run's own, the parts of one (the install of an update, nginx's
+ * reload in a switch), and what happens outside a run (the config, the lock, duet serve's intake).
+ * A union, so that a misspelled step is a build error, not a journal entry nobody can group by.
+ */
+export type StepName =
+  | RunStep
+  | 'stop'
+  | 'install'
+  | 'build'
+  | 'prune'
+  | 'nginx test'
+  | 'nginx reload'
+  | 'nginx start'
+  | 'socket permissions'
+  | 'tls'
+  | 'certificate'
+  | 'config'
+  | 'lock'
+  | 'queue'
+  | 'trigger'
+  | 'serve'
+  | 'webhook'
+  | 'status'
+  | 'logs'
+  | 'notify';
+
+/**
+ * What an error means to whoever hears of it: error-kinds.ts maps each kind to the CLI's exit
+ * code, the HTTP status, the deploy's final state and GitHub's. `machine` (an errno error that
+ * reached no step) and `internal` (a fault of duet) are not DuetErrors.
+ */
+export type ErrorKind = 'input' | 'unknown-app' | 'unavailable' | 'failure' | 'machine' | 'internal';
+
+/**
+ * Every failure duet reports is a DuetError: it names the step that failed (when one did) and
+ * tells the operator what to do next. Its class decides its kind.
  */
 export class DuetError extends Error {
-  readonly step: string;
+  readonly kind: ErrorKind = 'failure';
+  readonly step: StepName | undefined;
   readonly hint: string | undefined;
-  readonly exitCode: 1 | 2;
 
-  constructor(message: string, options: { step: string; hint?: string; exitCode?: 1 | 2; cause?: unknown }) {
+  constructor(message: string, options: { step?: StepName; hint?: string; cause?: unknown } = {}) {
     super(message, { cause: options.cause });
     this.name = new.target.name;
     this.step = options.step;
     this.hint = options.hint;
-    this.exitCode = options.exitCode ?? 1;
   }
 }
 
-/** The configuration file is missing or invalid, or the command line is wrong (exit 2). */
 /** What was asked is wrong (a ref, a payload, an argument): exit code 2, HTTP 400. */
 export class InvalidInputError extends DuetError {
-  constructor(message: string, options: { step: string; hint?: string; cause?: unknown }) {
-    super(message, { ...options, exitCode: 2 });
+  override readonly kind: ErrorKind = 'input';
+}
+
+/** The configuration file is missing or invalid. */
+export class ConfigError extends InvalidInputError {
+  constructor(message: string, hint?: string) {
+    super(message, { step: 'config', hint });
   }
 }
 
-export class ConfigError extends DuetError {
+/** The command line is wrong: no step ran. */
+export class UsageError extends InvalidInputError {
   constructor(message: string, hint?: string) {
-    super(message, { step: 'config', hint, exitCode: 2 });
-  }
-}
-
-export class UsageError extends DuetError {
-  constructor(message: string, hint?: string) {
-    super(message, { step: 'usage', hint, exitCode: 2 });
+    super(message, { hint });
   }
 }
 
@@ -47,7 +82,7 @@ export class CommandFailedError extends DuetError {
   readonly timedOutMs: number | undefined;
 
   constructor(options: {
-    step: string;
+    step: StepName;
     command: string;
     exitStatus: number | undefined;
     signal?: string;
@@ -82,9 +117,9 @@ export class CommandFailedError extends DuetError {
  * not a DuetError: the queue records it as `errored`, GitHub gets `error`, the API answers 500.
  */
 export class InternalError extends Error {
-  readonly step: string;
+  readonly step: StepName;
 
-  constructor(step: string, cause: unknown) {
+  constructor(step: StepName, cause: unknown) {
     const reason = cause instanceof Error ? cause.message : String(cause);
     super(`internal error in duet at ${step}: ${reason} (a bug in duet, not in the app; the stack is in the deploy log)`, { cause });
     this.name = 'InternalError';
@@ -115,8 +150,8 @@ export const DISK_FULL = 'the disk is full (ENOSPC)';
  * bare errno, with where to make room. Like every refusal of the machine, the deploy's failure.
  */
 export class DiskFullError extends DuetError {
-  constructor(step: string, what: string, stateDir: string, cause: unknown) {
-    super(`${DISK_FULL} at ${step}: ${what}`, {
+  constructor(step: StepName | undefined, what: string, stateDir: string, cause: unknown) {
+    super(`${DISK_FULL}${step ? ` at ${step}` : ''}: ${what}`, {
       step,
       cause,
       hint: `free space on the disk holding the state dir (df -h ${stateDir}; old deploy logs, app logs, caches), then deploy again: it converges from what the machine shows`,
@@ -126,12 +161,13 @@ export class DiskFullError extends DuetError {
 
 /**
  * What the machine refused during `step` (a `NodeJS.ErrnoException`), as the deploy's failure at
- * that step: a full disk named (DiskFullError), anything else with the system's own words.
+ * that step (or between steps): a full disk named (DiskFullError), anything else with the
+ * system's own words.
  */
-export function machineError(step: string, error: NodeJS.ErrnoException, stateDir: string): DuetError {
+export function machineError(step: StepName | undefined, error: NodeJS.ErrnoException, stateDir: string): DuetError {
   const detail = error.message.split('\n')[0]!;
   if (isDiskFull(error)) return new DiskFullError(step, detail, stateDir, error);
-  return new DuetError(`${step}: ${detail}`, { step, cause: error });
+  return new DuetError(step ? `${step}: ${detail}` : detail, { step, cause: error });
 }
 
 export function describeError(error: unknown): string {
@@ -143,8 +179,10 @@ export function describeError(error: unknown): string {
 
 /** A trigger or request named an app the configuration does not have (HTTP 404). */
 export class UnknownAppError extends DuetError {
+  override readonly kind: ErrorKind = 'unknown-app';
+
   constructor(app: string) {
-    super(`no app named "${app}" is configured`, { step: 'trigger', hint: 'check the app name, or add it to duet.yml' });
+    super(`no app named "${app}" is configured`, { hint: 'check the app name, or add it to duet.yml' });
   }
 }
 
@@ -152,7 +190,9 @@ export class UnknownAppError extends DuetError {
  * duet cannot take the request now, but will: HTTP answers 503, so GitHub shows the delivery as
  * failed and it can be redelivered (a full disk, a server shutting down).
  */
-export class UnavailableError extends DuetError {}
+export class UnavailableError extends DuetError {
+  override readonly kind: ErrorKind = 'unavailable';
+}
 
 /** duet serve is stopping: a trigger that comes now is not accepted; the next serve takes it. */
 export class ShuttingDownError extends UnavailableError {
@@ -182,7 +222,7 @@ export class NotSavedError extends UnavailableError {
 
 /**
  * A rollback names the commit it undoes (`from`), and another one is live: someone rolled back or
- * deployed since it was asked for. It changes nothing: exit code 1, HTTP 409 naming `live`.
+ * deployed since it was asked for. It changes nothing: a failure (exit 1, HTTP 409) naming `live`.
  */
 export class NotLiveError extends DuetError {
   constructor(

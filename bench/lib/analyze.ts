@@ -1,4 +1,5 @@
-import type { DeployRecord, StepName, StepRecord } from '../../src/pipeline/journal.js';
+import type { RunStep } from '../../src/errors.js';
+import type { DeployRecord, StepRecord } from '../../src/pipeline/journal.js';
 import type { Probe } from './http.js';
 import type { AppEvent, CliRun } from './duet-env.js';
 import { unloggedMs, type Calibration, type ChildCall } from './shims.js';
@@ -25,7 +26,7 @@ export interface DeployBreakdown {
   cliWallMs: number;
   journalTotalMs: number | null;
   /** Journal ms per step (null: the step did not run). */
-  steps: Partial<Record<StepName, number | null>>;
+  steps: Partial<Record<RunStep, number | null>>;
   /** Git calls inside the update step (fetch, checkout, clean, ...), overlapping time once. */
   fetchMs: number | null;
   /** From the last git call of update to the start of build: all of duet's install logic plus npm ci or cp. */
@@ -105,8 +106,8 @@ export function analyzeDeploy(input: {
   const interval = (c: ChildCall): Interval => ({ start: c.start - unloggedMs(c, calibration), end: c.end });
   const duration = (c: ChildCall): number => c.end - c.start + unloggedMs(c, calibration);
 
-  const steps: Partial<Record<StepName, number | null>> = {};
-  const firstStep = new Map<StepName, StepRecord>();
+  const steps: Partial<Record<RunStep, number | null>> = {};
+  const firstStep = new Map<RunStep, StepRecord>();
   for (const step of record.steps) {
     if (!firstStep.has(step.name)) firstStep.set(step.name, step);
     steps[step.name] = (steps[step.name] ?? 0) + (step.ms ?? 0);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { exitCodeOf } from '../error-kinds.js';
 import { describeError, DuetError, UsageError } from '../errors.js';
 import { parseCommandArgs, type Command, type CommandContext } from './command.js';
 
@@ -90,9 +91,9 @@ export async function main(argv: string[], io: Pick<CommandContext, 'stdout' | '
     const code = await command.run({ configPath, ...parsed, ...io });
     return code ?? 0;
   } catch (error) {
-    const prefix = error instanceof DuetError && !(error instanceof UsageError) ? `${error.step}: ` : '';
+    const prefix = error instanceof DuetError && error.step ? `${error.step}: ` : '';
     io.stderr.write(`duet: ${prefix}${describeError(error)}\n`);
-    return error instanceof DuetError ? error.exitCode : 1;
+    return exitCodeOf(error);
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Config } from '../config/load.js';
+import { commitStateOf } from '../error-kinds.js';
 import type { TriggerRecord } from '../pipeline/trigger.js';
 
 /**
@@ -119,9 +120,9 @@ export function describe(trigger: TriggerRecord, phase: Phase, color: string | n
     case 'succeeded':
       return { state: 'success', description: summary ?? (trigger.color ? `Live on ${trigger.color}` : 'Live') };
     case 'failed':
-      return { state: 'failure', description: summary ?? 'Deploy failed' };
+      return { state: commitStateOf('failed'), description: summary ?? 'Deploy failed' };
     case 'errored':
-      return { state: 'error', description: summary ?? 'duet failed internally' };
+      return { state: commitStateOf('errored'), description: summary ?? 'duet failed internally' };
     case 'superseded':
       return { state: 'error', description: summary ?? `Superseded by ${trigger.supersededBy ?? 'a newer deploy'}` };
     default:

@@ -1,7 +1,8 @@
 import express, { type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import { ConfigError, DuetError, InvalidInputError, NotLiveError, UnavailableError, UnknownAppError, UsageError } from '../errors.js';
+import { httpStatusOf } from '../error-kinds.js';
+import { DuetError, InvalidInputError, NotLiveError, UnknownAppError } from '../errors.js';
 import { refNameProblem, validateCommitPrefix } from '../instance/git-ref.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
@@ -28,8 +29,11 @@ interface ApiOptions {
   logPollMs?: number;
 }
 
-/** Thrown by handlers, turned into a JSON answer by the router's error handler. */
-export class HttpError extends Error {
+/**
+ * An answer of HTTP itself (a body that is not JSON, a deploy id nobody has): not an error of
+ * duet's, whose answers come from their kind (error-kinds.ts).
+ */
+class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
@@ -47,7 +51,7 @@ export function apiRouter(options: ApiOptions): express.Router {
 
   const appOf = (req: Request): AppConfig => {
     const app = config.apps.get(String(req.params.app));
-    if (!app) throw new HttpError(404, `no app named ${JSON.stringify(req.params.app)}`);
+    if (!app) throw new UnknownAppError(String(req.params.app));
     return app;
   };
 
@@ -109,18 +113,18 @@ const BODY_FIELDS = { ref: ['ref', 'breaking'], breaking: ['ref', 'breaking'], f
 /** A field of a trigger's body; undefined without a body. */
 function bodyField(body: unknown, field: keyof typeof BODY_FIELDS, example: string): unknown {
   if (body === undefined) return undefined;
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, `the body must be a JSON object such as ${example}`);
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InvalidInputError(`the body must be a JSON object such as ${example}`);
   const allowed: readonly string[] = BODY_FIELDS[field];
   const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
   if (unknown.length > 0)
-    throw new HttpError(400, `unknown field ${JSON.stringify(unknown[0])}: the body takes only ${allowed.map((f) => `"${f}"`).join(' and ')}`);
+    throw new InvalidInputError(`unknown field ${JSON.stringify(unknown[0])}: the body takes only ${allowed.map((f) => `"${f}"`).join(' and ')}`);
   return (body as Record<string, unknown>)[field];
 }
 
 function breakingOfBody(body: unknown): boolean {
   const breaking = bodyField(body, 'breaking', '{"ref": "v2.0.0", "breaking": true}');
   if (breaking === undefined || breaking === null) return false;
-  if (typeof breaking !== 'boolean') throw new HttpError(400, '"breaking" must be true or false');
+  if (typeof breaking !== 'boolean') throw new InvalidInputError('"breaking" must be true or false');
   return breaking;
 }
 
@@ -128,7 +132,7 @@ function refFromBody(body: unknown): string | null {
   const ref = bodyField(body, 'ref', '{"ref": "v1.2.0"}');
   if (ref === undefined || ref === null) return null;
   const problem = refNameProblem(ref);
-  if (problem !== undefined) throw new HttpError(400, `invalid ref: ${problem}`);
+  if (problem !== undefined) throw new InvalidInputError(`invalid ref: ${problem}`, { step: 'resolve' });
   return ref as string;
 }
 
@@ -174,14 +178,12 @@ function apiErrors(logger: Logger, stateDir: string): ErrorRequestHandler {
     // The queue refusing a trigger for a reason it explains: the caller is authenticated, tell it.
     if (error instanceof DuetError) {
       logger.warn({ err: error, url: req.originalUrl }, 'API request refused');
-      // Not saved (a full disk): nothing was queued, and sending it again later is the fix.
-      const status = httpStatusOf(error);
       const live = error instanceof NotLiveError ? { live: error.live } : {};
-      answer(status, { error: error.message, ...live, ...(error.hint ? { hint: error.hint } : {}) });
+      answer(httpStatusOf(error), { error: error.message, ...live, ...(error.hint ? { hint: error.hint } : {}) });
       return;
     }
     logger.error({ err: error, url: req.originalUrl }, 'API request failed');
-    answer(500, { error: 'internal error; see the duet serve log' });
+    answer(httpStatusOf(error), { error: 'internal error; see the duet serve log' });
   };
 }
 
@@ -189,15 +191,3 @@ function apiErrors(logger: Logger, stateDir: string): ErrorRequestHandler {
 export const jsonNotFound: RequestHandler = (_req, res) => {
   res.status(404).json({ error: 'not found' });
 };
-
-/**
- * An error's kind decides the answer, never its exit code: bad input 400, an app that does not
- * exist 404, duet unable to take it now 503 (send it again), any other refusal 409 (duet
- * understood and will not: nothing to roll back to, say).
- */
-export function httpStatusOf(error: DuetError): number {
-  if (error instanceof UnavailableError) return 503;
-  if (error instanceof UnknownAppError) return 404;
-  if (error instanceof InvalidInputError || error instanceof UsageError || error instanceof ConfigError) return 400;
-  return 409;
-}

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Config } from '../config/load.js';
-import { UnavailableError } from '../errors.js';
+import { httpStatusOf } from '../error-kinds.js';
+import { DuetError } from '../errors.js';
 import type { TriggerQueue, TriggerRequest } from '../pipeline/trigger.js';
 import { decideEvent, WebhookPayloadError, type EventDecision } from './events.js';
 import { BUSY_RETRY_AFTER_S, WEBHOOK_BODY_LIMIT_BYTES, type BodyRefusal, type SignedBody } from './signed-body.js';
@@ -29,7 +30,8 @@ import { BUSY_RETRY_AFTER_S, WEBHOOK_BODY_LIMIT_BYTES, type BodyRefusal, type Si
  *   202  trigger -> {"deploy": id} (+ "duplicate": true for a delivery the queue already has).
  *   503  the trigger could not be saved whole (a full disk), or duet serve is shutting down ->
  *        {"error", "hint"}: nothing was queued, and GitHub's delivery view offers the redelivery.
- *   500  the queue could not record the trigger for another reason -> {"error": message}.
+ *   4xx/500  the queue refused the trigger for another reason: the status of its kind
+ *        (error-kinds.ts: an app it does not know 404, a fault of duet 500) -> {"error", "hint"?}.
  */
 
 export type DeliveryOutcome =
@@ -116,9 +118,8 @@ export async function enqueue(queue: Pick<TriggerQueue, 'submit'>, trigger: Trig
     return { status: 202, body: { deploy: result.id, duplicate: true }, outcome: 'duplicate', fields: { ...where, deploy: result.id, reason: result.reason } };
   } catch (error) {
     const message = `could not queue the deploy of ${trigger.app}: ${error instanceof Error ? error.message : String(error)}`;
-    if (error instanceof UnavailableError)
-      return { status: 503, body: { error: message, hint: error.hint }, outcome: 'error', fields: { ...where, err: error } };
-    return { status: 500, body: { error: message }, outcome: 'error', fields: { ...where, err: error } };
+    const hint = error instanceof DuetError && error.hint ? { hint: error.hint } : {};
+    return { status: httpStatusOf(error), body: { error: message, ...hint }, outcome: 'error', fields: { ...where, err: error } };
   }
 }
 

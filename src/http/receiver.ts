@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
+import { httpStatusOf } from '../error-kinds.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
 import { checkDelivery, checkHeaders, enqueue, forLog, type DeliveryOutcome, type WebhookAnswer } from './delivery.js';
 import { errorBody } from './error-paths.js';
@@ -87,7 +88,7 @@ export function webhookRouter(options: WebhookOptions): express.Router {
   function failed(error: unknown, req: Request, res: Response, next: NextFunction): void {
     if (res.headersSent) return next(error);
     const message = error instanceof Error ? error.message : String(error);
-    send(req, res, performance.now(), { status: 500, body: { error: `webhook failed: ${message}` }, outcome: 'error', fields: { err: error } });
+    send(req, res, performance.now(), { status: httpStatusOf(error), body: { error: `webhook failed: ${message}` }, outcome: 'error', fields: { err: error } });
   }
 
   return express.Router().post('/webhook', (req: Request, res: Response, next: NextFunction) => void receive(req, res).catch(next), failed);

@@ -4,7 +4,7 @@ import { open, readFile, stat } from 'node:fs/promises';
 import { parse } from 'dotenv';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
-import { DuetError } from '../errors.js';
+import { DuetError, type StepName } from '../errors.js';
 import { endpointText } from './endpoint.js';
 import { nodeBinaryKey } from './node-runtime.js';
 import type { InstanceRecord } from './pidfile.js';
@@ -37,7 +37,7 @@ export const MASKED_MIN_LENGTH = 8;
  * Read the app's env files, refusing one that others could read. `step` is the deploy step that
  * fails when one is missing or unsafe. Never returns or throws a value of one.
  */
-export async function readEnvFiles(app: AppConfig, step: string): Promise<EnvFiles> {
+export async function readEnvFiles(app: AppConfig, step: StepName): Promise<EnvFiles> {
   if (app.env_files.length === 0) return { values: {}, digests: [] };
   if (envFilesReader(app) === 'systemd') {
     return { values: undefined, digests: await Promise.all(app.env_files.map((path) => rootFileDigest(app, path, step))) };
@@ -61,7 +61,7 @@ function unsafeModeHint(path: string, owner: string): string {
  * group or other may read. `label` names the setting in errors; `openError` says what to do when
  * the file cannot be opened.
  */
-export async function readOwnFile(path: string, label: string, step: string, openError: (error: NodeJS.ErrnoException) => DuetError): Promise<Buffer> {
+export async function readOwnFile(path: string, label: string, step: StepName, openError: (error: NodeJS.ErrnoException) => DuetError): Promise<Buffer> {
   let handle;
   try {
     // O_NOFOLLOW: the file checked is the file read, not what a symlink points at.
@@ -92,7 +92,7 @@ export async function readOwnFile(path: string, label: string, step: string, ope
 }
 
 /** app_user: the file is root's, 0600, and never opened by duet; its identity stands for its bytes. */
-async function rootFileDigest(app: AppConfig, path: string, step: string): Promise<string> {
+async function rootFileDigest(app: AppConfig, path: string, step: StepName): Promise<string> {
   let info;
   try {
     info = await stat(path, { bigint: true });
@@ -128,7 +128,7 @@ export function envFilesHash(app: Pick<AppConfig, 'env_files'>, digests: string[
   return hashOf({ files: app.env_files, digests });
 }
 
-function envFileError(app: AppConfig, path: string, error: NodeJS.ErrnoException, step: string, owner: string): DuetError {
+function envFileError(app: AppConfig, path: string, error: NodeJS.ErrnoException, step: StepName, owner: string): DuetError {
   const what =
     error.code === 'ENOENT'
       ? 'does not exist'
@@ -155,7 +155,7 @@ export function missingSecrets(app: AppConfig, files: EnvFiles): string[] {
 }
 
 /** Fails the deploy at `step` for a missing secret: the key is named, never a value. */
-export function requireSecrets(app: AppConfig, files: EnvFiles, step: string): void {
+export function requireSecrets(app: AppConfig, files: EnvFiles, step: StepName): void {
   const missing = missingSecrets(app, files);
   if (missing.length === 0) return;
   throw new DuetError(`${app.name} needs ${missing.join(', ')} (secrets in duet.yml), which its env_files do not set`, {
@@ -234,7 +234,7 @@ export interface AppSettings {
   hashes: ConfigHashes;
 }
 
-export async function appSettings(app: AppConfig, step: string): Promise<AppSettings> {
+export async function appSettings(app: AppConfig, step: StepName): Promise<AppSettings> {
   const files = await readEnvFiles(app, step);
   return { files, hashes: configHashes(app, files) };
 }

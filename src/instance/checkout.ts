@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CommandFailedError, DuetError } from '../errors.js';
+import { CommandFailedError, DuetError, type StepName } from '../errors.js';
 import { lastLines, type OutputSink } from '../util/run.js';
 import { isFullObjectId, validateRefName } from './git-ref.js';
 
@@ -264,7 +264,7 @@ async function query(args: readonly string[], options: QueryOptions = {}): Promi
 }
 
 interface GitOptions {
-  step: string;
+  step: StepName;
   cwd?: string;
   output?: OutputSink;
   timeoutMs?: number;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { constants } from 'node:os';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
-import { DuetError } from '../errors.js';
+import { DuetError, type StepName } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-file.js';
 import { pollUntil } from '../util/poll.js';
 import { lastLines, runArgv } from '../util/run.js';
@@ -169,7 +169,7 @@ const MANAGER_HINT =
 const POLKIT_HINT =
   'duet starts and stops its app units through the polkit rule duet install writes (/etc/polkit-1/rules.d/50-duet.rules): is polkitd installed (apt install polkitd), and was duet install run after app_user was set?';
 
-async function systemctl(argv: string[], step: string, scope: UnitScope): Promise<string> {
+async function systemctl(argv: string[], step: StepName, scope: UnitScope): Promise<string> {
   if (scope === 'system') return runArgv(argv, { step, timeoutMs: 90_000, hint: POLKIT_HINT });
   return runArgv(argv, { step, env: userManagerEnv(), timeoutMs: 90_000, hint: MANAGER_HINT });
 }

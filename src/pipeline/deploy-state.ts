@@ -113,8 +113,8 @@ export function foldTriggers(events: readonly JournalEvent[]): Map<string, Trigg
 export function deployState(trigger: TriggerRecord | undefined, record: DeployRecord | undefined): DeployState {
   if (trigger && (FINAL.has(trigger.state) || trigger.state === 'queued')) return trigger.state;
   if (record?.outcome) {
-    if (record.outcome === 'interrupted') return 'interrupted';
-    return record.outcome === 'failed' ? 'failed' : 'succeeded';
+    if (record.outcome === 'interrupted' || record.outcome === 'failed' || record.outcome === 'errored') return record.outcome;
+    return 'succeeded';
   }
   if (record?.steps.findLast((step) => step.status === 'started')?.name === 'watch') return 'watching';
   return record || trigger ? 'running' : 'queued';

@@ -49,7 +49,7 @@ export interface DeployResult {
 /** The ref deployed when none is given: the tip of the first branch the app deploys from. */
 export function defaultRef(app: AppConfig): string {
   const branch = app.deploy_on.branches[0];
-  if (!branch) throw new DuetError(`${app.name} has no deploy_on.branches`, { step: 'resolve', exitCode: 2, hint: 'pass --ref REF' });
+  if (!branch) throw new InvalidInputError(`${app.name} has no deploy_on.branches`, { step: 'resolve', hint: 'pass --ref REF' });
   return branch;
 }
 

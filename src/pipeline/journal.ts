@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { RunStep, StepName } from '../errors.js';
 import { EventLog } from '../util/event-log.js';
 import type { CompactedEvent } from './compacted-deploys.js';
 import { isTriggerEvent, type TriggerEvent } from './trigger.js';
@@ -13,25 +14,23 @@ import { isTriggerEvent, type TriggerEvent } from './trigger.js';
  * Records are folded from events, never stored whole.
  */
 
-/** A deploy's steps, in order (acts use some of them too). */
-export type StepName = 'resolve' | 'pick' | 'update' | 'release' | 'start' | 'health' | 'switch' | 'verify' | 'watch' | 'retire' | 'record';
-
 type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
-export type Outcome = 'success' | 'noop' | 'failed' | 'interrupted';
+/** failed: the deploy's own failure; errored: a fault of duet's (error-kinds.ts decides which). */
+export type Outcome = 'success' | 'noop' | 'failed' | 'errored' | 'interrupted';
 /** What a journal record is of: a deploy, rollback, bootup or failover, or one of the act commands. */
 export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover' | 'start-instance' | 'stop-instance' | 'connect-to-nginx' | 'update-instance';
 
 export type RunEvent =
   | { type: 'begin'; id: string; at: string; kind: DeployKind; ref: string | null; pid: number; reason?: string }
-  | { type: 'step'; id: string; at: string; step: StepName; status: StepStatus; ms?: number; detail?: string }
+  | { type: 'step'; id: string; at: string; step: RunStep; status: StepStatus; ms?: number; detail?: string }
   | { type: 'fact'; id: string; at: string; sha?: string; resolvedRef?: string; from?: string | null; to?: string }
-  | { type: 'end'; id: string; at: string; outcome: Outcome; error?: string; failedStep?: string };
+  | { type: 'end'; id: string; at: string; outcome: Outcome; error?: string; failedStep?: StepName };
 
 /** Run events, trigger events, and what a compaction left of a deploy it dropped. */
 export type JournalEvent = RunEvent | TriggerEvent | CompactedEvent;
 
 export interface StepRecord {
-  name: StepName;
+  name: RunStep;
   status: StepStatus;
   startedAt: string;
   ms: number | null;
@@ -52,7 +51,7 @@ export interface DeployRecord {
   endedAt: string | null;
   outcome: Outcome | null;
   error: string | null;
-  failedStep: string | null;
+  failedStep: StepName | null;
   totalMs: number | null;
   steps: StepRecord[];
 }

@@ -28,10 +28,15 @@ interface AcquireOptions {
   pollMs?: number;
 }
 
-/** The wait for a lock was given up because duet is stopping; nothing was started. */
-export class LockWaitAborted extends DuetError {
+/**
+ * The wait for a lock was given up because duet is stopping; nothing was started. Control flow
+ * for the queue (the deploy runs again when duet serve starts), not an error anyone is told of:
+ * not a DuetError (like execa's DiscardedError).
+ */
+export class LockWaitAborted extends Error {
   constructor(app: string) {
-    super(`stopped waiting for the lock of ${app}: duet is shutting down`, { step: 'lock', hint: 'the deploy runs again when duet serve starts' });
+    super(`stopped waiting for the lock of ${app}: duet is shutting down`);
+    this.name = 'LockWaitAborted';
   }
 }
 

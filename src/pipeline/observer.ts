@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { StepName } from './journal.js';
+import type { RunStep } from '../errors.js';
 
 /**
  * What a deploy tells whoever started it. The pipeline only reports; the CLI draws a progress
@@ -7,8 +7,8 @@ import type { StepName } from './journal.js';
  * the deploy's log.
  */
 export interface DeployObserver {
-  stepStarted(step: StepName, what: string): void;
-  stepEnded(step: StepName, status: 'done' | 'skipped' | 'failed', ms: number, detail: string | undefined): void;
+  stepStarted(step: RunStep, what: string): void;
+  stepEnded(step: RunStep, status: 'done' | 'skipped' | 'failed', ms: number, detail: string | undefined): void;
   note(text: string): void;
 }
 

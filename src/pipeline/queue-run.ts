@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import { DISK_FULL, DuetError, isSystemError, machineError } from '../errors.js';
+import { failedStateOf } from '../error-kinds.js';
+import { DISK_FULL, DuetError, machineError, type StepName } from '../errors.js';
 import { deploy } from './deploy.js';
 import type { DeployRecord } from './journal.js';
 import { LockWaitAborted } from './lock.js';
@@ -46,12 +47,13 @@ export async function runTrigger(
       logger?.info({ app: app.name, deploy: record.id }, error.message);
       return undefined;
     }
-    // A step that failed is the deploy's failure, and so is what the machine refused outside one
-    // (a full disk); anything else is duet's own error.
-    const failure = error instanceof DuetError ? error : isSystemError(error) ? machineError(record.kind, error, config.stateDir) : undefined;
+    const state = failedStateOf(error);
     const reason = (error instanceof Error ? error.message : String(error)).split('\n')[0];
-    logger?.error({ app: app.name, deploy: record.id, err: reason }, failure ? 'deploy failed' : 'deploy errored');
-    return failure ? { state: 'failed', summary: failureSummary(failure.step, failure.message) } : { state: 'errored', summary: `internal error: ${reason}` };
+    logger?.error({ app: app.name, deploy: record.id, err: reason }, `deploy ${state}`);
+    if (state === 'errored') return { state, summary: `internal error: ${reason}` };
+    // What the machine refused outside a step is said in the system's words, a full disk named.
+    const failure = error instanceof DuetError ? error : machineError(undefined, error as NodeJS.ErrnoException, config.stateDir);
+    return { state, summary: failureSummary(failure.step, failure.message) };
   }
 }
 
@@ -63,21 +65,17 @@ export async function runTrigger(
  */
 export function outcomeOfRun(trigger: TriggerRecord, run: DeployRecord | undefined): TriggerOutcome | undefined {
   if (!run?.outcome || run.outcome === 'interrupted') return undefined;
-  if (run.outcome === 'failed') {
-    const message = run.error ?? 'it failed';
-    // The journal keeps the step of a deploy's failure (a DuetError) only: without one, duet's own error.
-    if (run.failedStep) return { state: 'failed', summary: failureSummary(run.failedStep, message) };
-    return { state: 'errored', summary: `internal error: ${message.split('\n')[0]}` };
-  }
+  if (run.outcome === 'failed') return { state: 'failed', summary: failureSummary(run.failedStep, run.error ?? 'it failed') };
+  if (run.outcome === 'errored') return { state: 'errored', summary: `internal error: ${(run.error ?? 'it failed').split('\n')[0]}` };
   const color = run.to ?? trigger.color;
   const summary = successSummary(trigger.kind, run.outcome, color ?? 'its color', run.sha ?? '', run.totalMs ?? 0);
   return { state: 'succeeded', ...(run.sha ? { sha: run.sha } : {}), ...(color ? { color } : {}), summary };
 }
 
 /** A failure's one line, "<step> failed: <reason>"; a full disk's message says where itself (DiskFullError). */
-export function failureSummary(step: string, message: string): string {
+export function failureSummary(step: StepName | null | undefined, message: string): string {
   const reason = message.split('\n')[0]!;
-  return reason.startsWith(DISK_FULL) ? reason : `${step} failed: ${reason}`;
+  return reason.startsWith(DISK_FULL) || !step ? reason : `${step} failed: ${reason}`;
 }
 
 function successSummary(kind: TriggerKind, outcome: 'success' | 'noop', color: string, sha: string, ms: number): string {

@@ -2,6 +2,7 @@ import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import { otherColor } from '../config/schema.js';
+import { failedStateOf } from '../error-kinds.js';
 import { DiskFullError, DuetError, isDiskFull, NotSavedError, ShuttingDownError, UnknownAppError } from '../errors.js';
 import { resolveRef } from '../instance/checkout.js';
 import { switchOf } from '../switch/switch.js';
@@ -212,7 +213,7 @@ export class DeployQueue implements TriggerQueue {
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
       // A deploy whose start is not on disk does not start: nothing it did would be on disk either.
-      const finished = await this.saveFinal(record.id, { type: 'settled', state: 'failed', summary: this.notStarted(record, error) });
+      const finished = await this.saveFinal(record.id, { type: 'settled', state: failedStateOf(error), summary: this.notStarted(record, error) });
       await this.announcements.finished(finished);
       return;
     }

@@ -1,9 +1,10 @@
 import { rm } from 'node:fs/promises';
 import type { Config, AppConfig } from '../config/load.js';
-import { describeError, DiskFullError, DuetError, InternalError, isDiskFull, isSystemError, machineError } from '../errors.js';
+import { failedStateOf } from '../error-kinds.js';
+import { describeError, DiskFullError, DuetError, InternalError, isDiskFull, isSystemError, machineError, type RunStep } from '../errors.js';
 import { compactJournal } from './journal-compaction.js';
 import { DeployLog, deployLogPath } from './deploy-log.js';
-import { Journal, newDeployId, type DeployKind, type StepName, type RunEvent } from './journal.js';
+import { Journal, newDeployId, type DeployKind, type RunEvent } from './journal.js';
 import type { DeployObserver } from './observer.js';
 import { crashPoint } from '../util/crash-point.js';
 import { readEnvFiles, secretValues } from '../instance/app-env.js';
@@ -51,14 +52,14 @@ export class DeployRun {
     }
     await this.closeInterrupted();
     this.log.line(`${this.kind} ${this.id} of ${this.app.name}${ref ? ` (ref ${ref})` : ''} by pid ${process.pid}${reason ? `: ${reason}` : ''}`);
-    await this.event({ type: 'begin', kind: this.kind, ref, pid: process.pid, ...(reason ? { reason } : {}) }, 'resolve');
+    await this.event({ type: 'begin', kind: this.kind, ref, pid: process.pid, ...(reason ? { reason } : {}) });
   }
 
   async fact(fact: { sha?: string; resolvedRef?: string; from?: string | null; to?: string }): Promise<void> {
-    await this.event({ type: 'fact', ...fact }, 'record');
+    await this.event({ type: 'fact', ...fact });
   }
 
-  async step<T>(name: StepName, what: string, work: () => Promise<StepResult<T>>): Promise<T> {
+  async step<T>(name: RunStep, what: string, work: () => Promise<StepResult<T>>): Promise<T> {
     const started = Date.now();
     this.observer.stepStarted(name, what);
     this.log.line(`step ${name}: ${what}`);
@@ -90,7 +91,8 @@ export class DeployRun {
     return result.value;
   }
 
-  async end(outcome: 'success' | 'noop' | 'failed', error?: unknown): Promise<void> {
+  async end(result: 'success' | 'noop' | 'failed', error?: unknown): Promise<void> {
+    const outcome = result === 'failed' ? failedStateOf(error) : result;
     const failedStep = error instanceof DuetError ? error.step : undefined;
     const message = error instanceof Error ? error.message : error === undefined ? undefined : describeError(error);
     this.log.line(`${this.kind} ${outcome} after ${Date.now() - this.startedAt} ms${message ? `: ${message}` : ''}`);
@@ -145,7 +147,7 @@ export class DeployRun {
    * A run goes no further than its journal: a step it cannot record (a full disk) fails the
    * deploy there, as the machine refusing, so nothing happens that the journal does not show.
    */
-  private async event(event: DistributiveOmit<RunEvent, 'id' | 'at'>, step: string): Promise<void> {
+  private async event(event: DistributiveOmit<RunEvent, 'id' | 'at'>, step?: RunStep): Promise<void> {
     try {
       await this.journal.append({ ...event, id: this.id, at: new Date().toISOString() });
     } catch (error) {

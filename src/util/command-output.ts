@@ -1,4 +1,4 @@
-import { CommandFailedError } from '../errors.js';
+import { CommandFailedError, type StepName } from '../errors.js';
 
 /** Where a child's combined output goes besides duet's memory: a deploy log, a terminal. */
 export interface OutputSink {
@@ -23,7 +23,7 @@ export class CombinedOutput {
 
 /** The error of a command that did not succeed: exit status (undefined: killed), last output, hint; how it ended besides (duet stopped it at its timeout, a signal). */
 export function commandFailure(
-  options: { step: string; hint?: string },
+  options: { step: StepName; hint?: string },
   shown: string,
   exitStatus: number | undefined,
   output: string,

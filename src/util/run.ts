@@ -1,14 +1,14 @@
 import type { Options, ResultPromise } from 'execa';
 import { rm } from 'node:fs/promises';
 import { inheritedEnv } from './child-env.js';
-import type { CommandFailedError } from '../errors.js';
+import type { CommandFailedError, StepName } from '../errors.js';
 import { CombinedOutput, commandFailure, type OutputSink } from './command-output.js';
 import { killGroup, recordStepGroup, stopGroup } from './step-group.js';
 import { runThroughStepSocket } from './step-socket.js';
 
 export interface RunOptions {
   /** The step name that a failure is reported under ("install", "nginx test", ...). */
-  step: string;
+  step: StepName;
   cwd?: string;
   /** Added to duet's own environment (to inheritedEnv() with forApp). */
   env?: Record<string, string>;

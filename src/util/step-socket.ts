@@ -1,5 +1,5 @@
 import { connect } from 'node:net';
-import { DuetError } from '../errors.js';
+import { DuetError, type StepName } from '../errors.js';
 import { CombinedOutput, commandFailure, type OutputSink } from './command-output.js';
 import { LineSplitter, STEP_PROTOCOL_VERSION, type StepFrame, type StepRequest } from './step-protocol.js';
 
@@ -11,7 +11,7 @@ import { LineSplitter, STEP_PROTOCOL_VERSION, type StepFrame, type StepRequest }
  */
 
 interface StepSocketOptions {
-  step: string;
+  step: StepName;
   cwd?: string;
   output?: OutputSink;
   timeoutMs?: number;
@@ -80,7 +80,7 @@ export async function runThroughStepSocket(
   }
 }
 
-function unreachable(socketPath: string, step: string, error: NodeJS.ErrnoException): DuetError {
+function unreachable(socketPath: string, step: StepName, error: NodeJS.ErrnoException): DuetError {
   return new DuetError(`cannot reach the step runner at ${socketPath} (${error.code ?? error.message}): the install and build run as app_user through it`, {
     step,
     hint: 'is duet-step.socket running? `sudo systemctl start duet-step.socket` (duet install writes and enables it with app_user)',

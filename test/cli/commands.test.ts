@@ -2,6 +2,8 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { silentObserver } from '../../src/pipeline/observer.js';
+import { DeployRun } from '../../src/pipeline/run.js';
 import { setupDuet } from '../support/duet.js';
 import { assertLeftoversGone, leaveLeftovers } from '../support/leftovers.js';
 
@@ -126,4 +128,16 @@ test('history and logs read the journal and the per-deploy log', async (t) => {
   assert.match(log.stdout, /step resolve failed/);
   assert.equal((await duet(['logs'])).stdout, log.stdout, 'the latest deploy by default');
   assert.equal((await duet(['logs', '20990101-000000-abcdef'])).code, 1);
+});
+
+test("history shows a deploy that met a bug of duet's as errored, not as failed at a step it did not fail", async (t) => {
+  const { duet, config, app } = await setupDuet(t);
+  const run = new DeployRun(config, app, 'deploy', silentObserver);
+  await run.begin('v1');
+  const bug = Object.assign(new TypeError('The "path" argument must be of type string. Received undefined'), { code: 'ERR_INVALID_ARG_TYPE' });
+  await run.end('failed', await run.step('verify', 'check the public port', () => Promise.reject(bug)).catch((error: unknown) => error));
+  const history = await duet(['history']);
+  assert.equal(history.code, 0, history.stderr);
+  assert.match(history.stdout, /^\S+ {2}errored .* internal error in duet at verify: The "path" argument/m);
+  assert.doesNotMatch(history.stdout, /null:/);
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig, loadConfig, findConfigFile, pickApp } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
+import { exitCodeOf } from '../../src/error-kinds.js';
 
 const minimal = `
 state_dir: /tmp/duet-state
@@ -42,7 +43,7 @@ function configError(text: string): ConfigError {
     parseConfig(text, '/etc/duet/duet.yml');
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected a ConfigError, got ${String(error)}`);
-    assert.equal(error.exitCode, 2);
+    assert.equal(exitCodeOf(error), 2);
     return error;
   }
   assert.fail('the configuration was accepted');

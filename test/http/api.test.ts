@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { DuetError, InvalidInputError, NotSavedError, ShuttingDownError, UnknownAppError } from '../../src/errors.js';
-import { httpStatusOf } from '../../src/http/api.js';
+import { exitCodeOf, httpStatusOf } from '../../src/error-kinds.js';
 import { pickApp } from '../../src/config/load.js';
 import { deployLogPath } from '../../src/pipeline/deploy-log.js';
 import { Journal, newDeployId } from '../../src/pipeline/journal.js';
@@ -308,12 +308,28 @@ test('status, healthz and metrics', async (t) => {
   assert.deepEqual(await missing.json(), { error: 'not found' });
 });
 
-test("the API answers by an error's kind, never by its exit code", () => {
-  assert.equal(httpStatusOf(new ShuttingDownError()), 503);
-  assert.equal(httpStatusOf(new NotSavedError('a trigger', '/var/lib/duet/triggers.ndjson', new Error('ENOSPC'))), 503);
-  assert.equal(httpStatusOf(new UnknownAppError('shop')), 404);
-  assert.equal(httpStatusOf(new InvalidInputError('invalid ref', { step: 'resolve' })), 400);
-  assert.equal(httpStatusOf(new DuetError('nothing to roll back to', { step: 'rollback', exitCode: 2 })), 409, 'exit code 2 alone is not a 400');
+test("the API answers by an error's kind (error-kinds.ts), from the table the CLI's exit code comes from too", async (t) => {
+  const h = await startHarness(t);
+  const cases: Array<[Error, number, 1 | 2]> = [
+    [new ShuttingDownError(), 503, 1],
+    [new NotSavedError('a trigger', '/var/lib/duet/triggers.ndjson', new Error('ENOSPC')), 503, 1],
+    [new UnknownAppError('shop'), 404, 2],
+    [new InvalidInputError('invalid ref', { step: 'resolve' }), 400, 2],
+    [new DuetError('nothing to roll back to', { step: 'pick' }), 409, 1],
+    [Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }), 500, 1],
+    [Object.assign(new TypeError('The "path" argument must be of type string'), { code: 'ERR_INVALID_ARG_TYPE' }), 500, 1],
+  ];
+  for (const [error, status, exit] of cases) {
+    h.queue.submit = async () => {
+      throw error;
+    };
+    const answer = await fetch(`${h.base}/apps/cafeteria/deploy`, json({}));
+    assert.equal(answer.status, status, error.message);
+    assert.equal(httpStatusOf(error), status, error.message);
+    assert.equal(exitCodeOf(error), exit, error.message);
+    const body = (await answer.json()) as { error: string };
+    if (!(error instanceof DuetError)) assert.equal(body.error, 'internal error; see the duet serve log', 'no details of a fault to the caller');
+  }
 });
 
 test('an error answer names no absolute path of the machine: the state dir is <state_dir>, any other path its file name; routes and URLs stay', async (t) => {

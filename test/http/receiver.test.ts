@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { ShuttingDownError } from '../../src/errors.js';
+import { httpStatusOf } from '../../src/error-kinds.js';
+import { DuetError, InvalidInputError, ShuttingDownError, UnknownAppError } from '../../src/errors.js';
 import type { TestContext } from 'node:test';
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
@@ -332,6 +333,23 @@ test('a queue that is shutting down is a 503 with a hint: GitHub shows the deliv
     error: 'could not queue the deploy of cafeteria: duet is shutting down',
     hint: 'send it again in a moment: the restarted duet serve takes it',
   });
+});
+
+test('a refusal of the queue is answered by its kind, as the API answers it (error-kinds.ts), not as a 500', async (t) => {
+  const r = await startReceiver(t);
+  const cases: Array<[Error, number]> = [
+    [new UnknownAppError('cafeteria'), 404],
+    [new InvalidInputError('"v2 " is not a ref', { step: 'resolve', hint: 'name a tag' }), 400],
+    [new DuetError('nothing to roll back to', { step: 'pick' }), 409],
+    [Object.assign(new TypeError('The "path" argument must be of type string'), { code: 'ERR_INVALID_ARG_TYPE' }), 500],
+  ];
+  for (const [error, expected] of cases) {
+    r.queue.failWith = error;
+    const { status, json } = await deliver(r, 'push', tagPush());
+    assert.equal(status, expected, error.message);
+    assert.equal(status, httpStatusOf(error));
+    assert.equal(json.hint, error instanceof DuetError ? error.hint : undefined, 'a refusal that says what to do says it to GitHub too');
+  }
 });
 
 test('an empty secret is refused when the router is built', () => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { checkedOutRevision, redact, resolveRef } from '../../src/instance/checkout.js';
 import { CommandFailedError, DuetError } from '../../src/errors.js';
+import { exitCodeOf } from '../../src/error-kinds.js';
 import { checkOut, createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { assertLeftoversGone, leaveLeftovers } from '../support/leftovers.js';
 import { tempDir } from '../support/tmp.js';
@@ -78,7 +79,7 @@ test('resolveRef: a missing ref, an invalid ref and an unreachable repo are reso
 
   await assert.rejects(resolveRef(repo.bareUrl, '--upload-pack=touch /tmp/pwned'), (error: unknown) => {
     assert.ok(error instanceof DuetError);
-    assert.equal(error.exitCode, 2);
+    assert.equal(exitCodeOf(error), 2);
     return true;
   });
 

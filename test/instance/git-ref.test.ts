@@ -2,6 +2,7 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { validateRefName, refNameProblem, isFullObjectId } from '../../src/instance/git-ref.js';
 import { DuetError } from '../../src/errors.js';
+import { exitCodeOf } from '../../src/error-kinds.js';
 
 const sha = 'a94a8fe5ccb19ba61c4c0873d391e987982fbbd3';
 
@@ -86,7 +87,7 @@ test('bad names are refused with the reason, as a resolve error with exit code 2
       (error: unknown) => {
         assert.ok(error instanceof DuetError, `${JSON.stringify(ref)}: not a DuetError`);
         assert.equal(error.step, 'resolve');
-        assert.equal(error.exitCode, 2);
+        assert.equal(exitCodeOf(error), 2);
         assert.ok(error.hint);
         assert.match(error.message, reason, JSON.stringify(ref));
         return true;

@@ -1,7 +1,8 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { Journal, type StepName } from '../../src/pipeline/journal.js';
+import type { RunStep } from '../../src/errors.js';
+import { Journal } from '../../src/pipeline/journal.js';
 import { setupDuet } from '../support/duet.js';
 
 /**
@@ -9,7 +10,7 @@ import { setupDuet } from '../support/duet.js';
  * converges. Every crash point (src/util/crash-point.ts) between two steps and inside the steps
  * that change the machine, in both switch modes and both standby policies.
  */
-const deploySteps: StepName[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
+const deploySteps: RunStep[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
 const between = deploySteps.flatMap((step) => [`before:${step}`, `after:${step}`]);
 const inside = {
   port: ['update:checked-out', 'switch:conf-written', 'stop:signalled'],

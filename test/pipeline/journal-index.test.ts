@@ -2,11 +2,12 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { appendFile, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { RunStep } from '../../src/errors.js';
 import { JournalIndex } from '../../src/pipeline/journal-index.js';
-import { Journal, newDeployId, type JournalEvent, type StepName } from '../../src/pipeline/journal.js';
+import { Journal, newDeployId, type JournalEvent } from '../../src/pipeline/journal.js';
 import { tempDir } from '../support/tmp.js';
 
-const stepNames: StepName[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
+const stepNames: RunStep[] = ['resolve', 'pick', 'update', 'start', 'health', 'switch', 'verify', 'watch', 'retire', 'record'];
 
 /** The events of one whole deploy, as deploy.ts journals them. */
 function deployEvents(n: number): JournalEvent[] {

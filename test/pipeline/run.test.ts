@@ -4,10 +4,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { DuetError, InternalError } from '../../src/errors.js';
+import { deployState } from '../../src/pipeline/deploy-state.js';
 import { Journal } from '../../src/pipeline/journal.js';
+import { outcomeOfRun } from '../../src/pipeline/queue-run.js';
 import { silentObserver } from '../../src/pipeline/observer.js';
 import { DeployRun } from '../../src/pipeline/run.js';
 import { tempDir } from '../support/tmp.js';
+import { trigger } from '../http/http-harness.js';
 
 async function run(t: Parameters<typeof tempDir>[0]): Promise<DeployRun> {
   const state = await tempDir(t, 'duet-state');
@@ -56,4 +59,27 @@ test("a step's failure is told apart from a fault of duet itself", async (t) => 
     /TypeError: Cannot read properties of undefined/,
     'the stack is in the deploy log',
   );
+});
+
+test("a run ended by a fault of duet's is journaled errored, by the error-kinds table; the deploy's own failure stays failed, with its step", async (t) => {
+  const nodeBug = Object.assign(new TypeError('The "path" argument must be of type string. Received undefined'), { code: 'ERR_INVALID_ARG_TYPE' });
+  const buggy = await run(t);
+  const internal = await buggy.step('update', 'update blue', () => Promise.reject(nodeBug)).catch((error: unknown) => error);
+  await buggy.end('failed', internal);
+  const errored = (await new Journal(buggy.app.paths.journal).record(buggy.id))!;
+  assert.deepEqual([errored.outcome, errored.failedStep], ['errored', null]);
+  assert.equal(deployState(undefined, errored), 'errored', 'a deploy of the CLI that met a bug shows errored, as a queued one does');
+  assert.equal(outcomeOfRun(trigger({ id: buggy.id }), errored)?.state, 'errored');
+
+  const refused = await run(t);
+  const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  const failure = await refused.step('update', 'update blue', () => Promise.reject(full)).catch((error: unknown) => error);
+  await refused.end('failed', failure);
+  const failed = (await new Journal(refused.app.paths.journal).record(refused.id))!;
+  assert.deepEqual([failed.outcome, failed.failedStep], ['failed', 'update']);
+  assert.equal(deployState(undefined, failed), 'failed');
+  assert.deepEqual(outcomeOfRun(trigger({ id: refused.id }), failed), {
+    state: 'failed',
+    summary: 'the disk is full (ENOSPC) at update: ENOSPC: no space left on device, write',
+  });
 });

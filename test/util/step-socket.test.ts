@@ -53,7 +53,7 @@ test('a step through the socket streams its output, gets the built environment a
   assert.match(out, /^secret=none$/m, "duet's secrets do not cross the socket");
   assert.match(out, new RegExp(`^home=${(await import('node:os')).userInfo().homedir}$`, 'm'), "HOME is the runner's user's");
   assert.equal(seen.join(''), out, 'the output sink saw every byte, in order');
-  await assert.rejects(runShell('true', { step: 'x', stepSocket: path }), /forApp/, 'only the app code goes through it');
+  await assert.rejects(runShell('true', { step: 'build', stepSocket: path }), /forApp/, 'only the app code goes through it');
 });
 
 test('a failing step through the socket is a CommandFailedError with the exit status and the last output', async (t) => {

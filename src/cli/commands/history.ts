@@ -27,7 +27,7 @@ export const history: Command = {
           (r.sha ?? '').slice(0, 7).padEnd(7),
           where.padEnd(14),
           took.padStart(6),
-          r.error ? ` ${r.failedStep}: ${r.error.split('\n')[0]}` : r.reason ? ` ${r.reason}` : '',
+          r.error ? ` ${r.failedStep ? `${r.failedStep}: ` : ''}${r.error.split('\n')[0]}` : r.reason ? ` ${r.reason}` : '',
         ]
           .join('  ')
           .trimEnd(),
