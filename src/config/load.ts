@@ -6,6 +6,7 @@ import type { z } from 'zod';
 import { ConfigError } from '../errors.js';
 import { BUILD_LIMITS_DEFAULTS, type BuildLimits } from './build-limits.js';
 import { resolveNotify, type NotifyTarget } from './notify.js';
+import { checkPorts } from './ports.js';
 import { configSchema, type Color, type RawApp, type RawConfig } from './schema.js';
 import { STEP_SOCKET, appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
 
@@ -109,7 +110,7 @@ export function parseConfig(text: string, file: string): Config {
   if (!result.success) {
     throw new ConfigError(`${file}: ${formatIssues(result.error.issues)}`, 'see docs/configuration.md');
   }
-  checkPortsAreDistinct(result.data, file);
+  checkPorts(result.data, file);
   return resolveConfig(result.data, file);
 }
 
@@ -121,23 +122,6 @@ function formatIssues(issues: z.core.$ZodIssue[]): string {
 function explain(issue: z.core.$ZodIssue): string {
   if (issue.code === 'invalid_key' && issue.issues[0]) return `invalid name: ${issue.issues[0].message}`;
   return issue.message;
-}
-
-function checkPortsAreDistinct(raw: RawConfig, file: string): void {
-  const owner = new Map<number, string>();
-  for (const [name, app] of Object.entries(raw.apps)) {
-    const used: Array<[number, string]> = [
-      [app.ports.blue, `apps.${name}.ports.blue`],
-      [app.ports.green, `apps.${name}.ports.green`],
-    ];
-    if (typeof app.listen === 'number') used.push([app.listen, `apps.${name}.listen`]);
-    if (app.tls.mode !== 'off' && typeof app.tls.listen === 'number') used.push([app.tls.listen, `apps.${name}.tls.listen`]);
-    for (const [port, key] of used) {
-      const previous = owner.get(port);
-      if (previous) throw new ConfigError(`${file}: ${key}: port ${port} is already used by ${previous}`);
-      owner.set(port, key);
-    }
-  }
 }
 
 function resolveConfig(raw: RawConfig, file: string): Config {

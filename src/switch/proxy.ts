@@ -14,12 +14,13 @@ import { checkBeforeSwitch, prepareServerDirs } from './tls.js';
 
 /**
  * Where duet asks the app's public server: the HTTPS port once the app has one (its plain HTTP
- * port may only redirect), with the server's name for SNI; else the plain HTTP port.
+ * port may only redirect), with the server's name for SNI and Host; else the plain HTTP port.
  */
 export function appPublicTarget(app: AppConfig): Target {
-  if (!activeMarks(app).has('tls')) return publicTarget(app.listen);
-  const servername = app.server_name === '_' || app.server_name.includes('*') ? undefined : app.server_name;
-  return { ...publicTarget(app.tls.listen), tls: { servername } };
+  // Named as a visitor would, so that on a port several apps share nginx picks this app's server.
+  const name = app.server_name === '_' || app.server_name.includes('*') ? undefined : app.server_name;
+  if (!activeMarks(app).has('tls')) return { ...publicTarget(app.listen), name };
+  return { ...publicTarget(app.tls.listen), tls: { servername: name }, name };
 }
 
 /** One probe never waits longer than this, so a slow answer is retried within the deadline. */

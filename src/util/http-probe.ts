@@ -5,8 +5,9 @@ import { request as httpsRequest } from 'node:https';
  * `tls`: over HTTPS, with this SNI name (none for an IP or `_`). The certificate is not checked:
  * the probe asks duet's own nginx on this machine which color answers, and a certificate about to
  * be replaced (or one from an internal CA) must not make a switch fail; doctor checks it.
+ * `name`: the Host header, so that nginx picks the app's server on a port several apps share.
  */
-export type Target = { host: string; port: number; tls?: { servername?: string } } | { socketPath: string };
+export type Target = { host: string; port: number; tls?: { servername?: string }; name?: string } | { socketPath: string };
 
 export interface ProbeResult {
   status: number;
@@ -42,7 +43,8 @@ export function describeTarget(target: Target): string {
  */
 export function httpGet(target: Target, path: string, timeoutMs: number): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
-    const common = { path, method: 'GET', agent: false, headers: { Connection: 'close', 'User-Agent': 'duet' }, timeout: timeoutMs } as const;
+    const name = 'host' in target && target.name ? { Host: target.name } : {};
+    const common = { path, method: 'GET', agent: false, headers: { Connection: 'close', 'User-Agent': 'duet', ...name }, timeout: timeoutMs } as const;
     const onResponse = (res: import('node:http').IncomingMessage) => {
       res.resume();
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
@@ -53,7 +55,7 @@ export function httpGet(target: Target, path: string, timeoutMs: number): Promis
     const req =
       'host' in target && target.tls
         ? httpsRequest({ host: target.host, port: target.port, ...common, servername: target.tls.servername, rejectUnauthorized: false }, onResponse)
-        : request({ ...target, ...common }, onResponse);
+        : request({ ...('host' in target ? { host: target.host, port: target.port } : target), ...common }, onResponse);
     // `timeout` only watches socket inactivity; the timer bounds the whole exchange.
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
