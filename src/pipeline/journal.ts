@@ -18,8 +18,8 @@ export type StepName = 'resolve' | 'pick' | 'update' | 'release' | 'start' | 'he
 
 type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
 export type Outcome = 'success' | 'noop' | 'failed' | 'interrupted';
-/** What a journal record is of: a deploy, rollback, bootup or failover, or one of the act commands. */
-export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover' | 'start-instance' | 'stop-instance' | 'connect-to-nginx' | 'update-instance';
+/** What a journal record is of: a deploy, rollback, bootup, failover or down, or one of the act commands. */
+export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover' | 'down' | 'start-instance' | 'stop-instance' | 'connect-to-nginx' | 'update-instance';
 
 export type RunEvent =
   | { type: 'begin'; id: string; at: string; kind: DeployKind; ref: string | null; pid: number; reason?: string }
