@@ -35,6 +35,8 @@ export async function switchAndVerify(run: DeployRun, color: Color, options: Swi
   const switched = await run.step('switch', options.what ?? `point nginx at ${color}`, async () => {
     // Applied even when the config already names the color: idempotent, and it brings back a
     // managed nginx that is not running or a socket nginx's workers cannot reach.
+    // Unknown while it switches: a switch that fails halfway is read from the machine after.
+    run.carried.live = undefined;
     const value = await switchProxy(options.switched, config, color, { output: options.output ?? run.log });
     run.carried.live = color;
     if (wasLive === color && !options.again) return { value, skipped: true, detail: `nginx already points at ${color}` };
@@ -56,6 +58,7 @@ export async function switchAndVerify(run: DeployRun, color: Color, options: Swi
  * switch and the verify in one, and the run's live color follows.
  */
 export async function connectWithin(run: DeployRun, color: Color): Promise<void> {
+  run.carried.live = undefined;
   await connectToNginx(run.app, run.config, color, { output: run.log });
   run.carried.live = color;
 }
@@ -69,6 +72,7 @@ async function switchBack(run: DeployRun, wasLive: Color | undefined, target: Co
   }
   run.log.line(`verify failed: switching back to ${wasLive}`);
   run.observer.note(`verify failed: switching back to ${wasLive}`);
+  run.carried.live = undefined;
   await switchProxy(app, config, wasLive, { output: run.log });
   run.carried.live = wasLive;
   await stopInstance(app, target);
