@@ -5,10 +5,11 @@ import { waitUntilHealthy } from '../instance/health.js';
 import { runnerOf, stillRunning } from '../instance/runner.js';
 import { preparedRelease } from '../instance/update.js';
 import { ensureManagedNginx } from '../switch/managed-nginx.js';
-import { connectToNginx, switchOf } from '../switch/switch.js';
-import { journaledAct } from './act.js';
+import { switchOf } from '../switch/switch.js';
 import { appForSwitch, readBreaking } from './breaking.js';
 import type { DeployObserver } from './observer.js';
+import { runOperation } from './operation.js';
+import { liveColor, switchAndVerify } from './switch-step.js';
 
 interface BootupResult {
   enabled: Color | undefined;
@@ -21,10 +22,10 @@ interface BootupResult {
  * (kind bootup), under the app's lock: a deploy the reboot cut short is closed as interrupted.
  */
 export async function bootup(config: Config, app: AppConfig, observer: DeployObserver): Promise<BootupResult> {
-  return journaledAct<BootupResult>(config, app, 'bootup', 'bootup', { wait: true, observer }, async (run) => {
+  return runOperation<BootupResult>(config, app, { kind: 'bootup', command: 'bootup', wait: true, observer }, async (run) => {
     await ensureManagedNginx(config);
     await runnerOf(app).ready();
-    const enabled = await switchOf(app).configuredColor(config);
+    const enabled = await liveColor(run);
     if (!enabled) {
       observer.note(`${app.name}: nothing was ever deployed; nothing to start`);
       return { value: { enabled: undefined, standby: 'none' }, outcome: 'noop' };
@@ -41,11 +42,9 @@ export async function bootup(config: Config, app: AppConfig, observer: DeployObs
       return { value: started, skipped: started === 'running', detail: `${enabled} ${started}` };
     });
     // Re-applied after the start: in socket mode the new socket must be opened up for nginx.
-    await run.step('switch', `point nginx at ${enabled} again`, async () => {
-      await connectToNginx(await appForSwitch(app, (await runnerOf(app).running(enabled))?.sha), config, enabled);
-      return { value: undefined, detail: `${enabled} is live (${how})` };
-    });
-    observer.note(`${app.name}: ${enabled} is live`);
+    const switched = await appForSwitch(app, (await runnerOf(app).running(enabled))?.sha);
+    await switchAndVerify(run, enabled, { switched, what: `point nginx at ${enabled} again`, again: true });
+    observer.note(`${app.name}: ${enabled} is live (${how})`);
     if (app.standby !== 'keep') return { value: { enabled, standby: 'not-kept' } };
     const standby = otherColor(enabled);
     try {

@@ -8,11 +8,10 @@ import { runnerOf, stillRunning } from '../instance/runner.js';
 import { preparedRelease, updateInstance, type UpdateOutcome } from '../instance/update.js';
 import { switchOf } from '../switch/switch.js';
 import type { OutputSink } from '../util/run.js';
-import { journaledAct, logAndShow, type ActOptions } from './act.js';
+import { logAndShow, runOperation, type OperationOptions } from './operation.js';
 import { appForSwitch } from './breaking.js';
 import { buildSlot } from './build-slot.js';
-
-export type { ActOptions };
+import { liveColor, switchAndVerify } from './switch-step.js';
 
 /**
  * start-instance, stop-instance, connect-to-nginx and update-instance, as operations of the
@@ -22,8 +21,8 @@ export type { ActOptions };
  */
 
 /** Start a color from its prepared checkout and wait until it answers its health check. */
-export function startColor(config: Config, app: AppConfig, color: Color, options: ActOptions): Promise<InstanceRecord> {
-  return journaledAct(config, app, 'start-instance', `start-instance ${color}`, options, async (run) => {
+export function startColor(config: Config, app: AppConfig, color: Color, options: OperationOptions): Promise<InstanceRecord> {
+  return runOperation(config, app, { ...options, kind: 'start-instance', command: `start-instance ${color}` }, async (run) => {
     const prepared = await preparedRelease(app, color);
     if (!prepared) {
       throw new DuetError(`${color} has no completely prepared checkout to start`, {
@@ -64,8 +63,8 @@ async function refuseIfServing(config: Config, app: AppConfig, color: Color, ste
 }
 
 /** Stop a color; the one that answers the public port only with `force` (it takes the app down). */
-export function stopColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean }): Promise<StopOutcome> {
-  return journaledAct(config, app, 'stop-instance', `stop-instance ${color}`, options, async (run) => {
+export function stopColor(config: Config, app: AppConfig, color: Color, options: OperationOptions & { force: boolean }): Promise<StopOutcome> {
+  return runOperation(config, app, { ...options, kind: 'stop-instance', command: `stop-instance ${color}` }, async (run) => {
     if (!options.force) await refuseIfServing(config, app, color, 'retire', 'stopping it');
     const outcome = await run.step('retire', `stop ${color}`, async () => {
       const stopped = await runnerOf(app).stop(color);
@@ -75,14 +74,28 @@ export function stopColor(config: Config, app: AppConfig, color: Color, options:
   });
 }
 
+/** duet down: both colors stopped, whatever serves (the files stay for bootup). */
+export function stopBothColors(config: Config, app: AppConfig, options: OperationOptions): Promise<Record<Color, StopOutcome>> {
+  return runOperation(config, app, { ...options, kind: 'down', command: 'down' }, async (run) => {
+    const outcomes = { blue: 'not-running', green: 'not-running' } as Record<Color, StopOutcome>;
+    for (const color of ['blue', 'green'] as const) {
+      outcomes[color] = await run.step('retire', `stop ${color}`, async () => {
+        const stopped = await runnerOf(app).stop(color);
+        return { value: stopped, skipped: stopped === 'not-running', detail: `${color} ${stopped}` };
+      });
+    }
+    return { value: outcomes, outcome: outcomes.blue === 'not-running' && outcomes.green === 'not-running' ? 'noop' : 'success' };
+  });
+}
+
 /**
  * Point nginx at a color, under the lock. A color that does not answer its health check is
  * refused (nginx is left as it was) unless `force`; a healthy one is verified through the
  * public port, as a deploy's switch is.
  */
-export function connectColor(config: Config, app: AppConfig, color: Color, options: ActOptions & { force: boolean; output?: OutputSink }): Promise<void> {
-  return journaledAct(config, app, 'connect-to-nginx', `connect-to-nginx ${color}`, options, async (run) => {
-    const from = (await switchOf(app).configuredColor(config)) ?? null;
+export function connectColor(config: Config, app: AppConfig, color: Color, options: OperationOptions & { force: boolean; output?: OutputSink }): Promise<void> {
+  return runOperation(config, app, { ...options, kind: 'connect-to-nginx', command: `connect-to-nginx ${color}` }, async (run) => {
+    const from = (await liveColor(run)) ?? null;
     await run.fact({ from, to: color });
     const health = await run.step('health', `check that ${color} is healthy`, async () => {
       const found = await checkHealth(app, color);
@@ -94,18 +107,9 @@ export function connectColor(config: Config, app: AppConfig, color: Color, optio
       }
       return { value: found, detail: `${found.state}: ${found.detail}` };
     });
-    const switched = await run.step('switch', `point nginx at ${color}`, async () => ({
-      // A breaking release keeps nginx without the fallback whoever points nginx at it.
-      value: await switchOf(await appForSwitch(app, (await runnerOf(app).running(color))?.sha)).switchTo(config, color, {
-        output: logAndShow(run, options.output),
-      }),
-    }));
-    if (health.state === 'healthy') {
-      await run.step('verify', `check that the public port reaches ${color}`, async () => {
-        await switchOf(app).verify(color, { reload: switched.reload });
-        return { value: undefined };
-      });
-    }
+    // A breaking release keeps nginx without the fallback whoever points nginx at it.
+    const switched = await appForSwitch(app, (await runnerOf(app).running(color))?.sha);
+    await switchAndVerify(run, color, { switched, verify: health.state === 'healthy', output: logAndShow(run, options.output) });
     return { value: undefined };
   });
 }
@@ -119,9 +123,9 @@ export function updateColor(
   app: AppConfig,
   color: Color,
   ref: string,
-  options: ActOptions & { force: boolean; output?: OutputSink },
+  options: OperationOptions & { force: boolean; output?: OutputSink },
 ): Promise<{ target: ResolvedRef; outcome: UpdateOutcome }> {
-  return journaledAct(config, app, 'update-instance', `update-instance ${color} ${ref}`, { ...options, ref }, async (run) => {
+  return runOperation(config, app, { ...options, kind: 'update-instance', command: `update-instance ${color} ${ref}`, ref }, async (run) => {
     if (!options.force) await refuseIfServing(config, app, color, 'update', 'updating it');
     const target = await run.step('resolve', `resolve ${ref}`, async () => {
       const resolved = await resolveRef(app.clone_url, ref);

@@ -9,13 +9,14 @@ import { readPrepared } from '../instance/prepared.js';
 import { runRelease } from '../instance/release.js';
 import { runnerOf } from '../instance/runner.js';
 import { updateInstance } from '../instance/update.js';
-import { connectToNginx, switchOf } from '../switch/switch.js';
+import { switchOf } from '../switch/switch.js';
 import { BREAKING_TRAILER, marksItselfBreaking, recordBreaking } from './breaking.js';
 import { buildSlot } from './build-slot.js';
 import { goLive } from './go-live.js';
-import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
-import { DeployRun, type StepResult } from './run.js';
+import { runOperation } from './operation.js';
+import type { DeployRun, StepResult } from './run.js';
+import { connectWithin, liveColor } from './switch-step.js';
 import { preloadRun } from '../util/run.js';
 
 interface DeployOptions {
@@ -66,31 +67,23 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   }
   preloadGit();
   preloadRun();
-  const lock = await acquireLock(app, {
-    command: options.restart ? 'restart' : `deploy ${requested}`,
-    wait: options.wait ?? true,
-    onWait: (holder) => options.observer.note(`waiting for the lock held by pid ${holder.pid} (${holder.command}, since ${holder.since})`),
-    onReleaseFailed: (error) => options.observer.note(releaseFailedNote(error)),
-    signal: options.signal,
+  const what = options.restart
+    ? { command: 'restart', ref: null, reason: 'restart: the live commit with the configuration of now' }
+    : { command: `deploy ${requested}`, ref: requested };
+  return runOperation(config, app, { ...options, ...what, kind: 'deploy', wait: options.wait ?? true }, async (run) => {
+    const steps = options.restart ? await restartSteps(run) : await deploySteps(run, requested, options.pinnedSha, options.breaking ?? false);
+    const result: DeployResult = { ...steps, id: run.id, ms: 0 };
+    // Timed to the journal's end; the copy for the next deploy is no part of this one.
+    const afterEnd = async () => {
+      result.ms = run.elapsedMs;
+      if (result.outcome === 'success') await copyAheadForNextDeploy(run, result.color);
+    };
+    return { value: result, outcome: result.outcome, afterEnd };
   });
-  const run = new DeployRun(config, app, 'deploy', options.observer, options.id);
-  try {
-    await run.begin(options.restart ? null : requested, options.restart ? 'restart: the live commit with the configuration of now' : undefined);
-    const result = options.restart ? await restartSteps(run) : await deploySteps(run, requested, options.pinnedSha, options.breaking ?? false);
-    await run.end(result.outcome);
-    const ms = run.elapsedMs;
-    if (result.outcome === 'success') await copyAheadForNextDeploy(run, result.color);
-    return { ...result, id: run.id, ms };
-  } catch (error) {
-    await run.end('failed', error);
-    throw error;
-  } finally {
-    await lock.release();
-  }
 }
 
 async function deploySteps(run: DeployRun, requested: string, pinnedSha: string | undefined, breaking: boolean): Promise<Omit<DeployResult, 'id' | 'ms'>> {
-  const { app, config } = run;
+  const { app } = run;
   const target = await run.step('resolve', `resolve ${requested}`, async () => {
     if (pinnedSha && !requested.startsWith('refs/heads/')) {
       validateRefName(requested);
@@ -113,7 +106,7 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
   });
   await run.fact({ sha: target.sha, resolvedRef: target.ref });
 
-  const live = await switchOf(app).configuredColor(config);
+  const live = await liveColor(run);
   const settings = await appSettings(app, 'update');
   if (live && (await liveRevision(app, live)) === target.sha) {
     const changed = await configChange(app, live, settings.hashes);
@@ -121,7 +114,7 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
       // Already live: either a repeated deploy, or a re-run after a crash past the switch. Finish
       // what a crashed run may have left (start, verify, retire) and say so.
       run.observer.note(`${target.sha.slice(0, 7)} (${requested}) is already live on ${live}`);
-      await run.fact({ from: live, to: live });
+      await pickedFact(run, live, live);
       await goLive(run, live, target);
       await recordStep(run, `${requested} already live on ${live}`);
       return { outcome: 'noop', color: live, sha: target.sha };
@@ -133,8 +126,8 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
 
 /** `duet restart`: the live commit, as the live color has it, into the idle color. */
 async function restartSteps(run: DeployRun): Promise<Omit<DeployResult, 'id' | 'ms'>> {
-  const { app, config } = run;
-  const live = await switchOf(app).configuredColor(config);
+  const { app } = run;
+  const live = await liveColor(run);
   const target = await run.step('resolve', 'find the live commit', async () => {
     const record = live && ((await runnerOf(app).running(live)) ?? (await readPrepared(app, live)));
     if (!live || !record || record.sha === 'unknown') {
@@ -164,7 +157,7 @@ async function intoIdle(
 ): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app, config } = run;
   const color = await run.step('pick', 'pick the idle color', () => pickIdle(run, live));
-  await run.fact({ from: live ? otherColor(color) : null, to: color });
+  await pickedFact(run, live ? otherColor(color) : null, color);
 
   try {
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
@@ -221,12 +214,12 @@ async function releaseStep(
  * verify) and the dead one is updated. A re-run after a crash finds the idle color live already.
  */
 async function pickIdle(run: DeployRun, live: Color | undefined): Promise<StepResult<Color>> {
-  const { app, config } = run;
+  const { app } = run;
   if (!live) return { value: 'blue', detail: 'nothing is live yet, starting with blue' };
   const idle = otherColor(live);
   if ((await switchOf(app).servingColor()) !== idle) return { value: idle, detail: `${live} is live, ${idle} is idle` };
   run.observer.note(`${live} (live) is down and ${idle} answers through the fallback: making ${idle} live before updating ${live}`);
-  await connectToNginx(app, config, idle, { output: run.log });
+  await connectWithin(run, idle);
   return { value: live, detail: `${live} (live) was down and ${idle} answered through the fallback: ${idle} made live, ${live} is updated` };
 }
 
@@ -245,10 +238,6 @@ async function copyAheadForNextDeploy(run: DeployRun, live: Color): Promise<void
   }
 }
 
-export function releaseFailedNote(error: Error): string {
-  return `could not remove the deploy lock (${error.message}); duet retries until the state dir is writable again`;
-}
-
 /**
  * What of the configuration changed since the color was built or started: undefined when
  * nothing did, 'environment' when only the env files did, else 'configuration'.
@@ -263,13 +252,19 @@ export async function liveRevision(app: AppConfig, color: Color): Promise<string
   return (await runnerOf(app).running(color))?.sha ?? (await checkedOutRevision(app.paths.checkout[color]));
 }
 
+/** The run's target, picked once: journaled, and told to whoever waits to name it (the queue). */
+export async function pickedFact(run: DeployRun, from: Color | null, to: Color, revision?: { sha: string; resolvedRef: string }): Promise<void> {
+  await run.fact({ ...revision, from, to });
+  run.observer.picked?.(to);
+}
+
 export async function recordStep(run: DeployRun, detail: string): Promise<void> {
   await run.step('record', 'record the outcome', async () => ({ value: undefined, detail }));
 }
 
 /** A deploy that failed must leave only the live color running: the idle one is stopped. */
 async function stopIdleAfterFailure(run: DeployRun, color: Color): Promise<void> {
-  const live = await switchOf(run.app).configuredColor(run.config);
+  const live = await liveColor(run);
   if (live === color) return; // failed after the switch and could not switch back: keep serving
   const outcome = await runnerOf(run.app)
     .stop(color)

@@ -4,11 +4,10 @@ import { DuetError } from '../errors.js';
 import { checkedOutRevision } from '../instance/checkout.js';
 import { checkHealth } from '../instance/health.js';
 import { runnerOf } from '../instance/runner.js';
-import { switchOf } from '../switch/switch.js';
 import { recordStep } from './deploy.js';
-import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
-import { DeployRun } from './run.js';
+import { runOperation } from './operation.js';
+import { liveColor, switchAndVerify } from './switch-step.js';
 
 export interface FailoverResult {
   id: string;
@@ -29,12 +28,9 @@ export interface FailoverResult {
 export async function failover(config: Config, app: AppConfig, options: { from: Color; reason: string; observer: DeployObserver }): Promise<FailoverResult> {
   const { from, reason } = options;
   const to = otherColor(from);
-  const lock = await acquireLock(app, { command: `failover from ${from}`, wait: false });
-  const run = new DeployRun(config, app, 'failover', options.observer);
-  try {
-    await run.begin(null, reason);
+  return runOperation(config, app, { kind: 'failover', command: `failover from ${from}`, reason, wait: false, observer: options.observer }, async (run) => {
     const standby = await run.step('health', `check that ${to} runs and is healthy`, async () => {
-      const live = await switchOf(app).configuredColor(config);
+      const live = await liveColor(run);
       if (live !== from) {
         throw new DuetError(`${from} is no longer live (nginx points at ${live ?? 'nothing'}): nothing to fail over`, { step: 'health' });
       }
@@ -50,21 +46,8 @@ export async function failover(config: Config, app: AppConfig, options: { from: 
     });
     await run.fact({ sha: standby.sha, resolvedRef: standby.ref, from, to });
     const fromSha = (await checkedOutRevision(app.paths.checkout[from])) ?? null;
-    const switched = await run.step('switch', `point nginx at ${to}`, async () => ({
-      value: await switchOf(app).switchTo(config, to, { output: run.log }),
-      detail: switchOf(app).switchDetail,
-    }));
-    await run.step('verify', `check that the public port is served by ${to}`, async () => {
-      await switchOf(app).verify(to, { reload: switched.reload, output: run.log });
-      return { value: undefined };
-    });
+    await switchAndVerify(run, to, { switched: app });
     await recordStep(run, `failed over from ${from} to ${to}: ${reason}`);
-    await run.end('success');
-    return { id: run.id, from, to, sha: standby.sha, ref: standby.ref, fromSha };
-  } catch (error) {
-    await run.end('failed', error);
-    throw error;
-  } finally {
-    await lock.release();
-  }
+    return { value: { id: run.id, from, to, sha: standby.sha, ref: standby.ref, fromSha } };
+  });
 }

@@ -3,11 +3,11 @@ import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { appSettings, requireSecrets } from '../instance/app-env.js';
 import { checkHealth, waitUntilHealthy } from '../instance/health.js';
-import { markLive, runnerOf, stillRunning, type Revision } from '../instance/runner.js';
+import { markLive, runnerOf, stillRunning, type InstanceRecord, type Revision } from '../instance/runner.js';
 import { WATCH_PROBE_TIMEOUT_MS, watchInstance } from '../instance/watch.js';
-import { switchOf } from '../switch/switch.js';
 import { appForSwitch } from './breaking.js';
 import type { DeployRun, StepResult } from './run.js';
+import { connectWithin, liveColor, switchAndVerify } from './switch-step.js';
 
 /**
  * The second half of every deploy and of a rollback: start the target color, wait for health,
@@ -16,22 +16,26 @@ import type { DeployRun, StepResult } from './run.js';
  * already there.
  */
 export async function goLive(run: DeployRun, target: Color, revision: Revision): Promise<void> {
-  const { app, config } = run;
+  const { app } = run;
   const previous = otherColor(target);
   // Read now, not between "healthy" and the switch, where every ms delays the new color.
-  const wasLive = await switchOf(app).configuredColor(config);
+  await liveColor(run);
   // A breaking release: no fallback to the other color, which is stopped after the drain.
-  const switchedApp = await appForSwitch(app, revision.sha);
-  const breaking = switchedApp !== app;
+  const switched = await appForSwitch(app, revision.sha);
+  const breaking = switched !== app;
 
   await run.step('start', `start ${target} at ${revision.sha.slice(0, 7)}`, async () => {
     const settings = await appSettings(app, 'start');
     requireSecrets(app, settings.files, 'start');
     const running = await runnerOf(app).running(target);
     const current = running?.config === settings.hashes.run;
-    if (running?.sha === revision.sha && current) return { value: undefined, skipped: true, detail: `already running as pid ${running.pid}` };
+    if (running?.sha === revision.sha && current) {
+      run.carried.target = { color: target, instance: running };
+      return { value: undefined, skipped: true, detail: `already running as pid ${running.pid}` };
+    }
     if (running) await runnerOf(app).stop(target);
     const started = await runnerOf(app).start(target, revision, settings);
+    run.carried.target = { color: target, instance: started };
     const why =
       running?.sha === revision.sha
         ? ` (restarted: ${running.envFiles === settings.hashes.envFiles ? 'configuration' : 'environment'} changed since its start)`
@@ -40,26 +44,11 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   });
 
   await run.step('health', `wait for ${target} to answer ${app.health.path}`, async () => {
-    const report = await waitUntilHealthy(app, target, { isAlive: stillRunning(await runnerOf(app).running(target)) });
+    const report = await waitUntilHealthy(app, target, { isAlive: stillRunning(await targetInstance(run, target)) });
     return { value: undefined, detail: report.detail };
   });
 
-  const switched = await run.step('switch', `point nginx at ${target}`, async () => {
-    // Applied even when the config already names the target: idempotent, and it brings back a
-    // managed nginx that is not running or a socket nginx's workers cannot reach.
-    const value = await switchOf(switchedApp).switchTo(config, target, { output: run.log });
-    if (wasLive === target) return { value, skipped: true, detail: `nginx already points at ${target}` };
-    return { value, detail: switchOf(switchedApp).switchDetail };
-  });
-
-  await run.step('verify', `check that the public port is served by ${target}`, async () => {
-    try {
-      return { value: undefined, detail: await switchOf(app).verify(target, { reload: switched.reload }) };
-    } catch (error) {
-      await switchBack(run, wasLive, target);
-      throw error;
-    }
-  });
+  await switchAndVerify(run, target, { switched, backOnFailure: true });
 
   await run.step('watch', `watch ${target} for ${app.health.watch_s} s`, () => watchAfterSwitch(run, target));
 
@@ -75,17 +64,10 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
   });
 }
 
-/** A switch whose result nginx does not serve is undone, if there is something to go back to. */
-async function switchBack(run: DeployRun, wasLive: Color | undefined, target: Color): Promise<void> {
-  const { app, config } = run;
-  if (!wasLive || wasLive === target || !(await runnerOf(app).running(wasLive))) {
-    run.log.line(`verify failed and there is no running previous color to switch back to`);
-    return;
-  }
-  run.log.line(`verify failed: switching back to ${wasLive}`);
-  run.observer.note(`verify failed: switching back to ${wasLive}`);
-  await switchOf(app).switchTo(config, wasLive, { output: run.log });
-  await runnerOf(app).stop(target);
+/** The target's instance as the start step left it; read from the machine when this run did not start it. */
+async function targetInstance(run: DeployRun, target: Color): Promise<InstanceRecord | undefined> {
+  const carried = run.carried.target;
+  return carried?.color === target ? carried.instance : runnerOf(run.app).running(target);
 }
 
 /**
@@ -98,7 +80,7 @@ async function watchAfterSwitch(run: DeployRun, target: Color): Promise<StepResu
   const { app } = run;
   const durationMs = app.health.watch_s * 1000;
   if (durationMs === 0) return { value: undefined, skipped: true, detail: 'health.watch_s is 0' };
-  const instance = await runnerOf(app).running(target);
+  const instance = await targetInstance(run, target);
   const since = instance ? (await markLive(app, instance)).getTime() : Date.now();
   if (instance && Date.now() - since >= durationMs) {
     return { value: undefined, skipped: true, detail: `live and watched since ${new Date(since).toISOString()}` };
@@ -123,7 +105,7 @@ async function watchAfterSwitch(run: DeployRun, target: Color): Promise<StepResu
  * restart may still bring it back) and the error says so. Returns what was done, for the error.
  */
 async function switchBackAfterWatch(run: DeployRun, failed: Color, why: string): Promise<string> {
-  const { app, config } = run;
+  const { app } = run;
   const other = otherColor(failed);
   const standby = await runnerOf(app).running(other);
   if (!standby || (await checkHealth(app, other, WATCH_PROBE_TIMEOUT_MS)).state !== 'healthy') {
@@ -133,12 +115,12 @@ async function switchBackAfterWatch(run: DeployRun, failed: Color, why: string):
   run.observer.note(`watch failed: switching back to ${other}`);
   run.log.line(`watch failed (${why}): switching back to ${other}`);
   try {
-    const switched = await switchOf(app).switchTo(config, other, { output: run.log });
-    await switchOf(app).verify(other, { reload: switched.reload, output: run.log });
+    await connectWithin(run, other);
   } catch (error) {
     // The watch's verdict stays the headline; the failed switch back is what to fix first.
     return `switching back to ${other} failed (${(error as Error).message.split('\n')[0]}), so ${failed} stays live`;
   }
   await runnerOf(app).stop(failed);
+  run.carried.target = undefined;
   return `switched back to ${other} (${standby.sha.slice(0, 7)}) and stopped ${failed}`;
 }

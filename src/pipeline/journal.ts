@@ -17,8 +17,8 @@ import { isTriggerEvent, type TriggerEvent } from './trigger.js';
 type StepStatus = 'started' | 'done' | 'skipped' | 'failed';
 /** failed: the deploy's own failure; errored: a fault of duet's (error-kinds.ts decides which). */
 export type Outcome = 'success' | 'noop' | 'failed' | 'errored' | 'interrupted';
-/** What a journal record is of: a deploy, rollback, bootup or failover, or one of the act commands. */
-export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover' | 'start-instance' | 'stop-instance' | 'connect-to-nginx' | 'update-instance';
+/** What a journal record is of: a deploy, rollback, bootup, failover or down, or one of the act commands. */
+export type DeployKind = 'deploy' | 'rollback' | 'bootup' | 'failover' | 'down' | 'start-instance' | 'stop-instance' | 'connect-to-nginx' | 'update-instance';
 
 export type RunEvent =
   | { type: 'begin'; id: string; at: string; kind: DeployKind; ref: string | null; pid: number; reason?: string }

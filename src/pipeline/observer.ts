@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Color } from '../config/schema.js';
 import type { RunStep } from '../errors.js';
 
 /**
@@ -10,6 +11,8 @@ export interface DeployObserver {
   stepStarted(step: RunStep, what: string): void;
   stepEnded(step: RunStep, status: 'done' | 'skipped' | 'failed', ms: number, detail: string | undefined): void;
   note(text: string): void;
+  /** The color the run makes live, once it picked it (the queue's "started" names it). */
+  picked?(color: Color): void;
 }
 
 export const silentObserver: DeployObserver = {

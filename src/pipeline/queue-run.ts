@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
+import type { Color } from '../config/schema.js';
 import { failedStateOf } from '../error-kinds.js';
 import { DISK_FULL, DuetError, machineError, type StepName } from '../errors.js';
 import { deploy } from './deploy.js';
@@ -18,10 +19,10 @@ export async function runTrigger(
   config: Config,
   app: AppConfig,
   record: TriggerRecord,
-  options: { logger: Logger | undefined; signal: AbortSignal },
+  options: { logger: Logger | undefined; signal: AbortSignal; onPicked: (color: Color) => void },
 ): Promise<TriggerOutcome | undefined> {
   const { logger, signal } = options;
-  const observer = loggingObserver(logger?.child({ app: record.app, deploy: record.id }));
+  const observer = { ...loggingObserver(logger?.child({ app: record.app, deploy: record.id })), picked: options.onPicked };
   try {
     const result =
       record.kind === 'rollback'

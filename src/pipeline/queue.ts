@@ -1,11 +1,10 @@
 import PQueue from 'p-queue';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import { otherColor } from '../config/schema.js';
+import type { Color } from '../config/schema.js';
 import { failedStateOf } from '../error-kinds.js';
 import { DiskFullError, DuetError, isDiskFull, NotSavedError, ShuttingDownError, UnknownAppError } from '../errors.js';
 import { resolveRef } from '../instance/checkout.js';
-import { switchOf } from '../switch/switch.js';
 import { defaultRef } from './deploy.js';
 import { Announcements } from './announcements.js';
 import { Journal, newDeployId } from './journal.js';
@@ -202,14 +201,10 @@ export class DeployQueue implements TriggerQueue {
   }
 
   private async run(app: AppConfig, record: TriggerRecord): Promise<void> {
-    const live = await switchOf(app)
-      .configuredColor(this.options.config)
-      .catch(() => undefined);
-    // Both a deploy and a rollback go to the color that is not live now.
-    const color = live ? otherColor(live) : record.kind === 'deploy' ? 'blue' : null;
     let current: TriggerRecord;
     try {
-      current = await this.store.record(record.id, { type: 'dequeued', color });
+      // The color is the run's to pick (deploy.ts, pickedFact), not guessed here.
+      current = await this.store.record(record.id, { type: 'dequeued', color: null });
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
       // A deploy whose start is not on disk does not start: nothing it did would be on disk either.
@@ -217,12 +212,21 @@ export class DeployQueue implements TriggerQueue {
       await this.announcements.finished(finished);
       return;
     }
-    await this.announcements.started(current);
-    const outcome = await runTrigger(this.options.config, app, record, { logger: this.options.logger, signal: this.stopping.signal });
+    // "started" names the color the run picked; a run that ended before it picked starts without one.
+    let picked: Color | undefined;
+    let started: Promise<void> | undefined;
+    const announceStarted = (color: Color | undefined) => (started ??= this.announcements.started({ ...current, color: color ?? null }));
+    const onPicked = (color: Color) => {
+      picked = color;
+      void announceStarted(color);
+    };
+    const outcome = await runTrigger(this.options.config, app, record, { logger: this.options.logger, signal: this.stopping.signal, onPicked });
     // undefined: shutdown came while it waited for its app's lock. Nothing was started: it stays
     // "running" on disk and resume() runs it at the next start.
     if (!outcome) return;
-    await this.announcements.finished(await this.saveFinal(record.id, { type: 'settled', ...outcome }));
+    const finished = await this.saveFinal(record.id, { type: 'settled', ...(picked ? { color: picked } : {}), ...outcome });
+    await announceStarted(picked);
+    await this.announcements.finished(finished);
   }
 
   /** Why a trigger whose start the journal did not take ends failed without running (its summary). */

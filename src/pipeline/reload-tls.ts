@@ -8,7 +8,7 @@ import { switchOf } from '../switch/switch.js';
 import { reloadNginx } from '../switch/nginx-reload.js';
 import { markBeforeReload, stillAccepting, type ReloadMark } from '../switch/nginx-workers.js';
 import { certificateIssued, checkCertificate, servedCertificate, type CertificateInfo } from '../switch/tls.js';
-import type { ActOptions } from './act.js';
+import type { OperationOptions } from './operation.js';
 import { connectColor } from './color-acts.js';
 
 const SERVED_TIMEOUT_MS = 10_000;
@@ -25,7 +25,7 @@ export interface ReloadTlsResult {
  * (acme's first certificate turns HTTP-only into HTTPS), the live color connected again under the
  * app's lock. Returns once nginx presents the new certificate.
  */
-export async function reloadTls(config: Config, app: AppConfig, options: ActOptions & { output?: OutputSink }): Promise<ReloadTlsResult> {
+export async function reloadTls(config: Config, app: AppConfig, options: OperationOptions & { output?: OutputSink }): Promise<ReloadTlsResult> {
   if (app.certificate === undefined) {
     throw new UsageError(`${app.name} has tls.mode off: there is no certificate to reload`, 'set tls in duet.yml (docs/https.md)');
   }

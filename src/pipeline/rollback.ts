@@ -3,14 +3,15 @@ import { otherColor, type Color } from '../config/schema.js';
 import { DuetError, NotLiveError } from '../errors.js';
 import { validateCommitPrefix } from '../instance/git-ref.js';
 import { appSettings } from '../instance/app-env.js';
+import type { PreparedRecord } from '../instance/prepared.js';
 import { preparedRelease, updateInstance } from '../instance/update.js';
 import { switchOf } from '../switch/switch.js';
-import { liveRevision, recordStep, releaseFailedNote, type DeployResult } from './deploy.js';
+import { liveRevision, pickedFact, recordStep, type DeployResult } from './deploy.js';
 import { readBreaking } from './breaking.js';
 import { goLive } from './go-live.js';
-import { acquireLock } from './lock.js';
 import type { DeployObserver } from './observer.js';
-import { DeployRun } from './run.js';
+import { runOperation } from './operation.js';
+import type { DeployRun, StepResult } from './run.js';
 
 /**
  * What a rollback would undo: the live color (what nginx points at) and the commit it runs, or
@@ -51,63 +52,63 @@ export async function rollback(
   app: AppConfig,
   options: { from: string | null; wait?: boolean; signal?: AbortSignal; observer: DeployObserver; id?: string; force?: boolean },
 ): Promise<DeployResult> {
-  const lock = await acquireLock(app, {
-    command: 'rollback',
-    wait: options.wait ?? true,
-    onWait: (holder) => options.observer.note(`waiting for the lock held by pid ${holder.pid} (${holder.command})`),
-    onReleaseFailed: (error) => options.observer.note(releaseFailedNote(error)),
-    signal: options.signal,
-  });
-  const run = new DeployRun(config, app, 'rollback', options.observer, options.id);
-  try {
-    await run.begin(null);
-    const { color: live, sha: liveSha } = await liveCommitIs(config, app, options.from);
-    const target = otherColor(live);
-    const prepared = await run.step('pick', `check that ${target} holds the previous release`, async () => {
-      const record = await preparedRelease(app, target);
-      if (!record) {
-        throw new DuetError(`${target} holds no completely prepared release to roll back to`, {
-          step: 'pick',
-          hint: `deploy a known-good ref instead: duet deploy --ref <tag>`,
+  return runOperation(
+    config,
+    app,
+    { kind: 'rollback', command: 'rollback', id: options.id, wait: options.wait ?? true, signal: options.signal, observer: options.observer },
+    async (run) => {
+      const { color: live, sha: liveSha } = await liveCommitIs(config, app, options.from);
+      run.carried.live = live;
+      const target = otherColor(live);
+      const prepared = await run.step('pick', `check that ${target} holds the previous release`, () => previousRelease(run, target, liveSha, options.force));
+      await pickedFact(run, live, target, { sha: prepared.sha, resolvedRef: prepared.ref });
+      // Built with another configuration than today's (env, build, build_env's values, Node.js):
+      // built again, so that what goes live is what duet.yml says. Only the start is redone else.
+      const settings = await appSettings(app, 'update');
+      if (prepared.config !== settings.hashes.build) {
+        await run.step('update', `rebuild ${target} at ${prepared.sha.slice(0, 7)}: its build configuration changed`, async () => {
+          const outcome = await updateInstance(app, target, prepared, run.log, { settings });
+          return { value: undefined, detail: outcome.kind === 'updated' ? `install ${outcome.install}` : 'already prepared' };
         });
       }
-      if (record.sha === liveSha) {
-        throw new DuetError(`${target} holds the same commit as the live ${live} (${record.sha.slice(0, 7)}): rolling back would change nothing`, {
-          step: 'pick',
-          hint: 'deploy an earlier ref instead: duet deploy --ref <tag>',
-        });
-      }
-      const breaking = await readBreaking(app);
-      if (breaking?.sha === liveSha && breaking.before === record.sha) {
-        const why = `${record.ref} (${record.sha.slice(0, 7)}) is from before the breaking release ${liveSha.slice(0, 7)} (deploy ${breaking.deploy}), whose release changed what it relies on`;
-        if (!options.force) {
-          throw new DuetError(`${target} holds ${why}: a rollback to it is refused`, {
-            step: 'pick',
-            hint: 'deploy a fix forward (duet deploy --ref <ref>); or, if the old version copes with the database as it is now, duet rollback --force',
-          });
-        }
-        run.observer.note(`--force: rolling back although ${why}`);
-      }
-      return { value: record, detail: `${target} holds ${record.ref} (${record.sha.slice(0, 7)})${options.force ? ' (--force)' : ''}` };
+      await goLive(run, target, prepared);
+      await recordStep(run, `rolled back to ${prepared.ref} on ${target}`);
+      const result: DeployResult = { id: run.id, outcome: 'success', color: target, sha: prepared.sha, ms: 0 };
+      const afterEnd = async () => {
+        result.ms = run.elapsedMs;
+      };
+      return { value: result, afterEnd };
+    },
+  );
+}
+
+/** The pick of a rollback: the other color's prepared release, unless it would change nothing or undo a breaking release. */
+async function previousRelease(run: DeployRun, target: Color, liveSha: string, force: boolean | undefined): Promise<StepResult<PreparedRecord>> {
+  const { app } = run;
+  const live = otherColor(target);
+  const record = await preparedRelease(app, target);
+  if (!record) {
+    throw new DuetError(`${target} holds no completely prepared release to roll back to`, {
+      step: 'pick',
+      hint: `deploy a known-good ref instead: duet deploy --ref <tag>`,
     });
-    await run.fact({ sha: prepared.sha, resolvedRef: prepared.ref, from: live, to: target });
-    // Built with another configuration than today's (env, build, build_env's values, Node.js):
-    // built again, so that what goes live is what duet.yml says. Only the start is redone else.
-    const settings = await appSettings(app, 'update');
-    if (prepared.config !== settings.hashes.build) {
-      await run.step('update', `rebuild ${target} at ${prepared.sha.slice(0, 7)}: its build configuration changed`, async () => {
-        const outcome = await updateInstance(app, target, prepared, run.log, { settings });
-        return { value: undefined, detail: outcome.kind === 'updated' ? `install ${outcome.install}` : 'already prepared' };
+  }
+  if (record.sha === liveSha) {
+    throw new DuetError(`${target} holds the same commit as the live ${live} (${record.sha.slice(0, 7)}): rolling back would change nothing`, {
+      step: 'pick',
+      hint: 'deploy an earlier ref instead: duet deploy --ref <tag>',
+    });
+  }
+  const breaking = await readBreaking(app);
+  if (breaking?.sha === liveSha && breaking.before === record.sha) {
+    const why = `${record.ref} (${record.sha.slice(0, 7)}) is from before the breaking release ${liveSha.slice(0, 7)} (deploy ${breaking.deploy}), whose release changed what it relies on`;
+    if (!force) {
+      throw new DuetError(`${target} holds ${why}: a rollback to it is refused`, {
+        step: 'pick',
+        hint: 'deploy a fix forward (duet deploy --ref <ref>); or, if the old version copes with the database as it is now, duet rollback --force',
       });
     }
-    await goLive(run, target, prepared);
-    await recordStep(run, `rolled back to ${prepared.ref} on ${target}`);
-    await run.end('success');
-    return { id: run.id, outcome: 'success', color: target, sha: prepared.sha, ms: run.elapsedMs };
-  } catch (error) {
-    await run.end('failed', error);
-    throw error;
-  } finally {
-    await lock.release();
+    run.observer.note(`--force: rolling back although ${why}`);
   }
+  return { value: record, detail: `${target} holds ${record.ref} (${record.sha.slice(0, 7)})${force ? ' (--force)' : ''}` };
 }

@@ -9,6 +9,8 @@ import type { DeployObserver } from './observer.js';
 import { crashPoint } from '../util/crash-point.js';
 import { readEnvFiles, secretValues } from '../instance/app-env.js';
 import { SecretMask } from '../util/mask.js';
+import type { Color } from '../config/schema.js';
+import type { InstanceRecord } from '../instance/pidfile.js';
 
 export interface StepResult<T> {
   value: T;
@@ -18,13 +20,26 @@ export interface StepResult<T> {
 }
 
 /**
- * One deploy, rollback or bootup in progress: it journals every step's start and end, writes the
+ * What a run learned of the machine, carried from step to step instead of read again: it holds
+ * the app's lock, so only its own steps change these, and they update them. A run begins with
+ * none, so a run resumed after a crash reads the machine at each step.
+ */
+export interface Carried {
+  /** What nginx points at, once read (null: nothing yet); the switch steps keep it current. */
+  live?: Color | null;
+  /** The color this run makes live, and its instance as the start step left it. */
+  target?: { color: Color; instance: InstanceRecord };
+}
+
+/**
+ * One operation in progress (operation.ts): it journals every step's start and end, writes the
  * deploy log, tells the observer, and implements fault injection for the crash tests.
  */
 export class DeployRun {
   readonly id: string;
   readonly journal: Journal;
   readonly log: DeployLog;
+  readonly carried: Carried = {};
   private readonly startedAt = Date.now();
   /** The env files' values, masked in the deploy log and in every error this run ends with. */
   private mask = new SecretMask();

@@ -108,7 +108,7 @@ test('the acts are journaled like a deploy: their own kind, the steps they share
     ['stop-instance', 'noop', 'retire:skipped'],
     ['stop-instance', 'failed', ''],
     // green runs (skipped), the proxy is applied again, the stopped standby blue comes back.
-    ['bootup', 'success', 'start:skipped switch:done start:done'],
+    ['bootup', 'success', 'start:skipped switch:done verify:done start:done'],
   ]);
   const [update, , connect] = records;
   assert.equal(update!.ref, 'v2');

@@ -7,6 +7,7 @@ import { appPaths } from '../../src/config/paths.js';
 import { DeployQueue } from '../../src/pipeline/queue.js';
 import { coversSameDeploy, type TriggerObserver, type TriggerRecord, type TriggerRequest } from '../../src/pipeline/trigger.js';
 import { setupDuet } from '../support/duet.js';
+import { pollUntil } from '../../src/util/poll.js';
 import { trigger } from '../http/http-harness.js';
 
 function push(sha: string, ref = 'refs/heads/main', deliveryId: string | null = null): TriggerRequest {
@@ -246,4 +247,30 @@ test('a waiting rollback covers another only when both undo the same commit', ()
     false,
     'a running one may change what is live: this one is checked after it',
   );
+});
+
+test('the color a trigger is said to start on is the one its deploy picks: with the live color dead and the standby answering through the fallback, the dead one', async (t) => {
+  const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n' }, v3: { VERSION: 'v3\n' } } });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  await setup.succeed(['deploy', '--ref', 'v2']);
+  process.kill(JSON.parse((await setup.succeed(['status', '--json'])).stdout).colors.green.pid as number, 'SIGKILL');
+  const fallback = await pollUntil(async () => (/cafeteria v1/.test((await setup.get('/').catch(() => undefined))?.body ?? '') ? true : undefined), {
+    timeoutMs: 10_000,
+  });
+  assert.ok(fallback, 'blue answers through the fallback');
+
+  const observer = recordingObserver();
+  const queue = await DeployQueue.open({ config: setup.config, observers: [observer] });
+  t.after(() => queue.close());
+  const { id } = await queue.submit(push(await setup.repo.revParse('v3^{commit}'), 'refs/tags/v3'));
+  await queue.drain();
+
+  // blue is made live first, and green, the dead one, is updated: the deploy goes live on green.
+  assert.equal(queue.get(id)?.state, 'succeeded', queue.get(id)?.summary ?? '');
+  assert.deepEqual(
+    observer.events.filter((e) => e.startsWith('started')),
+    [`started ${id} green`],
+  );
+  assert.equal(queue.get(id)?.color, 'green');
+  assert.match((await setup.get('/')).body, /cafeteria v3/);
 });

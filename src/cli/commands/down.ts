@@ -1,5 +1,4 @@
-import { runnerOf } from '../../instance/runner.js';
-import { acquireLock } from '../../pipeline/lock.js';
+import { stopBothColors } from '../../pipeline/color-acts.js';
 import { stopManagedNginx } from '../../switch/managed-nginx.js';
 import { appsFrom, print, type Command } from '../command.js';
 
@@ -10,12 +9,8 @@ export const down: Command = {
   async run(context) {
     const { config, apps, all } = await appsFrom(context);
     for (const app of apps) {
-      const lock = await acquireLock(app, { command: 'down', wait: true });
-      try {
-        for (const color of ['blue', 'green'] as const) print(context.stdout, `${app.name} ${color}: ${await runnerOf(app).stop(color)}`);
-      } finally {
-        await lock.release();
-      }
+      const stopped = await stopBothColors(config, app, { wait: true });
+      for (const color of ['blue', 'green'] as const) print(context.stdout, `${app.name} ${color}: ${stopped[color]}`);
     }
     if (config.nginx.managed && all) {
       await stopManagedNginx(config);
