@@ -57,11 +57,7 @@ export function checkCertificate(app: AppConfig, paths: CertificatePaths, now = 
       return readFileSync(path, 'utf8');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? String(error);
-      throw refuse(
-        app,
-        `cannot read the TLS ${what} ${path} (${code})`,
-        `${fix}; nginx's master reads it as root, duet checks it as its own user: make it readable (the key: by root, and by duet's group)`,
-      );
+      throw refuse(app, `cannot read the TLS ${what} ${path} (${code})`, `${fix}; nginx's master reads it as root, duet checks it as its own user`);
     }
   };
   const certPem = read(paths.cert, 'certificate');
@@ -72,10 +68,13 @@ export function checkCertificate(app: AppConfig, paths: CertificatePaths, now = 
     throw refuse(app, `${paths.cert} is not a valid PEM certificate (${(error as Error).message})`, fix);
   }
   if (!leaf) throw refuse(app, `${paths.cert} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`, fix);
-  const keyPem = read(paths.key, 'private key');
-  let matches: boolean;
+  // The key need not be duet's to read (root's 0600, as certbot writes it, keeps it from the apps
+  // that run as duet's user): nginx -t, run before every reload, refuses one that does not load or
+  // match; duet checks it too where it may read it.
+  const keyPem = readableKey(paths.key) ? read(paths.key, 'private key') : undefined;
+  let matches = true;
   try {
-    matches = leaf.checkPrivateKey(createPrivateKey(keyPem));
+    if (keyPem !== undefined) matches = leaf.checkPrivateKey(createPrivateKey(keyPem));
   } catch (error) {
     throw refuse(app, `${paths.key} is not a private key nginx can load (${(error as Error).message})`, fix);
   }
@@ -95,6 +94,16 @@ export function checkCertificate(app: AppConfig, paths: CertificatePaths, now = 
     );
   }
   return { names: names(leaf), notAfter, fingerprint: leaf.fingerprint256 };
+}
+
+/** A key that exists but is closed to this user (EACCES) is nginx's to check; a missing one is refused. */
+function readableKey(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'EACCES';
+  }
 }
 
 /**

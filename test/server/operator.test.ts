@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { pollUntil } from '../../src/util/poll.js';
@@ -37,6 +39,8 @@ interface World {
   machine: Container;
   github: GitHubServer;
   servePort: number;
+  /** portapp's HTTPS port (tls files, a certificate made on the machine). */
+  tlsPort: number;
   apps: AppOnMachine[];
   webhookSecret: string;
   apiToken: string;
@@ -45,7 +49,7 @@ interface World {
 test('an operator sets duet up on a booted Debian 12 server, as the README says', async (t) => {
   const { github, machine } = await bootedMachine(t);
 
-  const world: World = { machine, github, servePort: await freePort(), apps: [], webhookSecret: '', apiToken: '' };
+  const world: World = { machine, github, servePort: await freePort(), tlsPort: await freePort(), apps: [], webhookSecret: '', apiToken: '' };
   for (const [name, mode] of [
     ['sockapp', 'socket'],
     ['portapp', 'port'],
@@ -63,6 +67,8 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
 
     await mkdir(join(machine.root, 'etc', 'duet'), { recursive: true });
     await writeFile(join(machine.root, 'etc', 'duet', 'duet.yml'), configYaml(world));
+    // portapp's HTTPS (tls: files): a certificate as an operator's CA would hand it over.
+    await makeCertificateInMachine(machine);
     const first = await machine.run(['duet', 'install']);
     st.diagnostic(
       first
@@ -322,7 +328,58 @@ test('an operator sets duet up on a booted Debian 12 server, as the README says'
       await assertStillLive(world, deployed);
     },
   );
+
+  await step(
+    "tls files as duet's own user: a certificate replaced by root is served after sudo -u duet duet reload-tls, under load, 0 failed Connection: close requests",
+    async (st) => {
+      const fingerprint = async () => new X509Certificate(await readFile(join(machine.root, TLS_CERT))).fingerprint256;
+      assert.equal(await servedFingerprint(world.tlsPort), await fingerprint(), 'nginx presents the certificate of duet.yml');
+      const portapp = (await duetStatus(machine, 'portapp')).tls;
+      assert.equal(portapp?.mode, 'files');
+      assert.ok(portapp.daysLeft >= 88, `duet status reads the served certificate's expiry (${JSON.stringify(portapp)})`);
+
+      await makeCertificateInMachine(machine);
+      const renewed = await fingerprint();
+      assert.notEqual(await servedFingerprint(world.tlsPort), renewed, 'nginx keeps the old certificate until told');
+      const result = await underLoad(
+        world,
+        async () => {
+          const reload = await machine.exec(['sudo', '-u', 'duet', 'duet', 'reload-tls', 'portapp']);
+          assert.equal(reload.code, 0, `duet reload-tls as duet:\n${reload.stdout}\n${reload.stderr}`);
+        },
+        { reloads: true },
+      );
+      reportLoad(st, 'reload-tls', result);
+      assert.equal(await servedFingerprint(world.tlsPort), renewed, 'the replaced certificate is served');
+      const doctor = await machine.exec(['duet', 'doctor']);
+      assert.match(doctor.stdout, /✓ tls portapp:/, doctor.stdout);
+      await assertStillLive(world, deployed);
+    },
+  );
 });
+
+const TLS_CERT = '/etc/duet/tls/portapp.crt';
+const TLS_KEY = '/etc/duet/tls/portapp.key';
+
+/** A new self-signed certificate for portapp.test at TLS_CERT and TLS_KEY, root's, as certbot or an operator writes one. */
+async function makeCertificateInMachine(machine: Container): Promise<void> {
+  await machine.sh(
+    'mkdir -p /etc/duet/tls && umask 077 && openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj /CN=portapp.test ' +
+      `-addext subjectAltName=DNS:portapp.test -keyout ${TLS_KEY} -out ${TLS_CERT} 2>/dev/null && chmod 644 ${TLS_CERT}`,
+  );
+}
+
+/** The fingerprint of the certificate the machine's nginx presents for portapp.test now. */
+function servedFingerprint(port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'portapp.test', rejectUnauthorized: false }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256);
+      socket.end();
+    });
+    socket.setTimeout(5000, () => socket.destroy(new Error('no TLS handshake within 5 s')));
+    socket.on('error', reject);
+  });
+}
 
 /** duet.service's main pid, how often systemd restarted it, and the result of its last run. */
 async function serveUnit(machine: Container): Promise<{ pid: number; restarts: number; result: string }> {
@@ -333,13 +390,15 @@ async function serveUnit(machine: Container): Promise<{ pid: number; restarts: n
 
 /**
  * Load on every app's public port (4 loops each; keep-alive in socket mode, where nginx is never
- * reloaded, a connection per request in port mode, as the other zero-downtime tests do) while
+ * reloaded, unless `reloads`; a connection per request in port mode, as the other zero-downtime
+ * tests do) while
  * `during` runs, with at least LOAD_MARGIN requests answered on each port before it starts and
  * after it ends, so the load covers the whole of it.
  */
 const LOAD_MARGIN = 200;
-async function underLoad(world: World, during: () => Promise<void>): Promise<Map<string, LoadReport>> {
-  const loads = world.apps.map((app) => ({ app, load: startLoad(app.listen, { concurrency: 4, keepAlive: app.mode === 'socket' }) }));
+async function underLoad(world: World, during: () => Promise<void>, o: { reloads?: boolean } = {}): Promise<Map<string, LoadReport>> {
+  // A reload of nginx (reload-tls) closes idle keep-alive connections of every app on it.
+  const loads = world.apps.map((app) => ({ app, load: startLoad(app.listen, { concurrency: 4, keepAlive: app.mode === 'socket' && !o.reloads }) }));
   const reports = new Map<string, LoadReport>();
   try {
     const margin = async (from: number[]) =>
@@ -403,6 +462,9 @@ function configYaml(world: World): string {
     '    standby: keep',
     '    drain_s: 0.5',
     '    deploy_on: { branches: [main], tags: ["v*"] }',
+    ...(app.mode === 'port'
+      ? [`    tls: { mode: files, listen: "127.0.0.1:${world.tlsPort}", cert: ${TLS_CERT}, key: ${TLS_KEY}, redirect_http: false }`]
+      : []),
   ]);
   return [
     '# duet.yml of the server suite (test/server/operator.test.ts)',
