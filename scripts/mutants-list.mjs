@@ -408,6 +408,18 @@ export const MUTANTS = [
     tests: [{ file: 'http/serve', only: 'replayed under a new delivery id' }],
   },
   {
+    name: "refs against git's rules accepted",
+    promise: "every ref is validated by git's rules (no ~ ^ : ? * [ \\)",
+    edits: [edit('src/instance/git-ref.ts', 'const GIT_FORBIDDEN = /[~^:?*[\\\\]/;', 'const GIT_FORBIDDEN = /(?!)/;')],
+    tests: ['instance/git-ref'],
+  },
+  {
+    name: 'deliveries forgotten after an hour',
+    promise: 'a signed delivery sent again is deduplicated for 3 days',
+    edits: [edit('src/pipeline/seen-deliveries.ts', 'const SEEN_FOR_MS = 3 * 24 * 60 * 60 * 1000;', 'const SEEN_FOR_MS = 60 * 60 * 1000;')],
+    tests: ['pipeline/seen-deliveries'],
+  },
+  {
     name: 'answers without nosniff',
     promise: 'every answer carries nosniff',
     edits: [edit('src/http/server.ts', "res.set('X-Content-Type-Options', 'nosniff');", "res.set('X-Content-Type-Options-Off', 'nosniff');")],
