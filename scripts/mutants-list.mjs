@@ -1,14 +1,18 @@
 // The deliberate breakages `npm run mutants` applies (scripts/mutants.mjs), one per promise of
-// README.md ("What this guarantees", "When the app fails", "Security model") and the ones the
-// test audit of issue 24 found surviving. Each names the promise it breaks and the test files
-// that must catch it, the cheapest first (a test name pattern where one test of a file suffices).
-// An edit that no longer matches its file exactly once fails the run: update the mutant with the code.
+// the manual (docs/deploy.md "What this guarantees" and "When the app fails", docs/security.md
+// "Security model") and the ones the test audit of issue 24 found surviving. Each names the
+// promise it breaks and the test files that must catch it, the cheapest first (a test name
+// pattern where one test of a file suffices). An edit that no longer matches its file exactly
+// once fails the run: update the mutant with the code.
 //
 // Left out on purpose: breakages another guard catches before any behaviour changes (these
 // would survive every test, rightly). `proxy_next_upstream error timeout` alone: each upstream
 // has one server, so there is nothing to retry on (with the standby as a `backup` server it is a
-// mutant below). The idle color's stop after a failed watch: the deploy's failure path stops it
-// too. The standby's health check before a failover: failover() checks it again.
+// mutant below); for the same reason nginx ignores `max_fails` (no `max_fails=0` mutant). The
+// idle color's stop after a failed watch: the deploy's failure path stops it too. A delivery id
+// seen again: the same body is deduplicated by its digest as well (GitHub redelivers the same
+// bytes). And promises only the booted-server suite can hold (`app_user`, `runner: systemd`,
+// root-owned env files), which `npm run mutants` does not run.
 
 const edit = (file, from, to) => ({ file, from, to });
 
@@ -94,6 +98,19 @@ export const MUTANTS = [
     tests: [{ file: 'pipeline/watch', only: 'health check starts failing' }],
   },
   {
+    name: 'standby: stop retires the previous color before the watch',
+    promise: 'the deploy watches the new color with the previous color still running, whatever standby says',
+    edits: [
+      edit('src/pipeline/go-live.ts', "  await run.step('watch', `watch ${target} for ${app.health.watch_s} s`, () => watchAfterSwitch(run, target));\n\n", ''),
+      edit(
+        'src/pipeline/go-live.ts',
+        "    return { value: undefined, detail: `${previous} ${how} after ${app.drain_s}s drain${why}` };\n  });\n",
+        "    return { value: undefined, detail: `${previous} ${how} after ${app.drain_s}s drain${why}` };\n  });\n  await run.step('watch', `watch ${target} for ${app.health.watch_s} s`, () => watchAfterSwitch(run, target));\n",
+      ),
+    ],
+    tests: [{ file: 'pipeline/watch', only: 'standby: stop' }],
+  },
+  {
     name: 'no restart backoff',
     promise: 'restarts for the same cause back off: 1 s, 2 s, 4 s ... 60 s',
     edits: [edit('src/pipeline/color-watch.ts', 'return failuresInARow <= 1 ? 0 :', 'return failuresInARow >= 0 ? 0 :')],
@@ -151,6 +168,40 @@ export const MUTANTS = [
     name: 'a crash loop is no verdict',
     promise: 'a live color that exited 3 times within 60 s is failed over',
     edits: [edit('src/pipeline/supervisor.ts', 'export const CRASH_LOOP_EXITS = 3;', 'export const CRASH_LOOP_EXITS = 1000;')],
+    tests: [{ file: 'pipeline/supervisor', only: 'crash loop' }],
+  },
+  {
+    name: 'failover: false fails over',
+    promise: 'never a failover with failover: false',
+    edits: [edit('src/pipeline/supervisor.ts', 'const verdict = this.app.failover ? this.verdict(live, now) : undefined;', 'const verdict = this.verdict(live, now);')],
+    tests: [{ file: 'pipeline/safety-nets', only: 'failover: false' }],
+  },
+  {
+    name: 'failover to a standby that fails its health check',
+    promise: 'a failover goes only to a standby that runs and answers its health check right then',
+    edits: [
+      edit('src/pipeline/supervisor.ts', "if (this.watches[standby].health !== 'healthy') return", "if (this.watches[standby].health === 'stopped') return"),
+      edit('src/pipeline/supervisor.ts', "return report.state === 'healthy' ? undefined :", 'return report.state.length > 0 ? undefined :'),
+      edit('src/pipeline/failover.ts', "if (!instance || report?.state !== 'healthy') {", 'if (!instance || report === undefined) {'),
+    ],
+    tests: [{ file: 'pipeline/supervisor-clock', only: 'unhealthy standby' }],
+  },
+  {
+    name: 'one failed probe is a verdict',
+    promise: 'a color is unhealthy only after 3 failed health checks in a row (slow is not dead)',
+    edits: [edit('src/instance/watch.ts', 'const FAILURES_IN_A_ROW = 3;', 'const FAILURES_IN_A_ROW = 1;')],
+    tests: [{ file: 'pipeline/supervisor-clock', only: 'third in a row' }],
+  },
+  {
+    name: 'a crashed standby is left down',
+    promise: 'a crashed standby is restarted the same way, so the rollback target stays warm',
+    edits: [edit('src/pipeline/supervisor.ts', 'for (const color of [live, standby]) {', 'for (const color of [live]) {')],
+    tests: [{ file: 'pipeline/supervisor', only: 'crashed standby' }],
+  },
+  {
+    name: 'a failover not reported',
+    promise: 'a failover is logged, counted and reported to GitHub (error on the commit no longer live, success on the one live again)',
+    edits: [edit('src/pipeline/supervisor.ts', '      this.observer.failedOver(this.app, result, `${from} ${reason}`);\n', '')],
     tests: [{ file: 'pipeline/supervisor', only: 'crash loop' }],
   },
   {
@@ -228,6 +279,61 @@ export const MUTANTS = [
     tests: ['instance/process-tree'],
   },
 
+  {
+    name: "a failed step's error without its output",
+    promise: 'the error names the step, the command, its exit code and the last lines of its output',
+    edits: [edit('src/util/command-output.ts', 'outputTail: lastLines(output, TAIL_LINES),', "outputTail: lastLines('', TAIL_LINES),")],
+    tests: [{ file: 'pipeline/failures', only: 'install exits 1' }],
+  },
+  {
+    name: 'a lock duet could not remove blocks it',
+    promise: 'a lock duet could not remove (a read-only state dir) is removed once the disk is writable again',
+    edits: [
+      edit(
+        'src/pipeline/lock.ts',
+        'removeIfUnchanged(path, owner).catch(() => retryRemoval(path, owner, Math.min(delayMs * 2, RETRY_MAX_MS)));',
+        'removeIfUnchanged(path, owner).catch(() => RETRY_MAX_MS);',
+      ),
+    ],
+    tests: ['pipeline/lock-readonly'],
+  },
+  {
+    name: 'a resumed deploy installs beside the leftover install',
+    promise: 'after duet was killed mid-install, the next update of that color first stops the leftover install',
+    edits: [
+      edit(
+        'src/instance/update.ts',
+        'const leftover = await stopRecordedGroup(app.paths.stepGroup[color]);',
+        'const leftover = (await Promise.resolve(undefined)) as Awaited<ReturnType<typeof stopRecordedGroup>>;',
+      ),
+    ],
+    tests: [{ file: 'pipeline/resume-install', only: 'killed -9 during the install' }],
+  },
+  {
+    name: 'Ctrl-C leaves the install running',
+    promise: 'a Ctrl-C on duet deploy stops its install too',
+    edits: [edit('src/util/run.ts', "    killGroup(pgid);\n    if (alone) process.kill(process.pid, 'SIGINT');", "    if (alone) process.kill(process.pid, 'SIGINT');")],
+    tests: [{ file: 'pipeline/resume-install', only: 'Ctrl-C' }],
+  },
+  {
+    name: 'stop-instance stops the live color',
+    promise: 'stop-instance and update-instance refuse the color that answers the public port (--force overrides)',
+    edits: [edit('src/pipeline/color-acts.ts', 'if (live !== color && answering !== color) return;', 'if (live !== color || answering !== color) return;')],
+    tests: [{ file: 'pipeline/lock', only: 'journaled like a deploy' }],
+  },
+  {
+    name: '--no-wait waits',
+    promise: '--no-wait fails at once instead of waiting for the lock',
+    edits: [edit('src/pipeline/lock.ts', 'if (!options.wait) {', 'if (!options.wait && Date.now() < 0) {')],
+    tests: [{ file: 'pipeline/lock', only: 'no-wait fails at once' }],
+  },
+  {
+    name: "an install's background job outlives it",
+    promise: 'what an install or build leaves running in the background is killed when it returns',
+    edits: [edit('src/util/run.ts', '    killGroup(pgid);\n    await rm(options.group!', '    await rm(options.group!')],
+    tests: [{ file: 'util/run', only: 'background' }],
+  },
+
   // --- Security model
   {
     name: 'webhook deliveries not counted',
@@ -250,7 +356,7 @@ export const MUTANTS = [
   {
     name: 'socket_activation: the socket let go at each restart',
     promise: "with socket_activation a request of death costs the dying process's requests, never the standby",
-    edits: [edit('src/instance/runner.ts', '!(o.restarting && heldListener(', '!(false && heldListener(')],
+    edits: [edit('src/instance/runner.ts', '!(o.restarting && heldListener(', '!(o.restarting && Date.now() < 0 && heldListener(')],
     tests: [{ file: 'pipeline/socket-activation', only: 'requests of death' }],
   },
   {
@@ -302,6 +408,18 @@ export const MUTANTS = [
     tests: [{ file: 'http/serve', only: 'replayed under a new delivery id' }],
   },
   {
+    name: "refs against git's rules accepted",
+    promise: "every ref is validated by git's rules (no ~ ^ : ? * [ \\)",
+    edits: [edit('src/instance/git-ref.ts', 'const GIT_FORBIDDEN = /[~^:?*[\\\\]/;', 'const GIT_FORBIDDEN = /(?!)/;')],
+    tests: ['instance/git-ref'],
+  },
+  {
+    name: 'deliveries forgotten after an hour',
+    promise: 'a signed delivery sent again is deduplicated for 3 days',
+    edits: [edit('src/pipeline/seen-deliveries.ts', 'const SEEN_FOR_MS = 3 * 24 * 60 * 60 * 1000;', 'const SEEN_FOR_MS = 60 * 60 * 1000;')],
+    tests: ['pipeline/seen-deliveries'],
+  },
+  {
     name: 'answers without nosniff',
     promise: 'every answer carries nosniff',
     edits: [edit('src/http/server.ts', "res.set('X-Content-Type-Options', 'nosniff');", "res.set('X-Content-Type-Options-Off', 'nosniff');")],
@@ -312,6 +430,94 @@ export const MUTANTS = [
     promise: 'GitHub requests are paced within its secondary rate limits',
     edits: [edit('src/github/pacer.ts', 'intervalCap: perWindow })', 'intervalCap: perWindow * 100 })')],
     tests: [{ file: 'github/status-reporter', only: 'one at a time within writes_per_minute' }],
+  },
+  {
+    name: 'a wrong bearer token accepted',
+    promise: 'only whoever holds the API token can use the API',
+    edits: [edit('src/http/auth.ts', "if (bearer !== undefined && safeEqual(bearer, token)) return 'bearer';", "if (bearer !== undefined) return 'bearer';")],
+    tests: [{ file: 'http/api', only: 'needs the bearer token' }],
+  },
+  {
+    name: 'a session cookie may deploy',
+    promise: 'a deploy is asked for with the bearer token only: no page in a browser can trigger one',
+    edits: [edit('src/http/auth.ts', "(credential === 'session' && SAFE_METHODS.has(req.method))", "(credential === 'session' && SAFE_METHODS.size > 0)")],
+    tests: [{ file: 'http/dashboard', only: 'sign-in: a form' }],
+  },
+  {
+    name: 'a forged session cookie accepted',
+    promise: "the dashboard's cookie holds an HMAC of the token: one not made with it is refused",
+    edits: [edit('src/http/auth.ts', 'return safeEqual(match[2]!, sessionMac(token, expires));', 'return token.length > 0 && match[2]!.length > 0;')],
+    tests: [{ file: 'http/dashboard', only: 'sign-in: a form' }],
+  },
+  {
+    name: 'sign-in not rate-limited',
+    promise: 'sign-in is rate-limited',
+    edits: [edit('src/http/sign-in-guard.ts', 'if (over > 0) entry.blockedUntil', 'if (over > 1e9) entry.blockedUntil')],
+    tests: [{ file: 'http/dashboard-guard', only: '300 guesses' }],
+  },
+  {
+    name: 'cross-site form posts accepted',
+    promise: 'sign-in and sign-out refuse cross-site posts',
+    edits: [edit('src/http/sign-in-guard.ts', 'if (isSameOrigin(req, publicHost)) return next();', "if (isSameOrigin(req, publicHost) || req.method === 'POST') return next();")],
+    tests: [{ file: 'http/dashboard-guard', only: 'another site' }],
+  },
+  {
+    name: 'dashboard pages without a CSP',
+    promise: 'the dashboard has a strict CSP',
+    edits: [edit('src/http/html.ts', "'Content-Security-Policy': CSP,", "'Content-Security-Policy-Off': CSP,")],
+    tests: [{ file: 'http/dashboard-guard', only: 'Content-Security-Policy' }],
+  },
+  {
+    name: 'dashboard values not escaped',
+    promise: 'the dashboard escapes everything it shows',
+    edits: [edit('src/http/html.ts', 'return value.replace(/[&<>"\']/g, (c) => ENTITIES[c]!);', 'return value.replace(/[&<>"\']/g, (c) => ENTITIES[c]!.slice(0, 0) + c);')],
+    tests: [{ file: 'http/dashboard', only: 'escaped' }],
+  },
+  {
+    name: 'body over 25 MB read',
+    promise: 'a webhook body over 25 MB is refused with 413',
+    edits: [
+      edit('src/http/signed-body.ts', 'if (declared !== undefined && declared > limit) return', 'if (declared !== undefined && declared > limit * 100) return'),
+      edit('src/http/signed-body.ts', 'if (end > limit) return finish(', 'if (end > limit * 100) return finish('),
+    ],
+    tests: [{ file: 'http/receiver', only: 'over 25 MB' }],
+  },
+  {
+    name: 'no budget for unverified bodies',
+    promise: 'unverified bodies share a budget of 3 bodies and 64 MiB: 503 past it',
+    edits: [edit('src/http/signed-body.ts', '{ bytes: 64 * 1024 * 1024, bodies: 3,', '{ bytes: 64 * 1024 * 1024 * 100, bodies: 300,')],
+    tests: [{ file: 'http/intake-flood', only: 'charged from Content-Length' }],
+  },
+  {
+    name: 'refusals sent at once',
+    promise: 'refusals are sent after 1 to 3 s, so a flood cannot queue in front of /healthz',
+    // At the hold, not its constant: the test reads REFUSAL_HOLD_MS for its bound.
+    edits: [edit('src/http/refusal-hold.ts', 'this.holdMs * (0.5 + Math.random()),', '0 * this.holdMs * (0.5 + Math.random()),')],
+    tests: [{ file: 'http/intake-flood', only: 'charged from Content-Length' }],
+  },
+  {
+    name: 'app secrets not masked',
+    promise: "values of the app's env_files are masked as *** in the deploy logs and every error",
+    edits: [edit('src/util/mask.ts', 'if (masked.includes(value)) masked =', 'if (masked.includes(value) && value === "") masked =')],
+    tests: [{ file: 'pipeline/app-secrets', only: 'refused when others can read it' }],
+  },
+  {
+    name: 'every env_files value reaches the install and the build',
+    promise: 'of the env files, the install and the build get only the build_env names',
+    edits: [
+      edit(
+        'src/instance/app-env.ts',
+        'const picked = Object.fromEntries(app.build_env.flatMap(',
+        'const picked = files.values ?? Object.fromEntries(app.build_env.flatMap(',
+      ),
+    ],
+    tests: [{ file: 'pipeline/app-secrets', only: 'refused when others can read it' }],
+  },
+  {
+    name: 'env_files readable by others accepted',
+    promise: 'duet refuses an env file that group or others may read',
+    edits: [edit('src/instance/app-env.ts', '    if ((info.mode & 0o077) !== 0) {\n      throw new DuetError(`${label}', '    if ((info.mode & 0o077) !== 0 && info.mode < 0) {\n      throw new DuetError(`${label}')],
+    tests: [{ file: 'pipeline/app-secrets', only: 'refused when others can read it' }],
   },
   {
     name: 'the app root readable by others',

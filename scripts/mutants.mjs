@@ -149,9 +149,22 @@ async function runTests(tests) {
   return { result: 'survived' };
 }
 
+/**
+ * The first failed test and why: a kill by a test's deadline is said as such, since on a loaded
+ * machine a slow test can time out under a mutant that changed nothing (run that one again).
+ */
 function firstFailure(tap) {
-  const line = tap.split('\n').find((l) => /^\s*not ok \d+ - /.test(l));
-  return line?.replace(/^\s*not ok \d+ - /, '').slice(0, 100);
+  const lines = tap.split('\n');
+  const at = lines.findIndex((l) => /^\s*not ok \d+ - /.test(l));
+  if (at < 0) return undefined;
+  const name = lines[at].replace(/^\s*not ok \d+ - /, '').slice(0, 100);
+  const block = [];
+  for (const l of lines.slice(at + 1)) {
+    if (/^\s*\.\.\.$/.test(l)) break;
+    block.push(l);
+  }
+  const timedOut = block.some((l) => /failureType: 'testTimeoutFailure'/.test(l));
+  return timedOut ? `${name} [TIMED OUT: a hang the mutant caused, or a loaded machine]` : name;
 }
 
 function run(file, argv) {

@@ -11,8 +11,11 @@ import { tempDir } from '../support/tmp.js';
 
 const SECRET = 'hunter2-session-secret-0042';
 
-/** v1 runs a postinstall that prints the secret (a real npm one); v2 prints it and crashes at start. */
-const PACKAGE_JSON = `${JSON.stringify({ name: 'sample-app', version: '1.0.0', private: true, scripts: { start: 'node server.js', postinstall: 'echo "postinstall sees $SESSION_SECRET"' } }, null, 2)}\n`;
+/**
+ * v1 runs a postinstall that prints the secret (a real npm one) and APP_ONLY, a value of the env
+ * file that build_env does not name; v2 prints the secret and crashes at start.
+ */
+const PACKAGE_JSON = `${JSON.stringify({ name: 'sample-app', version: '1.0.0', private: true, scripts: { start: 'node server.js', postinstall: 'echo "postinstall sees $SESSION_SECRET, and ${APP_ONLY:-no APP_ONLY}"' } }, null, 2)}\n`;
 
 async function secretsSetup(t: Parameters<typeof setupDuet>[0], envFileText: string): Promise<{ setup: DuetSetup; envFile: string }> {
   const envFile = join(await tempDir(t, 'duet-secrets'), 'cafeteria.env');
@@ -52,12 +55,13 @@ test('env_files: refused when others can read it, a missing secret fails at upda
   assert.match(missing.stderr, /needs SESSION_SECRET/);
   assert.match(missing.stderr, /update/);
 
-  await writeFile(envFile, `# the app's secrets\nSESSION_SECRET="${SECRET}"\nSHORT=abc\n`);
+  await writeFile(envFile, `# the app's secrets\nSESSION_SECRET="${SECRET}"\nSHORT=abc\nAPP_ONLY=for-the-app-process-only\n`);
   const first = await setup.succeed(['deploy', '--ref', 'v1']);
   assert.equal((await setup.get('/env/SESSION_SECRET')).body, SECRET, 'the app has the value');
   assert.equal((await setup.get('/env/SHORT')).body, 'abc');
   let seen = await recorded(setup);
-  assert.match(seen.logs, /postinstall sees \*\*\*/, 'the postinstall got it (build_env) and printed it, masked');
+  assert.match(seen.logs, /postinstall sees \*\*\*, and no APP_ONLY/, 'the postinstall got the build_env value, printed masked, and no other');
+  assert.equal((await setup.get('/env/APP_ONLY')).body, 'for-the-app-process-only', 'the app has every value');
 
   // v2 prints the secret and crashes: the deploy's error quotes its output.
   const crashed = await setup.duet(['deploy', '--ref', 'v2']);

@@ -39,6 +39,11 @@ test('install exits 1: the error names the step, the command, its exit code and 
   const stderr = await deployFailing(setup);
   assert.match(stderr, /install: .*exited with code 1/);
   assert.match(stderr, /npm ERR! simulated install failure/);
+  // The terminal also showed the output as it came: the error itself must carry its end, for
+  // history, status, the dashboard and GitHub, which never saw that stream.
+  const [last] = JSON.parse((await setup.duet(['history', '--json'])).stdout);
+  assert.equal(last.failedStep, 'install');
+  assert.match(last.error, /exited with code 1[\s\S]*npm ERR! simulated install failure/);
 });
 
 test('the app crashes at start: reported quickly, not after the health timeout', async (t) => {

@@ -79,7 +79,7 @@ test('a lock duet serve could not remove (read-only state dir) wedges nothing: r
   assert.match(blocked.summary, /^lock failed: cannot write the lock of cafeteria .*EROFS/);
 
   await run.writable();
-  const freed = await pollUntil(async () => (existsSync(app.paths.lock) ? undefined : true), { timeoutMs: 5000 });
+  const freed = await pollUntil(async () => (existsSync(app.paths.lock) ? undefined : true), { timeoutMs: 15_000 });
   assert.ok(freed, 'once writable again, serve removes the lock it failed to release');
   const again = await finished(serve, await submit(serve, 'v3'));
   assert.equal(again.state, 'succeeded', JSON.stringify(again));

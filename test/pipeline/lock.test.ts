@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Journal } from '../../src/pipeline/journal.js';
 import { pollUntil } from '../../src/util/poll.js';
-import { setupDuet, type DuetSetup, type RunningCli } from '../support/duet.js';
+import { setupDuet, type CliResult, type DuetSetup, type RunningCli } from '../support/duet.js';
 import { tempDir } from '../support/tmp.js';
 
 /**
@@ -35,7 +35,13 @@ async function waitsForTheLock(cli: RunningCli, pattern: RegExp): Promise<void> 
 
 test('a second deploy waits for the lock; --no-wait fails at once naming the holder', async (t) => {
   const { setup, deploying, release } = await deployHoldingTheLock(t);
-  const impatient = await setup.duet(['deploy', '--ref', 'v2', '--no-wait']);
+  const asked = setup.start(['deploy', '--ref', 'v2', '--no-wait']);
+  let answered: CliResult | undefined;
+  void asked.done.then((result) => (answered = result));
+  // Bounded: a --no-wait that waits would otherwise wait for the held deploy until the test's deadline.
+  const impatient = await pollUntil(async () => answered, { timeoutMs: 30_000 });
+  if (!impatient) await release(); // the deploy, and the CLI that waits for it, end before the test fails
+  assert.ok(impatient, `--no-wait still waits after 30 s: ${asked.output()}`);
   assert.equal(impatient.code, 1);
   assert.match(impatient.stderr, /cafeteria is locked by pid \d+ \(deploy v2, since /);
 

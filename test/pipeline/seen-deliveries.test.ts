@@ -46,6 +46,16 @@ test('past 3 days only the newest 1,000 keys of an app are kept, in memory and i
   );
 });
 
+test('within 3 days every delivery is kept, however many more than the newest 1,000 keys', () => {
+  const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600 * 1000).toISOString();
+  // 600 deliveries are 1,200 keys: the oldest are past the 1,000 newest, not past 3 days.
+  const events = range(0, 600).map((n) => accepted(n, twoDaysAgo));
+  const seen = new SeenDeliveries();
+  for (const event of events) seen.note('cafeteria', event);
+  for (const n of [0, 99, 100, 599]) assert.equal(replayOf(seen, n), `t-${n}`);
+  assert.equal(seenLines(events).length, 600, 'all of them on disk');
+});
+
 test('within 3 days an app keeps 50,000 keys at most: past them, the oldest delivery goes first', () => {
   const events = range(0, SEEN_CAP_PER_APP / 2 + 1).map((n) => accepted(n, new Date().toISOString()));
   const seen = new SeenDeliveries();

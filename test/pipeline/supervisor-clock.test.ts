@@ -2,6 +2,8 @@ import type { TestContext } from 'node:test';
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Color } from '../../src/config/schema.js';
 import { isSameProcessAlive } from '../../src/instance/process-identity.js';
 import { runnerOf } from '../../src/instance/runner.js';
@@ -11,6 +13,7 @@ import { AppSupervisor, FAILOVER_AFTER_DOWN_MS, type SupervisionObserver } from 
 import { switchOf } from '../../src/switch/switch.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 import { until } from '../support/supervised.js';
+import { tempDir } from '../support/tmp.js';
 
 /**
  * duet serve's supervision of real colors (v1 on blue, v2 on green live, both warm) run tick by
@@ -34,8 +37,9 @@ interface Clocked {
   restoreCheckout(color: Color): Promise<void>;
 }
 
-async function clocked(t: TestContext): Promise<Clocked> {
-  const setup = await setupDuet(t, { switchMode: 'port' });
+/** `control`: the sample app's CONTROL_DIR, to change how a color behaves while it runs. */
+async function clocked(t: TestContext, options: { control?: string } = {}): Promise<Clocked> {
+  const setup = await setupDuet(t, { switchMode: 'port', ...(options.control ? { app: { env: `{ CONTROL_DIR: "${options.control}" }` } } : {}) });
   await setup.succeed(['deploy', '--ref', 'v1']);
   await setup.succeed(['deploy', '--ref', 'v2']);
   const told: string[] = [];
@@ -168,6 +172,44 @@ test('a live color that cannot come back is failed over once it has not answered
   assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'blue');
   assert.match((await c.setup.get('/')).body, /cafeteria v1/);
   assert.match(c.supervisor.record().lastFailover?.reason ?? '', /^green has not answered for 10 s/);
+});
+
+test('slow is not dead: two health checks of a color without an answer are no verdict, the third in a row makes it unhealthy', async (t) => {
+  const control = await tempDir(t, 'duet-control');
+  const c = await clocked(t, { control });
+  const now = Date.now();
+  const delay = join(control, 'health-delay-ms.blue');
+  await writeFile(delay, '600000');
+  // One look per tick: each probe of blue waits its 2 s and fails.
+  for (const at of [now, now + 500]) {
+    await c.supervisor.tick(at);
+    assert.equal(c.supervisor.record().colors.blue.health, 'healthy', `after a failed probe at +${at - now} ms`);
+  }
+  assert.deepEqual(c.told, []);
+  await c.supervisor.tick(now + 1000);
+  const blue = c.supervisor.record().colors.blue;
+  assert.equal(blue.health, 'unhealthy', 'the third failed probe in a row');
+  assert.match(blue.lastProblem ?? '', /GET \/health got no answer .* 3 times in a row/);
+  assert.deepEqual(c.told, ['down blue (standby)']);
+  await rm(delay);
+  await c.healthyAt('blue', now + 1500);
+});
+
+test('a dead live color is not failed over to an unhealthy standby: the standby runs but its health check gets no answer', async (t) => {
+  const control = await tempDir(t, 'duet-control');
+  const c = await clocked(t, { control });
+  const now = Date.now();
+  // Every /health of blue, the standby, waits 10 minutes: any probe of it times out.
+  await writeFile(join(control, 'health-delay-ms.blue'), '600000');
+  await c.moveCheckout('green');
+  await c.kill('green');
+  for (let at = now; at <= now + FAILOVER_AFTER_DOWN_MS + 2000; at += 2000) await c.supervisor.tick(at);
+  assert.ok(!c.told.includes('failover to blue'), c.told.join('\n'));
+  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'no failover to a standby that fails its health check');
+  assert.ok(
+    c.told.some((line) => /^problem: green \(live\) has not answered for \d+ s .*there is no failover: blue \(standby\) (is|answers) /.test(line)),
+    c.told.join('\n'),
+  );
 });
 
 test('while nothing answers, a color that cannot come back is tried every 2 s, whatever its backoff', async (t) => {

@@ -1,6 +1,11 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
-import { commandNotFoundHint } from '../../src/util/run.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pollUntil } from '../../src/util/poll.js';
+import { hasExited, procStat } from '../../src/util/proc.js';
+import { commandNotFoundHint, runShell } from '../../src/util/run.js';
+import { tempDir } from '../support/tmp.js';
 
 test('exit 127: the missing command is named, from dash, bash and npm run output alike', () => {
   assert.match(
@@ -10,4 +15,22 @@ test('exit 127: the missing command is named, from dash, bash and npm run output
   assert.match(commandNotFoundHint('bash: line 1: tsc: command not found\n'), /^`tsc` was not found/);
   assert.match(commandNotFoundHint('sh: vite: not found'), /^`vite` was not found/);
   assert.match(commandNotFoundHint('nothing recognisable'), /^a command was not found \(exit 127\)/);
+});
+
+test('a step run in its own group: what it left running in the background is killed when it returns', async (t) => {
+  const dir = await tempDir(t, 'duet-run');
+  // The background job's pid is the step's output; its output goes elsewhere, or the step would wait for it.
+  const output = await runShell('sleep 300 >/dev/null 2>&1 & echo $!', { step: 'install', group: join(dir, 'step.pid') });
+  const pid = Number(output.trim());
+  assert.ok(pid > 1, `the step printed its background job's pid: ${output}`);
+  const running = (): boolean => {
+    const stat = procStat(pid);
+    return stat !== undefined && !hasExited(stat);
+  };
+  t.after(() => {
+    if (running()) process.kill(pid, 'SIGKILL');
+  });
+  const gone = await pollUntil(async () => (running() ? undefined : true), { timeoutMs: 5000 });
+  assert.ok(gone, `the background sleep (pid ${pid}) still runs after its step returned`);
+  assert.equal(existsSync(join(dir, 'step.pid')), false, 'the group record is removed');
 });
