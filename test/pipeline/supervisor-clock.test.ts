@@ -205,7 +205,7 @@ test('a dead live color is not failed over to an unhealthy standby: the standby 
   await c.kill('green');
   for (let at = now; at <= now + FAILOVER_AFTER_DOWN_MS + 2000; at += 2000) await c.supervisor.tick(at);
   assert.ok(!c.told.includes('failover to blue'), c.told.join('\n'));
-  assert.equal(await configuredColor(c.setup.app, c.setup.config), 'green', 'no failover to a standby that fails its health check');
+  assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'green', 'no failover to a standby that fails its health check');
   assert.ok(
     c.told.some((line) => /^problem: green \(live\) has not answered for \d+ s .*there is no failover: blue \(standby\) (is|answers) /.test(line)),
     c.told.join('\n'),
