@@ -2,11 +2,11 @@ import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import { DISK_FULL, DuetError, isSystemError, machineError } from '../errors.js';
 import { deploy } from './deploy.js';
-import type { DeployRecord } from './journal.js';
+import type { Deploy } from './deploy-state.js';
 import { LockWaitAborted } from './lock.js';
 import { loggingObserver } from './observer.js';
 import { rollback } from './rollback.js';
-import type { TriggerKind, TriggerOutcome, TriggerRecord } from './trigger.js';
+import type { TriggerKind, TriggerOutcome } from './trigger.js';
 
 /**
  * Run one trigger's deploy or rollback, and say how it ended as the change to its record. Never
@@ -16,7 +16,7 @@ import type { TriggerKind, TriggerOutcome, TriggerRecord } from './trigger.js';
 export async function runTrigger(
   config: Config,
   app: AppConfig,
-  record: TriggerRecord,
+  record: Deploy,
   options: { logger: Logger | undefined; signal: AbortSignal },
 ): Promise<TriggerOutcome | undefined> {
   const { logger, signal } = options;
@@ -56,22 +56,22 @@ export async function runTrigger(
 }
 
 /**
- * How a trigger's run ended, from its journal record, when the trigger's own `settled` line is
- * missing (duet serve stopped, or the disk was full, between the two): the run's end decides, and
- * a run that ended is never run again. undefined: it did not end (or was closed as interrupted):
- * duet serve died during it, and it is resumed.
+ * How a trigger's run ended, from the run's end, when the trigger's own `settled` line is missing
+ * (duet serve stopped, or the disk was full, between the two): the run's end decides, and a run
+ * that ended is never run again. undefined: it did not end (or was closed as interrupted): duet
+ * serve died during it, and it is resumed.
  */
-export function outcomeOfRun(trigger: TriggerRecord, run: DeployRecord | undefined): TriggerOutcome | undefined {
-  if (!run?.outcome || run.outcome === 'interrupted') return undefined;
+export function outcomeOfRun(run: Deploy): TriggerOutcome | undefined {
+  if (!run.outcome || run.outcome === 'interrupted') return undefined;
   if (run.outcome === 'failed') {
     const message = run.error ?? 'it failed';
     // The journal keeps the step of a deploy's failure (a DuetError) only: without one, duet's own error.
     if (run.failedStep) return { state: 'failed', summary: failureSummary(run.failedStep, message) };
     return { state: 'errored', summary: `internal error: ${message.split('\n')[0]}` };
   }
-  const color = run.to ?? trigger.color;
-  const summary = successSummary(trigger.kind, run.outcome, color ?? 'its color', run.sha ?? '', run.totalMs ?? 0);
-  return { state: 'succeeded', ...(run.sha ? { sha: run.sha } : {}), ...(color ? { color } : {}), summary };
+  const { color, resolvedSha: sha } = run;
+  const summary = successSummary(run.kind, run.outcome, color ?? 'its color', sha ?? '', run.totalMs ?? 0);
+  return { state: 'succeeded', ...(sha ? { sha } : {}), ...(color ? { color } : {}), summary };
 }
 
 /** A failure's one line, "<step> failed: <reason>"; a full disk's message says where itself (DiskFullError). */
@@ -80,7 +80,7 @@ export function failureSummary(step: string, message: string): string {
   return reason.startsWith(DISK_FULL) ? reason : `${step} failed: ${reason}`;
 }
 
-function successSummary(kind: TriggerKind, outcome: 'success' | 'noop', color: string, sha: string, ms: number): string {
+function successSummary(kind: TriggerKind | Deploy['kind'], outcome: 'success' | 'noop', color: string, sha: string, ms: number): string {
   const seconds = (ms / 1000).toFixed(1);
   if (kind === 'rollback') return `Rolled back to ${sha.slice(0, 7)} on ${color} in ${seconds}s`;
   if (kind === 'restart') return `Restarted ${sha.slice(0, 7)} on ${color} in ${seconds}s`;

@@ -10,7 +10,7 @@ import { configuredColor, servingColor } from '../switch/proxy.js';
 import { servedCertificate } from '../switch/tls.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
-import { Journal } from './journal.js';
+import { appJournal } from './app-journal.js';
 import { readSupervision, type BothCrashedRecord, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
 import { lockHolder } from './lock.js';
 
@@ -107,7 +107,7 @@ export async function appStatus(config: Config, app: AppConfig): Promise<AppStat
     servingColor(app, { timeoutMs: 1000 }),
     colorStatus(app, 'blue', supervision, hashes),
     colorStatus(app, 'green', supervision, hashes),
-    currentDeploy(app),
+    currentDeploy(config, app),
     tlsStatus(app),
   ]);
   const supervisor = supervision && (await isSameProcessAlive(supervision)) ? supervision.pid : null;
@@ -150,10 +150,10 @@ async function colorStatus(app: AppConfig, color: Color, supervision: Supervisio
   };
 }
 
-async function currentDeploy(app: AppConfig): Promise<AppStatus['deploying']> {
+async function currentDeploy(config: Config, app: AppConfig): Promise<AppStatus['deploying']> {
   const holder = await lockHolder(app);
   if (!holder) return null;
-  const open = (await new Journal(app.paths.journal).unfinished()).at(-1);
+  const open = (await appJournal(config, app.name).unfinished()).at(-1);
   const last = open?.steps.at(-1);
   return { id: open?.id ?? 'starting', ref: open?.ref ?? null, step: last?.name ?? null, pid: holder.pid };
 }

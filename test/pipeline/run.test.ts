@@ -4,10 +4,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { DuetError, InternalError } from '../../src/errors.js';
-import { Journal } from '../../src/pipeline/journal.js';
 import { silentObserver } from '../../src/pipeline/observer.js';
 import { DeployRun } from '../../src/pipeline/run.js';
 import { tempDir } from '../support/tmp.js';
+import { journalRuns } from '../support/journal.js';
 
 async function run(t: Parameters<typeof tempDir>[0]): Promise<DeployRun> {
   const state = await tempDir(t, 'duet-state');
@@ -42,7 +42,7 @@ test("a step's failure is told apart from a fault of duet itself", async (t) => 
     (error: unknown) => error instanceof InternalError && !(error instanceof DuetError),
   );
   await deploy.end('failed', new Error('x'));
-  const record = (await new Journal(deploy.app.paths.journal).records()).at(-1)!;
+  const record = (await journalRuns(deploy.app.paths.journal)).at(-1)!;
   assert.deepEqual(
     record.steps.map((s) => [s.name, s.status]),
     [
