@@ -83,8 +83,8 @@ export function deployView(d: Deploy): DeployView {
   };
 }
 
-/** The newest deploys of an app, newest first. */
+/** The newest deploys of an app, newest first (ids sort by time). */
 export async function recentDeploys(config: Config, app: AppConfig, limit: number): Promise<DeployView[]> {
-  const all = await appJournal(config, app.name).all();
-  return all.slice(-limit).reverse().map(deployView);
+  const all = (await appJournal(config, app.name).all()).sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+  return all.slice(0, limit).map(deployView);
 }

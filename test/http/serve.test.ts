@@ -238,5 +238,5 @@ test('a signed push replayed under a new delivery id is the same delivery, and a
   await waitForState(serve.url, lateId, ['succeeded', 'failed']);
   assert.match((await setup.get('/')).body, /cafeteria vB/, 'main is still at B');
   const last = (await journalRuns(setup.app.paths.journal)).at(-1)!;
-  assert.equal(last.sha, b, 'the late push deployed (found live) the tip, not A');
+  assert.equal(last.resolvedSha, b, 'the late push deployed (found live) the tip, not A');
 });
