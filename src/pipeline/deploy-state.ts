@@ -82,7 +82,8 @@ export function canApply(deploy: Deploy | undefined, event: JournalEvent): boole
       return deploy === undefined || (!deploy.compacted && !deploy.settled);
     case 'merged':
     case 'resolved':
-      return deploy !== undefined && isPending(deploy);
+      // Moves no state: a delivery merged, or the commit found, just as its deploy ended is still so.
+      return deploy !== undefined && deploy.source !== null && !deploy.compacted;
     case 'dequeued':
       return deploy !== undefined && isPending(deploy) && ['queued', 'running', 'watching', 'interrupted'].includes(deploy.state);
     case 'superseded':
