@@ -74,14 +74,12 @@ export async function triggerStates(journal: string): Promise<Map<string, Deploy
   return new Map(deploys.filter((d) => d.source !== null).map((d) => [d.id, d]));
 }
 
-const FINAL = new Set(['succeeded', 'failed', 'errored', 'superseded']);
-
-/** Until every trigger in the store has a final state (the deploy that waited for the lock ran). */
+/** Until the queue settled every trigger (the deploy that waited for the lock ran). */
 export async function drained(path: string, timeoutMs: number, ids?: Set<string>): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const states = await triggerStates(path);
-    const pending = [...(ids ?? states.keys())].some((id) => !FINAL.has(states.get(id)?.state ?? 'unknown'));
+    const pending = [...(ids ?? states.keys())].some((id) => states.get(id)?.settled !== true);
     if (!pending) return true;
     if (Date.now() > deadline) return false;
     await sleep(100);
