@@ -111,7 +111,7 @@ export function apply(deploy: Deploy | undefined, event: JournalEvent, app: stri
     case 'resolved':
       return { ...d, resolvedSha: event.sha };
     case 'dequeued':
-      return { ...d, state: 'running', startedAt: event.at, color: event.color };
+      return { ...d, state: 'running', startedAt: event.at };
     case 'superseded':
       return { ...d, state: 'superseded', settled: true, supersededBy: event.by, summary: event.summary, finishedAt: event.at };
     case 'settled':

@@ -195,7 +195,7 @@ export class DeployQueue implements TriggerQueue {
     let current: Deploy;
     try {
       // The color is the run's to pick (deploy.ts, pickedFact), not guessed here.
-      current = await this.store.record(record.id, { type: 'dequeued', color: null });
+      current = await this.store.record(record.id, { type: 'dequeued' });
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
       // A deploy whose start is not on disk does not start: nothing it did would be on disk either.

@@ -56,8 +56,8 @@ export type TriggerEvent =
   /** A delivery found to ask for the deploy this trigger already does: its id and its body count as seen. */
   | { type: 'merged'; id: string; at: string; deliveryId: string | null; bodyDigest?: string }
   | { type: 'resolved'; id: string; at: string; sha: string }
-  /** Its turn came: it runs. `color` is null: the run picks it (its `to` fact, then `settled`). */
-  | { type: 'dequeued'; id: string; at: string; color: string | null }
+  /** Its turn came: it runs. The run picks its color (its `to` fact), and `settled` names it. */
+  | { type: 'dequeued'; id: string; at: string }
   | { type: 'superseded'; id: string; at: string; by: string; summary: string }
   | ({ type: 'settled'; id: string; at: string } & TriggerOutcome)
   /**

@@ -243,7 +243,7 @@ test('the log of a queued deploy is waited for; a client hanging up stops the ta
   await polling(record.id);
   const log = deployLogPath(app, record.id);
   await mkdir(dirname(log), { recursive: true });
-  await journal.append({ type: 'dequeued', id: record.id, at: new Date().toISOString(), color: 'green' });
+  await journal.append({ type: 'dequeued', id: record.id, at: new Date().toISOString() });
   await writeFile(log, 'started late\n');
   await readUntil(reader, seen, /started late\n/);
   await appendFile(log, 'finished\n');

@@ -68,7 +68,9 @@ export async function addTrigger(h: Harness, fields: Partial<Deploy>): Promise<D
   if (record.state === 'superseded') {
     await journal.append({ type: 'superseded', id, at, by: record.supersededBy ?? newDeployId(), summary: record.summary ?? 'Superseded' });
   } else if (record.state !== 'queued') {
-    await journal.append({ type: 'dequeued', id, at: record.startedAt ?? at, color: record.color });
+    await journal.append({ type: 'dequeued', id, at: record.startedAt ?? at });
+    // The run names the color it picked.
+    if (record.color) await journal.append({ type: 'fact', id, at: record.startedAt ?? at, to: record.color });
   }
   if (record.state === 'succeeded' || record.state === 'failed' || record.state === 'errored') {
     const color = record.color ? { color: record.color } : {};

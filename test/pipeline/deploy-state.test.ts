@@ -13,7 +13,7 @@ const fold = (...events: Array<EventOf<JournalEvent>>): Deploy | undefined =>
 const stateOf = (...events: Array<EventOf<JournalEvent>>) => fold(...events)?.state;
 
 const accepted = { type: 'accepted', trigger: trigger({ id }) } as const;
-const dequeued = { type: 'dequeued', color: 'green' } as const;
+const dequeued = { type: 'dequeued' } as const;
 const begin = { type: 'begin', kind: 'deploy', ref: 'main', pid: 1 } as const;
 const settled = (state: 'succeeded' | 'failed' | 'errored') => ({ type: 'settled', state, summary: state }) as const;
 

@@ -200,7 +200,7 @@ test("a trigger whose run ended but whose own outcome was never written is settl
   const error = 'the disk is full (ENOSPC) at health: could not journal the step of deploy x';
   for (const event of [
     { type: 'accepted', id: failed.id, at, trigger: failed },
-    { type: 'dequeued', id: failed.id, at, color: 'green' },
+    { type: 'dequeued', id: failed.id, at },
     { type: 'begin', id: failed.id, at, kind: 'deploy', ref: 'refs/tags/v2', pid: 1 },
     { type: 'step', id: failed.id, at, step: 'health', status: 'started' },
     { type: 'end', id: failed.id, at, outcome: 'failed', error, failedStep: 'health' },
@@ -210,7 +210,7 @@ test("a trigger whose run ended but whose own outcome was never written is settl
   const interrupted = trigger({ ref: 'refs/tags/v3', sha: v3, resolvedSha: v3, source: 'push' });
   for (const event of [
     { type: 'accepted', id: interrupted.id, at, trigger: interrupted },
-    { type: 'dequeued', id: interrupted.id, at, color: 'green' },
+    { type: 'dequeued', id: interrupted.id, at },
     { type: 'begin', id: interrupted.id, at, kind: 'deploy', ref: 'refs/tags/v3', pid: 1 },
   ] as const)
     await journal.append(event);

@@ -68,7 +68,7 @@ test("triggers live in their app's journal: a deploy's compaction racing their a
       ...all.slice(i, i + 20).map(async (r, j) => {
         await store.accept(r);
         if ((i + j) % 10 === 9) return;
-        await store.record(r.id, { type: 'dequeued', color: 'green' });
+        await store.record(r.id, { type: 'dequeued' });
         await store.record(r.id, { type: 'settled', state: 'succeeded', summary: `done ${r.sha}` });
       }),
       compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 10 }),
@@ -97,7 +97,7 @@ test('the state machine guards every write: a settled trigger does not move agai
   const r = record(1);
   await store.accept(r);
   await store.record(r.id, { type: 'superseded', by: 'later', summary: 'Superseded by later' });
-  await assert.rejects(store.record(r.id, { type: 'dequeued', color: 'blue' }), /cannot take a dequeued event in state superseded/);
+  await assert.rejects(store.record(r.id, { type: 'dequeued' }), /cannot take a dequeued event in state superseded/);
   assert.deepEqual(
     (await lines(path)).map((line) => line.type),
     ['accepted', 'superseded'],
