@@ -47,8 +47,7 @@ export function triggerEvent(config: Config, trigger: Deploy, outcome: NotifyOut
     app: trigger.app,
     deployId: trigger.id,
     outcome,
-    // failureSummary (queue-run.ts) writes "<step> failed: <reason>".
-    step: outcome === 'succeeded' ? null : (/^([a-z-]+) failed: /.exec(summary)?.[1] ?? null),
+    step: outcome === 'succeeded' ? null : trigger.failedStep,
     commit: trigger.resolvedSha,
     ref: trigger.ref,
     colors: { from: to ? otherColor(to) : null, to: to ?? null },
