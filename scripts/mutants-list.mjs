@@ -168,7 +168,7 @@ export const MUTANTS = [
   {
     name: 'a deploy updates the color that answers',
     promise: 'a deploy never stops the color that answers the public port',
-    edits: [edit('src/pipeline/deploy.ts', 'if ((await servingColor(app)) !== idle) return', 'if ((await servingColor(app)) !== idle || live) return')],
+    edits: [edit('src/pipeline/deploy.ts', 'if ((await switchOf(app).servingColor()) !== idle) return', 'if ((await switchOf(app).servingColor()) !== idle || live) return')],
     tests: [{ file: 'pipeline/safety-nets', only: 'live color is dead makes the standby live first' }],
   },
 
@@ -182,7 +182,7 @@ export const MUTANTS = [
   {
     name: 'a failed verify does not switch back',
     promise: 'a failure of verify switches back to the previous color',
-    edits: [edit('src/pipeline/go-live.ts', 'if (!wasLive || wasLive === target ||', 'if (!wasLive || wasLive === target || target ||')],
+    edits: [edit('src/pipeline/switch-step.ts', 'if (!wasLive || wasLive === target ||', 'if (!wasLive || wasLive === target || target ||')],
     tests: [{ file: 'pipeline/system-nginx', only: 'switched back' }],
   },
   {
@@ -250,7 +250,7 @@ export const MUTANTS = [
   {
     name: 'socket_activation: the socket let go at each restart',
     promise: "with socket_activation a request of death costs the dying process's requests, never the standby",
-    edits: [edit('src/instance/runner.ts', '!(o.restarting && heldListener(', '!(false && heldListener(')],
+    edits: [edit('src/instance/process-runner.ts', 'options.restarting === true && heldListener(', 'false && heldListener(')],
     tests: [{ file: 'pipeline/socket-activation', only: 'requests of death' }],
   },
   {
