@@ -84,7 +84,7 @@ export const PARTS: Part[] = [
       // The pushes name the tip of main: make sure that is what runs, so their deploys are no-ops.
       const main = await env.setup.repo.revParse('main');
       const last = (await env.records()).filter((r) => r.outcome === 'success').at(-1);
-      if (last?.sha !== main) await mustCli(env, ['deploy', '--ref', 'main']);
+      if (last?.resolvedSha !== main) await mustCli(env, ['deploy', '--ref', 'main']);
       const intake = {
         ...{ rates: settings.rates, stepMs: settings.stepMs, goalStepMs: settings.goalStepMs, maxDurationS: settings.maxDurationS },
         ...{ maxConnections: WEBHOOK.connections, burst: WEBHOOK.burst, wrkScript: webhookScript, idleWaitMs: settings.idleWaitMs, settleAfterLast: !quick },

@@ -1,5 +1,6 @@
 import type { RunStep } from '../../src/errors.js';
-import type { DeployRecord, StepRecord } from '../../src/pipeline/journal.js';
+import type { Deploy } from '../../src/pipeline/deploy-state.js';
+import type { StepRecord } from '../../src/pipeline/journal.js';
 import type { Probe } from './http.js';
 import type { AppEvent, CliRun } from './duet-env.js';
 import { unloggedMs, type Calibration, type ChildCall } from './shims.js';
@@ -83,8 +84,8 @@ export interface TimelineEntry {
 const at = (iso: string): number => Date.parse(iso);
 const stepEnd = (step: StepRecord): number => at(step.startedAt) + (step.ms ?? 0);
 
-export function findRecord(records: DeployRecord[], run: CliRun, kind: string): DeployRecord {
-  const candidates = records.filter((r) => r.kind === kind && at(r.startedAt) >= run.startedAt - 5 && at(r.startedAt) <= run.endedAt);
+export function findRecord(records: Deploy[], run: CliRun, kind: string): Deploy {
+  const candidates = records.filter((r) => r.kind === kind && r.startedAt !== null && at(r.startedAt) >= run.startedAt - 5 && at(r.startedAt) <= run.endedAt);
   const record = candidates.at(-1);
   if (!record) throw new Error(`no ${kind} in the journal between ${new Date(run.startedAt).toISOString()} and ${new Date(run.endedAt).toISOString()}`);
   return record;
@@ -92,7 +93,7 @@ export function findRecord(records: DeployRecord[], run: CliRun, kind: string): 
 
 export function analyzeDeploy(input: {
   run: CliRun;
-  record: DeployRecord;
+  record: Deploy;
   calls: ChildCall[];
   calibration: Calibration;
   appEvents: AppEvent[];
@@ -100,8 +101,8 @@ export function analyzeDeploy(input: {
   probes?: Probe[];
 }): DeployBreakdown {
   const { run, record, calibration } = input;
-  const begin = at(record.startedAt);
-  const end = record.endedAt ? at(record.endedAt) : run.endedAt;
+  const begin = record.startedAt ? at(record.startedAt) : run.startedAt;
+  const end = record.finishedAt ? at(record.finishedAt) : run.endedAt;
   const calls = input.calls.filter((c) => c.start >= run.startedAt - 1 && c.end <= run.endedAt + 1);
   const interval = (c: ChildCall): Interval => ({ start: c.start - unloggedMs(c, calibration), end: c.end });
   const duration = (c: ChildCall): number => c.end - c.start + unloggedMs(c, calibration);

@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
-import { Journal, type DeployRecord } from '../../src/pipeline/journal.js';
+import { AppJournal } from '../../src/pipeline/app-journal.js';
+import type { Deploy } from '../../src/pipeline/deploy-state.js';
 import { cliPath, setupDuet, type DuetSetup } from '../../test/support/duet.js';
 import type { FileChanges } from '../../test/support/git-repo.js';
 import { appFiles } from './app.js';
@@ -57,7 +58,7 @@ export interface DuetEnv {
   cli(args: string[], env?: Record<string, string>): Promise<CliRun>;
   /** Commit (VERSION = name, plus `files`) on main, tag it, push; returns the commit. */
   tag(name: string, files?: FileChanges): Promise<string>;
-  records(): Promise<DeployRecord[]>;
+  records(): Promise<Deploy[]>;
   appEvents(): Promise<AppEvent[]>;
 }
 
@@ -117,7 +118,8 @@ export async function createDuetEnv(scope: Scope, root: string, shims: Shims, op
     initialTag,
     cli,
     tag: (name, files = {}) => setup.repo.tag(name, { VERSION: `${name}\n`, ...files }),
-    records: () => new Journal(setup.app.paths.journal).records(),
+    // What ran, read afresh as another process would.
+    records: async () => (await new AppJournal(setup.app.name, setup.app.paths.journal).all()).filter((d) => d.pid !== null),
     appEvents: () => readAppEvents(appLog),
   };
 }

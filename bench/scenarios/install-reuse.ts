@@ -90,7 +90,7 @@ async function runRounds(
     ] as const) {
       const deploy = await measured(env, ['deploy', '--ref', tag], 'deploy', tag);
       const records = await env.records();
-      const color = records.find((r) => r.id === deploy.id)?.to ?? null;
+      const color = records.find((r) => r.id === deploy.id)?.color ?? null;
       cases.push({
         case: kind,
         tag,

@@ -79,7 +79,7 @@ export async function runBurst(env: DuetEnv, serve: Server, count: number, journ
   const states = await triggerStates(journalPath);
   const drainedMs = now() - started;
   const peak = await rss.stop();
-  const records = (await env.records()).filter((r) => r.kind === 'deploy' && r.startedAt >= startedIso);
+  const records = (await env.records()).filter((r) => r.kind === 'deploy' && (r.startedAt ?? '') >= startedIso);
   // The store lists triggers in the order duet accepted them: the last one is the newest push.
   const lastAccepted = [...states.values()].filter((t) => ids.has(t.id)).at(-1);
   const superseded = [...ids].filter((id) => states.get(id)?.state === 'superseded').length;
@@ -90,13 +90,13 @@ export async function runBurst(env: DuetEnv, serve: Server, count: number, journ
     duplicates,
     deploys: records.length,
     superseded,
-    deployedShas: records.map((r) => r.sha ?? '?'),
+    deployedShas: records.map((r) => r.resolvedSha ?? '?'),
     lastAcceptedSha: lastAccepted?.sha ?? null,
     drainedMs,
     rssPeakMb: peak.length ? Math.max(...peak) : null,
   };
   log(
-    `  burst: ${result.deploys} deploys (${records.map((r) => `${r.outcome} ${r.sha?.slice(0, 7)}`).join(', ')}), ${superseded} superseded, drained in ${drainedMs.toFixed(0)} ms, peak RSS ${result.rssPeakMb?.toFixed(1)} MB`,
+    `  burst: ${result.deploys} deploys (${records.map((r) => `${r.outcome} ${r.resolvedSha?.slice(0, 7)}`).join(', ')}), ${superseded} superseded, drained in ${drainedMs.toFixed(0)} ms, peak RSS ${result.rssPeakMb?.toFixed(1)} MB`,
   );
   return result;
 }

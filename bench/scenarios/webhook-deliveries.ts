@@ -1,7 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { foldTriggers } from '../../src/pipeline/deploy-state.js';
-import { Journal } from '../../src/pipeline/journal.js';
-import type { TriggerRecord } from '../../src/pipeline/trigger.js';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { AppJournal } from '../../src/pipeline/app-journal.js';
+import type { Deploy } from '../../src/pipeline/deploy-state.js';
+import type { JournalEvent } from '../../src/pipeline/journal.js';
 import { examples, sign } from '../../test/support/serve.js';
 
 /**
@@ -52,26 +54,32 @@ export function deliveryHeaders(body: string, id: string): Record<string, string
 /** Delivery ids duet recorded in the app's journal (as a trigger of its own or merged into one). */
 export async function recordedDeliveries(journal: string): Promise<Set<string>> {
   const ids = new Set<string>();
-  for (const event of await new Journal(journal).events()) {
+  const lines = (await readFile(journal, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  for (const event of lines.flatMap((line): JournalEvent[] => {
+    try {
+      return [JSON.parse(line) as JournalEvent];
+    } catch {
+      return [];
+    }
+  })) {
     if (event.type === 'accepted' && event.trigger.deliveryId) ids.add(event.trigger.deliveryId);
     if (event.type === 'merged' && event.deliveryId) ids.add(event.deliveryId);
   }
   return ids;
 }
 
-/** Each trigger's state, folded with duet's own transition function. */
-export async function triggerStates(journal: string): Promise<Map<string, TriggerRecord>> {
-  return foldTriggers(await new Journal(journal).events());
+/** Each trigger, folded with duet's own transition function. */
+export async function triggerStates(journal: string): Promise<Map<string, Deploy>> {
+  const deploys = await new AppJournal(basename(dirname(journal)), journal).all();
+  return new Map(deploys.filter((d) => d.source !== null).map((d) => [d.id, d]));
 }
 
-const FINAL = new Set(['succeeded', 'failed', 'errored', 'superseded']);
-
-/** Until every trigger in the store has a final state (the deploy that waited for the lock ran). */
+/** Until the queue settled every trigger (the deploy that waited for the lock ran). */
 export async function drained(path: string, timeoutMs: number, ids?: Set<string>): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const states = await triggerStates(path);
-    const pending = [...(ids ?? states.keys())].some((id) => !FINAL.has(states.get(id)?.state ?? 'unknown'));
+    const pending = [...(ids ?? states.keys())].some((id) => states.get(id)?.settled !== true);
     if (!pending) return true;
     if (Date.now() > deadline) return false;
     await sleep(100);

@@ -1,6 +1,6 @@
 import type { Config } from '../config/load.js';
 import { commitStateOf } from '../error-kinds.js';
-import type { TriggerRecord } from '../pipeline/trigger.js';
+import type { Deploy } from '../pipeline/deploy-state.js';
 
 /**
  * What the reporter sends to GitHub, as plain JSON: these objects are also written to the outbox
@@ -87,7 +87,7 @@ interface ReportTarget {
 }
 
 /** Where a trigger's statuses go, or why they go nowhere. */
-export function resolveTarget(config: Config, trigger: TriggerRecord): { target: ReportTarget } | { skip: string } {
+export function resolveTarget(config: Config, trigger: Deploy): { target: ReportTarget } | { skip: string } {
   const app = config.apps.get(trigger.app);
   if (!app) return { skip: `app "${trigger.app}" is not in the configuration` };
   if (!app.repo) return { skip: `app "${trigger.app}" has no repo configured` };
@@ -108,7 +108,7 @@ export function resolveTarget(config: Config, trigger: TriggerRecord): { target:
 export type Phase = 'queued' | 'started' | 'finished';
 
 /** The state and text for one observer call. The summary is a final outcome, so only `finished` uses it. */
-export function describe(trigger: TriggerRecord, phase: Phase, color: string | null): { state: CommitState; description: string } {
+export function describe(trigger: Deploy, phase: Phase, color: string | null): { state: CommitState; description: string } {
   if (phase === 'queued') return { state: 'pending', description: 'Queued' };
   if (phase === 'started') {
     const ref = shortRef(trigger.ref, trigger.resolvedSha);
@@ -132,7 +132,7 @@ export function describe(trigger: TriggerRecord, phase: Phase, color: string | n
   }
 }
 
-export function statusReport(trigger: TriggerRecord, target: ReportTarget, phase: Phase, color: string | null): CommitStatusReport {
+export function statusReport(trigger: Deploy, target: ReportTarget, phase: Phase, color: string | null): CommitStatusReport {
   const { state, description } = describe(trigger, phase, color);
   return {
     type: 'status',

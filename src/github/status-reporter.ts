@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type { Octokit } from '@octokit/rest';
 import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
-import type { TriggerObserver, TriggerRecord } from '../pipeline/trigger.js';
+import type { Deploy } from '../pipeline/deploy-state.js';
+import type { TriggerObserver } from '../pipeline/trigger.js';
 import { deliverReport, type DeploymentIds } from './deliver.js';
 import type { OutboxWriter } from '../util/outbox-writer.js';
 import { githubOutboxWriter, readOutbox, type OutboxRecord } from './outbox.js';
@@ -86,15 +87,15 @@ export class GitHubStatusReporter implements TriggerObserver {
     this.pacer = new Pacer(this.config.github.writes_per_minute, options.paceWindowMs);
   }
 
-  queued(trigger: TriggerRecord): void {
+  queued(trigger: Deploy): void {
     this.observe(trigger, 'queued', null);
   }
 
-  started(trigger: TriggerRecord, color: string | null): void {
+  started(trigger: Deploy, color: string | null): void {
     this.observe(trigger, 'started', color);
   }
 
-  finished(trigger: TriggerRecord): void {
+  finished(trigger: Deploy): void {
     this.observe(trigger, 'finished', trigger.color);
   }
 
@@ -157,7 +158,7 @@ export class GitHubStatusReporter implements TriggerObserver {
     this.settlements.release();
   }
 
-  private observe(trigger: TriggerRecord, phase: Phase, color: string | null): void {
+  private observe(trigger: Deploy, phase: Phase, color: string | null): void {
     try {
       const resolved = resolveTarget(this.config, trigger);
       if ('skip' in resolved) {

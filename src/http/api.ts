@@ -7,7 +7,7 @@ import { refNameProblem, validateCommitPrefix } from '../instance/git-ref.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
 import { requireToken } from './auth.js';
-import { findDeploy, viewOf } from './deploys.js';
+import { deployView, findDeploy } from './deploys.js';
 import { errorBody } from './error-paths.js';
 import { streamDeployLog } from './log-tail.js';
 import { Metrics } from './metrics.js';
@@ -88,15 +88,15 @@ export function apiRouter(options: ApiOptions): express.Router {
   });
 
   router.get('/deploys/:id', auth, async (req, res) => {
-    const found = await findDeploy(config, queue, String(req.params.id));
+    const found = await findDeploy(config, String(req.params.id));
     if (!found) throw new HttpError(404, 'no such deploy');
-    res.json({ ...viewOf(found), log: `${req.baseUrl}/deploys/${found.id}/log` });
+    res.json({ ...deployView(found.deploy), log: `${req.baseUrl}/deploys/${found.deploy.id}/log` });
   });
 
   router.get('/deploys/:id/log', auth, async (req, res) => {
-    const found = await findDeploy(config, queue, String(req.params.id));
+    const found = await findDeploy(config, String(req.params.id));
     if (!found) throw new HttpError(404, 'no such deploy');
-    await streamDeployLog(res, { queue, found, pollMs: options.logPollMs });
+    await streamDeployLog(res, { config, found, pollMs: options.logPollMs });
   });
 
   router.get('/metrics', auth, async (_req, res) => {

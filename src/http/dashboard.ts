@@ -8,7 +8,7 @@ import type { TriggerQueue } from '../pipeline/trigger.js';
 import { credentialOf, makeSession, safeEqual, SESSION_MAX_AGE_S, sessionCookie, TOKEN_UNSET_MESSAGE } from './auth.js';
 import { deployBody, indexBody, loginBody, noticeBody, type AppPanel, type Link } from './dashboard-pages.js';
 import { isFinal } from '../pipeline/deploy-state.js';
-import { findDeploy, recentDeploys, viewOf, type FoundDeploy } from './deploys.js';
+import { deployView, findDeploy, recentDeploys, type FoundDeploy } from './deploys.js';
 import { html, page, sendPage, type Html } from './html.js';
 import { sameOriginForms, SignInLimiter } from './sign-in-guard.js';
 import { streamDeployLog } from './log-tail.js';
@@ -71,9 +71,9 @@ export function dashboardRouter(options: DashboardOptions): express.Router {
   router.get(
     '/deploys/:id/log.txt',
     gated(async (req, res) => {
-      const found = await findDeploy(d.config, d.queue, String(req.params.id));
+      const found = await findDeploy(d.config, String(req.params.id));
       if (!found) return render(d, req, res, 404, 'duet: no such deploy', noticeBody('No such deploy'));
-      await streamDeployLog(res, { queue: d.queue, found });
+      await streamDeployLog(res, { config: d.config, found });
     }),
   );
   router.use(dashboardErrors(d.logger));
@@ -128,7 +128,7 @@ async function showIndex(d: Dashboard, req: Request, res: Response): Promise<voi
     [...d.config.apps.values()].map(async (app): Promise<AppPanel> => {
       const [status, deploys] = await Promise.all([
         appStatus(d.config, app).catch((error: unknown) => ({ error: error instanceof Error ? error.message : String(error) })),
-        recentDeploys(d.queue, app, limit),
+        recentDeploys(d.config, app, limit),
       ]);
       const running = deploys.find((x) => x.state === 'running');
       return { name: app.name, status, queued: d.queue.depth(app.name), running, deploys };
@@ -139,9 +139,9 @@ async function showIndex(d: Dashboard, req: Request, res: Response): Promise<voi
 }
 
 async function showDeploy(d: Dashboard, req: Request, res: Response): Promise<void> {
-  const found = await findDeploy(d.config, d.queue, String(req.params.id));
+  const found = await findDeploy(d.config, String(req.params.id));
   if (!found) return render(d, req, res, 404, 'duet: no such deploy', noticeBody('No such deploy', html`<a href="${link(req)('/')}">All apps</a>`));
-  const view = viewOf(found);
+  const view = deployView(found.deploy);
   const log = await readLogTail(found);
   render(d, req, res, 200, `duet: ${view.kind} ${view.id}`, deployBody(view, log, link(req)), isFinal(view.state) ? undefined : REFRESH_S);
 }
@@ -150,7 +150,7 @@ async function showDeploy(d: Dashboard, req: Request, res: Response): Promise<vo
 async function readLogTail(found: FoundDeploy): Promise<{ text: string; truncated: boolean } | undefined> {
   let handle;
   try {
-    handle = await open(deployLogPath(found.app, found.id), 'r');
+    handle = await open(deployLogPath(found.app, found.deploy.id), 'r');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;

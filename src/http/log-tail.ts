@@ -3,9 +3,11 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Response } from 'express';
 import { deployLogPath } from '../pipeline/deploy-log.js';
-import type { TriggerQueue } from '../pipeline/trigger.js';
-import { isFinal } from '../pipeline/deploy-state.js';
-import { isOver, type FoundDeploy } from './deploys.js';
+import type { AppConfig, Config } from '../config/load.js';
+import { appJournal } from '../pipeline/app-journal.js';
+import { isFinal, type Deploy } from '../pipeline/deploy-state.js';
+import { lockHolder } from '../pipeline/lock.js';
+import type { FoundDeploy } from './deploys.js';
 
 /**
  * `curl .../deploys/<id>/log` follows a deploy like `tail -f` and exits when it is over. The
@@ -15,11 +17,9 @@ import { isOver, type FoundDeploy } from './deploys.js';
  */
 
 interface TailOptions {
-  queue: TriggerQueue;
+  config: Config;
   found: FoundDeploy;
   pollMs?: number;
-  /** How often the journal is re-read to see whether the deploy ended (the queue is checked every poll). */
-  journalCheckMs?: number;
 }
 
 const CHUNK = 64 * 1024;
@@ -35,18 +35,20 @@ async function openIfExists(path: string): Promise<FileHandle | undefined> {
 
 /** Answers the request itself: 404 JSON when a finished deploy left no log, else 200 text/plain. */
 export async function streamDeployLog(res: Response, options: TailOptions): Promise<void> {
-  const { queue, found } = options;
+  const { app } = options.found;
+  const { id } = options.found.deploy;
   const pollMs = options.pollMs ?? 200;
-  const journalCheckMs = options.journalCheckMs ?? 1000;
-  const path = deployLogPath(found.app, found.id);
+  const journal = appJournal(options.config, app.name);
+  const now = async (): Promise<Deploy> => (await journal.deploy(id)) ?? options.found.deploy;
+  const path = deployLogPath(app, id);
   let handle = await openIfExists(path);
-  if (!handle && (await isOver(queue, found))) {
-    const superseded = found.trigger?.supersededBy;
+  const found = await now();
+  if (!handle && (await logEnded(found, app))) {
     const why = found.compacted
-      ? `deploy ${found.id} was compacted away: only its summary is kept (GET /deploys/${found.id})`
-      : superseded
-        ? `deploy ${found.id} was superseded by ${superseded} and never ran`
-        : `deploy ${found.id} has no log`;
+      ? `deploy ${id} was compacted away: only its summary is kept (GET /deploys/${id})`
+      : found.supersededBy
+        ? `deploy ${id} was superseded by ${found.supersededBy} and never ran`
+        : `deploy ${id} has no log`;
     res.status(404).json({ error: why });
     return;
   }
@@ -68,19 +70,14 @@ export async function streamDeployLog(res: Response, options: TailOptions): Prom
   }
 
   let offset = 0;
-  let lastJournalCheck = 0;
+  let last = found;
   const buffer = Buffer.alloc(CHUNK);
   try {
     while (!stop.signal.aborted) {
       // Decide "over" before reading: the pipeline writes its last log line before it journals
       // the end, so everything read after seeing the end is the whole log.
-      let over = false;
-      const trigger = queue.get(found.id);
-      const checkJournal = Date.now() - lastJournalCheck >= journalCheckMs;
-      if ((trigger && isFinal(trigger.state)) || checkJournal) {
-        lastJournalCheck = Date.now();
-        over = await isOver(queue, found);
-      }
+      last = await now();
+      const over = await logEnded(last, app);
       handle ??= await openIfExists(path);
       if (handle) {
         for (;;) {
@@ -101,9 +98,20 @@ export async function streamDeployLog(res: Response, options: TailOptions): Prom
     await handle?.close();
   }
   if (!stop.signal.aborted) {
-    if (offset === 0 && found.trigger && queue.get(found.id)?.state === 'superseded') {
-      res.write(`duet: deploy ${found.id} was superseded by ${queue.get(found.id)?.supersededBy ?? 'a newer trigger'} before it started\n`);
+    if (offset === 0 && last.state === 'superseded') {
+      res.write(`duet: deploy ${id} was superseded by ${last.supersededBy ?? 'a newer trigger'} before it started\n`);
     }
     res.end();
   }
+}
+
+/**
+ * Whether a deploy can still write to its log: not once it is final. A run from the shell that
+ * is not final is over too once no live process holds the app's lock (it was killed; the next
+ * deploy journals it as interrupted).
+ */
+async function logEnded(deploy: Deploy, app: AppConfig): Promise<boolean> {
+  if (isFinal(deploy.state) || deploy.compacted) return true;
+  if (deploy.source !== null) return false;
+  return (await lockHolder(app)) === undefined;
 }

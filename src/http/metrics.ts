@@ -1,7 +1,8 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../config/load.js';
 import { servedCertificate } from '../switch/tls.js';
-import type { TriggerObserver, TriggerQueue, TriggerRecord } from '../pipeline/trigger.js';
+import type { Deploy } from '../pipeline/deploy-state.js';
+import type { TriggerObserver, TriggerQueue } from '../pipeline/trigger.js';
 
 /**
  * Prometheus metrics of `duet serve`. Its own registry rather than prom-client's global one, so
@@ -114,7 +115,7 @@ export class Metrics implements TriggerObserver {
     this.bothCrashes.inc({ app });
   }
 
-  finished(trigger: TriggerRecord): void {
+  finished(trigger: Deploy): void {
     const result = trigger.state;
     if (result !== 'succeeded' && result !== 'failed' && result !== 'errored' && result !== 'superseded') return;
     this.deploys.inc({ app: trigger.app, result });

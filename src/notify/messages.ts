@@ -1,7 +1,7 @@
 import type { Config } from '../config/load.js';
 import type { NotifyOutcome, NotifyTarget } from '../config/notify.js';
 import { otherColor, parseColor } from '../config/schema.js';
-import type { TriggerRecord } from '../pipeline/trigger.js';
+import type { Deploy } from '../pipeline/deploy-state.js';
 
 /**
  * What a notification says, as plain JSON: it is written to the outbox as it is, so that one
@@ -26,7 +26,7 @@ export interface NotifyEvent {
 }
 
 /** A deploy's outcome as notify counts it; null for one nobody is told about (superseded, not final). */
-export function triggerOutcome(trigger: TriggerRecord): NotifyOutcome | null {
+export function triggerOutcome(trigger: Deploy): NotifyOutcome | null {
   if (trigger.state === 'succeeded' || trigger.state === 'errored') return trigger.state;
   if (trigger.state !== 'failed') return null;
   // The watch's verdict with the switch back done (go-live.ts says so in the summary it returns).
@@ -38,7 +38,7 @@ export function deployLink(config: Config, id: string): string | null {
   return base ? `${base}/deploys/${encodeURIComponent(id)}` : null;
 }
 
-export function triggerEvent(config: Config, trigger: TriggerRecord, outcome: NotifyOutcome): NotifyEvent {
+export function triggerEvent(config: Config, trigger: Deploy, outcome: NotifyOutcome): NotifyEvent {
   const to = parseColor(trigger.color ?? undefined);
   const started = trigger.startedAt ? Date.parse(trigger.startedAt) : NaN;
   const ended = trigger.finishedAt ? Date.parse(trigger.finishedAt) : NaN;
@@ -47,8 +47,7 @@ export function triggerEvent(config: Config, trigger: TriggerRecord, outcome: No
     app: trigger.app,
     deployId: trigger.id,
     outcome,
-    // failureSummary (queue-run.ts) writes "<step> failed: <reason>".
-    step: outcome === 'succeeded' ? null : (/^([a-z-]+) failed: /.exec(summary)?.[1] ?? null),
+    step: outcome === 'succeeded' ? null : trigger.failedStep,
     commit: trigger.resolvedSha,
     ref: trigger.ref,
     colors: { from: to ? otherColor(to) : null, to: to ?? null },

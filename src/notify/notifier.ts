@@ -5,7 +5,8 @@ import type { NotifyTarget } from '../config/notify.js';
 import { Pacer } from '../github/pacer.js';
 import type { Failover } from '../github/reports.js';
 import { Settlements } from '../github/settlements.js';
-import type { TriggerObserver, TriggerRecord } from '../pipeline/trigger.js';
+import type { Deploy } from '../pipeline/deploy-state.js';
+import type { TriggerObserver } from '../pipeline/trigger.js';
 import { EventLog } from '../util/event-log.js';
 import { OutboxWriter } from '../util/outbox-writer.js';
 import { failoverEvent, triggerEvent, triggerOutcome, wants, type NotifyEvent } from './messages.js';
@@ -103,7 +104,7 @@ export class Notifier implements TriggerObserver {
     return new Notifier(options.config, lanes, options);
   }
 
-  finished(trigger: TriggerRecord): void {
+  finished(trigger: Deploy): void {
     try {
       const outcome = triggerOutcome(trigger);
       if (outcome) this.enqueue(triggerEvent(this.config, trigger, outcome));

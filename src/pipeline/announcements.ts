@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { TriggerObserver, TriggerRecord } from './trigger.js';
+import type { Deploy } from './deploy-state.js';
+import type { TriggerObserver } from './trigger.js';
 
 /**
  * What the queue tells its observers (the GitHub reporter, the metrics) about each trigger, in
@@ -20,19 +21,19 @@ export class Announcements {
   }
 
   /** "queued", once `ready` gives the record to announce. */
-  queued(id: string, ready: Promise<TriggerRecord>): void {
+  queued(id: string, ready: Promise<Deploy>): void {
     this.pending.set(
       id,
       ready.then((record) => this.notify((o) => o.queued?.({ ...record }))),
     );
   }
 
-  async started(record: TriggerRecord): Promise<void> {
+  async started(record: Deploy): Promise<void> {
     await this.afterQueued(record.id);
     this.notify((o) => o.started?.({ ...record }, record.color));
   }
 
-  async finished(record: TriggerRecord): Promise<void> {
+  async finished(record: Deploy): Promise<void> {
     await this.afterQueued(record.id);
     this.notify((o) => o.finished?.({ ...record }));
   }

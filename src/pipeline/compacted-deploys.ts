@@ -1,6 +1,5 @@
-import { deployState, foldTriggers, type DeployState } from './deploy-state.js';
-import { foldEvents, type DeployRecord, type JournalEvent } from './journal.js';
-import type { TriggerRecord } from './trigger.js';
+import type { Deploy, DeployState } from './deploy-state.js';
+import type { DeployKind } from './journal.js';
 
 /**
  * What is left of a deploy a compaction dropped: its commit status still links to
@@ -14,9 +13,10 @@ export interface CompactedEvent {
   id: string;
   /** When it ended: its age. */
   at: string;
-  kind: string;
+  kind: DeployKind;
   ref: string | null;
-  sha: string | null;
+  /** The commit. */
+  resolvedSha: string | null;
   /** Its final state: succeeded, failed, errored, superseded or interrupted. */
   state: DeployState;
   summary: string | null;
@@ -33,35 +33,30 @@ const SUMMARY_FOR_MS = 90 * 24 * 60 * 60 * 1000;
 const SUMMARIES_PER_APP = 5_000;
 
 /**
- * The `compacted` lines a compaction writes in place of `dropped` (the lines of the deploys it
- * drops, and the `compacted` lines of earlier compactions): one per deploy, those kept by age and
- * count, oldest first.
+ * The `compacted` lines a compaction writes in place of the deploys it drops (`dropped`, folded:
+ * those of earlier compactions too): one per deploy, those kept by age and count, oldest first.
  */
-export function compactedLines(dropped: readonly JournalEvent[], now = Date.now()): CompactedEvent[] {
-  const triggers = foldTriggers(dropped);
-  const runs = new Map(foldEvents([...dropped]).map((run) => [run.id, run]));
-  const byId = new Map<string, CompactedEvent>();
-  for (const event of dropped) if (event.type === 'compacted') byId.set(event.id, event);
-  for (const id of new Set([...triggers.keys(), ...runs.keys()])) byId.set(id, summaryOf(id, triggers.get(id), runs.get(id)));
+export function compactedLines(dropped: readonly Deploy[], now = Date.now()): CompactedEvent[] {
   // Ids sort by the time they were handed out.
-  return [...byId.values()]
+  return dropped
+    .map(summaryOf)
     .filter((line) => Date.parse(line.at) >= now - SUMMARY_FOR_MS)
     .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
     .slice(-SUMMARIES_PER_APP);
 }
 
-function summaryOf(id: string, trigger: TriggerRecord | undefined, run: DeployRecord | undefined): CompactedEvent {
-  const startedAt = trigger?.startedAt ?? run?.startedAt ?? trigger?.receivedAt ?? null;
+function summaryOf(deploy: Deploy): CompactedEvent {
+  const startedAt = deploy.startedAt ?? deploy.receivedAt;
   return {
     type: 'compacted',
-    id,
-    at: trigger?.finishedAt ?? run?.endedAt ?? startedAt ?? new Date(0).toISOString(),
-    kind: trigger?.kind ?? run?.kind ?? 'deploy',
-    ref: trigger?.ref ?? run?.ref ?? null,
-    sha: run?.sha ?? trigger?.resolvedSha ?? trigger?.sha ?? null,
-    state: deployState(trigger, run),
+    id: deploy.id,
+    at: deploy.finishedAt ?? startedAt ?? new Date(0).toISOString(),
+    kind: deploy.kind,
+    ref: deploy.ref,
+    resolvedSha: deploy.resolvedSha ?? deploy.sha,
+    state: deploy.state,
     // A deploy from the shell or an act has no trigger: what it ended with, or why it ran (a failover).
-    summary: trigger?.summary ?? run?.error?.split('\n')[0] ?? run?.reason ?? null,
+    summary: deploy.summary ?? deploy.error?.split('\n')[0] ?? deploy.reason,
     startedAt,
   };
 }

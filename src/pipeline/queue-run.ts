@@ -4,11 +4,11 @@ import type { Color } from '../config/schema.js';
 import { failedStateOf } from '../error-kinds.js';
 import { DISK_FULL, DuetError, machineError, type StepName } from '../errors.js';
 import { deploy } from './deploy.js';
-import type { DeployRecord } from './journal.js';
+import type { Deploy } from './deploy-state.js';
 import { LockWaitAborted } from './lock.js';
 import { loggingObserver } from './observer.js';
 import { rollback } from './rollback.js';
-import type { TriggerKind, TriggerOutcome, TriggerRecord } from './trigger.js';
+import type { TriggerKind, TriggerOutcome } from './trigger.js';
 
 /**
  * Run one trigger's deploy or rollback, and say how it ended as the change to its record. Never
@@ -18,7 +18,7 @@ import type { TriggerKind, TriggerOutcome, TriggerRecord } from './trigger.js';
 export async function runTrigger(
   config: Config,
   app: AppConfig,
-  record: TriggerRecord,
+  record: Deploy,
   options: { logger: Logger | undefined; signal: AbortSignal; onPicked: (color: Color) => void },
 ): Promise<TriggerOutcome | undefined> {
   const { logger, signal } = options;
@@ -59,18 +59,18 @@ export async function runTrigger(
 }
 
 /**
- * How a trigger's run ended, from its journal record, when the trigger's own `settled` line is
- * missing (duet serve stopped, or the disk was full, between the two): the run's end decides, and
- * a run that ended is never run again. undefined: it did not end (or was closed as interrupted):
- * duet serve died during it, and it is resumed.
+ * How a trigger's run ended, from the run's end, when the trigger's own `settled` line is missing
+ * (duet serve stopped, or the disk was full, between the two): the run's end decides, and a run
+ * that ended is never run again. undefined: it did not end (or was closed as interrupted): duet
+ * serve died during it, and it is resumed.
  */
-export function outcomeOfRun(trigger: TriggerRecord, run: DeployRecord | undefined): TriggerOutcome | undefined {
-  if (!run?.outcome || run.outcome === 'interrupted') return undefined;
+export function outcomeOfRun(run: Deploy): TriggerOutcome | undefined {
+  if (!run.outcome || run.outcome === 'interrupted') return undefined;
   if (run.outcome === 'failed') return { state: 'failed', summary: failureSummary(run.failedStep, run.error ?? 'it failed') };
   if (run.outcome === 'errored') return { state: 'errored', summary: `internal error: ${(run.error ?? 'it failed').split('\n')[0]}` };
-  const color = run.to ?? trigger.color;
-  const summary = successSummary(trigger.kind, run.outcome, color ?? 'its color', run.sha ?? '', run.totalMs ?? 0);
-  return { state: 'succeeded', ...(run.sha ? { sha: run.sha } : {}), ...(color ? { color } : {}), summary };
+  const { color, resolvedSha: sha } = run;
+  const summary = successSummary(run.kind, run.outcome, color ?? 'its color', sha ?? '', run.totalMs ?? 0);
+  return { state: 'succeeded', ...(sha ? { sha } : {}), ...(color ? { color } : {}), summary };
 }
 
 /** A failure's one line, "<step> failed: <reason>"; a full disk's message says where itself (DiskFullError). */
@@ -79,7 +79,7 @@ export function failureSummary(step: StepName | null | undefined, message: strin
   return reason.startsWith(DISK_FULL) || !step ? reason : `${step} failed: ${reason}`;
 }
 
-function successSummary(kind: TriggerKind, outcome: 'success' | 'noop', color: string, sha: string, ms: number): string {
+function successSummary(kind: TriggerKind | Deploy['kind'], outcome: 'success' | 'noop', color: string, sha: string, ms: number): string {
   const seconds = (ms / 1000).toFixed(1);
   if (kind === 'rollback') return `Rolled back to ${sha.slice(0, 7)} on ${color} in ${seconds}s`;
   if (kind === 'restart') return `Restarted ${sha.slice(0, 7)} on ${color} in ${seconds}s`;

@@ -7,11 +7,12 @@ import { DiskFullError, DuetError, isDiskFull, NotSavedError, ShuttingDownError,
 import { resolveRef } from '../instance/checkout.js';
 import { defaultRef } from './deploy.js';
 import { Announcements } from './announcements.js';
-import { Journal, newDeployId } from './journal.js';
+import { blank, isPending, type Deploy } from './deploy-state.js';
+import { newDeployId } from './journal.js';
 import { failureSummary, outcomeOfRun, runTrigger } from './queue-run.js';
 import { liveCommitIs } from './rollback.js';
 import { TriggerStore, triggerStoreFiles, type TriggerChange, type TriggerStoreFiles } from './trigger-store.js';
-import { coversSameDeploy, type SubmitResult, type TriggerObserver, type TriggerQueue, type TriggerRecord, type TriggerRequest } from './trigger.js';
+import { coversSameDeploy, type SubmitResult, type TriggerObserver, type TriggerQueue, type TriggerRequest } from './trigger.js';
 
 /** Per app: one deploy at a time (p-queue, concurrency 1) and at most one trigger waiting. */
 interface Lane {
@@ -75,29 +76,19 @@ export class DeployQueue implements TriggerQueue {
       if (request.deliveryId || request.bodyDigest) await this.store.merge(same.id, request);
       return { id: same.id, created: false, reason: `the same deploy is already ${same.state}` };
     }
-    const record: TriggerRecord = {
-      ...request,
-      id: newDeployId(),
-      state: 'queued',
-      receivedAt: new Date().toISOString(),
-      resolvedSha: request.sha,
-      supersededBy: null,
-      summary: null,
-      startedAt: null,
-      finishedAt: null,
-      color: null,
-    };
+    const id = newDeployId();
+    const record: Deploy = { ...blank(id, app.name, request.kind), ...request, receivedAt: new Date().toISOString(), resolvedSha: request.sha };
     await this.store.accept(record);
     await this.enqueue(app, record);
     return { id: record.id, created: true };
   }
 
-  get(id: string): TriggerRecord | undefined {
+  get(id: string): Deploy | undefined {
     const record = this.store.get(id);
     return record && { ...record };
   }
 
-  list(options: { app?: string; limit?: number } = {}): TriggerRecord[] {
+  list(options: { app?: string; limit?: number } = {}): Deploy[] {
     return this.store
       .all()
       .filter((r) => options.app === undefined || r.app === options.app)
@@ -145,7 +136,7 @@ export class DeployQueue implements TriggerQueue {
   }
 
   /** Make `record` the app's waiting trigger, superseding the one that waited before. */
-  private async enqueue(app: AppConfig, record: TriggerRecord): Promise<void> {
+  private async enqueue(app: AppConfig, record: Deploy): Promise<void> {
     const lane = this.lane(app.name);
     const replaced = lane.waiting;
     lane.waiting = record.id;
@@ -163,7 +154,7 @@ export class DeployQueue implements TriggerQueue {
     this.announcements.queued(record.id, this.withCommit(app, record));
   }
 
-  private async supersede(replaced: string, by: TriggerRecord): Promise<void> {
+  private async supersede(replaced: string, by: Deploy): Promise<void> {
     const sha = by.resolvedSha ? by.resolvedSha.slice(0, 7) : (by.ref ?? 'a newer trigger');
     try {
       const finished = await this.store.record(replaced, { type: 'superseded', by: by.id, summary: `Superseded by ${sha}` });
@@ -175,7 +166,7 @@ export class DeployQueue implements TriggerQueue {
   }
 
   /** The record to announce as queued: with its commit, found when the sender did not name it. */
-  private async withCommit(app: AppConfig, record: TriggerRecord): Promise<TriggerRecord> {
+  private async withCommit(app: AppConfig, record: Deploy): Promise<Deploy> {
     if (!record.resolvedSha && record.kind === 'deploy') {
       try {
         const resolved = await resolveRef(app.clone_url, record.ref ?? defaultRef(app));
@@ -200,11 +191,11 @@ export class DeployQueue implements TriggerQueue {
     }
   }
 
-  private async run(app: AppConfig, record: TriggerRecord): Promise<void> {
-    let current: TriggerRecord;
+  private async run(app: AppConfig, record: Deploy): Promise<void> {
+    let current: Deploy;
     try {
       // The color is the run's to pick (deploy.ts, pickedFact), not guessed here.
-      current = await this.store.record(record.id, { type: 'dequeued', color: null });
+      current = await this.store.record(record.id, { type: 'dequeued' });
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
       // A deploy whose start is not on disk does not start: nothing it did would be on disk either.
@@ -230,7 +221,7 @@ export class DeployQueue implements TriggerQueue {
   }
 
   /** Why a trigger whose start the journal did not take ends failed without running (its summary). */
-  private notStarted(record: TriggerRecord, error: NotSavedError): string {
+  private notStarted(record: Deploy, error: NotSavedError): string {
     this.options.logger?.error({ app: record.app, deploy: record.id, err: error.message, hint: error.hint }, 'could not save the start of a deploy');
     const what = 'its start could not be saved in the journal, so it did not start';
     const failure = isDiskFull(error)
@@ -248,16 +239,16 @@ export class DeployQueue implements TriggerQueue {
   private async resume(): Promise<void> {
     const unfinished = this.store
       .all()
-      .filter((r) => r.state === 'queued' || r.state === 'running')
+      .filter(isPending)
       .sort((a, b) => a.id.localeCompare(b.id));
-    for (const record of unfinished.filter((r) => r.state === 'running')) {
+    for (const record of unfinished.filter((r) => r.state !== 'queued')) {
       const lane = this.lane(record.app);
       const app = this.options.config.apps.get(record.app);
       if (!app) {
         await this.abandon(record, 'the app is no longer configured');
         continue;
       }
-      const ended = outcomeOfRun(record, await new Journal(app.paths.journal).record(record.id));
+      const ended = outcomeOfRun(record);
       if (ended) {
         this.options.logger?.info({ app: record.app, deploy: record.id, state: ended.state }, 'a deploy ended before its outcome was saved: not run again');
         await this.announcements.finished(await this.saveFinal(record.id, { type: 'settled', ...ended }));
@@ -273,12 +264,12 @@ export class DeployQueue implements TriggerQueue {
     }
   }
 
-  private async abandon(record: TriggerRecord, why: string): Promise<void> {
+  private async abandon(record: Deploy, why: string): Promise<void> {
     await this.announcements.finished(await this.saveFinal(record.id, { type: 'settled', state: 'errored', summary: `internal error: ${why}` }));
   }
 
   /** A deploy's outcome, in memory (the summary says so) when the journal cannot take it yet. */
-  private async saveFinal(id: string, change: TriggerChange): Promise<TriggerRecord> {
+  private async saveFinal(id: string, change: TriggerChange): Promise<Deploy> {
     const { record, error } = await this.store.recordOrMark(id, change);
     if (error) this.options.logger?.error({ app: record.app, deploy: id, err: error.message, hint: error.hint }, 'could not save the state of a deploy');
     return record;

@@ -4,7 +4,8 @@ import { failedStateOf } from '../error-kinds.js';
 import { describeError, DiskFullError, DuetError, InternalError, isDiskFull, isSystemError, machineError, type RunStep } from '../errors.js';
 import { compactJournal } from './journal-compaction.js';
 import { DeployLog, deployLogPath } from './deploy-log.js';
-import { Journal, newDeployId, type DeployKind, type RunEvent } from './journal.js';
+import { appJournal, type AppJournal } from './app-journal.js';
+import { newDeployId, type DeployKind, type RunEvent } from './journal.js';
 import type { DeployObserver } from './observer.js';
 import { crashPoint } from '../util/crash-point.js';
 import { readEnvFiles, secretValues } from '../instance/app-env.js';
@@ -37,7 +38,7 @@ export interface Carried {
  */
 export class DeployRun {
   readonly id: string;
-  readonly journal: Journal;
+  readonly journal: AppJournal;
   readonly log: DeployLog;
   readonly carried: Carried = {};
   private readonly startedAt = Date.now();
@@ -53,12 +54,13 @@ export class DeployRun {
     id?: string,
   ) {
     this.id = id ?? newDeployId();
-    this.journal = new Journal(app.paths.journal);
+    this.journal = appJournal(config, app.name);
     this.log = new DeployLog(deployLogPath(app, this.id));
   }
 
   async begin(ref: string | null, reason?: string): Promise<void> {
-    await this.journal.hold();
+    // Under the app's lock: the only run appending, some twenty lines on one handle.
+    this.journal.hold();
     // An env file that cannot be read here fails the step that needs it (update, start), with the reason.
     const files = await readEnvFiles(this.app, 'update').catch(() => undefined);
     if (files) {
@@ -117,7 +119,7 @@ export class DeployRun {
       // it. The next lock holder closes the record as interrupted.
       await this.eventOrNote({ type: 'end', outcome, ...(message ? { error: message } : {}), ...(failedStep ? { failedStep } : {}) });
     } finally {
-      await this.journal.close();
+      await this.journal.release();
       this.log.close();
     }
     // Still under the app's lock, so no other writer: the journal is kept to its recent deploys.

@@ -11,7 +11,7 @@ import { servedCertificate } from '../switch/tls.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
 import { readBreaking, type BreakingRecord } from './breaking.js';
-import { Journal } from './journal.js';
+import { appJournal } from './app-journal.js';
 import { readSupervision, type BothCrashedRecord, type FailoverRecord, type SupervisionRecord } from './supervision-record.js';
 import { lockHolder } from './lock.js';
 
@@ -113,7 +113,7 @@ export async function appStatus(config: Config, app: AppConfig): Promise<AppStat
     switchOf(app).servingColor({ timeoutMs: 1000 }),
     colorStatus(app, 'blue', supervision, hashes),
     colorStatus(app, 'green', supervision, hashes),
-    currentDeploy(app),
+    currentDeploy(config, app),
     tlsStatus(app),
     readBreaking(app),
   ]);
@@ -159,10 +159,10 @@ async function colorStatus(app: AppConfig, color: Color, supervision: Supervisio
   };
 }
 
-async function currentDeploy(app: AppConfig): Promise<AppStatus['deploying']> {
+async function currentDeploy(config: Config, app: AppConfig): Promise<AppStatus['deploying']> {
   const holder = await lockHolder(app);
   if (!holder) return null;
-  const open = (await new Journal(app.paths.journal).unfinished()).at(-1);
+  const open = (await appJournal(config, app.name).unfinished()).at(-1);
   const last = open?.steps.at(-1);
   return { id: open?.id ?? 'starting', ref: open?.ref ?? null, step: last?.name ?? null, pid: holder.pid };
 }

@@ -5,23 +5,19 @@ import type { Config } from '../config/load.js';
 import { appPaths } from '../config/paths.js';
 import { isDiskFull, NotSavedError } from '../errors.js';
 import { DiskReserve } from '../util/disk-reserve.js';
-import { EventLog } from '../util/event-log.js';
-import { applyTriggerEvent, canApply, checkTransition, stateAfter } from './deploy-state.js';
-import type { JournalEvent } from './journal.js';
+import { appJournal, type AppJournal } from './app-journal.js';
+import { checkApply, type Deploy } from './deploy-state.js';
 import { SeenDeliveries } from './seen-deliveries.js';
-import { isTriggerEvent, type TriggerEvent, type TriggerRecord, type TriggerRequest } from './trigger.js';
+import { isTriggerEvent, type TriggerEvent, type TriggerRequest } from './trigger.js';
 
 /**
- * The queue's triggers, folded from their events in each app's journal (trigger.ts: accepted,
- * merged, resolved, dequeued, superseded, settled). A trigger is acknowledged (202) only after
- * its line is on disk, so a crash right after the answer loses nothing; on start the journals are
- * folded back into records and unfinished ones are resumed.
- *
- * duet serve is the only writer of trigger events; a deploy appends its run's events to the same
- * file under the app's lock, and compacts it (journal-compaction.ts). This store keeps in memory
- * what the dashboard needs, trimmed to the recent finished ones, and, apart from that and for
- * longer, the deliveries each app accepted (seen-deliveries.ts): a redelivery or a replayed body
- * is a duplicate for 3 days, whatever else arrived meanwhile.
+ * The queue's view of the apps' journals (app-journal.ts): it writes the trigger events
+ * (trigger.ts: accepted, merged, resolved, dequeued, superseded, settled), each checked against
+ * the state machine first, finds the triggers among the deploys the journals fold, and indexes
+ * the deliveries each app accepted (seen-deliveries.ts): a redelivery or a replayed body is a
+ * duplicate for 3 days, whatever else arrived meanwhile. A trigger is acknowledged (202) only
+ * after its line is on disk, so a crash right after the answer loses nothing; on start the
+ * journals are read and unfinished triggers are resumed (queue.ts).
  *
  * The line that ends a trigger (settled, superseded) is what the next duet serve decides by
  * whether to run it again, so a full disk must not keep it off: it may spend the reserve kept
@@ -38,51 +34,44 @@ export type TriggerChange = TriggerEvent extends infer E ? (E extends TriggerEve
 export interface TriggerStoreFiles {
   /** The apps whose journals hold triggers to read: the configured ones, and any left in the state dir. */
   apps: readonly string[];
-  /** Where an app's journal is (its triggers' events go there too). */
-  journalOf: (app: string) => string;
-}
-
-interface TriggerStoreOptions {
-  /** Finished triggers kept in memory: enough for the dashboard (the dedupe of deliveries keeps its own). */
-  keepFinished?: number;
+  /** An app's journal (its triggers' events go there too): the one of this process. */
+  journalOf: (app: string) => AppJournal;
 }
 
 export class TriggerStore {
-  private readonly records = new Map<string, TriggerRecord>();
   private readonly seen = new SeenDeliveries();
-  private readonly logs = new Map<string, EventLog<JournalEvent>>();
+  private readonly journals = new Map<string, AppJournal>();
+  private readonly unfollow: Array<() => void> = [];
   private readonly reserves = new Map<string, DiskReserve>();
   /** Per app, in order: changes applied in memory that the journal did not take yet. */
   private readonly unsaved = new Map<string, TriggerEvent[]>();
   private retrying: { timer: NodeJS.Timeout; pass: Promise<void> } | undefined;
   private closed = false;
-  private readonly keepFinished: number;
-  private appendedSinceTrim = 0;
 
-  constructor(
-    private readonly files: TriggerStoreFiles,
-    options: TriggerStoreOptions = {},
-  ) {
-    this.keepFinished = options.keepFinished ?? 500;
-  }
+  constructor(private readonly files: TriggerStoreFiles) {}
 
   async open(): Promise<void> {
     for (const app of this.files.apps) {
+      const journal = this.journalOf(app);
+      // duet serve appends trigger events for its whole life: one handle per journal.
+      journal.hold();
       // A line torn by a crash mid-append is skipped: its trigger was never acknowledged.
-      for (const event of (await this.logOf(app).read()).events) if (isTriggerEvent(event)) this.apply(app, event);
+      await journal.all();
+      await this.reserveOf(app).fill();
     }
-    this.trim();
-    // duet serve is the only writer of trigger events: one handle per journal for its life.
-    for (const log of this.logs.values()) await log.hold();
-    for (const app of this.files.apps) await this.reserveOf(app).fill();
   }
 
-  all(): TriggerRecord[] {
-    return [...this.records.values()];
+  /** Every trigger (a deploy a run from the shell or duet itself made has none). */
+  all(): Deploy[] {
+    return [...this.journals.values()].flatMap((journal) => journal.peekAll().filter((d) => d.source !== null));
   }
 
-  get(id: string): TriggerRecord | undefined {
-    return this.records.get(id);
+  get(id: string): Deploy | undefined {
+    for (const journal of this.journals.values()) {
+      const found = journal.peek(id);
+      if (found) return found.source === null ? undefined : found;
+    }
+    return undefined;
   }
 
   /** The trigger `request` is a delivery of again: the same delivery id, or the same signed body under any. */
@@ -90,15 +79,14 @@ export class TriggerStore {
     return this.seen.duplicateOf(request);
   }
 
-  async accept(record: TriggerRecord): Promise<void> {
-    await this.write(record.app, { type: 'accepted', id: record.id, at: record.receivedAt, trigger: record });
+  async accept(record: Deploy): Promise<void> {
+    await this.write(record.app, { type: 'accepted', id: record.id, at: record.receivedAt ?? new Date().toISOString(), trigger: record });
   }
 
   /** Record what happened to trigger `id`; the state machine (deploy-state.ts) checks the move. */
-  async record(id: string, change: TriggerChange): Promise<TriggerRecord> {
+  async record(id: string, change: TriggerChange): Promise<Deploy> {
     const event = this.stamp(id, change);
-    const current = this.checkMove(event);
-    return this.write(current.app, event);
+    return this.write(this.checkMove(event).app, event);
   }
 
   /**
@@ -107,26 +95,23 @@ export class TriggerStore {
    * that ran did run, and the dashboard, the API and the commit status say how it ended while
    * the file lags; the line is written as soon as the disk takes it (RETRY_MS, and at close).
    */
-  async recordOrMark(id: string, change: TriggerChange): Promise<{ record: TriggerRecord; error?: NotSavedError }> {
+  async recordOrMark(id: string, change: TriggerChange): Promise<{ record: Deploy; error?: NotSavedError }> {
     const event = this.stamp(id, change);
     const { app } = this.checkMove(event);
-    let record: TriggerRecord;
     try {
-      record = await this.write(app, event);
+      return { record: await this.write(app, event) };
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
-      this.apply(app, event);
       // Into the array a retry under way goes through: it takes this one too, in order.
       const waiting = this.unsaved.get(app) ?? [];
       waiting.push(event);
       this.unsaved.set(app, waiting);
       this.retryLater();
       const reason = (error.cause instanceof Error ? error.cause.message : error.message).split('\n')[0];
-      record = this.records.get(id)!;
-      record.summary = `${record.summary ?? record.state}; not saved yet (${reason}): duet serve writes it as soon as the disk takes it`;
-      return { record, error };
+      const summary = 'summary' in event ? event.summary : event.type;
+      const note = `${summary}; not saved yet (${reason}): duet serve writes it as soon as the disk takes it`;
+      return { record: this.journalOf(app).applyUnsaved(event, note)!, error };
     }
-    return { record };
   }
 
   /** After the last write (shutdown): what waits is tried once more, then the journals are closed. */
@@ -138,61 +123,56 @@ export class TriggerStore {
       this.retrying = undefined;
     }
     await this.retry();
-    for (const log of this.logs.values()) await log.release();
+    for (const stop of this.unfollow) stop();
+    for (const journal of this.journals.values()) await journal.release();
   }
 
   private stamp(id: string, change: TriggerChange): TriggerEvent {
     return { ...change, id, at: new Date().toISOString() };
   }
 
-  /** Every change of a trigger's state goes through the state machine (deploy-state.ts). */
-  private checkMove(event: TriggerEvent): TriggerRecord {
-    const current = this.records.get(event.id);
+  /** Every change of a trigger goes through the state machine (deploy-state.ts). */
+  private checkMove(event: TriggerEvent): Deploy {
+    const current = this.get(event.id);
     if (!current) throw new NotSavedError(`the ${event.type} event of trigger ${event.id}`, 'the journal', new Error('no such trigger'));
-    const to = stateAfter(event);
-    if (to !== undefined) checkTransition(event.id, current.state, to);
+    checkApply(current, event);
     return current;
   }
 
-  /**
-   * Applied only once the whole line is on disk: what the file does not hold, no one is told.
-   * The record as it then is, even when the trim that may follow drops it from memory.
-   */
-  private async write(app: string, event: TriggerEvent): Promise<TriggerRecord> {
+  /** Folded only once the whole line is on disk: what the file does not hold, no one is told. */
+  private async write(app: string, event: TriggerEvent): Promise<Deploy> {
+    let deploy: Deploy | undefined;
     try {
-      await this.append(app, event);
+      deploy = await this.append(app, event);
     } catch (error) {
-      throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, this.logOf(app).path, error);
+      throw new NotSavedError(event.type === 'accepted' ? 'the trigger' : `the state of trigger ${event.id}`, this.journalOf(app).path, error);
     }
-    this.apply(app, event);
-    const record = this.records.get(event.id)!;
-    if (++this.appendedSinceTrim >= Math.ceil(this.keepFinished / 2)) {
-      this.appendedSinceTrim = 0;
-      this.trim();
-    }
-    return record;
+    return deploy!;
   }
 
   /** Merged into `id`: a delivery that asked for the deploy it already does. */
   async merge(id: string, delivery: Pick<TriggerRequest, 'deliveryId' | 'bodyDigest'>): Promise<void> {
     const { deliveryId, bodyDigest } = delivery;
-    await this.write(this.records.get(id)!.app, this.stamp(id, { type: 'merged', deliveryId, ...(bodyDigest && { bodyDigest }) }));
+    await this.write(this.get(id)!.app, this.stamp(id, { type: 'merged', deliveryId, ...(bodyDigest && { bodyDigest }) }));
   }
 
   /** On a full disk, the line that ends a trigger spends the reserve; no other does (a new trigger waits for room: 503). */
-  private async append(app: string, event: TriggerEvent): Promise<void> {
-    const log = this.logOf(app);
+  private async append(app: string, event: TriggerEvent): Promise<Deploy | undefined> {
+    const journal = this.journalOf(app);
     try {
-      await log.append(event);
+      return await journal.append(event);
     } catch (error) {
       if ((event.type !== 'settled' && event.type !== 'superseded') || !isDiskFull(error)) throw error;
-      const spent = await this.reserveOf(app).spend(() => log.append(event));
+      let deploy: Deploy | undefined;
+      const spent = await this.reserveOf(app).spend(async () => {
+        deploy = await journal.append(event);
+      });
       if (!spent) throw error;
       // Taken again in full once the disk has room.
       this.retryLater();
+      return deploy;
     }
   }
-
   private retryLater(): void {
     if (this.retrying || this.closed) return;
     const timer = setInterval(() => {
@@ -215,10 +195,8 @@ export class TriggerStore {
         } catch {
           break;
         }
+        // The note that it was not saved goes as the journal reads the line.
         waiting.shift();
-        // The note that it was not saved goes: it is now.
-        const record = this.records.get(event.id);
-        if (record && (event.type === 'settled' || event.type === 'superseded')) record.summary = event.summary;
       }
       if (waiting.length === 0) this.unsaved.delete(app);
     }
@@ -233,43 +211,25 @@ export class TriggerStore {
   private reserveOf(app: string): DiskReserve {
     let reserve = this.reserves.get(app);
     if (!reserve) {
-      reserve = new DiskReserve(join(dirname(this.files.journalOf(app)), 'journal.reserve'));
+      reserve = new DiskReserve(join(dirname(this.journalOf(app).path), 'journal.reserve'));
       this.reserves.set(app, reserve);
     }
     return reserve;
   }
 
-  /**
-   * Every line is promised to someone (a 202, a commit status): O_DSYNC, group commit. Made on
-   * first use; open() holds them all once it has read them.
-   */
-  private logOf(app: string): EventLog<JournalEvent> {
-    let log = this.logs.get(app);
-    if (!log) {
-      log = new EventLog(this.files.journalOf(app), { everyWriteDurable: true });
-      this.logs.set(app, log);
+  private journalOf(app: string): AppJournal {
+    let journal = this.journals.get(app);
+    if (!journal) {
+      journal = this.files.journalOf(app);
+      // The deliveries it accepted, read from the file: what this store wrote and what it found at open().
+      this.unfollow.push(
+        journal.onEvent((event) => {
+          if (isTriggerEvent(event)) this.seen.note(app, event);
+        }),
+      );
+      this.journals.set(app, journal);
     }
-    return log;
-  }
-
-  private apply(app: string, event: TriggerEvent): void {
-    this.seen.note(app, event);
-    const before = this.records.get(event.id);
-    if (!canApply(before, event)) return;
-    this.records.set(event.id, applyTriggerEvent(before, event)!);
-  }
-
-  /**
-   * Memory keeps every unfinished trigger and the newest keepFinished finished ones: a duet serve
-   * that runs for months must not hold every trigger it ever saw. (The journal's own compaction,
-   * at the end of a deploy, keeps its file small.) Done every keepFinished/2 appends, not per one.
-   * The deliveries seen are not trimmed with them: they go by age (seen-deliveries.ts).
-   */
-  private trim(): void {
-    const finished = [...this.records.values()].filter((r) => r.finishedAt !== null);
-    if (finished.length <= this.keepFinished * 2) return;
-    finished.sort((a, b) => a.id.localeCompare(b.id));
-    for (const record of finished.slice(0, finished.length - this.keepFinished)) this.records.delete(record.id);
+    return journal;
   }
 }
 
@@ -279,10 +239,9 @@ export class TriggerStore {
  * (errored, and GitHub told) instead of staying "pending" for ever.
  */
 export async function triggerStoreFiles(config: Config): Promise<TriggerStoreFiles> {
-  const journalOf = (app: string): string => appPaths(config.stateDir, app).journal;
   const apps = new Set(config.apps.keys());
   for (const entry of await readdir(config.stateDir, { withFileTypes: true }).catch(() => [])) {
-    if (entry.isDirectory() && existsSync(journalOf(entry.name))) apps.add(entry.name);
+    if (entry.isDirectory() && existsSync(appPaths(config.stateDir, entry.name).journal)) apps.add(entry.name);
   }
-  return { apps: [...apps], journalOf };
+  return { apps: [...apps], journalOf: (app) => appJournal(config, app) };
 }

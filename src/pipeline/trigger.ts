@@ -1,7 +1,10 @@
+import type { Deploy } from './deploy-state.js';
+
 /**
  * A trigger is a request to deploy (or roll back) an app, from a webhook, the manual API or the
  * CLI. Once accepted it is durably recorded and has the id its deploy will carry, so the
- * acknowledgement, the commit status link, the journal and the log all name the same thing.
+ * acknowledgement, the commit status link, the journal and the log all name the same thing: its
+ * events are folded into that Deploy (deploy-state.ts).
  */
 
 type TriggerSource = 'push' | 'release' | 'manual' | 'resume';
@@ -34,25 +37,6 @@ export interface TriggerRequest {
   breaking?: true;
 }
 
-/** failed: a deploy step failed (GitHub: failure). errored: duet itself broke (GitHub: error). */
-export type TriggerState = 'queued' | 'running' | 'succeeded' | 'failed' | 'errored' | 'superseded';
-
-export interface TriggerRecord extends TriggerRequest {
-  id: string;
-  state: TriggerState;
-  receivedAt: string;
-  /** The commit resolved for the ref (known before the deploy when the sender named it). */
-  resolvedSha: string | null;
-  /** For superseded triggers: the id that replaced it. */
-  supersededBy: string | null;
-  /** A final one-line outcome: "live on green in 8.2s", "health failed: ...". */
-  summary: string | null;
-  startedAt: string | null;
-  finishedAt: string | null;
-  /** The color it went live on (or was going to), once known. */
-  color: string | null;
-}
-
 /** How a trigger that ran ended, as its runner tells the queue (queue-run.ts). */
 export interface TriggerOutcome {
   state: 'succeeded' | 'failed' | 'errored';
@@ -68,12 +52,12 @@ export interface TriggerOutcome {
  * anyone is told (a 202, a commit status). `accepted` holds the whole record.
  */
 export type TriggerEvent =
-  | { type: 'accepted'; id: string; at: string; trigger: TriggerRecord }
+  | { type: 'accepted'; id: string; at: string; trigger: Deploy }
   /** A delivery found to ask for the deploy this trigger already does: its id and its body count as seen. */
   | { type: 'merged'; id: string; at: string; deliveryId: string | null; bodyDigest?: string }
   | { type: 'resolved'; id: string; at: string; sha: string }
-  /** Its turn came: it runs. `color` is null: the run picks it (its `to` fact, then `settled`). */
-  | { type: 'dequeued'; id: string; at: string; color: string | null }
+  /** Its turn came: it runs. The run picks its color (its `to` fact), and `settled` names it. */
+  | { type: 'dequeued'; id: string; at: string }
   | { type: 'superseded'; id: string; at: string; by: string; summary: string }
   | ({ type: 'settled'; id: string; at: string } & TriggerOutcome)
   /**
@@ -97,21 +81,17 @@ export interface SubmitResult {
   reason?: string;
 }
 
-/** Told about every change of a trigger's state; the commit status reporter is one. */
-/** Who follows the queue's triggers; each implements what it needs. */
+/** Who follows the queue's triggers (the commit status reporter, the metrics); each implements what it needs. */
 export interface TriggerObserver {
-  queued?(trigger: TriggerRecord): void;
-  started?(trigger: TriggerRecord, color: string | null): void;
-  finished?(trigger: TriggerRecord): void;
+  queued?(trigger: Deploy): void;
+  started?(trigger: Deploy, color: string | null): void;
+  finished?(trigger: Deploy): void;
 }
 
 /** What the HTTP side needs of the deploy queue (src/pipeline/queue.ts implements it). */
 export interface TriggerQueue {
   /** Durably records the trigger (fsync) before resolving: a 202 after this is a promise kept. */
   submit(request: TriggerRequest): Promise<SubmitResult>;
-  get(id: string): TriggerRecord | undefined;
-  /** Newest first. */
-  list(options?: { app?: string; limit?: number }): TriggerRecord[];
   /** Triggers waiting (not running) for one app or all. */
   depth(app?: string): number;
 }
@@ -121,7 +101,7 @@ export interface TriggerQueue {
  * same ref and the same commit. Tags do not move, so the same tag is the same deploy even when
  * one side (a release) did not name the commit; a branch without a commit may have moved.
  */
-export function coversSameDeploy(existing: TriggerRecord, request: TriggerRequest): boolean {
+export function coversSameDeploy(existing: Deploy, request: TriggerRequest): boolean {
   if (existing.kind !== request.kind) return false;
   // Two rollbacks of one commit are one rollback; one named in full, the other abbreviated, too.
   if (request.kind === 'rollback') return existing.state === 'queued' && sameCommit(existing.fromSha, request.fromSha);

@@ -4,7 +4,7 @@ import { pino, type Logger } from 'pino';
 import { parseConfig, type Config } from '../../src/config/load.js';
 import { createGitHubClient } from '../../src/util/github-client.js';
 import { GitHubStatusReporter } from '../../src/github/status-reporter.js';
-import type { TriggerRecord } from '../../src/pipeline/trigger.js';
+import { blank, type Deploy } from '../../src/pipeline/deploy-state.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -35,11 +35,9 @@ export function testConfig(options: { publicUrl?: string; deployments?: boolean;
   return parseConfig(yaml, 'test.yml');
 }
 
-export function trigger(overrides: Partial<TriggerRecord> = {}): TriggerRecord {
+export function trigger(overrides: Partial<Deploy> = {}): Deploy {
   return {
-    id: 'd-0001',
-    app: 'cafeteria',
-    kind: 'deploy',
+    ...blank('d-0001', 'cafeteria', 'deploy'),
     ref: 'refs/tags/v2',
     sha: SHA,
     fromSha: null,

@@ -6,9 +6,10 @@ import { DuetError, InvalidInputError, NotSavedError, ShuttingDownError, Unknown
 import { exitCodeOf, httpStatusOf } from '../../src/error-kinds.js';
 import { pickApp } from '../../src/config/load.js';
 import { deployLogPath } from '../../src/pipeline/deploy-log.js';
-import { Journal, newDeployId } from '../../src/pipeline/journal.js';
+import { appJournal } from '../../src/pipeline/app-journal.js';
+import { newDeployId } from '../../src/pipeline/journal.js';
 import { pollUntil } from '../../src/util/poll.js';
-import { bearer, rawGet, readUntil, startHarness, trigger, TOKEN } from './http-harness.js';
+import { addTrigger, bearer, rawGet, readUntil, startHarness, trigger, TOKEN } from './http-harness.js';
 
 const json = (body: unknown) => ({ method: 'POST', headers: { ...bearer(), 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
@@ -136,7 +137,7 @@ test('deploy ids are checked before any lookup: no path traversal', async (t) =>
     assert.doesNotMatch(answer.body, /SECRET|root:/, path);
     assert.match(answer.headers['content-type'] as string, /json/, path);
   }
-  assert.deepEqual(h.queue.lookedUp, [], 'no bad id reached the queue or the journal');
+  assert.deepEqual(h.lookedUp, [], 'no bad id reached the journal');
   const unknown = await fetch(`${h.base}/deploys/${newDeployId()}`, { headers: bearer() });
   assert.equal(unknown.status, 404);
   assert.match((await unknown.json()).error, /no such deploy/);
@@ -145,10 +146,10 @@ test('deploy ids are checked before any lookup: no path traversal', async (t) =>
 test('GET /deploys/:id merges the trigger with its journal record, and finds CLI deploys', async (t) => {
   const h = await startHarness(t);
   const app = pickApp(h.config, 'cafeteria');
-  const journal = new Journal(app.paths.journal);
+  const journal = appJournal(h.config, app.name);
   const at = (s: number) => new Date(Date.UTC(2026, 10, 25, 16, 0, s)).toISOString();
-  const queued = h.queue.add({ ref: 'v3' });
-  const done = h.queue.add({ ref: 'v2', state: 'succeeded', startedAt: at(0), finishedAt: at(9), summary: 'live on green in 8.0s', color: 'green' });
+  const queued = await addTrigger(h, { ref: 'v3' });
+  const done = await addTrigger(h, { ref: 'v2', state: 'running', startedAt: at(1), color: 'green' });
   await journal.append({ type: 'begin', id: done.id, at: at(1), kind: 'deploy', ref: 'v2', pid: 1 });
   await journal.append({ type: 'step', id: done.id, at: at(1), step: 'resolve', status: 'started' });
   await journal.append({ type: 'step', id: done.id, at: at(2), step: 'resolve', status: 'done', ms: 1000, detail: 'refs/tags/v2' });
@@ -156,6 +157,7 @@ test('GET /deploys/:id merges the trigger with its journal record, and finds CLI
   await journal.append({ type: 'step', id: done.id, at: at(3), step: 'health', status: 'started' });
   await journal.append({ type: 'step', id: done.id, at: at(8), step: 'health', status: 'done', ms: 5000 });
   await journal.append({ type: 'end', id: done.id, at: at(9), outcome: 'success' });
+  await journal.append({ type: 'settled', id: done.id, at: at(9), state: 'succeeded', summary: 'live on green in 8.0s', color: 'green' });
 
   const body = await (await fetch(`${h.base}/deploys/${done.id}`, { headers: bearer() })).json();
   assert.equal(body.id, done.id);
@@ -184,7 +186,7 @@ test('GET /deploys/:id merges the trigger with its journal record, and finds CLI
 
   // Started with `duet deploy` on the command line: only the journal of app "menu" knows it.
   const cli = newDeployId();
-  const menu = new Journal(pickApp(h.config, 'menu').paths.journal);
+  const menu = appJournal(h.config, 'menu');
   await menu.append({ type: 'begin', id: cli, at: at(20), kind: 'rollback', ref: null, pid: 1 });
   await menu.append({ type: 'end', id: cli, at: at(21), outcome: 'failed', error: 'nothing to roll back to', failedStep: 'pick' });
   const fromCli = await (await fetch(`${h.base}/deploys/${cli}`, { headers: bearer() })).json();
@@ -198,8 +200,8 @@ test('GET /deploys/:id merges the trigger with its journal record, and finds CLI
 test('GET /deploys/:id/log follows a running deploy and ends when it finishes', async (t) => {
   const h = await startHarness(t);
   const app = pickApp(h.config, 'cafeteria');
-  const record = h.queue.add({ ref: 'v2', state: 'running', startedAt: new Date().toISOString() });
-  const journal = new Journal(app.paths.journal);
+  const record = await addTrigger(h, { ref: 'v2', state: 'running', startedAt: new Date().toISOString() });
+  const journal = appJournal(h.config, app.name);
   await journal.append({ type: 'begin', id: record.id, at: new Date().toISOString(), kind: 'deploy', ref: 'v2', pid: process.pid });
   const log = deployLogPath(app, record.id);
   await mkdir(dirname(log), { recursive: true });
@@ -215,8 +217,7 @@ test('GET /deploys/:id/log follows a running deploy and ends when it finishes', 
   await readUntil(reader, seen, /line 2/);
   await appendFile(log, 'line 3: switch\nline 4: done\n');
   await journal.append({ type: 'end', id: record.id, at: new Date().toISOString(), outcome: 'success' });
-  record.state = 'succeeded';
-  record.finishedAt = new Date().toISOString();
+  await journal.append({ type: 'settled', id: record.id, at: new Date().toISOString(), state: 'succeeded', summary: 'Live on green' });
   await readUntil(reader, seen, 'end');
   assert.equal(seen.text, 'line 1: resolve\nline 2: update\nline 3: switch\nline 4: done\n');
 
@@ -227,13 +228,14 @@ test('GET /deploys/:id/log follows a running deploy and ends when it finishes', 
 test('the log of a queued deploy is waited for; a client hanging up stops the tailing', async (t) => {
   const h = await startHarness(t);
   const app = pickApp(h.config, 'cafeteria');
-  const lookups = (id: string): number => h.queue.lookedUp.filter((looked) => looked === id).length;
+  const lookups = (id: string): number => h.lookedUp.filter((looked) => looked === id).length;
+  const journal = appJournal(h.config, app.name);
   const polling = async (id: string): Promise<void> => {
     const before = lookups(id);
     const polled = await pollUntil(async () => (lookups(id) >= before + 3 ? true : undefined), { timeoutMs: 10_000 });
-    assert.ok(polled, `the tail polls the queue for ${id}`);
+    assert.ok(polled, `the tail polls the journal for ${id}`);
   };
-  const record = h.queue.add({ ref: 'v5' });
+  const record = await addTrigger(h, { ref: 'v5' });
   const answer = await fetch(`${h.base}/deploys/${record.id}/log`, { headers: bearer() });
   assert.equal(answer.status, 200);
   const reader = answer.body!.getReader();
@@ -241,20 +243,20 @@ test('the log of a queued deploy is waited for; a client hanging up stops the ta
   await polling(record.id);
   const log = deployLogPath(app, record.id);
   await mkdir(dirname(log), { recursive: true });
-  record.state = 'running';
+  await journal.append({ type: 'dequeued', id: record.id, at: new Date().toISOString() });
   await writeFile(log, 'started late\n');
   await readUntil(reader, seen, /started late\n/);
   await appendFile(log, 'finished\n');
-  record.state = 'failed';
+  await journal.append({ type: 'settled', id: record.id, at: new Date().toISOString(), state: 'failed', summary: 'health failed' });
   await readUntil(reader, seen, 'end');
   assert.equal(seen.text, 'started late\nfinished\n');
 
-  const superseded = h.queue.add({ ref: 'v6', state: 'superseded', supersededBy: record.id });
+  const superseded = await addTrigger(h, { ref: 'v6', state: 'superseded', supersededBy: record.id });
   const never = await fetch(`${h.base}/deploys/${superseded.id}/log`, { headers: bearer() });
   assert.equal(never.status, 404);
   assert.match((await never.json()).error, /superseded/);
 
-  const stuck = h.queue.add({ ref: 'v7' });
+  const stuck = await addTrigger(h, { ref: 'v7' });
   const abort = new AbortController();
   const hungUp = await fetch(`${h.base}/deploys/${stuck.id}/log`, { headers: bearer(), signal: abort.signal });
   assert.equal(hungUp.status, 200);

@@ -7,8 +7,9 @@ import type { Color } from '../../src/config/schema.js';
 import { writePidfile } from '../../src/instance/pidfile.js';
 import { identify } from '../../src/instance/process-identity.js';
 import { deployLogPath } from '../../src/pipeline/deploy-log.js';
-import { Journal, newDeployId } from '../../src/pipeline/journal.js';
-import type { Harness } from './http-harness.js';
+import { appJournal } from '../../src/pipeline/app-journal.js';
+import { newDeployId } from '../../src/pipeline/journal.js';
+import { addTrigger, type Harness } from './http-harness.js';
 
 /**
  * A machine state worth looking at, without nginx or real app processes: blue is live (the nginx
@@ -40,7 +41,7 @@ export async function buildScene(t: TestContext, h: Harness): Promise<Scene> {
   await mkdir(h.config.nginx.confDir, { recursive: true });
   await writeFile(join(h.config.nginx.confDir, 'duet-cafeteria.conf'), `upstream x {\n  server 127.0.0.1:${h.ports.blue};\n}\n`);
 
-  const journal = new Journal(app.paths.journal);
+  const journal = appJournal(h.config, app.name);
   const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
   const failed = newDeployId(new Date(Date.now() - 3 * 3600_000));
   await journal.append({ type: 'begin', id: failed, at: at(180), kind: 'deploy', ref: 'v2.0.1', pid: 1 });
@@ -55,21 +56,16 @@ export async function buildScene(t: TestContext, h: Harness): Promise<Scene> {
     failedStep: 'health',
   });
 
-  const succeeded = h.queue.add({
-    ref: 'v2.0.0',
-    state: 'succeeded',
-    source: 'release',
-    requestedBy: 'release by octocat',
-    startedAt: at(120),
-    finishedAt: at(119.8),
-    summary: 'live on blue in 12.0s',
-    color: 'blue',
-  }).id;
+  const succeeded = (
+    await addTrigger(h, { ref: 'v2.0.0', state: 'running', source: 'release', requestedBy: 'release by octocat', startedAt: at(120), color: 'blue' })
+  ).id;
   await journal.append({ type: 'begin', id: succeeded, at: at(120), kind: 'deploy', ref: 'v2.0.0', pid: 1 });
   await journal.append({ type: 'fact', id: succeeded, at: at(120), sha: SHA_V2, from: 'green', to: 'blue' });
   await journal.append({ type: 'end', id: succeeded, at: at(119.8), outcome: 'success' });
+  await journal.append({ type: 'settled', id: succeeded, at: at(119.8), state: 'succeeded', summary: 'live on blue in 12.0s', color: 'blue' });
 
-  const running = h.queue.add({ ref: 'v2.1.0', state: 'running', source: 'push', requestedBy: 'push by octocat', startedAt: at(0.5), color: 'green' }).id;
+  const running = (await addTrigger(h, { ref: 'v2.1.0', state: 'running', source: 'push', requestedBy: 'push by octocat', startedAt: at(0.5), color: 'green' }))
+    .id;
   await journal.append({ type: 'begin', id: running, at: at(0.5), kind: 'deploy', ref: 'v2.1.0', pid: process.pid });
   for (const [step, ms, detail] of [
     ['resolve', 420, 'refs/tags/v2.1.0 is 5e1d2c3'],
@@ -88,6 +84,6 @@ export async function buildScene(t: TestContext, h: Harness): Promise<Scene> {
     log,
     `deploy ${running} of cafeteria (ref v2.1.0)\nstep resolve: refs/tags/v2.1.0\nstep update: npm ci\nadded 212 packages in 17s\nstep start: green on port ${h.ports.green}\n`,
   );
-  h.queue.add({ ref: 'main', state: 'queued', source: 'push', requestedBy: 'push by hubot' });
+  await addTrigger(h, { ref: 'main', state: 'queued', source: 'push', requestedBy: 'push by hubot' });
   return { running, succeeded, failed };
 }

@@ -5,10 +5,10 @@ import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pickApp } from '../../src/config/load.js';
 import { deployLogPath } from '../../src/pipeline/deploy-log.js';
-import { Journal } from '../../src/pipeline/journal.js';
+import { appJournal } from '../../src/pipeline/app-journal.js';
 import { repoRoot } from '../support/git-repo.js';
 import { buildScene } from './dashboard-fixture.js';
-import { bearer, readUntil, startHarness, TOKEN } from './http-harness.js';
+import { addTrigger, bearer, readUntil, startHarness, TOKEN } from './http-harness.js';
 
 const form = (token: string, headers: Record<string, string> = {}): RequestInit => ({
   method: 'POST',
@@ -120,10 +120,11 @@ test('the dashboard shows apps, colors, the running deploy and recent deploys', 
 test('values from payloads are escaped: a ref cannot inject markup', async (t) => {
   const h = await startHarness(t, { publicDashboard: true });
   const evil = '<script>alert(1)</script>';
-  const record = h.queue.add({ ref: evil, state: 'failed', summary: '"><img src=x onerror=alert(2)>', requestedBy: 'push by <b>mallory</b>' });
+  const record = await addTrigger(h, { ref: evil, state: 'running', requestedBy: 'push by <b>mallory</b>' });
   const app = pickApp(h.config, 'cafeteria');
-  await new Journal(app.paths.journal).append({ type: 'begin', id: record.id, at: new Date().toISOString(), kind: 'deploy', ref: evil, pid: 1 });
-  await new Journal(app.paths.journal).append({
+  const journal = appJournal(h.config, app.name);
+  await journal.append({ type: 'begin', id: record.id, at: new Date().toISOString(), kind: 'deploy', ref: evil, pid: 1 });
+  await journal.append({
     type: 'end',
     id: record.id,
     at: new Date().toISOString(),
@@ -131,6 +132,7 @@ test('values from payloads are escaped: a ref cannot inject markup', async (t) =
     error: '<iframe src=//evil>',
     failedStep: 'resolve',
   });
+  await journal.append({ type: 'settled', id: record.id, at: new Date().toISOString(), state: 'failed', summary: '"><img src=x onerror=alert(2)>' });
   const log = deployLogPath(app, record.id);
   await mkdir(dirname(log), { recursive: true });
   await appendFile(log, `fatal: couldn't find remote ref ${evil}\n`);

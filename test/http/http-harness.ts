@@ -5,8 +5,10 @@ import type { TestContext } from 'node:test';
 import express from 'express';
 import { pino } from 'pino';
 import { parseConfig, type Config } from '../../src/config/load.js';
+import { appJournal } from '../../src/pipeline/app-journal.js';
+import { blank, type Deploy } from '../../src/pipeline/deploy-state.js';
 import { newDeployId } from '../../src/pipeline/journal.js';
-import type { SubmitResult, TriggerQueue, TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
+import type { SubmitResult, TriggerQueue, TriggerRequest } from '../../src/pipeline/trigger.js';
 import { apiRouter, jsonNotFound } from '../../src/http/api.js';
 import { dashboardRouter } from '../../src/http/dashboard.js';
 import { Metrics } from '../../src/http/metrics.js';
@@ -21,9 +23,7 @@ import { tempDir } from '../support/tmp.js';
 
 export class RecordingQueue implements TriggerQueue {
   readonly submitted: TriggerRequest[] = [];
-  /** Every id `get` was asked about: proves a bad id never got as far as a lookup. */
-  readonly lookedUp: string[] = [];
-  readonly records = new Map<string, TriggerRecord>();
+  readonly records = new Map<string, Deploy>();
 
   async submit(request: TriggerRequest): Promise<SubmitResult> {
     this.submitted.push(request);
@@ -32,48 +32,65 @@ export class RecordingQueue implements TriggerQueue {
     return { id: record.id, created: true };
   }
 
-  get(id: string): TriggerRecord | undefined {
-    this.lookedUp.push(id);
-    return this.records.get(id);
-  }
-
-  list(options: { app?: string; limit?: number } = {}): TriggerRecord[] {
-    const all = [...this.records.values()].filter((r) => !options.app || r.app === options.app);
-    return all.sort((a, b) => (a.id < b.id ? 1 : -1)).slice(0, options.limit ?? Infinity);
-  }
-
   depth(app?: string): number {
     return [...this.records.values()].filter((r) => r.state === 'queued' && (!app || r.app === app)).length;
   }
 
-  add(fields: Partial<TriggerRecord>): TriggerRecord {
+  add(fields: Partial<Deploy>): Deploy {
     const record = trigger(fields);
     this.records.set(record.id, record);
     return record;
   }
 }
 
-export function trigger(fields: Partial<TriggerRecord>): TriggerRecord {
+export function trigger(fields: Partial<Deploy>): Deploy {
+  const id = fields.id ?? newDeployId();
   return {
-    id: newDeployId(),
-    app: 'cafeteria',
-    kind: 'deploy',
-    ref: null,
-    sha: null,
-    fromSha: null,
+    ...blank(id, fields.app ?? 'cafeteria', 'deploy'),
     source: 'manual',
-    deliveryId: null,
     requestedBy: 'API',
-    state: 'queued',
     receivedAt: new Date().toISOString(),
-    resolvedSha: null,
-    supersededBy: null,
-    summary: null,
-    startedAt: null,
-    finishedAt: null,
-    color: null,
     ...fields,
   };
+}
+
+/**
+ * A trigger in its app's journal as duet serve's queue writes it: accepted, then moved on to
+ * `fields.state` (dequeued, superseded, settled) at the times `fields` gives.
+ */
+export async function addTrigger(h: Harness, fields: Partial<Deploy>): Promise<Deploy> {
+  const record = h.queue.add(fields);
+  const { id, app, receivedAt } = record;
+  const journal = appJournal(h.config, app);
+  const at = receivedAt ?? new Date().toISOString();
+  const accepted = { ...trigger({ ...record, state: 'queued', summary: null, supersededBy: null, startedAt: null, finishedAt: null, color: null }) };
+  await journal.append({ type: 'accepted', id, at, trigger: accepted });
+  if (record.state === 'superseded') {
+    await journal.append({ type: 'superseded', id, at, by: record.supersededBy ?? newDeployId(), summary: record.summary ?? 'Superseded' });
+  } else if (record.state !== 'queued') {
+    await journal.append({ type: 'dequeued', id, at: record.startedAt ?? at });
+    // The run names the color it picked.
+    if (record.color) await journal.append({ type: 'fact', id, at: record.startedAt ?? at, to: record.color });
+  }
+  if (record.state === 'succeeded' || record.state === 'failed' || record.state === 'errored') {
+    const color = record.color ? { color: record.color } : {};
+    await journal.append({ type: 'settled', id, at: record.finishedAt ?? at, state: record.state, summary: record.summary ?? record.state, ...color });
+  }
+  return (await journal.deploy(id))!;
+}
+
+/** Every id the HTTP side looked a deploy up by, in the apps' journals: proves a bad id never got that far. */
+function recordLookups(config: Config): string[] {
+  const lookedUp: string[] = [];
+  for (const name of config.apps.keys()) {
+    const journal = appJournal(config, name);
+    const deploy = journal.deploy.bind(journal);
+    journal.deploy = (id: string) => {
+      lookedUp.push(id);
+      return deploy(id);
+    };
+  }
+  return lookedUp;
 }
 
 export interface Harness {
@@ -81,6 +98,8 @@ export interface Harness {
   port: number;
   config: Config;
   queue: RecordingQueue;
+  /** Every id looked up in the apps' journals. */
+  lookedUp: string[];
   metrics: Metrics;
   stateDir: string;
   ports: { blue: number; green: number; listen: number };
@@ -117,6 +136,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
   ].join('\n');
   const config = parseConfig(yaml, join(dir, 'duet.yml'));
   const queue = new RecordingQueue();
+  const lookedUp = recordLookups(config);
   const metrics = new Metrics(config, queue);
   const logger = pino({ level: 'silent' });
   const token = 'token' in options ? options.token : TOKEN;
@@ -137,7 +157,7 @@ export async function startHarness(t: TestContext, options: HarnessOptions = {})
         server.close(() => resolve());
       }),
   );
-  return { base: `http://127.0.0.1:${port}`, port, config, queue, metrics, stateDir, ports };
+  return { base: `http://127.0.0.1:${port}`, port, config, queue, lookedUp, metrics, stateDir, ports };
 }
 
 export interface RawAnswer {

@@ -1,12 +1,12 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { execa } from 'execa';
-import { Journal } from '../../src/pipeline/journal.js';
 import { isTriggerEvent } from '../../src/pipeline/trigger.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { cliPath, setupDuet } from '../support/duet.js';
 import { freePort } from '../support/ports.js';
 import { API_TOKEN, getJson, startServe, WEBHOOK_SECRET } from '../support/serve.js';
+import { journalEvents } from '../support/journal.js';
 
 test('a second duet serve on the same state dir refuses, naming the first, and touches no deploy', async (t) => {
   const port = await freePort();
@@ -30,7 +30,7 @@ test('a second duet serve on the same state dir refuses, naming the first, and t
   );
   assert.ok(inHealth, 'the first server deploys v2');
   // The trigger events in the journal: the first server's run appends its steps there meanwhile.
-  const triggerLines = async () => (await new Journal(setup.app.paths.journal).events()).filter(isTriggerEvent);
+  const triggerLines = async () => (await journalEvents(setup.app.paths.journal)).filter(isTriggerEvent);
   const before = await triggerLines();
 
   const second = execa('node', [cliPath(), '--config', setup.configPath, 'serve'], {
@@ -49,7 +49,7 @@ test('a second duet serve on the same state dir refuses, naming the first, and t
   );
   assert.match(String(refused.all), new RegExp(`hint: only one duet serve may run per state_dir: stop pid ${first.child.pid} first`));
   assert.deepEqual(await triggerLines(), before, 'the second server wrote no trigger event');
-  const begins = (await new Journal(setup.app.paths.journal).events()).filter((e) => e.type === 'begin');
+  const begins = (await journalEvents(setup.app.paths.journal)).filter((e) => e.type === 'begin');
   assert.ok(
     begins.every((e) => e.pid !== second.pid),
     'the second server began no deploy',

@@ -6,8 +6,8 @@ import { startGitHubServer, type GitHubServer } from '../support/github-server.j
 import { freePort } from '../support/ports.js';
 import { examples, getJson, postWebhook, sign, startServe, tagPush, WEBHOOK_SECRET } from '../support/serve.js';
 import { existsSync } from 'node:fs';
-import { Journal } from '../../src/pipeline/journal.js';
 import { isTriggerEvent } from '../../src/pipeline/trigger.js';
+import { journalEvents, journalRuns } from '../support/journal.js';
 
 const REPO = 'inu-appcenter/cafeteria-server';
 
@@ -108,7 +108,7 @@ test('GitHub example payloads through a real duet serve: what deploys, what is i
   const { setup, port } = await serveSetup(t);
   const serve = await startServe(t, setup.configPath, port);
   const post = (event: string, payload: unknown, delivery: string) => postWebhook(serve.url, event, payload, delivery);
-  const triggers = async () => (await new Journal(setup.app.paths.journal).events()).filter(isTriggerEvent);
+  const triggers = async () => (await journalEvents(setup.app.paths.journal)).filter(isTriggerEvent);
 
   assert.equal((await post('ping', examples('ping')[0], 'd-ping')).status, 200);
   for (const event of ['issues', 'pull_request', 'workflow_run']) {
@@ -176,7 +176,7 @@ test('GitHub example payloads through a real duet serve: what deploys, what is i
   assert.deepEqual(fromTag, { deploy: fromRelease.deploy, duplicate: true });
   assert.equal((await waitForState(serve.url, fromRelease.deploy, ['succeeded', 'failed'])).state, 'succeeded');
   assert.match((await setup.get('/')).body, /cafeteria v2/);
-  assert.equal((await new Journal(setup.app.paths.journal).records()).length, 2, 'two deploys in all');
+  assert.equal((await journalRuns(setup.app.paths.journal)).length, 2, 'two deploys in all');
 });
 
 test('a pushed version that crashes after going live: switched back, and GitHub hears failure, on the status and the Deployment', async (t) => {
@@ -237,6 +237,6 @@ test('a signed push replayed under a new delivery id is the same delivery, and a
   assert.notEqual(lateId, first.deploy);
   await waitForState(serve.url, lateId, ['succeeded', 'failed']);
   assert.match((await setup.get('/')).body, /cafeteria vB/, 'main is still at B');
-  const last = (await new Journal(setup.app.paths.journal).records()).at(-1)!;
-  assert.equal(last.sha, b, 'the late push deployed (found live) the tip, not A');
+  const last = (await journalRuns(setup.app.paths.journal)).at(-1)!;
+  assert.equal(last.resolvedSha, b, 'the late push deployed (found live) the tip, not A');
 });

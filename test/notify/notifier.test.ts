@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Webhook } from 'standardwebhooks';
 import { parseConfig } from '../../src/config/load.js';
+import { triggerEvent } from '../../src/notify/messages.js';
 import { Notifier } from '../../src/notify/notifier.js';
 import { retryAfterMs } from '../../src/notify/send.js';
 import { captureLog, SHA, trigger } from '../github/helpers.js';
@@ -17,6 +18,7 @@ const SECRET = `whsec_${randomBytes(32).toString('base64')}`;
 const failed = trigger({
   state: 'failed',
   summary: 'health failed: GET /health answered 500 after 10 s',
+  failedStep: 'health',
   startedAt: '2024-05-01T10:00:01.000Z',
   finishedAt: '2024-05-01T10:00:13.500Z',
   color: 'green',
@@ -104,6 +106,14 @@ test('each format is received by its server: Slack text, Discord content, ntfy b
     url: link,
   });
   assert.throws(() => new Webhook(`whsec_${randomBytes(32).toString('base64')}`).verify(raw, headers), /signature/i);
+});
+
+test('a failure is told with the step its deploy failed at, as the journal has it, a step named in two words too', async (t) => {
+  const { config } = await rig(t, [{ format: 'slack', url: 'http://127.0.0.1:9/hook' }]);
+  const reload = { ...failed, summary: 'nginx reload failed: nginx: [emerg] unknown directive "proxy_pas"', failedStep: 'nginx reload' } as const;
+  assert.equal(triggerEvent(config, reload, 'failed').step, 'nginx reload');
+  assert.equal(triggerEvent(config, { ...failed, summary: 'the disk is full (ENOSPC) at health', failedStep: 'health' }, 'failed').step, 'health');
+  assert.equal(triggerEvent(config, { ...failed, state: 'succeeded', failedStep: null }, 'succeeded').step, null);
 });
 
 test('a long summary is cut within each provider limit, never inside a character, and the link stays', async (t) => {

@@ -5,11 +5,11 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { Journal } from '../../src/pipeline/journal.js';
 import { tarball } from '../support/archives.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { tempDir } from '../support/tmp.js';
+import { journalRuns } from '../support/journal.js';
 
 /**
  * source: release_asset (docs/deploy.md, "Prebuilt artifacts"): the deploy takes the built files
@@ -89,7 +89,7 @@ test('a tampered asset (its digest does not match), one with a ../ entry, a miss
     assert.match(failed.stderr, pattern, what);
     assert.match(failed.stderr, /live traffic is untouched/, `${what}: the hint`);
     assert.equal((await setup.get('/built')).body, 'prebuilt v1 by CI', `${what}: v1 still serves`);
-    const record = (await new Journal(setup.app.paths.journal).records()).at(-1)!;
+    const record = (await journalRuns(setup.app.paths.journal)).at(-1)!;
     assert.equal(record.failedStep, 'update', what);
     return failed.stderr;
   };

@@ -2,8 +2,8 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import type { RunStep } from '../../src/errors.js';
-import { Journal } from '../../src/pipeline/journal.js';
 import { setupDuet } from '../support/duet.js';
+import { journalRuns } from '../support/journal.js';
 
 /**
  * README, "What this guarantees": kill `duet deploy` at any point and run it again, and it
@@ -46,7 +46,7 @@ for (const switchMode of ['port', 'socket'] as const) {
         assert.equal(old.code, standby === 'stop' ? 1 : 0, `after ${point}: the old color ${standby === 'stop' ? 'is stopped' : 'stays warm'}`);
         assert.equal(existsSync(app.paths.lock), false, `after ${point}: the lock is free`);
 
-        const records = await new Journal(app.paths.journal).records();
+        const records = await journalRuns(app.paths.journal);
         const [interrupted, converged] = records.slice(-2);
         assert.equal(interrupted?.outcome, 'interrupted', `after ${point}: the killed deploy is journaled as interrupted`);
         if (point.startsWith('after:')) {

@@ -3,18 +3,20 @@ import assert from 'node:assert/strict';
 import { readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { identify } from '../../src/instance/process-identity.js';
-import { Journal, newDeployId } from '../../src/pipeline/journal.js';
+import { AppJournal } from '../../src/pipeline/app-journal.js';
+import { newDeployId } from '../../src/pipeline/journal.js';
 import { compactJournal } from '../../src/pipeline/journal-compaction.js';
 import { acquireServeLock, serveLockPath } from '../../src/pipeline/serve-lock.js';
+import { journalEvents, journalRuns } from '../support/journal.js';
 import { tempDir } from '../support/tmp.js';
 import { trigger } from '../http/http-harness.js';
 
 async function journalOf(
   t: Parameters<typeof tempDir>[0],
   deploys: number,
-): Promise<{ journal: Journal; stateDir: string; ids: string[]; unfinished: string }> {
+): Promise<{ journal: AppJournal; stateDir: string; ids: string[]; unfinished: string }> {
   const stateDir = await tempDir(t);
-  const journal = new Journal(join(stateDir, 'journal.ndjson'));
+  const journal = new AppJournal('app', join(stateDir, 'journal.ndjson'));
   const ids: string[] = [];
   for (let i = 0; i < deploys; i += 1) {
     const id = newDeployId(new Date(Date.UTC(2026, 0, 1, 0, 0, i)));
@@ -39,21 +41,21 @@ test('the journal is compacted to its recent deploys and every unfinished one, b
   const after = await stat(journal.path);
   assert.notEqual(after.ino, before.ino, 'a new file renamed into place');
   assert.ok(after.size < before.size);
-  const records = await journal.records();
+  const records = await journalRuns(journal.path);
   assert.deepEqual(records.map((r) => r.id).sort(), [...ids.slice(-9), unfinished].sort(), 'the last ten, the unfinished one among them');
   assert.equal(dropped.length, 31);
   const last = records.find((r) => r.id === ids.at(-1))!;
   assert.equal(last.outcome, 'success');
-  assert.equal(last.sha, 'a'.repeat(40));
+  assert.equal(last.resolvedSha, 'a'.repeat(40));
   assert.equal(last.steps.length, 1, 'a kept deploy keeps all its events');
 });
 
 test('compaction keeps a trigger still queued however old, and drops an old superseded one with the old deploys', async (t) => {
   const stateDir = await tempDir(t);
-  const journal = new Journal(join(stateDir, 'journal.ndjson'));
+  const journal = new AppJournal('app', join(stateDir, 'journal.ndjson'));
   const queued = trigger({ id: newDeployId(new Date(Date.UTC(2025, 0, 1))) });
   const superseded = trigger({ id: newDeployId(new Date(Date.UTC(2025, 0, 2))) });
-  for (const record of [queued, superseded]) await journal.append({ type: 'accepted', id: record.id, at: record.receivedAt, trigger: record });
+  for (const record of [queued, superseded]) await journal.append({ type: 'accepted', id: record.id, at: record.receivedAt!, trigger: record });
   await journal.append({ type: 'superseded', id: superseded.id, at: new Date().toISOString(), by: queued.id, summary: 'Superseded' });
   const ids: string[] = [];
   for (let i = 0; i < 20; i += 1) {
@@ -78,10 +80,10 @@ test('compaction keeps a trigger still queued however old, and drops an old supe
     {
       type: 'compacted',
       id: superseded.id,
-      at: (await journal.events()).find((e) => e.id === superseded.id)!.at,
+      at: (await journalEvents(journal.path)).find((e) => e.id === superseded.id)!.at,
       kind: 'deploy',
       ref: null,
-      sha: null,
+      resolvedSha: null,
       state: 'superseded',
       summary: 'Superseded',
       startedAt: superseded.receivedAt,
@@ -91,7 +93,7 @@ test('compaction keeps a trigger still queued however old, and drops an old supe
 
 test("a compaction leaves one line of each deploy it drops, kept for 90 days and the app's newest 5,000, through later compactions", async (t) => {
   const stateDir = await tempDir(t);
-  const journal = new Journal(join(stateDir, 'journal.ndjson'));
+  const journal = new AppJournal('app', join(stateDir, 'journal.ndjson'));
   const lines: string[] = [];
   const run = (when: Date, outcome: 'success' | 'failed'): string => {
     const id = newDeployId(when);
@@ -109,7 +111,7 @@ test("a compaction leaves one line of each deploy it drops, kept for 90 days and
 
   const dropped = await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 3 });
   assert.equal(dropped.length, 50 + 5_007);
-  const summaries = async () => (await journal.events()).filter((e) => e.type === 'compacted');
+  const summaries = async () => (await journalEvents(journal.path)).filter((e) => e.type === 'compacted');
   const first = await summaries();
   assert.deepEqual(
     first.map((e) => e.id),
@@ -118,9 +120,9 @@ test("a compaction leaves one line of each deploy it drops, kept for 90 days and
   );
   assert.ok(!first.some((e) => old.includes(e.id)));
   const failed = first.find((e) => e.id === recent[4_000]);
-  assert.deepEqual(failed && [failed.state, failed.summary, failed.sha], ['failed', 'health: HTTP 500 from /health', 'b'.repeat(40)]);
+  assert.deepEqual(failed && [failed.state, failed.summary, failed.resolvedSha], ['failed', 'health: HTTP 500 from /health', 'b'.repeat(40)]);
   assert.deepEqual(
-    (await journal.records()).map((r) => r.id),
+    (await journalRuns(journal.path)).map((r) => r.id),
     recent.slice(-3),
     'only the last three whole',
   );

@@ -2,7 +2,8 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isDeployId, Journal, newDeployId } from '../../src/pipeline/journal.js';
+import { AppJournal } from '../../src/pipeline/app-journal.js';
+import { isDeployId, newDeployId } from '../../src/pipeline/journal.js';
 import { tempDir } from '../support/tmp.js';
 
 test('deploy ids are sortable and the only names that reach the file system', () => {
@@ -13,7 +14,7 @@ test('deploy ids are sortable and the only names that reach the file system', ()
 });
 
 test('records fold from events; a line torn by a crash is skipped, not fatal', async (t) => {
-  const journal = new Journal(join(await tempDir(t), 'app', 'journal.ndjson'));
+  const journal = new AppJournal('app', join(await tempDir(t), 'app', 'journal.ndjson'));
   const at = (s: number) => new Date(Date.UTC(2026, 10, 25, 16, 0, s)).toISOString();
   await journal.append({ type: 'begin', id: 'a', at: at(0), kind: 'deploy', ref: 'v1', pid: 1 });
   await journal.append({ type: 'step', id: 'a', at: at(1), step: 'resolve', status: 'started' });
@@ -24,11 +25,11 @@ test('records fold from events; a line torn by a crash is skipped, not fatal', a
   await journal.append({ type: 'step', id: 'b', at: at(7), step: 'update', status: 'started' });
   await appendFile(journal.path, '{"type":"step","id":"b","at":"2026-11-25T16:00:0'); // killed mid-write
 
-  const [a, b] = await journal.records();
+  const [a, b] = await journal.all();
   assert.equal(a?.outcome, 'success');
   assert.equal(a?.totalMs, 5000);
-  assert.equal(a?.sha, 'abc');
-  assert.equal(a?.to, 'blue');
+  assert.equal(a?.resolvedSha, 'abc');
+  assert.equal(a?.color, 'blue');
   assert.deepEqual(
     a?.steps.map((s) => [s.name, s.status, s.ms]),
     [['resolve', 'done', 1000]],
@@ -40,20 +41,20 @@ test('records fold from events; a line torn by a crash is skipped, not fatal', a
   );
 
   await journal.append({ type: 'end', id: 'b', at: at(9), outcome: 'interrupted' });
-  const closed = await journal.record('b');
+  const closed = await journal.deploy('b');
   assert.equal(closed?.outcome, 'interrupted');
   assert.equal(closed?.steps[0]?.status, 'failed', 'a step that never ended is shown as failed');
 });
 
 test("a deploy begun again under its own id (a resumed trigger) is one open record; the dead attempt's open step shows as failed", async (t) => {
-  const journal = new Journal(join(await tempDir(t), 'app', 'journal.ndjson'));
+  const journal = new AppJournal('app', join(await tempDir(t), 'app', 'journal.ndjson'));
   const at = (s: number) => new Date(Date.UTC(2026, 10, 25, 16, 0, s)).toISOString();
   await journal.append({ type: 'begin', id: 'r', at: at(0), kind: 'deploy', ref: 'v2', pid: 1 });
   await journal.append({ type: 'step', id: 'r', at: at(1), step: 'health', status: 'started' });
   await journal.append({ type: 'begin', id: 'r', at: at(5), kind: 'deploy', ref: 'v2', pid: 2 });
   await journal.append({ type: 'step', id: 'r', at: at(6), step: 'health', status: 'started' });
 
-  const records = await journal.records();
+  const records = await journal.all();
   assert.equal(records.length, 1);
   assert.equal(records[0]?.outcome, null, 'still running, never shown as ended in between');
   assert.deepEqual(

@@ -5,10 +5,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { Journal } from '../../src/pipeline/journal.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet, type CliResult, type DuetSetup, type RunningCli } from '../support/duet.js';
 import { tempDir } from '../support/tmp.js';
+import { journalRuns } from '../support/journal.js';
 
 /**
  * v1 live on blue, then a deploy of v2 that holds the lock until the test lets it go: green's
@@ -104,7 +104,7 @@ test('the acts are journaled like a deploy: their own kind, the steps they share
   assert.equal(refused.code, 1, 'the live color is not stopped without --force');
   await succeed(['bootup']);
 
-  const records = (await new Journal(app.paths.journal).records()).slice(1);
+  const records = (await journalRuns(app.paths.journal)).slice(1);
   const shape = records.map((r) => [r.kind, r.outcome, r.steps.map((s) => `${s.name}:${s.status}`).join(' ')]);
   assert.deepEqual(shape, [
     ['update-instance', 'success', 'resolve:done update:done'],
@@ -118,9 +118,9 @@ test('the acts are journaled like a deploy: their own kind, the steps they share
   ]);
   const [update, , connect] = records;
   assert.equal(update!.ref, 'v2');
-  assert.equal(update!.to, 'green');
-  assert.match(update!.sha ?? '', /^[0-9a-f]{40}$/);
-  assert.deepEqual([connect!.from, connect!.to], ['blue', 'green']);
+  assert.equal(update!.color, 'green');
+  assert.match(update!.resolvedSha ?? '', /^[0-9a-f]{40}$/);
+  assert.deepEqual([connect!.from, connect!.color], ['blue', 'green']);
   assert.equal(records[5]!.failedStep, 'retire');
   assert.match(records[5]!.error ?? '', /green is the color nginx serves/);
   const history = await succeed(['history']);

@@ -2,13 +2,15 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Journal } from '../../src/pipeline/journal.js';
 import { appPaths } from '../../src/config/paths.js';
 import { DeployQueue } from '../../src/pipeline/queue.js';
-import { coversSameDeploy, type TriggerObserver, type TriggerRecord, type TriggerRequest } from '../../src/pipeline/trigger.js';
+import { AppJournal } from '../../src/pipeline/app-journal.js';
+import type { Deploy } from '../../src/pipeline/deploy-state.js';
+import { coversSameDeploy, type TriggerObserver, type TriggerRequest } from '../../src/pipeline/trigger.js';
 import { setupDuet } from '../support/duet.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { trigger } from '../http/http-harness.js';
+import { journalEvents, journalRuns } from '../support/journal.js';
 
 function push(sha: string, ref = 'refs/heads/main', deliveryId: string | null = null): TriggerRequest {
   return { app: 'cafeteria', kind: 'deploy', ref, sha, fromSha: null, source: 'push', deliveryId, requestedBy: 'test' };
@@ -18,9 +20,9 @@ function recordingObserver(): TriggerObserver & { events: string[] } {
   const events: string[] = [];
   return {
     events,
-    queued: (t: TriggerRecord) => events.push(`queued ${t.id} ${t.resolvedSha?.slice(0, 7)}`),
-    started: (t: TriggerRecord, color: string | null) => events.push(`started ${t.id} ${color}`),
-    finished: (t: TriggerRecord) => events.push(`${t.state} ${t.id} ${t.summary}`),
+    queued: (t: Deploy) => events.push(`queued ${t.id} ${t.resolvedSha?.slice(0, 7)}`),
+    started: (t: Deploy, color: string | null) => events.push(`started ${t.id} ${color}`),
+    finished: (t: Deploy) => events.push(`${t.state} ${t.id} ${t.summary}`),
   };
 }
 
@@ -37,9 +39,9 @@ test('a burst of 50 pushes deploys at most twice, and the last push is what ends
   for (const sha of shas) ids.push((await queue.submit(push(sha))).id);
   await queue.drain();
 
-  const records = await new Journal(setup.app.paths.journal).records();
+  const records = await journalRuns(setup.app.paths.journal);
   assert.ok(records.length <= 2, `${records.length} deploys ran`);
-  assert.equal(records.at(-1)?.sha, shas.at(-1));
+  assert.equal(records.at(-1)?.resolvedSha, shas.at(-1));
   assert.match((await setup.get('/')).body, /cafeteria v51/);
   const states = ids.map((id) => queue.get(id)!.state);
   assert.equal(states.at(-1), 'succeeded');
@@ -64,7 +66,7 @@ test('a delivery is accepted once; a release and the tag push of the same tag de
   await queue.drain();
   const redelivered = await queue.submit({ ...push(v2, 'refs/tags/v2', 'delivery-2'), sha: null, source: 'release' });
   assert.equal(redelivered.created, false, 'a merged delivery still counts as seen');
-  assert.equal((await new Journal(setup.app.paths.journal).records()).length, 1);
+  assert.equal((await journalRuns(setup.app.paths.journal)).length, 1);
   assert.equal(queue.get(first.id)!.state, 'succeeded');
   assert.match((await setup.get('/')).body, /cafeteria v2/);
 });
@@ -167,14 +169,14 @@ test('a queued trigger of an app since removed from the config is closed as erro
   const setup = await setupDuet(t, { tags: { v1: {} } });
   const removed = trigger({ app: 'old-menu', ref: 'refs/heads/main' });
   const oldJournal = appPaths(setup.config.stateDir, 'old-menu').journal;
-  await new Journal(oldJournal).append({ type: 'accepted', id: removed.id, at: removed.receivedAt, trigger: removed });
+  await new AppJournal('old-menu', oldJournal).append({ type: 'accepted', id: removed.id, at: removed.receivedAt!, trigger: removed });
 
   const observer = recordingObserver();
   const queue = await DeployQueue.open({ config: setup.config, observers: [observer] });
   await queue.drain();
   await queue.close();
   assert.deepEqual(observer.events, [`errored ${removed.id} internal error: the app is no longer configured`], 'GitHub is told');
-  const events = (await new Journal(oldJournal).events()).map((event) => event.type);
+  const events = (await journalEvents(oldJournal)).map((event) => event.type);
   assert.deepEqual(events, ['accepted', 'settled'], 'written where its trigger is');
 
   const again = recordingObserver();
@@ -189,7 +191,8 @@ test("a trigger whose run ended but whose own outcome was never written is settl
   const setup = await setupDuet(t, { tags: { v1: {}, v2: { VERSION: 'v2\n' }, v3: { VERSION: 'v3\n' } } });
   await setup.succeed(['deploy', '--ref', 'v1']);
   const [v2, v3] = [await setup.repo.revParse('v2^{commit}'), await setup.repo.revParse('v3^{commit}')];
-  const journal = new Journal(setup.app.paths.journal);
+  // Written as duet serve and its run wrote them (another process's AppJournal).
+  const journal = new AppJournal(setup.app.name, setup.app.paths.journal);
   const at = new Date().toISOString();
   // v2 failed at its health step (the disk was full), and duet serve died before the trigger's
   // settled line: the journal has the run's end, the trigger says running.
@@ -197,7 +200,7 @@ test("a trigger whose run ended but whose own outcome was never written is settl
   const error = 'the disk is full (ENOSPC) at health: could not journal the step of deploy x';
   for (const event of [
     { type: 'accepted', id: failed.id, at, trigger: failed },
-    { type: 'dequeued', id: failed.id, at, color: 'green' },
+    { type: 'dequeued', id: failed.id, at },
     { type: 'begin', id: failed.id, at, kind: 'deploy', ref: 'refs/tags/v2', pid: 1 },
     { type: 'step', id: failed.id, at, step: 'health', status: 'started' },
     { type: 'end', id: failed.id, at, outcome: 'failed', error, failedStep: 'health' },
@@ -207,7 +210,7 @@ test("a trigger whose run ended but whose own outcome was never written is settl
   const interrupted = trigger({ ref: 'refs/tags/v3', sha: v3, resolvedSha: v3, source: 'push' });
   for (const event of [
     { type: 'accepted', id: interrupted.id, at, trigger: interrupted },
-    { type: 'dequeued', id: interrupted.id, at, color: 'green' },
+    { type: 'dequeued', id: interrupted.id, at },
     { type: 'begin', id: interrupted.id, at, kind: 'deploy', ref: 'refs/tags/v3', pid: 1 },
   ] as const)
     await journal.append(event);
@@ -220,7 +223,7 @@ test("a trigger whose run ended but whose own outcome was never written is settl
   assert.equal(queue.get(failed.id)?.summary, error, 'the summary of the run that failed');
   assert.ok(observer.events.includes(`failed ${failed.id} ${error}`), `GitHub is told: ${observer.events.join('; ')}`);
   assert.equal(queue.get(interrupted.id)?.state, 'succeeded', 'the interrupted one converged');
-  const begun = (await journal.events()).filter((event) => event.type === 'begin').map((event) => event.id);
+  const begun = (await journalEvents(journal.path)).filter((event) => event.type === 'begin').map((event) => event.id);
   assert.equal(begun.filter((id) => id === failed.id).length, 1, 'the failed deploy did not run again');
   assert.equal(begun.filter((id) => id === interrupted.id).length, 2);
   assert.match((await setup.get('/')).body, /cafeteria v3/);

@@ -2,7 +2,6 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Journal } from '../../src/pipeline/journal.js';
 import { appConfPath } from '../../src/switch/nginx-conf.js';
 import { identify, isSameProcessAlive } from '../../src/instance/process-identity.js';
 import { pollUntil } from '../../src/util/poll.js';
@@ -15,6 +14,7 @@ import { startPostgres, type Postgres } from '../support/postgres.js';
 import { API_TOKEN, getJson, startServe } from '../support/serve.js';
 import { tempDir } from '../support/tmp.js';
 import type { TestContext } from 'node:test';
+import { journalRuns } from '../support/journal.js';
 
 /**
  * The release step with a real database and a real migration tool: PostgreSQL (Debian's server,
@@ -170,7 +170,7 @@ test(
     assert.match((await setup.get('/')).body, /cafeteria v2<\/h1><p>ada -, grace -/);
     assert.equal(await columns(db), 'id,name,nickname');
     assert.equal(await migrations(db), '001_members.js,002_nickname.js', 'each migration ran once');
-    const [interrupted, converged] = (await new Journal(setup.app.paths.journal).records()).slice(-2);
+    const [interrupted, converged] = (await journalRuns(setup.app.paths.journal)).slice(-2);
     assert.equal(interrupted?.outcome, 'interrupted');
     assert.equal(interrupted?.steps.at(-1)?.name, 'release', 'killed during the release');
     assert.equal(converged?.outcome, 'success');

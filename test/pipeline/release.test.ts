@@ -2,10 +2,10 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Journal } from '../../src/pipeline/journal.js';
 import { groupMembers } from '../../src/util/proc.js';
 import { setupDuet } from '../support/duet.js';
 import { tempDir } from '../support/tmp.js';
+import { journalRuns } from '../support/journal.js';
 
 /**
  * The release step (docs/deploy.md, "The release step"): the app's `release` command between the
@@ -24,7 +24,7 @@ const parseEnv = (text: string, separator: string): Map<string, string> =>
 /** Set by `sh` itself, not by whoever started it. */
 const SHELLS_OWN = new Set(['PWD', 'OLDPWD', 'SHLVL', '_']);
 
-const stepsOf = async (journalPath: string) => (await new Journal(journalPath).records()).map((r) => [r.kind, r.outcome, r.steps.map((s) => s.name)] as const);
+const stepsOf = async (journalPath: string) => (await journalRuns(journalPath)).map((r) => [r.kind, r.outcome, r.steps.map((s) => s.name)] as const);
 
 test("the release runs after the update and before the start, with exactly the start's environment plus DUET_PREVIOUS_REVISION and DUET_RELEASE; a rollback never runs it", async (t) => {
   const out = await tempDir(t, 'duet-release-out');
@@ -91,7 +91,7 @@ test('a failing release fails the deploy at release with its command, exit code 
   assert.equal((await setup.duet(['pid', 'green'])).code, 1, 'the idle color was never started');
   assert.equal((await readFile(join(out, 'runs'), 'utf8')).trim().split('\n').length, 2, 'v1 once, v2 once: no retry');
   assert.match((await setup.succeed(['history'])).stdout, /failed .* release: release: `echo/);
-  const record = (await new Journal(setup.app.paths.journal).records()).at(-1)!;
+  const record = (await journalRuns(setup.app.paths.journal)).at(-1)!;
   assert.equal(record.failedStep, 'release');
   assert.deepEqual(
     record.steps.map((s) => [s.name, s.status]),
@@ -124,7 +124,7 @@ test('a release that runs past release_timeout_s gets SIGTERM, then SIGKILL afte
   const pgid = Number((await readFile(join(out, 'pgid'), 'utf8')).trim());
   assert.deepEqual(groupMembers(pgid), [], 'nothing of the release runs on');
   assert.ok(ms >= 2000, `SIGKILL came after the grace (${ms} ms)`);
-  const record = (await new Journal(setup.app.paths.journal).records()).at(-1)!;
+  const record = (await journalRuns(setup.app.paths.journal)).at(-1)!;
   assert.equal(record.failedStep, 'release');
   assert.equal((await setup.duet(['pid', 'blue'])).code, 1, 'the color was never started');
 });

@@ -4,13 +4,11 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { DuetError, InternalError } from '../../src/errors.js';
-import { deployState } from '../../src/pipeline/deploy-state.js';
-import { Journal } from '../../src/pipeline/journal.js';
 import { outcomeOfRun } from '../../src/pipeline/queue-run.js';
 import { silentObserver } from '../../src/pipeline/observer.js';
 import { DeployRun } from '../../src/pipeline/run.js';
 import { tempDir } from '../support/tmp.js';
-import { trigger } from '../http/http-harness.js';
+import { journalDeploys, journalRuns } from '../support/journal.js';
 
 async function run(t: Parameters<typeof tempDir>[0]): Promise<DeployRun> {
   const state = await tempDir(t, 'duet-state');
@@ -45,7 +43,7 @@ test("a step's failure is told apart from a fault of duet itself", async (t) => 
     (error: unknown) => error instanceof InternalError && !(error instanceof DuetError),
   );
   await deploy.end('failed', new Error('x'));
-  const record = (await new Journal(deploy.app.paths.journal).records()).at(-1)!;
+  const record = (await journalRuns(deploy.app.paths.journal)).at(-1)!;
   assert.deepEqual(
     record.steps.map((s) => [s.name, s.status]),
     [
@@ -66,19 +64,19 @@ test("a run ended by a fault of duet's is journaled errored, by the error-kinds 
   const buggy = await run(t);
   const internal = await buggy.step('update', 'update blue', () => Promise.reject(nodeBug)).catch((error: unknown) => error);
   await buggy.end('failed', internal);
-  const errored = (await new Journal(buggy.app.paths.journal).record(buggy.id))!;
+  const errored = (await journalDeploys(buggy.app.paths.journal)).find((d) => d.id === buggy.id)!;
   assert.deepEqual([errored.outcome, errored.failedStep], ['errored', null]);
-  assert.equal(deployState(undefined, errored), 'errored', 'a deploy of the CLI that met a bug shows errored, as a queued one does');
-  assert.equal(outcomeOfRun(trigger({ id: buggy.id }), errored)?.state, 'errored');
+  assert.equal(errored.state, 'errored', 'a deploy of the CLI that met a bug shows errored, as a queued one does');
+  assert.equal(outcomeOfRun(errored)?.state, 'errored');
 
   const refused = await run(t);
   const full = Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
   const failure = await refused.step('update', 'update blue', () => Promise.reject(full)).catch((error: unknown) => error);
   await refused.end('failed', failure);
-  const failed = (await new Journal(refused.app.paths.journal).record(refused.id))!;
+  const failed = (await journalDeploys(refused.app.paths.journal)).find((d) => d.id === refused.id)!;
   assert.deepEqual([failed.outcome, failed.failedStep], ['failed', 'update']);
-  assert.equal(deployState(undefined, failed), 'failed');
-  assert.deepEqual(outcomeOfRun(trigger({ id: refused.id }), failed), {
+  assert.equal(failed.state, 'failed');
+  assert.deepEqual(outcomeOfRun(failed), {
     state: 'failed',
     summary: 'the disk is full (ENOSPC) at update: ENOSPC: no space left on device, write',
   });

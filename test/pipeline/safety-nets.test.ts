@@ -1,19 +1,18 @@
 import { test } from '../support/test.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
-import { Journal } from '../../src/pipeline/journal.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet } from '../support/duet.js';
 import { startLoad } from '../support/load.js';
 import { supervised, until, type Supervised } from '../support/supervised.js';
+import { journalRuns } from '../support/journal.js';
 
 // The safety nets (fallback, supervision, failover) must never make an outage worse (issue 23).
 
 const metricsOf = async (s: Supervised): Promise<string> =>
   (await fetch(`${s.serve.url}/metrics`, { headers: { authorization: 'Bearer test-api-token-0123456789' } })).text();
 
-const failoverRuns = async (s: Supervised): Promise<number> =>
-  (await new Journal(s.setup.app.paths.journal).records()).filter((r) => r.kind === 'failover').length;
+const failoverRuns = async (s: Supervised): Promise<number> => (await journalRuns(s.setup.app.paths.journal)).filter((r) => r.kind === 'failover').length;
 
 async function killColor(s: Supervised, color: 'blue' | 'green'): Promise<void> {
   const pid = await s.pidOf(color);

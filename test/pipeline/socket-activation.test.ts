@@ -1,18 +1,17 @@
 import { test } from '../support/test.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
-import { Journal } from '../../src/pipeline/journal.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { startLoad } from '../support/load.js';
 import { supervised, until, type Supervised } from '../support/supervised.js';
+import { journalRuns } from '../support/journal.js';
 
 // socket_activation: duet serve holds each color's socket across its restarts (issue 23: "60
 // requests of death in 20 s leave the standby up and the public port answering every other request").
 
 const activation = { switchMode: 'socket' as const, app: { socket_activation: 'true' } };
 
-const failoverRuns = async (s: Supervised): Promise<number> =>
-  (await new Journal(s.setup.app.paths.journal).records()).filter((r) => r.kind === 'failover').length;
+const failoverRuns = async (s: Supervised): Promise<number> => (await journalRuns(s.setup.app.paths.journal)).filter((r) => r.kind === 'failover').length;
 
 /**
  * The colors the CLI deployed hold their sockets alone; duet serve holds the socket of each

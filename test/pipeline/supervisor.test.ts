@@ -1,10 +1,10 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { stat } from 'node:fs/promises';
-import { Journal } from '../../src/pipeline/journal.js';
 import { readSupervision } from '../../src/pipeline/supervision-record.js';
 import { assertOnlyInFlightFailed, startLoad } from '../support/load.js';
 import { REPO, supervised, until, type Supervised } from '../support/supervised.js';
+import { journalRuns } from '../support/journal.js';
 
 for (const switchMode of ['socket', 'port'] as const) {
   test(`${switchMode} mode: kill -9 of the live color under duet serve: restarted at once, only the requests in it fail`, async (t) => {
@@ -50,7 +50,7 @@ test('a live color in a crash loop is failed over to the warm standby, journaled
   assert.match(status.lastFailover.reason, /green exited 3 times within 60 s/);
   assert.match((await s.setup.get('/')).body, /cafeteria v1/);
 
-  const failovers = (await new Journal(s.setup.app.paths.journal).records()).filter((r) => r.kind === 'failover');
+  const failovers = (await journalRuns(s.setup.app.paths.journal)).filter((r) => r.kind === 'failover');
   assert.equal(failovers.length, 1);
   assert.equal(failovers[0]!.outcome, 'success');
   assert.match(failovers[0]!.reason ?? '', /exited 3 times/);
@@ -146,5 +146,5 @@ test('no flapping: traffic that came to blue by a failover stays there while blu
   );
   const status = await s.status();
   assert.equal(status.enabled, 'blue');
-  assert.equal((await new Journal(s.setup.app.paths.journal).records()).filter((r) => r.kind === 'failover').length, 1);
+  assert.equal((await journalRuns(s.setup.app.paths.journal)).filter((r) => r.kind === 'failover').length, 1);
 });

@@ -4,10 +4,10 @@ import assert from 'node:assert/strict';
 import { rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
-import { Journal } from '../../src/pipeline/journal.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { appSocketUnitName, appUnitName } from '../../src/instance/systemd-unit.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
+import { journalRuns } from '../support/journal.js';
 import { startLoad } from '../support/load.js';
 import { freePort } from '../support/ports.js';
 import { startServe } from '../support/serve.js';
@@ -108,7 +108,7 @@ test(
     assert.equal(await show(appSocketUnitName(setup.app.name, 'green'), 'ActiveState'), 'active', 'its socket never closed');
     const status = JSON.parse((await setup.succeed(['status', '--json'], env)).stdout);
     assert.equal(status.enabled, 'green', 'no failover');
-    assert.equal((await new Journal(setup.app.paths.journal).records()).filter((r) => r.kind === 'failover').length, 0);
+    assert.equal((await journalRuns(setup.app.paths.journal)).filter((r) => r.kind === 'failover').length, 0);
     assert.equal(report.errors, 0);
     // What fails is what the dying process had accepted besides the death (the load's two loops at
     // most): never what arrived while it restarted, which waited in the socket.

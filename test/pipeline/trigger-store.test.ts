@@ -2,14 +2,16 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Journal, newDeployId } from '../../src/pipeline/journal.js';
+import { AppJournal } from '../../src/pipeline/app-journal.js';
+import type { Deploy } from '../../src/pipeline/deploy-state.js';
+import { newDeployId } from '../../src/pipeline/journal.js';
 import { compactJournal } from '../../src/pipeline/journal-compaction.js';
-import type { TriggerRecord, TriggerRequest } from '../../src/pipeline/trigger.js';
+import type { TriggerRequest } from '../../src/pipeline/trigger.js';
 import { TriggerStore } from '../../src/pipeline/trigger-store.js';
 import { tempDir } from '../support/tmp.js';
 import { trigger } from '../http/http-harness.js';
 
-function record(n: number, app = 'cafeteria'): TriggerRecord {
+function record(n: number, app = 'cafeteria'): Deploy {
   return trigger({
     app,
     ref: 'refs/heads/main',
@@ -35,6 +37,12 @@ function delivery(deliveryId: string | null, bodyDigest?: string, app = 'cafeter
   };
 }
 
+/** The journals of one process: one AppJournal per app, shared by its store and its compactions. */
+function processFiles(dir: string, apps: string[]): { apps: string[]; journalOf: (app: string) => AppJournal } {
+  const journals = new Map(apps.map((app) => [app, new AppJournal(app, join(dir, app, 'journal.ndjson'))]));
+  return { apps, journalOf: (app) => journals.get(app)! };
+}
+
 async function lines(path: string): Promise<Array<{ type: string; id: string }>> {
   return (await readFile(path, 'utf8'))
     .split('\n')
@@ -44,10 +52,11 @@ async function lines(path: string): Promise<Array<{ type: string; id: string }>>
 
 test("triggers live in their app's journal: a deploy's compaction racing their appends loses none, and memory keeps the recent ones", async (t) => {
   const stateDir = await tempDir(t, 'duet-trigger-store');
-  const path = join(stateDir, 'journal.ndjson');
-  const store = new TriggerStore({ apps: ['cafeteria'], journalOf: () => path }, { keepFinished: 10 });
+  const files = processFiles(stateDir, ['cafeteria']);
+  const journal = files.journalOf('cafeteria');
+  const path = journal.path;
+  const store = new TriggerStore(files);
   await store.open();
-  const journal = new Journal(path);
 
   // 200 triggers, each accepted, dequeued and settled, 20 at a time, a compaction (as at the end
   // of a deploy in duet serve's process) started with each batch; every tenth stays queued.
@@ -59,7 +68,7 @@ test("triggers live in their app's journal: a deploy's compaction racing their a
       ...all.slice(i, i + 20).map(async (r, j) => {
         await store.accept(r);
         if ((i + j) % 10 === 9) return;
-        await store.record(r.id, { type: 'dequeued', color: 'green' });
+        await store.record(r.id, { type: 'dequeued' });
         await store.record(r.id, { type: 'settled', state: 'succeeded', summary: `done ${r.sha}` });
       }),
       compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 10 }),
@@ -70,7 +79,7 @@ test("triggers live in their app's journal: a deploy's compaction racing their a
   assert.ok(rewrites >= 5, `${rewrites} rewrites raced the appends`);
   assert.ok(store.all().length < 60, `${store.all().length} records in memory`);
 
-  const reopened = new TriggerStore({ apps: ['cafeteria'], journalOf: () => path }, { keepFinished: 10 });
+  const reopened = new TriggerStore(processFiles(stateDir, ['cafeteria']));
   await reopened.open();
   for (const r of all.filter((_, i) => i % 10 === 9)) assert.equal(reopened.get(r.id)?.state, 'queued', `unfinished ${r.id} kept`);
   for (const r of all.slice(-5)) assert.deepEqual(reopened.get(r.id), store.get(r.id), `recent ${r.id} kept as it was`);
@@ -80,14 +89,15 @@ test("triggers live in their app's journal: a deploy's compaction racing their a
 });
 
 test('the state machine guards every write: a settled trigger does not move again, and nothing is written for it', async (t) => {
-  const path = join(await tempDir(t, 'duet-trigger-store'), 'journal.ndjson');
-  const store = new TriggerStore({ apps: ['cafeteria'], journalOf: () => path });
+  const files = processFiles(await tempDir(t, 'duet-trigger-store'), ['cafeteria']);
+  const path = files.journalOf('cafeteria').path;
+  const store = new TriggerStore(files);
   await store.open();
   t.after(() => store.close());
   const r = record(1);
   await store.accept(r);
   await store.record(r.id, { type: 'superseded', by: 'later', summary: 'Superseded by later' });
-  await assert.rejects(store.record(r.id, { type: 'dequeued', color: 'blue' }), /cannot go from superseded to running/);
+  await assert.rejects(store.record(r.id, { type: 'dequeued' }), /cannot take a dequeued event in state superseded/);
   assert.deepEqual(
     (await lines(path)).map((line) => line.type),
     ['accepted', 'superseded'],
@@ -96,8 +106,8 @@ test('the state machine guards every write: a settled trigger does not move agai
 
 test("deliveries are remembered per app, whatever else arrives: a compaction leaves a seen line of each dropped trigger's, a reopened store reads them", async (t) => {
   const dir = await tempDir(t, 'duet-trigger-seen');
-  const files = { apps: ['cafeteria', 'menu'], journalOf: (app: string): string => join(dir, app, 'journal.ndjson') };
-  const store = new TriggerStore(files, { keepFinished: 2 });
+  const files = processFiles(dir, ['cafeteria', 'menu']);
+  const store = new TriggerStore(files);
   await store.open();
   const daysAgo = (days: number): string => new Date(Date.now() - days * 24 * 3600 * 1000).toISOString();
   const [old, tag, release] = [
@@ -112,7 +122,7 @@ test("deliveries are remembered per app, whatever else arrives: a compaction lea
   // The push of the release's tag, merged into it while it waited: its body counts as seen too.
   await store.merge(release.id, { deliveryId: 'd-release-tag', bodyDigest: 'd'.repeat(64) });
   for (const r of [old, tag, release]) await store.record(r.id, { type: 'superseded', by: 'later', summary: 'Superseded' });
-  // Other triggers, of this app and another: the finished ones in memory are trimmed to two.
+  // Other triggers, of this app and another.
   const others = Array.from({ length: 20 }, (_, i) => ({ ...record(10 + i, i % 2 ? 'menu' : 'cafeteria'), bodyDigest: i.toString(16).padStart(64, '0') }));
   for (const other of others) {
     await store.accept(other);
@@ -123,13 +133,12 @@ test("deliveries are remembered per app, whatever else arrives: a compaction lea
       (d) => s.duplicateOf(d)?.id,
     );
   const want = [old.id, tag.id, tag.id, release.id, release.id];
-  assert.equal(store.get(tag.id), undefined, 'the record itself is out of memory');
   assert.deepEqual(known(store), want);
   assert.equal(store.duplicateOf(delivery('d-tag', undefined, 'menu')), undefined, "per app: another app's deliveries are its own");
 
   // Compacted to the last deploy: each dropped trigger leaves one short line, oldest first.
-  const path = files.journalOf('cafeteria');
-  const dropped = await compactJournal({ stateDir: dir }, new Journal(path), { aboveBytes: 0, keep: 1 });
+  const path = files.journalOf('cafeteria').path;
+  const dropped = await compactJournal({ stateDir: dir }, files.journalOf('cafeteria'), { aboveBytes: 0, keep: 1 });
   assert.ok([old.id, tag.id, release.id].every((id) => dropped.includes(id)));
   const seen = (await lines(path)).filter((line) => line.type === 'seen') as Array<{ type: string; id: string; at: string }>;
   const cafeteria = others.filter((o) => o.app === 'cafeteria').slice(0, -1);
@@ -144,15 +153,17 @@ test("deliveries are remembered per app, whatever else arrives: a compaction lea
     deliveries: ['d-release', 'd-release-tag'],
     bodyDigests: ['b'.repeat(64), 'd'.repeat(64)],
   });
+  assert.equal(store.get(tag.id), undefined, 'the trigger itself is compacted away');
   assert.deepEqual(known(store), want, 'the running store still knows them');
   await store.close();
 
-  const reopened = new TriggerStore(files);
+  const again = processFiles(dir, ['cafeteria', 'menu']);
+  const reopened = new TriggerStore(again);
   await reopened.open();
   t.after(() => reopened.close());
   assert.deepEqual(known(reopened), want, 'after a restart, from the seen lines');
   // A second compaction with nothing more to drop leaves the file as it is.
   const before = await readFile(path, 'utf8');
-  assert.deepEqual(await compactJournal({ stateDir: dir }, new Journal(path), { aboveBytes: 0, keep: 1 }), []);
+  assert.deepEqual(await compactJournal({ stateDir: dir }, again.journalOf('cafeteria'), { aboveBytes: 0, keep: 1 }), []);
   assert.equal(await readFile(path, 'utf8'), before);
 });

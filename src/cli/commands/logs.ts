@@ -2,7 +2,8 @@ import { createReadStream } from 'node:fs';
 import { pickApp } from '../../config/load.js';
 import { DuetError, UsageError } from '../../errors.js';
 import { deployLogPath } from '../../pipeline/deploy-log.js';
-import { isDeployId, Journal } from '../../pipeline/journal.js';
+import { appJournal } from '../../pipeline/app-journal.js';
+import { isDeployId } from '../../pipeline/journal.js';
 import { contextConfig, type Command } from '../command.js';
 
 export const logs: Command = {
@@ -17,8 +18,8 @@ export const logs: Command = {
     if (args.length === 1 && !/^[a-z0-9-]+$/.test(args[0]!)) throw new UsageError(`logs: "${args[0]}" is neither an app nor a deploy id`);
     const config = await contextConfig(context);
     const app = pickApp(config, args[0]);
-    const journal = new Journal(app.paths.journal);
-    const record = id ? await journal.record(id) : (await journal.records()).at(-1);
+    const journal = appJournal(config, app.name);
+    const record = id ? await journal.deploy(id) : (await journal.all()).findLast((d) => d.pid !== null);
     if (!record) throw new DuetError(id ? `no deploy ${id} for ${app.name}` : `${app.name} has no deploys yet`, { step: 'logs', hint: 'see duet history' });
     await new Promise<void>((resolve, reject) => {
       const stream = createReadStream(deployLogPath(app, record.id));
