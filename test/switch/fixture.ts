@@ -1,4 +1,6 @@
 import { createServer, request, type Agent, type Server } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -151,4 +153,32 @@ export async function workerPid(config: Config): Promise<number> {
 export function collectOutput(): { write(chunk: string): void; text(): string } {
   let all = '';
   return { write: (chunk) => void (all += chunk), text: () => all };
+}
+
+export interface NamedAnswer {
+  status: number;
+  body: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** Over HTTPS: the SHA-256 fingerprint of the certificate the server presented. */
+  fingerprint?: string;
+}
+
+/** One request on a fresh connection as `name` (Host, and SNI over HTTPS), the certificate taken as it comes. */
+export function fetchAs(name: string, url: string): Promise<NamedAnswer> {
+  return new Promise((resolve, reject) => {
+    const https = url.startsWith('https:');
+    const options = { agent: false, headers: { Host: name }, ...(https ? { servername: name, rejectUnauthorized: false } : {}) };
+    const req = (https ? httpsRequest : request)(url, options, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => {
+        const fingerprint = https ? (res.socket as TLSSocket).getPeerCertificate().fingerprint256 : undefined;
+        resolve({ status: res.statusCode ?? 0, body: body.trim(), headers: res.headers, fingerprint });
+      });
+    });
+    req.setTimeout(5000, () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -2,9 +2,7 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { createServer, request as httpRequest } from 'node:http';
-import { request } from 'node:https';
-import type { TLSSocket } from 'node:tls';
+import { createServer } from 'node:http';
 import type { TestContext } from 'node:test';
 import { parseConfig, pickApp, type Config } from '../../src/config/load.js';
 import { ConfigError } from '../../src/errors.js';
@@ -13,38 +11,13 @@ import { connectToNginx, switchOf } from '../../src/switch/switch.js';
 import { makeCertificate } from '../support/certificates.js';
 import { freePort } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
-import { closeServer } from './fixture.js';
+import { closeServer, fetchAs } from './fixture.js';
 
 /**
  * Several apps on one public port (docs/configuration.md, "Several apps on one port"): nginx picks
  * each app's server by name (Host, and SNI over HTTPS, each with its own certificate), and duet
  * asks the port by the app's name, so each app's switch, verify and status see that app only.
  */
-
-interface Answer {
-  status: number;
-  body: string;
-  fingerprint?: string;
-}
-
-function fetchAs(name: string, url: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const https = url.startsWith('https:');
-    const options = { agent: false, headers: { Host: name }, ...(https ? { servername: name, rejectUnauthorized: false } : {}) };
-    const req = (https ? request : httpRequest)(url, options, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        const fingerprint = https ? (res.socket as TLSSocket).getPeerCertificate().fingerprint256 : undefined;
-        resolve({ status: res.statusCode ?? 0, body: body.trim(), fingerprint });
-      });
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 async function backend(t: TestContext, port: number, says: string): Promise<void> {
   const server = createServer((_req, res) => res.end(`${says}\n`));

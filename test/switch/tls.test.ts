@@ -2,9 +2,6 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
-import { request } from 'node:https';
-import type { TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
@@ -16,34 +13,10 @@ import type { TriggerQueue } from '../../src/pipeline/trigger.js';
 import { Metrics } from '../../src/http/metrics.js';
 import { makeCertificate } from '../support/certificates.js';
 import { freePort } from '../support/ports.js';
-import { startBackend, switchFixture, type Fixture } from './fixture.js';
+import { fetchAs, startBackend, switchFixture, type Fixture } from './fixture.js';
 
-interface Answer {
-  status: number;
-  body: string;
-  headers: Record<string, string | string[] | undefined>;
-  fingerprint?: string;
-}
-
-/** One request on a fresh connection; over HTTPS with SNI `shop.test`, the certificate taken as it comes. */
-function fetchOnce(url: string): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const https = url.startsWith('https:');
-    const options = { agent: false, headers: { Host: 'shop.test' }, ...(https ? { servername: 'shop.test', rejectUnauthorized: false } : {}) };
-    const req = (https ? request : httpRequest)(url, options, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => {
-        const fingerprint = https ? (res.socket as TLSSocket).getPeerCertificate().fingerprint256 : undefined;
-        resolve({ status: res.statusCode ?? 0, body: body.trim(), headers: res.headers, fingerprint });
-      });
-    });
-    req.setTimeout(5000, () => req.destroy(new Error('timed out')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** One request on a fresh connection as shop.test (Host, and SNI over HTTPS). */
+const fetchOnce = (url: string) => fetchAs('shop.test', url);
 
 async function tlsFixture(t: Parameters<typeof switchFixture>[0], mode: 'port' | 'socket', extra: string[] = []) {
   const tlsPort = await freePort();
