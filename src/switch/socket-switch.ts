@@ -6,6 +6,7 @@ import { probe, type Target } from '../util/http-probe.js';
 import type { OutputSink } from '../util/run.js';
 import { isSocket, liveSocketColor, pointSockets, restoreSockets } from './live-socket.js';
 import { ensureManagedNginx } from './managed-nginx.js';
+import { markBeforeReload, stillAccepting } from './nginx-workers.js';
 import { appConfPath, installConf, renderAppConf } from './nginx-conf.js';
 import { askPublicPort, colorInConf, describeServing, headerValue, pollPublicPort, prepareServer, type VerifyOptions } from './proxy.js';
 import { SocketOpener } from './socket-opener.js';
@@ -73,23 +74,27 @@ export class SocketSwitch implements Switch {
       await ensureManagedNginx(config, options);
       const path = appConfPath(app, config);
       const content = await this.renderConf();
-      // The file does not depend on the color: written and reloaded only when it changed.
-      if ((await readFileIfExists(path)) !== content) {
-        // Not describeServing: live.sock already names the new color, and is put back below.
-        await installConf(path, content, config, { ...options, stillServing: `nginx still runs its previous config for ${app.name}` });
-      }
+      // The file does not depend on the color: written and reloaded only when it changed (TLS
+      // turned on, say), and then verify waits for the old workers, which serve the old file.
+      if ((await readFileIfExists(path)) === content) return {};
+      const mark = markBeforeReload(config);
+      // Not describeServing: live.sock already names the new color, and is put back below.
+      await installConf(path, content, config, { ...options, stillServing: `nginx still runs its previous config for ${app.name}` });
+      return { reload: mark };
     } catch (error) {
       // nginx was not brought to live.sock: it points where it did, so the state stays one story.
       await restoreSockets(app, before);
       throw error;
     }
-    return {};
   }
 
   /** Polls for a 2xx on the health path through live.sock. */
   verify(color: Color, options: VerifyOptions = {}): Promise<string> {
     const app = this.app;
+    const reload = options.reload;
     const check = async (probeMs: number, target: Target): Promise<true | string> => {
+      const old = reload ? stillAccepting(reload) : [];
+      if (old.length > 0) return `nginx workers from before the reload still accepting: ${old.join(', ')}`;
       const answer = await probe(target, app.health.path, probeMs);
       if (!answer) return 'no answer';
       // An answer through standby.sock means live.sock refused the connection: not verified.

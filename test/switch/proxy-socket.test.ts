@@ -5,6 +5,8 @@ import { chmod, readlink, stat } from 'node:fs/promises';
 import type { Color } from '../../src/config/schema.js';
 import { DuetError } from '../../src/errors.js';
 import { stopManagedNginx } from '../../src/switch/managed-nginx.js';
+import { markBeforeReload, stillAccepting } from '../../src/switch/nginx-workers.js';
+import { childrenOf } from '../../src/util/proc.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { connectToNginx, switchOf } from '../../src/switch/switch.js';
 import { get, startBackend, switchFixture, workerPid } from './fixture.js';
@@ -29,6 +31,23 @@ test('socket mode: switching renames the symlink, nginx follows without a reload
   // The very next request already reaches green: nothing asynchronous is left to wait for.
   assert.equal((await get(f.app)).body, 'green');
   assert.equal(await workerPid(f.config), worker, 'the switch did not reload nginx');
+});
+
+test('socket mode: a switch that rewrites the conf (fallback turned off) returns only once no worker of the old conf takes connections', async (t) => {
+  const f = await switchFixture(t, { mode: 'socket' });
+  await startBackend(f, 'blue');
+  await startBackend(f, 'green');
+  await connectToNginx(f.app, f.config, 'blue');
+  const mark = markBeforeReload(f.config)!;
+  assert.ok(mark.workers.length > 0, 'the workers of the first conf');
+  // The conf changes (no standby upstream), so nginx reloads: its old workers serve the old conf
+  // for about 100 ms after the new ones start, and the switch is not done while they accept.
+  await connectToNginx({ ...f.app, fallback: false }, f.config, 'blue');
+  assert.ok(
+    childrenOf(mark.master).some((pid) => !mark.workers.some((w) => w.pid === pid)),
+    'nginx reloaded',
+  );
+  assert.deepEqual(stillAccepting(mark), [], 'no worker from before the reload still accepts');
 });
 
 test('socket mode: a color whose socket does not exist is refused and nothing changes', async (t) => {
