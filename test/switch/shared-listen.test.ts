@@ -35,11 +35,13 @@ const appYaml = (name: string, host: string, listen: number, tls: string, ports:
 ];
 
 test('two apps share the plain and the HTTPS port by name: each its own certificate and colors, switched and asked apart', async (t) => {
-  const stateDir = await tempDir(t, 'duet-shared-listen');
+  // Registered before tempDir's cleanup: node:test runs after hooks in registration order, and
+  // nginx's prefix (its pid file) must outlive the stop.
   let config: Config | undefined;
   t.after(async () => {
     if (config) await stopManagedNginx(config);
   });
+  const stateDir = await tempDir(t, 'duet-shared-listen');
   const [listen, tlsListen, ...ports] = await Promise.all(Array.from({ length: 6 }, () => freePort()));
   const shopCert = await makeCertificate(stateDir, 'shop', { names: ['shop.test'] });
   const cafeCert = await makeCertificate(stateDir, 'cafe', { names: ['cafe.test'] });
