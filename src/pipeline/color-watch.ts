@@ -65,7 +65,10 @@ export class ColorWatch {
     readonly color: Color,
     persisted?: ColorSupervision,
   ) {
-    this.state = { ...emptyColorSupervision(), ...persisted };
+    // A time without an answer is a verdict only as far as this process saw it: while duet serve
+    // was away (a restart of duet.service, a slow machine) nobody watched, and a color down at the
+    // last look before may have served since. The clock starts again at this process's first look.
+    this.state = { ...emptyColorSupervision(), ...persisted, downSince: null };
     this.streak = new FailureStreak(app.health.path);
   }
 

@@ -24,6 +24,8 @@ import { tempDir } from '../support/tmp.js';
 interface Clocked {
   setup: DuetSetup;
   supervisor: AppSupervisor;
+  /** What the supervisor tells; another supervisor of the same app (a restarted duet serve) may share it. */
+  observer: SupervisionObserver;
   /** What supervision told its owner, one line each: `down green (live)`, `restarted blue (standby)`, ... */
   told: string[];
   /** Ticks at `now` until the color is healthy again (a restarted process takes real time to listen). */
@@ -56,6 +58,7 @@ async function clocked(t: TestContext, options: { control?: string } = {}): Prom
   const clock = {
     setup,
     supervisor,
+    observer,
     told,
     async healthyAt(color: Color, now: number) {
       await until(`${color} is healthy`, async () => {
@@ -172,6 +175,27 @@ test('a live color that cannot come back is failed over once it has not answered
   assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'blue');
   assert.match((await c.setup.get('/')).body, /cafeteria v1/);
   assert.match(c.supervisor.record().lastFailover?.reason ?? '', /^green has not answered for 10 s/);
+});
+
+test('a restarted duet serve counts a live color as down from its own first look, not from what the one before it saw', async (t) => {
+  const c = await clocked(t);
+  const now = Date.now();
+  await c.moveCheckout('green');
+  await c.kill('green');
+  await c.supervisor.tick(now);
+  assert.ok((await readSupervision(c.setup.app))?.colors.green.downSince, 'the record says since when green is down');
+  c.supervisor.close();
+  // duet serve was away for longer than the failover's deadline (a restart of duet.service on a
+  // slow machine, requests of death meanwhile): nobody watched, so that time is no verdict.
+  const back = now + FAILOVER_AFTER_DOWN_MS + 5000;
+  const next = await AppSupervisor.open(c.setup.config, c.setup.app, c.observer);
+  t.after(() => next.close());
+  await next.tick(back);
+  await next.tick(back + FAILOVER_AFTER_DOWN_MS - 1000);
+  assert.ok(!c.told.includes('failover to blue'), `no failover within 10 s of its own first look:\n${c.told.join('\n')}`);
+  assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'green');
+  await next.tick(back + FAILOVER_AFTER_DOWN_MS);
+  assert.equal(await switchOf(c.setup.app).configuredColor(c.setup.config), 'blue', 'failed over once it saw 10 s without an answer');
 });
 
 test('slow is not dead: two health checks of a color without an answer are no verdict, the third in a row makes it unhealthy', async (t) => {
