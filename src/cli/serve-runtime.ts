@@ -10,6 +10,7 @@ import { Notifier } from '../notify/notifier.js';
 import { DeployQueue } from '../pipeline/queue.js';
 import { acquireServeLock } from '../pipeline/serve-lock.js';
 import { Supervisor } from '../pipeline/supervision-loop.js';
+import { reloadOnHangup } from './serve-reload.js';
 import type { SupervisionObserver } from '../pipeline/supervisor.js';
 import type { TriggerObserver } from '../pipeline/trigger.js';
 import { publicTarget } from '../util/http-probe.js';
@@ -55,6 +56,7 @@ async function serveUntilSignalled(config: Config, secrets: Secrets & { webhookS
   const metrics = new Metrics(config, queue);
   queue.addObserver(metrics);
   const supervisor = await Supervisor.start(config, supervisionObserver(logger, metrics, reporter, notifier));
+  const stopReloading = await reloadOnHangup(config, supervisor, logger);
   const app = createServerApp({ config, queue, secrets, logger, metrics });
   const { host, port } = publicTarget(config.server.listen);
   const server: Server = app.listen(port, host);
@@ -74,6 +76,7 @@ async function serveUntilSignalled(config: Config, secrets: Secrets & { webhookS
   logger.info({ signal }, 'shutting down: waiting for a running deploy to finish');
   server.close();
   server.closeAllConnections();
+  stopReloading();
   await supervisor.stop();
   await queue.close();
   await Promise.all([reporter?.flush(5000), notifier?.flush(5000)]);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { resolve, join } from 'node:path';
@@ -64,6 +65,8 @@ export function acmeRenewalConf(app: AppConfig): string {
 
 export interface Config {
   file: string;
+  /** sha256 of the file's text: which duet.yml a running duet serve has loaded (reload.ts). */
+  digest: string;
   stateDir: string;
   nginx: NginxSettings;
   server: RawConfig['server'];
@@ -111,7 +114,7 @@ export function parseConfig(text: string, file: string): Config {
     throw new ConfigError(`${file}: ${formatIssues(result.error.issues)}`, 'see docs/configuration.md');
   }
   checkPorts(result.data, file);
-  return resolveConfig(result.data, file);
+  return { ...resolveConfig(result.data, file), digest: createHash('sha256').update(text).digest('hex') };
 }
 
 function formatIssues(issues: z.core.$ZodIssue[]): string {
@@ -124,7 +127,7 @@ function explain(issue: z.core.$ZodIssue): string {
   return issue.message;
 }
 
-function resolveConfig(raw: RawConfig, file: string): Config {
+function resolveConfig(raw: RawConfig, file: string): Omit<Config, 'digest'> {
   const stateDir = resolve(raw.state_dir);
   const apps = new Map<string, AppConfig>();
   const nginx = resolveNginx(raw, stateDir);

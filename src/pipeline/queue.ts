@@ -149,7 +149,7 @@ export class DeployQueue implements TriggerQueue {
       void writing.finally(() => this.superseding.delete(writing));
     } else {
       // One job per waiting slot: it runs whichever trigger waits when its turn comes.
-      void lane.runner.add(() => this.guarded(app.name, () => this.runWaiting(app)));
+      void lane.runner.add(() => this.guarded(app.name, () => this.runWaiting(app.name)));
     }
     this.announcements.queued(record.id, this.withCommit(app, record));
   }
@@ -178,11 +178,17 @@ export class DeployQueue implements TriggerQueue {
     return this.store.get(record.id)!;
   }
 
-  private async runWaiting(app: AppConfig): Promise<void> {
-    const lane = this.lane(app.name);
+  private async runWaiting(name: string): Promise<void> {
+    const lane = this.lane(name);
     const id = lane.waiting;
     lane.waiting = undefined;
     if (!id || this.closed) return;
+    // The app as the config has it now: a duet.yml reloaded while this waited applies to it.
+    const app = this.options.config.apps.get(name);
+    if (!app) {
+      await this.abandon(this.store.get(id)!, 'the app is no longer configured');
+      return;
+    }
     lane.running = id;
     try {
       await this.run(app, this.store.get(id)!);

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { readServedConfig } from '../config/reload.js';
 import { DuetError } from '../errors.js';
 import { readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
 import { runArgv } from '../util/run.js';
@@ -8,7 +9,9 @@ import { nginxMessage } from '../switch/nginx-conf.js';
 import { unifiedDiff } from './diff.js';
 import { underRoot } from './layout.js';
 import type { DesiredState, Entry, Owner, Role } from './plan.js';
-import { appUseraddArgv, groupsOf, isEnabled, lookupGroup, lookupUser, useraddArgv } from './system.js';
+import { appUseraddArgv, groupsOf, isActive, isEnabled, lookupGroup, lookupUser, useraddArgv } from './system.js';
+
+const SERVE_UNIT = 'duet.service';
 
 /**
  * Compare the desired state with the disk and turn the differences into operations, in the
@@ -81,6 +84,11 @@ export async function inspect(desired: DesiredState, options: InspectOptions): P
     else if (changed('user-unit') && desired.user !== 'root') {
       // A running user manager keeps the unit it loaded until told to read it again.
       ops.push(command(['systemctl', '--user', '--machine', `${desired.user}@`, 'daemon-reload'], `${desired.user}'s systemd reads the changed app unit`));
+    }
+    // A running duet serve reads duet.yml only when asked (serve-reload.ts): one that loaded
+    // another file than this install is for reads it again.
+    if (real && (await readServedConfig(desired.serve))?.digest !== desired.serve.digest && (await isActive(SERVE_UNIT))) {
+      ops.push(command(['systemctl', 'reload', SERVE_UNIT], 'duet serve runs an older duet.yml: it reads this one'));
     }
   }
   // Last: a stopped nginx fails the reload, and that must not keep the units from being installed.

@@ -16,6 +16,7 @@ import { checkBuildMemory, checkBuildPriority } from './doctor-build.js';
 import { doctorContext, fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { checkEnvFiles } from './doctor-env.js';
 import { checkNotify } from './doctor-notify.js';
+import { checkServeConfig } from './doctor-serve.js';
 import { checkNginxInclude, checkNginxInstalled, checkNginxTest, checkPorts } from './doctor-nginx.js';
 import { checkCertbotMarker, checkTlsCertificate, checkTlsRenewal } from './doctor-tls.js';
 import { installLayout } from './layout.js';
@@ -69,6 +70,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
     ['nginx include', () => checkNginxInclude(ctx)],
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`ports ${app.name}`, () => checkPorts(ctx, app)]),
     ['state dir', () => checkStateDir(ctx)],
+    ['duet serve', () => checkServeConfig(ctx)],
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`repo ${app.name}`, () => checkCloneUrl(ctx, app)]),
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`github ${app.name}`, () => checkGitHubToken(ctx, app)]),
     ...apps.map((app): [string, () => Promise<CheckResult>] => [`package manager ${app.name}`, () => checkPackageManager(ctx, app)]),

@@ -81,6 +81,8 @@ export interface DesiredState {
   enable: string[];
   /** sudoers content to validate with visudo before it is written. */
   sudoers: string | undefined;
+  /** The duet.yml install is for, and the state dir where a running duet serve says which one it loaded. */
+  serve: { digest: string; stateDir: string };
 }
 
 const root = (): Owner => ({ user: 'root', group: 'root' });
@@ -202,7 +204,8 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
   }
   // The app units' output is in the system journal then, which only this group (and root) may read.
   const groups = appUser ? [JOURNAL_GROUP] : [];
-  return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, sudoers };
+  const serve = { digest: config.digest, stateDir: config.stateDir };
+  return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, sudoers, serve };
 }
 
 /**

@@ -73,6 +73,11 @@ export async function isEnabled(unit: string, root = '/'): Promise<boolean> {
   }
 }
 
+/** Whether systemd runs the unit now (`systemctl is-active`). */
+export async function isActive(unit: string): Promise<boolean> {
+  return (await execa('systemctl', ['is-active', '--quiet', unit], { reject: false })).exitCode === 0;
+}
+
 export function isRoot(): boolean {
   return process.getuid?.() === 0;
 }

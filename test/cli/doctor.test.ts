@@ -18,6 +18,7 @@ const ALL_CHECKS = [
   'nginx include',
   'ports cafeteria',
   'state dir',
+  'duet serve',
   'repo cafeteria',
   'github cafeteria',
   'package manager cafeteria',
