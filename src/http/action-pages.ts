@@ -38,7 +38,7 @@ export function actionButtons(app: string, status: AppStatus, link: Link): Html 
   const rollback = back
     ? html`<form class="inline" method="get" action="${link(actionPath(app, 'rollback'))}">${hidden({ from: back.from })}<button type="submit">Roll back</button></form>`
     : '';
-  return html`<div class="actions"><form class="inline" method="get" action="${link(actionPath(app, 'redeploy'))}">${hidden({ ref: live?.ref ?? null })}<button type="submit">Redeploy</button></form>${rollback}</div>`;
+  return html`<div class="actions"><form class="inline" method="get" action="${link(actionPath(app, 'redeploy'))}">${hidden({ ref: live?.ref ?? null })}<button type="submit">${live ? 'Redeploy' : 'Deploy'}</button></form>${rollback}</div>`;
 }
 
 function confirmForm(action: string, fields: Record<string, string | null>, label: string, cancel: string): Html {
@@ -61,17 +61,18 @@ export function redeployConfirmBody(plan: RedeployPlan, link: Link): Html {
   const live = status.enabled;
   const liveSha = live ? status.colors[live].revision : null;
   const idle = live ? otherColor(live) : 'blue';
+  const verb = live ? 'Redeploy' : 'Deploy';
   const becomes =
     'error' in resolved
       ? html`<span class="bad">${plan.asked} cannot be resolved now: ${resolved.error}</span>`
       : html`<code>${resolved.sha.slice(0, 7)}</code> <code>${resolved.ref}</code>${liveSha === resolved.sha ? html` <span class="muted">(live already: nothing changes unless duet.yml or the env files did)</span>` : ''}`;
-  return html`<section class="card"><h2>Redeploy ${plan.app}?</h2>
+  return html`<section class="card"><h2>${verb} ${plan.app}?</h2>
 <dl><dt>app</dt><dd>${plan.app}</dd>
 <dt>live now</dt><dd>${live ? html`${live} ${commitOf(status.colors[live])}` : html`<span class="muted">nothing</span>`}</dd>
 <dt>deploys</dt><dd><code>${plan.asked}</code>${plan.ref === null ? ' (the default branch)' : ''}, resolved again when it runs</dd>
 <dt>becomes</dt><dd>${becomes}, on ${idle}</dd></dl>
 <p>${idle} is updated, built and started, then nginx switches to it once it is healthy; ${live ?? 'nothing'} stays warm for a rollback.</p>
-${confirmForm(link(actionPath(plan.app, 'redeploy')), { csrf: plan.csrf, ref: plan.ref }, 'Redeploy', link('/'))}</section>`;
+${confirmForm(link(actionPath(plan.app, 'redeploy')), { csrf: plan.csrf, ref: plan.ref }, verb, link('/'))}</section>`;
 }
 
 export interface RollbackPlan {

@@ -131,6 +131,7 @@ function signIn(d: Dashboard, req: Request, res: Response): void {
 
 async function showIndex(d: Dashboard, req: Request, res: Response): Promise<void> {
   const limit = d.recent ?? 10;
+  const actions = isSignedIn(d, req);
   const panels = await Promise.all(
     [...d.config.apps.values()].map(async (app): Promise<AppPanel> => {
       const [status, deploys] = await Promise.all([
@@ -138,7 +139,7 @@ async function showIndex(d: Dashboard, req: Request, res: Response): Promise<voi
         recentDeploys(d.config, app, limit),
       ]);
       const running = deploys.find((x) => x.state === 'running');
-      return { name: app.name, status, queued: d.queue.depth(app.name), running, deploys, actions: isSignedIn(d, req) };
+      return { name: app.name, status, queued: d.queue.depth(app.name), running, deploys, actions };
     }),
   );
   const busy = panels.some((p) => p.running || p.queued > 0 || ('deploying' in p.status && p.status.deploying));

@@ -1,8 +1,11 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { pollUntil } from '../../src/util/poll.js';
 import { launchChromium } from '../support/browser.js';
+import { repoRoot } from '../support/git-repo.js';
 import { setupDuet } from '../support/duet.js';
 import { journalEvents } from '../support/journal.js';
 import { freePort } from '../support/ports.js';
@@ -45,6 +48,7 @@ test(
     const serve = await startServe(t, setup.configPath, port);
     const base = serve.url;
 
+    await mkdir(join(repoRoot(), 'test-output'), { recursive: true });
     const context = await browser.newContext();
     const page = await context.newPage();
     const errors: string[] = [];
@@ -73,6 +77,7 @@ test(
     const back = (await page.textContent('main')) ?? '';
     assert.match(back, new RegExp(`live now\\s*blue ${v3.slice(0, 7)}`));
     assert.match(back, new RegExp(`becomes\\s*green ${v2.slice(0, 7)}`));
+    await page.screenshot({ path: join(repoRoot(), 'test-output', 'rollback-confirm.png'), fullPage: true });
     await page.click('button.primary');
     const rollback = await deployEnded(page, base);
     assert.equal(rollback.record.kind, 'rollback');
