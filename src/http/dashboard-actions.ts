@@ -37,24 +37,18 @@ const FIELDS = { redeploy: ['ref'], rollback: ['from'] } as const;
 export function mountActions(router: express.Router, c: ActionContext, postGuards: RequestHandler[]): void {
   const handle = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>
     void fn(req, res).catch((error: unknown) => refused(c, req, res, error, next));
-  router.get(
-    '/apps/:app/actions/redeploy',
-    handle((req, res) => confirmRedeploy(c, req, res)),
-  );
-  router.get(
-    '/apps/:app/actions/rollback',
-    handle((req, res) => confirmRollback(c, req, res)),
-  );
-  router.post(
-    '/apps/:app/actions/redeploy',
-    ...postGuards,
-    handle((req, res) => act(c, req, res, 'redeploy')),
-  );
-  router.post(
-    '/apps/:app/actions/rollback',
-    ...postGuards,
-    handle((req, res) => act(c, req, res, 'rollback')),
-  );
+  for (const action of ['redeploy', 'rollback'] as const) {
+    const confirm = action === 'redeploy' ? confirmRedeploy : confirmRollback;
+    router.get(
+      `/apps/:app/actions/${action}`,
+      handle((req, res) => confirm(c, req, res)),
+    );
+    router.post(
+      `/apps/:app/actions/${action}`,
+      ...postGuards,
+      handle((req, res) => act(c, req, res, action)),
+    );
+  }
 }
 
 function appOf(c: ActionContext, req: Request): AppConfig {
