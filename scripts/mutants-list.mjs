@@ -450,6 +450,12 @@ export const MUTANTS = [
     tests: [{ file: 'http/dashboard', only: 'sign-in: a form' }],
   },
   {
+    name: "a dashboard action without the session's CSRF token",
+    promise: "the dashboard's Redeploy and Roll back act only with the session's CSRF token",
+    edits: [edit('src/http/auth.ts', "return expected !== undefined && typeof given === 'string' && safeEqual(given, expected);", "return expected !== undefined && typeof given === 'string';")],
+    tests: [{ file: 'http/dashboard-actions', only: 'refused 403' }],
+  },
+  {
     name: 'sign-in not rate-limited',
     promise: 'sign-in is rate-limited',
     edits: [edit('src/http/sign-in-guard.ts', 'if (over > 0) entry.blockedUntil', 'if (over > 1e9) entry.blockedUntil')],

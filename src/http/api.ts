@@ -3,13 +3,13 @@ import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import { httpStatusOf } from '../error-kinds.js';
 import { DuetError, InvalidInputError, NotLiveError, UnknownAppError } from '../errors.js';
-import { refNameProblem, validateCommitPrefix } from '../instance/git-ref.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
 import { requireToken } from './auth.js';
 import { deployView, findDeploy } from './deploys.js';
 import { errorBody } from './error-paths.js';
 import { streamDeployLog } from './log-tail.js';
+import { manualFrom, manualRef, submitManual } from './manual.js';
 import { Metrics } from './metrics.js';
 
 /**
@@ -64,11 +64,10 @@ export function apiRouter(options: ApiOptions): express.Router {
       if (req.is('application/json') === false && req.get('content-length') !== '0') {
         throw new HttpError(415, 'send the body as application/json');
       }
-      const ref = kind === 'deploy' ? refFromBody(req.body) : null;
-      const fromSha = kind === 'rollback' ? fromOfBody(req.body, app) : null;
-      const breaking = kind === 'deploy' && breakingOfBody(req.body) ? { breaking: true as const } : {};
-      const result = await queue.submit({ app: app.name, kind, ref, sha: null, fromSha, source: 'manual', deliveryId: null, requestedBy: 'API', ...breaking });
-      logger.info({ app: app.name, kind, ref, from: fromSha, deploy: result.id, created: result.created, ip: req.ip }, 'manual trigger accepted');
+      const ref = kind === 'deploy' ? manualRef(bodyField(req.body, 'ref', '{"ref": "v1.2.0"}')) : null;
+      const fromSha = kind === 'rollback' ? manualFrom(bodyField(req.body, 'from', '{"from": "3f2a9c1"}'), app) : null;
+      const breaking = kind === 'deploy' && breakingOfBody(req.body);
+      const result = await submitManual(queue, logger, { app, kind, ref, fromSha, breaking, requestedBy: 'API', ip: req.ip });
       res
         .status(202)
         .location(`${req.baseUrl}/deploys/${result.id}`)
@@ -126,29 +125,6 @@ function breakingOfBody(body: unknown): boolean {
   if (breaking === undefined || breaking === null) return false;
   if (typeof breaking !== 'boolean') throw new InvalidInputError('"breaking" must be true or false');
   return breaking;
-}
-
-function refFromBody(body: unknown): string | null {
-  const ref = bodyField(body, 'ref', '{"ref": "v1.2.0"}');
-  if (ref === undefined || ref === null) return null;
-  const problem = refNameProblem(ref);
-  if (problem !== undefined) throw new InvalidInputError(`invalid ref: ${problem}`, { step: 'resolve' });
-  return ref as string;
-}
-
-/**
- * Required: a rollback without the commit it undoes would be a toggle, and two operators undoing
- * one bad deploy would put it back.
- */
-function fromOfBody(body: unknown, app: AppConfig): string {
-  const from = bodyField(body, 'from', '{"from": "3f2a9c1"}');
-  if (from === undefined || from === null) {
-    throw new InvalidInputError('a rollback names the commit it undoes: send {"from": "<sha>"} with the commit live now', {
-      step: 'pick',
-      hint: `GET /apps/${app.name}/status shows it: colors[enabled].revision (or duet status ${app.name}); a rollback whose commit is no longer live changes nothing (409)`,
-    });
-  }
-  return validateCommitPrefix(from, 'from');
 }
 
 /**

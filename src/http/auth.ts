@@ -75,13 +75,44 @@ export function sessionCookie(req: Request, value: string, maxAgeS: number, http
   return parts.join('; ');
 }
 
+/** The session cookie's value when it proves the token, else undefined. */
+function validSession(req: Request, token: string): string | undefined {
+  const value = readCookie(req, SESSION_COOKIE);
+  return isValidSession(value, token) ? value : undefined;
+}
+
+/**
+ * The CSRF token of the dashboard's forms that act (redeploy, roll back): derived from the session,
+ * so it needs no store, differs per session and dies with it. Another site can make a browser post
+ * a form, but cannot read a page of duet to learn this.
+ */
+export function csrfTokenOf(req: Request, token: string): string | undefined {
+  const session = validSession(req, token);
+  return session && createHmac('sha256', token).update(`duet-dashboard-csrf:v1:${session}`).digest('base64url');
+}
+
+/** `given` is this session's CSRF token (compared in constant time); false without a session. */
+export function csrfMatches(req: Request, token: string, given: unknown): boolean {
+  const expected = csrfTokenOf(req, token);
+  return expected !== undefined && typeof given === 'string' && safeEqual(given, expected);
+}
+
+/**
+ * Who asked, as far as duet can tell: every session knows the one token, so a session is the
+ * identity there is. A digest of its cookie tells sessions apart in the journal without being one.
+ */
+export function sessionIdOf(req: Request, token: string): string | undefined {
+  const session = validSession(req, token);
+  return session && createHash('sha256').update(session).digest('hex').slice(0, 8);
+}
+
 type Credential = 'bearer' | 'session' | undefined;
 
 /** How the request proves it knows the token, if it does. */
 export function credentialOf(req: Request, token: string): Credential {
   const bearer = bearerToken(req);
   if (bearer !== undefined && safeEqual(bearer, token)) return 'bearer';
-  if (isValidSession(readCookie(req, SESSION_COOKIE), token)) return 'session';
+  if (validSession(req, token)) return 'session';
   return undefined;
 }
 

@@ -2,6 +2,7 @@ import { colors, type Color } from '../config/schema.js';
 import type { DeployState } from '../pipeline/deploy-state.js';
 import { breakingLine, configChangeText, type AppStatus, type ColorStatus } from '../pipeline/status.js';
 import { isDeployId, type StepRecord } from '../pipeline/journal.js';
+import { actionButtons } from './action-pages.js';
 import type { DeployView } from './deploys.js';
 import { html, type Html } from './html.js';
 
@@ -13,6 +14,8 @@ export interface AppPanel {
   queued: number;
   running: DeployView | undefined;
   deploys: DeployView[];
+  /** Signed in: the Redeploy and Roll back buttons. */
+  actions?: boolean;
 }
 
 /** Builds links relative to wherever the dashboard is mounted. */
@@ -118,7 +121,7 @@ function appSection(panel: AppPanel, link: Link): Html {
   // status.deploying.id is "starting" while the lock is held but nothing is journaled yet.
   const followId = current?.id ?? (running && isDeployId(running.id) ? running.id : undefined);
   return html`<section class="card"><h2>${panel.name}${'error' in status ? '' : status.enabled ? html` <span class="badge b-${status.enabled}">serving ${status.enabled}</span>` : html` <span class="badge muted">not connected</span>`}${panel.queued > 0 ? html` <span class="badge warn">${panel.queued} queued</span>` : ''}</h2>
-${'error' in status ? html`<p class="bad">status unavailable: ${status.error}</p>` : html`${alerts(status, link)}<div class="colors">${colors.map((c) => colorCard(c, status.colors[c], status.enabled))}</div>`}
+${'error' in status ? html`<p class="bad">status unavailable: ${status.error}</p>` : html`${alerts(status, link)}<div class="colors">${colors.map((c) => colorCard(c, status.colors[c], status.enabled))}</div>${panel.actions ? actionButtons(panel.name, status, link) : ''}`}
 ${running || current ? html`<div class="running"><strong>Deploying</strong> ${current?.ref ?? running?.ref ?? ''} — step <code>${running?.step ?? current?.steps.at(-1)?.name ?? 'starting'}</code>${followId ? html` · <a href="${link(`/deploys/${followId}/view`)}">follow the log</a>` : ''}</div>` : ''}
 <h3>Recent deploys</h3>${deploysTable(panel.deploys, link)}</section>`;
 }

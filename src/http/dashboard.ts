@@ -5,6 +5,7 @@ import type { Config } from '../config/load.js';
 import { deployLogPath } from '../pipeline/deploy-log.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
+import { mountActions } from './dashboard-actions.js';
 import { credentialOf, makeSession, safeEqual, SESSION_MAX_AGE_S, sessionCookie, TOKEN_UNSET_MESSAGE } from './auth.js';
 import { deployBody, indexBody, loginBody, noticeBody, type AppPanel, type Link } from './dashboard-pages.js';
 import { isFinal } from '../pipeline/deploy-state.js';
@@ -76,6 +77,7 @@ export function dashboardRouter(options: DashboardOptions): express.Router {
       await streamDeployLog(res, { config: d.config, found });
     }),
   );
+  mountActions(router, { ...d, render: (req, res, status, title, body) => render(d, req, res, status, title, body), link }, [sameOrigin, form]);
   router.use(dashboardErrors(d.logger));
   return router;
 }
@@ -86,8 +88,13 @@ const link =
     `${req.baseUrl}${path}`;
 
 function render(d: Dashboard, req: Request, res: Response, status: number, title: string, body: Html, refreshS?: number): void {
-  const signedIn = !d.isPublic && d.token !== undefined && credentialOf(req, d.token) === 'session';
+  const signedIn = isSignedIn(d, req);
   sendPage(res, status, page({ title, body, refreshS, home: link(req)('/'), logoutAction: signedIn ? link(req)('/logout') : undefined }));
+}
+
+/** A session of the sign-in form (on a public dashboard too): it may sign out, and act. */
+function isSignedIn(d: Dashboard, req: Request): boolean {
+  return d.token !== undefined && credentialOf(req, d.token) === 'session';
 }
 
 /** Without a token nobody can sign in: the page says so instead of a form that cannot work. */
@@ -124,6 +131,7 @@ function signIn(d: Dashboard, req: Request, res: Response): void {
 
 async function showIndex(d: Dashboard, req: Request, res: Response): Promise<void> {
   const limit = d.recent ?? 10;
+  const actions = isSignedIn(d, req);
   const panels = await Promise.all(
     [...d.config.apps.values()].map(async (app): Promise<AppPanel> => {
       const [status, deploys] = await Promise.all([
@@ -131,7 +139,7 @@ async function showIndex(d: Dashboard, req: Request, res: Response): Promise<voi
         recentDeploys(d.config, app, limit),
       ]);
       const running = deploys.find((x) => x.state === 'running');
-      return { name: app.name, status, queued: d.queue.depth(app.name), running, deploys };
+      return { name: app.name, status, queued: d.queue.depth(app.name), running, deploys, actions };
     }),
   );
   const busy = panels.some((p) => p.running || p.queued > 0 || ('deploying' in p.status && p.status.deploying));

@@ -70,6 +70,7 @@ th{color:var(--muted);font-weight:600}
 td.num{text-align:right;white-space:nowrap}
 .running{border:1px solid var(--warn);border-radius:8px;padding:8px 10px;margin:10px 0 0}
 form.inline{display:inline;margin:0}
+.actions{display:flex;flex-wrap:wrap;gap:8px;margin:10px 0 0}
 button,input{font:inherit}
 button{padding:6px 14px;border-radius:6px;border:1px solid var(--line);background:var(--card);color:var(--fg);cursor:pointer}
 button.primary{background:var(--green);border-color:var(--green);color:#fff}

@@ -1,11 +1,11 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pickApp } from '../../src/config/load.js';
 import { deployLogPath } from '../../src/pipeline/deploy-log.js';
 import { appJournal } from '../../src/pipeline/app-journal.js';
+import { launchChromium } from '../support/browser.js';
 import { repoRoot } from '../support/git-repo.js';
 import { buildScene } from './dashboard-fixture.js';
 import { addTrigger, bearer, readUntil, startHarness, TOKEN } from './http-harness.js';
@@ -159,27 +159,10 @@ test('public_dashboard: no sign-in for the pages, the API still needs the token'
 });
 
 test('in a headless browser at phone size: sign in, read the dashboard, save a screenshot', async (t) => {
-  if (!existsSync('/usr/bin/chromium')) {
-    t.skip('chromium not installed: apt-get install chromium');
-    return;
-  }
-  const { chromium } = await import('playwright-core');
+  const browser = await launchChromium(t);
+  if (!browser) return;
   const h = await startHarness(t);
   const scene = await buildScene(t, h);
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  t.after(() => browser.close());
   const context = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
   const page = await context.newPage();
   const errors: string[] = [];
