@@ -289,7 +289,10 @@ export const MUTANTS = [
     name: 'duet pid: the process duet started, not the one that listens',
     promise: "truth from the machine: duet pid names the app's process that listens on the color's port or socket",
     edits: [edit('src/instance/runner.ts', 'return listenerInGroup(instance.pid, app.endpoints[color]) ?? instance.pid;', 'return Date.now() < 0 ? (listenerInGroup(instance.pid, app.endpoints[color]) ?? instance.pid) : instance.pid;')],
-    tests: [{ file: 'pipeline/systemd-runner', only: "app's own process" }],
+    tests: [
+      { file: 'pipeline/machine-truth', only: 'duet pid' },
+      { file: 'pipeline/systemd-runner', only: "app's own process" },
+    ],
   },
   {
     name: "a color's revision taken from its prepared record, not from git",

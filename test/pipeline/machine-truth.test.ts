@@ -1,8 +1,9 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { readPidfile } from '../../src/instance/pidfile.js';
 import { setupDuet } from '../support/duet.js';
 import { journalRuns } from '../support/journal.js';
 
@@ -42,4 +43,14 @@ test("a stopped color's revision is the commit checked out in its directory: a c
   assert.equal((await execa('git', ['rev-parse', 'HEAD'], { cwd: dir })).stdout, v1);
   const status = JSON.parse((await setup.succeed(['status', '--json'])).stdout);
   assert.equal(status.colors.blue.revision, v1);
+});
+
+test("duet pid is the app's process that listens, not the shell duet started it with", async (t) => {
+  // No exec: `sh -c` stays the group's leader, the pid in the pidfile; node is its child.
+  const setup = await setupDuet(t, { app: { start: "'node server.js; echo the app ended'" } });
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  const shell = (await readPidfile(setup.app.paths.pidfile.blue))?.pid;
+  const pid = Number((await setup.succeed(['pid', 'blue'])).stdout.trim());
+  assert.notEqual(pid, shell, 'the shell duet started');
+  assert.match(await readFile(`/proc/${pid}/cmdline`, 'utf8'), /^node\0server\.js\0$/);
 });
