@@ -77,6 +77,24 @@ export const MUTANTS = [
     edits: [edit('nginx/app-port.conf.template', '        error_page 502 = @duet_fallback; # duet:fallback\n', '')],
     tests: [{ file: 'switch/fallback', only: 'refuses connections' }],
   },
+  {
+    name: 'nginx port: upstream keep-alive to the colors',
+    promise: 'nginx sends every request to a color over a connection of its own (no upstream keep-alive)',
+    edits: [
+      edit('nginx/app-port.conf.template', 'server 127.0.0.1:{{port}} max_fails=0;\n', 'server 127.0.0.1:{{port}} max_fails=0;\n    keepalive 16;\n'),
+      edit('nginx/app-port.conf.template', '    proxy_next_upstream off;\n', '    proxy_next_upstream off;\n    proxy_set_header Connection "";\n'),
+    ],
+    tests: [{ file: 'switch/fallback', only: 'connection of its own' }],
+  },
+  {
+    name: 'nginx socket: upstream keep-alive to the colors',
+    promise: 'nginx sends every request to a color over a connection of its own (no upstream keep-alive)',
+    edits: [
+      edit('nginx/app-socket.conf.template', 'server unix:{{live_socket}} max_fails=0;\n', 'server unix:{{live_socket}} max_fails=0;\n    keepalive 16;\n'),
+      edit('nginx/app-socket.conf.template', '    proxy_next_upstream off;\n', '    proxy_next_upstream off;\n    proxy_set_header Connection "";\n'),
+    ],
+    tests: [{ file: 'switch/fallback', only: 'connection of its own' }],
+  },
 
   // --- When the app fails: the deploy's watch, supervision
   {
@@ -115,6 +133,12 @@ export const MUTANTS = [
     promise: 'restarts for the same cause back off: 1 s, 2 s, 4 s ... 60 s',
     edits: [edit('src/pipeline/color-watch.ts', 'return failuresInARow <= 1 ? 0 :', 'return failuresInARow >= 0 ? 0 :')],
     tests: ['pipeline/supervisor-clock'],
+  },
+  {
+    name: 'restart causes counted together',
+    promise: 'restarts back off per cause (could not start, died after serving, stayed unhealthy): another cause starts the count anew',
+    edits: [edit('src/pipeline/color-watch.ts', 'const count = this.failures?.cause === cause ? this.failures.count + 1 : 1;', 'const count = this.failures ? this.failures.count + 1 : 1;')],
+    tests: [{ file: 'pipeline/supervisor-clock', only: 'per cause' }],
   },
   {
     name: 'the first restart waits',
@@ -249,6 +273,40 @@ export const MUTANTS = [
     tests: [{ file: 'pipeline/watch', only: 'killed during the watch' }, 'pipeline/crash'],
   },
   {
+    name: 'enabled-instance read from the journal, not from nginx',
+    promise: "truth from the machine: the enabled color is read from nginx's conf (or live.sock), never from duet's records",
+    edits: [
+      edit('src/cli/commands/identify.ts', "import { switchOf } from '../../switch/switch.js';\n", "import { switchOf } from '../../switch/switch.js';\nimport { appJournal } from '../../pipeline/app-journal.js';\n"),
+      edit(
+        'src/cli/commands/identify.ts',
+        'const enabled = (app: AppConfig, config: Config): Promise<Color | undefined> => switchOf(app).configuredColor(config);',
+        'const enabled = async (app: AppConfig, config: Config): Promise<Color | undefined> =>\n  ((await appJournal(config, app.name).all()).filter((d) => d.color).at(-1)?.color as Color | undefined) ?? switchOf(app).configuredColor(config);',
+      ),
+    ],
+    tests: [{ file: 'pipeline/machine-truth', only: 'enabled-instance' }],
+  },
+  {
+    name: 'duet pid: the process duet started, not the one that listens',
+    promise: "truth from the machine: duet pid names the app's process that listens on the color's port or socket",
+    edits: [edit('src/instance/runner.ts', 'return listenerInGroup(instance.pid, app.endpoints[color]) ?? instance.pid;', 'return Date.now() < 0 ? (listenerInGroup(instance.pid, app.endpoints[color]) ?? instance.pid) : instance.pid;')],
+    tests: [
+      { file: 'pipeline/machine-truth', only: 'duet pid' },
+      { file: 'pipeline/systemd-runner', only: "app's own process" },
+    ],
+  },
+  {
+    name: "a color's revision taken from its prepared record, not from git",
+    promise: "truth from the machine: a color's revision is the commit checked out in its directory",
+    edits: [
+      edit(
+        'src/instance/update.ts',
+        'return (await checkedOutRevision(app.paths.checkout[color])) === prepared.sha ? prepared : undefined;',
+        'return Date.now() < 0 && (await checkedOutRevision(app.paths.checkout[color])) !== prepared.sha ? undefined : prepared;',
+      ),
+    ],
+    tests: [{ file: 'pipeline/machine-truth', only: 'checked out in its directory' }],
+  },
+  {
     name: 'a pidfile trusted by its pid alone',
     promise: 'truth from the machine: a pidfile is trusted only if its pid is alive with the recorded start time',
     edits: [
@@ -284,6 +342,27 @@ export const MUTANTS = [
     promise: 'the error names the step, the command, its exit code and the last lines of its output',
     edits: [edit('src/util/command-output.ts', 'outputTail: lastLines(output, TAIL_LINES),', "outputTail: lastLines('', TAIL_LINES),")],
     tests: [{ file: 'pipeline/failures', only: 'install exits 1' }],
+  },
+  {
+    name: 'records written in place',
+    promise: "durable records: files duet rewrites are written to a temp file, fsync'd and renamed, never seen torn",
+    edits: [
+      edit('src/util/atomic-file.ts', "import { open, readFile, rename, unlink } from 'node:fs/promises';", "import { open, readFile, rename, unlink, writeFile } from 'node:fs/promises';"),
+      edit('src/util/atomic-file.ts', '  const durable = options.fsync ?? true;\n', '  const durable = options.fsync ?? true;\n  if (durable !== undefined) return writeFile(path, content, { mode });\n'),
+    ],
+    tests: ['util/atomic-file'],
+  },
+  {
+    name: 'a deploy on a read-only state dir waits',
+    promise: 'a deploy that starts while the disk is read-only fails at once, with a hint to check df and mount',
+    edits: [
+      edit(
+        'src/pipeline/lock.ts',
+        '    return await tryCreate(path, owner);\n  } catch (error) {\n    throw unwritable(app, path, error);\n',
+        '    return await tryCreate(path, owner);\n  } catch {\n    await sleep(100, app);\n    return false;\n',
+      ),
+    ],
+    tests: [{ file: 'pipeline/lock-readonly', only: 'read-only fails at once' }],
   },
   {
     name: 'a lock duet could not remove blocks it',
@@ -487,6 +566,12 @@ export const MUTANTS = [
       edit('src/http/signed-body.ts', 'if (end > limit) return finish(', 'if (end > limit * 100) return finish('),
     ],
     tests: [{ file: 'http/receiver', only: 'over 25 MB' }],
+  },
+  {
+    name: 'slow bodies never time out',
+    promise: 'a webhook body slower than 20 s is refused with 408',
+    edits: [edit('src/http/signed-body.ts', 'export const BODY_DEADLINE_MS = 20_000;', 'export const BODY_DEADLINE_MS = 20 * 60_000;')],
+    tests: [{ file: 'http/intake-flood', only: 'unfinished after 20 s' }],
   },
   {
     name: 'no budget for unverified bodies',

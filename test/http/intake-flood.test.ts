@@ -157,6 +157,20 @@ test('the budget is charged from Content-Length before a byte is read: stalled b
   assert.deepEqual(await Promise.all(stalled), [{ status: 'reset' }, { status: 'reset' }]);
 });
 
+test('duet serve answers a signed body still unfinished after 20 s with 408, not before (GitHub gives up after 10 s)', async (t) => {
+  const { serve } = await servedDuet(t);
+  // The manual's figure (docs/serve.md), not BODY_DEADLINE_MS: a changed constant must fail here.
+  const deadlineMs = 20_000;
+  const bound = deadlineMs + 1.5 * REFUSAL_HOLD_MS + 10_000;
+  const asked = performance.now();
+  const answer = floodPost(`${serve.url}/webhook`, { bytes: MB, headers: { 'x-github-event': 'push', 'x-hub-signature-256': sign('x') }, stallAfter: 1024 });
+  const slow = await Promise.race([answer, new Promise<undefined>((resolve) => setTimeout(resolve, bound, undefined).unref())]);
+  const ms = Math.round(performance.now() - asked);
+  report('slow body', { ms });
+  assert.deepEqual(slow, { status: 408, retryAfter: undefined }, `the answer within ${bound} ms`);
+  assert.ok(ms >= deadlineMs, `408 after ${ms} ms, before the deadline`);
+});
+
 test('a body slower than the deadline is 408 and gives its share of the budget back', async (t) => {
   const budget = new BodyBudget({ bytes: 2 * MB, bodies: 3, bytesPerTurn: 64 * 1024 });
   const config = parseConfig('state_dir: /tmp/duet-flood-test\napps:\n  a: { clone_url: /nonexistent.git }\n', 'test.yml');

@@ -91,6 +91,24 @@ test('a lock duet serve could not remove (read-only state dir) wedges nothing: r
   assert.ok(await exitsWithin(serve, 10_000), `SIGTERM stops duet serve\n${serve.output()}`);
 });
 
+test('a deploy that starts while the state dir is read-only fails at once, naming EROFS and what to check; the live color serves on', async (t) => {
+  const setup = await setupDuet(t);
+  await setup.succeed(['deploy', '--ref', 'v1']);
+  // run/ holds the lock; no lock file is there, so nothing but the read-only disk is in the way.
+  const run = await mountTmpfsOver(setup, dirname(setup.app.paths.lock));
+  await run.readOnly();
+  const started = Date.now();
+  const deploy = setup.start(['deploy', '--ref', 'v2']);
+  const result = await Promise.race([deploy.done, new Promise<undefined>((resolve) => setTimeout(resolve, 20_000, undefined).unref())]);
+  if (!result) deploy.kill();
+  assert.ok(result, `the deploy still waits after 20 s on a read-only state dir:\n${deploy.output()}`);
+  process.stderr.write(`lock-readonly: the deploy failed after ${Date.now() - started} ms\n`);
+  assert.notEqual(result.code, 0);
+  assert.match(result.stderr, /cannot write the lock of cafeteria .*EROFS/);
+  assert.match(result.stderr, /check `df` and `mount`/);
+  assert.match((await setup.get('/')).body, /cafeteria v1/);
+});
+
 test('SIGTERM stops a duet serve whose deploy waits for a lock a shell deploy holds; the deploy runs at the next start', async (t) => {
   const port = await freePort();
   // The shell deploy holds the lock until the test lets it go: green's health check gets no

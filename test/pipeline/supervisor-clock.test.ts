@@ -132,6 +132,30 @@ test('restarts of a color that keeps crashing back off (at once, 1 s, 2 s, 4 s),
   assert.equal(c.told.filter((line) => line === 'restarted blue (standby)').length, 6);
 });
 
+test("restarts are counted per cause: a color judged unhealthy after two crashes is restarted at once, not after the crashes' backoff", async (t) => {
+  const control = await tempDir(t, 'duet-control');
+  const c = await clocked(t, { control });
+  let now = Date.now();
+  // Two crashes after serving: the second restart waits 1 s, a third crash would wait 2 s.
+  for (const waitMs of [0, 1000]) {
+    await c.kill('blue');
+    await c.supervisor.tick(now);
+    await c.supervisor.tick(now + waitMs);
+    now += waitMs;
+    await c.healthyAt('blue', now);
+  }
+  assert.equal(c.restarts('blue'), 2);
+
+  // Another cause: blue runs on but its health check gets no answer (each probe waits its 2 s).
+  await writeFile(join(control, 'health-delay-ms.blue'), '600000');
+  for (let i = 0; i < 3; i += 1) await c.supervisor.tick((now += 500));
+  assert.equal(c.supervisor.record().colors.blue.health, 'unhealthy', 'the third failed probe in a row');
+  await c.supervisor.tick(now + c.setup.app.health.failover_after_s * 1000);
+  assert.equal(c.restarts('blue'), 3, 'unhealthy for failover_after_s: restarted at once, its first failure of this cause');
+  await rm(join(control, 'health-delay-ms.blue'));
+  await c.healthyAt('blue', now + c.setup.app.health.failover_after_s * 1000);
+});
+
 test('while the app is locked supervision waits: a killed live color is neither reported, restarted nor failed over until the lock is released', async (t) => {
   const c = await clocked(t);
   const now = Date.now();

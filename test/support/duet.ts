@@ -43,6 +43,8 @@ export interface RunningCli {
   /** stdout and stderr so far, interleaved. */
   output(): string;
   done: Promise<CliResult>;
+  /** SIGKILL: a test that gives up waiting for it leaves nothing running. */
+  kill(): void;
 }
 
 export interface PublicAnswer {
@@ -143,7 +145,7 @@ export async function setupDuet(t: TestContext, options: SetupOptions = {}): Pro
       if (process.env.DUET_TEST_TIMING) process.stderr.write(`duet ${args.join(' ')}: ${result.durationMs.toFixed(0)} ms\n`);
       return { code: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
     });
-    return { output: () => output, done };
+    return { output: () => output, done, kill: () => void child.kill('SIGKILL') };
   };
   const duet = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => start(args, env).done;
 

@@ -184,6 +184,21 @@ for (const mode of ['port', 'socket'] as const) {
     assert.deepEqual(green.received, ['GET /', 'GET /', 'GET /', 'GET /', 'GET /'], 'green never saw /die');
   });
 
+  test(`${mode} mode: every request reaches the live color over a connection of its own (no upstream keep-alive)`, async (t) => {
+    const f = await switchFixture(t, { mode });
+    const blue = await startRecording(f, 'blue');
+    await startRecording(f, 'green');
+    await connectToNginx(f.app, f.config, 'blue');
+    // A connection kept to a color that then dies would carry the next request into it: nginx
+    // could not tell that from a request the color received, and would answer 502, no fallback.
+    let connections = 0;
+    blue.server.on('connection', () => (connections += 1));
+    blue.received.length = 0;
+    for (let i = 0; i < 5; i += 1) assert.equal((await send(f)).body, 'blue /');
+    assert.equal(blue.received.length, 5);
+    assert.equal(connections, 5, 'one connection from nginx per request');
+  });
+
   test(`${mode} mode: fallback: false sends nothing to the other color`, async (t) => {
     const f = await switchFixture(t, { mode });
     const app = pickApp(
