@@ -631,6 +631,18 @@ export const MUTANTS = [
     tests: [{ file: 'switch/socket-permissions', only: 'port mode: other local users' }],
   },
   {
+    name: 'a reloaded duet.yml does not reach the apps of duet serve',
+    promise: 'a running duet serve deploys with duet.yml as it was at its last reload (systemctl reload duet, duet install)',
+    edits: [edit('src/config/reload.ts', '  current.apps = next.apps;\n', '')],
+    tests: [{ file: 'cli/serve-reload' }],
+  },
+  {
+    name: "a restarted duet serve counts the time before it as a live color's time without an answer",
+    promise: 'a live color is failed over for the time without an answer duet serve saw, not for the time nobody watched',
+    edits: [edit('src/pipeline/color-watch.ts', '...persisted, downSince: null };', '...persisted };')],
+    tests: [{ file: 'pipeline/supervisor-clock', only: 'restarted duet serve' }],
+  },
+  {
     name: 'artifact digest not checked',
     promise: 'a prebuilt artifact whose SHA-256 differs from the published one is never deployed',
     edits: [edit('src/instance/artifact.ts', 'if (actual !== located.expected) {', 'if (actual !== located.expected && false) {')],
