@@ -4,6 +4,7 @@ import type { AppConfig, Config } from '../config/load.js';
 import { httpStatusOf } from '../error-kinds.js';
 import { DuetError, InvalidInputError, NotLiveError, UnknownAppError } from '../errors.js';
 import { refNameProblem, validateCommitPrefix } from '../instance/git-ref.js';
+import { releasesView, rollbackTargetOf, type RollbackTarget } from '../pipeline/release-pick.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
 import { requireToken } from './auth.js';
@@ -66,8 +67,20 @@ export function apiRouter(options: ApiOptions): express.Router {
       }
       const ref = kind === 'deploy' ? refFromBody(req.body) : null;
       const fromSha = kind === 'rollback' ? fromOfBody(req.body, app) : null;
+      const rollbackTo = kind === 'rollback' ? targetOfBody(req.body) : {};
       const breaking = kind === 'deploy' && breakingOfBody(req.body) ? { breaking: true as const } : {};
-      const result = await queue.submit({ app: app.name, kind, ref, sha: null, fromSha, source: 'manual', deliveryId: null, requestedBy: 'API', ...breaking });
+      const result = await queue.submit({
+        app: app.name,
+        kind,
+        ref,
+        sha: null,
+        fromSha,
+        source: 'manual',
+        deliveryId: null,
+        requestedBy: 'API',
+        ...breaking,
+        ...rollbackTo,
+      });
       logger.info({ app: app.name, kind, ref, from: fromSha, deploy: result.id, created: result.created, ip: req.ip }, 'manual trigger accepted');
       res
         .status(202)
@@ -82,6 +95,10 @@ export function apiRouter(options: ApiOptions): express.Router {
   router.post('/apps/:app/deploy', auth, json, submit('deploy'));
   router.post('/apps/:app/rollback', auth, json, submit('rollback'));
   router.post('/apps/:app/restart', auth, json, submit('restart'));
+
+  router.get('/apps/:app/releases', auth, async (req, res) => {
+    res.json({ releases: await releasesView(config, appOf(req)) });
+  });
 
   router.get('/apps/:app/status', auth, async (req, res) => {
     res.json(await appStatus(config, appOf(req)));
@@ -107,8 +124,10 @@ export function apiRouter(options: ApiOptions): express.Router {
   return router;
 }
 
-/** The fields a trigger's body may have: a deploy's ref and breaking, a rollback's from. */
-const BODY_FIELDS = { ref: ['ref', 'breaking'], breaking: ['ref', 'breaking'], from: ['from'] } as const;
+/** The fields a trigger's body may have: a deploy's ref and breaking, a rollback's from and its kept release (to or steps). */
+const ROLLBACK_FIELDS = ['from', 'to', 'steps'] as const;
+const BODY_FIELDS = { ref: ['ref', 'breaking'], breaking: ['ref', 'breaking'], from: ROLLBACK_FIELDS, to: ROLLBACK_FIELDS, steps: ROLLBACK_FIELDS } as const;
+const ROLLBACK_EXAMPLE = '{"from": "3f2a9c1", "steps": 1}';
 
 /** A field of a trigger's body; undefined without a body. */
 function bodyField(body: unknown, field: keyof typeof BODY_FIELDS, example: string): unknown {
@@ -119,6 +138,12 @@ function bodyField(body: unknown, field: keyof typeof BODY_FIELDS, example: stri
   if (unknown.length > 0)
     throw new InvalidInputError(`unknown field ${JSON.stringify(unknown[0])}: the body takes only ${allowed.map((f) => `"${f}"`).join(' and ')}`);
   return (body as Record<string, unknown>)[field];
+}
+
+/** A rollback's kept release: `{"to": "<commit or ref>"}` or `{"steps": N}`; neither: the standby color's. */
+function targetOfBody(body: unknown): { rollbackTo?: RollbackTarget } {
+  const target = rollbackTargetOf(bodyField(body, 'to', ROLLBACK_EXAMPLE), bodyField(body, 'steps', ROLLBACK_EXAMPLE), { to: '"to"', steps: '"steps"' });
+  return target ? { rollbackTo: target } : {};
 }
 
 function breakingOfBody(body: unknown): boolean {
