@@ -64,6 +64,7 @@ test('a rollback three releases back restores the kept tree in under 2 s: no ins
   const seconds = Number(/ in (\d+\.\d+)s/.exec(back.stdout)?.[1]);
   assert.match(back.stdout, new RegExp(`rolled back from ${shas.v4!.slice(0, 7)} to ${shas.v1!.slice(0, 7)} on blue`));
   assert.ok(seconds < 2, `the rollback took ${seconds} s`);
+  if (process.env.DUET_TEST_TIMING) process.stderr.write(`rollback --steps 3: ${seconds} s\n`);
   assert.equal(await readFile(marker, 'utf8'), before, 'no install and no build ran');
   assert.equal(await servedVersion(setup), 'v1');
 
