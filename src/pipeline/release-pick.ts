@@ -37,6 +37,9 @@ export function describeTarget(target: RollbackTarget): string {
   return 'to' in target ? `--to ${target.to}` : `--steps ${target.steps}`;
 }
 
+/** A ref as people name it: `v1.2`, `main`. */
+export const shortRef = (ref: string): string => ref.replace(/^refs\/(heads|tags)\//, '');
+
 const isCommitPrefix = (value: string): boolean => /^[0-9a-f]{7,64}$/i.test(value);
 const refMatches = (ref: string, name: string): boolean => ref === name || ref === `refs/tags/${name}` || ref === `refs/heads/${name}`;
 
@@ -77,7 +80,7 @@ export async function pickRelease(
   options: { force?: boolean; note?: (line: string) => void } = {},
 ): Promise<KeptRelease> {
   const release = findTarget(app, await listReleases(app), liveSha, target);
-  const name = `${release.ref} (${release.sha.slice(0, 7)})`;
+  const name = `${shortRef(release.ref)} (${release.sha.slice(0, 7)})`;
   if (release.sha === liveSha) {
     throw new DuetError(`${name} is the live release: rolling back to it would change nothing`, { step: 'pick', hint: `\`duet releases ${app.name}\`` });
   }

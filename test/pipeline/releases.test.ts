@@ -8,6 +8,7 @@ import { setupDuet, type DuetSetup } from '../support/duet.js';
 import { freePort } from '../support/ports.js';
 import { API_TOKEN, getJson, startServe } from '../support/serve.js';
 import { tempDir } from '../support/tmp.js';
+import { mountTmpfs } from '../support/tmpfs.js';
 import type { TestContext } from 'node:test';
 
 interface Listed {
@@ -60,12 +61,17 @@ test('a rollback three releases back restores the kept tree in under 2 s: no ins
   const before = await readFile(marker, 'utf8');
   assert.match(before, /build/, 'the deploys did build');
 
-  const back = await setup.succeed(['rollback', '--steps', '3']);
+  // npm, npx, pnpm, yarn and corepack on the rollback's PATH write to the marker too, should anything run them.
+  const shims = await tempDir(t, 'duet-npm-shims');
+  for (const tool of ['npm', 'npx', 'pnpm', 'yarn', 'corepack']) {
+    await writeFile(join(shims, tool), `#!/bin/sh\necho "${tool} $*" >> ${marker}\nexit 1\n`, { mode: 0o755 });
+  }
+  const back = await setup.succeed(['rollback', '--steps', '3'], { PATH: `${shims}:${process.env.PATH}` });
   const seconds = Number(/ in (\d+\.\d+)s/.exec(back.stdout)?.[1]);
   assert.match(back.stdout, new RegExp(`rolled back from ${shas.v4!.slice(0, 7)} to ${shas.v1!.slice(0, 7)} on blue`));
   assert.ok(seconds < 2, `the rollback took ${seconds} s`);
   if (process.env.DUET_TEST_TIMING) process.stderr.write(`rollback --steps 3: ${seconds} s\n`);
-  assert.equal(await readFile(marker, 'utf8'), before, 'no install and no build ran');
+  assert.equal(await readFile(marker, 'utf8'), before, 'no install, no build, no npm ran');
   assert.equal(await servedVersion(setup), 'v1');
 
   const history = JSON.parse((await setup.succeed(['history', '--json', '--limit', '1'])).stdout) as Array<{
@@ -138,6 +144,14 @@ test('a kept release built for another Node.js ABI, or from before a breaking re
   assert.match(refused.stderr, new RegExp(`duet deploy cafeteria --ref ${shas.v1}`));
   assert.equal(await servedVersion(setup), 'v3', 'nothing changed');
 
+  const v2Path = join(setup.app.paths.root, 'releases', shas.v2!, 'release.json');
+  const v2 = JSON.parse(await readFile(v2Path, 'utf8')) as Record<string, unknown>;
+  await writeFile(v2Path, JSON.stringify({ ...v2, bytes: 2 ** 60 }));
+  const noRoom = await setup.duet(['rollback', '--to', 'v2']);
+  assert.equal(noRoom.code, 1, noRoom.stderr);
+  assert.match(noRoom.stderr, /not enough free disk space to restore v2 \([0-9a-f]{7}\) and keep it again: it needs \d+ MiB, \d+ MiB are free/);
+  await writeFile(v2Path, JSON.stringify(v2));
+
   await setup.succeed(['deploy', '--ref', 'v2', '--breaking']);
   const crossing = await setup.duet(['rollback', '--to', 'v3']);
   assert.equal(crossing.code, 1, crossing.stderr);
@@ -145,6 +159,39 @@ test('a kept release built for another Node.js ABI, or from before a breaking re
   await setup.succeed(['rollback', '--to', 'v3', '--force']);
   assert.equal(await servedVersion(setup), 'v3');
 });
+
+test('a restore that fails puts the kept tree back: the release stays kept and restorable', async (t) => {
+  const { setup, shas } = await deployed(t, ['v1', 'v2', 'v3'], 3);
+  const behaviour = join(setup.app.paths.root, 'releases', shas.v1!, 'tree', 'behaviour.json');
+  await writeFile(behaviour, '{"crashOnStart":true}');
+  const failed = await setup.duet(['rollback', '--to', 'v1']);
+  assert.equal(failed.code, 1, failed.stderr);
+  assert.equal(await servedVersion(setup), 'v3', 'v3 stays live');
+  const v1 = (await listed(setup)).find((r) => r.sha === shas.v1);
+  assert.equal(v1?.kept, true, 'the tree went back into releases/');
+  assert.equal(v1?.bad, null);
+  assert.equal(existsSync(behaviour), true);
+  await writeFile(behaviour, '{}');
+  await setup.succeed(['rollback', '--to', 'v1']);
+  assert.equal(await servedVersion(setup), 'v1');
+});
+
+test(
+  'a release the disk has no room for is not kept, said, and the deploy succeeds',
+  { skip: process.getuid?.() !== 0 && 'needs root (mounts a tmpfs)' },
+  async (t) => {
+    // 48 MiB: the state dir fits, a tree and the 64 MiB kept free beside it do not.
+    const stateDir = await mountTmpfs(t, '48m', { label: 'duet-releases' });
+    const setup = await setupDuet(t, { stateDir, app: { keep_releases: '3' } });
+    const deployed = await setup.succeed(['deploy', '--ref', 'v1']);
+    assert.match(
+      deployed.stderr,
+      /could not keep the release blue runs for a rollback: not enough free disk space to keep [0-9a-f]{7} for a rollback: it needs \d+ MiB, \d+ MiB are free/,
+    );
+    assert.match((await setup.get('/')).body, /cafeteria v1/);
+    assert.match((await setup.succeed(['releases'])).stdout, /no release kept yet/);
+  },
+);
 
 test('GET /apps/:app/releases lists the kept releases and POST /apps/:app/rollback {"steps"} or {"to"} restores one', async (t) => {
   const port = await freePort();

@@ -1,4 +1,4 @@
-import { releasesView, type ReleaseView } from '../../pipeline/release-pick.js';
+import { releasesView, shortRef, type ReleaseView } from '../../pipeline/release-pick.js';
 import { appFrom, print, type Command } from '../command.js';
 
 export const releases: Command = {
@@ -26,7 +26,7 @@ function line(release: ReleaseView): string {
   const marks = [where, release.bad ? `bad (left by rollback ${release.bad.deploy})` : '', release.kept ? '' : 'tree not kept'].filter(Boolean).join('; ');
   return [
     release.sha.slice(0, 7),
-    release.ref.replace(/^refs\/(heads|tags)\//, '').padEnd(16),
+    shortRef(release.ref).padEnd(16),
     release.deployedAt,
     `node ${release.node.version} (ABI ${release.node.modules})`.padEnd(24),
     `${Math.ceil(release.bytes / 1024 / 1024)} MiB`.padStart(8),
