@@ -168,13 +168,13 @@ async function previousRelease(run: DeployRun, target: Color, liveSha: string, f
   if (!record) {
     throw new DuetError(`${target} holds no completely prepared release to roll back to`, {
       step: 'pick',
-      hint: `deploy a known-good ref instead: duet deploy --ref <tag>`,
+      hint: `restore a kept release (duet releases ${app.name} lists them): duet rollback ${app.name} --steps 1; or deploy a known-good ref: duet deploy --ref <tag>`,
     });
   }
   if (record.sha === liveSha) {
     throw new DuetError(`${target} holds the same commit as the live ${live} (${record.sha.slice(0, 7)}): rolling back would change nothing`, {
       step: 'pick',
-      hint: 'deploy an earlier ref instead: duet deploy --ref <tag>',
+      hint: `restore a kept release (duet releases ${app.name} lists them): duet rollback ${app.name} --steps 1; or deploy an earlier ref: duet deploy --ref <tag>`,
     });
   }
   const breaking = await readBreaking(app);
