@@ -23,6 +23,7 @@ const registry: ReadonlyArray<readonly [name: string, load: () => Promise<Comman
   ['reload-tls', async () => (await import('./commands/reload-tls.js')).reloadTls],
   ['deploy', async () => (await import('./commands/deploy.js')).deploy],
   ['rollback', async () => (await import('./commands/rollback.js')).rollback],
+  ['releases', async () => (await import('./commands/releases.js')).releases],
   ['restart', async () => (await import('./commands/restart.js')).restart],
   ['status', async () => (await import('./commands/status.js')).status],
   ['bootup', async () => (await import('./commands/bootup.js')).bootup],

@@ -31,6 +31,8 @@ export interface AppPaths {
   supervision: string;
   journal: string;
   deployLogs: string;
+  /** Releases kept built for a rollback: `<sha>/tree` (checkout, node_modules, build output) and `<sha>/release.json`. */
+  releases: string;
   /**
    * certbot's --webroot: nginx serves /.well-known/acme-challenge/ from it. Outside the app root,
    * which port mode keeps closed to nginx's workers.
@@ -57,6 +59,7 @@ export function appPaths(stateDir: string, app: string): AppPaths {
     supervision: join(root, 'run', 'supervision.json'),
     journal: join(root, 'journal.ndjson'),
     deployLogs: join(root, 'logs', 'deploys'),
+    releases: join(root, 'releases'),
     acmeWebroot: join(stateDir, 'acme', app),
   };
 }

@@ -143,6 +143,8 @@ export const appSchema = z
     fallback: z.boolean().default(true),
     standby: z.enum(['keep', 'stop']).default('keep'),
     drain_s: z.number().min(0).default(5),
+    /** How many releases that passed their watch are kept built for `duet rollback --to/--steps` (docs/deploy.md, "Kept releases"). */
+    keep_releases: z.number().int().min(0).max(50).default(3),
     stop_timeout_s: z.number().positive().default(10),
     verify_timeout_s: z.number().positive().default(10),
     deploy_on: deployOnSchema.default({ branches: ['main'], tags: [], releases: false, prereleases: false }),

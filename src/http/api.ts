@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import { httpStatusOf } from '../error-kinds.js';
 import { DuetError, InvalidInputError, NotLiveError, UnknownAppError } from '../errors.js';
+import { releasesView, rollbackTargetOf, type RollbackTarget } from '../pipeline/release-pick.js';
 import { appStatus } from '../pipeline/status.js';
 import type { TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
 import { requireToken } from './auth.js';
@@ -66,8 +67,9 @@ export function apiRouter(options: ApiOptions): express.Router {
       }
       const ref = kind === 'deploy' ? manualRef(bodyField(req.body, 'ref', '{"ref": "v1.2.0"}')) : null;
       const fromSha = kind === 'rollback' ? manualFrom(bodyField(req.body, 'from', '{"from": "3f2a9c1"}'), app) : null;
+      const rollbackTo = kind === 'rollback' ? targetOfBody(req.body) : undefined;
       const breaking = kind === 'deploy' && breakingOfBody(req.body);
-      const result = await submitManual(queue, logger, { app, kind, ref, fromSha, breaking, requestedBy: 'API', ip: req.ip });
+      const result = await submitManual(queue, logger, { app, kind, ref, fromSha, rollbackTo, breaking, requestedBy: 'API', ip: req.ip });
       res
         .status(202)
         .location(`${req.baseUrl}/deploys/${result.id}`)
@@ -81,6 +83,10 @@ export function apiRouter(options: ApiOptions): express.Router {
   router.post('/apps/:app/deploy', auth, json, submit('deploy'));
   router.post('/apps/:app/rollback', auth, json, submit('rollback'));
   router.post('/apps/:app/restart', auth, json, submit('restart'));
+
+  router.get('/apps/:app/releases', auth, async (req, res) => {
+    res.json({ releases: await releasesView(config, appOf(req)) });
+  });
 
   router.get('/apps/:app/status', auth, async (req, res) => {
     res.json(await appStatus(config, appOf(req)));
@@ -106,8 +112,10 @@ export function apiRouter(options: ApiOptions): express.Router {
   return router;
 }
 
-/** The fields a trigger's body may have: a deploy's ref and breaking, a rollback's from. */
-const BODY_FIELDS = { ref: ['ref', 'breaking'], breaking: ['ref', 'breaking'], from: ['from'] } as const;
+/** The fields a trigger's body may have: a deploy's ref and breaking, a rollback's from and its kept release (to or steps). */
+const ROLLBACK_FIELDS = ['from', 'to', 'steps'] as const;
+const BODY_FIELDS = { ref: ['ref', 'breaking'], breaking: ['ref', 'breaking'], from: ROLLBACK_FIELDS, to: ROLLBACK_FIELDS, steps: ROLLBACK_FIELDS } as const;
+const ROLLBACK_EXAMPLE = '{"from": "3f2a9c1", "steps": 1}';
 
 /** A field of a trigger's body; undefined without a body. */
 function bodyField(body: unknown, field: keyof typeof BODY_FIELDS, example: string): unknown {
@@ -118,6 +126,11 @@ function bodyField(body: unknown, field: keyof typeof BODY_FIELDS, example: stri
   if (unknown.length > 0)
     throw new InvalidInputError(`unknown field ${JSON.stringify(unknown[0])}: the body takes only ${allowed.map((f) => `"${f}"`).join(' and ')}`);
   return (body as Record<string, unknown>)[field];
+}
+
+/** A rollback's kept release: `{"to": "<commit or ref>"}` or `{"steps": N}`; neither: the standby color's. */
+function targetOfBody(body: unknown): RollbackTarget | undefined {
+  return rollbackTargetOf(bodyField(body, 'to', ROLLBACK_EXAMPLE), bodyField(body, 'steps', ROLLBACK_EXAMPLE), { to: '"to"', steps: '"steps"' });
 }
 
 function breakingOfBody(body: unknown): boolean {

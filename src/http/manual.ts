@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { AppConfig } from '../config/load.js';
 import { InvalidInputError } from '../errors.js';
 import { refNameProblem, validateCommitPrefix } from '../instance/git-ref.js';
+import type { RollbackTarget } from '../pipeline/release-pick.js';
 import type { SubmitResult, TriggerKind, TriggerQueue } from '../pipeline/trigger.js';
 
 /**
@@ -14,6 +15,8 @@ export interface ManualTrigger {
   kind: TriggerKind;
   ref: string | null;
   fromSha: string | null;
+  /** A rollback to a kept release (`to` or `steps`); undefined: to the standby color's. */
+  rollbackTo?: RollbackTarget;
   breaking: boolean;
   /** For the record: "API", "dashboard session 1a2b3c4d (198.51.100.7)". */
   requestedBy: string;
@@ -23,7 +26,19 @@ export interface ManualTrigger {
 export async function submitManual(queue: TriggerQueue, logger: Logger, ask: ManualTrigger): Promise<SubmitResult> {
   const { app, kind, ref, fromSha, requestedBy } = ask;
   const breaking = kind === 'deploy' && ask.breaking ? { breaking: true as const } : {};
-  const result = await queue.submit({ app: app.name, kind, ref, sha: null, fromSha, source: 'manual', deliveryId: null, requestedBy, ...breaking });
+  const rollbackTo = kind === 'rollback' && ask.rollbackTo ? { rollbackTo: ask.rollbackTo } : {};
+  const result = await queue.submit({
+    app: app.name,
+    kind,
+    ref,
+    sha: null,
+    fromSha,
+    source: 'manual',
+    deliveryId: null,
+    requestedBy,
+    ...breaking,
+    ...rollbackTo,
+  });
   logger.info({ app: app.name, kind, ref, from: fromSha, deploy: result.id, created: result.created, ip: ask.ip, requestedBy }, 'manual trigger accepted');
   return result;
 }

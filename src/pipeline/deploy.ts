@@ -18,6 +18,7 @@ import { runOperation } from './operation.js';
 import type { DeployRun, StepResult } from './run.js';
 import { connectWithin, liveColor } from './switch-step.js';
 import { preloadRun } from '../util/run.js';
+import { keepAfterWatch } from './releases.js';
 
 interface DeployOptions {
   ref?: string;
@@ -76,7 +77,10 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
     // Timed to the journal's end; the copy for the next deploy is no part of this one.
     const afterEnd = async () => {
       result.ms = run.elapsedMs;
-      if (result.outcome === 'success') await copyAheadForNextDeploy(run, result.color);
+      if (result.outcome !== 'success') return;
+      await copyAheadForNextDeploy(run, result.color);
+      // Passed its watch: kept for a rollback further back than the standby color.
+      await keepAfterWatch(run.app, result.color, run.id, (line) => run.observer.note(line));
     };
     return { value: result, outcome: result.outcome, afterEnd };
   });

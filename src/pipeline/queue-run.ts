@@ -26,7 +26,7 @@ export async function runTrigger(
   try {
     const result =
       record.kind === 'rollback'
-        ? await rollback(config, app, { from: record.fromSha, observer, id: record.id, signal })
+        ? await rollback(config, app, { from: record.fromSha, target: record.rollbackTo, observer, id: record.id, signal })
         : record.kind === 'restart'
           ? await deploy(config, app, { restart: true, id: record.id, observer, signal })
           : await deploy(config, app, {

@@ -10,7 +10,7 @@ import { Announcements } from './announcements.js';
 import { blank, isPending, type Deploy } from './deploy-state.js';
 import { newDeployId } from './journal.js';
 import { failureSummary, outcomeOfRun, runTrigger } from './queue-run.js';
-import { liveCommitIs } from './rollback.js';
+import { rollbackPossible } from './rollback.js';
 import { TriggerStore, triggerStoreFiles, type TriggerChange, type TriggerStoreFiles } from './trigger-store.js';
 import { coversSameDeploy, type SubmitResult, type TriggerObserver, type TriggerQueue, type TriggerRequest } from './trigger.js';
 
@@ -68,7 +68,7 @@ export class DeployQueue implements TriggerQueue {
     const seen = this.store.duplicateOf(request);
     if (seen) return { id: seen.id, created: false, reason: seen.reason };
     // Refused at once when another commit is live; rollback() checks again under the app's lock.
-    if (request.kind === 'rollback') await liveCommitIs(this.options.config, app, request.fromSha);
+    if (request.kind === 'rollback') await rollbackPossible(this.options.config, app, request.fromSha, request.rollbackTo);
     const lane = this.lane(app.name);
     const same = [lane.waiting, lane.running].map((id) => id && this.store.get(id)).find((t) => t && coversSameDeploy(t, request));
     if (same) {

@@ -1,4 +1,5 @@
 import type { Deploy } from './deploy-state.js';
+import type { RollbackTarget } from './release-pick.js';
 
 /**
  * A trigger is a request to deploy (or roll back) an app, from a webhook, the manual API or the
@@ -23,6 +24,8 @@ export interface TriggerRequest {
    * else it changes nothing. null for a deploy.
    */
   fromSha: string | null;
+  /** A rollback's kept release (`{"to": ...}` or `{"steps": N}`); none: the standby color's. */
+  rollbackTo?: RollbackTarget;
   source: TriggerSource;
   /** X-GitHub-Delivery: a delivery is accepted once. */
   deliveryId: string | null;
@@ -104,7 +107,10 @@ export interface TriggerQueue {
 export function coversSameDeploy(existing: Deploy, request: TriggerRequest): boolean {
   if (existing.kind !== request.kind) return false;
   // Two rollbacks of one commit are one rollback; one named in full, the other abbreviated, too.
-  if (request.kind === 'rollback') return existing.state === 'queued' && sameCommit(existing.fromSha, request.fromSha);
+  if (request.kind === 'rollback') {
+    const sameTarget = JSON.stringify(existing.rollbackTo ?? null) === JSON.stringify(request.rollbackTo ?? null);
+    return existing.state === 'queued' && sameTarget && sameCommit(existing.fromSha, request.fromSha);
+  }
   // A restart not begun yet will read the env files as they are when it runs: a second is the same.
   if (request.kind === 'restart') return existing.state === 'queued';
   if (existing.ref !== request.ref || existing.breaking !== request.breaking) return false;
