@@ -1,4 +1,5 @@
 import { otherColor, type Color } from '../config/schema.js';
+import { shortRef, type ReleaseView } from '../pipeline/release-pick.js';
 import type { AppStatus, ColorStatus } from '../pipeline/status.js';
 import type { Link } from './dashboard-pages.js';
 import { html, type Html } from './html.js';
@@ -34,11 +35,27 @@ function rollbackTarget(status: AppStatus): { live: Color; from: string; target:
 export function actionButtons(app: string, status: AppStatus, link: Link): Html {
   const live = status.enabled ? status.colors[status.enabled] : undefined;
   const back = rollbackTarget(status);
-  // The rollback names the commit it undoes; a later `to` (a kept release) is one more field here.
+  // The rollback names the commit it undoes.
   const rollback = back
     ? html`<form class="inline" method="get" action="${link(actionPath(app, 'rollback'))}">${hidden({ from: back.from })}<button type="submit">Roll back</button></form>`
     : '';
   return html`<div class="actions"><form class="inline" method="get" action="${link(actionPath(app, 'redeploy'))}">${hidden({ ref: live?.ref ?? null })}<button type="submit">${live ? 'Redeploy' : 'Deploy'}</button></form>${rollback}</div>`;
+}
+
+/** The kept releases of an app, each but the live one with its Roll back (`to`) button. */
+export function releasesTable(app: string, status: AppStatus, releases: ReleaseView[], link: Link): Html {
+  if (releases.length === 0) return html``;
+  const liveSha = status.enabled ? status.colors[status.enabled].revision : null;
+  const rows = releases.map((r) => {
+    const button =
+      liveSha && !r.live && r.kept
+        ? html`<form class="inline" method="get" action="${link(actionPath(app, 'rollback'))}">${hidden({ from: liveSha, to: r.sha })}<button type="submit">Roll back to this</button></form>`
+        : r.live
+          ? html`<span class="muted">live</span>`
+          : '';
+    return html`<tr><td><code>${r.sha.slice(0, 7)}</code> <code>${shortRef(r.ref)}</code></td><td class="when">${r.deployedAt}</td><td>${r.bad ? html`<span class="bad">left by a rollback</span>` : ''}</td><td>${button}</td></tr>`;
+  });
+  return html`<h3>Kept releases</h3><table class="releases"><thead><tr><th>release</th><th>went live</th><th></th><th></th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 
 function confirmForm(action: string, fields: Record<string, string | null>, label: string, cancel: string): Html {
@@ -80,10 +97,13 @@ export interface RollbackPlan {
   status: AppStatus;
   /** The commit the form expects live (`from`), checked against the machine. */
   from: string;
+  /** A kept release to restore (`to`), checked as the rollback will; undefined: the warm color. */
+  release?: ReleaseView;
   csrf: string;
 }
 
 export function rollbackConfirmBody(plan: RollbackPlan, link: Link): Html {
+  if (plan.release) return releaseConfirmBody({ ...plan, release: plan.release }, link);
   const back = rollbackTarget(plan.status);
   if (!back)
     return html`<section class="card"><h2>Nothing to roll back to</h2><p>${plan.app} has no idle color holding a release.</p><p><a href="${link('/')}">All apps</a></p></section>`;
@@ -105,4 +125,17 @@ export function changedBody(app: string, from: string, live: { color: string; sh
   return html`<section class="card"><h2>Something else changed it first</h2>
 <p>You asked to roll back ${app} from <code>${from.slice(0, 7)}</code>, but <code>${live.sha.slice(0, 7)}</code> is live on ${live.color} now: someone deployed or rolled back meanwhile. Nothing was changed.</p>
 <p><a href="${link('/')}">Back to the dashboard</a>, to see what is live and decide again.</p></section>`;
+}
+
+/** A rollback to a kept release: restored into the idle color, no install, no build. */
+function releaseConfirmBody(plan: RollbackPlan & { release: ReleaseView }, link: Link): Html {
+  const { status, release } = plan;
+  const live = status.enabled!;
+  const idle = otherColor(live);
+  return html`<section class="card"><h2>Roll back ${plan.app} to a kept release?</h2>
+<dl><dt>app</dt><dd>${plan.app}</dd>
+<dt>live now</dt><dd>${live} ${commitOf(status.colors[live])}</dd>
+<dt>becomes</dt><dd>${idle} <code>${release.sha.slice(0, 7)}</code> <code>${shortRef(release.ref)}</code>, live since ${release.deployedAt} before</dd></dl>
+<p>The kept tree of that release goes into ${idle} as it was built (no fetch, no install, no build), then it is started, health-checked and switched to; the release live now is marked as left by a rollback. If something else changes what is live first, this rollback changes nothing.</p>
+${confirmForm(link(actionPath(plan.app, 'rollback')), { csrf: plan.csrf, from: plan.from, to: release.sha }, 'Roll back', link('/'))}</section>`;
 }

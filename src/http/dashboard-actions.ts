@@ -7,7 +7,8 @@ import { DuetError, NotLiveError, UnknownAppError } from '../errors.js';
 import { resolveRef } from '../instance/checkout.js';
 import { defaultRef } from '../pipeline/deploy.js';
 import { liveCommitIs } from '../pipeline/rollback.js';
-import { appStatus } from '../pipeline/status.js';
+import { pickRelease, releasesView, rollbackTargetOf, type ReleaseView, type RollbackTarget } from '../pipeline/release-pick.js';
+import { appStatus, type AppStatus } from '../pipeline/status.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
 import { changedBody, redeployConfirmBody, rollbackConfirmBody } from './action-pages.js';
 import { csrfMatches, csrfTokenOf, sessionIdOf } from './auth.js';
@@ -31,8 +32,8 @@ export interface ActionContext {
   link(req: Request): Link;
 }
 
-/** The fields each action's POST takes besides `csrf`; a kept release's `to` will join rollback's. */
-const FIELDS = { redeploy: ['ref'], rollback: ['from'] } as const;
+/** The fields each action's POST takes besides `csrf`: a rollback's `to` names a kept release. */
+const FIELDS = { redeploy: ['ref'], rollback: ['from', 'to'] } as const;
 
 export function mountActions(router: express.Router, c: ActionContext, postGuards: RequestHandler[]): void {
   const handle = (fn: (req: Request, res: Response) => Promise<void>) => (req: Request, res: Response, next: NextFunction) =>
@@ -90,8 +91,11 @@ async function confirmRollback(c: ActionContext, req: Request, res: Response): P
   const from = manualFrom(queryField(req, 'from'), app);
   // The check the queue makes: a page that offers to undo what is no longer live says so at once.
   await liveCommitIs(c.config, app, from);
+  const target = releaseTargetOf(queryField(req, 'to'));
   const status = await appStatus(c.config, app);
-  c.render(req, res, 200, `duet: roll back ${app.name}?`, rollbackConfirmBody({ app: app.name, status, from, csrf }, c.link(req)));
+  // The checks the rollback makes (ABI, a breaking release, disk space), so a refusal shows now.
+  const release = target ? await keptReleaseView(c.config, app, status, target) : undefined;
+  c.render(req, res, 200, `duet: roll back ${app.name}?`, rollbackConfirmBody({ app: app.name, status, from, release, csrf }, c.link(req)));
 }
 
 /** The confirmation's POST: the CSRF token before anything else, then the API's own path into the queue. */
@@ -115,9 +119,22 @@ async function act(c: ActionContext, req: Request, res: Response, action: keyof 
   const ask =
     action === 'redeploy'
       ? { kind: 'deploy' as const, ref: manualRef(body.ref || null), fromSha: null }
-      : { kind: 'rollback' as const, ref: null, fromSha: manualFrom(body.from, app) };
+      : { kind: 'rollback' as const, ref: null, fromSha: manualFrom(body.from, app), rollbackTo: releaseTargetOf(body.to || undefined) };
   const result = await submitManual(c.queue, c.logger, { app, ...ask, breaking: false, requestedBy, ip: req.ip });
   res.redirect(303, c.link(req)(`/deploys/${result.id}/view`));
+}
+
+function releaseTargetOf(to: unknown): RollbackTarget | undefined {
+  return rollbackTargetOf(to, undefined, { to: 'to', steps: 'steps' });
+}
+
+async function keptReleaseView(config: Config, app: AppConfig, status: AppStatus, target: RollbackTarget): Promise<ReleaseView> {
+  const live = status.enabled ? status.colors[status.enabled].revision : null;
+  if (!live) throw new DuetError(`${app.name} has nothing live to roll back from`, { step: 'pick' });
+  const picked = await pickRelease(app, live, target);
+  const view = (await releasesView(config, app)).find((r) => r.sha === picked.sha);
+  if (!view) throw new DuetError(`the kept release ${picked.sha.slice(0, 7)} went away meanwhile`, { step: 'pick' });
+  return view;
 }
 
 /** duet's refusal as a page (a stale rollback, an unknown app, a full disk); anything else is the router's 500. */

@@ -2,7 +2,8 @@ import { colors, type Color } from '../config/schema.js';
 import type { DeployState } from '../pipeline/deploy-state.js';
 import { breakingLine, configChangeText, type AppStatus, type ColorStatus } from '../pipeline/status.js';
 import { isDeployId, type StepRecord } from '../pipeline/journal.js';
-import { actionButtons } from './action-pages.js';
+import { actionButtons, releasesTable } from './action-pages.js';
+import type { ReleaseView } from '../pipeline/release-pick.js';
 import type { DeployView } from './deploys.js';
 import { html, type Html } from './html.js';
 
@@ -16,6 +17,8 @@ export interface AppPanel {
   deploys: DeployView[];
   /** Signed in: the Redeploy and Roll back buttons. */
   actions?: boolean;
+  /** Signed in: the kept releases, each with its Roll back button. */
+  releases?: ReleaseView[];
 }
 
 /** Builds links relative to wherever the dashboard is mounted. */
@@ -121,7 +124,7 @@ function appSection(panel: AppPanel, link: Link): Html {
   // status.deploying.id is "starting" while the lock is held but nothing is journaled yet.
   const followId = current?.id ?? (running && isDeployId(running.id) ? running.id : undefined);
   return html`<section class="card"><h2>${panel.name}${'error' in status ? '' : status.enabled ? html` <span class="badge b-${status.enabled}">serving ${status.enabled}</span>` : html` <span class="badge muted">not connected</span>`}${panel.queued > 0 ? html` <span class="badge warn">${panel.queued} queued</span>` : ''}</h2>
-${'error' in status ? html`<p class="bad">status unavailable: ${status.error}</p>` : html`${alerts(status, link)}<div class="colors">${colors.map((c) => colorCard(c, status.colors[c], status.enabled))}</div>${panel.actions ? actionButtons(panel.name, status, link) : ''}`}
+${'error' in status ? html`<p class="bad">status unavailable: ${status.error}</p>` : html`${alerts(status, link)}<div class="colors">${colors.map((c) => colorCard(c, status.colors[c], status.enabled))}</div>${panel.actions ? html`${actionButtons(panel.name, status, link)}${releasesTable(panel.name, status, panel.releases ?? [], link)}` : ''}`}
 ${running || current ? html`<div class="running"><strong>Deploying</strong> ${current?.ref ?? running?.ref ?? ''} — step <code>${running?.step ?? current?.steps.at(-1)?.name ?? 'starting'}</code>${followId ? html` · <a href="${link(`/deploys/${followId}/view`)}">follow the log</a>` : ''}</div>` : ''}
 <h3>Recent deploys</h3>${deploysTable(panel.deploys, link)}</section>`;
 }

@@ -7,6 +7,7 @@ import { appStatus } from '../pipeline/status.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
 import { mountActions } from './dashboard-actions.js';
 import { credentialOf, makeSession, safeEqual, SESSION_MAX_AGE_S, sessionCookie, TOKEN_UNSET_MESSAGE } from './auth.js';
+import { releasesView } from '../pipeline/release-pick.js';
 import { deployBody, indexBody, loginBody, noticeBody, type AppPanel, type Link } from './dashboard-pages.js';
 import { isFinal } from '../pipeline/deploy-state.js';
 import { deployView, findDeploy, recentDeploys, type FoundDeploy } from './deploys.js';
@@ -134,12 +135,13 @@ async function showIndex(d: Dashboard, req: Request, res: Response): Promise<voi
   const actions = isSignedIn(d, req);
   const panels = await Promise.all(
     [...d.config.apps.values()].map(async (app): Promise<AppPanel> => {
-      const [status, deploys] = await Promise.all([
+      const [status, deploys, releases] = await Promise.all([
         appStatus(d.config, app).catch((error: unknown) => ({ error: error instanceof Error ? error.message : String(error) })),
         recentDeploys(d.config, app, limit),
+        actions ? releasesView(d.config, app).catch(() => []) : [],
       ]);
       const running = deploys.find((x) => x.state === 'running');
-      return { name: app.name, status, queued: d.queue.depth(app.name), running, deploys, actions };
+      return { name: app.name, status, queued: d.queue.depth(app.name), running, deploys, actions, releases };
     }),
   );
   const busy = panels.some((p) => p.running || p.queued > 0 || ('deploying' in p.status && p.status.deploying));

@@ -246,7 +246,7 @@ async function query(args: readonly string[], options: QueryOptions = {}): Promi
       .env({ ...env, ...remote, GIT_TERMINAL_PROMPT: '0' })
       .outputHandler((_command, out, err) => {
         // simple-git waits a fixed 50 ms after a git that printed nothing (its completion
-        // plugin, not configurable), which added ~200 ms to each deploy. An empty chunk once
+        // plugin, not configurable; measured in bench/README.md, section 8). An empty chunk once
         // stdout has ended tells it there was output; it still waits for the process to close.
         out.once('end', () => out.emit('data', Buffer.alloc(0)));
         for (const stream of [out, err]) {

@@ -91,8 +91,9 @@ export function needsSudo(setup: SetupConfig): boolean {
  *   alternated). The price is a heap that grows further under a sustained stream of deliveries
  *   (peak 139-171 MB against 109-135 MB over 40 s at 200/s), given back once idle; idle memory is
  *   the same (70-71 MB);
- * - --expose-gc, for the one collection serve runs once started (releaseStartupGarbage): 4 MB
- *   less right after a start (76.0 -> 72.0 MB, three runs each), instead of some 20 s later.
+ * - --expose-gc, for the one collection serve runs once started (releaseStartupGarbage) and the
+ *   one after a flood of large bodies (giveMemoryBack): what serve loaded and threw away is
+ *   freed at once instead of some 20 s later (bench/README.md, section 8).
  * The benchmark starts duet serve with the same flags.
  */
 export const SERVE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded-gc', '--expose-gc'];

@@ -1,4 +1,4 @@
-import { constants, fstatSync, ftruncateSync, fsyncSync, writeSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 
 interface Waiting {
@@ -10,8 +10,8 @@ interface Waiting {
 
 /**
  * An append-only file of lines where `append` resolves once the line is on disk (fsync'd; with
- * `fsync: false`, once it is written, often before append returns: see writeNow), and
- * lines appended while a flush is under way share the next write and fsync (group commit). One
+ * `fsync: false`, once it is written), and lines appended while a flush is under way share the
+ * next write and fsync (group commit). One
  * open handle for the life of the log, instead of open/stat/read/write/fsync/close per line: a
  * burst of webhook deliveries costs a few fsyncs, not two per delivery. Two processes may append
  * to one file, each with its own AppendLog (an app's journal: duet serve's trigger events, a
@@ -44,45 +44,10 @@ export class AppendLog {
   append(line: string, options: { fsync?: boolean } = {}): Promise<void> {
     const text = line.endsWith('\n') ? line : `${line}\n`;
     const fsync = options.fsync ?? true;
-    if (!fsync && !this.options.everyWriteDurable && this.handle && !this.flushing) return this.writeNow(this.handle, text);
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ line: text, fsync, resolve, reject });
       this.flushing ??= this.flush();
     });
-  }
-
-  /**
-   * A line that need not be synced, with nothing queued ahead of it, is written at once: into the
-   * page cache that takes microseconds, where a trip through libuv's thread pool and back took
-   * 0.6-0.9 ms, and 3-8 ms when both cores were busy (measured between a deploy's "healthy" and
-   * its switch, which two such lines separate). Lines that are synced stay off the event loop.
-   */
-  private writeNow(handle: FileHandle, text: string): Promise<void> {
-    const bytes = Buffer.from(text);
-    let done = 0;
-    try {
-      // A regular file takes all of it or fails; a short count (disk full) is tried again, and
-      // its error is the one reported.
-      while (done < bytes.length) done += nonZero(writeSync(handle.fd, bytes, done));
-      return Promise.resolve();
-    } catch (error) {
-      const failure = error as NodeJS.ErrnoException; // what writeSync throws (ENOSPC, EIO, ...)
-      if (done > 0) this.cutSync(handle, done);
-      // As in flush: a handle that failed is not trusted with the next line.
-      this.handle = undefined;
-      handle.close().catch(() => {});
-      return Promise.reject(failure);
-    }
-  }
-
-  /** writeNow's cut: the part of a line a full disk let through is taken off again. */
-  private cutSync(handle: FileHandle, written: number): void {
-    try {
-      ftruncateSync(handle.fd, fstatSync(handle.fd).size - written);
-      fsyncSync(handle.fd);
-    } catch {
-      // The fragment stays; opened() gives it its newline before the next line, and readers skip it.
-    }
   }
 
   /** Waits for what was appended, then closes the file; a later append opens it again. */

@@ -1,6 +1,6 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
-import { constants, readFileSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AppendLog } from '../../src/util/append-log.js';
@@ -64,22 +64,6 @@ test('AppendLog: everyWriteDurable opens the file O_DSYNC (the write is the sync
   await Promise.all([durable.close(), plain.close()]);
   assert.equal(await readFile(join(dir, 'durable.ndjson'), 'utf8'), '{"a":1}\n{"b":2}\n');
   assert.deepEqual(await openFlags(join(dir, 'durable.ndjson')), [], 'closed');
-});
-
-test('AppendLog: an unsynced line with nothing queued ahead is written before append returns, in order', async (t) => {
-  const path = join(await tempDir(t, 'duet-append-now'), 'log.ndjson');
-  const log = new AppendLog(path);
-  await log.append('{"begin":1}');
-  const pending = log.append('{"step":2}', { fsync: false });
-  assert.equal(readFileSync(path, 'utf8'), '{"begin":1}\n{"step":2}\n', 'on the file already, without a trip through the thread pool');
-  await pending;
-
-  // Behind a synced line still being flushed, an unsynced one waits its turn.
-  const synced = log.append('{"end":3}');
-  const after = log.append('{"next":4}', { fsync: false });
-  await Promise.all([synced, after]);
-  await log.close();
-  assert.equal(await readFile(path, 'utf8'), '{"begin":1}\n{"step":2}\n{"end":3}\n{"next":4}\n');
 });
 
 for (const durable of [true, false]) {
