@@ -17,7 +17,7 @@ import {
 } from './layout.js';
 import type { SetupConfig } from './settings.js';
 import { renderSudoers, sudoersCommands } from './sudoers.js';
-import { ENABLED_UNITS, STEP_UNITS, renderActivationDropIns, renderEnvDropIns, renderPolkitRule, renderUnits } from './units.js';
+import { ENABLED_UNITS, STEP_UNITS, appStepUnits, renderActivationDropIns, renderEnvDropIns, renderPolkitRule, renderUnits } from './units.js';
 
 /** The app units' templates: each is absent where the other runner or scope puts it. */
 const APP_UNITS = [APP_UNIT_TEMPLATE, APP_SOCKET_TEMPLATE];
@@ -79,6 +79,8 @@ export interface DesiredState {
   /** Run (as root) after any nginx file changed; undefined with a managed nginx. */
   nginx: { test: string[]; reload: string[] } | undefined;
   enable: string[];
+  /** Started after a unit changed: the apps' own step sockets, which an install may have just added. */
+  start: string[];
   /** sudoers content to validate with visudo before it is written. */
   sudoers: string | undefined;
 }
@@ -153,6 +155,14 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
     const role = unit.path.startsWith(`${USER_UNIT_DIR}/`) ? 'user-unit' : 'unit';
     entries.push({ kind: 'file', path: unit.path, mode: 0o644, owner: root(), content: unit.content, role });
   }
+  const stepUnits = appStepUnits(setup);
+  const wanted = new Set(stepUnits.flatMap((unit) => [unit.socket, unit.service]));
+  for (const app of config.apps.values()) {
+    for (const name of [`duet-step-${app.name}.socket`, `duet-step-${app.name}@.service`]) {
+      if (!wanted.has(name))
+        entries.push({ kind: 'absent', path: join(UNIT_DIR, name), role: 'unit', note: 'no env_files with app_user: no step socket of its own' });
+    }
+  }
   for (const dropIn of renderEnvDropIns(setup)) {
     entries.push(
       dropIn.content === undefined
@@ -202,7 +212,7 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
   }
   // The app units' output is in the system journal then, which only this group (and root) may read.
   const groups = appUser ? [JOURNAL_GROUP] : [];
-  return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, sudoers };
+  return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, start: stepUnits.map((unit) => unit.socket), sudoers };
 }
 
 /**
