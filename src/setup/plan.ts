@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { switchOf } from '../switch/switch.js';
@@ -13,6 +14,7 @@ import {
   UNIT_DIR,
   USER_UNIT_DIR,
   appUserHome,
+  underRoot,
   type InstallLayout,
 } from './layout.js';
 import type { SetupConfig } from './settings.js';
@@ -156,12 +158,8 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
     entries.push({ kind: 'file', path: unit.path, mode: 0o644, owner: root(), content: unit.content, role });
   }
   const stepUnits = appStepUnits(setup);
-  const wanted = new Set(stepUnits.flatMap((unit) => [unit.socket, unit.service]));
-  for (const app of config.apps.values()) {
-    for (const name of [`duet-step-${app.name}.socket`, `duet-step-${app.name}@.service`]) {
-      if (!wanted.has(name))
-        entries.push({ kind: 'absent', path: join(UNIT_DIR, name), role: 'unit', note: 'no env_files with app_user: no step socket of its own' });
-    }
+  for (const name of await unwantedStepUnits(rootDir, new Set(stepUnits.flatMap((unit) => [unit.socket, unit.service])))) {
+    entries.push({ kind: 'absent', path: join(UNIT_DIR, name), role: 'unit', note: 'no app with env_files by that name (with app_user)' });
   }
   for (const dropIn of renderEnvDropIns(setup)) {
     entries.push(
@@ -213,6 +211,12 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
   // The app units' output is in the system journal then, which only this group (and root) may read.
   const groups = appUser ? [JOURNAL_GROUP] : [];
   return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, start: stepUnits.map((unit) => unit.socket), sudoers };
+}
+
+/** An app's own step units (appStepUnits) on the machine that no app of today wants: it lost its env_files, app_user went, or the app. */
+async function unwantedStepUnits(rootDir: string, wanted: Set<string>): Promise<string[]> {
+  const present = await readdir(underRoot(rootDir, UNIT_DIR)).catch(() => [] as string[]);
+  return present.filter((name) => /^duet-step-[a-z0-9-]+(\.socket|@\.service)$/.test(name) && !wanted.has(name));
 }
 
 /**
