@@ -32,7 +32,11 @@ import {
 const APP_USER = 'duet-app';
 const GITHUB_TOKEN = 'ghp_appsecretstestappsecrets00000000';
 const ENV_FILE = '/etc/duet/env/secretapp.env';
-/** Where the start command looks for the order to crash (/etc is readable under ProtectSystem=full). */
+/**
+ * Where the start command looks for the order to crash (/etc is readable under ProtectSystem=full),
+ * a second after its start: caught by the health check, which quotes the journal (one that exits
+ * at once can be caught by the start, which quotes nothing).
+ */
 const CRASH_FILE = '/etc/duet/crash-on-start';
 const FIRST = 'first-secret-value-1234';
 const SECOND = 'second-secret-value-9876';
@@ -178,7 +182,7 @@ function configYaml(app: AppOnMachine, servePort: number, githubPort: number): s
     // The build prints what it got, and leaves it for the app's /built to answer.
     '    build: \'echo "build sees token $BUILD_TOKEN and secret ${APP_SECRET:-unset}"; echo "token=$BUILD_TOKEN secret=${APP_SECRET:-unset}" > built.txt\'',
     '    release: \'echo "release sees $APP_SECRET"\'',
-    `    start: 'echo "start sees $APP_SECRET"; if [ -e ${CRASH_FILE} ]; then exit 3; fi; exec node server.js'`,
+    `    start: 'echo "start sees $APP_SECRET"; if [ -e ${CRASH_FILE} ]; then sleep 1; exit 3; fi; exec node server.js'`,
     '    health: { path: /health, timeout_s: 30, watch_s: 1 }',
     '    standby: keep',
     '    drain_s: 0.5',
