@@ -63,7 +63,7 @@ test("an app's own step socket: the runner adds the env files' values asked for,
   const credentials = await tempDir(t, 'duet-step-credentials');
   await writeFile(join(credentials, 'env-0'), 'API_TOKEN=sekret-value-123\nOTHER=first-other-secret\nSHORT=abc\nDUET_COLOR=from-the-file\n');
   await writeFile(join(credentials, 'env-1'), 'OTHER=override-secret-999\nEMPTY=\n');
-  const { path, dir } = await stepSocket(t, { credentials });
+  const { path, dir, runners } = await stepSocket(t, { credentials });
   const seen: string[] = [];
   // build_env: [API_TOKEN]; the value comes out in two writes, the second after a pause.
   const build = await runShell('echo "token=$API_TOKEN other=${OTHER:-unset} short=$SHORT"; printf "split sekret-"; sleep 0.2; printf "value-123 done\\n"', {
@@ -92,6 +92,8 @@ test("an app's own step socket: the runner adds the env files' values asked for,
   assert.deepEqual(answer, { missing: ['MISSING', 'EMPTY'] });
   const masked = await askStepSocket(path, { mask: 'app says sekret-value-123 and override-secret-999 and abc\n', env: {} }, 'health');
   assert.deepEqual(masked, [{ out: 'app says *** and *** and abc\n' }, { exit: { code: 0, signal: null } }]);
+  const exited = await pollUntil(async () => (runners.every((runner) => runner.exitCode !== null) ? true : undefined), { timeoutMs: 5000 });
+  assert.ok(exited, 'every runner exits once its answer is sent, those that ran no command too');
 });
 
 test('a failing step through the socket is a CommandFailedError with the exit status and the last output', async (t) => {
