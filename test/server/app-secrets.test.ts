@@ -52,10 +52,11 @@ test('app_user with env_files: the app and its build get the values through syst
   const deployFromShell = (command: 'deploy' | 'restart') =>
     machine.exec(['sudo', '-u', 'duet', 'duet', command, app.name, ...(command === 'deploy' ? ['--ref', 'main'] : [])], { timeoutMs: 180_000 });
   const seen = (name: string) => getPublic(app.listen, `/env/${name}`).then((answer) => answer.body);
+  let webhookSecret = '';
 
   await step("duet install: the drop-ins, and a step socket of the app's own, whose runner gets the env file as a credential", async () => {
     await writeEnv([`APP_SECRET=${FIRST}`, `BUILD_TOKEN=${TOKEN}`]);
-    await installWithSecrets(machine, configYaml(app, servePort, github.port), GITHUB_TOKEN);
+    webhookSecret = await installWithSecrets(machine, configYaml(app, servePort, github.port), GITHUB_TOKEN);
     assert.match(await machine.run(['cat', `/etc/systemd/system/duet-step-${app.name}@.service`]), new RegExp(`^LoadCredential=env-0:${ENV_FILE}$`, 'm'));
     assert.equal((await machine.run(['stat', '-c', '%U %a', ENV_FILE])).trim(), 'root 600');
     await machine.run(['systemctl', 'start', 'duet-bootup.service', 'duet.service']);
@@ -67,7 +68,7 @@ test('app_user with env_files: the app and its build get the values through syst
   await step('a push deploys: the app sees its secret, the build its build_env name only, and the deploy log has them masked', async (st) => {
     const sha = await app.repo.commit({ VERSION: `${app.name}-v2\n` }, 'v2', { push: false });
     await app.repo.git(['push', '--quiet', '--force', app.bareOnHost, 'main']);
-    const response = await postWebhook(servePort, await webhookSecret(machine), 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
+    const response = await postWebhook(servePort, webhookSecret, 'push', branchPush(`duet-tests/${app.name}`, 'main', sha));
     assert.equal(response.status, 202, await response.text());
     const states = await finalStates(github, machine, app.name, sha);
     assert.equal(states.at(-1), 'success', `statuses ${states.join(', ')}\n${await journal(machine, 'duet')}`);
@@ -141,10 +142,6 @@ test('app_user with env_files: the app and its build get the values through syst
     }
   });
 });
-
-async function webhookSecret(machine: { run(argv: string[]): Promise<string> }): Promise<string> {
-  return (await machine.run(['cat', '/etc/duet/credentials/webhook-secret'])).trim();
-}
 
 /** Every deploy log of the app, one after the other. */
 async function deployLogs(machine: { root: string }, app: AppOnMachine): Promise<string> {
