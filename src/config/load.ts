@@ -9,7 +9,7 @@ import { BUILD_LIMITS_DEFAULTS, type BuildLimits } from './build-limits.js';
 import { resolveNotify, type NotifyTarget } from './notify.js';
 import { checkPorts } from './ports.js';
 import { configSchema, type Color, type RawApp, type RawConfig } from './schema.js';
-import { STEP_SOCKET, appPaths, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
+import { STEP_SOCKET, appPaths, appStepSocket, managedNginxPaths, type AppPaths, type ManagedNginxPaths } from './paths.js';
 
 interface NginxSettings {
   managed: ManagedNginxPaths | undefined;
@@ -33,7 +33,7 @@ export type AppConfig = RawApp & {
   runner: RawConfig['runner'];
   /** The top-level `app_user`: the apps' own uid (runner: systemd), or undefined for duet's. */
   appUser: string | undefined;
-  /** With app_user: the socket the installs and builds run through, as that user. */
+  /** With app_user: the socket the installs and builds run through, as that user; its own one (appStepSocket) when it has env_files. */
   stepSocket: string | undefined;
   /** `<conf_dir>/duet-<app>.d`: the operator's own lines, included in duet's server block. */
   includeDir: string;
@@ -143,7 +143,7 @@ function resolveConfig(raw: RawConfig, file: string): Omit<Config, 'digest'> {
       endpoints: endpointsOf(app, paths),
       runner: raw.runner,
       appUser: raw.app_user,
-      stepSocket: raw.app_user === undefined ? undefined : STEP_SOCKET,
+      stepSocket: raw.app_user === undefined ? undefined : app.env_files.length > 0 ? appStepSocket(name) : STEP_SOCKET,
       buildLimits: { ...buildLimits, ...app.build_limits },
       githubApiUrl: raw.github.api_url,
     });

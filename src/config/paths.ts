@@ -7,6 +7,13 @@ import type { Color } from './schema.js';
  */
 export const STEP_SOCKET = '/run/duet/step.sock';
 
+/**
+ * app_user, an app with env_files: the step socket of its own (duet-step-<app>.socket), whose
+ * runner systemd hands the app's env files (duet install writes it), so that its install, build
+ * and release get their values and duet never does.
+ */
+export const appStepSocket = (app: string): string => `/run/duet/step-${app}.sock`;
+
 /** Where everything of one app lives under state_dir. Derived, never configured, so it cannot drift. */
 export interface AppPaths {
   root: string;

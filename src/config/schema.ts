@@ -255,15 +255,6 @@ export const configSchema = z
   })
   .strict()
   .superRefine((config, ctx) => {
-    for (const [name, app] of Object.entries(config.apps)) {
-      if (config.app_user !== undefined && app.build_env.length > 0) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['apps', name, 'build_env'],
-          message: "with app_user the env_files are root's, read by systemd for the app's start only: the install and build cannot get them; remove build_env",
-        });
-      }
-    }
     if (config.app_user === undefined) return;
     if (config.runner !== 'systemd') {
       ctx.addIssue({

@@ -5,6 +5,7 @@ import { parse } from 'dotenv';
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError, type StepName } from '../errors.js';
+import { maskedValues } from '../util/mask.js';
 import { endpointText } from './endpoint.js';
 import { nodeBinaryKey } from './node-runtime.js';
 import type { InstanceRecord } from './pidfile.js';
@@ -29,9 +30,6 @@ export interface EnvFiles {
   /** One sha256 per file: of its bytes when duet reads it, else of its inode, size and times. */
   digests: string[];
 }
-
-/** Values shorter than this are not masked: `true`, a port, a short name would blot out every log. */
-export const MASKED_MIN_LENGTH = 8;
 
 /**
  * Read the app's env files, refusing one that others could read. `step` is the deploy step that
@@ -144,29 +142,9 @@ function envFileError(app: AppConfig, path: string, error: NodeJS.ErrnoException
 
 const modeText = (mode: number): string => `0${(mode & 0o777).toString(8)}`;
 
-/**
- * The `secrets` names the environment lacks (empty counts as missing), when duet can tell; with
- * app_user the unit checks them at start (the drop-in's ExecStartPre=).
- */
-export function missingSecrets(app: AppConfig, files: EnvFiles): string[] {
-  if (files.values === undefined) return [];
-  const env = { ...app.env, ...files.values };
-  return app.secrets.filter((name) => !env[name]);
-}
-
-/** Fails the deploy at `step` for a missing secret: the key is named, never a value. */
-export function requireSecrets(app: AppConfig, files: EnvFiles, step: StepName): void {
-  const missing = missingSecrets(app, files);
-  if (missing.length === 0) return;
-  throw new DuetError(`${app.name} needs ${missing.join(', ')} (secrets in duet.yml), which its env_files do not set`, {
-    step,
-    hint: `add ${missing.map((name) => `${name}=...`).join(', ')} to one of ${app.env_files.join(', ') || '(no env_files: add one)'}`,
-  });
-}
-
 /** The values to mask in logs and captured output. */
 export function secretValues(files: EnvFiles): string[] {
-  return Object.values(files.values ?? {}).filter((value) => value.length >= MASKED_MIN_LENGTH);
+  return maskedValues(Object.values(files.values ?? {}));
 }
 
 /**

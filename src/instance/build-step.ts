@@ -5,6 +5,7 @@ import type { AppConfig } from '../config/load.js';
 import { CommandFailedError, DuetError } from '../errors.js';
 import { pollUntil } from '../util/poll.js';
 import { runArgv, type OutputSink } from '../util/run.js';
+import { stepEnvFiles } from './app-secrets.js';
 
 /**
  * Every command of the build side (install, build, prune, and what completes a reused tree) runs
@@ -84,6 +85,7 @@ export async function runBuildStep(app: AppConfig, argv: readonly string[], opti
       shown: options.shown ?? argv.join(' '),
       timeoutMs: options.timeoutMs,
       graceMs: options.graceMs,
+      envFiles: stepEnvFiles(app, options.step, options.env),
     });
   } catch (error) {
     const named = error instanceof CommandFailedError ? killedForMemory(error, cgroup, oomKillsBefore) : undefined;

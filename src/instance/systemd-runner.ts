@@ -7,6 +7,7 @@ import { readPidfile, removePidfile, writePidfile, type InstanceRecord, type Rev
 import type { ExitStatus } from './process-runner.js';
 import { identify } from './process-identity.js';
 import type { Runner } from './runner.js';
+import { maskedByRunner } from './app-secrets.js';
 import { startUnit, stopUnit, unitLogHint, unitLogTail, unitScope, unitState, waitForUserManager } from './systemd-unit.js';
 
 /** `runner: systemd`: each color a unit of the service user's systemd (systemd-unit.ts), which restarts it. */
@@ -71,8 +72,9 @@ export class SystemdRunner implements Runner {
     if (unitScope(this.app) === 'user') await waitForUserManager();
   }
 
-  outputTail(color: Color): Promise<string> {
-    return unitLogTail(this.app, color);
+  /** With app_user duet does not know the env files' values: their runner masks the lines. */
+  async outputTail(color: Color): Promise<string> {
+    return maskedByRunner(this.app, await unitLogTail(this.app, color), 'health');
   }
 
   outputHint(color: Color): string {

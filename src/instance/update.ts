@@ -6,7 +6,8 @@ import { runBuildShell, waitForFreeMemory } from './build-step.js';
 import { stopRecordedGroup } from '../util/step-group.js';
 import { checkedOutRevision, checkOutCommit, cleanCheckout, fetchCommit, hasOwnRepository, type ResolvedRef } from './checkout.js';
 import { artifactPath, downloadArtifact, unpackArtifact } from './artifact.js';
-import { appBuildEnv, appSettings, requireSecrets, type AppSettings } from './app-env.js';
+import { appBuildEnv, appSettings, type AppSettings } from './app-env.js';
+import { requireSecrets } from './app-secrets.js';
 import { pruneDevDependencies, type PruneOutcome } from './dev-dependencies.js';
 import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
 import { nodeRuntime } from './node-runtime.js';
@@ -65,7 +66,7 @@ export async function updateInstance(
   options: { settings?: AppSettings; buildSlot?: BuildSlot } = {},
 ): Promise<UpdateOutcome> {
   const settings = options.settings ?? (await appSettings(app, 'update'));
-  requireSecrets(app, settings.files, 'update');
+  await requireSecrets(app, settings.files, 'update');
   // First: an install or build that a killed duet left running would race this one in the checkout.
   const leftover = await stopRecordedGroup(app.paths.stepGroup[color]);
   if (leftover)

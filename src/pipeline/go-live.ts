@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { otherColor, type Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
-import { appSettings, requireSecrets } from '../instance/app-env.js';
+import { appSettings } from '../instance/app-env.js';
+import { requireSecrets } from '../instance/app-secrets.js';
 import { checkHealth, waitUntilHealthy } from '../instance/health.js';
 import { markLive, runnerOf, stillRunning, type InstanceRecord, type Revision } from '../instance/runner.js';
 import { WATCH_PROBE_TIMEOUT_MS, watchInstance } from '../instance/watch.js';
@@ -26,7 +27,7 @@ export async function goLive(run: DeployRun, target: Color, revision: Revision):
 
   await run.step('start', `start ${target} at ${revision.sha.slice(0, 7)}`, async () => {
     const settings = await appSettings(app, 'start');
-    requireSecrets(app, settings.files, 'start');
+    await requireSecrets(app, settings.files, 'start');
     const running = await runnerOf(app).running(target);
     const current = running?.config === settings.hashes.run;
     if (running?.sha === revision.sha && current) {

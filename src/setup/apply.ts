@@ -80,6 +80,8 @@ export async function inspect(desired: DesiredState, options: InspectOptions): P
     const disabled: string[] = [];
     for (const unit of desired.enable) if (!(await isEnabled(unit, root))) disabled.push(unit);
     if (disabled.length) ops.push(command(['systemctl', 'enable', ...disabled], 'started at boot'));
+    // duet.service wants them, but may be running already: a deploy from the shell needs them now.
+    if (desired.start.length && changed('unit')) ops.push(command(['systemctl', 'start', ...desired.start], "the apps' own step sockets listen"));
     if (changed('linger')) ops.push(command(['loginctl', 'enable-linger', desired.user], `${desired.user}'s systemd starts now and at every boot`));
     else if (changed('user-unit') && desired.user !== 'root') {
       // A running user manager keeps the unit it loaded until told to read it again.

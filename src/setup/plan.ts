@@ -1,3 +1,4 @@
+import { readdir } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
 import { ConfigError } from '../errors.js';
 import { switchOf } from '../switch/switch.js';
@@ -13,11 +14,12 @@ import {
   UNIT_DIR,
   USER_UNIT_DIR,
   appUserHome,
+  underRoot,
   type InstallLayout,
 } from './layout.js';
 import type { SetupConfig } from './settings.js';
 import { renderSudoers, sudoersCommands } from './sudoers.js';
-import { ENABLED_UNITS, STEP_UNITS, renderActivationDropIns, renderEnvDropIns, renderPolkitRule, renderUnits } from './units.js';
+import { ENABLED_UNITS, STEP_UNITS, appStepUnits, renderActivationDropIns, renderEnvDropIns, renderPolkitRule, renderUnits } from './units.js';
 
 /** The app units' templates: each is absent where the other runner or scope puts it. */
 const APP_UNITS = [APP_UNIT_TEMPLATE, APP_SOCKET_TEMPLATE];
@@ -79,6 +81,8 @@ export interface DesiredState {
   /** Run (as root) after any nginx file changed; undefined with a managed nginx. */
   nginx: { test: string[]; reload: string[] } | undefined;
   enable: string[];
+  /** Started after a unit changed: the apps' own step sockets, which an install may have just added. */
+  start: string[];
   /** sudoers content to validate with visudo before it is written. */
   sudoers: string | undefined;
   /** The duet.yml install is for, and the state dir where a running duet serve says which one it loaded. */
@@ -155,6 +159,10 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
     const role = unit.path.startsWith(`${USER_UNIT_DIR}/`) ? 'user-unit' : 'unit';
     entries.push({ kind: 'file', path: unit.path, mode: 0o644, owner: root(), content: unit.content, role });
   }
+  const stepUnits = appStepUnits(setup);
+  for (const name of await unwantedStepUnits(rootDir, new Set(stepUnits.flatMap((unit) => [unit.socket, unit.service])))) {
+    entries.push({ kind: 'absent', path: join(UNIT_DIR, name), role: 'unit', note: 'no app with env_files by that name (with app_user)' });
+  }
   for (const dropIn of renderEnvDropIns(setup)) {
     entries.push(
       dropIn.content === undefined
@@ -205,7 +213,13 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
   // The app units' output is in the system journal then, which only this group (and root) may read.
   const groups = appUser ? [JOURNAL_GROUP] : [];
   const serve = { digest: config.digest, stateDir: config.stateDir };
-  return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, sudoers, serve };
+  return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, start: stepUnits.map((unit) => unit.socket), sudoers, serve };
+}
+
+/** An app's own step units (appStepUnits) on the machine that no app of today wants: it lost its env_files, app_user went, or the app. */
+async function unwantedStepUnits(rootDir: string, wanted: Set<string>): Promise<string[]> {
+  const present = await readdir(underRoot(rootDir, UNIT_DIR)).catch(() => [] as string[]);
+  return present.filter((name) => /^duet-step-[a-z0-9-]+(\.socket|@\.service)$/.test(name) && !wanted.has(name));
 }
 
 /**

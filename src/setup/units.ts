@@ -1,9 +1,10 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { STEP_SOCKET } from '../config/paths.js';
+import { STEP_SOCKET, appStepSocket } from '../config/paths.js';
 import type { AppConfig } from '../config/load.js';
 import { colors } from '../config/schema.js';
 import { appSocketUnitName, appUnitName } from '../instance/systemd-unit.js';
+import { envFileCredential } from '../util/step-env-files.js';
 import {
   APP_SOCKET_TEMPLATE,
   APP_UNIT_TEMPLATE,
@@ -62,6 +63,8 @@ export async function renderUnits(setup: SetupConfig, layout: InstallLayout, roo
     // The runner reads no config and needs none of duet serve's flags.
     socket_dirs: socketDirs.map((dir) => `-${dir}`).join(' '),
     step_socket: systemdPath(STEP_SOCKET),
+    // duet.service wants them all: the shared one and each app's own (env_files).
+    step_sockets: ['duet-step.socket', ...appStepUnits(setup).map((unit) => unit.socket)].join(' '),
     step_exec: [node, main].map(systemdArg).join(' '),
     // One slice for every app's builds: the machine's limits, not an app's.
     memory_high: String(setup.config.buildLimits.memory_high),
@@ -76,7 +79,30 @@ export async function renderUnits(setup: SetupConfig, layout: InstallLayout, roo
     const dir = appUnits.includes(name) ? appUnitDir(setup) : UNIT_DIR;
     units.push({ name, path: join(dir, name), content: await renderSystemdTemplate(`${name}.template`, values) });
   }
+  for (const { app, socket, service } of appStepUnits(setup)) {
+    const socketValues = { ...values, step_socket: systemdPath(appStepSocket(app.name)) };
+    units.push({ name: socket, path: join(UNIT_DIR, socket), content: await renderSystemdTemplate('duet-step.socket.template', socketValues) });
+    const credentials = [
+      `# ${app.name}'s own: systemd (PID 1, as root) hands the runner its env_files, root's and 0600, as`,
+      '# credentials only the app user reads; the runner gives the command the values it asks for and',
+      '# masks every value in what it sends back to duet, which never holds one.',
+      ...app.env_files.map((file, index) => `LoadCredential=${envFileCredential(index)}:${systemdPath(file)}`),
+    ];
+    const content = `${await renderSystemdTemplate('duet-step@.service.template', values)}${credentials.join('\n')}\n`;
+    units.push({ name: service, path: join(UNIT_DIR, service), content });
+  }
   return units;
+}
+
+/**
+ * app_user: the step socket and runner template of each app with env_files (config's
+ * appStepSocket), beside duet-step.socket; an app without them uses that one.
+ */
+export function appStepUnits(setup: SetupConfig): Array<{ app: AppConfig; socket: string; service: string }> {
+  if (setup.appUser === undefined) return [];
+  return [...setup.config.apps.values()]
+    .filter((app) => app.env_files.length > 0)
+    .map((app) => ({ app, socket: `duet-step-${app.name}.socket`, service: `duet-step-${app.name}@.service` }));
 }
 
 /** app_user: the socket the installs and builds go through, the unit each connection starts, and the slice it runs in. */

@@ -20,3 +20,41 @@ export class SecretMask {
     return masked;
   }
 }
+
+/** Values shorter than this are not masked: `true`, a port, a short name would blot out every log. */
+export const MASKED_MIN_LENGTH = 8;
+
+/**
+ * The values to mask, of the env files' values: those long enough, and each long line of one that
+ * spans lines (a PEM key), since output is masked line by line and may print one line of it.
+ */
+export function maskedValues(values: Iterable<string>): string[] {
+  return [...values].flatMap((value) => [value, ...(value.includes('\n') ? value.split(/\r?\n/) : [])]).filter((value) => value.length >= MASKED_MIN_LENGTH);
+}
+
+/**
+ * Masks a stream of output: whole lines at a time, so that a value the command printed across two
+ * chunks is found whole. An unfinished line waits for its end, or goes out once past `maxLine`.
+ */
+export class LineMask {
+  private rest = '';
+
+  constructor(
+    private readonly mask: SecretMask,
+    private readonly maxLine = 64 * 1024,
+  ) {}
+
+  push(chunk: string): string {
+    const text = this.rest + chunk;
+    const end = text.lastIndexOf('\n') + 1;
+    const cut = end > 0 ? end : text.length > this.maxLine ? text.length : 0;
+    this.rest = text.slice(cut);
+    return this.mask.apply(text.slice(0, cut));
+  }
+
+  flush(): string {
+    const text = this.rest;
+    this.rest = '';
+    return this.mask.apply(text);
+  }
+}

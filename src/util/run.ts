@@ -5,6 +5,7 @@ import type { CommandFailedError, StepName } from '../errors.js';
 import { CombinedOutput, commandFailure, type OutputSink } from './command-output.js';
 import { killGroup, recordStepGroup, stopGroup } from './step-group.js';
 import { runThroughStepSocket } from './step-socket.js';
+import type { EnvFromFiles } from './step-protocol.js';
 
 export interface RunOptions {
   /** The step name that a failure is reported under ("install", "nginx test", ...). */
@@ -33,6 +34,8 @@ export interface RunOptions {
    * a child of duet. Only with forApp. The connection is the group then: closing it ends the command.
    */
   stepSocket?: string;
+  /** With an app's own stepSocket: which values of its env files, which only its runner holds, the command gets. */
+  envFiles?: EnvFromFiles;
   /** How the command is shown in the output, errors and the group record, when not its argv. */
   shown?: string;
 }

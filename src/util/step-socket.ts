@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { DuetError, type StepName } from '../errors.js';
 import { CombinedOutput, commandFailure, type OutputSink } from './command-output.js';
-import { LineSplitter, STEP_PROTOCOL_VERSION, type StepFrame, type StepRequest } from './step-protocol.js';
+import { LineSplitter, STEP_PROTOCOL_VERSION, type EnvFromFiles, type StepFrame, type StepRequest } from './step-protocol.js';
 
 /**
  * app_user: run one install or build command as the app user, through duet-step.socket. systemd
@@ -18,6 +18,8 @@ interface StepSocketOptions {
   /** With timeoutMs: the runner stops the group with SIGTERM at the timeout, SIGKILL this much later. */
   graceMs?: number;
   hint?: string;
+  /** An app's own step socket: which of its env files' values the command gets. */
+  envFiles?: EnvFromFiles;
 }
 
 const MAX_FRAME = 1024 * 1024;
@@ -35,6 +37,7 @@ export async function runThroughStepSocket(
     argv,
     env,
     ...(options.graceMs !== undefined ? { graceMs: options.graceMs } : {}),
+    ...(options.envFiles !== undefined ? { envFiles: options.envFiles } : {}),
   };
   const output = new CombinedOutput(options.output);
   const lines = new LineSplitter(MAX_FRAME);
@@ -78,6 +81,49 @@ export async function runThroughStepSocket(
     // Also what stops the command on a timeout: the runner kills its group when duet hangs up.
     socket.destroy();
   }
+}
+
+/**
+ * A request that runs no command (`check`, `mask`: step-protocol.ts) to an app's own step socket,
+ * whose runner holds its env files: the frames it answered.
+ */
+export async function askStepSocket(
+  socketPath: string,
+  ask: Pick<StepRequest, 'check' | 'mask' | 'env'>,
+  step: StepName,
+  timeoutMs = 30_000,
+): Promise<StepFrame[]> {
+  const request: StepRequest = { v: STEP_PROTOCOL_VERSION, cwd: '/', argv: ['true'], ...ask };
+  const lines = new LineSplitter(MAX_FRAME + (ask.mask?.length ?? 0) * 2);
+  const frames: StepFrame[] = [];
+  const socket = connect(socketPath);
+  socket.setEncoding('utf8');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new DuetError(`the step runner at ${socketPath} did not answer within ${timeoutMs / 1000} s`, { step })),
+        timeoutMs,
+      );
+      socket.once('connect', () => socket.write(`${JSON.stringify(request)}\n`));
+      socket.on('data', (chunk: string) => {
+        try {
+          for (const line of lines.push(chunk)) frames.push(JSON.parse(line) as StepFrame);
+        } catch (error) {
+          reject(new DuetError(`the step runner at ${socketPath} answered what is not its protocol: ${(error as Error).message}`, { step }));
+        }
+      });
+      socket.once('error', (error: NodeJS.ErrnoException) => reject(unreachable(socketPath, step, error)));
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  } finally {
+    socket.destroy();
+  }
+  const failed = frames.find((frame): frame is { error: string } => 'error' in frame);
+  if (failed) throw new DuetError(`the step runner at ${socketPath} refused: ${failed.error}`, { step, hint: 'run `sudo duet install` again' });
+  return frames;
 }
 
 function unreachable(socketPath: string, step: StepName, error: NodeJS.ErrnoException): DuetError {

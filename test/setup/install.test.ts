@@ -227,7 +227,7 @@ test('app_user: the app unit becomes a system unit run as that user, started thr
   assert.match(await readFile(join(root, 'etc/systemd/user/duet-app@.service'), 'utf8'), /^NoNewPrivileges=yes$/m);
 });
 
-test('app_user with env_files: a drop-in per color hands the root-only files to systemd, whose ExecStartPre= names a missing secret; it goes with env_files', async (t) => {
+test("app_user with env_files: a drop-in per color and a step socket of the app's own hand the root-only files to systemd, whose ExecStartPre= names a missing secret; they go with env_files", async (t) => {
   const root = await tempDir(t, 'duet-env-dropin');
   const top = ['runner: systemd', 'app_user: duet-app', 'nginx: { conf_dir: /etc/duet/nginx.d }'];
   const app = ['switch: socket', 'env_files: [/etc/duet/env/my-app.env]', 'secrets: [DATABASE_URL, SESSION_SECRET]'];
@@ -249,14 +249,24 @@ test('app_user with env_files: a drop-in per color hands the root-only files to 
   assert.equal(missing.exitCode, 1);
   assert.match(missing.stderr, /duet: SESSION_SECRET \(secrets of my-app in duet.yml\) is not set by its env_files/);
   assert.equal((await run({ DATABASE_URL: 'postgres://x', SESSION_SECRET: 'long-enough-secret' })).exitCode, 0);
-  assert.throws(
-    () => parseConfig(configText({ top, app: [...app, 'build_env: [DATABASE_URL]'] }), 'duet.yml'),
-    /build_env: with app_user the env_files are root's/,
+  // The app's own step socket, whose runner systemd hands the files: its install, build and release get their values, duet never does.
+  const stepSocket = await readFile(join(root, 'etc/systemd/system/duet-step-my-app.socket'), 'utf8');
+  assert.match(stepSocket, /^ListenStream=\/run\/duet\/step-my-app\.sock$/m);
+  assert.match(stepSocket, /^Accept=yes$/m);
+  const runner = await readFile(join(root, 'etc/systemd/system/duet-step-my-app@.service'), 'utf8');
+  assert.match(runner, /^User=duet-app$/m);
+  assert.match(runner, /^LoadCredential=env-0:\/etc\/duet\/env\/my-app\.env$/m);
+  assert.match(await readFile(join(root, 'etc/systemd/system/duet.service'), 'utf8'), /^Wants=duet-step\.socket duet-step-my-app\.socket$/m);
+  assert.equal(
+    parseConfig(configText({ name: 'my-app', top, app: [...app, 'build_env: [DATABASE_URL]'] }), 'duet.yml').apps.get('my-app')!.stepSocket,
+    '/run/duet/step-my-app.sock',
   );
 
   await writeConfig(root, configText({ name: 'my-app', top, app: ['switch: socket'] }));
   await installInto(root);
   await assert.rejects(stat(join(root, 'etc/systemd/system/duet-app@my\\x2dapp-green.service.d/env-files.conf')), 'no env_files, no drop-in');
+  await assert.rejects(stat(join(root, 'etc/systemd/system/duet-step-my-app.socket')), 'no env_files, no step socket of its own');
+  await assert.rejects(stat(join(root, 'etc/systemd/system/duet-step-my-app@.service')));
 });
 
 test('runner: process: the instances outlive a restart of duet.service (KillMode=process); no app units, no step socket', async (t) => {

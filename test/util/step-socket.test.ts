@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -9,6 +9,7 @@ import { test } from '../support/test.js';
 import { CommandFailedError, DuetError } from '../../src/errors.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { runArgv, runShell } from '../../src/util/run.js';
+import { askStepSocket } from '../../src/util/step-socket.js';
 import { cliPath } from '../support/duet.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -18,12 +19,14 @@ import { tempDir } from '../support/tmp.js';
  * real runner; it runs as the test's own user, so the switch of user is the server suite's
  * (test/server/app-user.test.ts) to show.
  */
-async function stepSocket(t: TestContext): Promise<{ path: string; dir: string; runners: ChildProcess[] }> {
+async function stepSocket(t: TestContext, o: { credentials?: string } = {}): Promise<{ path: string; dir: string; runners: ChildProcess[] }> {
   const dir = await tempDir(t, 'duet-step');
   const path = join(dir, 'step.sock');
   const runners: ChildProcess[] = [];
+  // An app's own step socket: systemd's LoadCredential= puts its env files there.
+  const env = o.credentials === undefined ? process.env : { ...process.env, CREDENTIALS_DIRECTORY: o.credentials };
   const server: Server = createServer((connection: Socket) => {
-    runners.push(spawn(process.execPath, [cliPath(), 'step-runner'], { stdio: [connection, connection, 'inherit'] }));
+    runners.push(spawn(process.execPath, [cliPath(), 'step-runner'], { stdio: [connection, connection, 'inherit'], env }));
     // The runner has its own copy of the descriptor now, as under systemd.
     connection.destroy();
   });
@@ -54,6 +57,43 @@ test('a step through the socket streams its output, gets the built environment a
   assert.match(out, new RegExp(`^home=${(await import('node:os')).userInfo().homedir}$`, 'm'), "HOME is the runner's user's");
   assert.equal(seen.join(''), out, 'the output sink saw every byte, in order');
   await assert.rejects(runShell('true', { step: 'build', stepSocket: path }), /forApp/, 'only the app code goes through it');
+});
+
+test("an app's own step socket: the runner adds the env files' values asked for, masks every one in what it sends back, and names a missing secret", async (t) => {
+  const credentials = await tempDir(t, 'duet-step-credentials');
+  await writeFile(join(credentials, 'env-0'), 'API_TOKEN=sekret-value-123\nOTHER=first-other-secret\nSHORT=abc\nDUET_COLOR=from-the-file\n');
+  await writeFile(join(credentials, 'env-1'), 'OTHER=override-secret-999\nEMPTY=\n');
+  const { path, dir, runners } = await stepSocket(t, { credentials });
+  const seen: string[] = [];
+  // build_env: [API_TOKEN]; the value comes out in two writes, the second after a pause.
+  const build = await runShell('echo "token=$API_TOKEN other=${OTHER:-unset} short=$SHORT"; printf "split sekret-"; sleep 0.2; printf "value-123 done\\n"', {
+    step: 'build',
+    cwd: dir,
+    env: { DUET_COLOR: 'blue' },
+    forApp: true,
+    stepSocket: path,
+    envFiles: { pick: ['API_TOKEN'], keep: ['DUET_COLOR'] },
+    output: { write: (chunk) => seen.push(chunk) },
+  });
+  assert.match(build, /^token=\*\*\* other=unset short=$/m, 'only the build_env name, masked');
+  assert.match(build, /^split \*\*\* done$/m, 'a value split across writes is masked whole');
+  assert.doesNotMatch(seen.join(''), /sekret-value-123/);
+  // The release: every value, under what duet set.
+  const release = await runShell('echo "$DUET_COLOR $OTHER" | tr a-z A-Z; echo "$OTHER"', {
+    step: 'release',
+    cwd: dir,
+    env: { DUET_COLOR: 'blue' },
+    forApp: true,
+    stepSocket: path,
+    envFiles: { pick: '*', keep: ['DUET_COLOR'] },
+  });
+  assert.equal(release, 'BLUE OVERRIDE-SECRET-999\n***\n', 'the files over env, duet over the files; the later file wins; every value masked');
+  const [answer] = await askStepSocket(path, { check: ['API_TOKEN', 'MISSING', 'EMPTY', 'SHORT', 'IN_ENV'], env: { IN_ENV: 'set in duet.yml' } }, 'update');
+  assert.deepEqual(answer, { missing: ['MISSING', 'EMPTY'] });
+  const masked = await askStepSocket(path, { mask: 'app says sekret-value-123 and override-secret-999 and abc\n', env: {} }, 'health');
+  assert.deepEqual(masked, [{ out: 'app says *** and *** and abc\n' }, { exit: { code: 0, signal: null } }]);
+  const exited = await pollUntil(async () => (runners.every((runner) => runner.exitCode !== null) ? true : undefined), { timeoutMs: 5000 });
+  assert.ok(exited, 'every runner exits once its answer is sent, those that ran no command too');
 });
 
 test('a failing step through the socket is a CommandFailedError with the exit status and the last output', async (t) => {
