@@ -118,6 +118,20 @@ test(
     }
     assert.equal((await journalEvents(setup.app.paths.journal)).length, before, 'nothing journaled');
     assert.match((await setup.get('/')).body, /cafeteria v3/);
+
+    // A kept release further back than the warm color: its own Roll back, confirmed, restores it.
+    const v1 = await setup.repo.revParse('v1^{commit}');
+    await page.goto(`${base}/`);
+    await page.click(`form[action="/apps/cafeteria/actions/rollback"]:has(input[name=to][value="${v1}"]) button`);
+    const kept = (await page.textContent('main')) ?? '';
+    assert.match(kept, /Roll back cafeteria to a kept release\?/);
+    assert.match(kept, new RegExp(`becomes\\s*green ${v1.slice(0, 7)} v1`));
+    await page.click('button.primary');
+    const restored = await deployEnded(page, base);
+    assert.equal(restored.record.state, 'succeeded', JSON.stringify(restored.record));
+    assert.match((await setup.get('/')).body, /cafeteria v1/);
+    const besidesTheStalePage = (errors as string[]).filter((line) => !line.includes('status of 409'));
+    assert.deepEqual(besidesTheStalePage, [], 'no CSP violations or other console errors');
     await serve.stop();
   },
 );
