@@ -5,6 +5,7 @@ import { CRASH_AFTER_MS, duetFails, naiveFails, pm2Fails, WATCH_S, type FailsRes
 import { runBreakdown } from './scenarios/breakdown.js';
 import { duetLoadRows, naiveRows, pm2Rows, reloadAmidDeployRows, reloadRows } from './scenarios/deploy-load.js';
 import { runBuildIsolation } from './scenarios/build-isolation.js';
+import { tlsRows } from './scenarios/tls-reload.js';
 import { runInstallReuse } from './scenarios/install-reuse.js';
 import { runWebhook } from './scenarios/webhook.js';
 import { mustCli } from './lib/duet-env.js';
@@ -52,6 +53,14 @@ export const PARTS: Part[] = [
       // The same reloads amid the same deploy work (duet's update-instance and start-instance):
       // the reference for duet's keep-alive errors (the goal for Connection: close is 0 anyway).
       results.load.push(...(await reloadAmidDeployRows(env, amid[0]!, KIND_GROUPS[0]!, loadSettings)));
+    },
+  },
+  {
+    name: 'tls',
+    title: 'duet reload-tls under HTTPS load; nginx -s reload over HTTPS',
+    needs: ['tls'],
+    async run({ tls }, _scopes, { results, loadSettings }) {
+      results.load.push(...(await tlsRows(tls, KIND_GROUPS, settings.deploysPerRow, loadSettings)));
     },
   },
   {

@@ -10,7 +10,8 @@ import type { Shims } from './lib/shims.js';
 import type { Results } from './results.js';
 import { crashingVersion, WATCH_S, type BaselineFailsSetup, type DuetFailsSetup } from './scenarios/app-fails.js';
 import type { LoadSettings } from './scenarios/deploy-load.js';
-import { loadSeries, series, settings } from './settings.js';
+import { prepareTls, type TlsSetup } from './scenarios/tls-reload.js';
+import { KIND_GROUPS, loadSeries, series, settings } from './settings.js';
 import { DUET_ACTIVATION, DUET_PORT, DUET_SOCKET } from './systems.js';
 
 /**
@@ -60,6 +61,8 @@ export interface Setups {
   fails: FailsSetups;
   /** Section 7: a duet of its own, v0 live, the build's neighbour. */
   isolation: DuetEnv;
+  /** Section 1's certificate rows: duet (port) with tls: files, v0 live. */
+  tls: TlsSetup;
 }
 export type SetupName = keyof Setups;
 
@@ -72,6 +75,10 @@ export const SETUPS: { [N in SetupName]: { label: string; prepare: (scope: Scope
     prepare: (scope, bench) => prepareFails(scope, bench.root, bench.shims),
   },
   isolation: { label: 'for "a build next to the live app": duet (port)', prepare: (scope, bench) => prepareIsolation(scope, bench) },
+  tls: {
+    label: 'for reload-tls: duet (port) with tls: files',
+    prepare: (scope, bench) => prepareTls(scope, bench.root, bench.shims, KIND_GROUPS.length * settings.deploysPerRow),
+  },
 };
 
 async function prepareIsolation(scope: Scope, bench: Bench): Promise<DuetEnv> {
