@@ -6,6 +6,7 @@ import { runBreakdown } from './scenarios/breakdown.js';
 import { duetLoadRows, naiveRows, pm2Rows, reloadAmidDeployRows, reloadRows } from './scenarios/deploy-load.js';
 import { runBuildIsolation } from './scenarios/build-isolation.js';
 import { tlsRows } from './scenarios/tls-reload.js';
+import { runArtifactUpdate } from './scenarios/artifact-update.js';
 import { runInstallReuse } from './scenarios/install-reuse.js';
 import { runWebhook } from './scenarios/webhook.js';
 import { mustCli } from './lib/duet-env.js';
@@ -134,6 +135,14 @@ export const PARTS: Part[] = [
     needs: ['isolation'],
     async run({ isolation }, _scopes, { root, results }) {
       results.isolation = await runBuildIsolation(root, isolation, { ratePerS: ISOLATION_RATE, rounds: quick ? 1 : 2 });
+    },
+  },
+  {
+    name: 'artifact',
+    title: "an artifact deploy's update against the same release built on the server (bench/nest-app)",
+    needs: ['artifact'],
+    async run({ artifact }, _scopes, { root, results }) {
+      results.artifact = await runArtifactUpdate(root, artifact, settings.artifactRounds);
     },
   },
 ];

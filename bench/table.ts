@@ -8,6 +8,7 @@ import { GOAL_RATE, type SystemIntake } from './scenarios/webhook.js';
 import type { CrashRun, FailsSystem, KillRun } from './scenarios/app-fails.js';
 import { clearlyAbove, meanWithError, median, type MeanWithError } from './lib/stats.js';
 import { isolationDetails } from './scenarios/build-isolation.js';
+import { artifactDetails } from './scenarios/artifact-update.js';
 import { DUET_PORT, DUET_SOCKET, DUET_TLS, NAIVE, NAIVE_SETUP, PM2, PM2_CLUSTER, RELOAD, RELOAD_AMID, RELOAD_TLS } from './systems.js';
 
 /**
@@ -681,6 +682,10 @@ export function renderReport(results: Results): string {
     '### 7. A build next to the live app',
     '',
     isolationDetails(results.isolation, results.failures.isolation, markdownTable),
+    '',
+    "#### An artifact deploy's update against the same release built on the server",
+    '',
+    artifactDetails(results.artifact, results.failures.artifact, markdownTable),
     '',
   ].join('\n');
 }
