@@ -5,6 +5,8 @@ import { CRASH_AFTER_MS, duetFails, naiveFails, pm2Fails, WATCH_S, type FailsRes
 import { runBreakdown } from './scenarios/breakdown.js';
 import { duetLoadRows, naiveRows, pm2Rows, reloadAmidDeployRows, reloadRows } from './scenarios/deploy-load.js';
 import { runBuildIsolation } from './scenarios/build-isolation.js';
+import { tlsRows } from './scenarios/tls-reload.js';
+import { runArtifactUpdate } from './scenarios/artifact-update.js';
 import { runInstallReuse } from './scenarios/install-reuse.js';
 import { runWebhook } from './scenarios/webhook.js';
 import { mustCli } from './lib/duet-env.js';
@@ -52,6 +54,14 @@ export const PARTS: Part[] = [
       // The same reloads amid the same deploy work (duet's update-instance and start-instance):
       // the reference for duet's keep-alive errors (the goal for Connection: close is 0 anyway).
       results.load.push(...(await reloadAmidDeployRows(env, amid[0]!, KIND_GROUPS[0]!, loadSettings)));
+    },
+  },
+  {
+    name: 'tls',
+    title: 'duet reload-tls under HTTPS load; nginx -s reload over HTTPS',
+    needs: ['tls'],
+    async run({ tls }, _scopes, { results, loadSettings }) {
+      results.load.push(...(await tlsRows(tls, KIND_GROUPS, settings.deploysPerRow, loadSettings)));
     },
   },
   {
@@ -125,6 +135,14 @@ export const PARTS: Part[] = [
     needs: ['isolation'],
     async run({ isolation }, _scopes, { root, results }) {
       results.isolation = await runBuildIsolation(root, isolation, { ratePerS: ISOLATION_RATE, rounds: quick ? 1 : 2 });
+    },
+  },
+  {
+    name: 'artifact',
+    title: "an artifact deploy's update against the same release built on the server (bench/nest-app)",
+    needs: ['artifact'],
+    async run({ artifact }, _scopes, { root, results }) {
+      results.artifact = await runArtifactUpdate(root, artifact, settings.artifactRounds);
     },
   },
 ];

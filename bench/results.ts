@@ -4,6 +4,7 @@ import type { InstallResult } from './scenarios/install-reuse.js';
 import type { WebhookResult } from './scenarios/webhook.js';
 import type { FailsResult } from './scenarios/app-fails.js';
 import type { IsolationResult } from './scenarios/build-isolation.js';
+import type { ArtifactResult } from './scenarios/artifact-update.js';
 import type { Calibration } from './lib/shims.js';
 
 /** Everything one run measured: written to bench/results.json, rendered by table.ts. */
@@ -36,6 +37,8 @@ export interface Results {
   fails?: FailsResult;
   /** Section 7: the live color's latency while a build runs beside it, with and without duet's isolation. */
   isolation?: IsolationResult;
+  /** Section 7: an artifact deploy's update against the same release built on the server. */
+  artifact?: ArtifactResult;
   /** Sections that failed, with why: their cells show n/a. */
   failures: Record<string, string>;
 }

@@ -20,6 +20,7 @@ export const settings = quick
       idleWaitMs: 300,
       startupRuns: 1,
       kills: 1,
+      artifactRounds: 1,
     }
   : {
       deploysPerRow: 5,
@@ -35,6 +36,7 @@ export const settings = quick
       idleWaitMs: 2000,
       startupRuns: 5,
       kills: 3,
+      artifactRounds: 2,
     };
 export const LOAD = { threads: 2, connections: 32 };
 /**

@@ -10,7 +10,9 @@ import type { Shims } from './lib/shims.js';
 import type { Results } from './results.js';
 import { crashingVersion, WATCH_S, type BaselineFailsSetup, type DuetFailsSetup } from './scenarios/app-fails.js';
 import type { LoadSettings } from './scenarios/deploy-load.js';
-import { loadSeries, series, settings } from './settings.js';
+import { prepareTls, type TlsSetup } from './scenarios/tls-reload.js';
+import { prepareArtifact, type ArtifactSetup } from './scenarios/artifact-update.js';
+import { KIND_GROUPS, loadSeries, series, settings } from './settings.js';
 import { DUET_ACTIVATION, DUET_PORT, DUET_SOCKET } from './systems.js';
 
 /**
@@ -60,6 +62,10 @@ export interface Setups {
   fails: FailsSetups;
   /** Section 7: a duet of its own, v0 live, the build's neighbour. */
   isolation: DuetEnv;
+  /** Section 1's certificate rows: duet (port) with tls: files, v0 live. */
+  tls: TlsSetup;
+  /** Section 7's artifact rows: bench/nest-app on duet with source: git and with source: release_asset. */
+  artifact: ArtifactSetup;
 }
 export type SetupName = keyof Setups;
 
@@ -72,6 +78,14 @@ export const SETUPS: { [N in SetupName]: { label: string; prepare: (scope: Scope
     prepare: (scope, bench) => prepareFails(scope, bench.root, bench.shims),
   },
   isolation: { label: 'for "a build next to the live app": duet (port)', prepare: (scope, bench) => prepareIsolation(scope, bench) },
+  tls: {
+    label: 'for reload-tls: duet (port) with tls: files',
+    prepare: (scope, bench) => prepareTls(scope, bench.root, bench.shims, KIND_GROUPS.length * settings.deploysPerRow),
+  },
+  artifact: {
+    label: 'for "an artifact deploy": duet (port) with source: git and source: release_asset, a fake GitHub API',
+    prepare: (scope, bench) => prepareArtifact(scope, bench.root, bench.shims, settings.artifactRounds),
+  },
 };
 
 async function prepareIsolation(scope: Scope, bench: Bench): Promise<DuetEnv> {

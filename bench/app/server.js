@@ -74,8 +74,7 @@ function appLog(fields) {
 
 const port = process.env.PORT ?? '3000';
 // socket_activation: duet hands the socket over as fd 3 (LISTEN_FDS=1) and keeps it across restarts.
-const where =
-  process.env.LISTEN_FDS === '1' ? { fd: 3 } : /^\d+$/.test(port) ? { port: Number(port), host: process.env.HOST ?? '127.0.0.1' } : { path: port };
+const where = process.env.LISTEN_FDS === '1' ? { fd: 3 } : /^\d+$/.test(port) ? { port: Number(port), host: process.env.HOST ?? '127.0.0.1' } : { path: port };
 
 // "Connect to the database": ~250 ms of waiting before the app can serve.
 setTimeout(() => {

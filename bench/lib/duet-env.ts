@@ -55,7 +55,8 @@ export interface DuetEnv {
   shims: Shims;
   appLog: string;
   initialTag: string;
-  cli(args: string[], env?: Record<string, string>): Promise<CliRun>;
+  /** Runs the CLI; a run past `timeoutMs` (180 s unless given) is killed and fails. */
+  cli(args: string[], env?: Record<string, string>, timeoutMs?: number): Promise<CliRun>;
   /** Commit (VERSION = name, plus `files`) on main, tag it, push; returns the commit. */
   tag(name: string, files?: FileChanges): Promise<string>;
   records(): Promise<Deploy[]>;
@@ -88,14 +89,14 @@ export async function createDuetEnv(scope: Scope, root: string, shims: Shims, op
   ownDir(setup.dir);
   ownDir(dirname(setup.repo.bareDir));
 
-  const cli = async (args: string[], env: Record<string, string> = {}): Promise<CliRun> => {
+  const cli = async (args: string[], env: Record<string, string> = {}, timeoutMs = 180_000): Promise<CliRun> => {
     const startedAt = now();
     const child = execa('node', [cliPath(), '--config', setup.configPath, ...args], {
       reject: false,
       stdin: 'ignore',
       env: { ...shims.env, ...env },
       extendEnv: true,
-      timeout: 180_000,
+      timeout: timeoutMs,
     });
     void track(child, child); // awaited below
     const result = await child;

@@ -47,7 +47,8 @@ export interface IsolationResult {
   windows: IsolationWindow[];
 }
 
-function sources(): Record<string, string> {
+/** The project's own files besides bench/nest-app's package.json and lockfile (section 7's artifact rows deploy them too). */
+export function nestSources(): Record<string, string> {
   const files: Record<string, string> = {};
   const names = Array.from({ length: MODULES }, (_, i) => `feature${i}`);
   for (const name of names) {
@@ -159,7 +160,7 @@ export async function runBuildIsolation(root: string, env: DuetEnv, settings: { 
   ownDir(dir);
   await mkdir(dir, { recursive: true });
   await cp(join(repoRoot(), 'bench', 'nest-app'), dir, { recursive: true });
-  const files = sources();
+  const files = nestSources();
   for (const [path, text] of Object.entries(files)) {
     await mkdir(join(dir, path, '..'), { recursive: true });
     await writeFile(join(dir, path), text);

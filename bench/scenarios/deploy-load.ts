@@ -67,13 +67,13 @@ interface Loaded {
  * `warmMs` before the deploy and stopped `tailMs` after it. With two kinds (--quick) both load
  * the same deploys at the same time, each with half the connections.
  */
-async function underLoad(port: number, kinds: ClientKind[], settings: LoadSettings, deploys: Array<() => Promise<number>>): Promise<Loaded> {
+async function underLoad(url: string, kinds: ClientKind[], settings: LoadSettings, deploys: Array<() => Promise<number>>): Promise<Loaded> {
   const loaded: Loaded = { eventMs: [], runs: new Map(kinds.map((kind) => [kind, []])) };
   for (const deploy of deploys) {
     const runs = kinds.map((kind) => ({
       kind,
       run: startWrk({
-        url: `http://127.0.0.1:${port}/`,
+        url,
         script: settings.wrkScript,
         threads: Math.max(1, Math.floor(settings.threads / kinds.length)),
         connections: Math.floor(settings.connections / kinds.length),
@@ -127,9 +127,22 @@ function summary(row: LoadRow): string {
 }
 
 /** duet deploys, each `duet deploy --ref <tag>` run to completion, one after another. */
+const httpUrl = (port: number): string => `http://127.0.0.1:${port}/`;
+
+/** Runs `events` one after another, each under its own wrk run against `url`: one row per client kind. */
+export async function loadRowsAt(
+  url: string,
+  system: string,
+  kinds: ClientKind[],
+  settings: LoadSettings,
+  events: Array<() => Promise<number>>,
+): Promise<LoadRow[]> {
+  return rows(system, kinds, await underLoad(url, kinds, settings, events));
+}
+
 export async function duetLoadRows(env: DuetEnv, system: string, tags: string[], kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
   const deploys = tags.map((tag) => async () => (await mustCli(env, ['deploy', '--ref', tag])).wallMs);
-  return rows(system, kinds, await underLoad(env.setup.listenPort, kinds, settings, deploys));
+  return rows(system, kinds, await underLoad(httpUrl(env.setup.listenPort), kinds, settings, deploys));
 }
 
 /**
@@ -138,14 +151,20 @@ export async function duetLoadRows(env: DuetEnv, system: string, tags: string[],
  * costs keep-alive clients. The config does not change; a reload starts new workers and retires
  * the old ones either way.
  */
-export async function reloadRows(env: DuetEnv, count: number, kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
+export async function reloadRows(
+  env: DuetEnv,
+  count: number,
+  kinds: ClientKind[],
+  settings: LoadSettings,
+  at: { url: string; system: string } = { url: httpUrl(env.setup.listenPort), system: RELOAD },
+): Promise<LoadRow[]> {
   const [file, ...args] = env.setup.config.nginx.reloadCmd;
   const reloads = Array.from({ length: count }, () => async () => {
     const started = now();
     await execa(file!, args, { stdin: 'ignore' });
     return now() - started;
   });
-  return rows(RELOAD, kinds, await underLoad(env.setup.listenPort, kinds, settings, reloads));
+  return loadRowsAt(at.url, at.system, kinds, settings, reloads);
 }
 
 /**
@@ -170,7 +189,7 @@ export async function reloadAmidDeployRows(env: DuetEnv, tags: string[], kinds: 
     if (!(await waitForVersion(env.setup.listenPort, tag, 10_000))) throw new Error(`the public port did not serve ${tag} after the reload`);
     return now() - started;
   });
-  return rows(RELOAD_AMID, kinds, await underLoad(env.setup.listenPort, kinds, settings, deploys));
+  return rows(RELOAD_AMID, kinds, await underLoad(httpUrl(env.setup.listenPort), kinds, settings, deploys));
 }
 
 export async function naiveRows(baseline: Baseline, tags: string[], kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
@@ -180,10 +199,10 @@ export async function naiveRows(baseline: Baseline, tags: string[], kinds: Clien
     downMs.push(result.downMs);
     return result.totalMs;
   });
-  return rows(NAIVE, kinds, await underLoad(baseline.publicPort, kinds, settings, deploys), { downMs });
+  return rows(NAIVE, kinds, await underLoad(httpUrl(baseline.publicPort), kinds, settings, deploys), { downMs });
 }
 
 export async function pm2Rows(baseline: Baseline, tags: string[], kinds: ClientKind[], settings: LoadSettings): Promise<LoadRow[]> {
   const deploys = tags.map((tag) => async () => (await baseline.pm2.deploy(tag)).totalMs);
-  return rows(PM2, kinds, await underLoad(baseline.publicPort, kinds, settings, deploys));
+  return rows(PM2, kinds, await underLoad(httpUrl(baseline.publicPort), kinds, settings, deploys));
 }
