@@ -66,8 +66,11 @@ export function apiRouter(options: ApiOptions): express.Router {
       }
       const ref = kind === 'deploy' ? refFromBody(req.body) : null;
       const fromSha = kind === 'rollback' ? fromOfBody(req.body, app) : null;
-      const breaking = kind === 'deploy' && breakingOfBody(req.body) ? { breaking: true as const } : {};
-      const result = await queue.submit({ app: app.name, kind, ref, sha: null, fromSha, source: 'manual', deliveryId: null, requestedBy: 'API', ...breaking });
+      const breaking = kind === 'deploy' && flagOfBody(req.body, 'breaking') ? { breaking: true as const } : {};
+      // deploy_on.wait_for_checks: a redeploy waits for CI too, unless told not to (journaled in the trigger).
+      const skip = kind === 'deploy' && flagOfBody(req.body, 'skip_checks') ? { skipChecks: true as const } : {};
+      const request = { app: app.name, kind, ref, sha: null, fromSha, source: 'manual' as const, deliveryId: null, requestedBy: 'API' };
+      const result = await queue.submit({ ...request, ...breaking, ...skip });
       logger.info({ app: app.name, kind, ref, from: fromSha, deploy: result.id, created: result.created, ip: req.ip }, 'manual trigger accepted');
       res
         .status(202)
@@ -108,7 +111,8 @@ export function apiRouter(options: ApiOptions): express.Router {
 }
 
 /** The fields a trigger's body may have: a deploy's ref and breaking, a rollback's from. */
-const BODY_FIELDS = { ref: ['ref', 'breaking'], breaking: ['ref', 'breaking'], from: ['from'] } as const;
+const DEPLOY_FIELDS = ['ref', 'breaking', 'skip_checks'] as const;
+const BODY_FIELDS = { ref: DEPLOY_FIELDS, breaking: DEPLOY_FIELDS, skip_checks: DEPLOY_FIELDS, from: ['from'] } as const;
 
 /** A field of a trigger's body; undefined without a body. */
 function bodyField(body: unknown, field: keyof typeof BODY_FIELDS, example: string): unknown {
@@ -121,11 +125,11 @@ function bodyField(body: unknown, field: keyof typeof BODY_FIELDS, example: stri
   return (body as Record<string, unknown>)[field];
 }
 
-function breakingOfBody(body: unknown): boolean {
-  const breaking = bodyField(body, 'breaking', '{"ref": "v2.0.0", "breaking": true}');
-  if (breaking === undefined || breaking === null) return false;
-  if (typeof breaking !== 'boolean') throw new InvalidInputError('"breaking" must be true or false');
-  return breaking;
+function flagOfBody(body: unknown, name: 'breaking' | 'skip_checks'): boolean {
+  const flag = bodyField(body, name, `{"ref": "v2.0.0", "${name}": true}`);
+  if (flag === undefined || flag === null) return false;
+  if (typeof flag !== 'boolean') throw new InvalidInputError(`"${name}" must be true or false`);
+  return flag;
 }
 
 function refFromBody(body: unknown): string | null {

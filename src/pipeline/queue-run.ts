@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { failedStateOf } from '../error-kinds.js';
-import { DISK_FULL, DuetError, machineError, type StepName } from '../errors.js';
+import { DISK_FULL, DiskFullError, DuetError, isDiskFull, machineError, type NotSavedError, type StepName } from '../errors.js';
 import { deploy } from './deploy.js';
 import type { Deploy } from './deploy-state.js';
 import { LockWaitAborted } from './lock.js';
@@ -31,7 +31,10 @@ export async function runTrigger(
           ? await deploy(config, app, { restart: true, id: record.id, observer, signal })
           : await deploy(config, app, {
               ref: record.ref ?? undefined,
-              pinnedSha: record.sha ?? undefined,
+              // The commit whose CI passed, exactly (wait_for_checks): a newer one waits for its own.
+              pinnedSha: record.checkedSha ?? record.sha ?? undefined,
+              exact: record.checkedSha !== null,
+              ...(record.skipChecks && { reason: 'CI not waited for (skip_checks)' }),
               id: record.id,
               breaking: record.breaking === true,
               observer,
@@ -71,6 +74,16 @@ export function outcomeOfRun(run: Deploy): TriggerOutcome | undefined {
   const { color, resolvedSha: sha } = run;
   const summary = successSummary(run.kind, run.outcome, color ?? 'its color', sha ?? '', run.totalMs ?? 0);
   return { state: 'succeeded', ...(sha ? { sha } : {}), ...(color ? { color } : {}), summary };
+}
+
+/** Why a trigger whose start the journal did not take ends failed without running (its summary). */
+export function notStarted(record: Deploy, error: NotSavedError, stateDir: string, logger: Logger | undefined): string {
+  logger?.error({ app: record.app, deploy: record.id, err: error.message, hint: error.hint }, 'could not save the start of a deploy');
+  const what = 'its start could not be saved in the journal, so it did not start';
+  const failure = isDiskFull(error)
+    ? new DiskFullError('queue', what, stateDir, error)
+    : new DuetError(`${what} (${error.cause instanceof Error ? error.cause.message : error.message})`, { step: 'queue' });
+  return failureSummary(failure.step, failure.message);
 }
 
 /** A failure's one line, "<step> failed: <reason>"; a full disk's message says where itself (DiskFullError). */
