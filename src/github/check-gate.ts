@@ -33,8 +33,9 @@ export class CheckGate implements ChecksGate {
   wake(repo: string, sha: string): number {
     const sleepers = this.sleepers.get(key(repo, sha));
     if (!sleepers) return 0;
-    for (const wake of sleepers) wake();
-    return sleepers.size;
+    const woken = [...sleepers];
+    for (const wake of woken) wake();
+    return woken.length;
   }
 
   async wait(
