@@ -145,7 +145,7 @@ function decideRelease(config: Config, event: z.infer<typeof releasePayload>): E
 function decideChecks(config: Config, eventName: string, event: { repository: { full_name: string }; sha: string }): EventDecision {
   const repo = event.repository.full_name;
   if (!appsForRepo(config, repo).some((app) => app.deploy_on.wait_for_checks)) {
-    return { ignored: `event ${eventName} does not deploy, and no app of ${shown(repo)} has deploy_on.wait_for_checks` };
+    return { ignored: `event ${shown(eventName)} does not deploy, and no app of ${shown(repo)} has deploy_on.wait_for_checks` };
   }
   return { wake: { repo, sha: event.sha.toLowerCase() } };
 }
