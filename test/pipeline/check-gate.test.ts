@@ -95,6 +95,7 @@ test('check runs pending, then green: the push waits, the idle color is prepared
   const deploys = await deploysOf(setup);
   assert.equal(deploys.length, 2, 'it deployed once');
   assert.equal(deploys.at(-1)!.steps.find((s) => s.name === 'update')?.status, 'skipped', 'the deploy found green prepared');
+  assert.equal(deploys[0]!.reason, 'CI not waited for (--skip-checks)', 'the skip is journaled');
   await github.waitFor(() => statusesOf(github, sha).at(-1)?.state === 'success');
   assert.deepEqual(statusesOf(github, sha)[0], { ...statusesOf(github, sha)[0], state: 'pending', description: 'Queued' });
 });
@@ -184,4 +185,22 @@ test('a trigger waiting for CI when duet serve stops waits again at the next sta
   assert.equal(done.state, 'succeeded', done.summary ?? '');
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   assert.equal((await deploysOf(setup)).length, 2);
+});
+
+test('duet deploy from the shell waits for CI too: red refuses with the check named, green deploys that commit', async (t) => {
+  const { github, setup } = await gated(t, '{ poll_s: 1, timeout_s: 60 }');
+  const sha = await setup.repo.commit({ VERSION: 'v2\n' });
+  const checks = github.serveChecks(REPO, sha);
+  const env = { DUET_GITHUB_TOKEN: 'ghs_test' };
+  checks.set({ checkRuns: [{ name: 'test', status: 'completed', conclusion: 'failure' }] });
+  const red = await setup.duet(['deploy'], env);
+  assert.equal(red.code, 1, red.stderr);
+  assert.match(red.stderr, /CI check "test" failed/);
+  assert.match((await setup.get('/')).body, /cafeteria v1/);
+
+  checks.set({ checkRuns: [{ name: 'test', status: 'completed', conclusion: 'success' }] });
+  const green = await setup.succeed(['deploy'], env);
+  assert.match(green.stderr, /CI green: 1 check passed/);
+  assert.match((await setup.get('/')).body, /cafeteria v2/);
+  assert.equal((await deploysOf(setup)).at(-1)!.resolvedSha, sha);
 });
