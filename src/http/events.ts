@@ -46,11 +46,11 @@ const pushPayload = z.object({
 });
 
 /** What CI says of a commit (deploy_on.wait_for_checks): the event, and where its commit is. */
-const CHECK_EVENTS: Record<string, z.ZodType<{ repository: { full_name: string }; sha: string }>> = {
+const CHECK_EVENTS: Record<string, z.ZodType<{ repository: { full_name: string }; sha: string; context?: string }>> = {
   check_run: z.object({ check_run: z.object({ head_sha: objectId }), repository }).transform((e) => ({ ...e, sha: e.check_run.head_sha })),
   check_suite: z.object({ check_suite: z.object({ head_sha: objectId }), repository }).transform((e) => ({ ...e, sha: e.check_suite.head_sha })),
   workflow_run: z.object({ workflow_run: z.object({ head_sha: objectId }), repository }).transform((e) => ({ ...e, sha: e.workflow_run.head_sha })),
-  status: z.object({ sha: objectId, repository }),
+  status: z.object({ sha: objectId, context: z.string().max(500), repository }),
 };
 
 const releasePayload = z.object({
@@ -142,11 +142,12 @@ function decideRelease(config: Config, event: z.infer<typeof releasePayload>): E
 }
 
 /** CI news of a commit: it wakes a deploy waiting for it, when an app of its repo waits for checks at all. */
-function decideChecks(config: Config, eventName: string, event: { repository: { full_name: string }; sha: string }): EventDecision {
+function decideChecks(config: Config, eventName: string, event: { repository: { full_name: string }; sha: string; context?: string }): EventDecision {
   const repo = event.repository.full_name;
-  if (!appsForRepo(config, repo).some((app) => app.deploy_on.wait_for_checks)) {
-    return { ignored: `event ${shown(eventName)} does not deploy, and no app of ${shown(repo)} has deploy_on.wait_for_checks` };
-  }
+  const gated = appsForRepo(config, repo).filter((app) => app.deploy_on.wait_for_checks);
+  if (gated.length === 0) return { ignored: `event ${shown(eventName)} does not deploy, and no app of ${shown(repo)} has deploy_on.wait_for_checks` };
+  // duet's own commit status ("Waiting for CI ...") is no news of CI.
+  if (gated.some((app) => config.github.status_context.replaceAll('{app}', app.name) === event.context)) return { ignored: "duet's own commit status" };
   return { wake: { repo, sha: event.sha.toLowerCase() } };
 }
 

@@ -30,6 +30,13 @@ test('check_run, check_suite, workflow_run and status wake the wait for their co
   }
 });
 
+test("a status event of duet's own context wakes nothing: it is duet's own news, not CI's", () => {
+  const payload = examples('status')[0]!;
+  Object.assign(payload, { context: 'duet/web' });
+  payload.repository.full_name = 'acme/web';
+  assert.deepEqual(decideEvent(gated, 'status', payload), { ignored: "duet's own commit status" });
+});
+
 test('a CI event without the commit is refused as a bad payload, not guessed at', () => {
   const payload = examples('check_run')[0]!;
   delete payload.check_run.head_sha;
