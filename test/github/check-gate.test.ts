@@ -40,7 +40,7 @@ test('a token GitHub refuses the checks to ends the wait at once, errored, namin
   const { wait } = setup(t, github.url);
   const verdict = await wait(60_000);
   assert.equal(verdict?.state, 'errored');
-  assert.match(verdict!.summary, /GitHub refused to show the checks of aaaaaaa \(403: .*\): the token needs Checks: read and Commit statuses: read/);
+  assert.match(verdict?.summary ?? '', /GitHub refused to show the checks of aaaaaaa \(403: .*\): the token needs Checks: read and Commit statuses: read/);
   assert.equal(github.matching(/\/check-runs$/).length, 1, 'not asked again');
 });
 
