@@ -94,10 +94,13 @@ async function deploySteps(
 ): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app } = run;
   const target = await run.step('resolve', `resolve ${requested}`, async () => {
-    if (pinnedSha && (options.exact || !requested.startsWith('refs/heads/'))) {
+    if (pinnedSha && options.exact) {
       validateRefName(requested);
-      const why = options.exact ? 'its CI passed' : 'named by the trigger';
-      return { value: { sha: pinnedSha, ref: requested }, detail: `${requested} is ${pinnedSha} (${why})` };
+      return { value: { sha: pinnedSha, ref: requested }, detail: `${requested} is ${pinnedSha} (its CI passed)` };
+    }
+    if (pinnedSha && !requested.startsWith('refs/heads/')) {
+      validateRefName(requested);
+      return { value: { sha: pinnedSha, ref: requested }, detail: `${requested} is ${pinnedSha} (named by the trigger)` };
     }
     if (pinnedSha) {
       // A branch push deploys the branch as it is now, never an older commit: a push whose turn
