@@ -29,7 +29,7 @@ export async function waitForChecks(config: Config, app: AppConfig, ref: string 
   const signal = new AbortController().signal;
   const verdict = await gate.wait(app, sha, { deadline: Date.now() + settings.timeout_s * 1000, signal, progress });
   if (verdict!.state !== 'green') {
-    throw new DuetError(verdict!.summary, { step: 'queue', hint: 'fix CI and push again, or pass --skip-checks to deploy anyway' });
+    throw new DuetError(verdict!.summary, { step: 'checks', hint: 'fix CI and push again, or pass --skip-checks to deploy anyway' });
   }
   say(`${app.name}: ${sha.slice(0, 7)}: ${verdict!.summary}`);
   return sha;

@@ -195,7 +195,7 @@ test('duet deploy from the shell waits for CI too: red refuses with the check na
   checks.set({ checkRuns: [{ name: 'test', status: 'completed', conclusion: 'failure' }] });
   const red = await setup.duet(['deploy'], env);
   assert.equal(red.code, 1, red.stderr);
-  assert.match(red.stderr, /CI check "test" failed/);
+  assert.match(red.stderr, /duet: checks: CI check "test" failed/);
   assert.match((await setup.get('/')).body, /cafeteria v1/);
 
   checks.set({ checkRuns: [{ name: 'test', status: 'completed', conclusion: 'success' }] });
