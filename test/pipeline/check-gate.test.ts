@@ -204,3 +204,14 @@ test('duet deploy from the shell waits for CI too: red refuses with the check na
   assert.match((await setup.get('/')).body, /cafeteria v2/);
   assert.equal((await deploysOf(setup)).at(-1)!.resolvedSha, sha);
 });
+
+test('without a GitHub token duet serve cannot read CI: a gated push errors at once, saying so, and nothing deploys', async (t) => {
+  const { setup } = await gated(t, '{ prepare_while_waiting: false }');
+  const sha = await setup.repo.commit({ VERSION: 'v2\n' });
+  const queue = await DeployQueue.open({ config: setup.config });
+  t.after(() => queue.close());
+  const { id } = await queue.submit(push(sha));
+  const done = await stateOf(queue, id, ['succeeded', 'failed', 'errored']);
+  assert.deepEqual([done.state, done.summary], ['errored', 'wait_for_checks needs a GitHub token (DUET_GITHUB_TOKEN) to read the checks']);
+  assert.equal((await deploysOf(setup)).length, 1);
+});
