@@ -26,7 +26,8 @@ export type StepName =
   | 'webhook'
   | 'status'
   | 'logs'
-  | 'notify';
+  | 'notify'
+  | 'checks';
 
 /**
  * What an error means to whoever hears of it: error-kinds.ts maps each kind to the CLI's exit

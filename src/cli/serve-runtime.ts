@@ -5,6 +5,7 @@ import { pino, type Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import type { Secrets } from '../config/secrets.js';
 import { createGitHubClient } from '../util/github-client.js';
+import { CheckGate } from '../github/check-gate.js';
 import { GitHubStatusReporter } from '../github/status-reporter.js';
 import { Notifier } from '../notify/notifier.js';
 import { DeployQueue } from '../pipeline/queue.js';
@@ -36,9 +37,12 @@ async function serveUntilSignalled(config: Config, secrets: Secrets & { webhookS
   const logger = makeLogger(tty);
   const observers: TriggerObserver[] = [];
   let reporter: GitHubStatusReporter | undefined;
+  let gate: CheckGate | undefined;
   if (secrets.githubToken) {
     const client = createGitHubClient({ apiUrl: config.github.api_url, token: secrets.githubToken });
     reporter = new GitHubStatusReporter({ config, client, logger, outboxPath: join(config.stateDir, 'github-outbox.ndjson') });
+    // deploy_on.wait_for_checks reads CI through its own client: no in-request retries, the next poll is the retry.
+    gate = new CheckGate({ config, client: createGitHubClient({ apiUrl: config.github.api_url, token: secrets.githubToken, retries: 0 }), logger });
     observers.push(reporter);
     void reporter.resume();
   } else {
@@ -52,7 +56,7 @@ async function serveUntilSignalled(config: Config, secrets: Secrets & { webhookS
   }
   if (!secrets.apiToken) logger.warn('DUET_API_TOKEN is not set: the manual API and the dashboard are disabled');
 
-  const queue = await DeployQueue.open({ config, observers, logger });
+  const queue = await DeployQueue.open({ config, observers, logger, gate });
   const metrics = new Metrics(config, queue);
   queue.addObserver(metrics);
   const supervisor = await Supervisor.start(config, supervisionObserver(logger, metrics, reporter, notifier));

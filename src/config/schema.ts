@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { artifactSchema, checkArtifactSource, sourceSchema } from './artifact.js';
 import { appBuildLimitsSchema, buildLimitsSchema } from './build-limits.js';
+import { waitForChecksSchema } from './checks.js';
 import { notifySchema } from './notify.js';
 
 /**
@@ -81,6 +82,7 @@ const deployOnSchema = z
     tags: z.array(z.string().min(1)).default([]),
     releases: z.boolean().default(false),
     prereleases: z.boolean().default(false),
+    wait_for_checks: waitForChecksSchema.optional(),
   })
   .strict();
 
@@ -163,6 +165,10 @@ export const appSchema = z
   .refine((app) => !app.socket_activation || app.switch === 'socket', {
     message: 'needs switch: socket: a port held by duet would refuse every other process that starts the color; set switch: socket or remove socket_activation',
     path: ['socket_activation'],
+  })
+  .refine((app) => !app.deploy_on.wait_for_checks || app.repo !== undefined, {
+    message: 'wait_for_checks reads the commit\'s checks on GitHub: set repo ("owner/name")',
+    path: ['deploy_on', 'wait_for_checks'],
   })
   .refine((app) => app.tls.mode !== 'acme' || (app.server_name !== '_' && !app.server_name.includes('*')), {
     message: 'tls.mode acme needs a server_name that names the host (not _ nor a wildcard): the CA validates that name over HTTP',

@@ -105,11 +105,13 @@ export function resolveTarget(config: Config, trigger: Deploy): { target: Report
   };
 }
 
-export type Phase = 'queued' | 'started' | 'finished';
+export type Phase = 'queued' | 'waiting' | 'started' | 'finished';
 
 /** The state and text for one observer call. The summary is a final outcome, so only `finished` uses it. */
-export function describe(trigger: Deploy, phase: Phase, color: string | null): { state: CommitState; description: string } {
+export function describe(trigger: Deploy, phase: Phase, color: string | null, progress?: string): { state: CommitState; description: string } {
   if (phase === 'queued') return { state: 'pending', description: 'Queued' };
+  // "Waiting for CI: 3 of 5 checks done" (deploy_on.wait_for_checks).
+  if (phase === 'waiting') return { state: 'pending', description: capitalized(progress ?? 'waiting for CI') };
   if (phase === 'started') {
     const ref = shortRef(trigger.ref, trigger.resolvedSha);
     const verb = trigger.kind === 'rollback' ? 'Rolling back to' : trigger.kind === 'restart' ? 'Restarting' : 'Deploying';
@@ -132,8 +134,8 @@ export function describe(trigger: Deploy, phase: Phase, color: string | null): {
   }
 }
 
-export function statusReport(trigger: Deploy, target: ReportTarget, phase: Phase, color: string | null): CommitStatusReport {
-  const { state, description } = describe(trigger, phase, color);
+export function statusReport(trigger: Deploy, target: ReportTarget, phase: Phase, color: string | null, progress?: string): CommitStatusReport {
+  const { state, description } = describe(trigger, phase, color, progress);
   return {
     type: 'status',
     triggerId: trigger.id,
@@ -159,6 +161,10 @@ export function deploymentReport(status: CommitStatusReport, target: ReportTarge
     description: status.description,
     ...(target.targetUrl ? { logUrl: target.targetUrl } : {}),
   };
+}
+
+function capitalized(text: string): string {
+  return text.charAt(0).toUpperCase() + text.slice(1);
 }
 
 /** A failover as duet serve's supervision reports it. */

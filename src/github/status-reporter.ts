@@ -91,6 +91,10 @@ export class GitHubStatusReporter implements TriggerObserver {
     this.observe(trigger, 'queued', null);
   }
 
+  waiting(trigger: Deploy, progress: string): void {
+    this.observe(trigger, 'waiting', null, progress);
+  }
+
   started(trigger: Deploy, color: string | null): void {
     this.observe(trigger, 'started', color);
   }
@@ -158,16 +162,16 @@ export class GitHubStatusReporter implements TriggerObserver {
     this.settlements.release();
   }
 
-  private observe(trigger: Deploy, phase: Phase, color: string | null): void {
+  private observe(trigger: Deploy, phase: Phase, color: string | null, progress?: string): void {
     try {
       const resolved = resolveTarget(this.config, trigger);
       if ('skip' in resolved) {
         this.logger.info({ trigger: trigger.id, app: trigger.app, phase }, `github: no commit status: ${resolved.skip}`);
         return;
       }
-      const status = statusReport(trigger, resolved.target, phase, color);
+      const status = statusReport(trigger, resolved.target, phase, color, progress);
       this.enqueue(status);
-      if (!this.config.github.deployments || phase === 'queued') return;
+      if (!this.config.github.deployments || phase === 'queued' || phase === 'waiting') return;
       const deployment = deploymentReport(status, resolved.target);
       const key = reportKey(deployment);
       if (phase === 'started') {

@@ -68,8 +68,10 @@ export function apiRouter(options: ApiOptions): express.Router {
       const ref = kind === 'deploy' ? manualRef(bodyField(req.body, 'ref', '{"ref": "v1.2.0"}')) : null;
       const fromSha = kind === 'rollback' ? manualFrom(bodyField(req.body, 'from', '{"from": "3f2a9c1"}'), app) : null;
       const rollbackTo = kind === 'rollback' ? targetOfBody(req.body) : undefined;
-      const breaking = kind === 'deploy' && breakingOfBody(req.body);
-      const result = await submitManual(queue, logger, { app, kind, ref, fromSha, rollbackTo, breaking, requestedBy: 'API', ip: req.ip });
+      const breaking = kind === 'deploy' && flagOfBody(req.body, 'breaking');
+      // deploy_on.wait_for_checks: a redeploy waits for CI too, unless told not to (journaled in the trigger).
+      const skipChecks = kind === 'deploy' && flagOfBody(req.body, 'skip_checks');
+      const result = await submitManual(queue, logger, { app, kind, ref, fromSha, rollbackTo, breaking, skipChecks, requestedBy: 'API', ip: req.ip });
       res
         .status(202)
         .location(`${req.baseUrl}/deploys/${result.id}`)
@@ -112,9 +114,17 @@ export function apiRouter(options: ApiOptions): express.Router {
   return router;
 }
 
-/** The fields a trigger's body may have: a deploy's ref and breaking, a rollback's from and its kept release (to or steps). */
+/** The fields a trigger's body may have: a deploy's ref, breaking and skip_checks, a rollback's from and its kept release (to or steps). */
+const DEPLOY_FIELDS = ['ref', 'breaking', 'skip_checks'] as const;
 const ROLLBACK_FIELDS = ['from', 'to', 'steps'] as const;
-const BODY_FIELDS = { ref: ['ref', 'breaking'], breaking: ['ref', 'breaking'], from: ROLLBACK_FIELDS, to: ROLLBACK_FIELDS, steps: ROLLBACK_FIELDS } as const;
+const BODY_FIELDS = {
+  ref: DEPLOY_FIELDS,
+  breaking: DEPLOY_FIELDS,
+  skip_checks: DEPLOY_FIELDS,
+  from: ROLLBACK_FIELDS,
+  to: ROLLBACK_FIELDS,
+  steps: ROLLBACK_FIELDS,
+} as const;
 const ROLLBACK_EXAMPLE = '{"from": "3f2a9c1", "steps": 1}';
 
 /** A field of a trigger's body; undefined without a body. */
@@ -133,11 +143,11 @@ function targetOfBody(body: unknown): RollbackTarget | undefined {
   return rollbackTargetOf(bodyField(body, 'to', ROLLBACK_EXAMPLE), bodyField(body, 'steps', ROLLBACK_EXAMPLE), { to: '"to"', steps: '"steps"' });
 }
 
-function breakingOfBody(body: unknown): boolean {
-  const breaking = bodyField(body, 'breaking', '{"ref": "v2.0.0", "breaking": true}');
-  if (breaking === undefined || breaking === null) return false;
-  if (typeof breaking !== 'boolean') throw new InvalidInputError('"breaking" must be true or false');
-  return breaking;
+function flagOfBody(body: unknown, name: 'breaking' | 'skip_checks'): boolean {
+  const flag = bodyField(body, name, `{"ref": "v2.0.0", "${name}": true}`);
+  if (flag === undefined || flag === null) return false;
+  if (typeof flag !== 'boolean') throw new InvalidInputError(`"${name}" must be true or false`);
+  return flag;
 }
 
 /**

@@ -60,6 +60,7 @@ const STATE_CLASS: Record<DeployState, string> = {
   running: 'warn',
   watching: 'warn',
   queued: 'muted',
+  waiting_for_checks: 'muted',
   superseded: 'muted',
 };
 

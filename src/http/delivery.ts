@@ -27,6 +27,8 @@ import { BUSY_RETRY_AFTER_S, WEBHOOK_BODY_LIMIT_BYTES, type BodyRefusal, type Si
  *   400  not UTF-8: a lenient decode would hand on a different text than the one signed.
  *   400  X-GitHub-Event missing, malformed JSON, a payload without the fields duet reads.
  *   200  ping -> {"pong": true}; 202 ignored -> {"ignored": reason};
+ *   202  CI news of a commit (check_run, check_suite, workflow_run, status) -> {"checks": sha,
+ *        "waiting": n}: the n deploys waiting for that commit's CI ask GitHub at once.
  *   202  trigger -> {"deploy": id} (+ "duplicate": true for a delivery the queue already has).
  *   503  the trigger could not be saved whole (a full disk), or duet serve is shutting down ->
  *        {"error", "hint"}: nothing was queued, and GitHub's delivery view offers the redelivery.
@@ -48,7 +50,7 @@ export interface WebhookAnswer {
   retryAfterS?: number;
 }
 
-type DeliveryCheck = WebhookAnswer | { trigger: TriggerRequest };
+type DeliveryCheck = WebhookAnswer | { trigger: TriggerRequest } | { wake: { repo: string; sha: string } };
 
 /** GitHub caps payloads at 25 MB; duet takes 25 MiB, a little above that. */
 const BODY_LIMIT = `${WEBHOOK_BODY_LIMIT_BYTES / 1024 / 1024}mb`;
@@ -104,9 +106,16 @@ export function checkDelivery(config: Config, headers: IncomingHttpHeaders, read
     throw error;
   }
   if ('pong' in decision) return { status: 200, body: { pong: true }, outcome: 'pong' };
+  if ('wake' in decision) return decision;
   if ('ignored' in decision) return { status: 202, body: { ignored: decision.ignored }, outcome: 'ignored', fields: { reason: decision.ignored } };
   // GitHub always sends a delivery id; without it (a hand-made request) the trigger simply is not deduplicated.
   return { trigger: { ...decision.trigger, deliveryId: deliveryHeader ?? null, bodyDigest: read.digest } };
+}
+
+/** CI news (check_run, check_suite, workflow_run, status): the deploys waiting for that commit's CI ask GitHub now. */
+export function wakeChecks(queue: Pick<TriggerQueue, 'wakeChecks'>, wake: { repo: string; sha: string }): WebhookAnswer {
+  const woken = queue.wakeChecks?.(wake.repo, wake.sha) ?? 0;
+  return { status: 202, body: { checks: wake.sha, waiting: woken }, outcome: 'ignored', fields: { ...wake, waiting: woken } };
 }
 
 /** The answer once the queue has taken the trigger, or failed to. */

@@ -14,7 +14,8 @@ import type { TriggerRequest } from '../pipeline/trigger.js';
  * app distinct branches or tags to route one push to exactly one of them.
  */
 
-export type EventDecision = { trigger: Omit<TriggerRequest, 'deliveryId'> } | { ignored: string } | { pong: true };
+/** wake: the checks or statuses of a commit changed; a deploy waiting for its CI asks GitHub at once. */
+export type EventDecision = { trigger: Omit<TriggerRequest, 'deliveryId'> } | { wake: { repo: string; sha: string } } | { ignored: string } | { pong: true };
 
 /** The payload lacks a field duet reads, or has it with the wrong type: the router answers 400. */
 export class WebhookPayloadError extends InvalidInputError {
@@ -44,6 +45,14 @@ const pushPayload = z.object({
   sender,
 });
 
+/** What CI says of a commit (deploy_on.wait_for_checks): the event, and where its commit is. */
+const CHECK_EVENTS: Record<string, z.ZodType<{ repository: { full_name: string }; sha: string; context?: string }>> = {
+  check_run: z.object({ check_run: z.object({ head_sha: objectId }), repository }).transform((e) => ({ ...e, sha: e.check_run.head_sha })),
+  check_suite: z.object({ check_suite: z.object({ head_sha: objectId }), repository }).transform((e) => ({ ...e, sha: e.check_suite.head_sha })),
+  workflow_run: z.object({ workflow_run: z.object({ head_sha: objectId }), repository }).transform((e) => ({ ...e, sha: e.workflow_run.head_sha })),
+  status: z.object({ sha: objectId, context: z.string().max(500), repository }),
+};
+
 const releasePayload = z.object({
   action: z.string(),
   release: z.object({ tag_name: z.string(), draft: z.boolean(), prerelease: z.boolean() }),
@@ -60,6 +69,7 @@ export function decideEvent(config: Config, eventName: string, payload: unknown)
     case 'release':
       return decideRelease(config, parse(releasePayload, eventName, payload));
     default:
+      if (CHECK_EVENTS[eventName]) return decideChecks(config, eventName, parse(CHECK_EVENTS[eventName], eventName, payload));
       return { ignored: `event ${shown(eventName)} does not deploy (duet deploys on ${DEPLOY_EVENTS.join(' and ')})` };
   }
 }
@@ -129,6 +139,16 @@ function decideRelease(config: Config, event: z.infer<typeof releasePayload>): E
     source: 'release',
     requestedBy: event.sender ? `release ${tag} by ${event.sender.login}` : `release ${tag}`,
   }));
+}
+
+/** CI news of a commit: it wakes a deploy waiting for it, when an app of its repo waits for checks at all. */
+function decideChecks(config: Config, eventName: string, event: { repository: { full_name: string }; sha: string; context?: string }): EventDecision {
+  const repo = event.repository.full_name;
+  const gated = appsForRepo(config, repo).filter((app) => app.deploy_on.wait_for_checks);
+  if (gated.length === 0) return { ignored: `event ${shown(eventName)} does not deploy, and no app of ${shown(repo)} has deploy_on.wait_for_checks` };
+  // duet's own commit status ("Waiting for CI ...") is no news of CI.
+  if (gated.some((app) => config.github.status_context.replaceAll('{app}', app.name) === event.context)) return { ignored: "duet's own commit status" };
+  return { wake: { repo, sha: event.sha.toLowerCase() } };
 }
 
 /** The first app whose rules match gets the trigger; otherwise every app's reason, joined. */

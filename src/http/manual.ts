@@ -18,6 +18,8 @@ export interface ManualTrigger {
   /** A rollback to a kept release (`to` or `steps`); undefined: to the standby color's. */
   rollbackTo?: RollbackTarget;
   breaking: boolean;
+  /** deploy_on.wait_for_checks: deploy without waiting for CI (journaled in the trigger). */
+  skipChecks?: boolean;
   /** For the record: "API", "dashboard session 1a2b3c4d (198.51.100.7)". */
   requestedBy: string;
   ip: string | undefined;
@@ -38,6 +40,7 @@ export async function submitManual(queue: TriggerQueue, logger: Logger, ask: Man
     requestedBy,
     ...breaking,
     ...rollbackTo,
+    ...(kind === 'deploy' && ask.skipChecks ? { skipChecks: true as const } : {}),
   });
   logger.info({ app: app.name, kind, ref, from: fromSha, deploy: result.id, created: result.created, ip: ask.ip, requestedBy }, 'manual trigger accepted');
   return result;

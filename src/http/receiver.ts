@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/load.js';
 import { httpStatusOf } from '../error-kinds.js';
 import type { TriggerQueue } from '../pipeline/trigger.js';
-import { checkDelivery, checkHeaders, enqueue, forLog, type DeliveryOutcome, type WebhookAnswer } from './delivery.js';
+import { checkDelivery, checkHeaders, enqueue, forLog, wakeChecks, type DeliveryOutcome, type WebhookAnswer } from './delivery.js';
 import { errorBody } from './error-paths.js';
 import { RefusalHold } from './refusal-hold.js';
 import { RejectionLog } from './rejection-log.js';
@@ -18,7 +18,7 @@ import { BodyBudget, readSignedBody, UNVERIFIED_LIMITS } from './signed-body.js'
 interface WebhookOptions {
   config: Config;
   secret: string;
-  queue: Pick<TriggerQueue, 'submit'>;
+  queue: Pick<TriggerQueue, 'submit' | 'wakeChecks'>;
   logger: Logger;
   onDelivery?: (outcome: DeliveryOutcome) => void;
   /** Shared by every request of this router; tests pass a small one. */
@@ -81,6 +81,7 @@ export function webhookRouter(options: WebhookOptions): express.Router {
     const signature = req.get('x-hub-signature-256')!;
     const read = await readSignedBody(req, { secret, signature, budget, deadlineMs: options.bodyDeadlineMs });
     const check = checkDelivery(config, req.headers, read);
+    if ('wake' in check) return reply(req, res, started, wakeChecks(queue, check.wake));
     reply(req, res, started, 'trigger' in check ? await enqueue(queue, check.trigger) : check);
   }
 

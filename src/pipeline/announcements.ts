@@ -28,6 +28,12 @@ export class Announcements {
     );
   }
 
+  /** It waits for CI: `progress` says how far CI is. */
+  async waiting(record: Deploy, progress: string): Promise<void> {
+    await this.pending.get(record.id);
+    this.notify((o) => o.waiting?.({ ...record }, progress));
+  }
+
   async started(record: Deploy): Promise<void> {
     await this.afterQueued(record.id);
     this.notify((o) => o.started?.({ ...record }, record.color));

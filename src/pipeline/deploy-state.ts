@@ -9,6 +9,10 @@ import type { TriggerRequest } from './trigger.js';
  * dashboard, the log stream, the metrics and the GitHub reporter all read this.
  *
  *   accepted ─> queued ─┬─> superseded
+ *                 │  ^  │
+ *        waiting  │  │ checked (CI green)     waiting_for_checks ─┬─> superseded
+ *                 v  │                                          └─> failed (CI red) / errored (CI timed out)
+ *         waiting_for_checks
  *                       ├─> running ─┬─> watching ─┬─> succeeded
  *                       │            │             ├─> failed
  *                       │            └─────────────┼─> errored
@@ -18,7 +22,7 @@ import type { TriggerRequest } from './trigger.js';
  *
  * A run from the shell, a failover, a bootup or an act has no trigger: it begins running.
  */
-export type DeployState = 'queued' | 'running' | 'watching' | 'succeeded' | 'failed' | 'errored' | 'superseded' | 'interrupted';
+export type DeployState = 'queued' | 'waiting_for_checks' | 'running' | 'watching' | 'succeeded' | 'failed' | 'errored' | 'superseded' | 'interrupted';
 
 export interface Deploy extends Omit<TriggerRequest, 'kind' | 'source'> {
   id: string;
@@ -36,6 +40,9 @@ export interface Deploy extends Omit<TriggerRequest, 'kind' | 'source'> {
   /** Why duet acted on its own (a failover): what it saw. */
   reason: string | null;
   supersededBy: string | null;
+  /** deploy_on.wait_for_checks: since when it waits for the commit's CI, and the commit CI passed for. */
+  checksSince: string | null;
+  checkedSha: string | null;
   /** A final one-line outcome: "Live on green in 8.2s", "health failed: ...". */
   summary: string | null;
   startedAt: string | null;
@@ -87,7 +94,11 @@ export function canApply(deploy: Deploy | undefined, event: JournalEvent): boole
     case 'dequeued':
       return deploy !== undefined && isPending(deploy) && ['queued', 'running', 'watching', 'interrupted'].includes(deploy.state);
     case 'superseded':
-      return deploy !== undefined && isPending(deploy) && deploy.state === 'queued';
+      return deploy !== undefined && isPending(deploy) && (deploy.state === 'queued' || deploy.state === 'waiting_for_checks');
+    case 'waiting':
+      return deploy !== undefined && isPending(deploy) && deploy.state === 'queued' && deploy.checkedSha === null;
+    case 'checked':
+      return deploy !== undefined && isPending(deploy) && deploy.state === 'waiting_for_checks';
     case 'settled':
       return deploy !== undefined && isPending(deploy) && (deploy.state !== 'queued' || event.state !== 'succeeded');
     default:
@@ -110,6 +121,10 @@ export function apply(deploy: Deploy | undefined, event: JournalEvent, app: stri
   switch (event.type) {
     case 'resolved':
       return { ...d, resolvedSha: event.sha };
+    case 'waiting':
+      return { ...d, state: 'waiting_for_checks', resolvedSha: event.sha, checksSince: event.at };
+    case 'checked':
+      return { ...d, state: 'queued', checkedSha: event.sha };
     case 'dequeued':
       return { ...d, state: 'running', startedAt: event.at };
     case 'superseded':
@@ -196,6 +211,8 @@ export function blank(id: string, app: string, kind: DeployKind): Deploy {
     from: null,
     reason: null,
     supersededBy: null,
+    checksSince: null,
+    checkedSha: null,
     summary: null,
     startedAt: null,
     finishedAt: null,

@@ -24,6 +24,10 @@ interface DeployOptions {
   ref?: string;
   /** The commit the trigger already named (a push): deployed as is, no lookup. */
   pinnedSha?: string;
+  /** pinnedSha even when its branch moved on: the commit whose CI passed (wait_for_checks), not a newer one. */
+  exact?: boolean;
+  /** Said in the journal's begin: why it runs as it does (CI not waited for). */
+  reason?: string;
   /** An id handed out earlier (the queue's trigger id); a new one otherwise. */
   id?: string;
   /** false: fail at once if another deploy of this app holds the lock. */
@@ -70,9 +74,9 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   preloadRun();
   const what = options.restart
     ? { command: 'restart', ref: null, reason: 'restart: the live commit with the configuration of now' }
-    : { command: `deploy ${requested}`, ref: requested };
+    : { command: `deploy ${requested}`, ref: requested, ...(options.reason && { reason: options.reason }) };
   return runOperation(config, app, { ...options, ...what, kind: 'deploy', wait: options.wait ?? true }, async (run) => {
-    const steps = options.restart ? await restartSteps(run) : await deploySteps(run, requested, options.pinnedSha, options.breaking ?? false);
+    const steps = options.restart ? await restartSteps(run) : await deploySteps(run, requested, options.pinnedSha, options);
     const result: DeployResult = { ...steps, id: run.id, ms: 0 };
     // Timed to the journal's end; the copy for the next deploy is no part of this one.
     const afterEnd = async () => {
@@ -86,9 +90,18 @@ export async function deploy(config: Config, app: AppConfig, options: DeployOpti
   });
 }
 
-async function deploySteps(run: DeployRun, requested: string, pinnedSha: string | undefined, breaking: boolean): Promise<Omit<DeployResult, 'id' | 'ms'>> {
+async function deploySteps(
+  run: DeployRun,
+  requested: string,
+  pinnedSha: string | undefined,
+  options: Pick<DeployOptions, 'breaking' | 'exact'>,
+): Promise<Omit<DeployResult, 'id' | 'ms'>> {
   const { app } = run;
   const target = await run.step('resolve', `resolve ${requested}`, async () => {
+    if (pinnedSha && options.exact) {
+      validateRefName(requested);
+      return { value: { sha: pinnedSha, ref: requested }, detail: `${requested} is ${pinnedSha} (its CI passed)` };
+    }
     if (pinnedSha && !requested.startsWith('refs/heads/')) {
       validateRefName(requested);
       return { value: { sha: pinnedSha, ref: requested }, detail: `${requested} is ${pinnedSha} (named by the trigger)` };
@@ -125,7 +138,7 @@ async function deploySteps(run: DeployRun, requested: string, pinnedSha: string 
     }
     run.observer.note(`${target.sha.slice(0, 7)} (${requested}) is live on ${live}, but its ${changed} changed since: deploying it again with the new one`);
   }
-  return intoIdle(run, live, target, settings, requested, { breaking });
+  return intoIdle(run, live, target, settings, requested, { breaking: options.breaking ?? false });
 }
 
 /** `duet restart`: the live commit, as the live color has it, into the idle color. */

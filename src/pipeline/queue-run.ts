@@ -2,13 +2,15 @@ import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { failedStateOf } from '../error-kinds.js';
-import { DISK_FULL, DuetError, machineError, type StepName } from '../errors.js';
-import { deploy } from './deploy.js';
+import { DISK_FULL, DiskFullError, DuetError, isDiskFull, machineError, type NotSavedError, type StepName } from '../errors.js';
+import { resolveRef } from '../instance/checkout.js';
+import { defaultRef, deploy } from './deploy.js';
 import type { Deploy } from './deploy-state.js';
 import { LockWaitAborted } from './lock.js';
 import { loggingObserver } from './observer.js';
 import { rollback } from './rollback.js';
 import type { TriggerKind, TriggerOutcome } from './trigger.js';
+import type { TriggerStore } from './trigger-store.js';
 
 /**
  * Run one trigger's deploy or rollback, and say how it ended as the change to its record. Never
@@ -31,7 +33,10 @@ export async function runTrigger(
           ? await deploy(config, app, { restart: true, id: record.id, observer, signal })
           : await deploy(config, app, {
               ref: record.ref ?? undefined,
-              pinnedSha: record.sha ?? undefined,
+              // The commit whose CI passed, exactly (wait_for_checks): a newer one waits for its own.
+              pinnedSha: record.checkedSha ?? record.sha ?? undefined,
+              exact: record.checkedSha !== null,
+              ...(record.skipChecks && { reason: 'CI not waited for (skip_checks)' }),
               id: record.id,
               breaking: record.breaking === true,
               observer,
@@ -73,6 +78,16 @@ export function outcomeOfRun(run: Deploy): TriggerOutcome | undefined {
   return { state: 'succeeded', ...(sha ? { sha } : {}), ...(color ? { color } : {}), summary };
 }
 
+/** Why a trigger whose start the journal did not take ends failed without running (its summary). */
+export function notStarted(record: Deploy, error: NotSavedError, stateDir: string, logger: Logger | undefined): string {
+  logger?.error({ app: record.app, deploy: record.id, err: error.message, hint: error.hint }, 'could not save the start of a deploy');
+  const what = 'its start could not be saved in the journal, so it did not start';
+  const failure = isDiskFull(error)
+    ? new DiskFullError('queue', what, stateDir, error)
+    : new DuetError(`${what} (${error.cause instanceof Error ? error.cause.message : error.message})`, { step: 'queue' });
+  return failureSummary(failure.step, failure.message);
+}
+
 /** A failure's one line, "<step> failed: <reason>"; a full disk's message says where itself (DiskFullError). */
 export function failureSummary(step: StepName | null | undefined, message: string): string {
   const reason = message.split('\n')[0]!;
@@ -84,4 +99,17 @@ function successSummary(kind: TriggerKind | Deploy['kind'], outcome: 'success' |
   if (kind === 'rollback') return `Rolled back to ${sha.slice(0, 7)} on ${color} in ${seconds}s`;
   if (kind === 'restart') return `Restarted ${sha.slice(0, 7)} on ${color} in ${seconds}s`;
   return outcome === 'noop' ? `Already live on ${color}` : `Live on ${color} in ${seconds}s`;
+}
+
+/** The record to announce as queued: with its commit, found when the sender did not name it. */
+export async function withCommit(store: TriggerStore, app: AppConfig, record: Deploy, logger: Logger | undefined): Promise<Deploy> {
+  if (!record.resolvedSha && record.kind === 'deploy') {
+    try {
+      const resolved = await resolveRef(app.clone_url, record.ref ?? defaultRef(app));
+      if (store.get(record.id)?.resolvedSha === null) await store.record(record.id, { type: 'resolved', sha: resolved.sha });
+    } catch (error) {
+      logger?.warn({ app: app.name, deploy: record.id, err: (error as Error).message }, 'could not resolve the ref yet');
+    }
+  }
+  return store.get(record.id)!;
 }

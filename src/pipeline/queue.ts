@@ -3,13 +3,12 @@ import type { Logger } from 'pino';
 import type { AppConfig, Config } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { failedStateOf } from '../error-kinds.js';
-import { DiskFullError, DuetError, isDiskFull, NotSavedError, ShuttingDownError, UnknownAppError } from '../errors.js';
-import { resolveRef } from '../instance/checkout.js';
-import { defaultRef } from './deploy.js';
+import { NotSavedError, ShuttingDownError, UnknownAppError } from '../errors.js';
 import { Announcements } from './announcements.js';
+import { CheckWaits, type ChecksGate } from './check-wait.js';
 import { blank, isPending, type Deploy } from './deploy-state.js';
 import { newDeployId } from './journal.js';
-import { failureSummary, outcomeOfRun, runTrigger } from './queue-run.js';
+import { notStarted, outcomeOfRun, runTrigger, withCommit } from './queue-run.js';
 import { rollbackPossible } from './rollback.js';
 import { TriggerStore, triggerStoreFiles, type TriggerChange, type TriggerStoreFiles } from './trigger-store.js';
 import { coversSameDeploy, type SubmitResult, type TriggerObserver, type TriggerQueue, type TriggerRequest } from './trigger.js';
@@ -25,6 +24,8 @@ interface DeployQueueOptions {
   config: Config;
   observers?: TriggerObserver[];
   logger?: Logger;
+  /** Reads CI for deploy_on.wait_for_checks (none without a GitHub token). */
+  gate?: ChecksGate;
 }
 
 /**
@@ -42,6 +43,7 @@ export class DeployQueue implements TriggerQueue {
   private readonly stopping = new AbortController();
   /** Superseded-state writes in flight (not awaited by add()); close() waits for them. */
   private readonly superseding = new Set<Promise<void>>();
+  private readonly checks: CheckWaits;
 
   private constructor(
     private readonly options: DeployQueueOptions,
@@ -49,6 +51,8 @@ export class DeployQueue implements TriggerQueue {
   ) {
     this.store = new TriggerStore(files);
     this.announcements = new Announcements([...(options.observers ?? [])], options.logger);
+    const own = { store: this.store, announcements: this.announcements, signal: this.stopping.signal, saveFinal: this.saveFinal.bind(this) };
+    this.checks = new CheckWaits({ ...options, ...own, passed: this.enqueue.bind(this), supersede: this.supersede.bind(this) });
   }
 
   static async open(options: DeployQueueOptions): Promise<DeployQueue> {
@@ -70,7 +74,8 @@ export class DeployQueue implements TriggerQueue {
     // Refused at once when another commit is live; rollback() checks again under the app's lock.
     if (request.kind === 'rollback') await rollbackPossible(this.options.config, app, request.fromSha, request.rollbackTo);
     const lane = this.lane(app.name);
-    const same = [lane.waiting, lane.running].map((id) => id && this.store.get(id)).find((t) => t && coversSameDeploy(t, request));
+    const ids = [this.checks.waitingId(app.name), lane.waiting, lane.running];
+    const same = ids.map((id) => id && this.store.get(id)).find((t) => t && coversSameDeploy(t, request));
     if (same) {
       // Recorded, so that it is still a duplicate once `same` no longer waits or runs.
       if (request.deliveryId || request.bodyDigest) await this.store.merge(same.id, request);
@@ -79,7 +84,7 @@ export class DeployQueue implements TriggerQueue {
     const id = newDeployId();
     const record: Deploy = { ...blank(id, app.name, request.kind), ...request, receivedAt: new Date().toISOString(), resolvedSha: request.sha };
     await this.store.accept(record);
-    await this.enqueue(app, record);
+    await this.admit(app, this.store.get(id)!);
     return { id: record.id, created: true };
   }
 
@@ -102,6 +107,8 @@ export class DeployQueue implements TriggerQueue {
     return lanes.filter((lane) => lane.waiting !== undefined).length;
   }
 
+  wakeChecks = (repo: string, sha: string): number => this.options.gate?.wake?.(repo, sha) ?? 0;
+
   /** Resolves when nothing runs or waits (tests, shutdown). */
   async drain(): Promise<void> {
     while ([...this.lanes.values()].some((l) => l.running || l.waiting || l.runner.size || l.runner.pending)) {
@@ -114,6 +121,7 @@ export class DeployQueue implements TriggerQueue {
   async close(): Promise<void> {
     this.closed = true;
     this.stopping.abort();
+    await this.checks.close();
     for (const lane of this.lanes.values()) lane.runner.clear();
     await Promise.all([...this.lanes.values()].map((l) => l.runner.onIdle()));
     await Promise.all(this.superseding);
@@ -135,6 +143,13 @@ export class DeployQueue implements TriggerQueue {
     return lane;
   }
 
+  /** A deploy supersedes the one waiting for CI; then it waits for CI itself, or for its turn. */
+  private async admit(app: AppConfig, record: Deploy): Promise<void> {
+    if (record.kind === 'deploy') await this.checks.supersede(app.name, record);
+    if (this.checks.gates(app, record)) this.checks.begin(app, record);
+    else await this.enqueue(app, record);
+  }
+
   /** Make `record` the app's waiting trigger, superseding the one that waited before. */
   private async enqueue(app: AppConfig, record: Deploy): Promise<void> {
     const lane = this.lane(app.name);
@@ -151,7 +166,7 @@ export class DeployQueue implements TriggerQueue {
       // One job per waiting slot: it runs whichever trigger waits when its turn comes.
       void lane.runner.add(() => this.guarded(app.name, () => this.runWaiting(app.name)));
     }
-    this.announcements.queued(record.id, this.withCommit(app, record));
+    this.announcements.queued(record.id, withCommit(this.store, app, record, this.options.logger));
   }
 
   private async supersede(replaced: string, by: Deploy): Promise<void> {
@@ -165,19 +180,6 @@ export class DeployQueue implements TriggerQueue {
     }
   }
 
-  /** The record to announce as queued: with its commit, found when the sender did not name it. */
-  private async withCommit(app: AppConfig, record: Deploy): Promise<Deploy> {
-    if (!record.resolvedSha && record.kind === 'deploy') {
-      try {
-        const resolved = await resolveRef(app.clone_url, record.ref ?? defaultRef(app));
-        if (this.store.get(record.id)?.resolvedSha === null) await this.store.record(record.id, { type: 'resolved', sha: resolved.sha });
-      } catch (error) {
-        this.options.logger?.warn({ app: app.name, deploy: record.id, err: (error as Error).message }, 'could not resolve the ref yet');
-      }
-    }
-    return this.store.get(record.id)!;
-  }
-
   private async runWaiting(name: string): Promise<void> {
     const lane = this.lane(name);
     const id = lane.waiting;
@@ -185,10 +187,7 @@ export class DeployQueue implements TriggerQueue {
     if (!id || this.closed) return;
     // The app as the config has it now: a duet.yml reloaded while this waited applies to it.
     const app = this.options.config.apps.get(name);
-    if (!app) {
-      await this.abandon(this.store.get(id)!, 'the app is no longer configured');
-      return;
-    }
+    if (!app) return this.abandon(this.store.get(id)!);
     lane.running = id;
     try {
       await this.run(app, this.store.get(id)!);
@@ -205,7 +204,8 @@ export class DeployQueue implements TriggerQueue {
     } catch (error) {
       if (!(error instanceof NotSavedError)) throw error;
       // A deploy whose start is not on disk does not start: nothing it did would be on disk either.
-      const finished = await this.saveFinal(record.id, { type: 'settled', state: failedStateOf(error), summary: this.notStarted(record, error) });
+      const summary = notStarted(record, error, this.options.config.stateDir, this.options.logger);
+      const finished = await this.saveFinal(record.id, { type: 'settled', state: failedStateOf(error), summary });
       await this.announcements.finished(finished);
       return;
     }
@@ -226,16 +226,6 @@ export class DeployQueue implements TriggerQueue {
     await this.announcements.finished(finished);
   }
 
-  /** Why a trigger whose start the journal did not take ends failed without running (its summary). */
-  private notStarted(record: Deploy, error: NotSavedError): string {
-    this.options.logger?.error({ app: record.app, deploy: record.id, err: error.message, hint: error.hint }, 'could not save the start of a deploy');
-    const what = 'its start could not be saved in the journal, so it did not start';
-    const failure = isDiskFull(error)
-      ? new DiskFullError('queue', what, this.options.config.stateDir, error)
-      : new DuetError(`${what} (${error.cause instanceof Error ? error.cause.message : error.message})`, { step: 'queue' });
-    return failureSummary(failure.step, failure.message);
-  }
-
   /**
    * Resume after a restart: an interrupted deploy first (it converges), then what waited. Only a
    * run that never ended is interrupted: one whose end the journal has, but not the trigger's
@@ -247,11 +237,12 @@ export class DeployQueue implements TriggerQueue {
       .all()
       .filter(isPending)
       .sort((a, b) => a.id.localeCompare(b.id));
-    for (const record of unfinished.filter((r) => r.state !== 'queued')) {
+    const waiting = (r: Deploy) => r.state === 'queued' || r.state === 'waiting_for_checks';
+    for (const record of unfinished.filter((r) => !waiting(r))) {
       const lane = this.lane(record.app);
       const app = this.options.config.apps.get(record.app);
       if (!app) {
-        await this.abandon(record, 'the app is no longer configured');
+        await this.abandon(record);
         continue;
       }
       const ended = outcomeOfRun(record);
@@ -263,15 +254,17 @@ export class DeployQueue implements TriggerQueue {
       this.options.logger?.info({ app: record.app, deploy: record.id }, 'resuming an interrupted deploy');
       void lane.runner.add(() => this.guarded(app.name, () => this.run(app, this.store.get(record.id)!)));
     }
-    for (const record of unfinished.filter((r) => r.state === 'queued')) {
+    for (const record of unfinished.filter(waiting)) {
       const app = this.options.config.apps.get(record.app);
-      if (app) await this.enqueue(app, record);
-      else await this.abandon(record, 'the app is no longer configured');
+      if (app) await this.admit(app, record);
+      else await this.abandon(record);
     }
   }
 
-  private async abandon(record: Deploy, why: string): Promise<void> {
-    await this.announcements.finished(await this.saveFinal(record.id, { type: 'settled', state: 'errored', summary: `internal error: ${why}` }));
+  /** A trigger of an app duet.yml no longer has (removed, then duet serve restarted or reloaded). */
+  private async abandon(record: Deploy): Promise<void> {
+    const summary = 'internal error: the app is no longer configured';
+    await this.announcements.finished(await this.saveFinal(record.id, { type: 'settled', state: 'errored', summary }));
   }
 
   /** A deploy's outcome, in memory (the summary says so) when the journal cannot take it yet. */

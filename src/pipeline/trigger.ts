@@ -38,6 +38,8 @@ export interface TriggerRequest {
   requestedBy: string | null;
   /** A deploy of a breaking release (`{"breaking": true}`: pipeline/breaking.ts). */
   breaking?: true;
+  /** Deploys without waiting for CI (deploy_on.wait_for_checks): `{"skip_checks": true}`. */
+  skipChecks?: true;
 }
 
 /** How a trigger that ran ended, as its runner tells the queue (queue-run.ts). */
@@ -59,6 +61,9 @@ export type TriggerEvent =
   /** A delivery found to ask for the deploy this trigger already does: its id and its body count as seen. */
   | { type: 'merged'; id: string; at: string; deliveryId: string | null; bodyDigest?: string }
   | { type: 'resolved'; id: string; at: string; sha: string }
+  /** deploy_on.wait_for_checks: it waits for CI on `sha`; `checked`: CI passed, it is queued again. */
+  | { type: 'waiting'; id: string; at: string; sha: string }
+  | { type: 'checked'; id: string; at: string; sha: string; summary: string }
   /** Its turn came: it runs. The run picks its color (its `to` fact), and `settled` names it. */
   | { type: 'dequeued'; id: string; at: string }
   | { type: 'superseded'; id: string; at: string; by: string; summary: string }
@@ -70,7 +75,7 @@ export type TriggerEvent =
    */
   | { type: 'seen'; id: string; at: string; deliveries: string[]; bodyDigests: string[] };
 
-const TRIGGER_EVENT_TYPES: ReadonlySet<string> = new Set(['accepted', 'merged', 'resolved', 'dequeued', 'superseded', 'settled', 'seen']);
+const TRIGGER_EVENT_TYPES: ReadonlySet<string> = new Set(['accepted', 'merged', 'resolved', 'waiting', 'checked', 'dequeued', 'superseded', 'settled', 'seen']);
 
 export function isTriggerEvent(event: { type: string }): event is TriggerEvent {
   return TRIGGER_EVENT_TYPES.has(event.type);
@@ -87,6 +92,8 @@ export interface SubmitResult {
 /** Who follows the queue's triggers (the commit status reporter, the metrics); each implements what it needs. */
 export interface TriggerObserver {
   queued?(trigger: Deploy): void;
+  /** It waits for CI (deploy_on.wait_for_checks): how far CI is, "waiting for CI: 3 of 5 checks done". */
+  waiting?(trigger: Deploy, progress: string): void;
   started?(trigger: Deploy, color: string | null): void;
   finished?(trigger: Deploy): void;
 }
@@ -97,6 +104,8 @@ export interface TriggerQueue {
   submit(request: TriggerRequest): Promise<SubmitResult>;
   /** Triggers waiting (not running) for one app or all. */
   depth(app?: string): number;
+  /** A webhook said the CI of `sha` changed: a deploy waiting for it asks GitHub now. How many were woken. */
+  wakeChecks?(repo: string, sha: string): number;
 }
 
 /**
@@ -113,7 +122,7 @@ export function coversSameDeploy(existing: Deploy, request: TriggerRequest): boo
   }
   // A restart not begun yet will read the env files as they are when it runs: a second is the same.
   if (request.kind === 'restart') return existing.state === 'queued';
-  if (existing.ref !== request.ref || existing.breaking !== request.breaking) return false;
+  if (existing.ref !== request.ref || existing.breaking !== request.breaking || existing.skipChecks !== request.skipChecks) return false;
   if (existing.sha && request.sha) return existing.sha === request.sha;
   return (request.ref ?? '').startsWith('refs/tags/');
 }

@@ -6,7 +6,7 @@ import { colors } from '../config/schema.js';
 import { createGitHubClient } from '../util/github-client.js';
 import { CLONE_REMOTE, cloneRemoteEnv, redact } from '../instance/checkout.js';
 import { packageManagerOf } from '../instance/package-manager.js';
-import { checkStatusAccess } from './github-access.js';
+import { checkChecksAccess, checkStatusAccess } from './github-access.js';
 import { capture, fail, oneLine, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { JOURNAL_GROUP, LINGER_DIR, POLKIT_RULES_FILE, underRoot } from './layout.js';
 import { groupsOf, isEnabled, isRoot, lookupUser, userName } from './system.js';
@@ -86,7 +86,9 @@ export async function checkGitHubToken(ctx: DoctorContext, app: AppConfig): Prom
   }
   const client = createGitHubClient({ apiUrl: ctx.setup.config.github.api_url, token, retries: 0, timeoutMs: 15_000 });
   const result = await checkStatusAccess(client, app.repo, { deployments: ctx.setup.config.github.deployments, tokenFile });
-  return { name, ...result };
+  if (!result.ok || !app.deploy_on.wait_for_checks) return { name, ...result };
+  const checks = await checkChecksAccess(client, app.repo, tokenFile);
+  return { name, ...checks, detail: checks.ok ? `${result.detail}; ${checks.detail}` : checks.detail };
 }
 
 export function checkWebhookSecret(ctx: DoctorContext): CheckResult {

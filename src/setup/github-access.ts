@@ -84,6 +84,30 @@ export async function checkStatusAccess(client: Octokit, fullName: string, optio
   };
 }
 
+/**
+ * deploy_on.wait_for_checks reads a commit's check runs and its combined status: asked of the
+ * default branch's tip, as duet serve will ask of a pushed commit.
+ */
+export async function checkChecksAccess(client: Octokit, fullName: string, tokenFile: string): Promise<AccessResult> {
+  const [owner, repo] = fullName.split('/') as [string, string];
+  try {
+    const ref = (await client.rest.repos.get({ owner, repo })).data.default_branch || 'HEAD';
+    const runs = await client.rest.checks.listForRef({ owner, repo, ref, per_page: 1 });
+    await client.rest.repos.getCombinedStatusForRef({ owner, repo, ref, per_page: 1 });
+    return { ok: true, detail: `reads the check runs (${runs.data.total_count} on ${ref}) and the combined status of ${fullName}`, fix: '' };
+  } catch (error) {
+    const status = (error as HttpError).status;
+    if (status === 403 || status === 404) {
+      return {
+        ok: false,
+        detail: `wait_for_checks: the token may not read the check runs or statuses of ${fullName} (${status}: ${(error as HttpError).message ?? ''})`,
+        fix: `grant the token "Checks: Read" and "Commit statuses: Read" on ${fullName} (classic tokens: the repo scope)`,
+      };
+    }
+    return refused(error as HttpError, fullName, tokenFile);
+  }
+}
+
 function refused(error: HttpError, fullName: string, tokenFile: string): AccessResult {
   switch (error.status) {
     case 401:

@@ -59,6 +59,22 @@ test('a wrong type names the key path and what was expected', () => {
   assert.match(error.message, /apps\.cafeteria\.ports\.blue: .*expected number/);
 });
 
+test('deploy_on.wait_for_checks: off by default, {} waits for all checks with the defaults, and needs repo', () => {
+  assert.equal(pickApp(parseConfig(minimal, 'duet.yml'), undefined).deploy_on.wait_for_checks, undefined);
+  const gated = `${minimal}    repo: acme/cafeteria\n    deploy_on: { branches: [main], wait_for_checks: {} }\n`;
+  assert.deepEqual(pickApp(parseConfig(gated, 'duet.yml'), undefined).deploy_on.wait_for_checks, {
+    checks: 'all',
+    timeout_s: 1800,
+    prepare_while_waiting: true,
+    poll_s: 30,
+  });
+  const named = `${minimal}    repo: acme/cafeteria\n    deploy_on: { wait_for_checks: { checks: [test, lint], timeout_s: 600 } }\n`;
+  assert.deepEqual(pickApp(parseConfig(named, 'duet.yml'), undefined).deploy_on.wait_for_checks?.checks, ['test', 'lint']);
+  assert.match(configError(`${minimal}    deploy_on: { wait_for_checks: {} }\n`).message, /apps\.cafeteria\.deploy_on\.wait_for_checks: .*set repo/);
+  assert.match(configError(`${minimal}    repo: a/b\n    deploy_on: { wait_for_checks: { checks: [] } }\n`).message, /wait_for_checks\.checks/);
+  assert.match(configError(`${minimal}    repo: a/b\n    deploy_on: { wait_for_checks: { timeout_s: 0 } }\n`).message, /wait_for_checks\.timeout_s/);
+});
+
 test('the same port for both colors is refused', () => {
   const error = configError(`${minimal}    ports: { blue: 20201, green: 20201 }\n`);
   assert.match(error.message, /apps\.cafeteria\.ports: blue and green need different ports/);

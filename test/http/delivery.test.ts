@@ -52,7 +52,7 @@ test('a signed push becomes a trigger carrying the digest taken while the body w
 test('each refusal carries its status; those before the signature is known are untrusted', () => {
   const answer = (read: SignedBody, h = headers) => {
     const check = checkDelivery(config, h, read);
-    assert.ok(!('trigger' in check));
+    assert.ok(!('trigger' in check) && !('wake' in check));
     return [check.status, check.outcome, check.untrusted ?? false, check.retryAfterS];
   };
   assert.deepEqual(answer({ ok: false, refusal: { status: 503, reason: 'busy' } }), [503, 'busy', true, 5]);

@@ -1,7 +1,7 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { createGitHubClient } from '../../src/util/github-client.js';
-import { checkStatusAccess } from '../../src/setup/github-access.js';
+import { checkChecksAccess, checkStatusAccess } from '../../src/setup/github-access.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 
 const REPO = /^\/repos\/octo\/app$/;
@@ -79,5 +79,27 @@ test('a bad token, an invisible repo and an unreachable API fail with their own 
   const down = await check(github);
   assert.equal(down.ok, false);
   assert.match(down.fix, /github\.api_url/);
+  onlyReads(github);
+});
+
+test('wait_for_checks: doctor reads the check runs and the combined status of the default branch, and names the missing permission', async (t) => {
+  const github = await startGitHubServer(t);
+  const client = createGitHubClient({ apiUrl: github.url, token: 'ghs_test', retries: 0 });
+  const tokenFile = '/etc/duet/credentials/github-token';
+  github.respondAlways('GET', REPO, { status: 200, body: repoBody(true) });
+  github.respond('GET', /^\/repos\/octo\/app\/commits\/main\/check-runs$/, { status: 200, body: { total_count: 2, check_runs: [] } });
+  github.respond('GET', /^\/repos\/octo\/app\/commits\/main\/status$/, { status: 200, body: { state: 'success', statuses: [] } });
+  const ok = await checkChecksAccess(client, 'octo/app', tokenFile);
+  assert.deepEqual([ok.ok, ok.detail], [true, 'reads the check runs (2 on main) and the combined status of octo/app']);
+
+  github.respond('GET', /^\/repos\/octo\/app\/commits\/main\/check-runs$/, 403);
+  const refused = await checkChecksAccess(client, 'octo/app', tokenFile);
+  assert.equal(refused.ok, false);
+  assert.match(refused.detail, /may not read the check runs or statuses of octo\/app \(403/);
+  assert.match(refused.fix, /"Checks: Read" and "Commit statuses: Read"/);
+
+  github.respond('GET', /^\/repos\/octo\/app\/commits\/main\/check-runs$/, { status: 200, body: { total_count: 0, check_runs: [] } });
+  github.respond('GET', /^\/repos\/octo\/app\/commits\/main\/status$/, 404);
+  assert.equal((await checkChecksAccess(client, 'octo/app', tokenFile)).ok, false);
   onlyReads(github);
 });

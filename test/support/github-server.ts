@@ -73,6 +73,21 @@ export interface GitHubServer {
    * The zip is downloaded from /actions/artifacts/{id}/zip by a 302.
    */
   serveWorkflowRun(repo: string, run: { sha: string; workflow: string; artifacts: FakeArtifact[] }): void;
+  /**
+   * Serve the check runs (paginated by per_page/page) and the combined status of `sha` in `repo`,
+   * each with an ETag, answering 304 to an If-None-Match that matches. The combined status holds
+   * the statuses POSTed to the commit too (duet's own), the latest per context, as GitHub's does.
+   */
+  serveChecks(repo: string, sha: string): FakeChecks;
+}
+
+/** What GitHub says of a commit's CI (deploy_on.wait_for_checks); changed by the test as CI goes. */
+export interface FakeChecks {
+  set(state: { checkRuns?: Array<{ name: string; status: string; conclusion?: string | null }>; statuses?: Array<{ context: string; state: string }> }): void;
+  /** Conditional requests answered 304 Not Modified (If-None-Match matched the ETag): they cost no rate limit on GitHub. */
+  notModified(): number;
+  /** GETs of the check runs and of the combined status. */
+  reads(): number;
 }
 
 export interface FakeArtifact extends FakeAsset {
@@ -247,6 +262,60 @@ export async function startGitHubServer(t: TestContext, options: { prefix?: stri
           return { status: 200, body: { total_count: found.length, artifacts: found } };
         },
       });
+    },
+    serveChecks(repo, sha) {
+      const escaped = repo.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      let checkRuns: object[] = [];
+      let statuses: Array<{ context: string; state: string }> = [];
+      let notModified = 0;
+      let reads = 0;
+      const conditional = (request: RecordedRequest, body: unknown): FakeResponse => {
+        reads += 1;
+        const etag = `"${createHash('sha256').update(JSON.stringify(body)).digest('hex').slice(0, 32)}"`;
+        if (request.headers['if-none-match'] === etag) {
+          notModified += 1;
+          return { status: 304, headers: { etag } };
+        }
+        return { status: 200, body, headers: { etag } };
+      };
+      const query = (request: RecordedRequest): URLSearchParams => new URLSearchParams(request.url.split('?')[1] ?? '');
+      routes.push({
+        method: 'GET',
+        path: new RegExp(`^/repos/${escaped}/commits/${sha}/check-runs$`),
+        queue: [],
+        always: (request) => {
+          const perPage = Number(query(request).get('per_page') ?? 30);
+          const page = Number(query(request).get('page') ?? 1);
+          return conditional(request, { total_count: checkRuns.length, check_runs: checkRuns.slice((page - 1) * perPage, page * perPage) });
+        },
+      });
+      routes.push({
+        method: 'GET',
+        path: new RegExp(`^/repos/${escaped}/commits/${sha}/status$`),
+        queue: [],
+        always: (request) => {
+          const posted = requests
+            .filter((r) => r.method === 'POST' && r.path === `/repos/${repo}/statuses/${sha}`)
+            .map((r) => r.body as { context: string; state: string });
+          const latest = new Map<string, { context: string; state: string }>();
+          for (const status of [...statuses, ...posted]) latest.set(status.context, { context: status.context, state: status.state });
+          const all = [...latest.values()];
+          const state = all.some((s) => s.state === 'failure' || s.state === 'error')
+            ? 'failure'
+            : all.some((s) => s.state === 'pending')
+              ? 'pending'
+              : 'success';
+          return conditional(request, { state, sha, total_count: all.length, statuses: all });
+        },
+      });
+      return {
+        set(state) {
+          if (state.checkRuns) checkRuns = state.checkRuns.map((run) => ({ id: nextId++, head_sha: sha, conclusion: null, ...run }));
+          if (state.statuses) statuses = state.statuses;
+        },
+        notModified: () => notModified,
+        reads: () => reads,
+      };
     },
     respondAlways(method, path, response) {
       for (const route of routes) if (route.method === method && String(route.path) === String(path)) route.always = undefined;
