@@ -7,7 +7,7 @@ import { readPrepared } from '../instance/prepared.js';
 import { runnerOf } from '../instance/runner.js';
 import { switchOf } from '../switch/switch.js';
 import { readBreaking } from './breaking.js';
-import { listReleases, requireFreeSpace, type KeptRelease } from './releases.js';
+import { listReleases, movedInto, requireFreeSpace, type KeptRelease } from './releases.js';
 
 /** Which kept release a rollback restores: named (a commit or a ref), or the Nth good one before the live one. */
 export type RollbackTarget = { to: string } | { steps: number };
@@ -84,7 +84,7 @@ export async function pickRelease(
   if (release.sha === liveSha) {
     throw new DuetError(`${name} is the live release: rolling back to it would change nothing`, { step: 'pick', hint: `\`duet releases ${app.name}\`` });
   }
-  if (!release.kept) {
+  if (!release.kept && !(await movedInto(app, release.sha))) {
     throw new DuetError(`${name} is kept only as a record: its tree is in a color since a rollback that did not finish`, {
       step: 'pick',
       hint: `roll back to the other color (duet rollback ${app.name}), or deploy it again: duet deploy --ref ${release.sha}`,

@@ -12,6 +12,7 @@ import { nodeRuntime } from '../instance/node-runtime.js';
 import { clearPrepared, markPrepared, readPrepared } from '../instance/prepared.js';
 import { runnerOf } from '../instance/runner.js';
 import { fsyncDirectory, readFileIfExists, writeFileAtomic } from '../util/atomic-file.js';
+import { crashPoint } from '../util/crash-point.js';
 import { runArgv } from '../util/run.js';
 
 /**
@@ -219,12 +220,23 @@ export async function markBad(app: AppConfig, sha: string, deploy: string): Prom
 export async function restoreInto(app: AppConfig, color: Color, release: ReleaseRecord): Promise<void> {
   const checkout = app.paths.checkout[color];
   await clearPrepared(app, color);
-  if (existsSync(checkout)) await rename(checkout, join(app.paths.releases, `.replaced-${color}.${process.pid}.${Date.now()}`));
-  await rename(treeOf(app, release.sha), checkout);
+  // A restore killed after the tree moved in is finished from here: the tree is whole (a rename).
+  if ((await movedInto(app, release.sha)) !== color) {
+    if (existsSync(checkout)) await rename(checkout, join(app.paths.releases, `.replaced-${color}.${process.pid}.${Date.now()}`));
+    await rename(treeOf(app, release.sha), checkout);
+    crashPoint('restore:moved');
+  }
   if (release.installStamp) await writeInstallStamp(app.paths.installStamp[color], release.installStamp);
   else await rm(app.paths.installStamp[color], { force: true });
   await markPrepared(app, color, { sha: release.sha, ref: release.ref, config: release.build });
   await fsyncDirectory(app.paths.root);
+}
+
+/** The color whose checkout a restore moved the release's tree into (it is no longer in the store). */
+export async function movedInto(app: AppConfig, sha: string): Promise<Color | undefined> {
+  if (existsSync(treeOf(app, sha))) return undefined;
+  for (const color of ['blue', 'green'] as const) if ((await checkedOutRevision(app.paths.checkout[color])) === sha) return color;
+  return undefined;
 }
 
 /** After a failed restore: a stopped color's tree goes back into the store (a rename), so the release stays kept. */

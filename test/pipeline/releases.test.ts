@@ -89,6 +89,19 @@ test('a rollback three releases back restores the kept tree in under 2 s: no ins
   assert.equal(v1.kept, true, 'kept again after the rollback passed its watch');
 });
 
+test('a rollback killed right after the kept tree moved into the color converges when run again: the release is restored, not refused', async (t) => {
+  const { setup, marker, shas } = await deployed(t, ['v1', 'v2', 'v3'], 3);
+  const before = await readFile(marker, 'utf8');
+  const killed = await setup.duet(['rollback', '--to', 'v1'], { DUET_CRASH_AT: 'restore:moved' });
+  assert.notEqual(killed.code, 0, 'killed at restore:moved');
+  assert.equal(await servedVersion(setup), 'v3', 'the live color untouched');
+  const again = await setup.succeed(['rollback', '--to', 'v1']);
+  assert.match(again.stdout, new RegExp(`to ${shas.v1!.slice(0, 7)}`));
+  assert.equal(await servedVersion(setup), 'v1');
+  assert.equal(await readFile(marker, 'utf8'), before, 'no install, no build');
+  assert.equal((await listed(setup)).find((r) => r.sha === shas.v1)?.kept, true, 'kept again after its watch');
+});
+
 test('two rollbacks --steps 1 walk back two releases instead of toggling', async (t) => {
   const { setup, marker, shas } = await deployed(t, ['v1', 'v2', 'v3'], 3);
   const before = await readFile(marker, 'utf8');
