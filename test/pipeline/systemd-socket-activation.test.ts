@@ -166,4 +166,63 @@ test('runner: systemd + socket_activation: a live color that cannot start again 
   assert.ok(after < 25_000, `failed over ${after} ms after the kill`);
   assert.match((await setup.get('/')).body, /cafeteria v1/);
   assert.equal(report.errors, 0);
+  // No start limit stops green's restarts (they must never fail its socket unit): duet serve
+  // stops both of its units once traffic left it, and keeps its record (down, not stopped).
+  const service = appUnitName(setup.app.name, 'green');
+  const stopped = await pollUntil(async () => ((await show(service, 'ActiveState')) === 'inactive' ? true : undefined), { timeoutMs: 5000 });
+  assert.ok(stopped, `green's service is ${await show(service, 'ActiveState')}/${await show(service, 'SubState')}`);
+  assert.equal(await show(appSocketUnitName(setup.app.name, 'green'), 'ActiveState'), 'inactive');
+  assert.equal(await show(appSocketUnitName(setup.app.name, 'green'), 'Result'), 'success', 'its socket unit never failed');
+  await stat(setup.app.paths.pidfile.green);
 });
+
+test(
+  'runner: systemd + socket_activation: requests of death faster than any start limit never fail the live socket unit, never reach the standby, and the live color serves afterwards',
+  { timeout: 180_000 },
+  async (t) => {
+    const a = await activated(t);
+    if (!a) return;
+    const { setup, show } = a;
+    const service = appUnitName(setup.app.name, 'green');
+    const socket = appSocketUnitName(setup.app.name, 'green');
+    const standby = await a.mainPid('blue');
+    const restartsBefore = Number(await show(service, 'NRestarts'));
+    await a.control('die-on', '/die');
+    // Three loops back to back: each process dies on the first request it reads, so the pace is
+    // systemd's restart itself, past the 60 starts in 20 s a start limit would allow.
+    const started = Date.now();
+    let restarts = 0;
+    let elapsed = 0;
+    let stop = false;
+    const statuses: Record<number, number> = {};
+    const loop = async () => {
+      while (!stop) {
+        const status = (await setup.get('/die').catch(() => ({ status: 0 }))).status;
+        statuses[status] = (statuses[status] ?? 0) + 1;
+      }
+    };
+    const count = async () => {
+      while (!stop) {
+        restarts = Number(await show(service, 'NRestarts')) - restartsBefore;
+        elapsed = Date.now() - started;
+        if (restarts >= 80 || elapsed >= 20_000) stop = true;
+      }
+    };
+    await Promise.all([loop(), loop(), loop(), count()]);
+    t.diagnostic(`${restarts} restarts of green in ${elapsed} ms; answers ${JSON.stringify(statuses)}`);
+    assert.equal(await show(socket, 'Result'), 'success', 'the socket unit never failed');
+    assert.equal(await show(socket, 'ActiveState'), 'active');
+    assert.equal(await a.mainPid('blue'), standby, 'the standby never received a request of death');
+    assert.ok(restarts > 60 && elapsed <= 20_500, `more deaths than 60 in 20 s (a start limit's burst): ${restarts} in ${elapsed} ms`);
+    await a.control('die-on', undefined);
+    const back = await pollUntil(
+      async () => {
+        const answer = await setup.get('/').catch(() => undefined);
+        return answer?.status === 200 ? answer : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
+    assert.match(back?.body ?? '', /cafeteria v2/, 'the live color serves again');
+    assert.equal(await a.mainPid('blue'), standby);
+  },
+);
