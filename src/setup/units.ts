@@ -168,6 +168,10 @@ export function activationDropIns(app: AppConfig, dir: string): DropIn[] {
       'ExecStartPre=',
       '# Requests wait in the socket meanwhile: the next process at once.',
       'RestartSec=100ms',
+      '# A clean exit too (a request that makes the app exit 0): else the socket unit itself starts the',
+      '# next process at once, and such requests back to back reach its trigger limit (20 in 2 s), which',
+      '# fails it. Through a restart, at most one start per RestartSec: below that limit.',
+      'Restart=always',
     ];
     return [
       { path: join(dir, `${appSocketUnitName(app.name, color)}.d`, 'listen.conf'), content: on ? `${listen.join('\n')}\n` : undefined },
