@@ -44,6 +44,11 @@ export interface Runner {
   outputHint(color: Color): string;
   /** The runner brings a crashed color back itself (systemd's Restart=): duet serve only counts. */
   readonly restartsCrashed: boolean;
+  /**
+   * A dead color traffic left by a failover: end the restarts the runner does on its own, keeping
+   * the color's record (it is down, not stopped). Only a runner with restartsCrashed has any.
+   */
+  endRestarts?(color: Color): Promise<void>;
 }
 
 const runners = new WeakMap<AppConfig, Runner>();

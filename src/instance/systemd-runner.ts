@@ -57,6 +57,14 @@ export class SystemdRunner implements Runner {
     return running ? 'stopped' : 'not-running';
   }
 
+  /**
+   * With socket_activation the service has no start limit (setup/units.ts): a version that cannot
+   * start would restart every 100 ms for good. Both units stop; the pidfile stays.
+   */
+  async endRestarts(color: Color): Promise<void> {
+    await stopUnit(this.app, color);
+  }
+
   /** systemd's record of the unit's last main process, if it is this instance. */
   async exitStatus(instance: InstanceRecord): Promise<ExitStatus | undefined> {
     const last = (await unitState(this.app, instance.color as Color).catch(() => undefined))?.lastExit;

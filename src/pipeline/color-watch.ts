@@ -151,6 +151,9 @@ export class ColorWatch {
         this.failed(this.servedSinceStart ? 'crash' : 'start', now);
         this.exitedSinceAdopt = true;
         this.problem(detail, now);
+        // Down from the exit on, even when systemd's next process is up by this look: it is only
+        // starting, and a version that cannot start must not look like one that starts forever.
+        this.setHealth('down', now);
         findings.push({ kind: 'exited', detail });
       }
       this.instance = undefined;

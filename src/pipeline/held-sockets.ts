@@ -5,6 +5,7 @@ import { heldListener, releaseListener } from '../instance/listener-hold.js';
 import { runnerOf, type InstanceRecord } from '../instance/runner.js';
 import { pollUntil } from '../util/poll.js';
 import type { ColorWatch } from './color-watch.js';
+import { acquireLock } from './lock.js';
 
 /** How long a restarted color is probed closely for its first answer before the looks take over. */
 const SETTLE_MS = 3_000;
@@ -93,8 +94,22 @@ export class HeldSockets {
     this.unanswered[color] = 0;
   }
 
-  /** A dead color traffic left by a failover: what waits in its socket will not be served soon. */
-  failedOver(from: Color): void {
+  /**
+   * A dead color traffic left by a failover: what waits in its socket will not be served soon.
+   * Under runner: systemd its service has no start limit (setup/units.ts), so it would restart
+   * every 100 ms for good: the runner ends that, the record stays (status shows it down, as a
+   * color systemd gave up on), and a deploy or start-instance brings it back.
+   */
+  async failedOver(from: Color): Promise<void> {
     releaseListener(this.app.paths.socket[from]);
+    const runner = runnerOf(this.app);
+    if (!runner.endRestarts) return;
+    const lock = await acquireLock(this.app, { command: `stop ${from} after a failover`, wait: false }).catch(() => undefined);
+    if (!lock) return; // an operation took the lock since: the colors are its own
+    try {
+      await runner.endRestarts(from);
+    } finally {
+      await lock.release();
+    }
   }
 }

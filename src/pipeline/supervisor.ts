@@ -198,7 +198,10 @@ export class AppSupervisor {
   private async failOver(from: Color, reason: string, dead: boolean): Promise<void> {
     try {
       const result = await failover(this.config, this.app, { from, reason: `${from} ${reason}`, observer: silentObserver });
-      if (dead) this.held?.failedOver(from);
+      if (dead)
+        await this.held
+          ?.failedOver(from)
+          .catch((error: Error) => this.tellOnce(`stop ${from}`, `stopping ${from} after the failover failed: ${error.message}`));
       this.lastFailover = { id: result.id, at: new Date().toISOString(), from, to: result.to, reason: `${from} ${reason}` };
       this.observer.failedOver(this.app, result, `${from} ${reason}`);
     } catch (error) {

@@ -166,4 +166,78 @@ test('runner: systemd + socket_activation: a live color that cannot start again 
   assert.ok(after < 25_000, `failed over ${after} ms after the kill`);
   assert.match((await setup.get('/')).body, /cafeteria v1/);
   assert.equal(report.errors, 0);
+  // No start limit stops green's restarts (they must never fail its socket unit): duet serve
+  // stops both of its units once traffic left it, and keeps its record (down, not stopped).
+  const service = appUnitName(setup.app.name, 'green');
+  const stopped = await pollUntil(async () => ((await show(service, 'ActiveState')) === 'inactive' ? true : undefined), { timeoutMs: 5000 });
+  assert.ok(stopped, `green's service is ${await show(service, 'ActiveState')}/${await show(service, 'SubState')}`);
+  assert.equal(await show(appSocketUnitName(setup.app.name, 'green'), 'ActiveState'), 'inactive');
+  assert.equal(await show(appSocketUnitName(setup.app.name, 'green'), 'Result'), 'success', 'its socket unit never failed');
+  await stat(setup.app.paths.pidfile.green);
 });
+
+/**
+ * Requests of death back to back, from three loops: each process dies on the first request it
+ * reads, so the pace is systemd's restart itself. Returns green's restarts and the time taken.
+ */
+async function deathsBackToBack(a: Activated, service: string): Promise<{ restarts: number; elapsed: number; statuses: Record<number, number> }> {
+  const restartsBefore = Number(await a.show(service, 'NRestarts'));
+  const started = Date.now();
+  let restarts = 0;
+  let elapsed = 0;
+  let stop = false;
+  const statuses: Record<number, number> = {};
+  const loop = async () => {
+    while (!stop) {
+      const status = (await a.setup.get('/die').catch(() => ({ status: 0 }))).status;
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    }
+  };
+  const count = async () => {
+    while (!stop) {
+      restarts = Number(await a.show(service, 'NRestarts')) - restartsBefore;
+      elapsed = Date.now() - started;
+      if (restarts >= 80 || elapsed >= 20_000) stop = true;
+    }
+  };
+  await Promise.all([loop(), loop(), loop(), count()]);
+  return { restarts, elapsed, statuses };
+}
+
+for (const exitCode of [1, 0]) {
+  test(
+    `runner: systemd + socket_activation: requests of death (exit ${exitCode}) faster than any start or trigger limit never fail the live socket unit, never reach the standby, and the live color serves afterwards`,
+    { timeout: 180_000 },
+    async (t) => {
+      const a = await activated(t);
+      if (!a) return;
+      const { setup, show } = a;
+      const service = appUnitName(setup.app.name, 'green');
+      const socket = appSocketUnitName(setup.app.name, 'green');
+      const standby = await a.mainPid('blue');
+      await a.control('die-on', '/die');
+      await a.control('die-exit-code', String(exitCode));
+      const { restarts, elapsed, statuses } = await deathsBackToBack(a, service);
+      t.diagnostic(`${restarts} restarts of green in ${elapsed} ms; answers ${JSON.stringify(statuses)}`);
+      // A clean exit is restarted too (Restart=always): else the socket unit starts each next
+      // process itself, at once, and fails with trigger-limit-hit.
+      assert.equal(await show(socket, 'Result'), 'success', 'the socket unit never failed');
+      assert.equal(await show(socket, 'ActiveState'), 'active');
+      assert.equal(await a.mainPid('blue'), standby, 'the standby never received a request of death');
+      assert.ok(
+        restarts > 60 && elapsed <= 20_500,
+        `each death restarted by systemd (a clean exit too), more than 60 in 20 s (a start limit's burst): ${restarts} in ${elapsed} ms`,
+      );
+      await a.control('die-on', undefined);
+      const back = await pollUntil(
+        async () => {
+          const answer = await setup.get('/').catch(() => undefined);
+          return answer?.status === 200 ? answer : undefined;
+        },
+        { timeoutMs: 10_000 },
+      );
+      assert.match(back?.body ?? '', /cafeteria v2/, 'the live color serves again');
+      assert.equal(await a.mainPid('blue'), standby);
+    },
+  );
+}

@@ -395,7 +395,8 @@ test('socket_activation under runner: systemd: a socket unit per color beside it
     assert.match(listen, new RegExp(`^FileDescriptorName=${color}$`, 'm'));
     const service = await readFile(join(system, `duet-app@my\\x2dapp-${color}.service.d/activation.conf`), 'utf8');
     assert.match(service, /^ExecStartPre=$/m, "the socket file is the socket unit's: not removed before a start");
-    assert.match(service, /^StartLimitBurst=60$/m);
+    assert.match(service, /^StartLimitIntervalSec=0$/m, 'no start limit: duet serve judges a version that cannot start');
+    assert.match(service, /^Restart=always$/m, 'a clean exit goes through a restart too, never through the socket unit trigger limit');
   }
   const rules: Array<(action: { id: string; lookup: (key: string) => string | undefined }, subject: { user: string }) => string> = [];
   runInNewContext(await readFile(join(root, 'etc/polkit-1/rules.d/50-duet.rules'), 'utf8'), {
