@@ -144,7 +144,8 @@ async function copyTree(app: AppConfig, color: Color, identity: Identity): Promi
   };
   const temp = join(app.paths.releases, `.${identity.sha}.${process.pid}.tmp`);
   await rm(temp, { recursive: true, force: true });
-  await mkdir(temp, { recursive: true });
+  // Closed to other users, as all of the app root but its sockets (switch/socket-permissions.ts).
+  await mkdir(temp, { recursive: true, mode: 0o700 });
   try {
     await runArgv(['cp', '-a', '--reflink=auto', '--', source, join(temp, 'tree')], { step: 'record' });
     await writeRecord(join(temp, 'release.json'), record);
@@ -160,7 +161,7 @@ async function copyTree(app: AppConfig, color: Color, identity: Identity): Promi
 
 /** Fails with a DuetError when the file system of the releases has less than `bytes` (and some headroom) free. */
 export async function requireFreeSpace(app: AppConfig, bytes: number, step: StepName, what: string): Promise<void> {
-  await mkdir(app.paths.releases, { recursive: true });
+  await mkdir(app.paths.releases, { recursive: true, mode: 0o700 });
   const fs = await statfs(app.paths.releases);
   const free = fs.bavail * fs.bsize;
   if (free >= bytes + HEADROOM_BYTES) return;
