@@ -16,7 +16,12 @@ export async function reloadOnHangup(config: Config, supervisor: Supervisor, log
   await recordLoaded(config, logger);
   let chain = Promise.resolve();
   const onHangup = () => {
-    chain = chain.then(() => reload(config, supervisor, logger));
+    // A reload that fails midway is said, never an unhandled rejection that stops duet serve.
+    chain = chain
+      .then(() => reload(config, supervisor, logger))
+      .catch((error: unknown) => {
+        logger.error({ err: error instanceof Error ? error.message : String(error) }, 'duet.yml reload failed');
+      });
   };
   process.on('SIGHUP', onHangup);
   return () => process.off('SIGHUP', onHangup);
