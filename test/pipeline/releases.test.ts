@@ -1,7 +1,8 @@
 import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
@@ -194,8 +195,12 @@ test(
   { skip: process.getuid?.() !== 0 && 'needs root (mounts a tmpfs)' },
   async (t) => {
     // 48 MiB: the state dir fits, a tree and the 64 MiB kept free beside it do not.
-    const stateDir = await mountTmpfs(t, '48m', { label: 'duet-releases' });
+    // mountTmpfs's after hook unmounts and removes it.
+    const stateDir = await mkdtemp(join(tmpdir(), 'duet-releases-'));
     const setup = await setupDuet(t, { stateDir, app: { keep_releases: '3' } });
+    // Mounted after setupDuet, so that its after hook (nginx and the colors stopped) runs first,
+    // while their pid files are still there to be read (full-disk.test.ts does the same).
+    await mountTmpfs(t, '48m', { at: stateDir });
     const deployed = await setup.succeed(['deploy', '--ref', 'v1']);
     assert.match(
       deployed.stderr,
