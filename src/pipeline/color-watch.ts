@@ -1,6 +1,6 @@
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
-import { checkHealth } from '../instance/health.js';
+import { checkHealth, type HealthReport } from '../instance/health.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
 import { describeExit, runnerOf, type InstanceRecord } from '../instance/runner.js';
@@ -178,6 +178,11 @@ export class ColorWatch {
     // It exited while probed (a socket duet holds would keep the probe waiting for the next
     // process): the next look, which the exit brings forward, sees the exit.
     if (!report) return [];
+    return this.heard(report, now);
+  }
+
+  /** What a health check of the current process found: from a look, or one its owner made (HeldSockets.settle). */
+  heard(report: HealthReport, now: number): Finding[] {
     const failure = this.streak.record(report);
     if (report.state === 'healthy') {
       const downMs = this.state.downSince ? this.downForMs(now) : undefined;

@@ -236,8 +236,9 @@ export class AppSupervisor {
       this.observer.colorRestarted(this.app, color, role, started.pid, watch.state.restarts);
       if (this.held) {
         this.held.track(this.watches, Date.now());
-        await this.held.settle(color, started);
-        for (const finding of await watch.look(Date.now())) this.tell(color, role, finding);
+        const answer = await this.held.settle(color, started);
+        const findings = answer ? watch.heard(answer, Date.now()) : [];
+        for (const finding of [...findings, ...(await watch.look(Date.now()))]) this.tell(color, role, finding);
       }
     } catch (error) {
       watch.restartFailed(`restart failed: ${(error as Error).message.split('\n')[0]}`, now);
