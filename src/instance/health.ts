@@ -26,6 +26,37 @@ export async function checkHealth(app: AppConfig, color: Color, timeoutMs = 2000
   }
 }
 
+/** How long after a process's exit is seen an answer it wrote just before is still awaited. */
+const EXIT_AND_ANSWER_APART_MS = 20;
+
+/**
+ * One probe that ends, without a report, when the process exits (`exited`; none: it runs its
+ * course). A socket duet or systemd holds would keep it waiting for the next process instead.
+ * An answer and the exit right after it (the next request was a request of death) reach duet in
+ * the same turn of its event loop, in either order: an answer that came just before the exit
+ * counts. Without it, on a machine where requests of death come as fast as starts, no answer of
+ * the color ever counted.
+ */
+export async function checkHealthUntilExit(
+  app: AppConfig,
+  color: Color,
+  timeoutMs: number,
+  exited: Promise<unknown> | undefined,
+): Promise<HealthReport | undefined> {
+  const probe = checkHealth(app, color, timeoutMs);
+  if (!exited) return probe;
+  let report: HealthReport | undefined;
+  void probe.then((answer) => (report = answer));
+  const got = (): HealthReport | undefined => report;
+  await Promise.race([probe, exited]);
+  if (got()) return got();
+  // A timer, then a turn of the loop's poll phase after it: a busy loop runs due timers before it
+  // polls, and the answer must be read after the poll that delivers it.
+  await new Promise((resolve) => setTimeout(resolve, EXIT_AND_ANSWER_APART_MS));
+  await new Promise((resolve) => setImmediate(resolve));
+  return got()?.state === 'healthy' ? got() : undefined;
+}
+
 interface WaitOptions {
   /** Asked between probes: a process that died will never become healthy, so stop waiting. */
   isAlive: () => Promise<boolean>;

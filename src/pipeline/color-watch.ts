@@ -1,6 +1,6 @@
 import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
-import { checkHealth, type HealthReport } from '../instance/health.js';
+import { checkHealthUntilExit, type HealthReport } from '../instance/health.js';
 import { readPidfile } from '../instance/pidfile.js';
 import { isSameProcessAlive } from '../instance/process-identity.js';
 import { describeExit, runnerOf, type InstanceRecord } from '../instance/runner.js';
@@ -172,9 +172,8 @@ export class ColorWatch {
   }
 
   private async probe(now: number): Promise<Finding[]> {
-    const probe = checkHealth(this.app, this.color, WATCH_PROBE_TIMEOUT_MS);
     const exited = this.instance && runnerOf(this.app).whenExited(this.instance.pid);
-    const report = await (exited ? Promise.race([probe, exited.then(() => undefined)]) : probe);
+    const report = await checkHealthUntilExit(this.app, this.color, WATCH_PROBE_TIMEOUT_MS, exited);
     // It exited while probed (a socket duet holds would keep the probe waiting for the next
     // process): the next look, which the exit brings forward, sees the exit.
     if (!report) return [];

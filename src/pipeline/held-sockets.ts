@@ -1,6 +1,6 @@
 import type { AppConfig } from '../config/load.js';
 import { colors, type Color } from '../config/schema.js';
-import { checkHealth, type HealthReport } from '../instance/health.js';
+import { checkHealthUntilExit, type HealthReport } from '../instance/health.js';
 import { heldListener, releaseListener } from '../instance/listener-hold.js';
 import { runnerOf, type InstanceRecord } from '../instance/runner.js';
 import { pollUntil } from '../util/poll.js';
@@ -18,24 +18,6 @@ const SETTLE_MS = 3_000;
  */
 export const HOLD_WITHOUT_ANSWER_MS = 2_000;
 export const HOLD_UNANSWERED_EXITS = 3;
-/** How long after a process's exit is seen an answer it wrote just before is still awaited. */
-const EXIT_AND_ANSWER_APART_MS = 20;
-
-/**
- * What `probe` got, when the process answered it just before it died: an answer and the exit
- * that follows it at once (the next request was a request of death) reach duet in the same turn
- * of its event loop, in either order. A probe still waiting (in the queue of the socket duet
- * holds, for the next process) or cut off by the exit got nothing.
- */
-async function answeredBeforeExit(probe: Promise<HealthReport>): Promise<HealthReport | undefined> {
-  let answer: HealthReport | undefined;
-  void probe.then((report) => (answer = report.state === 'healthy' ? report : undefined));
-  // A timer, then a turn of the loop's poll phase after it: a busy loop runs due timers before it
-  // polls, and the answer must be read after the poll that delivers it.
-  await new Promise((resolve) => setTimeout(resolve, EXIT_AND_ANSWER_APART_MS));
-  await new Promise((resolve) => setImmediate(resolve));
-  return answer;
-}
 
 /**
  * duet serve's side of `socket_activation` for one app: the socket of each color stays bound
@@ -97,14 +79,13 @@ export class HeldSockets {
    * while requests of death arrive as fast as it starts.
    */
   async settle(color: Color, started: InstanceRecord): Promise<HealthReport | undefined> {
-    const exited = (runnerOf(this.app).whenExited(started.pid) ?? new Promise<never>(() => {})).then(() => undefined);
+    const exited = runnerOf(this.app).whenExited(started.pid);
     let answer: HealthReport | undefined;
     await pollUntil(
       async () => {
         // One probe waits its turn in the queue (a short timeout would give up on a slow start and
         // queue the next one behind later requests); the process's exit ends the wait.
-        const probe = checkHealth(this.app, color, SETTLE_MS);
-        const report = (await Promise.race([probe, exited])) ?? (await answeredBeforeExit(probe));
+        const report = await checkHealthUntilExit(this.app, color, SETTLE_MS, exited);
         if (report?.state === 'healthy') {
           this.answered(color, Date.now());
           answer = report;

@@ -61,7 +61,13 @@ test('socket_activation: requests of death at the audit pace, faster than a star
     `deaths ${JSON.stringify(deaths)}; load: ${report.requests} requests, ${report.non2xx} non-2xx ${JSON.stringify(report.statuses)}, ${report.errors} errors`,
   );
   t.diagnostic(`blue restarted ${after.colors.blue.restarts - before.colors.blue.restarts} times`);
-  assert.equal(after.colors.green.pid, before.colors.green.pid, 'the standby never received a request of death');
+  const supervision = s.serve
+    .output()
+    .split('\n')
+    .filter((line) => line.includes('"component":"supervision"'))
+    .map((line) => `${new Date(JSON.parse(line).time).toISOString().slice(17, 23)} ${JSON.parse(line).msg}`)
+    .join('\n');
+  assert.equal(after.colors.green.pid, before.colors.green.pid, `the standby never received a request of death; supervision said:\n${supervision}`);
   assert.equal(after.colors.green.restarts, before.colors.green.restarts);
   assert.equal(after.enabled, 'blue', 'no failover');
   assert.equal(await failoverRuns(s), 0);
