@@ -4,7 +4,7 @@ import { DuetError, InvalidInputError } from '../errors.js';
 import { checkedOutRevision, preloadGit, resolveRef, type ResolvedRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { appSettings, configChangeOf, type AppSettings, type ConfigChange, type ConfigHashes } from '../instance/app-env.js';
-import { copyAhead } from '../instance/install.js';
+import { copyAhead } from '../instance/early-copy.js';
 import { readPrepared } from '../instance/prepared.js';
 import { runRelease } from '../instance/release.js';
 import { runnerOf } from '../instance/runner.js';

@@ -6,7 +6,7 @@ import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError, type StepName } from '../errors.js';
 import { checkedOutRevision } from '../instance/checkout.js';
-import { findLockfile } from '../instance/install.js';
+import { findLockfile } from '../instance/install-key.js';
 import { readInstallStamp, writeInstallStamp, type InstallStamp } from '../instance/install-stamp.js';
 import { nodeRuntime } from '../instance/node-runtime.js';
 import { clearPrepared, markPrepared, readPrepared } from '../instance/prepared.js';
