@@ -77,7 +77,7 @@ function splitGlobal(argv: string[]): { configPath: string | undefined; rest: st
   return { configPath, rest: argv.slice(i) };
 }
 
-export async function main(argv: string[], io: Pick<CommandContext, 'stdout' | 'stderr'> = process): Promise<number> {
+async function main(argv: string[], io: Pick<CommandContext, 'stdout' | 'stderr'> = process): Promise<number> {
   try {
     const { configPath, rest } = splitGlobal(argv);
     const [name, ...args] = rest;

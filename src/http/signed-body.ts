@@ -14,7 +14,7 @@ import type { Request } from 'express';
 /** GitHub caps payloads at 25 MB. */
 export const WEBHOOK_BODY_LIMIT_BYTES = 25 * 1024 * 1024;
 /** GitHub gives up on a delivery after 10 s; a body slower than this is not GitHub's. */
-export const BODY_DEADLINE_MS = 20_000;
+const BODY_DEADLINE_MS = 20_000;
 /** What a 503 for a full budget tells the client: long enough for the bodies in flight to end. */
 export const BUSY_RETRY_AFTER_S = 5;
 

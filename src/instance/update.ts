@@ -47,7 +47,7 @@ export async function preparedRelease(app: AppConfig, color: Color): Promise<Pre
 }
 
 /** Whether the color's checkout already holds `sha`, completely installed and built with the build configuration `config`. */
-export async function isPrepared(app: AppConfig, color: Color, sha: string, config: string): Promise<boolean> {
+async function isPrepared(app: AppConfig, color: Color, sha: string, config: string): Promise<boolean> {
   const prepared = await preparedRelease(app, color);
   return prepared?.sha === sha && prepared.config === config;
 }

@@ -259,7 +259,7 @@ async function copyAheadForNextDeploy(run: DeployRun, live: Color): Promise<void
  * What of the configuration changed since the color was built or started: undefined when
  * nothing did, 'environment' when only the env files did, else 'configuration'.
  */
-export async function configChange(app: AppConfig, color: Color, hashes: ConfigHashes): Promise<ConfigChange | undefined> {
+async function configChange(app: AppConfig, color: Color, hashes: ConfigHashes): Promise<ConfigChange | undefined> {
   const [prepared, running] = await Promise.all([readPrepared(app, color), runnerOf(app).running(color)]);
   return configChangeOf(hashes, prepared, running);
 }

@@ -60,7 +60,7 @@ export function underRoot(root: string, path: string): string {
  * Reloads go through the system nginx only in port mode: a socket-mode switch renames a symlink,
  * and a managed nginx belongs to duet's own user.
  */
-export function needsNginxReload(setup: SetupConfig): boolean {
+function needsNginxReload(setup: SetupConfig): boolean {
   if (setup.config.nginx.managed) return false;
   return [...setup.config.apps.values()].some((app) => app.switch === 'port');
 }

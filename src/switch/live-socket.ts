@@ -38,7 +38,7 @@ function unexpected(app: AppConfig, what: string): DuetError {
 const STANDBY_RENAME_DELAY_MS = 20;
 
 /** What the two symlinks pointed to before a switch (undefined: nothing), for restoreSockets. */
-export interface SocketLinks {
+interface SocketLinks {
   live: string | undefined;
   standby: string | undefined;
 }

@@ -71,7 +71,7 @@ export async function renderAppConf(app: AppConfig, template: string, values: Te
 }
 
 /** Only the lines without a mark, or with one of `marks` (a dropped line that opens a block takes the block). */
-export function keepMarked(conf: string, marks: ReadonlySet<string>): string {
+function keepMarked(conf: string, marks: ReadonlySet<string>): string {
   const kept: string[] = [];
   let depth = 0;
   for (const line of conf.split('\n')) {
@@ -103,7 +103,7 @@ export function proxiesToUnixSocket(conf: string): boolean {
   return /^\s*(?:server\s+unix:|proxy_pass\s+http:\/\/unix:)/m.test(conf);
 }
 
-export interface InstallOptions {
+interface InstallOptions {
   output?: OutputSink;
   /** Completes the hint after a failure: what nginx still does, e.g. "nginx still serves blue". */
   stillServing: string;

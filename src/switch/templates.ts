@@ -19,7 +19,7 @@ export function packageRoot(from: string = fileURLToPath(import.meta.url)): stri
   }
 }
 
-export function templatePath(name: string): string {
+function templatePath(name: string): string {
   return join(packageRoot(), 'nginx', name);
 }
 
@@ -59,7 +59,7 @@ export function renderTemplate(template: string, values: TemplateValues, label =
 const cache = new Map<string, string>();
 
 /** Read `nginx/<name>` (cached: templates do not change while duet runs). */
-export async function readTemplate(name: string): Promise<string> {
+async function readTemplate(name: string): Promise<string> {
   let template = cache.get(name);
   if (template === undefined) {
     template = await readFile(templatePath(name), 'utf8');

@@ -7,7 +7,7 @@ import { killGroup, recordStepGroup, stopGroup } from './step-group.js';
 import { runThroughStepSocket } from './step-socket.js';
 import type { EnvFromFiles } from './step-protocol.js';
 
-export interface RunOptions {
+interface RunOptions {
   /** The step name that a failure is reported under ("install", "nginx test", ...). */
   step: StepName;
   cwd?: string;
