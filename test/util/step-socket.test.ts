@@ -164,7 +164,9 @@ for (const through of ['the step socket', 'a child of duet'] as const) {
     const dir = socket?.dir ?? (await tempDir(t, 'duet-step'));
     // A child that notes the SIGTERM and carries on, as a migration rolling back would.
     const child = `node -e 'process.on("SIGTERM", () => require("fs").writeFileSync("termed", String(process.pid))); setInterval(() => {}, 1000)'`;
-    const error = await runArgv(['sh', '-c', `echo migrating; ${child}`], {
+    const command = `echo migrating; ${child}`;
+    const error = await runArgv(['sh', '-c', command], {
+      shown: command,
       step: 'release',
       cwd: dir,
       forApp: true,
