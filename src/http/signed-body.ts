@@ -170,7 +170,7 @@ export function readSignedBody(req: Request, options: ReadOptions): Promise<Sign
     const hmac = createHmac('sha256', options.secret);
     const digest = createHash('sha256');
     // Gathered into one buffer as it arrives, not kept as chunks: after a flood of large bodies
-    // duet serve's RSS fell back to 100 MB this way, and stayed at 170 MB with the chunks.
+    // duet serve's memory falls back this way, and stayed high with the chunks (bench/README.md).
     let body = Buffer.allocUnsafe(declared ?? FIRST_CHUNKED_BYTES);
     let received = 0;
     let settled = false;

@@ -41,7 +41,7 @@ export async function preparedRelease(app: AppConfig, color: Color): Promise<Pre
   if (!prepared) return undefined;
   // A color that runs the prepared commit was started from this checkout, and duet stops a color
   // before it touches its checkout: git need not be asked (a rollback to a warm standby is
-  // ~50 ms faster without it).
+  // faster without it).
   if ((await runnerOf(app).running(color))?.sha === prepared.sha) return prepared;
   return (await checkedOutRevision(app.paths.checkout[color])) === prepared.sha ? prepared : undefined;
 }
@@ -96,7 +96,7 @@ export async function updateInstance(
   let releaseSlot: (() => Promise<void>) | undefined;
   try {
     // The fetch writes only .git, so meanwhile the old instance stops and then its leftovers are
-    // cleaned away (the clean is a git process of its own, ~25 ms); the checkout waits for both.
+    // cleaned away (the clean is a git process of its own); the checkout waits for both.
     // Decided before the fetch starts, which runs `git init` in a directory without a repository.
     const cleanFirst = hasOwnRepository(dir);
     const stopThenClean = async (): Promise<void> => {

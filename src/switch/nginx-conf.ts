@@ -118,7 +118,7 @@ interface InstallOptions {
  *
  * No separate `nginx -t` first: a reload refuses a configuration nginx cannot load, with nginx's
  * own message, and leaves the running nginx untouched (reloadNginx). The test was a second parse
- * and a second process on every switch (20-40 ms). A reload_cmd that signals without checking
+ * and a second process on every switch. A reload_cmd that signals without checking
  * (a bare kill -HUP) is still safe: nginx keeps its old config, and the verify step, which asks
  * the public port, sees it and switches back.
  */

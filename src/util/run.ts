@@ -41,7 +41,7 @@ interface RunOptions {
 }
 
 // Loaded on the first child process, not at startup: commands that only read state (status,
-// enabled-instance, a socket-mode rollback) start about 100 ms sooner without it.
+// enabled-instance, a socket-mode rollback) start sooner without it.
 const loadExeca = async () => (await import('execa')).execa;
 
 /**
