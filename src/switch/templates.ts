@@ -35,7 +35,7 @@ export type TemplateValues = Record<string, string | number | readonly string[]>
 const UNSAFE = /[;{}"'`\\$#\s]/;
 
 /** Replace every `{{name}}`; a placeholder without a value, or an unsafe value, is an error. */
-export function renderTemplate(template: string, values: TemplateValues, label = 'template'): string {
+function renderTemplate(template: string, values: TemplateValues, label: string): string {
   return template.replace(/\{\{\s*([\w-]+)\s*\}\}/g, (_match, key: string) => {
     if (!Object.hasOwn(values, key)) {
       throw new DuetError(`${label}: no value for the placeholder {{${key}}}`, {
