@@ -25,11 +25,6 @@ import { ENABLED_UNITS, STEP_UNITS, appStepUnits, renderActivationDropIns, rende
 /** The app units' templates: each is absent where the other runner or scope puts it. */
 const APP_UNITS = [APP_UNIT_TEMPLATE, APP_SOCKET_TEMPLATE];
 
-/**
- * What a finished install looks like, independent of what is on disk now: the directories and
- * files with their modes and owners, files that must not exist, and the commands that follow
- * changes. apply.ts compares it with the disk and does (or, with --dry-run, prints) the rest.
- */
 export interface Owner {
   user: string;
   group: string;
@@ -71,6 +66,11 @@ interface AppUser {
   group: string;
 }
 
+/**
+ * What a finished install looks like, independent of what is on disk now: the directories and
+ * files with their modes and owners, files that must not exist, and the commands that follow
+ * changes. apply.ts compares it with the disk and does (or, with --dry-run, prints) the rest.
+ */
 export interface DesiredState {
   user: string;
   /** The service user's home: the state dir (SSH deploy keys go in <state_dir>/.ssh). */
