@@ -72,7 +72,7 @@ interface ErrorLike {
  * is 429, and a 403 that is really the rate limit. Any other 4xx (401 bad token, 404 repository
  * not visible to the token, 422 invalid field) will fail the same way every time.
  */
-function classifyFailure(error: unknown, now = Date.now()): FailureInfo {
+function classifyFailure(error: unknown): FailureInfo {
   if (error instanceof PermanentError) return { permanent: true, status: undefined, message: error.message, waitMs: undefined };
   const e = (typeof error === 'object' && error !== null ? error : {}) as ErrorLike;
   const status = typeof e.status === 'number' ? e.status : undefined;
@@ -80,7 +80,7 @@ function classifyFailure(error: unknown, now = Date.now()): FailureInfo {
   const message = githubMessage(e.response?.data) ?? (typeof e.message === 'string' ? e.message : String(error));
   const rateLimited = status === 429 || (status === 403 && (String(headers['x-ratelimit-remaining']) === '0' || /rate limit/i.test(message)));
   const permanent = status !== undefined && status >= 400 && status < 500 && !rateLimited;
-  return { permanent, status, message, waitMs: rateLimited ? waitFromHeaders(headers, now) : undefined };
+  return { permanent, status, message, waitMs: rateLimited ? waitFromHeaders(headers, Date.now()) : undefined };
 }
 
 function githubMessage(data: unknown): string | undefined {

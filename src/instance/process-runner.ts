@@ -174,9 +174,9 @@ function recordExit(pid: number, child: ChildProcess): void {
 }
 
 /** What the instance printed since duet last started it: the reason it died is usually there. */
-async function processLogTail(app: AppConfig, color: Color, lines = 20): Promise<string> {
+async function processLogTail(app: AppConfig, color: Color): Promise<string> {
   const text = (await readFileIfExists(app.paths.instanceLog[color])) ?? '';
   const start = text.lastIndexOf(START_MARKER);
   const sinceStart = start < 0 ? text : text.slice(text.indexOf('\n', start) + 1);
-  return lastLines(sinceStart, lines).trim();
+  return lastLines(sinceStart, 20).trim();
 }
