@@ -94,7 +94,6 @@ const root = (): Owner => ({ user: 'root', group: 'root' });
 
 export async function desiredState(setup: SetupConfig, layout: InstallLayout, rootDir: string, starter: string): Promise<DesiredState> {
   const { config, user } = setup;
-  // Socket mode: nginx's workers (www-data) must pass through state_dir to reach the sockets.
   const socketApps = [...config.apps.values()].filter((app) => app.switch === 'socket');
   const entries = directoryEntries(setup, layout, starter, socketApps.length > 0);
 
@@ -142,8 +141,8 @@ function directoryEntries(setup: SetupConfig, layout: InstallLayout, starter: st
     },
     { kind: 'dir', path: layout.credentialsDir, mode: 0o700, owner: root(), enforce: true },
   ];
-  // With tls, nginx's workers pass through state_dir to the ACME webroot (<state_dir>/acme/<app>),
-  // which they serve, as they do to the sockets. o+x without o+r lets them pass, not list.
+  // nginx's workers (www-data) pass through state_dir to reach the sockets (socket mode) and, with
+  // tls, the ACME webroot (<state_dir>/acme/<app>) they serve. o+x without o+r lets them pass, not list.
   const tlsApps = [...config.apps.values()].filter((app) => app.tls.mode !== 'off');
   entries.push({ kind: 'dir', path: config.stateDir, mode: sockets || tlsApps.length ? 0o711 : 0o750, owner: own, enforce: true });
   if (tlsApps.length) entries.push({ kind: 'dir', path: join(config.stateDir, 'acme'), mode: 0o755, owner: own, enforce: true });
