@@ -191,7 +191,7 @@ export class UnknownAppError extends DuetError {
  * duet cannot take the request now, but will: HTTP answers 503, so GitHub shows the delivery as
  * failed and it can be redelivered (a full disk, a server shutting down).
  */
-export class UnavailableError extends DuetError {
+class UnavailableError extends DuetError {
   override readonly kind: ErrorKind = 'unavailable';
 }
 

@@ -2,6 +2,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { findConfigFile, loadConfig, pickApp, type AppConfig, type Config } from '../config/load.js';
 import { parseColor, type Color } from '../config/schema.js';
 import { UsageError } from '../errors.js';
+import type { LockOwner } from '../pipeline/lock.js';
 
 /** One CLI command: one file in src/cli/commands, named for what it does. */
 export interface Command {
@@ -56,6 +57,11 @@ export async function appAndColorFrom(context: CommandContext, command: Command)
   if (!color) throw new UsageError(`${command.name}: "${args.at(-1)}" is not a color`, 'a color is blue or green');
   const config = await contextConfig(context);
   return { config, app: pickApp(config, args.length === 2 ? args[0] : undefined), color };
+}
+
+/** `--no-wait`, and a line on stderr while another duet holds the app's lock. */
+export function lockWait(context: CommandContext): { wait: boolean; onWait: (holder: LockOwner) => void } {
+  return { wait: !context.values['no-wait'], onWait: (holder) => print(context.stderr, `duet: waiting for pid ${holder.pid} (${holder.command})`) };
 }
 
 export function print(stream: NodeJS.WritableStream, line: string): void {

@@ -3,7 +3,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { exitCodeOf } from '../error-kinds.js';
 import { describeError, DuetError, UsageError } from '../errors.js';
-import { parseCommandArgs, type Command, type CommandContext } from './command.js';
+import { parseCommandArgs, type Command } from './command.js';
 
 /**
  * Every command, in the order `duet help` lists them. A command's module (and the libraries it
@@ -77,23 +77,23 @@ function splitGlobal(argv: string[]): { configPath: string | undefined; rest: st
   return { configPath, rest: argv.slice(i) };
 }
 
-export async function main(argv: string[], io: Pick<CommandContext, 'stdout' | 'stderr'> = process): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   try {
     const { configPath, rest } = splitGlobal(argv);
     const [name, ...args] = rest;
     if (name === undefined || name === 'help') {
       const about = args[0] === undefined ? undefined : await loadCommand(args[0]);
-      io.stdout.write(`${about ? `usage: duet ${about.usage}\n\n${about.summary}` : await usage()}\n`);
+      process.stdout.write(`${about ? `usage: duet ${about.usage}\n\n${about.summary}` : await usage()}\n`);
       return name === undefined ? 2 : 0;
     }
     const command = await loadCommand(name);
     if (!command) throw new UsageError(`unknown command "${name}"`, 'run `duet help` for the list');
     const parsed = parseCommandArgs(command, args);
-    const code = await command.run({ configPath, ...parsed, ...io });
+    const code = await command.run({ configPath, ...parsed, stdout: process.stdout, stderr: process.stderr });
     return code ?? 0;
   } catch (error) {
     const prefix = error instanceof DuetError && error.step ? `${error.step}: ` : '';
-    io.stderr.write(`duet: ${prefix}${describeError(error)}\n`);
+    process.stderr.write(`duet: ${prefix}${describeError(error)}\n`);
     return exitCodeOf(error);
   }
 }

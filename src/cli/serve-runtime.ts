@@ -131,8 +131,8 @@ function supervisionObserver(
 }
 
 /**
- * One full garbage collection once started: loading and compiling duet leaves some 12 MB of
- * garbage that V8 would otherwise free only when its memory reducer runs, about 20 s later. So
+ * One full garbage collection once started: loading and compiling duet leaves garbage that V8
+ * would otherwise free only when its memory reducer runs, some time later. So
  * the footprint an operator sees right after a start is the one duet keeps while idle. Needs
  * --expose-gc (SERVE_NODE_FLAGS, as the units run it); without it, V8 frees that memory itself.
  */

@@ -41,7 +41,7 @@ export const buildLimitsSchema = appBuildLimitsSchema
   })
   .strict();
 
-export type MemoryLimit = z.infer<typeof memoryLimit>;
+type MemoryLimit = z.infer<typeof memoryLimit>;
 /** build_limits with every default filled in, as an app's install and build get them. */
 export type BuildLimits = {
   memory_high: MemoryLimit;

@@ -20,5 +20,3 @@ export const waitForChecksSchema = z
     poll_s: z.number().int().min(1).max(3600).default(30),
   })
   .strict();
-
-export type WaitForChecks = z.infer<typeof waitForChecksSchema>;

@@ -3,11 +3,11 @@ import { z } from 'zod';
 
 /** notify (issue 29): where duet tells the team how a deploy ended. */
 
-export const NOTIFY_OUTCOMES = ['succeeded', 'failed', 'errored', 'switched_back', 'failover'] as const;
+const NOTIFY_OUTCOMES = ['succeeded', 'failed', 'errored', 'switched_back', 'failover'] as const;
 export type NotifyOutcome = (typeof NOTIFY_OUTCOMES)[number];
 
 /** What a team wants to hear without asking: what went wrong, or was undone without them. */
-export const DEFAULT_NOTIFY_ON: readonly NotifyOutcome[] = ['failed', 'errored', 'switched_back', 'failover'];
+const DEFAULT_NOTIFY_ON: readonly NotifyOutcome[] = ['failed', 'errored', 'switched_back', 'failover'];
 
 const absolutePath = z.string().regex(/^\//, 'an absolute path');
 

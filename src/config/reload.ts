@@ -24,7 +24,7 @@ const KEY_OF: Record<(typeof RESTART_ONLY)[number], string> = {
   notify: 'notify',
 };
 
-export type ReloadPlan = { restartFor: string[] } | { apps: { added: string[]; removed: string[]; changed: string[] } };
+type ReloadPlan = { restartFor: string[] } | { apps: { added: string[]; removed: string[]; changed: string[] } };
 
 /** Whether `next` can replace `current` in a running duet serve, and what it changes. */
 export function planReload(current: Config, next: Config): ReloadPlan {

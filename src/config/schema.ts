@@ -32,7 +32,7 @@ const healthSchema = z
   .strict();
 
 /** Let's Encrypt's production directory. */
-export const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
+const LETS_ENCRYPT_DIRECTORY = 'https://acme-v02.api.letsencrypt.org/directory';
 
 const hostName = z.string().regex(/^[\w.*-]+$/, 'a host name');
 
@@ -74,8 +74,6 @@ const tlsSchema = z
     }
   });
 
-export type TlsSettings = z.infer<typeof tlsSchema>;
-
 const deployOnSchema = z
   .object({
     branches: z.array(z.string().min(1)).default(['main']),
@@ -89,7 +87,7 @@ const deployOnSchema = z
 /** Directories of state_dir that duet itself uses or may use: an app of that name would share it. */
 const RESERVED_APP_NAMES = new Set(['nginx', 'run', 'logs', 'tmp', 'cache', 'sockets', 'credentials', 'ssh', 'serve', 'acme']);
 
-export const appSchema = z
+const appSchema = z
   .object({
     repo: z
       .string()

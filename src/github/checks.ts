@@ -21,7 +21,7 @@ export interface CommitStatus {
   state: string;
 }
 
-export interface ChecksInput {
+interface ChecksInput {
   checkRuns: readonly CheckRun[];
   statuses: readonly CommitStatus[];
   /** all: every check run and status there is; or the names required (a check run's name or a status's context). */
@@ -30,7 +30,7 @@ export interface ChecksInput {
   ownContext: string;
 }
 
-export type ChecksDecision =
+type ChecksDecision =
   | { verdict: 'green'; summary: string }
   | { verdict: 'red'; failed: string; summary: string }
   | { verdict: 'pending'; done: number; total: number; summary: string };

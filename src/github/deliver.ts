@@ -4,7 +4,7 @@ import { isFinalDeploymentState, type CommitStatusReport, type DeploymentReport,
 
 /** One HTTP exchange with GitHub per call; when to retry is the reporter's business. */
 
-export async function sendCommitStatus(client: Octokit, report: CommitStatusReport): Promise<void> {
+async function sendCommitStatus(client: Octokit, report: CommitStatusReport): Promise<void> {
   await client.rest.repos.createCommitStatus({
     owner: report.owner,
     repo: report.repo,
@@ -16,7 +16,7 @@ export async function sendCommitStatus(client: Octokit, report: CommitStatusRepo
   });
 }
 
-export async function createDeployment(client: Octokit, report: DeploymentReport): Promise<number> {
+async function createDeployment(client: Octokit, report: DeploymentReport): Promise<number> {
   const response = await client.rest.repos.createDeployment({
     owner: report.owner,
     repo: report.repo,
@@ -37,7 +37,7 @@ export async function createDeployment(client: Octokit, report: DeploymentReport
   return id;
 }
 
-export async function sendDeploymentStatus(client: Octokit, report: DeploymentReport, deploymentId: number): Promise<void> {
+async function sendDeploymentStatus(client: Octokit, report: DeploymentReport, deploymentId: number): Promise<void> {
   await client.rest.repos.createDeploymentStatus({
     owner: report.owner,
     repo: report.repo,
@@ -72,7 +72,7 @@ interface ErrorLike {
  * is 429, and a 403 that is really the rate limit. Any other 4xx (401 bad token, 404 repository
  * not visible to the token, 422 invalid field) will fail the same way every time.
  */
-export function classifyFailure(error: unknown, now = Date.now()): FailureInfo {
+function classifyFailure(error: unknown): FailureInfo {
   if (error instanceof PermanentError) return { permanent: true, status: undefined, message: error.message, waitMs: undefined };
   const e = (typeof error === 'object' && error !== null ? error : {}) as ErrorLike;
   const status = typeof e.status === 'number' ? e.status : undefined;
@@ -80,7 +80,7 @@ export function classifyFailure(error: unknown, now = Date.now()): FailureInfo {
   const message = githubMessage(e.response?.data) ?? (typeof e.message === 'string' ? e.message : String(error));
   const rateLimited = status === 429 || (status === 403 && (String(headers['x-ratelimit-remaining']) === '0' || /rate limit/i.test(message)));
   const permanent = status !== undefined && status >= 400 && status < 500 && !rateLimited;
-  return { permanent, status, message, waitMs: rateLimited ? waitFromHeaders(headers, now) : undefined };
+  return { permanent, status, message, waitMs: rateLimited ? waitFromHeaders(headers, Date.now()) : undefined };
 }
 
 function githubMessage(data: unknown): string | undefined {

@@ -6,7 +6,7 @@ import PQueue from 'p-queue';
  * (Retry-After) holds for every request of the token. Bursts of a quarter of the minute's
  * allowance go at once, then one window of PACE_WINDOW_MS at a time.
  */
-export const PACE_WINDOW_MS = 15_000;
+const PACE_WINDOW_MS = 15_000;
 /** A wait GitHub asks for is honoured up to its hourly window. */
 const MAX_PAUSE_MS = 60 * 60_000;
 

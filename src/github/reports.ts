@@ -108,7 +108,7 @@ export function resolveTarget(config: Config, trigger: Deploy): { target: Report
 export type Phase = 'queued' | 'waiting' | 'started' | 'finished';
 
 /** The state and text for one observer call. The summary is a final outcome, so only `finished` uses it. */
-export function describe(trigger: Deploy, phase: Phase, color: string | null, progress?: string): { state: CommitState; description: string } {
+function describe(trigger: Deploy, phase: Phase, color: string | null, progress?: string): { state: CommitState; description: string } {
   if (phase === 'queued') return { state: 'pending', description: 'Queued' };
   // "Waiting for CI: 3 of 5 checks done" (deploy_on.wait_for_checks).
   if (phase === 'waiting') return { state: 'pending', description: capitalized(progress ?? 'waiting for CI') };

@@ -11,7 +11,7 @@ import { html, type Html } from './html.js';
  */
 
 /** Where an app's action answers, GET (the confirmation) and POST (the act). */
-export const actionPath = (app: string, action: 'redeploy' | 'rollback'): string => `/apps/${encodeURIComponent(app)}/actions/${action}`;
+const actionPath = (app: string, action: 'redeploy' | 'rollback'): string => `/apps/${encodeURIComponent(app)}/actions/${action}`;
 
 function hidden(fields: Record<string, string | null>): Html[] {
   return Object.entries(fields)
@@ -62,7 +62,7 @@ function confirmForm(action: string, fields: Record<string, string | null>, labe
   return html`<form method="post" action="${action}">${hidden(fields)}<button class="primary" type="submit">${label}</button> <a href="${cancel}">Cancel</a></form>`;
 }
 
-export interface RedeployPlan {
+interface RedeployPlan {
   app: string;
   status: AppStatus;
   /** What the form asked for; null: the default branch, `asked` names it. */
@@ -92,7 +92,7 @@ export function redeployConfirmBody(plan: RedeployPlan, link: Link): Html {
 ${confirmForm(link(actionPath(plan.app, 'redeploy')), { csrf: plan.csrf, ref: plan.ref }, verb, link('/'))}</section>`;
 }
 
-export interface RollbackPlan {
+interface RollbackPlan {
   app: string;
   status: AppStatus;
   /** The commit the form expects live (`from`), checked against the machine. */

@@ -23,7 +23,7 @@ import { manualFrom, manualRef, submitManual } from './manual.js';
  * carrying the session's CSRF token, and through the same queue path as the API's calls.
  */
 
-export interface ActionContext {
+interface ActionContext {
   config: Config;
   queue: TriggerQueue;
   token: string | undefined;

@@ -33,9 +33,9 @@ function formatMs(ms: number | null): string {
   return `${m} min ${Math.round(s - m * 60)} s`;
 }
 
-function formatUptime(startedAt: string | null, now = Date.now()): string {
+function formatUptime(startedAt: string | null): string {
   if (!startedAt) return '';
-  let s = Math.max(0, Math.floor((now - Date.parse(startedAt)) / 1000));
+  let s = Math.max(0, Math.floor((Date.now() - Date.parse(startedAt)) / 1000));
   if (!Number.isFinite(s)) return '';
   const d = Math.floor(s / 86400);
   s -= d * 86400;

@@ -10,7 +10,7 @@ import type { SubmitResult, TriggerKind, TriggerQueue } from '../pipeline/trigge
  * dashboard with a signed-in session. One way into the queue for both, so a button does exactly
  * what the API call does, and the record says who asked.
  */
-export interface ManualTrigger {
+interface ManualTrigger {
   app: AppConfig;
   kind: TriggerKind;
   ref: string | null;

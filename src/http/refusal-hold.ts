@@ -4,8 +4,8 @@ import type { Response } from 'express';
  * Refusals of webhook requests nobody vouches for (no or a wrong signature, a body too large or
  * with no room in the budget) are sent after a moment, not at once. libuv accepts one connection
  * per turn of the event loop, so a flood whose connections come back the moment they are answered
- * keeps a queue of them in front of every new connection, /healthz's and GitHub's included: with
- * 120 of them, a new connection waited 0.6 to 9 s. Held, the request is not read (its bytes stay in
+ * keeps a queue of them in front of every new connection, /healthz's and GitHub's included, for
+ * seconds (bench/README.md). Held, the request is not read (its bytes stay in
  * the kernel and the sender's window closes), each of the flood's connections comes back once a
  * second or two at random moments, and the queue stays short. GitHub waits 10 s for an answer.
  */

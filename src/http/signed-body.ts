@@ -14,7 +14,7 @@ import type { Request } from 'express';
 /** GitHub caps payloads at 25 MB. */
 export const WEBHOOK_BODY_LIMIT_BYTES = 25 * 1024 * 1024;
 /** GitHub gives up on a delivery after 10 s; a body slower than this is not GitHub's. */
-export const BODY_DEADLINE_MS = 20_000;
+const BODY_DEADLINE_MS = 20_000;
 /** What a 503 for a full budget tells the client: long enough for the bodies in flight to end. */
 export const BUSY_RETRY_AFTER_S = 5;
 
@@ -170,7 +170,7 @@ export function readSignedBody(req: Request, options: ReadOptions): Promise<Sign
     const hmac = createHmac('sha256', options.secret);
     const digest = createHash('sha256');
     // Gathered into one buffer as it arrives, not kept as chunks: after a flood of large bodies
-    // duet serve's RSS fell back to 100 MB this way, and stayed at 170 MB with the chunks.
+    // duet serve's memory falls back this way, and stayed high with the chunks (bench/README.md).
     let body = Buffer.allocUnsafe(declared ?? FIRST_CHUNKED_BYTES);
     let received = 0;
     let settled = false;

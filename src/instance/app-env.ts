@@ -18,7 +18,7 @@ import type { InstanceRecord } from './pidfile.js';
  * (app_user): then they are root's and only systemd (PID 1) reads them, through the drop-in
  * `duet install` writes for each color's unit, so that duet's uid never holds the values.
  */
-export type EnvFilesReader = 'duet' | 'systemd';
+type EnvFilesReader = 'duet' | 'systemd';
 
 export function envFilesReader(app: Pick<AppConfig, 'appUser'>): EnvFilesReader {
   return app.appUser === undefined ? 'duet' : 'systemd';
@@ -181,7 +181,7 @@ export interface ConfigHashes {
   envFiles: string;
 }
 
-export function configHashes(app: AppConfig, files: EnvFiles): ConfigHashes {
+function configHashes(app: AppConfig, files: EnvFiles): ConfigHashes {
   const node = nodeBinaryKey(app.env.PATH ?? process.env.PATH);
   const envFiles = envFilesHash(app, files.digests);
   const build = hashOf({

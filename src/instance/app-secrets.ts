@@ -13,7 +13,7 @@ import type { EnvFiles } from './app-env.js';
 const runnerHoldsFiles = (app: AppConfig): boolean => app.stepSocket !== undefined && app.env_files.length > 0;
 
 /** The `secrets` names the environment lacks (empty counts as missing). */
-export async function missingSecrets(app: AppConfig, files: EnvFiles, step: StepName): Promise<string[]> {
+async function missingSecrets(app: AppConfig, files: EnvFiles, step: StepName): Promise<string[]> {
   if (app.secrets.length === 0) return [];
   if (files.values !== undefined || !runnerHoldsFiles(app)) {
     const env = { ...app.env, ...files.values };

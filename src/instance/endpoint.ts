@@ -20,7 +20,7 @@ export function endpointTarget(endpoint: Endpoint): Target {
 }
 
 /** Whether something accepts connections there (ours or a stranger's). */
-export async function isListening(endpoint: Endpoint): Promise<boolean> {
+async function isListening(endpoint: Endpoint): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = endpoint.kind === 'socket' ? connect(endpoint.path) : connect(endpoint.port, '127.0.0.1');
     socket.once('connect', () => {

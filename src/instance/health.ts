@@ -69,8 +69,8 @@ interface WaitOptions {
  * Probe every 5-10 ms until healthy, the process dies, or `health.timeout_s` passes. The
  * interval is the delay between "the app is ready" and "duet noticed": a backoff to one probe
  * a second cost a deploy up to a second, while a refused connect or a GET on loopback costs
- * the app next to nothing (a 500 ms start sees about 50 of them). With probes up to 25 ms apart
- * the bench measured 26-35 ms from the app's "listening" to duet's "healthy".
+ * the app next to nothing (bench/README.md, section 2: from the app's "listening" to duet's
+ * "healthy").
  */
 export async function waitUntilHealthy(app: AppConfig, color: Color, options: WaitOptions): Promise<HealthReport> {
   const timeoutMs = options.timeoutMs ?? app.health.timeout_s * 1000;

@@ -8,7 +8,7 @@ import { inheritedEnv } from '../util/child-env.js';
 import type { NodeRuntime } from './node-runtime.js';
 
 /** First one present wins. */
-export const LOCKFILES = ['package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml'] as const;
+const LOCKFILES = ['package-lock.json', 'npm-shrinkwrap.json', 'yarn.lock', 'pnpm-lock.yaml'] as const;
 
 /** The lockfile of the checkout in `dir`, or undefined when it has none. */
 export function findLockfile(dir: string): string | undefined {

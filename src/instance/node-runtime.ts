@@ -18,7 +18,7 @@ export interface NodeRuntime {
 
 const PROBE = 'JSON.stringify({version:process.version,modules:process.versions.modules,platform:process.platform,arch:process.arch})';
 
-/** Asked once per node binary (path, size, mtime, inode) per duet process: a spawn costs ~40 ms. */
+/** Asked once per node binary (path, size, mtime, inode) per duet process: each ask spawns node. */
 const known = new Map<string, Promise<NodeRuntime>>();
 
 /** The `node` first on `pathVariable` (the install's PATH), asked for its version and ABI. */

@@ -39,7 +39,7 @@ export async function processGroupAlive(pgid: number): Promise<boolean> {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
   // The leader alive is the usual answer, and one read instead of a scan of every process (a
-  // stop polls this every few ms, and the scan took 10-30 ms on a loaded machine).
+  // stop polls this every few ms, and a scan is slow on a loaded machine).
   if (isLiveMember(pgid, pgid)) return true;
   return allPids().some((pid) => isLiveMember(pid, pgid));
 }

@@ -14,6 +14,7 @@ import { claimEndpoint, releaseEndpoint } from './endpoint.js';
 import { identify, processGroupAlive, recordedGroupAlive } from './process-identity.js';
 import { readLivePidfile, readPidfile, removePidfile, writePidfile, type InstanceRecord, type Revision, type StopOutcome } from './pidfile.js';
 import { crashPoint } from '../util/crash-point.js';
+import { killGroup } from '../util/step-group.js';
 import { heldListener, holdListener } from './listener-hold.js';
 import type { Runner } from './runner.js';
 
@@ -131,7 +132,7 @@ async function stopProcess(app: AppConfig, color: Color): Promise<StopOutcome> {
   let outcome: StopOutcome = 'not-running';
   if (record && recordedGroupAlive(record)) {
     outcome = 'stopped';
-    signalGroup(record.pid, 'SIGTERM');
+    killGroup(record.pid, 'SIGTERM');
     crashPoint('stop:signalled');
     const gone = await pollUntil(async () => ((await processGroupAlive(record.pid)) ? undefined : true), {
       timeoutMs: app.stop_timeout_s * 1000,
@@ -141,7 +142,7 @@ async function stopProcess(app: AppConfig, color: Color): Promise<StopOutcome> {
     });
     if (!gone) {
       outcome = 'killed';
-      signalGroup(record.pid, 'SIGKILL');
+      killGroup(record.pid, 'SIGKILL');
       await pollUntil(async () => ((await processGroupAlive(record.pid)) ? undefined : true), { timeoutMs: 5000, initialIntervalMs: 5 });
     }
   }
@@ -172,18 +173,10 @@ function recordExit(pid: number, child: ChildProcess): void {
   exits.set(pid, exited);
 }
 
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pgid, signal);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ESRCH') throw error;
-  }
-}
-
 /** What the instance printed since duet last started it: the reason it died is usually there. */
-async function processLogTail(app: AppConfig, color: Color, lines = 20): Promise<string> {
+async function processLogTail(app: AppConfig, color: Color): Promise<string> {
   const text = (await readFileIfExists(app.paths.instanceLog[color])) ?? '';
   const start = text.lastIndexOf(START_MARKER);
   const sinceStart = start < 0 ? text : text.slice(text.indexOf('\n', start) + 1);
-  return lastLines(sinceStart, lines).trim();
+  return lastLines(sinceStart, 20).trim();
 }

@@ -22,7 +22,7 @@ import { appProcessEnv, type EnvFiles } from './app-env.js';
  */
 
 /** Which systemd runs the app units: the system's (app_user set) or the service user's own. */
-export type UnitScope = 'system' | 'user';
+type UnitScope = 'system' | 'user';
 
 export function unitScope(app: Pick<AppConfig, 'appUser'>): UnitScope {
   return app.appUser === undefined ? 'user' : 'system';
@@ -93,14 +93,14 @@ export function renderInstanceEnv(app: AppConfig, color: Color, revision: { sha:
 }
 
 /** How the unit's main process last ended, when systemd knows (ExecMainCode/ExecMainStatus). */
-export interface UnitExit {
+interface UnitExit {
   pid: number;
   code: number | null;
   signal: NodeJS.Signals | null;
 }
 
 /** What `systemctl show` says about a unit, reduced to what duet asks. */
-export interface UnitState {
+interface UnitState {
   active: boolean;
   pid: number | undefined;
   activeState: string;

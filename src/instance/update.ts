@@ -9,7 +9,8 @@ import { artifactPath, downloadArtifact, unpackArtifact } from './artifact.js';
 import { appBuildEnv, appSettings, type AppSettings } from './app-env.js';
 import { requireSecrets } from './app-secrets.js';
 import { pruneDevDependencies, type PruneOutcome } from './dev-dependencies.js';
-import { discardEarlyCopy, installDependencies, removeReplacedModules, startEarlyCopy, type InstallOutcome } from './install.js';
+import { discardEarlyCopy, removeReplacedModules, startEarlyCopy } from './early-copy.js';
+import { installDependencies, type InstallOutcome } from './install.js';
 import { nodeRuntime } from './node-runtime.js';
 import { clearPrepared, markPrepared, readPrepared, type PreparedRecord } from './prepared.js';
 import { foreignRepository, giveBackToGroup, openWorktreeToGroup, removeForeignCheckout } from './worktree-access.js';
@@ -40,13 +41,13 @@ export async function preparedRelease(app: AppConfig, color: Color): Promise<Pre
   if (!prepared) return undefined;
   // A color that runs the prepared commit was started from this checkout, and duet stops a color
   // before it touches its checkout: git need not be asked (a rollback to a warm standby is
-  // ~50 ms faster without it).
+  // faster without it).
   if ((await runnerOf(app).running(color))?.sha === prepared.sha) return prepared;
   return (await checkedOutRevision(app.paths.checkout[color])) === prepared.sha ? prepared : undefined;
 }
 
 /** Whether the color's checkout already holds `sha`, completely installed and built with the build configuration `config`. */
-export async function isPrepared(app: AppConfig, color: Color, sha: string, config: string): Promise<boolean> {
+async function isPrepared(app: AppConfig, color: Color, sha: string, config: string): Promise<boolean> {
   const prepared = await preparedRelease(app, color);
   return prepared?.sha === sha && prepared.config === config;
 }
@@ -95,7 +96,7 @@ export async function updateInstance(
   let releaseSlot: (() => Promise<void>) | undefined;
   try {
     // The fetch writes only .git, so meanwhile the old instance stops and then its leftovers are
-    // cleaned away (the clean is a git process of its own, ~25 ms); the checkout waits for both.
+    // cleaned away (the clean is a git process of its own); the checkout waits for both.
     // Decided before the fetch starts, which runs `git init` in a directory without a repository.
     const cleanFirst = hasOwnRepository(dir);
     const stopThenClean = async (): Promise<void> => {

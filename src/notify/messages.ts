@@ -33,7 +33,7 @@ export function triggerOutcome(trigger: Deploy): NotifyOutcome | null {
   return /\bswitched back to \w+/.test(trigger.summary ?? '') ? 'switched_back' : 'failed';
 }
 
-export function deployLink(config: Config, id: string): string | null {
+function deployLink(config: Config, id: string): string | null {
   const base = config.server.public_url?.replace(/\/+$/, '');
   return base ? `${base}/deploys/${encodeURIComponent(id)}` : null;
 }
@@ -94,7 +94,7 @@ const LIMITS = {
 };
 
 /** One line: app, what happened, which commit, the summary, the link; the summary is what gives way. */
-export function oneLine(event: NotifyEvent, format: keyof typeof LIMITS): string {
+function oneLine(event: NotifyEvent, format: keyof typeof LIMITS): string {
   const what = [event.ref?.replace(/^refs\/(?:heads|tags)\//, ''), event.commit?.slice(0, 7)].filter(Boolean).join(' @ ');
   const head = `${event.app}: ${HEADLINE[event.outcome]}${what ? ` (${what})` : ''}: `;
   const tail = event.url ? ` ${event.url}` : '';
@@ -114,7 +114,7 @@ export function oneLine(event: NotifyEvent, format: keyof typeof LIMITS): string
 }
 
 /** The Standard Webhooks payload: {type, timestamp, data}. */
-export function webhookPayload(event: NotifyEvent): string {
+function webhookPayload(event: NotifyEvent): string {
   return JSON.stringify({
     type: `deploy.${event.outcome}`,
     timestamp: event.at,

@@ -10,7 +10,7 @@ import { renderBody, type NotifyEvent } from './messages.js';
 const REQUEST_TIMEOUT_MS = 10_000;
 
 /** delivered; dropped (the receiver refused it for good); or to retry, with the wait it asked for (ms). */
-export type SendOutcome = { delivered: true } | { dropped: string } | { retry: string; waitMs: number | undefined };
+type SendOutcome = { delivered: true } | { dropped: string } | { retry: string; waitMs: number | undefined };
 
 export interface TargetSecrets {
   url: string;

@@ -20,7 +20,7 @@ import { isTriggerEvent, type TriggerEvent } from './trigger.js';
  *
  * Durability: a trigger's event is promised to someone (a 202, a commit status), so it is written
  * with O_DSYNC (group commit); a run's begin and end are fsync'd, its steps and facts are not
- * (each fsync cost a deploy 1-15 ms, some twenty times: a killed duet loses none of them, and
+ * (some twenty fsyncs a deploy, each on its path: a killed duet loses none of them, and
  * after a power cut the re-run converges, every step checking the machine first). A line torn by
  * a crash is skipped on reading; a compaction is temp file, fsync, rename.
  */

@@ -78,7 +78,7 @@ export function isPending(deploy: Deploy): boolean {
  * (checkApply: a move the state machine does not have, succeeded to running say, is a bug);
  * readers skip what does not apply (a line of a future version, a deploy compacted away).
  */
-export function canApply(deploy: Deploy | undefined, event: JournalEvent): boolean {
+function canApply(deploy: Deploy | undefined, event: JournalEvent): boolean {
   switch (event.type) {
     case 'accepted':
     case 'compacted':

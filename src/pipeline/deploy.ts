@@ -4,7 +4,7 @@ import { DuetError, InvalidInputError } from '../errors.js';
 import { checkedOutRevision, preloadGit, resolveRef, type ResolvedRef } from '../instance/checkout.js';
 import { isFullObjectId, validateRefName } from '../instance/git-ref.js';
 import { appSettings, configChangeOf, type AppSettings, type ConfigChange, type ConfigHashes } from '../instance/app-env.js';
-import { copyAhead } from '../instance/install.js';
+import { copyAhead } from '../instance/early-copy.js';
 import { readPrepared } from '../instance/prepared.js';
 import { runRelease } from '../instance/release.js';
 import { runnerOf } from '../instance/runner.js';
@@ -259,7 +259,7 @@ async function copyAheadForNextDeploy(run: DeployRun, live: Color): Promise<void
  * What of the configuration changed since the color was built or started: undefined when
  * nothing did, 'environment' when only the env files did, else 'configuration'.
  */
-export async function configChange(app: AppConfig, color: Color, hashes: ConfigHashes): Promise<ConfigChange | undefined> {
+async function configChange(app: AppConfig, color: Color, hashes: ConfigHashes): Promise<ConfigChange | undefined> {
   const [prepared, running] = await Promise.all([readPrepared(app, color), runnerOf(app).running(color)]);
   return configChangeOf(hashes, prepared, running);
 }

@@ -32,7 +32,7 @@ interface Operation extends OperationOptions {
   reason?: string;
 }
 
-export interface OperationResult<T> {
+interface OperationResult<T> {
   value: T;
   /** noop: there was nothing to do (already live, bootup of an app never deployed). */
   outcome?: 'success' | 'noop';

@@ -89,7 +89,7 @@ export function notStarted(record: Deploy, error: NotSavedError, stateDir: strin
 }
 
 /** A failure's one line, "<step> failed: <reason>"; a full disk's message says where itself (DiskFullError). */
-export function failureSummary(step: StepName | null | undefined, message: string): string {
+function failureSummary(step: StepName | null | undefined, message: string): string {
   const reason = message.split('\n')[0]!;
   return reason.startsWith(DISK_FULL) || !step ? reason : `${step} failed: ${reason}`;
 }

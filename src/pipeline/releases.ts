@@ -6,7 +6,7 @@ import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError, type StepName } from '../errors.js';
 import { checkedOutRevision } from '../instance/checkout.js';
-import { findLockfile } from '../instance/install.js';
+import { findLockfile } from '../instance/install-key.js';
 import { readInstallStamp, writeInstallStamp, type InstallStamp } from '../instance/install-stamp.js';
 import { nodeRuntime } from '../instance/node-runtime.js';
 import { clearPrepared, markPrepared, readPrepared } from '../instance/prepared.js';
@@ -22,7 +22,7 @@ import { runArgv } from '../util/run.js';
  * color (no install, no build, no copy while anyone waits) and, once the rollback passed its
  * watch, copies it back, so it stays kept. Everything here runs under the app's lock.
  */
-export interface ReleaseRecord {
+interface ReleaseRecord {
   sha: string;
   ref: string;
   /** When its deploy passed the watch (a rollback to it keeps the date): the order --steps walks back in. */
@@ -55,7 +55,7 @@ const releaseDir = (app: AppConfig, sha: string): string => join(app.paths.relea
 const treeOf = (app: AppConfig, sha: string): string => join(releaseDir(app, sha), 'tree');
 const recordPath = (app: AppConfig, sha: string): string => join(releaseDir(app, sha), 'release.json');
 
-export async function readRelease(app: AppConfig, sha: string): Promise<KeptRelease | undefined> {
+async function readRelease(app: AppConfig, sha: string): Promise<KeptRelease | undefined> {
   const text = await readFileIfExists(recordPath(app, sha));
   if (text === undefined) return undefined;
   try {
@@ -85,7 +85,7 @@ async function writeRecord(path: string, record: ReleaseRecord): Promise<void> {
  * prune. A tree already kept for the same build is not copied again. `restored`: a rollback's,
  * which keeps the record's date and deploy. Returns what it did, for a note.
  */
-export async function keepRelease(app: AppConfig, color: Color, deploy: string, options: { restored?: boolean } = {}): Promise<string> {
+async function keepRelease(app: AppConfig, color: Color, deploy: string, options: { restored?: boolean } = {}): Promise<string> {
   const prepared = await readPrepared(app, color);
   if (app.keep_releases === 0 || !prepared) return `${await pruneReleases(app)}`;
   const old = await readRelease(app, prepared.sha);
@@ -190,7 +190,7 @@ async function heldCommits(app: AppConfig): Promise<Set<string>> {
 }
 
 /** Keep the newest keep_releases and whatever a color holds; remove the rest and any leftover of a crash. Says what it removed. */
-export async function pruneReleases(app: AppConfig): Promise<string> {
+async function pruneReleases(app: AppConfig): Promise<string> {
   const held = await heldCommits(app);
   const removed: string[] = [];
   for (const [index, release] of (await listReleases(app)).entries()) {

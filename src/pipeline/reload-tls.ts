@@ -13,7 +13,7 @@ import { connectColor } from './color-acts.js';
 
 const SERVED_TIMEOUT_MS = 10_000;
 
-export interface ReloadTlsResult {
+interface ReloadTlsResult {
   certificate: CertificateInfo;
   /** What was done: reloaded (same conf, new files), rewritten (the conf changed), or checked only. */
   action: 'reloaded' | 'rewritten' | 'checked';

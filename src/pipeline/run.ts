@@ -25,7 +25,7 @@ export interface StepResult<T> {
  * the app's lock, so only its own steps change these, and they update them. A run begins with
  * none, so a run resumed after a crash reads the machine at each step.
  */
-export interface Carried {
+interface Carried {
   /** What nginx points at, once read (null: nothing yet); the switch steps keep it current. */
   live?: Color | null;
   /** The color this run makes live, and its instance as the start step left it. */

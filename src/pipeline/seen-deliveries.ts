@@ -25,8 +25,8 @@ export const SEEN_AT_LEAST = 1_000;
 /**
  * A hard cap on the keys kept per app (a delivery id or a body digest; a delivery has both), for
  * an app with far more deliveries than a deploy a minute: 50,000 keys are 25,000 deploying
- * deliveries within 3 days, one every 10 s day and night, under 5 MB of memory and 5.4 MB of
- * journal lines (measured). Past it the oldest are forgotten before their 3 days are up. Only
+ * deliveries within 3 days, one every 10 s day and night (their memory and journal size:
+ * bench/README.md). Past it the oldest are forgotten before their 3 days are up. Only
  * signed deliveries that were accepted count: no one without the secret can push others out.
  */
 export const SEEN_CAP_PER_APP = 50_000;

@@ -14,13 +14,10 @@ export class Supervisor {
   private round: Round | undefined;
   private stopped = false;
 
-  private constructor(
-    private readonly observer: SupervisionObserver,
-    private readonly intervalMs: number,
-  ) {}
+  private constructor(private readonly observer: SupervisionObserver) {}
 
-  static async start(config: Config, observer: SupervisionObserver, intervalMs = SUPERVISE_INTERVAL_MS): Promise<Supervisor> {
-    const supervisor = new Supervisor(observer, intervalMs);
+  static async start(config: Config, observer: SupervisionObserver): Promise<Supervisor> {
+    const supervisor = new Supervisor(observer);
     await supervisor.watch(config);
     return supervisor;
   }
@@ -73,7 +70,7 @@ export class Supervisor {
         if (message !== lastError) this.observer.problem(app.app, message);
         lastError = message;
       }
-      await Promise.race([sleep(this.intervalMs, undefined, { signal }).catch(() => {}), app.wakeup.next()]);
+      await Promise.race([sleep(SUPERVISE_INTERVAL_MS, undefined, { signal }).catch(() => {}), app.wakeup.next()]);
     }
   }
 }

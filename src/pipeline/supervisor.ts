@@ -20,15 +20,15 @@ export const SUPERVISE_INTERVAL_MS = 500;
 /** A live color that has not answered for this long (crashed and not back yet) is failed over. */
 export const FAILOVER_AFTER_DOWN_MS = 10_000;
 /** A live color that exited this often within CRASH_LOOP_MS is failed over without waiting. */
-export const CRASH_LOOP_EXITS = 3;
+const CRASH_LOOP_EXITS = 3;
 const CRASH_LOOP_MS = 60_000;
 /**
  * While nothing answers the public port, or both colors crash, no color waits longer than this
  * for its restart: the backoff spares the machine a storm, not at the price of the outage.
  */
-export const QUICK_RESTART_MS = 2_000;
+const QUICK_RESTART_MS = 2_000;
 
-export type Role = 'live' | 'standby';
+type Role = 'live' | 'standby';
 
 /** What supervision tells its owner (duet serve: the log, metrics, GitHub). */
 export interface SupervisionObserver {

@@ -18,7 +18,7 @@ function shellWord(word: string): string {
  * certbot runs it (as root) after every issuance and renewal of the app's certificate:
  * `duet reload-tls`, which checks the new files and makes nginx serve them.
  */
-export function deployHook(app: AppConfig, configFile: string): string {
+function deployHook(app: AppConfig, configFile: string): string {
   const { node, main } = duetCommand();
   return [node, main, '--config', configFile, 'reload-tls', app.name].map(shellWord).join(' ');
 }

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { totalmem } from 'node:os';
 import { BUILD_SLICE, missingPriorityTools, onPath } from '../instance/build-step.js';
+import { readFileOrUndefinedSync } from '../util/atomic-file.js';
 import { fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 
 /**
@@ -12,14 +12,6 @@ import { fail, pass, type CheckResult, type DoctorContext } from './doctor-conte
 const GiB = 1024 ** 3;
 /** Below this much RAM a build without swap is one npm ci away from the OOM killer. */
 const SMALL_MACHINE = 2 * GiB;
-
-function read(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
 
 export function checkBuildPriority(ctx: DoctorContext): CheckResult {
   const path = ctx.env.PATH ?? process.env.PATH ?? '';
@@ -37,12 +29,12 @@ export function checkBuildPriority(ctx: DoctorContext): CheckResult {
 
 /** The controllers the root cgroup hands down to its children (cgroup v2), or undefined on v1 or hybrid. */
 function delegatedControllers(): string[] | undefined {
-  return read('/sys/fs/cgroup/cgroup.subtree_control')?.trim().split(/\s+/).filter(Boolean);
+  return readFileOrUndefinedSync('/sys/fs/cgroup/cgroup.subtree_control')?.trim().split(/\s+/).filter(Boolean);
 }
 
 export function checkBuildMemory(ctx: DoctorContext): CheckResult {
   const limits = ctx.setup.config.buildLimits;
-  const swapKb = Number(/^SwapTotal:\s+(\d+) kB$/m.exec(read('/proc/meminfo') ?? '')?.[1] ?? 0);
+  const swapKb = Number(/^SwapTotal:\s+(\d+) kB$/m.exec(readFileOrUndefinedSync('/proc/meminfo') ?? '')?.[1] ?? 0);
   const ram = `${(totalmem() / GiB).toFixed(1)} GiB of RAM`;
   if (totalmem() <= SMALL_MACHINE && swapKb === 0) {
     return fail(

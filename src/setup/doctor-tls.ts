@@ -8,7 +8,7 @@ import { fail, pass, type CheckResult, type DoctorContext } from './doctor-conte
 import { SITE_FILE, underRoot } from './layout.js';
 
 /** Let's Encrypt's certificates last 90 days and certbot renews at 30 left: 21 means it failed for 9 days. */
-export const MIN_DAYS_LEFT = 21;
+const MIN_DAYS_LEFT = 21;
 const DAY_MS = 86_400_000;
 
 /**

@@ -13,7 +13,7 @@ import {
   checkWebhookSecret,
 } from './doctor-checks.js';
 import { checkBuildMemory, checkBuildPriority } from './doctor-build.js';
-import { doctorContext, fail, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
+import { doctorContext, fail, oneLine, pass, type CheckResult, type DoctorContext } from './doctor-context.js';
 import { checkEnvFiles } from './doctor-env.js';
 import { checkNotify } from './doctor-notify.js';
 import { checkServeConfig } from './doctor-serve.js';
@@ -51,7 +51,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
   } catch (error) {
     // The rest needs a config; the message already names the file, key and what was expected.
     const message = error instanceof Error ? error.message : describeError(error);
-    return { results: [fail('config', oneLine(message), `fix ${file}; see docs/configuration.md`)], exitCode: 2 };
+    return { results: [fail('config', oneLine(message, Infinity), `fix ${file}; see docs/configuration.md`)], exitCode: 2 };
   }
   const apps = [...setup.config.apps.values()];
   const config = pass('config', `${file} is valid (${apps.length} app${apps.length === 1 ? '' : 's'}: ${apps.map((a) => a.name).join(', ')})`);
@@ -92,7 +92,7 @@ export async function runDoctor(options: DoctorOptions): Promise<DoctorReport> {
         return await check();
       } catch (error) {
         // A check that crashes is a failed check with its reason, not a crashed doctor.
-        return fail(name, oneLine(describeError(error)), 'this is unexpected; run the check by hand and report it');
+        return fail(name, oneLine(describeError(error), Infinity), 'this is unexpected; run the check by hand and report it');
       }
     }),
   );
@@ -122,12 +122,4 @@ function runnerChecks(ctx: DoctorContext): Array<[string, () => Promise<CheckRes
 export function formatResult(result: CheckResult): string {
   if (result.warning) return `! ${result.name}: ${result.detail} — ${result.fix}`;
   return result.ok ? `✓ ${result.name}: ${result.detail}` : `✗ ${result.name}: ${result.detail} — ${result.fix}`;
-}
-
-function oneLine(text: string): string {
-  return text
-    .split('\n')
-    .map((line) => line.trim())
-    .filter(Boolean)
-    .join(' | ');
 }

@@ -16,7 +16,7 @@ import { parseSetupConfig, type SetupConfig } from './settings.js';
 import { starterConfig } from './starter.js';
 import { isRoot } from './system.js';
 
-export interface InstallOptions {
+interface InstallOptions {
   /** The config as the machine sees it: --config, else /etc/duet/duet.yml (never ./duet.yml). */
   configFile?: string;
   root?: string;
@@ -25,7 +25,7 @@ export interface InstallOptions {
   log: (line: string) => void;
 }
 
-export interface InstallResult {
+interface InstallResult {
   setup: SetupConfig;
   layout: InstallLayout;
   operations: Operation[];

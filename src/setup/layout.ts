@@ -60,7 +60,7 @@ export function underRoot(root: string, path: string): string {
  * Reloads go through the system nginx only in port mode: a socket-mode switch renames a symlink,
  * and a managed nginx belongs to duet's own user.
  */
-export function needsNginxReload(setup: SetupConfig): boolean {
+function needsNginxReload(setup: SetupConfig): boolean {
   if (setup.config.nginx.managed) return false;
   return [...setup.config.apps.values()].some((app) => app.switch === 'port');
 }
@@ -82,19 +82,16 @@ export function needsSudo(setup: SetupConfig): boolean {
 /**
  * Node flags for the long-running `duet serve` (and the units):
  * - a 1 MB young generation instead of 16 MB. duet serve is idle nearly always and handles small
- *   requests when not; smaller semi-spaces mean more, cheaper scavenges and about 5 MB less
- *   resident memory (measured 79.9 -> 74.5 MB idle);
+ *   requests when not; smaller semi-spaces mean more, cheaper scavenges and less resident memory;
  * - --single-threaded-gc: V8 collects on the main thread only, instead of handing parts of each
  *   collection to background threads that, on the one or two cores of a small server, wait for
- *   the CPU behind the app and everything else. Webhook p99 at 200 deliveries/s over warm 10 s
- *   steps: median 9.0 ms against 11.1 ms, 12 of 15 steps under 10 ms against 5 of 15 (runs
- *   alternated). The price is a heap that grows further under a sustained stream of deliveries
- *   (peak 139-171 MB against 109-135 MB over 40 s at 200/s), given back once idle; idle memory is
- *   the same (70-71 MB);
+ *   the CPU behind the app and everything else: a lower webhook p99, for a heap that grows further
+ *   under a sustained stream of deliveries, given back once idle;
  * - --expose-gc, for the one collection serve runs once started (releaseStartupGarbage) and the
  *   one after a flood of large bodies (giveMemoryBack): what serve loaded and threw away is
- *   freed at once instead of some 20 s later (bench/README.md, section 8).
- * The benchmark starts duet serve with the same flags.
+ *   freed at once, not later.
+ * The figures: docs/serve.md, "Memory", and bench/README.md, section 8. The benchmark starts duet
+ * serve with the same flags.
  */
 export const SERVE_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded-gc', '--expose-gc'];
 

@@ -1,5 +1,6 @@
 import { readdir } from 'node:fs/promises';
 import { join, relative, isAbsolute } from 'node:path';
+import type { AppConfig } from '../config/load.js';
 import { ConfigError } from '../errors.js';
 import { switchOf } from '../switch/switch.js';
 import { renderTemplateFile } from '../switch/templates.js';
@@ -24,11 +25,6 @@ import { ENABLED_UNITS, STEP_UNITS, appStepUnits, renderActivationDropIns, rende
 /** The app units' templates: each is absent where the other runner or scope puts it. */
 const APP_UNITS = [APP_UNIT_TEMPLATE, APP_SOCKET_TEMPLATE];
 
-/**
- * What a finished install looks like, independent of what is on disk now: the directories and
- * files with their modes and owners, files that must not exist, and the commands that follow
- * changes. apply.ts compares it with the disk and does (or, with --dry-run, prints) the rest.
- */
 export interface Owner {
   user: string;
   group: string;
@@ -64,12 +60,17 @@ export type Entry =
   | { kind: 'absent'; path: string; role: Role; note: string };
 
 /** app_user: the apps' system user, created with the service user's group as its own. */
-export interface AppUser {
+interface AppUser {
   name: string;
   home: string;
   group: string;
 }
 
+/**
+ * What a finished install looks like, independent of what is on disk now: the directories and
+ * files with their modes and owners, files that must not exist, and the commands that follow
+ * changes. apply.ts compares it with the disk and does (or, with --dry-run, prints) the rest.
+ */
 export interface DesiredState {
   user: string;
   /** The service user's home: the state dir (SSH deploy keys go in <state_dir>/.ssh). */
@@ -93,6 +94,36 @@ const root = (): Owner => ({ user: 'root', group: 'root' });
 
 export async function desiredState(setup: SetupConfig, layout: InstallLayout, rootDir: string, starter: string): Promise<DesiredState> {
   const { config, user } = setup;
+  const socketApps = [...config.apps.values()].filter((app) => app.switch === 'socket');
+  const entries = directoryEntries(setup, layout, starter, socketApps.length > 0);
+
+  let nginx: DesiredState['nginx'];
+  if (!config.nginx.managed) {
+    entries.push(...(await nginxEntries(setup, layout, socketApps)));
+    nginx = { test: config.nginx.testCmd, reload: config.nginx.reloadCmd };
+  }
+
+  const commands = sudoersCommands(setup);
+  const sudoers = commands ? renderSudoers(setup, layout, commands) : undefined;
+  entries.push(
+    sudoers
+      ? { kind: 'file', path: SUDOERS_FILE, mode: 0o440, owner: root(), content: sudoers, role: 'sudoers' }
+      : { kind: 'absent', path: SUDOERS_FILE, role: 'sudoers', note: 'nothing needs root: no sudoers drop-in' },
+  );
+
+  const stepUnits = appStepUnits(setup);
+  entries.push(...(await unitEntries(setup, layout, rootDir, stepUnits)));
+  const appUser = setup.appUser === undefined ? undefined : { name: setup.appUser, home: appUserHome(setup.appUser), group: user };
+  entries.push(...(await runnerEntries(setup, appUser)));
+  // The app units' output is in the system journal then, which only this group (and root) may read.
+  const groups = appUser ? [JOURNAL_GROUP] : [];
+  const serve = { digest: config.digest, stateDir: config.stateDir };
+  return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, start: stepUnits.map((unit) => unit.socket), sudoers, serve };
+}
+
+/** duet's own directories and the starter config. */
+function directoryEntries(setup: SetupConfig, layout: InstallLayout, starter: string, sockets: boolean): Entry[] {
+  const { config, user } = setup;
   const own: Owner = { user, group: user };
   const managedEtc = layout.configDir === '/etc/duet';
   const entries: Entry[] = [
@@ -110,12 +141,10 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
     },
     { kind: 'dir', path: layout.credentialsDir, mode: 0o700, owner: root(), enforce: true },
   ];
-  // Socket mode: nginx's workers (www-data) must pass through state_dir to reach the sockets.
-  // o+x without o+r lets them pass, not list.
-  const socketApps = [...config.apps.values()].filter((app) => app.switch === 'socket');
-  // With tls, the same for the ACME webroot (<state_dir>/acme/<app>), which they serve.
+  // nginx's workers (www-data) pass through state_dir to reach the sockets (socket mode) and, with
+  // tls, the ACME webroot (<state_dir>/acme/<app>) they serve. o+x without o+r lets them pass, not list.
   const tlsApps = [...config.apps.values()].filter((app) => app.tls.mode !== 'off');
-  entries.push({ kind: 'dir', path: config.stateDir, mode: socketApps.length || tlsApps.length ? 0o711 : 0o750, owner: own, enforce: true });
+  entries.push({ kind: 'dir', path: config.stateDir, mode: sockets || tlsApps.length ? 0o711 : 0o750, owner: own, enforce: true });
   if (tlsApps.length) entries.push({ kind: 'dir', path: join(config.stateDir, 'acme'), mode: 0o755, owner: own, enforce: true });
   for (const app of tlsApps) entries.push({ kind: 'dir', path: app.paths.acmeWebroot, mode: 0o755, owner: own, enforce: true });
   for (const app of config.apps.values()) {
@@ -123,43 +152,42 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
     entries.push({ kind: 'dir', path: app.paths.root, mode: 0o750, owner: own, enforce: false });
     entries.push({ kind: 'dir', path: join(app.paths.root, 'logs'), mode: 0o750, owner: own, enforce: false });
   }
+  return entries;
+}
 
-  let nginx: DesiredState['nginx'];
-  if (!config.nginx.managed) {
-    const confDir = config.nginx.confDir;
-    checkIncludeDir(confDir);
-    entries.push({ kind: 'dir', path: confDir, mode: 0o750, owner: own, enforce: true });
-    const site = await renderTemplateFile('duet-site.conf.template', { conf_dir: confDir, config_file: layout.configFile });
-    entries.push({ kind: 'file', path: SITE_FILE, mode: 0o644, owner: root(), content: site, role: 'nginx' });
-    for (const app of socketApps) {
-      // Color-independent in socket mode, so written now: the first switch finds it in place and
-      // needs no reload. A port-mode file there (the app changed mode) is live state: left alone.
-      entries.push({
-        kind: 'file',
-        path: join(confDir, `duet-${app.name}.conf`),
-        mode: 0o644,
-        owner: own,
-        content: await switchOf(app).renderConf('blue'),
-        role: 'nginx',
-        keepIf: (current) => !/^\s*proxy_pass\s+http:\/\/unix:/m.test(current),
-      });
-    }
-    nginx = { test: config.nginx.testCmd, reload: config.nginx.reloadCmd };
+/** Without a managed nginx: duet's include dir, the site file including it, the socket apps' confs. */
+async function nginxEntries(setup: SetupConfig, layout: InstallLayout, socketApps: AppConfig[]): Promise<Entry[]> {
+  const own: Owner = { user: setup.user, group: setup.user };
+  const confDir = setup.config.nginx.confDir;
+  checkIncludeDir(confDir);
+  const site = await renderTemplateFile('duet-site.conf.template', { conf_dir: confDir, config_file: layout.configFile });
+  const entries: Entry[] = [
+    { kind: 'dir', path: confDir, mode: 0o750, owner: own, enforce: true },
+    { kind: 'file', path: SITE_FILE, mode: 0o644, owner: root(), content: site, role: 'nginx' },
+  ];
+  for (const app of socketApps) {
+    // Color-independent in socket mode, so written now: the first switch finds it in place and
+    // needs no reload. A port-mode file there (the app changed mode) is live state: left alone.
+    entries.push({
+      kind: 'file',
+      path: join(confDir, `duet-${app.name}.conf`),
+      mode: 0o644,
+      owner: own,
+      content: await switchOf(app).renderConf('blue'),
+      role: 'nginx',
+      keepIf: (current) => !/^\s*proxy_pass\s+http:\/\/unix:/m.test(current),
+    });
   }
+  return entries;
+}
 
-  const commands = sudoersCommands(setup);
-  const sudoers = commands ? renderSudoers(setup, layout, commands) : undefined;
-  entries.push(
-    sudoers
-      ? { kind: 'file', path: SUDOERS_FILE, mode: 0o440, owner: root(), content: sudoers, role: 'sudoers' }
-      : { kind: 'absent', path: SUDOERS_FILE, role: 'sudoers', note: 'nothing needs root: no sudoers drop-in' },
-  );
-
+/** duet's units, the apps' step units (and those no app wants any more), the drop-ins. */
+async function unitEntries(setup: SetupConfig, layout: InstallLayout, rootDir: string, stepUnits: ReturnType<typeof appStepUnits>): Promise<Entry[]> {
+  const entries: Entry[] = [];
   for (const unit of await renderUnits(setup, layout, rootDir)) {
     const role = unit.path.startsWith(`${USER_UNIT_DIR}/`) ? 'user-unit' : 'unit';
     entries.push({ kind: 'file', path: unit.path, mode: 0o644, owner: root(), content: unit.content, role });
   }
-  const stepUnits = appStepUnits(setup);
   for (const name of await unwantedStepUnits(rootDir, new Set(stepUnits.flatMap((unit) => [unit.socket, unit.service])))) {
     entries.push({ kind: 'absent', path: join(UNIT_DIR, name), role: 'unit', note: 'no app with env_files by that name (with app_user)' });
   }
@@ -178,7 +206,13 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
         : { kind: 'file', path: dropIn.path, mode: 0o644, owner: root(), content: dropIn.content, role },
     );
   }
-  const appUser = setup.appUser === undefined ? undefined : { name: setup.appUser, home: appUserHome(setup.appUser), group: user };
+  return entries;
+}
+
+/** Where the app units run: the app user's home and polkit rule, or the service user's systemd. */
+async function runnerEntries(setup: SetupConfig, appUser: AppUser | undefined): Promise<Entry[]> {
+  const { user } = setup;
+  const entries: Entry[] = [];
   if (appUser) {
     entries.push({ kind: 'dir', path: appUser.home, mode: 0o700, owner: { user: appUser.name, group: user }, enforce: true });
     const rule = await renderPolkitRule(setup);
@@ -210,10 +244,7 @@ export async function desiredState(setup: SetupConfig, layout: InstallLayout, ro
     for (const unit of APP_UNITS)
       entries.push({ kind: 'absent', path: join(USER_UNIT_DIR, unit), role: 'user-unit', note: 'runner: process needs no app units' });
   }
-  // The app units' output is in the system journal then, which only this group (and root) may read.
-  const groups = appUser ? [JOURNAL_GROUP] : [];
-  const serve = { digest: config.digest, stateDir: config.stateDir };
-  return { user, home: config.stateDir, appUser, groups, entries, nginx, enable: ENABLED_UNITS, start: stepUnits.map((unit) => unit.socket), sudoers, serve };
+  return entries;
 }
 
 /** An app's own step units (appStepUnits) on the machine that no app of today wants: it lost its env_files, app_user went, or the app. */

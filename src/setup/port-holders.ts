@@ -22,7 +22,7 @@ interface PortHolders {
 
 const LISTEN = '0A';
 
-export async function listeningInodes(port: number): Promise<Set<string>> {
+async function listeningInodes(port: number): Promise<Set<string>> {
   const inodes = new Set<string>();
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     const text = await readFile(file, 'utf8').catch(() => '');

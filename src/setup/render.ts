@@ -14,9 +14,9 @@ import { packageRoot } from '../switch/templates.js';
  * the units differ by a few optional lines (credentials, hardening), and this keeps every
  * possible line visible in the template instead of assembling them in code.
  */
-export type SetupValues = Record<string, string | number | boolean>;
+type SetupValues = Record<string, string | number | boolean>;
 
-export function renderSetupTemplate(template: string, values: SetupValues, label: string): string {
+function renderSetupTemplate(template: string, values: SetupValues, label: string): string {
   const kept = template.split('\n').flatMap((line) => {
     // Several in a row: the line is kept when every one holds.
     for (let conditional; (conditional = /^\{\{\?(!?)([\w-]+)\}\}/.exec(line)); line = line.slice(conditional[0].length)) {

@@ -6,7 +6,7 @@ import { WANTS_DIR, underRoot } from './layout.js';
 
 /** Facts about the machine (or the --root tree) that install and doctor decide on. */
 
-export interface Ids {
+interface Ids {
   uid: number;
   gid: number;
 }

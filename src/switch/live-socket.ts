@@ -38,7 +38,7 @@ function unexpected(app: AppConfig, what: string): DuetError {
 const STANDBY_RENAME_DELAY_MS = 20;
 
 /** What the two symlinks pointed to before a switch (undefined: nothing), for restoreSockets. */
-export interface SocketLinks {
+interface SocketLinks {
   live: string | undefined;
   standby: string | undefined;
 }
@@ -62,7 +62,7 @@ export async function pointSockets(app: AppConfig, color: Color): Promise<Socket
     // Between the renames both links name the new color. A request whose try of live.sock
     // failed just before the first rename (the old color has died: a switch back) is retried on
     // standby.sock microseconds later; renamed at once, that would be the dead color too, and a
-    // 502 (seen once in ~6,000 requests). Traffic has already moved, so the wait delays nothing.
+    // 502 (rare, but seen). Traffic has already moved, so the wait delays nothing.
     await sleep(STANDBY_RENAME_DELAY_MS);
     replaceLink(app.paths.standbySocket, standby);
   } else if (!app.fallback) {

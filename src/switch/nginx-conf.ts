@@ -71,7 +71,7 @@ export async function renderAppConf(app: AppConfig, template: string, values: Te
 }
 
 /** Only the lines without a mark, or with one of `marks` (a dropped line that opens a block takes the block). */
-export function keepMarked(conf: string, marks: ReadonlySet<string>): string {
+function keepMarked(conf: string, marks: ReadonlySet<string>): string {
   const kept: string[] = [];
   let depth = 0;
   for (const line of conf.split('\n')) {
@@ -103,7 +103,7 @@ export function proxiesToUnixSocket(conf: string): boolean {
   return /^\s*(?:server\s+unix:|proxy_pass\s+http:\/\/unix:)/m.test(conf);
 }
 
-export interface InstallOptions {
+interface InstallOptions {
   output?: OutputSink;
   /** Completes the hint after a failure: what nginx still does, e.g. "nginx still serves blue". */
   stillServing: string;
@@ -118,7 +118,7 @@ export interface InstallOptions {
  *
  * No separate `nginx -t` first: a reload refuses a configuration nginx cannot load, with nginx's
  * own message, and leaves the running nginx untouched (reloadNginx). The test was a second parse
- * and a second process on every switch (20-40 ms). A reload_cmd that signals without checking
+ * and a second process on every switch. A reload_cmd that signals without checking
  * (a bare kill -HUP) is still safe: nginx keeps its old config, and the verify step, which asks
  * the public port, sees it and switches back.
  */

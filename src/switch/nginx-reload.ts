@@ -17,10 +17,10 @@ const APPLY_TIMEOUT_MS = 10_000;
  * when it would not.
  *
  * duet's own nginx (nginx.managed) is sent SIGHUP directly. `nginx -s reload` would be a second
- * nginx process that parses the whole configuration only to send that same signal: 20-30 ms
- * here, on top of forking duet's node process, between "healthy" and the switch. The master
- * parses the configuration itself on SIGHUP and, when it cannot load it, logs why at [emerg]
- * and keeps running the old one; so the answer is read from the machine: new workers forked
+ * nginx process that parses the whole configuration only to send that same signal, on top of
+ * forking duet's node process, between "healthy" and the switch (bench/README.md, section 2).
+ * The master parses the configuration itself on SIGHUP and, when it cannot load it, logs why at
+ * [emerg] and keeps running the old one; so the answer is read from the machine: new workers forked
  * (applied), or an [emerg] line from the master in its error log (refused).
  *
  * Any other nginx (a system one, reached through sudo) gets nginx.reload_cmd, which checks the

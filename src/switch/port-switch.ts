@@ -11,11 +11,10 @@ import type { Switch, Switched } from './switch.js';
 /**
  * How long the new color must answer every probe before a port-mode switch counts as done when
  * the reload's old workers cannot be watched (nginx-workers.ts; a system nginx whose pid file is
- * not at nginx.pid_file, or a reload by an earlier run). For ~100 ms after a reload a fresh
- * connection may still reach an old worker. Measured here: the last old answer came 70-100 ms
- * after the first new one (the benchmark's "healthy -> only the new version" minus "healthy ->
- * public", 76-85 ms over three full runs). An old answer inside the window starts it again, so a
- * slow machine makes verify wait longer, never pass early.
+ * not at nginx.pid_file, or a reload by an earlier run). For a moment after a reload a fresh
+ * connection may still reach an old worker: the window is longer than the benchmark's "healthy ->
+ * only the new version" minus "healthy -> public" (bench/README.md, section 2). An old answer
+ * inside the window starts it again, so a slow machine makes verify wait longer, never pass early.
  */
 const SETTLE_MS = 150;
 

@@ -16,7 +16,7 @@ import { checkBeforeSwitch, prepareServerDirs } from './tls.js';
  * Where duet asks the app's public server: the HTTPS port once the app has one (its plain HTTP
  * port may only redirect), with the server's name for SNI and Host; else the plain HTTP port.
  */
-export function appPublicTarget(app: AppConfig): Target {
+function appPublicTarget(app: AppConfig): Target {
   // Named as a visitor would, so that on a port several apps share nginx picks this app's server.
   const name = app.server_name === '_' || app.server_name.includes('*') ? undefined : app.server_name;
   if (!activeMarks(app).has('tls')) return { ...publicTarget(app.listen), name };
@@ -24,7 +24,7 @@ export function appPublicTarget(app: AppConfig): Target {
 }
 
 /** One probe never waits longer than this, so a slow answer is retried within the deadline. */
-export const PROBE_TIMEOUT_MS = 2_000;
+const PROBE_TIMEOUT_MS = 2_000;
 const MIN_PROBE_MS = 250;
 
 /**
@@ -84,7 +84,7 @@ export interface VerifyOptions {
 }
 
 /** How a switch's verify polls the public port, and what it says when it gives up or succeeds. */
-export interface Verification {
+interface Verification {
   /** One look: true once verified, else what was seen (the "last" of the error). */
   check(probeMs: number, target: Target): Promise<true | string>;
   /** What was expected, for the error. */

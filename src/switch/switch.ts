@@ -51,7 +51,7 @@ export function switchOf(app: AppConfig): Switch {
   return chosen;
 }
 
-export interface ConnectOptions {
+interface ConnectOptions {
   output?: OutputSink;
   verifyTimeoutMs?: number;
 }

@@ -19,7 +19,7 @@ export function packageRoot(from: string = fileURLToPath(import.meta.url)): stri
   }
 }
 
-export function templatePath(name: string): string {
+function templatePath(name: string): string {
   return join(packageRoot(), 'nginx', name);
 }
 
@@ -35,7 +35,7 @@ export type TemplateValues = Record<string, string | number | readonly string[]>
 const UNSAFE = /[;{}"'`\\$#\s]/;
 
 /** Replace every `{{name}}`; a placeholder without a value, or an unsafe value, is an error. */
-export function renderTemplate(template: string, values: TemplateValues, label = 'template'): string {
+function renderTemplate(template: string, values: TemplateValues, label: string): string {
   return template.replace(/\{\{\s*([\w-]+)\s*\}\}/g, (_match, key: string) => {
     if (!Object.hasOwn(values, key)) {
       throw new DuetError(`${label}: no value for the placeholder {{${key}}}`, {
@@ -59,7 +59,7 @@ export function renderTemplate(template: string, values: TemplateValues, label =
 const cache = new Map<string, string>();
 
 /** Read `nginx/<name>` (cached: templates do not change while duet runs). */
-export async function readTemplate(name: string): Promise<string> {
+async function readTemplate(name: string): Promise<string> {
   let template = cache.get(name);
   if (template === undefined) {
     template = await readFile(templatePath(name), 'utf8');

@@ -22,7 +22,7 @@ export class SecretMask {
 }
 
 /** Values shorter than this are not masked: `true`, a port, a short name would blot out every log. */
-export const MASKED_MIN_LENGTH = 8;
+const MASKED_MIN_LENGTH = 8;
 
 /**
  * The values to mask, of the env files' values: those long enough, and each long line of one that

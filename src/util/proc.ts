@@ -4,7 +4,7 @@ import { readFileOrUndefinedSync } from './atomic-file.js';
 /**
  * Processes as Linux's /proc shows them. Read synchronously: these files are made by the kernel
  * on read, never wait on a disk and take microseconds, while each async read is a round trip
- * through libuv's thread pool (a scan of every process took 20-30 ms async, about 1 ms like this).
+ * through libuv's thread pool (bench/README.md, "Figures behind choices in the code").
  */
 
 interface ProcStat {

@@ -4,7 +4,7 @@ const MAX_BACKOFF_MS = 5 * 60_000;
 const MAX_WAIT_MS = 60 * 60_000;
 
 /** Where a delivery lane keeps the wait it is in, so that closing (or new work) can end it early. */
-export interface Waiting {
+interface Waiting {
   wake: (() => void) | undefined;
   timer: NodeJS.Timeout | undefined;
 }

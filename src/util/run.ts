@@ -7,7 +7,7 @@ import { killGroup, recordStepGroup, stopGroup } from './step-group.js';
 import { runThroughStepSocket } from './step-socket.js';
 import type { EnvFromFiles } from './step-protocol.js';
 
-export interface RunOptions {
+interface RunOptions {
   /** The step name that a failure is reported under ("install", "nginx test", ...). */
   step: StepName;
   cwd?: string;
@@ -41,25 +41,15 @@ export interface RunOptions {
 }
 
 // Loaded on the first child process, not at startup: commands that only read state (status,
-// enabled-instance, a socket-mode rollback) start about 100 ms sooner without it.
+// enabled-instance, a socket-mode rollback) start sooner without it.
 const loadExeca = async () => (await import('execa')).execa;
 
 /**
- * Start loading what runShell and runArgv need, without waiting: a deploy calls this first, so
+ * Start loading what runArgv needs, without waiting: a deploy calls this first, so
  * the module loads while it takes the lock and git runs, not when its first build starts.
  */
 export function preloadRun(): void {
   loadExeca().catch(() => {});
-}
-
-/**
- * Run an operator-written command line (install, build) through `sh -c`. The string comes from
- * duet.yml only; anything from a request travels in `env`, never in the string.
- */
-export async function runShell(command: string, options: RunOptions): Promise<string> {
-  if (options.stepSocket !== undefined) return runThroughStepSocket(options.stepSocket, ['sh', '-c', command], command, stepEnv(options), options);
-  const execa = await loadExeca();
-  return collect(execa('sh', ['-c', command], spawnOptions(options)), command, options);
 }
 
 /** Run a program with an argument array: nothing is ever parsed by a shell. */

@@ -25,7 +25,7 @@ export async function recordStepGroup(path: string, pgid: number, command: strin
   await writeFileAtomic(path, `${JSON.stringify(record)}\n`, 0o644, { fsync: false });
 }
 
-/** SIGKILL whatever of the group still runs once its command returned (a stray background job). */
+/** Signal a process group; one already gone is no error. SIGKILL: what still runs once its command returned (a stray background job). */
 export function killGroup(pgid: number, signal: NodeJS.Signals = 'SIGKILL'): void {
   try {
     process.kill(-pgid, signal);

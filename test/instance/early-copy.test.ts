@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { test } from '../support/test.js';
 import { parseConfig, pickApp } from '../../src/config/load.js';
-import { startEarlyCopy } from '../../src/instance/install.js';
+import { startEarlyCopy } from '../../src/instance/early-copy.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { recordStepGroup } from '../../src/util/step-group.js';
 import { tempDir } from '../support/tmp.js';

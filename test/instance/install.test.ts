@@ -8,17 +8,10 @@ import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { CommandFailedError } from '../../src/errors.js';
 import { resolveRef } from '../../src/instance/checkout.js';
-import {
-  copyAhead,
-  discardEarlyCopy,
-  earlyCopyPath,
-  findLockfile,
-  installDependencies,
-  installFingerprint,
-  readInstallStamp,
-  removeReplacedModules,
-  startEarlyCopy,
-} from '../../src/instance/install.js';
+import { copyAhead, discardEarlyCopy, earlyCopyPath, removeReplacedModules, startEarlyCopy } from '../../src/instance/early-copy.js';
+import { installDependencies } from '../../src/instance/install.js';
+import { findLockfile, installFingerprint } from '../../src/instance/install-key.js';
+import { readInstallStamp } from '../../src/instance/install-stamp.js';
 import { nodeRuntime } from '../../src/instance/node-runtime.js';
 import { pruneDevDependencies } from '../../src/instance/dev-dependencies.js';
 import { checkOut, createAppRepo, type AppRepo } from '../support/git-repo.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { earlyCopyPath } from '../../src/instance/install.js';
+import { earlyCopyPath } from '../../src/instance/early-copy.js';
 import { setupDuet } from '../support/duet.js';
 
 for (const switchMode of ['port', 'socket'] as const) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readInstallStamp } from '../../src/instance/install.js';
+import { readInstallStamp } from '../../src/instance/install-stamp.js';
 import { registryApp } from '../support/git-repo.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 

@@ -6,7 +6,10 @@ import { parseConfig, pickApp } from '../../src/config/load.js';
 import { DuetError } from '../../src/errors.js';
 import { upstreamPort, proxiesToUnixSocket } from '../../src/switch/nginx-conf.js';
 import { switchOf } from '../../src/switch/switch.js';
-import { packageRoot, renderTemplate } from '../../src/switch/templates.js';
+import { packageRoot, renderTemplateFile, type TemplateValues } from '../../src/switch/templates.js';
+
+/** A template's text of the test's own, through the public path: select replaces the file's lines. */
+const render = (text: string, values: TemplateValues): Promise<string> => renderTemplateFile('app-port.conf.template', values, () => text);
 
 test('the package root is found from sources and from dist alike', () => {
   const root = packageRoot();
@@ -16,21 +19,18 @@ test('the package root is found from sources and from dist alike', () => {
   assert.equal(packageRoot(join(root, 'dist', 'src', 'switch', 'templates.js')), root);
 });
 
-test('placeholders are replaced; a missing value is an error, not an empty string', () => {
-  assert.equal(renderTemplate('listen {{listen}}; # {{ app }}', { listen: 8080, app: 'shop' }), 'listen 8080; # shop');
-  assert.throws(
-    () => renderTemplate('server_name {{server_name}};', {}),
-    (error: unknown) => {
-      assert.ok(error instanceof DuetError);
-      assert.match(error.message, /no value for the placeholder \{\{server_name\}\}/);
-      return true;
-    },
-  );
+test('placeholders are replaced; a missing value is an error, not an empty string', async () => {
+  assert.equal(await render('listen {{listen}}; # {{ app }}', { listen: 8080, app: 'shop' }), 'listen 8080; # shop');
+  await assert.rejects(render('server_name {{server_name}};', {}), (error: unknown) => {
+    assert.ok(error instanceof DuetError);
+    assert.match(error.message, /no value for the placeholder \{\{server_name\}\}/);
+    return true;
+  });
 });
 
-test('a value that could change the nginx syntax is refused, never escaped', () => {
+test('a value that could change the nginx syntax is refused, never escaped', async () => {
   for (const bad of ['a;b', 'a b', 'a{', '}', '"x"', "'x'", 'a\nb', '$host', '', 'a#b']) {
-    assert.throws(() => renderTemplate('x {{v}};', { v: bad }), /refusing to put/, JSON.stringify(bad));
+    await assert.rejects(render('x {{v}};', { v: bad }), /refusing to put/, JSON.stringify(bad));
   }
 });
 

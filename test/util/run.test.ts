@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pollUntil } from '../../src/util/poll.js';
 import { hasExited, procStat } from '../../src/util/proc.js';
-import { commandNotFoundHint, runShell } from '../../src/util/run.js';
+import { commandNotFoundHint, runArgv } from '../../src/util/run.js';
 import { tempDir } from '../support/tmp.js';
 
 test('exit 127: the missing command is named, from dash, bash and npm run output alike', () => {
@@ -20,7 +20,7 @@ test('exit 127: the missing command is named, from dash, bash and npm run output
 test('a step run in its own group: what it left running in the background is killed when it returns', async (t) => {
   const dir = await tempDir(t, 'duet-run');
   // The background job's pid is the step's output; its output goes elsewhere, or the step would wait for it.
-  const output = await runShell('sleep 300 >/dev/null 2>&1 & echo $!', { step: 'install', group: join(dir, 'step.pid') });
+  const output = await runArgv(['sh', '-c', 'sleep 300 >/dev/null 2>&1 & echo $!'], { step: 'install', group: join(dir, 'step.pid') });
   const pid = Number(output.trim());
   assert.ok(pid > 1, `the step printed its background job's pid: ${output}`);
   const running = (): boolean => {

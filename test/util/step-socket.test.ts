@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test';
 import { test } from '../support/test.js';
 import { CommandFailedError, DuetError } from '../../src/errors.js';
 import { pollUntil } from '../../src/util/poll.js';
-import { runArgv, runShell } from '../../src/util/run.js';
+import { runArgv } from '../../src/util/run.js';
 import { askStepSocket } from '../../src/util/step-socket.js';
 import { cliPath } from '../support/duet.js';
 import { tempDir } from '../support/tmp.js';
@@ -43,7 +43,7 @@ test('a step through the socket streams its output, gets the built environment a
   const seen: string[] = [];
   process.env.DUET_WEBHOOK_SECRET = 'never-in-a-step';
   t.after(() => delete process.env.DUET_WEBHOOK_SECRET);
-  const out = await runShell('echo "step $APP_VAR in $PWD"; echo "secret=${DUET_WEBHOOK_SECRET:-none}"; echo "home=$HOME" >&2', {
+  const out = await runArgv(['sh', '-c', 'echo "step $APP_VAR in $PWD"; echo "secret=${DUET_WEBHOOK_SECRET:-none}"; echo "home=$HOME" >&2'], {
     step: 'install',
     cwd: dir,
     // duet's own HOME travels in the built environment; the runner replaces it with its user's.
@@ -56,7 +56,7 @@ test('a step through the socket streams its output, gets the built environment a
   assert.match(out, /^secret=none$/m, "duet's secrets do not cross the socket");
   assert.match(out, new RegExp(`^home=${(await import('node:os')).userInfo().homedir}$`, 'm'), "HOME is the runner's user's");
   assert.equal(seen.join(''), out, 'the output sink saw every byte, in order');
-  await assert.rejects(runShell('true', { step: 'build', stepSocket: path }), /forApp/, 'only the app code goes through it');
+  await assert.rejects(runArgv(['sh', '-c', 'true'], { step: 'build', stepSocket: path }), /forApp/, 'only the app code goes through it');
 });
 
 test("an app's own step socket: the runner adds the env files' values asked for, masks every one in what it sends back, and names a missing secret", async (t) => {
@@ -66,20 +66,23 @@ test("an app's own step socket: the runner adds the env files' values asked for,
   const { path, dir, runners } = await stepSocket(t, { credentials });
   const seen: string[] = [];
   // build_env: [API_TOKEN]; the value comes out in two writes, the second after a pause.
-  const build = await runShell('echo "token=$API_TOKEN other=${OTHER:-unset} short=$SHORT"; printf "split sekret-"; sleep 0.2; printf "value-123 done\\n"', {
-    step: 'build',
-    cwd: dir,
-    env: { DUET_COLOR: 'blue' },
-    forApp: true,
-    stepSocket: path,
-    envFiles: { pick: ['API_TOKEN'], keep: ['DUET_COLOR'] },
-    output: { write: (chunk) => seen.push(chunk) },
-  });
+  const build = await runArgv(
+    ['sh', '-c', 'echo "token=$API_TOKEN other=${OTHER:-unset} short=$SHORT"; printf "split sekret-"; sleep 0.2; printf "value-123 done\\n"'],
+    {
+      step: 'build',
+      cwd: dir,
+      env: { DUET_COLOR: 'blue' },
+      forApp: true,
+      stepSocket: path,
+      envFiles: { pick: ['API_TOKEN'], keep: ['DUET_COLOR'] },
+      output: { write: (chunk) => seen.push(chunk) },
+    },
+  );
   assert.match(build, /^token=\*\*\* other=unset short=$/m, 'only the build_env name, masked');
   assert.match(build, /^split \*\*\* done$/m, 'a value split across writes is masked whole');
   assert.doesNotMatch(seen.join(''), /sekret-value-123/);
   // The release: every value, under what duet set.
-  const release = await runShell('echo "$DUET_COLOR $OTHER" | tr a-z A-Z; echo "$OTHER"', {
+  const release = await runArgv(['sh', '-c', 'echo "$DUET_COLOR $OTHER" | tr a-z A-Z; echo "$OTHER"'], {
     step: 'release',
     cwd: dir,
     env: { DUET_COLOR: 'blue' },
@@ -104,7 +107,7 @@ test('a failing step through the socket is a CommandFailedError with the exit st
   assert.ok(error instanceof CommandFailedError, String(error));
   assert.equal(error.exitStatus, 3);
   assert.match(error.outputTail, /missing script: build/);
-  const missing = await runShell('no-such-tool --version', { step: 'build', cwd: dir, forApp: true, stepSocket: path }).catch((e: unknown) => e);
+  const missing = await runArgv(['sh', '-c', 'no-such-tool --version'], { step: 'build', cwd: dir, forApp: true, stepSocket: path }).catch((e: unknown) => e);
   assert.ok(missing instanceof CommandFailedError);
   assert.equal(missing.exitStatus, 127);
   assert.match(missing.message + (missing.hint ?? ''), /`no-such-tool` was not found/);
@@ -114,9 +117,13 @@ test('a step that outlives its timeout is killed with everything it started: the
   const { path, dir } = await stepSocket(t);
   const pidFile = join(dir, 'background.pid');
   const started = Date.now();
-  const error = await runShell(`sleep 60 & echo $! > ${pidFile}; wait`, { step: 'install', cwd: dir, forApp: true, stepSocket: path, timeoutMs: 3000 }).catch(
-    (e: unknown) => e,
-  );
+  const error = await runArgv(['sh', '-c', `sleep 60 & echo $! > ${pidFile}; wait`], {
+    step: 'install',
+    cwd: dir,
+    forApp: true,
+    stepSocket: path,
+    timeoutMs: 3000,
+  }).catch((e: unknown) => e);
   assert.ok(error instanceof CommandFailedError, String(error));
   assert.equal(error.exitStatus, undefined, 'reported as killed');
   assert.ok(Date.now() - started < 8000);
@@ -127,7 +134,7 @@ test('a step that outlives its timeout is killed with everything it started: the
 
 test('what a step created with its own mode is left group-writable, for duet to remove on the next deploy', async (t) => {
   const { path, dir } = await stepSocket(t);
-  await runShell('mkdir -m 755 made && touch made/file && chmod 644 made/file', { step: 'build', cwd: dir, forApp: true, stepSocket: path });
+  await runArgv(['sh', '-c', 'mkdir -m 755 made && touch made/file && chmod 644 made/file'], { step: 'build', cwd: dir, forApp: true, stepSocket: path });
   assert.equal((await stat(join(dir, 'made'))).mode & 0o020, 0o020);
   assert.equal((await stat(join(dir, 'made', 'file'))).mode & 0o020, 0o020);
 });
@@ -143,7 +150,9 @@ test('the runner refuses a request that is not the protocol, and an unreachable 
     socket.on('error', reject);
   });
   assert.match(answer, /^\{"error":"step-runner: protocol version 99, this runner speaks 1: run duet install again"\}\n$/);
-  const error = await runShell('true', { step: 'install', cwd: dir, forApp: true, stepSocket: join(dir, 'nothing.sock') }).catch((e: unknown) => e);
+  const error = await runArgv(['sh', '-c', 'true'], { step: 'install', cwd: dir, forApp: true, stepSocket: join(dir, 'nothing.sock') }).catch(
+    (e: unknown) => e,
+  );
   assert.ok(error instanceof DuetError, String(error));
   assert.match(error.message, /cannot reach the step runner at .*nothing\.sock \(ENOENT\)/);
   assert.match(error.hint ?? '', /systemctl start duet-step\.socket/);
@@ -155,7 +164,9 @@ for (const through of ['the step socket', 'a child of duet'] as const) {
     const dir = socket?.dir ?? (await tempDir(t, 'duet-step'));
     // A child that notes the SIGTERM and carries on, as a migration rolling back would.
     const child = `node -e 'process.on("SIGTERM", () => require("fs").writeFileSync("termed", String(process.pid))); setInterval(() => {}, 1000)'`;
-    const error = await runShell(`echo migrating; ${child}`, {
+    const command = `echo migrating; ${child}`;
+    const error = await runArgv(['sh', '-c', command], {
+      shown: command,
       step: 'release',
       cwd: dir,
       forApp: true,

@@ -1,5 +1,5 @@
 import { connectColor } from '../../pipeline/color-acts.js';
-import { appAndColorFrom, print, type Command } from '../command.js';
+import { appAndColorFrom, lockWait, print, type Command } from '../command.js';
 
 export const connectToNginx: Command = {
   name: 'connect-to-nginx',
@@ -10,8 +10,7 @@ export const connectToNginx: Command = {
     const { config, app, color } = await appAndColorFrom(context, connectToNginx);
     await connectColor(config, app, color, {
       force: context.values.force === true,
-      wait: !context.values['no-wait'],
-      onWait: (holder) => print(context.stderr, `duet: waiting for pid ${holder.pid} (${holder.command})`),
+      ...lockWait(context),
       output: context.stderr,
     });
     print(context.stdout, color);

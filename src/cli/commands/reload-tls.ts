@@ -1,5 +1,5 @@
 import { reloadTls as reload } from '../../pipeline/reload-tls.js';
-import { appFrom, print, type Command } from '../command.js';
+import { appFrom, lockWait, print, type Command } from '../command.js';
 
 export const reloadTls: Command = {
   name: 'reload-tls',
@@ -9,8 +9,7 @@ export const reloadTls: Command = {
   async run(context) {
     const { config, app } = await appFrom(context, reloadTls);
     const result = await reload(config, app, {
-      wait: !context.values['no-wait'],
-      onWait: (holder) => print(context.stderr, `duet: waiting for pid ${holder.pid} (${holder.command})`),
+      ...lockWait(context),
       output: context.stderr,
     });
     const days = Math.floor((result.certificate.notAfter.getTime() - Date.now()) / 86_400_000);

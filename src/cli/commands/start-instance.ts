@@ -1,5 +1,5 @@
 import { startColor } from '../../pipeline/color-acts.js';
-import { appAndColorFrom, print, type Command } from '../command.js';
+import { appAndColorFrom, lockWait, print, type Command } from '../command.js';
 
 export const startInstance: Command = {
   name: 'start-instance',
@@ -9,8 +9,7 @@ export const startInstance: Command = {
   async run(context) {
     const { config, app, color } = await appAndColorFrom(context, startInstance);
     const record = await startColor(config, app, color, {
-      wait: !context.values['no-wait'],
-      onWait: (holder) => print(context.stderr, `duet: waiting for pid ${holder.pid} (${holder.command})`),
+      ...lockWait(context),
     });
     print(context.stdout, String(record.pid));
   },

@@ -1,5 +1,5 @@
 import { stopColor } from '../../pipeline/color-acts.js';
-import { appAndColorFrom, print, type Command } from '../command.js';
+import { appAndColorFrom, lockWait, print, type Command } from '../command.js';
 
 export const stopInstance: Command = {
   name: 'stop-instance',
@@ -10,8 +10,7 @@ export const stopInstance: Command = {
     const { config, app, color } = await appAndColorFrom(context, stopInstance);
     const outcome = await stopColor(config, app, color, {
       force: context.values.force === true,
-      wait: !context.values['no-wait'],
-      onWait: (holder) => print(context.stderr, `duet: waiting for pid ${holder.pid} (${holder.command})`),
+      ...lockWait(context),
     });
     print(context.stdout, outcome);
   },

@@ -1,6 +1,6 @@
 import { UsageError } from '../../errors.js';
 import { updateColor } from '../../pipeline/color-acts.js';
-import { appAndColorFrom, print, type Command } from '../command.js';
+import { appAndColorFrom, lockWait, print, type Command } from '../command.js';
 
 export const updateInstance: Command = {
   name: 'update-instance',
@@ -13,8 +13,7 @@ export const updateInstance: Command = {
     if (typeof ref !== 'string') throw new UsageError('update-instance needs --ref REF', `usage: duet ${updateInstance.usage}`);
     const { target, outcome } = await updateColor(config, app, color, ref, {
       force: context.values.force === true,
-      wait: !context.values['no-wait'],
-      onWait: (holder) => print(context.stderr, `duet: waiting for pid ${holder.pid} (${holder.command})`),
+      ...lockWait(context),
       output: context.stderr,
     });
     print(context.stdout, target.sha);
