@@ -30,31 +30,54 @@ export async function checkHealth(app: AppConfig, color: Color, timeoutMs = 2000
 const EXIT_AND_ANSWER_APART_MS = 20;
 
 /**
- * One probe that ends, without a report, when the process exits (`exited`; none: it runs its
- * course). A socket duet or systemd holds would keep it waiting for the next process instead.
- * An answer and the exit right after it (the next request was a request of death) reach duet in
- * the same turn of its event loop, in either order: an answer that came just before the exit
- * counts. Without it, on a machine where requests of death come as fast as starts, no answer of
- * the color ever counted.
+ * A probe the process's exit ended: whether the process had taken it from its socket's queue (a
+ * start that got as far as accepting connections; the exit cut the probe off) or not (it still
+ * waits, in a socket duet or systemd holds, for the next process).
+ */
+export interface ExitedDuringProbe {
+  state: 'exited';
+  tookProbe: boolean;
+}
+
+/**
+ * One probe that ends at the process's exit (`exited`; none: it runs its course). An answer and
+ * the exit right after it (the next request was a request of death) reach duet in the same turn
+ * of its event loop, in either order: an answer that came just before the exit counts. Without
+ * that, on a machine where requests of death come as fast as starts, no answer ever counted.
  */
 export async function checkHealthUntilExit(
   app: AppConfig,
   color: Color,
   timeoutMs: number,
   exited: Promise<unknown> | undefined,
-): Promise<HealthReport | undefined> {
+): Promise<HealthReport | ExitedDuringProbe> {
   const probe = checkHealth(app, color, timeoutMs);
   if (!exited) return probe;
   let report: HealthReport | undefined;
+  let gone = false;
   void probe.then((answer) => (report = answer));
+  void exited.then(() => (gone = true));
   const got = (): HealthReport | undefined => report;
   await Promise.race([probe, exited]);
-  if (got()) return got();
-  // A timer, then a turn of the loop's poll phase after it: a busy loop runs due timers before it
-  // polls, and the answer must be read after the poll that delivers it.
-  await new Promise((resolve) => setTimeout(resolve, EXIT_AND_ANSWER_APART_MS));
+  // A connection the exit cut off ends as it is reported, in either order; any other end is the
+  // process's own answer (or refusal) while it runs.
+  if (got() && !(got()!.state === 'unreachable' && CUT_OFF.has(got()!.detail))) return got()!;
+  await oneTurnAfter(EXIT_AND_ANSWER_APART_MS);
+  const last = got();
+  if (last?.state === 'healthy' || (last && !gone)) return last;
+  return { state: 'exited', tookProbe: last !== undefined && CUT_OFF.has(last.detail) };
+}
+
+/** How a probe the process had taken ends when it dies: reset, or its answer cut off. */
+const CUT_OFF = new Set(['ECONNRESET', 'EPIPE', 'the answer was cut off']);
+
+/**
+ * A timer, then a turn of the loop's poll phase after it: a busy loop runs due timers before it
+ * polls, and what the poll delivers (an answer, an exit) must be read after it.
+ */
+async function oneTurnAfter(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
   await new Promise((resolve) => setImmediate(resolve));
-  return got()?.state === 'healthy' ? got() : undefined;
 }
 
 interface WaitOptions {

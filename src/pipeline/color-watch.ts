@@ -176,7 +176,7 @@ export class ColorWatch {
     const report = await checkHealthUntilExit(this.app, this.color, WATCH_PROBE_TIMEOUT_MS, exited);
     // It exited while probed (a socket duet holds would keep the probe waiting for the next
     // process): the next look, which the exit brings forward, sees the exit.
-    if (!report) return [];
+    if (report.state === 'exited') return [];
     return this.heard(report, now);
   }
 

@@ -10,11 +10,10 @@ import { acquireLock } from './lock.js';
 /** How long a restarted color is probed closely for its first answer before the looks take over. */
 const SETTLE_MS = 3_000;
 /**
- * A color without a process whose last processes exited without an answer, none for this long,
- * lets its socket go. Requests wait in a held socket for the next process; once its restarts
- * keep failing they would wait for nothing, and nginx's fallback (the standby) answers a refused
- * connection at once. One or two unanswered are a request of death that queued up during a
- * restart and killed the next process too.
+ * A color without a process whose last processes failed to start (exited without taking a
+ * connection from the socket), and that has not answered for this long, lets its socket go.
+ * Requests wait in a held socket for the next process; once its starts keep failing they would
+ * wait for nothing, and nginx's fallback (the standby) answers a refused connection at once.
  */
 export const HOLD_WITHOUT_ANSWER_MS = 2_000;
 export const HOLD_UNANSWERED_EXITS = 3;
@@ -27,15 +26,17 @@ export const HOLD_UNANSWERED_EXITS = 3;
  * - a process exit wakes supervision at once (no half-second look to wait for), and the live
  *   color restarts without backoff while its socket is held: requests are waiting;
  * - a restarted process is probed closely until it first answers;
- * - a color whose processes stop answering (its restarts fail) lets the socket go, so nginx
- *   refuses, and its fallback answers from the standby while the backoff runs.
- * Whether a process that died had served cannot tell a failed start here: the request of death
- * waiting in the queue kills the next process before any probe reaches it. So the verdict on
- * the version is the time without an answer (FAILOVER_AFTER_DOWN_MS), not a count of exits.
+ * - a color whose processes fail to start lets the socket go, so nginx refuses, and its
+ *   fallback answers from the standby while the backoff runs.
+ * An answer cannot tell a failed start from a request of death: on a busy machine the death that
+ * queued during a restart comes before the probe, and the process dies before it answers. Whether
+ * the process took the probe from the queue (the exit cut it off) or left it waiting can. A
+ * version that dies just after it listens holds requests until the verdict on the version, the
+ * time without an answer (FAILOVER_AFTER_DOWN_MS).
  */
 export class HeldSockets {
   private readonly subscribed = new Set<number>();
-  /** When a process of each color last answered its health check, and how many exited since unanswered. */
+  /** When a process of each color last answered its health check, and how many failed to start since. */
   private readonly answeredAt: Record<Color, number>;
   private readonly unanswered: Record<Color, number> = { blue: 0, green: 0 };
 
@@ -86,12 +87,12 @@ export class HeldSockets {
         // One probe waits its turn in the queue (a short timeout would give up on a slow start and
         // queue the next one behind later requests); the process's exit ends the wait.
         const report = await checkHealthUntilExit(this.app, color, SETTLE_MS, exited);
-        if (report?.state === 'healthy') {
+        if (report.state === 'healthy') {
           this.answered(color, Date.now());
           answer = report;
         }
-        if (!report) this.unanswered[color] += 1;
-        return report === undefined || report.state === 'healthy' ? true : undefined;
+        if (report.state === 'exited') this.unanswered[color] = report.tookProbe ? 0 : this.unanswered[color] + 1;
+        return report.state === 'exited' || report.state === 'healthy' ? true : undefined;
       },
       { timeoutMs: SETTLE_MS, initialIntervalMs: 5, maxIntervalMs: 20 },
     );

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config/load.js';
 import { AppSupervisor, SUPERVISE_INTERVAL_MS, type SupervisionObserver } from './supervisor.js';
 
@@ -70,7 +69,7 @@ export class Supervisor {
         if (message !== lastError) this.observer.problem(app.app, message);
         lastError = message;
       }
-      await Promise.race([sleep(SUPERVISE_INTERVAL_MS, undefined, { signal }).catch(() => {}), app.wakeup.next()]);
+      await app.wakeup.next(SUPERVISE_INTERVAL_MS, signal);
     }
   }
 }
