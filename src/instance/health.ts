@@ -61,15 +61,18 @@ export async function checkHealthUntilExit(
   await Promise.race([probe, exited]);
   // A connection the exit cut off ends as it is reported, in either order; any other end is the
   // process's own answer (or refusal) while it runs.
-  if (got() && !(got()!.state === 'unreachable' && CUT_OFF.has(got()!.detail))) return got()!;
+  const first = got();
+  if (first && !cutOff(first)) return first;
   await oneTurnAfter(EXIT_AND_ANSWER_APART_MS);
   const last = got();
   if (last?.state === 'healthy' || (last && !gone)) return last;
-  return { state: 'exited', tookProbe: last !== undefined && CUT_OFF.has(last.detail) };
+  return { state: 'exited', tookProbe: last !== undefined && cutOff(last) };
 }
 
 /** How a probe the process had taken ends when it dies: reset, or its answer cut off. */
-const CUT_OFF = new Set(['ECONNRESET', 'EPIPE', 'the answer was cut off']);
+function cutOff(report: HealthReport): boolean {
+  return report.state === 'unreachable' && ['ECONNRESET', 'EPIPE', 'the answer was cut off'].includes(report.detail);
+}
 
 /**
  * A timer, then a turn of the loop's poll phase after it: a busy loop runs due timers before it
