@@ -191,7 +191,7 @@ export const MUTANTS = [
   {
     name: 'a crash loop is no verdict',
     promise: 'a live color that exited 3 times within 60 s is failed over',
-    edits: [edit('src/pipeline/supervisor.ts', 'export const CRASH_LOOP_EXITS = 3;', 'export const CRASH_LOOP_EXITS = 1000;')],
+    edits: [edit('src/pipeline/supervisor.ts', 'const CRASH_LOOP_EXITS = 3;', 'const CRASH_LOOP_EXITS = 1000;')],
     tests: [{ file: 'pipeline/supervisor', only: 'crash loop' }],
   },
   {
@@ -333,7 +333,7 @@ export const MUTANTS = [
   {
     name: 'stop signals the leader, not its group',
     promise: "whole process groups: a killed leader's orphan is stopped",
-    edits: [edit('src/instance/process-runner.ts', 'process.kill(-pgid, signal);', 'process.kill(pgid, signal);')],
+    edits: [edit('src/util/step-group.ts', 'process.kill(-pgid, signal);', 'process.kill(pgid, signal);')],
     tests: ['instance/process-tree'],
   },
 
@@ -570,7 +570,7 @@ export const MUTANTS = [
   {
     name: 'slow bodies never time out',
     promise: 'a webhook body slower than 20 s is refused with 408',
-    edits: [edit('src/http/signed-body.ts', 'export const BODY_DEADLINE_MS = 20_000;', 'export const BODY_DEADLINE_MS = 20 * 60_000;')],
+    edits: [edit('src/http/signed-body.ts', 'const BODY_DEADLINE_MS = 20_000;', 'const BODY_DEADLINE_MS = 20 * 60_000;')],
     tests: [{ file: 'http/intake-flood', only: 'unfinished after 20 s' }],
   },
   {

@@ -2,6 +2,7 @@ import type { AppConfig, Config } from '../config/load.js';
 import { appJournal } from '../pipeline/app-journal.js';
 import type { Deploy, DeployState } from '../pipeline/deploy-state.js';
 import { isDeployId, type StepRecord } from '../pipeline/journal.js';
+import { outcomeOfRun } from '../pipeline/queue-run.js';
 
 /**
  * One deploy as the HTTP side answers with it (GET /deploys/:id): the Deploy its app's journal
@@ -70,7 +71,8 @@ export function deployView(d: Deploy): DeployView {
     receivedAt: d.receivedAt,
     startedAt: d.startedAt,
     finishedAt: d.finishedAt,
-    summary: d.summary ?? d.reason,
+    // Between the run's end and the trigger's settled line the state is final already: its summary too.
+    summary: d.summary ?? d.reason ?? outcomeOfRun(d)?.summary ?? null,
     supersededBy: d.supersededBy,
     from: d.from,
     to: d.color,
