@@ -2,7 +2,6 @@ import type { AppConfig, Config } from '../config/load.js';
 import { appJournal } from '../pipeline/app-journal.js';
 import type { Deploy, DeployState } from '../pipeline/deploy-state.js';
 import { isDeployId, type StepRecord } from '../pipeline/journal.js';
-import { outcomeOfRun } from '../pipeline/queue-run.js';
 
 /**
  * One deploy as the HTTP side answers with it (GET /deploys/:id): the Deploy its app's journal
@@ -71,8 +70,7 @@ export function deployView(d: Deploy): DeployView {
     receivedAt: d.receivedAt,
     startedAt: d.startedAt,
     finishedAt: d.finishedAt,
-    // Between the run's end and the trigger's settled line the state is final already: its summary too.
-    summary: d.summary ?? d.reason ?? outcomeOfRun(d)?.summary ?? null,
+    summary: d.summary ?? d.reason,
     supersededBy: d.supersededBy,
     from: d.from,
     to: d.color,

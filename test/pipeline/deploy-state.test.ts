@@ -4,7 +4,6 @@ import { InternalError } from '../../src/errors.js';
 import { apply, checkApply, isFinal, type Deploy } from '../../src/pipeline/deploy-state.js';
 import type { JournalEvent } from '../../src/pipeline/journal.js';
 import { trigger } from '../http/http-harness.js';
-import { deployView } from '../../src/http/deploys.js';
 
 const id = '20261203-160000-abcdef';
 const at = '2026-12-03T16:00:00.000Z';
@@ -72,17 +71,4 @@ test("a deploy's state moves only along the state machine; anything else is duet
     );
     assert.equal(apply(before, event, 'cafeteria'), before, `a reader skips ${next.type} in state ${from}`);
   }
-});
-
-test("between the run's end and the trigger's settled line, the API shows a final state with its summary", () => {
-  const ended = fold(
-    accepted,
-    dequeued,
-    begin,
-    { type: 'step', step: 'release', status: 'started' },
-    { type: 'end', outcome: 'failed', failedStep: 'release', error: 'migration 2 failed' },
-  );
-  const view = deployView(ended!);
-  assert.equal(view.state, 'failed');
-  assert.match(view.summary ?? '', /release.*migration 2 failed/);
 });

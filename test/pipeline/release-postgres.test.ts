@@ -106,7 +106,8 @@ test(
     const ended = await pollUntil(
       async () => {
         const { body } = await getJson(`${serve.url}/deploys/${id}`);
-        return ['failed', 'succeeded', 'errored'].includes(body?.state) ? body : undefined;
+        // Settled: the summary comes with the trigger's settled line, after the run's end.
+        return ['failed', 'succeeded', 'errored'].includes(body?.state) && body?.summary ? body : undefined;
       },
       { timeoutMs: 90_000, maxIntervalMs: 200 },
     );
