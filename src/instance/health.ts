@@ -2,7 +2,7 @@ import type { AppConfig } from '../config/load.js';
 import type { Color } from '../config/schema.js';
 import { DuetError } from '../errors.js';
 import { pollUntil } from '../util/poll.js';
-import { httpGet } from '../util/http-probe.js';
+import { AnswerCutOff, httpGet } from '../util/http-probe.js';
 import { endpointTarget } from './endpoint.js';
 import { runnerOf } from './runner.js';
 
@@ -13,7 +13,12 @@ export interface HealthReport {
   state: HealthState;
   /** "HTTP 200", "HTTP 503", "ECONNREFUSED": what the operator needs to see. */
   detail: string;
+  /** The connection ended after the process took the probe (reset, or its answer cut off). */
+  cutOff?: true;
 }
+
+/** How a probe the process had taken ends when the process dies. */
+const CUT_OFF_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
 export async function checkHealth(app: AppConfig, color: Color, timeoutMs = 2000): Promise<HealthReport> {
   try {
@@ -22,7 +27,9 @@ export async function checkHealth(app: AppConfig, color: Color, timeoutMs = 2000
     const location = answer.status >= 300 && answer.status < 400 ? answer.headers.location : undefined;
     return { state: ok ? 'healthy' : 'unhealthy', detail: `HTTP ${answer.status}${typeof location === 'string' ? ` to ${location}` : ''}` };
   } catch (error) {
-    return { state: 'unreachable', detail: (error as NodeJS.ErrnoException).code ?? (error as Error).message };
+    const code = (error as NodeJS.ErrnoException).code;
+    const cutOff = error instanceof AnswerCutOff || (code !== undefined && CUT_OFF_CODES.has(code));
+    return { state: 'unreachable', detail: code ?? (error as Error).message, ...(cutOff ? { cutOff } : {}) };
   }
 }
 
@@ -62,16 +69,11 @@ export async function checkHealthUntilExit(
   // A connection the exit cut off ends as it is reported, in either order; any other end is the
   // process's own answer (or refusal) while it runs.
   const first = got();
-  if (first && !cutOff(first)) return first;
+  if (first && !first.cutOff) return first;
   await oneTurnAfter(EXIT_AND_ANSWER_APART_MS);
   const last = got();
   if (last?.state === 'healthy' || (last && !gone)) return last;
-  return { state: 'exited', tookProbe: last !== undefined && cutOff(last) };
-}
-
-/** How a probe the process had taken ends when it dies: reset, or its answer cut off. */
-function cutOff(report: HealthReport): boolean {
-  return report.state === 'unreachable' && ['ECONNRESET', 'EPIPE', 'the answer was cut off'].includes(report.detail);
+  return { state: 'exited', tookProbe: last?.cutOff === true };
 }
 
 /**

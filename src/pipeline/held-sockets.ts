@@ -15,8 +15,8 @@ const SETTLE_MS = 3_000;
  * Requests wait in a held socket for the next process; once its starts keep failing they would
  * wait for nothing, and nginx's fallback (the standby) answers a refused connection at once.
  */
-export const HOLD_WITHOUT_ANSWER_MS = 2_000;
-export const HOLD_UNANSWERED_EXITS = 3;
+const HOLD_WITHOUT_ANSWER_MS = 2_000;
+const HOLD_UNANSWERED_EXITS = 3;
 
 /**
  * duet serve's side of `socket_activation` for one app: the socket of each color stays bound

@@ -9,6 +9,13 @@ import { request as httpsRequest } from 'node:https';
  */
 export type Target = { host: string; port: number; tls?: { servername?: string }; name?: string } | { socketPath: string };
 
+/** The connection closed in the middle of the answer: the server had taken the request. */
+export class AnswerCutOff extends Error {
+  constructor() {
+    super('the answer was cut off');
+  }
+}
+
 export interface ProbeResult {
   status: number;
   headers: Record<string, string | string[] | undefined>;
@@ -50,7 +57,7 @@ export function httpGet(target: Target, path: string, timeoutMs: number): Promis
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
       res.on('error', reject);
       // After 'end' this is a no-op; without 'end' the body was cut off: no answer.
-      res.on('close', () => reject(new Error('the answer was cut off')));
+      res.on('close', () => reject(new AnswerCutOff()));
     };
     const req =
       'host' in target && target.tls
