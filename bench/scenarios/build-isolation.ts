@@ -24,8 +24,25 @@ import { round } from '../lib/stats.js';
 /** Generated feature modules (a module, a controller, a service and a DTO each). */
 const MODULES = 30;
 
+/**
+ * What a build does, one kind of work at a time, each run twice at once (the machine's two cores)
+ * under duet's prefix for as long as a window: which of them idle priority keeps from the live app.
+ */
+const PARTS = {
+  'part: CPU only': () => ['node', '-e', 'for (;;) {}'],
+  'part: processes started': () => ['sh', '-c', 'while :; do node -e 0; done'],
+  'part: files written and removed': (dir: string, n: number) => [
+    'sh',
+    '-c',
+    'while :; do cp -r node_modules/@nestjs "$1" && rm -rf "$1"; done',
+    'sh',
+    join(dir, `churn-${n}`),
+  ],
+} as const;
+type PartLabel = keyof typeof PARTS;
+
 export interface IsolationWindow {
-  label: 'idle' | 'build, plain' | 'build, duet isolation';
+  label: 'idle' | 'build, plain' | 'build, duet isolation' | PartLabel;
   round: number;
   buildMs: number | null;
   sent: number;
@@ -133,6 +150,25 @@ async function build(dir: string, prefix: readonly string[], deadlineMs = Infini
   return performance.now() - started;
 }
 
+/** One part of a build, twice at once under `prefix`, while `during` runs; stopped after it. */
+async function withPart<T>(dir: string, prefix: readonly string[], label: PartLabel, during: () => Promise<T>): Promise<T> {
+  const children = [1, 2].map((n) => {
+    const argv = [...prefix, ...PARTS[label](dir, n)];
+    const child = execa(argv[0]!, argv.slice(1), { cwd: dir, stdin: 'ignore', stdout: 'ignore', stderr: 'ignore', reject: false, detached: true });
+    return track(
+      child,
+      child.catch(() => undefined),
+    );
+  });
+  try {
+    return await during();
+  } finally {
+    for (const child of children) if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    await Promise.all(children);
+    await Promise.all([1, 2].map((n) => rm(join(dir, `churn-${n}`), { recursive: true, force: true })));
+  }
+}
+
 const GET: Parameters<typeof pacedLoad>[0]['request'] = {
   method: 'GET',
   path: '/',
@@ -186,6 +222,10 @@ export async function runBuildIsolation(root: string, env: DuetEnv, settings: { 
       const during = await load(`${label === 'build, plain' ? 'plain' : 'iso'}-${r}`);
       windows.push(windowOf(label, r, during, await building));
     }
+    for (const label of Object.keys(PARTS) as PartLabel[]) {
+      log(`  round ${r}: ${label}`);
+      windows.push(windowOf(label, r, await withPart(dir, prefix, label, () => load(`part-${r}`)), null));
+    }
   }
   const lockfile = JSON.parse(await readFile(join(dir, 'package-lock.json'), 'utf8')) as { packages: object };
   const packages = Object.keys(lockfile.packages).length - 1;
@@ -202,14 +242,17 @@ export async function runBuildIsolation(root: string, env: DuetEnv, settings: { 
   };
 }
 
-/** p99 during the builds over p99 idle, per round: the goal is at most 1.3 with isolation. */
-export function isolationRatios(result: IsolationResult): Array<{ round: number; plain: number | null; isolated: number | null }> {
+/** p99 during the builds (and each part of one) over p99 idle, per round: the goal is at most 1.3 with isolation. */
+export function isolationRatios(
+  result: IsolationResult,
+): Array<{ round: number; plain: number | null; isolated: number | null; parts: Array<[PartLabel, number | null]> }> {
   const rounds = [...new Set(result.windows.map((w) => w.round))];
   return rounds.map((r) => {
     const of = (label: IsolationWindow['label']): number | null => result.windows.find((w) => w.round === r && w.label === label)?.p99Ms ?? null;
     const idle = of('idle');
     const ratio = (value: number | null): number | null => (value === null || !idle ? null : round(value / idle, 2));
-    return { round: r, plain: ratio(of('build, plain')), isolated: ratio(of('build, duet isolation')) };
+    const parts = (Object.keys(PARTS) as PartLabel[]).map((label): [PartLabel, number | null] => [label, ratio(of(label))]);
+    return { round: r, plain: ratio(of('build, plain')), isolated: ratio(of('build, duet isolation')), parts };
   });
 }
 
@@ -224,7 +267,7 @@ export function isolationDetails(
   const rows = result.windows.map((w) => [
     String(w.round),
     w.label,
-    w.label === 'idle'
+    w.label === 'idle' || w.label.startsWith('part:')
       ? '—'
       : w.buildMs === null
         ? `not done after ${f(round(result.deadlineMs / 1000, 0), ' s')}, stopped`
@@ -235,9 +278,10 @@ export function isolationDetails(
     f(w.p99Ms),
     f(w.maxMs),
   ]);
-  const ratios = isolationRatios(result).map(({ round: r, plain, isolated }) => {
+  const ratios = isolationRatios(result).map(({ round: r, plain, isolated, parts }) => {
     const goal = isolated === null ? '?' : isolated <= 1.3 ? '✓' : '✗';
-    return `round ${r}: p99 during the build / idle p99 = ${f(plain, 'x')} plain, ${f(isolated, 'x')} with duet's isolation (goal ≤ 1.3x) ${goal}`;
+    const each = parts.map(([label, ratio]) => `${label.slice('part: '.length)} ${f(ratio, 'x')}`).join(', ');
+    return `round ${r}: p99 during the build / idle p99 = ${f(plain, 'x')} plain, ${f(isolated, 'x')} with duet's isolation (goal ≤ 1.3x) ${goal}; each part of a build alone at duet's priority: ${each}`;
   });
   return [
     `The live color, \`GET /\` through nginx at ${result.ratePerS} requests/s (paced), in windows of ${f(round(result.windowMs / 1000, 1), ' s')}, while a fresh \`npm ci\` (${result.packages} packages) and \`tsc\` (${result.tsFiles} files) run beside it; unloaded, that build took ${f(round(result.warmBuildMs / 1000, 1), ' s')}. duet's prefix: \`${result.prefix.join(' ')}\`.`,
