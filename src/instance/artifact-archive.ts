@@ -61,7 +61,7 @@ function refused(name: string, entry: string, why: string): DuetError {
 }
 
 /** Read every entry of `file` (a tarball, gzipped or not) and throw on the first one refused. */
-export async function checkArchive(file: string, settings: ArtifactSettings): Promise<void> {
+async function checkArchive(file: string, settings: ArtifactSettings): Promise<void> {
   let count = 0;
   let bytes = 0;
   let problem: DuetError | undefined;

@@ -28,7 +28,7 @@ export const idleLane = <E>(): Lane<E> => ({ entries: [], draining: undefined, t
 export type Tried = 'settled' | { retry: number | undefined } | undefined;
 
 /** What one outbox's delivery knows of its own entries and receivers. */
-export interface Courier<R, E, L> {
+interface Courier<R, E, L> {
   /** Log lines start with it: "github". */
   name: string;
   /** What it delivers, in log lines: "reports". */

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { create, Header } from 'tar';
 import { parseConfig, pickApp } from '../../src/config/load.js';
-import { artifactSchema } from '../../src/config/artifact.js';
-import { checkArchive, refusal, unpackArchive } from '../../src/instance/artifact-archive.js';
+import { artifactSchema, type ArtifactSettings } from '../../src/config/artifact.js';
+import { refusal, unpackArchive } from '../../src/instance/artifact-archive.js';
 import { ConfigError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -51,6 +51,9 @@ test('the file count and unpacked size are limited; a good archive replaces what
   await create({ gzip: true, cwd: source, file }, ['dist']);
 
   const settings = (over: object) => artifactSchema.parse({ name: 'app.tgz', ...over });
+  // Each refused before anything is unpacked: the checkout is never touched.
+  const untouched = join(dir, 'untouched');
+  const checkArchive = (archive: string, o: ArtifactSettings) => unpackArchive(archive, untouched, o);
   await assert.rejects(checkArchive(file, settings({ max_files: 3 })), /entry "dist\/.*" is one more than artifact\.max_files \(3\)/);
   await assert.rejects(checkArchive(file, settings({ max_bytes: 2500 })), /entry "dist\/.*" is past artifact\.max_bytes \(2500 bytes unpacked\)/);
   await writeFile(join(dir, 'junk.tgz'), 'not a tarball at all');
@@ -71,6 +74,7 @@ test('the file count and unpacked size are limited; a good archive replaces what
   assert.equal(await readFile(join(checkout, 'package.json'), 'utf8'), '{}', 'the rest of the checkout stays');
   assert.equal(await readlink(join(checkout, 'dist', 'main.js')), 'f0.js');
   assert.equal((await readFile(join(checkout, 'dist', 'f4.js'), 'utf8')).length, 1000);
+  assert.equal(existsSync(untouched), false, 'the refused archives unpacked nothing');
 });
 
 test('a prebuilt source needs artifact and repo; artifact without it is refused; workflow only with actions_artifact; contains may not reach node_modules, .git or ..', () => {
