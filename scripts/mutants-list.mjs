@@ -660,6 +660,9 @@ export const MUTANTS = [
     name: 'artifact entries not checked',
     promise: 'an artifact with an entry outside artifact.contains (../, a link out) is refused, naming the entry',
     edits: [edit('src/instance/artifact-archive.ts', '  await checkArchive(file, settings);\n', '')],
-    tests: [{ file: 'pipeline/artifact', only: 'a tampered asset' }],
+    tests: [
+      { file: 'instance/artifact-archive', only: 'an entry is refused' },
+      { file: 'pipeline/artifact', only: 'a tampered asset' },
+    ],
   },
 ];

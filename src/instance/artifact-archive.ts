@@ -31,7 +31,7 @@ function under(path: string, contains: readonly string[]): boolean {
 }
 
 /** Why `entry` may not be unpacked, or undefined when it may. */
-export function refusal(entry: Entry, contains: readonly string[]): string | undefined {
+function refusal(entry: Entry, contains: readonly string[]): string | undefined {
   const raw = entry.path;
   if (raw.startsWith('/') || /^[A-Za-z]:/.test(raw)) return 'an absolute path';
   if (raw.split(/[/\\]/).includes('..')) return 'a path with ".."';
