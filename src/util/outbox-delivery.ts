@@ -46,8 +46,8 @@ interface Courier<R, E, L> {
 }
 
 /**
- * The delivery side of an outbox (the GitHub reporter's, the notifier's): every entry is written
- * to the outbox file before it is queued in memory, each lane delivers in the background with
+ * The delivery side of an outbox (the GitHub reporter's, the notifier's): its owner writes each
+ * entry to the outbox file, then pushes it onto a lane; each lane delivers in the background with
  * backoff, what is settled is recorded done, and once nothing waits the file is compacted. It
  * never throws at its callers: a failed loop is logged, and the outbox keeps what it held.
  */
