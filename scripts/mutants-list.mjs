@@ -179,7 +179,7 @@ export const MUTANTS = [
   {
     name: 'a dead live color is not failed over after 10 s',
     promise: 'the live color is failed over when it has not answered for 10 s',
-    edits: [edit('src/pipeline/supervisor.ts', 'export const FAILOVER_AFTER_DOWN_MS = 10_000;', 'export const FAILOVER_AFTER_DOWN_MS = 60_000;')],
+    edits: [edit('src/pipeline/supervisor.ts', 'const FAILOVER_AFTER_DOWN_MS = 10_000;', 'const FAILOVER_AFTER_DOWN_MS = 60_000;')],
     tests: [{ file: 'pipeline/supervisor-clock', only: 'not answered for 10 s' }],
   },
   {
@@ -582,7 +582,6 @@ export const MUTANTS = [
   {
     name: 'refusals sent at once',
     promise: 'refusals are sent after 1 to 3 s, so a flood cannot queue in front of /healthz',
-    // At the hold, not its constant: the test reads REFUSAL_HOLD_MS for its bound.
     edits: [edit('src/http/refusal-hold.ts', 'this.holdMs * (0.5 + Math.random()),', '0 * this.holdMs * (0.5 + Math.random()),')],
     tests: [{ file: 'http/intake-flood', only: 'charged from Content-Length' }],
   },
@@ -661,6 +660,9 @@ export const MUTANTS = [
     name: 'artifact entries not checked',
     promise: 'an artifact with an entry outside artifact.contains (../, a link out) is refused, naming the entry',
     edits: [edit('src/instance/artifact-archive.ts', '  await checkArchive(file, settings);\n', '')],
-    tests: [{ file: 'pipeline/artifact', only: 'a tampered asset' }],
+    tests: [
+      { file: 'instance/artifact-archive', only: 'an entry is refused' },
+      { file: 'pipeline/artifact', only: 'a tampered asset' },
+    ],
   },
 ];

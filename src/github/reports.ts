@@ -55,7 +55,7 @@ export function isFinalDeploymentState(state: DeploymentState): boolean {
  * Cut to the limit with an ellipsis. Counted both in code points and in UTF-16 units, so the cut
  * never splits an emoji and stays short whichever of the two GitHub counts.
  */
-export function truncateDescription(text: string, limit = DESCRIPTION_LIMIT): string {
+function truncateDescription(text: string, limit = DESCRIPTION_LIMIT): string {
   const oneLine = text.replace(/\s+/g, ' ').trim();
   const points = Array.from(oneLine);
   if (points.length <= limit && oneLine.length <= limit) return oneLine;

@@ -5,13 +5,11 @@ import type { AppConfig, Config } from '../config/load.js';
 import type { Deploy } from '../pipeline/deploy-state.js';
 import type { TriggerObserver } from '../pipeline/trigger.js';
 import { deliverReport, type DeploymentIds } from './deliver.js';
-import type { OutboxWriter } from '../util/outbox-writer.js';
+import { idleLane, OutboxDelivery, type Lane as DeliveryLane, type Tried } from '../util/outbox-delivery.js';
 import { githubOutboxWriter, readOutbox, type OutboxRecord } from './outbox.js';
 import { Pacer } from './pacer.js';
-import { Settlements } from './settlements.js';
 import { deploymentReport, failoverReports, reportKey, resolveTarget, statusReport, type Failover } from './reports.js';
 import type { Phase, Report } from './reports.js';
-import { retryWait } from '../util/retry-wait.js';
 
 interface StatusReporterOptions {
   config: Config;
@@ -33,12 +31,8 @@ interface Entry {
 }
 
 /** The reports of one key, delivered one at a time so a late "pending" never overwrites "success". */
-interface Lane {
+interface Lane extends DeliveryLane<Entry> {
   key: string;
-  entries: Entry[];
-  draining: Promise<void> | undefined;
-  timer: NodeJS.Timeout | undefined;
-  wake: (() => void) | undefined;
 }
 
 /**
@@ -52,9 +46,7 @@ export class GitHubStatusReporter implements TriggerObserver {
   private readonly client: Octokit;
   private readonly logger: Logger;
   private readonly outboxPath: string;
-  private readonly retryBaseMs: number;
-  private readonly outbox: OutboxWriter<OutboxRecord>;
-  private readonly lanes = new Map<string, Lane>();
+  private readonly delivery: OutboxDelivery<OutboxRecord, Entry, Lane>;
   /** Every request to GitHub waits its turn here: serial, and within writes_per_minute. */
   private readonly pacer: Pacer;
   /** Deployment ids per deployment key; kept until a final status is delivered. */
@@ -63,28 +55,33 @@ export class GitHubStatusReporter implements TriggerObserver {
     get: (key) => this.deployments.get(key),
     made: (key, deploymentId) => {
       this.deployments.set(key, deploymentId);
-      this.write({ op: 'deployment', key, deploymentId });
+      this.delivery.write({ op: 'deployment', key, deploymentId });
     },
     closed: (key) => this.deployments.delete(key),
   };
   /** Triggers that started here with deployments on: their end must close the deployment. */
   private readonly deployingTriggers = new Set<string>();
-  private readonly settlements = new Settlements();
-  private seq = 0;
-  /** Something was written since the last compaction. */
-  private dirty = false;
-  private closed = false;
-  /** Until resume() has read the file, it holds reports from before a restart: never compact it. */
-  private resumed = false;
 
   constructor(options: StatusReporterOptions) {
     this.config = options.config;
     this.client = options.client;
     this.logger = options.logger.child({ component: 'github-status' });
     this.outboxPath = options.outboxPath;
-    this.retryBaseMs = options.retryBaseMs ?? 1000;
-    this.outbox = githubOutboxWriter(options.outboxPath, this.logger);
     this.pacer = new Pacer(this.config.github.writes_per_minute, options.paceWindowMs);
+    const outbox = githubOutboxWriter(options.outboxPath, this.logger);
+    this.delivery = new OutboxDelivery(new Map<string, Lane>(), outbox, this.logger, options.retryBaseMs ?? 1000, {
+      name: 'github',
+      items: 'reports',
+      tryFirst: (lane, attempt) => this.tryFirst(lane, attempt),
+      doneRecord: (entry) => ({ op: 'done', key: entry.key, id: entry.id }),
+      // What a restart still needs: the ids of deployments in progress (their final status must go to the same one).
+      compacted: () => [...this.deployments].map(([key, deploymentId]): OutboxRecord => ({ op: 'deployment', key, deploymentId })),
+      describe: (lane) => ({ key: lane.key }),
+      // A key's lane lives while it has reports to send: keys come and go with commits.
+      stopped: (lane) => {
+        if (lane.entries.length === 0 && this.delivery.lanes.get(lane.key) === lane) this.delivery.lanes.delete(lane.key);
+      },
+    });
   }
 
   queued(trigger: Deploy): void {
@@ -117,49 +114,37 @@ export class GitHubStatusReporter implements TriggerObserver {
   }
 
   /** Resolves when every report queued so far was delivered or given up on, or after timeoutMs. */
-  async flush(timeoutMs?: number): Promise<void> {
-    if (!(await this.settlements.waitFor(this.seq, timeoutMs))) {
-      this.logger.warn({ undelivered: this.settlements.size }, 'github: flush timed out; reports stay in the outbox');
-    }
-    await this.outbox.idle();
+  flush(timeoutMs?: number): Promise<void> {
+    return this.delivery.flush(timeoutMs);
   }
 
   /**
    * Re-send what the outbox holds from before a restart: per key, only the newest report. Call it
    * once at startup; until it has run the outbox is only appended to, never compacted.
    */
-  async resume(): Promise<void> {
-    // Reports of this process must be in the file first: a key it already reported then reads
-    // as delivered (or is in a lane) and the older state from before the restart is not re-sent.
-    await this.outbox.idle();
-    const contents = await readOutbox(this.outboxPath, this.logger);
-    for (const [key, deploymentId] of contents.deployments) {
-      if (!this.deployments.has(key)) this.deployments.set(key, deploymentId);
-    }
-    let replayed = 0;
-    for (const [key, { id, report }] of contents.pending) {
-      // A report enqueued by this process already is newer than anything from before the restart.
-      if (this.lanes.has(key)) continue;
-      this.push({ seq: ++this.seq, id, key, report });
-      replayed += 1;
-    }
-    if (replayed > 0) this.logger.info({ replayed }, 'github: re-sending reports left undelivered before the restart');
-    this.resumed = true;
-    this.dirty = true;
-    this.maybeCompact();
+  resume(): Promise<void> {
+    // Reports of this process are in the file first: a key it already reported then reads as
+    // delivered (or is in a lane) and the older state from before the restart is not re-sent.
+    return this.delivery.resume(async () => {
+      const contents = await readOutbox(this.outboxPath, this.logger);
+      for (const [key, deploymentId] of contents.deployments) {
+        if (!this.deployments.has(key)) this.deployments.set(key, deploymentId);
+      }
+      let replayed = 0;
+      for (const [key, { id, report }] of contents.pending) {
+        // A report enqueued by this process already is newer than anything from before the restart.
+        if (this.delivery.lanes.has(key)) continue;
+        this.push({ seq: this.delivery.nextSeq(), id, key, report });
+        replayed += 1;
+      }
+      if (replayed > 0) this.logger.info({ replayed }, 'github: re-sending reports left undelivered before the restart');
+    });
   }
 
   /** Stops delivering (shutdown, tests). Undelivered reports stay in the outbox for resume(). */
-  async close(): Promise<void> {
-    this.closed = true;
+  close(): Promise<void> {
     this.pacer.close();
-    for (const lane of this.lanes.values()) {
-      clearTimeout(lane.timer);
-      lane.wake?.();
-    }
-    await Promise.all([...this.lanes.values()].map((lane) => lane.draining ?? Promise.resolve()));
-    await this.outbox.idle();
-    this.settlements.release();
+    return this.delivery.close();
   }
 
   private observe(trigger: Deploy, phase: Phase, color: string | null, progress?: string): void {
@@ -189,85 +174,37 @@ export class GitHubStatusReporter implements TriggerObserver {
   }
 
   private enqueue(report: Report): void {
-    if (this.closed) return;
-    const entry: Entry = { seq: ++this.seq, id: randomUUID(), key: reportKey(report), report };
-    this.write({ op: 'enqueue', key: entry.key, id: entry.id, report });
+    if (this.delivery.closed) return;
+    const entry: Entry = { seq: this.delivery.nextSeq(), id: randomUUID(), key: reportKey(report), report };
+    this.delivery.write({ op: 'enqueue', key: entry.key, id: entry.id, report });
     this.push(entry);
   }
 
   private push(entry: Entry): void {
-    let lane = this.lanes.get(entry.key);
+    let lane = this.delivery.lanes.get(entry.key);
     if (!lane) {
-      lane = { key: entry.key, entries: [], draining: undefined, timer: undefined, wake: undefined };
-      this.lanes.set(entry.key, lane);
+      lane = { key: entry.key, ...idleLane<Entry>() };
+      this.delivery.lanes.set(entry.key, lane);
     }
-    lane.entries.push(entry);
-    this.settlements.add(entry.seq);
-    if (!lane.draining && !this.closed) lane.draining = this.drain(lane);
+    this.delivery.push(lane, entry);
   }
 
-  private async drain(lane: Lane): Promise<void> {
-    let attempt = 0;
-    try {
-      while (!this.closed && lane.entries.length > 0) {
-        // Chosen when its turn comes, not before: what queued up meanwhile (a trigger's pending,
-        // then its superseded, within one burst of pushes) is sent as its newest state only.
-        const turn = await this.pacer.turn(async () => {
-          this.coalesce(lane);
-          const next = lane.entries[0]!;
-          const outcome = await deliverReport(this.client, next.key, next.report, this.deploymentIds, this.logger, attempt);
-          // Within the turn, so that no other request starts before the pause does.
-          if (typeof outcome === 'object' && outcome.retry !== undefined) this.pacer.pause(outcome.retry);
-          return { entry: next, outcome };
-        });
-        if (!turn) break; // closed while waiting for its turn: the outbox keeps the report
-        const { entry, outcome } = turn;
-        if (typeof outcome === 'object') {
-          attempt += 1;
-          await this.sleep(lane, attempt, outcome.retry);
-          continue;
-        }
-        attempt = 0;
-        lane.entries.shift();
-        this.write({ op: 'done', key: entry.key, id: entry.id });
-        this.settlements.settle(entry.seq);
-      }
-    } catch (error) {
-      this.logger.error({ key: lane.key, error: String(error) }, 'github: delivery loop failed');
-    } finally {
-      lane.draining = undefined;
-      if (lane.entries.length === 0 && this.lanes.get(lane.key) === lane) this.lanes.delete(lane.key);
-      this.maybeCompact();
-    }
+  private async tryFirst(lane: Lane, attempt: number): Promise<Tried> {
+    // Chosen when its turn comes, not before: what queued up meanwhile (a trigger's pending,
+    // then its superseded, within one burst of pushes) is sent as its newest state only.
+    const outcome = await this.pacer.turn(async () => {
+      this.coalesce(lane);
+      const next = lane.entries[0]!;
+      const outcome = await deliverReport(this.client, next.key, next.report, this.deploymentIds, this.logger, attempt);
+      // Within the turn, so that no other request starts before the pause does.
+      if (typeof outcome === 'object' && outcome.retry !== undefined) this.pacer.pause(outcome.retry);
+      return outcome;
+    });
+    return outcome === undefined || typeof outcome === 'object' ? outcome : 'settled';
   }
 
   /** Only the newest state of a key is worth a request: the ones before it are history nobody would see. */
   private coalesce(lane: Lane): void {
-    for (const dropped of lane.entries.splice(0, lane.entries.length - 1)) {
-      this.write({ op: 'done', key: dropped.key, id: dropped.id });
-      this.settlements.settle(dropped.seq);
-    }
-  }
-
-  private sleep(lane: Lane, attempt: number, askedMs: number | undefined): Promise<void> {
-    return retryWait(lane, { attempt, baseMs: this.retryBaseMs, askedMs, closed: this.closed });
-  }
-
-  private write(record: OutboxRecord): void {
-    this.dirty = true;
-    this.outbox.append(record);
-  }
-
-  /**
-   * Once nothing is waiting, the outbox is rewritten to what a restart still needs: nothing but
-   * the ids of deployments still in progress (their final status must go to the same one).
-   */
-  private maybeCompact(): void {
-    if (!this.resumed || !this.dirty || this.closed || this.lanes.size > 0) return;
-    this.outbox.compact(() => {
-      if (this.closed || this.lanes.size > 0) return null;
-      this.dirty = false;
-      return [...this.deployments].map(([key, deploymentId]): OutboxRecord => ({ op: 'deployment', key, deploymentId }));
-    });
+    for (const dropped of lane.entries.splice(0, lane.entries.length - 1)) this.delivery.settle(dropped);
   }
 }

@@ -11,7 +11,7 @@ import type { Response } from 'express';
  */
 
 /** The mean hold; each one is drawn between half and one and a half times it. */
-export const REFUSAL_HOLD_MS = 2000;
+const REFUSAL_HOLD_MS = 2000;
 /** Refusals held at once; past it they are sent at once (each holds a socket and its buffers). */
 const MAX_HELD_REFUSALS = 256;
 

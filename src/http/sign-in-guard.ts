@@ -19,7 +19,7 @@ interface SignInLimits {
   globalPerMinute: number;
 }
 
-export const SIGN_IN_LIMITS: SignInLimits = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, globalPerMinute: 30 };
+const SIGN_IN_LIMITS: SignInLimits = { freeFailures: 5, baseDelayMs: 1000, maxDelayMs: 15 * 60_000, globalPerMinute: 30 };
 
 /** Clients remembered at most; the oldest are forgotten first (an attacker's spread of addresses). */
 const MAX_CLIENTS = 10_000;

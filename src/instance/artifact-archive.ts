@@ -31,7 +31,7 @@ function under(path: string, contains: readonly string[]): boolean {
 }
 
 /** Why `entry` may not be unpacked, or undefined when it may. */
-export function refusal(entry: Entry, contains: readonly string[]): string | undefined {
+function refusal(entry: Entry, contains: readonly string[]): string | undefined {
   const raw = entry.path;
   if (raw.startsWith('/') || /^[A-Za-z]:/.test(raw)) return 'an absolute path';
   if (raw.split(/[/\\]/).includes('..')) return 'a path with ".."';
@@ -61,7 +61,7 @@ function refused(name: string, entry: string, why: string): DuetError {
 }
 
 /** Read every entry of `file` (a tarball, gzipped or not) and throw on the first one refused. */
-export async function checkArchive(file: string, settings: ArtifactSettings): Promise<void> {
+async function checkArchive(file: string, settings: ArtifactSettings): Promise<void> {
   let count = 0;
   let bytes = 0;
   let problem: DuetError | undefined;

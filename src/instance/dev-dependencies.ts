@@ -17,7 +17,7 @@ const NPM_LOCKFILE = /(?:^|\/)(?:package-lock|npm-shrinkwrap)\.json$/;
  * prune --omit=dev` removes), as paths under the project ("node_modules/typescript"). undefined
  * for a lockfile that does not say (not npm's, or unreadable).
  */
-export async function devPackagePaths(lockfile: string): Promise<string[] | undefined> {
+async function devPackagePaths(lockfile: string): Promise<string[] | undefined> {
   if (!NPM_LOCKFILE.test(lockfile)) return undefined;
   const text = await readFileIfExists(lockfile);
   if (text === undefined) return undefined;

@@ -27,7 +27,7 @@ export interface EarlyCopy {
 }
 
 /** Where an early copy is made: beside the checkouts, on the same file system, for a rename. */
-export function earlyCopyPath(app: AppConfig, color: Color): string {
+function earlyCopyPath(app: AppConfig, color: Color): string {
   return join(app.paths.root, 'run', `${color}.node_modules.next`);
 }
 

@@ -12,7 +12,7 @@ export interface ProcessIdentity {
   startTime: string;
 }
 
-export async function processStartTime(pid: number): Promise<string | undefined> {
+async function processStartTime(pid: number): Promise<string | undefined> {
   const stat = procStat(pid);
   return stat === undefined || hasExited(stat) ? undefined : stat.startTime;
 }

@@ -4,14 +4,13 @@ import type { Config } from '../config/load.js';
 import type { NotifyTarget } from '../config/notify.js';
 import { Pacer } from '../github/pacer.js';
 import type { Failover } from '../github/reports.js';
-import { Settlements } from '../github/settlements.js';
 import type { Deploy } from '../pipeline/deploy-state.js';
 import type { TriggerObserver } from '../pipeline/trigger.js';
 import { EventLog } from '../util/event-log.js';
+import { idleLane, OutboxDelivery, type Lane as DeliveryLane, type Tried } from '../util/outbox-delivery.js';
 import { OutboxWriter } from '../util/outbox-writer.js';
 import { failoverEvent, triggerEvent, triggerOutcome, wants, type NotifyEvent } from './messages.js';
 import { readTargetSecrets, sendNotification, type TargetSecrets } from './send.js';
-import { retryWait } from '../util/retry-wait.js';
 
 /**
  * The notify outbox (<state_dir>/notify-outbox.ndjson), an EventLog like the GitHub one:
@@ -33,14 +32,10 @@ interface Entry {
   event: NotifyEvent;
 }
 
-interface Lane {
+interface Lane extends DeliveryLane<Entry> {
   target: NotifyTarget;
   secrets: TargetSecrets;
   pacer: Pacer;
-  entries: Entry[];
-  draining: Promise<void> | undefined;
-  timer: NodeJS.Timeout | undefined;
-  wake: (() => void) | undefined;
 }
 
 interface NotifierOptions {
@@ -73,24 +68,26 @@ function parseRecord(value: unknown): NotifyRecord | undefined {
  */
 export class Notifier implements TriggerObserver {
   private readonly logger: Logger;
-  private readonly retryBaseMs: number;
   private readonly log: EventLog<NotifyRecord>;
-  private readonly outbox: OutboxWriter<NotifyRecord>;
-  private readonly settlements = new Settlements();
-  private seq = 0;
-  private dirty = false;
-  private closed = false;
-  private resumed = false;
+  private readonly delivery: OutboxDelivery<NotifyRecord, Entry, Lane>;
 
   private constructor(
     private readonly config: Config,
-    private readonly lanes: Map<string, Lane>,
+    lanes: Map<string, Lane>,
     options: NotifierOptions,
   ) {
     this.logger = options.logger.child({ component: 'notify' });
-    this.retryBaseMs = options.retryBaseMs ?? 1000;
     this.log = new EventLog(options.outboxPath, { parse: parseRecord });
-    this.outbox = new OutboxWriter(this.log, this.logger, 'notify outbox');
+    const outbox = new OutboxWriter(this.log, this.logger, 'notify outbox');
+    this.delivery = new OutboxDelivery(lanes, outbox, this.logger, options.retryBaseMs ?? 1000, {
+      name: 'notify',
+      items: 'messages',
+      tryFirst: (lane, attempt) => this.tryFirst(lane, attempt),
+      doneRecord: (entry) => ({ op: 'done', id: entry.id }),
+      // Once nothing waits, the outbox holds nothing a restart needs: it is emptied.
+      compacted: () => [],
+      describe: (lane) => ({ format: lane.target.format }),
+    });
   }
 
   /** Reads every target's URL and secret now: a file duet cannot use stops duet serve at its start, not a message later. */
@@ -98,8 +95,7 @@ export class Notifier implements TriggerObserver {
     const lanes = new Map<string, Lane>();
     for (const [index, target] of options.config.notify.entries()) {
       const secrets = await readTargetSecrets(target, index);
-      const lane = { target, secrets, pacer: new Pacer(MESSAGES_PER_MINUTE), entries: [], draining: undefined, timer: undefined, wake: undefined };
-      lanes.set(targetKey(target), lane);
+      lanes.set(targetKey(target), { target, secrets, pacer: new Pacer(MESSAGES_PER_MINUTE), ...idleLane<Entry>() });
     }
     return new Notifier(options.config, lanes, options);
   }
@@ -122,117 +118,65 @@ export class Notifier implements TriggerObserver {
   }
 
   /** Sends what the outbox holds from before a restart. Call once at startup. */
-  async resume(): Promise<void> {
-    await this.outbox.idle();
-    const { events, skipped } = await this.log.read();
-    if (skipped > 0) this.logger.warn({ outbox: this.log.path, skipped }, 'notify outbox: skipped unreadable lines');
-    const done = new Set(events.filter((record) => record.op === 'done').map((record) => record.id));
-    const known = new Set([...this.lanes.values()].flatMap((lane) => lane.entries.map((entry) => entry.id)));
-    let replayed = 0;
-    for (const record of events) {
-      if (record.op !== 'enqueue' || done.has(record.id) || known.has(record.id)) continue;
-      const lane = this.lanes.get(record.target);
-      if (!lane) {
-        this.logger.warn({ target: record.target, deploy: record.event.deployId }, 'notify: a message for a target no longer configured is dropped');
-        continue;
+  resume(): Promise<void> {
+    const lanes = this.delivery.lanes;
+    return this.delivery.resume(async () => {
+      const { events, skipped } = await this.log.read();
+      if (skipped > 0) this.logger.warn({ outbox: this.log.path, skipped }, 'notify outbox: skipped unreadable lines');
+      const done = new Set(events.filter((record) => record.op === 'done').map((record) => record.id));
+      const known = new Set([...lanes.values()].flatMap((lane) => lane.entries.map((entry) => entry.id)));
+      let replayed = 0;
+      for (const record of events) {
+        if (record.op !== 'enqueue' || done.has(record.id) || known.has(record.id)) continue;
+        const lane = lanes.get(record.target);
+        if (!lane) {
+          this.logger.warn({ target: record.target, deploy: record.event.deployId }, 'notify: a message for a target no longer configured is dropped');
+          continue;
+        }
+        this.delivery.push(lane, { seq: this.delivery.nextSeq(), id: record.id, queuedAt: Date.parse(record.queuedAt), event: record.event });
+        replayed += 1;
       }
-      this.push(lane, { seq: ++this.seq, id: record.id, queuedAt: Date.parse(record.queuedAt), event: record.event });
-      replayed += 1;
-    }
-    if (replayed > 0) this.logger.info({ replayed }, 'notify: sending messages left undelivered before the restart');
-    this.resumed = true;
-    this.dirty = true;
-    this.maybeCompact();
+      if (replayed > 0) this.logger.info({ replayed }, 'notify: sending messages left undelivered before the restart');
+    });
   }
 
   /** Resolves when every message queued so far was delivered or given up on, or after timeoutMs. */
-  async flush(timeoutMs?: number): Promise<void> {
-    if (!(await this.settlements.waitFor(this.seq, timeoutMs))) {
-      this.logger.warn({ undelivered: this.settlements.size }, 'notify: flush timed out; messages stay in the outbox');
-    }
-    await this.outbox.idle();
+  flush(timeoutMs?: number): Promise<void> {
+    return this.delivery.flush(timeoutMs);
   }
 
   /** Stops sending; what is undelivered stays in the outbox for the next process. */
-  async close(): Promise<void> {
-    this.closed = true;
-    for (const lane of this.lanes.values()) {
-      lane.pacer.close();
-      clearTimeout(lane.timer);
-      lane.wake?.();
-    }
-    await Promise.all([...this.lanes.values()].map((lane) => lane.draining ?? Promise.resolve()));
-    await this.outbox.idle();
-    this.settlements.release();
+  close(): Promise<void> {
+    for (const lane of this.delivery.lanes.values()) lane.pacer.close();
+    return this.delivery.close();
   }
 
   private enqueue(event: NotifyEvent): void {
-    if (this.closed) return;
-    for (const [key, lane] of this.lanes) {
+    if (this.delivery.closed) return;
+    for (const [key, lane] of this.delivery.lanes) {
       if (!wants(lane.target, event)) continue;
-      const entry: Entry = { seq: ++this.seq, id: `msg_${randomUUID()}`, queuedAt: Date.now(), event };
-      this.write({ op: 'enqueue', id: entry.id, target: key, queuedAt: new Date(entry.queuedAt).toISOString(), event });
-      this.push(lane, entry);
+      const entry: Entry = { seq: this.delivery.nextSeq(), id: `msg_${randomUUID()}`, queuedAt: Date.now(), event };
+      this.delivery.write({ op: 'enqueue', id: entry.id, target: key, queuedAt: new Date(entry.queuedAt).toISOString(), event });
+      this.delivery.push(lane, entry);
     }
   }
 
-  private push(lane: Lane, entry: Entry): void {
-    lane.entries.push(entry);
-    this.settlements.add(entry.seq);
-    if (!lane.draining && !this.closed) lane.draining = this.drain(lane);
-  }
-
-  private async drain(lane: Lane): Promise<void> {
-    let attempt = 0;
-    try {
-      while (!this.closed && lane.entries.length > 0) {
-        const entry = lane.entries[0]!;
-        const outcome = await lane.pacer.turn(() => sendNotification(lane.target, lane.secrets, entry.id, entry.event));
-        if (!outcome) break; // closed while waiting: the outbox keeps it
-        const fields = { format: lane.target.format, app: entry.event.app, deploy: entry.event.deployId, outcome: entry.event.outcome, attempt: attempt + 1 };
-        if ('retry' in outcome) {
-          if (Date.now() - entry.queuedAt < GIVE_UP_MS) {
-            this.logger.warn({ ...fields, why: outcome.retry }, `notify: not delivered (${outcome.retry}); retrying`);
-            attempt += 1;
-            await this.sleep(lane, attempt, outcome.waitMs);
-            continue;
-          }
-          this.logger.error({ ...fields, why: outcome.retry }, `notify: giving up after 24 h of failed attempts (${outcome.retry})`);
-        } else if ('dropped' in outcome) {
-          this.logger.error({ ...fields, why: outcome.dropped }, `notify: refused by the receiver (${outcome.dropped}); not retrying`);
-        } else {
-          this.logger.info(fields, 'notify: delivered');
-        }
-        attempt = 0;
-        lane.entries.shift();
-        this.write({ op: 'done', id: entry.id });
-        this.settlements.settle(entry.seq);
+  private async tryFirst(lane: Lane, attempt: number): Promise<Tried> {
+    const entry = lane.entries[0]!;
+    const outcome = await lane.pacer.turn(() => sendNotification(lane.target, lane.secrets, entry.id, entry.event));
+    if (!outcome) return undefined; // closed while waiting: the outbox keeps it
+    const fields = { format: lane.target.format, app: entry.event.app, deploy: entry.event.deployId, outcome: entry.event.outcome, attempt: attempt + 1 };
+    if ('retry' in outcome) {
+      if (Date.now() - entry.queuedAt < GIVE_UP_MS) {
+        this.logger.warn({ ...fields, why: outcome.retry }, `notify: not delivered (${outcome.retry}); retrying`);
+        return { retry: outcome.waitMs };
       }
-    } catch (error) {
-      this.logger.error({ format: lane.target.format, error: String(error) }, 'notify: delivery loop failed');
-    } finally {
-      lane.draining = undefined;
-      this.maybeCompact();
+      this.logger.error({ ...fields, why: outcome.retry }, `notify: giving up after 24 h of failed attempts (${outcome.retry})`);
+    } else if ('dropped' in outcome) {
+      this.logger.error({ ...fields, why: outcome.dropped }, `notify: refused by the receiver (${outcome.dropped}); not retrying`);
+    } else {
+      this.logger.info(fields, 'notify: delivered');
     }
-  }
-
-  private sleep(lane: Lane, attempt: number, askedMs: number | undefined): Promise<void> {
-    return retryWait(lane, { attempt, baseMs: this.retryBaseMs, askedMs, closed: this.closed });
-  }
-
-  private write(record: NotifyRecord): void {
-    this.dirty = true;
-    this.outbox.append(record);
-  }
-
-  /** Once nothing waits, the outbox holds nothing a restart needs: it is emptied. */
-  private maybeCompact(): void {
-    const busy = (): boolean => [...this.lanes.values()].some((lane) => lane.entries.length > 0);
-    if (!this.resumed || !this.dirty || this.closed || busy()) return;
-    this.outbox.compact(() => {
-      if (this.closed || busy()) return null;
-      this.dirty = false;
-      return [];
-    });
+    return 'settled';
   }
 }

@@ -79,7 +79,7 @@ export async function sendNotification(target: NotifyTarget, secrets: TargetSecr
 }
 
 /** Retry-After: seconds, or an HTTP date. */
-export function retryAfterMs(value: string | null, now = Date.now()): number | undefined {
+function retryAfterMs(value: string | null, now = Date.now()): number | undefined {
   if (value === null) return undefined;
   const seconds = Number(value);
   if (value.trim() !== '' && Number.isFinite(seconds)) return seconds >= 0 ? seconds * 1000 : undefined;

@@ -20,7 +20,7 @@ const SEEN_FOR_MS = 3 * 24 * 60 * 60 * 1000;
  * The newest keys of an app kept however old: an app that deploys rarely still knows its last few
  * hundred deliveries after 3 days, as it did when they were kept with its last triggers.
  */
-export const SEEN_AT_LEAST = 1_000;
+const SEEN_AT_LEAST = 1_000;
 
 /**
  * A hard cap on the keys kept per app (a delivery id or a body digest; a delivery has both), for
@@ -29,7 +29,7 @@ export const SEEN_AT_LEAST = 1_000;
  * bench/README.md). Past it the oldest are forgotten before their 3 days are up. Only
  * signed deliveries that were accepted count: no one without the secret can push others out.
  */
-export const SEEN_CAP_PER_APP = 50_000;
+const SEEN_CAP_PER_APP = 50_000;
 
 /** Whether to keep a delivery accepted `at`, with `count` keys counted from the newest to it. */
 function keeps(count: number, at: number, now: number): boolean {

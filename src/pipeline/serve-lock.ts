@@ -23,7 +23,7 @@ interface ServeLock {
   release(): Promise<void>;
 }
 
-export function serveLockPath(config: Pick<Config, 'stateDir'>): string {
+function serveLockPath(config: Pick<Config, 'stateDir'>): string {
   return join(config.stateDir, 'serve.lock');
 }
 

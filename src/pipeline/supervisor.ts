@@ -18,7 +18,7 @@ import { readSupervision, writeSupervision, type BothCrashedRecord, type Failove
 /** How often duet serve looks at each color: its pidfile, its process, its health path. */
 export const SUPERVISE_INTERVAL_MS = 500;
 /** A live color that has not answered for this long (crashed and not back yet) is failed over. */
-export const FAILOVER_AFTER_DOWN_MS = 10_000;
+const FAILOVER_AFTER_DOWN_MS = 10_000;
 /** A live color that exited this often within CRASH_LOOP_MS is failed over without waiting. */
 const CRASH_LOOP_EXITS = 3;
 const CRASH_LOOP_MS = 60_000;

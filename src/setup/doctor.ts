@@ -22,8 +22,6 @@ import { checkCertbotMarker, checkTlsCertificate, checkTlsRenewal } from './doct
 import { installLayout } from './layout.js';
 import { loadSetupConfig } from './settings.js';
 
-export type { CheckResult } from './doctor-context.js';
-
 interface DoctorOptions {
   configPath: string | undefined;
   /** Look for what `duet install --root DIR` wrote (units, enable links, credentials) under DIR. */

@@ -16,7 +16,7 @@ const TEMP_DIRS = ['client_body_temp', 'proxy_temp', 'fastcgi_temp', 'uwsgi_temp
 const START_TIMEOUT_MS = 10_000;
 const QUIT_TIMEOUT_MS = 10_000;
 
-export async function renderMainConf(paths: ManagedNginxPaths): Promise<string> {
+async function renderMainConf(paths: ManagedNginxPaths): Promise<string> {
   return renderTemplateFile('nginx.conf.template', {
     prefix: paths.prefix,
     pid_file: paths.pidFile,
@@ -97,7 +97,7 @@ export async function stopManagedNginx(config: Config): Promise<void> {
 }
 
 /** Alive and not a zombie (a reaped-late master is dead for our purposes). */
-export function isAlive(pid: number): boolean {
+function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
   } catch (error) {

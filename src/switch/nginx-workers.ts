@@ -51,7 +51,7 @@ export function managedNginxPid(config: Config): number | undefined {
 }
 
 /** The master named by `pidFile`, if that process is alive and is an nginx master. */
-export function nginxMasterPid(pidFile: string): number | undefined {
+function nginxMasterPid(pidFile: string): number | undefined {
   const text = readFileOrUndefinedSync(pidFile);
   if (text === undefined || !/^\d+\s*$/.test(text)) return undefined;
   const pid = Number(text);

@@ -45,7 +45,7 @@ export function commandFailure(
  * Exit code 127 is the shell's "command not found". In a build that is nearly always a tool from
  * devDependencies (`tsc`, `nest`, `vite`) that is not listed or was left out, or a binary not on PATH.
  */
-export function commandNotFoundHint(output: string): string {
+function commandNotFoundHint(output: string): string {
   const missing = /(?:^|\n)(?:.*?: )?(?:\d+: )?([^\s:]+): (?:command )?not found/.exec(output)?.[1];
   const what = missing ? `\`${missing}\` was not found (exit 127)` : 'a command was not found (exit 127)';
   return `${what}: a tool the build needs that package.json does not list (duet installs the devDependencies for the build unless the install command or env sets --omit/--production), or a program not on PATH`;

@@ -143,4 +143,4 @@ async function collectOutput(child: ResultPromise<SpawnOptions>, shown: string, 
   return typeof result.stdout === 'string' ? result.stdout : '';
 }
 
-export { commandNotFoundHint, lastLines, type OutputSink } from './command-output.js';
+export { lastLines, type OutputSink } from './command-output.js';

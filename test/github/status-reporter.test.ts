@@ -2,7 +2,6 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { truncateDescription } from '../../src/github/reports.js';
 import { tempDir } from '../support/tmp.js';
 import { OTHER_SHA, rig, SHA, STATUS_PATH, TOKEN, trigger } from './helpers.js';
 
@@ -74,10 +73,17 @@ test('a description over 140 characters is cut with an ellipsis', async (t) => {
   assert.ok(description.endsWith('…'));
 
   // Never cut through an emoji, whichever way GitHub counts characters.
-  const emoji = truncateDescription('🚀'.repeat(200));
-  assert.ok(emoji.length <= 140 && Array.from(emoji).length <= 140);
-  assert.doesNotMatch(emoji, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])/, 'no lone surrogate');
-  assert.equal(truncateDescription('x'.repeat(140)), 'x'.repeat(140), 'exactly 140 is left alone');
+  for (const summary of ['🚀'.repeat(200), 'x'.repeat(140)]) {
+    reporter.finished(trigger({ state: 'failed', summary }));
+    await reporter.flush();
+  }
+  const [emoji, exact] = github
+    .matching(STATUS_PATH)
+    .slice(1)
+    .map((sent) => (sent.body as { description: string }).description);
+  assert.ok(emoji!.length <= 140 && Array.from(emoji!).length <= 140);
+  assert.doesNotMatch(emoji!, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])/, 'no lone surrogate');
+  assert.equal(exact, 'x'.repeat(140), 'exactly 140 is left alone');
 });
 
 test('failed maps to failure, superseded and internal errors to error', async (t) => {

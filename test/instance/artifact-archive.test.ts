@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { create, Header } from 'tar';
 import { parseConfig, pickApp } from '../../src/config/load.js';
-import { artifactSchema } from '../../src/config/artifact.js';
-import { checkArchive, refusal, unpackArchive } from '../../src/instance/artifact-archive.js';
+import { artifactSchema, type ArtifactSettings } from '../../src/config/artifact.js';
+import { unpackArchive } from '../../src/instance/artifact-archive.js';
 import { ConfigError } from '../../src/errors.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -15,15 +15,21 @@ import { tempDir } from '../support/tmp.js';
 
 const contains = ['dist', 'public/assets'];
 
-test('an entry is refused for an absolute path, "..", a device or fifo, a place outside contains, or a link leaving contains', () => {
-  const cases: Array<[Parameters<typeof refusal>[0], RegExp | undefined]> = [
-    [{ path: 'dist/main.js', type: 'File' }, undefined],
-    [{ path: './dist/', type: 'Directory' }, undefined],
-    [{ path: 'public/', type: 'Directory' }, undefined],
-    [{ path: './', type: 'Directory' }, undefined],
-    [{ path: 'public/assets/app.css', type: 'File' }, undefined],
-    [{ path: 'dist/current', type: 'SymbolicLink', linkpath: 'v2/main.js' }, undefined],
-    [{ path: 'dist/copy.js', type: 'Link', linkpath: 'dist/main.js' }, undefined],
+test('an entry is refused for an absolute path, "..", a device or fifo, a place outside contains, or a link leaving contains', async (t) => {
+  const dir = await tempDir(t, 'duet-artifact-entries');
+  const settings = artifactSchema.parse({ name: 'app.tgz', contains });
+  /** A tarball of exactly these headers, whatever a tar tool would make of such entries. */
+  const archive = async (name: string, entries: Array<{ path: string; type: string; linkpath?: string }>): Promise<string> => {
+    const headers = entries.map((entry) => {
+      const block = Buffer.alloc(512);
+      new Header({ size: 0, mode: 0o644, mtime: new Date(0), ...entry } as ConstructorParameters<typeof Header>[0]).encode(block);
+      return block;
+    });
+    const file = join(dir, `${name}.tgz`);
+    await writeFile(file, gzipSync(Buffer.concat([...headers, Buffer.alloc(1024)])));
+    return file;
+  };
+  const refused: Array<[{ path: string; type: string; linkpath?: string }, RegExp]> = [
     [{ path: '/etc/passwd', type: 'File' }, /an absolute path/],
     [{ path: 'dist/../../x', type: 'File' }, /a path with "\.\."/],
     [{ path: 'dist/tty', type: 'CharacterDevice' }, /a CharacterDevice entry/],
@@ -34,11 +40,32 @@ test('an entry is refused for an absolute path, "..", a device or fifo, a place 
     [{ path: 'dist/abs', type: 'SymbolicLink', linkpath: '/etc' }, /a link to an absolute path \(\/etc\)/],
     [{ path: 'dist/hard', type: 'Link', linkpath: 'package.json' }, /a link leaving artifact\.contains/],
   ];
-  for (const [entry, expected] of cases) {
-    const why = refusal(entry, contains);
-    if (expected === undefined) assert.equal(why, undefined, entry.path);
-    else assert.match(why ?? '(accepted)', expected, entry.path);
+  const untouched = join(dir, 'untouched');
+  for (const [index, [entry, expected]] of refused.entries()) {
+    const file = await archive(`refused-${index}`, [entry]);
+    const error = await unpackArchive(file, untouched, settings).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    assert.ok(error?.message.includes(`entry "${entry.path}" is `), `${entry.path}: ${error?.message ?? 'accepted'}`);
+    assert.match(error!.message, expected, entry.path);
   }
+  assert.equal(existsSync(untouched), false, 'nothing of a refused archive was unpacked');
+
+  const checkout = join(dir, 'checkout');
+  await mkdir(checkout);
+  const accepted = await archive('accepted', [
+    { path: './', type: 'Directory' },
+    { path: './dist/', type: 'Directory' },
+    { path: 'dist/main.js', type: 'File' },
+    { path: 'public/', type: 'Directory' },
+    { path: 'public/assets/app.css', type: 'File' },
+    { path: 'dist/current', type: 'SymbolicLink', linkpath: 'v2/main.js' },
+    { path: 'dist/copy.js', type: 'Link', linkpath: 'dist/main.js' },
+  ]);
+  await unpackArchive(accepted, checkout, settings);
+  for (const path of ['dist/main.js', 'public/assets/app.css', 'dist/copy.js']) assert.ok(existsSync(join(checkout, path)), path);
+  assert.equal(await readlink(join(checkout, 'dist', 'current')), 'v2/main.js');
 });
 
 test('the file count and unpacked size are limited; a good archive replaces what contains held before and keeps the rest of the checkout', async (t) => {
@@ -51,6 +78,9 @@ test('the file count and unpacked size are limited; a good archive replaces what
   await create({ gzip: true, cwd: source, file }, ['dist']);
 
   const settings = (over: object) => artifactSchema.parse({ name: 'app.tgz', ...over });
+  // Each refused before anything is unpacked: the checkout is never touched.
+  const untouched = join(dir, 'untouched');
+  const checkArchive = (archive: string, o: ArtifactSettings) => unpackArchive(archive, untouched, o);
   await assert.rejects(checkArchive(file, settings({ max_files: 3 })), /entry "dist\/.*" is one more than artifact\.max_files \(3\)/);
   await assert.rejects(checkArchive(file, settings({ max_bytes: 2500 })), /entry "dist\/.*" is past artifact\.max_bytes \(2500 bytes unpacked\)/);
   await writeFile(join(dir, 'junk.tgz'), 'not a tarball at all');
@@ -71,6 +101,7 @@ test('the file count and unpacked size are limited; a good archive replaces what
   assert.equal(await readFile(join(checkout, 'package.json'), 'utf8'), '{}', 'the rest of the checkout stays');
   assert.equal(await readlink(join(checkout, 'dist', 'main.js')), 'f0.js');
   assert.equal((await readFile(join(checkout, 'dist', 'f4.js'), 'utf8')).length, 1000);
+  assert.equal(existsSync(untouched), false, 'the refused archives unpacked nothing');
 });
 
 test('a prebuilt source needs artifact and repo; artifact without it is refused; workflow only with actions_artifact; contains may not reach node_modules, .git or ..', () => {

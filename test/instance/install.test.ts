@@ -8,7 +8,7 @@ import { parseConfig, pickApp, type AppConfig } from '../../src/config/load.js';
 import type { Color } from '../../src/config/schema.js';
 import { CommandFailedError } from '../../src/errors.js';
 import { resolveRef } from '../../src/instance/checkout.js';
-import { copyAhead, discardEarlyCopy, earlyCopyPath, removeReplacedModules, startEarlyCopy } from '../../src/instance/early-copy.js';
+import { copyAhead, discardEarlyCopy, removeReplacedModules, startEarlyCopy } from '../../src/instance/early-copy.js';
 import { installDependencies } from '../../src/instance/install.js';
 import { findLockfile, installFingerprint } from '../../src/instance/install-key.js';
 import { readInstallStamp } from '../../src/instance/install-stamp.js';
@@ -18,6 +18,8 @@ import { checkOut, createAppRepo, type AppRepo } from '../support/git-repo.js';
 import { tempDir } from '../support/tmp.js';
 
 /** Counts real runs: each appends the color to <app root>/install-count (the checkout's parent). */
+/** Where docs/deploy.md says an early copy is made: <state_dir>/<app>/run/<color>.node_modules.next. */
+const earlyCopyPath = (app: AppConfig, color: Color): string => join(app.paths.root, 'run', `${color}.node_modules.next`);
 const COUNTING_INSTALL = 'mkdir -p node_modules/dep && echo "$DUET_COLOR" > node_modules/dep/index.js && echo "$DUET_COLOR" >> ../install-count';
 
 interface Fixture {

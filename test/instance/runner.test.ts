@@ -5,7 +5,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { waitUntilHealthy, checkHealth } from '../../src/instance/health.js';
-import { processStartTime } from '../../src/instance/process-identity.js';
+import { identify } from '../../src/instance/process-identity.js';
 import { runnerOf } from '../../src/instance/runner.js';
 import { sampleAppDir } from '../support/git-repo.js';
 import { freePort } from '../support/ports.js';
@@ -44,7 +44,7 @@ test('a started color runs detached, gets its environment, and stops with its wh
   assert.equal(Number(session), record.pid, 'its own session: it survives the terminal and duet');
 
   assert.equal(await runnerOf(app).stop('blue'), 'stopped');
-  assert.equal(await processStartTime(record.pid), undefined);
+  assert.equal(await identify(record.pid), undefined);
   assert.equal(await runnerOf(app).running('blue'), undefined);
   assert.equal(await runnerOf(app).stop('blue'), 'not-running');
 });
@@ -54,7 +54,7 @@ test('a pidfile whose pid now belongs to another process is not trusted, and tha
   const stranger = spawn('sleep', ['30'], { stdio: 'ignore' });
   t.after(() => stranger.kill('SIGKILL'));
   await new Promise((resolve) => stranger.once('spawn', resolve));
-  const realStart = await processStartTime(stranger.pid!);
+  const realStart = (await identify(stranger.pid!))?.startTime;
   assert.ok(realStart);
   const pidfile = app.paths.pidfile.blue;
   await mkdir(dirname(pidfile), { recursive: true });
@@ -62,7 +62,7 @@ test('a pidfile whose pid now belongs to another process is not trusted, and tha
   await writeFile(pidfile, JSON.stringify({ pid: stranger.pid, startTime: String(Number(realStart) - 1000), color: 'blue', ...revision, startedAt: '' }));
   assert.equal(await runnerOf(app).running('blue'), undefined);
   assert.equal(await runnerOf(app).stop('blue'), 'not-running');
-  assert.equal(await processStartTime(stranger.pid!), realStart, 'the stranger still runs');
+  assert.equal((await identify(stranger.pid!))?.startTime, realStart, 'the stranger still runs');
 });
 
 test('an app that ignores SIGTERM is killed after stop_timeout_s', async (t) => {
@@ -73,7 +73,7 @@ test('an app that ignores SIGTERM is killed after stop_timeout_s', async (t) => 
   const started = Date.now();
   assert.equal(await runnerOf(app).stop('blue'), 'killed');
   assert.ok(Date.now() - started >= 1000, 'it got its grace period');
-  assert.equal(await processStartTime(record.pid), undefined);
+  assert.equal(await identify(record.pid), undefined);
 });
 
 test('a port held by a process duet did not start is reported, not fought over', async (t) => {

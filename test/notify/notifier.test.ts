@@ -8,7 +8,7 @@ import { Webhook } from 'standardwebhooks';
 import { parseConfig } from '../../src/config/load.js';
 import { triggerEvent } from '../../src/notify/messages.js';
 import { Notifier } from '../../src/notify/notifier.js';
-import { retryAfterMs } from '../../src/notify/send.js';
+import { readTargetSecrets, sendNotification } from '../../src/notify/send.js';
 import { captureLog, SHA, trigger } from '../github/helpers.js';
 import { startGitHubServer, type GitHubServer } from '../support/github-server.js';
 import { freePort } from '../support/ports.js';
@@ -231,11 +231,23 @@ test('a receiver refusing for good (404) is not asked again; one down for 24 hou
   assert.equal(await readFile(outboxPath, 'utf8'), '');
 });
 
-test('Retry-After in seconds or as an HTTP date', () => {
-  const now = Date.parse('2026-12-06T12:00:00Z');
-  assert.equal(retryAfterMs('120', now), 120_000);
-  assert.equal(retryAfterMs('Sun, 06 Dec 2026 12:00:30 GMT', now), 30_000);
-  assert.equal(retryAfterMs('Sun, 06 Dec 2026 11:00:00 GMT', now), 0);
-  assert.equal(retryAfterMs('soon', now), undefined);
-  assert.equal(retryAfterMs(null, now), undefined);
+test('Retry-After in seconds or as an HTTP date', async (t) => {
+  const receiver = await startGitHubServer(t);
+  const { config } = await rig(t, [{ format: 'slack', url: `${receiver.url}/hook` }]);
+  const target = config.notify[0]!;
+  const secrets = await readTargetSecrets(target, 0);
+  const event = triggerEvent(config, failed, 'failed');
+  const waitAsked = async (retryAfter: string | undefined): Promise<number | undefined> => {
+    receiver.respond('POST', /^\/hook$/, { status: 429, headers: retryAfter === undefined ? {} : { 'retry-after': retryAfter } });
+    const outcome = await sendNotification(target, secrets, 'msg_retry', event);
+    assert.ok('retry' in outcome, JSON.stringify(outcome));
+    return outcome.waitMs;
+  };
+  assert.equal(await waitAsked('120'), 120_000);
+  // An HTTP date counts in whole seconds: half a minute from now is a little less by the time it is read.
+  const date = await waitAsked(new Date(Date.now() + 30_000).toUTCString());
+  assert.ok(date !== undefined && date > 28_000 && date <= 30_000, String(date));
+  assert.equal(await waitAsked(new Date(Date.now() - 3_600_000).toUTCString()), 0, 'a date gone by');
+  assert.equal(await waitAsked('soon'), undefined);
+  assert.equal(await waitAsked(undefined), undefined);
 });

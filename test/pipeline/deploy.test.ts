@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { earlyCopyPath } from '../../src/instance/early-copy.js';
 import { setupDuet } from '../support/duet.js';
 
 for (const switchMode of ['port', 'socket'] as const) {
@@ -67,10 +66,12 @@ test('a deploy that changed the dependencies copies them for the next deploy, wh
   await setup.succeed(['deploy', '--ref', 'v1']);
   const changed = await setup.succeed(['deploy', '--ref', 'v2']);
   assert.match(changed.stderr, /copied green's node_modules for blue's next deploy in \d+ ms/);
-  const ready = `${earlyCopyPath(setup.app, 'blue')}.json`;
+  // Where docs/deploy.md says: <state_dir>/<app>/run/<color>.node_modules.next.
+  const copy = join(setup.app.paths.root, 'run', 'blue.node_modules.next');
+  const ready = `${copy}.json`;
   assert.ok(existsSync(ready), 'the copy made ahead is marked complete');
   // Marks this very tree, to tell it from a copy made during the next deploy.
-  await writeFile(join(earlyCopyPath(setup.app, 'blue'), 'made-ahead'), '');
+  await writeFile(join(copy, 'made-ahead'), '');
 
   const next = await setup.succeed(['deploy', '--ref', 'v3']);
   assert.match(next.stderr, /update: done in [\d.]+s \(install copied\)/);

@@ -6,7 +6,7 @@ import { identify } from '../../src/instance/process-identity.js';
 import { AppJournal } from '../../src/pipeline/app-journal.js';
 import { newDeployId } from '../../src/pipeline/journal.js';
 import { compactJournal } from '../../src/pipeline/journal-compaction.js';
-import { acquireServeLock, serveLockPath } from '../../src/pipeline/serve-lock.js';
+import { acquireServeLock } from '../../src/pipeline/serve-lock.js';
 import { journalEvents, journalRuns } from '../support/journal.js';
 import { tempDir } from '../support/tmp.js';
 import { trigger } from '../http/http-harness.js';
@@ -138,19 +138,21 @@ test("a compaction leaves one line of each deploy it drops, kept for 90 days and
 
 test('from the CLI, compaction waits for no duet serve: while one runs, the journal is left to its next deploy', async (t) => {
   const { journal, stateDir } = await journalOf(t, 20);
+  const serveLock = join(stateDir, 'serve.lock'); // docs/serve.md
   const me = (await identify(process.pid))!;
-  await writeFile(serveLockPath({ stateDir }), JSON.stringify({ ...me, command: 'serve', since: new Date().toISOString(), token: 'x' }));
+  await writeFile(serveLock, JSON.stringify({ ...me, command: 'serve', since: new Date().toISOString(), token: 'x' }));
   const before = await stat(journal.path);
   assert.deepEqual(await compactJournal({ stateDir }, journal, { aboveBytes: 0, keep: 2 }), []);
   assert.equal((await stat(journal.path)).ino, before.ino, 'not rewritten: a live duet serve may be appending trigger events to it');
-  assert.equal(JSON.parse(await readFile(serveLockPath({ stateDir }), 'utf8')).command, 'serve', "the server's lock is left as it was");
+  assert.equal(JSON.parse(await readFile(serveLock, 'utf8')).command, 'serve', "the server's lock is left as it was");
 });
 
 test("a duet serve starting while the CLI compacts waits for the compaction's moment on its lock, then takes it", async (t) => {
   const stateDir = await tempDir(t);
+  const serveLock = join(stateDir, 'serve.lock');
   const me = (await identify(process.pid))!;
   // What withServeLockUnlessServing writes while a shell's deploy compacts the journal.
-  await writeFile(serveLockPath({ stateDir }), JSON.stringify({ ...me, command: 'brief: journal compaction', since: new Date().toISOString(), token: 'x' }));
+  await writeFile(serveLock, JSON.stringify({ ...me, command: 'brief: journal compaction', since: new Date().toISOString(), token: 'x' }));
   let taken = false;
   const starting = acquireServeLock({ stateDir }).then((lock) => {
     taken = true;
@@ -158,8 +160,8 @@ test("a duet serve starting while the CLI compacts waits for the compaction's mo
   });
   await new Promise((resolve) => setTimeout(resolve, 300));
   assert.equal(taken, false, 'waiting, not refused as "another duet serve"');
-  await unlink(serveLockPath({ stateDir }));
+  await unlink(serveLock);
   const lock = await starting;
-  assert.equal(JSON.parse(await readFile(serveLockPath({ stateDir }), 'utf8')).command, 'serve');
+  assert.equal(JSON.parse(await readFile(serveLock, 'utf8')).command, 'serve');
   await lock.release();
 });

@@ -2,7 +2,7 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { processStartTime } from '../../src/instance/process-identity.js';
+import { identify } from '../../src/instance/process-identity.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { execa } from 'execa';
 import { cliPath, setupDuet } from '../support/duet.js';
@@ -30,14 +30,14 @@ test('duet serve killed -9 during the install: the resumed deploy first stops th
     { timeoutMs: 30_000 },
   );
   assert.ok(pids, `the install runs\n${first.output()}`);
-  const starts = await Promise.all(pids.map((pid) => processStartTime(pid)));
+  const starts = await Promise.all(pids.map(async (pid) => (await identify(pid))?.startTime));
   // Whatever the outcome, the test leaves no install behind.
   t.after(async () => {
-    for (const [i, pid] of pids.entries()) if (starts[i] && (await processStartTime(pid)) === starts[i]) process.kill(pid, 'SIGKILL');
+    for (const [i, pid] of pids.entries()) if (starts[i] && (await identify(pid))?.startTime === starts[i]) process.kill(pid, 'SIGKILL');
   });
 
   await first.crash();
-  for (const [i, pid] of pids.entries()) assert.equal(await processStartTime(pid), starts[i], 'the install outlived duet serve');
+  for (const [i, pid] of pids.entries()) assert.equal((await identify(pid))?.startTime, starts[i], 'the install outlived duet serve');
 
   const second = await startServe(t, setup.configPath, port);
   const record = await pollUntil(
@@ -48,7 +48,7 @@ test('duet serve killed -9 during the install: the resumed deploy first stops th
     { timeoutMs: 30_000, maxIntervalMs: 200 },
   );
   assert.equal(record?.state, 'succeeded', JSON.stringify(record));
-  for (const pid of pids) assert.equal(await processStartTime(pid), undefined, `install process ${pid} was stopped`);
+  for (const pid of pids) assert.equal(await identify(pid), undefined, `install process ${pid} was stopped`);
   const log = await (await fetch(`${second.url}/deploys/${id}/log`, { headers: { authorization: `Bearer ${API_TOKEN}` } })).text();
   assert.match(log, new RegExp(`stopped \`.*\` \\(process group ${pids[0]}, since [^)]+\\), left running in blue by a duet that died`));
   assert.match((await setup.get('/')).body, /cafeteria v1/);
@@ -69,15 +69,15 @@ test('Ctrl-C on a `duet deploy` at the terminal stops its install too, though th
     { timeoutMs: 30_000 },
   );
   assert.ok(pids, 'the install runs');
-  const starts = await Promise.all(pids.map((pid) => processStartTime(pid)));
+  const starts = await Promise.all(pids.map(async (pid) => (await identify(pid))?.startTime));
   t.after(async () => {
-    for (const [i, pid] of pids.entries()) if (starts[i] && (await processStartTime(pid)) === starts[i]) process.kill(pid, 'SIGKILL');
+    for (const [i, pid] of pids.entries()) if (starts[i] && (await identify(pid))?.startTime === starts[i]) process.kill(pid, 'SIGKILL');
   });
   deploying.kill('SIGINT');
   const result = await deploying;
   assert.notEqual(result.exitCode, 0, 'the deploy did not finish');
   for (const pid of pids) {
-    const gone = await pollUntil(async () => ((await processStartTime(pid)) === undefined ? true : undefined), { timeoutMs: 5000 });
+    const gone = await pollUntil(async () => ((await identify(pid)) === undefined ? true : undefined), { timeoutMs: 5000 });
     assert.ok(gone, `install process ${pid} was stopped with duet`);
   }
 });

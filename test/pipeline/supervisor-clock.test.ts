@@ -9,11 +9,14 @@ import { isSameProcessAlive } from '../../src/instance/process-identity.js';
 import { runnerOf } from '../../src/instance/runner.js';
 import { acquireLock } from '../../src/pipeline/lock.js';
 import { readSupervision } from '../../src/pipeline/supervision-record.js';
-import { AppSupervisor, FAILOVER_AFTER_DOWN_MS, type SupervisionObserver } from '../../src/pipeline/supervisor.js';
+import { AppSupervisor, type SupervisionObserver } from '../../src/pipeline/supervisor.js';
 import { switchOf } from '../../src/switch/switch.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';
 import { until } from '../support/supervised.js';
 import { tempDir } from '../support/tmp.js';
+
+/** The manual's figure (docs/deploy.md: a live color not answering for 10 s is failed over): a changed constant must fail here. */
+const FAILOVER_AFTER_DOWN_MS = 10_000;
 
 /**
  * duet serve's supervision of real colors (v1 on blue, v2 on green live, both warm) run tick by

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { certbotArgv, obtainCertificate } from '../../src/setup/acme.js';
-import type { CheckResult } from '../../src/setup/doctor.js';
+import type { CheckResult } from '../../src/setup/doctor-context.js';
 import { servedCertificate } from '../../src/switch/tls.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';

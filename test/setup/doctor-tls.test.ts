@@ -2,7 +2,7 @@ import { test } from '../support/test.js';
 import assert from 'node:assert/strict';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import type { CheckResult } from '../../src/setup/doctor.js';
+import type { CheckResult } from '../../src/setup/doctor-context.js';
 import { appConfPath } from '../../src/switch/nginx-conf.js';
 import { makeCertificate } from '../support/certificates.js';
 import { setupDuet, type DuetSetup } from '../support/duet.js';

@@ -4,8 +4,8 @@ import { appendFile, copyFile, mkdir, readFile, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { parseConfig, pickApp } from '../../src/config/load.js';
 import { managedNginxPaths } from '../../src/config/paths.js';
-import { renderMainConf } from '../../src/switch/managed-nginx.js';
 import { switchOf } from '../../src/switch/switch.js';
+import { renderTemplateFile } from '../../src/switch/templates.js';
 import { freePort } from '../support/ports.js';
 import { tempDir } from '../support/tmp.js';
 import { configText, installInto, requireBinary, runTool, writeConfig } from './helpers.js';
@@ -111,7 +111,8 @@ test('the generated nginx site passes nginx -t with app files in its include dir
   const paths = managedNginxPaths(await tempDir(t, 'duet-nginx-main'));
   await mkdir(paths.confDir, { recursive: true });
   for (const dir of ['client_body_temp', 'proxy_temp', 'fastcgi_temp', 'uwsgi_temp', 'scgi_temp']) await mkdir(join(paths.prefix, dir));
-  await writeFile(paths.mainConf, await renderMainConf(paths));
+  const main = { prefix: paths.prefix, pid_file: paths.pidFile, error_log: paths.errorLog, conf_dir: paths.confDir };
+  await writeFile(paths.mainConf, await renderTemplateFile('nginx.conf.template', main));
   await writeFile(join(paths.confDir, 'system.conf'), `include ${join(root, 'etc/nginx/conf.d')}/*.conf;\n`);
 
   const nginxTest = () => runTool(nginx, ['-t', '-p', paths.prefix, '-c', paths.mainConf, '-e', paths.errorLog]);

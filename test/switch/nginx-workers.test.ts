@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureManagedNginx } from '../../src/switch/managed-nginx.js';
 import { reloadNginx } from '../../src/switch/nginx-reload.js';
-import { markBeforeReload, nginxMasterPid, stillAccepting } from '../../src/switch/nginx-workers.js';
+import { markBeforeReload, stillAccepting } from '../../src/switch/nginx-workers.js';
 import { pollUntil } from '../../src/util/poll.js';
 import { switchFixture } from './fixture.js';
 import { tempDir } from '../support/tmp.js';
@@ -46,12 +46,13 @@ test('a reload is done for new connections once every worker from before it is g
   assert.ok(fresh.workers.length > 0 && fresh.workers.every((w) => !mark.workers.some((old) => old.pid === w.pid)), 'new workers took over');
 });
 
-test('nginxMasterPid names only a live nginx master', async (t) => {
-  const dir = await tempDir(t);
-  const pidFile = join(dir, 'nginx.pid');
-  assert.equal(nginxMasterPid(pidFile), undefined, 'no pid file');
+test('the mark before a reload takes only a live nginx master for one', async (t) => {
+  const f = await switchFixture(t);
+  const pidFile = join(await tempDir(t), 'nginx.pid');
+  const config = { ...f.config, nginx: { ...f.config.nginx, pidFile } };
+  assert.equal(markBeforeReload(config), undefined, 'no pid file');
   await writeFile(pidFile, `${process.pid}\n`);
-  assert.equal(nginxMasterPid(pidFile), undefined, 'a live process that is not nginx');
+  assert.equal(markBeforeReload(config), undefined, 'a live process that is not nginx');
   await writeFile(pidFile, 'garbage\n');
-  assert.equal(nginxMasterPid(pidFile), undefined, 'not a pid');
+  assert.equal(markBeforeReload(config), undefined, 'not a pid');
 });

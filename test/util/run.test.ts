@@ -4,17 +4,27 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { pollUntil } from '../../src/util/poll.js';
 import { hasExited, procStat } from '../../src/util/proc.js';
-import { commandNotFoundHint, runArgv } from '../../src/util/run.js';
+import { CommandFailedError } from '../../src/errors.js';
+import { runArgv } from '../../src/util/run.js';
 import { tempDir } from '../support/tmp.js';
 
-test('exit 127: the missing command is named, from dash, bash and npm run output alike', () => {
+test('exit 127: the missing command is named, from dash, bash and npm run output alike', async () => {
+  // A command that prints what a shell would have and exits 127, as one that was not found does.
+  const commandNotFoundHint = async (output: string): Promise<string> => {
+    const error = await runArgv(['sh', '-c', 'printf "%s" "$1" >&2; exit 127', 'sh', output], { step: 'build' }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    assert.ok(error instanceof CommandFailedError, String(error));
+    return error.hint ?? '';
+  };
   assert.match(
-    commandNotFoundHint('> build\n> nest build\n\nsh: 1: nest: not found\n'),
+    await commandNotFoundHint('> build\n> nest build\n\nsh: 1: nest: not found\n'),
     /^`nest` was not found \(exit 127\): a tool the build needs that package.json does not list/,
   );
-  assert.match(commandNotFoundHint('bash: line 1: tsc: command not found\n'), /^`tsc` was not found/);
-  assert.match(commandNotFoundHint('sh: vite: not found'), /^`vite` was not found/);
-  assert.match(commandNotFoundHint('nothing recognisable'), /^a command was not found \(exit 127\)/);
+  assert.match(await commandNotFoundHint('bash: line 1: tsc: command not found\n'), /^`tsc` was not found/);
+  assert.match(await commandNotFoundHint('sh: vite: not found'), /^`vite` was not found/);
+  assert.match(await commandNotFoundHint('nothing recognisable'), /^a command was not found \(exit 127\)/);
 });
 
 test('a step run in its own group: what it left running in the background is killed when it returns', async (t) => {

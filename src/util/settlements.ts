@@ -1,6 +1,6 @@
 /**
- * Which reports, numbered in the order they were queued, are still undelivered, and who waits
- * for all of those up to a number to be delivered or given up on (the reporter's flush).
+ * Which outbox entries, numbered in the order they were queued, are still undelivered, and who
+ * waits for all of those up to a number to be delivered or given up on (OutboxDelivery's flush).
  */
 export class Settlements {
   private readonly unsettled = new Set<number>();
@@ -19,7 +19,7 @@ export class Settlements {
     for (const waiter of [...this.waiters]) if (this.settledUpTo(waiter.upTo)) waiter.resolve();
   }
 
-  /** Resolves true once every report up to `upTo` is settled (or at release), false after timeoutMs. */
+  /** Resolves true once every entry up to `upTo` is settled (or at release), false after timeoutMs. */
   waitFor(upTo: number, timeoutMs?: number): Promise<boolean> {
     if (this.settledUpTo(upTo)) return Promise.resolve(true);
     return new Promise<boolean>((resolve) => {
