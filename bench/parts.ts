@@ -10,7 +10,7 @@ import { runArtifactUpdate } from './scenarios/artifact-update.js';
 import { runInstallReuse } from './scenarios/install-reuse.js';
 import { runWebhook } from './scenarios/webhook.js';
 import { mustCli } from './lib/duet-env.js';
-import { FAILS, ISOLATION_RATE, KIND_GROUPS, quick, settings, WEBHOOK } from './settings.js';
+import { breakdownOnly, FAILS, ISOLATION_RATE, KIND_GROUPS, quick, settings, WEBHOOK } from './settings.js';
 import type { Bench, SetupName, Setups } from './setups.js';
 import { DUET_ACTIVATION, DUET_PORT, DUET_SOCKET, NAIVE_SETUP, PM2_CLUSTER } from './systems.js';
 
@@ -38,6 +38,7 @@ export const PARTS: Part[] = [
         port: servePort,
         rounds: settings.apiRollbackRounds,
       });
+      if (breakdownOnly) return;
       for (const [i, kinds] of KIND_GROUPS.entries()) results.load.push(...(await duetLoadRows(env, DUET_SOCKET, load[i]!, kinds, loadSettings)));
     },
   },
@@ -48,6 +49,7 @@ export const PARTS: Part[] = [
     async run({ port }, scopes, { results, loadSettings }) {
       const { env, breakdown, load, amid, servePort } = port;
       results.breakdown.port = await runBreakdown(env, 'port', breakdown, 'w0', { scope: scopes.port, port: servePort, rounds: settings.apiRollbackRounds });
+      if (breakdownOnly) return;
       for (const [i, kinds] of KIND_GROUPS.entries()) results.load.push(...(await duetLoadRows(env, DUET_PORT, load[i]!, kinds, loadSettings)));
       // As many bare reloads as duet switched, each under its own load like duet's deploys.
       for (const kinds of KIND_GROUPS) results.load.push(...(await reloadRows(env, settings.deploysPerRow, kinds, loadSettings)));

@@ -5,7 +5,24 @@ import type { ClientKind } from './scenarios/deploy-load.js';
 
 export const quick = process.argv.includes('--quick');
 
-export const settings = quick
+/**
+ * `--breakdown-only N`: the socket and port parts measure section 2 alone, with N deploys each
+ * (their load rows are left out), to compare duet's overhead before and after a change.
+ */
+export const breakdownOnly = parseCount(process.argv, '--breakdown-only');
+
+function parseCount(argv: string[], flag: string): number | null {
+  const index = argv.indexOf(flag);
+  if (index < 0) return null;
+  const count = Number(argv[index + 1]);
+  if (!Number.isInteger(count) || count < 1) {
+    process.stderr.write(`${flag} takes a count of deploys (1 or more)\n`);
+    process.exit(2);
+  }
+  return count;
+}
+
+const base = quick
   ? {
       deploysPerRow: 1,
       warmMs: 250,
@@ -38,6 +55,7 @@ export const settings = quick
       kills: 3,
       artifactRounds: 2,
     };
+export const settings = { ...base, breakdownReps: breakdownOnly ?? base.breakdownReps };
 export const LOAD = { threads: 2, connections: 32 };
 /**
  * Which client kinds load which deploys: the full run gives keep-alive and `Connection: close`

@@ -23,7 +23,8 @@ function keyedEnv(env: Record<string, string>): Array<[string, string]> {
   // What reaches the install from duet's own environment (inheritedEnv): npm's settings.
   const fromDuet = Object.entries(inheritedEnv()).filter(([name]) => /^npm_config_/i.test(name));
   const all = new Map<string, string>([...fromDuet.map(([k, v]): [string, string] => [k, v ?? '']), ...Object.entries(env)]);
-  return [...all].filter(([name]) => !PER_DEPLOY_ENV.has(name)).sort(([a], [b]) => a.localeCompare(b));
+  // By code point, not localeCompare: its first call loads ICU's collation data, inside every deploy's install phase.
+  return [...all].filter(([name]) => !PER_DEPLOY_ENV.has(name)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 }
 
 /**

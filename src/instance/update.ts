@@ -52,6 +52,13 @@ async function isPrepared(app: AppConfig, color: Color, sha: string, config: str
   return prepared?.sha === sha && prepared.config === config;
 }
 
+interface UpdateOptions {
+  settings?: AppSettings;
+  buildSlot?: BuildSlot;
+  /** Told once the commit is checked out and cleaned, before the install: git may read it meanwhile. */
+  onCheckedOut?: () => void;
+}
+
 /**
  * `update-instance`: stop the color if it runs (while the commit is fetched), check out the commit
  * into its directory, install (with the devDependencies), build, prune them; with source:
@@ -64,7 +71,7 @@ export async function updateInstance(
   color: Color,
   target: ResolvedRef,
   output?: OutputSink,
-  options: { settings?: AppSettings; buildSlot?: BuildSlot } = {},
+  options: UpdateOptions = {},
 ): Promise<UpdateOutcome> {
   const settings = options.settings ?? (await appSettings(app, 'update'));
   await requireSecrets(app, settings.files, 'update');
@@ -76,12 +83,7 @@ export async function updateInstance(
     );
   const dir = app.paths.checkout[color];
   const appUser = app.appUser !== undefined;
-  const foreign = appUser ? await foreignRepository(dir) : undefined;
-  if (foreign !== undefined) {
-    await runnerOf(app).stop(color);
-    await clearPrepared(app, color);
-    await removeForeignCheckout(app, dir, foreign, output);
-  }
+  if (appUser) await replaceForeignCheckout(app, color, dir, output);
   if (await isPrepared(app, color, target.sha, settings.hashes.build)) return { kind: 'already-prepared' };
   await clearPrepared(app, color);
   // A prebuilt artifact: production dependencies only, since nothing is built here.
@@ -111,6 +113,7 @@ export async function updateInstance(
     crashPoint('update:checked-out');
     // A new repository is cleaned after its first checkout: its directory may hold strays.
     if (!cleanFirst) await cleanCheckout(dir, { output });
+    options.onCheckedOut?.();
     if (artifact) await unpackArtifact(app, color, await artifact, output);
     // app_user: the install and build, as that user, write into the tree.
     if (appUser) await openWorktreeToGroup(dir);
@@ -138,6 +141,15 @@ export async function updateInstance(
   }
   await markPrepared(app, color, { sha: target.sha, ref: target.ref, config: settings.hashes.build });
   return { kind: 'updated', install, prune };
+}
+
+/** app_user: a checkout whose repository another user owns is stopped and removed, to be made anew. */
+async function replaceForeignCheckout(app: AppConfig, color: Color, dir: string, output?: OutputSink): Promise<void> {
+  const foreign = await foreignRepository(dir);
+  if (foreign === undefined) return;
+  await runnerOf(app).stop(color);
+  await clearPrepared(app, color);
+  await removeForeignCheckout(app, dir, foreign, output);
 }
 
 async function buildAndPrune(app: AppConfig, color: Color, target: ResolvedRef, env: Record<string, string>, output?: OutputSink): Promise<PruneOutcome> {

@@ -175,6 +175,11 @@ async function intoIdle(
   const { app, config } = run;
   const color = await run.step('pick', 'pick the idle color', () => pickIdle(run, live));
   await pickedFact(run, live ? otherColor(color) : null, color);
+  // The commit's own word (a Duet-Breaking trailer) is read while it installs and builds, not
+  // after: the release step only awaits it. Not asked when --breaking says so already.
+  let trailer: Promise<boolean> | undefined;
+  const marksItself = (): Promise<boolean> => (trailer ??= marksItselfBreaking(app.paths.checkout[color], target.sha));
+  const readAhead = options.breaking ? undefined : () => void marksItself().catch(() => {});
 
   try {
     await run.step('update', `update ${color} to ${target.sha.slice(0, 7)}`, async () => {
@@ -183,11 +188,12 @@ async function intoIdle(
         run.log.line(line);
         run.observer.note(line);
       });
-      const outcome = await updateInstance(app, color, target, run.log, { settings, buildSlot: slot });
+      const outcome = await updateInstance(app, color, target, run.log, { settings, buildSlot: slot, onCheckedOut: readAhead });
       if (outcome.kind === 'already-prepared') return { value: undefined, skipped: true, detail: `${color} already holds ${target.sha.slice(0, 7)}` };
       return { value: undefined, detail: `install ${outcome.install}${outcome.prune === 'pruned' ? ', devDependencies pruned' : ''}` };
     });
-    await releaseStep(run, color, target, settings, live && (await liveRevision(app, otherColor(color))), options.breaking ?? false);
+    const previous = live && (await liveRevision(app, otherColor(color)));
+    await releaseStep(run, color, target, settings, previous, options.breaking ?? false, marksItself);
     await goLive(run, color, target);
   } catch (error) {
     await stopIdleAfterFailure(run, color);
@@ -208,12 +214,13 @@ async function releaseStep(
   settings: AppSettings,
   previous: string | undefined,
   asked: boolean,
+  marksItself: () => Promise<boolean>,
 ): Promise<void> {
   const { app } = run;
   const command = app.release;
   await run.step('release', command ? `run the release command in ${color}: ${command}` : 'no release command', async () => {
     // Recorded before the release changes anything: from here on, no rollback to `previous` without --force.
-    const breaking = asked || (await marksItselfBreaking(app.paths.checkout[color], target.sha));
+    const breaking = asked || (await marksItself());
     if (breaking) await recordBreaking(app, { sha: target.sha, before: previous ?? null, deploy: run.id, at: new Date().toISOString() });
     const how = breaking
       ? `; a breaking release (${asked ? '--breaking' : `${BREAKING_TRAILER}: true`}): no fallback to ${otherColor(color)}, stopped after the drain`

@@ -53,10 +53,18 @@ interface SocketLinks {
  * The calls are synchronous: they are the switch itself, the moment traffic moves, and each
  * async call would add a thread-pool round trip between "healthy" and live.
  */
-export async function pointSockets(app: AppConfig, color: Color): Promise<SocketLinks> {
+export function pointSockets(app: AppConfig, color: Color): { before: SocketLinks; settled: Promise<void> } {
   const before = { live: linkTarget(app.paths.liveSocket), standby: linkTarget(app.paths.standbySocket) };
   replaceLink(app.paths.liveSocket, `${color}.sock`);
   crashPoint('switch:live-renamed');
+  return { before, settled: pointStandby(app, color, before) };
+}
+
+/**
+ * standby.sock after live.sock, and both renames made durable: what the caller awaits before
+ * the switch counts as done. It does its own work meanwhile (nginx's conf), not after the wait.
+ */
+async function pointStandby(app: AppConfig, color: Color, before: SocketLinks): Promise<void> {
   const standby = `${otherColor(color)}.sock`;
   if (app.fallback && before.standby !== standby) {
     // Between the renames both links name the new color. A request whose try of live.sock
@@ -70,7 +78,6 @@ export async function pointSockets(app: AppConfig, color: Color): Promise<Socket
   }
   // The renames must survive a power cut, or a reboot could bring back the old color.
   await fsyncDirectory(dirname(app.paths.liveSocket));
-  return before;
 }
 
 /** Undo pointSockets: each symlink points where it did before, or is gone if it was. */

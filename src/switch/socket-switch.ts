@@ -67,25 +67,28 @@ export class SocketSwitch implements Switch {
     this.openToNginx(color);
     const standby = app.paths.socket[otherColor(color)];
     if (app.fallback && isSocket(standby)) this.openToNginx(otherColor(color));
-    const before = await pointSockets(app, color);
+    const { before, settled } = pointSockets(app, color);
     options.output?.write(`switch: ${app.paths.liveSocket} -> ${color}.sock\n`);
-    try {
-      // A managed nginx that is down is started; one whose main config an upgraded duet changed is reloaded.
-      await ensureManagedNginx(config, options);
-      const path = appConfPath(app, config);
-      const content = await this.renderConf();
-      // The file does not depend on the color: written and reloaded only when it changed (TLS
-      // turned on, say), and then verify waits for the old workers, which serve the old file.
-      if ((await readFileIfExists(path)) === content) return {};
-      const mark = markBeforeReload(config);
-      // Not describeServing: live.sock already names the new color, and is put back below.
-      await installConf(path, content, config, { ...options, stillServing: `nginx still runs its previous config for ${app.name}` });
-      return { reload: mark };
-    } catch (error) {
-      // nginx was not brought to live.sock: it points where it did, so the state stays one story.
-      await restoreSockets(app, before);
-      throw error;
-    }
+    // nginx is brought to live.sock while standby.sock waits its turn; both are done before the switch is.
+    const [conf, links] = await Promise.allSettled([this.bringNginx(config, options), settled]);
+    if (conf.status === 'fulfilled' && links.status === 'fulfilled') return conf.value;
+    // nginx was not brought to live.sock: it points where it did, so the state stays one story.
+    await restoreSockets(app, before);
+    throw conf.status === 'rejected' ? conf.reason : (links as PromiseRejectedResult).reason;
+  }
+
+  /** A managed nginx that is down is started; one whose main config an upgraded duet changed is reloaded; the app's conf installed when it changed. */
+  private async bringNginx(config: Config, options: { output?: OutputSink }): Promise<Switched> {
+    await ensureManagedNginx(config, options);
+    const path = appConfPath(this.app, config);
+    const content = await this.renderConf();
+    // The file does not depend on the color: written and reloaded only when it changed (TLS
+    // turned on, say), and then verify waits for the old workers, which serve the old file.
+    if ((await readFileIfExists(path)) === content) return {};
+    const mark = markBeforeReload(config);
+    // Not describeServing: live.sock already names the new color, and is put back below.
+    await installConf(path, content, config, { ...options, stillServing: `nginx still runs its previous config for ${this.app.name}` });
+    return { reload: mark };
   }
 
   /** Polls for a 2xx on the health path through live.sock. */
